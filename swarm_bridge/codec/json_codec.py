@@ -1,0 +1,69 @@
+"""JSON records, for humans and for the first smoke runs; Avro and Protobuf come with the codec issue.
+
+Wire: one UTF-8 JSON object `{"robot_id", "stream", "seq", "stamp_ns", "ros_type", "schema_version",
+"body"}`; non-finite floats as the literals NaN, Infinity, -Infinity (as Python and JavaScript write
+them); bytes as lists of ints.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from swarm_bridge.codec.envelope import Envelope
+
+__all__ = ["RecordError", "decode_json", "encode_json"]
+
+_ENVELOPE_KEYS = ("robot_id", "stream", "seq", "stamp_ns", "ros_type", "schema_version", "body")
+
+
+class RecordError(ValueError):
+    """A payload that is not a valid record; says which field is wrong."""
+
+    def __init__(self, problem: str, *, field: str | None = None) -> None:
+        self.problem = problem
+        self.field = field
+        super().__init__(f"{field}: {problem}" if field else problem)
+
+
+def encode_json(envelope: Envelope) -> bytes:
+    """Envelope -> compact UTF-8 JSON bytes."""
+    doc = {key: getattr(envelope, key) for key in _ENVELOPE_KEYS}
+    return json.dumps(_safe(doc), separators=(",", ":"), allow_nan=True).encode("utf-8")
+
+
+def decode_json(payload: bytes) -> Envelope:
+    """UTF-8 JSON bytes -> Envelope; raises RecordError naming the missing or bad field."""
+    try:
+        doc = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(f"not a JSON record: {exc}") from None
+    if not isinstance(doc, dict):
+        raise RecordError(f"expected a JSON object, got {type(doc).__name__}")
+    for key in _ENVELOPE_KEYS:
+        if key not in doc:
+            raise RecordError("missing", field=key)
+    for key in ("seq", "stamp_ns", "schema_version"):
+        if not isinstance(doc[key], int):
+            raise RecordError(f"must be an integer, got {doc[key]!r}", field=key)
+    if not isinstance(doc["body"], dict):
+        raise RecordError("must be an object", field="body")
+    return Envelope(
+        robot_id=str(doc["robot_id"]),
+        stream=str(doc["stream"]),
+        seq=doc["seq"],
+        stamp_ns=doc["stamp_ns"],
+        ros_type=str(doc["ros_type"]),
+        body=doc["body"],
+        schema_version=doc["schema_version"],
+    )
+
+
+def _safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_safe(v) for v in value]
+    if isinstance(value, (bytes, bytearray)):
+        return list(value)
+    return value

@@ -1,0 +1,16 @@
+"""Config files as frozen, validated pydantic models; errors name file, key path and fix."""
+
+from swarm_bridge.config.errors import ConfigError, ConfigProblem
+from swarm_bridge.config.loader import load_config, validate_config
+from swarm_bridge.config.robot import QOS_PRESETS, RobotBridgeConfig, RouteConfig, UplinkConfig
+
+__all__ = [
+    "QOS_PRESETS",
+    "ConfigError",
+    "ConfigProblem",
+    "RobotBridgeConfig",
+    "RouteConfig",
+    "UplinkConfig",
+    "load_config",
+    "validate_config",
+]

@@ -1,0 +1,20 @@
+"""Names on the wire: MQTT topics (VDA 5050 habit) and Kafka topics and keys."""
+
+from __future__ import annotations
+
+__all__ = ["kafka_key", "kafka_topic", "mqtt_topic"]
+
+
+def mqtt_topic(prefix: str, fleet: str, robot_id: str, channel: str, stream: str) -> str:
+    """`{prefix}/{fleet}/{robot_id}/{channel}/{stream}`, e.g. `swarm/demo/amr_007/telemetry/odometry`."""
+    return f"{prefix}/{fleet}/{robot_id}/{channel}/{stream}"
+
+
+def kafka_topic(channel: str, stream: str) -> str:
+    """One Kafka topic per stream kind, e.g. `fleet.telemetry.odometry`; robots share it, keyed by id."""
+    return f"fleet.{channel}.{stream}"
+
+
+def kafka_key(robot_id: str) -> bytes:
+    """Record key = robot id, so one robot's records stay in one partition, in order."""
+    return robot_id.encode("utf-8")
