@@ -8,11 +8,11 @@ import sys
 from collections.abc import Sequence
 
 from swarm_bridge import __version__
-from swarm_bridge.cli import broker, smoke
+from swarm_bridge.cli import broker, demo
 
 __all__ = ["main"]
 
-_COMMANDS = (smoke, broker)
+_COMMANDS = (demo, broker)
 
 
 def build_parser() -> argparse.ArgumentParser:

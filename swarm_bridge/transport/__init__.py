@@ -3,6 +3,7 @@
 from swarm_bridge.transport.kafka import KafkaLink
 from swarm_bridge.transport.link import LinkError, LinkStats, Uplink
 from swarm_bridge.transport.mqtt import MqttLink
+from swarm_bridge.transport.taps import KafkaTap, MqttTap, TappedRecord, ensure_kafka_topics
 from swarm_bridge.transport.uplinks import open_uplink
 
-__all__ = ["KafkaLink", "LinkError", "LinkStats", "MqttLink", "Uplink", "open_uplink"]
+__all__ = ["KafkaLink", "LinkError", "LinkStats", "KafkaTap", "MqttLink", "MqttTap", "TappedRecord", "Uplink", "ensure_kafka_topics", "open_uplink"]

@@ -29,6 +29,7 @@ class KafkaLink:
                 "enable.idempotence": True,
                 "linger.ms": 5,
                 "compression.type": "lz4",
+                "logger": log,
             }
         )
 

@@ -1,0 +1,204 @@
+"""The smoke fleet: two robots publish on ROS, their bridges send upstream (one MQTT, one Kafka), taps read back.
+
+Used by `swarm-bridge demo` until the bag-replay fleet demo lands, and by the integration tests.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import rclpy
+from rclpy.context import Context
+from rclpy.node import Node
+
+from swarm_bridge.codec import Envelope, decode_json
+from swarm_bridge.config import RobotBridgeConfig, validate_config
+from swarm_bridge.ros import RobotBridge
+from swarm_bridge.ros.qos import qos_preset
+from swarm_bridge.ros.spin import make_executor, spin_until
+from swarm_bridge.ros.types import message_class
+from swarm_bridge.routing import routes_for
+from swarm_bridge.transport import KafkaTap, MqttTap, Uplink, ensure_kafka_topics, open_uplink
+
+__all__ = ["SmokeFleet", "StreamResult", "robot_config", "ros_context"]
+
+FLEET = "demo"
+STREAMS = (  # (topic suffix, ROS type, channel, stream)
+    ("robot_state", "swarm_bridge_msgs/msg/RobotState", "state", "robot_state"),
+    ("task_status", "swarm_bridge_msgs/msg/TaskStatus", "event", "task_status"),
+)
+
+
+@dataclass
+class StreamResult:
+    """One robot's stream end to end: published on ROS, sent by the bridge, acked, arrived at the tap."""
+
+    robot_id: str
+    uplink: str
+    stream: str
+    destination: str
+    published: int = 0
+    bridged: int = 0
+    arrived: list[Envelope] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        seqs = sorted(e.seq for e in self.arrived)
+        return self.published > 0 and seqs == list(range(self.published))
+
+
+def robot_config(robot_id: str, *, uplink: str, host: str, port: int) -> RobotBridgeConfig:
+    """A robot bridge config bridging the smoke streams of `robot_id` over `uplink`."""
+    return validate_config({
+        "robot_id": robot_id,
+        "fleet": FLEET,
+        "uplink": {"kind": uplink, "host": host, "port": port},
+        "routes": [
+            {"topic": f"/{robot_id}/{suffix}", "type": ros_type, "channel": channel, "stream": stream,
+             "qos": "reliable", "format": "json"}
+            for suffix, ros_type, channel, stream in STREAMS
+        ],
+    }, RobotBridgeConfig, source=f"<smoke {robot_id}>")
+
+
+@contextmanager
+def ros_context(domain_id: int) -> Iterator[Context]:
+    """An rclpy context of its own on `domain_id`, discovery limited to this host."""
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    context = Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    try:
+        yield context
+    finally:
+        rclpy.try_shutdown(context=context)
+
+
+class SmokeFleet:
+    """Robots with bridges on one executor, a simulator publishing their state, and taps on the brokers."""
+
+    def __init__(self, context: Context, configs: list[RobotBridgeConfig]) -> None:
+        self.context = context
+        self.configs = configs
+        self.results: dict[tuple[str, str], StreamResult] = {}
+        self._stack = ExitStack()
+        self._nodes: list[Node] = []
+        self.bridges: list[RobotBridge] = []
+
+    def __enter__(self) -> SmokeFleet:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Connect every robot's uplink and taps on what they will send; create bridge nodes."""
+        for config in self.configs:
+            uplink: Uplink = open_uplink(config.uplink, client_id=f"{config.fleet}-{config.robot_id}")
+            self._stack.callback(uplink.close)
+            node = rclpy.create_node(f"robot_bridge_{config.robot_id}", context=self.context)
+            self._nodes.append(node)
+            self.bridges.append(RobotBridge(node, config, uplink))
+            for route in routes_for(config):
+                self.results[(config.robot_id, route.stream)] = StreamResult(
+                    config.robot_id, route.scheme, route.stream, route.destination)
+        self._taps = self._open_taps()
+
+    def run(self, *, count: int, rate_hz: float, timeout_s: float) -> bool:
+        """Publish `count` messages per stream at `rate_hz`, then wait until all arrive; True if all did."""
+        sim = rclpy.create_node("fleet_sim", context=self.context)
+        self._nodes.append(sim)
+        publishers = {
+            (config.robot_id, stream): sim.create_publisher(message_class(ros_type), f"/{config.robot_id}/{suffix}",
+                                                            qos_preset("reliable"))
+            for config in self.configs for suffix, ros_type, _c, stream in STREAMS
+        }
+        executor = make_executor(self.context)
+        matched = spin_until(executor, self._nodes, timeout_s=timeout_s,
+                             done=lambda: all(p.get_subscription_count() > 0 for p in publishers.values()))
+        if not matched:
+            return False
+        sent = 0
+
+        def publish_next() -> None:
+            nonlocal sent
+            if sent >= count:
+                return
+            for (robot_id, stream), publisher in publishers.items():
+                publisher.publish(_sample(stream, robot_id, sent))
+                self.results[(robot_id, stream)].published += 1
+            sent += 1
+
+        sim.create_timer(1.0 / rate_hz, publish_next)
+        spin_until(executor, [], done=lambda: sent >= count and self._bridged_all(), timeout_s=timeout_s)
+        for bridge in self.bridges:
+            bridge.uplink.flush(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not self._collect():
+            time.sleep(0.1)
+        return self._collect()
+
+    def close(self) -> None:
+        for tap in getattr(self, "_taps", []):
+            tap.close()
+        for node in self._nodes:
+            node.destroy_node()
+        self._stack.close()
+
+    def _open_taps(self) -> list[Any]:
+        taps: list[Any] = []
+        for config in self.configs:
+            up = config.uplink
+            destinations = [r.destination for r in routes_for(config)]
+            if up.kind == "mqtt":
+                taps.append(MqttTap(host=up.host, port=up.port, patterns=destinations))
+            else:
+                bootstrap = f"{up.host}:{up.port}"
+                ensure_kafka_topics(bootstrap, destinations)
+                taps.append(KafkaTap(bootstrap=bootstrap, topics=destinations))
+        return taps
+
+    def _bridged_all(self) -> bool:
+        for bridge in self.bridges:
+            for route in bridge.routes:
+                self.results[(bridge.config.robot_id, route.route.stream)].bridged = route.counts.sent
+        return all(r.bridged >= r.published for r in self.results.values())
+
+    def _collect(self) -> bool:
+        """Decode what the taps hold into the results; True when every stream is complete."""
+        by_destination: dict[str, list[Envelope]] = {}
+        for tap in self._taps:
+            for record in tap.snapshot():
+                by_destination.setdefault(record.topic, []).append(decode_json(record.payload))
+        for result in self.results.values():
+            result.arrived = [e for e in by_destination.get(result.destination, [])
+                              if e.robot_id == result.robot_id and e.stream == result.stream]
+        return all(r.complete for r in self.results.values())
+
+
+def _sample(stream: str, robot_id: str, index: int) -> Any:
+    """The index-th message of a smoke stream: values that vary, so content checks mean something."""
+    if stream == "robot_state":
+        msg = message_class("swarm_bridge_msgs/msg/RobotState")()
+        msg.robot_id = robot_id
+        msg.robot_kind = "drone" if robot_id.startswith("drone") else "amr"
+        msg.capabilities = ["navigate", "inspect"]
+        msg.mode = 2
+        msg.pose.header.frame_id = "map"
+        msg.pose.pose.position.x = float(index)
+        msg.pose.pose.position.y = math.sin(index / 10.0)
+        msg.battery_percent = 100.0 - index * 0.1
+        msg.stamp.sec = 1_700_000_000 + index
+        return msg
+    msg = message_class("swarm_bridge_msgs/msg/TaskStatus")()
+    msg.task_id = f"task-{index:05d}"
+    msg.robot_id = robot_id
+    msg.state = 3
+    msg.progress = min(1.0, index / 100.0)
+    msg.stamp.sec = 1_700_000_000 + index
+    return msg

@@ -1,0 +1,89 @@
+"""Node executables (`ros2 run swarm_bridge <node>`): parse args, validate config, run, exit cleanly.
+
+`python -m swarm_bridge.nodes <node> [args]` is what the shims in lib/swarm_bridge run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+__all__ = ["robot_bridge"]
+
+log = logging.getLogger("swarm_bridge.robot_bridge")
+
+EXIT_CONFIG = 2
+EXIT_UPLINK = 3
+
+
+def robot_bridge(argv: Sequence[str] | None = None) -> int:
+    """Bridge one robot's ROS topics to its uplink until SIGINT/SIGTERM."""
+    import rclpy
+    from rclpy.utilities import remove_ros_args
+
+    from swarm_bridge.config import ConfigError, RobotBridgeConfig, load_config
+    from swarm_bridge.ros import RobotBridge, RosTypeError
+    from swarm_bridge.ros.spin import make_executor, spin_until
+    from swarm_bridge.transport import LinkError, open_uplink
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="robot_bridge",
+        description="Bridge one robot's ROS topics to MQTT or Kafka (ROS args after --ros-args pass through).",
+    )
+    parser.add_argument("--config", required=True, help="robot bridge YAML, e.g. config/robot_bridge.yaml")
+    parser.add_argument("--robot-id", help="override robot_id from the config")
+    opts = parser.parse_args(remove_ros_args(args))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    try:
+        config = load_config(opts.config, RobotBridgeConfig)
+        if opts.robot_id:
+            config = config.model_validate({**config.model_dump(), "robot_id": opts.robot_id})
+    except ConfigError as exc:
+        print(f"robot_bridge: invalid config\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        uplink = open_uplink(config.uplink, client_id=f"{config.fleet}-{config.robot_id}")
+    except LinkError as exc:
+        print(f"robot_bridge: {exc}", file=sys.stderr)
+        return EXIT_UPLINK
+
+    rclpy.init(args=args)
+    node = rclpy.create_node("robot_bridge")
+    try:
+        bridge = RobotBridge(node, config, uplink)
+    except RosTypeError as exc:
+        print(f"robot_bridge: {opts.config}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        spin_until(make_executor(), [node])
+    finally:
+        pending = uplink.flush(5.0)
+        uplink.close()
+        for route, counts in bridge.summary().items():
+            log.info("%s: received %d, sent %d, dropped %d",
+                     route, counts["received"], counts["sent"], counts["dropped"])
+        if pending:
+            log.warning("robot %s: %d records not acknowledged at shutdown", config.robot_id, pending)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+_NODES = {"robot_bridge": robot_bridge}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Dispatch `python -m swarm_bridge.nodes <node> ...` to the node's entry."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in _NODES:
+        print(f"usage: python -m swarm_bridge.nodes {{{','.join(_NODES)}}} [args]", file=sys.stderr)
+        return EXIT_CONFIG
+    return _NODES[args[0]](args[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

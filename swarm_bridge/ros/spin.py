@@ -1,0 +1,58 @@
+"""Spin rclpy nodes until SIGINT/SIGTERM or a condition, in short slices (EventsExecutor needs them)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from types import FrameType
+from typing import Any
+
+from rclpy.executors import Executor, SingleThreadedExecutor
+from rclpy.node import Node
+
+__all__ = ["make_executor", "spin_until"]
+
+
+def make_executor(context: Any = None) -> Executor:
+    """The fastest executor that works here: EventsExecutor when rclpy has it, else single-threaded."""
+    try:
+        from rclpy.experimental import EventsExecutor
+
+        executor: Executor = EventsExecutor(context=context)
+    except (ImportError, RuntimeError):
+        executor = SingleThreadedExecutor(context=context)
+    return executor
+
+
+def spin_until(
+    executor: Executor,
+    nodes: Iterable[Node],
+    *,
+    done: Callable[[], bool] = lambda: False,
+    timeout_s: float | None = None,
+    slice_s: float = 0.05,
+) -> bool:
+    """Spin until `done()`, a signal, or `timeout_s`; returns whether `done()` became true."""
+    for node in nodes:
+        executor.add_node(node)
+    stop = threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        def _stop(_signum: int, _frame: FrameType | None) -> None:
+            stop.set()
+
+        previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    try:
+        while not stop.is_set():
+            if done():
+                return True
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            executor.spin_once(timeout_sec=slice_s)
+        return done()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,132 @@
+"""Taps: read what reached a broker (MQTT subscription, Kafka consumer), for demos, tests and checks."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as paho
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from paho.mqtt.enums import CallbackAPIVersion
+
+from swarm_bridge.transport.link import LinkError
+
+__all__ = ["KafkaTap", "MqttTap", "TappedRecord", "ensure_kafka_topics"]
+
+
+@dataclass(frozen=True)
+class TappedRecord:
+    """One record as it arrived: where (MQTT or Kafka topic), key (Kafka only), payload."""
+
+    topic: str
+    key: bytes | None
+    payload: bytes
+
+
+class MqttTap:
+    """An MQTT 5 subscriber collecting every message on `patterns` (QoS 1) in a background thread."""
+
+    def __init__(self, *, host: str, port: int, patterns: Sequence[str], timeout_s: float = 10.0) -> None:
+        self.records: list[TappedRecord] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self._patterns = list(patterns)
+        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"tap-{uuid.uuid4().hex[:8]}",
+                                   protocol=paho.MQTTv5)
+        self._client.on_connect = self._on_connect
+        self._client.on_subscribe = lambda *_a: self._subscribed.set()
+        self._client.on_message = self._on_message
+        try:
+            self._client.connect(host, port)
+        except OSError as exc:
+            raise LinkError(f"mqtt://{host}:{port}", f"cannot connect ({exc})", "start the broker") from None
+        self._client.loop_start()
+        if not self._subscribed.wait(timeout_s):
+            self.close()
+            raise LinkError(f"mqtt://{host}:{port}", "no SUBACK", "check the broker is an MQTT 5 broker")
+
+    def snapshot(self) -> list[TappedRecord]:
+        with self._lock:
+            return list(self.records)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _on_connect(self, client: Any, _u: Any, _f: Any, _reason: Any, _p: Any) -> None:
+        client.subscribe([(pattern, 1) for pattern in self._patterns])
+
+    def _on_message(self, _c: Any, _u: Any, message: Any) -> None:
+        with self._lock:
+            self.records.append(TappedRecord(message.topic, None, bytes(message.payload)))
+
+
+class KafkaTap:
+    """A Kafka consumer reading every partition of `topics` from the beginning (no group), in a thread."""
+
+    def __init__(self, *, bootstrap: str, topics: Sequence[str], timeout_s: float = 30.0) -> None:
+        self.records: list[TappedRecord] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._consumer = Consumer({
+            "bootstrap.servers": bootstrap,
+            "group.id": f"tap-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "logger": logging.getLogger(__name__),
+        })
+        metadata = self._consumer.list_topics(timeout=timeout_s).topics
+        missing = [t for t in topics if t not in metadata or metadata[t].error]
+        if missing:
+            self._consumer.close()
+            raise LinkError(f"kafka://{bootstrap}", f"no such topics: {missing}", "create them first")
+        self._consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING)
+                               for t in topics for p in metadata[t].partitions])
+        self._thread = threading.Thread(target=self._run, name="kafka-tap", daemon=True)
+        self._thread.start()
+
+    def snapshot(self) -> list[TappedRecord]:
+        with self._lock:
+            return list(self.records)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._consumer.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            msg = self._consumer.poll(0.1)
+            if msg is None or msg.error():
+                continue
+            with self._lock:
+                self.records.append(TappedRecord(msg.topic(), msg.key(), msg.value()))
+
+
+def ensure_kafka_topics(bootstrap: str, topics: Sequence[str], *, partitions: int = 1,
+                        timeout_s: float = 30.0) -> None:
+    """Create `topics` if missing (replication 1 on a single node) and wait until they exist."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics],
+                                  operation_timeout=timeout_s)
+    for topic, future in futures.items():
+        try:
+            future.result(timeout=timeout_s)
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise LinkError(f"kafka://{bootstrap}", f"cannot create topic {topic} ({exc})",
+                                "check Kafka is up and the topic name is valid") from None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        known = admin.list_topics(timeout=timeout_s).topics
+        if all(t in known and not known[t].error for t in topics):
+            return
+        time.sleep(0.1)
+    raise LinkError(f"kafka://{bootstrap}", f"topics {list(topics)} not visible after {timeout_s:g} s",
+                    "check the broker log")
