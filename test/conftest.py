@@ -1,0 +1,53 @@
+"""Session fixtures: a real Mosquitto and a real Kafka on free ports, and rclpy isolated by domain id."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from swarm_bridge.brokers import Kafka, Mosquitto, free_port
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """A private Mosquitto for the whole session, stopped at the end."""
+    broker = Mosquitto(run_dir=tmp_path_factory.mktemp("mosquitto"), port=free_port())
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kafka]:
+    """A private single-node Kafka (KRaft) for the whole session, stopped at the end."""
+    broker = Kafka(run_dir=tmp_path_factory.mktemp("kafka"), port=free_port())
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def ros_domain_id() -> int:
+    """A ROS_DOMAIN_ID of this test process (and xdist worker), so parallel runs don't cross-talk."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    return 1 + (os.getpid() + worker) % 100  # Fast DDS: domains 0..101 are safe on Linux
+
+
+@pytest.fixture()
+def ros_context(ros_domain_id: int) -> Iterator[object]:
+    """An rclpy context of its own on this session's domain, discovery limited to localhost."""
+    from swarm_bridge.demo import ros_context as make_context
+
+    with make_context(ros_domain_id) as context:
+        yield context
+
+
+@pytest.fixture()
+def ros_env(ros_domain_id: int) -> dict[str, str]:
+    """Environment for a ROS subprocess on this session's domain."""
+    return {**os.environ, "ROS_DOMAIN_ID": str(ros_domain_id), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
