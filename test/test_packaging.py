@@ -1,0 +1,98 @@
+"""The same tree installs with pip (node shims where ros2 run/launch look) and builds with colcon."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+VENV = Path(sys.prefix)
+PYVER = f"python{sys.version_info.major}.{sys.version_info.minor}"
+NODES = sorted(p.name for p in (REPO / "nodes").iterdir())
+
+
+def _run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kwargs)  # type: ignore[call-overload]
+    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result  # type: ignore[no-any-return]
+
+
+def _env(prefix: Path, site: Path, extra_lib: Path | None = None) -> dict[str, str]:
+    env = {**os.environ, "PATH": f"{VENV / 'bin'}:{os.environ['PATH']}", "PYTHONPATH": str(site),
+           "AMENT_PREFIX_PATH": f"{prefix}:{VENV}"}
+    if extra_lib is not None:
+        env["LD_LIBRARY_PATH"] = f"{extra_lib}:{os.environ.get('LD_LIBRARY_PATH', '')}"
+    return env
+
+
+def _check_ros_layout(prefix: Path, env: dict[str, str]) -> None:
+    """What launch_ros needs: the ament index marker, lib/<pkg>/<exe>, share/<pkg>/{launch,config}."""
+    assert (prefix / "share/ament_index/resource_index/packages/swarm_bridge").is_file()
+    assert (prefix / "share/swarm_bridge/launch/robot_bridge.launch.py").is_file()
+    assert (prefix / "share/swarm_bridge/config/robot_bridge.yaml").is_file()
+    for node in NODES:
+        exe = prefix / "lib/swarm_bridge" / node
+        assert exe.is_file() and os.access(exe, os.X_OK), exe
+        usage = _run([str(exe), "--help"], env=env).stdout
+        assert usage.startswith(f"usage: {node}")
+    found = _run([sys.executable, "-c", "from ament_index_python.packages import get_package_prefix as g;"
+                  "print(g('swarm_bridge'))"], env=env).stdout.strip()
+    assert found == str(prefix)
+
+
+def test_pip_install_puts_nodes_where_ros2_launch_finds_them(tmp_path: Path) -> None:
+    prefix = tmp_path / "prefix"
+    _run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+          "--disable-pip-version-check", "--prefix", str(prefix), str(REPO)])
+    site = Path(sysconfig.get_path("purelib", vars={"base": str(prefix)}))
+    assert (site / "swarm_bridge/nodes.py").is_file()
+    assert (prefix / "bin/swarm-bridge").is_file()
+    _check_ros_layout(prefix, _env(prefix, site))
+
+
+def test_colcon_build_generates_interfaces_and_installs_nodes(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    (workspace / "src").mkdir(parents=True)
+    (workspace / "src/swarm_bridge").symlink_to(REPO)
+    env = {**os.environ, "PATH": f"{VENV / 'bin'}:{os.environ['PATH']}",
+           "AMENT_PREFIX_PATH": str(VENV), "CMAKE_PREFIX_PATH": str(VENV)}
+    _run(["colcon", "build", "--cmake-args", "-DBUILD_TESTING=OFF", f"-DPython3_EXECUTABLE={sys.executable}"],
+         cwd=workspace, env=env)
+    prefix = workspace / "install/swarm_bridge"
+    site = prefix / "lib" / PYVER / "site-packages"
+    run_env = _env(prefix, site, extra_lib=prefix / "lib")
+    _check_ros_layout(prefix, run_env)
+    # the interfaces come from this build (not the venv) and serialize through their typesupport
+    probe = ("import swarm_bridge_msgs, swarm_bridge; from swarm_bridge_msgs.msg import TaskCommand;"
+             "from rclpy.serialization import serialize_message as s;"
+             "print(swarm_bridge_msgs.__file__, swarm_bridge.__file__, len(s(TaskCommand(task_id='t'))))")
+    msgs_file, pkg_file, size = _run([sys.executable, "-c", probe], env=run_env, cwd=tmp_path).stdout.split()
+    assert msgs_file.startswith(str(site)) and pkg_file.startswith(str(site))
+    assert int(size) > 0
+
+
+def _launched_nodes(path: Path) -> list[tuple[str, str]]:
+    """(package, executable) of every Node(...) in a launch file, read without importing launch."""
+    found = []
+    for call in ast.walk(ast.parse(path.read_text())):
+        if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "Node":
+            kw = {k.arg: k.value for k in call.keywords}
+            found.append((ast.literal_eval(kw["package"]), ast.literal_eval(kw["executable"])))
+    return found
+
+
+@pytest.mark.parametrize("launch_file", sorted((REPO / "launch").glob("*.launch.py")), ids=lambda p: p.name)
+def test_launch_files_name_installed_executables(launch_file: Path) -> None:
+    nodes = _launched_nodes(launch_file)
+    assert nodes, f"{launch_file.name} starts no node"
+    for package, executable in nodes:
+        assert package == "swarm_bridge"
+        assert executable in NODES, f"{launch_file.name}: no nodes/{executable} shim"
