@@ -95,7 +95,7 @@ def test_unusable_files_are_named(tmp_path: Path, text: str, expected: str) -> N
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="nope.yaml: cannot read file"):
+    with pytest.raises(ConfigError, match=r"nope\.yaml: cannot read file"):
         load_config(tmp_path / "nope.yaml", RobotBridgeConfig)
 
 

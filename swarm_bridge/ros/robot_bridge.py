@@ -7,8 +7,8 @@ import logging
 from rclpy.node import Node
 
 from swarm_bridge.config import RobotBridgeConfig
-from swarm_bridge.routing import routes_for
 from swarm_bridge.ros.ros_to_uplink import UplinkRoute
+from swarm_bridge.routing import routes_for
 from swarm_bridge.transport import Uplink
 
 __all__ = ["RobotBridge"]

@@ -10,10 +10,10 @@ from typing import Any
 from rclpy.node import Node
 
 from swarm_bridge.codec import Envelope, encode_json
-from swarm_bridge.routing import Route, kafka_key
 from swarm_bridge.ros.convert import message_to_dict, source_stamp_ns
 from swarm_bridge.ros.qos import qos_preset
 from swarm_bridge.ros.types import message_class
+from swarm_bridge.routing import Route, kafka_key
 from swarm_bridge.transport import Uplink
 
 __all__ = ["RouteCounts", "UplinkRoute"]

@@ -6,4 +6,15 @@ from swarm_bridge.transport.mqtt import MqttLink
 from swarm_bridge.transport.taps import KafkaTap, MqttTap, TappedRecord, ensure_kafka_topics
 from swarm_bridge.transport.uplinks import open_uplink
 
-__all__ = ["KafkaLink", "LinkError", "LinkStats", "KafkaTap", "MqttLink", "MqttTap", "TappedRecord", "Uplink", "ensure_kafka_topics", "open_uplink"]
+__all__ = [
+    "KafkaLink",
+    "KafkaTap",
+    "LinkError",
+    "LinkStats",
+    "MqttLink",
+    "MqttTap",
+    "TappedRecord",
+    "Uplink",
+    "ensure_kafka_topics",
+    "open_uplink",
+]

@@ -9,8 +9,8 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from swarm_bridge.transport.link import LinkError, LinkStats
 
@@ -51,7 +51,9 @@ class MqttLink:
         try:
             self._client.connect(self._host, self._port, keepalive=30)
         except OSError as exc:
-            raise LinkError(self.endpoint, f"cannot connect ({exc})", "start the broker or fix uplink host/port")
+            raise LinkError(
+                self.endpoint, f"cannot connect ({exc})", "start the broker or fix uplink host/port"
+            ) from None
         self._client.loop_start()
         deadline = time.monotonic() + self._timeout
         while not self._connected.wait(0.05):

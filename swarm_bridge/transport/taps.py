@@ -106,7 +106,7 @@ class KafkaTap:
             if msg is None or msg.error():
                 continue
             with self._lock:
-                self.records.append(TappedRecord(msg.topic(), msg.key(), msg.value()))
+                self.records.append(TappedRecord(msg.topic() or "", msg.key(), msg.value() or b""))
 
 
 def ensure_kafka_topics(bootstrap: str, topics: Sequence[str], *, partitions: int = 1,
