@@ -42,9 +42,7 @@ def accepts(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def wait_for_port(
-    host: str, port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None
-) -> bool:
+def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> bool:
     """Poll until `host:port` accepts a connection; False on timeout or if `proc` has exited."""
     deadline = time.monotonic() + timeout
     while True:
