@@ -50,7 +50,8 @@ def _check_ros_layout(prefix: Path, env: dict[str, str]) -> None:
 
 def test_pip_install_puts_nodes_where_ros2_launch_finds_them(tmp_path: Path) -> None:
     prefix = tmp_path / "prefix"
-    _run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+    # --ignore-installed: without it pip uninstalls the venv's editable swarm_bridge first
+    _run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--ignore-installed",
           "--disable-pip-version-check", "--prefix", str(prefix), str(REPO)])
     site = Path(sysconfig.get_path("purelib", vars={"base": str(prefix)}))
     assert (site / "swarm_bridge/nodes.py").is_file()
