@@ -68,9 +68,14 @@ class MqttTap:
 
 
 class KafkaTap:
-    """A Kafka consumer reading every partition of `topics` from the beginning (no group), in a thread."""
+    """A Kafka consumer (no group) reading every partition of `topics`, in a thread.
 
-    def __init__(self, *, bootstrap: str, topics: Sequence[str], timeout_s: float = 30.0) -> None:
+    It starts at each partition's end as of opening (what is produced from now on), or at the
+    beginning with `from_start=True`.
+    """
+
+    def __init__(self, *, bootstrap: str, topics: Sequence[str], from_start: bool = False,
+                 timeout_s: float = 30.0) -> None:
         self.records: list[TappedRecord] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -86,8 +91,15 @@ class KafkaTap:
         if missing:
             self._consumer.close()
             raise LinkError(f"kafka://{bootstrap}", f"no such topics: {missing}", "create them first")
-        self._consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING)
-                               for t in topics for p in metadata[t].partitions])
+        assignment = []
+        for topic in topics:
+            for partition in metadata[topic].partitions:
+                offset = OFFSET_BEGINNING
+                if not from_start:
+                    _low, offset = self._consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                                                                        timeout=timeout_s)
+                assignment.append(TopicPartition(topic, partition, offset))
+        self._consumer.assign(assignment)
         self._thread = threading.Thread(target=self._run, name="kafka-tap", daemon=True)
         self._thread.start()
 
