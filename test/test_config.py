@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -11,7 +12,7 @@ from swarm_bridge.config import ConfigError, RobotBridgeConfig, load_config, val
 
 REPO = Path(__file__).resolve().parents[1]
 
-GOOD = {
+GOOD: dict[str, Any] = {
     "robot_id": "amr_007",
     "fleet": "warehouse_a",
     "uplink": {"kind": "mqtt", "port": 1883},
@@ -40,7 +41,7 @@ def test_ros_parameters_file_is_unwrapped(tmp_path: Path) -> None:
 
 
 def test_unknown_key_suggests_the_near_miss(tmp_path: Path) -> None:
-    bad = {**GOOD, "routes": [{**GOOD["routes"][0], "max_rat": 5}]}  # type: ignore[dict-item]
+    bad = {**GOOD, "routes": [{**GOOD["routes"][0], "max_rat": 5}]}
     with pytest.raises(ConfigError) as info:
         load_config(_write(tmp_path, bad), RobotBridgeConfig)
     message = str(info.value)
@@ -68,13 +69,13 @@ def test_every_error_is_collected_with_its_path(tmp_path: Path) -> None:
 
 
 def test_duplicate_stream_is_refused() -> None:
-    bad = {**GOOD, "routes": [GOOD["routes"][0], GOOD["routes"][0]]}  # type: ignore[index]
+    bad = {**GOOD, "routes": [GOOD["routes"][0], GOOD["routes"][0]]}
     with pytest.raises(ConfigError, match=r"routes\[1\].stream 'odometry' is already used by routes\[0\]"):
         validate_config(bad, RobotBridgeConfig)
 
 
 def test_qos_preset_is_required_and_named() -> None:
-    route = {k: v for k, v in GOOD["routes"][0].items() if k != "qos"}  # type: ignore[index]
+    route = {k: v for k, v in GOOD["routes"][0].items() if k != "qos"}
     with pytest.raises(ConfigError, match=r"routes\[0\]\.qos: Field required"):
         validate_config({**GOOD, "routes": [route]}, RobotBridgeConfig)
 

@@ -19,10 +19,11 @@ PYVER = f"python{sys.version_info.major}.{sys.version_info.minor}"
 NODES = sorted(p.name for p in (REPO / "nodes").iterdir())
 
 
-def _run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kwargs)  # type: ignore[call-overload]
+def _run(cmd: list[str], *, env: dict[str, str] | None = None,
+         cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=cwd)
     assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result  # type: ignore[no-any-return]
+    return result
 
 
 def _env(prefix: Path, site: Path, extra_lib: Path | None = None) -> dict[str, str]:
@@ -97,3 +98,20 @@ def test_launch_files_name_installed_executables(launch_file: Path) -> None:
     for package, executable in nodes:
         assert package == "swarm_bridge"
         assert executable in NODES, f"{launch_file.name}: no nodes/{executable} shim"
+
+
+def test_docker_files_reference_what_exists() -> None:
+    """The compose file parses; its build and config paths exist; its robot config validates."""
+    import yaml
+
+    from swarm_bridge.config import RobotBridgeConfig, load_config
+
+    compose = yaml.safe_load((REPO / "docker/compose.yaml").read_text())
+    build = compose["services"]["robot_bridge"]["build"]
+    assert (REPO / "docker" / build["context"] / build["dockerfile"]).is_file()
+    config_file = compose["services"]["robot_bridge"]["volumes"][0].split(":")[0]
+    assert load_config(REPO / "docker" / config_file, RobotBridgeConfig).uplink.host == "mosquitto"
+    dockerfile = (REPO / build["dockerfile"]).read_text()
+    for line in dockerfile.splitlines():
+        if line.startswith("COPY ") and not line.startswith("COPY . "):
+            assert (REPO / line.split()[1]).exists(), line

@@ -29,7 +29,7 @@ class RecordError(ValueError):
 def encode_json(envelope: Envelope) -> bytes:
     """Envelope -> compact UTF-8 JSON bytes."""
     doc = {key: getattr(envelope, key) for key in _ENVELOPE_KEYS}
-    return json.dumps(_safe(doc), separators=(",", ":"), allow_nan=True).encode("utf-8")
+    return json.dumps(doc, separators=(",", ":"), allow_nan=True, default=_plain).encode("utf-8")
 
 
 def decode_json(payload: bytes) -> Envelope:
@@ -59,11 +59,8 @@ def decode_json(payload: bytes) -> Envelope:
     )
 
 
-def _safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_safe(v) for v in value]
+def _plain(value: Any) -> Any:
+    """What json cannot write itself: bytes as lists of ints, tuples never reach here."""
     if isinstance(value, (bytes, bytearray)):
         return list(value)
-    return value
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
