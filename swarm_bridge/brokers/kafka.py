@@ -14,9 +14,14 @@ from swarm_bridge.brokers.executables import find_executable
 from swarm_bridge.brokers.ports import free_port
 from swarm_bridge.brokers.service import BrokerService
 
-__all__ = ["DEFAULT_KAFKA_LIBS", "Kafka"]
+__all__ = ["DEFAULT_KAFKA_LIBS", "KAFKA_VERSION", "Kafka"]
 
-DEFAULT_KAFKA_LIBS = Path("~/.cache/swarm_bridge/kafka-4.1.1/libs").expanduser()
+# Must match <kafka.version> in provision/kafka/pom.xml (a test checks it).
+KAFKA_VERSION = "4.1.1"
+# Where provision/setup puts the broker classpath: $SWARM_BRIDGE_CACHE or ~/.cache/swarm_bridge.
+DEFAULT_KAFKA_LIBS = (
+    Path(os.environ.get("SWARM_BRIDGE_CACHE") or "~/.cache/swarm_bridge").expanduser() / f"kafka-{KAFKA_VERSION}/libs"
+)
 _STARTED = "Kafka Server started"
 _FORMAT_TIMEOUT_S = 120.0
 
@@ -41,7 +46,7 @@ class Kafka(BrokerService):
     """Kafka 4.x in KRaft mode: node 1 is broker and controller; data, config, log under `run_dir`.
 
     Restarting on the same `run_dir` keeps topics and messages (storage is formatted once).
-    Jars: `libs_dir`, else $SWARM_BRIDGE_KAFKA_LIBS, else ~/.cache/swarm_bridge/kafka-4.1.1/libs.
+    Jars: `libs_dir`, else $SWARM_BRIDGE_KAFKA_LIBS, else DEFAULT_KAFKA_LIBS (where provision/setup puts them).
     Java: `java`, else $JAVA_HOME/bin/java, else `java` on PATH.
     """
 
