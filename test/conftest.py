@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -13,22 +14,25 @@ from swarm_bridge.brokers import Kafka, Mosquitto, free_port
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
-def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
-    """A private Mosquitto for the whole session, stopped at the end."""
-    broker = Mosquitto(run_dir=tmp_path_factory.mktemp("mosquitto"), port=free_port())
+Broker = TypeVar("Broker", Mosquitto, Kafka)
+
+
+def _session_broker(broker: Broker) -> Iterator[Broker]:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """A private Mosquitto for the whole session, stopped at the end."""
+    yield from _session_broker(Mosquitto(run_dir=tmp_path_factory.mktemp("mosquitto"), port=free_port()))
 
 
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kafka]:
     """A private single-node Kafka (KRaft) for the whole session, stopped at the end."""
-    broker = Kafka(run_dir=tmp_path_factory.mktemp("kafka"), port=free_port())
-    broker.start()
-    yield broker
-    broker.stop()
+    yield from _session_broker(Kafka(run_dir=tmp_path_factory.mktemp("kafka"), port=free_port()))
 
 
 @pytest.fixture(scope="session")

@@ -97,6 +97,17 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
+def refuse_if_running(run_dir: Path, name: str) -> None:
+    """Raise BrokerError when the pidfile in `run_dir` names a live `name` process."""
+    status = service_status(run_dir, name)
+    if status.running:
+        raise BrokerError(
+            name,
+            f"cannot start: already running (pid {status.pid}) from {run_dir}",
+            f"stop it first (swarm-bridge broker stop {name} --run-dir {run_dir}) or use another run directory",
+        )
+
+
 def service_status(run_dir: Path, name: str) -> ServiceStatus:
     """The status of service `name` from `<run_dir>/<name>.pid`."""
     run_dir = Path(run_dir).resolve()
@@ -152,14 +163,7 @@ class ServiceProcess:
 
     def start(self) -> None:
         """Spawn the process; refuse if the pidfile names one still running."""
-        status = service_status(self.run_dir, self.name)
-        if status.running:
-            raise BrokerError(
-                self.name,
-                f"cannot start: already running (pid {status.pid}) from {self.run_dir}",
-                f"stop it first (swarm-bridge broker stop {self.name} --run-dir {self.run_dir}) "
-                "or use another run directory",
-            )
+        refuse_if_running(self.run_dir, self.name)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self._log_offset = log.tell()

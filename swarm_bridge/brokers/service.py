@@ -10,7 +10,7 @@ from typing import ClassVar, TypeVar
 
 from swarm_bridge.brokers.errors import BrokerError
 from swarm_bridge.brokers.ports import port_in_use
-from swarm_bridge.brokers.process import ServiceProcess, service_status
+from swarm_bridge.brokers.process import ServiceProcess, refuse_if_running
 
 __all__ = ["BrokerService"]
 
@@ -74,14 +74,7 @@ class BrokerService(ABC):
         """Start the broker and return once it is ready; a no-op if already running."""
         if self.running:
             return
-        status = service_status(self.run_dir, self.name)
-        if status.running:
-            raise BrokerError(
-                self.name,
-                f"cannot start: already running (pid {status.pid}) from {self.run_dir}",
-                f"stop it first (swarm-bridge broker stop {self.name} --run-dir {self.run_dir}) "
-                "or use another run directory",
-            )
+        refuse_if_running(self.run_dir, self.name)  # before the port check: the better message
         self._check_ports()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         process = ServiceProcess(name=self.name, run_dir=self.run_dir, argv=self._prepare())

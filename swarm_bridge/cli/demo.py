@@ -47,24 +47,16 @@ def run(args: argparse.Namespace) -> int:
     if args.count < 1 or args.rate <= 0:
         print("demo: --count must be >= 1 and --rate > 0", file=sys.stderr)
         return 2
-    domain_id = args.domain_id if args.domain_id is not None else 100 + os.getpid() % 100
+    domain_id = args.domain_id if args.domain_id is not None else 1 + os.getpid() % 100
     with ExitStack() as stack:
         run_dir = args.run_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="swarm-demo-")))
         try:
             mqtt_host, mqtt_port = _mqtt_endpoint(args.mqtt)
             if args.mqtt is None:
-                print("demo: starting a private Mosquitto ...", flush=True)
-                mosquitto = Mosquitto(run_dir=run_dir / "mosquitto", port=free_port())
-                mosquitto.start()
-                stack.callback(mosquitto.stop)
-                mqtt_port = mosquitto.port
+                mqtt_port = _start_private(stack, Mosquitto(run_dir=run_dir / "mosquitto", port=free_port()))
             kafka_host, kafka_port = _kafka_endpoint(args.kafka)
             if args.kafka is None:
-                print("demo: starting a private single-node Kafka (takes a few seconds) ...", flush=True)
-                kafka = Kafka(run_dir=run_dir / "kafka", port=free_port())
-                kafka.start()
-                stack.callback(kafka.stop)
-                kafka_port = kafka.port
+                kafka_port = _start_private(stack, Kafka(run_dir=run_dir / "kafka", port=free_port()))
         except (BrokerError, ValueError) as exc:
             print(f"demo: {exc}", file=sys.stderr)
             return 2
@@ -87,6 +79,15 @@ def run(args: argparse.Namespace) -> int:
             args.report_json.write_text(json.dumps(report, indent=2) + "\n")
         return 0 if ok else 1
     return 1  # pragma: no cover - ExitStack does not swallow
+
+
+def _start_private(stack: ExitStack, broker: Any) -> int:
+    """Start `broker` for this run only (stopped when `stack` closes); returns its port."""
+    print(f"demo: starting a private {broker.name} ...", flush=True)
+    broker.start()
+    stack.callback(broker.stop)
+    port: int = broker.port
+    return port
 
 
 def _mqtt_endpoint(url: str | None) -> tuple[str, int]:
