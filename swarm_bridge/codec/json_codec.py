@@ -11,19 +11,11 @@ import json
 from typing import Any
 
 from swarm_bridge.codec.envelope import Envelope
+from swarm_bridge.codec.errors import RecordError
 
 __all__ = ["RecordError", "decode_json", "encode_json"]
 
 _ENVELOPE_KEYS = ("robot_id", "stream", "seq", "stamp_ns", "ros_type", "schema_version", "body")
-
-
-class RecordError(ValueError):
-    """A payload that is not a valid record; says which field is wrong."""
-
-    def __init__(self, problem: str, *, field: str | None = None) -> None:
-        self.problem = problem
-        self.field = field
-        super().__init__(f"{field}: {problem}" if field else problem)
 
 
 def encode_json(envelope: Envelope) -> bytes:
