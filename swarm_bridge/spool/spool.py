@@ -1,0 +1,203 @@
+"""A durable, bounded, ordered store-and-forward queue on SQLite (WAL), for records an uplink could not take.
+
+Records keep their order per stream; draining takes higher priority first, then oldest first. When the
+spool is full, the oldest records of the lowest priority make room, never ones more important than the
+newcomer (then the newcomer is dropped). Every drop is counted per stream and reason, durably.
+Delivery is at-least-once: records handed out by `take` stay until `ack`; after a crash they come again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Spool", "SpoolError", "SpooledRecord"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    key BLOB NOT NULL,
+    payload BLOB NOT NULL,
+    priority INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    enqueued_ns INTEGER NOT NULL,
+    taken INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS records_drain ON records (taken, priority DESC, id);
+CREATE INDEX IF NOT EXISTS records_evict ON records (priority, id);
+CREATE TABLE IF NOT EXISTS drops (
+    stream TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (stream, reason)
+);
+"""
+
+FULL = "spool full"
+
+
+class SpoolError(RuntimeError):
+    """The spool file cannot be opened or written; names the file and the fix."""
+
+    def __init__(self, path: Path, problem: str, fix: str) -> None:
+        self.path, self.problem, self.fix = path, problem, fix
+        super().__init__(f"spool {path}: {problem}. Fix: {fix}")
+
+
+@dataclass(frozen=True)
+class SpooledRecord:
+    """One record waiting for its uplink: where it goes, its bytes, and how important it is."""
+
+    id: int
+    stream: str
+    destination: str
+    key: bytes
+    payload: bytes
+    priority: int
+    enqueued_ns: int
+
+
+class Spool:
+    """The queue; safe to share between the ROS thread and a link's network thread."""
+
+    def __init__(self, path: Path, *, max_bytes: int, max_records: int | None = None) -> None:
+        if max_bytes <= 0 or (max_records is not None and max_records <= 0):
+            raise ValueError(f"spool limits must be > 0 (got max_bytes={max_bytes}, max_records={max_records})")
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.max_records = max_records
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # survives a process crash; WAL keeps order
+            self._db.executescript(_SCHEMA)
+            self._db.execute("UPDATE records SET taken = 0 WHERE taken = 1")  # a crash left them in flight
+        except (OSError, sqlite3.Error) as exc:
+            raise SpoolError(self.path, f"cannot open ({exc})", "check the directory exists and is writable, "
+                             "or point spool.path elsewhere") from None
+        self._bytes, self._count = self._db.execute(
+            "SELECT COALESCE(SUM(size), 0), COUNT(*) FROM records").fetchone()
+
+    def put(self, stream: str, destination: str, key: bytes, payload: bytes, *, priority: int) -> bool:
+        """Append one record; returns False when it was dropped itself because the spool is full."""
+        return self.put_many([(stream, destination, key, payload, priority)]) == 1
+
+    def put_many(self, records: Iterable[tuple[str, str, bytes, bytes, int]]) -> int:
+        """Append records in order, in one transaction; returns how many were kept."""
+        kept = 0
+        now = time.time_ns()
+        with self._lock, self._transaction():
+            for stream, destination, key, payload, priority in records:
+                size = len(payload) + len(key)
+                if not self._make_room(size, priority):
+                    self._count_drop(stream, FULL, 1)
+                    continue
+                self._db.execute(
+                    "INSERT INTO records (stream, destination, key, payload, priority, size, enqueued_ns)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)", (stream, destination, key, payload, priority, size, now))
+                self._bytes += size
+                self._count += 1
+                kept += 1
+        return kept
+
+    def take(self, limit: int, *, stream: str | None = None) -> list[SpooledRecord]:
+        """Up to `limit` records not yet handed out, highest priority first, then oldest; marks them taken."""
+        where, args = ("AND stream = ?", (stream,)) if stream is not None else ("", ())
+        with self._lock, self._transaction():
+            rows = self._db.execute(
+                f"SELECT id, stream, destination, key, payload, priority, enqueued_ns FROM records"
+                f" WHERE taken = 0 {where} ORDER BY priority DESC, id LIMIT ?", (*args, limit)).fetchall()
+            self._db.executemany("UPDATE records SET taken = 1 WHERE id = ?", [(r[0],) for r in rows])
+        return [SpooledRecord(*r) for r in rows]
+
+    def ack(self, ids: Sequence[int]) -> None:
+        """Forget records the uplink confirmed."""
+        if not ids:
+            return
+        with self._lock, self._transaction():
+            for chunk in _chunks(ids, 500):
+                marks = ",".join("?" * len(chunk))
+                size, count = self._db.execute(
+                    f"SELECT COALESCE(SUM(size), 0), COUNT(*) FROM records WHERE id IN ({marks})", chunk).fetchone()
+                self._db.execute(f"DELETE FROM records WHERE id IN ({marks})", chunk)
+                self._bytes -= size
+                self._count -= count
+
+    def release(self, ids: Sequence[int] | None = None) -> None:
+        """Hand taken records out again (the link failed before confirming them); all of them if `ids` is None."""
+        with self._lock, self._transaction():
+            if ids is None:
+                self._db.execute("UPDATE records SET taken = 0 WHERE taken = 1")
+            else:
+                self._db.executemany("UPDATE records SET taken = 0 WHERE id = ?", [(i,) for i in ids])
+
+    def depth(self, stream: str | None = None) -> int:
+        """Records waiting (taken or not), in all or one stream."""
+        if stream is None:
+            return self._count
+        with self._lock:
+            (count,) = self._db.execute("SELECT COUNT(*) FROM records WHERE stream = ?", (stream,)).fetchone()
+        return int(count)
+
+    @property
+    def bytes_used(self) -> int:
+        return self._bytes
+
+    def drops(self) -> dict[tuple[str, str], int]:
+        """Every drop so far, by (stream, reason); kept across restarts."""
+        with self._lock:
+            return {(s, r): c for s, r, c in self._db.execute("SELECT stream, reason, count FROM drops")}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _make_room(self, size: int, priority: int) -> bool:
+        """Evict the oldest records of the lowest priority (never above `priority`) until `size` fits."""
+        if size > self.max_bytes:
+            return False
+        while self._bytes + size > self.max_bytes or (self.max_records is not None
+                                                        and self._count + 1 > self.max_records):
+            victim = self._db.execute(
+                "SELECT id, stream, size FROM records WHERE priority <= ? AND taken = 0"
+                " ORDER BY priority, id LIMIT 1", (priority,)).fetchone()
+            if victim is None:
+                return False
+            self._db.execute("DELETE FROM records WHERE id = ?", (victim[0],))
+            self._bytes -= victim[2]
+            self._count -= 1
+            self._count_drop(victim[1], FULL, 1)
+        return True
+
+    def _count_drop(self, stream: str, reason: str, count: int) -> None:
+        self._db.execute("INSERT INTO drops (stream, reason, count) VALUES (?, ?, ?) ON CONFLICT (stream, reason)"
+                         " DO UPDATE SET count = count + excluded.count", (stream, reason, count))
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on error."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_rest: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
