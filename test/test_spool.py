@@ -159,3 +159,13 @@ def test_matches_a_plain_model(tmp_path_factory: pytest.TempPathFactory, ops: li
         assert spool.depth() == len(model)
     assert spool.drops() == {(s, "spool full"): n for s, n in drops.items()}
     spool.close()
+
+
+def test_explicit_order_puts_a_record_back_where_it_was(tmp_path: Path) -> None:
+    spool = _spool(tmp_path)
+    spool.put("odometry", "d", b"k", b"r5", priority=1, order=5)
+    spool.put("odometry", "d", b"k", b"r7", priority=1)  # no order given: after the highest so far
+    spool.put("odometry", "d", b"k", b"r3", priority=1, order=3)  # an older record, put back
+    assert [(r.order, r.payload) for r in spool.take(5)] == [(3, b"r3"), (5, b"r5"), (6, b"r7")]
+    spool.close()
+    assert _spool(tmp_path).next_order == 7

@@ -1,6 +1,7 @@
 """A durable, bounded, ordered store-and-forward queue on SQLite (WAL), for records an uplink could not take.
 
-Records keep their order per stream; draining takes higher priority first, then oldest first. When the
+Records keep their order per stream; draining takes higher priority first, then the lowest order number
+(the order of submission, which a caller may give explicitly to put a record back where it was). When the
 spool is full, the oldest records of the lowest priority make room, never ones more important than the
 newcomer (then the newcomer is dropped). Every drop is counted per stream and reason, durably.
 Delivery is at-least-once: records handed out by `take` stay until `ack`; after a crash they come again.
@@ -20,6 +21,7 @@ __all__ = ["Spool", "SpoolError", "SpooledRecord"]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ord INTEGER NOT NULL,
     stream TEXT NOT NULL,
     destination TEXT NOT NULL,
     key BLOB NOT NULL,
@@ -29,8 +31,8 @@ CREATE TABLE IF NOT EXISTS records (
     enqueued_ns INTEGER NOT NULL,
     taken INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS records_drain ON records (taken, priority DESC, id);
-CREATE INDEX IF NOT EXISTS records_evict ON records (priority, id);
+CREATE INDEX IF NOT EXISTS records_drain ON records (taken, priority DESC, ord);
+CREATE INDEX IF NOT EXISTS records_evict ON records (priority, ord);
 CREATE TABLE IF NOT EXISTS drops (
     stream TEXT NOT NULL,
     reason TEXT NOT NULL,
@@ -55,6 +57,7 @@ class SpooledRecord:
     """One record waiting for its uplink: where it goes, its bytes, and how important it is."""
 
     id: int
+    order: int
     stream: str
     destination: str
     key: bytes
@@ -83,26 +86,31 @@ class Spool:
         except (OSError, sqlite3.Error) as exc:
             raise SpoolError(self.path, f"cannot open ({exc})", "check the directory exists and is writable, "
                              "or point spool.path elsewhere") from None
-        self._bytes, self._count = self._db.execute(
-            "SELECT COALESCE(SUM(size), 0), COUNT(*) FROM records").fetchone()
+        self._bytes, self._count, last = self._db.execute(
+            "SELECT COALESCE(SUM(size), 0), COUNT(*), COALESCE(MAX(ord), -1) FROM records").fetchone()
+        self._next_order = last + 1
 
-    def put(self, stream: str, destination: str, key: bytes, payload: bytes, *, priority: int) -> bool:
+    def put(self, stream: str, destination: str, key: bytes, payload: bytes, *, priority: int,
+            order: int | None = None) -> bool:
         """Append one record; returns False when it was dropped itself because the spool is full."""
-        return self.put_many([(stream, destination, key, payload, priority)]) == 1
+        return self.put_many([(stream, destination, key, payload, priority, order)]) == 1
 
-    def put_many(self, records: Iterable[tuple[str, str, bytes, bytes, int]]) -> int:
-        """Append records in order, in one transaction; returns how many were kept."""
+    def put_many(self, records: Iterable[tuple[str, str, bytes, bytes, int, int | None]]) -> int:
+        """Store records (stream, destination, key, payload, priority, order or None = next) in one
+        transaction; returns how many were kept."""
         kept = 0
         now = time.time_ns()
         with self._lock, self._transaction():
-            for stream, destination, key, payload, priority in records:
+            for stream, destination, key, payload, priority, given_order in records:
+                order = self._next_order if given_order is None else given_order
+                self._next_order = max(self._next_order, order + 1)
                 size = len(payload) + len(key)
-                if not self._make_room(size, priority):
+                if not self._make_room(size, priority, order):
                     self._count_drop(stream, FULL, 1)
                     continue
                 self._db.execute(
-                    "INSERT INTO records (stream, destination, key, payload, priority, size, enqueued_ns)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)", (stream, destination, key, payload, priority, size, now))
+                    "INSERT INTO records (ord, stream, destination, key, payload, priority, size, enqueued_ns)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (order, stream, destination, key, payload, priority, size, now))
                 self._bytes += size
                 self._count += 1
                 kept += 1
@@ -113,8 +121,8 @@ class Spool:
         where, args = ("AND stream = ?", (stream,)) if stream is not None else ("", ())
         with self._lock, self._transaction():
             rows = self._db.execute(
-                f"SELECT id, stream, destination, key, payload, priority, enqueued_ns FROM records"
-                f" WHERE taken = 0 {where} ORDER BY priority DESC, id LIMIT ?", (*args, limit)).fetchall()
+                f"SELECT id, ord, stream, destination, key, payload, priority, enqueued_ns FROM records"
+                f" WHERE taken = 0 {where} ORDER BY priority DESC, ord LIMIT ?", (*args, limit)).fetchall()
             self._db.executemany("UPDATE records SET taken = 1 WHERE id = ?", [(r[0],) for r in rows])
         return [SpooledRecord(*r) for r in rows]
 
@@ -148,6 +156,11 @@ class Spool:
         return int(count)
 
     @property
+    def next_order(self) -> int:
+        """One above the highest order number ever stored here: where a new submitter continues."""
+        return self._next_order
+
+    @property
     def bytes_used(self) -> int:
         return self._bytes
 
@@ -160,15 +173,16 @@ class Spool:
         with self._lock:
             self._db.close()
 
-    def _make_room(self, size: int, priority: int) -> bool:
-        """Evict the oldest records of the lowest priority (never above `priority`) until `size` fits."""
+    def _make_room(self, size: int, priority: int, order: int) -> bool:
+        """Evict the oldest records of the lowest priority (never above `priority`, nor of its priority
+        and newer than `order`) until `size` fits."""
         if size > self.max_bytes:
             return False
         while self._bytes + size > self.max_bytes or (self.max_records is not None
                                                         and self._count + 1 > self.max_records):
             victim = self._db.execute(
-                "SELECT id, stream, size FROM records WHERE priority <= ? AND taken = 0"
-                " ORDER BY priority, id LIMIT 1", (priority,)).fetchone()
+                "SELECT id, stream, size FROM records WHERE taken = 0 AND (priority < ? OR"
+                " (priority = ? AND ord < ?)) ORDER BY priority, ord LIMIT 1", (priority, priority, order)).fetchone()
             if victim is None:
                 return False
             self._db.execute("DELETE FROM records WHERE id = ?", (victim[0],))
