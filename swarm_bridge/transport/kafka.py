@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from swarm_bridge.transport.link import LinkError, LinkStats
+from swarm_bridge.transport.link import Done, LinkBusy, LinkError, LinkStats
 
 __all__ = ["KafkaLink"]
 
@@ -17,10 +19,13 @@ log = logging.getLogger(__name__)
 class KafkaLink:
     """One producer; `send` queues, delivery reports count acks and failures."""
 
-    def __init__(self, *, bootstrap: str, client_id: str, connect_timeout_s: float = 10.0) -> None:
+    def __init__(self, *, bootstrap: str, client_id: str, connect_timeout_s: float = 10.0,
+                 delivery_timeout_s: float = 300.0) -> None:
         self.endpoint = f"kafka://{bootstrap}"
         self.stats = LinkStats()
+        self.on_inflight_lost: Callable[[], None] | None = None  # never called: librdkafka keeps retrying
         self._timeout = connect_timeout_s
+        self._down_until = 0.0
         self._producer = Producer(
             {
                 "bootstrap.servers": bootstrap,
@@ -30,6 +35,8 @@ class KafkaLink:
                 "linger.ms": 5,
                 "compression.type": "lz4",
                 "logger": log,
+                "error_cb": self._on_error,
+                "message.timeout.ms": int(delivery_timeout_s * 1000),
             }
         )
 
@@ -44,15 +51,30 @@ class KafkaLink:
             ) from None
         log.info("%s: connected", self.endpoint)
 
-    def send(self, destination: str, key: bytes, payload: bytes, *, qos: int = 1) -> None:
-        """Queue one record for Kafka topic `destination`; `qos` is ignored (always acks=all)."""
-        while True:
-            try:
-                self._producer.produce(destination, value=payload, key=key, on_delivery=self._delivered)
-                break
-            except BufferError:
-                self._producer.poll(0.1)  # local queue full: serve delivery reports, then retry
+    @property
+    def connected(self) -> bool:
+        """False for a second after all brokers were reported down or a delivery failed, else True."""
+        return time.monotonic() >= self._down_until
+
+    def send(self, destination: str, key: bytes, payload: bytes, *, qos: int = 1, on_done: Done | None = None) -> None:
+        """Queue one record for Kafka topic `destination` (`qos` is ignored: always acks=all).
+
+        Raises LinkBusy when librdkafka's local queue is full."""
+        def delivered(err: KafkaError | None, msg: Message | Any) -> None:
+            self._delivered(err, msg)
+            if on_done is not None:
+                on_done(err is None)
+
+        try:
+            self._producer.produce(destination, value=payload, key=key, on_delivery=delivered)
+        except BufferError:
+            self._producer.poll(0)
+            raise LinkBusy(f"{self.endpoint}: local producer queue full") from None
         self.stats.add(sent=1)
+        self._producer.poll(0)
+
+    def service(self) -> None:
+        """Serve delivery reports and errors (librdkafka calls back only from poll)."""
         self._producer.poll(0)
 
     def flush(self, timeout: float) -> int:
@@ -63,8 +85,14 @@ class KafkaLink:
     def close(self) -> None:
         self._producer.flush(self._timeout)
 
+    def _on_error(self, err: KafkaError) -> None:
+        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+            self._down_until = time.monotonic() + 1.0
+        log.warning("%s: %s", self.endpoint, err)
+
     def _delivered(self, err: KafkaError | None, msg: Message | Any) -> None:
         if err is not None:
+            self._down_until = time.monotonic() + 1.0
             self.stats.add(failed=1)
             log.warning("%s: delivery to %s failed: %s", self.endpoint, msg.topic(), err)
         else:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["LinkError", "LinkStats", "Uplink"]
+__all__ = ["Done", "LinkBusy", "LinkError", "LinkStats", "Uplink"]
+
+Done = Callable[[bool], None]
+"""Called once per record with True when the broker confirmed it, False when it failed for good.
+Called from the client library's thread: it must not block or take locks held around `send`."""
 
 
 class LinkError(ConnectionError):
@@ -17,6 +22,10 @@ class LinkError(ConnectionError):
         self.problem = problem
         self.fix = fix
         super().__init__(f"{endpoint}: {problem}. Fix: {fix}")
+
+
+class LinkBusy(RuntimeError):
+    """The link cannot take another record right now (its own queue is full); try again later."""
 
 
 @dataclass
@@ -40,13 +49,25 @@ class LinkStats:
 
 
 class Uplink(Protocol):
-    """An MQTT or Kafka link as the bridge sees it."""
+    """An MQTT or Kafka link as the bridge sees it.
+
+    `connected` says whether sending makes sense now; `on_inflight_lost`, when set, is called (from the
+    library's thread) when records sent but not yet confirmed will never be confirmed on this connection.
+    """
 
     stats: LinkStats
+    endpoint: str
+    on_inflight_lost: Callable[[], None] | None
+
+    @property
+    def connected(self) -> bool: ...
 
     def connect(self) -> None: ...
 
-    def send(self, destination: str, key: bytes, payload: bytes, *, qos: int = 1) -> None: ...
+    def send(self, destination: str, key: bytes, payload: bytes, *, qos: int = 1, on_done: Done | None = None) -> None:
+        ...
+
+    def service(self) -> None: ...
 
     def flush(self, timeout: float) -> int: ...
 

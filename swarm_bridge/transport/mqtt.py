@@ -1,10 +1,18 @@
-"""MQTT 5 uplink on paho-mqtt: publish records at QoS 1 and count the broker's acknowledgements."""
+"""MQTT 5 uplink on paho-mqtt: persistent session, Last Will presence, TLS, reconnect with backoff.
+
+Records are published with MQTT 5 properties (content type); each publish reports back through its
+`on_done` once the broker acknowledged it (QoS 1/2) or it was written out (QoS 0).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import ssl
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -12,11 +20,31 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from swarm_bridge.transport.link import LinkError, LinkStats
+from swarm_bridge.transport.link import Done, LinkBusy, LinkError, LinkStats
 
-__all__ = ["MqttLink"]
+__all__ = ["MqttLink", "MqttTls", "Presence"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MqttTls:
+    """TLS to the broker: CA to trust, and a client certificate and key for mTLS."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+
+@dataclass(frozen=True)
+class Presence:
+    """A retained topic saying whether the robot is online; the Last Will says offline when it drops."""
+
+    topic: str
+    robot_id: str
+
+    def payload(self, state: str, reason: str) -> bytes:
+        return json.dumps({"robot_id": self.robot_id, "state": state, "reason": reason}).encode()
 
 
 class MqttLink:
@@ -31,26 +59,63 @@ class MqttLink:
         connect_timeout_s: float = 10.0,
         content_type: str = "application/json",
         max_inflight: int = 1000,
+        session_expiry_s: int = 3600,
+        keepalive_s: int = 30,
+        reconnect_min_s: float = 0.5,
+        reconnect_max_s: float = 30.0,
+        username: str | None = None,
+        password: str | None = None,
+        tls: MqttTls | None = None,
+        presence: Presence | None = None,
     ) -> None:
-        self.endpoint = f"mqtt://{host}:{port}"
+        self.endpoint = f"mqtt{'s' if tls else ''}://{host}:{port}"
         self.stats = LinkStats()
-        self._host, self._port, self._timeout = host, port, connect_timeout_s
+        self.on_inflight_lost: Callable[[], None] | None = None
+        self._host, self._port, self._timeout, self._keepalive = host, port, connect_timeout_s, keepalive_s
         self._connected = threading.Event()
         self._refusal: str | None = None
-        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
-        self._client.max_inflight_messages_set(max_inflight)
-        self._client.max_queued_messages_set(0)
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_publish = self._on_publish
+        self._presence = presence
+        self._session_expiry_s = session_expiry_s
+        self._done: dict[int, Done] = {}
+        self._early: set[int] = set()  # acks that came before `send` registered their callback
+        self._done_lock = threading.Lock()  # never held while calling into paho
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+        client.max_inflight_messages_set(max_inflight)
+        client.max_queued_messages_set(2 * max_inflight)  # bounded memory: beyond it, LinkBusy
+        client.reconnect_delay_set(min_delay=max(1, round(reconnect_min_s)), max_delay=max(1, round(reconnect_max_s)))
+        if username is not None:
+            client.username_pw_set(username, password)
+        if tls is not None:
+            try:
+                client.tls_set(ca_certs=tls.ca_file, certfile=tls.cert_file, keyfile=tls.key_file,
+                               cert_reqs=ssl.CERT_REQUIRED)
+            except (OSError, ssl.SSLError) as exc:
+                raise LinkError(self.endpoint, f"TLS files unusable ({exc})",
+                                "check uplink.tls ca_file/cert_file/key_file paths and formats") from None
+        if presence is not None:
+            will = Properties(PacketTypes.WILLMESSAGE)
+            will.ContentType = "application/json"
+            client.will_set(presence.topic, presence.payload("offline", "connection lost"), qos=1, retain=True,
+                            properties=will)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        self._client = client
         self._props = Properties(PacketTypes.PUBLISH)
         self._props.ContentType = content_type
 
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
     def connect(self) -> None:
         """Connect and wait for CONNACK, raising LinkError with the reason if refused or unreachable."""
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self._session_expiry_s
         try:
-            self._client.connect(self._host, self._port, keepalive=30)
-        except OSError as exc:
+            self._client.connect(self._host, self._port, keepalive=self._keepalive, clean_start=False,
+                                 properties=props)
+        except (OSError, ssl.SSLError) as exc:
             raise LinkError(
                 self.endpoint, f"cannot connect ({exc})", "start the broker or fix uplink host/port"
             ) from None
@@ -60,41 +125,82 @@ class MqttLink:
             if self._refusal or time.monotonic() > deadline:
                 self._client.loop_stop()
                 problem = self._refusal or f"no CONNACK within {self._timeout:g} s"
-                raise LinkError(self.endpoint, problem, "check the broker is an MQTT 5 broker and reachable")
+                raise LinkError(self.endpoint, problem, "check the broker is an MQTT 5 broker, reachable, and "
+                                "accepts these credentials")
         log.info("%s: connected", self.endpoint)
 
-    def send(self, destination: str, key: bytes, payload: bytes, *, qos: int = 1) -> None:
+    def send(self, destination: str, key: bytes, payload: bytes, *, qos: int = 1, on_done: Done | None = None) -> None:
         """Publish `payload` on MQTT topic `destination` (the key is implied by the topic)."""
         info = self._client.publish(destination, payload, qos=qos, properties=self._props)
-        if info.rc != paho.MQTT_ERR_SUCCESS:
-            self.stats.add(sent=1, failed=1)
+        if info.rc == paho.MQTT_ERR_QUEUE_SIZE:
+            raise LinkBusy(f"{self.endpoint}: paho queue full")
+        self.stats.add(sent=1)
+        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+            self.stats.add(failed=1)
             log.warning("%s: publish to %s failed: %s", self.endpoint, destination, paho.error_string(info.rc))
+            (on_done or _ignore)(False)
             return
-        self.stats.add(sent=1, acked=1 if qos == 0 else 0)
+        done = on_done or _ignore
+        with self._done_lock:
+            early = info.mid in self._early
+            self._early.clear()  # only this publish's ack can be early; older entries are stale resends
+            if not early:
+                self._done[info.mid] = done
+        if early:
+            self.stats.add(acked=1)
+            done(True)
+
+    def service(self) -> None:
+        """Nothing to do: paho's network thread runs on its own."""
 
     def flush(self, timeout: float) -> int:
-        """Wait until every QoS>0 publish is acknowledged or `timeout` passes; returns how many remain."""
+        """Wait until every publish is acknowledged or `timeout` passes; returns how many remain."""
         deadline = time.monotonic() + timeout
         while self.stats.pending > 0 and time.monotonic() < deadline:
             time.sleep(0.01)
         return self.stats.pending
 
     def close(self) -> None:
+        """Say offline on the presence topic (a clean stop is not a lost connection), then disconnect."""
+        if self._presence is not None and self.connected:
+            info = self._client.publish(self._presence.topic, self._presence.payload("offline", "stopped"),
+                                        qos=1, retain=True)
+            info.wait_for_publish(timeout=2)
         self._client.disconnect()
         self._client.loop_stop()
 
-    def _on_connect(self, _c: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
+    def _on_connect(self, client: Any, _u: Any, flags: Any, reason: Any, _props: Any) -> None:
         if reason.is_failure:
             self._refusal = f"broker refused the connection: {reason}"
             return
         self._connected.set()
+        if self._presence is not None:
+            client.publish(self._presence.topic, self._presence.payload("online", "connected"), qos=1, retain=True)
+        log.info("%s: connected (session %s)", self.endpoint, "resumed" if flags.session_present else "new")
 
     def _on_disconnect(self, _c: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        was = self._connected.is_set()
         self._connected.clear()
-        log.info("%s: disconnected (%s)", self.endpoint, reason)
+        with self._done_lock:
+            lost = len(self._done)
+            self._done.clear()
+        if lost:
+            self.stats.add(failed=lost)
+        if was:
+            log.warning("%s: disconnected (%s); %d records in flight", self.endpoint, reason, lost)
+        if lost and self.on_inflight_lost is not None:
+            self.on_inflight_lost()
 
-    def _on_publish(self, _c: Any, _u: Any, _mid: int, reason: Any, _props: Any) -> None:
-        if reason.is_failure:
-            self.stats.add(failed=1)
-        else:
-            self.stats.add(acked=1)
+    def _on_publish(self, _c: Any, _u: Any, mid: int, reason: Any, _props: Any) -> None:
+        ok = not reason.is_failure
+        with self._done_lock:
+            on_done = self._done.pop(mid, None)
+            if on_done is None:
+                self._early.add(mid)
+                return
+        self.stats.add(acked=1) if ok else self.stats.add(failed=1)
+        on_done(ok)
+
+
+def _ignore(_ok: bool) -> None:
+    """The `on_done` of a caller that only reads the link's stats."""

@@ -14,6 +14,8 @@ import paho.mqtt.client as paho
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from swarm_bridge.transport.link import LinkError
 
@@ -27,23 +29,30 @@ class TappedRecord:
     topic: str
     key: bytes | None
     payload: bytes
+    retained: bool = False
 
 
 class MqttTap:
     """An MQTT 5 subscriber collecting every message on `patterns` (QoS 1) in a background thread."""
 
-    def __init__(self, *, host: str, port: int, patterns: Sequence[str], timeout_s: float = 10.0) -> None:
+    def __init__(self, *, host: str, port: int, patterns: Sequence[str], timeout_s: float = 10.0,
+                 client_id: str | None = None, session_expiry_s: int = 0) -> None:
+        """With `session_expiry_s` > 0 the session persists, so the broker keeps messages for the tap
+        while it is disconnected (across a broker restart too, with broker persistence)."""
         self.records: list[TappedRecord] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
         self._patterns = list(patterns)
-        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"tap-{uuid.uuid4().hex[:8]}",
+        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"tap-{uuid.uuid4().hex[:8]}",
                                    protocol=paho.MQTTv5)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=2)
+        connect_props = Properties(PacketTypes.CONNECT)
+        connect_props.SessionExpiryInterval = session_expiry_s
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = lambda *_a: self._subscribed.set()
         self._client.on_message = self._on_message
         try:
-            self._client.connect(host, port)
+            self._client.connect(host, port, clean_start=session_expiry_s == 0, properties=connect_props)
         except OSError as exc:
             raise LinkError(f"mqtt://{host}:{port}", f"cannot connect ({exc})", "start the broker") from None
         self._client.loop_start()
@@ -64,7 +73,7 @@ class MqttTap:
 
     def _on_message(self, _c: Any, _u: Any, message: Any) -> None:
         with self._lock:
-            self.records.append(TappedRecord(message.topic, None, bytes(message.payload)))
+            self.records.append(TappedRecord(message.topic, None, bytes(message.payload), bool(message.retain)))
 
 
 class KafkaTap:

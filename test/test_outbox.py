@@ -1,0 +1,156 @@
+"""The outbox's logic with a scripted link: live when possible, spooled otherwise, in order, nothing lost."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from swarm_bridge.spool import Spool
+from swarm_bridge.transport.link import Done, LinkBusy, LinkStats
+from swarm_bridge.transport.outbox import Outbox
+
+
+class ScriptedLink:
+    """A link whose acknowledgements, failures and connection losses the test decides (pure logic only)."""
+
+    endpoint = "scripted://"
+
+    def __init__(self) -> None:
+        self.stats = LinkStats()
+        self.on_inflight_lost: Callable[[], None] | None = None
+        self.connected = True
+        self.busy = False
+        self.sent: list[tuple[bytes, Done]] = []
+
+    def connect(self) -> None: ...
+
+    def send(self, destination: str, key: bytes, payload: bytes, *, qos: int = 1, on_done: Done | None = None) -> None:
+        if self.busy:
+            raise LinkBusy("busy")
+        assert on_done is not None
+        self.sent.append((payload, on_done))
+
+    def service(self) -> None: ...
+
+    def flush(self, timeout: float) -> int:
+        return 0
+
+    def close(self) -> None: ...
+
+    def ack_all(self, ok: bool = True) -> list[bytes]:
+        sent, self.sent = self.sent, []
+        for _payload, done in sent:
+            done(ok)
+        return [payload for payload, _ in sent]
+
+    def lose(self) -> None:
+        self.connected = False
+        self.sent = []
+        assert self.on_inflight_lost is not None
+        self.on_inflight_lost()
+
+
+def _settle(outbox: Outbox) -> None:
+    outbox.pump()
+    time.sleep(0.02)  # let the pump thread finish its own cycle too
+    outbox.pump()
+
+
+@pytest.fixture()
+def parts(tmp_path: Path) -> tuple[ScriptedLink, Outbox]:
+    link = ScriptedLink()
+    outbox = Outbox(link, Spool(tmp_path / "spool.db", max_bytes=1 << 20), window=3, batch=2)
+    yield link, outbox
+    outbox.close()
+
+
+def _submit(outbox: Outbox, *payloads: bytes, stream: str = "odometry", priority: int = 1) -> None:
+    for payload in payloads:
+        outbox.submit(stream, "dest", b"amr", payload, priority=priority, qos=1, received_ns=time.monotonic_ns())
+
+
+def test_live_while_the_window_has_room_then_spooled_then_drained_in_order(
+        parts: tuple[ScriptedLink, Outbox]) -> None:
+    link, outbox = parts
+    _submit(outbox, b"0", b"1", b"2", b"3", b"4")
+    assert [p for p, _ in link.sent] == [b"0", b"1", b"2"]  # window 3: the rest waits on disk
+    assert outbox.spool.depth() == 2
+    assert link.ack_all() == [b"0", b"1", b"2"]
+    _settle(outbox)
+    assert link.ack_all() == [b"3", b"4"]
+    _settle(outbox)
+    _submit(outbox, b"5")  # spool is empty again: live
+    assert [p for p, _ in link.sent] == [b"5"]
+    link.ack_all()
+    _settle(outbox)
+    assert outbox.backlog() == 0
+    assert (outbox.stats.sent_live, outbox.stats.spooled, outbox.stats.acked) == (4, 2, 6)
+
+
+def test_a_lost_connection_sends_unconfirmed_records_again_before_newer_ones(
+        parts: tuple[ScriptedLink, Outbox]) -> None:
+    link, outbox = parts
+    _submit(outbox, b"0", b"1", b"2")
+    link.sent[0][1](True)  # only 0 confirmed
+    link.lose()
+    _submit(outbox, b"3", b"4")  # while down
+    _settle(outbox)
+    assert link.sent == [] and outbox.backlog() == 4
+    link.connected = True
+    _settle(outbox)
+    delivered = link.ack_all()
+    _settle(outbox)
+    delivered += link.ack_all()
+    assert delivered == [b"1", b"2", b"3", b"4"]
+    _settle(outbox)
+    assert outbox.backlog() == 0
+
+
+def test_failed_deliveries_go_back_to_the_spool_in_place(parts: tuple[ScriptedLink, Outbox]) -> None:
+    link, outbox = parts
+    _submit(outbox, b"0", b"1")
+    link.ack_all(ok=False)  # a link fails the whole suffix it holds, and says it is down for a while
+    link.connected = False
+    _submit(outbox, b"2")
+    _settle(outbox)
+    link.connected = True
+    _settle(outbox)
+    assert link.ack_all() == [b"0", b"1", b"2"]
+    assert outbox.stats.failed == 2
+
+
+def test_a_busy_link_spools_instead_of_blocking(parts: tuple[ScriptedLink, Outbox]) -> None:
+    link, outbox = parts
+    link.busy = True
+    _submit(outbox, b"0", b"1")
+    assert outbox.spool.depth() == 2 and link.sent == []
+    link.busy = False
+    _settle(outbox)
+    assert link.ack_all() == [b"0", b"1"]
+
+
+def test_higher_priority_drains_first_and_close_keeps_inflight(tmp_path: Path) -> None:
+    link = ScriptedLink()
+    link.connected = False
+    spool = Spool(tmp_path / "spool.db", max_bytes=1 << 20)
+    outbox = Outbox(link, spool, window=10, batch=10)
+    _submit(outbox, b"odo0", b"odo1", stream="odometry", priority=1)
+    _submit(outbox, b"st0", stream="task_status", priority=5)
+    link.connected = True
+    _settle(outbox)
+    assert [p for p, _ in link.sent] == [b"st0", b"odo0", b"odo1"]
+    outbox.close()  # nothing confirmed: all three stay spooled for the next start
+    assert spool.depth() == 3
+    reopened = Outbox(ScriptedLink(), spool, window=10)
+    _submit(reopened, b"odo2", stream="odometry", priority=1)
+    _settle(reopened)
+    assert [p for p, _ in reopened.link.sent] == [b"st0", b"odo0", b"odo1", b"odo2"]  # type: ignore[attr-defined]
+    reopened.close()
+
+
+def test_bad_limits_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"window and batch must be > 0 \(got window=0, batch=1\)"):
+        Outbox(ScriptedLink(), Spool(tmp_path / "s.db", max_bytes=10), window=0, batch=1)
