@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -60,7 +60,7 @@ def _settle(outbox: Outbox) -> None:
 
 
 @pytest.fixture()
-def parts(tmp_path: Path) -> tuple[ScriptedLink, Outbox]:
+def parts(tmp_path: Path) -> Iterator[tuple[ScriptedLink, Outbox]]:
     link = ScriptedLink()
     outbox = Outbox(link, Spool(tmp_path / "spool.db", max_bytes=1 << 20), window=3, batch=2)
     yield link, outbox
