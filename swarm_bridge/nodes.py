@@ -26,6 +26,7 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
     from swarm_bridge.config import ConfigError, RobotBridgeConfig, load_config
     from swarm_bridge.ros import RobotBridge, RosTypeError
     from swarm_bridge.ros.spin import make_executor, spin_until
+    from swarm_bridge.spool import Spool, SpoolError
     from swarm_bridge.transport import LinkError, open_uplink
 
     args = list(sys.argv[1:] if argv is None else argv)
@@ -46,7 +47,12 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
         print(f"robot_bridge: invalid config\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        uplink = open_uplink(config.uplink, client_id=f"{config.fleet}-{config.robot_id}")
+        spool = Spool(config.spool.file_for(config.fleet, config.robot_id), max_bytes=int(config.spool.max_mb * 2**20))
+    except SpoolError as exc:
+        print(f"robot_bridge: {opts.config}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        uplink = open_uplink(config)
     except LinkError as exc:
         print(f"robot_bridge: {exc}", file=sys.stderr)
         return EXIT_UPLINK
@@ -54,20 +60,25 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
     rclpy.init(args=args)
     node = rclpy.create_node("robot_bridge")
     try:
-        bridge = RobotBridge(node, config, uplink)
+        bridge = RobotBridge(node, config, uplink, spool=spool)
     except RosTypeError as exc:
         print(f"robot_bridge: {opts.config}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if config.metrics_port is not None:
+        port = bridge.metrics.serve(config.metrics_port)
+        log.info("robot %s: metrics on http://127.0.0.1:%d/metrics", config.robot_id, port)
     try:
         spin_until(make_executor(), [node])
     finally:
-        pending = uplink.flush(5.0)
+        pending = bridge.flush(5.0)
+        bridge.close()
         uplink.close()
         for route, counts in bridge.summary().items():
             log.info("%s: received %d, sent %d, dropped %d",
                      route, counts["received"], counts["sent"], counts["dropped"])
         if pending:
-            log.warning("robot %s: %d records not acknowledged at shutdown", config.robot_id, pending)
+            log.warning("robot %s: %d records not acknowledged at shutdown; they stay spooled in %s",
+                        config.robot_id, pending, spool.path)
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

@@ -41,12 +41,12 @@ def test_ros_parameters_file_is_unwrapped(tmp_path: Path) -> None:
 
 
 def test_unknown_key_suggests_the_near_miss(tmp_path: Path) -> None:
-    bad = {**GOOD, "routes": [{**GOOD["routes"][0], "max_rat": 5}]}
+    bad = {**GOOD, "routes": [{**GOOD["routes"][0], "max_rate": 5, "colour": "red"}]}
     with pytest.raises(ConfigError) as info:
         load_config(_write(tmp_path, bad), RobotBridgeConfig)
     message = str(info.value)
-    assert "robot.yaml: routes[0]: unknown key 'max_rat'" in message
-    assert "known keys:" in message  # no near miss among route keys
+    assert "robot.yaml: routes[0]: unknown key 'max_rate' (did you mean 'max_rate_hz'?)" in message
+    assert "robot.yaml: routes[0]: unknown key 'colour'; known keys: channel, format," in message
 
 
 def test_misspelled_key_gets_did_you_mean(tmp_path: Path) -> None:
@@ -104,3 +104,39 @@ def test_config_is_frozen() -> None:
     config = validate_config(GOOD, RobotBridgeConfig)
     with pytest.raises(ValueError):
         config.robot_id = "other"  # type: ignore[misc]
+
+
+def test_uplink_security_and_limits_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SWARM_TEST_PASSWORD", raising=False)
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not checked here; the TLS library reads it")
+    bad = {**GOOD, "uplink": {"kind": "mqtt", "port": 8883, "password_env": "SWARM_TEST_PASSWORD",
+                              "tls": {"ca_file": str(tmp_path / "missing.pem")}}}
+    with pytest.raises(ConfigError) as info:
+        validate_config(bad, RobotBridgeConfig)
+    message = str(info.value)
+    assert "uplink.password_env: environment variable SWARM_TEST_PASSWORD is not set" in message
+    assert f"uplink.tls.ca_file: no such file: {tmp_path / 'missing.pem'}" in message
+    backoff = {**GOOD, "uplink": {"kind": "mqtt", "port": 1883, "reconnect_min_s": 5, "reconnect_max_s": 1}}
+    with pytest.raises(ConfigError, match=r"uplink: reconnect_max_s \(1.0\) must be >= reconnect_min_s \(5.0\)"):
+        validate_config(backoff, RobotBridgeConfig)
+    monkeypatch.setenv("SWARM_TEST_PASSWORD", "s3cret")
+    good = {**GOOD, "uplink": {"kind": "mqtt", "port": 8883, "password_env": "SWARM_TEST_PASSWORD",
+                               "tls": {"ca_file": str(ca)}}}
+    assert validate_config(good, RobotBridgeConfig).uplink.password == "s3cret"
+
+
+def test_tls_client_certificate_needs_its_key(tmp_path: Path) -> None:
+    cert = tmp_path / "robot.pem"
+    cert.write_text("x")
+    bad = {**GOOD, "uplink": {"kind": "mqtt", "port": 8883, "tls": {"cert_file": str(cert)}}}
+    with pytest.raises(ConfigError, match=r"uplink\.tls: cert_file and key_file go together"):
+        validate_config(bad, RobotBridgeConfig)
+
+
+def test_spool_path_defaults_per_robot(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    config = validate_config(GOOD, RobotBridgeConfig)
+    expected = tmp_path / "swarm_bridge/warehouse_a/amr_007/spool.db"
+    assert config.spool.file_for(config.fleet, config.robot_id) == expected
+    assert config.spool.max_mb == 256

@@ -25,7 +25,7 @@ class ScriptedLink:
         self.busy = False
         self.sent: list[tuple[bytes, Done]] = []
 
-    def connect(self) -> None: ...
+    def connect(self, *, require: bool = True) -> None: ...
 
     def send(self, destination: str, key: bytes, payload: bytes, *, qos: int = 1, on_done: Done | None = None) -> None:
         if self.busy:

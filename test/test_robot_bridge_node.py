@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ NODE = [sys.executable, "-m", "swarm_bridge.nodes", "robot_bridge"]
 def _config(tmp_path: Path, port: int, **overrides: Any) -> Path:
     data = yaml.safe_load((REPO / "config" / "robot_bridge.yaml").read_text())
     data["uplink"]["port"] = port
+    data["spool"] = {"path": str(tmp_path / "spool.db"), "max_mb": 16}
     data.update(overrides)
     path = tmp_path / "robot_bridge.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -58,7 +60,9 @@ def test_node_bridges_until_sigterm(tmp_path: Path, mosquitto: Mosquitto, ros_co
         node_proc.send_signal(signal.SIGTERM)
         output, _ = node_proc.communicate(timeout=30)
         tap.close()
-    records = tap.snapshot()
+    presence = [json.loads(r.payload) for r in tap.snapshot() if r.topic.endswith("/presence/status")]
+    assert [(p["state"], p["reason"]) for p in presence] == [("online", "connected"), ("offline", "stopped")]
+    records = [r for r in tap.snapshot() if not r.topic.endswith("/presence/status")]
     assert {r.topic for r in records} == {"swarm/warehouse_a/amr_042/event/task_status"}, output
     assert [decode_json(r.payload).body["task_id"] for r in records] == [f"t{i}" for i in range(10)]
     assert node_proc.returncode == 0, output
@@ -90,3 +94,81 @@ def test_unreachable_uplink_exits_3(tmp_path: Path, ros_env: dict[str, str]) -> 
                             timeout=60)
     assert result.returncode == 3
     assert "mqtt://127.0.0.1:" in result.stderr and "Fix:" in result.stderr
+
+
+def _publish_status(ros_context: Any, count: int, *, rate_hz: float = 200.0) -> None:
+    """Publish `count` TaskStatus on /amr_007/task_status once the bridge subscribed."""
+    from swarm_bridge_msgs.msg import TaskStatus
+
+    node = rclpy.create_node("status_source", context=ros_context)
+    publisher = node.create_publisher(TaskStatus, "/amr_007/task_status", qos_preset("reliable"))
+    executor = make_executor(ros_context)
+    assert spin_until(executor, [node], done=lambda: publisher.get_subscription_count() > 0, timeout_s=30)
+    for i in range(count):
+        publisher.publish(TaskStatus(task_id=f"t{i}", robot_id="amr_042", state=TaskStatus.STATE_RUNNING))
+        time.sleep(1 / rate_hz)
+    spin_until(executor, [], timeout_s=0.5)
+    node.destroy_node()
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, output
+    return output
+
+
+def test_node_starts_without_its_broker_and_drains_the_spool_when_it_comes(
+        tmp_path: Path, ros_context: Any, ros_env: dict[str, str]) -> None:
+    port = free_port()
+    config = _config(tmp_path, port)
+    data = yaml.safe_load(config.read_text())
+    data["uplink"].update(require_at_start=False, connect_timeout_s=1, reconnect_min_s=2, reconnect_max_s=2)
+    config.write_text(yaml.safe_dump(data))
+    proc = subprocess.Popen([*NODE, "--config", str(config), "--robot-id", "amr_042"], env=ros_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    broker = Mosquitto(run_dir=tmp_path / "late-broker", port=port)
+    try:
+        _publish_status(ros_context, 10)  # no broker yet: all spooled
+        broker.start()
+        tap = MqttTap(host="127.0.0.1", port=port, patterns=["swarm/warehouse_a/amr_042/event/#"])
+        deadline = time.monotonic() + 30
+        while len(tap.snapshot()) < 10 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        tap.close()
+    finally:
+        output = _stop(proc)
+        broker.stop()
+    assert [decode_json(r.payload).seq for r in tap.snapshot()] == list(range(10)), output
+    assert "not reachable" in output or "spooling until it answers" in output
+
+
+def test_rate_limit_drops_are_counted_in_metrics(tmp_path: Path, mosquitto: Mosquitto, ros_context: Any,
+                                                ros_env: dict[str, str]) -> None:
+    import urllib.request
+
+    metrics_port = free_port()
+    config = _config(tmp_path, mosquitto.port, metrics_port=metrics_port)
+    data = yaml.safe_load(config.read_text())
+    data["routes"][1]["max_rate_hz"] = 2.0  # task_status
+    config.write_text(yaml.safe_dump(data))
+    proc = subprocess.Popen([*NODE, "--config", str(config), "--robot-id", "amr_042"], env=ros_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _publish_status(ros_context, 20, rate_hz=100)  # 0.2 s at 100 Hz: one or two pass at 2 Hz
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    finally:
+        output = _stop(proc)
+    route = "route ros:/amr_007/task_status -> mqtt:swarm/warehouse_a/amr_042/event/task_status"
+    sent = _sample(text, f'swarm_bridge_route_records_total{{event="sent",route="{route}"}}')
+    dropped = _sample(text, f'swarm_bridge_route_dropped_total{{reason="rate limit",route="{route}"}}')
+    assert 1 <= sent <= 2 and sent + dropped == 20, text
+    assert f"received 20, sent {int(sent)}, dropped {int(dropped)}" in output
+
+
+def _sample(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{name} not in metrics")

@@ -2,7 +2,14 @@
 
 from swarm_bridge.config.errors import ConfigError, ConfigProblem
 from swarm_bridge.config.loader import load_config, validate_config
-from swarm_bridge.config.robot import QOS_PRESETS, RobotBridgeConfig, RouteConfig, UplinkConfig
+from swarm_bridge.config.robot import (
+    QOS_PRESETS,
+    RobotBridgeConfig,
+    RouteConfig,
+    SpoolConfig,
+    TlsConfig,
+    UplinkConfig,
+)
 
 __all__ = [
     "QOS_PRESETS",
@@ -10,6 +17,8 @@ __all__ = [
     "ConfigProblem",
     "RobotBridgeConfig",
     "RouteConfig",
+    "SpoolConfig",
+    "TlsConfig",
     "UplinkConfig",
     "load_config",
     "validate_config",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["QOS_PRESETS", "RobotBridgeConfig", "RouteConfig", "UplinkConfig"]
+__all__ = ["QOS_PRESETS", "RobotBridgeConfig", "RouteConfig", "SpoolConfig", "TlsConfig", "UplinkConfig"]
 
 # Named ROS QoS presets; a route must name one (QoS is never implicit).
 QOS_PRESETS = ("reliable", "sensor_data", "transient_local")
@@ -23,14 +25,79 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TlsConfig(Strict):
+    """TLS to the broker: the CA to trust; a client certificate and key together for mutual TLS."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    @field_validator("ca_file", "cert_file", "key_file")
+    @classmethod
+    def _exists(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).expanduser().is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (mutual TLS needs both)")
+        return self
+
+
 class UplinkConfig(Strict):
-    """Where this robot's records go: an MQTT broker or a Kafka cluster."""
+    """Where this robot's records go: an MQTT broker or a Kafka cluster, and how to hold the link."""
 
     kind: Literal["mqtt", "kafka"]
     host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(ge=1, le=65535)
     topic_prefix: str = Field(default="swarm", pattern=r"^[A-Za-z0-9_-]+$")
     connect_timeout_s: float = Field(default=10.0, gt=0)
+    require_at_start: bool = Field(default=True, description="exit (status 3) when unreachable at start; "
+                                   "false: start anyway and spool until it is reachable")
+    username: str | None = None
+    password_env: str | None = Field(default=None, description="name of the environment variable holding the "
+                                     "password (never the password itself in a file)")
+    tls: TlsConfig | None = None
+    session_expiry_s: int = Field(default=3600, ge=0, description="MQTT: how long the broker keeps the session")
+    keepalive_s: int = Field(default=30, ge=5)
+    max_inflight: int = Field(default=1000, ge=1, le=65535, description="records sent and not yet acknowledged")
+    reconnect_min_s: float = Field(default=1.0, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("password_env")
+    @classmethod
+    def _env_is_set(cls, value: str | None) -> str | None:
+        if value is not None and value not in os.environ:
+            raise ValueError(f"environment variable {value} is not set")
+        return value
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> UplinkConfig:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError(f"reconnect_max_s ({self.reconnect_max_s}) must be >= reconnect_min_s "
+                             f"({self.reconnect_min_s})")
+        return self
+
+    @property
+    def password(self) -> str | None:
+        return None if self.password_env is None else os.environ.get(self.password_env)
+
+
+class SpoolConfig(Strict):
+    """The on-disk store-and-forward queue used while the uplink is down or slow."""
+
+    path: str | None = Field(default=None, description="SQLite file; default "
+                             "$XDG_STATE_HOME/swarm_bridge/<fleet>/<robot_id>/spool.db")
+    max_mb: float = Field(default=256.0, gt=0)
+
+    def file_for(self, fleet: str, robot_id: str) -> Path:
+        """Where the spool of `robot_id` lives."""
+        if self.path is not None:
+            return Path(self.path).expanduser()
+        state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local/state")
+        return state / "swarm_bridge" / fleet / robot_id / "spool.db"
 
 
 class RouteConfig(Strict):
@@ -43,6 +110,8 @@ class RouteConfig(Strict):
     qos: Literal["reliable", "sensor_data", "transient_local"]
     format: Literal["json"] = Field(description="payload format; avro/protobuf arrive with the codec")
     mqtt_qos: Literal[0, 1, 2] = 1
+    priority: int = Field(default=1, ge=0, le=255, description="higher drains first and is dropped last")
+    max_rate_hz: float | None = Field(default=None, gt=0, description="decimate to at most this rate")
 
 
 class RobotBridgeConfig(Strict):
@@ -51,6 +120,8 @@ class RobotBridgeConfig(Strict):
     robot_id: str = Field(pattern=NAME)
     fleet: str = Field(pattern=NAME)
     uplink: UplinkConfig
+    spool: SpoolConfig = SpoolConfig()
+    metrics_port: int | None = Field(default=None, ge=0, le=65535, description="serve Prometheus /metrics here")
     routes: list[RouteConfig] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import rclpy
@@ -24,6 +26,7 @@ from swarm_bridge.ros.qos import qos_preset
 from swarm_bridge.ros.spin import make_executor, spin_until
 from swarm_bridge.ros.types import message_class
 from swarm_bridge.routing import routes_for
+from swarm_bridge.spool import Spool
 from swarm_bridge.transport import KafkaTap, MqttTap, Uplink, ensure_kafka_topics, open_uplink
 
 __all__ = ["SmokeFleet", "StreamResult", "robot_config", "ros_context"]
@@ -99,11 +102,14 @@ class SmokeFleet:
     def open(self) -> None:
         """Connect every robot's uplink and taps on what they will send; create bridge nodes."""
         for config in self.configs:
-            uplink: Uplink = open_uplink(config.uplink, client_id=f"{config.fleet}-{config.robot_id}")
+            uplink: Uplink = open_uplink(config)
             self._stack.callback(uplink.close)
             node = rclpy.create_node(f"robot_bridge_{config.robot_id}", context=self.context)
             self._nodes.append(node)
-            self.bridges.append(RobotBridge(node, config, uplink))
+            spool_dir = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="swarm-spool-"))
+            bridge = RobotBridge(node, config, uplink, spool=Spool(Path(spool_dir) / "spool.db", max_bytes=64 << 20))
+            self._stack.callback(bridge.close)
+            self.bridges.append(bridge)
             for route in routes_for(config):
                 self.results[(config.robot_id, route.stream)] = StreamResult(
                     config.robot_id, route.scheme, route.stream, route.destination)
@@ -137,7 +143,7 @@ class SmokeFleet:
         sim.create_timer(1.0 / rate_hz, publish_next)
         spin_until(executor, [], done=lambda: sent >= count and self._bridged_all(), timeout_s=timeout_s)
         for bridge in self.bridges:
-            bridge.uplink.flush(timeout_s)
+            bridge.flush(timeout_s)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and not self._collect():
             time.sleep(0.1)

@@ -1,4 +1,4 @@
-"""The robot bridge: wires a robot's routes to its uplink on one rclpy node; does none of their work."""
+"""The robot bridge: wires a robot's routes, its outbox (spool + uplink) and metrics; does none of their work."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import logging
 from rclpy.node import Node
 
 from swarm_bridge.config import RobotBridgeConfig
+from swarm_bridge.metrics import BridgeMetrics
 from swarm_bridge.ros.ros_to_uplink import UplinkRoute
 from swarm_bridge.routing import routes_for
+from swarm_bridge.spool import Spool
 from swarm_bridge.transport import Uplink
+from swarm_bridge.transport.outbox import Outbox, Outgoing
 
 __all__ = ["RobotBridge"]
 
@@ -17,17 +20,38 @@ log = logging.getLogger(__name__)
 
 
 class RobotBridge:
-    """One UplinkRoute per configured route of one robot, all sharing one uplink."""
+    """One UplinkRoute per configured route of one robot, all feeding one outbox."""
 
-    def __init__(self, node: Node, config: RobotBridgeConfig, uplink: Uplink) -> None:
+    def __init__(self, node: Node, config: RobotBridgeConfig, uplink: Uplink, *, spool: Spool | None = None,
+                 metrics: BridgeMetrics | None = None) -> None:
         self.config = config
         self.node = node
         self.uplink = uplink
-        self.routes = [
-            UplinkRoute(node, route, robot_id=config.robot_id, uplink=uplink) for route in routes_for(config)
-        ]
-        log.info("robot %s: %d routes up to %s", config.robot_id, len(self.routes), config.uplink.kind)
+        self.metrics = metrics or BridgeMetrics()
+        self.spool = spool or Spool(config.spool.file_for(config.fleet, config.robot_id),
+                                    max_bytes=int(config.spool.max_mb * 2**20))
+        self.outbox = Outbox(uplink, self.spool, window=config.uplink.max_inflight, on_acked=self._acked)
+        self.routes = [UplinkRoute(node, route, robot_id=config.robot_id, outbox=self.outbox, metrics=self.metrics)
+                       for route in routes_for(config)]
+        self._latency = {r.route.stream: self.metrics.latency.labels(str(r.route)) for r in self.routes}
+        log.info("robot %s: %d routes up to %s (spool %s, %d records waiting)", config.robot_id, len(self.routes),
+                 uplink.endpoint, self.spool.path, self.spool.depth())
+
+    def flush(self, timeout_s: float) -> int:
+        """Wait until every record is acknowledged upstream; returns how many are still waiting."""
+        return self.outbox.flush(timeout_s)
+
+    def close(self) -> None:
+        """Stop the outbox (unconfirmed records stay spooled for the next start) and the spool."""
+        self.outbox.close()
+        self.spool.close()
 
     def summary(self) -> dict[str, dict[str, int]]:
-        """Per route (by its str): received, sent, dropped."""
-        return {str(r.route): vars(r.counts).copy() for r in self.routes}
+        """Per route (by its str): received, sent, dropped (all reasons)."""
+        return {str(r.route): {"received": r.counts.received, "sent": r.counts.sent,
+                               "dropped": sum(r.counts.dropped.values())} for r in self.routes}
+
+    def _acked(self, record: Outgoing, acked_ns: int) -> None:
+        latency = self._latency.get(record.stream)
+        if latency is not None:
+            latency.observe((acked_ns - record.received_ns) / 1e9)

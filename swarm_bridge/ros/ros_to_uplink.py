@@ -1,20 +1,23 @@
-"""Up direction: one ROS subscription per route, each message enveloped, encoded and sent upstream."""
+"""Up direction: one ROS subscription per route; each message decimated, enveloped, encoded, handed to the outbox."""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from rclpy.node import Node
 
-from swarm_bridge.codec import Envelope, encode_json
+from swarm_bridge.codec import CodecError, Envelope, encode_json
+from swarm_bridge.metrics import BridgeMetrics
 from swarm_bridge.ros.convert import message_to_dict, source_stamp_ns
 from swarm_bridge.ros.qos import qos_preset
 from swarm_bridge.ros.types import message_class
 from swarm_bridge.routing import Route, kafka_key
-from swarm_bridge.transport import Uplink
+from swarm_bridge.routing.rate import Decimator
+from swarm_bridge.transport.outbox import Outbox
 
 __all__ = ["RouteCounts", "UplinkRoute"]
 
@@ -23,30 +26,41 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RouteCounts:
-    """What one route saw: messages received from ROS, sent upstream, dropped (never silently)."""
+    """What one route saw: messages from ROS, records handed upstream, drops by reason (never silent)."""
 
     received: int = 0
     sent: int = 0
-    dropped: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
 
 
 class UplinkRoute:
-    """ROS topic -> uplink destination for one route; numbers records per stream from 0."""
+    """ROS topic -> uplink destination for one route; numbers its records per stream from 0."""
 
-    def __init__(self, node: Node, route: Route, *, robot_id: str, uplink: Uplink) -> None:
+    def __init__(self, node: Node, route: Route, *, robot_id: str, outbox: Outbox, metrics: BridgeMetrics) -> None:
         self.route = route
         self.counts = RouteCounts()
         self._robot_id = robot_id
         self._key = kafka_key(robot_id)
-        self._uplink = uplink
+        self._outbox = outbox
+        self._decimator = Decimator(route.max_rate_hz)
         self._seq = 0
+        label = str(route)
+        self._received = metrics.records.labels(label, "received")
+        self._sent = metrics.records.labels(label, "sent")
+        self._dropped = {reason: metrics.dropped.labels(label, reason) for reason in ("rate limit", "cannot encode")}
         self._subscription = node.create_subscription(
             message_class(route.ros_type), route.ros_topic, self._on_message, qos_preset(route.qos)
         )
-        log.info("%s: up (%s, qos %s)", route, route.ros_type, route.qos)
+        log.info("%s: up (%s, qos %s, priority %d%s)", route, route.ros_type, route.qos, route.priority,
+                 f", at most {route.max_rate_hz:g} Hz" if route.max_rate_hz else "")
 
     def _on_message(self, msg: Any) -> None:
+        received_ns = time.monotonic_ns()
         self.counts.received += 1
+        self._received.inc()
+        if not self._decimator.admit(received_ns):
+            self._drop("rate limit")
+            return
         try:
             envelope = Envelope(
                 robot_id=self._robot_id,
@@ -57,10 +71,16 @@ class UplinkRoute:
                 body=message_to_dict(msg),
             )
             payload = encode_json(envelope)
-        except (ValueError, TypeError) as exc:
-            self.counts.dropped += 1
+        except (CodecError, ValueError, TypeError) as exc:
+            self._drop("cannot encode")
             log.warning("%s: dropped 1 (cannot encode: %s)", self.route, exc)
             return
         self._seq += 1
-        self._uplink.send(self.route.destination, self._key, payload, qos=self.route.mqtt_qos)
+        self._outbox.submit(self.route.stream, self.route.destination, self._key, payload,
+                            priority=self.route.priority, qos=self.route.mqtt_qos, received_ns=received_ns)
         self.counts.sent += 1
+        self._sent.inc()
+
+    def _drop(self, reason: str) -> None:
+        self.counts.dropped[reason] += 1
+        self._dropped[reason].inc()

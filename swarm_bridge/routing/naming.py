@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-__all__ = ["kafka_key", "kafka_topic", "mqtt_topic"]
+__all__ = ["kafka_key", "kafka_topic", "mqtt_topic", "presence_topic"]
 
 
 def mqtt_topic(prefix: str, fleet: str, robot_id: str, channel: str, stream: str) -> str:
     """`{prefix}/{fleet}/{robot_id}/{channel}/{stream}`, e.g. `swarm/demo/amr_007/telemetry/odometry`."""
     return f"{prefix}/{fleet}/{robot_id}/{channel}/{stream}"
+
+
+def presence_topic(prefix: str, fleet: str, robot_id: str) -> str:
+    """The robot's retained presence topic (online/offline, with the Last Will): `.../presence/status`."""
+    return mqtt_topic(prefix, fleet, robot_id, "presence", "status")
 
 
 def kafka_topic(channel: str, stream: str) -> str:

@@ -23,6 +23,8 @@ class Route:
     destination: str  # MQTT topic or Kafka topic
     format: str
     mqtt_qos: int = 1
+    priority: int = 1
+    max_rate_hz: float | None = None
 
     def __str__(self) -> str:
         return f"route ros:{self.ros_topic} -> {self.scheme}:{self.destination}"
@@ -49,4 +51,6 @@ def _route(config: RobotBridgeConfig, rc: RouteConfig) -> Route:
         destination=destination,
         format=rc.format,
         mqtt_qos=rc.mqtt_qos,
+        priority=rc.priority,
+        max_rate_hz=rc.max_rate_hz,
     )

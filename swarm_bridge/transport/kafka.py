@@ -40,11 +40,17 @@ class KafkaLink:
             }
         )
 
-    def connect(self) -> None:
-        """Fetch cluster metadata once, so an unreachable cluster fails here and not at first send."""
+    def connect(self, *, require: bool = True) -> None:
+        """Fetch cluster metadata once, so an unreachable cluster fails here (when `require`) and not at
+        the first send; else warn, and librdkafka keeps trying."""
         try:
             self._producer.list_topics(timeout=self._timeout)
         except KafkaException as exc:
+            if not require:
+                log.warning("%s: no cluster metadata within %g s (%s); spooling until it answers",
+                            self.endpoint, self._timeout, exc)
+                self._down_until = time.monotonic() + 1.0
+                return
             raise LinkError(
                 self.endpoint, f"no cluster metadata within {self._timeout:g} s ({exc})",
                 "start Kafka or fix uplink host/port",

@@ -75,6 +75,7 @@ class MqttLink:
         self._connected = threading.Event()
         self._refusal: str | None = None
         self._presence = presence
+        self._closing = False
         self._session_expiry_s = session_expiry_s
         self._done: dict[int, Done] = {}
         self._early: set[int] = set()  # acks that came before `send` registered their callback
@@ -108,26 +109,32 @@ class MqttLink:
     def connected(self) -> bool:
         return self._connected.is_set()
 
-    def connect(self) -> None:
-        """Connect and wait for CONNACK, raising LinkError with the reason if refused or unreachable."""
+    def connect(self, *, require: bool = True) -> None:
+        """Connect and wait for CONNACK. Unreachable or refused: LinkError when `require`, else a warning
+        and paho keeps retrying with backoff in the background."""
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self._session_expiry_s
         try:
             self._client.connect(self._host, self._port, keepalive=self._keepalive, clean_start=False,
                                  properties=props)
         except (OSError, ssl.SSLError) as exc:
-            raise LinkError(
-                self.endpoint, f"cannot connect ({exc})", "start the broker or fix uplink host/port"
-            ) from None
+            if require:
+                raise LinkError(self.endpoint, f"cannot connect ({exc})",
+                                "start the broker or fix uplink host/port") from None
+            log.warning("%s: not reachable (%s); spooling until it is", self.endpoint, exc)
+            self._client.connect_async(self._host, self._port, keepalive=self._keepalive, clean_start=False,
+                                       properties=props)
         self._client.loop_start()
         deadline = time.monotonic() + self._timeout
         while not self._connected.wait(0.05):
             if self._refusal or time.monotonic() > deadline:
-                self._client.loop_stop()
                 problem = self._refusal or f"no CONNACK within {self._timeout:g} s"
+                if not require and not self._refusal:
+                    log.warning("%s: %s; spooling until it answers", self.endpoint, problem)
+                    return
+                self._client.loop_stop()
                 raise LinkError(self.endpoint, problem, "check the broker is an MQTT 5 broker, reachable, and "
                                 "accepts these credentials")
-        log.info("%s: connected", self.endpoint)
 
     def send(self, destination: str, key: bytes, payload: bytes, *, qos: int = 1, on_done: Done | None = None) -> None:
         """Publish `payload` on MQTT topic `destination` (the key is implied by the topic)."""
@@ -166,6 +173,7 @@ class MqttLink:
             info = self._client.publish(self._presence.topic, self._presence.payload("offline", "stopped"),
                                         qos=1, retain=True)
             info.wait_for_publish(timeout=2)
+        self._closing = True
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -187,7 +195,8 @@ class MqttLink:
         if lost:
             self.stats.add(failed=lost)
         if was:
-            log.warning("%s: disconnected (%s); %d records in flight", self.endpoint, reason, lost)
+            level = logging.INFO if self._closing else logging.WARNING
+            log.log(level, "%s: disconnected (%s); %d records in flight", self.endpoint, reason, lost)
         if lost and self.on_inflight_lost is not None:
             self.on_inflight_lost()
 

@@ -1,26 +1,33 @@
-"""Open the uplink a config names: one generic entry point keyed by kind."""
+"""Open the uplink a robot's config names: one generic entry point keyed by kind."""
 
 from __future__ import annotations
 
-from swarm_bridge.config.robot import UplinkConfig
+from swarm_bridge.config.robot import RobotBridgeConfig
+from swarm_bridge.routing.naming import presence_topic
 from swarm_bridge.transport.kafka import KafkaLink
 from swarm_bridge.transport.link import Uplink
-from swarm_bridge.transport.mqtt import MqttLink
+from swarm_bridge.transport.mqtt import MqttLink, MqttTls, Presence
 
 __all__ = ["open_uplink"]
 
 
-def open_uplink(config: UplinkConfig, *, client_id: str) -> Uplink:
-    """A connected MQTT or Kafka link for `config`; raises LinkError when it cannot connect."""
+def open_uplink(config: RobotBridgeConfig) -> Uplink:
+    """The robot's MQTT or Kafka link, connected; raises LinkError when unreachable and the config
+    requires the uplink at start (else it keeps trying in the background while records spool)."""
+    uplink = config.uplink
+    client_id = f"{config.fleet}-{config.robot_id}"
     link: Uplink
-    if config.kind == "mqtt":
+    if uplink.kind == "mqtt":
+        tls = None if uplink.tls is None else MqttTls(uplink.tls.ca_file, uplink.tls.cert_file, uplink.tls.key_file)
         link = MqttLink(
-            host=config.host, port=config.port, client_id=client_id, connect_timeout_s=config.connect_timeout_s
+            host=uplink.host, port=uplink.port, client_id=client_id, connect_timeout_s=uplink.connect_timeout_s,
+            max_inflight=uplink.max_inflight, session_expiry_s=uplink.session_expiry_s,
+            keepalive_s=uplink.keepalive_s, reconnect_min_s=uplink.reconnect_min_s,
+            reconnect_max_s=uplink.reconnect_max_s, username=uplink.username, password=uplink.password, tls=tls,
+            presence=Presence(presence_topic(uplink.topic_prefix, config.fleet, config.robot_id), config.robot_id),
         )
     else:
-        link = KafkaLink(
-            bootstrap=f"{config.host}:{config.port}", client_id=client_id,
-            connect_timeout_s=config.connect_timeout_s,
-        )
-    link.connect()
+        link = KafkaLink(bootstrap=f"{uplink.host}:{uplink.port}", client_id=client_id,
+                         connect_timeout_s=uplink.connect_timeout_s)
+    link.connect(require=uplink.require_at_start)
     return link
