@@ -32,7 +32,8 @@ def _write(tmp_path: Path, data: object) -> Path:
 def test_example_config_is_valid() -> None:
     config = load_config(REPO / "config" / "robot_bridge.yaml", RobotBridgeConfig)
     assert config.robot_id == "amr_007"
-    assert [r.stream for r in config.routes] == ["robot_state", "task_status", "odometry"]
+    assert [r.stream for r in config.routes] == ["robot_state", "task_status", "odometry", "task_command"]
+    assert [r.direction for r in config.routes] == ["up", "up", "up", "down"]
 
 
 def test_ros_parameters_file_is_unwrapped(tmp_path: Path) -> None:
@@ -46,7 +47,7 @@ def test_unknown_key_suggests_the_near_miss(tmp_path: Path) -> None:
         load_config(_write(tmp_path, bad), RobotBridgeConfig)
     message = str(info.value)
     assert "robot.yaml: routes[0]: unknown key 'max_rate' (did you mean 'max_rate_hz'?)" in message
-    assert "robot.yaml: routes[0]: unknown key 'colour'; known keys: channel, format," in message
+    assert "robot.yaml: routes[0]: unknown key 'colour'; known keys: channel, direction, format," in message
 
 
 def test_misspelled_key_gets_did_you_mean(tmp_path: Path) -> None:
@@ -72,6 +73,12 @@ def test_duplicate_stream_is_refused() -> None:
     bad = {**GOOD, "routes": [GOOD["routes"][0], GOOD["routes"][0]]}
     with pytest.raises(ConfigError, match=r"routes\[1\].stream 'odometry' is already used by routes\[0\]"):
         validate_config(bad, RobotBridgeConfig)
+
+
+def test_down_routes_are_not_decimated() -> None:
+    route = {**GOOD["routes"][0], "direction": "down", "max_rate_hz": 5}
+    with pytest.raises(ConfigError, match=r"routes\[0\]: max_rate_hz applies to direction 'up' only"):
+        validate_config({**GOOD, "routes": [route]}, RobotBridgeConfig)
 
 
 def test_qos_preset_is_required_and_named() -> None:

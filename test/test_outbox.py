@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from swarm_bridge.spool import Spool
-from swarm_bridge.transport.link import Done, LinkBusy, LinkStats
+from swarm_bridge.transport.link import Done, Inbound, LinkBusy, LinkStats
 from swarm_bridge.transport.outbox import Outbox
 
 
@@ -32,6 +32,8 @@ class ScriptedLink:
             raise LinkBusy("busy")
         assert on_done is not None
         self.sent.append((payload, on_done))
+
+    def subscribe(self, destination: str, on_record: Inbound) -> None: ...
 
     def service(self) -> None: ...
 

@@ -15,10 +15,10 @@ import rclpy
 import yaml
 
 from swarm_bridge.brokers import Mosquitto, free_port
-from swarm_bridge.codec import decode_json
+from swarm_bridge.codec import Envelope, decode_json, encode_json
 from swarm_bridge.ros.qos import qos_preset
 from swarm_bridge.ros.spin import make_executor, spin_until
-from swarm_bridge.transport import MqttTap
+from swarm_bridge.transport import MqttLink, MqttTap
 
 pytestmark = pytest.mark.integration
 
@@ -172,3 +172,60 @@ def _sample(text: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[-1])
     raise AssertionError(f"{name} not in metrics")
+
+
+def _command(seq: int, command_id: str, *, robot: str = "amr_042", deadline_sec: int = 0,
+             ros_type: str = "swarm_bridge_msgs/msg/TaskCommand") -> bytes:
+    body = {"task_id": f"task-{seq}", "command_id": command_id, "robot_id": robot, "kind": "pick", "priority": 9,
+            "target_pose": {"header": {"frame_id": "map"}, "pose": {"position": {"x": 1.5, "y": -2.0, "z": 0.0}}},
+            "parameters": [{"key": "payload_kg", "value": "3.5"}], "deadline": {"sec": deadline_sec, "nanosec": 0}}
+    return encode_json(Envelope(robot_id=robot, stream="task_command", seq=seq, stamp_ns=time.time_ns(),
+                                ros_type=ros_type, body=body))
+
+
+def test_commands_come_down_checked_and_refusals_are_counted(
+        tmp_path: Path, mosquitto: Mosquitto, ros_context: Any, ros_env: dict[str, str]) -> None:
+    from swarm_bridge_msgs.msg import TaskCommand
+
+    config = _config(tmp_path, mosquitto.port)
+    proc = subprocess.Popen([*NODE, "--config", str(config), "--robot-id", "amr_042"], env=ros_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    node = rclpy.create_node("command_sink", context=ros_context)
+    received: list[TaskCommand] = []
+    node.create_subscription(TaskCommand, "/amr_007/task_command", received.append, qos_preset("reliable"))
+    executor = make_executor(ros_context)
+    link = MqttLink(host="127.0.0.1", port=mosquitto.port, client_id="coordinator-test")
+    link.connect()
+    topic = "swarm/warehouse_a/amr_042/command/task_command"
+    try:
+        assert spin_until(executor, [node], done=lambda: node.count_publishers("/amr_007/task_command") > 0,
+                          timeout_s=30)
+        time.sleep(0.5)  # the bridge subscribes right after creating its publisher
+        future = int(time.time()) + 3600
+        payloads = [
+            _command(0, "c-0", deadline_sec=future),
+            _command(1, "c-0", deadline_sec=future),  # same command id again: duplicate
+            _command(2, "c-2", robot="amr_099"),  # addressed to another robot
+            _command(3, "c-3", deadline_sec=1_000),  # deadline long past
+            b"\x00\xffnot a record",  # garbage
+            _command(5, "c-5", ros_type="std_msgs/msg/String"),  # not what this route carries
+            _command(6, "c-6"),  # still alive: accepted
+        ]
+        for payload in payloads:
+            link.send(topic, b"", payload, qos=1)
+        assert link.flush(10) == 0
+        assert spin_until(executor, [], done=lambda: len(received) >= 2, timeout_s=15)
+        spin_until(executor, [], timeout_s=1.0)  # nothing else may arrive
+    finally:
+        link.close()
+        node.destroy_node()
+        output = _stop(proc)
+    assert [(c.task_id, c.command_id) for c in received] == [("task-0", "c-0"), ("task-6", "c-6")]
+    first = received[0]
+    assert first.kind == "pick" and first.priority == 9 and first.target_pose.pose.position.x == 1.5
+    assert first.parameters[0].key == "payload_kg" and first.target_pose.header.frame_id == "map"
+    route = "route mqtt:swarm/warehouse_a/amr_042/command/task_command -> ros:/amr_007/task_command"
+    assert f"{route}: received 7, sent 2, dropped 5" in output
+    for reason in ("duplicate command id", "addressed to another robot", "deadline passed", "malformed",
+                   "wrong ROS type"):
+        assert f"refused 1 ({reason}" in output

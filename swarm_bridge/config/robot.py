@@ -101,17 +101,24 @@ class SpoolConfig(Strict):
 
 
 class RouteConfig(Strict):
-    """One bridged ROS topic: what it is on ROS and what stream it becomes upstream."""
+    """One bridged ROS topic: what it is on ROS and what stream it is upstream, in which direction."""
 
     topic: str = Field(pattern=ROS_TOPIC)
     type: str = Field(pattern=ROS_TYPE, description="ROS type, e.g. nav_msgs/msg/Odometry")
     stream: str = Field(pattern=STREAM, description="stream name upstream, e.g. odometry")
-    channel: Literal["telemetry", "event", "state"]
+    direction: Literal["up", "down"] = Field(default="up", description="up: ROS -> uplink; down: uplink -> ROS")
+    channel: Literal["telemetry", "event", "state", "command"]
     qos: Literal["reliable", "sensor_data", "transient_local"]
     format: Literal["json"] = Field(description="payload format; avro/protobuf arrive with the codec")
     mqtt_qos: Literal[0, 1, 2] = 1
     priority: int = Field(default=1, ge=0, le=255, description="higher drains first and is dropped last")
-    max_rate_hz: float | None = Field(default=None, gt=0, description="decimate to at most this rate")
+    max_rate_hz: float | None = Field(default=None, gt=0, description="decimate to at most this rate (up only)")
+
+    @model_validator(mode="after")
+    def _down_takes_no_rate(self) -> RouteConfig:
+        if self.direction == "down" and self.max_rate_hz is not None:
+            raise ValueError("max_rate_hz applies to direction 'up' only (commands are never decimated)")
+        return self
 
 
 class RobotBridgeConfig(Strict):

@@ -9,6 +9,7 @@ from rclpy.node import Node
 from swarm_bridge.config import RobotBridgeConfig
 from swarm_bridge.metrics import BridgeMetrics
 from swarm_bridge.ros.ros_to_uplink import UplinkRoute
+from swarm_bridge.ros.uplink_to_ros import DownlinkRoute
 from swarm_bridge.routing import routes_for
 from swarm_bridge.spool import Spool
 from swarm_bridge.transport import Uplink
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 class RobotBridge:
-    """One UplinkRoute per configured route of one robot, all feeding one outbox."""
+    """One UplinkRoute per up route, all feeding one outbox; one DownlinkRoute per down route."""
 
     def __init__(self, node: Node, config: RobotBridgeConfig, uplink: Uplink, *, spool: Spool | None = None,
                  metrics: BridgeMetrics | None = None) -> None:
@@ -31,11 +32,14 @@ class RobotBridge:
         self.spool = spool or Spool(config.spool.file_for(config.fleet, config.robot_id),
                                     max_bytes=int(config.spool.max_mb * 2**20))
         self.outbox = Outbox(uplink, self.spool, window=config.uplink.max_inflight, on_acked=self._acked)
+        routes = routes_for(config)
         self.routes = [UplinkRoute(node, route, robot_id=config.robot_id, outbox=self.outbox, metrics=self.metrics)
-                       for route in routes_for(config)]
+                       for route in routes if route.direction == "up"]
+        self.downlinks = [DownlinkRoute(node, route, robot_id=config.robot_id, uplink=uplink, metrics=self.metrics)
+                          for route in routes if route.direction == "down"]
         self._latency = {r.route.stream: self.metrics.latency.labels(str(r.route)) for r in self.routes}
-        log.info("robot %s: %d routes up to %s (spool %s, %d records waiting)", config.robot_id, len(self.routes),
-                 uplink.endpoint, self.spool.path, self.spool.depth())
+        log.info("robot %s: %d routes up, %d down, via %s (spool %s, %d records waiting)", config.robot_id,
+                 len(self.routes), len(self.downlinks), uplink.endpoint, self.spool.path, self.spool.depth())
 
     def flush(self, timeout_s: float) -> int:
         """Wait until every record is acknowledged upstream; returns how many are still waiting."""
@@ -47,9 +51,12 @@ class RobotBridge:
         self.spool.close()
 
     def summary(self) -> dict[str, dict[str, int]]:
-        """Per route (by its str): received, sent, dropped (all reasons)."""
-        return {str(r.route): {"received": r.counts.received, "sent": r.counts.sent,
-                               "dropped": sum(r.counts.dropped.values())} for r in self.routes}
+        """Per route (by its str): received, sent (up) or published (down), dropped (all reasons)."""
+        up = {str(r.route): {"received": r.counts.received, "sent": r.counts.sent,
+                             "dropped": sum(r.counts.dropped.values())} for r in self.routes}
+        down = {str(d.route): {"received": d.counts.received, "sent": d.counts.published,
+                               "dropped": sum(d.counts.refused.values())} for d in self.downlinks}
+        return up | down
 
     def _acked(self, record: Outgoing, acked_ns: int) -> None:
         latency = self._latency.get(record.stream)

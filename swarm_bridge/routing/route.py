@@ -12,7 +12,10 @@ __all__ = ["Route", "routes_for"]
 
 @dataclass(frozen=True)
 class Route:
-    """ROS side (topic, type, QoS preset) and uplink side (scheme, destination) of one stream."""
+    """ROS side (topic, type, QoS preset) and uplink side (scheme, destination) of one stream, one direction.
+
+    For an MQTT uplink the destination carries the robot id; on Kafka, where robots share a topic per
+    stream kind, a down route takes only the records keyed with its robot id."""
 
     ros_topic: str
     ros_type: str
@@ -25,8 +28,11 @@ class Route:
     mqtt_qos: int = 1
     priority: int = 1
     max_rate_hz: float | None = None
+    direction: str = "up"
 
     def __str__(self) -> str:
+        if self.direction == "down":
+            return f"route {self.scheme}:{self.destination} -> ros:{self.ros_topic}"
         return f"route ros:{self.ros_topic} -> {self.scheme}:{self.destination}"
 
 
@@ -53,4 +59,5 @@ def _route(config: RobotBridgeConfig, rc: RouteConfig) -> Route:
         mqtt_qos=rc.mqtt_qos,
         priority=rc.priority,
         max_rate_hz=rc.max_rate_hz,
+        direction=rc.direction,
     )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
-from swarm_bridge.transport.link import Done, LinkBusy, LinkError, LinkStats
+from swarm_bridge.transport.link import Done, Inbound, LinkBusy, LinkError, LinkStats
 
 __all__ = ["KafkaLink"]
 
@@ -26,6 +27,10 @@ class KafkaLink:
         self.on_inflight_lost: Callable[[], None] | None = None  # never called: librdkafka keeps retrying
         self._timeout = connect_timeout_s
         self._down_until = 0.0
+        self._bootstrap, self._client_id = bootstrap, client_id
+        self._consumers: list[tuple[Consumer, threading.Thread]] = []
+        self._stop = threading.Event()
+        self.inbound_errors = 0
         self._producer = Producer(
             {
                 "bootstrap.servers": bootstrap,
@@ -79,6 +84,34 @@ class KafkaLink:
         self.stats.add(sent=1)
         self._producer.poll(0)
 
+    def subscribe(self, destination: str, on_record: Inbound) -> None:
+        """Consume Kafka topic `destination` in this robot's own group, committing after each record was handled."""
+        consumer = Consumer({
+            "bootstrap.servers": self._bootstrap,
+            "group.id": f"{self._client_id}.{destination}",
+            "client.id": self._client_id,
+            "auto.offset.reset": "latest",
+            "enable.auto.commit": False,
+            "logger": log,
+        })
+        consumer.subscribe([destination])
+        thread = threading.Thread(target=self._consume, args=(consumer, on_record), daemon=True,
+                                  name=f"kafka-in-{destination}")
+        self._consumers.append((consumer, thread))
+        thread.start()
+
+    def _consume(self, consumer: Consumer, on_record: Inbound) -> None:
+        while not self._stop.is_set():
+            msg = consumer.poll(0.1)
+            if msg is None or msg.error():
+                continue
+            try:
+                on_record(msg.topic() or "", msg.key(), msg.value() or b"")
+            except Exception:  # a malformed record must never stop the consumer
+                self.inbound_errors += 1
+                log.exception("%s: handling a record of %s failed", self.endpoint, msg.topic())
+            consumer.commit(message=msg, asynchronous=True)
+
     def service(self) -> None:
         """Serve delivery reports and errors (librdkafka calls back only from poll)."""
         self._producer.poll(0)
@@ -89,6 +122,10 @@ class KafkaLink:
         return self.stats.pending
 
     def close(self) -> None:
+        self._stop.set()
+        for consumer, thread in self._consumers:
+            thread.join(timeout=5)
+            consumer.close()
         self._producer.flush(self._timeout)
 
     def _on_error(self, err: KafkaError) -> None:

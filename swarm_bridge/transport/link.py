@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["Done", "LinkBusy", "LinkError", "LinkStats", "Uplink"]
+__all__ = ["Done", "Inbound", "LinkBusy", "LinkError", "LinkStats", "Uplink"]
 
 Done = Callable[[bool], None]
 """Called once per record with True when the broker confirmed it, False when it failed for good.
@@ -22,6 +22,11 @@ class LinkError(ConnectionError):
         self.problem = problem
         self.fix = fix
         super().__init__(f"{endpoint}: {problem}. Fix: {fix}")
+
+
+Inbound = Callable[[str, "bytes | None", bytes], None]
+"""Called with (topic, key or None, payload) for each record arriving on a subscription, from the client
+library's thread; it must not raise (the link logs and counts anything that escapes)."""
 
 
 class LinkBusy(RuntimeError):
@@ -66,6 +71,8 @@ class Uplink(Protocol):
 
     def send(self, destination: str, key: bytes, payload: bytes, *, qos: int = 1, on_done: Done | None = None) -> None:
         ...
+
+    def subscribe(self, destination: str, on_record: Inbound) -> None: ...
 
     def service(self) -> None: ...
 

@@ -20,7 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from swarm_bridge.transport.link import Done, LinkBusy, LinkError, LinkStats
+from swarm_bridge.transport.link import Done, Inbound, LinkBusy, LinkError, LinkStats
 
 __all__ = ["MqttLink", "MqttTls", "Presence"]
 
@@ -76,6 +76,8 @@ class MqttLink:
         self._refusal: str | None = None
         self._presence = presence
         self._closing = False
+        self._subscriptions: dict[str, Inbound] = {}
+        self.inbound_errors = 0
         self._session_expiry_s = session_expiry_s
         self._done: dict[int, Done] = {}
         self._early: set[int] = set()  # acks that came before `send` registered their callback
@@ -101,6 +103,7 @@ class MqttLink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         self._client = client
         self._props = Properties(PacketTypes.PUBLISH)
         self._props.ContentType = content_type
@@ -157,6 +160,13 @@ class MqttLink:
             self.stats.add(acked=1)
             done(True)
 
+    def subscribe(self, destination: str, on_record: Inbound) -> None:
+        """Receive every message on MQTT topic `destination` at QoS 1; kept across reconnects."""
+        self._subscriptions[destination] = on_record
+        self._client.message_callback_add(destination, self._dispatch(on_record))
+        if self.connected:
+            self._client.subscribe(destination, qos=1)
+
     def service(self) -> None:
         """Nothing to do: paho's network thread runs on its own."""
 
@@ -182,9 +192,24 @@ class MqttLink:
             self._refusal = f"broker refused the connection: {reason}"
             return
         self._connected.set()
+        if self._subscriptions:
+            client.subscribe([(topic, 1) for topic in self._subscriptions])
         if self._presence is not None:
             client.publish(self._presence.topic, self._presence.payload("online", "connected"), qos=1, retain=True)
         log.info("%s: connected (session %s)", self.endpoint, "resumed" if flags.session_present else "new")
+
+    def _dispatch(self, on_record: Inbound) -> Callable[[Any, Any, Any], None]:
+        def deliver(_c: Any, _u: Any, message: Any) -> None:
+            try:
+                on_record(message.topic, None, bytes(message.payload))
+            except Exception:  # a malformed message must never stop the network thread
+                self.inbound_errors += 1
+                log.exception("%s: handling a message on %s failed", self.endpoint, message.topic)
+
+        return deliver
+
+    def _on_message(self, _c: Any, _u: Any, message: Any) -> None:
+        log.warning("%s: message on %s matches no subscription; ignored", self.endpoint, message.topic)
 
     def _on_disconnect(self, _c: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
         was = self._connected.is_set()

@@ -1,0 +1,100 @@
+"""Down direction: records from the uplink, decoded and checked (this robot, not expired, not a repeat),
+published on a ROS topic. Anything refused is counted by reason; nothing stops the route."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from rclpy.node import Node
+
+from swarm_bridge.codec import CodecError, decode_json
+from swarm_bridge.metrics import BridgeMetrics
+from swarm_bridge.ros.convert import dict_to_message
+from swarm_bridge.ros.qos import qos_preset
+from swarm_bridge.ros.types import message_class
+from swarm_bridge.routing import Route
+from swarm_bridge.routing.admission import CommandGate, Verdict
+from swarm_bridge.transport import Uplink
+
+__all__ = ["DownlinkCounts", "DownlinkRoute"]
+
+log = logging.getLogger(__name__)
+
+MALFORMED = "malformed"
+WRONG_TYPE = "wrong ROS type"
+NOT_PUBLISHABLE = "not publishable"
+
+
+@dataclass
+class DownlinkCounts:
+    """What one down route saw: records from the uplink, messages published on ROS, refusals by reason."""
+
+    received: int = 0
+    published: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+
+
+class DownlinkRoute:
+    """Uplink destination -> ROS topic for one route of one robot."""
+
+    def __init__(self, node: Node, route: Route, *, robot_id: str, uplink: Uplink, metrics: BridgeMetrics) -> None:
+        self.route = route
+        self.counts = DownlinkCounts()
+        self.gate = CommandGate(robot_id)
+        self._robot_id = robot_id
+        self._cls = message_class(route.ros_type)
+        self._publisher = node.create_publisher(self._cls, route.ros_topic, qos_preset(route.qos))
+        label = str(route)
+        self._received = metrics.records.labels(label, "received")
+        self._published = metrics.records.labels(label, "published")
+        self._refused = lambda reason: metrics.dropped.labels(label, reason).inc()
+        uplink.subscribe(route.destination, self._on_record)
+        log.info("%s: down (%s, qos %s)", route, route.ros_type, route.qos)
+
+    def _on_record(self, _topic: str, key: bytes | None, payload: bytes) -> None:
+        if key is not None and key != self._robot_id.encode():
+            return  # a Kafka topic shared by robots: another robot's record
+        self.counts.received += 1
+        self._received.inc()
+        try:
+            envelope = decode_json(payload)
+        except CodecError as exc:
+            self._refuse(MALFORMED, f"cannot decode: {exc}")
+            return
+        if envelope.ros_type != self.route.ros_type:
+            self._refuse(WRONG_TYPE, f"record of {envelope.ros_type}, route carries {self.route.ros_type}")
+            return
+        body = envelope.body
+        addressees = {envelope.robot_id, str(body.get("robot_id") or envelope.robot_id)} - {self._robot_id}
+        verdict = self.gate.check(
+            robot_id=min(addressees) if addressees else self._robot_id,  # any other addressee: not ours
+            command_id=str(body.get("command_id") or f"{envelope.stream}:{envelope.seq}"),
+            deadline_ns=_deadline_ns(body.get("deadline")),
+            now_ns=time.time_ns(),
+        )
+        if verdict is not Verdict.ACCEPT:
+            self._refuse(verdict.value, f"seq {envelope.seq}")
+            return
+        try:
+            self._publisher.publish(dict_to_message(self._cls, body))
+        except Exception as exc:  # rclpy raises several types for values out of range
+            self._refuse(NOT_PUBLISHABLE, str(exc))
+            return
+        self.counts.published += 1
+        self._published.inc()
+
+    def _refuse(self, reason: str, detail: str) -> None:
+        self.counts.refused[reason] += 1
+        self._refused(reason)
+        log.warning("%s: refused 1 (%s: %s)", self.route, reason, detail)
+
+
+def _deadline_ns(value: Any) -> int:
+    """A builtin_interfaces/Time as a dict -> ns; anything else (absent, malformed) -> 0, no deadline."""
+    if isinstance(value, dict) and isinstance(value.get("sec"), int) and isinstance(value.get("nanosec"), int):
+        return int(value["sec"]) * 1_000_000_000 + int(value["nanosec"])
+    return 0
