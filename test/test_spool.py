@@ -169,3 +169,10 @@ def test_explicit_order_puts_a_record_back_where_it_was(tmp_path: Path) -> None:
     assert [(r.order, r.payload) for r in spool.take(5)] == [(3, b"r3"), (5, b"r5"), (6, b"r7")]
     spool.close()
     assert _spool(tmp_path).next_order == 7
+
+
+def test_runs_are_counted_across_reopening(tmp_path: Path) -> None:
+    spool = _spool(tmp_path)
+    assert [spool.start_run(), spool.start_run()] == [0, 1]
+    spool.close()
+    assert _spool(tmp_path).start_run() == 2

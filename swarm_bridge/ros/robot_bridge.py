@@ -32,14 +32,15 @@ class RobotBridge:
         self.spool = spool or Spool(config.spool.file_for(config.fleet, config.robot_id),
                                     max_bytes=int(config.spool.max_mb * 2**20))
         self.outbox = Outbox(uplink, self.spool, window=config.uplink.max_inflight, on_acked=self._acked)
+        self.run = self.spool.start_run()
         routes = routes_for(config)
-        self.routes = [UplinkRoute(node, route, robot_id=config.robot_id, outbox=self.outbox, metrics=self.metrics)
-                       for route in routes if route.direction == "up"]
+        self.routes = [UplinkRoute(node, route, robot_id=config.robot_id, outbox=self.outbox, metrics=self.metrics,
+                                   run=self.run) for route in routes if route.direction == "up"]
         self.downlinks = [DownlinkRoute(node, route, robot_id=config.robot_id, uplink=uplink, metrics=self.metrics)
                           for route in routes if route.direction == "down"]
         self._latency = {r.route.stream: self.metrics.latency.labels(str(r.route)) for r in self.routes}
-        log.info("robot %s: %d routes up, %d down, via %s (spool %s, %d records waiting)", config.robot_id,
-                 len(self.routes), len(self.downlinks), uplink.endpoint, self.spool.path, self.spool.depth())
+        log.info("robot %s: run %d, %d routes up, %d down, via %s (spool %s, %d records waiting)", config.robot_id,
+                 self.run, len(self.routes), len(self.downlinks), uplink.endpoint, self.spool.path, self.spool.depth())
 
     def flush(self, timeout_s: float) -> int:
         """Wait until every record is acknowledged upstream; returns how many are still waiting."""

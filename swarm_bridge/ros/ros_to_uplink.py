@@ -34,16 +34,21 @@ class RouteCounts:
 
 
 class UplinkRoute:
-    """ROS topic -> uplink destination for one route; numbers its records per stream from 0."""
+    """ROS topic -> uplink destination for one route.
 
-    def __init__(self, node: Node, route: Route, *, robot_id: str, outbox: Outbox, metrics: BridgeMetrics) -> None:
+    Records are numbered per stream: seq = run << 32 | n, where run counts the bridge's starts (kept in its
+    spool) and n counts from 0 in this run; so seq only grows, across restarts too, and receivers can
+    drop duplicates by (robot_id, stream, seq) and see a restart where the high bits change."""
+
+    def __init__(self, node: Node, route: Route, *, robot_id: str, outbox: Outbox, metrics: BridgeMetrics,
+                 run: int = 0) -> None:
         self.route = route
         self.counts = RouteCounts()
         self._robot_id = robot_id
         self._key = kafka_key(robot_id)
         self._outbox = outbox
         self._decimator = Decimator(route.max_rate_hz)
-        self._seq = 0
+        self._seq = run << 32
         label = str(route)
         self._received = metrics.records.labels(label, "received")
         self._sent = metrics.records.labels(label, "sent")

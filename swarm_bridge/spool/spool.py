@@ -33,6 +33,10 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_drain ON records (taken, priority DESC, ord);
 CREATE INDEX IF NOT EXISTS records_evict ON records (priority, ord);
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS drops (
     stream TEXT NOT NULL,
     reason TEXT NOT NULL,
@@ -154,6 +158,16 @@ class Spool:
         with self._lock:
             (count,) = self._db.execute("SELECT COUNT(*) FROM records WHERE stream = ?", (stream,)).fetchone()
         return int(count)
+
+    def start_run(self) -> int:
+        """Count one more start of the process that owns this spool; returns its run number (0, 1, ...).
+
+        Sequence numbers built on it stay unique and increasing across restarts, even after a SIGKILL."""
+        with self._lock, self._transaction():
+            self._db.execute("INSERT INTO meta (name, value) VALUES ('runs', 1) ON CONFLICT (name)"
+                             " DO UPDATE SET value = value + 1")
+            (runs,) = self._db.execute("SELECT value FROM meta WHERE name = 'runs'").fetchone()
+        return int(runs) - 1
 
     @property
     def next_order(self) -> int:

@@ -139,41 +139,53 @@ class Outbox:
             self._wake.wait(0.01)
             self._wake.clear()
             try:
-                self.pump()
+                busy = self.pump()
             except Exception:  # a pump that dies silently would lose the robot's data: log and go on
                 log.exception("outbox pump failed; retrying")
                 time.sleep(0.1)
+                busy = False
+            if busy:
+                time.sleep(0.0005)  # let routes take the lock and the GIL between batches while draining
 
-    def pump(self) -> None:
-        """Handle acknowledgements and lost connections, then move spooled records to the link.
-
-        Everything happens under the lock, so events are handled one at a time and in arrival order."""
+    def pump(self) -> bool:
+        """Handle acknowledgements and lost connections, then move one batch of spooled records to the link;
+        True if more is waiting. Under the lock, so events are handled one at a time, in arrival order."""
         with self._lock:
             self.link.service()
+            acked: list[int] = []
             while True:
                 try:
                     kind, token, ok, when_ns = self._events.get_nowait()
                 except queue.Empty:
                     break
                 if kind == "lost":
+                    self._forget(acked)
                     self._respool_inflight()
                 else:
-                    self._done(token, ok, when_ns)
-            while self.link.connected and len(self._inflight) < self.window:
-                records = self.spool.take(min(self.batch, self.window - len(self._inflight)))
-                if not records:
-                    break
-                for index, spooled in enumerate(records):
-                    record = Outgoing(spooled.stream, spooled.destination, spooled.key, spooled.payload,
-                                      spooled.priority, 1, spooled.order, 0)
-                    try:
-                        self._send(record, spooled.id)
-                        self.stats.sent_from_spool += 1
-                    except LinkBusy:
-                        self.spool.release([r.id for r in records[index:]])
-                        return
+                    self._done(token, ok, when_ns, acked)
+            self._forget(acked)
+            room = self.window - len(self._inflight)
+            if not self.link.connected or room <= 0:
+                return False
+            records = self.spool.take(min(self.batch, room))
+            for index, spooled in enumerate(records):
+                record = Outgoing(spooled.stream, spooled.destination, spooled.key, spooled.payload,
+                                  spooled.priority, 1, spooled.order, 0)
+                try:
+                    self._send(record, spooled.id)
+                    self.stats.sent_from_spool += 1
+                except LinkBusy:
+                    self.spool.release([r.id for r in records[index:]])
+                    return False
+            return len(records) == min(self.batch, room)
 
-    def _done(self, token: int, ok: bool, when_ns: int) -> None:
+    def _forget(self, spool_ids: list[int]) -> None:
+        """Acknowledged spooled records leave the spool, in one transaction per batch."""
+        if spool_ids:
+            self.spool.ack(spool_ids)
+            spool_ids.clear()
+
+    def _done(self, token: int, ok: bool, when_ns: int, acked: list[int]) -> None:
         entry = self._inflight.pop(token, None)
         if entry is None:
             return  # already given back to the spool after a lost connection: it will be sent again
@@ -181,7 +193,7 @@ class Outbox:
         if ok:
             self.stats.acked += 1
             if spool_id is not None:
-                self.spool.ack([spool_id])
+                acked.append(spool_id)
             if self._on_acked is not None and record.received_ns:
                 self._on_acked(record, when_ns)
             return
