@@ -37,6 +37,9 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="robot bridge YAML, e.g. config/robot_bridge.yaml")
     parser.add_argument("--robot-id", help="override robot_id from the config")
     opts = parser.parse_args(remove_ros_args(args))
+    # The ROS executor wakes per message and needs the GIL back quickly while the outbox drains a backlog;
+    # the default 5 ms hand-over starves it (a convoy) and the DDS reader queue overflows at 1 kHz.
+    sys.setswitchinterval(0.0005)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     try:

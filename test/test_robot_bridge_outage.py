@@ -72,7 +72,7 @@ class OdomSource:
 
         self._cls = Odometry
         self.node = rclpy.create_node("odom_source", context=context)
-        self.publisher = self.node.create_publisher(Odometry, "/robot/odom", qos_preset("reliable"))
+        self.publisher = self.node.create_publisher(Odometry, "/robot/odom", qos_preset("reliable", depth=1000))
         self.executor = make_executor(context)
         self.sent = 0
 

@@ -109,6 +109,8 @@ class RouteConfig(Strict):
     direction: Literal["up", "down"] = Field(default="up", description="up: ROS -> uplink; down: uplink -> ROS")
     channel: Literal["telemetry", "event", "state", "command"]
     qos: Literal["reliable", "sensor_data", "transient_local"]
+    qos_depth: int | None = Field(default=None, ge=1, le=100_000, description="history depth instead of the "
+                                  "preset's (reliable 10000, sensor_data 5, transient_local 100)")
     format: Literal["json"] = Field(description="payload format; avro/protobuf arrive with the codec")
     mqtt_qos: Literal[0, 1, 2] = 1
     priority: int = Field(default=1, ge=0, le=255, description="higher drains first and is dropped last")

@@ -54,7 +54,8 @@ class UplinkRoute:
         self._sent = metrics.records.labels(label, "sent")
         self._dropped = {reason: metrics.dropped.labels(label, reason) for reason in ("rate limit", "cannot encode")}
         self._subscription = node.create_subscription(
-            message_class(route.ros_type), route.ros_topic, self._on_message, qos_preset(route.qos)
+            message_class(route.ros_type), route.ros_topic, self._on_message,
+            qos_preset(route.qos, depth=route.qos_depth)
         )
         log.info("%s: up (%s, qos %s, priority %d%s)", route, route.ros_type, route.qos, route.priority,
                  f", at most {route.max_rate_hz:g} Hz" if route.max_rate_hz else "")

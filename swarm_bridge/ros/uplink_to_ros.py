@@ -47,7 +47,8 @@ class DownlinkRoute:
         self.gate = CommandGate(robot_id)
         self._robot_id = robot_id
         self._cls = message_class(route.ros_type)
-        self._publisher = node.create_publisher(self._cls, route.ros_topic, qos_preset(route.qos))
+        self._publisher = node.create_publisher(self._cls, route.ros_topic,
+                                                qos_preset(route.qos, depth=route.qos_depth))
         label = str(route)
         self._received = metrics.records.labels(label, "received")
         self._published = metrics.records.labels(label, "published")

@@ -29,6 +29,7 @@ class Route:
     priority: int = 1
     max_rate_hz: float | None = None
     direction: str = "up"
+    qos_depth: int | None = None
 
     def __str__(self) -> str:
         if self.direction == "down":
@@ -60,4 +61,5 @@ def _route(config: RobotBridgeConfig, rc: RouteConfig) -> Route:
         priority=rc.priority,
         max_rate_hz=rc.max_rate_hz,
         direction=rc.direction,
+        qos_depth=rc.qos_depth,
     )

@@ -65,6 +65,7 @@ class Outbox:
         self._order = spool.next_order
         self._lock = threading.Lock()
         self._inflight: dict[int, tuple[Outgoing, int | None]] = {}  # token -> (record, spool id or None)
+        self._staged: list[Outgoing] = []  # on their way to the spool; the ROS thread never waits on SQLite
         self._token = 0
         self._events: queue.SimpleQueue[tuple[str, int, bool, int]] = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -80,14 +81,15 @@ class Outbox:
             record = Outgoing(stream, destination, key, payload, priority, qos, self._order, received_ns)
             self._order += 1
             self.stats.submitted += 1
-            if self.link.connected and self.spool.depth() == 0 and len(self._inflight) < self.window:
+            if (self.link.connected and not self._staged and self.spool.depth() == 0
+                    and len(self._inflight) < self.window):
                 try:
                     self._send(record, None)
                     self.stats.sent_live += 1
                     return
                 except LinkBusy:
                     pass
-            self._spool(record)
+            self._staged.append(record)  # the pump writes it to the spool with others, in one transaction
         self._wake.set()
 
     @property
@@ -95,8 +97,8 @@ class Outbox:
         return len(self._inflight)
 
     def backlog(self) -> int:
-        """Records not yet acknowledged: in flight plus spooled."""
-        return len(self._inflight) + self.spool.depth()
+        """Records not yet acknowledged: in flight, staged and spooled."""
+        return len(self._inflight) + len(self._staged) + self.spool.depth()
 
     def flush(self, timeout_s: float) -> int:
         """Wait until everything submitted is acknowledged or `timeout_s` passes; returns what remains."""
@@ -112,6 +114,7 @@ class Outbox:
         self._wake.set()
         self._thread.join(timeout_s)
         with self._lock:
+            self._write_staged()
             self._respool_inflight()
 
     def _send(self, record: Outgoing, spool_id: int | None) -> None:
@@ -133,6 +136,12 @@ class Outbox:
         if self.spool.put(record.stream, record.destination, record.key, record.payload,
                           priority=record.priority, order=record.order):
             self.stats.spooled += 1
+
+    def _write_staged(self) -> None:
+        if self._staged:
+            self.stats.spooled += self.spool.put_many(
+                (r.stream, r.destination, r.key, r.payload, r.priority, r.order) for r in self._staged)
+            self._staged.clear()
 
     def _pump_loop(self) -> None:
         while not self._stop.is_set():
@@ -164,6 +173,7 @@ class Outbox:
                 else:
                     self._done(token, ok, when_ns, acked)
             self._forget(acked)
+            self._write_staged()
             room = self.window - len(self._inflight)
             if not self.link.connected or room <= 0:
                 return False
