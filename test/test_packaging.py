@@ -56,6 +56,7 @@ def test_pip_install_puts_nodes_where_ros2_launch_finds_them(tmp_path: Path) -> 
           "--disable-pip-version-check", "--prefix", str(prefix), str(REPO)])
     site = Path(sysconfig.get_path("purelib", vars={"base": str(prefix)}))
     assert (site / "swarm_bridge/nodes.py").is_file()
+    assert (site / "swarm_bridge/codec/_generated/task_command/v2_pb2.py").is_file()  # protoc ran at build time
     assert (prefix / "bin/swarm-bridge").is_file()
     _check_ros_layout(prefix, _env(prefix, site))
 
@@ -73,6 +74,7 @@ def test_colcon_build_generates_interfaces_and_installs_nodes(tmp_path: Path) ->
     run_env = _env(prefix, site, extra_lib=prefix / "lib")
     _check_ros_layout(prefix, run_env)
     # the interfaces come from this build (not the venv) and serialize through their typesupport
+    assert (site / "swarm_bridge/codec/_generated/task_command/v1_pb2.py").is_file()  # protoc ran at build time
     probe = ("import swarm_bridge_msgs, swarm_bridge; from swarm_bridge_msgs.msg import TaskCommand;"
              "from rclpy.serialization import serialize_message as s;"
              "print(swarm_bridge_msgs.__file__, swarm_bridge.__file__, len(s(TaskCommand(task_id='t'))))")

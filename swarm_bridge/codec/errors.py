@@ -7,6 +7,7 @@ __all__ = [
     "FramingError",
     "IncompatibleSchema",
     "RecordError",
+    "RegistryError",
     "SchemaMismatch",
     "SchemaParseError",
     "UnknownRosType",
@@ -78,3 +79,11 @@ class UnknownRosType(CodecError):
             f"ROS type '{ros_type}' has no definition{hint}. Fix: install its interfaces package or pass its "
             ".msg files (--msg-dir)"
         )
+
+
+class RegistryError(CodecError):
+    """A schema registry that cannot answer: unreachable, refusing, or asked something invalid; says how to fix."""
+
+    def __init__(self, backend: str, problem: str, fix: str | None = None) -> None:
+        self.backend, self.problem, self.fix = backend, problem, fix
+        super().__init__(f"schema registry ({backend}): {problem}" + (f". Fix: {fix}" if fix else ""))
