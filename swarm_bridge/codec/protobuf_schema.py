@@ -1,0 +1,161 @@
+"""Protobuf descriptors and `.proto` text of ROS message types, derived from the ROS definition.
+
+- One proto3 file per ROS package: `ros/<pkg>/msg.proto`, package `ros.<pkg>.msg`, holding the messages
+  of that package that the type needs (sorted by name), importing the files of the packages they use.
+- The record: file `swarm_bridge/record/<pkg>/msg/<Name>.proto`, message
+  `swarm_bridge.record.<pkg>.msg.<Name>` with robot_id=1 (string), stream=2 (string), seq=3 (int64),
+  stamp_ns=4 (int64), ros_type=5 (string), schema_version=6 (int32), body=7 (`ros.<pkg>.msg.<Name>`).
+- Field numbers are 1, 2, ... in ROS definition order; names are the ROS names.
+
+| ROS                                  | Protobuf                                                     |
+|--------------------------------------|--------------------------------------------------------------|
+| bool                                 | bool                                                         |
+| int8 int16 int32                     | int32 (plain varint, like int64 below; a negative value      |
+|                                      | costs 10 bytes, but ROS ints are mostly ids, counts, enums)  |
+| uint8 uint16 uint32 byte char        | uint32                                                       |
+| int64 / uint64                       | int64 / uint64                                               |
+| float32 / float64                    | float / double                                               |
+| string, wstring                      | string                                                       |
+| uint8[...], byte[...] (any kind)     | bytes                                                        |
+| T[N], T[], T[<=N] (other T)          | repeated T (scalars packed, proto3's default)                |
+| nested message (incl. Time, Duration)| message                                                      |
+
+Sizes and bounds do not fit proto3 options without an extension; `.proto` text shows each field's ROS
+declaration as a trailing comment instead.
+"""
+
+from __future__ import annotations
+
+from google.protobuf import descriptor_pb2
+
+from swarm_bridge.codec.rostypes import RosField, RosTypes, default_types
+
+__all__ = ["ENVELOPE_FIELDS", "body_message_name", "file_descriptors", "proto_text", "record_message_name"]
+
+_F = descriptor_pb2.FieldDescriptorProto
+_SCALAR = {
+    "bool": _F.TYPE_BOOL, "int8": _F.TYPE_INT32, "int16": _F.TYPE_INT32, "int32": _F.TYPE_INT32,
+    "uint8": _F.TYPE_UINT32, "uint16": _F.TYPE_UINT32, "uint32": _F.TYPE_UINT32, "byte": _F.TYPE_UINT32,
+    "char": _F.TYPE_UINT32, "int64": _F.TYPE_INT64, "uint64": _F.TYPE_UINT64, "float32": _F.TYPE_FLOAT,
+    "float64": _F.TYPE_DOUBLE, "string": _F.TYPE_STRING, "wstring": _F.TYPE_STRING,
+}
+_TYPE_NAMES = {
+    _F.TYPE_BOOL: "bool", _F.TYPE_INT32: "int32", _F.TYPE_UINT32: "uint32", _F.TYPE_INT64: "int64",
+    _F.TYPE_UINT64: "uint64", _F.TYPE_FLOAT: "float", _F.TYPE_DOUBLE: "double", _F.TYPE_STRING: "string",
+    _F.TYPE_BYTES: "bytes",
+}
+ENVELOPE_FIELDS = (
+    ("robot_id", _F.TYPE_STRING), ("stream", _F.TYPE_STRING), ("seq", _F.TYPE_INT64),
+    ("stamp_ns", _F.TYPE_INT64), ("ros_type", _F.TYPE_STRING), ("schema_version", _F.TYPE_INT32),
+)
+
+
+def body_message_name(ros_type: str) -> str:
+    """`sensor_msgs/msg/Imu` -> `ros.sensor_msgs.msg.Imu`."""
+    return "ros." + ros_type.replace("/", ".")
+
+
+def record_message_name(ros_type: str) -> str:
+    """`sensor_msgs/msg/Imu` -> `swarm_bridge.record.sensor_msgs.msg.Imu`."""
+    return "swarm_bridge.record." + ros_type.replace("/", ".")
+
+
+def file_descriptors(ros_type: str, types: RosTypes | None = None) -> list[descriptor_pb2.FileDescriptorProto]:
+    """The files that define records of `ros_type`, each after the files it imports; the record's file last."""
+    types = types or default_types()
+    by_package: dict[str, list[str]] = {}
+    for name in types.closure(ros_type):
+        by_package.setdefault(name.rsplit("/", 1)[0], []).append(name)
+    imports = {
+        package: sorted({f.type.rsplit("/", 1)[0] for m in members for f in types.fields(m) if f.is_message}
+                        - {package})
+        for package, members in by_package.items()
+    }
+    ordered: list[str] = []
+
+    def visit(package: str) -> None:
+        if package not in ordered:
+            for used in imports[package]:
+                visit(used)
+            ordered.append(package)
+
+    for package in sorted(by_package):
+        visit(package)
+    files = [_package_file(p, sorted(by_package[p]), imports[p], types) for p in ordered]
+    return [*files, _record_file(ros_type)]
+
+
+def _file_name(package: str) -> str:
+    return f"ros/{package}.proto"
+
+
+def _package_file(
+    package: str, members: list[str], imports: list[str], types: RosTypes
+) -> descriptor_pb2.FileDescriptorProto:
+    file = descriptor_pb2.FileDescriptorProto(
+        name=_file_name(package), package="ros." + package.replace("/", "."), syntax="proto3",
+        dependency=[_file_name(p) for p in imports],
+    )
+    for member in members:
+        message = file.message_type.add(name=member.rsplit("/", 1)[1])
+        for number, f in enumerate(types.fields(member), start=1):
+            message.field.append(_field(f, number))
+    return file
+
+
+def _field(f: RosField, number: int) -> descriptor_pb2.FieldDescriptorProto:
+    repeated = f.kind in ("array", "sequence") and not f.is_bytes
+    field = _F(name=f.name, number=number, label=_F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL)
+    if f.is_bytes:
+        field.type = _F.TYPE_BYTES
+    elif f.is_message:
+        field.type, field.type_name = _F.TYPE_MESSAGE, "." + body_message_name(f.type)
+    else:
+        field.type = _SCALAR[f.type]
+    return field
+
+
+def _record_file(ros_type: str) -> descriptor_pb2.FileDescriptorProto:
+    package, name = record_message_name(ros_type).rsplit(".", 1)
+    file = descriptor_pb2.FileDescriptorProto(
+        name=package.replace(".", "/") + f"/{name}.proto", package=package, syntax="proto3",
+        dependency=[_file_name(ros_type.rsplit("/", 1)[0])],
+    )
+    message = file.message_type.add(name=name)
+    for number, (field_name, kind) in enumerate(ENVELOPE_FIELDS, start=1):
+        message.field.add(name=field_name, number=number, label=_F.LABEL_OPTIONAL, type=kind)
+    message.field.add(name="body", number=len(ENVELOPE_FIELDS) + 1, label=_F.LABEL_OPTIONAL,
+                      type=_F.TYPE_MESSAGE, type_name="." + body_message_name(ros_type))
+    return file
+
+
+def proto_text(ros_type: str, types: RosTypes | None = None) -> str:
+    """The `.proto` source of every file of `ros_type`'s records, in import order, each headed by its name."""
+    types = types or default_types()
+    chunks = []
+    for file in file_descriptors(ros_type, types):
+        lines = [f"// file: {file.name}", 'syntax = "proto3";', "", f"package {file.package};", ""]
+        lines += [f'import "{dependency}";' for dependency in file.dependency]
+        for message in file.message_type:
+            full = f"{file.package}.{message.name}"
+            ros_name = full.removeprefix("ros.").replace(".", "/") if full.startswith("ros.") else None
+            lines += ["", f"// {ros_name}" if ros_name else f"// swarm_bridge record of {ros_type}"]
+            lines.append(f"message {message.name} {{")
+            declared = {f.name: f for f in types.fields(ros_name)} if ros_name else {}
+            for field in message.field:
+                kind = field.type_name.lstrip(".") if field.type == _F.TYPE_MESSAGE else _TYPE_NAMES[field.type]
+                label = "repeated " if field.label == _F.LABEL_REPEATED else ""
+                comment = f"  // {_ros_declaration(declared[field.name])}" if field.name in declared else ""
+                lines.append(f"  {label}{kind} {field.name} = {field.number};{comment}")
+            lines.append("}")
+        chunks.append("\n".join(lines) + "\n")
+    return "\n".join(chunks)
+
+
+def _ros_declaration(f: RosField) -> str:
+    text = f.type + (f"<={f.str_bound}" if f.str_bound else "")
+    if f.kind == "array":
+        text += f"[{f.size}]"
+    elif f.kind == "sequence":
+        text += f"[<={f.size}]" if f.size else "[]"
+    return text
