@@ -8,11 +8,11 @@ import sys
 from collections.abc import Sequence
 
 from swarm_bridge import __version__
-from swarm_bridge.cli import broker, demo
+from swarm_bridge.cli import broker, demo, schema
 
 __all__ = ["main"]
 
-_COMMANDS = (demo, broker)
+_COMMANDS = (demo, broker, schema)
 
 
 def build_parser() -> argparse.ArgumentParser:
