@@ -23,6 +23,7 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
     import rclpy
     from rclpy.utilities import remove_ros_args
 
+    from swarm_bridge.codec import CodecError
     from swarm_bridge.config import ConfigError, RobotBridgeConfig, load_config
     from swarm_bridge.ros import RobotBridge, RosTypeError
     from swarm_bridge.ros.spin import make_executor, spin_until
@@ -64,8 +65,9 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
     node = rclpy.create_node("robot_bridge")
     try:
         bridge = RobotBridge(node, config, uplink, spool=spool)
-    except RosTypeError as exc:
+    except (RosTypeError, CodecError) as exc:
         print(f"robot_bridge: {opts.config}: {exc}", file=sys.stderr)
+        uplink.close()
         return EXIT_CONFIG
     if config.metrics_port is not None:
         port = bridge.metrics.serve(config.metrics_port)

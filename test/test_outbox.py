@@ -33,6 +33,9 @@ class ScriptedLink:
         assert on_done is not None
         self.sent.append((payload, on_done))
 
+    def describe(self, destination: str, *, content_type: str, user_properties: tuple[tuple[str, str], ...] = ()
+                 ) -> None: ...
+
     def subscribe(self, destination: str, on_record: Inbound) -> None: ...
 
     def service(self) -> None: ...

@@ -85,7 +85,8 @@ def test_unknown_ros_type_exits_2(tmp_path: Path, mosquitto: Mosquitto, ros_env:
     result = subprocess.run([*NODE, "--config", str(config)], env=ros_env, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 2
-    assert "ROS type 'nav_msgs/msg/Odometri': package 'nav_msgs' has no message 'Odometri'" in result.stderr
+    assert "ROS type 'nav_msgs/msg/Odometri' has no definition (did you mean 'nav_msgs/msg/Odometry'?)" \
+        in result.stderr
 
 
 def test_unreachable_uplink_exits_3(tmp_path: Path, ros_env: dict[str, str]) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from swarm_bridge.brokers import Kafka, Mosquitto
+from swarm_bridge.codec.registry import FileRegistry
 from swarm_bridge.demo import SmokeFleet, robot_config
 
 pytestmark = pytest.mark.integration
@@ -15,8 +17,10 @@ pytestmark = pytest.mark.integration
 COUNT = 40
 
 
-def _run(ros_context: Any, robot_id: str, uplink: str, port: int) -> SmokeFleet:
-    fleet = SmokeFleet(ros_context, [robot_config(robot_id, uplink=uplink, host="127.0.0.1", port=port)])
+def _run(ros_context: Any, robot_id: str, uplink: str, port: int, fmt: str = "json",
+         registry: str | None = None) -> SmokeFleet:
+    config = robot_config(robot_id, uplink=uplink, host="127.0.0.1", port=port, fmt=fmt, registry=registry)
+    fleet = SmokeFleet(ros_context, [config])
     fleet.open()
     assert fleet.run(count=COUNT, rate_hz=200, timeout_s=30), {k: (r.published, len(r.arrived))
                                                                 for k, r in fleet.results.items()}
@@ -41,17 +45,25 @@ def _check_content(fleet: SmokeFleet, robot_id: str) -> None:
     assert [e.body["task_id"] for e in status.arrived] == [f"task-{i:05d}" for i in range(COUNT)]
 
 
-def test_ros_to_mqtt(ros_context: Any, mosquitto: Mosquitto) -> None:
-    with _run(ros_context, "amr_001", "mqtt", mosquitto.port) as fleet:
+@pytest.mark.parametrize("fmt", ["json", "avro", "protobuf"])
+def test_ros_to_mqtt(ros_context: Any, mosquitto: Mosquitto, fmt: str) -> None:
+    with _run(ros_context, "amr_001", "mqtt", mosquitto.port, fmt) as fleet:
         assert fleet.results[("amr_001", "robot_state")].destination == "swarm/demo/amr_001/state/robot_state"
         _check_content(fleet, "amr_001")
         (bridge,) = fleet.bridges
         assert bridge.uplink.stats.acked == 2 * COUNT and bridge.uplink.stats.failed == 0
 
 
-def test_ros_to_kafka(ros_context: Any, kafka: Kafka) -> None:
-    with _run(ros_context, "drone_002", "kafka", kafka.port) as fleet:
+@pytest.mark.parametrize("fmt", ["json", "avro"])
+def test_ros_to_kafka(ros_context: Any, kafka: Kafka, fmt: str, tmp_path: Path) -> None:
+    with _run(ros_context, "drone_002", "kafka", kafka.port, fmt, registry=str(tmp_path / "registry")) as fleet:
         assert fleet.results[("drone_002", "task_status")].destination == "fleet.event.task_status"
         _check_content(fleet, "drone_002")
-        keys = {record.key for tap in fleet._taps for record in tap.snapshot()}
-        assert keys == {b"drone_002"}  # record key = robot id
+        records = [record for tap in fleet._taps for record in tap.snapshot()]
+        assert {record.key for record in records} == {b"drone_002"}  # record key = robot id
+        if fmt == "avro":  # Confluent wire format: magic byte 0, then the registered schema id
+            ids = {int.from_bytes(r.payload[1:5], "big") for r in records}
+            assert {r.payload[0] for r in records} == {0}
+            registry = FileRegistry(tmp_path / "registry")
+            assert ids == {registry.latest(f"{t}-value").id for t in ("fleet.state.robot_state",
+                                                                      "fleet.event.task_status")}

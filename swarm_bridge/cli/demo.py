@@ -29,6 +29,9 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--mqtt", metavar="URL", help="use this MQTT broker (mqtt://host:port)")
     parser.add_argument("--kafka", metavar="BOOTSTRAP", help="use this Kafka cluster (host:port)")
+    parser.add_argument("--format", choices=("avro", "json", "protobuf"), default="avro",
+                        help="record format (default avro: single-object on MQTT, Confluent framing with the "
+                        "embedded file registry on Kafka; protobuf applies to the MQTT robot, Kafka keeps avro)")
     parser.add_argument("--count", type=int, default=200, help="messages per stream per robot (default 200)")
     parser.add_argument("--rate", type=float, default=100.0, help="publish rate in Hz (default 100)")
     parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: pid-based)")
@@ -60,9 +63,11 @@ def run(args: argparse.Namespace) -> int:
         except (BrokerError, ValueError) as exc:
             print(f"demo: {exc}", file=sys.stderr)
             return 2
+        registry = str(run_dir / "registry")
         configs = [
-            robot_config("amr_001", uplink="mqtt", host=mqtt_host, port=mqtt_port),
-            robot_config("drone_002", uplink="kafka", host=kafka_host, port=kafka_port),
+            robot_config("amr_001", uplink="mqtt", host=mqtt_host, port=mqtt_port, fmt=args.format),
+            robot_config("drone_002", uplink="kafka", host=kafka_host, port=kafka_port,
+                         fmt="avro" if args.format == "protobuf" else args.format, registry=registry),
         ]
         started = time.monotonic()
         try:
@@ -114,7 +119,8 @@ def _report(results: list[Any], elapsed_s: float) -> dict[str, Any]:
         seqs = [e.seq for e in r.arrived]
         sample = r.arrived[-1].body if r.arrived else None
         streams.append({
-            "robot_id": r.robot_id, "uplink": r.uplink, "stream": r.stream, "destination": r.destination,
+            "robot_id": r.robot_id, "uplink": r.uplink, "format": r.format, "stream": r.stream,
+            "destination": r.destination,
             "published": r.published, "bridged": r.bridged, "arrived": len(r.arrived),
             "duplicates": len(seqs) - len(set(seqs)), "missing": max(0, r.published - len(set(seqs))),
             "complete": r.complete, "last_record": sample,
@@ -124,11 +130,11 @@ def _report(results: list[Any], elapsed_s: float) -> dict[str, Any]:
 
 
 def _print(report: dict[str, Any]) -> None:
-    header = f"{'robot':<10} {'uplink':<6} {'stream':<12} {'destination':<42} {'ROS':>5} {'sent':>5} " \
-             f"{'arrived':>7} {'dup':>4} {'miss':>4}"
+    header = f"{'robot':<10} {'uplink':<6} {'format':<8} {'stream':<12} {'destination':<38} {'ROS':>5} " \
+             f"{'sent':>5} {'arrived':>7} {'dup':>4} {'miss':>4}"
     print("\n" + header + "\n" + "-" * len(header))
     for s in report["streams"]:
-        print(f"{s['robot_id']:<10} {s['uplink']:<6} {s['stream']:<12} {s['destination']:<42} "
+        print(f"{s['robot_id']:<10} {s['uplink']:<6} {s['format']:<8} {s['stream']:<12} {s['destination']:<38} "
               f"{s['published']:>5} {s['bridged']:>5} {s['arrived']:>7} {s['duplicates']:>4} {s['missing']:>4}")
     for s in report["streams"]:
         if s["last_record"] is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -15,12 +14,6 @@ __all__ = ["register"]
 EXIT_INCOMPATIBLE = 1
 EXIT_USAGE = 2
 EXIT_REGISTRY = 3
-
-
-def default_registry() -> str:
-    """$SWARM_BRIDGE_REGISTRY, else the embedded file registry under $XDG_STATE_HOME/swarm_bridge/registry."""
-    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local/state")
-    return os.environ.get("SWARM_BRIDGE_REGISTRY") or str(state / "swarm_bridge" / "registry")
 
 
 def register(sub: Any) -> None:
@@ -74,6 +67,7 @@ def _list(args: argparse.Namespace) -> int:
     if args.subjects:
         from swarm_bridge.codec.errors import CodecError
         from swarm_bridge.codec.registry import open_registry
+        from swarm_bridge.config import default_registry
 
         try:
             for subject in open_registry(args.registry or default_registry()).subjects():
@@ -172,6 +166,7 @@ def _print_registered(registered: Any) -> None:
 def _with_registry(args: argparse.Namespace, action: Any) -> int:
     from swarm_bridge.codec.errors import CodecError, IncompatibleSchema
     from swarm_bridge.codec.registry import open_registry
+    from swarm_bridge.config import default_registry
 
     try:
         schema = _schema_of(args.source, _types(args))

@@ -9,6 +9,7 @@ from swarm_bridge.config.robot import (
     SpoolConfig,
     TlsConfig,
     UplinkConfig,
+    default_registry,
 )
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "SpoolConfig",
     "TlsConfig",
     "UplinkConfig",
+    "default_registry",
     "load_config",
     "validate_config",
 ]

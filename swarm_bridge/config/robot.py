@@ -111,7 +111,7 @@ class RouteConfig(Strict):
     qos: Literal["reliable", "sensor_data", "transient_local"]
     qos_depth: int | None = Field(default=None, ge=1, le=100_000, description="history depth instead of the "
                                   "preset's (reliable 10000, sensor_data 5, transient_local 100)")
-    format: Literal["json"] = Field(description="payload format; avro/protobuf arrive with the codec")
+    format: Literal["json", "avro", "protobuf"] = Field(description="record format (see README, wire formats)")
     mqtt_qos: Literal[0, 1, 2] = 1
     priority: int = Field(default=1, ge=0, le=255, description="higher drains first and is dropped last")
     max_rate_hz: float | None = Field(default=None, gt=0, description="decimate to at most this rate (up only)")
@@ -131,7 +131,20 @@ class RobotBridgeConfig(Strict):
     uplink: UplinkConfig
     spool: SpoolConfig = SpoolConfig()
     metrics_port: int | None = Field(default=None, ge=0, le=65535, description="serve Prometheus /metrics here")
+    registry: str | None = Field(default=None, description="schema registry for Avro on Kafka: a directory "
+                                 "(embedded file registry) or http(s)://... (Confluent API); default "
+                                 "$SWARM_BRIDGE_REGISTRY or $XDG_STATE_HOME/swarm_bridge/registry")
     routes: list[RouteConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _formats_fit_the_uplink(self) -> RobotBridgeConfig:
+        for index, route in enumerate(self.routes):
+            if route.format == "protobuf" and self.uplink.kind == "kafka":
+                raise ValueError(f"routes[{index}].format: protobuf on a kafka uplink is not supported yet; "
+                                 "use avro or json")
+            if route.format != "json" and route.direction == "down":
+                raise ValueError(f"routes[{index}].format: down routes take json for now (got {route.format})")
+        return self
 
     @model_validator(mode="after")
     def _streams_unique(self) -> RobotBridgeConfig:
@@ -144,3 +157,9 @@ class RobotBridgeConfig(Strict):
                 )
             seen[route.stream] = index
         return self
+
+
+def default_registry() -> str:
+    """$SWARM_BRIDGE_REGISTRY, else the embedded file registry under $XDG_STATE_HOME/swarm_bridge/registry."""
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local/state")
+    return os.environ.get("SWARM_BRIDGE_REGISTRY") or str(state / "swarm_bridge" / "registry")

@@ -19,13 +19,15 @@ import rclpy
 from rclpy.context import Context
 from rclpy.node import Node
 
-from swarm_bridge.codec import Envelope, decode_json
-from swarm_bridge.config import RobotBridgeConfig, validate_config
+from swarm_bridge.codec import Envelope
+from swarm_bridge.codec.registry import topic_name
+from swarm_bridge.codec.wire import WireDecoder, registry_ids, wire_decoder
+from swarm_bridge.config import RobotBridgeConfig, default_registry, validate_config
 from swarm_bridge.ros import RobotBridge
 from swarm_bridge.ros.qos import qos_preset
 from swarm_bridge.ros.spin import make_executor, spin_until
 from swarm_bridge.ros.types import message_class
-from swarm_bridge.routing import routes_for
+from swarm_bridge.routing import Route, routes_for
 from swarm_bridge.spool import Spool
 from swarm_bridge.transport import KafkaTap, MqttTap, Uplink, ensure_kafka_topics, open_uplink
 
@@ -46,6 +48,7 @@ class StreamResult:
     uplink: str
     stream: str
     destination: str
+    format: str = "json"
     published: int = 0
     bridged: int = 0
     arrived: list[Envelope] = field(default_factory=list)
@@ -56,15 +59,17 @@ class StreamResult:
         return self.published > 0 and seqs == list(range(self.published))
 
 
-def robot_config(robot_id: str, *, uplink: str, host: str, port: int) -> RobotBridgeConfig:
-    """A robot bridge config bridging the smoke streams of `robot_id` over `uplink`."""
+def robot_config(robot_id: str, *, uplink: str, host: str, port: int, fmt: str = "json",
+                 registry: str | None = None) -> RobotBridgeConfig:
+    """A robot bridge config bridging the smoke streams of `robot_id` over `uplink` as `fmt` records."""
     return validate_config({
         "robot_id": robot_id,
         "fleet": FLEET,
         "uplink": {"kind": uplink, "host": host, "port": port},
+        "registry": registry,
         "routes": [
             {"topic": f"/{robot_id}/{suffix}", "type": ros_type, "channel": channel, "stream": stream,
-             "qos": "reliable", "format": "json"}
+             "qos": "reliable", "format": fmt}
             for suffix, ros_type, channel, stream in STREAMS
         ],
     }, RobotBridgeConfig, source=f"<smoke {robot_id}>")
@@ -112,8 +117,10 @@ class SmokeFleet:
             self.bridges.append(bridge)
             for route in routes_for(config):
                 self.results[(config.robot_id, route.stream)] = StreamResult(
-                    config.robot_id, route.scheme, route.stream, route.destination)
+                    config.robot_id, route.scheme, route.stream, route.destination, route.format)
         self._taps = self._open_taps()
+        self._decoders = {route.destination: self._decoder(config, route)
+                          for config in self.configs for route in routes_for(config)}
 
     def run(self, *, count: int, rate_hz: float, timeout_s: float) -> bool:
         """Publish `count` messages per stream at `rate_hz`, then wait until all arrive; True if all did."""
@@ -169,6 +176,12 @@ class SmokeFleet:
                 taps.append(KafkaTap(bootstrap=bootstrap, topics=destinations))
         return taps
 
+    @staticmethod
+    def _decoder(config: RobotBridgeConfig, route: Route) -> WireDecoder:
+        return wire_decoder(route.ros_type, route.format, route.scheme,  # type: ignore[arg-type]
+                            subject=topic_name(route.destination, route.ros_type),
+                            lookup=registry_ids(config.registry or default_registry()))
+
     def _bridged_all(self) -> bool:
         for bridge in self.bridges:
             for route in bridge.routes:
@@ -180,7 +193,7 @@ class SmokeFleet:
         by_destination: dict[str, list[Envelope]] = {}
         for tap in self._taps:
             for record in tap.snapshot():
-                by_destination.setdefault(record.topic, []).append(decode_json(record.payload))
+                by_destination.setdefault(record.topic, []).append(self._decoders[record.topic].decode(record.payload))
         for result in self.results.values():
             result.arrived = [e for e in by_destination.get(result.destination, [])
                               if e.robot_id == result.robot_id and e.stream == result.stream]

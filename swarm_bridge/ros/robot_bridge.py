@@ -6,11 +6,13 @@ import logging
 
 from rclpy.node import Node
 
-from swarm_bridge.config import RobotBridgeConfig
+from swarm_bridge.codec.registry import topic_name
+from swarm_bridge.codec.wire import WireEncoder, registry_ids, wire_encoder
+from swarm_bridge.config import RobotBridgeConfig, default_registry
 from swarm_bridge.metrics import BridgeMetrics
 from swarm_bridge.ros.ros_to_uplink import UplinkRoute
 from swarm_bridge.ros.uplink_to_ros import DownlinkRoute
-from swarm_bridge.routing import routes_for
+from swarm_bridge.routing import Route, routes_for
 from swarm_bridge.spool import Spool
 from swarm_bridge.transport import Uplink
 from swarm_bridge.transport.outbox import Outbox, Outgoing
@@ -35,12 +37,22 @@ class RobotBridge:
         self.run = self.spool.start_run()
         routes = routes_for(config)
         self.routes = [UplinkRoute(node, route, robot_id=config.robot_id, outbox=self.outbox, metrics=self.metrics,
-                                   run=self.run) for route in routes if route.direction == "up"]
+                                   encoder=self._encoder(route), run=self.run)
+                       for route in routes if route.direction == "up"]
         self.downlinks = [DownlinkRoute(node, route, robot_id=config.robot_id, uplink=uplink, metrics=self.metrics)
                           for route in routes if route.direction == "down"]
         self._latency = {r.route.stream: self.metrics.latency.labels(str(r.route)) for r in self.routes}
         log.info("robot %s: run %d, %d routes up, %d down, via %s (spool %s, %d records waiting)", config.robot_id,
                  self.run, len(self.routes), len(self.downlinks), uplink.endpoint, self.spool.path, self.spool.depth())
+
+    def _encoder(self, route: Route) -> WireEncoder:
+        """The route's wire encoder; tells the link what its records are (MQTT 5 properties)."""
+        encoder = wire_encoder(route.ros_type, route.format, route.scheme,  # type: ignore[arg-type]
+                               subject=topic_name(route.destination, route.ros_type),
+                               register=registry_ids(self.config.registry or default_registry()))
+        self.uplink.describe(route.destination, content_type=encoder.content_type,
+                             user_properties=encoder.user_properties)
+        return encoder
 
     def flush(self, timeout_s: float) -> int:
         """Wait until every record is acknowledged upstream; returns how many are still waiting."""

@@ -1,4 +1,5 @@
-"""Up direction: one ROS subscription per route; each message decimated, enveloped, encoded, handed to the outbox."""
+"""Up direction: one raw (CDR) ROS subscription per route; each message decimated, transcoded straight from
+CDR to the route's record format and framing, handed to the outbox. No rclpy message objects are built."""
 
 from __future__ import annotations
 
@@ -6,13 +7,13 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from rclpy.node import Node
 
-from swarm_bridge.codec import CodecError, Envelope, encode_json
+from swarm_bridge.codec import CodecError
+from swarm_bridge.codec.rostypes import default_types
+from swarm_bridge.codec.wire import WireEncoder, stamp_reader
 from swarm_bridge.metrics import BridgeMetrics
-from swarm_bridge.ros.convert import message_to_dict, source_stamp_ns
 from swarm_bridge.ros.qos import qos_preset
 from swarm_bridge.ros.types import message_class
 from swarm_bridge.routing import Route, kafka_key
@@ -41,13 +42,15 @@ class UplinkRoute:
     drop duplicates by (robot_id, stream, seq) and see a restart where the high bits change."""
 
     def __init__(self, node: Node, route: Route, *, robot_id: str, outbox: Outbox, metrics: BridgeMetrics,
-                 run: int = 0) -> None:
+                 encoder: WireEncoder, run: int = 0) -> None:
         self.route = route
         self.counts = RouteCounts()
         self._robot_id = robot_id
         self._key = kafka_key(robot_id)
         self._outbox = outbox
         self._decimator = Decimator(route.max_rate_hz)
+        self._encoder = encoder
+        self._stamp = stamp_reader(route.ros_type, default_types())
         self._seq = run << 32
         label = str(route)
         self._received = metrics.records.labels(label, "received")
@@ -55,12 +58,12 @@ class UplinkRoute:
         self._dropped = {reason: metrics.dropped.labels(label, reason) for reason in ("rate limit", "cannot encode")}
         self._subscription = node.create_subscription(
             message_class(route.ros_type), route.ros_topic, self._on_message,
-            qos_preset(route.qos, depth=route.qos_depth)
+            qos_preset(route.qos, depth=route.qos_depth), raw=True,
         )
         log.info("%s: up (%s, qos %s, priority %d%s)", route, route.ros_type, route.qos, route.priority,
                  f", at most {route.max_rate_hz:g} Hz" if route.max_rate_hz else "")
 
-    def _on_message(self, msg: Any) -> None:
+    def _on_message(self, raw: bytes) -> None:
         received_ns = time.monotonic_ns()
         self.counts.received += 1
         self._received.inc()
@@ -68,16 +71,9 @@ class UplinkRoute:
             self._drop("rate limit")
             return
         try:
-            envelope = Envelope(
-                robot_id=self._robot_id,
-                stream=self.route.stream,
-                seq=self._seq,
-                stamp_ns=source_stamp_ns(msg, time.time_ns()),
-                ros_type=self.route.ros_type,
-                body=message_to_dict(msg),
-            )
-            payload = encode_json(envelope)
-        except (CodecError, ValueError, TypeError) as exc:
+            payload = self._encoder.encode_cdr(raw, robot_id=self._robot_id, stream=self.route.stream, seq=self._seq,
+                                               stamp_ns=self._stamp(raw) or time.time_ns())
+        except CodecError as exc:
             self._drop("cannot encode")
             log.warning("%s: dropped 1 (cannot encode: %s)", self.route, exc)
             return

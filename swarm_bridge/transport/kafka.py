@@ -84,6 +84,10 @@ class KafkaLink:
         self.stats.add(sent=1)
         self._producer.poll(0)
 
+    def describe(self, destination: str, *, content_type: str, user_properties: tuple[tuple[str, str], ...] = ()
+                 ) -> None:
+        """Nothing to do: Kafka records say what they are by their Confluent framing (schema id)."""
+
     def subscribe(self, destination: str, on_record: Inbound) -> None:
         """Consume Kafka topic `destination` in this robot's own group, committing after each record was handled."""
         consumer = Consumer({

@@ -77,6 +77,7 @@ class MqttLink:
         self._presence = presence
         self._closing = False
         self._subscriptions: dict[str, Inbound] = {}
+        self._described: dict[str, Properties] = {}
         self.inbound_errors = 0
         self._session_expiry_s = session_expiry_s
         self._done: dict[int, Done] = {}
@@ -141,7 +142,8 @@ class MqttLink:
 
     def send(self, destination: str, key: bytes, payload: bytes, *, qos: int = 1, on_done: Done | None = None) -> None:
         """Publish `payload` on MQTT topic `destination` (the key is implied by the topic)."""
-        info = self._client.publish(destination, payload, qos=qos, properties=self._props)
+        info = self._client.publish(destination, payload, qos=qos,
+                                    properties=self._described.get(destination, self._props))
         if info.rc == paho.MQTT_ERR_QUEUE_SIZE:
             raise LinkBusy(f"{self.endpoint}: paho queue full")
         self.stats.add(sent=1)
@@ -159,6 +161,15 @@ class MqttLink:
         if early:
             self.stats.add(acked=1)
             done(True)
+
+    def describe(self, destination: str, *, content_type: str, user_properties: tuple[tuple[str, str], ...] = ()
+                 ) -> None:
+        """MQTT 5 properties for every record published on `destination` (content type, user properties)."""
+        props = Properties(PacketTypes.PUBLISH)
+        props.ContentType = content_type
+        if user_properties:
+            props.UserProperty = list(user_properties)
+        self._described[destination] = props
 
     def subscribe(self, destination: str, on_record: Inbound) -> None:
         """Receive every message on MQTT topic `destination` at QoS 1; kept across reconnects."""

@@ -105,12 +105,23 @@ class KafkaTap:
             for partition in metadata[topic].partitions:
                 offset = OFFSET_BEGINNING
                 if not from_start:
-                    _low, offset = self._consumer.get_watermark_offsets(TopicPartition(topic, partition),
-                                                                        timeout=timeout_s)
+                    offset = self._end_offset(TopicPartition(topic, partition), timeout_s)
                 assignment.append(TopicPartition(topic, partition, offset))
         self._consumer.assign(assignment)
         self._thread = threading.Thread(target=self._run, name="kafka-tap", daemon=True)
         self._thread.start()
+
+    def _end_offset(self, partition: TopicPartition, timeout_s: float) -> int:
+        """The partition's high watermark; retried while a new topic's leader is still being elected."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                _low, high = self._consumer.get_watermark_offsets(partition, timeout=timeout_s)
+                return int(high)
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def snapshot(self) -> list[TappedRecord]:
         with self._lock:
