@@ -30,6 +30,7 @@ class TappedRecord:
     key: bytes | None
     payload: bytes
     retained: bool = False
+    arrived_ns: int = 0  # time.time_ns() when the tap got it
 
 
 class MqttTap:
@@ -73,7 +74,8 @@ class MqttTap:
 
     def _on_message(self, _c: Any, _u: Any, message: Any) -> None:
         with self._lock:
-            self.records.append(TappedRecord(message.topic, None, bytes(message.payload), bool(message.retain)))
+            self.records.append(TappedRecord(message.topic, None, bytes(message.payload), bool(message.retain),
+                                             time.time_ns()))
 
 
 class KafkaTap:
@@ -138,7 +140,8 @@ class KafkaTap:
             if msg is None or msg.error():
                 continue
             with self._lock:
-                self.records.append(TappedRecord(msg.topic() or "", msg.key(), msg.value() or b""))
+                self.records.append(TappedRecord(msg.topic() or "", msg.key(), msg.value() or b"", False,
+                                                 time.time_ns()))
 
 
 def ensure_kafka_topics(bootstrap: str, topics: Sequence[str], *, partitions: int = 1,

@@ -1,0 +1,216 @@
+"""Benchmark: the robot bridge against a bare rclpy raw subscriber, Odometry -> Avro -> MQTT QoS 1, one run.
+
+Measures, with a private Mosquitto:
+  throughput  a publisher process sends N Odometry as fast as it can; the bare limit is a raw rclpy
+              subscriber (EventsExecutor) doing nothing else; the bridge is a robot_bridge process whose
+              records are counted at the broker (every seq must arrive: zero loss)
+  latency     at 1 kHz, header.stamp -> arrival, at the bare subscriber and at the broker via the bridge
+  memory      the bridge's RSS at the start and end of a soak at 1 kHz
+Prints bridge/limit and ends with one JSON line.
+
+  python bench/robot_bridge.py [--quick] [--count N] [--soak-s S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from swarm_bridge.brokers import Mosquitto, free_port
+from swarm_bridge.codec.registry import topic_name
+from swarm_bridge.codec.wire import wire_decoder
+from swarm_bridge.transport import MqttTap
+
+TOPIC = "/bench/odom"
+DESTINATION = "swarm/bench/amr_b/telemetry/odometry"
+
+PUBLISHER = textwrap.dedent('''
+    import sys, time, rclpy
+    from nav_msgs.msg import Odometry
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rclpy.serialization import serialize_message
+    count, rate, expect = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+    rclpy.init()
+    node = rclpy.create_node("bench_source")
+    pub = node.create_publisher(Odometry, "TOPIC_NAME", QoSProfile(depth=10000, reliability=ReliabilityPolicy.RELIABLE))
+    while pub.get_subscription_count() < expect:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    time.sleep(1.0)
+    msg = Odometry()
+    start = time.monotonic()
+    for i in range(count):
+        msg.pose.pose.position.x = float(i)
+        if rate:
+            now = time.time_ns()
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now, 1_000_000_000)
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        while True:
+            try:
+                pub.publish(msg)
+                break
+            except Exception:
+                time.sleep(0.0005)  # the reader is behind: reliable QoS pushes back
+    time.sleep(2.0)
+''').replace("TOPIC_NAME", TOPIC)
+
+BARE = textwrap.dedent('''
+    import sys, time, rclpy, json
+    from nav_msgs.msg import Odometry
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rclpy.experimental import EventsExecutor
+    count, seconds = int(sys.argv[1]), float(sys.argv[2])
+    rclpy.init()
+    node = rclpy.create_node("bench_bare")
+    times = []
+    def on_raw(raw):
+        times.append(time.monotonic())
+        if len(raw) > 12 and raw[4:12] != bytes(8):
+            sec, nsec = int.from_bytes(raw[4:8], "little"), int.from_bytes(raw[8:12], "little")
+            lat.append(time.time_ns() - (sec * 10**9 + nsec))
+    lat = []
+    qos = QoSProfile(depth=10000, reliability=ReliabilityPolicy.RELIABLE)
+    node.create_subscription(Odometry, "TOPIC_NAME", on_raw, qos, raw=True)
+    ex = EventsExecutor(); ex.add_node(node)
+    deadline = time.monotonic() + seconds
+    while len(times) < count and time.monotonic() < deadline:
+        ex.spin_once(timeout_sec=0.05)
+    span = (times[-1] - times[0]) if len(times) > 1 else float("nan")
+    print(json.dumps({"received": len(times), "span_s": span, "latency_ns": lat}))
+''').replace("TOPIC_NAME", TOPIC)
+
+
+def python() -> str:
+    return sys.executable
+
+
+def run_bare(count: int, rate: float, env: dict[str, str], timeout_s: float) -> dict[str, Any]:
+    sub = subprocess.Popen([python(), "-c", BARE, str(count), str(timeout_s)], env=env, stdout=subprocess.PIPE,
+                           text=True)
+    pub = subprocess.Popen([python(), "-c", PUBLISHER, str(count), str(rate), "1"], env=env)
+    out, _ = sub.communicate(timeout=timeout_s + 30)
+    pub.wait(timeout=60)
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def bridge_config(tmp: Path, port: int) -> Path:
+    tmp.mkdir(parents=True, exist_ok=True)
+    path = tmp / "bridge.yaml"
+    path.write_text(yaml.safe_dump({
+        "robot_id": "amr_b", "fleet": "bench",
+        "uplink": {"kind": "mqtt", "port": port, "max_inflight": 1000},
+        "spool": {"path": str(tmp / "spool.db"), "max_mb": 512},
+        "routes": [{"topic": TOPIC, "type": "nav_msgs/msg/Odometry", "channel": "telemetry", "stream": "odometry",
+                    "qos": "reliable", "format": "avro"}],
+    }))
+    return path
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def run_bridge(count: int, rate: float, env: dict[str, str], port: int, config: Path, timeout_s: float,
+               soak: bool = False) -> dict[str, Any]:
+    """Publish `count` Odometry through a robot_bridge process; what reached the broker, when, and RSS."""
+    decoder = wire_decoder("nav_msgs/msg/Odometry", "avro", "mqtt", subject=topic_name(DESTINATION, ""))
+    tap = MqttTap(host="127.0.0.1", port=port, patterns=[DESTINATION])
+    bridge = subprocess.Popen([python(), "-m", "swarm_bridge.nodes", "robot_bridge", "--config", str(config)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rss_start = rss_end = 0
+    try:
+        pub = subprocess.Popen([python(), "-c", PUBLISHER, str(count), str(rate), "1"], env=env)
+        if soak:
+            while not tap.records and pub.poll() is None:
+                time.sleep(0.05)
+            time.sleep(2.0)
+            rss_start = rss_kb(bridge.pid)
+        deadline = time.monotonic() + timeout_s
+        while len(tap.records) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        rss_end = rss_kb(bridge.pid)
+        pub.wait(timeout=60)
+    finally:
+        bridge.terminate()
+        bridge.wait(timeout=30)
+        tap.close()
+    arrivals = tap.snapshot()
+    envelopes = [decoder.decode(r.payload) for r in arrivals]
+    seqs = [e.seq for e in envelopes]
+    times = [r.arrived_ns for r in arrivals]
+    return {"arrived": len(set(seqs)), "in_order": seqs == sorted(seqs),
+            "span_s": (times[-1] - times[0]) / 1e9 if len(times) > 1 else float("nan"),
+            "latency_ns": [r.arrived_ns - e.stamp_ns for r, e in zip(arrivals, envelopes, strict=True)],
+            "rss_start_kb": rss_start, "rss_end_kb": rss_end}
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a short run (about a minute)")
+    parser.add_argument("--count", type=int, help="messages in the throughput run")
+    parser.add_argument("--soak-s", type=float, help="seconds of the 1 kHz soak (default 600, quick 10)")
+    args = parser.parse_args()
+    count = args.count or (20_000 if args.quick else 100_000)
+    soak_s = args.soak_s if args.soak_s is not None else (10.0 if args.quick else 600.0)
+    latency_n = 3_000 if args.quick else 10_000
+    env = {**os.environ, "ROS_DOMAIN_ID": str(1 + os.getpid() % 100), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    figures: dict[str, Any] = {"bench": "robot_bridge", "quick": args.quick, "count": count}
+    with tempfile.TemporaryDirectory(prefix="swarm-bench-") as tmp_dir, \
+            Mosquitto(run_dir=Path(tmp_dir) / "mosquitto", port=free_port()) as broker:
+        tmp = Path(tmp_dir)
+        print(f"throughput: {count} Odometry, as fast as the publisher goes ...", flush=True)
+        bare = run_bare(count, 0.0, env, timeout_s=120)
+        bare_rate = bare["received"] / bare["span_s"]
+        bridged = run_bridge(count, 0.0, env, broker.port, bridge_config(tmp / "throughput", broker.port), 300)
+        bridge_rate = bridged["arrived"] / bridged["span_s"]
+        figures.update(bare_received=bare["received"], bare_per_s=round(bare_rate),
+                       bridge_arrived=bridged["arrived"], bridge_lost=count - bridged["arrived"],
+                       bridge_in_order=bridged["in_order"], bridge_per_s=round(bridge_rate),
+                       ratio_bridge_to_bare=round(bridge_rate / bare_rate, 3))
+
+        print(f"latency: {latency_n} Odometry at 1 kHz ...", flush=True)
+        bare_lat = run_bare(latency_n, 1000.0, env, timeout_s=60)["latency_ns"]
+        lat = run_bridge(latency_n, 1000.0, env, broker.port, bridge_config(tmp / "latency", broker.port), 60)
+        for name, values in (("bare", bare_lat), ("bridge", lat["latency_ns"])):
+            for q in (0.5, 0.99):
+                figures[f"{name}_latency_p{round(q * 100)}_ms"] = round(percentile(values, q) / 1e6, 3)
+        figures["added_latency_p99_ms"] = round(figures["bridge_latency_p99_ms"] - figures["bare_latency_p99_ms"], 3)
+
+        print(f"soak: {soak_s:g} s at 1 kHz ...", flush=True)
+        soak = run_bridge(int(soak_s * 1000), 1000.0, env, broker.port, bridge_config(tmp / "soak", broker.port),
+                          soak_s + 60, soak=True)
+        figures.update(soak_s=soak_s, soak_lost=int(soak_s * 1000) - soak["arrived"],
+                       rss_start_kb=soak["rss_start_kb"], rss_end_kb=soak["rss_end_kb"])
+    print(f"throughput  bare rclpy raw {figures['bare_per_s']:>7}/s  bridge {figures['bridge_per_s']:>7}/s  "
+          f"bridge/limit {figures['ratio_bridge_to_bare']}  lost {figures['bridge_lost']}")
+    print(f"latency     p99 bare {figures['bare_latency_p99_ms']} ms, through the bridge to the broker "
+          f"{figures['bridge_latency_p99_ms']} ms (added {figures['added_latency_p99_ms']} ms)")
+    print(f"memory      RSS {figures['rss_start_kb']} kB -> {figures['rss_end_kb']} kB over {soak_s:g} s at 1 kHz")
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
