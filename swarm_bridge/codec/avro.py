@@ -34,7 +34,7 @@ from typing import Any
 
 from fastavro import parse_schema, schemaless_reader
 
-from swarm_bridge.codec.cdr import body_cdr
+from swarm_bridge.codec.cdr import body_cdr, little_endian
 from swarm_bridge.codec.envelope import SCHEMA_VERSION, Envelope
 from swarm_bridge.codec.errors import RecordError
 from swarm_bridge.codec.leaves import Convert, leaf_mapper
@@ -140,9 +140,7 @@ class AvroRecordCodec:
     def encode_cdr(self, raw: bytes, *, robot_id: str, stream: str, seq: int, stamp_ns: int,
                    schema_version: int = SCHEMA_VERSION) -> bytes:
         """Raw CDR of this ROS type (rclpy `raw=True`) -> Avro record bytes, transcoded without building a dict."""
-        if raw[:2] != b"\x00\x01":  # big-endian CDR (rare) is rewritten little-endian; garbage: RecordError
-            raw = self._cdr.to_cdr(self._cdr.to_dict(raw))
-        return self._transcode(raw, robot_id, stream, seq, stamp_ns, schema_version)
+        return self._transcode(little_endian(raw, self._cdr), robot_id, stream, seq, stamp_ns, schema_version)
 
     def decode_cdr(self, payload: bytes) -> tuple[Envelope, bytes]:
         """Avro bytes -> (Envelope with an empty body, the message as raw CDR for rclpy `publish(bytes)`)."""

@@ -105,3 +105,9 @@ def body_cdr(codec: CdrCodec, body: dict[str, Any]) -> bytes:
         return codec.to_cdr(body)
     except RecordError as exc:
         raise RecordError(exc.problem, field=f"body.{exc.field}" if exc.field else "body") from None
+
+
+def little_endian(raw: bytes, codec: Any) -> bytes:
+    """Raw CDR as the transcoders read it: little-endian. Big-endian CDR (rare) is rewritten; garbage raises
+    RecordError from the decoder."""
+    return raw if raw[:2] == b"\x00\x01" else bytes(codec.to_cdr(codec.to_dict(raw)))

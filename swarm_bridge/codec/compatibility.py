@@ -28,13 +28,12 @@ problem names the rule of the format that was broken.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from swarm_bridge.codec.errors import IncompatibleSchema, RegistryError, SchemaParseError
+from swarm_bridge.codec.errors import IncompatibleSchema, RegistryError, SchemaParseError, avro_json
 
 __all__ = [
     "DEFAULT_COMPATIBILITY",
@@ -100,11 +99,7 @@ _NAMED = frozenset({"record", "error", "enum", "fixed"})
 def _parse_avro(schema: Any, named: dict[str, Any]) -> Any:
     import fastavro
 
-    if isinstance(schema, str) and schema.lstrip()[:1] in ("{", "[", '"'):
-        try:
-            schema = json.loads(schema)
-        except json.JSONDecodeError as exc:
-            raise SchemaParseError("avro schema", f"not JSON: {exc}") from None
+    schema = avro_json(schema)
     try:
         return fastavro.parse_schema(schema, named_schemas=named, _write_hint=False)
     except Exception as exc:  # fastavro raises several types for a bad schema

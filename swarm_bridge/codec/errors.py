@@ -87,3 +87,16 @@ class RegistryError(CodecError):
     def __init__(self, backend: str, problem: str, fix: str | None = None) -> None:
         self.backend, self.problem, self.fix = backend, problem, fix
         super().__init__(f"schema registry ({backend}): {problem}" + (f". Fix: {fix}" if fix else ""))
+
+
+def avro_json(schema: object) -> object:
+    """An Avro schema given as JSON text -> its parsed JSON; parsed schemas and plain names pass through.
+    SchemaParseError when the text is not JSON."""
+    import json
+
+    if isinstance(schema, str) and schema.lstrip()[:1] in ("{", "[", '"'):
+        try:
+            return json.loads(schema)
+        except json.JSONDecodeError as exc:
+            raise SchemaParseError("avro schema", f"not JSON: {exc}") from None
+    return schema

@@ -6,13 +6,12 @@ another exception. The layout of each framing is written in its encoder's docstr
 
 from __future__ import annotations
 
-import json
 import re
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from swarm_bridge.codec.errors import FramingError, SchemaParseError
+from swarm_bridge.codec.errors import FramingError, SchemaParseError, avro_json
 
 __all__ = [
     "CONFLUENT",
@@ -219,11 +218,7 @@ def avro_fingerprint(schema: Any) -> int:
     """
     from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-    if isinstance(schema, str) and schema.lstrip()[:1] in ("{", "[", '"'):
-        try:
-            schema = json.loads(schema)
-        except json.JSONDecodeError as exc:
-            raise SchemaParseError("avro schema", f"not JSON: {exc}") from None
+    schema = avro_json(schema)
     try:
         canonical = to_parsing_canonical_form(schema)
     except Exception as exc:  # fastavro raises several types for a bad schema
