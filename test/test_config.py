@@ -32,8 +32,8 @@ def _write(tmp_path: Path, data: object) -> Path:
 def test_example_config_is_valid() -> None:
     config = load_config(REPO / "config" / "robot_bridge.yaml", RobotBridgeConfig)
     assert config.robot_id == "amr_007"
-    assert [r.stream for r in config.routes] == ["robot_state", "task_status", "odometry", "task_command"]
-    assert [r.direction for r in config.routes] == ["up", "up", "up", "down"]
+    assert [r.stream for r in config.routes] == ["robot_state", "task_status", "odometry", "sensors", "task_command"]
+    assert [r.direction for r in config.routes] == ["up", "up", "up", "up", "down"]
 
 
 def test_ros_parameters_file_is_unwrapped(tmp_path: Path) -> None:
@@ -147,3 +147,19 @@ def test_spool_path_defaults_per_robot(monkeypatch: pytest.MonkeyPatch, tmp_path
     expected = tmp_path / "swarm_bridge/warehouse_a/amr_007/spool.db"
     assert config.spool.file_for(config.fleet, config.robot_id) == expected
     assert config.spool.max_mb == 256
+
+
+def test_routes_name_their_topics_exactly_one_way() -> None:
+    base = {k: v for k, v in GOOD["routes"][0].items() if k != "topic"}
+    cases = [
+        ({**base}, "routes[0]: give either topic or match (exactly one)"),
+        ({**base, "topic": "/a", "match": {"allow": ["/a.*"]}}, "routes[0]: give either topic or match"),
+        ({**base, "match": {"allow": ["/a.*"]}, "direction": "down"}, "routes[0]: a down route needs an exact topic"),
+        ({**base, "match": {"allow": ["/ok", "(bad"]}}, "routes[0].match: allow[1]: not a valid regular expression"),
+    ]
+    for route, expected in cases:
+        with pytest.raises(ConfigError) as info:
+            validate_config({**GOOD, "routes": [route]}, RobotBridgeConfig)
+        assert expected in str(info.value)
+    untyped = {k: v for k, v in GOOD["routes"][0].items() if k != "type"}
+    assert validate_config({**GOOD, "routes": [untyped]}, RobotBridgeConfig).routes[0].type is None

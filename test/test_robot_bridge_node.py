@@ -16,6 +16,7 @@ import yaml
 
 from swarm_bridge.brokers import Mosquitto, free_port
 from swarm_bridge.codec import Envelope, decode_json, encode_json
+from swarm_bridge.codec.wire import wire_decoder
 from swarm_bridge.ros.qos import qos_preset
 from swarm_bridge.ros.spin import make_executor, spin_until
 from swarm_bridge.transport import MqttLink, MqttTap
@@ -230,3 +231,52 @@ def test_commands_come_down_checked_and_refusals_are_counted(
     for reason in ("duplicate command id", "addressed to another robot", "deadline passed", "malformed",
                    "wrong ROS type"):
         assert f"refused 1 ({reason}" in output
+
+
+def test_match_routes_discover_topics_and_their_types(tmp_path: Path, mosquitto: Mosquitto, ros_context: Any,
+                                                      ros_env: dict[str, str]) -> None:
+    from sensor_msgs.msg import Image, Temperature
+    from std_msgs.msg import String
+
+    config = _config(tmp_path, mosquitto.port)
+    data = yaml.safe_load(config.read_text())
+    data["routes"] = [{"match": {"allow": ["/amr_042/sensors/.*"], "deny": [".*/camera/.*"]}, "channel": "telemetry",
+                       "stream": "s", "qos": "reliable", "format": "avro"}]
+    config.write_text(yaml.safe_dump(data))
+    tap = MqttTap(host="127.0.0.1", port=mosquitto.port, patterns=["swarm/warehouse_a/amr_042/telemetry/#"])
+    proc = subprocess.Popen([*NODE, "--config", str(config), "--robot-id", "amr_042"], env=ros_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    node = rclpy.create_node("sensor_source", context=ros_context)
+    sources = {
+        "/amr_042/sensors/temp": (Temperature, lambda i: Temperature(temperature=20.0 + i)),
+        "/amr_042/sensors/status": (String, lambda i: String(data=f"ok {i}")),
+        "/amr_042/sensors/camera/image": (Image, lambda i: Image(width=i)),  # denied
+    }
+    publishers = {topic: node.create_publisher(cls, topic, qos_preset("reliable"))
+                  for topic, (cls, _) in sources.items()}
+    executor = make_executor(ros_context)
+    try:
+        wanted = ["/amr_042/sensors/temp", "/amr_042/sensors/status"]
+        assert spin_until(executor, [node], timeout_s=30,
+                          done=lambda: all(publishers[t].get_subscription_count() > 0 for t in wanted))
+        for i in range(5):
+            for topic, (_, make) in sources.items():
+                publishers[topic].publish(make(i))
+        deadline = time.monotonic() + 15
+        while len(tap.snapshot()) < 10 and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        node.destroy_node()
+    finally:
+        output = _stop(proc)
+        tap.close()
+    by_topic: dict[str, list[bytes]] = {}
+    for record in tap.snapshot():
+        by_topic.setdefault(record.topic, []).append(record.payload)
+    assert sorted(by_topic) == ["swarm/warehouse_a/amr_042/telemetry/s_sensors_status",
+                                "swarm/warehouse_a/amr_042/telemetry/s_sensors_temp"], output[-2000:]
+    temp = wire_decoder("sensor_msgs/msg/Temperature", "avro", "mqtt", subject="t")
+    bodies = [temp.decode(p) for p in by_topic["swarm/warehouse_a/amr_042/telemetry/s_sensors_temp"]]
+    assert [b.body["temperature"] for b in bodies] == [20.0, 21.0, 22.0, 23.0, 24.0]
+    assert {b.ros_type for b in bodies} == {"sensor_msgs/msg/Temperature"}
+    discovered = [line for line in output.splitlines() if "discovered" in line]
+    assert len(discovered) == 2 and not any("camera" in line for line in discovered)

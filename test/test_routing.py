@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from swarm_bridge.config import RobotBridgeConfig, validate_config
 from swarm_bridge.routing import Route, kafka_key, kafka_topic, mqtt_topic, routes_for
+from swarm_bridge.routing.route import discovered_routes, route_for, selector_for, stream_for
 
 
 def _config(kind: str) -> RobotBridgeConfig:
@@ -32,3 +33,24 @@ def test_mqtt_route_names_both_ends() -> None:
 def test_kafka_route_uses_stream_kind_topic() -> None:
     (route,) = routes_for(_config("kafka"))
     assert str(route) == "route ros:/amr_007/odom -> kafka:fleet.telemetry.odometry"
+
+
+def test_match_routes_wait_for_the_graph_and_name_streams_per_topic() -> None:
+    config = validate_config({
+        "robot_id": "amr_007", "fleet": "site_a", "uplink": {"kind": "mqtt", "port": 1883},
+        "routes": [
+            {"match": {"allow": ["/amr_007/sensors/.*"], "deny": [".*/camera/.*"]}, "channel": "telemetry",
+             "stream": "sensors", "qos": "sensor_data", "format": "avro"},
+            {"topic": "/amr_007/odom", "channel": "telemetry", "stream": "odometry", "qos": "sensor_data",
+             "format": "avro"},
+        ],
+    }, RobotBridgeConfig)
+    assert routes_for(config) == []  # neither is known before the graph is seen
+    assert len(discovered_routes(config)) == 2
+    match = config.routes[0]
+    assert selector_for(match).select(["/amr_007/sensors/IMU", "/amr_007/sensors/camera/raw", "/x"]) == [
+        "/amr_007/sensors/IMU"]
+    assert stream_for(match, "/amr_007/sensors/IMU", "amr_007") == "sensors_sensors_imu"
+    assert stream_for(match, "/other/temp-1", "amr_007") == "sensors_other_temp_1"
+    route = route_for(config, match, "/amr_007/sensors/IMU", "sensor_msgs/msg/Imu")
+    assert str(route) == "route ros:/amr_007/sensors/IMU -> mqtt:swarm/site_a/amr_007/telemetry/sensors_sensors_imu"

@@ -195,6 +195,9 @@ def _export(args: argparse.Namespace) -> int:
     types = _types(args)
     args.out.mkdir(parents=True, exist_ok=True)
     for route in config.routes:
+        if route.type is None:
+            print(f"{route.topic or route.match} (type found in the ROS graph at run time): skipped")
+            continue
         name = route.type.replace("/msg/", ".").replace("/", ".")
         try:
             if args.format == "avro":

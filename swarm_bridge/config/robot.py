@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["QOS_PRESETS", "RobotBridgeConfig", "RouteConfig", "SpoolConfig", "TlsConfig", "UplinkConfig"]
+__all__ = [
+    "QOS_PRESETS",
+    "RobotBridgeConfig",
+    "RouteConfig",
+    "SpoolConfig",
+    "TlsConfig",
+    "TopicMatch",
+    "UplinkConfig",
+]
 
 # Named ROS QoS presets; a route must name one (QoS is never implicit).
 QOS_PRESETS = ("reliable", "sensor_data", "transient_local")
@@ -100,12 +109,33 @@ class SpoolConfig(Strict):
         return state / "swarm_bridge" / fleet / robot_id / "spool.db"
 
 
-class RouteConfig(Strict):
-    """One bridged ROS topic: what it is on ROS and what stream it is upstream, in which direction."""
+class TopicMatch(Strict):
+    """ROS topics by regular expression (full match): any of `allow`, none of `deny`."""
 
-    topic: str = Field(pattern=ROS_TOPIC)
-    type: str = Field(pattern=ROS_TYPE, description="ROS type, e.g. nav_msgs/msg/Odometry")
-    stream: str = Field(pattern=STREAM, description="stream name upstream, e.g. odometry")
+    allow: list[str] = Field(min_length=1)
+    deny: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _compiles(self) -> TopicMatch:
+        for name in ("allow", "deny"):
+            for index, pattern in enumerate(getattr(self, name)):
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(f"{name}[{index}]: not a valid regular expression {pattern!r}: {exc}") from None
+        return self
+
+
+class RouteConfig(Strict):
+    """One bridged ROS topic (or every topic a `match` selects): what it is on ROS, what stream upstream."""
+
+    topic: str | None = Field(default=None, pattern=ROS_TOPIC)
+    match: TopicMatch | None = Field(default=None, description="instead of topic: every topic matching, found "
+                                     "in the ROS graph as it appears (direction up only)")
+    type: str | None = Field(default=None, pattern=ROS_TYPE, description="ROS type, e.g. nav_msgs/msg/Odometry; "
+                             "up routes may leave it out: it is taken from the ROS graph")
+    stream: str = Field(pattern=STREAM, description="stream name upstream, e.g. odometry; for a match route "
+                        "the prefix of each topic's stream (<stream>_<topic without the robot namespace>)")
     direction: Literal["up", "down"] = Field(default="up", description="up: ROS -> uplink; down: uplink -> ROS")
     channel: Literal["telemetry", "event", "state", "command"]
     qos: Literal["reliable", "sensor_data", "transient_local"]
@@ -120,6 +150,14 @@ class RouteConfig(Strict):
     def _down_takes_no_rate(self) -> RouteConfig:
         if self.direction == "down" and self.max_rate_hz is not None:
             raise ValueError("max_rate_hz applies to direction 'up' only (commands are never decimated)")
+        return self
+
+    @model_validator(mode="after")
+    def _one_way_to_name_topics(self) -> RouteConfig:
+        if (self.topic is None) == (self.match is None):
+            raise ValueError("give either topic or match (exactly one)")
+        if self.direction == "down" and (self.match is not None or self.type is None):
+            raise ValueError("a down route needs an exact topic and its type (it publishes them)")
         return self
 
 

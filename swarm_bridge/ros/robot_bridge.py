@@ -10,6 +10,7 @@ from swarm_bridge.codec.registry import topic_name
 from swarm_bridge.codec.wire import WireEncoder, registry_ids, wire_encoder
 from swarm_bridge.config import RobotBridgeConfig, default_registry
 from swarm_bridge.metrics import BridgeMetrics
+from swarm_bridge.ros.discovery import RouteDiscovery
 from swarm_bridge.ros.ros_to_uplink import UplinkRoute
 from swarm_bridge.ros.uplink_to_ros import DownlinkRoute
 from swarm_bridge.routing import Route, routes_for
@@ -41,9 +42,18 @@ class RobotBridge:
                        for route in routes if route.direction == "up"]
         self.downlinks = [DownlinkRoute(node, route, robot_id=config.robot_id, uplink=uplink, metrics=self.metrics)
                           for route in routes if route.direction == "down"]
+        self.discovery = RouteDiscovery(node, config, taken={r.ros_topic for r in routes},
+                                        streams={r.stream for r in routes}, on_route=self._add_route)
         self._latency = {r.route.stream: self.metrics.latency.labels(str(r.route)) for r in self.routes}
         log.info("robot %s: run %d, %d routes up, %d down, via %s (spool %s, %d records waiting)", config.robot_id,
                  self.run, len(self.routes), len(self.downlinks), uplink.endpoint, self.spool.path, self.spool.depth())
+
+    def _add_route(self, route: Route) -> None:
+        """A route found in the ROS graph joins the others."""
+        uplink_route = UplinkRoute(self.node, route, robot_id=self.config.robot_id, outbox=self.outbox,
+                                   metrics=self.metrics, encoder=self._encoder(route), run=self.run)
+        self.routes.append(uplink_route)
+        self._latency[route.stream] = self.metrics.latency.labels(str(route))
 
     def _encoder(self, route: Route) -> WireEncoder:
         """The route's wire encoder; tells the link what its records are (MQTT 5 properties)."""

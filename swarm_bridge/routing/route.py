@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from swarm_bridge.config.robot import RobotBridgeConfig, RouteConfig
 from swarm_bridge.routing.naming import kafka_topic, mqtt_topic
+from swarm_bridge.routing.selection import TopicSelector
 
-__all__ = ["Route", "routes_for"]
+__all__ = ["Route", "discovered_routes", "route_for", "routes_for", "selector_for", "stream_for"]
 
 
 @dataclass(frozen=True)
@@ -38,21 +40,47 @@ class Route:
 
 
 def routes_for(config: RobotBridgeConfig) -> list[Route]:
-    """The robot's routes, with destinations named for its uplink kind."""
-    return [_route(config, rc) for rc in config.routes]
+    """The robot's routes known from the config alone (exact topic and type), destinations named for its uplink."""
+    return [route_for(config, rc, rc.topic, rc.type) for rc in config.routes
+            if rc.topic is not None and rc.type is not None]
 
 
-def _route(config: RobotBridgeConfig, rc: RouteConfig) -> Route:
+def discovered_routes(config: RobotBridgeConfig) -> list[RouteConfig]:
+    """The route configs that need the ROS graph: a `match`, or an exact topic without its type."""
+    return [rc for rc in config.routes if rc.topic is None or rc.type is None]
+
+
+def selector_for(rc: RouteConfig) -> TopicSelector:
+    """Which topics a route config takes."""
+    if rc.match is not None:
+        return TopicSelector(allow=tuple(rc.match.allow), deny=tuple(rc.match.deny))
+    if rc.topic is None:
+        raise ValueError("a route needs a topic or a match")  # the config validator already refuses this
+    return TopicSelector.exact(rc.topic)
+
+
+def stream_for(rc: RouteConfig, topic: str, robot_id: str) -> str:
+    """`rc.stream` for an exact topic; for a match, `<stream>_<topic without the /robot_id namespace>`,
+    lower case, every run of other characters as one '_' (e.g. /amr_7/sensors/IMU -> sensors_sensors_imu)."""
+    if rc.match is None:
+        return rc.stream
+    local = topic.removeprefix(f"/{robot_id}/").lower()
+    return f"{rc.stream}_{re.sub(r'[^a-z0-9]+', '_', local).strip('_')}"
+
+
+def route_for(config: RobotBridgeConfig, rc: RouteConfig, topic: str, ros_type: str) -> Route:
+    """The route of one concrete topic of `rc`, of type `ros_type`."""
     uplink = config.uplink
+    stream = stream_for(rc, topic, config.robot_id)
     if uplink.kind == "mqtt":
-        destination = mqtt_topic(uplink.topic_prefix, config.fleet, config.robot_id, rc.channel, rc.stream)
+        destination = mqtt_topic(uplink.topic_prefix, config.fleet, config.robot_id, rc.channel, stream)
     else:
-        destination = kafka_topic(rc.channel, rc.stream)
+        destination = kafka_topic(rc.channel, stream)
     return Route(
-        ros_topic=rc.topic,
-        ros_type=rc.type,
+        ros_topic=topic,
+        ros_type=ros_type,
         qos=rc.qos,
-        stream=rc.stream,
+        stream=stream,
         channel=rc.channel,
         scheme=uplink.kind,
         destination=destination,
