@@ -33,8 +33,8 @@ class ScriptedLink:
         assert on_done is not None
         self.sent.append((payload, on_done))
 
-    def describe(self, destination: str, *, content_type: str, user_properties: tuple[tuple[str, str], ...] = ()
-                 ) -> None: ...
+    def describe(self, destination: str, *, content_type: str, user_properties: tuple[tuple[str, str], ...] = (),
+                 retain: bool = False) -> None: ...
 
     def subscribe(self, destination: str, on_record: Inbound) -> None: ...
 

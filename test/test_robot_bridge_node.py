@@ -280,3 +280,46 @@ def test_match_routes_discover_topics_and_their_types(tmp_path: Path, mosquitto:
     assert {b.ros_type for b in bodies} == {"sensor_msgs/msg/Temperature"}
     discovered = [line for line in output.splitlines() if "discovered" in line]
     assert len(discovered) == 2 and not any("camera" in line for line in discovered)
+
+
+def test_transient_local_retain_and_qos0_routes(tmp_path: Path, mosquitto: Mosquitto, ros_context: Any,
+                                                ros_env: dict[str, str]) -> None:
+    from nav_msgs.msg import Odometry
+    from swarm_bridge_msgs.msg import RobotState
+
+    config = _config(tmp_path, mosquitto.port)
+    data = yaml.safe_load(config.read_text())
+    data["routes"] = [
+        {"topic": "/amr_042/robot_state", "type": "swarm_bridge_msgs/msg/RobotState", "channel": "state",
+         "stream": "robot_state", "qos": "transient_local", "format": "json", "retain": True},
+        {"topic": "/amr_042/odom", "type": "nav_msgs/msg/Odometry", "channel": "telemetry", "stream": "odometry",
+         "qos": "sensor_data", "format": "json", "mqtt_qos": 0},
+    ]
+    config.write_text(yaml.safe_dump(data))
+    node = rclpy.create_node("late_state_source", context=ros_context)
+    state_pub = node.create_publisher(RobotState, "/amr_042/robot_state", qos_preset("transient_local"))
+    state_pub.publish(RobotState(robot_id="amr_042", battery_percent=77.0))  # before the bridge exists
+    odom_pub = node.create_publisher(Odometry, "/amr_042/odom", qos_preset("sensor_data"))
+    proc = subprocess.Popen([*NODE, "--config", str(config), "--robot-id", "amr_042"], env=ros_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    executor = make_executor(ros_context)
+    topic = "swarm/warehouse_a/amr_042/state/robot_state"
+    try:
+        assert spin_until(executor, [node], done=lambda: odom_pub.get_subscription_count() > 0, timeout_s=30)
+        for _ in range(50):
+            odom_pub.publish(Odometry())
+            spin_until(executor, [], timeout_s=0.01)
+        spin_until(executor, [], timeout_s=1.0)
+        late = MqttTap(host="127.0.0.1", port=mosquitto.port, patterns=[topic])  # subscribes after the fact
+        deadline = time.monotonic() + 10
+        while not late.snapshot() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        late.close()
+    finally:
+        node.destroy_node()
+        output = _stop(proc)
+    (state,) = late.snapshot()
+    assert state.retained and decode_json(state.payload).body["battery_percent"] == 77.0, output[-2000:]
+    odometry = "route ros:/amr_042/odom -> mqtt:swarm/warehouse_a/amr_042/telemetry/odometry"
+    received = int(output.split(f"{odometry}: received ")[1].split(",")[0])
+    assert 1 <= received <= 50 and f"{odometry}: received {received}, sent {received}, dropped 0" in output

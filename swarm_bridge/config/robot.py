@@ -143,6 +143,7 @@ class RouteConfig(Strict):
                                   "preset's (reliable 10000, sensor_data 5, transient_local 100)")
     format: Literal["json", "avro", "protobuf"] = Field(description="record format (see README, wire formats)")
     mqtt_qos: Literal[0, 1, 2] = 1
+    retain: bool = Field(default=False, description="MQTT: the broker keeps the last record for late subscribers")
     priority: int = Field(default=1, ge=0, le=255, description="higher drains first and is dropped last")
     max_rate_hz: float | None = Field(default=None, gt=0, description="decimate to at most this rate (up only)")
 

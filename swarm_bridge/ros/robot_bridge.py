@@ -61,7 +61,7 @@ class RobotBridge:
                                subject=topic_name(route.destination, route.ros_type),
                                register=registry_ids(self.config.registry or default_registry()))
         self.uplink.describe(route.destination, content_type=encoder.content_type,
-                             user_properties=encoder.user_properties)
+                             user_properties=encoder.user_properties, retain=route.retain)
         return encoder
 
     def flush(self, timeout_s: float) -> int:

@@ -32,6 +32,7 @@ class Route:
     max_rate_hz: float | None = None
     direction: str = "up"
     qos_depth: int | None = None
+    retain: bool = False
 
     def __str__(self) -> str:
         if self.direction == "down":
@@ -90,4 +91,5 @@ def route_for(config: RobotBridgeConfig, rc: RouteConfig, topic: str, ros_type: 
         max_rate_hz=rc.max_rate_hz,
         direction=rc.direction,
         qos_depth=rc.qos_depth,
+        retain=rc.retain,
     )

@@ -84,8 +84,8 @@ class KafkaLink:
         self.stats.add(sent=1)
         self._producer.poll(0)
 
-    def describe(self, destination: str, *, content_type: str, user_properties: tuple[tuple[str, str], ...] = ()
-                 ) -> None:
+    def describe(self, destination: str, *, content_type: str, user_properties: tuple[tuple[str, str], ...] = (),
+                 retain: bool = False) -> None:
         """Nothing to do: Kafka records say what they are by their Confluent framing (schema id)."""
 
     def subscribe(self, destination: str, on_record: Inbound) -> None:

@@ -78,6 +78,7 @@ class MqttLink:
         self._closing = False
         self._subscriptions: dict[str, Inbound] = {}
         self._described: dict[str, Properties] = {}
+        self._retained: set[str] = set()
         self.inbound_errors = 0
         self._session_expiry_s = session_expiry_s
         self._done: dict[int, Done] = {}
@@ -142,7 +143,7 @@ class MqttLink:
 
     def send(self, destination: str, key: bytes, payload: bytes, *, qos: int = 1, on_done: Done | None = None) -> None:
         """Publish `payload` on MQTT topic `destination` (the key is implied by the topic)."""
-        info = self._client.publish(destination, payload, qos=qos,
+        info = self._client.publish(destination, payload, qos=qos, retain=destination in self._retained,
                                     properties=self._described.get(destination, self._props))
         if info.rc == paho.MQTT_ERR_QUEUE_SIZE:
             raise LinkBusy(f"{self.endpoint}: paho queue full")
@@ -162,9 +163,12 @@ class MqttLink:
             self.stats.add(acked=1)
             done(True)
 
-    def describe(self, destination: str, *, content_type: str, user_properties: tuple[tuple[str, str], ...] = ()
-                 ) -> None:
-        """MQTT 5 properties for every record published on `destination` (content type, user properties)."""
+    def describe(self, destination: str, *, content_type: str, user_properties: tuple[tuple[str, str], ...] = (),
+                 retain: bool = False) -> None:
+        """MQTT 5 properties for every record published on `destination` (content type, user properties), and
+        whether the broker retains the last one (a late subscriber gets it at once)."""
+        if retain:
+            self._retained.add(destination)
         props = Properties(PacketTypes.PUBLISH)
         props.ContentType = content_type
         if user_properties:
