@@ -4,16 +4,31 @@ from __future__ import annotations
 
 import getpass
 import os
+import shutil
 import socket
+import subprocess
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
+from swarm_bridge.brokers.errors import BrokerError
 from swarm_bridge.brokers.executables import find_executable
+from swarm_bridge.brokers.ports import accepts
 from swarm_bridge.brokers.service import BrokerService
 
-__all__ = ["Mosquitto", "mqtt_connack"]
+__all__ = ["BrokerTls", "Mosquitto", "mqtt_connack"]
 
 _FIX_MISSING = "run provision/setup, or apt-get install mosquitto (or set SWARM_BRIDGE_MOSQUITTO)"
+
+
+@dataclass(frozen=True)
+class BrokerTls:
+    """A TLS listener: the CA that signs clients, the broker's certificate and key; mTLS when required."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    require_client_cert: bool = True
 
 
 def mqtt_connack(host: str, port: int, timeout: float = 1.0) -> bool:
@@ -47,11 +62,16 @@ class Mosquitto(BrokerService):
     stop_timeout = 10.0
 
     def __init__(
-        self, *, run_dir: Path, port: int, host: str = "127.0.0.1", binary: str | None = None
+        self, *, run_dir: Path, port: int, host: str = "127.0.0.1", binary: str | None = None,
+        tls: BrokerTls | None = None, users: Mapping[str, str] | None = None,
     ) -> None:
+        """`tls`: listen with TLS (mTLS when it requires client certificates); `users`: user -> password,
+        and anonymous clients are refused."""
         super().__init__(run_dir=run_dir, host=host)
         self.port = port
         self.binary = binary
+        self.tls = tls
+        self.users = dict(users or {})
 
     @property
     def url(self) -> str:
@@ -84,6 +104,8 @@ class Mosquitto(BrokerService):
         )
         data_dir = self.run_dir / "mosquitto-data"
         data_dir.mkdir(parents=True, exist_ok=True)
+        if self.users:
+            self._write_passwords(binary)
         self.config_path.write_text(self._config(data_dir))
         return [binary, "-c", str(self.config_path)]
 
@@ -92,7 +114,7 @@ class Mosquitto(BrokerService):
             [
                 "# Written by swarm_bridge.brokers.Mosquitto; rewritten at every start.",
                 f"listener {self.port} {self.host}",
-                "allow_anonymous true",
+                *self._security(),
                 # Stay the current user when started as root (mosquitto would switch to 'mosquitto').
                 f"user {getpass.getuser()}",
                 "persistence true",
@@ -112,5 +134,27 @@ class Mosquitto(BrokerService):
             ]
         )
 
+    def _security(self) -> list[str]:
+        lines = ["allow_anonymous true"] if not self.users else [
+            "allow_anonymous false", f"password_file {self.run_dir / 'mosquitto.passwords'}"]
+        if self.tls is not None:
+            lines += [f"cafile {self.tls.ca_file}", f"certfile {self.tls.cert_file}", f"keyfile {self.tls.key_file}",
+                      f"require_certificate {'true' if self.tls.require_client_cert else 'false'}"]
+        return lines
+
+    def _write_passwords(self, binary: str) -> None:
+        """The password file, hashed by mosquitto_passwd (beside the broker binary, or on PATH)."""
+        tool = shutil.which("mosquitto_passwd") or str(Path(binary).with_name("mosquitto_passwd"))
+        path = self.run_dir / "mosquitto.passwords"
+        path.write_text("")
+        for user, password in self.users.items():
+            done = subprocess.run([tool, "-b", str(path), user, password], capture_output=True, text=True,
+                                  timeout=30, check=False)
+            if done.returncode != 0:
+                raise BrokerError(self.name, f"mosquitto_passwd failed for user {user!r}: {done.stderr.strip()}",
+                                  "install mosquitto (it ships mosquitto_passwd)")
+
     def _ready(self) -> bool:
+        if self.tls is not None or self.users:
+            return accepts(self.host, self.port, timeout=1.0)  # an anonymous plain CONNECT would be refused
         return mqtt_connack(self.host, self.port)
