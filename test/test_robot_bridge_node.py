@@ -16,7 +16,8 @@ import yaml
 
 from swarm_bridge.brokers import Mosquitto, free_port
 from swarm_bridge.codec import Envelope, decode_json, encode_json
-from swarm_bridge.codec.wire import wire_decoder
+from swarm_bridge.codec.rostypes import default_types
+from swarm_bridge.codec.wire import wire_decoder, wire_encoder
 from swarm_bridge.ros.qos import qos_preset
 from swarm_bridge.ros.spin import make_executor, spin_until
 from swarm_bridge.transport import MqttLink, MqttTap
@@ -177,19 +178,33 @@ def _sample(text: str, name: str) -> float:
 
 
 def _command(seq: int, command_id: str, *, robot: str = "amr_042", deadline_sec: int = 0,
-             ros_type: str = "swarm_bridge_msgs/msg/TaskCommand") -> bytes:
+             ros_type: str = "swarm_bridge_msgs/msg/TaskCommand", fmt: str = "json") -> bytes:
     body = {"task_id": f"task-{seq}", "command_id": command_id, "robot_id": robot, "kind": "pick", "priority": 9,
             "target_pose": {"header": {"frame_id": "map"}, "pose": {"position": {"x": 1.5, "y": -2.0, "z": 0.0}}},
             "parameters": [{"key": "payload_kg", "value": "3.5"}], "deadline": {"sec": deadline_sec, "nanosec": 0}}
-    return encode_json(Envelope(robot_id=robot, stream="task_command", seq=seq, stamp_ns=time.time_ns(),
-                                ros_type=ros_type, body=body))
+    envelope = Envelope(robot_id=robot, stream="task_command", seq=seq, stamp_ns=time.time_ns(), ros_type=ros_type,
+                        body=body)
+    if fmt == "json" or ros_type != "swarm_bridge_msgs/msg/TaskCommand":
+        return encode_json(envelope)  # a foreign record: JSON, whatever the route carries
+    full = _merged(default_types().default_message(ros_type), body)  # binary records carry every field
+    envelope = Envelope(envelope.robot_id, envelope.stream, seq, envelope.stamp_ns, ros_type, full)
+    return wire_encoder(ros_type, fmt, "mqtt", subject="-").encode(envelope)  # type: ignore[arg-type]
 
 
+def _merged(defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    return {k: _merged(v, given[k]) if isinstance(v, dict) and k in given else given.get(k, v)
+            for k, v in defaults.items()}
+
+
+@pytest.mark.parametrize("fmt", ["json", "avro", "protobuf"])
 def test_commands_come_down_checked_and_refusals_are_counted(
-        tmp_path: Path, mosquitto: Mosquitto, ros_context: Any, ros_env: dict[str, str]) -> None:
+        tmp_path: Path, mosquitto: Mosquitto, ros_context: Any, ros_env: dict[str, str], fmt: str) -> None:
     from swarm_bridge_msgs.msg import TaskCommand
 
     config = _config(tmp_path, mosquitto.port)
+    data = yaml.safe_load(config.read_text())
+    data["routes"][-1]["format"] = fmt  # the task_command down route
+    config.write_text(yaml.safe_dump(data))
     proc = subprocess.Popen([*NODE, "--config", str(config), "--robot-id", "amr_042"], env=ros_env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     node = rclpy.create_node("command_sink", context=ros_context)
@@ -205,13 +220,13 @@ def test_commands_come_down_checked_and_refusals_are_counted(
         time.sleep(0.5)  # the bridge subscribes right after creating its publisher
         future = int(time.time()) + 3600
         payloads = [
-            _command(0, "c-0", deadline_sec=future),
-            _command(1, "c-0", deadline_sec=future),  # same command id again: duplicate
-            _command(2, "c-2", robot="amr_099"),  # addressed to another robot
-            _command(3, "c-3", deadline_sec=1_000),  # deadline long past
-            b"\x00\xffnot a record",  # garbage
+            _command(0, "c-0", deadline_sec=future, fmt=fmt),
+            _command(1, "c-0", deadline_sec=future, fmt=fmt),  # same command id again: duplicate
+            _command(2, "c-2", robot="amr_099", fmt=fmt),  # addressed to another robot
+            _command(3, "c-3", deadline_sec=1_000, fmt=fmt),  # deadline long past
+            b"\xc3\x01\xffnot a record" if fmt == "avro" else b"\x00\xffnot a record",  # garbage
             _command(5, "c-5", ros_type="std_msgs/msg/String"),  # not what this route carries
-            _command(6, "c-6"),  # still alive: accepted
+            _command(6, "c-6", fmt=fmt),  # still alive: accepted
         ]
         for payload in payloads:
             link.send(topic, b"", payload, qos=1)
@@ -228,9 +243,11 @@ def test_commands_come_down_checked_and_refusals_are_counted(
     assert first.parameters[0].key == "payload_kg" and first.target_pose.header.frame_id == "map"
     route = "route mqtt:swarm/warehouse_a/amr_042/command/task_command -> ros:/amr_007/task_command"
     assert f"{route}: received 7, sent 2, dropped 5" in output
-    for reason in ("duplicate command id", "addressed to another robot", "deadline passed", "malformed",
-                   "wrong ROS type"):
-        assert f"refused 1 ({reason}" in output
+    # raw Protobuf names no type: a foreign record there is indistinguishable from garbage
+    expected = {"duplicate command id": 1, "addressed to another robot": 1, "deadline passed": 1}
+    expected |= {"malformed": 2} if fmt == "protobuf" else {"malformed": 1, "wrong ROS type": 1}
+    for reason, count in expected.items():
+        assert output.count(f"refused 1 ({reason}") == count, (reason, output[-3000:])
 
 
 def test_match_routes_discover_topics_and_their_types(tmp_path: Path, mosquitto: Mosquitto, ros_context: Any,

@@ -34,6 +34,10 @@ class WireEncoder:
     def encode_cdr(self, raw: bytes, *, robot_id: str, stream: str, seq: int, stamp_ns: int) -> bytes:
         return self.frame(self.codec.encode_cdr(raw, robot_id=robot_id, stream=stream, seq=seq, stamp_ns=stamp_ns))
 
+    def encode(self, envelope: Envelope) -> bytes:
+        """An envelope with a dict body (what a coordinator sends) -> wire bytes."""
+        return self.frame(self.codec.encode(envelope))
+
 
 def wire_encoder(ros_type: str, fmt: RecordFormat, transport: str, *, subject: str,
                  register: Callable[[str, object], int] | None = None, types: RosTypes | None = None) -> WireEncoder:

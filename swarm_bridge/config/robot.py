@@ -181,8 +181,6 @@ class RobotBridgeConfig(Strict):
             if route.format == "protobuf" and self.uplink.kind == "kafka":
                 raise ValueError(f"routes[{index}].format: protobuf on a kafka uplink is not supported yet; "
                                  "use avro or json")
-            if route.format != "json" and route.direction == "down":
-                raise ValueError(f"routes[{index}].format: down routes take json for now (got {route.format})")
         return self
 
     @model_validator(mode="after")

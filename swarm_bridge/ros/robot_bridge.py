@@ -7,7 +7,7 @@ import logging
 from rclpy.node import Node
 
 from swarm_bridge.codec.registry import topic_name
-from swarm_bridge.codec.wire import WireEncoder, registry_ids, wire_encoder
+from swarm_bridge.codec.wire import WireDecoder, WireEncoder, registry_ids, wire_decoder, wire_encoder
 from swarm_bridge.config import RobotBridgeConfig, default_registry
 from swarm_bridge.metrics import BridgeMetrics
 from swarm_bridge.ros.discovery import RouteDiscovery
@@ -40,7 +40,8 @@ class RobotBridge:
         self.routes = [UplinkRoute(node, route, robot_id=config.robot_id, outbox=self.outbox, metrics=self.metrics,
                                    encoder=self._encoder(route), run=self.run)
                        for route in routes if route.direction == "up"]
-        self.downlinks = [DownlinkRoute(node, route, robot_id=config.robot_id, uplink=uplink, metrics=self.metrics)
+        self.downlinks = [DownlinkRoute(node, route, robot_id=config.robot_id, uplink=uplink, metrics=self.metrics,
+                                        decoder=self._decoder(route))
                           for route in routes if route.direction == "down"]
         self.discovery = RouteDiscovery(node, config, taken={r.ros_topic for r in routes},
                                         streams={r.stream for r in routes}, on_route=self._add_route)
@@ -63,6 +64,12 @@ class RobotBridge:
         self.uplink.describe(route.destination, content_type=encoder.content_type,
                              user_properties=encoder.user_properties, retain=route.retain)
         return encoder
+
+    def _decoder(self, route: Route) -> WireDecoder:
+        """The down route's wire decoder: refuses records of another schema (fingerprint or registry id)."""
+        return wire_decoder(route.ros_type, route.format, route.scheme,  # type: ignore[arg-type]
+                            subject=topic_name(route.destination, route.ros_type),
+                            lookup=registry_ids(self.config.registry or default_registry()))
 
     def flush(self, timeout_s: float) -> int:
         """Wait until every record is acknowledged upstream; returns how many are still waiting."""

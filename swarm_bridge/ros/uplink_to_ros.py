@@ -1,5 +1,5 @@
-"""Down direction: records from the uplink, decoded and checked (this robot, not expired, not a repeat),
-published on a ROS topic. Anything refused is counted by reason; nothing stops the route."""
+"""Down direction: records from the uplink, decoded in the route's format and checked (this robot, not expired,
+not a repeat), published on a ROS topic. Anything refused is counted by reason; nothing stops the route."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Any
 
 from rclpy.node import Node
 
-from swarm_bridge.codec import CodecError, decode_json
+from swarm_bridge.codec import CodecError, RecordError, SchemaMismatch
+from swarm_bridge.codec.wire import WireDecoder
 from swarm_bridge.metrics import BridgeMetrics
 from swarm_bridge.ros.convert import dict_to_message
 from swarm_bridge.ros.qos import qos_preset
@@ -25,7 +26,7 @@ __all__ = ["DownlinkCounts", "DownlinkRoute"]
 log = logging.getLogger(__name__)
 
 MALFORMED = "malformed"
-WRONG_TYPE = "wrong ROS type"
+WRONG_TYPE = "wrong ROS type"  # or another schema: a record this route does not carry
 NOT_PUBLISHABLE = "not publishable"
 
 
@@ -41,11 +42,13 @@ class DownlinkCounts:
 class DownlinkRoute:
     """Uplink destination -> ROS topic for one route of one robot."""
 
-    def __init__(self, node: Node, route: Route, *, robot_id: str, uplink: Uplink, metrics: BridgeMetrics) -> None:
+    def __init__(self, node: Node, route: Route, *, robot_id: str, uplink: Uplink, metrics: BridgeMetrics,
+                 decoder: WireDecoder) -> None:
         self.route = route
         self.counts = DownlinkCounts()
         self.gate = CommandGate(robot_id)
         self._robot_id = robot_id
+        self._decoder = decoder
         self._cls = message_class(route.ros_type)
         self._publisher = node.create_publisher(self._cls, route.ros_topic,
                                                 qos_preset(route.qos, depth=route.qos_depth))
@@ -62,7 +65,11 @@ class DownlinkRoute:
         self.counts.received += 1
         self._received.inc()
         try:
-            envelope = decode_json(payload)
+            envelope = self._decoder.decode(payload)
+        except (SchemaMismatch, RecordError) as exc:
+            wrong = isinstance(exc, SchemaMismatch) or exc.field == "ros_type"
+            self._refuse(WRONG_TYPE if wrong else MALFORMED, f"cannot decode: {exc}")
+            return
         except CodecError as exc:
             self._refuse(MALFORMED, f"cannot decode: {exc}")
             return
