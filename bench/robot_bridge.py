@@ -141,8 +141,13 @@ def run_bridge(count: int, rate: float, env: dict[str, str], port: int, config: 
             time.sleep(2.0)
             rss_start = rss_kb(bridge.pid)
         deadline = time.monotonic() + timeout_s
+        last, last_change = 0, time.monotonic()
         while len(tap.records) < count and time.monotonic() < deadline:
             time.sleep(0.05)
+            if len(tap.records) != last:
+                last, last_change = len(tap.records), time.monotonic()
+            elif pub.poll() is not None and time.monotonic() - last_change > 5.0:
+                break  # the publisher is done and nothing arrived for 5 s: the rest is lost
         rss_end = rss_kb(bridge.pid)
         pub.wait(timeout=60)
     finally:
