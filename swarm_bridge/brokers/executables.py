@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Sequence
+from pathlib import Path
 
 from swarm_bridge.brokers.errors import BrokerError
 
-__all__ = ["find_executable"]
+__all__ = ["find_executable", "java_candidates"]
 
 
 def _runnable(candidate: str) -> str | None:
@@ -36,3 +37,9 @@ def find_executable(
             return found
     looked = ", ".join(search)
     raise BrokerError(service, f"executable not found (looked for: {looked})", fix)
+
+
+def java_candidates() -> list[str]:
+    """Where to look for java: $JAVA_HOME/bin/java first, then `java` on PATH."""
+    home = os.environ.get("JAVA_HOME")
+    return ([str(Path(home) / "bin" / "java")] if home else []) + ["java"]

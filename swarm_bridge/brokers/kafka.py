@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from swarm_bridge.brokers.errors import BrokerError
-from swarm_bridge.brokers.executables import find_executable
+from swarm_bridge.brokers.executables import find_executable, java_candidates
 from swarm_bridge.brokers.ports import free_port
 from swarm_bridge.brokers.service import BrokerService
 
@@ -109,7 +109,7 @@ class Kafka(BrokerService):
             service=self.name,
             explicit=self.java,
             explicit_source="the java argument",
-            search=[p for p in (self._java_home_java(), "java") if p],
+            search=java_candidates(),
             fix="install a JDK 17+ (provision/setup does), or set JAVA_HOME",
         )
         classpath = str(self.libs_dir / "*")
@@ -130,10 +130,6 @@ class Kafka(BrokerService):
             str(self.config_path),
         ]
 
-    @staticmethod
-    def _java_home_java() -> str | None:
-        home = os.environ.get("JAVA_HOME")
-        return str(Path(home) / "bin" / "java") if home else None
 
     def _server_config(self) -> str:
         h, port, cport = self.host, self.port, self.controller_port

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from swarm_bridge.brokers.errors import BrokerError
-from swarm_bridge.brokers.executables import find_executable
+from swarm_bridge.brokers.executables import find_executable, java_candidates
 from swarm_bridge.brokers.service import BrokerService
 
 __all__ = ["APICURIO_VERSION", "CCOMPAT_PATH", "DEFAULT_APICURIO_DIR", "SchemaRegistryServer"]
@@ -91,7 +91,7 @@ class SchemaRegistryServer(BrokerService):
             service=self.name,
             explicit=self.java,
             explicit_source="the java argument",
-            search=[p for p in (self._java_home_java(), "java") if p],
+            search=java_candidates(),
             fix="install a JDK 17+ (provision/setup does), or set JAVA_HOME",
         )
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -118,10 +118,6 @@ class SchemaRegistryServer(BrokerService):
             str(self.runner_jar),
         ]
 
-    @staticmethod
-    def _java_home_java() -> str | None:
-        home = os.environ.get("JAVA_HOME")
-        return str(Path(home) / "bin" / "java") if home else None
 
     def _ready(self) -> bool:
         request = urllib.request.Request(f"{self.url}/subjects", headers={"Accept": "application/json"})

@@ -34,7 +34,7 @@ from typing import Any
 
 from fastavro import parse_schema, schemaless_reader
 
-from swarm_bridge.codec.cdr import body_cdr, little_endian
+from swarm_bridge.codec.cdr import body_cdr, encode_envelope, little_endian
 from swarm_bridge.codec.envelope import SCHEMA_VERSION, Envelope
 from swarm_bridge.codec.errors import RecordError
 from swarm_bridge.codec.leaves import Convert, leaf_mapper
@@ -125,11 +125,7 @@ class AvroRecordCodec:
 
         The body is checked against the ROS definition (ranges, array sizes, bounds) by writing it as CDR,
         which is then transcoded: the same bytes as fastavro's, in a fraction of its time."""
-        if envelope.ros_type != self.ros_type:
-            raise RecordError(f"this codec writes {self.ros_type}, got {envelope.ros_type}", field="ros_type")
-        raw = body_cdr(self._cdr, envelope.body)
-        return self._transcode(raw, envelope.robot_id, envelope.stream, envelope.seq, envelope.stamp_ns,
-                               envelope.schema_version)
+        return encode_envelope(self._cdr, self._transcode, self.ros_type, envelope)
 
     def decode(self, payload: bytes) -> Envelope:
         """Avro bytes -> Envelope with the message dict as body; RecordError for anything else."""

@@ -111,3 +111,13 @@ def little_endian(raw: bytes, codec: Any) -> bytes:
     """Raw CDR as the transcoders read it: little-endian. Big-endian CDR (rare) is rewritten; garbage raises
     RecordError from the decoder."""
     return raw if raw[:2] == b"\x00\x01" else bytes(codec.to_cdr(codec.to_dict(raw)))
+
+
+def encode_envelope(codec: Any, transcode: Callable[..., bytes], ros_type: str, envelope: Any) -> bytes:
+    """An envelope with a dict body -> record bytes: the body is written as CDR (which checks ranges, sizes
+    and bounds against the ROS definition) and transcoded like a raw message."""
+    if envelope.ros_type != ros_type:
+        raise RecordError(f"this codec writes {ros_type}, got {envelope.ros_type}", field="ros_type")
+    raw = body_cdr(codec, envelope.body)
+    return transcode(raw, envelope.robot_id, envelope.stream, envelope.seq, envelope.stamp_ns,
+                     envelope.schema_version)

@@ -18,7 +18,7 @@ from typing import Any
 
 from google.protobuf import descriptor_pool, message_factory
 
-from swarm_bridge.codec.cdr import CDR_ERRORS, body_cdr, little_endian
+from swarm_bridge.codec.cdr import CDR_ERRORS, encode_envelope, little_endian
 from swarm_bridge.codec.envelope import SCHEMA_VERSION, Envelope
 from swarm_bridge.codec.errors import RecordError
 from swarm_bridge.codec.protobuf_schema import (
@@ -56,11 +56,7 @@ class ProtoRecordCodec:
 
         The body is checked against the ROS definition (ranges, array sizes, bounds) by writing it as CDR,
         which is then transcoded: faster than building the upb message from nested dicts."""
-        if envelope.ros_type != self.ros_type:
-            raise RecordError(f"this codec writes {self.ros_type}, got {envelope.ros_type}", field="ros_type")
-        raw = body_cdr(self._cdr, envelope.body)
-        return self._transcode(raw, envelope.robot_id, envelope.stream, envelope.seq, envelope.stamp_ns,
-                               envelope.schema_version)
+        return encode_envelope(self._cdr, self._transcode, self.ros_type, envelope)
 
     def decode(self, payload: bytes) -> Envelope:
         """Protobuf bytes -> Envelope with the message dict as body; RecordError for anything else."""
