@@ -15,7 +15,16 @@ import fastavro
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_codec_rostypes import CODEC_EXAMPLES, codec_types, covered_types, messages, same
+from test_codec_rostypes import (
+    CODEC_EXAMPLES,
+    cached_codec,
+    check_round_trip,
+    codec_types,
+    covered_types,
+    edge_envelope,
+    messages,
+    same,
+)
 
 from swarm_bridge.codec import (
     AvroRecordCodec,
@@ -32,15 +41,9 @@ from swarm_bridge.codec import (
 EVERYTHING = "codec_test_msgs/msg/Everything"
 
 
-def _envelope(ros_type: str, body: dict[str, Any]) -> Envelope:
-    return Envelope(robot_id="amr_007", stream="telemetry", seq=2**63 - 1, stamp_ns=-(2**63), ros_type=ros_type,
-                    body=body, schema_version=3)
-
-
-def _codec(ros_type: str, cache: dict[str, AvroRecordCodec] = {}) -> AvroRecordCodec:  # noqa: B006
-    if ros_type not in cache:
-        cache[ros_type] = AvroRecordCodec(ros_type, codec_types())
-    return cache[ros_type]
+def _codec(ros_type: str) -> AvroRecordCodec:
+    codec: AvroRecordCodec = cached_codec(AvroRecordCodec, ros_type)
+    return codec
 
 
 @pytest.mark.parametrize("ros_type", covered_types())
@@ -52,7 +55,7 @@ def test_schema_parses_and_is_deterministic(ros_type: str) -> None:
         assert json.dumps(schema) == json.dumps(avro_schema(ros_type, RosTypes()))
 
 
-def test_names_and_envelope() -> None:
+def test_names_andedge_envelope() -> None:
     schema = avro_schema("sensor_msgs/msg/Imu", default_types())
     assert f"{schema['namespace']}.{schema['name']}" == "swarm_bridge.record.sensor_msgs.msg.Imu"
     assert [(f["name"], f["type"]) for f in schema["fields"][:6]] == [
@@ -106,25 +109,14 @@ def test_type_mapping_is_exact() -> None:
 def test_round_trips(ros_type: str, data: st.DataObject) -> None:
     """dict -> Avro -> dict is lossless; raw CDR -> Avro -> raw CDR is byte-identical; the fast path writes
     exactly what fastavro writes."""
-    codec, types = _codec(ros_type), codec_types()
-    message = data.draw(messages(types, ros_type))
-    envelope = _envelope(ros_type, message)
-    payload = codec.encode(envelope)
-    decoded = codec.decode(payload)
-    assert same(decoded.body, message)
-    assert decoded == Envelope(**{**envelope.__dict__, "body": decoded.body})
-    raw = types.dict_to_cdr(message, ros_type)
-    fast = codec.encode_cdr(raw, robot_id="amr_007", stream="telemetry", seq=2**63 - 1, stamp_ns=-(2**63),
-                            schema_version=3)
+    codec = _codec(ros_type)
+    payload, fast = check_round_trip(codec, ros_type, data.draw(messages(codec_types(), ros_type)))
     assert fast == payload
-    header, back = codec.decode_cdr(fast)
-    assert back == raw
-    assert header == Envelope(**{**envelope.__dict__, "body": {}})
 
 
 def test_uint64_is_lossless_and_readable_as_decimal() -> None:
     codec = _codec("std_msgs/msg/UInt64")
-    payload = codec.encode(_envelope("std_msgs/msg/UInt64", {"data": 2**64 - 1}))
+    payload = codec.encode(edge_envelope("std_msgs/msg/UInt64", {"data": 2**64 - 1}))
     assert codec.decode(payload).body == {"data": 2**64 - 1}
     plain: Any = fastavro.schemaless_reader(io.BytesIO(payload), fastavro.parse_schema(codec.schema), None)
     assert plain["body"]["data"] == Decimal(2**64 - 1)  # what any Avro reader sees
@@ -133,21 +125,22 @@ def test_uint64_is_lossless_and_readable_as_decimal() -> None:
         assert codec.encode_cdr(raw, robot_id="r", stream="s", seq=0, stamp_ns=0) == codec.encode(
             Envelope("r", "s", 0, 0, "std_msgs/msg/UInt64", {"data": value}))
     with pytest.raises(RecordError, match="data"):
-        codec.encode(_envelope("std_msgs/msg/UInt64", {"data": 2**64}))
+        codec.encode(edge_envelope("std_msgs/msg/UInt64", {"data": 2**64}))
 
 
 def test_rclpy_style_bodies_are_accepted() -> None:
     """message_to_dict gives uint8[] as a list of ints; records carry them as bytes."""
     codec = _codec("std_msgs/msg/UInt8MultiArray")
     body = {"layout": {"dim": [{"label": "x", "size": 3, "stride": 3}], "data_offset": 0}, "data": [1, 2, 255]}
-    assert codec.decode(codec.encode(_envelope("std_msgs/msg/UInt8MultiArray", body))).body["data"] == b"\x01\x02\xff"
+    record = codec.encode(edge_envelope("std_msgs/msg/UInt8MultiArray", body))
+    assert codec.decode(record).body["data"] == b"\x01\x02\xff"
 
 
 def _sample(ros_type: str = "nav_msgs/msg/Odometry") -> tuple[AvroRecordCodec, bytes, bytes]:
     types = codec_types()
     message = types.default_message(ros_type)
     raw = types.dict_to_cdr(message, ros_type)
-    return _codec(ros_type), raw, _codec(ros_type).encode(_envelope(ros_type, message))
+    return _codec(ros_type), raw, _codec(ros_type).encode(edge_envelope(ros_type, message))
 
 
 def test_truncated_garbage_and_foreign_payloads_are_record_errors() -> None:
@@ -176,10 +169,10 @@ def test_bad_envelopes_and_bodies_name_the_field() -> None:
     assert caught.value.field == "seq"
     body["pose"]["covariance"] = [0.0]
     with pytest.raises(RecordError, match="expected 36 items") as caught:
-        codec.encode(_envelope("nav_msgs/msg/Odometry", body))
+        codec.encode(edge_envelope("nav_msgs/msg/Odometry", body))
     assert caught.value.field == "body.pose.covariance"
     with pytest.raises(RecordError, match="ros_type"):
-        codec.encode(_envelope("sensor_msgs/msg/Imu", body))
+        codec.encode(edge_envelope("sensor_msgs/msg/Imu", body))
 
 
 @CODEC_EXAMPLES
@@ -200,7 +193,7 @@ def test_record_codec_offers_every_format(fmt: Any) -> None:
     codec = record_codec("sensor_msgs/msg/Imu", fmt, types)
     message = types.default_message("sensor_msgs/msg/Imu")
     message["orientation_covariance"][0] = float("nan")
-    envelope = _envelope("sensor_msgs/msg/Imu", message)
+    envelope = edge_envelope("sensor_msgs/msg/Imu", message)
     assert same(codec.decode(codec.encode(envelope)).body, message)
     raw = types.dict_to_cdr(message, "sensor_msgs/msg/Imu")
     payload = codec.encode_cdr(raw, robot_id="amr_007", stream="telemetry", seq=1, stamp_ns=2)

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any
 
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_tools import protoc
 from hypothesis import given
 from hypothesis import strategies as st
-from test_codec_rostypes import CODEC_EXAMPLES, codec_types, covered_types, messages, same
+from test_codec_rostypes import (
+    CODEC_EXAMPLES,
+    cached_codec,
+    check_round_trip,
+    codec_types,
+    covered_types,
+    edge_envelope,
+    messages,
+)
 
 from swarm_bridge.codec import CodecError, Envelope, ProtoRecordCodec, RecordError, RosTypes, default_types
 from swarm_bridge.codec.protobuf import file_descriptors, proto_text
@@ -20,15 +27,9 @@ EVERYTHING = "codec_test_msgs/msg/Everything"
 _F = descriptor_pb2.FieldDescriptorProto
 
 
-def _envelope(ros_type: str, body: dict[str, Any]) -> Envelope:
-    return Envelope(robot_id="amr_007", stream="telemetry", seq=2**63 - 1, stamp_ns=-(2**63), ros_type=ros_type,
-                    body=body, schema_version=3)
-
-
-def _codec(ros_type: str, cache: dict[str, ProtoRecordCodec] = {}) -> ProtoRecordCodec:  # noqa: B006
-    if ros_type not in cache:
-        cache[ros_type] = ProtoRecordCodec(ros_type, codec_types())
-    return cache[ros_type]
+def _codec(ros_type: str) -> ProtoRecordCodec:
+    codec: ProtoRecordCodec = cached_codec(ProtoRecordCodec, ros_type)
+    return codec
 
 
 @pytest.mark.parametrize("ros_type", covered_types())
@@ -119,19 +120,9 @@ def test_proto_text_compiles_to_the_same_descriptors(tmp_path: Path) -> None:
 def test_round_trips(ros_type: str, data: st.DataObject) -> None:
     """dict -> Protobuf -> dict is lossless; raw CDR -> Protobuf -> raw CDR is byte-identical; upb reads the
     transcoded bytes as the message."""
-    codec, types = _codec(ros_type), codec_types()
-    message = data.draw(messages(types, ros_type))
-    envelope = _envelope(ros_type, message)
-    payload = codec.encode(envelope)
-    decoded = codec.decode(payload)
-    assert same(decoded.body, message)
-    assert decoded == Envelope(**{**envelope.__dict__, "body": decoded.body})
-    raw = types.dict_to_cdr(message, ros_type)
-    fast = codec.encode_cdr(raw, robot_id="amr_007", stream="telemetry", seq=2**63 - 1, stamp_ns=-(2**63),
-                            schema_version=3)
-    header, back = codec.decode_cdr(fast)
-    assert back == raw
-    assert header == Envelope(**{**envelope.__dict__, "body": {}})
+    codec = _codec(ros_type)
+    message = data.draw(messages(codec_types(), ros_type))
+    _payload, fast = check_round_trip(codec, ros_type, message)
     upb = codec.record_class.FromString(fast)
     assert upb.SerializeToString(deterministic=True) == codec.record_class.FromString(
         upb.SerializeToString()).SerializeToString(deterministic=True)
@@ -154,7 +145,7 @@ def _sample(ros_type: str = "nav_msgs/msg/Odometry") -> tuple[ProtoRecordCodec, 
     message = types.default_message(ros_type)
     message["header"]["frame_id"] = "odom"
     raw = types.dict_to_cdr(message, ros_type)
-    return _codec(ros_type), raw, _codec(ros_type).encode(_envelope(ros_type, message))
+    return _codec(ros_type), raw, _codec(ros_type).encode(edge_envelope(ros_type, message))
 
 
 def test_truncated_garbage_and_foreign_payloads_are_record_errors() -> None:
@@ -186,7 +177,7 @@ def test_bad_envelopes_and_bodies_name_the_field() -> None:
     assert caught.value.field == "schema_version"
     body["linear_acceleration"]["x"] = "fast"
     with pytest.raises(RecordError, match="expected a number") as caught:
-        codec.encode(_envelope("sensor_msgs/msg/Imu", body))
+        codec.encode(edge_envelope("sensor_msgs/msg/Imu", body))
     assert caught.value.field == "body.linear_acceleration.x"
 
 

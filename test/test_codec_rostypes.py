@@ -26,6 +26,7 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from swarm_bridge.codec import (
     CodecError,
+    Envelope,
     RecordError,
     RosField,
     RosTypes,
@@ -193,6 +194,36 @@ def same(a: Any, b: Any) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------- registry
+
+
+def edge_envelope(ros_type: str, body: dict[str, Any]) -> Envelope:
+    """An envelope at the edges of its field ranges, around `body`."""
+    return Envelope(robot_id="amr_007", stream="telemetry", seq=2**63 - 1, stamp_ns=-(2**63), ros_type=ros_type,
+                    body=body, schema_version=3)
+
+
+@cache
+def cached_codec(cls: Any, ros_type: str) -> Any:
+    """One record codec of `cls` per ROS type for the whole run (building one generates code)."""
+    return cls(ros_type, codec_types())
+
+
+def check_round_trip(codec: Any, ros_type: str, message: dict[str, Any]) -> tuple[bytes, bytes]:
+    """dict -> record -> dict is lossless and raw CDR -> record -> raw CDR is byte-identical;
+    returns (the record from the dict, the record from CDR)."""
+    types = codec_types()
+    envelope = edge_envelope(ros_type, message)
+    payload = codec.encode(envelope)
+    decoded = codec.decode(payload)
+    assert same(decoded.body, message)
+    assert decoded == Envelope(**{**envelope.__dict__, "body": decoded.body})
+    raw = types.dict_to_cdr(message, ros_type)
+    fast = codec.encode_cdr(raw, robot_id="amr_007", stream="telemetry", seq=2**63 - 1, stamp_ns=-(2**63),
+                            schema_version=3)
+    header, back = codec.decode_cdr(fast)
+    assert back == raw
+    assert header == Envelope(**{**envelope.__dict__, "body": {}})
+    return payload, fast
 
 
 def test_message_types_come_from_store_index_and_extra_dirs() -> None:
