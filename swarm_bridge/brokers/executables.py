@@ -9,7 +9,7 @@ from pathlib import Path
 
 from swarm_bridge.brokers.errors import BrokerError
 
-__all__ = ["find_executable", "java_candidates"]
+__all__ = ["find_executable", "find_java"]
 
 
 def _runnable(candidate: str) -> str | None:
@@ -39,7 +39,13 @@ def find_executable(
     raise BrokerError(service, f"executable not found (looked for: {looked})", fix)
 
 
-def java_candidates() -> list[str]:
-    """Where to look for java: $JAVA_HOME/bin/java first, then `java` on PATH."""
+def find_java(service: str, explicit: str | None) -> str:
+    """The java for a JVM broker: `explicit`, else $JAVA_HOME/bin/java, else `java` on PATH."""
     home = os.environ.get("JAVA_HOME")
-    return ([str(Path(home) / "bin" / "java")] if home else []) + ["java"]
+    return find_executable(
+        service=service,
+        explicit=explicit,
+        explicit_source="the java argument",
+        search=([str(Path(home) / "bin" / "java")] if home else []) + ["java"],
+        fix="install a JDK 17+ (provision/setup does), or set JAVA_HOME",
+    )

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from swarm_bridge.brokers.errors import BrokerError
-from swarm_bridge.brokers.executables import find_executable, java_candidates
+from swarm_bridge.brokers.executables import find_java
 from swarm_bridge.brokers.ports import free_port
 from swarm_bridge.brokers.service import BrokerService
 
@@ -105,13 +105,7 @@ class Kafka(BrokerService):
                 f"Kafka jars not found in {self.libs_dir}",
                 "run provision/setup (fetches them from Maven Central) or set SWARM_BRIDGE_KAFKA_LIBS",
             )
-        java = find_executable(
-            service=self.name,
-            explicit=self.java,
-            explicit_source="the java argument",
-            search=java_candidates(),
-            fix="install a JDK 17+ (provision/setup does), or set JAVA_HOME",
-        )
+        java = find_java(self.name, self.java)
         classpath = str(self.libs_dir / "*")
         log4j = self.run_dir / "kafka-log4j2.properties"
         log4j.write_text(self._log4j_config())

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from swarm_bridge.brokers.errors import BrokerError
-from swarm_bridge.brokers.executables import find_executable, java_candidates
+from swarm_bridge.brokers.executables import find_java
 from swarm_bridge.brokers.service import BrokerService
 
 __all__ = ["APICURIO_VERSION", "CCOMPAT_PATH", "DEFAULT_APICURIO_DIR", "SchemaRegistryServer"]
@@ -87,13 +87,7 @@ class SchemaRegistryServer(BrokerService):
                 f"(no {self.runner_jar.name} and lib/)",
                 "run provision/setup (fetches it from Maven Central) or set SWARM_BRIDGE_APICURIO",
             )
-        java = find_executable(
-            service=self.name,
-            explicit=self.java,
-            explicit_source="the java argument",
-            search=java_candidates(),
-            fix="install a JDK 17+ (provision/setup does), or set JAVA_HOME",
-        )
+        java = find_java(self.name, self.java)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.run_dir / "schema-registry-tmp"
         tmp.mkdir(parents=True, exist_ok=True)
