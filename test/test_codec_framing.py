@@ -15,17 +15,21 @@ from hypothesis import strategies as st
 
 from swarm_bridge.codec import CodecError, FramingError
 from swarm_bridge.codec.framing import (
+    BATCH,
+    BATCH_MAGIC,
     CONFLUENT,
     PROTO_MQTT,
     SINGLE_OBJECT,
     avro_fingerprint,
     check_size,
+    frame_batch,
     frame_confluent,
     frame_single_object,
     parse_confluent,
     parse_proto_mqtt_properties,
     parse_single_object,
     proto_mqtt_properties,
+    split_batch,
 )
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
@@ -349,3 +353,51 @@ def test_confluent_round_trip_property(schema_id: int, indexes: list[int] | None
 @given(st.integers(min_value=0, max_value=_U64), st.binary(max_size=32))
 def test_single_object_round_trip_property(fingerprint: int, payload: bytes) -> None:
     assert parse_single_object(frame_single_object(fingerprint, payload)) == (fingerprint, payload)
+
+
+# --- Record batches -----------------------------------------------------------------------------
+
+
+def test_batch_layout_is_magic_then_length_prefixed_records() -> None:
+    framed = frame_batch([b"ab", frame_single_object(7, b"xyz")])
+    assert framed[:4] == BATCH_MAGIC == b"\x00SB\x01"
+    assert framed[4:10] == b"\x00\x00\x00\x02ab"
+    assert split_batch(framed) == [b"ab", frame_single_object(7, b"xyz")]
+
+
+def test_a_record_that_is_not_a_batch_is_its_own_only_record() -> None:
+    single = frame_single_object(1, b"body")
+    assert split_batch(single) == [single]
+    assert split_batch(b'{"seq": 1}') == [b'{"seq": 1}']
+
+
+@pytest.mark.parametrize(("data", "problem"), [
+    (BATCH_MAGIC, "empty batch"),
+    (BATCH_MAGIC + b"\x00\x00", "length cut off"),
+    (BATCH_MAGIC + b"\x00\x00\x00\x09abc", "says 9 bytes, only 3 left"),
+    (frame_batch([b"a"]) + b"\x00", "record 1: length cut off"),
+])
+def test_batch_bad_frames(data: bytes, problem: str) -> None:
+    with pytest.raises(FramingError, match=problem) as caught:
+        split_batch(data)
+    assert caught.value.framing == BATCH
+
+
+def test_batch_refuses_nothing_and_oversize() -> None:
+    with pytest.raises(FramingError, match="at least one record"):
+        frame_batch([])
+    with pytest.raises(FramingError, match="exceeds the limit"):
+        frame_batch([b"x" * 60, b"y" * 60], max_payload=100)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.binary(max_size=64), min_size=1, max_size=20))
+def test_batch_round_trip_property(records: list[bytes]) -> None:
+    assert split_batch(frame_batch(records)) == records
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=64))
+def test_fuzz_split_batch(data: bytes) -> None:
+    with contextlib.suppress(FramingError):
+        split_batch(BATCH_MAGIC + data)
