@@ -72,9 +72,25 @@ def parts(tmp_path: Path) -> Iterator[tuple[ScriptedLink, Outbox]]:
     outbox.close()
 
 
-def _submit(outbox: Outbox, *payloads: bytes, stream: str = "odometry", priority: int = 1) -> None:
+def _submit(outbox: Outbox, *payloads: bytes, stream: str = "odometry", priority: int = 1,
+            destination: str = "dest") -> None:
     for payload in payloads:
-        outbox.submit(stream, "dest", b"amr", payload, priority=priority, qos=1, received_ns=time.monotonic_ns())
+        outbox.submit(stream, destination, b"amr", payload, priority=priority, qos=1,
+                      received_ns=time.monotonic_ns())
+
+
+def _pack(payloads: list[bytes]) -> bytes:
+    """A readable stand-in for the MQTT record batch frame."""
+    return b"[" + b",".join(payloads) + b"]"
+
+
+@pytest.fixture()
+def batching(tmp_path: Path) -> Iterator[tuple[ScriptedLink, Outbox]]:
+    link = ScriptedLink()
+    outbox = Outbox(link, Spool(tmp_path / "spool.db", max_bytes=1 << 20), window=100, batch=50, pack=_pack,
+                    max_batch=5)
+    yield link, outbox
+    outbox.close()
 
 
 def test_live_while_the_window_has_room_then_spooled_then_drained_in_order(
@@ -158,5 +174,62 @@ def test_higher_priority_drains_first_and_close_keeps_inflight(tmp_path: Path) -
 
 
 def test_bad_limits_are_named(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"window and batch must be > 0 \(got window=0, batch=1\)"):
+    with pytest.raises(ValueError, match=r"must be > 0 \(got window=0, batch=1,"):
         Outbox(ScriptedLink(), Spool(tmp_path / "s.db", max_bytes=10), window=0, batch=1)
+
+
+def test_an_idle_link_sends_at_once_and_a_busy_one_gathers_records_per_destination(
+        batching: tuple[ScriptedLink, Outbox]) -> None:
+    link, outbox = batching
+    _submit(outbox, b"a0")
+    assert [p for p, _ in link.sent] == [b"a0"]  # nothing in flight: no waiting for company
+    _submit(outbox, b"a1", b"a2")
+    _submit(outbox, b"b0", destination="other")
+    _submit(outbox, b"a3")
+    assert [p for p, _ in link.sent] == [b"a0"]  # one send in flight (eager=1): the others wait in memory
+    assert outbox.backlog() == 5
+    link.ack_all()
+    _settle(outbox)
+    # in submission order, consecutive records of one destination together
+    assert [p for p, _ in link.sent] == [b"[a1,a2]", b"b0", b"a3"]
+    link.ack_all()
+    _settle(outbox)
+    assert outbox.backlog() == 0
+    assert (outbox.stats.acked, outbox.stats.batches, outbox.stats.sent_live) == (5, 1, 5)
+
+
+def test_a_full_batch_leaves_without_waiting_for_the_link(batching: tuple[ScriptedLink, Outbox]) -> None:
+    link, outbox = batching
+    _submit(outbox, b"0", b"1", b"2", b"3", b"4", b"5")
+    assert [p for p, _ in link.sent] == [b"0", b"[1,2,3,4,5]"]  # max_batch 5 reached
+
+
+def test_a_lost_connection_returns_batched_and_waiting_records_in_order(
+        batching: tuple[ScriptedLink, Outbox]) -> None:
+    link, outbox = batching
+    _submit(outbox, b"0", b"1", b"2", b"3", b"4")
+    assert [p for p, _ in link.sent] == [b"0"]
+    link.lose()  # 0 in flight, 1..4 waiting in memory
+    _submit(outbox, b"5")
+    _settle(outbox)
+    assert outbox.backlog() == 6 and link.sent == []
+    link.connected = True
+    _settle(outbox)
+    delivered = link.ack_all()
+    _settle(outbox)
+    delivered += link.ack_all()
+    assert delivered == [b"[0,1,2,3,4]", b"5"]  # from the spool, packed the same way
+    _settle(outbox)
+    assert outbox.backlog() == 0 and outbox.stats.acked == 6
+
+
+def test_a_failed_batch_goes_back_whole(batching: tuple[ScriptedLink, Outbox]) -> None:
+    link, outbox = batching
+    _submit(outbox, b"0", b"1", b"2", b"3", b"4", b"5")
+    link.connected = False
+    link.ack_all(ok=False)
+    _settle(outbox)
+    assert outbox.stats.failed == 6 and outbox.spool.depth() == 6
+    link.connected = True
+    _settle(outbox)
+    assert link.ack_all() == [b"[0,1,2,3,4]", b"5"]

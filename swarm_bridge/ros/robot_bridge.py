@@ -6,6 +6,7 @@ import logging
 
 from rclpy.node import Node
 
+from swarm_bridge.codec.framing import frame_batch
 from swarm_bridge.codec.registry import topic_name
 from swarm_bridge.codec.wire import WireDecoder, WireEncoder, registry_ids, wire_decoder, wire_encoder
 from swarm_bridge.config import RobotBridgeConfig, default_registry
@@ -34,7 +35,9 @@ class RobotBridge:
         self.metrics = metrics or BridgeMetrics()
         self.spool = spool or Spool(config.spool.file_for(config.fleet, config.robot_id),
                                     max_bytes=int(config.spool.max_mb * 2**20))
-        self.outbox = Outbox(uplink, self.spool, window=config.uplink.max_inflight, on_acked=self._acked)
+        batching = config.uplink.kind == "mqtt" and config.uplink.batch_max_records > 1
+        self.outbox = Outbox(uplink, self.spool, window=config.uplink.max_inflight, on_acked=self._acked,
+                             pack=frame_batch if batching else None, max_batch=config.uplink.batch_max_records)
         self.run = self.spool.start_run()
         routes = routes_for(config)
         self.routes = [UplinkRoute(node, route, robot_id=config.robot_id, outbox=self.outbox, metrics=self.metrics,

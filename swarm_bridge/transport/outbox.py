@@ -6,6 +6,11 @@ outbox lock, so no lock order with the client library's own locks); the pump thr
 drains the spool and services the link. Order holds because a link delivers in the order it was handed
 records and fails a suffix of them (a dropped connection, a timed-out queue): failed records go back
 to the spool under their original order numbers and drain before anything newer.
+
+Batching (when given `pack`): a record goes out alone while the link is idle (lowest latency); while
+`eager` sends are unacknowledged, new records wait in memory and leave together, consecutive records of one
+destination packed into one send, as soon as an acknowledgement frees the link. So batches grow with load
+and one publish, and one acknowledgement, carries many records.
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ class Outgoing:
 
 @dataclass
 class OutboxStats:
-    """Counts since start: submitted, sent directly, spooled, acknowledged, failed deliveries (re-spooled)."""
+    """Counts since start: submitted, sent directly, spooled, acknowledged, failed deliveries (re-spooled),
+    and sends that carried several records (batches)."""
 
     submitted: int = 0
     sent_live: int = 0
@@ -49,22 +55,37 @@ class OutboxStats:
     sent_from_spool: int = 0
     acked: int = 0
     failed: int = 0
+    batches: int = 0
+
+
+# One send in flight: its records and, for each, its spool id (None when it was sent live).
+_Send = list[tuple[Outgoing, int | None]]
 
 
 class Outbox:
     """At-least-once, in order per stream, bounded in memory (`window` in flight), durable beyond it."""
 
     def __init__(self, link: Uplink, spool: Spool, *, window: int = 1000, batch: int = 200,
-                 on_acked: Callable[[Outgoing, int], None] | None = None) -> None:
-        if window <= 0 or batch <= 0:
-            raise ValueError(f"window and batch must be > 0 (got window={window}, batch={batch})")
+                 on_acked: Callable[[Outgoing, int], None] | None = None,
+                 pack: Callable[[list[bytes]], bytes] | None = None, max_batch: int = 1, eager: int = 1) -> None:
+        """`window`: records in flight at most; `batch`: records taken from the spool at a time; `pack`: how
+        several records of one destination become one payload (None: one record per send), at most
+        `max_batch` per send; `eager`: sends in flight below which a record goes out at once."""
+        if window <= 0 or batch <= 0 or max_batch <= 0 or eager <= 0:
+            raise ValueError(f"window, batch, max_batch and eager must be > 0 (got window={window}, batch={batch}, "
+                             f"max_batch={max_batch}, eager={eager})")
         self.link, self.spool = link, spool
         self.window, self.batch = window, batch
+        self.max_batch = max_batch if pack is not None else 1
+        self.eager = eager
         self.stats = OutboxStats()
         self._on_acked = on_acked
+        self._pack = pack
         self._order = spool.next_order
         self._lock = threading.Lock()
-        self._inflight: dict[int, tuple[Outgoing, int | None]] = {}  # token -> (record, spool id or None)
+        self._inflight: dict[int, _Send] = {}  # token -> the records of one send
+        self._inflight_records = 0
+        self._pending: list[Outgoing] = []  # live records waiting for the link to free up, to leave together
         self._staged: list[Outgoing] = []  # on their way to the spool; the ROS thread never waits on SQLite
         self._token = 0
         self._events: queue.SimpleQueue[tuple[str, int, bool, int]] = queue.SimpleQueue()
@@ -82,9 +103,16 @@ class Outbox:
             self._order += 1
             self.stats.submitted += 1
             if (self.link.connected and not self._staged and self.spool.depth() == 0
-                    and len(self._inflight) < self.window):
+                    and self._inflight_records + len(self._pending) < self.window):
+                if self._pack is not None and (self._pending or len(self._inflight) >= self.eager):
+                    self._pending.append(record)
+                    if len(self._pending) >= self.max_batch:
+                        self._send_pending()
+                    elif len(self._pending) == 1:
+                        self._wake.set()  # later ones need no wake-up: an acknowledgement will come
+                    return
                 try:
-                    self._send(record, None)
+                    self._send([(record, None)])
                     self.stats.sent_live += 1
                     return
                 except LinkBusy:
@@ -94,11 +122,12 @@ class Outbox:
 
     @property
     def inflight(self) -> int:
-        return len(self._inflight)
+        """Records sent and not yet acknowledged."""
+        return self._inflight_records
 
     def backlog(self) -> int:
-        """Records not yet acknowledged: in flight, staged and spooled."""
-        return len(self._inflight) + len(self._staged) + self.spool.depth()
+        """Records not yet acknowledged: in flight, waiting to be sent, staged and spooled."""
+        return self._inflight_records + len(self._pending) + len(self._staged) + self.spool.depth()
 
     def flush(self, timeout_s: float) -> int:
         """Wait until everything submitted is acknowledged or `timeout_s` passes; returns what remains."""
@@ -114,23 +143,67 @@ class Outbox:
         self._wake.set()
         self._thread.join(timeout_s)
         with self._lock:
+            self._stage_pending()
             self._write_staged()
             self._respool_inflight()
 
-    def _send(self, record: Outgoing, spool_id: int | None) -> None:
+    def _send(self, entries: _Send) -> None:
+        """One send of one record, or of several records of one destination packed together."""
         self._token += 1
         token = self._token
-        self._inflight[token] = (record, spool_id)
-        events = self._events
+        self._inflight[token] = entries
+        self._inflight_records += len(entries)
+        events, wake = self._events, self._wake
 
         def done(ok: bool) -> None:
             events.put(("done", token, ok, time.monotonic_ns()))
+            wake.set()
 
+        first = entries[0][0]
+        if len(entries) == 1:
+            payload = first.payload
+        else:
+            assert self._pack is not None
+            payload = self._pack([record.payload for record, _id in entries])
         try:
-            self.link.send(record.destination, record.key, record.payload, qos=record.qos, on_done=done)
+            self.link.send(first.destination, first.key, payload, qos=first.qos, on_done=done)
         except BaseException:
             del self._inflight[token]
+            self._inflight_records -= len(entries)
             raise
+        if len(entries) > 1:
+            self.stats.batches += 1
+
+    def _runs(self, entries: _Send) -> list[_Send]:
+        """Consecutive records of one destination and QoS, at most `max_batch` each: what one send may carry."""
+        runs: list[_Send] = []
+        for entry in entries:
+            record = entry[0]
+            last = runs[-1] if runs else None
+            if (last is not None and len(last) < self.max_batch and last[0][0].destination == record.destination
+                    and last[0][0].qos == record.qos):
+                last.append(entry)
+            else:
+                runs.append([entry])
+        return runs
+
+    def _send_pending(self) -> None:
+        """Send the records waiting in memory, packed by destination; what the link refuses goes to the spool."""
+        pending, self._pending = self._pending, []
+        runs = self._runs([(record, None) for record in pending])
+        for index, run in enumerate(runs):
+            try:
+                self._send(run)
+                self.stats.sent_live += len(run)
+            except LinkBusy:
+                self._staged.extend(record for later in runs[index:] for record, _id in later)
+                return
+
+    def _stage_pending(self) -> None:
+        """Records waiting in memory go the spool way (the link is gone or the outbox is closing)."""
+        if self._pending:
+            self._staged[:0] = self._pending
+            self._pending = []
 
     def _spool(self, record: Outgoing) -> None:
         if self.spool.put(record.stream, record.destination, record.key, record.payload,
@@ -145,7 +218,7 @@ class Outbox:
 
     def _pump_loop(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(0.01)
+            self._wake.wait(0.001 if self._pending else 0.01)
             self._wake.clear()
             try:
                 busy = self.pump()
@@ -173,21 +246,30 @@ class Outbox:
                 else:
                     self._done(token, ok, when_ns, acked)
             self._forget(acked)
+            if self._pending:
+                if not self.link.connected:
+                    self._stage_pending()
+                elif len(self._inflight) < self.eager:
+                    self._send_pending()
             self._write_staged()
-            room = self.window - len(self._inflight)
+            if self._pending:
+                return False  # older than anything spooled: they leave first, when an acknowledgement comes
+            room = self.window - self._inflight_records
             if not self.link.connected or room <= 0:
                 return False
-            records = self.spool.take(min(self.batch, room))
-            for index, spooled in enumerate(records):
-                record = Outgoing(spooled.stream, spooled.destination, spooled.key, spooled.payload,
-                                  spooled.priority, 1, spooled.order, 0)
+            spooled = self.spool.take(min(self.batch, room))
+            entries: _Send = [(Outgoing(s.stream, s.destination, s.key, s.payload, s.priority, 1, s.order, 0), s.id)
+                              for s in spooled]
+            runs = self._runs(entries)
+            for index, run in enumerate(runs):
                 try:
-                    self._send(record, spooled.id)
-                    self.stats.sent_from_spool += 1
+                    self._send(run)
+                    self.stats.sent_from_spool += len(run)
                 except LinkBusy:
-                    self.spool.release([r.id for r in records[index:]])
+                    self.spool.release([spool_id for later in runs[index:] for _r, spool_id in later
+                                        if spool_id is not None])
                     return False
-            return len(records) == min(self.batch, room)
+            return len(spooled) == min(self.batch, room)
 
     def _forget(self, spool_ids: list[int]) -> None:
         """Acknowledged spooled records leave the spool, in one transaction per batch."""
@@ -196,32 +278,34 @@ class Outbox:
             spool_ids.clear()
 
     def _done(self, token: int, ok: bool, when_ns: int, acked: list[int]) -> None:
-        entry = self._inflight.pop(token, None)
-        if entry is None:
+        entries = self._inflight.pop(token, None)
+        if entries is None:
             return  # already given back to the spool after a lost connection: it will be sent again
-        record, spool_id = entry
+        self._inflight_records -= len(entries)
         if ok:
-            self.stats.acked += 1
-            if spool_id is not None:
-                acked.append(spool_id)
-            if self._on_acked is not None and record.received_ns:
-                self._on_acked(record, when_ns)
+            self.stats.acked += len(entries)
+            for record, spool_id in entries:
+                if spool_id is not None:
+                    acked.append(spool_id)
+                if self._on_acked is not None and record.received_ns:
+                    self._on_acked(record, when_ns)
             return
-        self.stats.failed += 1
-        if spool_id is not None:
-            self.spool.release([spool_id])
-        else:
-            self._spool(record)
+        self.stats.failed += len(entries)
+        self.spool.release([spool_id for _r, spool_id in entries if spool_id is not None])
+        for record, spool_id in entries:
+            if spool_id is None:
+                self._spool(record)
 
     def _respool_inflight(self) -> None:
         """Everything in flight is the outbox's again: spooled ones are released, live ones spooled."""
         if not self._inflight:
             return
-        released = [sid for _r, sid in self._inflight.values() if sid is not None]
-        self.spool.release(released)
-        for record, spool_id in self._inflight.values():
+        entries = [entry for send in self._inflight.values() for entry in send]
+        self.spool.release([spool_id for _r, spool_id in entries if spool_id is not None])
+        for record, spool_id in entries:
             if spool_id is None:
                 self._spool(record)
         log.info("%s: connection lost with %d records in flight; they go out again from the spool",
-                 getattr(self.link, "endpoint", "uplink"), len(self._inflight))
+                 getattr(self.link, "endpoint", "uplink"), len(entries))
         self._inflight.clear()
+        self._inflight_records = 0

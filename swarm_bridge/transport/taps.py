@@ -17,6 +17,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from swarm_bridge.codec.errors import FramingError
+from swarm_bridge.codec.framing import split_batch
 from swarm_bridge.transport.link import LinkError
 
 __all__ = ["KafkaTap", "MqttTap", "TappedRecord", "ensure_kafka_topics"]
@@ -73,9 +75,15 @@ class MqttTap:
         client.subscribe([(pattern, 1) for pattern in self._patterns])
 
     def _on_message(self, _c: Any, _u: Any, message: Any) -> None:
+        """Every record of the message: a record batch counts as the records it carries."""
+        arrived = time.time_ns()
+        try:
+            payloads = split_batch(message.payload, max_payload=0)
+        except FramingError:
+            payloads = [bytes(message.payload)]  # kept as it came, for the reader to refuse with its own reason
         with self._lock:
-            self.records.append(TappedRecord(message.topic, None, bytes(message.payload), bool(message.retain),
-                                             time.time_ns()))
+            self.records.extend(TappedRecord(message.topic, None, payload, bool(message.retain), arrived)
+                                for payload in payloads)
 
 
 class KafkaTap:
