@@ -11,6 +11,7 @@ from typing import Any
 
 from rclpy.executors import Executor, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.task import Future
 
 __all__ = ["make_executor", "spin_until"]
 
@@ -45,14 +46,21 @@ def spin_until(
 
         previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    never = _never_done(executor)  # spinning "until" it handles every event of a slice in one native call
     try:
         while not stop.is_set():
             if done():
                 return True
             if deadline is not None and time.monotonic() > deadline:
                 return False
-            executor.spin_once(timeout_sec=slice_s)
+            executor.spin_until_future_complete(never, timeout_sec=slice_s)
         return done()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _never_done(executor: Executor) -> Future:
+    """A future no one completes, made by the executor that will wait on it (EventsExecutor has its own kind)."""
+    create = getattr(executor, "create_future", None)
+    return create() if create is not None else Future(executor=executor)
