@@ -30,9 +30,10 @@ __all__ = ["Outbox", "OutboxStats", "Outgoing"]
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Outgoing:
-    """One encoded record on its way up; `order` is its place in the robot's submission order."""
+    """One encoded record on its way up; `order` is its place in the robot's submission order.
+    Not frozen: one is made per record, and a frozen dataclass costs four times as much to build."""
 
     stream: str
     destination: str
