@@ -55,3 +55,15 @@ def ros_context(ros_domain_id: int) -> Iterator[object]:
 def ros_env(ros_domain_id: int) -> dict[str, str]:
     """Environment for a ROS subprocess on this session's domain."""
     return {**os.environ, "ROS_DOMAIN_ID": str(ros_domain_id), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+
+
+@pytest.fixture(scope="session")
+def shared_bags() -> Path:
+    """The shared real bags: $SWARM_BRIDGE_BAGS (relative to the repository root), else ../shared/data/bags.
+    Fails (never skips) when they are missing: CI has them."""
+    value = os.environ.get("SWARM_BRIDGE_BAGS")
+    path = REPO / value if value else REPO.parent / "shared" / "data" / "bags"
+    if not (path / "README.md").is_file():
+        pytest.fail(f"shared bags not found: {path} has no README.md. Set SWARM_BRIDGE_BAGS to the folder of the "
+                    "shared bags (default ../shared/data/bags beside the repository)", pytrace=False)
+    return path

@@ -31,7 +31,7 @@ from rosbags.typesys import Stores, TypesysError, get_types_from_msg, get_typest
 from swarm_bridge.codec.cdr import CdrCodec
 from swarm_bridge.codec.errors import RecordError, SchemaParseError, UnknownRosType
 
-__all__ = ["PRIMITIVES", "FieldKind", "RosField", "RosTypes", "default_types"]
+__all__ = ["PRIMITIVES", "FieldKind", "RosField", "RosTypes", "default_types", "installed_msg_files", "msg_dir_files"]
 
 FieldKind = Literal["base", "nested", "array", "sequence"]
 
@@ -258,6 +258,19 @@ def _primitive_problem(f: RosField, value: Any, where: str) -> RecordError | Non
         elif isinstance(value, int) and not low <= value <= high:
             problem = f"{value} out of range for {f.type} [{low}, {high}]"
     return RecordError(problem, field=where) if problem else None
+
+
+def installed_msg_files() -> dict[str, Path]:
+    """The `.msg` file of every installed interface type by ROS type name (same prefixes and order as RosTypes)."""
+    found: dict[str, Path] = {}
+    for prefix in _ament_prefixes():
+        found.update(_installed_msg_files(prefix))
+    return found
+
+
+def msg_dir_files(directory: str | os.PathLike[str]) -> dict[str, Path]:
+    """The `.msg` files of one extra msg dir (layouts as in RosTypes' `extra_msg_dirs`) by ROS type name."""
+    return _extra_msg_files(Path(directory))
 
 
 def _ament_prefixes() -> list[Path]:

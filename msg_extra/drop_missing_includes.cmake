@@ -1,0 +1,18 @@
+# The PyPI message wheels export include dirs under /opt/python/... that do not exist on this
+# machine; drop them from every imported target so dependent targets configure.
+function(swarm_bridge_drop_missing_includes)
+  get_property(_targets DIRECTORY PROPERTY IMPORTED_TARGETS)
+  foreach(_t IN LISTS _targets)
+    get_target_property(_dirs ${_t} INTERFACE_INCLUDE_DIRECTORIES)
+    if(_dirs)
+      set(_kept "")
+      foreach(_d IN LISTS _dirs)
+        if(_d MATCHES "^/opt/python/" AND NOT EXISTS "${_d}")
+          continue()
+        endif()
+        list(APPEND _kept "${_d}")
+      endforeach()
+      set_target_properties(${_t} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${_kept}")
+    endif()
+  endforeach()
+endfunction()

@@ -1,0 +1,15 @@
+"""ReplayError: a bag or a replay option that cannot be used, with what is wrong and how to fix it."""
+
+from __future__ import annotations
+
+__all__ = ["ReplayError"]
+
+
+class ReplayError(Exception):
+    """Bad replay input; `subject` names the file, topic or option, `fix` says what to do about it."""
+
+    def __init__(self, subject: str, problem: str, fix: str) -> None:
+        self.subject = subject
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{subject}: {problem}. Fix: {fix}")
