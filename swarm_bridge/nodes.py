@@ -10,7 +10,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-__all__ = ["robot_bridge"]
+__all__ = ["robot_bridge", "task_executor"]
 
 log = logging.getLogger("swarm_bridge.robot_bridge")
 
@@ -89,7 +89,45 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-_NODES = {"robot_bridge": robot_bridge}
+def task_executor(argv: Sequence[str] | None = None) -> int:
+    """Run the reference task executor of one robot (demos, end-to-end tests) until SIGINT/SIGTERM."""
+    import rclpy
+    from rclpy.utilities import remove_ros_args
+
+    from swarm_bridge.ros.spin import make_executor, spin_until
+    from swarm_bridge.ros.task_executor import TaskExecutor
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="task_executor",
+        description="A reference robot: answers TaskCommand on /<robot_id>/task_command with TaskStatus and "
+                    "publishes RobotState on /<robot_id>/robot_state.",
+    )
+    parser.add_argument("--robot-id", required=True, help="the robot's id, e.g. amr_007 (its topic namespace)")
+    parser.add_argument("--kind", default="amr", help="robot kind reported in RobotState (amr, drone, arm, ...)")
+    parser.add_argument("--capabilities", default="navigate",
+                        help="comma-separated task kinds it accepts, e.g. navigate,inspect (default navigate)")
+    parser.add_argument("--work-s", type=float, default=1.0, help="seconds each task runs (default 1)")
+    parser.add_argument("--state-period-s", type=float, default=1.0, help="RobotState period (default 1 s)")
+    opts = parser.parse_args(remove_ros_args(args))
+    if opts.work_s < 0 or opts.state_period_s <= 0:
+        print("task_executor: --work-s must be >= 0 and --state-period-s > 0", file=sys.stderr)
+        return EXIT_CONFIG
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    rclpy.init(args=args)
+    node = rclpy.create_node(f"task_executor_{opts.robot_id}")
+    TaskExecutor(node, opts.robot_id, robot_kind=opts.kind,
+                 capabilities=[c.strip() for c in opts.capabilities.split(",") if c.strip()],
+                 work_s=opts.work_s, state_period_s=opts.state_period_s)
+    try:
+        spin_until(make_executor(), [node])
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+_NODES = {"robot_bridge": robot_bridge, "task_executor": task_executor}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
