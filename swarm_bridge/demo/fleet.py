@@ -1,0 +1,298 @@
+"""The fleet demo: real bags replayed as robots, their bridges, an MQTT broker, and what arrived, stream by stream.
+
+Each robot replays its own bags (demo/plan.py deals them) under `/<robot_id>/...`; its robot bridge sends every
+replayed topic up as telemetry, and a tap on the broker reads back what arrived. Publish times are kept per stream,
+so the n-th record of a stream (its seq) gives the latency of the n-th message replayed on it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import rclpy
+import yaml
+from rclpy.context import Context
+from rclpy.node import Node
+
+from swarm_bridge.codec import CodecError
+from swarm_bridge.codec.registry import topic_name
+from swarm_bridge.codec.wire import WireDecoder, registry_ids, wire_decoder
+from swarm_bridge.config import RobotBridgeConfig, validate_config
+from swarm_bridge.demo.plan import DemoRobot, bridge_config
+from swarm_bridge.replay import Bag, BagMessage, BagTopic, Due, ReplayTally, ReplayTypes, merged, schedule
+from swarm_bridge.ros.replay import RosReplay
+from swarm_bridge.ros.spin import make_executor, spin_until
+from swarm_bridge.ros.task_executor import TaskExecutor
+from swarm_bridge.ros.types import RosTypeError, message_class
+from swarm_bridge.routing import Route, routes_for
+from swarm_bridge.transport import MqttTap
+
+__all__ = ["DemoError", "FleetDemo", "StreamTally"]
+
+log = logging.getLogger(__name__)
+
+SEQ_MASK = (1 << 32) - 1  # seq = run << 32 | n
+
+
+class DemoError(Exception):
+    """The demo cannot go on: what failed and where to look."""
+
+
+@dataclass
+class StreamTally:
+    """One robot's replayed topic end to end: in the bag, published on ROS, arrived at the broker, and when."""
+
+    robot_id: str
+    bag_topic: str
+    ros_type: str
+    stream: str
+    destination: str
+    in_bag: int = 0
+    published: int = 0
+    published_ns: list[int] = field(default_factory=list)  # time.time_ns() of each publish, in order
+    arrived: set[int] = field(default_factory=set)  # n of each record (seq & SEQ_MASK)
+    duplicates: int = 0
+    undecodable: int = 0
+    latency_ns: list[int] = field(default_factory=list)
+    arrival_ns: list[int] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return len(self.arrived) == self.published and self.published == self.in_bag
+
+
+class FleetDemo:
+    """The robots of `fleet`, each with a replay of its bags, a robot bridge and a reference task executor."""
+
+    def __init__(self, context: Context, fleet: Sequence[DemoRobot], *, mqtt_host: str, mqtt_port: int,
+                 registry: str, work_dir: Path, rate: float, domain_id: int,
+                 types: ReplayTypes | None = None) -> None:
+        self.context, self.fleet = context, list(fleet)
+        self.mqtt_host, self.mqtt_port = mqtt_host, mqtt_port
+        self.registry, self.work_dir, self.rate = registry, work_dir, rate
+        self.types = types or ReplayTypes()
+        self.tally = ReplayTally()
+        self.streams: dict[tuple[str, str], StreamTally] = {}  # (robot_id, destination) -> tally
+        self.bridges: list[subprocess.Popen[bytes]] = []
+        self.env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id),
+                    "ROS_AUTOMATIC_DISCOVERY_RANGE": os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")}
+        self.executors: list[TaskExecutor] = []
+        self.configs: list[RobotBridgeConfig] = []
+        self._stack = ExitStack()
+        self._nodes: list[Node] = []
+        self._bags: dict[str, list[Bag]] = {}
+        self._replays: dict[str, RosReplay] = {}
+        self._by_topic: dict[tuple[str, str], StreamTally] = {}  # (robot_id, bag topic) -> tally
+        self._decoders: dict[str, WireDecoder] = {}
+        self._stop = threading.Event()
+        self._spinner: threading.Thread | None = None
+        self.tap: MqttTap | None = None
+        self._collected = 0
+
+    def __enter__(self) -> FleetDemo:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Open every robot's bags, start its bridge and executor, tap the broker, and spin ROS in the background."""
+        replay_node = self._node("fleet_replay")
+        for robot in self.fleet:
+            bags = [self._stack.enter_context(Bag(path, self.types)) for path in robot.bags]
+            self._bags[robot.robot_id] = bags
+            topics = _replayable(bags)
+            config = validate_config(bridge_config(
+                robot, [(t.name, t.ros_type, t.latched) for t in topics], host=self.mqtt_host, port=self.mqtt_port,
+                spool=self.work_dir / robot.robot_id / "spool.db", registry=self.registry),
+                RobotBridgeConfig, source=f"<demo {robot.robot_id}>")
+            self.configs.append(config)
+            self._bridge(robot, config, topics)
+            every = {t.name: t for b in reversed(bags) for t in b.topics.values() if t.count}  # first bag's wins
+            self._replays[robot.robot_id] = RosReplay(replay_node, every.values(), [robot.robot_id], self.tally)
+            executor_node = self._node(f"task_executor_{robot.robot_id}")
+            self.executors.append(TaskExecutor(executor_node, robot.robot_id, robot_kind=robot.kind,
+                                               capabilities=robot.capabilities, work_s=0.5))
+        self.tap = MqttTap(host=self.mqtt_host, port=self.mqtt_port,
+                           patterns=[f"swarm/demo/{robot.robot_id}/telemetry/#" for robot in self.fleet])
+        self._stack.callback(self.tap.close)
+        executor = make_executor(self.context)
+        self._spinner = threading.Thread(target=spin_until, args=(executor, self._nodes),
+                                         kwargs={"done": self._stop.is_set}, name="demo-spin", daemon=True)
+        self._spinner.start()
+
+    def _node(self, name: str) -> Node:
+        node = rclpy.create_node(name, context=self.context)
+        self._nodes.append(node)
+        return node
+
+    def _bridge(self, robot: DemoRobot, config: RobotBridgeConfig, topics: list[BagTopic]) -> None:
+        """Start the robot's bridge as `ros2 run` would (its own process, so robots use every core)."""
+        folder = self.work_dir / robot.robot_id
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "robot_bridge.yaml"
+        path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_none=True), sort_keys=False))
+        log_file = (folder / "robot_bridge.log").open("w")
+        self._stack.callback(log_file.close)
+        process = subprocess.Popen([sys.executable, "-m", "swarm_bridge.nodes", "robot_bridge", "--config", str(path)],
+                                   stdout=log_file, stderr=subprocess.STDOUT, env=self.env)
+        self._stack.callback(_stop, process)
+        self.bridges.append(process)
+        by_ros_topic = {f"/{robot.robot_id}{t.name}": t for t in topics}
+        for route in routes_for(config):
+            topic = by_ros_topic.get(route.ros_topic)
+            if topic is None or route.direction != "up":
+                continue
+            tally = StreamTally(robot.robot_id, topic.name, topic.ros_type, route.stream, route.destination,
+                                in_bag=topic.count)
+            self.streams[(robot.robot_id, route.destination)] = tally
+            self._by_topic[(robot.robot_id, topic.name)] = tally
+            self._decoders[route.destination] = self._decoder(route)
+
+    def _decoder(self, route: Route) -> WireDecoder:
+        return wire_decoder(route.ros_type, route.format, route.scheme,  # type: ignore[arg-type]
+                            subject=topic_name(route.destination, route.ros_type),
+                            lookup=registry_ids(self.registry))
+
+    def replay(self, *, wait_s: float = 30.0, progress: bool | None = None) -> float:
+        """Wait until the bridges subscribe, then publish every robot's bags on their clock (scaled by the rate);
+        returns the seconds the replay took."""
+        lonely: list[str] = []
+        self.check_bridges()
+        for replay in self._replays.values():
+            lonely = replay.wait_for_subscribers(wait_s, self._stop)
+            if lonely:
+                log.warning("demo: no subscriber yet on %s; replaying anyway", ", ".join(lonely[:5]))
+        from tqdm import tqdm
+
+        total = sum(t.in_bag for t in self.streams.values())
+        bar: Any = tqdm(total=total, unit="msg", desc="replay", disable=None if progress is None else not progress,
+                        dynamic_ncols=True)
+        start = time.monotonic()
+        try:
+            for robot_id, due in self._plan():
+                delay = start + due.at_s - time.monotonic()
+                if delay > 0 and self._stop.wait(delay):
+                    break
+                self._publish(robot_id, due.message)
+                bar.update(1)
+        finally:
+            bar.close()
+        return time.monotonic() - start
+
+    def check_bridges(self) -> None:
+        """Raise DemoError naming the robot and its log's last lines when a bridge process has exited."""
+        for robot, process in zip(self.fleet, self.bridges, strict=True):
+            if process.poll() is not None:
+                log_path = self.work_dir / robot.robot_id / "robot_bridge.log"
+                tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+                raise DemoError(f"the robot bridge of {robot.robot_id} exited with status {process.returncode}; "
+                                f"{log_path}:\n{tail}")
+
+    def _plan(self) -> Iterator[tuple[str, Due]]:
+        """Every robot's schedule, merged by due time."""
+        def robot_plan(robot_id: str) -> Iterator[tuple[float, int, str, Due]]:
+            bags = self._bags[robot_id]
+            topics = [t.name for b in bags for t in b.topics.values()]
+            for index, due in enumerate(schedule(lambda: merged(bags, topics), rate=self.rate)):
+                yield due.at_s, index, robot_id, due
+
+        for _at, _index, robot_id, due in heapq.merge(*(robot_plan(r.robot_id) for r in self.fleet)):
+            yield robot_id, due
+
+    def _publish(self, robot_id: str, message: BagMessage) -> None:
+        tally = self._by_topic.get((robot_id, message.topic))
+        before = self.tally.total_published
+        now = time.time_ns()
+        self._replays[robot_id].publish(message)
+        if tally is not None and self.tally.total_published > before:
+            tally.published += 1
+            tally.published_ns.append(now)
+
+    def drain(self, timeout_s: float) -> bool:
+        """Wait until every published message arrived at the broker (or `timeout_s`); True if all did."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.collect()
+            if all(len(t.arrived) >= t.published for t in self.streams.values()):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+
+    def collect(self) -> None:
+        """Read what reached the tap since the last call into the stream tallies: arrivals by seq, duplicates,
+        latency."""
+        assert self.tap is not None
+        records = self.tap.snapshot()[self._collected:]
+        self._collected += len(records)
+        for record in records:
+            robot_id = record.topic.split("/")[2]
+            tally = self.streams.get((robot_id, record.topic))
+            if tally is None:
+                continue
+            try:
+                envelope = self._decoders[record.topic].decode(record.payload)
+            except CodecError:
+                tally.undecodable += 1
+                continue
+            n = envelope.seq & SEQ_MASK
+            if n in tally.arrived:
+                tally.duplicates += 1
+                continue
+            tally.arrived.add(n)
+            tally.arrival_ns.append(record.arrived_ns)
+            if n < len(tally.published_ns):
+                tally.latency_ns.append(record.arrived_ns - tally.published_ns[n])
+
+    def close(self) -> None:
+        """Stop spinning and the bridges; close bags and nodes."""
+        self._stop.set()
+        if self._spinner is not None:
+            self._spinner.join(10)
+        self._stack.close()
+        for node in self._nodes:
+            node.destroy_node()
+        self._nodes.clear()
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then wait (the bridge flushes and closes its spool); SIGKILL if it hangs."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def _replayable(bags: Sequence[Bag]) -> list[BagTopic]:
+    """The topics of `bags` that will be published: a known type with an rclpy class, and messages."""
+    topics: dict[str, BagTopic] = {}
+    for bag in bags:
+        for topic in bag.topics.values():
+            if topic.skip or not topic.count:
+                continue
+            seen = topics.get(topic.name)
+            if seen is not None:  # the same topic in two bags of one robot: one stream, both bags' messages
+                if seen.ros_type == topic.ros_type:
+                    topics[topic.name] = replace(seen, count=seen.count + topic.count)
+                continue
+            try:
+                message_class(topic.ros_type)
+            except RosTypeError:
+                continue
+            topics[topic.name] = topic
+    return list(topics.values())

@@ -1,0 +1,92 @@
+"""Who is who in the fleet demo: which robot replays which bag, what kind of robot it is, and its bridge config.
+
+Pure values: the demo (demo/fleet.py) runs them, tests check them without ROS or brokers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["KINDS", "DemoRobot", "bridge_config", "fleet_of", "stream_name"]
+
+FLEET = "demo"
+
+# A heterogeneous fleet: kind -> the task kinds it can do.
+KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("amr", ("navigate", "pick")),
+    ("drone", ("fly", "inspect")),
+    ("arm", ("pick", "place")),
+)
+
+
+@dataclass(frozen=True)
+class DemoRobot:
+    """One robot of the demo: id, kind and capabilities, and the bags it replays as its own sensors."""
+
+    robot_id: str
+    kind: str
+    capabilities: tuple[str, ...]
+    bags: tuple[Path, ...]
+
+
+def fleet_of(bags: Sequence[Path], robots: int | None = None) -> list[DemoRobot]:
+    """`robots` robots (default: one per bag); bags are dealt round-robin, so each is replayed by at least one
+    robot, and robots beyond the number of bags replay a bag again. Kinds cycle amr, drone, arm."""
+    if not bags:
+        raise ValueError("no bags to replay")
+    count = len(bags) if robots is None else robots
+    if count < 1:
+        raise ValueError(f"--robots must be >= 1 (got {count})")
+    dealt: list[list[Path]] = [[] for _ in range(count)]
+    for index, bag in enumerate(bags):
+        dealt[index % count].append(bag)
+    for index in range(len(bags), count):
+        dealt[index].append(bags[index % len(bags)])
+    fleet = []
+    for index, own in enumerate(dealt):
+        kind, capabilities = KINDS[index % len(KINDS)]
+        fleet.append(DemoRobot(f"{kind}_{index:03d}", kind, capabilities, tuple(own)))
+    return fleet
+
+
+_NOT_STREAM = re.compile(r"[^a-z0-9_]+")
+
+
+def stream_name(topic: str) -> str:
+    """A bag topic as a stream name (`[a-z0-9_]+`): `/turtle1/pose` -> `turtle1_pose`, `/tf` -> `tf`."""
+    name = _NOT_STREAM.sub("_", topic.lower()).strip("_")
+    return name or "root"
+
+
+def bridge_config(robot: DemoRobot, topics: Sequence[tuple[str, str, bool]], *, host: str, port: int,
+                  spool: Path, registry: str, fmt: str = "avro") -> dict[str, Any]:
+    """The robot bridge config of one demo robot: every replayed topic `(name, ros_type, latched)` up as
+    telemetry, its RobotState and TaskStatus up, TaskCommand down; MQTT uplink."""
+    routes: list[dict[str, Any]] = []
+    taken: set[str] = {"robot_state", "task_status", "task_command"}
+    for name, ros_type, latched in topics:
+        stream = stream_name(name)
+        while stream in taken:
+            stream += "_"
+        taken.add(stream)
+        routes.append({"topic": f"/{robot.robot_id}{name}", "type": ros_type, "channel": "telemetry",
+                       "stream": stream, "qos": "transient_local" if latched else "reliable", "format": fmt,
+                       "priority": 0})
+    routes += [
+        {"topic": f"/{robot.robot_id}/robot_state", "type": "swarm_bridge_msgs/msg/RobotState", "channel": "state",
+         "stream": "robot_state", "qos": "reliable", "format": fmt, "priority": 5},
+        {"topic": f"/{robot.robot_id}/task_status", "type": "swarm_bridge_msgs/msg/TaskStatus", "channel": "event",
+         "stream": "task_status", "qos": "reliable", "format": fmt, "priority": 9},
+        {"topic": f"/{robot.robot_id}/task_command", "type": "swarm_bridge_msgs/msg/TaskCommand",
+         "direction": "down", "channel": "command", "stream": "task_command", "qos": "reliable", "format": fmt},
+    ]
+    return {
+        "robot_id": robot.robot_id, "fleet": FLEET, "registry": registry,
+        "uplink": {"kind": "mqtt", "host": host, "port": port},
+        "spool": {"path": str(spool), "max_mb": 256},
+        "routes": routes,
+    }
