@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 __all__ = [
     "QOS_PRESETS",
+    "CommandsConfig",
     "RobotBridgeConfig",
     "RouteConfig",
     "SpoolConfig",
@@ -164,6 +165,57 @@ class RouteConfig(Strict):
         return self
 
 
+class CommandsConfig(Strict):
+    """How the robot checks commands coming down: whose signatures it trusts, whether unsigned ones pass, how old
+    a signed command may be (see docs/security.md)."""
+
+    trusted_keys: str | list[str] | None = Field(default=None, description="a directory of <key_id>.pub.pem "
+                                                 "files, or a list of such files: the signers this robot trusts")
+    require_signed: bool = Field(default=False, description="refuse unsigned commands (recommended; false only "
+                                 "while a fleet moves to signed commands)")
+    max_age_s: float = Field(default=300.0, gt=0, description="a signed command issued longer ago is stale")
+    max_clock_skew_s: float = Field(default=30.0, ge=0, description="a signed command issued further in the "
+                                    "future (by the robot's clock) is stale")
+
+    @field_validator("trusted_keys")
+    @classmethod
+    def _keys_readable(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, str):
+            directory = Path(value).expanduser()
+            if not directory.is_dir():
+                raise ValueError(f"no such directory: {value} (a directory of <key_id>.pub.pem files, or a list "
+                                 "of them)")
+            if not any(directory.glob("*.pub.pem")):
+                raise ValueError(f"no <key_id>.pub.pem files in {value}; put the coordinator's public key there "
+                                 "(swarm-bridge keys generate writes one)")
+        elif isinstance(value, list):
+            if not value:
+                raise ValueError("empty list: give at least one <key_id>.pub.pem file, or leave trusted_keys out")
+            for item in value:
+                path = Path(item).expanduser()
+                if not path.is_file():
+                    raise ValueError(f"no such file: {item}")
+                if not path.name.endswith(".pub.pem"):
+                    raise ValueError(f"{item}: a trusted key file is named <key_id>.pub.pem")
+                if not os.access(path, os.R_OK):
+                    raise ValueError(f"{item}: not readable; fix its permissions")
+        return value
+
+    @model_validator(mode="after")
+    def _signed_needs_keys(self) -> CommandsConfig:
+        if self.require_signed and self.trusted_keys is None:
+            raise ValueError("require_signed needs trusted_keys (a directory or list of <key_id>.pub.pem files)")
+        return self
+
+    def key_files(self) -> list[Path]:
+        """The trusted public key files: the listed ones, or every <key_id>.pub.pem in the directory."""
+        if self.trusted_keys is None:
+            return []
+        if isinstance(self.trusted_keys, str):
+            return sorted(Path(self.trusted_keys).expanduser().glob("*.pub.pem"))
+        return [Path(item).expanduser() for item in self.trusted_keys]
+
+
 class RobotBridgeConfig(Strict):
     """Everything the robot bridge node needs, validated before any socket opens."""
 
@@ -176,6 +228,8 @@ class RobotBridgeConfig(Strict):
                                  "(embedded file registry) or http(s)://... (Confluent API); default "
                                  "$SWARM_BRIDGE_REGISTRY or $XDG_STATE_HOME/swarm_bridge/registry")
     routes: list[RouteConfig] = Field(min_length=1)
+    commands: CommandsConfig = Field(default_factory=CommandsConfig, description="checks on commands coming "
+                                     "down: signatures, freshness")
 
     @model_validator(mode="after")
     def _formats_fit_the_uplink(self) -> RobotBridgeConfig:

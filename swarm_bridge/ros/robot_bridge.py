@@ -8,6 +8,7 @@ from rclpy.node import Node
 
 from swarm_bridge.codec.framing import frame_batch
 from swarm_bridge.codec.registry import topic_name
+from swarm_bridge.codec.signing import CommandVerifier, Keyring
 from swarm_bridge.codec.wire import WireDecoder, WireEncoder, registry_ids, wire_decoder, wire_encoder
 from swarm_bridge.config import RobotBridgeConfig, default_registry
 from swarm_bridge.metrics import BridgeMetrics
@@ -33,6 +34,8 @@ class RobotBridge:
         self.node = node
         self.uplink = uplink
         self.metrics = metrics or BridgeMetrics()
+        commands = config.commands  # trusted keys load first: a bad key file stops the start before any thread
+        verifier = CommandVerifier(Keyring.from_files(commands.key_files()), required=commands.require_signed)
         self.spool = spool or Spool(config.spool.file_for(config.fleet, config.robot_id),
                                     max_bytes=int(config.spool.max_mb * 2**20))
         batching = config.uplink.kind == "mqtt" and config.uplink.batch_max_records > 1
@@ -44,11 +47,15 @@ class RobotBridge:
                                    encoder=self._encoder(route), run=self.run)
                        for route in routes if route.direction == "up"]
         self.downlinks = [DownlinkRoute(node, route, robot_id=config.robot_id, uplink=uplink, metrics=self.metrics,
-                                        decoder=self._decoder(route))
+                                        decoder=self._decoder(route), verifier=verifier,
+                                        max_age_s=commands.max_age_s, max_clock_skew_s=commands.max_clock_skew_s)
                           for route in routes if route.direction == "down"]
         self.discovery = RouteDiscovery(node, config, taken={r.ros_topic for r in routes},
                                         streams={r.stream for r in routes}, on_route=self._add_route)
         self._latency = {r.route.stream: self.metrics.latency.labels(str(r.route)) for r in self.routes}
+        log.info("robot %s: commands %s, trusted keys: %s", config.robot_id,
+                 "must be signed" if commands.require_signed else "may be unsigned",
+                 ", ".join(sorted(verifier.keyring.keys)) or "none")
         log.info("robot %s: run %d, %d routes up, %d down, via %s (spool %s, %d records waiting)", config.robot_id,
                  self.run, len(self.routes), len(self.downlinks), uplink.endpoint, self.spool.path, self.spool.depth())
 

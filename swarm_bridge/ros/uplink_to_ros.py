@@ -1,5 +1,6 @@
-"""Down direction: records from the uplink, decoded in the route's format and checked (this robot, not expired,
-not a repeat), published on a ROS topic. Anything refused is counted by reason; nothing stops the route."""
+"""Down direction: records from the uplink, their signature verified (swarm_bridge.codec.signing), decoded in the
+route's format and checked (this robot, not expired, not a repeat, signed ones issued recently), published on a
+ROS topic. Anything refused is counted by reason; nothing stops the route."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from rclpy.node import Node
 
 from swarm_bridge.codec import CodecError, RecordError, SchemaMismatch
+from swarm_bridge.codec.signing import CommandVerifier, Keyring, is_signed, open_signed
 from swarm_bridge.codec.wire import WireDecoder
 from swarm_bridge.metrics import BridgeMetrics
 from swarm_bridge.ros.convert import dict_to_message
@@ -43,10 +45,13 @@ class DownlinkRoute:
     """Uplink destination -> ROS topic for one route of one robot."""
 
     def __init__(self, node: Node, route: Route, *, robot_id: str, uplink: Uplink, metrics: BridgeMetrics,
-                 decoder: WireDecoder) -> None:
+                 decoder: WireDecoder, verifier: CommandVerifier | None = None, max_age_s: float = 300.0,
+                 max_clock_skew_s: float = 30.0) -> None:
         self.route = route
         self.counts = DownlinkCounts()
-        self.gate = CommandGate(robot_id)
+        self.gate = CommandGate(robot_id, max_age_s=max_age_s, max_clock_skew_s=max_clock_skew_s)
+        # No verifier given: unsigned records pass, signed ones are refused (no key is trusted).
+        self.verifier = verifier or CommandVerifier(Keyring(), required=False)
         self._robot_id = robot_id
         self._decoder = decoder
         self._cls = message_class(route.ros_type)
@@ -64,6 +69,17 @@ class DownlinkRoute:
             return  # a Kafka topic shared by robots: another robot's record
         self.counts.received += 1
         self._received.inc()
+        signed = is_signed(payload)
+        try:
+            refusal, inner = self.verifier.verify(payload)
+        except CodecError as exc:  # a malformed signed frame
+            self._refuse(MALFORMED, f"cannot open: {exc}")
+            return
+        if refusal is not None:
+            self.gate.note(refusal)
+            self._refuse(refusal.value, f"signed by key {open_signed(payload).key_id}" if signed else "no signature")
+            return
+        payload = inner
         try:
             envelope = self._decoder.decode(payload)
         except (SchemaMismatch, RecordError) as exc:
@@ -83,6 +99,7 @@ class DownlinkRoute:
             command_id=str(body.get("command_id") or f"{envelope.stream}:{envelope.seq}"),
             deadline_ns=_deadline_ns(body.get("deadline")),
             now_ns=time.time_ns(),
+            issued_ns=_deadline_ns(body.get("issued_at")) if signed else None,  # only signed: it can be trusted
         )
         if verdict is not Verdict.ACCEPT:
             self._refuse(verdict.value, f"seq {envelope.seq}")
@@ -102,7 +119,8 @@ class DownlinkRoute:
 
 
 def _deadline_ns(value: Any) -> int:
-    """A builtin_interfaces/Time as a dict -> ns; anything else (absent, malformed) -> 0, no deadline."""
+    """A builtin_interfaces/Time as a dict -> ns; anything else (absent, malformed) -> 0 (no deadline; as
+    issued_at of a signed command: stale)."""
     if isinstance(value, dict) and isinstance(value.get("sec"), int) and isinstance(value.get("nanosec"), int):
         return int(value["sec"]) * 1_000_000_000 + int(value["nanosec"])
     return 0

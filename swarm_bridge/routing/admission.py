@@ -1,8 +1,9 @@
-"""Down direction: which commands a robot accepts. Addressed to it, not expired, not seen before."""
+"""Down direction: which commands a robot accepts. Addressed to it, not expired, not seen before; when signed
+(swarm_bridge.codec.signing), issued recently by a trusted key."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from enum import Enum
 
@@ -16,30 +17,58 @@ class Verdict(str, Enum):
     OTHER_ROBOT = "addressed to another robot"
     EXPIRED = "deadline passed"
     DUPLICATE = "duplicate command id"
+    # Authenticity (swarm_bridge.codec.signing decides the first three; the gate decides STALE).
+    UNSIGNED = "unsigned command"
+    UNKNOWN_KEY = "unknown signing key"
+    BAD_SIGNATURE = "bad signature"
+    STALE = "stale issued_at"
 
 
 @dataclass
 class CommandGate:
-    """Checks commands for one robot; remembers the last `memory` command ids to refuse redeliveries."""
+    """Checks commands for one robot; remembers the last `memory` command ids to refuse redeliveries.
+
+    `max_age_s`: a command whose `issued_ns` is given must be at most this old and at most `max_clock_skew_s`
+    in the future (None: issued_at is not checked)."""
 
     robot_id: str
     memory: int = 10_000
+    max_age_s: float | None = None
+    max_clock_skew_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.memory <= 0:
             raise ValueError(f"memory must be > 0 (got {self.memory})")
+        if self.max_age_s is not None and self.max_age_s <= 0:
+            raise ValueError(f"max_age_s must be > 0 (got {self.max_age_s})")
+        if self.max_clock_skew_s < 0:
+            raise ValueError(f"max_clock_skew_s must be >= 0 (got {self.max_clock_skew_s})")
         self._seen: OrderedDict[str, None] = OrderedDict()
-        self.counts: dict[Verdict, int] = dict.fromkeys(Verdict, 0)
+        self.counts: Counter[Verdict] = Counter()  # verdicts never reached read as 0
 
-    def check(self, *, robot_id: str, command_id: str, deadline_ns: int, now_ns: int) -> Verdict:
-        """The verdict on one command; `deadline_ns` 0 means none. Accepted ids are remembered."""
+    def check(self, *, robot_id: str, command_id: str, deadline_ns: int, now_ns: int,
+              issued_ns: int | None = None) -> Verdict:
+        """The verdict on one command; `deadline_ns` 0 means none; `issued_ns` (signed commands) is checked
+        against max_age_s and max_clock_skew_s. Accepted ids are remembered."""
         verdict = self._verdict(robot_id, command_id, deadline_ns, now_ns)
+        if verdict is Verdict.ACCEPT and issued_ns is not None and self._stale(issued_ns, now_ns):
+            verdict = Verdict.STALE
         self.counts[verdict] += 1
         if verdict is Verdict.ACCEPT:
             self._seen[command_id] = None
             if len(self._seen) > self.memory:
                 self._seen.popitem(last=False)
         return verdict
+
+    def note(self, verdict: Verdict) -> None:
+        """Count a verdict reached before the gate (UNSIGNED, UNKNOWN_KEY, BAD_SIGNATURE)."""
+        self.counts[verdict] += 1
+
+    def _stale(self, issued_ns: int, now_ns: int) -> bool:
+        if self.max_age_s is None:
+            return False
+        return (now_ns - issued_ns > self.max_age_s * 1e9
+                or issued_ns - now_ns > self.max_clock_skew_s * 1e9)
 
     def _verdict(self, robot_id: str, command_id: str, deadline_ns: int, now_ns: int) -> Verdict:
         if robot_id != self.robot_id:
