@@ -1,4 +1,4 @@
-"""`swarm-bridge demo`, the README's first command: real brokers, real rclpy, a report that adds up."""
+"""`swarm-bridge smoke`: real brokers, real rclpy, a report that adds up."""
 
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ pytestmark = pytest.mark.integration
 CLI = [sys.executable, "-m", "swarm_bridge.cli"]
 
 
-def _demo(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, "demo", *args], env=env, capture_output=True, text=True, timeout=300)
+def _smoke(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, "smoke", *args], env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_demo_with_its_own_brokers(tmp_path: Path, ros_env: dict[str, str]) -> None:
+def test_smoke_with_its_own_brokers(tmp_path: Path, ros_env: dict[str, str]) -> None:
     report_path = tmp_path / "report.json"
-    result = _demo(["--count", "25", "--run-dir", str(tmp_path / "run"), "--report-json", str(report_path),
+    result = _smoke(["--count", "25", "--run-dir", str(tmp_path / "run"), "--report-json", str(report_path),
                     "--domain-id", ros_env["ROS_DOMAIN_ID"]], ros_env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "every record arrived, in order, once" in result.stdout
@@ -41,9 +41,9 @@ def test_demo_with_its_own_brokers(tmp_path: Path, ros_env: dict[str, str]) -> N
     assert not list((tmp_path / "run").rglob("*.pid"))
 
 
-def test_demo_against_given_brokers_twice(mosquitto: Mosquitto, kafka: Kafka, ros_env: dict[str, str]) -> None:
+def test_smoke_against_given_brokers_twice(mosquitto: Mosquitto, kafka: Kafka, ros_env: dict[str, str]) -> None:
     for _ in range(2):  # the second run must not count the first run's records
-        result = _demo(["--count", "10", "--mqtt", mosquitto.url, "--kafka", kafka.bootstrap,
+        result = _smoke(["--count", "10", "--mqtt", mosquitto.url, "--kafka", kafka.bootstrap,
                         "--domain-id", ros_env["ROS_DOMAIN_ID"]], ros_env)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "starting a private" not in result.stdout
@@ -56,8 +56,8 @@ def test_demo_against_given_brokers_twice(mosquitto: Mosquitto, kafka: Kafka, ro
      (["--count", "0"], 2, "--count must be >= 1"),
      (["--mqtt", "mqtt://127.0.0.1:{port}", "--kafka", "127.0.0.1:1"], 3, "mqtt://127.0.0.1:{port}: cannot connect")],
 )
-def test_demo_bad_input_is_named(args: list[str], status: int, expected: str, ros_env: dict[str, str]) -> None:
+def test_smoke_bad_input_is_named(args: list[str], status: int, expected: str, ros_env: dict[str, str]) -> None:
     port = free_port()
-    result = _demo([a.format(port=port) for a in args], ros_env)
+    result = _smoke([a.format(port=port) for a in args], ros_env)
     assert result.returncode == status, result.stdout + result.stderr
     assert expected.format(port=port) in result.stderr

@@ -8,11 +8,11 @@ import sys
 from collections.abc import Sequence
 
 from swarm_bridge import __version__
-from swarm_bridge.cli import broker, demo, keys, replay, schema
+from swarm_bridge.cli import broker, demo, keys, replay, schema, smoke
 
 __all__ = ["main"]
 
-_COMMANDS = (demo, broker, schema, replay, keys)
+_COMMANDS = (demo, smoke, broker, schema, replay, keys)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,5 @@
-"""`swarm-bridge demo`: ROS messages from two robots through MQTT and Kafka, and what arrived."""
+"""`swarm-bridge smoke`: ROS messages from two robots through MQTT and Kafka, and what arrived (a quick check of a
+machine's install; the fleet demo is `swarm-bridge demo`)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ __all__ = ["register"]
 
 
 def register(sub: Any) -> None:
-    """Add the `demo` command."""
+    """Add the `smoke` command."""
     parser = sub.add_parser(
-        "demo",
-        help="run the smoke fleet: ROS -> robot bridges -> MQTT and Kafka, and print what arrived",
+        "smoke",
+        help="quick check: two robots' ROS messages -> robot bridges -> MQTT and Kafka, and what arrived",
         description=(
             "Two robots publish RobotState and TaskStatus on ROS; amr_001's bridge sends them over MQTT, "
             "drone_002's over Kafka; taps read them back and the report compares counts and content. "
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from swarm_bridge.transport import LinkError
 
     if args.count < 1 or args.rate <= 0:
-        print("demo: --count must be >= 1 and --rate > 0", file=sys.stderr)
+        print("smoke: --count must be >= 1 and --rate > 0", file=sys.stderr)
         return 2
     domain_id = args.domain_id if args.domain_id is not None else 1 + os.getpid() % 100
     with ExitStack() as stack:
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             if args.kafka is None:
                 kafka_port = _start_private(stack, Kafka(run_dir=run_dir / "kafka", port=free_port()))
         except (BrokerError, ValueError) as exc:
-            print(f"demo: {exc}", file=sys.stderr)
+            print(f"smoke: {exc}", file=sys.stderr)
             return 2
         registry = str(run_dir / "registry")
         configs = [
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
                 ok = fleet.run(count=args.count, rate_hz=args.rate, timeout_s=args.timeout)
                 results = list(fleet.results.values())
         except LinkError as exc:
-            print(f"demo: {exc}", file=sys.stderr)
+            print(f"smoke: {exc}", file=sys.stderr)
             return 3
         report = _report(results, time.monotonic() - started)
         _print(report)
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _start_private(stack: ExitStack, broker: Any) -> int:
     """Start `broker` for this run only (stopped when `stack` closes); returns its port."""
-    print(f"demo: starting a private {broker.name} ...", flush=True)
+    print(f"smoke: starting a private {broker.name} ...", flush=True)
     broker.start()
     stack.callback(broker.stop)
     port: int = broker.port

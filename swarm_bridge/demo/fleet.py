@@ -25,18 +25,15 @@ import yaml
 from rclpy.context import Context
 from rclpy.node import Node
 
-from swarm_bridge.codec import CodecError
-from swarm_bridge.codec.registry import topic_name
-from swarm_bridge.codec.wire import WireDecoder, registry_ids, wire_decoder
 from swarm_bridge.config import RobotBridgeConfig, validate_config
+from swarm_bridge.demo.delivery import DeliveryTap, WatchedStream
 from swarm_bridge.demo.plan import DemoRobot, bridge_config
 from swarm_bridge.replay import Bag, BagMessage, BagTopic, Due, ReplayTally, ReplayTypes, merged, schedule
 from swarm_bridge.ros.replay import RosReplay
 from swarm_bridge.ros.spin import make_executor, spin_until
 from swarm_bridge.ros.task_executor import TaskExecutor
 from swarm_bridge.ros.types import RosTypeError, message_class
-from swarm_bridge.routing import Route, routes_for
-from swarm_bridge.transport import MqttTap
+from swarm_bridge.routing import routes_for
 
 __all__ = ["DemoError", "FleetDemo", "StreamTally"]
 
@@ -66,6 +63,7 @@ class StreamTally:
     undecodable: int = 0
     latency_ns: list[int] = field(default_factory=list)
     arrival_ns: list[int] = field(default_factory=list)
+    samples: list[tuple[int, int]] = field(default_factory=list)  # (arrival_ns, latency_ns)
 
     @property
     def complete(self) -> bool:
@@ -94,11 +92,9 @@ class FleetDemo:
         self._bags: dict[str, list[Bag]] = {}
         self._replays: dict[str, RosReplay] = {}
         self._by_topic: dict[tuple[str, str], StreamTally] = {}  # (robot_id, bag topic) -> tally
-        self._decoders: dict[str, WireDecoder] = {}
         self._stop = threading.Event()
         self._spinner: threading.Thread | None = None
-        self.tap: MqttTap | None = None
-        self._collected = 0
+        self.tap: DeliveryTap | None = None
 
     def __enter__(self) -> FleetDemo:
         return self
@@ -124,8 +120,8 @@ class FleetDemo:
             executor_node = self._node(f"task_executor_{robot.robot_id}")
             self.executors.append(TaskExecutor(executor_node, robot.robot_id, robot_kind=robot.kind,
                                                capabilities=robot.capabilities, work_s=0.5))
-        self.tap = MqttTap(host=self.mqtt_host, port=self.mqtt_port,
-                           patterns=[f"swarm/demo/{robot.robot_id}/telemetry/#" for robot in self.fleet])
+        watched = [WatchedStream(t.destination, t.ros_type, "avro") for t in self.streams.values()]
+        self.tap = DeliveryTap(host=self.mqtt_host, port=self.mqtt_port, registry=self.registry, streams=watched)
         self._stack.callback(self.tap.close)
         executor = make_executor(self.context)
         self._spinner = threading.Thread(target=spin_until, args=(executor, self._nodes),
@@ -158,12 +154,6 @@ class FleetDemo:
                                 in_bag=topic.count)
             self.streams[(robot.robot_id, route.destination)] = tally
             self._by_topic[(robot.robot_id, topic.name)] = tally
-            self._decoders[route.destination] = self._decoder(route)
-
-    def _decoder(self, route: Route) -> WireDecoder:
-        return wire_decoder(route.ros_type, route.format, route.scheme,  # type: ignore[arg-type]
-                            subject=topic_name(route.destination, route.ros_type),
-                            lookup=registry_ids(self.registry))
 
     def replay(self, *, wait_s: float = 30.0, progress: bool | None = None) -> float:
         """Wait until the bridges subscribe, then publish every robot's bags on their clock (scaled by the rate);
@@ -174,6 +164,9 @@ class FleetDemo:
             lonely = replay.wait_for_subscribers(wait_s, self._stop)
             if lonely:
                 log.warning("demo: no subscriber yet on %s; replaying anyway", ", ".join(lonely[:5]))
+        # A publisher sees its subscriber before the subscriber has matched the publisher; what is published in
+        # between is not delivered (volatile durability). One second covers the other half of the handshake.
+        self._stop.wait(1.0)
         from tqdm import tqdm
 
         total = sum(t.in_bag for t in self.streams.values())
@@ -235,26 +228,24 @@ class FleetDemo:
         """Read what reached the tap since the last call into the stream tallies: arrivals by seq, duplicates,
         latency."""
         assert self.tap is not None
-        records = self.tap.snapshot()[self._collected:]
-        self._collected += len(records)
-        for record in records:
-            robot_id = record.topic.split("/")[2]
-            tally = self.streams.get((robot_id, record.topic))
+        for delivery in self.tap.take():
+            robot_id = delivery.destination.split("/")[2]
+            tally = self.streams.get((robot_id, delivery.destination))
             if tally is None:
                 continue
-            try:
-                envelope = self._decoders[record.topic].decode(record.payload)
-            except CodecError:
+            if delivery.seq < 0:
                 tally.undecodable += 1
                 continue
-            n = envelope.seq & SEQ_MASK
+            n = delivery.seq & SEQ_MASK
             if n in tally.arrived:
                 tally.duplicates += 1
                 continue
             tally.arrived.add(n)
-            tally.arrival_ns.append(record.arrived_ns)
+            tally.arrival_ns.append(delivery.arrived_ns)
             if n < len(tally.published_ns):
-                tally.latency_ns.append(record.arrived_ns - tally.published_ns[n])
+                latency = delivery.arrived_ns - tally.published_ns[n]
+                tally.latency_ns.append(latency)
+                tally.samples.append((delivery.arrived_ns, latency))
 
     def close(self) -> None:
         """Stop spinning and the bridges; close bags and nodes."""

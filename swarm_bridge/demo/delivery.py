@@ -1,0 +1,135 @@
+"""Count what reaches the broker from a process of its own, so a busy replay never delays the arrival times.
+
+`DeliveryTap` starts `python -m swarm_bridge.demo.delivery` with the streams to watch (JSON on stdin); the child
+subscribes, decodes each record and prints one line per record: destination, seq (-1: undecodable), arrival ns.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["Delivery", "DeliveryTap", "WatchedStream"]
+
+
+@dataclass(frozen=True)
+class WatchedStream:
+    """An MQTT destination to watch and how its records are encoded."""
+
+    destination: str
+    ros_type: str
+    format: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One record as it reached the broker: where, its seq (-1 when it did not decode), when (time.time_ns())."""
+
+    destination: str
+    seq: int
+    arrived_ns: int
+
+
+class DeliveryTap:
+    """The parent side: starts the child, reads its lines in a thread, hands out deliveries."""
+
+    def __init__(self, *, host: str, port: int, registry: str, streams: Sequence[WatchedStream],
+                 timeout_s: float = 30.0) -> None:
+        spec = {"host": host, "port": port, "registry": registry,
+                "streams": [[s.destination, s.ros_type, s.format] for s in streams]}
+        self._process = subprocess.Popen([sys.executable, "-m", "swarm_bridge.demo.delivery"], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._process.stdin.write(json.dumps(spec))
+        self._process.stdin.close()
+        self._lock = threading.Lock()
+        self._new: list[Delivery] = []
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, name="delivery-tap", daemon=True)
+        self._reader.start()
+        if not self._ready.wait(timeout_s):
+            self.close()
+            raise RuntimeError(f"the delivery tap did not subscribe within {timeout_s:g} s: {self._stderr()}")
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            if line.startswith("ready"):
+                self._ready.set()
+                continue
+            destination, seq, arrived = line.rstrip("\n").split("\t")
+            with self._lock:
+                self._new.append(Delivery(destination, int(seq), int(arrived)))
+
+    def take(self) -> list[Delivery]:
+        """Deliveries read since the last call."""
+        with self._lock:
+            new, self._new = self._new, []
+        return new
+
+    def close(self) -> None:
+        """Stop the child and collect its last lines."""
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(5)
+        self._reader.join(5)
+
+    def _stderr(self) -> str:
+        if self._process.poll() is None or self._process.stderr is None:
+            return "still starting"
+        return self._process.stderr.read()[-2000:]
+
+
+def main() -> int:
+    """The child: subscribe to every watched destination, print one line per record until SIGTERM."""
+    import signal
+
+    from swarm_bridge.codec import CodecError
+    from swarm_bridge.codec.registry import topic_name
+    from swarm_bridge.codec.wire import registry_ids, wire_decoder
+    from swarm_bridge.transport import MqttTap
+
+    spec = json.loads(sys.stdin.read())
+    lookup = registry_ids(spec["registry"])
+    decoders = {destination: wire_decoder(ros_type, fmt, "mqtt", subject=topic_name(destination, ros_type),
+                                          lookup=lookup)
+                for destination, ros_type, fmt in spec["streams"]}
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    tap = MqttTap(host=spec["host"], port=spec["port"], patterns=sorted(decoders))
+    print("ready", flush=True)
+    done = 0
+    try:
+        while True:
+            stopping = stop.wait(0.05)
+            records = tap.snapshot()[done:]
+            done += len(records)
+            lines = []
+            for record in records:
+                decoder = decoders.get(record.topic)
+                try:
+                    seq = decoder.decode(record.payload).seq if decoder else -1
+                except CodecError:
+                    seq = -1
+                lines.append(f"{record.topic}\t{seq}\t{record.arrived_ns}\n")
+            if lines:
+                sys.stdout.write("".join(lines))
+                sys.stdout.flush()
+            if stopping:
+                return 0
+    finally:
+        tap.close()
+        time.sleep(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
