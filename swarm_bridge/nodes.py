@@ -75,12 +75,14 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
     try:
         spin_until(make_executor(), [node])
     finally:
+        for uplink_route in bridge.routes:
+            uplink_route.sweep()  # what arrived while stopping
         pending = bridge.flush(5.0)
         bridge.close()
         uplink.close()
         for route, counts in bridge.summary().items():
-            log.info("%s: received %d, sent %d, dropped %d",
-                     route, counts["received"], counts["sent"], counts["dropped"])
+            log.info("%s: received %d (%d by a sweep), sent %d, dropped %d",
+                     route, counts["received"], counts["swept"], counts["sent"], counts["dropped"])
         if pending:
             log.warning("robot %s: %d records not acknowledged at shutdown; they stay spooled in %s",
                         config.robot_id, pending, spool.path)

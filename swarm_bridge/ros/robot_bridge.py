@@ -91,11 +91,13 @@ class RobotBridge:
         self.spool.close()
 
     def summary(self) -> dict[str, dict[str, int]]:
-        """Per route (by its str): received, sent (up) or published (down), dropped (all reasons)."""
+        """Per route (by its str): received, sent (up) or published (down), dropped (all reasons), and how many
+        were received by a sweep rather than an executor event."""
         up = {str(r.route): {"received": r.counts.received, "sent": r.counts.sent,
-                             "dropped": sum(r.counts.dropped.values())} for r in self.routes}
+                             "dropped": sum(r.counts.dropped.values()), "swept": r.counts.swept}
+              for r in self.routes}
         down = {str(d.route): {"received": d.counts.received, "sent": d.counts.published,
-                               "dropped": sum(d.counts.refused.values())} for d in self.downlinks}
+                               "dropped": sum(d.counts.refused.values()), "swept": 0} for d in self.downlinks}
         return up | down
 
     def _acked(self, record: Outgoing, acked_ns: int) -> None:

@@ -24,6 +24,8 @@ __all__ = ["RouteCounts", "UplinkRoute"]
 
 log = logging.getLogger(__name__)
 
+SWEEP_PERIOD_S = 0.5
+
 
 @dataclass
 class RouteCounts:
@@ -32,6 +34,7 @@ class RouteCounts:
     received: int = 0
     sent: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
+    swept: int = 0  # received by a sweep, not through the executor
 
 
 class UplinkRoute:
@@ -60,8 +63,29 @@ class UplinkRoute:
             message_class(route.ros_type), route.ros_topic, self._on_message,
             qos_preset(route.qos, depth=route.qos_depth), raw=True,
         )
+        self._sweeper = node.create_timer(SWEEP_PERIOD_S, self._sweep_tick)
         log.info("%s: up (%s, qos %s, priority %d%s)", route, route.ros_type, route.qos, route.priority,
                  f", at most {route.max_rate_hz:g} Hz" if route.max_rate_hz else "")
+
+    def _sweep_tick(self) -> None:
+        self.sweep()
+
+    def sweep(self, limit: int = 10_000) -> int:
+        """Take what waits in the DDS reader without an executor event (an overloaded EventsExecutor can
+        lose "new data" events: those messages would sit in the reader for ever); returns how many."""
+        taken = 0
+        handle = self._subscription.handle
+        while taken < limit:
+            with handle:
+                got = handle.take_message(self._subscription.msg_type, True)
+            if got is None:
+                break
+            taken += 1
+            self._on_message(got[0])
+        if taken:
+            self.counts.swept += taken
+            log.debug("%s: took %d messages the executor had not delivered", self.route, taken)
+        return taken
 
     def _on_message(self, raw: bytes) -> None:
         received_ns = time.monotonic_ns()
