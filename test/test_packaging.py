@@ -93,10 +93,21 @@ def _launched_nodes(path: Path) -> list[tuple[str, str]]:
     return found
 
 
+def _launched_commands(path: Path) -> list[str]:
+    """The program of every ExecuteProcess(cmd=[...]) in a launch file (processes that are not ROS nodes)."""
+    return [ast.literal_eval(kw.value.elts[0]) for call in ast.walk(ast.parse(path.read_text()))
+            if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "ExecuteProcess"
+            for kw in call.keywords if kw.arg == "cmd" and isinstance(kw.value, ast.List)]
+
+
 @pytest.mark.parametrize("launch_file", sorted((REPO / "launch").glob("*.launch.py")), ids=lambda p: p.name)
 def test_launch_files_name_installed_executables(launch_file: Path) -> None:
     nodes = _launched_nodes(launch_file)
-    assert nodes, f"{launch_file.name} starts no node"
+    commands = _launched_commands(launch_file)
+    assert nodes or commands, f"{launch_file.name} starts no node"
+    for command in commands:  # a console script of the package, e.g. the `swarm-bridge gateway` process
+        scripts = [line.split("=")[0].strip() for line in (REPO / "setup.cfg").read_text().splitlines() if "=" in line]
+        assert command in scripts, f"{launch_file.name}: no {command} console script in setup.cfg"
     for package, executable in nodes:
         assert package == "swarm_bridge"
         assert executable in NODES, f"{launch_file.name}: no nodes/{executable} shim"

@@ -1,6 +1,7 @@
 """Config files as frozen, validated pydantic models; errors name file, key path and fix."""
 
 from swarm_bridge.config.errors import ConfigError, ConfigProblem
+from swarm_bridge.config.gateway import GatewayConfig
 from swarm_bridge.config.loader import load_config, validate_config
 from swarm_bridge.config.robot import (
     QOS_PRESETS,
@@ -16,6 +17,7 @@ __all__ = [
     "QOS_PRESETS",
     "ConfigError",
     "ConfigProblem",
+    "GatewayConfig",
     "RobotBridgeConfig",
     "RouteConfig",
     "SpoolConfig",

@@ -1,0 +1,294 @@
+"""Benchmark: the edge gateway (MQTT -> Kafka) against a bare paho subscriber and a bare producer, one run.
+
+Private Mosquitto and Kafka. Records: 744-byte Avro single-object Odometry records (a ~700-byte Avro body),
+as simulated robots send them. Each receiver first subscribes (persistent session) and goes away; the
+records are then published (QoS 1) and queued by the broker; the receiver comes back and drains them, so
+the figure is the receiver's own rate, not the publishers'. Rates are counted from the first to the last
+record received (bare subscriber) or arrived in Kafka (gateway, every record checked: zero loss, no
+duplicate). Figures:
+  bare_paho_msgs_per_s          a paho subscriber process (loop_forever, QoS 1), one record per message
+  bare_producer_per_s           confluent-kafka producer (acks=all, idempotent, lz4) + flush
+  gateway_1_msgs_per_s          one gateway process, one record per message
+  gateway_2_msgs_per_s          two gateway processes, one shared subscription
+  gateway_1_batch_records_per_s one gateway process, record batches of 10 (a bridge under load)
+and the ratios gateway_1 / bare_paho and gateway_2 / gateway_1. Last line: one JSON object.
+
+  python bench/gateway.py [--quick] [--count N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+import yaml
+from confluent_kafka import Consumer, Producer, TopicPartition
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from swarm_bridge.brokers import Kafka, Mosquitto, free_port
+from swarm_bridge.gateway.heads import avro_head
+from swarm_bridge.sim import DEFAULT_MIX, Publish, SimRobot
+from swarm_bridge.transport import ensure_kafka_topics
+
+FLEET = "bench"
+ODOM = DEFAULT_MIX[0]
+TOPIC = ODOM.kafka_topic
+PUBLISHERS = 2
+
+
+def publishes(count: int, *, robots: int, run: int, batch: int) -> list[Publish]:
+    """`count` records from `robots` robots' odometry streams, `batch` records per publish."""
+    fleet = [SimRobot(f"amr_{i:03d}", FLEET, [ODOM], run=run) for i in range(robots)]
+    out = []
+    for _round in range(count // (robots * batch)):
+        out += [robot.batch(ODOM, batch) for robot in fleet]
+    return out
+
+
+def _publish_part(port: int, items: list[Publish], index: int) -> None:
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{index}-{time.time_ns()}",
+                         protocol=paho.MQTTv5)
+    client.max_inflight_messages_set(1000)
+    acked = 0
+
+    def on_publish(*_a: object) -> None:
+        nonlocal acked
+        acked += 1
+
+    client.on_publish = on_publish
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    props = Properties(PacketTypes.PUBLISH)
+    props.ContentType = items[0].content_type
+    props.UserProperty = list(items[0].user_properties)
+    for item in items:
+        while client.publish(item.topic, item.payload, qos=1, properties=props).rc == paho.MQTT_ERR_QUEUE_SIZE:
+            time.sleep(0.001)
+    deadline = time.monotonic() + 300
+    while acked < len(items) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    client.disconnect()
+    client.loop_stop()
+
+
+def publish_all(port: int, items: list[Publish]) -> None:
+    """Publish at QoS 1 from PUBLISHERS processes, each waiting for its PUBACKs."""
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_publish_part, args=(port, items[i::PUBLISHERS], i)) for i in range(PUBLISHERS)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+
+
+# --- bare paho subscriber ---------------------------------------------------------------------------
+
+def bare_subscriber(port: int, count: int, client_id: str, ready_only: bool) -> None:
+    """Subprocess body: subscribe with a persistent session; with ready_only, just create it and leave;
+    else receive `count` messages and print first/last receive times as JSON."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+    connect = Properties(PacketTypes.CONNECT)
+    connect.SessionExpiryInterval = 600
+    connect.ReceiveMaximum = 65535
+    got = 0
+    first = last = 0.0
+
+    def on_connect(c: Any, *_a: Any) -> None:
+        c.subscribe(f"swarm/{FLEET}/+/telemetry/+", qos=1)
+
+    def on_subscribe(c: Any, *_a: Any) -> None:
+        if ready_only:
+            c.disconnect()
+
+    def on_message(c: Any, _u: Any, _m: Any) -> None:
+        nonlocal got, first, last
+        got += 1
+        last = time.perf_counter()
+        if got == 1:
+            first = last
+        if got >= count:
+            c.disconnect()
+
+    client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
+    client.connect("127.0.0.1", port, clean_start=False, properties=connect)
+    client.loop_forever()
+    if not ready_only:
+        print(json.dumps({"received": got, "seconds": last - first}))
+
+
+def bare_paho(port: int, items: list[Publish]) -> float:
+    client_id = f"bench-bare-{time.time_ns()}"
+    base = [sys.executable, __file__, "--bare-subscriber", str(port), str(len(items)), client_id]
+    subprocess.run([*base, "ready"], check=True, timeout=60)
+    publish_all(port, items)
+    out = subprocess.run([*base, "drain"], check=True, timeout=600, capture_output=True, text=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    return float(result["received"] / result["seconds"])
+
+
+# --- bare producer ----------------------------------------------------------------------------------
+
+def bare_producer(bootstrap: str, items: list[Publish]) -> float:
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                         "compression.type": "lz4", "linger.ms": 5, "batch.size": 1_000_000})
+    producer.produce("bench.raw", items[0].payload, b"amr_000")  # warm up: producer id, connections
+    producer.flush(60)
+    start = time.perf_counter()
+    for item in items:
+        while True:
+            try:
+                producer.produce("bench.raw", item.payload, b"amr_000")
+                break
+            except BufferError:
+                producer.poll(0.01)
+    producer.flush(120)
+    return len(items) / (time.perf_counter() - start)
+
+
+# --- gateway ----------------------------------------------------------------------------------------
+
+class KafkaCount:
+    """Counts records arriving on TOPIC from now on, checking (robot, seq) once each."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{time.time_ns()}",
+                                  "enable.auto.commit": False})
+        partitions = self.consumer.list_topics(TOPIC, timeout=10).topics[TOPIC].partitions
+        ends = [TopicPartition(TOPIC, p, self.consumer.get_watermark_offsets(TopicPartition(TOPIC, p),
+                                                                              timeout=10)[1]) for p in partitions]
+        self.consumer.assign(ends)
+        self.seen: set[tuple[str, int]] = set()
+        self.records = 0
+        self.first = self.last = 0.0
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            msgs = self.consumer.consume(10_000, 0.1)
+            now = time.perf_counter()
+            for msg in msgs:
+                if msg.error() is None:
+                    head = avro_head((msg.value() or b"")[5:])
+                    self.seen.add((head.robot_id, head.seq))
+                    self.records += 1
+            if msgs:
+                self.first = self.first or now
+                self.last = now
+
+    def wait(self, count: int, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.records < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        self._stop.set()
+        self.thread.join()
+        self.consumer.close()
+
+
+def gateway_config(path: Path, name: str, mqtt_port: int, bootstrap: str, registry: Path) -> Path:
+    path.write_text(yaml.safe_dump({
+        "gateway_id": name, "fleet": FLEET, "registry": str(registry),
+        "mqtt": {"port": mqtt_port, "share_group": "bench"},
+        "kafka": {"bootstrap": bootstrap, "linger_ms": 5, "compression": "lz4"},
+        "dedup": {"rebuild_records": 1000},
+    }))
+    return path
+
+
+def start_gateway(config: Path) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-m", "swarm_bridge.cli", "gateway", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if ": running" in line:
+            threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
+            return proc
+    raise RuntimeError(f"gateway did not start (exit {proc.wait()})")
+
+
+def stop_gateway(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    proc.wait(timeout=60)
+
+
+def gateway_rate(configs: list[Path], mosquitto: Mosquitto, bootstrap: str, items: list[Publish],
+                 records: int) -> float:
+    """Sessions first, then the records queued, then the gateways drain them into Kafka."""
+    for proc in [start_gateway(c) for c in configs]:
+        stop_gateway(proc)
+    publish_all(mosquitto.port, items)
+    count = KafkaCount(bootstrap)
+    procs = [start_gateway(c) for c in configs]
+    count.wait(records, timeout_s=600)
+    for proc in procs:
+        stop_gateway(proc)
+    if count.records != records or len(count.seen) != records:
+        raise RuntimeError(f"gateway lost or duplicated records: {count.records} arrived, {len(count.seen)} "
+                           f"distinct, {records} sent")
+    return records / (count.last - count.first)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a short run")
+    parser.add_argument("--count", type=int, default=0, help="records per figure (default 30k quick, 90k)")
+    args = parser.parse_args()
+    count = args.count or (30_000 if args.quick else 90_000)
+    robots = 50
+    figures: dict[str, Any] = {"records": count, "record_bytes": 0}
+    with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
+        run_dir = Path(tmp)
+        mosquitto = Mosquitto(run_dir=run_dir / "mosquitto", port=free_port())
+        kafka = Kafka(run_dir=run_dir / "kafka", port=free_port())
+        mosquitto.start()
+        kafka.start()
+        try:
+            ensure_kafka_topics(kafka.bootstrap, [TOPIC, "bench.raw"], partitions=2)
+            items = publishes(count, robots=robots, run=1, batch=1)
+            figures["record_bytes"] = len(items[0].payload)
+            figures["bare_paho_msgs_per_s"] = bare_paho(mosquitto.port, items)
+            print(f"bare paho subscriber: {figures['bare_paho_msgs_per_s']:,.0f} msgs/s", flush=True)
+            figures["bare_producer_per_s"] = bare_producer(kafka.bootstrap, items)
+            print(f"bare producer: {figures['bare_producer_per_s']:,.0f} records/s", flush=True)
+            registry = run_dir / "registry"
+            one = [gateway_config(run_dir / "gw1.yaml", "bench_gw1", mosquitto.port, kafka.bootstrap, registry)]
+            two = [*one, gateway_config(run_dir / "gw2.yaml", "bench_gw2", mosquitto.port, kafka.bootstrap, registry)]
+            figures["gateway_1_msgs_per_s"] = gateway_rate(one, mosquitto, kafka.bootstrap, items, count)
+            print(f"gateway, 1 process: {figures['gateway_1_msgs_per_s']:,.0f} msgs/s", flush=True)
+            batches = publishes(count, robots=robots, run=2, batch=10)
+            figures["gateway_1_batch_records_per_s"] = gateway_rate(one, mosquitto, kafka.bootstrap, batches, count)
+            print(f"gateway, 1 process, batches of 10: {figures['gateway_1_batch_records_per_s']:,.0f} records/s",
+                  flush=True)
+            # last: once the second session exists the broker gives it its share of the group's messages
+            items3 = publishes(count, robots=robots, run=3, batch=1)
+            figures["gateway_2_msgs_per_s"] = gateway_rate(two, mosquitto, kafka.bootstrap, items3, count)
+            print(f"gateway, 2 processes: {figures['gateway_2_msgs_per_s']:,.0f} msgs/s", flush=True)
+        finally:
+            kafka.stop()
+            mosquitto.stop()
+    figures["gateway_1_vs_bare_paho"] = round(figures["gateway_1_msgs_per_s"] / figures["bare_paho_msgs_per_s"], 3)
+    figures["scaling_2_vs_1"] = round(figures["gateway_2_msgs_per_s"] / figures["gateway_1_msgs_per_s"], 3)
+    print(f"gateway / bare paho: {figures['gateway_1_vs_bare_paho']:.2f}; 2 processes / 1: "
+          f"{figures['scaling_2_vs_1']:.2f} (goals: >= 25,000 msgs/s per process, >= 0.6 of bare paho)")
+    print(json.dumps({k: round(v) if k.endswith("_per_s") else v for k, v in figures.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--bare-subscriber":
+        bare_subscriber(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5] == "ready")
+        sys.exit(0)
+    sys.exit(main())

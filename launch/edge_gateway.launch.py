@@ -1,0 +1,24 @@
+"""Launch an edge gateway: `ros2 launch swarm_bridge edge_gateway.launch.py config:=/etc/swarm/gateway.yaml`.
+
+The gateway is not a ROS node (a hub needs no ROS): this runs the `swarm-bridge gateway` process.
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, ExecuteProcess
+from launch.substitutions import LaunchConfiguration
+
+
+def generate_launch_description() -> LaunchDescription:
+    default_config = os.path.join(get_package_share_directory("swarm_bridge"), "config", "edge_gateway.yaml")
+    return LaunchDescription([
+        DeclareLaunchArgument("config", default_value=default_config, description="edge gateway YAML"),
+        ExecuteProcess(
+            cmd=["swarm-bridge", "gateway", "--config", LaunchConfiguration("config")],
+            name="edge_gateway",
+            output="screen",
+            sigterm_timeout="30",  # the gateway drains and acks what Kafka confirmed before it exits
+        ),
+    ])

@@ -1,0 +1,52 @@
+"""`swarm-bridge gateway --config FILE`: run the edge gateway (MQTT <-> Kafka) until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+EXIT_CONFIG = 2
+EXIT_UNREACHABLE = 3
+
+
+def register(sub: Any) -> None:
+    """Add the `gateway` command."""
+    parser = sub.add_parser("gateway", help="run the edge gateway: MQTT <-> Kafka, no loss, no duplicates",
+                            description="Translate the fleet's MQTT topics to Kafka topics and Kafka commands to "
+                            "MQTT, by the rules of the config file. Exit 2: bad config; 3: a broker is "
+                            "unreachable at start.")
+    parser.add_argument("--config", type=Path, required=True, help="gateway YAML (see config/edge_gateway.yaml)")
+    parser.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from swarm_bridge.config import ConfigError, load_config
+    from swarm_bridge.config.gateway import GatewayConfig
+    from swarm_bridge.gateway.service import Gateway
+    from swarm_bridge.transport.link import LinkError
+
+    try:
+        config = load_config(args.config, GatewayConfig)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_a: stop.set())
+    try:
+        gateway = Gateway(config)
+        gateway.start()
+    except LinkError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    try:
+        gateway.run(stop)
+    finally:
+        gateway.close()
+    return 0

@@ -1,0 +1,236 @@
+"""The edge gateway's config: which MQTT broker and Kafka cluster, which topic rules, how to hold the links."""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from swarm_bridge.config.robot import NAME, TlsConfig
+
+__all__ = [
+    "DEFAULT_DOWN_RULES",
+    "DEFAULT_UP_RULES",
+    "DedupConfig",
+    "DownRuleConfig",
+    "GatewayConfig",
+    "GatewayKafkaConfig",
+    "GatewayMqttConfig",
+    "UpRuleConfig",
+]
+
+# Names a topic pattern may use besides its own captures: filled in from the config.
+CONFIG_NAMES = ("prefix", "fleet")
+_KAFKA_TOPIC = re.compile(r"^[A-Za-z0-9._-]+$")
+_PLACEHOLDER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+class Strict(BaseModel):
+    """Frozen, and unknown keys are errors (with a did-you-mean)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _placeholders(template: str) -> list[str]:
+    """The `{name}` placeholders of a template, in order; ValueError for a malformed one."""
+    try:
+        names = [name for _text, name, spec, conv in string.Formatter().parse(template) if name is not None
+                 and not (spec or conv)]
+        bad = [name for _text, name, spec, conv in string.Formatter().parse(template) if name is not None
+               and (spec or conv or not _PLACEHOLDER.match(name))]
+    except ValueError as exc:
+        raise ValueError(f"malformed template {template!r}: {exc}") from None
+    if bad:
+        raise ValueError(f"placeholder {{{bad[0]}}} in {template!r} is not a plain lower-case name")
+    return names
+
+
+def _check_mqtt_pattern(pattern: str) -> list[str]:
+    """Placeholders of an MQTT topic pattern: each a whole level; no MQTT wildcards (rules capture instead)."""
+    if "+" in pattern or "#" in pattern:
+        raise ValueError(f"{pattern!r}: use {{name}} placeholders instead of MQTT wildcards + and #")
+    if pattern.startswith("/") or pattern.endswith("/") or "//" in pattern:
+        raise ValueError(f"{pattern!r}: empty topic level")
+    names = _placeholders(pattern)
+    for level in pattern.split("/"):
+        inner = _placeholders(level)
+        if inner and (len(inner) > 1 or level != f"{{{inner[0]}}}"):
+            raise ValueError(f"{pattern!r}: a placeholder must be a whole topic level (got {level!r})")
+    return names
+
+
+class UpRuleConfig(Strict):
+    """MQTT topics -> one Kafka topic and key: `{name}` levels capture, templates use the captures."""
+
+    mqtt: str = Field(min_length=1, description="MQTT topic pattern; {prefix} and {fleet} come from the config, "
+                      "other {name} levels capture; {robot_id} is required")
+    where: dict[str, list[str]] = Field(default_factory=dict, description="allowed values of a capture; "
+                                        "each becomes its own subscription (e.g. channel: [telemetry, event])")
+    kafka_topic: str = Field(min_length=1, description="Kafka topic template, e.g. fleet.{channel}.{stream}")
+    key: str = Field(default="{robot_id}", min_length=1, description="Kafka record key template (utf-8)")
+    payload: Literal["record", "raw"] = Field(default="record", description="record: an envelope record "
+                                              "(Avro, Protobuf or JSON), checked, transcoded and deduplicated; "
+                                              "raw: forwarded unchanged (presence documents)")
+    json_format: Literal["passthrough", "avro"] = Field(default="passthrough", description="JSON records: "
+                                                        "forwarded as JSON, or transcoded to Avro (Confluent, "
+                                                        "registered)")
+
+    @model_validator(mode="after")
+    def _templates(self) -> UpRuleConfig:
+        captures = [n for n in _check_mqtt_pattern(self.mqtt) if n not in CONFIG_NAMES]
+        if "robot_id" not in captures:
+            raise ValueError(f"mqtt: {self.mqtt!r} must capture {{robot_id}} (records are keyed by robot)")
+        if len(set(captures)) != len(captures):
+            raise ValueError(f"mqtt: {self.mqtt!r} captures a name twice")
+        for name in self.where:
+            if name not in captures:
+                raise ValueError(f"where: {name!r} is not captured by mqtt {self.mqtt!r}; captures: "
+                                 f"{', '.join(captures)}")
+            for value in self.where[name]:
+                if not value or "/" in value or "+" in value or "#" in value:
+                    raise ValueError(f"where.{name}: {value!r} is not a single MQTT topic level")
+        for field, template in (("kafka_topic", self.kafka_topic), ("key", self.key)):
+            unknown = [n for n in _placeholders(template) if n not in captures and n not in CONFIG_NAMES]
+            if unknown:
+                raise ValueError(f"{field}: {{{unknown[0]}}} is not captured by mqtt {self.mqtt!r}; "
+                                 f"captures: {', '.join(captures)}")
+        if not _KAFKA_TOPIC.match(re.sub(r"\{[a-z_0-9]+\}", "x", self.kafka_topic)):
+            raise ValueError(f"kafka_topic: {self.kafka_topic!r} may hold only letters, digits, '.', '_', '-'")
+        if self.payload == "raw" and self.json_format != "passthrough":
+            raise ValueError("json_format: avro needs payload: record (a raw rule forwards payloads unchanged)")
+        return self
+
+
+class DownRuleConfig(Strict):
+    """One Kafka command topic -> the robots' MQTT command topics; the record key is the robot id."""
+
+    kafka_topic: str = Field(pattern=_KAFKA_TOPIC.pattern, description="Kafka topic to consume")
+    mqtt: str = Field(min_length=1, description="MQTT topic template; {prefix}, {fleet}, {robot_id} (the key)")
+    qos: Literal[1, 2] = Field(default=1, description="MQTT QoS of the publish (the offset commits after its ack)")
+
+    @field_validator("mqtt")
+    @classmethod
+    def _names(cls, value: str) -> str:
+        names = _check_mqtt_pattern(value)
+        unknown = [n for n in names if n not in (*CONFIG_NAMES, "robot_id")]
+        if unknown:
+            raise ValueError(f"{{{unknown[0]}}} is not known here; use {{prefix}}, {{fleet}}, {{robot_id}}")
+        if "robot_id" not in names:
+            raise ValueError(f"{value!r} must contain {{robot_id}} (each command goes to its robot)")
+        return value
+
+
+DEFAULT_UP_RULES = (
+    UpRuleConfig(mqtt="{prefix}/{fleet}/{robot_id}/{channel}/{stream}",
+                 where={"channel": ["telemetry", "event", "state"]}, kafka_topic="fleet.{channel}.{stream}"),
+    UpRuleConfig(mqtt="{prefix}/{fleet}/{robot_id}/presence/status", kafka_topic="fleet.presence.status",
+                 payload="raw"),
+)
+DEFAULT_DOWN_RULES = (
+    DownRuleConfig(kafka_topic="fleet.command.task_command", mqtt="{prefix}/{fleet}/{robot_id}/command/task_command"),
+)
+
+
+class GatewayMqttConfig(Strict):
+    """The hub's MQTT broker: session, flow control, shared subscription group, reconnect."""
+
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=1883, ge=1, le=65535)
+    topic_prefix: str = Field(default="swarm", pattern=NAME)
+    share_group: str | None = Field(default="swarm_gateway", pattern=NAME, description="MQTT 5 shared "
+                                    "subscription group ($share/<group>/...): gateways of one group split the "
+                                    "load; null subscribes plainly (every gateway gets everything)")
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    keepalive_s: int = Field(default=30, ge=5)
+    session_expiry_s: int = Field(default=3600, ge=1, description="how long the broker keeps the session (and "
+                                  "the unacknowledged messages) of a stopped gateway")
+    receive_maximum: int = Field(default=65535, ge=1, le=65535, description="MQTT 5 Receive Maximum: messages "
+                                 "the broker sends before an ack; bounds what a gateway holds when Kafka stalls")
+    reconnect_min_s: float = Field(default=0.5, gt=0)
+    reconnect_max_s: float = Field(default=10.0, gt=0)
+    username: str | None = None
+    password_env: str | None = Field(default=None, description="environment variable holding the password")
+    tls: TlsConfig | None = None
+
+    @field_validator("password_env")
+    @classmethod
+    def _env_is_set(cls, value: str | None) -> str | None:
+        if value is not None and value not in os.environ:
+            raise ValueError(f"environment variable {value} is not set")
+        return value
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> GatewayMqttConfig:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError(f"reconnect_max_s ({self.reconnect_max_s}) must be >= reconnect_min_s "
+                             f"({self.reconnect_min_s})")
+        return self
+
+    @property
+    def password(self) -> str | None:
+        return None if self.password_env is None else os.environ.get(self.password_env)
+
+
+class GatewayKafkaConfig(Strict):
+    """The Kafka cluster: producer batching and compression, backpressure bound, DLQ, command consumer group."""
+
+    bootstrap: str = Field(default="127.0.0.1:9092", pattern=r"^[^,\s]+(,[^,\s]+)*$",
+                           description="bootstrap.servers, host:port[,host:port...]")
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    compression: Literal["lz4", "zstd", "gzip", "snappy", "none"] = "lz4"
+    linger_ms: float = Field(default=5.0, ge=0, le=900_000, description="wait this long to fill a batch")
+    batch_bytes: int = Field(default=1_000_000, ge=1024, description="largest producer batch per partition")
+    delivery_timeout_s: float = Field(default=300.0, gt=0, description="librdkafka gives a record up after "
+                                      "this; the gateway then produces it again (it is never acked unwritten)")
+    max_inflight_records: int = Field(default=100_000, ge=1, description="records produced and not yet "
+                                      "confirmed; above it the gateway holds new MQTT messages (backpressure)")
+    dlq_topic: str = Field(default="fleet.dlq", pattern=_KAFKA_TOPIC.pattern)
+    create_topics: bool = Field(default=True, description="create the DLQ and command topics at start")
+    command_group: str = Field(default="swarm_gateway_commands", pattern=NAME,
+                               description="consumer group of the command topics")
+    max_inflight_commands: int = Field(default=1000, ge=1, description="commands published and not yet "
+                                       "acknowledged by the MQTT broker; above it consumption pauses")
+
+
+class DedupConfig(Strict):
+    """Duplicate removal by (robot_id, stream, seq): a window of seqs per stream, bounded, rebuilt at start."""
+
+    window: int = Field(default=4096, ge=1, le=1 << 20, description="seqs remembered below the highest one per "
+                        "(robot, stream); older ones count as duplicates (reason below_window)")
+    max_streams: int = Field(default=100_000, ge=1, description="(robot, stream) pairs remembered; the oldest "
+                             "is forgotten beyond it")
+    rebuild_records: int = Field(default=20_000, ge=0, description="at start, the last records of each "
+                                 "partition of the up topics read back to rebuild the windows (0: don't)")
+
+
+class GatewayConfig(Strict):
+    """Everything the edge gateway needs, validated before any socket opens."""
+
+    gateway_id: str = Field(pattern=NAME, description="MQTT client ids <gateway_id>-up/-down (persistent "
+                            "sessions: keep it across restarts), Kafka client.id")
+    fleet: str = Field(pattern=NAME)
+    mqtt: GatewayMqttConfig = GatewayMqttConfig()
+    kafka: GatewayKafkaConfig = GatewayKafkaConfig()
+    registry: str | None = Field(default=None, description="schema registry: a directory (embedded file "
+                                 "registry) or http(s)://... (Confluent API); default $SWARM_BRIDGE_REGISTRY or "
+                                 "$XDG_STATE_HOME/swarm_bridge/registry")
+    dedup: DedupConfig = DedupConfig()
+    max_payload: int = Field(default=1 << 20, ge=1024, description="largest MQTT payload or record accepted "
+                             "(bytes); larger ones go to the DLQ")
+    metrics_port: int | None = Field(default=None, ge=0, le=65535, description="serve Prometheus /metrics here")
+    up: list[UpRuleConfig] = Field(default_factory=lambda: list(DEFAULT_UP_RULES), min_length=1)
+    down: list[DownRuleConfig] = Field(default_factory=lambda: list(DEFAULT_DOWN_RULES))
+
+    @model_validator(mode="after")
+    def _topics_apart(self) -> GatewayConfig:
+        commands = {rule.kafka_topic for rule in self.down}
+        if self.kafka.dlq_topic in commands:
+            raise ValueError(f"kafka.dlq_topic {self.kafka.dlq_topic!r} is also a down rule's kafka_topic")
+        for index, rule in enumerate(self.up):
+            filled = rule.kafka_topic.replace("{prefix}", self.mqtt.topic_prefix).replace("{fleet}", self.fleet)
+            if filled in commands or filled == self.kafka.dlq_topic:
+                raise ValueError(f"up[{index}].kafka_topic {rule.kafka_topic!r} is a command or DLQ topic")
+        return self

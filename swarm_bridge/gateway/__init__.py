@@ -1,0 +1,13 @@
+"""The edge gateway: MQTT <-> Kafka translation with no loss and no duplicates.
+
+Pure core: `rules` (topic mapping), `dedup` (seq windows), `heads` (envelope head), `translate` (payload ->
+Kafka records), `ledger` (which message waits for which record). Adapters: `mqtt_to_kafka` (paho +
+producer), `kafka_to_mqtt` (consumer + paho), `tail` (dedup rebuild); `service` wires them.
+"""
+
+from swarm_bridge.gateway.dedup import Dedup
+from swarm_bridge.gateway.rules import DownRoute, UpRoute, UpRules, down_routes, up_rules
+from swarm_bridge.gateway.translate import DeadLetter, KafkaRecord, Translation, Translator
+
+__all__ = ["DeadLetter", "Dedup", "DownRoute", "KafkaRecord", "Translation", "Translator", "UpRoute", "UpRules",
+           "down_routes", "up_rules"]

@@ -1,0 +1,76 @@
+"""The envelope head of a record (robot_id, stream, seq, ros_type) read cheaply, without decoding the body.
+
+Avro records are envelope-first (`swarm_bridge.codec.avro`): robot_id string, stream string, seq long,
+stamp_ns long, ros_type string, schema_version int, then the body; Avro writes a long as a zigzag varint
+and a string as its length (a long) then UTF-8 bytes, so the head is read from the front of the bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import NamedTuple
+
+from swarm_bridge.codec.errors import RecordError
+
+__all__ = ["Head", "avro_head", "json_head"]
+
+_MAX_VARINT_BYTES = 10
+
+
+class Head(NamedTuple):
+    """Who sent a record, on which stream, with which seq, of which ROS type."""
+
+    robot_id: str
+    stream: str
+    seq: int
+    ros_type: str
+
+
+def _long(data: bytes, pos: int, field: str) -> tuple[int, int]:
+    """The Avro long at `pos` and the position after it."""
+    raw = shift = 0
+    for i in range(_MAX_VARINT_BYTES):
+        try:
+            byte = data[pos + i]
+        except IndexError:
+            raise RecordError(f"cut off at byte {pos + i} of {len(data)}", field=field) from None
+        raw |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return (raw >> 1) ^ -(raw & 1), pos + i + 1
+        shift += 7
+    raise RecordError(f"varint longer than {_MAX_VARINT_BYTES} bytes at byte {pos}", field=field)
+
+
+def _string(data: bytes, pos: int, field: str) -> tuple[str, int]:
+    size, pos = _long(data, pos, field)
+    end = pos + size
+    if size < 0 or end > len(data):
+        raise RecordError(f"string of {size} bytes at byte {pos}, {len(data) - pos} left", field=field)
+    try:
+        return data[pos:end].decode("utf-8"), end
+    except UnicodeDecodeError:
+        raise RecordError("not UTF-8", field=field) from None
+
+
+def avro_head(body: bytes) -> Head:
+    """The head of an Avro record body (no framing); RecordError naming the field if it is cut off or bad."""
+    robot_id, pos = _string(body, 0, "robot_id")
+    stream, pos = _string(body, pos, "stream")
+    seq, pos = _long(body, pos, "seq")
+    _stamp, pos = _long(body, pos, "stamp_ns")
+    ros_type, pos = _string(body, pos, "ros_type")
+    return Head(robot_id, stream, seq, ros_type)
+
+
+def json_head(payload: bytes) -> Head:
+    """The head of a JSON record; RecordError naming the missing or bad field."""
+    try:
+        doc = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(f"not a JSON record: {exc}") from None
+    if not isinstance(doc, dict):
+        raise RecordError(f"expected a JSON object, got {type(doc).__name__}")
+    for key, kind in (("robot_id", str), ("stream", str), ("seq", int), ("ros_type", str)):
+        if not isinstance(doc.get(key), kind) or isinstance(doc.get(key), bool):
+            raise RecordError(f"missing or not a {kind.__name__} (got {doc.get(key)!r})", field=key)
+    return Head(doc["robot_id"], doc["stream"], doc["seq"], doc["ros_type"])

@@ -1,0 +1,242 @@
+"""The down direction: Kafka command topics (consumer group) -> each robot's MQTT command topic at QoS 1.
+
+A command's offset is committed only after the MQTT broker acknowledged its publish (PUBACK), in offset
+order per partition, so a crash re-sends rather than loses. Confluent Avro becomes Avro single-object
+(the fingerprint of the registry's schema); JSON passes through. Runs in a thread of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import ssl
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import paho.mqtt.client as paho
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from swarm_bridge.codec.errors import CodecError
+from swarm_bridge.codec.framing import frame_single_object, parse_confluent
+from swarm_bridge.codec.wire import AVRO_CONTENT_TYPE
+from swarm_bridge.config.gateway import GatewayConfig
+from swarm_bridge.gateway.metrics import GatewayCounts
+from swarm_bridge.gateway.mqtt_to_kafka import kafka_producer
+from swarm_bridge.gateway.rules import DownRoute
+from swarm_bridge.gateway.schemas import SchemaBook, SchemaTrouble
+from swarm_bridge.transport.link import LinkError
+
+__all__ = ["KafkaToMqtt", "command_publish"]
+
+log = logging.getLogger(__name__)
+
+
+def command_publish(value: bytes, schemas: SchemaBook) -> tuple[bytes, str, list[tuple[str, str]]]:
+    """A command record's value -> (MQTT payload, content type, user properties); CodecError if unreadable."""
+    if value[:1] == b"\x00":
+        frame = parse_confluent(value)
+        fingerprint, ros_type = schemas.single_object(frame.schema_id)
+        props = [("ros_type", ros_type)] if ros_type else []
+        return frame_single_object(fingerprint, frame.payload), AVRO_CONTENT_TYPE, props
+    if value[:1] == b"{":
+        return value, "application/json", []
+    raise CodecError(f"command starts {value[:4].hex(' ') or '(empty)'}: neither Confluent Avro (00) nor JSON ({{)")
+
+
+class _Partition:
+    """Offsets of one partition published and not yet committed, in order, with their done flags."""
+
+    def __init__(self) -> None:
+        self.offsets: deque[list[int]] = deque()  # [offset, done]
+
+
+class KafkaToMqtt:
+    """Consumes the down rules' Kafka topics and publishes each command to its robot's MQTT topic."""
+
+    def __init__(self, config: GatewayConfig, *, routes: list[DownRoute], schemas: SchemaBook,
+                 counts: GatewayCounts) -> None:
+        self.config, self.schemas, self.counts = config, schemas, counts
+        self.routes = {route.kafka_topic: route for route in routes}
+        self.endpoint = f"mqtt://{config.mqtt.host}:{config.mqtt.port}"
+        self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._pending: dict[int, tuple[tuple[str, int], list[int]]] = {}
+        self._partitions: dict[tuple[str, int], _Partition] = {}
+        self._stop = threading.Event()
+        self._paused = False
+        self._connected = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._dlq: Any = None
+        self.client = self._client()
+        self.consumer: Any = None
+
+    def _client(self) -> paho.Client:
+        mqtt = self.config.mqtt
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{self.config.gateway_id}-down",
+                             protocol=paho.MQTTv5)
+        client.max_inflight_messages_set(min(self.config.kafka.max_inflight_commands, 65535))
+        client.reconnect_delay_set(min_delay=max(1, round(mqtt.reconnect_min_s)),
+                                   max_delay=max(1, round(mqtt.reconnect_max_s)))
+        if mqtt.username is not None:
+            client.username_pw_set(mqtt.username, mqtt.password)
+        if mqtt.tls is not None:
+            client.tls_set(ca_certs=mqtt.tls.ca_file, certfile=mqtt.tls.cert_file, keyfile=mqtt.tls.key_file,
+                           cert_reqs=ssl.CERT_REQUIRED)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = lambda _c, _u, mid, _r, _p: self._acks.put(mid)
+        return client
+
+    def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.error("%s: connection refused (down): %s", self.endpoint, reason)
+            return
+        self._connected.set()
+        log.info("%s: connected (down), commands from %s", self.endpoint, ", ".join(sorted(self.routes)))
+
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if self._connected.is_set():
+            log.warning("%s: disconnected (down): %s; commands wait, offsets stay uncommitted", self.endpoint,
+                        reason)
+        self._connected.clear()
+
+    def start(self) -> None:
+        """Connect to MQTT (persistent session) and start consuming; LinkError if MQTT is unreachable."""
+        if not self.routes:
+            return
+        mqtt = self.config.mqtt
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = mqtt.session_expiry_s
+        try:
+            self.client.connect(mqtt.host, mqtt.port, keepalive=mqtt.keepalive_s, clean_start=False,
+                                properties=props)
+        except (OSError, ssl.SSLError) as exc:
+            raise LinkError(self.endpoint, f"cannot connect ({exc})", "start the broker or fix mqtt.host/port") \
+                from None
+        self.client.loop_start()
+        self.consumer = Consumer({
+            "bootstrap.servers": self.config.kafka.bootstrap,
+            "group.id": self.config.kafka.command_group,
+            "client.id": f"{self.config.gateway_id}-down",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "logger": log,
+        })
+        self.consumer.subscribe(sorted(self.routes), on_revoke=self._revoked)
+        self._thread = threading.Thread(target=self._run, name="kafka-to-mqtt", daemon=True)
+        self._thread.start()
+
+    def _revoked(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
+        self._commit()
+        for tp in partitions:
+            self._partitions.pop((tp.topic, tp.partition), None)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._turn()
+            except Exception:  # a command must never stop the down path
+                log.exception("kafka -> mqtt: unexpected error; continuing")
+                time.sleep(0.5)
+
+    def _turn(self) -> None:
+        self._settle()
+        busy = len(self._pending) >= self.config.kafka.max_inflight_commands
+        assignment = self.consumer.assignment() if busy != self._paused else []
+        if busy and not self._paused:
+            self.consumer.pause(assignment)
+            self._paused = True
+        elif not busy and self._paused:
+            self.consumer.resume(assignment)
+            self._paused = False
+        msg = self.consumer.poll(0.05)
+        if msg is None or msg.error():
+            return
+        self._forward(msg)
+
+    def _forward(self, msg: Message) -> None:
+        where = (msg.topic() or "", msg.partition() or 0)
+        slot = [msg.offset() or 0, 0]
+        self._partitions.setdefault(where, _Partition()).offsets.append(slot)
+        route = self.routes[where[0]]
+        value = msg.value() or b""
+        while not self._stop.is_set():
+            try:
+                key = (msg.key() or b"").decode("utf-8")
+                topic = route.mqtt_topic(key)
+                payload, content_type, user_props = command_publish(value, self.schemas)
+                break
+            except SchemaTrouble as exc:
+                log.warning("kafka -> mqtt: schema registry unavailable (%s); retrying", exc)
+                time.sleep(1.0)
+            except (CodecError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+                self._dead_letter(msg, route, str(exc))
+                slot[1] = 1
+                return
+        else:
+            return
+        props = Properties(PacketTypes.PUBLISH)
+        props.ContentType = content_type
+        if user_props:
+            props.UserProperty = user_props
+        info = self.client.publish(topic, payload, qos=route.qos, properties=props)
+        self._pending[info.mid] = (where, slot)
+
+    def _dead_letter(self, msg: Message, route: DownRoute, detail: str) -> None:
+        log.warning("%s: command at %s[%d]@%d to the DLQ: %s", route, msg.topic(), msg.partition(), msg.offset(),
+                    detail)
+        if self._dlq is None:
+            self._dlq = kafka_producer(self.config, suffix="down-dlq")
+        headers = [("reason", b"bad_command"), ("detail", detail.encode()),
+                   ("kafka_topic", (msg.topic() or "").encode()), ("kafka_offset", str(msg.offset()).encode())]
+        self._dlq.produce(self.config.kafka.dlq_topic, msg.value() or b"", msg.key(), headers=headers)
+        while self._dlq.flush(1.0) and not self._stop.is_set():
+            log.warning("kafka -> mqtt: DLQ record not confirmed yet; waiting")
+        self.counts.commands_dead += 1
+
+    def _settle(self) -> None:
+        """Mark acked publishes done and commit each partition up to its first unacked command."""
+        acked = 0
+        while True:
+            try:
+                mid = self._acks.get_nowait()
+            except queue.Empty:
+                break
+            entry = self._pending.pop(mid, None)
+            if entry is not None:
+                entry[1][1] = 1
+                acked += 1
+        self.counts.commands += acked
+        self._commit()
+
+    def _commit(self) -> None:
+        offsets = []
+        for (topic, partition), part in self._partitions.items():
+            last = None
+            while part.offsets and part.offsets[0][1]:
+                last = part.offsets.popleft()[0]
+            if last is not None:
+                offsets.append(TopicPartition(topic, partition, last + 1))
+        if offsets:
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as exc:
+                log.warning("kafka -> mqtt: commit failed (%s); the commands may be sent again", exc)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Wait a little for outstanding PUBACKs, commit, stop."""
+        if self._thread is None:
+            return
+        deadline = time.monotonic() + timeout_s
+        while self._pending and time.monotonic() < deadline and self._connected.is_set():
+            time.sleep(0.05)
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._settle()
+        self.consumer.close()
+        self.client.disconnect()
+        self.client.loop_stop()

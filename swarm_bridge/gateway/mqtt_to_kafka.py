@@ -1,0 +1,379 @@
+"""The up direction: MQTT (paho, shared subscription, manual ack) -> Kafka (idempotent producer, acks=all).
+
+One thread does everything: it drives paho's network loop and the producer's delivery callbacks in turn,
+so an MQTT message is acked from the same thread that reads them, right after Kafka confirmed all its
+records. Flow control is MQTT 5's Receive Maximum: the broker stops sending once that many messages are
+unacked, so while Kafka is down or slow the gateway holds at most that many and the rest wait in the
+broker's session. Above `max_inflight_records` unconfirmed records new records are held, not produced.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from collections import deque
+from typing import Any
+
+import paho.mqtt.client as paho
+from confluent_kafka import KafkaError, KafkaException, Producer
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from swarm_bridge.config.gateway import GatewayConfig
+from swarm_bridge.gateway.dedup import BELOW_WINDOW, NEW, Dedup
+from swarm_bridge.gateway.ledger import Headers, InFlight, Ledger, MqttMessage
+from swarm_bridge.gateway.metrics import GatewayMetrics
+from swarm_bridge.gateway.rules import UpRules
+from swarm_bridge.gateway.schemas import SchemaTrouble
+from swarm_bridge.gateway.translate import DeadLetter, Translation, Translator, unroutable
+from swarm_bridge.transport.link import LinkError
+
+__all__ = ["MqttToKafka", "kafka_producer"]
+
+log = logging.getLogger(__name__)
+
+_BURST = 256  # MQTT packets read per loop turn while they keep coming
+_RETRY_S = 1.0  # wait before asking the registry (or producing a refused dead letter) again
+_DLQ_VALUE_MAX = 512 * 1024  # a record Kafka refused goes to the DLQ cut to this (header truncated=true)
+
+
+def kafka_producer(config: GatewayConfig, *, suffix: str, error_cb: Any = None) -> Producer:
+    """An idempotent, acks=all producer with the config's batching and compression."""
+    kafka = config.kafka
+    settings: dict[str, Any] = {
+        "bootstrap.servers": kafka.bootstrap,
+        "client.id": f"{config.gateway_id}-{suffix}",
+        "acks": "all",
+        "enable.idempotence": True,
+        "compression.type": kafka.compression,
+        "linger.ms": kafka.linger_ms,
+        "batch.size": kafka.batch_bytes,
+        "message.timeout.ms": int(kafka.delivery_timeout_s * 1000),
+        "queue.buffering.max.messages": min(2 * kafka.max_inflight_records + 10_000, 2_147_483_647),
+        "queue.buffering.max.kbytes": 2_097_151,
+        "message.max.bytes": max(config.max_payload + 4096, 1_000_000),
+        "reconnect.backoff.max.ms": 1000,  # a restarted Kafka is found within a second
+        "logger": log,
+    }
+    if error_cb is not None:
+        settings["error_cb"] = error_cb
+    return Producer(settings)
+
+
+class MqttToKafka:
+    """The up path of one gateway process; `run_once` turns the loop, `close` drains and disconnects."""
+
+    def __init__(self, config: GatewayConfig, *, rules: UpRules, translator: Translator, dedup: Dedup,
+                 metrics: GatewayMetrics) -> None:
+        self.config = config
+        self.rules, self.translator, self.dedup, self.metrics = rules, translator, dedup, metrics
+        self.counts = metrics.counts
+        self.ledger = Ledger()
+        self.endpoint = f"mqtt://{config.mqtt.host}:{config.mqtt.port}"
+        self._held: deque[InFlight] = deque()  # records waiting to be produced, in order
+        self._parked: deque[tuple[Any, MqttMessage]] = deque()  # messages waiting for the registry
+        self._parked_until = 0.0
+        self._held_until = 0.0  # a refused dead letter waits before it is tried again
+        self._limit = config.kafka.max_inflight_records
+        self._stopping = False
+        self._socket_up = False
+        self._next_reconnect = 0.0
+        self._backoff = config.mqtt.reconnect_min_s
+        self._kafka_down_logged = False
+        self.producer = kafka_producer(config, suffix="up", error_cb=self._kafka_error)
+        self.client = self._client()
+
+    # --- MQTT ------------------------------------------------------------------------------------
+
+    def _client(self) -> paho.Client:
+        mqtt = self.config.mqtt
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{self.config.gateway_id}-up",
+                             protocol=paho.MQTTv5, manual_ack=True)
+        if mqtt.username is not None:
+            client.username_pw_set(mqtt.username, mqtt.password)
+        if mqtt.tls is not None:
+            try:
+                client.tls_set(ca_certs=mqtt.tls.ca_file, certfile=mqtt.tls.cert_file, keyfile=mqtt.tls.key_file,
+                               cert_reqs=ssl.CERT_REQUIRED)
+            except (OSError, ssl.SSLError) as exc:
+                raise LinkError(self.endpoint, f"TLS files unusable ({exc})", "check mqtt.tls paths") from None
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def connect(self) -> None:
+        """Connect (persistent session, Receive Maximum) and wait for CONNACK; LinkError if unreachable."""
+        mqtt = self.config.mqtt
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = mqtt.session_expiry_s
+        props.ReceiveMaximum = mqtt.receive_maximum
+        try:
+            self.client.connect(mqtt.host, mqtt.port, keepalive=mqtt.keepalive_s, clean_start=False,
+                                properties=props)
+        except (OSError, ssl.SSLError) as exc:
+            raise LinkError(self.endpoint, f"cannot connect ({exc})", "start the broker or fix mqtt.host/port") \
+                from None
+        self._socket_up = True
+        deadline = time.monotonic() + mqtt.connect_timeout_s
+        while not self.counts.mqtt_connected:
+            if time.monotonic() > deadline or not self._socket_up:
+                raise LinkError(self.endpoint, f"no CONNACK within {mqtt.connect_timeout_s:g} s",
+                                "check the broker is an MQTT 5 broker and accepts these credentials")
+            self._pump(0.05)
+
+    def _on_connect(self, client: paho.Client, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if reason.is_failure:
+            log.error("%s: connection refused: %s", self.endpoint, reason)
+            return
+        group = self.config.mqtt.share_group
+        filters = [f"$share/{group}/{f}" if group else f for f in self.rules.subscriptions()]
+        client.subscribe([(f, SubscribeOptions(qos=1)) for f in filters])
+        self.counts.mqtt_connected = True
+        self._backoff = self.config.mqtt.reconnect_min_s
+        log.info("%s: connected (up), subscribed to %s", self.endpoint, ", ".join(filters))
+
+    def _on_disconnect(self, _c: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        self._socket_up = False
+        self.ledger.new_connection()
+        if self.counts.mqtt_connected:
+            log.warning("%s: disconnected (up): %s; unacked messages come again after reconnect",
+                        self.endpoint, reason)
+        self.counts.mqtt_connected = False
+        self._next_reconnect = time.monotonic() + self._backoff
+
+    def _pump(self, timeout: float) -> None:
+        """One turn of paho's loop, then more reads while packets keep coming."""
+        if not self._socket_up:
+            self._reconnect()
+            return
+        rc = self.client.loop(timeout)
+        if rc != paho.MQTT_ERR_SUCCESS:
+            if self._socket_up:
+                self._on_disconnect(None, None, None, paho.error_string(rc), None)
+            return
+        for _ in range(_BURST):
+            before = self.counts.messages
+            if self.client.loop_read() != paho.MQTT_ERR_SUCCESS or self.counts.messages == before:
+                break
+        if self.client.want_write():
+            self.client.loop_write()
+
+    def _reconnect(self) -> None:
+        now = time.monotonic()
+        if now < self._next_reconnect or self._stopping:
+            time.sleep(0.01)
+            return
+        try:
+            self.client.reconnect()
+            self._socket_up = True
+        except (OSError, ssl.SSLError) as exc:
+            self._backoff = min(self._backoff * 2, self.config.mqtt.reconnect_max_s)
+            self._next_reconnect = now + self._backoff
+            log.debug("%s: reconnect failed (%s); next in %.1f s", self.endpoint, exc, self._backoff)
+
+    # --- messages ------------------------------------------------------------------------------
+
+    def _on_message(self, _c: Any, _u: Any, msg: Any) -> None:
+        counts = self.counts
+        counts.messages += 1
+        message = self.ledger.message(msg.mid, msg.qos, time.monotonic_ns())
+        if self._stopping:
+            message.epoch = -1  # not acked: the broker sends it again to the next gateway
+            return
+        if self._parked:
+            self._parked.append((msg, message))
+            return
+        try:
+            self._take(msg, message)
+        except SchemaTrouble as exc:
+            log.warning("%s: schema registry unavailable (%s); holding messages", self.endpoint, exc)
+            self._parked.append((msg, message))
+            self._parked_until = time.monotonic() + _RETRY_S
+            self._set_backpressure(True)
+
+    def _take(self, msg: Any, message: MqttMessage) -> None:
+        topic: str = msg.topic
+        payload = bytes(msg.payload)
+        route = self.rules.route(topic)
+        props = getattr(msg, "properties", None)
+        content_type = getattr(props, "ContentType", None)
+        translation: Translation
+        if route is None:
+            translation = unroutable(topic, payload)
+        else:
+            try:
+                translation = self.translator.translate(route, payload, content_type,
+                                                        getattr(props, "UserProperty", ()) or ())
+            except SchemaTrouble:
+                raise
+            except Exception as exc:  # never die of a message: it goes to the DLQ with what went wrong
+                log.exception("%s: translating a message on %s failed", self.endpoint, topic)
+                translation = Translation([], [DeadLetter("internal_error", f"{type(exc).__name__}: {exc}", topic,
+                                                          payload)])
+        counts = self.counts
+        counts.records += len(translation.records) + len(translation.dead)
+        ledger, dedup = self.ledger, self.dedup
+        for record in translation.records:
+            head = record.head
+            ident = None
+            if head is not None:
+                verdict = dedup.admit(head.robot_id, head.stream, head.seq)
+                ident = (head.robot_id, head.stream, head.seq)
+                if verdict != NEW:
+                    counts.duplicates += 1
+                    counts.below_window += verdict == BELOW_WINDOW
+                    ledger.join(message, ident)
+                    continue
+            entry = InFlight(record.topic, record.key, record.value, None, ident, self._delivered)
+            ledger.expect(message, entry)
+            self._send(entry)
+        for dead in translation.dead:
+            log.warning("%s: dead letter (%s) from %s: %s", self.endpoint, dead.reason, topic, dead.detail)
+            entry = InFlight(self.config.kafka.dlq_topic, route.key if route else None, dead.payload,
+                             dead.headers(content_type), None, self._delivered)
+            ledger.expect(message, entry)
+            self._send(entry)
+        if ledger.seal(message):
+            self._ack(message)
+
+    def _send(self, entry: InFlight) -> None:
+        if self._held or self.counts.inflight >= self._limit:
+            self._held.append(entry)
+            self.counts.held = len(self._held)
+            self._set_backpressure(True)
+            return
+        self._produce(entry)
+
+    def _produce(self, entry: InFlight) -> bool:
+        try:
+            self.producer.produce(entry.topic, entry.value, entry.key, headers=entry.headers, on_delivery=entry)
+        except BufferError:
+            self._held.appendleft(entry)
+            self.counts.held = len(self._held)
+            self._set_backpressure(True)
+            return False
+        except KafkaException as exc:  # refused before it left (too large, invalid topic, ...)
+            self.counts.inflight += 1  # _refused takes it off again
+            self._refused(entry, str(exc.args[0].str() if exc.args else exc))
+            return not self._held
+        self.counts.inflight += 1
+        return True
+
+    def _refused(self, entry: InFlight, problem: str) -> None:
+        """Kafka will never take `entry`: a record becomes a dead letter (its messages wait for that one
+        instead); a dead letter is retried every second, loudly, since dropping it would lose it."""
+        self.counts.inflight -= 1
+        if entry.headers is not None:
+            log.error("kafka://%s: dead letter for %s refused (%s); retrying, MQTT messages stay unacked",
+                      self.config.kafka.bootstrap, entry.topic, problem)
+            self._held.appendleft(entry)
+            self.counts.held = len(self._held)
+            self._held_until = time.monotonic() + _RETRY_S
+            self._set_backpressure(True)
+            return
+        log.warning("kafka://%s: record for %s refused (%s); to the DLQ", self.config.kafka.bootstrap,
+                    entry.topic, problem)
+        value = entry.value if len(entry.value) <= _DLQ_VALUE_MAX else entry.value[:_DLQ_VALUE_MAX]
+        headers: Headers = [("reason", b"kafka_refused"), ("detail", problem.encode()),
+                            ("kafka_topic", entry.topic.encode()),
+                            ("truncated", str(len(value) < len(entry.value)).lower().encode())]
+        dead = InFlight(self.config.kafka.dlq_topic, entry.key, value, headers, None, self._delivered)
+        dead.waiters, entry.waiters = entry.waiters, []
+        if entry.ident is not None and self.ledger.inflight.get(entry.ident) is entry:
+            self.ledger.inflight[entry.ident] = dead
+        self._send(dead)
+
+    def _delivered(self, entry: InFlight, err: KafkaError | None) -> None:
+        counts = self.counts
+        if err is not None and not (err.retriable() or err.code() == KafkaError._MSG_TIMED_OUT):
+            self._refused(entry, err.str())
+            return
+        counts.inflight -= 1
+        if err is not None:
+            counts.redelivered += 1
+            log.warning("%s: Kafka gave up on a record for %s (%s); producing it again", self.endpoint,
+                        entry.topic, err)
+            self._held.append(entry)
+            counts.held = len(self._held)
+            return
+        if not counts.kafka_connected:
+            counts.kafka_connected = True
+            log.info("kafka://%s: connected (records confirmed)", self.config.kafka.bootstrap)
+        if entry.headers is None:
+            counts.produced += 1
+        else:
+            reason = dict(entry.headers)["reason"]
+            counts.dead[reason.decode() if isinstance(reason, bytes) else str(reason)] += 1
+        for message in self.ledger.delivered(entry):
+            self._ack(message)
+
+    def _ack(self, message: MqttMessage) -> None:
+        self.client.ack(message.mid, message.qos)
+        self.counts.acked += 1
+        self.metrics.latency.observe((time.monotonic_ns() - message.received_ns) / 1e9)
+
+    def _kafka_error(self, err: KafkaError) -> None:
+        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+            if self.counts.kafka_connected or not self._kafka_down_logged:
+                log.warning("kafka://%s: disconnected (%s); holding MQTT messages unacked",
+                            self.config.kafka.bootstrap, err.str())
+                self._kafka_down_logged = True
+            self.counts.kafka_connected = False
+        else:
+            log.warning("kafka://%s: %s", self.config.kafka.bootstrap, err.str())
+
+    def _set_backpressure(self, on: bool) -> None:
+        if on != self.counts.backpressure:
+            self.counts.backpressure = on
+            if on:
+                log.warning("backpressure on: Kafka is slow or down (%d records unconfirmed, %d held); "
+                            "MQTT messages stay unacked in the broker", self.counts.inflight, len(self._held))
+            else:
+                log.info("backpressure off: Kafka keeps up again")
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    def run_once(self, timeout: float = 0.005) -> None:
+        """Read MQTT, hand records to Kafka, serve delivery reports (acks), drain what was held."""
+        self._pump(0.0 if self.counts.inflight else timeout)
+        self.producer.poll(0.0 if not self.counts.inflight else 0.0005)
+        if self._parked and time.monotonic() >= self._parked_until:
+            self._unpark()
+        while self._held and self.counts.inflight < self._limit and time.monotonic() >= self._held_until:
+            if not self._produce(self._held.popleft()):
+                break
+        self.counts.held = len(self._held)
+        if self.counts.backpressure and not self._held and not self._parked \
+                and self.counts.inflight <= self._limit // 2:
+            self._set_backpressure(False)
+
+    def _unpark(self) -> None:
+        while self._parked:
+            msg, message = self._parked[0]
+            try:
+                self._take(msg, message)
+            except SchemaTrouble:
+                self._parked_until = time.monotonic() + _RETRY_S
+                return
+            self._parked.popleft()
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Stop taking messages, let Kafka confirm what is in flight (and ack it), then disconnect."""
+        self._stopping = True
+        deadline = time.monotonic() + timeout_s
+        while (self.counts.inflight or self._held) and time.monotonic() < deadline:
+            self.run_once(0.01)
+        self.producer.flush(max(0.0, deadline - time.monotonic()))
+        for _ in range(10):
+            if self._socket_up:
+                self.client.loop(0.01)
+        left = self.counts.inflight + len(self._held)
+        if left:
+            log.warning("%d records not confirmed by Kafka at stop; their MQTT messages stay unacked", left)
+        self.client.disconnect()
+        if self._socket_up:
+            self.client.loop(0.1)

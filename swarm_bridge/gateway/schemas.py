@@ -1,0 +1,117 @@
+"""The gateway's view of the schema registry: fingerprint -> registry id (up), id -> fingerprint (down), cached.
+
+A robot on MQTT sends the Avro fingerprint and its ROS type, never a registry id. The gateway finds the
+schema (derived from the ROS type when the fingerprint matches, else looked up by fingerprint in the
+registry), registers it under the Kafka topic's subject `<kafka topic>-value` and caches the id.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from swarm_bridge.codec.avro import avro_schema
+from swarm_bridge.codec.errors import CodecError, RegistryError, UnknownSchema
+from swarm_bridge.codec.framing import avro_fingerprint
+from swarm_bridge.codec.records import RecordCodec, record_codec
+from swarm_bridge.codec.registry import Schema, SchemaRegistry, topic_name
+
+__all__ = ["SchemaBook", "SchemaTrouble"]
+
+log = logging.getLogger(__name__)
+
+_MAX_UNKNOWN = 10_000  # fingerprints remembered as unknown (each asked of the registry once)
+
+
+class SchemaTrouble(Exception):
+    """The registry could not answer now (unreachable, timeout): retry later, the record is not at fault."""
+
+
+class SchemaBook:
+    """Registry ids and record codecs the gateway needs, each looked up once."""
+
+    def __init__(self, registry: SchemaRegistry) -> None:
+        self.registry = registry
+        self._ids: dict[tuple[str, int], int] = {}
+        self._schemas: dict[int, Any] = {}
+        self._unknown: dict[int, str] = {}
+        self._down: dict[int, tuple[int, str]] = {}
+        self._codecs: dict[tuple[str, str], RecordCodec] = {}
+
+    def kafka_id(self, kafka_topic: str, fingerprint: int, ros_type: str) -> int:
+        """The registry id of the schema with `fingerprint` under subject `<kafka_topic>-value`.
+
+        UnknownSchema when neither `ros_type` nor the registry knows the fingerprint; IncompatibleSchema
+        when the subject refuses it; SchemaTrouble when the registry cannot answer now."""
+        key = (kafka_topic, fingerprint)
+        found = self._ids.get(key)
+        if found is not None:
+            return found
+        schema = self._schema(fingerprint, ros_type)
+        subject = topic_name(kafka_topic, "")
+        try:
+            schema_id = self.registry.register(subject, Schema.avro(schema)).id
+        except RegistryError as exc:
+            raise SchemaTrouble(str(exc)) from None
+        log.info("schema %#018x (%s) is id %d under %s", fingerprint, ros_type or "?", schema_id, subject)
+        self._ids[key] = schema_id
+        return schema_id
+
+    def _schema(self, fingerprint: int, ros_type: str) -> Any:
+        schema = self._schemas.get(fingerprint)
+        if schema is not None:
+            return schema
+        if fingerprint in self._unknown:
+            raise UnknownSchema(self._unknown[fingerprint])
+        if ros_type:
+            try:
+                derived = avro_schema(ros_type)
+            except CodecError:
+                derived = None
+            if derived is not None and avro_fingerprint(derived) == fingerprint:
+                self._schemas[fingerprint] = derived
+                return derived
+        try:
+            schema = self.registry.by_fingerprint(fingerprint).schema.parsed()
+        except UnknownSchema:
+            if len(self._unknown) >= _MAX_UNKNOWN:
+                self._unknown.clear()
+            what = f"Avro fingerprint {fingerprint:#018x} (ros_type {ros_type or 'not given'})"
+            self._unknown[fingerprint] = what
+            raise UnknownSchema(what, "register the robot's schema, or install its ROS interfaces on the hub") \
+                from None
+        except RegistryError as exc:
+            raise SchemaTrouble(str(exc)) from None
+        self._schemas[fingerprint] = schema
+        return schema
+
+    def single_object(self, schema_id: int) -> tuple[int, str]:
+        """(fingerprint, ros_type) of the Avro schema with registry id `schema_id` (commands going down)."""
+        found = self._down.get(schema_id)
+        if found is not None:
+            return found
+        try:
+            schema = self.registry.by_id(schema_id)
+        except RegistryError as exc:
+            raise SchemaTrouble(str(exc)) from None
+        if schema.kind != "AVRO":
+            raise UnknownSchema(f"schema id {schema_id} is {schema.kind}, not AVRO",
+                                "send commands as Avro (Confluent) or JSON")
+        parsed = schema.parsed()
+        name = parsed.get("name", "") if isinstance(parsed, dict) else ""
+        namespace = parsed.get("namespace", "") if isinstance(parsed, dict) else ""
+        full = f"{namespace}.{name}" if namespace else str(name)
+        ros_type = full.removeprefix("swarm_bridge.record.").replace(".", "/") if full.startswith(
+            "swarm_bridge.record.") else ""
+        found = (avro_fingerprint(parsed), ros_type)
+        self._down[schema_id] = found
+        return found
+
+    def codec(self, ros_type: str, fmt: str) -> RecordCodec:
+        """The record codec of `ros_type` in `fmt` (avro, protobuf, json); UnknownRosType if not installed."""
+        key = (ros_type, fmt)
+        codec = self._codecs.get(key)
+        if codec is None:
+            codec = record_codec(ros_type, fmt)  # type: ignore[arg-type]
+            self._codecs[key] = codec
+        return codec

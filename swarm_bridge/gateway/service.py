@@ -1,0 +1,80 @@
+"""The gateway process: wires rules, registry, dedup and both directions; runs until told to stop.
+
+Lifecycle: open the registry -> create the DLQ and command topics -> rebuild the dedup windows from Kafka
+-> connect MQTT (up, then down) -> loop until `stop` is set (SIGTERM) -> drain, ack, disconnect.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from swarm_bridge.config import default_registry
+from swarm_bridge.config.gateway import GatewayConfig
+from swarm_bridge.gateway.dedup import Dedup
+from swarm_bridge.gateway.kafka_to_mqtt import KafkaToMqtt
+from swarm_bridge.gateway.metrics import GatewayMetrics
+from swarm_bridge.gateway.mqtt_to_kafka import MqttToKafka
+from swarm_bridge.gateway.rules import down_routes, up_rules
+from swarm_bridge.gateway.schemas import SchemaBook
+from swarm_bridge.gateway.tail import rebuild_dedup
+from swarm_bridge.gateway.translate import Translator
+
+__all__ = ["Gateway"]
+
+log = logging.getLogger(__name__)
+
+_STATUS_EVERY_S = 30.0
+
+
+class Gateway:
+    """One edge gateway: `start()` (LinkError when a broker is unreachable), `run(stop)`, `close()`."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        from swarm_bridge.codec.registry import open_registry
+
+        self.config = config
+        self.metrics = GatewayMetrics()
+        self.schemas = SchemaBook(open_registry(config.registry or default_registry()))
+        self.rules = up_rules(config)
+        self.dedup = Dedup(window=config.dedup.window, max_streams=config.dedup.max_streams)
+        self.up = MqttToKafka(config, rules=self.rules, dedup=self.dedup, metrics=self.metrics,
+                              translator=Translator(self.schemas, max_payload=config.max_payload))
+        self.down = KafkaToMqtt(config, routes=down_routes(config), schemas=self.schemas, counts=self.metrics.counts)
+        self.metrics_port: int | None = None
+
+    def start(self) -> None:
+        """Topics, dedup windows, MQTT connections, metrics endpoint, in that order."""
+        from swarm_bridge.transport.taps import ensure_kafka_topics
+
+        config = self.config
+        rebuild_dedup(self.dedup, config, self.rules)
+        if config.kafka.create_topics:
+            ensure_kafka_topics(config.kafka.bootstrap, [config.kafka.dlq_topic, *(r.kafka_topic for r in config.down)],
+                                timeout_s=config.kafka.connect_timeout_s)
+        self.up.connect()
+        self.down.start()
+        if config.metrics_port is not None:
+            self.metrics_port = self.metrics.serve(config.metrics_port)
+            log.info("metrics on http://127.0.0.1:%d/metrics", self.metrics_port)
+        log.info("gateway %s (fleet %s): running", config.gateway_id, config.fleet)
+
+    def run(self, stop: threading.Event) -> None:
+        """Turn the up loop until `stop` is set; a status line every 30 s."""
+        next_status = time.monotonic() + _STATUS_EVERY_S
+        up = self.up
+        turns = 0
+        while not stop.is_set():
+            up.run_once()
+            turns += 1
+            if turns % 1000 == 0 and time.monotonic() >= next_status:
+                next_status += _STATUS_EVERY_S
+                log.info("status: %s", self.metrics.counts.summary())
+
+    def close(self) -> None:
+        """Drain both directions and disconnect; unconfirmed MQTT messages stay unacked in the broker."""
+        self.down.close()
+        self.up.close()
+        self.metrics.close()
+        log.info("gateway %s stopped: %s", self.config.gateway_id, self.metrics.counts.summary())

@@ -1,0 +1,212 @@
+"""MQTT payload -> Kafka records, pure but for the schema registry behind `SchemaBook`.
+
+Every payload is split into its records (`split_batch`: a batch or a single record). Per record, by its
+first bytes and the MQTT 5 content type:
+  Avro single-object (C3 01 ...)  -> Confluent framing with the registry id of `<kafka topic>-value`;
+                                     the body is copied as is (no decode: only its envelope head is read).
+  Protobuf (content type)         -> decoded and re-encoded as Avro, then as above: Kafka topics hold
+                                     one format with registered schemas, whatever a robot's uplink spoke
+                                     (the Protobuf record schema imports other files, which Confluent
+                                     subjects would need as references; Avro needs none).
+  JSON ({...})                    -> forwarded as JSON (the wire convention), or as Avro when the rule asks.
+The head (robot_id, stream, seq) must match the MQTT topic's robot and stream; anything that does not
+decode, match or resolve becomes a `DeadLetter` with a reason, never an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from swarm_bridge.codec.avro import avro_schema
+from swarm_bridge.codec.envelope import Envelope
+from swarm_bridge.codec.errors import CodecError, FramingError, IncompatibleSchema
+from swarm_bridge.codec.framing import (
+    PROTOBUF_CONTENT_TYPE,
+    SINGLE_OBJECT_MAGIC,
+    avro_fingerprint,
+    parse_proto_mqtt_properties,
+    split_batch,
+)
+from swarm_bridge.gateway.heads import Head, avro_head, json_head
+from swarm_bridge.gateway.rules import UpRoute
+from swarm_bridge.gateway.schemas import SchemaBook
+
+__all__ = ["DeadLetter", "KafkaRecord", "Translation", "Translator", "unroutable"]
+
+_FINGERPRINT_END = 10  # C3 01 + 8 bytes
+
+
+@dataclass(slots=True)
+class KafkaRecord:
+    """One record for Kafka; `head` identifies it for duplicate removal (None: raw, never deduplicated)."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    head: Head | None = None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """What could not be translated: the reason (a short kind and the detail), where from, the payload."""
+
+    reason: str
+    detail: str
+    mqtt_topic: str
+    payload: bytes
+    index: int | None = None  # the record's place in its batch, None for the whole payload
+
+    def headers(self, content_type: str | None) -> list[tuple[str, str | bytes | None]]:
+        """Kafka headers of the DLQ record."""
+        out: list[tuple[str, str | bytes | None]] = [("reason", self.reason.encode()), ("detail", self.detail.encode()),
+               ("mqtt_topic", self.mqtt_topic.encode())]
+        if content_type:
+            out.append(("content_type", content_type.encode()))
+        if self.index is not None:
+            out.append(("batch_index", str(self.index).encode()))
+        return out
+
+
+@dataclass(slots=True)
+class Translation:
+    """The records of one MQTT payload, and what went to the dead letters."""
+
+    records: list[KafkaRecord] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
+def unroutable(topic: str, payload: bytes) -> Translation:
+    """The translation of a payload on a topic no rule takes."""
+    return Translation([], [DeadLetter("unroutable", f"no up rule takes MQTT topic {topic!r}", topic, payload)])
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class Translator:
+    """`translate(route, payload, content_type, user_properties)` -> Translation."""
+
+    def __init__(self, schemas: SchemaBook, *, max_payload: int = 1 << 20) -> None:
+        self.schemas = schemas
+        self.max_payload = max_payload
+        self._prefixes: dict[int, bytes] = {}
+        self._fingerprints: dict[str, int] = {}
+
+    def translate(self, route: UpRoute, payload: bytes, content_type: str | None = None,
+                  user_properties: Sequence[tuple[str, str]] = ()) -> Translation:
+        """The Kafka records of one MQTT message on `route`; SchemaTrouble (retry later) is the only raise."""
+        if route.payload == "raw":
+            if len(payload) > self.max_payload:
+                return Translation([], [DeadLetter("too_large", f"{len(payload)} bytes > max_payload "
+                                                   f"{self.max_payload}", route.mqtt_topic, payload)])
+            return Translation([KafkaRecord(route.kafka_topic, route.key, payload)])
+        try:
+            parts = split_batch(payload, max_payload=self.max_payload)
+        except FramingError as exc:
+            return Translation([], [DeadLetter("malformed_batch", str(exc), route.mqtt_topic, payload)])
+        out = Translation()
+        batch = len(parts) > 1 or payload[:1] == b"\x00"
+        for index, part in enumerate(parts):
+            try:
+                out.records.append(self._record(route, part, content_type, user_properties))
+            except _Refused as refused:
+                out.dead.append(DeadLetter(refused.reason, refused.detail, route.mqtt_topic, part,
+                                           index if batch else None))
+        return out
+
+    def _record(self, route: UpRoute, part: bytes, content_type: str | None,
+                user_properties: Sequence[tuple[str, str]]) -> KafkaRecord:
+        if len(part) > self.max_payload:
+            raise _Refused("too_large", f"record of {len(part)} bytes > max_payload {self.max_payload}")
+        if part[:2] == SINGLE_OBJECT_MAGIC:
+            return self._avro(route, part, user_properties)
+        if part[:1] == b"{":
+            return self._json(route, part)
+        if content_type and content_type.split(";")[0].strip().lower() == PROTOBUF_CONTENT_TYPE:
+            return self._protobuf(route, part, content_type, user_properties)
+        raise _Refused("unknown_framing", f"record starts {part[:4].hex(' ') or '(empty)'} with content type "
+                       f"{content_type!r}: not Avro single-object (c3 01), JSON ({{) nor Protobuf "
+                       f"({PROTOBUF_CONTENT_TYPE})")
+
+    def _avro(self, route: UpRoute, part: bytes, user_properties: Sequence[tuple[str, str]]) -> KafkaRecord:
+        if len(part) < _FINGERPRINT_END:
+            raise _Refused("bad_record", f"Avro single-object record of {len(part)} bytes has no fingerprint")
+        fingerprint = int.from_bytes(part[2:_FINGERPRINT_END], "little")
+        body = part[_FINGERPRINT_END:]
+        head = self._head(route, avro_head, body)
+        ros_type = head.ros_type or dict(user_properties).get("ros_type", "")
+        return KafkaRecord(route.kafka_topic, route.key, self._confluent(route, fingerprint, ros_type) + body, head)
+
+    def _json(self, route: UpRoute, part: bytes) -> KafkaRecord:
+        head = self._head(route, json_head, part)
+        if route.json_format == "passthrough":
+            return KafkaRecord(route.kafka_topic, route.key, part, head)
+        return self._as_avro(route, head, part, "json")
+
+    def _protobuf(self, route: UpRoute, part: bytes, content_type: str,
+                  user_properties: Sequence[tuple[str, str]]) -> KafkaRecord:
+        try:
+            meta = parse_proto_mqtt_properties(content_type, list(user_properties))
+        except FramingError as exc:
+            raise _Refused("bad_record", str(exc)) from None
+        ros_type = meta.extra.get("ros_type")
+        if not ros_type:
+            raise _Refused("bad_record", "Protobuf record without the ros_type user property")
+        envelope = self._decode(ros_type, "protobuf", part)
+        head = Head(envelope.robot_id, envelope.stream, envelope.seq, envelope.ros_type)
+        self._check(route, head)
+        return self._as_avro(route, head, part, "protobuf")
+
+    def _as_avro(self, route: UpRoute, head: Head, part: bytes, fmt: str) -> KafkaRecord:
+        envelope = self._decode(head.ros_type, fmt, part)
+        try:
+            avro = self.schemas.codec(head.ros_type, "avro")
+            body = avro.encode(envelope)
+            fingerprint = self._fingerprints.get(head.ros_type)
+            if fingerprint is None:
+                fingerprint = self._fingerprints[head.ros_type] = avro_fingerprint(avro_schema(head.ros_type))
+        except CodecError as exc:
+            raise _Refused("bad_record", f"{fmt} record does not fit Avro {head.ros_type}: {exc}") from None
+        return KafkaRecord(route.kafka_topic, route.key, self._confluent(route, fingerprint, head.ros_type) + body,
+                           head)
+
+    def _decode(self, ros_type: str, fmt: str, part: bytes) -> Envelope:
+        try:
+            return self.schemas.codec(ros_type, fmt).decode(part)
+        except CodecError as exc:
+            raise _Refused("bad_record", f"{fmt} record of {ros_type}: {exc}") from None
+        except Exception as exc:  # a decoder fed garbage may raise anything; the gateway must not
+            raise _Refused("bad_record", f"{fmt} record of {ros_type}: {type(exc).__name__}: {exc}") from None
+
+    def _head(self, route: UpRoute, read: Callable[[bytes], Head], data: bytes) -> Head:
+        try:
+            head = read(data)
+        except CodecError as exc:
+            raise _Refused("bad_record", f"envelope: {exc}") from None
+        self._check(route, head)
+        return head
+
+    @staticmethod
+    def _check(route: UpRoute, head: Head) -> None:
+        if head.robot_id != route.robot_id or (route.stream is not None and head.stream != route.stream):
+            raise _Refused("envelope_mismatch", f"record of robot {head.robot_id!r} stream {head.stream!r} on the "
+                           f"topic of robot {route.robot_id!r} stream {route.stream!r}")
+
+    def _confluent(self, route: UpRoute, fingerprint: int, ros_type: str) -> bytes:
+        """The Confluent header (magic 0, registry id big-endian) of the schema with `fingerprint`."""
+        try:
+            schema_id = self.schemas.kafka_id(route.kafka_topic, fingerprint, ros_type)
+        except IncompatibleSchema as exc:
+            raise _Refused("incompatible_schema", str(exc)) from None
+        except CodecError as exc:
+            raise _Refused("unknown_schema", str(exc)) from None
+        prefix = self._prefixes.get(schema_id)
+        if prefix is None:
+            prefix = self._prefixes[schema_id] = b"\x00" + schema_id.to_bytes(4, "big")
+        return prefix
+

@@ -1,0 +1,162 @@
+"""MQTT payload -> Kafka records (split batches, Avro -> Confluent, Protobuf/JSON), dead letters, the ledger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from swarm_bridge.codec.envelope import Envelope
+from swarm_bridge.codec.framing import frame_batch, frame_single_object, parse_confluent
+from swarm_bridge.codec.json_codec import decode_json
+from swarm_bridge.codec.records import record_codec
+from swarm_bridge.codec.registry import FileRegistry
+from swarm_bridge.codec.rostypes import default_types
+from swarm_bridge.codec.wire import wire_encoder
+from swarm_bridge.config import GatewayConfig
+from swarm_bridge.gateway.heads import avro_head
+from swarm_bridge.gateway.ledger import InFlight, Ledger
+from swarm_bridge.gateway.rules import UpRoute, up_rules
+from swarm_bridge.gateway.schemas import SchemaBook
+from swarm_bridge.gateway.translate import Translator
+from swarm_bridge.sim import SimRobot, StreamSpec
+
+ODOM = StreamSpec("odometry", "telemetry", "nav_msgs/msg/Odometry")
+BATTERY = StreamSpec("battery", "state", "sensor_msgs/msg/BatteryState")
+
+
+@pytest.fixture()
+def registry(tmp_path: Path) -> FileRegistry:
+    return FileRegistry(tmp_path / "registry")
+
+
+@pytest.fixture()
+def translator(registry: FileRegistry) -> Translator:
+    return Translator(SchemaBook(registry), max_payload=4096)
+
+
+def _route(topic: str, json_format: str = "passthrough") -> UpRoute:
+    config = GatewayConfig.model_validate({"gateway_id": "gw", "fleet": "f", "up": [
+        {"mqtt": "{prefix}/{fleet}/{robot_id}/{channel}/{stream}", "kafka_topic": "fleet.{channel}.{stream}",
+         "json_format": json_format}]})
+    route = up_rules(config).route(topic)
+    assert route is not None
+    return route
+
+
+def test_avro_single_object_becomes_confluent_with_the_registered_id(translator: Translator,
+                                                                    registry: FileRegistry) -> None:
+    robot = SimRobot("amr_1", "f", [ODOM])
+    publish = robot.next(ODOM)
+    out = translator.translate(_route(publish.topic), publish.payload, publish.content_type,
+                               publish.user_properties)
+    assert out.dead == [] and len(out.records) == 1
+    record = out.records[0]
+    frame = parse_confluent(record.value)
+    registered = registry.latest("fleet.telemetry.odometry-value")
+    assert frame.schema_id == registered.id
+    assert frame.payload == publish.payload[10:]  # the body, unchanged
+    assert (record.topic, record.key, record.head) == ("fleet.telemetry.odometry", b"amr_1",
+                                                       ("amr_1", "odometry", 1 << 32, "nav_msgs/msg/Odometry"))
+    decoded = record_codec("nav_msgs/msg/Odometry", "avro").decode(frame.payload)
+    assert decoded.seq == 1 << 32 and decoded.robot_id == "amr_1"
+
+
+def test_a_batch_becomes_one_record_each_and_bad_records_are_dead_letters(translator: Translator) -> None:
+    robot = SimRobot("amr_1", "f", [BATTERY])
+    good = [robot.record(BATTERY) for _ in range(3)]
+    foreign = SimRobot("amr_2", "f", [BATTERY]).record(BATTERY)
+    batch = frame_batch([good[0], b"\xc3\x01\x00", good[1], foreign, good[2], b"\x07garbage"])
+    out = translator.translate(_route(robot.topic(BATTERY)), batch, "avro/binary; encoding=single-object")
+    assert [avro_head(r.value[5:]).seq for r in out.records] == [1 << 32, 1 << 32 | 1, 1 << 32 | 2]
+    assert [(d.reason, d.index) for d in out.dead] == [("bad_record", 1), ("envelope_mismatch", 3),
+                                                       ("unknown_framing", 5)]
+    assert out.dead[1].payload == foreign
+    headers = dict(out.dead[2].headers("avro/binary"))
+    assert headers["reason"] == b"unknown_framing" and headers["batch_index"] == b"5"
+    assert headers["mqtt_topic"] == robot.topic(BATTERY).encode()
+
+
+def test_whole_payload_dead_letters(translator: Translator) -> None:
+    route = _route("swarm/f/amr_1/state/battery")
+    cut = translator.translate(route, b"\x00SB\x01\x00\x00\x00\x09abc")
+    assert [(d.reason, d.payload) for d in cut.dead] == [("malformed_batch", b"\x00SB\x01\x00\x00\x00\x09abc")]
+    assert "says 9 bytes, only 3 left" in cut.dead[0].detail
+    big = translator.translate(route, b"{" + b" " * 5000)
+    assert big.records == [] and big.dead[0].reason == "too_large"
+    unknown = frame_single_object(0x1234, SimRobot("amr_1", "f", [BATTERY]).record(BATTERY)[10:])
+    out = translator.translate(route, unknown)
+    assert out.dead[0].reason == "unknown_schema" and "0x0000000000001234" in out.dead[0].detail
+
+
+def test_json_passes_through_or_becomes_avro_when_the_rule_asks(translator: Translator) -> None:
+    types = default_types()
+    body = types.default_message("sensor_msgs/msg/BatteryState")
+    encoder = wire_encoder("sensor_msgs/msg/BatteryState", "json", "mqtt", subject="x")
+    payload = encoder.encode(Envelope("amr_1", "battery", 7, 1, "sensor_msgs/msg/BatteryState", body))
+    plain = translator.translate(_route("swarm/f/amr_1/state/battery"), payload, "application/json")
+    assert plain.records[0].value == payload and decode_json(plain.records[0].value).seq == 7
+    avro = translator.translate(_route("swarm/f/amr_1/state/battery", "avro"), payload, "application/json")
+    frame = parse_confluent(avro.records[0].value)
+    assert record_codec("sensor_msgs/msg/BatteryState", "avro").decode(frame.payload).seq == 7
+    bad = translator.translate(_route("swarm/f/amr_1/state/battery"), b'{"robot_id": "amr_1"}')
+    assert bad.dead[0].reason == "bad_record" and "stream" in bad.dead[0].detail
+
+
+def test_protobuf_becomes_avro(translator: Translator) -> None:
+    types = default_types()
+    body = types.default_message("sensor_msgs/msg/BatteryState")
+    body["voltage"] = 24.5
+    encoder = wire_encoder("sensor_msgs/msg/BatteryState", "protobuf", "mqtt", subject="x")
+    payload = encoder.encode(Envelope("amr_1", "battery", 9, 1, "sensor_msgs/msg/BatteryState", body))
+    out = translator.translate(_route("swarm/f/amr_1/state/battery"), payload, encoder.content_type,
+                               encoder.user_properties)
+    assert out.dead == []
+    decoded = record_codec("sensor_msgs/msg/BatteryState", "avro").decode(parse_confluent(out.records[0].value).payload)
+    assert (decoded.seq, decoded.body["voltage"]) == (9, pytest.approx(24.5))
+    garbage = translator.translate(_route("swarm/f/amr_1/state/battery"), b"\x08\xff\xff", encoder.content_type,
+                                   encoder.user_properties)
+    assert garbage.dead[0].reason == "bad_record"
+
+
+def test_raw_routes_forward_unchanged(translator: Translator) -> None:
+    config = GatewayConfig(gateway_id="gw", fleet="f")
+    route = up_rules(config).route("swarm/f/amr_1/presence/status")
+    assert route is not None
+    out = translator.translate(route, b'{"state": "offline"}')
+    assert [(r.topic, r.key, r.value, r.head) for r in out.records] == [
+        ("fleet.presence.status", b"amr_1", b'{"state": "offline"}', None)]
+
+
+def _entry(ledger: Ledger, ident: tuple[str, str, int] | None) -> InFlight:
+    return InFlight("t", b"k", b"v", None, ident, lambda _e, _err: None)
+
+
+def test_ledger_acks_a_message_once_all_its_records_are_in_kafka() -> None:
+    ledger = Ledger()
+    first = ledger.message(1, 1, 0)
+    a, b = _entry(ledger, ("r", "s", 1)), _entry(ledger, ("r", "s", 2))
+    ledger.expect(first, a)
+    ledger.expect(first, b)
+    assert not ledger.seal(first)
+    resend = ledger.message(2, 1, 0)  # the same record again, while the first copy is in flight
+    ledger.join(resend, ("r", "s", 1))
+    assert not ledger.seal(resend)
+    assert ledger.delivered(a) == [resend]
+    assert ledger.delivered(b) == [first]
+    late = ledger.message(3, 1, 0)  # a resend of what is already in Kafka: acked at once
+    ledger.join(late, ("r", "s", 1))
+    assert ledger.seal(late)
+
+
+def test_ledger_never_acks_messages_of_a_lost_connection() -> None:
+    ledger = Ledger()
+    old = ledger.message(5, 1, 0)
+    record = _entry(ledger, ("r", "s", 1))
+    ledger.expect(old, record)
+    ledger.seal(old)
+    ledger.new_connection()
+    again = ledger.message(5, 1, 0)  # the broker resends it with its packet id
+    ledger.join(again, ("r", "s", 1))
+    ledger.seal(again)
+    assert ledger.delivered(record) == [again]
