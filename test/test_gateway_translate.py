@@ -160,3 +160,29 @@ def test_ledger_never_acks_messages_of_a_lost_connection() -> None:
     ledger.join(again, ("r", "s", 1))
     ledger.seal(again)
     assert ledger.delivered(record) == [again]
+
+
+def test_a_signed_command_is_reframed_for_mqtt_and_still_verifies(registry: FileRegistry, tmp_path: Path) -> None:
+    from swarm_bridge.codec.signing import CommandSigner, CommandVerifier, Keyring, generate_key_pair
+    from swarm_bridge.codec.wire import registry_ids, wire_decoder
+    from swarm_bridge.gateway.kafka_to_mqtt import command_publish
+
+    ros_type, topic = "swarm_bridge_msgs/msg/TaskCommand", "fleet.command.task_command"
+    kafka = wire_encoder(ros_type, "avro", "kafka", subject=f"{topic}-value",
+                         register=registry_ids(str(tmp_path / "registry")))
+    from swarm_bridge_msgs.msg import TaskCommand
+
+    from swarm_bridge.ros.convert import message_to_dict
+
+    body = message_to_dict(TaskCommand(task_id="t1", command_id="c1", robot_id="amr_1", kind="navigate"))
+    record = kafka.encode(Envelope("amr_1", "task_command", 7, 1, ros_type, body))
+    private, _public = generate_key_pair("fleet-2026", tmp_path / "keys")
+    signed = CommandSigner.from_file(private).sign(record)
+    payload, content_type, _props = command_publish(signed, SchemaBook(registry))
+    assert content_type.startswith("avro/binary")
+    verdict, inner = CommandVerifier(Keyring.from_dir(tmp_path / "keys"), required=True).verify(payload)
+    assert verdict is None and inner[:2] == b"\xc3\x01"  # Avro single-object inside the same signature
+    decoded = wire_decoder(ros_type, "avro", "mqtt", subject=f"{topic}-value").decode(inner)
+    assert (decoded.seq, decoded.body["command_id"], decoded.body["robot_id"]) == (7, "c1", "amr_1")
+    tampered = payload[:-1] + bytes([payload[-1] ^ 1])
+    assert CommandVerifier(Keyring.from_dir(tmp_path / "keys"), required=True).verify(tampered)[0] is not None

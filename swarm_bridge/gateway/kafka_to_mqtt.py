@@ -23,6 +23,7 @@ from paho.mqtt.properties import Properties
 
 from swarm_bridge.codec.errors import CodecError
 from swarm_bridge.codec.framing import frame_single_object, parse_confluent
+from swarm_bridge.codec.signing import is_signed, open_signed, wrap_signed
 from swarm_bridge.codec.wire import AVRO_CONTENT_TYPE
 from swarm_bridge.config.gateway import GatewayConfig
 from swarm_bridge.gateway.metrics import GatewayCounts
@@ -37,7 +38,12 @@ log = logging.getLogger(__name__)
 
 
 def command_publish(value: bytes, schemas: SchemaBook) -> tuple[bytes, str, list[tuple[str, str]]]:
-    """A command record's value -> (MQTT payload, content type, user properties); CodecError if unreadable."""
+    """A command record's value -> (MQTT payload, content type, user properties); CodecError if unreadable.
+    A signed command is re-framed inside its signed frame: the signature covers the unframed body, so it holds."""
+    if is_signed(value):
+        key_id, signature, inner = open_signed(value)
+        payload, content_type, props = command_publish(inner, schemas)
+        return wrap_signed(key_id, signature, payload), content_type, props
     if value[:1] == b"\x00":
         frame = parse_confluent(value)
         fingerprint, ros_type = schemas.single_object(frame.schema_id)
