@@ -39,8 +39,10 @@ class DeliveryTap:
     """The parent side: starts the child, reads its lines in a thread, hands out deliveries."""
 
     def __init__(self, *, host: str, port: int, registry: str, streams: Sequence[WatchedStream],
-                 timeout_s: float = 30.0) -> None:
-        spec = {"host": host, "port": port, "registry": registry,
+                 kafka: str | None = None, timeout_s: float = 60.0) -> None:
+        """Watch the MQTT destinations of `streams`; with `kafka` (a bootstrap), their Kafka topics instead
+        (`fleet.{channel}.{stream}`, keyed by robot id), as the gateway writes them."""
+        spec = {"host": host, "port": port, "registry": registry, "kafka": kafka,
                 "streams": [[s.destination, s.ros_type, s.format] for s in streams]}
         self._process = subprocess.Popen([sys.executable, "-m", "swarm_bridge.demo.delivery"], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -95,17 +97,31 @@ def main() -> int:
 
     from swarm_bridge.codec import CodecError
     from swarm_bridge.codec.registry import topic_name
-    from swarm_bridge.codec.wire import registry_ids, wire_decoder
-    from swarm_bridge.transport import MqttTap
+    from swarm_bridge.codec.wire import WireDecoder, registry_ids, wire_decoder
+    from swarm_bridge.routing import kafka_key, kafka_topic
+    from swarm_bridge.transport import KafkaTap, MqttTap, ensure_kafka_topics
 
     spec = json.loads(sys.stdin.read())
     lookup = registry_ids(spec["registry"])
-    decoders = {destination: wire_decoder(ros_type, fmt, "mqtt", subject=topic_name(destination, ros_type),
-                                          lookup=lookup)
-                for destination, ros_type, fmt in spec["streams"]}
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    tap = MqttTap(host=spec["host"], port=spec["port"], patterns=sorted(decoders))
+    tap: MqttTap | KafkaTap
+    if spec["kafka"]:
+        # (kafka topic, robot id) -> (MQTT destination it came from, decoder of the Confluent framing)
+        where: dict[tuple[str, bytes | None], tuple[str, WireDecoder]] = {}
+        for destination, ros_type, fmt in spec["streams"]:
+            _prefix, _fleet, robot_id, channel, stream = destination.split("/")
+            topic = kafka_topic(channel, stream)
+            where[(topic, kafka_key(robot_id))] = (destination, wire_decoder(
+                ros_type, fmt, "kafka", subject=topic_name(topic, ros_type), lookup=lookup))
+        topics = sorted({topic for topic, _key in where})
+        ensure_kafka_topics(spec["kafka"], topics)
+        tap = KafkaTap(bootstrap=spec["kafka"], topics=topics, from_start=True)
+    else:
+        where = {(destination, None): (destination, wire_decoder(
+            ros_type, fmt, "mqtt", subject=topic_name(destination, ros_type), lookup=lookup))
+            for destination, ros_type, fmt in spec["streams"]}
+        tap = MqttTap(host=spec["host"], port=spec["port"], patterns=sorted(d for d, _k in where))
     print("ready", flush=True)
     done = 0
     try:
@@ -115,12 +131,15 @@ def main() -> int:
             done += len(records)
             lines = []
             for record in records:
-                decoder = decoders.get(record.topic)
+                found = where.get((record.topic, record.key))
+                if found is None:
+                    continue
+                destination, decoder = found
                 try:
-                    seq = decoder.decode(record.payload).seq if decoder else -1
+                    seq = decoder.decode(record.payload).seq
                 except CodecError:
                     seq = -1
-                lines.append(f"{record.topic}\t{seq}\t{record.arrived_ns}\n")
+                lines.append(f"{destination}\t{seq}\t{record.arrived_ns}\n")
             if lines:
                 sys.stdout.write("".join(lines))
                 sys.stdout.flush()

@@ -27,7 +27,7 @@ from rclpy.node import Node
 
 from swarm_bridge.config import RobotBridgeConfig, validate_config
 from swarm_bridge.demo.delivery import DeliveryTap, WatchedStream
-from swarm_bridge.demo.plan import DemoRobot, bridge_config
+from swarm_bridge.demo.plan import FLEET, DemoRobot, bridge_config
 from swarm_bridge.replay import Bag, BagMessage, BagTopic, Due, ReplayTally, ReplayTypes, merged, schedule
 from swarm_bridge.ros.replay import RosReplay
 from swarm_bridge.ros.spin import make_executor, spin_until
@@ -74,11 +74,12 @@ class FleetDemo:
     """The robots of `fleet`, each with a replay of its bags, a robot bridge and a reference task executor."""
 
     def __init__(self, context: Context, fleet: Sequence[DemoRobot], *, mqtt_host: str, mqtt_port: int,
-                 registry: str, work_dir: Path, rate: float, domain_id: int,
+                 registry: str, work_dir: Path, rate: float, domain_id: int, kafka: str | None = None,
                  types: ReplayTypes | None = None) -> None:
         self.context, self.fleet = context, list(fleet)
         self.mqtt_host, self.mqtt_port = mqtt_host, mqtt_port
         self.registry, self.work_dir, self.rate = registry, work_dir, rate
+        self.kafka = kafka
         self.types = types or ReplayTypes()
         self.tally = ReplayTally()
         self.streams: dict[tuple[str, str], StreamTally] = {}  # (robot_id, destination) -> tally
@@ -95,6 +96,7 @@ class FleetDemo:
         self._stop = threading.Event()
         self._spinner: threading.Thread | None = None
         self.tap: DeliveryTap | None = None
+        self.gateway: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> FleetDemo:
         return self
@@ -104,6 +106,8 @@ class FleetDemo:
 
     def open(self) -> None:
         """Open every robot's bags, start its bridge and executor, tap the broker, and spin ROS in the background."""
+        if self.kafka:
+            self._gateway()
         replay_node = self._node("fleet_replay")
         for robot in self.fleet:
             bags = [self._stack.enter_context(Bag(path, self.types)) for path in robot.bags]
@@ -121,12 +125,45 @@ class FleetDemo:
             self.executors.append(TaskExecutor(executor_node, robot.robot_id, robot_kind=robot.kind,
                                                capabilities=robot.capabilities, work_s=0.5))
         watched = [WatchedStream(t.destination, t.ros_type, "avro") for t in self.streams.values()]
-        self.tap = DeliveryTap(host=self.mqtt_host, port=self.mqtt_port, registry=self.registry, streams=watched)
+        self.tap = DeliveryTap(host=self.mqtt_host, port=self.mqtt_port, registry=self.registry, streams=watched,
+                               kafka=self.kafka)
         self._stack.callback(self.tap.close)
         executor = make_executor(self.context)
         self._spinner = threading.Thread(target=spin_until, args=(executor, self._nodes),
                                          kwargs={"done": self._stop.is_set}, name="demo-spin", daemon=True)
         self._spinner.start()
+
+    def _gateway(self, timeout_s: float = 60.0) -> None:
+        """Start an edge gateway (MQTT -> Kafka, commands back) as a hub runs it, and wait until it runs."""
+        folder = self.work_dir / "gateway"
+        folder.mkdir(parents=True, exist_ok=True)
+        config = {
+            "gateway_id": "demo_hub", "fleet": FLEET, "registry": self.registry,
+            "mqtt": {"host": self.mqtt_host, "port": self.mqtt_port},
+            "kafka": {"bootstrap": self.kafka},
+            "up": [{"mqtt": "{prefix}/{fleet}/{robot_id}/{channel}/{stream}",
+                    "where": {"channel": ["telemetry", "event", "state"]},
+                    "kafka_topic": "fleet.{channel}.{stream}", "key": "{robot_id}"},
+                   {"mqtt": "{prefix}/{fleet}/{robot_id}/presence/status", "kafka_topic": "fleet.presence.status",
+                    "payload": "raw"}],
+            "down": [{"kafka_topic": "fleet.command.task_command",
+                      "mqtt": "{prefix}/{fleet}/{robot_id}/command/task_command"}],
+        }
+        path = folder / "edge_gateway.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        log_path = folder / "gateway.log"
+        log_file = log_path.open("w")
+        self._stack.callback(log_file.close)
+        process = subprocess.Popen([sys.executable, "-m", "swarm_bridge.cli", "gateway", "--config", str(path)],
+                                   stdout=log_file, stderr=subprocess.STDOUT, env=self.env)
+        self._stack.callback(_stop, process)
+        deadline = time.monotonic() + timeout_s
+        while "running" not in log_path.read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+                raise DemoError(f"the edge gateway did not start (see {log_path}):\n{tail}")
+            time.sleep(0.2)
+        self.gateway = process
 
     def _node(self, name: str) -> Node:
         node = rclpy.create_node(name, context=self.context)

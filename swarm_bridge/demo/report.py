@@ -101,8 +101,8 @@ def render(report: Mapping[str, Any]) -> str:
                   f"{t['delivered']} (duplicates {t['duplicates']}, missing {t['missing']}, undecodable "
                   f"{t['undecodable']})",
               f"replay {t['replay_s']} s; delivered {t['throughput_per_s']} records/s over {t['delivery_span_s']} s",
-              f"latency ROS publish -> broker tap: p50 {t['latency_p50_ms']} ms, p90 {t['latency_p90_ms']} ms, "
-              f"p99 {t['latency_p99_ms']} ms, max {t['latency_max_ms']} ms"]
+              f"latency ROS publish -> {report.get('delivered_at', 'broker')}: p50 {t['latency_p50_ms']} ms, "
+              f"p90 {t['latency_p90_ms']} ms, p99 {t['latency_p99_ms']} ms, max {t['latency_max_ms']} ms"]
     if report["tasks"]:
         tasks = report["tasks"]
         lines.append("tasks: " + ", ".join(f"{key} {value}" for key, value in tasks.items()))
