@@ -10,7 +10,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-__all__ = ["robot_bridge", "task_executor"]
+__all__ = ["fleet_coordinator", "robot_bridge", "task_executor"]
 
 log = logging.getLogger("swarm_bridge.robot_bridge")
 
@@ -129,7 +129,68 @@ def task_executor(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-_NODES = {"robot_bridge": robot_bridge, "task_executor": task_executor}
+def fleet_coordinator(argv: Sequence[str] | None = None) -> int:
+    """Run a coordinator instance, and take task requests on the ROS topic tasks/submit, until SIGINT/SIGTERM."""
+    import threading
+
+    import rclpy
+    from rclpy.utilities import remove_ros_args
+
+    from swarm_bridge.config import ConfigError, CoordinatorConfig, load_config
+    from swarm_bridge.coordinator.service import run_coordinator
+    from swarm_bridge.coordinator.snapshot import TaskSubmitter
+    from swarm_bridge.ros.fleet_coordinator import FleetCoordinatorNode
+    from swarm_bridge.ros.spin import make_executor, spin_until
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="fleet_coordinator", description="Fleet coordinator instance with a "
+                                     "ROS topic for task requests (ROS args after --ros-args pass through).")
+    parser.add_argument("--config", required=True, help="coordinator YAML, e.g. config/coordinator.yaml")
+    parser.add_argument("--instance-id", help="override kafka.instance_id (unique per instance)")
+    opts = parser.parse_args(remove_ros_args(args))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(opts.config, CoordinatorConfig)
+        if opts.instance_id:
+            config = config.model_validate({**config.model_dump(), "kafka": {**config.kafka.model_dump(),
+                                                                             "instance_id": opts.instance_id}})
+    except ConfigError as exc:
+        print(f"fleet_coordinator: invalid config\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def coordinate() -> None:
+        try:
+            run_coordinator(config, stop=stop, handle_signals=False)
+        except Exception as exc:  # reported below; the node then exits
+            failure.append(exc)
+            stop.set()
+
+    worker = threading.Thread(target=coordinate, name="coordinator", daemon=True)
+    worker.start()
+    rclpy.init(args=args)
+    node = rclpy.create_node("fleet_coordinator")
+    submitter = TaskSubmitter(config)
+    ros_end = FleetCoordinatorNode(node, submitter.send)
+    try:
+        spin_until(make_executor(), [node], done=stop.is_set)
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+        unconfirmed = submitter.close()
+        logging.getLogger("swarm_bridge.fleet_coordinator").info(
+            "fleet_coordinator: %d task requests from ROS, %d forwarded, %d failed, %d unconfirmed",
+                 ros_end.received, submitter.sent, ros_end.failed, unconfirmed)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    if failure:
+        print(f"fleet_coordinator: {failure[0]}", file=sys.stderr)
+        return EXIT_UPLINK
+    return 0
+
+
+_NODES = {"robot_bridge": robot_bridge, "task_executor": task_executor, "fleet_coordinator": fleet_coordinator}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

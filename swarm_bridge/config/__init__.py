@@ -1,5 +1,6 @@
 """Config files as frozen, validated pydantic models; errors name file, key path and fix."""
 
+from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.config.errors import ConfigError, ConfigProblem
 from swarm_bridge.config.gateway import GatewayConfig
 from swarm_bridge.config.loader import load_config, validate_config
@@ -17,6 +18,7 @@ __all__ = [
     "QOS_PRESETS",
     "ConfigError",
     "ConfigProblem",
+    "CoordinatorConfig",
     "GatewayConfig",
     "RobotBridgeConfig",
     "RouteConfig",

@@ -1,0 +1,254 @@
+"""Benchmark: fleet coordinator assignments/s and latency on one instance, with 100, 1,000 and 10,000 robots,
+against the raw limits measured in the same run, on a private Kafka.
+
+Per fleet size N: N robots announce themselves (RobotState, presence); M task requests wait on the submit
+topic; one coordinator instance (in this process) consumes them and commits, per batch, the task events,
+the TaskCommands and the consumer offsets in one Kafka transaction. Measured:
+  coordinator  assignments/s (M / time to the last committed command, all M waiting at the start);
+               p50/p99 latency, request produced -> its command committed, for requests arriving at --rate
+               (open loop, below saturation), and for the backlog (there it is mostly waiting in line)
+  policy       the pure assignment policy alone over the same fleet and tasks (plan())
+  kafka        bare confluent-kafka: M pre-encoded command records in transactions of 1,000 (rate), and
+               transactions touching every commands and events partition, as a coordinator round does
+               (latency: the floor under the coordinator's)
+and prints the ratios. The machine is shared: figures are noisy. Last line: one JSON object.
+
+  python bench/coordinator.py [--quick] [--tasks M] [--kafka HOST:PORT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import random
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Producer
+
+from swarm_bridge.brokers import Kafka, free_port
+from swarm_bridge.config import CoordinatorConfig, validate_config
+from swarm_bridge.coordinator.assignment import plan
+from swarm_bridge.coordinator.dispatch import ASSIGN, Command
+from swarm_bridge.coordinator.instance import CoordinatorInstance, ensure_topics
+from swarm_bridge.coordinator.records import FleetRecords, presence_payload, robot_state_body
+from swarm_bridge.coordinator.snapshot import submit_tasks
+from swarm_bridge.coordinator.tasks import Target, TaskRequest, new_task
+from swarm_bridge.routing.sharding import shard_of
+
+CAPABILITIES = {"amr": ["navigate", "pick"], "drone": ["fly", "inspect"], "arm": ["pick", "place"]}
+KINDS = ["navigate", "pick", "fly", "inspect", "place"]
+SHARDS = 12
+SIDE_M = 200.0
+
+
+def config_for(host: str, port: int, registry: Path, robots: int, tasks: int) -> CoordinatorConfig:
+    tag = uuid.uuid4().hex[:6]
+    return validate_config({
+        "fleet": "bench", "shards": SHARDS,
+        "kafka": {"host": host, "port": port, "group": f"bench-{tag}", "instance_id": f"bench-{tag}"},
+        "topics": {n: f"b{tag}.{n}" for n in ("submit", "state", "status", "presence", "commands", "events")},
+        "registry": str(registry), "capabilities": CAPABILITIES,
+        "tasks": {"robot_offline_after_s": 3600},
+        "policy": {"max_queue": math.ceil(3 * tasks / robots) + 2},
+    }, CoordinatorConfig)
+
+
+def announce(config: CoordinatorConfig, robots: int) -> None:
+    """N robots on a square site: one RobotState and one presence record each."""
+    ensure_topics(config)
+    records = FleetRecords(fmt=config.robot_format, registry=config.registry or "", state_topic=config.topics.state,
+                           status_topic=config.topics.status, commands_topic=config.topics.commands)
+    producer = Producer({"bootstrap.servers": f"{config.kafka.host}:{config.kafka.port}", "linger.ms": 20})
+    rng = random.Random(robots)
+    now = time.time_ns()
+    kinds = list(CAPABILITIES)
+    for i in range(robots):
+        kind = kinds[i % 3]
+        robot_id = f"{kind}_{i:05d}"
+        body = robot_state_body(robot_id, kind, CAPABILITIES[kind], x=rng.uniform(0, SIDE_M), y=rng.uniform(0, SIDE_M),
+                                battery=rng.uniform(30, 100), now_ns=now)
+        for topic, value in ((config.topics.state, records.state_record(body, seq=1, now_ns=now)),
+                             (config.topics.presence, presence_payload(robot_id, "online"))):
+            while True:
+                try:
+                    producer.produce(topic, key=robot_id.encode(), value=value,
+                                     partition=shard_of(robot_id, SHARDS))
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+    producer.flush(60)
+
+
+def task_docs(count: int, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    return [{"task_id": f"job-{seed}-{i:06d}", "kind": KINDS[i % 5], "priority": rng.randrange(4),
+             "target": {"x": rng.uniform(0, SIDE_M), "y": rng.uniform(0, SIDE_M)}} for i in range(count)]
+
+
+def paced(config: CoordinatorConfig, docs: list[dict[str, Any]], rate_per_s: float) -> threading.Thread:
+    """Submit `docs` at `rate_per_s` from a thread (an open-loop load, for latency below saturation)."""
+    def run() -> None:
+        producer = Producer({"bootstrap.servers": f"{config.kafka.host}:{config.kafka.port}", "linger.ms": 0})
+        start = time.perf_counter()
+        for i, doc in enumerate(docs):
+            delay = start + i / rate_per_s - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            producer.produce(config.topics.submit, key=doc["task_id"].encode(), value=json.dumps(doc).encode(),
+                             partition=shard_of(doc["task_id"], SHARDS))
+            producer.poll(0)
+        producer.flush(30)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def percentile(values: list[int], q: float) -> float:
+    ordered = sorted(values) or [0]
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] / 1e6
+
+
+def run_coordinator(config: CoordinatorConfig, robots: int, tasks: int, paced_tasks: int,
+                    rate_per_s: float) -> dict[str, Any]:
+    announce(config, robots)
+    instance = CoordinatorInstance(config, keep_latencies=True)
+    deadline = time.monotonic() + 120
+    while (not instance.dispatch.owned or len(instance.dispatch.fleet) < robots) and time.monotonic() < deadline:
+        instance.step()
+    # Open loop below saturation: latency of single requests, request seen -> command committed.
+    sender = paced(config, task_docs(paced_tasks, robots + 1), rate_per_s)
+    deadline = time.monotonic() + 120
+    while instance.assigned < paced_tasks and time.monotonic() < deadline:
+        instance.step()
+    sender.join(timeout=30)
+    open_loop = list(instance.latencies_ns or [])
+    # Backlog: every request waiting at once; throughput, and latency under saturation (batch time).
+    docs = task_docs(tasks, robots)
+    submit_tasks(config, docs)
+    instance.latencies_ns = []
+    start = time.perf_counter()
+    deadline = time.monotonic() + 600
+    while instance.assigned < paced_tasks + tasks and time.monotonic() < deadline:
+        instance.step()
+    elapsed = time.perf_counter() - start
+    backlog = instance.latencies_ns
+    fleet = instance.dispatch.fleet
+    policy = instance.dispatch.policy
+    now = time.time_ns()
+    requests = [new_task(TaskRequest(d["task_id"], d["kind"], Target(d["target"]["x"], d["target"]["y"]),
+                                     d["priority"]), now) for d in docs]
+    t0 = time.perf_counter()
+    planned = plan(requests, fleet, {}, policy, now_ns=now, stale_after_ns=instance.dispatch.stale_after_ns)
+    policy_s = time.perf_counter() - t0
+    sample = Command(SHARDS - 1, "amr_00000", ASSIGN, requests[0], "x#1")
+    payload = instance.records.command(sample, now)
+    assigned = instance.assigned - paced_tasks
+    instance.close()
+    return {"assigned": assigned, "assign_per_s": assigned / elapsed,
+            "p50_ms": percentile(open_loop, 0.5), "p99_ms": percentile(open_loop, 0.99),
+            "open_loop_rate_per_s": rate_per_s, "open_loop_tasks": len(open_loop),
+            "backlog_p50_ms": percentile(backlog, 0.5), "backlog_p99_ms": percentile(backlog, 0.99),
+            "policy_per_s": len(planned) / policy_s, "policy_planned": len(planned), "command_bytes": len(payload),
+            "payload": payload}
+
+
+def raw_kafka(bootstrap: str, topic: str, payload: bytes, count: int) -> float:
+    """Bare confluent-kafka: `count` command records, transactions of 1,000, to the coordinator's topic."""
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"raw-{uuid.uuid4().hex[:6]}",
+                         "linger.ms": 5, "compression.type": "lz4"})
+    producer.init_transactions(30)
+    start = time.perf_counter()
+    for first in range(0, count, 1000):
+        producer.begin_transaction()
+        for i in range(first, min(count, first + 1000)):
+            while True:
+                try:
+                    producer.produce(topic, key=b"amr_00000", value=payload, partition=i % SHARDS)
+                    break
+                except BufferError:
+                    producer.poll(0.01)
+        producer.commit_transaction(30)
+    return count / (time.perf_counter() - start)
+
+
+def raw_txn_latency(bootstrap: str, topics: tuple[str, str], payload: bytes, count: int) -> tuple[float, float]:
+    """Bare confluent-kafka, a transaction shaped like a coordinator round (one record on every partition of
+    the commands and events topics): p50 and p99 (ms) of begin -> committed. The floor under the coordinator's
+    latency: a broker writes a commit marker to every partition a transaction touched."""
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"raw-lat-{uuid.uuid4().hex[:6]}",
+                         "linger.ms": 5, "retry.backoff.ms": 10, "retry.backoff.max.ms": 100})
+    producer.init_transactions(30)
+    samples = []
+    for _ in range(count):
+        start = time.perf_counter_ns()
+        producer.begin_transaction()
+        for topic in topics:
+            for partition in range(SHARDS):
+                producer.produce(topic, key=b"amr_00000", value=payload, partition=partition)
+        producer.commit_transaction(30)
+        samples.append(time.perf_counter_ns() - start)
+        time.sleep(1 / 200)
+    return percentile(samples, 0.5), percentile(samples, 0.99)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="2,000 tasks per fleet size (default 10,000)")
+    parser.add_argument("--tasks", type=int, default=None, help="tasks per fleet size")
+    parser.add_argument("--kafka", metavar="HOST:PORT", help="use this Kafka instead of a private one")
+    parser.add_argument("--rate", type=float, default=200.0, help="open-loop request rate for latency (default 200/s)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    tasks = args.tasks or (2000 if args.quick else 10_000)
+    paced_tasks = 300 if args.quick else 2000
+    results: dict[str, Any] = {"tasks_per_size": tasks, "shards": SHARDS}
+    with tempfile.TemporaryDirectory(prefix="bench-coordinator-") as tmp:
+        kafka = None
+        if args.kafka:
+            host, _, port = args.kafka.rpartition(":")
+            bootstrap, kafka_host, kafka_port = args.kafka, host, int(port)
+        else:
+            kafka = Kafka(run_dir=Path(tmp) / "kafka", port=free_port())
+            kafka.start()
+            bootstrap, kafka_host, kafka_port = kafka.bootstrap, "127.0.0.1", kafka.port
+        try:
+            sizes: dict[str, Any] = {}
+            for robots in (100, 1000, 10_000):
+                config = config_for(kafka_host, kafka_port, Path(tmp) / "registry", robots, tasks)
+                figures = run_coordinator(config, robots, tasks, paced_tasks, args.rate)
+                payload = figures.pop("payload")
+                figures["kafka_raw_per_s"] = raw_kafka(bootstrap, config.topics.commands, payload, tasks)
+                figures["kafka_raw_txn_p50_ms"], figures["kafka_raw_txn_p99_ms"] = raw_txn_latency(
+                    bootstrap, (config.topics.commands, config.topics.events), payload, 100)
+                figures["vs_kafka_raw"] = figures["assign_per_s"] / figures["kafka_raw_per_s"]
+                figures["vs_policy"] = figures["assign_per_s"] / figures["policy_per_s"]
+                sizes[str(robots)] = figures
+                print(f"{robots:>6} robots: {figures['assign_per_s']:8.0f} assignments/s  latency at "
+                      f"{args.rate:g}/s p50 {figures['p50_ms']:6.1f} ms p99 {figures['p99_ms']:6.1f} ms, backlog p99 "
+                      f"{figures['backlog_p99_ms']:6.0f} ms  | policy alone "
+                      f"{figures['policy_per_s']:8.0f}/s ({figures['vs_policy']:.2f}x)  | bare kafka "
+                      f"{figures['kafka_raw_per_s']:8.0f} records/s ({figures['vs_kafka_raw']:.3f}x); a round-shaped "
+                      f"transaction p50 {figures['kafka_raw_txn_p50_ms']:.1f} ms p99 "
+                      f"{figures['kafka_raw_txn_p99_ms']:.1f} ms", flush=True)
+            results["sizes"] = sizes
+            base = sizes["100"]["assign_per_s"]
+            results["growth_vs_100"] = {k: v["assign_per_s"] / base for k, v in sizes.items()}
+            results["goal_1000_robots_per_s"] = 2000
+            results["goal_met"] = sizes["1000"]["assign_per_s"] >= 2000
+        finally:
+            if kafka is not None:
+                kafka.stop()
+    print("machine shared with other jobs (2 cores): figures are noisy")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

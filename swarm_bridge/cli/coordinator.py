@@ -1,0 +1,129 @@
+"""`swarm-bridge coordinator`, `task submit` and `fleet status`: run, feed and look at the fleet coordinator."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+EXIT_CONFIG, EXIT_KAFKA = 2, 3
+
+
+def register(sub: Any) -> None:
+    """Add the `coordinator`, `task` and `fleet` commands."""
+    run = sub.add_parser("coordinator", help="run a fleet coordinator instance (several share the shards)",
+                         description="Consume robot state, task status and submissions from Kafka, assign tasks, "
+                         "send sharded commands; instances in the same group split the shards.")
+    run.add_argument("--config", type=Path, required=True, help="coordinator YAML, e.g. config/coordinator.yaml")
+    run.add_argument("--instance-id", help="override kafka.instance_id (unique per instance)")
+    run.set_defaults(run=_run)
+
+    task = sub.add_parser("task", help="submit tasks to the coordinators")
+    actions = task.add_subparsers(dest="task_command", metavar="ACTION", required=True)
+    submit = actions.add_parser("submit", help="send one task request (the task id is its idempotency key)")
+    submit.add_argument("--config", type=Path, required=True, help="coordinator YAML (Kafka, topics, shards)")
+    submit.add_argument("--task-id", required=True, help="idempotency key: submitting it again changes nothing")
+    submit.add_argument("--kind", required=True, help="capability needed: navigate, pick, inspect, ...")
+    submit.add_argument("--x", type=float, default=0.0)
+    submit.add_argument("--y", type=float, default=0.0)
+    submit.add_argument("--z", type=float, default=0.0)
+    submit.add_argument("--frame-id", default="map")
+    submit.add_argument("--priority", type=int, default=0, help="0 (lowest) .. 255")
+    submit.add_argument("--deadline-in", type=float, default=None, metavar="SECONDS", help="deadline from now")
+    submit.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="task parameter")
+    submit.add_argument("--requested-by", default=None)
+    submit.set_defaults(run=_submit)
+
+    fleet = sub.add_parser("fleet", help="look at the fleet")
+    fleet_actions = fleet.add_subparsers(dest="fleet_command", metavar="ACTION", required=True)
+    status = fleet_actions.add_parser("status", help="a table of robots and tasks, read from Kafka")
+    status.add_argument("--config", type=Path, required=True, help="coordinator YAML")
+    status.add_argument("--tasks", type=int, default=20, help="show at most this many unfinished tasks")
+    status.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    status.set_defaults(run=_status)
+
+
+def _config(path: Path) -> Any:
+    from swarm_bridge.config import ConfigError, CoordinatorConfig, load_config
+
+    try:
+        return load_config(path, CoordinatorConfig)
+    except ConfigError as exc:
+        print(f"coordinator: invalid config\n{exc}", file=sys.stderr)
+        return None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from confluent_kafka import KafkaException
+
+    from swarm_bridge.coordinator.instance import TopicMismatch
+    from swarm_bridge.coordinator.service import run_coordinator
+
+    config = _config(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    if args.instance_id:
+        config = config.model_validate({**config.model_dump(), "kafka": {**config.kafka.model_dump(),
+                                                                         "instance_id": args.instance_id}})
+    try:
+        run_coordinator(config)
+    except TopicMismatch as exc:
+        print(f"coordinator: {args.config}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KafkaException as exc:
+        print(f"coordinator: kafka://{config.kafka.host}:{config.kafka.port}: {exc}", file=sys.stderr)
+        return EXIT_KAFKA
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from swarm_bridge.coordinator.snapshot import submit_tasks
+
+    config = _config(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    params: dict[str, str] = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"task submit: --param {item!r}: expected KEY=VALUE", file=sys.stderr)
+            return EXIT_CONFIG
+        params[key] = value
+    doc: dict[str, Any] = {"task_id": args.task_id, "kind": args.kind, "priority": args.priority,
+                           "target": {"x": args.x, "y": args.y, "z": args.z, "frame_id": args.frame_id},
+                           "parameters": params, "requested_by": args.requested_by}
+    if args.deadline_in is not None:
+        doc["deadline_ns"] = time.time_ns() + int(args.deadline_in * 1e9)
+    if submit_tasks(config, [doc]):
+        print(f"task submit: {args.task_id}: not confirmed by kafka://{config.kafka.host}:{config.kafka.port}",
+              file=sys.stderr)
+        return EXIT_KAFKA
+    print(f"submitted {args.task_id} to {config.topics.submit}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from swarm_bridge.coordinator.snapshot import read_snapshot
+    from swarm_bridge.coordinator.table import fleet_tables
+
+    config = _config(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    snap = read_snapshot(config)
+    now = time.time_ns()
+    stale = int(config.tasks.robot_offline_after_s * 1e9)
+    if args.json:
+        robots = [{"robot_id": r.robot_id, "kind": r.kind, "online": r.reachable(now, stale), "mode": r.mode.name,
+                   "battery_percent": r.battery_percent, "x": r.x, "y": r.y,
+                   "tasks": snap.book.loads.get(r.robot_id, 0)} for r in snap.fleet]
+        print(json.dumps({"robots": robots, "tasks": snap.book.counts(), "malformed": snap.malformed}))
+        return 0
+    print(fleet_tables(snap.fleet, snap.book, now_ns=now, stale_after_ns=stale, max_tasks=args.tasks))
+    if snap.malformed:
+        print(f"({snap.malformed} malformed records skipped)")
+    return 0

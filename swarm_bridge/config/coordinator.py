@@ -1,0 +1,112 @@
+"""The fleet coordinator's config: Kafka, topics, shards, the fleet's capabilities, task rules, policy."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["CoordinatorConfig", "CoordinatorKafkaConfig", "CoordinatorTopics", "PolicyConfig", "TaskRulesConfig"]
+
+TOPIC = r"^[A-Za-z0-9._-]+$"
+NAME = r"^[A-Za-z0-9_-]+$"
+
+
+class Strict(BaseModel):
+    """Frozen, and unknown keys are errors (with a did-you-mean)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CoordinatorKafkaConfig(Strict):
+    """The Kafka cluster, the consumer group the instances share, and transaction timing."""
+
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(ge=1, le=65535)
+    group: str = Field(default="swarm-coordinator", pattern=TOPIC, description="consumer group of all instances")
+    instance_id: str | None = Field(default=None, pattern=TOPIC, description="unique per instance (its "
+                                    "transactional id); default <hostname>-<pid>")
+    session_timeout_s: float = Field(default=6.0, ge=1, description="an instance silent this long loses its shards")
+    transaction_timeout_s: float = Field(default=10.0, ge=1, description="a dead instance's open transaction is "
+                                         "aborted after this long; takeover waits for it")
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class CoordinatorTopics(Strict):
+    """Kafka topics in and out; the sharded ones have exactly `shards` partitions."""
+
+    submit: str = Field(default="fleet.tasks.submit", pattern=TOPIC, description="task submissions (JSON), "
+                        "key task_id; sharded by task id")
+    state: str = Field(default="fleet.state.robot_state", pattern=TOPIC, description="RobotState records")
+    status: str = Field(default="fleet.event.task_status", pattern=TOPIC, description="TaskStatus records, "
+                        "key robot_id; sharded by robot id")
+    presence: str = Field(default="fleet.presence.status", pattern=TOPIC, description="presence JSON "
+                          "{robot_id, state, reason}, key robot_id")
+    commands: str = Field(default="fleet.command.task_command", pattern=TOPIC, description="TaskCommand records "
+                          "down to the robots; sharded by robot id")
+    events: str = Field(default="fleet.coordinator.tasks", pattern=TOPIC, description="task events (JSON), "
+                        "compacted, key task_id; sharded by home shard")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> CoordinatorTopics:
+        names = list(self.model_dump().values())
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"each topic needs its own name; used twice: {', '.join(dup)}")
+        return self
+
+
+class TaskRulesConfig(Strict):
+    """Timeouts and retries of the task lifecycle."""
+
+    accept_timeout_s: float = Field(default=30.0, gt=0, description="assigned, not accepted: try another robot")
+    run_timeout_s: float = Field(default=600.0, gt=0, description="accepted/running, no report: the task fails")
+    max_attempts: int = Field(default=3, ge=1, description="robots tried before the task fails")
+    robot_offline_after_s: float = Field(default=10.0, gt=0, description="no RobotState for this long counts as "
+                                         "offline (like a Last Will): its tasks are reassigned")
+
+
+class PolicyConfig(Strict):
+    """The assignment policy, chosen by name, and its weights."""
+
+    name: Literal["cost", "nearest"] = "cost"
+    speed_mps: float = Field(default=1.0, gt=0, description="to turn distance into seconds")
+    task_s: float = Field(default=60.0, ge=0, description="expected seconds per queued task")
+    battery_weight: float = Field(default=30.0, ge=0, description="seconds of cost for an empty battery")
+    queue_weight: float = Field(default=10.0, ge=0, description="seconds of cost per queued task")
+    min_battery_percent: float = Field(default=20.0, ge=0, le=100, description="below: only charge tasks")
+    max_queue: int = Field(default=3, ge=1, description="tasks a robot holds at once (assigned..running)")
+
+
+class CoordinatorConfig(Strict):
+    """Everything the coordinator needs, validated before any socket opens."""
+
+    fleet: str = Field(pattern=NAME)
+    shards: int = Field(ge=1, le=4096, description="fixed for the fleet's life; partitions of sharded topics")
+    kafka: CoordinatorKafkaConfig
+    topics: CoordinatorTopics = CoordinatorTopics()
+    robot_format: Literal["avro", "json"] = Field(default="avro", description="format of RobotState, TaskStatus "
+                                                  "and TaskCommand records on Kafka")
+    registry: str | None = Field(default=None, description="schema registry for Avro: a directory or http(s)://; "
+                                 "default $SWARM_BRIDGE_REGISTRY or the embedded file registry")
+    capabilities: dict[str, list[str]] = Field(min_length=1, description="robot kind -> what it can do; a task "
+                                               "kind outside all of these is rejected")
+    tasks: TaskRulesConfig = TaskRulesConfig()
+    policy: PolicyConfig = PolicyConfig()
+    create_topics: bool = Field(default=True, description="create missing topics with `shards` partitions")
+    metrics_port: int | None = Field(default=None, ge=0, le=65535, description="serve Prometheus /metrics here")
+
+    @model_validator(mode="after")
+    def _capabilities_named(self) -> CoordinatorConfig:
+        for kind, caps in self.capabilities.items():
+            if not caps:
+                raise ValueError(f"capabilities.{kind}: list at least one capability")
+            bad = [c for c in caps if not c or not all(ch.isalnum() or ch in "_-" for ch in c)]
+            if bad:
+                raise ValueError(f"capabilities.{kind}: {bad[0]!r} is not a name ([A-Za-z0-9_-]+)")
+        return self
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        """Every task kind the fleet can do (the union of the capability sets)."""
+        return frozenset(c for caps in self.capabilities.values() for c in caps)

@@ -1,0 +1,152 @@
+"""The coordinator's decisions, with no Kafka in sight: submissions, robot reports and the clock in,
+task events and commands out, for the shards this instance owns."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from swarm_bridge.coordinator.assignment import AssignmentPolicy, plan
+from swarm_bridge.coordinator.events import TaskBook, TaskEvent, event_name, home_shard
+from swarm_bridge.coordinator.fleet import FleetView
+from swarm_bridge.coordinator.tasks import (
+    InvalidTask,
+    Task,
+    TaskRules,
+    TaskState,
+    assigned,
+    new_task,
+    on_robot_lost,
+    on_status,
+    overdue,
+    parse_request,
+    rejected,
+)
+from swarm_bridge.routing.sharding import shard_of
+
+__all__ = ["ASSIGN", "CANCEL", "Command", "Dispatch", "EventRecord", "Output"]
+
+ASSIGN, CANCEL = 0, 1  # TaskCommand.ACTION_*
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """A task event for partition `shard` of the event topic; `event` None is a tombstone (the task moved)."""
+
+    shard: int
+    task_id: str
+    event: TaskEvent | None
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command for one robot, on partition `shard` (the robot's) of the commands topic."""
+
+    shard: int
+    robot_id: str
+    action: int
+    task: Task
+    command_id: str
+
+
+Output = EventRecord | Command
+
+
+class Dispatch:
+    """Fleet view + task book + policy; acts only on tasks whose home shard is in `owned`."""
+
+    def __init__(self, *, shards: int, kinds: Collection[str], rules: TaskRules, policy: AssignmentPolicy,
+                 stale_after_ns: int, assign_limit: int = 2000) -> None:
+        self.shards = shards
+        self.kinds = frozenset(kinds)
+        self.rules = rules
+        self.policy = policy
+        self.stale_after_ns = stale_after_ns
+        self.assign_limit = assign_limit
+        self.fleet = FleetView()
+        self.book = TaskBook()
+        self.owned: frozenset[int] = frozenset()
+        self.counts: Counter[str] = Counter()  # every refusal and drop, by reason
+        self._planned: tuple[int, int, frozenset[int]] | None = None
+
+    def owns(self, task: Task) -> bool:
+        return home_shard(task, self.shards) in self.owned
+
+    def submit(self, payload: bytes, key: str, now_ns: int) -> list[Output]:
+        """One submission: a new queued task, a rejection with its reason, or nothing for a known task id."""
+        try:
+            request = parse_request(payload, kinds=self.kinds, now_ns=now_ns)
+        except InvalidTask as error:
+            task = rejected(error, key, now_ns)
+            if task.task_id in self.book:
+                self.counts["duplicate submission"] += 1
+                return []
+            self.counts[f"rejected: {error.field}"] += 1
+            return self._change(None, task)
+        if request.task_id in self.book:
+            self.counts["duplicate submission"] += 1
+            return []
+        return self._change(None, new_task(request, now_ns))
+
+    def status(self, *, robot_id: str, task_id: str, state: TaskState, reason: str, progress: float,
+               now_ns: int) -> list[Output] | None:
+        """A robot's report on a task; None when the task is unknown here (the caller may catch up and retry)."""
+        task = self.book.get(task_id)
+        if task is None:
+            return None
+        new = on_status(task, robot_id=robot_id, state=state, reason=reason, progress=progress, now_ns=now_ns,
+                        rules=self.rules)
+        if new is None:
+            if robot_id != task.robot_id or task.terminal:
+                self.counts["stale status"] += 1
+            return []
+        return self._change(task, new)
+
+    def tick(self, now_ns: int, *, check: bool = True) -> list[Output]:
+        """Timeouts and lost robots (when `check`), then assignment of the owned queued tasks."""
+        out: list[Output] = []
+        if check:
+            for task_id in sorted(self.book.active | self.book.queued):
+                task = self.book.get(task_id)
+                if task is None or not self.owns(task):
+                    continue
+                new = self._lost(task, now_ns) or overdue(task, now_ns, self.rules)
+                if new is not None:
+                    out += self._change(task, new)
+                    if task.robot_id and new.robot_id != task.robot_id:
+                        out.append(self._command(task, CANCEL))
+        seen = (self.book.changes, self.fleet.changes, self.owned)
+        if not check and seen == self._planned:
+            return out  # nothing new could make a queued task assignable; the periodic check replans anyway
+        self._planned = seen
+        queued = [t for t in (self.book.get(i) for i in self.book.queued) if t is not None and self.owns(t)]
+        for task, robot_id in plan(queued, self.fleet, self.book.loads, self.policy, now_ns=now_ns,
+                                   stale_after_ns=self.stale_after_ns, limit=self.assign_limit):
+            new = assigned(task, robot_id, now_ns)
+            out += self._change(task, new)
+            out.append(self._command(new, ASSIGN))
+        return out
+
+    def _lost(self, task: Task, now_ns: int) -> Task | None:
+        if not task.robot_id:
+            return None
+        robot = self.fleet.get(task.robot_id)
+        if robot is None:
+            return on_robot_lost(task, now_ns, self.rules, "is unknown")
+        if not robot.online:
+            return on_robot_lost(task, now_ns, self.rules, f"went offline ({robot.presence_reason or 'no reason'})")
+        if not robot.reachable(now_ns, self.stale_after_ns):
+            return on_robot_lost(task, now_ns, self.rules, f"silent for {self.stale_after_ns / 1e9:g} s")
+        return None
+
+    def _change(self, old: Task | None, new: Task) -> list[Output]:
+        self.book.apply(new)
+        home = home_shard(new, self.shards)
+        out: list[Output] = [EventRecord(home, new.task_id, TaskEvent(event_name(old, new), new))]
+        if old is not None and home_shard(old, self.shards) != home:
+            out.append(EventRecord(home_shard(old, self.shards), old.task_id, None))
+        return out
+
+    def _command(self, task: Task, action: int) -> Command:
+        return Command(shard_of(task.robot_id, self.shards), task.robot_id, action, task, task.command_id)

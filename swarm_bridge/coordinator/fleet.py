@@ -1,0 +1,112 @@
+"""The fleet view: what the coordinator knows of each robot, from RobotState records and presence."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from enum import IntEnum
+from typing import Any
+
+__all__ = ["FleetView", "RobotMode", "RobotView"]
+
+
+class RobotMode(IntEnum):
+    """RobotState.MODE_* values."""
+
+    UNKNOWN = 0
+    IDLE = 1
+    AUTONOMOUS = 2
+    MANUAL = 3
+    CHARGING = 4
+    ERROR = 5
+    EMERGENCY_STOP = 6
+
+
+# Modes in which a robot takes new tasks.
+WORKING_MODES = frozenset({RobotMode.IDLE, RobotMode.AUTONOMOUS, RobotMode.CHARGING})
+
+
+@dataclass(frozen=True)
+class RobotView:
+    """One robot: kind, capabilities, mode, position, battery, current task, when last heard, presence."""
+
+    robot_id: str
+    kind: str = ""
+    capabilities: frozenset[str] = frozenset()
+    mode: RobotMode = RobotMode.UNKNOWN
+    x: float = 0.0
+    y: float = 0.0
+    z: float = 0.0
+    battery_percent: float = math.nan
+    charging: bool = False
+    current_task_id: str = ""
+    last_seen_ns: int = 0
+    online: bool = True
+    presence_reason: str = ""
+
+    def reachable(self, now_ns: int, stale_after_ns: int) -> bool:
+        """Online by presence and heard from within `stale_after_ns`."""
+        return self.online and now_ns - self.last_seen_ns < stale_after_ns
+
+
+class FleetView:
+    """Robots by id, and by capability (ids sorted, so every scan is in the same order)."""
+
+    def __init__(self) -> None:
+        self._robots: dict[str, RobotView] = {}
+        self._by_capability: dict[str, list[str]] = {}
+        self.changes = 0  # counts changes that can make a robot newly able to take a task
+
+    def __len__(self) -> int:
+        return len(self._robots)
+
+    def __iter__(self) -> Iterator[RobotView]:
+        return iter(self._robots[r] for r in sorted(self._robots))
+
+    def get(self, robot_id: str) -> RobotView | None:
+        return self._robots.get(robot_id)
+
+    def capable(self, capability: str) -> list[str]:
+        """Ids of the robots with `capability`, sorted."""
+        return self._by_capability.get(capability, [])
+
+    def put(self, robot: RobotView) -> None:
+        """Add or replace a robot, keeping the capability index."""
+        old = self._robots.get(robot.robot_id)
+        self._robots[robot.robot_id] = robot
+        if old is None or (old.online, old.mode, old.capabilities) != (robot.online, robot.mode, robot.capabilities):
+            self.changes += 1
+        if old is not None and old.capabilities == robot.capabilities:
+            return
+        for capability in old.capabilities if old is not None else ():
+            self._by_capability[capability].remove(robot.robot_id)
+        for capability in robot.capabilities:
+            ids = self._by_capability.setdefault(capability, [])
+            ids.append(robot.robot_id)
+            ids.sort()
+
+    def on_state(self, body: Mapping[str, Any], now_ns: int) -> RobotView:
+        """Fold one RobotState message (as a dict) in; the robot is seen now."""
+        robot_id = str(body["robot_id"])
+        old = self._robots.get(robot_id) or RobotView(robot_id)
+        position = body["pose"]["pose"]["position"]
+        try:
+            mode = RobotMode(int(body["mode"]))
+        except ValueError:
+            mode = RobotMode.UNKNOWN
+        robot = replace(old, kind=str(body["robot_kind"]), capabilities=frozenset(body["capabilities"]), mode=mode,
+                        x=float(position["x"]), y=float(position["y"]), z=float(position["z"]),
+                        battery_percent=float(body["battery_percent"]), charging=bool(body["charging"]),
+                        current_task_id=str(body["current_task_id"]), last_seen_ns=now_ns)
+        self.put(robot)
+        return robot
+
+    def on_presence(self, robot_id: str, state: str, reason: str, now_ns: int) -> RobotView:
+        """Fold a presence record (`online` / `offline`, from the robot or its Last Will) in."""
+        old = self._robots.get(robot_id) or RobotView(robot_id)
+        online = state == "online"
+        robot = replace(old, online=online, presence_reason=reason,
+                        last_seen_ns=now_ns if online else old.last_seen_ns)
+        self.put(robot)
+        return robot

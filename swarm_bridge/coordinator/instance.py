@@ -1,0 +1,416 @@
+"""One coordinator instance on Kafka: consume-transform-produce in transactions, shards from the group.
+
+- Group consumer (all instances, `range` assignor) on the submit and status topics: partition p of both
+  is shard p, so the instance given p owns the tasks whose home is shard p and the robots on it.
+- View reader (no group, read_committed) on robot state, presence and the task events, from the start:
+  every instance folds the whole fleet and every task; it only acts on its own shards.
+- One transactional producer: the task events and commands a batch caused, and the batch's consumer
+  offsets, commit together (send_offsets_to_transaction) or not at all.
+- On assignment the new shards stay paused until the view has read the event topic up to where it
+  ended at assignment time (a dead instance's open transaction aborts first): that is the rebuild.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_CREATE_TIME,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from swarm_bridge.config.coordinator import CoordinatorConfig
+from swarm_bridge.config.robot import default_registry
+from swarm_bridge.coordinator.assignment import POLICIES
+from swarm_bridge.coordinator.dispatch import ASSIGN, Command, Dispatch, EventRecord, Output
+from swarm_bridge.coordinator.events import decode_event, encode_event
+from swarm_bridge.coordinator.metrics import CoordinatorMetrics
+from swarm_bridge.coordinator.records import FleetRecords, parse_presence
+from swarm_bridge.coordinator.tasks import TaskRules, TaskState
+from swarm_bridge.routing.sharding import shard_of
+
+__all__ = ["CoordinatorInstance", "TopicMismatch", "build_dispatch", "ensure_topics"]
+
+log = logging.getLogger(__name__)
+_CHECK_EVERY_NS = 500_000_000
+
+
+class TopicMismatch(RuntimeError):
+    """A sharded topic whose partition count is not the shard count."""
+
+
+def build_dispatch(config: CoordinatorConfig) -> Dispatch:
+    """The pure core configured from the config file."""
+    p, t = config.policy, config.tasks
+    policy = POLICIES[p.name](speed_mps=p.speed_mps, task_s=p.task_s, battery_weight=p.battery_weight,
+                              queue_weight=p.queue_weight, min_battery_percent=p.min_battery_percent,
+                              max_queue=p.max_queue)
+    rules = TaskRules(int(t.accept_timeout_s * 1e9), int(t.run_timeout_s * 1e9), t.max_attempts)
+    return Dispatch(shards=config.shards, kinds=config.kinds, rules=rules, policy=policy,
+                    stale_after_ns=int(t.robot_offline_after_s * 1e9))
+
+
+def sharded_topics(config: CoordinatorConfig) -> list[str]:
+    topics = config.topics
+    return [topics.submit, topics.status, topics.commands, topics.events]
+
+
+def ensure_topics(config: CoordinatorConfig) -> None:
+    """Create missing topics (`shards` partitions; events compacted) and check the sharded ones' counts."""
+    bootstrap = f"{config.kafka.host}:{config.kafka.port}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    timeout = config.kafka.connect_timeout_s
+    topics = config.topics
+    if config.create_topics:
+        new = [NewTopic(t, num_partitions=config.shards, replication_factor=1,
+                        config={"cleanup.policy": "compact"} if t == topics.events else {})
+               for t in (*sharded_topics(config), topics.state, topics.presence)]
+        for topic, future in admin.create_topics(new, operation_timeout=timeout).items():
+            try:
+                future.result(timeout=timeout)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise TopicMismatch(f"kafka://{bootstrap}: cannot create topic {topic} ({exc})") from None
+    deadline = time.monotonic() + timeout
+    wanted = [*sharded_topics(config), topics.state, topics.presence]
+    while True:
+        meta = admin.list_topics(timeout=timeout).topics
+        ready = all(t in meta and not meta[t].error and meta[t].partitions and all(
+            p.leader >= 0 for p in meta[t].partitions.values()) for t in wanted)
+        if ready:
+            break
+        if time.monotonic() > deadline:
+            missing = [t for t in wanted if t not in meta or meta[t].error]
+            raise TopicMismatch(f"kafka://{bootstrap}: topics {missing} missing or without leaders; create them "
+                                f"with {config.shards} partitions or set create_topics: true")
+        time.sleep(0.1)
+    for topic in sharded_topics(config):
+        count = len(meta[topic].partitions)
+        if count != config.shards:
+            raise TopicMismatch(f"topic {topic} has {count} partitions but shards is {config.shards}; a sharded "
+                                "topic needs one partition per shard: use a fresh topic name or fix shards")
+
+
+def sent_at(msg: Message, now_ns: int) -> int:
+    """When a record was produced (its CreateTime), never later than now: a robot read from old history is
+    last seen when it sent, not when this instance read it."""
+    kind, stamp_ms = msg.timestamp()
+    if kind != TIMESTAMP_CREATE_TIME or stamp_ms <= 0:
+        return now_ns
+    return min(now_ns, stamp_ms * 1_000_000)
+
+
+def coalesce(out: list[Output]) -> list[Output]:
+    """One batch's records, with only the last event of each task (a task submitted, assigned and accepted
+    in one transaction is written once, as accepted); commands all kept, in order. Tombstones stay,
+    except for the partition where the task's last event goes."""
+    last: dict[str, EventRecord] = {}
+    for record in out:
+        if isinstance(record, EventRecord) and record.event is not None:
+            last[record.task_id] = record
+    kept: list[Output] = []
+    for record in out:
+        if isinstance(record, Command):
+            kept.append(record)
+        elif record.event is None:
+            final = last.get(record.task_id)
+            if final is None or final.shard != record.shard:
+                kept.append(record)
+        elif last[record.task_id] is record:
+            kept.append(record)
+    return kept
+
+
+class CoordinatorInstance:
+    """Runs the dispatch against Kafka; `step()` does one consume-transform-produce round."""
+
+    def __init__(self, config: CoordinatorConfig, *, metrics: CoordinatorMetrics | None = None,
+                 dispatch: Dispatch | None = None, keep_latencies: bool = False) -> None:
+        """`keep_latencies`: also keep every first assignment's latency (ns, request produced -> command
+        committed) in `latencies_ns` (benchmarks)."""
+        self.config = config
+        self.latencies_ns: list[int] | None = [] if keep_latencies else None
+        self.dispatch = dispatch or build_dispatch(config)
+        self.metrics = metrics or CoordinatorMetrics()
+        self.instance_id = config.kafka.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+        bootstrap = f"{config.kafka.host}:{config.kafka.port}"
+        self.topics = config.topics
+        self.records = FleetRecords(fmt=config.robot_format, registry=config.registry or default_registry(),
+                                    state_topic=self.topics.state, status_topic=self.topics.status,
+                                    commands_topic=self.topics.commands)
+        ensure_topics(config)
+        common = {"bootstrap.servers": bootstrap, "logger": log}
+        self._producer = Producer({**common, "transactional.id": f"{config.kafka.group}.{self.instance_id}",
+                                   "transaction.timeout.ms": int(config.kafka.transaction_timeout_s * 1000),
+                                   "linger.ms": 5, "compression.type": "lz4",
+                                   # A transaction begun while the last one's markers are still being written
+                                   # is refused (CONCURRENT_TRANSACTIONS) and retried after this backoff;
+                                   # librdkafka's 100 ms default (growing to 1 s) made each round ~0.5 s.
+                                   "retry.backoff.ms": 10, "retry.backoff.max.ms": 100})
+        self._producer.init_transactions(config.kafka.connect_timeout_s)
+        self._view = Consumer({**common, "group.id": f"{config.kafka.group}.view.{uuid.uuid4().hex[:8]}",
+                               "enable.auto.commit": False, "isolation.level": "read_committed",
+                               "auto.offset.reset": "earliest"})
+        meta = self._view.list_topics(timeout=config.kafka.connect_timeout_s).topics
+        self._event_partitions = [TopicPartition(self.topics.events, p) for p in sorted(meta[self.topics.events]
+                                                                                      .partitions)]
+        self._view.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in (self.topics.state, self.topics.presence,
+                                                                            self.topics.events)
+                           for p in sorted(meta[t].partitions)])
+        session_ms = int(config.kafka.session_timeout_s * 1000)
+        self._group = Consumer({**common, "group.id": config.kafka.group, "client.id": self.instance_id,
+                                "enable.auto.commit": False, "isolation.level": "read_committed",
+                                "auto.offset.reset": "earliest", "partition.assignment.strategy": "range",
+                                "session.timeout.ms": session_ms, "heartbeat.interval.ms": max(200, session_ms // 6)})
+        self._group.subscribe([self.topics.submit, self.topics.status], on_assign=self._on_assign,
+                              on_revoke=self._on_revoke)
+        self._pending: dict[int, int] | None = None  # event partition -> offset to reach before owning
+        self._rebuilding = False
+        self._pending_shards: frozenset[int] = frozenset()
+        self._paused: list[TopicPartition] = []
+        self._last_check = 0
+        self._requested: dict[str, int] = {}  # queued task id -> when its request was produced (ns)
+        self.misplaced = 0  # task status records found off their robot's shard partition
+        self.assigned = 0
+
+    # -- group membership -------------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: Sequence[TopicPartition]) -> None:
+        consumer.assign(list(partitions))
+        consumer.pause(list(partitions))
+        self._paused = list(partitions)
+        self._pending_shards = frozenset(p.partition for p in partitions if p.topic == self.topics.status)
+        self._pending = None
+        self._rebuilding = True
+        log.info("instance %s: assigned shards %s; rebuilding from %s", self.instance_id,
+                 sorted(self._pending_shards), self.topics.events)
+
+    def _on_revoke(self, consumer: Consumer, partitions: Sequence[TopicPartition]) -> None:
+        self.dispatch.owned = frozenset()
+        self._pending = None
+        self._rebuilding = False
+        self._paused = []
+        self.metrics.shards_owned.set(0)
+        log.info("instance %s: shards revoked", self.instance_id)
+
+    def _event_ends(self) -> dict[int, int]:
+        ends = {}
+        for tp in self._event_partitions:
+            _low, high = self._view.get_watermark_offsets(tp, timeout=self.config.kafka.connect_timeout_s,
+                                                          cached=False)
+            ends[tp.partition] = int(high)
+        return ends
+
+    def _caught_up(self, ends: dict[int, int]) -> bool:
+        positions = self._view.position([TopicPartition(self.topics.events, p) for p in ends])
+        return all(end == 0 or tp.offset >= end for tp, end in zip(positions, ends.values(), strict=True))
+
+    def _check_ready(self) -> None:
+        if not self._rebuilding:
+            return
+        if self._pending is None:
+            try:  # where the event topic ends now: read up to here before owning anything
+                self._pending = self._event_ends()
+            except KafkaException as exc:
+                log.warning("instance %s: event topic ends unknown yet (%s); retrying", self.instance_id, exc)
+                return
+        if not self._caught_up(self._pending):
+            return
+        self._rebuilding = False
+        self.dispatch.owned = self._pending_shards
+        self._group.resume(self._paused)
+        self._pending, self._paused = None, []
+        self.metrics.shards_owned.set(len(self._pending_shards))
+        log.info("instance %s: owns shards %s (%d tasks known)", self.instance_id, sorted(self.dispatch.owned),
+                 len(self.dispatch.book))
+
+    # -- the view ---------------------------------------------------------------------------------------
+
+    def _drain_view(self, budget: int = 20_000) -> int:
+        done = 0
+        while done < budget:
+            msgs = self._view.consume(num_messages=2000, timeout=0)
+            if not msgs:
+                break
+            now = time.time_ns()
+            for msg in msgs:
+                self._view_record(msg, now)
+            done += len(msgs)
+        return done
+
+    def _view_record(self, msg: Message, now_ns: int) -> None:
+        if msg.error():
+            return
+        topic, value = msg.topic(), msg.value()
+        try:
+            if topic == self.topics.events:
+                if value is not None:
+                    self.dispatch.book.apply(decode_event(value).task)
+            elif value is None:
+                return
+            elif topic == self.topics.state:
+                self.dispatch.fleet.on_state(self.records.state_decoder.decode(value).body, sent_at(msg, now_ns))
+            else:
+                presence = parse_presence(value)
+                self.dispatch.fleet.on_presence(presence.robot_id, presence.state, presence.reason,
+                                                sent_at(msg, now_ns))
+        except Exception as exc:  # a malformed record is counted, never fatal
+            self._drop(f"malformed {topic}", f"{topic}[{msg.partition()}]@{msg.offset()}: {exc}")
+
+    def catch_up(self, timeout_s: float = 5.0) -> bool:
+        """Read the event topic up to its current end (a task another instance just handed over)."""
+        ends = self._event_ends()
+        deadline = time.monotonic() + timeout_s
+        while not self._caught_up(ends):
+            if time.monotonic() > deadline:
+                return False
+            for msg in self._view.consume(num_messages=2000, timeout=0.05):
+                self._view_record(msg, time.time_ns())
+        return True
+
+    # -- one round ------------------------------------------------------------------------------------------
+
+    def step(self, timeout_s: float = 0.02) -> int:
+        """Consume a batch, decide, and commit events, commands and offsets in one transaction; returns
+        how many records were produced."""
+        msgs = self._group.consume(num_messages=1000, timeout=timeout_s)
+        self._drain_view()
+        self._check_ready()
+        now = time.time_ns()
+        out: list[Output] = []
+        consumed = False
+        for msg in msgs:
+            error = msg.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("instance %s: %s", self.instance_id, error)
+                continue
+            consumed = True
+            out += self._input(msg, now)
+        if self.dispatch.owned:
+            check = now - self._last_check >= _CHECK_EVERY_NS
+            if check:
+                self._last_check = now
+                self._gauges(now)
+            out += self.dispatch.tick(now, check=check)
+        if not out and not consumed:
+            return 0
+        self._commit(out, consumed)
+        return len(out)
+
+    def _input(self, msg: Message, now_ns: int) -> list[Output]:
+        topic, value, key = msg.topic(), msg.value() or b"", (msg.key() or b"").decode("utf-8", "replace")
+        if topic == self.topics.submit:
+            out = self.dispatch.submit(value, key or f"{topic}:{msg.partition()}:{msg.offset()}", now_ns)
+            kind, stamp_ms = msg.timestamp()
+            for record in out:  # latency counts from when the request was produced (its record's CreateTime)
+                if isinstance(record, EventRecord) and record.event is not None and not record.event.task.terminal:
+                    self._requested[record.task_id] = stamp_ms * 1_000_000 if kind == TIMESTAMP_CREATE_TIME else now_ns
+            return out
+        try:
+            report = self.records.status(value)
+        except Exception as exc:
+            self._drop(f"malformed {topic}", f"{topic}[{msg.partition()}]@{msg.offset()}: {exc}")
+            return []
+        if msg.partition() != shard_of(report.robot_id, self.config.shards):
+            # Handled all the same (dropping it would stall the task), but shard ownership no longer protects
+            # the task from a second writer: counted and logged so the producer's partitioner gets fixed.
+            self.misplaced += 1
+            self.metrics.dropped.labels("status off its robot's shard (handled)").inc()
+            if self.misplaced <= 10:
+                log.warning("instance %s: %s[%s]: status of %s belongs on partition %d (its shard); the producer "
+                            "must use partitioner murmur2_random or partition = shard", self.instance_id, topic,
+                            msg.partition(), report.robot_id, shard_of(report.robot_id, self.config.shards))
+        args: dict[str, Any] = {"robot_id": report.robot_id, "task_id": report.task_id, "state": report.state,
+                                "reason": report.reason, "progress": report.progress, "now_ns": now_ns}
+        result = self.dispatch.status(**args)
+        if result is None and self.catch_up():
+            result = self.dispatch.status(**args)
+        if result is None:
+            self._drop("status for an unknown task", f"{report.robot_id}: task {report.task_id}")
+            return []
+        return result
+
+    def _commit(self, out: list[Output], consumed: bool) -> None:
+        producer = self._producer
+        now = time.time_ns()
+        try:
+            producer.begin_transaction()
+            for record in coalesce(out):
+                if isinstance(record, EventRecord):
+                    value = None if record.event is None else encode_event(record.event)
+                    self._produce(self.topics.events, record.shard, record.task_id.encode(), value)
+                else:
+                    self._produce(self.topics.commands, record.shard, record.robot_id.encode(),
+                                  self.records.command(record, now))
+            if consumed:
+                positions = [tp for tp in self._group.position(self._group.assignment()) if tp.offset >= 0]
+                producer.send_offsets_to_transaction(positions, self._group.consumer_group_metadata(),
+                                                     self.config.kafka.connect_timeout_s)
+            producer.commit_transaction(self.config.kafka.connect_timeout_s)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if isinstance(error, KafkaError) and error.txn_requires_abort():
+                producer.abort_transaction(self.config.kafka.connect_timeout_s)
+            raise
+        done = time.time_ns()
+        self.metrics.transactions.inc()
+        for record in out:
+            if isinstance(record, Command):
+                self.metrics.commands.labels("assign" if record.action == ASSIGN else "cancel").inc()
+                if record.action == ASSIGN:
+                    self.assigned += 1
+                    requested = self._requested.pop(record.task.task_id, None)
+                    if requested is not None:
+                        self.metrics.latency.observe((done - requested) / 1e9)
+                        if self.latencies_ns is not None:
+                            self.latencies_ns.append(done - requested)
+            elif record.event is not None and record.event.task.terminal:
+                self._requested.pop(record.task_id, None)
+
+    def _produce(self, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, partition=partition)
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+
+    def _drop(self, reason: str, detail: str) -> None:
+        self.dispatch.counts[reason] += 1
+        self.metrics.dropped.labels(reason).inc()
+        log.warning("instance %s: dropped (%s): %s", self.instance_id, reason, detail)
+
+    def _gauges(self, now_ns: int) -> None:
+        for state, count in self.dispatch.book.counts().items():
+            self.metrics.tasks.labels(state).set(count)
+        stale = self.dispatch.stale_after_ns
+        self.metrics.robots_online.set(sum(r.reachable(now_ns, stale) for r in self.dispatch.fleet))
+
+    def summary(self) -> dict[str, Any]:
+        """Tasks per state, robots known, shards owned, drops by reason."""
+        return {"tasks": self.dispatch.book.counts(), "robots": len(self.dispatch.fleet),
+                "shards": sorted(self.dispatch.owned), "dropped": dict(self.dispatch.counts),
+                "assigned": self.assigned, "done": self.dispatch.book.counts()[TaskState.DONE.value],
+                "misplaced_status": self.misplaced}
+
+    def close(self) -> None:
+        """Leave the group (the shards move at once) and close the clients."""
+        try:
+            self._group.close()
+        finally:
+            self._view.close()
+            self._producer.flush(self.config.kafka.connect_timeout_s)

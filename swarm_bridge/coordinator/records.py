@@ -1,0 +1,126 @@
+"""The coordinator's wire records: RobotState and TaskStatus in, TaskCommand out (Avro or JSON, Confluent
+framing on Kafka), presence JSON in. Built once per process from the config."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from swarm_bridge.codec.envelope import Envelope
+from swarm_bridge.codec.records import RecordFormat
+from swarm_bridge.codec.registry import topic_name
+from swarm_bridge.codec.wire import WireDecoder, WireEncoder, registry_ids, wire_decoder, wire_encoder
+from swarm_bridge.coordinator.dispatch import Command
+from swarm_bridge.coordinator.tasks import TaskState
+
+__all__ = ["ROBOT_STATE", "TASK_COMMAND", "TASK_STATUS", "FleetRecords", "Presence", "StatusReport",
+           "parse_presence", "presence_payload", "robot_state_body"]
+
+ROBOT_STATE = "swarm_bridge_msgs/msg/RobotState"
+TASK_STATUS = "swarm_bridge_msgs/msg/TaskStatus"
+TASK_COMMAND = "swarm_bridge_msgs/msg/TaskCommand"
+_STATES = list(TaskState)  # index = TaskStatus.STATE_*
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """A robot's TaskStatus, as the dispatch wants it."""
+
+    robot_id: str
+    task_id: str
+    state: TaskState
+    reason: str
+    progress: float
+
+
+@dataclass(frozen=True)
+class Presence:
+    """A presence record: `online` or `offline` (Last Will), with a reason."""
+
+    robot_id: str
+    state: str
+    reason: str
+
+
+def parse_presence(payload: bytes) -> Presence:
+    """Presence JSON {robot_id, state, reason} -> Presence; ValueError naming what is wrong."""
+    doc = json.loads(payload)
+    if not isinstance(doc, dict) or not isinstance(doc.get("robot_id"), str) or doc.get("state") not in (
+            "online", "offline"):
+        raise ValueError("presence: expected {robot_id: str, state: online|offline, reason: str}")
+    return Presence(doc["robot_id"], doc["state"], str(doc.get("reason", "")))
+
+
+def presence_payload(robot_id: str, state: str, reason: str = "") -> bytes:
+    """Presence JSON as robots (and the gateway) send it."""
+    return json.dumps({"robot_id": robot_id, "state": state, "reason": reason}).encode()
+
+
+class FleetRecords:
+    """Encoders and decoders of one fleet's Kafka records (subject = `<topic>-value`)."""
+
+    def __init__(self, *, fmt: RecordFormat, registry: str, state_topic: str, status_topic: str,
+                 commands_topic: str) -> None:
+        ids = registry_ids(registry)
+
+        def enc(ros_type: str, topic: str) -> WireEncoder:
+            return wire_encoder(ros_type, fmt, "kafka", subject=topic_name(topic, ros_type), register=ids)
+
+        def dec(ros_type: str, topic: str) -> WireDecoder:
+            return wire_decoder(ros_type, fmt, "kafka", subject=topic_name(topic, ros_type), lookup=ids)
+
+        self.state_encoder, self.state_decoder = enc(ROBOT_STATE, state_topic), dec(ROBOT_STATE, state_topic)
+        self.status_encoder, self.status_decoder = enc(TASK_STATUS, status_topic), dec(TASK_STATUS, status_topic)
+        self.command_encoder = enc(TASK_COMMAND, commands_topic)
+        self.command_decoder = dec(TASK_COMMAND, commands_topic)
+        self._seq = 0
+
+    def status(self, payload: bytes) -> StatusReport:
+        body = self.status_decoder.decode(payload).body
+        return StatusReport(str(body["robot_id"]), str(body["task_id"]), _STATES[int(body["state"])],
+                            str(body["reason"]), float(body["progress"]))
+
+    def command(self, command: Command, now_ns: int) -> bytes:
+        """A Command -> TaskCommand record bytes (seq counts this process's commands)."""
+        self._seq += 1
+        request = command.task.request
+        target = request.target
+        body: dict[str, Any] = {
+            "task_id": command.task.task_id, "command_id": command.command_id, "robot_id": command.robot_id,
+            "shard": command.shard, "action": command.action, "priority": request.priority, "kind": request.kind,
+            "target_pose": {"header": {"stamp": _time(now_ns), "frame_id": target.frame_id},
+                            "pose": {"position": {"x": target.x, "y": target.y, "z": target.z},
+                                     "orientation": {"x": 0.0, "y": 0.0, "z": 0.0, "w": 1.0}}},
+            "parameters": [{"key": k, "value": v} for k, v in request.parameters],
+            "deadline": _time(request.deadline_ns), "issued_at": _time(now_ns),
+        }
+        return self.command_encoder.encode(Envelope(command.robot_id, "task_command", self._seq, now_ns,
+                                                    TASK_COMMAND, body))
+
+    def status_record(self, *, robot_id: str, task_id: str, state: TaskState, seq: int, now_ns: int,
+                      reason: str = "", progress: float = 0.0) -> bytes:
+        """A TaskStatus record as a robot sends it (simulated robots, tests)."""
+        body = {"task_id": task_id, "robot_id": robot_id, "state": _STATES.index(state), "reason": reason,
+                "progress": progress, "stamp": _time(now_ns)}
+        return self.status_encoder.encode(Envelope(robot_id, "task_status", seq, now_ns, TASK_STATUS, body))
+
+    def state_record(self, body: dict[str, Any], *, seq: int, now_ns: int) -> bytes:
+        """A RobotState record as a robot sends it (simulated robots, tests)."""
+        return self.state_encoder.encode(Envelope(str(body["robot_id"]), "robot_state", seq, now_ns, ROBOT_STATE,
+                                                  body))
+
+
+def _time(ns: int) -> dict[str, int]:
+    return {"sec": ns // 1_000_000_000, "nanosec": ns % 1_000_000_000}
+
+
+def robot_state_body(robot_id: str, kind: str, capabilities: list[str], *, x: float, y: float, battery: float,
+                     mode: int = 1, current_task_id: str = "", now_ns: int = 0) -> dict[str, Any]:
+    """A RobotState message dict (simulated robots, tests)."""
+    return {"robot_id": robot_id, "robot_kind": kind, "capabilities": capabilities, "mode": mode,
+            "pose": {"header": {"stamp": _time(now_ns), "frame_id": "map"},
+                     "pose": {"position": {"x": x, "y": y, "z": 0.0},
+                              "orientation": {"x": 0.0, "y": 0.0, "z": 0.0, "w": 1.0}}},
+            "battery_percent": battery, "charging": False, "current_task_id": current_task_id,
+            "stamp": _time(now_ns)}

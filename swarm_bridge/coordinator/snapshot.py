@@ -1,0 +1,135 @@
+"""Read the fleet as the coordinators see it, straight from Kafka (for `fleet status`), and submit tasks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from swarm_bridge.config.coordinator import CoordinatorConfig
+from swarm_bridge.config.robot import default_registry
+from swarm_bridge.coordinator.events import TaskBook, decode_event
+from swarm_bridge.coordinator.fleet import FleetView
+from swarm_bridge.coordinator.instance import sent_at
+from swarm_bridge.coordinator.records import FleetRecords, parse_presence
+from swarm_bridge.routing.sharding import shard_of
+
+__all__ = ["FleetSnapshot", "TaskSubmitter", "read_snapshot", "submit_tasks"]
+
+log = logging.getLogger(__name__)
+
+
+class FleetSnapshot:
+    """Fleet view and task book folded from the state, presence and event topics up to their ends."""
+
+    def __init__(self) -> None:
+        self.fleet = FleetView()
+        self.book = TaskBook()
+        self.malformed = 0
+
+
+def read_snapshot(config: CoordinatorConfig, *, timeout_s: float = 30.0) -> FleetSnapshot:
+    """Read the three topics from the start to their current ends (read_committed)."""
+    topics = config.topics
+    records = FleetRecords(fmt=config.robot_format, registry=config.registry or default_registry(),
+                           state_topic=topics.state, status_topic=topics.status, commands_topic=topics.commands)
+    consumer = Consumer({"bootstrap.servers": f"{config.kafka.host}:{config.kafka.port}",
+                         "group.id": f"fleet-status-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
+                         "isolation.level": "read_committed", "logger": log})
+    snap = FleetSnapshot()
+    try:
+        meta = consumer.list_topics(timeout=timeout_s).topics
+        ends: dict[tuple[str, int], int] = {}
+        for topic in (topics.state, topics.presence, topics.events):
+            if topic not in meta or meta[topic].error:
+                continue
+            for p in meta[topic].partitions:
+                _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
+                if high > 0:
+                    ends[(topic, p)] = int(high)
+        consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in ends])
+        deadline = time.monotonic() + timeout_s
+        while ends and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=5000, timeout=0.2):
+                if msg.error():
+                    continue
+                _fold(snap, records, config, msg.topic() or "", msg.value(), sent_at(msg, time.time_ns()))
+            positions = consumer.position([TopicPartition(t, p) for t, p in ends])
+            for tp in positions:
+                if tp.offset >= ends[(tp.topic, tp.partition)]:
+                    ends.pop((tp.topic, tp.partition))
+    finally:
+        consumer.close()
+    return snap
+
+
+def _fold(snap: FleetSnapshot, records: FleetRecords, config: CoordinatorConfig, topic: str,
+          value: bytes | None, now: int) -> None:
+    if value is None:
+        return
+    try:
+        if topic == config.topics.events:
+            snap.book.apply(decode_event(value).task)
+        elif topic == config.topics.state:
+            snap.fleet.on_state(records.state_decoder.decode(value).body, now)
+        else:
+            p = parse_presence(value)
+            snap.fleet.on_presence(p.robot_id, p.state, p.reason, now)
+    except Exception:  # counted and shown, never fatal
+        snap.malformed += 1
+
+
+def submit_tasks(config: CoordinatorConfig, docs: list[dict[str, Any]], *, timeout_s: float = 30.0) -> int:
+    """Send task requests to the submit topic (key task_id, its shard's partition); returns how many are
+    not confirmed. A doc without a usable task_id goes to partition 0, to be rejected with its reason."""
+    producer = Producer({"bootstrap.servers": f"{config.kafka.host}:{config.kafka.port}",
+                         "enable.idempotence": True, "linger.ms": 5, "logger": log})
+    for doc in docs:
+        task_id = doc.get("task_id")
+        key = task_id if isinstance(task_id, str) and task_id else ""
+        partition = shard_of(key, config.shards) if key else 0
+        while True:
+            try:
+                producer.produce(config.topics.submit, key=key.encode() or None, partition=partition,
+                                 value=json.dumps(doc).encode())
+                break
+            except BufferError:
+                producer.poll(0.05)
+    return producer.flush(timeout_s)
+
+
+class TaskSubmitter:
+    """Forwards raw task requests (JSON bytes, as a ROS topic carries them) to the submit topic, keyed and
+    partitioned by their task id; a request without one still goes, so the coordinator rejects it with a reason."""
+
+    def __init__(self, config: CoordinatorConfig) -> None:
+        self.config = config
+        self.sent = 0
+        self._producer = Producer({"bootstrap.servers": f"{config.kafka.host}:{config.kafka.port}",
+                                   "enable.idempotence": True, "linger.ms": 5, "logger": log})
+
+    def send(self, payload: bytes) -> None:
+        try:
+            doc = json.loads(payload)
+            task_id = doc.get("task_id") if isinstance(doc, dict) else None
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            task_id = None
+        key = task_id if isinstance(task_id, str) and task_id else ""
+        partition = shard_of(key, self.config.shards) if key else 0
+        while True:
+            try:
+                self._producer.produce(self.config.topics.submit, key=key.encode() or None, value=payload,
+                                       partition=partition)
+                break
+            except BufferError:
+                self._producer.poll(0.05)
+        self._producer.poll(0)
+        self.sent += 1
+
+    def close(self, timeout_s: float = 10.0) -> int:
+        """Flush; returns how many requests are not confirmed."""
+        return self._producer.flush(timeout_s)

@@ -1,0 +1,247 @@
+"""Coordinator core without brokers: validation, lifecycle, assignment, event folding, dispatch."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from swarm_bridge.coordinator.assignment import CostPolicy, RobotPool, plan
+from swarm_bridge.coordinator.dispatch import ASSIGN, CANCEL, Command, Dispatch, EventRecord, Output
+from swarm_bridge.coordinator.events import TaskBook, TaskEvent, decode_event, encode_event, home_shard
+from swarm_bridge.coordinator.fleet import FleetView, RobotMode, RobotView
+from swarm_bridge.coordinator.tasks import (
+    InvalidTask,
+    Task,
+    TaskRules,
+    TaskState,
+    assigned,
+    new_task,
+    on_robot_lost,
+    on_status,
+    overdue,
+    parse_request,
+)
+from swarm_bridge.routing import shard_of
+
+S = 1_000_000_000
+NOW = 1_700_000_000 * S
+KINDS = {"navigate", "pick", "inspect", "charge"}
+RULES = TaskRules(accept_timeout_ns=5 * S, run_timeout_ns=60 * S, max_attempts=2)
+
+
+def request(task_id: str = "t1", **extra: Any) -> bytes:
+    return json.dumps({"task_id": task_id, "kind": "navigate", "target": {"x": 1.0, "y": 2.0}, **extra}).encode()
+
+
+def robot(robot_id: str, x: float = 0.0, *, caps: tuple[str, ...] = ("navigate",), battery: float = 80.0,
+          mode: RobotMode = RobotMode.IDLE) -> RobotView:
+    return RobotView(robot_id, "amr", frozenset(caps), mode, x, 0.0, 0.0, battery, last_seen_ns=NOW)
+
+
+@pytest.mark.parametrize(("doc", "field", "why"), [
+    (b"{not json", "payload", "not JSON"),
+    (b"[1]", "payload", "expected a JSON object"),
+    (json.dumps({"kind": "navigate"}).encode(), "task_id", "missing"),
+    (request(kind="teleport"), "kind", "unknown capability 'teleport'"),
+    (request(deadline_ns=NOW - S), "deadline_ns", "already past"),
+    (request(priority=300), "priority", "0..255"),
+    (request(target={"x": "far"}), "target.x", "finite number"),
+    (request(colour="red"), "colour", "unknown field"),
+    (request(parameters={"n": 3}), "parameters", "strings"),
+])
+def test_invalid_requests_name_field_and_reason(doc: bytes, field: str, why: str) -> None:
+    with pytest.raises(InvalidTask, match=why) as info:
+        parse_request(doc, kinds=KINDS, now_ns=NOW)
+    assert info.value.field == field
+
+
+def test_lifecycle_to_done_and_stale_reports_ignored() -> None:
+    task = new_task(parse_request(request(), kinds=KINDS, now_ns=NOW), NOW)
+    task = assigned(task, "r1", NOW)
+    assert (task.state, task.attempts, task.command_id) == (TaskState.ASSIGNED, 1, "t1#1")
+    assert on_status(task, robot_id="r2", state=TaskState.DONE, reason="", progress=1, now_ns=NOW, rules=RULES) is None
+    for state in (TaskState.ACCEPTED, TaskState.RUNNING, TaskState.DONE):
+        nxt = on_status(task, robot_id="r1", state=state, reason="", progress=0.5, now_ns=NOW, rules=RULES)
+        assert nxt is not None and nxt.state is state and nxt.version == task.version + 1
+        task = nxt
+    assert on_status(task, robot_id="r1", state=TaskState.FAILED, reason="x", progress=1, now_ns=NOW,
+                     rules=RULES) is None
+
+
+def test_reject_and_loss_retry_then_fail() -> None:
+    task = assigned(new_task(parse_request(request(), kinds=KINDS, now_ns=NOW), NOW), "r1", NOW)
+    again = on_status(task, robot_id="r1", state=TaskState.REJECTED, reason="busy", progress=0, now_ns=NOW,
+                      rules=RULES)
+    assert again is not None and again.state is TaskState.QUEUED and again.excluded == ("r1",)
+    second = assigned(again, "r2", NOW)
+    lost = on_robot_lost(second, NOW, RULES, "went offline")
+    assert lost is not None and lost.state is TaskState.FAILED and "gave up after 2 attempts" in lost.reason
+
+
+def test_timeouts() -> None:
+    task = assigned(new_task(parse_request(request(deadline_ns=NOW + 10 * S), kinds=KINDS, now_ns=NOW), NOW),
+                    "r1", NOW)
+    assert overdue(task, NOW + 4 * S, RULES) is None
+    retry = overdue(task, NOW + 5 * S, RULES)
+    assert retry is not None and retry.state is TaskState.QUEUED and "did not accept" in retry.reason
+    late = overdue(retry, NOW + 10 * S, RULES)
+    assert late is not None and late.state is TaskState.FAILED and "deadline" in late.reason
+
+
+def fleet_of(*robots: RobotView) -> FleetView:
+    fleet = FleetView()
+    for r in robots:
+        fleet.put(r)
+    return fleet
+
+
+def test_cost_policy_prefers_near_charged_unloaded_capable() -> None:
+    fleet = fleet_of(robot("near", 1.0), robot("far", 50.0), robot("flat", 0.5, battery=5.0),
+                     robot("arm", 0.0, caps=("pick",)), robot("broken", 0.0, mode=RobotMode.ERROR))
+    task = new_task(parse_request(request(), kinds=KINDS, now_ns=NOW), NOW)
+    policy = CostPolicy()
+    assert plan([task], fleet, {}, policy, now_ns=NOW, stale_after_ns=10 * S) == [(task, "near")]
+    assert plan([task], fleet, {"near": 3}, policy, now_ns=NOW, stale_after_ns=10 * S) == [(task, "far")]
+    urgent = new_task(parse_request(request(deadline_ns=NOW + 5 * S), kinds=KINDS, now_ns=NOW), NOW)
+    assert plan([urgent], fleet, {"near": 3}, policy, now_ns=NOW, stale_after_ns=10 * S) == []
+
+
+def test_plan_is_deterministic_and_honours_priority() -> None:
+    rng = random.Random(7)
+    robots = [robot(f"r{i:03d}", rng.uniform(0, 100)) for i in range(50)]
+    tasks = [new_task(parse_request(request(f"t{i}", priority=rng.randrange(3),
+                                            target={"x": rng.uniform(0, 100)}), kinds=KINDS, now_ns=NOW), NOW)
+             for i in range(200)]
+    first = plan(tasks, fleet_of(*robots), {}, CostPolicy(max_queue=1), now_ns=NOW, stale_after_ns=10 * S)
+    again = plan(list(reversed(tasks)), fleet_of(*reversed(robots)), {}, CostPolicy(max_queue=1), now_ns=NOW,
+                 stale_after_ns=10 * S)
+    assert [(t.task_id, r) for t, r in first] == [(t.task_id, r) for t, r in again]
+    assert len(first) == 50 and len({r for _, r in first}) == 50
+    assert {t.request.priority for t, _ in first} == {2}  # the most urgent go first
+
+
+def test_events_round_trip_and_fold_by_version() -> None:
+    task = new_task(parse_request(request(parameters={"a": "b"}), kinds=KINDS, now_ns=NOW), NOW)
+    moved = assigned(task, "r1", NOW + 1)
+    assert decode_event(encode_event(TaskEvent("assigned", moved))) == TaskEvent("assigned", moved)
+    book = TaskBook()
+    assert book.fold([TaskEvent("assigned", moved), TaskEvent("submitted", task)]) == 1
+    assert book.get("t1") == moved and book.loads == {"r1": 1} and book.active == {"t1"}
+
+
+def outputs_of(out: list[Output]) -> tuple[list[EventRecord], list[Command]]:
+    return [o for o in out if isinstance(o, EventRecord)], [o for o in out if isinstance(o, Command)]
+
+
+def dispatch(*robots: RobotView) -> Dispatch:
+    d = Dispatch(shards=4, kinds=KINDS, rules=RULES, policy=CostPolicy(), stale_after_ns=10 * S)
+    d.owned = frozenset(range(4))
+    for r in robots:
+        d.fleet.put(r)
+    return d
+
+
+def test_dispatch_idempotent_submission_and_rejection_with_reason() -> None:
+    d = dispatch(robot("r1"))
+    assert len(d.submit(request("t1"), "t1", NOW)) == 1
+    assert d.submit(request("t1", priority=9), "t1", NOW) == []
+    events, _ = outputs_of(d.submit(request("bad", kind="fly"), "bad", NOW))
+    assert events[0].event is not None and events[0].event.task.state is TaskState.REJECTED
+    assert "unknown capability 'fly'" in events[0].event.task.reason
+    assert d.counts == {"duplicate submission": 1, "rejected: kind": 1}
+    assert [t.task_id for t in d.book if t.state is TaskState.QUEUED] == ["t1"]
+
+
+def test_dispatch_assigns_then_reassigns_when_robot_goes_offline() -> None:
+    d = dispatch(robot("r1", 0.0), robot("r2", 10.0))
+    d.submit(request("t1"), "t1", NOW)
+    events, commands = outputs_of(d.tick(NOW))
+    assert [(c.robot_id, c.action, c.command_id) for c in commands] == [("r1", ASSIGN, "t1#1")]
+    assert events[0].shard == home_shard(events[0].event.task, 4)  # type: ignore[union-attr]
+    d.fleet.on_presence("r1", "offline", "last will", NOW + S)
+    events, commands = outputs_of(d.tick(NOW + S))
+    assert [(c.robot_id, c.action) for c in commands] == [("r1", CANCEL), ("r2", ASSIGN)]
+    task = d.book.get("t1")
+    assert task is not None and task.robot_id == "r2" and task.history == ("r1", "r2") and task.attempts == 2
+
+
+def test_dispatch_acts_only_on_owned_shards() -> None:
+    d = dispatch(robot("r1"))
+    d.submit(request("t1"), "t1", NOW)
+    d.owned = frozenset(range(4)) - {home_shard(d.book.get("t1"), 4)}  # type: ignore[arg-type]
+    assert d.tick(NOW) == []
+
+
+class ScanEveryRobot:
+    """The cost policy's formula over every robot, no grid: the reference the grid search must equal."""
+
+    def __init__(self, policy: CostPolicy) -> None:
+        self.policy = policy
+        self.max_queue = policy.max_queue
+
+    def choose(self, task: Task, pool: RobotPool, loads: Mapping[str, int], now_ns: int) -> str | None:
+        p, t = self.policy, task.request.target
+        costs = []
+        for r in pool.robots:
+            load = loads.get(r.robot_id, 0)
+            if load >= p.max_queue or r.battery_percent < p.min_battery_percent:
+                continue
+            eta = math.dist((r.x, r.y, r.z), (t.x, t.y, t.z)) / p.speed_mps + load * p.task_s
+            costs.append((eta + p.battery_weight / 100 * (100 - r.battery_percent) + p.queue_weight * load,
+                          r.robot_id))
+        return min(costs)[1] if costs else None
+
+
+def test_grid_search_picks_what_a_full_scan_picks() -> None:
+    rng = random.Random(11)
+    robots = [robot(f"r{i:03d}", rng.choice([rng.uniform(-50, 150), 5.0]), battery=rng.uniform(10, 100))
+              for i in range(300)]
+    robots = [RobotView(r.robot_id, r.kind, r.capabilities, r.mode, r.x, rng.uniform(0, 100), 0.0, r.battery_percent,
+                        last_seen_ns=NOW) for r in robots]
+    tasks = [new_task(parse_request(request(f"t{i}", target={"x": rng.uniform(-300, 300), "y": rng.uniform(-9, 99)}),
+                                    kinds=KINDS, now_ns=NOW), NOW) for i in range(1000)]
+    loads = {r.robot_id: rng.randrange(3) for r in robots}
+    policy = CostPolicy(max_queue=4)
+    fast = plan(tasks, fleet_of(*robots), loads, policy, now_ns=NOW, stale_after_ns=10 * S)
+    slow = plan(tasks, fleet_of(*robots), loads, ScanEveryRobot(policy), now_ns=NOW, stale_after_ns=10 * S)
+    assert [(t.task_id, r) for t, r in fast] == [(t.task_id, r) for t, r in slow]
+    room = sum(4 - loads[r.robot_id] for r in robots if r.battery_percent >= 20)
+    assert room < 1000 and len(fast) == room  # every free slot of a charged robot is used, no more
+
+
+def test_a_batch_writes_each_task_once_at_its_last_home() -> None:
+    from swarm_bridge.coordinator.instance import coalesce
+
+    d = dispatch(robot("r1"))
+    out = d.submit(request("t1"), "t1", NOW) + d.tick(NOW)
+    kept = coalesce(out)
+    events, commands = outputs_of(kept)
+    task = d.book.get("t1")
+    assert task is not None and len(commands) == 1
+    full = [e for e in events if e.event is not None]
+    assert [(e.shard, e.event.task.state) for e in full if e.event] == [(home_shard(task, 4), TaskState.ASSIGNED)]
+    tombstones = [e.shard for e in events if e.event is None]
+    assert tombstones == ([] if home_shard(task, 4) == shard_of("t1", 4) else [shard_of("t1", 4)])
+
+
+def test_fleet_status_table_lists_robots_and_open_tasks() -> None:
+    from swarm_bridge.coordinator.table import fleet_tables
+
+    fleet = fleet_of(robot("amr_007", 1.5), RobotView("drone_002", "drone", frozenset({"fly"}), RobotMode.IDLE,
+                                                      online=False, last_seen_ns=NOW))
+    book = TaskBook()
+    book.apply(assigned(new_task(parse_request(request("deliver-42", priority=5), kinds=KINDS, now_ns=NOW), NOW),
+                        "amr_007", NOW))
+    text = fleet_tables(fleet, book, now_ns=NOW, stale_after_ns=10 * S, max_tasks=5)
+    lines = text.splitlines()
+    assert lines[0] == "robots: 2 (1 online)"
+    assert lines[3].split() == ["amr_007", "amr", "online", "idle", "80%", "(1.5,", "0.0)", "1", "-", "navigate"]
+    assert lines[4].split()[:4] == ["drone_002", "drone", "OFFLINE", "idle"]
+    assert "tasks: queued 0, assigned 1," in text
+    assert lines[-1].split() == ["deliver-42", "navigate", "assigned", "amr_007", "5", "1", "-"]
+    assert all(line == line.rstrip() for line in lines)
