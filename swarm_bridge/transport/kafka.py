@@ -37,6 +37,8 @@ class KafkaLink:
                 "client.id": client_id,
                 "acks": "all",
                 "enable.idempotence": True,
+                # Kafka's (Java) partitioner: a robot's records land on its shard's partition (routing/sharding.py)
+                "partitioner": "murmur2_random",
                 "linger.ms": 5,
                 "compression.type": "lz4",
                 "logger": log,
