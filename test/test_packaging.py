@@ -128,3 +128,17 @@ def test_docker_files_reference_what_exists() -> None:
     for line in dockerfile.splitlines():
         if line.startswith("COPY ") and not line.startswith("COPY . "):
             assert (REPO / line.split()[1]).exists(), line
+
+
+def test_fleet_demo_launch_arguments_are_demo_options() -> None:
+    """Every launch argument of fleet_demo.launch.py maps to an option `swarm-bridge demo` accepts."""
+    from swarm_bridge.cli import build_parser
+
+    tree = ast.parse((REPO / "launch/fleet_demo.launch.py").read_text())
+    arguments = next(ast.literal_eval(node.value) for node in tree.body
+                     if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "ARGUMENTS")
+    parser = build_parser()
+    for name, default, option, _description in arguments:
+        argv = ["demo", option, default or "1"]
+        parsed = parser.parse_args(argv)
+        assert getattr(parsed, name) is not None, f"{name}: {option} not taken by swarm-bridge demo"

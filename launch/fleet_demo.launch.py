@@ -1,0 +1,38 @@
+"""Launch the whole-fleet demo: `ros2 launch swarm_bridge fleet_demo.launch.py bags:=/data/bags robots:=6`.
+
+Runs `swarm-bridge demo`, the README's first command: every bag replayed as a robot (or dealt to `robots`), a
+robot_bridge process and a task executor per robot, an MQTT broker unless `mqtt` is given, an edge gateway and
+Kafka when `kafka` is given, and the report at the end. The same command the tests run, so the two never drift.
+"""
+
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+
+ARGUMENTS = (  # (launch argument, default, demo option, description); "" leaves the demo's own default
+    ("bags", "", "--bags", "folder of bags (default: $SWARM_BRIDGE_BAGS, else ../shared/data/bags)"),
+    ("robots", "", "--robots", "robots in the fleet (default: one per bag)"),
+    ("rate", "10", "--rate", "replay speed (bag clock x rate)"),
+    ("mqtt", "", "--mqtt", "MQTT broker URL (default: a private Mosquitto)"),
+    ("kafka", "", "--kafka", "Kafka bootstrap host:port: adds the edge gateway and Kafka"),
+    ("report_json", "", "--report-json", "write the report's figures here"),
+    ("plot", "fleet_demo.png", "--plot", "PNG of throughput and latency"),
+)
+
+
+def _demo(context: LaunchContext) -> list[ExecuteProcess]:
+    options: list[str] = []
+    for name, _default, option, _description in ARGUMENTS:
+        value = LaunchConfiguration(name).perform(context)
+        if value:
+            options += [option, value]
+    return [ExecuteProcess(cmd=["swarm-bridge", "demo", "--no-progress", *options], name="fleet_demo",
+                           output="screen", sigterm_timeout="30")]
+
+
+def generate_launch_description() -> LaunchDescription:
+    return LaunchDescription([
+        *(DeclareLaunchArgument(name, default_value=default, description=description)
+          for name, default, _option, description in ARGUMENTS),
+        OpaqueFunction(function=_demo),
+    ])
