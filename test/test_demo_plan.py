@@ -64,6 +64,7 @@ class _Stream:
     arrived: set[int] = field(default_factory=lambda: {0, 1, 2, 3})
     duplicates: int = 0
     undecodable: int = 0
+    content_mismatch: int = 0
     latency_ns: list[int] = field(default_factory=lambda: [1_000_000, 2_000_000, 3_000_000, 4_000_000])
     arrival_ns: list[int] = field(default_factory=lambda: [0, 500_000_000, 1_000_000_000, 2_000_000_000])
     samples: list[tuple[int, int]] = field(default_factory=list)
@@ -92,3 +93,15 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
     stream = _Stream(samples=[(i * 100_000_000, 1_000_000 + i) for i in range(30)])
     path = plot([stream], tmp_path / "out" / "demo.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_record_whose_content_differs_fails_the_report() -> None:
+    report = fleet_report([_Stream(content_mismatch=1)], replay_s=1.0, skipped={})
+    assert report["totals"]["content_mismatch"] == 1 and not report["all_delivered"]
+
+
+def test_body_digest_is_equal_for_equal_bodies_nan_included() -> None:
+    from swarm_bridge.demo.delivery import body_digest
+
+    assert body_digest({"x": float("nan"), "b": b"\x00"}) == body_digest({"b": b"\x00", "x": float("nan")})
+    assert body_digest({"x": 1.0}) != body_digest({"x": 1.5})

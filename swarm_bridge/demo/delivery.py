@@ -6,6 +6,7 @@ subscribes, decodes each record and prints one line per record: destination, seq
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Delivery", "DeliveryTap", "WatchedStream"]
+__all__ = ["Delivery", "DeliveryTap", "WatchedStream", "body_digest"]
 
 
 @dataclass(frozen=True)
@@ -28,11 +29,19 @@ class WatchedStream:
 
 @dataclass(frozen=True)
 class Delivery:
-    """One record as it reached the broker: where, its seq (-1 when it did not decode), when (time.time_ns())."""
+    """One record as it reached the broker: where, its seq (-1 when it did not decode), when (time.time_ns()),
+    and a digest of its decoded body (`body_digest`), to compare with what was replayed."""
 
     destination: str
     seq: int
     arrived_ns: int
+    digest: str = ""
+
+
+def body_digest(body: object) -> str:
+    """A short digest of a decoded record body: equal bodies, equal digests (NaN included)."""
+    text = json.dumps(body, sort_keys=True, default=repr, allow_nan=True)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 class DeliveryTap:
@@ -64,9 +73,9 @@ class DeliveryTap:
             if line.startswith("ready"):
                 self._ready.set()
                 continue
-            destination, seq, arrived = line.rstrip("\n").split("\t")
+            destination, seq, arrived, digest = line.rstrip("\n").split("\t")
             with self._lock:
-                self._new.append(Delivery(destination, int(seq), int(arrived)))
+                self._new.append(Delivery(destination, int(seq), int(arrived), digest))
 
     def take(self) -> list[Delivery]:
         """Deliveries read since the last call."""
@@ -136,10 +145,11 @@ def main() -> int:
                     continue
                 destination, decoder = found
                 try:
-                    seq = decoder.decode(record.payload).seq
+                    envelope = decoder.decode(record.payload)
+                    seq, digest = envelope.seq, body_digest(envelope.body)
                 except CodecError:
-                    seq = -1
-                lines.append(f"{destination}\t{seq}\t{record.arrived_ns}\n")
+                    seq, digest = -1, ""
+                lines.append(f"{destination}\t{seq}\t{record.arrived_ns}\t{digest}\n")
             if lines:
                 sys.stdout.write("".join(lines))
                 sys.stdout.flush()

@@ -25,8 +25,9 @@ import yaml
 from rclpy.context import Context
 from rclpy.node import Node
 
+from swarm_bridge.codec.records import RecordCodec, record_codec
 from swarm_bridge.config import RobotBridgeConfig, validate_config
-from swarm_bridge.demo.delivery import DeliveryTap, WatchedStream
+from swarm_bridge.demo.delivery import DeliveryTap, WatchedStream, body_digest
 from swarm_bridge.demo.plan import FLEET, DemoRobot, bridge_config
 from swarm_bridge.replay import Bag, BagMessage, BagTopic, Due, ReplayTally, ReplayTypes, merged, schedule
 from swarm_bridge.ros.replay import RosReplay
@@ -58,6 +59,8 @@ class StreamTally:
     in_bag: int = 0
     published: int = 0
     published_ns: list[int] = field(default_factory=list)  # time.time_ns() of each publish, in order
+    published_cdr: list[bytes] = field(default_factory=list)  # what was published, in order
+    content_mismatch: int = 0  # delivered records whose body differs from what was published as that seq
     arrived: set[int] = field(default_factory=set)  # n of each record (seq & SEQ_MASK)
     duplicates: int = 0
     undecodable: int = 0
@@ -96,6 +99,7 @@ class FleetDemo:
         self._stop = threading.Event()
         self._spinner: threading.Thread | None = None
         self.tap: DeliveryTap | None = None
+        self._codecs: dict[str, RecordCodec] = {}
         self.gateway: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> FleetDemo:
@@ -249,6 +253,7 @@ class FleetDemo:
         if tally is not None and self.tally.total_published > before:
             tally.published += 1
             tally.published_ns.append(now)
+            tally.published_cdr.append(message.cdr)
 
     def drain(self, timeout_s: float) -> bool:
         """Wait until every published message arrived at the broker (or `timeout_s`); True if all did."""
@@ -279,10 +284,21 @@ class FleetDemo:
                 continue
             tally.arrived.add(n)
             tally.arrival_ns.append(delivery.arrived_ns)
+            if n < len(tally.published_cdr) and delivery.digest != self._expected(tally, n):
+                tally.content_mismatch += 1
             if n < len(tally.published_ns):
                 latency = delivery.arrived_ns - tally.published_ns[n]
                 tally.latency_ns.append(latency)
                 tally.samples.append((delivery.arrived_ns, latency))
+
+    def _expected(self, tally: StreamTally, n: int) -> str:
+        """The body digest the n-th message published on the stream should arrive with (same codec, decoded)."""
+        codec = self._codecs.get(tally.ros_type)
+        if codec is None:
+            codec = self._codecs[tally.ros_type] = record_codec(tally.ros_type, "avro")
+        record = codec.encode_cdr(tally.published_cdr[n], robot_id=tally.robot_id, stream=tally.stream, seq=n,
+                                  stamp_ns=0)
+        return body_digest(codec.decode(record).body)
 
     def close(self) -> None:
         """Stop spinning and the bridges; close bags and nodes."""

@@ -23,6 +23,7 @@ class Stream(Protocol):
     arrived: set[int]
     duplicates: int
     undecodable: int
+    content_mismatch: int
     latency_ns: list[int]
     arrival_ns: list[int]
     samples: list[tuple[int, int]]
@@ -55,6 +56,7 @@ def fleet_report(streams: Iterable[Stream], *, replay_s: float, skipped: Mapping
             "robot_id": s.robot_id, "bag_topic": s.bag_topic, "ros_type": s.ros_type, "stream": s.stream,
             "in_bag": s.in_bag, "published": s.published, "delivered": len(s.arrived), "duplicates": s.duplicates,
             "undecodable": s.undecodable, "missing": max(0, s.published - len(s.arrived)),
+            "content_mismatch": s.content_mismatch,
             "latency_p50_ms": _ms(percentile(s.latency_ns, 50)), "latency_p99_ms": _ms(percentile(s.latency_ns, 99)),
         })
         topic = by_topic.setdefault(s.bag_topic, {"read": 0, "published": 0, "delivered": 0})
@@ -71,6 +73,7 @@ def fleet_report(streams: Iterable[Stream], *, replay_s: float, skipped: Mapping
             "in_bags": sum(r["in_bag"] for r in rows), "published": sum(r["published"] for r in rows),
             "delivered": delivered, "duplicates": sum(r["duplicates"] for r in rows),
             "missing": sum(r["missing"] for r in rows), "undecodable": sum(r["undecodable"] for r in rows),
+            "content_mismatch": sum(r["content_mismatch"] for r in rows),
             "replay_s": round(replay_s, 2), "delivery_span_s": round(span_s, 2),
             "throughput_per_s": round(delivered / span_s, 1) if span_s else 0.0,
             "latency_p50_ms": _ms(percentile(latencies, 50)), "latency_p90_ms": _ms(percentile(latencies, 90)),
@@ -78,7 +81,8 @@ def fleet_report(streams: Iterable[Stream], *, replay_s: float, skipped: Mapping
         },
         "tasks": dict(tasks or {}),
         **dict(extra or {}),
-        "all_delivered": all(r["delivered"] == r["published"] == r["in_bag"] and not r["duplicates"] for r in rows),
+        "all_delivered": all(r["delivered"] == r["published"] == r["in_bag"] and not r["duplicates"]
+                             and not r["content_mismatch"] for r in rows),
     }
 
 
@@ -99,7 +103,7 @@ def render(report: Mapping[str, Any]) -> str:
     t = report["totals"]
     lines += ["", f"messages in the bags {t['in_bags']}, published on ROS {t['published']}, delivered "
                   f"{t['delivered']} (duplicates {t['duplicates']}, missing {t['missing']}, undecodable "
-                  f"{t['undecodable']})",
+                  f"{t['undecodable']}, content different from the bag {t['content_mismatch']})",
               f"replay {t['replay_s']} s; delivered {t['throughput_per_s']} records/s over {t['delivery_span_s']} s",
               f"latency ROS publish -> {report.get('delivered_at', 'broker')}: p50 {t['latency_p50_ms']} ms, "
               f"p90 {t['latency_p90_ms']} ms, p99 {t['latency_p99_ms']} ms, max {t['latency_max_ms']} ms"]
