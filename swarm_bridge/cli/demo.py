@@ -48,6 +48,8 @@ def register(sub: Any) -> None:
     parser.add_argument("--mqtt", metavar="URL", help="use this MQTT broker (mqtt://host:port), not a private one")
     parser.add_argument("--kafka", metavar="BOOTSTRAP",
                         help="also run an edge gateway to this Kafka (host:port) and count what reaches Kafka")
+    parser.add_argument("--tasks", type=int, default=None,
+                        help="tasks for the coordinator to assign to the fleet (default: 2 per robot)")
     parser.add_argument("--report-json", type=Path, help="write the report's figures as JSON here")
     parser.add_argument("--plot", type=Path, default=Path("fleet_demo.png"),
                         help="PNG of throughput and latency over time (default ./fleet_demo.png)")
@@ -101,11 +103,13 @@ def run(args: argparse.Namespace) -> int:
                     context, fleet, mqtt_host=mqtt_host, mqtt_port=mqtt_port, registry=str(run_dir / "registry"),
                     work_dir=run_dir / "robots", rate=args.rate, domain_id=domain_id, kafka=args.kafka) as demo:
                 demo.open()
+                submitted = demo.submit_tasks(2 * len(fleet) if args.tasks is None else args.tasks)
                 replay_s = demo.replay(progress=False if args.no_progress else None)
                 print(f"demo: replay done in {replay_s:.1f} s; waiting for delivery ...", flush=True)
                 demo.drain(args.timeout)
+                tasks = {"submitted": len(submitted), **demo.wait_tasks(args.timeout)} if submitted else {}
                 streams = list(demo.streams.values())
-                report = fleet_report(streams, replay_s=replay_s, skipped=_skipped(demo.tally.as_dict()),
+                report = fleet_report(streams, replay_s=replay_s, skipped=_skipped(demo.tally.as_dict()), tasks=tasks,
                                       extra={"robots": [r.robot_id for r in fleet], "rate": args.rate,
                                              "delivered_at": "Kafka (via the edge gateway)" if args.kafka
                                              else "the MQTT broker",
@@ -123,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
             args.report_json.parent.mkdir(parents=True, exist_ok=True)
             args.report_json.write_text(json.dumps(report, indent=1) + "\n")
             print(f"report: {args.report_json}")
-        return 0 if report["all_delivered"] else 1
+        tasks_ok = not report["tasks"] or report["tasks"].get("done", 0) == report["tasks"]["submitted"]
+        return 0 if report["all_delivered"] and tasks_ok else 1
     return 1  # pragma: no cover - ExitStack does not swallow
 
 

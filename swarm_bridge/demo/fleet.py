@@ -26,9 +26,9 @@ from rclpy.context import Context
 from rclpy.node import Node
 
 from swarm_bridge.codec.records import RecordCodec, record_codec
-from swarm_bridge.config import RobotBridgeConfig, validate_config
+from swarm_bridge.config import CoordinatorConfig, RobotBridgeConfig, validate_config
 from swarm_bridge.demo.delivery import DeliveryTap, WatchedStream, body_digest
-from swarm_bridge.demo.plan import FLEET, DemoRobot, bridge_config
+from swarm_bridge.demo.plan import FLEET, KINDS, DemoRobot, bridge_config
 from swarm_bridge.replay import Bag, BagMessage, BagTopic, Due, ReplayTally, ReplayTypes, merged, schedule
 from swarm_bridge.ros.replay import RosReplay
 from swarm_bridge.ros.spin import make_executor, spin_until
@@ -100,7 +100,9 @@ class FleetDemo:
         self._spinner: threading.Thread | None = None
         self.tap: DeliveryTap | None = None
         self._codecs: dict[str, RecordCodec] = {}
-        self.gateway: subprocess.Popen[bytes] | None = None
+        self.services: dict[str, subprocess.Popen[bytes]] = {}  # gateway, coordinator
+        self.coordinator_config: CoordinatorConfig | None = None
+        self.task_ids: list[str] = []
 
     def __enter__(self) -> FleetDemo:
         return self
@@ -111,6 +113,7 @@ class FleetDemo:
     def open(self) -> None:
         """Open every robot's bags, start its bridge and executor, tap the broker, and spin ROS in the background."""
         if self.kafka:
+            self._coordinator()  # first: it creates the sharded topics the gateway then writes to
             self._gateway()
         replay_node = self._node("fleet_replay")
         for robot in self.fleet:
@@ -137,6 +140,81 @@ class FleetDemo:
                                          kwargs={"done": self._stop.is_set}, name="demo-spin", daemon=True)
         self._spinner.start()
 
+    def _coordinator(self, timeout_s: float = 60.0) -> None:
+        """Start a fleet coordinator instance on Kafka, with the demo fleet's capabilities."""
+        assert self.kafka is not None
+        host, _, port = self.kafka.rpartition(":")
+        folder = self.work_dir / "coordinator"
+        folder.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "fleet": FLEET, "shards": 4, "robot_format": "avro", "registry": self.registry,
+            "kafka": {"host": host, "port": int(port), "group": "demo-coordinator", "instance_id": "demo-coord-1"},
+            "capabilities": {kind: list(capabilities) for kind, capabilities in KINDS},
+            "tasks": {"accept_timeout_s": 30.0, "run_timeout_s": 120.0, "max_attempts": 3,
+                      "robot_offline_after_s": 10.0},
+        }
+        self.coordinator_config = validate_config(doc, CoordinatorConfig, source="<demo coordinator>")
+        path = folder / "coordinator.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        self._service("coordinator", ["coordinator", "--config", str(path)], folder, "owns shards", timeout_s)
+
+    def _service(self, name: str, args: list[str], folder: Path, ready: str, timeout_s: float) -> None:
+        """Run `swarm-bridge <args>` with its log in `folder`; wait until the log says `ready`."""
+        log_path = folder / f"{name}.log"
+        log_file = log_path.open("w")
+        self._stack.callback(log_file.close)
+        process = subprocess.Popen([sys.executable, "-m", "swarm_bridge.cli", *args],
+                                   stdout=log_file, stderr=subprocess.STDOUT, env=self.env)
+        self._stack.callback(_stop, process)
+        deadline = time.monotonic() + timeout_s
+        while ready not in log_path.read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+                raise DemoError(f"the {name} did not start (see {log_path}):\n{tail}")
+            time.sleep(0.2)
+        self.services[name] = process
+
+    def submit_tasks(self, count: int) -> list[str]:
+        """Submit `count` tasks, their kinds taken in turn from the robots' capabilities; returns their ids."""
+        if not count or self.coordinator_config is None:
+            return []
+        from swarm_bridge.coordinator.snapshot import submit_tasks
+
+        docs: list[dict[str, Any]] = []
+        for index in range(count):
+            robot = self.fleet[index % len(self.fleet)]
+            kind = robot.capabilities[(index // len(self.fleet)) % len(robot.capabilities)]
+            docs.append({"task_id": f"demo-task-{index:04d}", "kind": kind,
+                         "target": {"x": float(index % 7), "y": float(index % 5), "frame_id": "map"},
+                         "priority": 1 + index % 5})
+        submit_tasks(self.coordinator_config, docs)
+        self.task_ids = [str(doc["task_id"]) for doc in docs]
+        return self.task_ids
+
+    def task_states(self) -> dict[str, int]:
+        """How many of the submitted tasks are in each state, as the coordinators' event log says."""
+        if self.coordinator_config is None or not self.task_ids:
+            return {}
+        from swarm_bridge.coordinator.snapshot import read_snapshot
+
+        book = read_snapshot(self.coordinator_config).book
+        states: dict[str, int] = {}
+        for task_id in self.task_ids:
+            task = book.get(task_id)
+            state = task.state.value if task is not None else "not seen"
+            states[state] = states.get(state, 0) + 1
+        return states
+
+    def wait_tasks(self, timeout_s: float) -> dict[str, int]:
+        """Wait until every submitted task ended (done, failed, cancelled, rejected); the states at the end."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            states = self.task_states()
+            open_ = sum(n for state, n in states.items() if state not in ("done", "failed", "cancelled", "rejected"))
+            if not open_ or time.monotonic() > deadline:
+                return states
+            time.sleep(1.0)
+
     def _gateway(self, timeout_s: float = 60.0) -> None:
         """Start an edge gateway (MQTT -> Kafka, commands back) as a hub runs it, and wait until it runs."""
         folder = self.work_dir / "gateway"
@@ -155,19 +233,7 @@ class FleetDemo:
         }
         path = folder / "edge_gateway.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
-        log_path = folder / "gateway.log"
-        log_file = log_path.open("w")
-        self._stack.callback(log_file.close)
-        process = subprocess.Popen([sys.executable, "-m", "swarm_bridge.cli", "gateway", "--config", str(path)],
-                                   stdout=log_file, stderr=subprocess.STDOUT, env=self.env)
-        self._stack.callback(_stop, process)
-        deadline = time.monotonic() + timeout_s
-        while "running" not in log_path.read_text(errors="replace"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
-                raise DemoError(f"the edge gateway did not start (see {log_path}):\n{tail}")
-            time.sleep(0.2)
-        self.gateway = process
+        self._service("gateway", ["gateway", "--config", str(path)], folder, "running", timeout_s)
 
     def _node(self, name: str) -> Node:
         node = rclpy.create_node(name, context=self.context)
