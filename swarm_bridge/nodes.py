@@ -9,6 +9,10 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from swarm_bridge.config import CoordinatorConfig
 
 __all__ = ["fleet_coordinator", "robot_bridge", "task_executor"]
 
@@ -157,6 +161,8 @@ def fleet_coordinator(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"fleet_coordinator: invalid config\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if config.mode == "mqtt":
+        return _site_coordinator(config, args)
     stop = threading.Event()
     failure: list[BaseException] = []
 
@@ -187,6 +193,34 @@ def fleet_coordinator(argv: Sequence[str] | None = None) -> int:
     if failure:
         print(f"fleet_coordinator: {failure[0]}", file=sys.stderr)
         return EXIT_UPLINK
+    return 0
+
+
+def _site_coordinator(config: CoordinatorConfig, args: list[str]) -> int:
+    """fleet_coordinator in mode mqtt: the single-site coordinator in this process; ROS task requests go to it."""
+    import rclpy
+
+    from swarm_bridge.coordinator.site import SiteCoordinator
+    from swarm_bridge.ros.fleet_coordinator import FleetCoordinatorNode
+    from swarm_bridge.ros.spin import make_executor, spin_until
+    from swarm_bridge.transport import LinkError
+
+    try:
+        site = SiteCoordinator(config).start()
+    except LinkError as exc:
+        print(f"fleet_coordinator: {exc}", file=sys.stderr)
+        return EXIT_UPLINK
+    rclpy.init(args=args)
+    node = rclpy.create_node("fleet_coordinator")
+    ros_end = FleetCoordinatorNode(node, site.submit_payload)
+    try:
+        spin_until(make_executor(), [node])
+    finally:
+        site.stop()
+        logging.getLogger("swarm_bridge.fleet_coordinator").info(
+            "fleet_coordinator: %d task requests from ROS; %s", ros_end.received, site.summary())
+        node.destroy_node()
+        rclpy.try_shutdown()
     return 0
 
 

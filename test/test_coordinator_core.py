@@ -166,6 +166,8 @@ def test_dispatch_assigns_then_reassigns_when_robot_goes_offline() -> None:
     d.fleet.on_presence("r1", "offline", "last will", NOW + S)
     events, commands = outputs_of(d.tick(NOW + S))
     assert [(c.robot_id, c.action) for c in commands] == [("r1", CANCEL), ("r2", ASSIGN)]
+    # robots drop a command_id they have seen: the cancel must not reuse the assignment's
+    assert [c.command_id for c in commands] == ["t1#1:cancel", "t1#2"]
     task = d.book.get("t1")
     assert task is not None and task.robot_id == "r2" and task.history == ("r1", "r2") and task.attempts == 2
 
@@ -245,3 +247,4 @@ def test_fleet_status_table_lists_robots_and_open_tasks() -> None:
     assert "tasks: queued 0, assigned 1," in text
     assert lines[-1].split() == ["deliver-42", "navigate", "assigned", "amr_007", "5", "1", "-"]
     assert all(line == line.rstrip() for line in lines)
+

@@ -18,7 +18,8 @@ def register(sub: Any) -> None:
     """Add the `coordinator`, `task` and `fleet` commands."""
     run = sub.add_parser("coordinator", help="run a fleet coordinator instance (several share the shards)",
                          description="Consume robot state, task status and submissions from Kafka, assign tasks, "
-                         "send sharded commands; instances in the same group split the shards.")
+                         "send sharded commands; instances in the same group split the shards. With mode: mqtt "
+                         "in the config, one coordinator for a single site, straight on its MQTT broker.")
     run.add_argument("--config", type=Path, required=True, help="coordinator YAML, e.g. config/coordinator.yaml")
     run.add_argument("--instance-id", help="override kafka.instance_id (unique per instance)")
     run.set_defaults(run=_run)
@@ -67,6 +68,8 @@ def _run(args: argparse.Namespace) -> int:
     config = _config(args.config)
     if config is None:
         return EXIT_CONFIG
+    if config.mode == "mqtt":
+        return _run_site(args, config)
     if args.instance_id:
         config = config.model_validate({**config.model_dump(), "kafka": {**config.kafka.model_dump(),
                                                                          "instance_id": args.instance_id}})
@@ -77,6 +80,23 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     except KafkaException as exc:
         print(f"coordinator: kafka://{config.kafka.host}:{config.kafka.port}: {exc}", file=sys.stderr)
+        return EXIT_KAFKA
+    return 0
+
+
+def _run_site(args: argparse.Namespace, config: Any) -> int:
+    """Mode mqtt: the single-site coordinator, in memory, straight on the site's broker."""
+    from swarm_bridge.coordinator.site import run_site
+    from swarm_bridge.transport.link import LinkError
+
+    if args.instance_id:
+        print("coordinator: --instance-id is for mode kafka; a site (mode mqtt) runs exactly one instance",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        run_site(config)
+    except LinkError as exc:
+        print(f"coordinator: {exc}", file=sys.stderr)
         return EXIT_KAFKA
     return 0
 
@@ -99,11 +119,58 @@ def _submit(args: argparse.Namespace) -> int:
                            "parameters": params, "requested_by": args.requested_by}
     if args.deadline_in is not None:
         doc["deadline_ns"] = time.time_ns() + int(args.deadline_in * 1e9)
+    if config.mode == "mqtt":
+        return _submit_to_site(config, doc)
     if submit_tasks(config, [doc]):
         print(f"task submit: {args.task_id}: not confirmed by kafka://{config.kafka.host}:{config.kafka.port}",
               file=sys.stderr)
         return EXIT_KAFKA
     print(f"submitted {args.task_id} to {config.topics.submit}")
+    return 0
+
+
+def _submit_to_site(config: Any, doc: dict[str, Any]) -> int:
+    """Mode mqtt: publish the request and print the coordinator's answer (exit 1 when rejected)."""
+    from swarm_bridge.coordinator.site_client import SiteUnreachable, submit_to_site
+
+    try:
+        answer = submit_to_site(config, doc)
+    except SiteUnreachable as exc:
+        print(f"task submit: {doc['task_id']}: {exc}", file=sys.stderr)
+        return EXIT_KAFKA
+    if not answer.get("accepted"):
+        print(f"task submit: rejected: {answer.get('reason')}", file=sys.stderr)
+        return 1
+    again = " (already known; nothing changed)" if answer.get("duplicate") else ""
+    print(f"submitted {answer['task_id']}: {answer['state']}{again}")
+    return 0
+
+
+def _site_status(args: argparse.Namespace, config: Any) -> int:
+    """Mode mqtt: the fleet status the site coordinator keeps retained on its broker."""
+    from swarm_bridge.coordinator.site_client import SiteUnreachable, read_site_status
+    from swarm_bridge.coordinator.table import table
+
+    try:
+        doc = read_site_status(config)
+    except SiteUnreachable as exc:
+        print(f"fleet status: {exc}", file=sys.stderr)
+        return EXIT_KAFKA
+    if args.json:
+        print(json.dumps(doc))
+        return 0
+    robots = doc["robots"]
+    print(f"robots: {len(robots)} ({sum(r['online'] for r in robots)} online)")
+    print(table(("robot", "kind", "presence", "mode", "battery", "position", "tasks", "current", "capabilities"),
+                [(r["robot_id"], r["kind"], "online" if r["online"] else "OFFLINE", r["mode"].lower(),
+                  "?" if r["battery_percent"] is None else f"{r['battery_percent']:.0f}%",
+                  f"({r['x']:.1f}, {r['y']:.1f})", str(r["tasks"]), r["current_task_id"] or "-",
+                  ",".join(r["capabilities"])) for r in robots]))
+    print()
+    print("tasks: " + ", ".join(f"{state} {n}" for state, n in doc["summary"]["tasks"].items()))
+    print(table(("task", "kind", "state", "robot", "priority", "attempts", "reason"),
+                [(t["task_id"], t["kind"], t["state"], t["robot_id"] or "-", str(t["priority"]), str(t["attempts"]),
+                  t["reason"] or "-") for t in doc["open_tasks"][:args.tasks]]))
     return 0
 
 
@@ -114,6 +181,8 @@ def _status(args: argparse.Namespace) -> int:
     config = _config(args.config)
     if config is None:
         return EXIT_CONFIG
+    if config.mode == "mqtt":
+        return _site_status(args, config)
     snap = read_snapshot(config)
     now = time.time_ns()
     stale = int(config.tasks.robot_offline_after_s * 1e9)

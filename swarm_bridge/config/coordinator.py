@@ -1,12 +1,18 @@
-"""The fleet coordinator's config: Kafka, topics, shards, the fleet's capabilities, task rules, policy."""
+"""The fleet coordinator's config: Kafka (or MQTT for a single site), topics, shards, the fleet's capabilities,
+task rules, policy."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["CoordinatorConfig", "CoordinatorKafkaConfig", "CoordinatorTopics", "PolicyConfig", "TaskRulesConfig"]
+from swarm_bridge.config.robot import TlsConfig
+
+__all__ = ["CoordinatorConfig", "CoordinatorKafkaConfig", "CoordinatorMqttConfig", "CoordinatorTopics",
+           "PolicyConfig", "TaskRulesConfig"]
 
 TOPIC = r"^[A-Za-z0-9._-]+$"
 NAME = r"^[A-Za-z0-9_-]+$"
@@ -30,6 +36,40 @@ class CoordinatorKafkaConfig(Strict):
     transaction_timeout_s: float = Field(default=10.0, ge=1, description="a dead instance's open transaction is "
                                          "aborted after this long; takeover waits for it")
     connect_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class CoordinatorMqttConfig(Strict):
+    """The broker of a single-site coordinator (mode mqtt): robots' topics `{topic_prefix}/{fleet}/...`."""
+
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(ge=1, le=65535)
+    topic_prefix: str = Field(default="swarm", pattern=NAME, description="first level of every robot topic")
+    client_id: str | None = Field(default=None, pattern=TOPIC, description="MQTT client id (its persistent "
+                                  "session); default <fleet>-coordinator")
+    username: str | None = None
+    password_env: str | None = Field(default=None, description="name of the environment variable holding the "
+                                     "password (never the password itself in a file)")
+    tls: TlsConfig | None = None
+    session_expiry_s: int = Field(default=3600, ge=0, description="how long the broker keeps the session (and "
+                                  "queues robots' reports) while the coordinator is away")
+    keepalive_s: int = Field(default=30, ge=5)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    state_file: str | None = Field(default=None, description="JSON-lines snapshot of the tasks, written every "
+                                   "`snapshot_period_s` and at stop, read at start; default: none (memory only)")
+    snapshot_period_s: float = Field(default=5.0, gt=0)
+    status_period_s: float = Field(default=1.0, gt=0, description="how often the retained fleet status is "
+                                   "published (for `swarm-bridge fleet status`)")
+
+    @field_validator("password_env")
+    @classmethod
+    def _env_is_set(cls, value: str | None) -> str | None:
+        if value is not None and value not in os.environ:
+            raise ValueError(f"environment variable {value} is not set")
+        return value
+
+    @property
+    def password(self) -> str | None:
+        return None if self.password_env is None else os.environ.get(self.password_env)
 
 
 class CoordinatorTopics(Strict):
@@ -82,8 +122,12 @@ class CoordinatorConfig(Strict):
     """Everything the coordinator needs, validated before any socket opens."""
 
     fleet: str = Field(pattern=NAME)
-    shards: int = Field(ge=1, le=4096, description="fixed for the fleet's life; partitions of sharded topics")
-    kafka: CoordinatorKafkaConfig
+    mode: Literal["kafka", "mqtt"] = Field(default="kafka", description="kafka: sharded instances on Kafka; "
+                                           "mqtt: one instance for a single site, straight on the MQTT broker")
+    shards: int = Field(default=1, ge=1, le=4096, description="fixed for the fleet's life; partitions of sharded "
+                        "topics (required in mode kafka)")
+    kafka: CoordinatorKafkaConfig = CoordinatorKafkaConfig(port=9092)
+    mqtt: CoordinatorMqttConfig | None = None
     topics: CoordinatorTopics = CoordinatorTopics()
     robot_format: Literal["avro", "json"] = Field(default="avro", description="format of RobotState, TaskStatus "
                                                   "and TaskCommand records on Kafka")
@@ -95,6 +139,27 @@ class CoordinatorConfig(Strict):
     policy: PolicyConfig = PolicyConfig()
     create_topics: bool = Field(default=True, description="create missing topics with `shards` partitions")
     metrics_port: int | None = Field(default=None, ge=0, le=65535, description="serve Prometheus /metrics here")
+    signing_key: str | None = Field(default=None, description="Ed25519 private key (PKCS8 PEM, <key_id>.pem) to "
+                                    "sign every command with; robots trust <key_id>.pub.pem")
+
+    @field_validator("signing_key")
+    @classmethod
+    def _key_exists(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).expanduser().is_file():
+            raise ValueError(f"no such file: {value} (make one: swarm-bridge keys generate)")
+        return value
+
+    @model_validator(mode="after")
+    def _mode_sections(self) -> CoordinatorConfig:
+        given = self.model_fields_set
+        if self.mode == "kafka":
+            missing = [key for key in ("kafka", "shards") if key not in given]
+            if missing:
+                raise ValueError(f"mode kafka needs {' and '.join(missing)} (or set mode: mqtt with an mqtt: "
+                                 "section for a single site without Kafka)")
+        elif self.mqtt is None:
+            raise ValueError("mode mqtt needs an mqtt: section (host, port, topic_prefix, ...)")
+        return self
 
     @model_validator(mode="after")
     def _capabilities_named(self) -> CoordinatorConfig:

@@ -149,4 +149,7 @@ class Dispatch:
         return out
 
     def _command(self, task: Task, action: int) -> Command:
-        return Command(shard_of(task.robot_id, self.shards), task.robot_id, action, task, task.command_id)
+        """The command for `task` on its robot's shard; a cancel has an id of its own, since robots drop a
+        command_id they have seen (the assignment's)."""
+        command_id = task.command_id if action != CANCEL else f"{task.command_id}:cancel"
+        return Command(shard_of(task.robot_id, self.shards), task.robot_id, action, task, command_id)

@@ -32,6 +32,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from swarm_bridge.codec.signing import CommandSigner
 from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.config.robot import default_registry
 from swarm_bridge.coordinator.assignment import POLICIES
@@ -42,7 +43,7 @@ from swarm_bridge.coordinator.records import FleetRecords, parse_presence
 from swarm_bridge.coordinator.tasks import TaskRules, TaskState
 from swarm_bridge.routing.sharding import shard_of
 
-__all__ = ["CoordinatorInstance", "TopicMismatch", "build_dispatch", "ensure_topics"]
+__all__ = ["CoordinatorInstance", "TopicMismatch", "build_dispatch", "command_signer", "ensure_topics"]
 
 log = logging.getLogger(__name__)
 _CHECK_EVERY_NS = 500_000_000
@@ -61,6 +62,11 @@ def build_dispatch(config: CoordinatorConfig) -> Dispatch:
     rules = TaskRules(int(t.accept_timeout_s * 1e9), int(t.run_timeout_s * 1e9), t.max_attempts)
     return Dispatch(shards=config.shards, kinds=config.kinds, rules=rules, policy=policy,
                     stale_after_ns=int(t.robot_offline_after_s * 1e9))
+
+
+def command_signer(config: CoordinatorConfig) -> CommandSigner | None:
+    """The signer of outgoing commands when the config names a `signing_key`."""
+    return None if config.signing_key is None else CommandSigner.from_file(config.signing_key)
 
 
 def sharded_topics(config: CoordinatorConfig) -> list[str]:
@@ -150,7 +156,7 @@ class CoordinatorInstance:
         self.topics = config.topics
         self.records = FleetRecords(fmt=config.robot_format, registry=config.registry or default_registry(),
                                     state_topic=self.topics.state, status_topic=self.topics.status,
-                                    commands_topic=self.topics.commands)
+                                    commands_topic=self.topics.commands, signer=command_signer(config))
         ensure_topics(config)
         common = {"bootstrap.servers": bootstrap, "logger": log}
         self._producer = Producer({**common, "transactional.id": f"{config.kafka.group}.{self.instance_id}",

@@ -10,12 +10,13 @@ from typing import Any
 from swarm_bridge.codec.envelope import Envelope
 from swarm_bridge.codec.records import RecordFormat
 from swarm_bridge.codec.registry import topic_name
+from swarm_bridge.codec.signing import CommandSigner
 from swarm_bridge.codec.wire import WireDecoder, WireEncoder, registry_ids, wire_decoder, wire_encoder
 from swarm_bridge.coordinator.dispatch import Command
 from swarm_bridge.coordinator.tasks import TaskState
 
 __all__ = ["ROBOT_STATE", "TASK_COMMAND", "TASK_STATUS", "FleetRecords", "Presence", "StatusReport",
-           "parse_presence", "presence_payload", "robot_state_body"]
+           "command_body", "parse_presence", "presence_payload", "robot_state_body", "status_body"]
 
 ROBOT_STATE = "swarm_bridge_msgs/msg/RobotState"
 TASK_STATUS = "swarm_bridge_msgs/msg/TaskStatus"
@@ -61,7 +62,8 @@ class FleetRecords:
     """Encoders and decoders of one fleet's Kafka records (subject = `<topic>-value`)."""
 
     def __init__(self, *, fmt: RecordFormat, registry: str, state_topic: str, status_topic: str,
-                 commands_topic: str) -> None:
+                 commands_topic: str, signer: CommandSigner | None = None) -> None:
+        self.signer = signer
         ids = registry_ids(registry)
 
         def enc(ros_type: str, topic: str) -> WireEncoder:
@@ -82,27 +84,18 @@ class FleetRecords:
                             str(body["reason"]), float(body["progress"]))
 
     def command(self, command: Command, now_ns: int) -> bytes:
-        """A Command -> TaskCommand record bytes (seq counts this process's commands)."""
+        """A Command -> TaskCommand record bytes (seq counts this process's commands), signed when a signer
+        is set."""
         self._seq += 1
-        request = command.task.request
-        target = request.target
-        body: dict[str, Any] = {
-            "task_id": command.task.task_id, "command_id": command.command_id, "robot_id": command.robot_id,
-            "shard": command.shard, "action": command.action, "priority": request.priority, "kind": request.kind,
-            "target_pose": {"header": {"stamp": _time(now_ns), "frame_id": target.frame_id},
-                            "pose": {"position": {"x": target.x, "y": target.y, "z": target.z},
-                                     "orientation": {"x": 0.0, "y": 0.0, "z": 0.0, "w": 1.0}}},
-            "parameters": [{"key": k, "value": v} for k, v in request.parameters],
-            "deadline": _time(request.deadline_ns), "issued_at": _time(now_ns),
-        }
-        return self.command_encoder.encode(Envelope(command.robot_id, "task_command", self._seq, now_ns,
-                                                    TASK_COMMAND, body))
+        record = self.command_encoder.encode(Envelope(command.robot_id, "task_command", self._seq, now_ns,
+                                                      TASK_COMMAND, command_body(command, now_ns)))
+        return record if self.signer is None else self.signer.sign(record)
 
     def status_record(self, *, robot_id: str, task_id: str, state: TaskState, seq: int, now_ns: int,
                       reason: str = "", progress: float = 0.0) -> bytes:
         """A TaskStatus record as a robot sends it (simulated robots, tests)."""
-        body = {"task_id": task_id, "robot_id": robot_id, "state": _STATES.index(state), "reason": reason,
-                "progress": progress, "stamp": _time(now_ns)}
+        body = status_body(robot_id=robot_id, task_id=task_id, state=_STATES.index(state), reason=reason,
+                           progress=progress, now_ns=now_ns)
         return self.status_encoder.encode(Envelope(robot_id, "task_status", seq, now_ns, TASK_STATUS, body))
 
     def state_record(self, body: dict[str, Any], *, seq: int, now_ns: int) -> bytes:
@@ -113,6 +106,28 @@ class FleetRecords:
 
 def _time(ns: int) -> dict[str, int]:
     return {"sec": ns // 1_000_000_000, "nanosec": ns % 1_000_000_000}
+
+
+def command_body(command: Command, now_ns: int) -> dict[str, Any]:
+    """The TaskCommand message dict of a Command (the same on Kafka and MQTT)."""
+    request = command.task.request
+    target = request.target
+    return {
+        "task_id": command.task.task_id, "command_id": command.command_id, "robot_id": command.robot_id,
+        "shard": command.shard, "action": command.action, "priority": request.priority, "kind": request.kind,
+        "target_pose": {"header": {"stamp": _time(now_ns), "frame_id": target.frame_id},
+                        "pose": {"position": {"x": target.x, "y": target.y, "z": target.z},
+                                 "orientation": {"x": 0.0, "y": 0.0, "z": 0.0, "w": 1.0}}},
+        "parameters": [{"key": k, "value": v} for k, v in request.parameters],
+        "deadline": _time(request.deadline_ns), "issued_at": _time(now_ns),
+    }
+
+
+def status_body(*, robot_id: str, task_id: str, state: int, reason: str = "", progress: float = 0.0,
+                now_ns: int) -> dict[str, Any]:
+    """A TaskStatus message dict as a robot sends it (`state` = TaskStatus.STATE_*)."""
+    return {"task_id": task_id, "robot_id": robot_id, "state": state, "reason": reason, "progress": progress,
+            "stamp": _time(now_ns)}
 
 
 def robot_state_body(robot_id: str, kind: str, capabilities: list[str], *, x: float, y: float, battery: float,

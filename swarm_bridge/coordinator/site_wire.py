@@ -1,0 +1,172 @@
+"""The single-site coordinator's MQTT wire, without sockets: topic names, and the records in and out.
+
+Robots publish `{prefix}/{fleet}/{robot_id}/state/robot_state` (RobotState), `.../event/task_status`
+(TaskStatus) and the retained `.../presence/status` (presence JSON, Last Will `offline`); the coordinator
+sends `.../command/task_command` (TaskCommand). Records are Avro single-object (`C3 01`) or JSON, told
+apart by their first byte, and may come several to a payload (a record batch). Task requests are JSON on
+`{prefix}/{fleet}/coordinator/tasks/submit`; each answer goes to `.../coordinator/tasks/result/{task_id}`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from swarm_bridge.codec.envelope import Envelope
+from swarm_bridge.codec.framing import SINGLE_OBJECT_MAGIC, split_batch
+from swarm_bridge.codec.signing import CommandSigner
+from swarm_bridge.codec.wire import WireDecoder, WireEncoder, wire_decoder, wire_encoder
+from swarm_bridge.coordinator.dispatch import Command
+from swarm_bridge.coordinator.records import (
+    ROBOT_STATE,
+    TASK_COMMAND,
+    TASK_STATUS,
+    StatusReport,
+    command_body,
+    status_body,
+)
+from swarm_bridge.coordinator.tasks import TaskState
+from swarm_bridge.routing.naming import mqtt_topic, presence_topic
+
+__all__ = ["SiteRecords", "SiteTopics", "TopicKind", "result_payload", "result_topic_level"]
+
+TopicKind = Literal["state", "status", "presence", "submit"]
+_STATES = list(TaskState)  # index = TaskStatus.STATE_*
+_FORMATS: tuple[Literal["avro"], Literal["json"]] = ("avro", "json")
+
+
+@dataclass(frozen=True)
+class SiteTopics:
+    """Every MQTT topic of one fleet at one site, and which kind an incoming topic is."""
+
+    prefix: str
+    fleet: str
+
+    @property
+    def subscriptions(self) -> dict[str, TopicKind]:
+        """Topic filters the coordinator subscribes to, with what arrives on each."""
+        return {self.robot("+", "state", "robot_state"): "state", self.robot("+", "event", "task_status"): "status",
+                presence_topic(self.prefix, self.fleet, "+"): "presence", self.submit: "submit"}
+
+    @property
+    def submit(self) -> str:
+        return f"{self.prefix}/{self.fleet}/coordinator/tasks/submit"
+
+    @property
+    def status(self) -> str:
+        """The retained fleet status (JSON) the coordinator publishes for `swarm-bridge fleet status`."""
+        return f"{self.prefix}/{self.fleet}/coordinator/status"
+
+    def result(self, task_id: str) -> str:
+        return f"{self.prefix}/{self.fleet}/coordinator/tasks/result/{task_id}"
+
+    def robot(self, robot_id: str, channel: str, stream: str) -> str:
+        return mqtt_topic(self.prefix, self.fleet, robot_id, channel, stream)
+
+    def command(self, robot_id: str) -> str:
+        return self.robot(robot_id, "command", "task_command")
+
+    def presence(self, robot_id: str) -> str:
+        return presence_topic(self.prefix, self.fleet, robot_id)
+
+    def robot_of(self, topic: str) -> str:
+        """The robot id level of a robot topic (empty when the topic is not one of this fleet's)."""
+        parts = topic.split("/")
+        if len(parts) != 5 or parts[0] != self.prefix or parts[1] != self.fleet:
+            return ""
+        return parts[2]
+
+
+def result_topic_level(task_id: str) -> bool:
+    """Whether a task id can be a topic level (no wildcards or separators); valid task ids always can."""
+    return bool(task_id) and not any(c in task_id for c in "/+#\0")
+
+
+class SiteRecords:
+    """Encoders and decoders of the fleet's MQTT records: RobotState and TaskStatus in (Avro or JSON, by their
+    first byte), TaskCommand out in `fmt`, signed when a signer is given."""
+
+    def __init__(self, topics: SiteTopics, *, fmt: Literal["avro", "json"] = "avro",
+                 signer: CommandSigner | None = None) -> None:
+        self.topics, self.fmt, self.signer = topics, fmt, signer
+
+        def dec(ros_type: str, stream: str) -> dict[str, WireDecoder]:
+            subject = topics.robot("+", "state" if stream == "robot_state" else "event", stream)
+            return {f: wire_decoder(ros_type, f, "mqtt", subject=subject) for f in _FORMATS}
+
+        def enc(ros_type: str, channel: str, stream: str) -> dict[str, WireEncoder]:
+            subject = topics.robot("+", channel, stream)
+            return {f: wire_encoder(ros_type, f, "mqtt", subject=subject) for f in _FORMATS}
+
+        self._state = dec(ROBOT_STATE, "robot_state")
+        self._status = dec(TASK_STATUS, "task_status")
+        self._state_out = enc(ROBOT_STATE, "state", "robot_state")
+        self._status_out = enc(TASK_STATUS, "event", "task_status")
+        self._command_out = enc(TASK_COMMAND, "command", "task_command")
+        self._command_in: dict[str, WireDecoder] = {
+            f: wire_decoder(TASK_COMMAND, f, "mqtt", subject=topics.command("+")) for f in _FORMATS}
+        self._seq = 0
+
+    @property
+    def command_content_type(self) -> str:
+        return self._command_out[self.fmt].content_type
+
+    # -- in ---------------------------------------------------------------------------------------------
+
+    def states(self, payload: bytes) -> list[dict[str, Any]]:
+        """RobotState bodies of one payload (one record or a batch); raises for anything malformed."""
+        return [_pick(self._state, record).decode(record).body for record in split_batch(payload)]
+
+    def statuses(self, payload: bytes) -> list[StatusReport]:
+        """TaskStatus reports of one payload (one record or a batch); raises for anything malformed."""
+        out = []
+        for record in split_batch(payload):
+            body = _pick(self._status, record).decode(record).body
+            state = int(body["state"])
+            if not 0 <= state < len(_STATES):
+                raise ValueError(f"task_status: state {state} is not a TaskStatus.STATE_* value")
+            out.append(StatusReport(str(body["robot_id"]), str(body["task_id"]), _STATES[state],
+                                    str(body["reason"]), float(body["progress"])))
+        return out
+
+    # -- out --------------------------------------------------------------------------------------------
+
+    def command(self, command: Command, now_ns: int) -> bytes:
+        """A Command -> TaskCommand record bytes for MQTT (seq counts this process's commands)."""
+        self._seq += 1
+        record = self._command_out[self.fmt].encode(Envelope(command.robot_id, "task_command", self._seq, now_ns,
+                                                             TASK_COMMAND, command_body(command, now_ns)))
+        return record if self.signer is None else self.signer.sign(record)
+
+    def command_fields(self, payload: bytes) -> dict[str, Any]:
+        """A TaskCommand record (unsigned) -> its message dict (simulated robots, tests)."""
+        return _pick(self._command_in, payload).decode(payload).body
+
+    def state_record(self, body: dict[str, Any], *, seq: int, now_ns: int) -> bytes:
+        """A RobotState record as a robot's bridge sends it (simulated robots, tests)."""
+        return self._state_out[self.fmt].encode(Envelope(str(body["robot_id"]), "robot_state", seq, now_ns,
+                                                         ROBOT_STATE, body))
+
+    def status_record(self, *, robot_id: str, task_id: str, state: int, seq: int, now_ns: int, reason: str = "",
+                      progress: float = 0.0) -> bytes:
+        """A TaskStatus record (`state` = TaskStatus.STATE_*) as a robot's bridge sends it (simulated robots)."""
+        body = status_body(robot_id=robot_id, task_id=task_id, state=state, reason=reason, progress=progress,
+                           now_ns=now_ns)
+        return self._status_out[self.fmt].encode(Envelope(robot_id, "task_status", seq, now_ns, TASK_STATUS, body))
+
+
+def _pick(by_format: Mapping[str, Any], record: bytes) -> Any:
+    """The codec of a record's format: Avro single-object starts C3 01, JSON with `{`."""
+    if record[:2] == SINGLE_OBJECT_MAGIC:
+        return by_format["avro"]
+    if record[:1] == b"{":
+        return by_format["json"]
+    raise ValueError(f"neither Avro single-object (C3 01) nor JSON: starts {record[:4].hex(' ') or 'empty'}")
+
+
+def result_payload(task_id: str, *, accepted: bool, state: str, reason: str, duplicate: bool) -> bytes:
+    """The answer to one submission, as JSON."""
+    return json.dumps({"task_id": task_id, "accepted": accepted, "state": state, "reason": reason,
+                       "duplicate": duplicate}).encode()
