@@ -56,6 +56,8 @@ def test_demo_delivers_every_replayed_message_of_real_bags(tmp_path: Path, share
         path = next(p for p in sorted((shared_bags / name).rglob("*")) if p.suffix in (".bag", ".mcap", ".db3"))
         read += sum(_publishable(path.parent if path.suffix == ".db3" else path).values())
     assert read == report["totals"]["delivered"] == report["totals"]["in_bags"]
+    # the single-site coordinator assigned 2 tasks per robot; the task executors did them behind their bridges
+    assert report["tasks"]["submitted"] == report["tasks"]["done"] == 2 * len(SMALL)
     assert plot_path.read_bytes()[:4] == b"\x89PNG"
 
 

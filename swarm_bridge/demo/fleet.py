@@ -27,6 +27,7 @@ from rclpy.node import Node
 
 from swarm_bridge.codec.records import RecordCodec, record_codec
 from swarm_bridge.config import CoordinatorConfig, RobotBridgeConfig, validate_config
+from swarm_bridge.coordinator.site import SiteCoordinator
 from swarm_bridge.demo.delivery import DeliveryTap, WatchedStream, body_digest
 from swarm_bridge.demo.plan import FLEET, KINDS, DemoRobot, bridge_config
 from swarm_bridge.replay import Bag, BagMessage, BagTopic, Due, ReplayTally, ReplayTypes, merged, schedule
@@ -102,6 +103,7 @@ class FleetDemo:
         self._codecs: dict[str, RecordCodec] = {}
         self.services: dict[str, subprocess.Popen[bytes]] = {}  # gateway, coordinator
         self.coordinator_config: CoordinatorConfig | None = None
+        self.site: SiteCoordinator | None = None
         self.task_ids: list[str] = []
 
     def __enter__(self) -> FleetDemo:
@@ -115,6 +117,8 @@ class FleetDemo:
         if self.kafka:
             self._coordinator()  # first: it creates the sharded topics the gateway then writes to
             self._gateway()
+        else:
+            self._site_coordinator()
         replay_node = self._node("fleet_replay")
         for robot in self.fleet:
             bags = [self._stack.enter_context(Bag(path, self.types)) for path in robot.bags]
@@ -140,19 +144,32 @@ class FleetDemo:
                                          kwargs={"done": self._stop.is_set}, name="demo-spin", daemon=True)
         self._spinner.start()
 
+    def _coordinator_doc(self) -> dict[str, Any]:
+        """The coordinator config both modes share: the demo fleet's capabilities, short timeouts."""
+        return {
+            "fleet": FLEET, "robot_format": "avro", "registry": self.registry,
+            "capabilities": {kind: list(capabilities) for kind, capabilities in KINDS},
+            "tasks": {"accept_timeout_s": 30.0, "run_timeout_s": 120.0, "max_attempts": 3,
+                      "robot_offline_after_s": 10.0},
+        }
+
+    def _site_coordinator(self) -> None:
+        """A single-site coordinator in this process, straight on the MQTT broker (no Kafka)."""
+        doc = {**self._coordinator_doc(), "mode": "mqtt",
+               "mqtt": {"host": self.mqtt_host, "port": self.mqtt_port, "client_id": "demo-coordinator",
+                        "session_expiry_s": 0}}
+        self.coordinator_config = validate_config(doc, CoordinatorConfig, source="<demo coordinator>")
+        self.site = SiteCoordinator(self.coordinator_config).start()
+        self._stack.callback(self.site.stop)
+
     def _coordinator(self, timeout_s: float = 60.0) -> None:
         """Start a fleet coordinator instance on Kafka, with the demo fleet's capabilities."""
         assert self.kafka is not None
         host, _, port = self.kafka.rpartition(":")
         folder = self.work_dir / "coordinator"
         folder.mkdir(parents=True, exist_ok=True)
-        doc = {
-            "fleet": FLEET, "shards": 4, "robot_format": "avro", "registry": self.registry,
-            "kafka": {"host": host, "port": int(port), "group": "demo-coordinator", "instance_id": "demo-coord-1"},
-            "capabilities": {kind: list(capabilities) for kind, capabilities in KINDS},
-            "tasks": {"accept_timeout_s": 30.0, "run_timeout_s": 120.0, "max_attempts": 3,
-                      "robot_offline_after_s": 10.0},
-        }
+        doc = {**self._coordinator_doc(), "shards": 4,
+               "kafka": {"host": host, "port": int(port), "group": "demo-coordinator", "instance_id": "demo-coord-1"}}
         self.coordinator_config = validate_config(doc, CoordinatorConfig, source="<demo coordinator>")
         path = folder / "coordinator.yaml"
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -187,7 +204,13 @@ class FleetDemo:
             docs.append({"task_id": f"demo-task-{index:04d}", "kind": kind,
                          "target": {"x": float(index % 7), "y": float(index % 5), "frame_id": "map"},
                          "priority": 1 + index % 5})
-        submit_tasks(self.coordinator_config, docs)
+        if self.site is not None:
+            refused = [f"{doc['task_id']}: {answer.reason}" for doc in docs
+                       if not (answer := self.site.submit(doc)).accepted]
+            if refused:
+                log.warning("demo: tasks refused: %s", "; ".join(refused))
+        else:
+            submit_tasks(self.coordinator_config, docs)
         self.task_ids = [str(doc["task_id"]) for doc in docs]
         return self.task_ids
 
@@ -197,10 +220,10 @@ class FleetDemo:
             return {}
         from swarm_bridge.coordinator.snapshot import read_snapshot
 
-        book = read_snapshot(self.coordinator_config).book
+        find = self.site.task if self.site is not None else read_snapshot(self.coordinator_config).book.get
         states: dict[str, int] = {}
         for task_id in self.task_ids:
-            task = book.get(task_id)
+            task = find(task_id)
             state = task.state.value if task is not None else "not seen"
             states[state] = states.get(state, 0) + 1
         return states
