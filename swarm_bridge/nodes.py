@@ -85,8 +85,8 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
         bridge.close()
         uplink.close()
         for route, counts in bridge.summary().items():
-            log.info("%s: received %d (%d by a sweep), sent %d, dropped %d",
-                     route, counts["received"], counts["swept"], counts["sent"], counts["dropped"])
+            log.info("%s: received %d, sent %d, dropped %d (%d of the received taken by a sweep)",
+                     route, counts["received"], counts["sent"], counts["dropped"], counts["swept"])
         if pending:
             log.warning("robot %s: %d records not acknowledged at shutdown; they stay spooled in %s",
                         config.robot_id, pending, spool.path)
