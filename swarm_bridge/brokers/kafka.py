@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import subprocess
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from swarm_bridge.brokers.errors import BrokerError
@@ -14,7 +16,7 @@ from swarm_bridge.brokers.executables import find_java
 from swarm_bridge.brokers.ports import free_port
 from swarm_bridge.brokers.service import BrokerService
 
-__all__ = ["DEFAULT_KAFKA_LIBS", "KAFKA_VERSION", "Kafka"]
+__all__ = ["DEFAULT_KAFKA_LIBS", "KAFKA_VERSION", "Kafka", "KafkaBrokerSecurity"]
 
 # Must match <kafka.version> in provision/kafka/pom.xml (a test checks it).
 KAFKA_VERSION = "4.1.1"
@@ -32,6 +34,53 @@ _QUIET_LOGGERS = (
     "org.apache.kafka.common.utils.AppInfoParser",
     "org.apache.kafka.common.metrics",
 )
+
+
+_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+_SCRAM_ITERATIONS = 8192
+_SCRAM_HASH = {"SCRAM-SHA-512": "sha512", "SCRAM-SHA-256": "sha256"}
+
+
+@dataclass(frozen=True)
+class KafkaBrokerSecurity:
+    """SASL/SCRAM on the client listener, users created at format time, optionally broker ACLs.
+
+    `admin_user` is the super user (and the broker's own inter-broker login); `users` maps the other
+    principals to their passwords. With `acls`, KRaft's StandardAuthorizer refuses whatever no ACL allows.
+    Passwords reach Kafka only as salted SCRAM credentials and in the 0600 server.properties (inter-broker).
+    """
+
+    admin_user: str
+    admin_password: str = field(repr=False)
+    users: Mapping[str, str] = field(default_factory=dict, repr=False)
+    mechanism: str = "SCRAM-SHA-512"
+    acls: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mechanism not in _SCRAM_HASH:
+            raise ValueError(f"mechanism {self.mechanism!r}: choose one of {', '.join(_SCRAM_HASH)}")
+        for user in (self.admin_user, *self.users):
+            if not user or any(c in user for c in ',=[]"\\ '):
+                raise ValueError(f"SCRAM user name {user!r}: use letters, digits, '_', '-', '.'")
+
+    def client_settings(self, user: str | None = None) -> dict[str, str]:
+        """librdkafka settings to log in as `user` (default the admin) over SASL_PLAINTEXT."""
+        name = user or self.admin_user
+        password = self.admin_password if name == self.admin_user else self.users[name]
+        return {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": self.mechanism,
+                "sasl.username": name, "sasl.password": password}
+
+    def scram_credentials(self) -> list[str]:
+        """`--add-scram` arguments of kafka-storage format: salted, so no password is on a command line."""
+        algorithm = _SCRAM_HASH[self.mechanism]
+        out = []
+        for user, password in {self.admin_user: self.admin_password, **self.users}.items():
+            salt = os.urandom(16)
+            salted = hashlib.pbkdf2_hmac(algorithm, password.encode(), salt, _SCRAM_ITERATIONS)
+            out.append(f'{self.mechanism}=[name={user},iterations={_SCRAM_ITERATIONS},'
+                       f'salt="{base64.b64encode(salt).decode()}",'
+                       f'saltedpassword="{base64.b64encode(salted).decode()}"]')
+        return out
 
 
 def _cluster_id() -> str:
@@ -64,8 +113,12 @@ class Kafka(BrokerService):
         libs_dir: Path | None = None,
         java: str | None = None,
         heap: str = "512m",
+        security: KafkaBrokerSecurity | None = None,
     ) -> None:
+        """`security`: a SASL/SCRAM client listener (and ACLs) instead of PLAINTEXT; the controller
+        listener stays PLAINTEXT on loopback."""
         super().__init__(run_dir=run_dir, host=host)
+        self.security = security
         self.port = port
         self.controller_port = controller_port if controller_port is not None else free_port(host)
         while controller_port is None and self.controller_port == port:
@@ -110,6 +163,7 @@ class Kafka(BrokerService):
         log4j = self.run_dir / "kafka-log4j2.properties"
         log4j.write_text(self._log4j_config())
         self.config_path.write_text(self._server_config())
+        self.config_path.chmod(0o600)  # with security it holds the inter-broker password
         self._format_storage(java, classpath, log4j)
         return [
             java,
@@ -152,9 +206,34 @@ class Kafka(BrokerService):
             "min.insync.replicas": "1",
             "group.initial.rebalance.delay.ms": "0",
         }
+        if self.security is not None:
+            settings |= self._security_config(self.security)
         lines = ["# Written by swarm_bridge.brokers.Kafka; rewritten at every start."]
         lines += [f"{key}={value}" for key, value in settings.items()]
         return "\n".join(lines) + "\n"
+
+    def _security_config(self, sec: KafkaBrokerSecurity) -> dict[str, str]:
+        """The client listener speaks SASL_PLAINTEXT/SCRAM; the broker logs in to it as the admin."""
+        h, port, cport = self.host, self.port, self.controller_port
+        mech = sec.mechanism.lower()
+        jaas = (f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{sec.admin_user}" '
+                f'password="{sec.admin_password}";')
+        settings = {
+            "listeners": f"SASL_PLAINTEXT://{h}:{port},CONTROLLER://{h}:{cport}",
+            "advertised.listeners": f"SASL_PLAINTEXT://{h}:{port}",
+            "inter.broker.listener.name": "SASL_PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms": sec.mechanism,
+            "sasl.mechanism.inter.broker.protocol": sec.mechanism,
+            f"listener.name.sasl_plaintext.{mech}.sasl.jaas.config": jaas,
+        }
+        if sec.acls:
+            # The controller listener is PLAINTEXT on loopback: the broker talks to its own controller as
+            # User:ANONYMOUS, which no client can be (the client listener requires a SCRAM login).
+            settings |= {"authorizer.class.name": _AUTHORIZER,
+                         "super.users": f"User:{sec.admin_user};User:ANONYMOUS",
+                         "allow.everyone.if.no.acl.found": "false"}
+        return settings
 
     @staticmethod
     def _log4j_config() -> str:
@@ -180,6 +259,8 @@ class Kafka(BrokerService):
             return
         argv = [java, f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath, "kafka.tools.StorageTool"]
         argv += ["format", "--ignore-formatted", "-t", _cluster_id(), "-c", str(self.config_path)]
+        for credential in self.security.scram_credentials() if self.security is not None else []:
+            argv += ["--add-scram", credential]
         try:
             done = subprocess.run(
                 argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=_FORMAT_TIMEOUT_S, check=False
@@ -207,4 +288,5 @@ class Kafka(BrokerService):
             return False
         from swarm_bridge.transport.probes import kafka_answers  # deferred: only needed once, at startup
 
-        return kafka_answers(self.bootstrap)
+        settings = self.security.client_settings() if self.security is not None else None
+        return kafka_answers(self.bootstrap, settings=settings)

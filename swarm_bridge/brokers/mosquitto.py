@@ -64,14 +64,27 @@ class Mosquitto(BrokerService):
     def __init__(
         self, *, run_dir: Path, port: int, host: str = "127.0.0.1", binary: str | None = None,
         tls: BrokerTls | None = None, users: Mapping[str, str] | None = None,
+        acl_file: Path | None = None, identity_port: int | None = None, identity_tls: BrokerTls | None = None,
+        password_file: Path | None = None,
     ) -> None:
         """`tls`: listen with TLS (mTLS when it requires client certificates); `users`: user -> password,
-        and anonymous clients are refused."""
+        and anonymous clients are refused; `acl_file`: a Mosquitto ACL file (e.g. docker/mosquitto/acl)
+        deciding who may publish and subscribe where; `identity_port` + `identity_tls`: a second, mTLS
+        listener where the client certificate's CN is the user name (no password); `password_file`: a file
+        made with mosquitto_passwd, instead of `users`."""
         super().__init__(run_dir=run_dir, host=host)
         self.port = port
         self.binary = binary
         self.tls = tls
         self.users = dict(users or {})
+        self.acl_file = None if acl_file is None else Path(acl_file).resolve()
+        if users and password_file is not None:
+            raise ValueError("users and password_file exclude each other")
+        self.password_file = None if password_file is None else Path(password_file).resolve()
+        if (identity_port is None) != (identity_tls is None):
+            raise ValueError("identity_port and identity_tls go together")
+        self.identity_port = identity_port
+        self.identity_tls = identity_tls
 
     @property
     def url(self) -> str:
@@ -89,7 +102,10 @@ class Mosquitto(BrokerService):
         return self.run_dir / "mosquitto.conf"
 
     def _ports(self) -> Mapping[str, int]:
-        return {"--mqtt-port": self.port}
+        ports = {"--mqtt-port": self.port}
+        if self.identity_port is not None:
+            ports["--mqtt-identity-port"] = self.identity_port
+        return ports
 
     def _prepare(self) -> list[str]:
         explicit, source = (self.binary, "the binary argument")
@@ -106,6 +122,10 @@ class Mosquitto(BrokerService):
         data_dir.mkdir(parents=True, exist_ok=True)
         if self.users:
             self._write_passwords(binary)
+        for path, what in ((self.acl_file, "ACL file"), (self.password_file, "password file")):
+            if path is not None and not path.is_file():
+                raise BrokerError(self.name, f"{what} {path} not found", "pass an existing file (the project "
+                                  "ships docker/mosquitto/acl; make passwords with mosquitto_passwd)")
         self.config_path.write_text(self._config(data_dir))
         return [binary, "-c", str(self.config_path)]
 
@@ -135,12 +155,26 @@ class Mosquitto(BrokerService):
         )
 
     def _security(self) -> list[str]:
-        lines = ["allow_anonymous true"] if not self.users else [
-            "allow_anonymous false", f"password_file {self.run_dir / 'mosquitto.passwords'}"]
+        lines = ["allow_anonymous false"] if self._locked else ["allow_anonymous true"]
+        if self.users or self.password_file is not None:
+            lines.append(f"password_file {self.password_file or self.run_dir / 'mosquitto.passwords'}")
+        if self.acl_file is not None:
+            lines.append(f"acl_file {self.acl_file}")
         if self.tls is not None:
             lines += [f"cafile {self.tls.ca_file}", f"certfile {self.tls.cert_file}", f"keyfile {self.tls.key_file}",
                       f"require_certificate {'true' if self.tls.require_client_cert else 'false'}"]
+        if self.identity_port is not None and self.identity_tls is not None:
+            tls = self.identity_tls
+            # Listener options follow their `listener` line; the global ones above apply to both listeners.
+            lines += [f"listener {self.identity_port} {self.host}", f"cafile {tls.ca_file}",
+                      f"certfile {tls.cert_file}", f"keyfile {tls.key_file}", "require_certificate true",
+                      "use_identity_as_username true"]
         return lines
+
+    @property
+    def _locked(self) -> bool:
+        """Anonymous clients refused: there are users, an ACL or certificate identities."""
+        return bool(self.users) or any(x is not None for x in (self.password_file, self.acl_file, self.identity_port))
 
     def _write_passwords(self, binary: str) -> None:
         """The password file, hashed by mosquitto_passwd (beside the broker binary, or on PATH)."""
@@ -155,6 +189,6 @@ class Mosquitto(BrokerService):
                                   "install mosquitto (it ships mosquitto_passwd)")
 
     def _ready(self) -> bool:
-        if self.tls is not None or self.users:
+        if self.tls is not None or self._locked:
             return accepts(self.host, self.port, timeout=1.0)  # an anonymous plain CONNECT would be refused
         return mqtt_connack(self.host, self.port)

@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     start.add_argument(
         "--kafka-controller-port", type=int, default=9093, help="Kafka KRaft controller port (default: 9093)"
     )
+    start.add_argument("--mqtt-acl", type=Path, help="Mosquitto ACL file (e.g. docker/mosquitto/acl); refuses "
+                       "anonymous clients (docs/broker-security.md)")
+    start.add_argument("--mqtt-password-file", type=Path, help="Mosquitto password file made with mosquitto_passwd")
     start.set_defaults(run=_start)
 
     stop = actions.add_parser("stop", help="stop brokers started with `broker start`")
@@ -59,7 +62,8 @@ def _names(choice: str) -> list[str]:
 
 def _build(name: str, args: argparse.Namespace) -> BrokerService:
     if name == "mosquitto":
-        return Mosquitto(run_dir=args.run_dir, port=args.mqtt_port)
+        return Mosquitto(run_dir=args.run_dir, port=args.mqtt_port, acl_file=getattr(args, "mqtt_acl", None),
+                         password_file=getattr(args, "mqtt_password_file", None))
     return Kafka(run_dir=args.run_dir, port=args.kafka_port, controller_port=args.kafka_controller_port)
 
 

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from swarm_bridge.config.robot import NAME, TlsConfig
+from swarm_bridge.config.security import KafkaSecurity
 
 __all__ = [
     "DEFAULT_DOWN_RULES",
@@ -193,6 +194,8 @@ class GatewayKafkaConfig(Strict):
                                description="consumer group of the command topics")
     max_inflight_commands: int = Field(default=1000, ge=1, description="commands published and not yet "
                                        "acknowledged by the MQTT broker; above it consumption pauses")
+    security: KafkaSecurity = Field(default_factory=KafkaSecurity, description="how every Kafka client of the "
+                                    "gateway logs in (SASL/SCRAM, TLS); default PLAINTEXT")
 
 
 class DedupConfig(Strict):

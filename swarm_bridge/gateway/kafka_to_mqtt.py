@@ -125,6 +125,7 @@ class KafkaToMqtt:
                 from None
         self.client.loop_start()
         self.consumer = Consumer({
+            **self.config.kafka.security.client_settings(),
             "bootstrap.servers": self.config.kafka.bootstrap,
             "group.id": self.config.kafka.command_group,
             "client.id": f"{self.config.gateway_id}-down",

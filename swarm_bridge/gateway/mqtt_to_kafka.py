@@ -44,6 +44,7 @@ def kafka_producer(config: GatewayConfig, *, suffix: str, error_cb: Any = None) 
     """An idempotent, acks=all producer with the config's batching and compression."""
     kafka = config.kafka
     settings: dict[str, Any] = {
+        **kafka.security.client_settings(),
         "bootstrap.servers": kafka.bootstrap,
         "client.id": f"{config.gateway_id}-{suffix}",
         "acks": "all",

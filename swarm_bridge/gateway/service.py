@@ -45,14 +45,24 @@ class Gateway:
         self.metrics_port: int | None = None
 
     def start(self) -> None:
-        """Topics, dedup windows, MQTT connections, metrics endpoint, in that order."""
+        """Kafka login, dedup windows, topics, MQTT connections, metrics endpoint, in that order."""
+        from swarm_bridge.transport.link import LinkError
+        from swarm_bridge.transport.probes import kafka_login_problem
         from swarm_bridge.transport.taps import ensure_kafka_topics
 
         config = self.config
+        security = config.kafka.security
+        problem = kafka_login_problem(config.kafka.bootstrap, settings=security.client_settings(),
+                                      timeout_s=config.kafka.connect_timeout_s)
+        if problem is not None:
+            fix = (f"check kafka.security ({security.describe()}) against the cluster's users"
+                   if problem.startswith("login refused") else "start Kafka or fix kafka.bootstrap")
+            raise LinkError(f"kafka://{config.kafka.bootstrap}", problem, fix)
         rebuild_dedup(self.dedup, config, self.rules)
         if config.kafka.create_topics:
             ensure_kafka_topics(config.kafka.bootstrap, [config.kafka.dlq_topic, *(r.kafka_topic for r in config.down)],
-                                timeout_s=config.kafka.connect_timeout_s)
+                                timeout_s=config.kafka.connect_timeout_s,
+                                settings=config.kafka.security.client_settings())
         self.up.connect()
         self.down.start()
         if config.metrics_port is not None:

@@ -45,6 +45,7 @@ def rebuild_dedup(dedup: Dedup, config: GatewayConfig, rules: UpRules, *, timeou
         return 0
     started = time.monotonic()
     consumer = Consumer({
+        **config.kafka.security.client_settings(),
         "bootstrap.servers": config.kafka.bootstrap,
         "group.id": f"{config.gateway_id}-dedup-rebuild",
         "enable.auto.commit": False,

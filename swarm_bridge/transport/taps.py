@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,11 +153,17 @@ class KafkaTap:
 
 
 def ensure_kafka_topics(bootstrap: str, topics: Sequence[str], *, partitions: int = 1,
-                        timeout_s: float = 30.0) -> None:
-    """Create `topics` if missing (replication 1 on a single node) and wait until they exist."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    futures = admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics],
-                                  operation_timeout=timeout_s)
+                        timeout_s: float = 30.0, settings: Mapping[str, str] | None = None) -> None:
+    """Create `topics` if missing (replication 1 on a single node) and wait until they exist; `settings`:
+    extra client settings (security: SASL login, TLS)."""
+    admin = AdminClient({**(settings or {}), "bootstrap.servers": bootstrap})
+    try:  # only the missing ones: a principal may lack the right to create a topic it may read (ACLs)
+        existing = admin.list_topics(timeout=timeout_s).topics
+    except KafkaException as exc:
+        raise LinkError(f"kafka://{bootstrap}", f"no cluster metadata ({exc})", "start Kafka") from None
+    missing = [t for t in topics if t not in existing or existing[t].error is not None]
+    futures = admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing],
+                                  operation_timeout=timeout_s) if missing else {}
     for topic, future in futures.items():
         try:
             future.result(timeout=timeout_s)
