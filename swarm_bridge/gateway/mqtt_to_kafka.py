@@ -49,6 +49,8 @@ def kafka_producer(config: GatewayConfig, *, suffix: str, error_cb: Any = None) 
         "client.id": f"{config.gateway_id}-{suffix}",
         "acks": "all",
         "enable.idempotence": True,
+        # Kafka's (Java) partitioner: a robot's records land on its coordinator shard's partition
+        "partitioner": "murmur2_random",
         "compression.type": kafka.compression,
         "linger.ms": kafka.linger_ms,
         "batch.size": kafka.batch_bytes,
