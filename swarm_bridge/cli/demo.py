@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     """Start what is missing, run the fleet, print the report; 0 when every replayed message was delivered."""
     from swarm_bridge.brokers import BrokerError, Mosquitto, free_port
     from swarm_bridge.demo import ros_context
+    from swarm_bridge.demo.dds import use_profile
     from swarm_bridge.demo.fleet import DemoError, FleetDemo
     from swarm_bridge.demo.plan import fleet_of
     from swarm_bridge.demo.report import fleet_report, plot, render
@@ -96,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         except BrokerError as exc:
             print(f"demo: {exc}", file=sys.stderr)
             return 2
+        use_profile(run_dir)  # before rclpy starts: DDS reads it when the participant is made
         print(f"demo: {len(fleet)} robots from {len(bags)} bags in {bags_dir}, replayed at x{args.rate:g}", flush=True)
         started = time.monotonic()
         try:
@@ -113,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
                                       extra={"robots": [r.robot_id for r in fleet], "rate": args.rate,
                                              "delivered_at": "Kafka (via the edge gateway)" if args.kafka
                                              else "the MQTT broker",
-                                             "elapsed_s": round(time.monotonic() - started, 1)})
+                                             "elapsed_s": round(time.monotonic() - started, 1),
+                                             "restarts": dict(demo.restarts)})
                 picture = plot(streams, args.plot)
         except (DemoError, ReplayError) as exc:
             print(f"demo: {exc}", file=sys.stderr)

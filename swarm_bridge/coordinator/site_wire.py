@@ -47,8 +47,8 @@ class SiteTopics:
     @property
     def subscriptions(self) -> dict[str, TopicKind]:
         """Topic filters the coordinator subscribes to, with what arrives on each."""
-        return {self.robot("+", "state", "robot_state"): "state", self.robot("+", "event", "task_status"): "status",
-                presence_topic(self.prefix, self.fleet, "+"): "presence", self.submit: "submit"}
+        return {self.every_robot("state", "robot_state"): "state", self.every_robot("event", "task_status"): "status",
+                self.every_robot("presence", "status"): "presence", self.submit: "submit"}
 
     @property
     def submit(self) -> str:
@@ -64,6 +64,10 @@ class SiteTopics:
 
     def robot(self, robot_id: str, channel: str, stream: str) -> str:
         return mqtt_topic(self.prefix, self.fleet, robot_id, channel, stream)
+
+    def every_robot(self, channel: str, stream: str) -> str:
+        """The subscription filter of one stream of every robot: `{prefix}/{fleet}/+/{channel}/{stream}`."""
+        return f"{self.prefix}/{self.fleet}/+/{channel}/{stream}"
 
     def command(self, robot_id: str) -> str:
         return self.robot(robot_id, "command", "task_command")
@@ -93,11 +97,11 @@ class SiteRecords:
         self.topics, self.fmt, self.signer = topics, fmt, signer
 
         def dec(ros_type: str, stream: str) -> dict[str, WireDecoder]:
-            subject = topics.robot("+", "state" if stream == "robot_state" else "event", stream)
+            subject = topics.every_robot("state" if stream == "robot_state" else "event", stream)
             return {f: wire_decoder(ros_type, f, "mqtt", subject=subject) for f in _FORMATS}
 
         def enc(ros_type: str, channel: str, stream: str) -> dict[str, WireEncoder]:
-            subject = topics.robot("+", channel, stream)
+            subject = topics.every_robot(channel, stream)
             return {f: wire_encoder(ros_type, f, "mqtt", subject=subject) for f in _FORMATS}
 
         self._state = dec(ROBOT_STATE, "robot_state")
@@ -105,8 +109,9 @@ class SiteRecords:
         self._state_out = enc(ROBOT_STATE, "state", "robot_state")
         self._status_out = enc(TASK_STATUS, "event", "task_status")
         self._command_out = enc(TASK_COMMAND, "command", "task_command")
+        commands = topics.every_robot("command", "task_command")
         self._command_in: dict[str, WireDecoder] = {
-            f: wire_decoder(TASK_COMMAND, f, "mqtt", subject=topics.command("+")) for f in _FORMATS}
+            f: wire_decoder(TASK_COMMAND, f, "mqtt", subject=commands) for f in _FORMATS}
         self._seq = 0
 
     @property

@@ -102,6 +102,8 @@ class FleetDemo:
         self.tap: DeliveryTap | None = None
         self._codecs: dict[str, RecordCodec] = {}
         self.services: dict[str, subprocess.Popen[bytes]] = {}  # gateway, coordinator
+        self._restartable: dict[str, tuple[list[str], Path, str]] = {}
+        self.restarts: dict[str, int] = {}
         self.coordinator_config: CoordinatorConfig | None = None
         self.site: SiteCoordinator | None = None
         self.task_ids: list[str] = []
@@ -168,23 +170,41 @@ class FleetDemo:
         host, _, port = self.kafka.rpartition(":")
         folder = self.work_dir / "coordinator"
         folder.mkdir(parents=True, exist_ok=True)
+        # A demo machine runs the whole fleet on a few cores: give Kafka transactions time (a transaction that
+        # times out fences the instance, which then exits and is restarted by `check_services`).
         doc = {**self._coordinator_doc(), "shards": 4,
-               "kafka": {"host": host, "port": int(port), "group": "demo-coordinator", "instance_id": "demo-coord-1"}}
+               "kafka": {"host": host, "port": int(port), "group": "demo-coordinator", "instance_id": "demo-coord-1",
+                         "session_timeout_s": 30.0, "transaction_timeout_s": 60.0}}
         self.coordinator_config = validate_config(doc, CoordinatorConfig, source="<demo coordinator>")
         path = folder / "coordinator.yaml"
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
         self._service("coordinator", ["coordinator", "--config", str(path)], folder, "owns shards", timeout_s)
+        self._restartable["coordinator"] = (["coordinator", "--config", str(path)], folder, "owns shards")
 
-    def _service(self, name: str, args: list[str], folder: Path, ready: str, timeout_s: float) -> None:
-        """Run `swarm-bridge <args>` with its log in `folder`; wait until the log says `ready`."""
+    def check_services(self) -> None:
+        """Restart a coordinator that exited (as a supervisor would: it rebuilds its shards from the event log
+        on start); counted in `restarts` and reported."""
+        for name, (args, folder, ready) in self._restartable.items():
+            process = self.services.get(name)
+            if process is not None and process.poll() is not None:
+                self.restarts[name] = self.restarts.get(name, 0) + 1
+                log.warning("demo: the %s exited (status %s); restarting it (restart %d)", name, process.returncode,
+                            self.restarts[name])
+                self._service(name, args, folder, ready, 60.0, append=True)
+
+    def _service(self, name: str, args: list[str], folder: Path, ready: str, timeout_s: float, *,
+                 append: bool = False) -> None:
+        """Run `swarm-bridge <args>` with its log in `folder`; wait until the log says `ready` (again, when
+        `append`ing to the log of a restart)."""
         log_path = folder / f"{name}.log"
-        log_file = log_path.open("w")
+        seen = log_path.read_text(errors="replace").count(ready) if append and log_path.exists() else 0
+        log_file = log_path.open("a" if append else "w")
         self._stack.callback(log_file.close)
         process = subprocess.Popen([sys.executable, "-m", "swarm_bridge.cli", *args],
                                    stdout=log_file, stderr=subprocess.STDOUT, env=self.env)
         self._stack.callback(_stop, process)
         deadline = time.monotonic() + timeout_s
-        while ready not in log_path.read_text(errors="replace"):
+        while log_path.read_text(errors="replace").count(ready) <= seen:
             if process.poll() is not None or time.monotonic() > deadline:
                 tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
                 raise DemoError(f"the {name} did not start (see {log_path}):\n{tail}")
@@ -232,6 +252,7 @@ class FleetDemo:
         """Wait until every submitted task ended (done, failed, cancelled, rejected); the states at the end."""
         deadline = time.monotonic() + timeout_s
         while True:
+            self.check_services()
             states = self.task_states()
             open_ = sum(n for state, n in states.items() if state not in ("done", "failed", "cancelled", "rejected"))
             if not open_ or time.monotonic() > deadline:
@@ -349,6 +370,7 @@ class FleetDemo:
         deadline = time.monotonic() + timeout_s
         while True:
             self.collect()
+            self.check_services()
             if all(len(t.arrived) >= t.published for t in self.streams.values()):
                 return True
             if time.monotonic() > deadline:

@@ -107,6 +107,8 @@ def render(report: Mapping[str, Any]) -> str:
               f"replay {t['replay_s']} s; delivered {t['throughput_per_s']} records/s over {t['delivery_span_s']} s",
               f"latency ROS publish -> {report.get('delivered_at', 'broker')}: p50 {t['latency_p50_ms']} ms, "
               f"p90 {t['latency_p90_ms']} ms, p99 {t['latency_p99_ms']} ms, max {t['latency_max_ms']} ms"]
+    if report.get("restarts"):
+        lines.append("restarted after exiting: " + ", ".join(f"{name} x{n}" for name, n in report["restarts"].items()))
     if report["tasks"]:
         tasks = report["tasks"]
         lines.append("tasks: " + ", ".join(f"{key} {value}" for key, value in tasks.items()))
