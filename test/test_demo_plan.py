@@ -49,7 +49,7 @@ def test_bridge_config_validates_and_keeps_streams_unique(tmp_path: Path) -> Non
     streams = [r.stream for r in config.routes]
     assert len(streams) == len(set(streams))
     assert streams[:3] == ["tf", "tf_static", "task_status_"]  # the bag's topic never takes the fleet's stream
-    assert config.routes[1].qos == "transient_local"
+    assert {r.qos for r in config.routes[:3]} == {"transient_local"} and config.routes[0].qos_depth == 10000
     assert [r.direction for r in config.routes[-3:]] == ["up", "up", "down"]
 
 

@@ -133,7 +133,8 @@ class FleetDemo:
             self.configs.append(config)
             self._bridge(robot, config, topics)
             every = {t.name: t for b in reversed(bags) for t in b.topics.values() if t.count}  # first bag's wins
-            self._replays[robot.robot_id] = RosReplay(replay_node, every.values(), [robot.robot_id], self.tally)
+            self._replays[robot.robot_id] = RosReplay(replay_node, every.values(), [robot.robot_id], self.tally,
+                                                      durable=True)
             executor_node = self._node(f"task_executor_{robot.robot_id}")
             self.executors.append(TaskExecutor(executor_node, robot.robot_id, robot_kind=robot.kind,
                                                capabilities=robot.capabilities, work_s=0.5))

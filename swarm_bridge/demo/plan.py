@@ -68,13 +68,15 @@ def bridge_config(robot: DemoRobot, topics: Sequence[tuple[str, str, bool]], *, 
     telemetry, its RobotState and TaskStatus up, TaskCommand down; MQTT uplink."""
     routes: list[dict[str, Any]] = []
     taken: set[str] = {"robot_state", "task_status", "task_command"}
-    for name, ros_type, latched in topics:
+    for name, ros_type, _latched in topics:
         stream = stream_name(name)
         while stream in taken:
             stream += "_"
         taken.add(stream)
+        # transient_local both ways (the replay publishes so too): what is published before the bridge has
+        # matched the publisher still reaches it; a volatile reader would miss it on a busy machine
         routes.append({"topic": f"/{robot.robot_id}{name}", "type": ros_type, "channel": "telemetry",
-                       "stream": stream, "qos": "transient_local" if latched else "reliable", "format": fmt,
+                       "stream": stream, "qos": "transient_local", "qos_depth": 10000, "format": fmt,
                        "priority": 0})
     routes += [
         {"topic": f"/{robot.robot_id}/robot_state", "type": "swarm_bridge_msgs/msg/RobotState", "channel": "state",

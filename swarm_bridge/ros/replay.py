@@ -33,8 +33,12 @@ def robot_ids(count: int, prefix: str = "robot") -> list[str]:
 class RosReplay:
     """Publishers for every replayable topic and robot on `node`; `run()` plays a schedule and counts."""
 
-    def __init__(self, node: Node, topics: Iterable[BagTopic], robots: Sequence[str], tally: ReplayTally) -> None:
+    def __init__(self, node: Node, topics: Iterable[BagTopic], robots: Sequence[str], tally: ReplayTally, *,
+                 durable: bool = False) -> None:
+        """`durable`: every topic transient_local (keeping 10,000), so a subscriber that matches late still gets
+        what was published before; else only latched topics are."""
         self.node = node
+        self.durable = durable
         self.robots = list(robots)
         self.tally = tally
         self._publishers: dict[str, list[Publisher]] = {}
@@ -50,7 +54,8 @@ class RosReplay:
             cls = message_class(topic.ros_type)
         except RosTypeError as exc:
             return f"no rclpy message class: {exc}"
-        qos = qos_preset("transient_local" if topic.latched else "reliable")
+        qos = qos_preset("transient_local", depth=10000) if self.durable else qos_preset(
+            "transient_local" if topic.latched else "reliable")
         self._publishers[topic.name] = [
             self.node.create_publisher(cls, f"/{robot}{topic.name}", qos) for robot in self.robots]
         return ""
