@@ -8,11 +8,11 @@ import sys
 from collections.abc import Sequence
 
 from swarm_bridge import __version__
-from swarm_bridge.cli import broker, coordinator, demo, gateway, keys, replay, schema, smoke
+from swarm_bridge.cli import bench, broker, coordinator, demo, gateway, keys, replay, schema, smoke
 
 __all__ = ["main"]
 
-_COMMANDS = (demo, smoke, broker, schema, gateway, replay, coordinator, keys)
+_COMMANDS = (demo, smoke, broker, schema, gateway, replay, coordinator, keys, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,77 @@
+"""A step's figures, its verdict and the run's headline: pure functions over plain numbers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["P99_GOAL_MS", "StepFigures", "bucket_quantile", "fails_badly", "headline", "holds"]
+
+P99_GOAL_MS = 50.0
+KEPT_UP = 0.95  # the simulator must offer this share of the mix's rate for the step to count
+
+
+@dataclass
+class StepFigures:
+    """One fleet size: traffic, delivery, latency, tasks, and CPU/RSS per process."""
+
+    robots: int
+    target_msgs_per_s: float
+    offered_msgs_per_s: float
+    delivered_msgs_per_s: float
+    sent: int
+    delivered: int
+    lost: int
+    duplicates: int
+    unexpected: int
+    p50_ms: float
+    p99_ms: float
+    consumer_p99_ms: float
+    max_ms: float
+    tasks_submitted: int
+    tasks_done: int
+    tasks_other_end: int
+    task_p50_ms: float
+    task_p99_ms: float
+    sim_max_lag_ms: float
+    connect_s: float
+    drain_s: float = 0.0  # waited after sending for the last records (until all, or 5 s without progress)
+    gateway_p50_ms: float = 0.0  # the gateway's own MQTT receive -> Kafka confirm (its histogram)
+    gateway_p99_ms: float = 0.0
+    gateway_dead_letters: float = 0.0
+    gateway_deduplicated: float = 0.0
+    coordinator_status_off_shard: float = 0.0
+    cpu_percent: dict[str, float] = field(default_factory=dict)
+    rss_mb: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def holds(step: StepFigures) -> bool:
+    """The hub holds this fleet: every record delivered once, p99 within the goal, the mix really offered."""
+    return (step.lost == 0 and step.duplicates == 0 and step.p99_ms <= P99_GOAL_MS
+            and step.offered_msgs_per_s >= KEPT_UP * step.target_msgs_per_s)
+
+
+def fails_badly(step: StepFigures) -> bool:
+    """Far past the limit: more robots would only take longer (over 1% lost, p99 over 10 s, or less than
+    half the offered rate delivered)."""
+    return (step.lost > 0.01 * max(1, step.sent) or step.p99_ms > 10_000
+            or step.delivered_msgs_per_s < 0.5 * step.offered_msgs_per_s)
+
+
+def headline(steps: list[StepFigures]) -> int:
+    """The largest fleet that holds (0 when none does)."""
+    return max((s.robots for s in steps if holds(s)), default=0)
+
+
+def bucket_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """The q-quantile of what a cumulative histogram counted between two scrapes ({upper bound: count}):
+    the upper bound of the first bucket holding it (so at most one bucket too high); 0.0 if it counted none."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    if not counts or counts[-1] <= 0:
+        return 0.0
+    rank = q * counts[-1]
+    return next(b for b, c in zip(bounds, counts, strict=True) if c >= rank)

@@ -1,0 +1,116 @@
+"""The hub under test: one `swarm-bridge gateway` and one `swarm-bridge coordinator` process, started from
+configs written for the run, their logs kept, their Prometheus metrics read between steps."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from swarm_bridge.brokers import free_port
+
+__all__ = ["HubProcess", "coordinator_doc", "gateway_doc", "scrape"]
+
+
+def gateway_doc(*, fleet: str, mqtt_port: int, bootstrap: str, registry: Path, metrics_port: int) -> dict[str, Any]:
+    """The gateway's config: the defaults (config/edge_gateway.yaml) on the bench's brokers."""
+    return {"gateway_id": "fleet_bench_gw", "fleet": fleet, "registry": str(registry), "metrics_port": metrics_port,
+            "mqtt": {"port": mqtt_port, "share_group": "fleet_bench"},
+            "kafka": {"bootstrap": bootstrap, "linger_ms": 5, "compression": "lz4"},
+            "dedup": {"rebuild_records": 1000}}
+
+
+def coordinator_doc(*, fleet: str, kafka_port: int, registry: Path, metrics_port: int, shards: int,
+                    capabilities: dict[str, list[str]]) -> dict[str, Any]:
+    """The coordinator's config: default topics, the bench's Kafka and registry, one instance."""
+    return {"fleet": fleet, "shards": shards, "registry": str(registry), "metrics_port": metrics_port,
+            "kafka": {"port": kafka_port, "group": "fleet-bench-coordinator", "instance_id": "fleet-bench-coord"},
+            "capabilities": capabilities,
+            "tasks": {"accept_timeout_s": 30, "robot_offline_after_s": 10}}
+
+
+class HubProcess:
+    """A `swarm-bridge <command> --config <file>` child; ready when its log shows `ready_text`."""
+
+    def __init__(self, name: str, command: str, doc: dict[str, Any], run_dir: Path, ready_text: str,
+                 *, timeout_s: float = 90.0) -> None:
+        self.name = name
+        self.metrics_port = int(doc["metrics_port"])
+        config = run_dir / f"{name}.yaml"
+        config.write_text(yaml.safe_dump(doc))
+        self.log_path = run_dir / f"{name}.log"
+        self.lines: deque[str] = deque(maxlen=200)
+        self.warnings = 0
+        self._ready = threading.Event()
+        self._ready_text = ready_text
+        self.proc = subprocess.Popen([sys.executable, "-m", "swarm_bridge.cli", command, "--config", str(config)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        threading.Thread(target=self._read, name=f"{name}-log", daemon=True).start()
+        if not self._ready.wait(timeout_s):
+            self.stop()
+            raise RuntimeError(f"{name} did not start within {timeout_s:g} s; its log ends:\n" + "\n".join(self.lines))
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None  # set by Popen(stdout=PIPE)
+        with self.log_path.open("w") as log:
+            for line in self.proc.stdout:
+                log.write(line)
+                self.lines.append(line.rstrip())
+                if " WARNING " in line:
+                    self.warnings += 1
+                if self._ready_text in line:
+                    self._ready.set()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def metrics(self) -> dict[str, float]:
+        return scrape(self.metrics_port)
+
+    def stop(self, timeout_s: float = 60.0) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+
+def scrape(port: int) -> dict[str, float]:
+    """A process's /metrics as {`name{label=value,...}`: value} (samples, counters with their _total)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return out
+
+
+def wait_metric(port: int, name: str, value: float, timeout_s: float) -> None:
+    """Wait until metric `name` reaches `value` (e.g. the coordinator owning all its shards)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if scrape(port).get(name, -1.0) >= value:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"metric {name} did not reach {value:g} on port {port} within {timeout_s:g} s")
+
+
+def new_port() -> int:
+    return free_port()

@@ -1,0 +1,183 @@
+"""What reached Kafka: a consumer reading the robots' topics and the coordinator's task events, counting
+each record once per (robot, stream, seq) and timing it from the robot's send stamp; and the task feed
+that submits task requests at a steady rate."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from array import array
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, Producer, TopicPartition
+
+from swarm_bridge.coordinator.events import decode_event
+from swarm_bridge.coordinator.tasks import TaskState
+from swarm_bridge.fleetbench.ledger import Delivery, SeqLedger
+from swarm_bridge.fleetbench.records import read_head
+from swarm_bridge.routing.sharding import shard_of
+
+__all__ = ["KafkaProbe", "TaskFeed", "TaskTally"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TaskTally:
+    """Tasks of one step: submitted, done, ended otherwise, and round trips (submit -> done) in ms."""
+
+    submitted: int = 0
+    done: int = 0
+    other_end: int = 0
+    round_trip_ms: list[float] = field(default_factory=list)
+
+
+class KafkaProbe:
+    """Reads `topics` (the robots' records, Confluent-framed Avro) and `events_topic` from their ends at
+    construction; `begin(run)` starts counting a new step."""
+
+    def __init__(self, bootstrap: str, topics: Sequence[str], events_topic: str) -> None:
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"fleet-probe-{time.time_ns()}",
+                                  "enable.auto.commit": False, "isolation.level": "read_committed",
+                                  "fetch.wait.max.ms": 20, "fetch.min.bytes": 1, "logger": log})
+        self.events_topic = events_topic
+        assignment = []
+        for topic in [*topics, events_topic]:
+            meta = self.consumer.list_topics(topic, timeout=10).topics[topic]
+            for partition in meta.partitions:
+                _low, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                assignment.append(TopicPartition(topic, partition, high))
+        self.consumer.assign(assignment)
+        self._lock = threading.Lock()
+        self.ledger = SeqLedger(0)
+        self.append_us = array("q")  # robot send -> Kafka append (LogAppendTime topics), microseconds
+        self.consume_us = array("q")  # robot send -> this consumer
+        self.first = self.last = 0.0
+        self.bad = 0
+        self.submitted: dict[str, int] = {}
+        self.tasks = TaskTally()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kafka-probe", daemon=True)
+        self._thread.start()
+
+    def begin(self, run: int) -> None:
+        """Count records of run `run` from now on (fresh ledger, latencies, task tally)."""
+        with self._lock:
+            self.ledger = SeqLedger(run)
+            self.append_us = array("q")
+            self.consume_us = array("q")
+            self.first = self.last = 0.0
+            self.submitted = {}
+            self.tasks = TaskTally()
+
+    def submit(self, task_id: str, now_ns: int) -> None:
+        with self._lock:
+            self.submitted[task_id] = now_ns
+            self.tasks.submitted += 1
+
+    def delivery(self, sent: Mapping[tuple[str, str], int]) -> Delivery:
+        """What arrived so far of what the robots sent (this step)."""
+        with self._lock:
+            return self.ledger.delivery(sent)
+
+    def snapshot(self) -> tuple[list[float], list[float], float, TaskTally]:
+        """This step's latencies (ms): to Kafka append, to this consumer; last arrival (wall time); tasks."""
+        with self._lock:
+            return ([v / 1000 for v in self.append_us], [v / 1000 for v in self.consume_us], self.last,
+                    TaskTally(self.tasks.submitted, self.tasks.done, self.tasks.other_end,
+                              list(self.tasks.round_trip_ms)))
+
+    def open_tasks(self) -> int:
+        with self._lock:
+            return self.tasks.submitted - self.tasks.done - self.tasks.other_end
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            msgs = self.consumer.consume(5000, 0.05)
+            if not msgs:
+                continue
+            now_ns = time.time_ns()
+            wall = time.time()
+            with self._lock:
+                for msg in msgs:
+                    if msg.error() is not None:
+                        continue
+                    if msg.topic() == self.events_topic:
+                        self._event(msg.value() or b"", now_ns)
+                        continue
+                    try:
+                        head = read_head((msg.value() or b"")[5:])
+                    except Exception:
+                        self.bad += 1
+                        continue
+                    self.ledger.add(head.robot_id, head.stream, head.seq)
+                    if head.seq >> 32 != self.ledger.run:
+                        continue
+                    self.consume_us.append((now_ns - head.stamp_ns) // 1000)
+                    kind, stamp_ms = msg.timestamp()
+                    if kind == TIMESTAMP_LOG_APPEND_TIME:
+                        self.append_us.append(stamp_ms * 1000 - head.stamp_ns // 1000)
+                    self.first = self.first or wall
+                    self.last = wall
+
+    def _event(self, payload: bytes, now_ns: int) -> None:
+        try:
+            event = decode_event(payload)
+        except Exception:
+            self.bad += 1
+            return
+        sent = self.submitted.pop(event.task.task_id, None) if event.task.terminal else None
+        if sent is None:
+            return
+        if event.task.state is TaskState.DONE:
+            self.tasks.done += 1
+            self.tasks.round_trip_ms.append((now_ns - sent) / 1e6)
+        else:
+            self.tasks.other_end += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self.consumer.close()
+
+
+class TaskFeed:
+    """Submits `rate_per_s` navigate tasks (JSON, key task_id, its shard's partition) from a thread."""
+
+    def __init__(self, bootstrap: str, topic: str, shards: int, probe: KafkaProbe, *, rate_per_s: float,
+                 prefix: str, seed: int = 0) -> None:
+        self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "enable.idempotence": True,
+                                  "logger": log})
+        self.topic, self.shards, self.probe, self.rate, self.prefix = topic, shards, probe, rate_per_s, prefix
+        self.rng = random.Random(seed)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="task-feed", daemon=True)
+
+    def start(self) -> TaskFeed:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        start = time.monotonic()
+        i = 0
+        while not self._stop.is_set():
+            delay = start + i / self.rate - time.monotonic()
+            if delay > 0 and self._stop.wait(delay):
+                break
+            task_id = f"{self.prefix}-{i:06d}"
+            doc = {"task_id": task_id, "kind": "navigate", "priority": 1,
+                   "target": {"x": self.rng.uniform(0, 100), "y": self.rng.uniform(0, 100)}}
+            self.probe.submit(task_id, time.time_ns())
+            self.producer.produce(self.topic, key=task_id.encode(), value=json.dumps(doc).encode(),
+                                  partition=shard_of(task_id, self.shards))
+            self.producer.poll(0)
+            i += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self.producer.flush(10)

@@ -1,0 +1,134 @@
+"""What a simulated robot puts on MQTT, built fast: the robot bridge's own Avro single-object record of a
+stream's default message, with only the envelope head (seq, stamp) rewritten per record.
+
+An Avro record is envelope-first (robot_id, stream, seq, stamp_ns, ros_type, schema_version, body;
+`swarm_bridge.codec.avro`), so the bytes after stamp_ns never change for one stream: `StreamTemplate`
+keeps them and writes the head in front. It checks at build time that it gives byte for byte what the
+robot bridge's encoder (`wire_encoder(..., "avro", "mqtt", ...)`) gives.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from swarm_bridge.codec.envelope import Envelope
+from swarm_bridge.codec.errors import RecordError
+from swarm_bridge.codec.registry import topic_name
+from swarm_bridge.codec.rostypes import default_types
+from swarm_bridge.codec.wire import WireDecoder, WireEncoder, wire_decoder, wire_encoder
+from swarm_bridge.coordinator.records import ROBOT_STATE, TASK_COMMAND, TASK_STATUS, robot_state_body
+from swarm_bridge.coordinator.tasks import TaskState
+from swarm_bridge.sim.robots import StreamSpec
+
+__all__ = ["RecordHead", "RobotRecords", "StreamTemplate", "avro_long", "read_head"]
+
+_HEADER = 10  # C3 01 + 8-byte fingerprint
+_STATES = list(TaskState)  # index = TaskStatus.STATE_*
+
+
+def avro_long(value: int) -> bytes:
+    """An Avro long: zigzag, then a little-endian base-128 varint."""
+    raw = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while raw > 0x7F:
+        out.append((raw & 0x7F) | 0x80)
+        raw >>= 7
+    out.append(raw)
+    return bytes(out)
+
+
+def _avro_string(text: str) -> bytes:
+    data = text.encode()
+    return avro_long(len(data)) + data
+
+
+@dataclass(frozen=True)
+class RecordHead:
+    """The envelope head of a record: robot, stream, seq and the robot's send stamp (ns)."""
+
+    robot_id: str
+    stream: str
+    seq: int
+    stamp_ns: int
+
+
+def _long_at(data: bytes, pos: int) -> tuple[int, int]:
+    raw = shift = 0
+    for i in range(10):
+        if pos + i >= len(data):
+            break
+        byte = data[pos + i]
+        raw |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return (raw >> 1) ^ -(raw & 1), pos + i + 1
+        shift += 7
+    raise RecordError(f"bad varint at byte {pos}")
+
+
+def read_head(body: bytes) -> RecordHead:
+    """The head of an Avro record body (no framing); RecordError if it is cut off."""
+    size, pos = _long_at(body, 0)
+    robot_id = body[pos:pos + size].decode()
+    size, pos = _long_at(body, pos + size)
+    stream = body[pos:pos + size].decode()
+    seq, pos = _long_at(body, pos + size)
+    stamp, _ = _long_at(body, pos)
+    return RecordHead(robot_id, stream, seq, stamp)
+
+
+class StreamTemplate:
+    """One robot's one stream: `record(seq, stamp_ns)` gives the framed record its bridge would send."""
+
+    def __init__(self, spec: StreamSpec, robot_id: str, topic: str) -> None:
+        types = default_types()
+        self.encoder = wire_encoder(spec.ros_type, "avro", "mqtt", subject=topic_name(topic, spec.ros_type))
+        self.cdr = types.dict_to_cdr(types.default_message(spec.ros_type), spec.ros_type)
+        self.robot_id, self.stream = robot_id, spec.name
+        self._who = _avro_string(robot_id) + _avro_string(spec.name)
+        sample = self._encoded(1, 1)
+        self._frame = sample[:_HEADER]
+        self._tail = sample[_HEADER + len(self._who) + 2:]  # seq 1 and stamp 1 are one byte each
+        for seq, stamp in ((1 << 32 | 5, 1_700_000_000_123_456_789), (7 << 32 | 123_456, 3)):
+            if self.record(seq, stamp) != self._encoded(seq, stamp):
+                raise RecordError(f"{spec.ros_type}: fast record differs from the robot bridge's encoder")
+
+    def _encoded(self, seq: int, stamp_ns: int) -> bytes:
+        return self.encoder.encode_cdr(self.cdr, robot_id=self.robot_id, stream=self.stream, seq=seq,
+                                       stamp_ns=stamp_ns)
+
+    def record(self, seq: int, stamp_ns: int) -> bytes:
+        return b"".join((self._frame, self._who, avro_long(seq), avro_long(stamp_ns), self._tail))
+
+
+def _time(ns: int) -> dict[str, int]:
+    return {"sec": ns // 1_000_000_000, "nanosec": ns % 1_000_000_000}
+
+
+class RobotRecords:
+    """A robot's records built from dicts (RobotState, TaskStatus) and its command decoder, MQTT framing."""
+
+    def __init__(self, *, kind: str, capabilities: list[str]) -> None:
+        self.kind, self.capabilities = kind, capabilities
+        self.state: WireEncoder = wire_encoder(ROBOT_STATE, "avro", "mqtt",
+                                               subject=topic_name("fleet.state.robot_state", ROBOT_STATE))
+        self.status: WireEncoder = wire_encoder(TASK_STATUS, "avro", "mqtt",
+                                                subject=topic_name("fleet.event.task_status", TASK_STATUS))
+        self.commands: WireDecoder = wire_decoder(TASK_COMMAND, "avro", "mqtt",
+                                                  subject=topic_name("fleet.command.task_command", TASK_COMMAND))
+
+    def state_record(self, robot_id: str, *, seq: int, x: float, y: float, battery: float,
+                     stamp_ns: int | None = None) -> bytes:
+        """The robot's RobotState (idle, its kind's capabilities) with `seq`, stamped now."""
+        now = stamp_ns or time.time_ns()
+        body = robot_state_body(robot_id, self.kind, self.capabilities, x=x, y=y, battery=battery, now_ns=now)
+        return self.state.encode(Envelope(robot_id, "robot_state", seq, now, ROBOT_STATE, body))
+
+    def status_record(self, robot_id: str, task_id: str, state: TaskState, *, seq: int) -> bytes:
+        """A TaskStatus the robot answers a command with."""
+        now = time.time_ns()
+        body: dict[str, Any] = {"task_id": task_id, "robot_id": robot_id, "state": _STATES.index(state),
+                                "reason": "", "progress": 1.0 if state is TaskState.DONE else 0.0,
+                                "stamp": _time(now)}
+        return self.status.encode(Envelope(robot_id, "task_status", seq, now, TASK_STATUS, body))

@@ -1,0 +1,120 @@
+"""The fleet-scale report: markdown tables and PNG plots (throughput, latency and CPU against robots)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from swarm_bridge.fleetbench.figures import P99_GOAL_MS, StepFigures, holds
+
+__all__ = ["markdown", "write_report"]
+
+
+def _steps(figures: dict[str, Any]) -> list[StepFigures]:
+    return [StepFigures(**s) for s in figures.get("steps", [])]
+
+
+def markdown(figures: dict[str, Any]) -> str:
+    """The report as markdown: headline, steps, CPU/RSS per process, tasks, baselines and ratios."""
+    steps = _steps(figures)
+    lines = ["# Fleet-scale benchmark", "",
+             f"Simulated robots (mix per robot: {', '.join(f'{k} {v:g} Hz' for k, v in figures['mix_hz'].items())}) "
+             f"-> Mosquitto -> one gateway -> Kafka -> one coordinator, tasks back down to the robots. "
+             f"{figures.get('cores')} cores, shared with other jobs: figures are noisy. "
+             f"{figures['duration_s']:g} s of sending per step, {figures['workers']} simulator processes.", "",
+             f"**Headline: {figures['headline_robots']} robots held** (zero loss, no duplicates, p99 robot send -> "
+             f"Kafka <= {P99_GOAL_MS:g} ms, the simulator offering >= 95% of the mix's rate); goal >= "
+             f"{figures['goal_robots']} robots: {'met' if figures['goal_met'] else 'NOT met'}.", "",
+             "## Steps", "",
+             "| robots | target msgs/s | offered msgs/s | delivered msgs/s | sent | lost | dup | p50 ms | p99 ms | "
+             "max ms | gateway p99 ms | sim lag ms | holds |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:--|"]
+    for s in steps:
+        lines.append(f"| {s.robots} | {s.target_msgs_per_s:,.0f} | {s.offered_msgs_per_s:,.0f} | "
+                     f"{s.delivered_msgs_per_s:,.0f} | {s.sent:,} | {s.lost} | {s.duplicates} | {s.p50_ms} | "
+                     f"{s.p99_ms} | {s.max_ms} | {s.gateway_p99_ms:g} | {s.sim_max_lag_ms} | "
+                     f"{'yes' if holds(s) else 'no'} |")
+    names = sorted({k for s in steps for k in s.cpu_percent})
+    lines += ["", "## CPU (% of one core) and peak RSS (MB) per process", "",
+              "| robots | " + " | ".join(names) + " |", "|---:|" + "---:|" * len(names)]
+    for s in steps:
+        cells = [f"{s.cpu_percent.get(n, 0):.0f}% / {s.rss_mb.get(n, 0):.0f}" for n in names]
+        lines.append(f"| {s.robots} | " + " | ".join(cells) + " |")
+    lines += ["", "## Tasks (submitted -> assigned -> robot ACCEPTED, RUNNING, DONE -> event done)", "",
+              "| robots | submitted | done | ended otherwise | round trip p50 ms | p99 ms | status off shard |",
+              "|---:|---:|---:|---:|---:|---:|---:|"]
+    for s in steps:
+        lines.append(f"| {s.robots} | {s.tasks_submitted} | {s.tasks_done} | {s.tasks_other_end} | {s.task_p50_ms} | "
+                     f"{s.task_p99_ms} | {s.coordinator_status_off_shard:.0f} |")
+    base = figures.get("baselines")
+    if base:
+        sub = base["bare_subscriber"]
+        lines += ["", "## Baselines (same run, same brokers)", "",
+                  "| baseline | figure |", "|:--|---:|",
+                  f"| Mosquitto QoS 1, one paho publisher -> one subscriber | "
+                  f"{base['mosquitto_qos1_msgs_per_s']:,} msgs/s |",
+                  f"| bare confluent-kafka producer (acks=all, idempotent, lz4) | "
+                  f"{base['bare_producer_records_per_s']:,} records/s |",
+                  f"| bare paho subscriber, {sub['robots']} simulated robots | {sub['delivered_msgs_per_s']:,.0f} "
+                  f"msgs/s of {sub['offered_msgs_per_s']:,.0f} offered, p50 {sub['p50_ms']} ms, "
+                  f"p99 {sub['p99_ms']} ms |"]
+        paced = base.get("bare_producer_paced")
+        if paced:
+            lines.append(f"| bare producer paced at {paced['rate_per_s']:,.0f} records/s: produce -> confirmed | "
+                         f"p50 {paced['p50_ms']} ms, p99 {paced['p99_ms']} ms |")
+        ratios = figures.get("ratios", {})
+        if ratios:
+            lines += ["", f"Bridge's best loss-free delivery: {ratios['bridge_best_msgs_per_s']:,.0f} msgs/s "
+                      f"({ratios['at_robots']} robots): {ratios['vs_mosquitto_qos1']:.2f}x Mosquitto's QoS 1 pair, "
+                      f"{ratios['vs_bare_producer']:.3f}x the bare producer"
+                      + (f", {ratios['vs_bare_subscriber_same_fleet']:.2f}x the bare subscriber at the same fleet size"
+                         if "vs_bare_subscriber_same_fleet" in ratios else "") + "."]
+    lines += ["", "![throughput](throughput.png) ![latency](latency.png) ![cpu](cpu.png)", ""]
+    return "\n".join(lines)
+
+
+def _plots(steps: list[StepFigures], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    robots = [s.robots for s in steps]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(robots, [s.target_msgs_per_s for s in steps], "k:", label="mix target")
+    ax.plot(robots, [s.offered_msgs_per_s for s in steps], "o-", label="offered by the simulator")
+    ax.plot(robots, [s.delivered_msgs_per_s for s in steps], "s-", label="delivered to Kafka")
+    ax.set(xlabel="robots", ylabel="msgs/s", title="Throughput vs robots")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "throughput.png", dpi=100)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(robots, [max(0.01, s.p50_ms) for s in steps], "o-", label="p50")
+    ax.plot(robots, [max(0.01, s.p99_ms) for s in steps], "s-", label="p99")
+    ax.axhline(P99_GOAL_MS, color="r", linestyle=":", label=f"goal p99 {P99_GOAL_MS:g} ms")
+    ax.set(xlabel="robots", ylabel="ms (robot send -> Kafka)", title="Latency vs robots", yscale="log")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "latency.png", dpi=100)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in sorted({k for s in steps for k in s.cpu_percent}):
+        ax.plot(robots, [s.cpu_percent.get(name, 0) for s in steps], "o-", label=name)
+    ax.set(xlabel="robots", ylabel="% of one core", title="CPU per process vs robots")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "cpu.png", dpi=100)
+    plt.close(fig)
+
+
+def write_report(figures: dict[str, Any], out: Path) -> None:
+    """report.md, figures.json, throughput.png, latency.png and cpu.png in `out` (created)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text(markdown(figures))
+    (out / "figures.json").write_text(json.dumps(figures, indent=2))
+    _plots(_steps(figures), out)

@@ -1,0 +1,373 @@
+"""The fleet-scale run: brokers, baselines, then one gateway and one coordinator process carrying fleets of
+growing size, each step measured and judged; the report written and its figures returned."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import tempfile
+import time
+import uuid
+from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from swarm_bridge.brokers import Kafka, Mosquitto, free_port
+from swarm_bridge.fleetbench import baselines
+from swarm_bridge.fleetbench.figures import StepFigures, bucket_quantile, fails_badly, headline, holds
+from swarm_bridge.fleetbench.hub import HubProcess, coordinator_doc, gateway_doc, wait_metric
+from swarm_bridge.fleetbench.ledger import percentile
+from swarm_bridge.fleetbench.probe import KafkaProbe, TaskFeed
+from swarm_bridge.fleetbench.procstat import ProcSampler
+from swarm_bridge.fleetbench.records import StreamTemplate
+from swarm_bridge.fleetbench.report import write_report
+from swarm_bridge.fleetbench.robots import CAPABILITIES, MIX_HZ, RobotPlan, robot_ids
+from swarm_bridge.fleetbench.workers import WorkerPool
+from swarm_bridge.sim.robots import DEFAULT_MIX
+
+__all__ = ["BenchOptions", "add_arguments", "main", "options_from", "run_bench"]
+
+log = logging.getLogger(__name__)
+
+FULL_STEPS = (10, 100, 300, 1000)
+QUICK_STEPS = (10, 50, 100)
+MIX_RATE = sum(MIX_HZ.values())  # msgs/s per robot
+GW_LATENCY = "swarm_gateway_latency_seconds"
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """How to run: fleet sizes, seconds of sending per step, simulator processes, output, baselines; the
+    brokers' addresses when they are already running (tests), else private ones are started."""
+
+    steps: tuple[int, ...]
+    duration_s: float
+    workers: int
+    out: Path
+    baselines: bool = True
+    baseline_robots: int = 300
+    baseline_records: int = 30_000
+    drain_s: float = 20.0
+    task_rate_per_robot: float = 0.05
+    shards: int = 4
+    mqtt_port: int | None = None
+    kafka_port: int | None = None
+    quick: bool = False
+
+
+@dataclass
+class _Hub:
+    mqtt_port: int
+    bootstrap: str
+    kafka_port: int
+    fleet: str
+    namespace: str
+    roots: dict[str, list[int]]
+    gateway: HubProcess | None = None
+    coordinator: HubProcess | None = None
+
+
+def _create_data_topics(bootstrap: str, namespace: str, partitions: int) -> list[str]:
+    """The robots' record topics; telemetry and battery with LogAppendTime, so the broker stamps arrival
+    (robot_state keeps CreateTime: the coordinator reads a robot's last-seen from it)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topics = [f"{namespace}.{s.channel}.{s.name}" for s in DEFAULT_MIX]
+    new = [NewTopic(t, num_partitions=partitions, replication_factor=1,
+                    config={} if t.endswith("robot_state") else {"message.timestamp.type": "LogAppendTime"})
+           for t in topics]
+    for topic, future in admin.create_topics(new, operation_timeout=30).items():
+        try:
+            future.result(30)
+        except Exception as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise RuntimeError(f"kafka://{bootstrap}: cannot create {topic} ({exc})") from None
+    return topics
+
+
+def _start_hub(hub: _Hub, opts: BenchOptions, run_dir: Path, stack: ExitStack) -> None:
+    ns, tag = hub.namespace, hub.fleet
+    registry = run_dir / "registry"
+    coord = coordinator_doc(fleet=hub.fleet, kafka_port=hub.kafka_port, registry=registry, metrics_port=free_port(),
+                            shards=opts.shards, capabilities=CAPABILITIES)
+    coord["kafka"]["group"] = f"{tag}-coordinator"
+    coord["kafka"]["instance_id"] = f"{tag}-coord"  # its transactional id: unique per run on a shared Kafka
+    coord["topics"] = {"submit": f"{ns}.tasks.submit", "state": f"{ns}.state.robot_state",
+                       "status": f"{ns}.event.task_status", "presence": f"{ns}.presence.status",
+                       "commands": f"{ns}.command.task_command", "events": f"{ns}.coordinator.tasks"}
+    hub.coordinator = HubProcess("coordinator", "coordinator", coord, run_dir, ": fleet ")
+    stack.callback(hub.coordinator.stop)
+    wait_metric(hub.coordinator.metrics_port, "swarm_coordinator_shards_owned", opts.shards, 90)
+    gw = gateway_doc(fleet=hub.fleet, mqtt_port=hub.mqtt_port, bootstrap=hub.bootstrap, registry=registry,
+                     metrics_port=free_port())
+    gw["gateway_id"] = f"{tag}_gw"
+    gw["mqtt"]["share_group"] = f"{tag}_gw"
+    gw["kafka"]["dlq_topic"] = f"{ns}.dlq"
+    gw["up"] = [
+        {"mqtt": "{prefix}/{fleet}/{robot_id}/{channel}/{stream}", "kafka_topic": ns + ".{channel}.{stream}",
+         "where": {"channel": ["telemetry", "event", "state"]}, "key": "{robot_id}", "payload": "record"},
+        {"mqtt": "{prefix}/{fleet}/{robot_id}/presence/status", "kafka_topic": f"{ns}.presence.status",
+         "payload": "raw"}]
+    gw["down"] = [{"kafka_topic": f"{ns}.command.task_command",
+                   "mqtt": "{prefix}/{fleet}/{robot_id}/command/task_command", "qos": 1}]
+    hub.gateway = HubProcess("gateway", "gateway", gw, run_dir, ": running")
+    stack.callback(hub.gateway.stop)
+    hub.roots["gateway"] = [hub.gateway.pid]
+    hub.roots["coordinator"] = [hub.coordinator.pid]
+
+
+def _plans(robots: int, workers: int, port: int, run: int, fleet: str) -> list[RobotPlan]:
+    ids = robot_ids(robots)
+    count = max(1, min(workers, robots))
+    return [RobotPlan(tuple(ids[w::count]), port, run, fleet=fleet, seed=run * 1000 + w) for w in range(count)]
+
+
+def _metric_sum(metrics: dict[str, float], prefix: str) -> float:
+    return sum(v for k, v in metrics.items() if k.startswith(prefix))
+
+
+def _drain(probe: KafkaProbe, sent: Counter[tuple[str, str]], cap_s: float) -> float:
+    """After sending: wait until every record and task arrived, or nothing more came for 5 s, or `cap_s`
+    passed; returns the seconds waited. What is missing then counts as lost."""
+    start = time.monotonic()
+    progress_at, seen = start, -1
+    while time.monotonic() - start < cap_s:
+        delivery = probe.delivery(sent)
+        if delivery.lost == 0 and probe.open_tasks() == 0:
+            break
+        done = delivery.delivered + probe.tasks.done + probe.tasks.other_end
+        if done != seen:
+            progress_at, seen = time.monotonic(), done
+        elif time.monotonic() - progress_at > 5.0:
+            break
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
+def _buckets(metrics: dict[str, float], name: str) -> dict[float, float]:
+    """{upper bound: cumulative count} of histogram `name` in a scrape."""
+    prefix = f"{name}_bucket{{le="
+    return {float(k[len(prefix):-1]): v for k, v in metrics.items() if k.startswith(prefix)}
+
+
+def _step(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, robots: int, run: int) -> StepFigures:
+    t0 = time.monotonic()
+    pool = WorkerPool(_plans(robots, opts.workers, hub.mqtt_port, run, hub.fleet))
+    connect_s = time.monotonic() - t0
+    assert hub.gateway is not None and hub.coordinator is not None  # started by _start_hub
+    try:
+        roots = {**hub.roots, "simulator": pool.pids, "bench probe": [os.getpid()]}
+        sampler = ProcSampler(lambda: roots)
+        gw_before, co_before = hub.gateway.metrics(), hub.coordinator.metrics()
+        probe.begin(run)
+        start = time.time() + 1.0
+        pool.go(start, opts.duration_s)
+        time.sleep(max(0.0, start - time.time()))
+        sampler.start()
+        feed = TaskFeed(hub.bootstrap, f"{hub.namespace}.tasks.submit", opts.shards, probe,
+                        rate_per_s=max(1.0, robots * opts.task_rate_per_robot), prefix=f"{hub.fleet}-r{run}",
+                        seed=run).start()
+        sent, summaries = pool.sent(opts.duration_s + 300)
+        feed.stop()
+        usage = sampler.stop()
+        drained_s = _drain(probe, sent, opts.drain_s)
+        gw_after, co_after = hub.gateway.metrics(), hub.coordinator.metrics()
+    finally:
+        pool.close()
+    delivery = probe.delivery(sent)
+    append, consume, last, tasks = probe.snapshot()
+    send_start = min(s["send_start"] for s in summaries)
+    send_end = max(s["send_end"] for s in summaries)
+    window = max(1e-6, send_end - send_start)
+    latencies = append or consume
+    return StepFigures(
+        robots=robots, target_msgs_per_s=robots * MIX_RATE, offered_msgs_per_s=round(delivery.sent / window, 1),
+        delivered_msgs_per_s=round(delivery.delivered / max(window, (last or send_end) - send_start), 1),
+        sent=delivery.sent, delivered=delivery.delivered, lost=delivery.lost, duplicates=delivery.duplicates,
+        unexpected=delivery.unexpected, p50_ms=round(percentile(latencies, 0.5), 2),
+        p99_ms=round(percentile(latencies, 0.99), 2), consumer_p99_ms=round(percentile(consume, 0.99), 2),
+        max_ms=round(max(latencies, default=0.0), 1), tasks_submitted=tasks.submitted, tasks_done=tasks.done,
+        tasks_other_end=tasks.other_end, task_p50_ms=round(percentile(tasks.round_trip_ms, 0.5), 1),
+        task_p99_ms=round(percentile(tasks.round_trip_ms, 0.99), 1),
+        sim_max_lag_ms=round(1000 * max(s["max_lag_s"] for s in summaries), 1), connect_s=round(connect_s, 1),
+        drain_s=round(drained_s, 1),
+        gateway_p50_ms=1000 * bucket_quantile(_buckets(gw_before, GW_LATENCY), _buckets(gw_after, GW_LATENCY), 0.5),
+        gateway_p99_ms=1000 * bucket_quantile(_buckets(gw_before, GW_LATENCY), _buckets(gw_after, GW_LATENCY), 0.99),
+        gateway_dead_letters=_metric_sum(gw_after, "swarm_gateway_dead_letters")
+        - _metric_sum(gw_before, "swarm_gateway_dead_letters"),
+        gateway_deduplicated=_metric_sum(gw_after, "swarm_gateway_records_deduplicated")
+        - _metric_sum(gw_before, "swarm_gateway_records_deduplicated"),
+        coordinator_status_off_shard=_metric_sum(co_after, "swarm_coordinator_dropped_total{reason=status off")
+        - _metric_sum(co_before, "swarm_coordinator_dropped_total{reason=status off"),
+        cpu_percent={k: v.cpu_percent for k, v in usage.items()}, rss_mb={k: v.rss_mb for k, v in usage.items()},
+    )
+
+
+def _baselines(hub: _Hub, opts: BenchOptions, run: int) -> dict[str, Any]:
+    """Same brokers, before the gateway's session exists (so the gateway never sees this traffic)."""
+    out: dict[str, Any] = {}
+    template = StreamTemplate(DEFAULT_MIX[0], "robot_00000", f"swarm/{hub.fleet}/robot_00000/telemetry/odometry")
+    payload = template.record(1, time.time_ns())
+    out["mosquitto_qos1_msgs_per_s"] = round(baselines.mosquitto_pair(hub.mqtt_port, payload, opts.baseline_records))
+    print(f"baseline: Mosquitto QoS 1 publisher -> subscriber {out['mosquitto_qos1_msgs_per_s']:,} msgs/s", flush=True)
+    records = [(rid.encode(), b"\x00\x00\x00\x00\x01" + template.record(1 << 32 | i, time.time_ns())[10:])
+               for i, rid in enumerate(robot_ids(100))]
+    raw_topic = f"{hub.namespace}.bench.raw"
+    admin = AdminClient({"bootstrap.servers": hub.bootstrap})
+    for future in admin.create_topics([NewTopic(raw_topic, num_partitions=opts.shards, replication_factor=1)]).values():
+        try:
+            future.result(30)
+        except Exception as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+    out["bare_producer_records_per_s"] = round(baselines.bare_producer(hub.bootstrap, raw_topic, records,
+                                                                       opts.baseline_records * 3))
+    print(f"baseline: bare confluent-kafka producer {out['bare_producer_records_per_s']:,} records/s", flush=True)
+    rate = opts.baseline_robots * MIX_RATE
+    p50, p99 = baselines.bare_producer_latency(hub.bootstrap, raw_topic, records, rate_per_s=rate,
+                                              seconds=min(10.0, opts.duration_s))
+    out["bare_producer_paced"] = {"rate_per_s": rate, "p50_ms": round(p50, 2), "p99_ms": round(p99, 2)}
+    print(f"baseline: bare producer paced at {rate:,.0f}/s: confirmed p50 {p50:.1f} ms, p99 {p99:.1f} ms", flush=True)
+    robots = opts.baseline_robots
+    sub = baselines.bare_subscriber_start(hub.mqtt_port, hub.fleet, run)
+    pool = WorkerPool(_plans(robots, opts.workers, hub.mqtt_port, run, hub.fleet))
+    try:
+        start = time.time() + 1.0
+        pool.go(start, opts.duration_s)
+        sent, summaries = pool.sent(opts.duration_s + 300)
+        time.sleep(2.0)
+        result = sub.result()
+    finally:
+        pool.close()
+    window = max(s["send_end"] for s in summaries) - min(s["send_start"] for s in summaries)
+    total = sum(sent.values())
+    span = max(window, result["last"] - start)
+    out["bare_subscriber"] = {"robots": robots, "offered_msgs_per_s": round(total / window, 1),
+                              "received": result["received"], "sent": total,
+                              "delivered_msgs_per_s": round(result["received"] / span, 1),
+                              "p50_ms": round(result["p50_ms"], 2), "p99_ms": round(result["p99_ms"], 2)}
+    print(f"baseline: bare paho subscriber, {robots} robots: {out['bare_subscriber']['delivered_msgs_per_s']:,} "
+          f"msgs/s of {out['bare_subscriber']['offered_msgs_per_s']:,} offered, p99 "
+          f"{out['bare_subscriber']['p99_ms']} ms", flush=True)
+    return out
+
+
+def _print_step(step: StepFigures) -> None:
+    cpu = ", ".join(f"{k} {v:.0f}%" for k, v in step.cpu_percent.items())
+    print(f"{step.robots:>5} robots: offered {step.offered_msgs_per_s:>8,.0f}/s of {step.target_msgs_per_s:,.0f}, "
+          f"delivered {step.delivered_msgs_per_s:>8,.0f}/s, lost {step.lost}, dup {step.duplicates}, "
+          f"p50 {step.p50_ms} ms p99 {step.p99_ms} ms; tasks {step.tasks_done}/{step.tasks_submitted} done "
+          f"(p99 {step.task_p99_ms} ms); {'HOLDS' if holds(step) else 'does not hold'} | CPU {cpu}", flush=True)
+
+
+def run_bench(opts: BenchOptions) -> dict[str, Any]:
+    """The whole run; returns every figure (also written to `opts.out`)."""
+    tag = uuid.uuid4().hex[:6]
+    figures: dict[str, Any] = {"quick": opts.quick, "steps_planned": list(opts.steps), "duration_s": opts.duration_s,
+                               "workers": opts.workers, "mix_hz": MIX_HZ, "cores": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="fleet-scale-") as tmp, ExitStack() as stack:
+        run_dir = Path(tmp)
+        roots: dict[str, list[int]] = {}
+        if opts.mqtt_port is None:
+            mosquitto = Mosquitto(run_dir=run_dir / "mosquitto", port=free_port())
+            mosquitto.start()
+            stack.callback(mosquitto.stop)
+            mqtt_port = mosquitto.port
+            roots["mosquitto"] = [mosquitto.pid or 0]
+        else:
+            mqtt_port = opts.mqtt_port
+        if opts.kafka_port is None:
+            kafka = Kafka(run_dir=run_dir / "kafka", port=free_port())
+            kafka.start()
+            stack.callback(kafka.stop)
+            kafka_port = kafka.port
+            roots["kafka"] = [kafka.pid or 0]
+        else:
+            kafka_port = opts.kafka_port
+        hub = _Hub(mqtt_port, f"127.0.0.1:{kafka_port}", kafka_port, f"fb{tag}", f"fb{tag}", roots)
+        topics = _create_data_topics(hub.bootstrap, hub.namespace, opts.shards)
+        run = 1
+        if opts.baselines:
+            figures["baselines"] = _baselines(hub, opts, run)
+            run += 1
+        _start_hub(hub, opts, run_dir, stack)
+        probe = KafkaProbe(hub.bootstrap, topics, f"{hub.namespace}.coordinator.tasks")
+        stack.callback(probe.close)
+        steps: list[StepFigures] = []
+        for robots in opts.steps:
+            step = _step(hub, probe, opts, robots, run)
+            run += 1
+            steps.append(step)
+            _print_step(step)
+            if fails_badly(step):
+                print(f"stopping: {robots} robots is far past the limit", flush=True)
+                break
+        assert hub.gateway is not None and hub.coordinator is not None  # started by _start_hub
+        figures["gateway_warnings"] = hub.gateway.warnings
+        figures["coordinator_warnings"] = hub.coordinator.warnings
+        figures["coordinator_log_tail"] = [line for line in hub.coordinator.lines if "WARNING" in line][-3:]
+    figures["steps"] = [s.as_dict() for s in steps]
+    figures["headline_robots"] = headline(steps)
+    held = [s for s in steps if s.robots == figures["headline_robots"]]
+    figures["headline_msgs_per_s"] = held[0].delivered_msgs_per_s if held else 0.0
+    figures["goal_robots"] = 300
+    figures["goal_met"] = figures["headline_robots"] >= 300
+    _ratios(figures, steps)
+    write_report(figures, opts.out)
+    return figures
+
+
+def _ratios(figures: dict[str, Any], steps: list[StepFigures]) -> None:
+    base = figures.get("baselines")
+    if not base or not steps:
+        return
+    best = max(steps, key=lambda s: s.delivered_msgs_per_s if s.lost == 0 else 0.0)
+    ratios = {"bridge_best_msgs_per_s": best.delivered_msgs_per_s, "at_robots": best.robots,
+              "vs_mosquitto_qos1": round(best.delivered_msgs_per_s / max(1, base["mosquitto_qos1_msgs_per_s"]), 3),
+              "vs_bare_producer": round(best.delivered_msgs_per_s / max(1, base["bare_producer_records_per_s"]), 3)}
+    same = [s for s in steps if s.robots == base["bare_subscriber"]["robots"]]
+    if same:
+        ratios["vs_bare_subscriber_same_fleet"] = round(
+            same[0].delivered_msgs_per_s / max(1.0, base["bare_subscriber"]["delivered_msgs_per_s"]), 3)
+    figures["ratios"] = ratios
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="short steps of 10, 50, 100 robots (~3 min)")
+    parser.add_argument("--steps", help="fleet sizes, comma-separated (default 10,100,300,1000)")
+    parser.add_argument("--duration", type=float, default=None, help="seconds of sending per step (20; quick 8)")
+    parser.add_argument("--workers", type=int, default=2, help="simulator processes (default 2)")
+    parser.add_argument("--out", type=Path, default=Path("fleet_scale_report"), help="report directory")
+    parser.add_argument("--no-baselines", action="store_true", help="skip the bare paho/Kafka/Mosquitto runs")
+    parser.add_argument("--mqtt-port", type=int, default=None, help="use this Mosquitto (default: a private one)")
+    parser.add_argument("--kafka-port", type=int, default=None, help="use this Kafka (default: a private one)")
+
+
+def options_from(args: argparse.Namespace) -> BenchOptions:
+    steps = tuple(int(s) for s in args.steps.split(",")) if args.steps else (QUICK_STEPS if args.quick else FULL_STEPS)
+    duration = args.duration or (8.0 if args.quick else 20.0)
+    return BenchOptions(steps=steps, duration_s=duration, workers=args.workers, out=args.out,
+                        baselines=not args.no_baselines, baseline_robots=100 if args.quick else 300,
+                        baseline_records=15_000 if args.quick else 30_000, drain_s=60.0 if args.quick else 120.0,
+                        mqtt_port=args.mqtt_port, kafka_port=args.kafka_port, quick=args.quick)
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run, print the report's location and, last, one JSON line with every figure."""
+    logging.basicConfig(level=logging.WARNING)
+    figures = run_bench(options_from(args))
+    print(f"report: {args.out / 'report.md'}; the machine is shared (2 cores): figures are noisy")
+    print(json.dumps(figures))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_arguments(parser)
+    return run_from_args(parser.parse_args(argv))
+
