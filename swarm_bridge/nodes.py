@@ -28,7 +28,7 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
     from rclpy.utilities import remove_ros_args
 
     from swarm_bridge.codec import CodecError
-    from swarm_bridge.config import ConfigError, RobotBridgeConfig, load_config
+    from swarm_bridge.config import ConfigError, RobotBridgeConfig, load_config, validate_config
     from swarm_bridge.ros import RobotBridge, RosTypeError
     from swarm_bridge.ros.spin import make_executor, spin_until
     from swarm_bridge.spool import Spool, SpoolError
@@ -50,7 +50,8 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(opts.config, RobotBridgeConfig)
         if opts.robot_id:
-            config = config.model_validate({**config.model_dump(), "robot_id": opts.robot_id})
+            config = validate_config({**config.model_dump(), "robot_id": opts.robot_id}, RobotBridgeConfig,
+                                     source=f"{opts.config} (--robot-id)")
     except ConfigError as exc:
         print(f"robot_bridge: invalid config\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -82,11 +83,15 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
         for uplink_route in bridge.routes:
             uplink_route.sweep()  # what arrived while stopping
         pending = bridge.flush(5.0)
+        spool_drops = spool.drops()
         bridge.close()
         uplink.close()
         for route, counts in bridge.summary().items():
             log.info("%s: received %d, sent %d, dropped %d (%d of the received taken by a sweep)",
                      route, counts["received"], counts["sent"], counts["dropped"], counts["swept"])
+        for (stream, reason), count in sorted(spool_drops.items()):
+            log.warning("robot %s: stream %s: %d records dropped by the spool (%s) since it was made",
+                        config.robot_id, stream, count, reason)
         if pending:
             log.warning("robot %s: %d records not acknowledged at shutdown; they stay spooled in %s",
                         config.robot_id, pending, spool.path)

@@ -24,6 +24,7 @@ __all__ = [
 QOS_PRESETS = ("reliable", "sensor_data", "transient_local")
 
 NAME = r"^[A-Za-z0-9_-]+$"
+MAX_NAME = 128  # a robot id is a topic level, a Kafka key, a user name and a file name: keep it short
 STREAM = r"^[a-z0-9_]+$"
 ROS_TYPE = r"^[A-Za-z0-9_]+/msg/[A-Za-z0-9_]+$"
 ROS_TOPIC = r"^/[A-Za-z0-9_/~{}]*$"
@@ -219,8 +220,9 @@ class CommandsConfig(Strict):
 class RobotBridgeConfig(Strict):
     """Everything the robot bridge node needs, validated before any socket opens."""
 
-    robot_id: str = Field(pattern=NAME)
-    fleet: str = Field(pattern=NAME)
+    robot_id: str = Field(pattern=NAME, max_length=MAX_NAME, description="one MQTT topic level, Kafka key and "
+                          "MQTT user name: letters, digits, _ and -, at most 128 characters")
+    fleet: str = Field(pattern=NAME, max_length=MAX_NAME)
     uplink: UplinkConfig
     spool: SpoolConfig = SpoolConfig()
     metrics_port: int | None = Field(default=None, ge=0, le=65535, description="serve Prometheus /metrics here")

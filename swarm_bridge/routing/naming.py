@@ -6,7 +6,12 @@ __all__ = ["kafka_key", "kafka_topic", "mqtt_topic", "presence_topic"]
 
 
 def mqtt_topic(prefix: str, fleet: str, robot_id: str, channel: str, stream: str) -> str:
-    """`{prefix}/{fleet}/{robot_id}/{channel}/{stream}`, e.g. `swarm/demo/amr_007/telemetry/odometry`."""
+    """`{prefix}/{fleet}/{robot_id}/{channel}/{stream}`, e.g. `swarm/demo/amr_007/telemetry/odometry`.
+    ValueError for a part that is not one topic level (empty, or holds / + # NUL): never a wildcard topic."""
+    for name, part in (("prefix", prefix), ("fleet", fleet), ("robot_id", robot_id), ("channel", channel),
+                       ("stream", stream)):
+        if not part or "/" in part or "+" in part or "#" in part or "\0" in part:
+            raise ValueError(f"{name} {part!r} is not one MQTT topic level (empty, or holds / + # NUL)")
     return f"{prefix}/{fleet}/{robot_id}/{channel}/{stream}"
 
 

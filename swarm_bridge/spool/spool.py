@@ -79,6 +79,7 @@ class Spool:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.max_records = max_records
+        self.dropped = 0  # drops since this process opened the spool (drops() has them all, by stream and reason)
         self._lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -206,6 +207,7 @@ class Spool:
         return True
 
     def _count_drop(self, stream: str, reason: str, count: int) -> None:
+        self.dropped += count
         self._db.execute("INSERT INTO drops (stream, reason, count) VALUES (?, ?, ?) ON CONFLICT (stream, reason)"
                          " DO UPDATE SET count = count + excluded.count", (stream, reason, count))
 

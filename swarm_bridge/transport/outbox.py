@@ -89,6 +89,7 @@ class Outbox:
         self._pending: list[Outgoing] = []  # live records waiting for the link to free up, to leave together
         self._staged: list[Outgoing] = []  # on their way to the spool; the ROS thread never waits on SQLite
         self._token = 0
+        self._drops_reported, self._drops_next_report = 0, 0.0
         self._events: queue.SimpleQueue[tuple[str, int, bool, int]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -253,6 +254,7 @@ class Outbox:
                 elif len(self._inflight) < self.eager:
                     self._send_pending()
             self._write_staged()
+            self._report_drops()
             if self._pending:
                 return False  # older than anything spooled: they leave first, when an acknowledgement comes
             room = self.window - self._inflight_records
@@ -271,6 +273,15 @@ class Outbox:
                                         if spool_id is not None])
                     return False
             return len(spooled) == min(self.batch, room)
+
+    def _report_drops(self) -> None:
+        """A full spool drops records (lowest priority, oldest first): say so, at most once a second."""
+        dropped = self.spool.dropped
+        now = time.monotonic()
+        if dropped != self._drops_reported and now >= self._drops_next_report:
+            log.warning("spool %s full: %d records dropped since start (lowest priority, oldest first); "
+                        "spool.max_mb limits it", self.spool.path, dropped)
+            self._drops_reported, self._drops_next_report = dropped, now + 1.0
 
     def _forget(self, spool_ids: list[int]) -> None:
         """Acknowledged spooled records leave the spool, in one transaction per batch."""

@@ -1,0 +1,150 @@
+"""A loopback TCP proxy that breaks the link on purpose: forwards, delays, drops every connection, cuts one
+mid-stream after N bytes, or refuses new connections for a while. Threads, bounded, for fault-injection tests."""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+__all__ = ["FaultProxy", "LinkFaults"]
+
+_CHUNK = 65536
+_MAX_LINKS = 64
+
+
+@dataclass
+class LinkFaults:
+    """What the proxy does now: `delay_s` before each forwarded chunk, `cut_after` bytes (client -> server, per
+    connection) before the connection is cut, `refuse` new connections."""
+
+    delay_s: float = 0.0
+    cut_after: int | None = None
+    refuse: bool = False
+    counts: dict[str, int] = field(default_factory=lambda: {"accepted": 0, "refused": 0, "dropped": 0, "cut": 0})
+
+
+class FaultProxy:
+    """Listens on 127.0.0.1:`port` (0: a free one) and forwards each connection to 127.0.0.1:`target_port`."""
+
+    def __init__(self, target_port: int, *, port: int = 0) -> None:
+        self.target_port = target_port
+        self.faults = LinkFaults()
+        self._server = socket.create_server(("127.0.0.1", port))
+        self._server.settimeout(0.2)
+        self.port: int = self._server.getsockname()[1]
+        self._links: list[tuple[socket.socket, socket.socket]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._acceptor = threading.Thread(target=self._accept, name="proxy-accept", daemon=True)
+        self._acceptor.start()
+
+    # --- faults ---------------------------------------------------------------------------------
+
+    def drop(self) -> int:
+        """Close every open connection at once (both sides see a reset); returns how many."""
+        with self._lock:
+            links, self._links = self._links, []
+        for pair in links:
+            _close(*pair)
+        self.faults.counts["dropped"] += len(links)
+        return len(links)
+
+    def delay(self, seconds: float) -> None:
+        """Hold each chunk `seconds` before forwarding it (0: no delay)."""
+        self.faults.delay_s = seconds
+
+    def cut_after(self, size: int | None) -> None:
+        """Cut each connection once it has carried `size` more bytes towards the server (None: never)."""
+        self.faults.cut_after = size
+
+    def refuse(self, on: bool) -> None:
+        """Refuse (accept and close at once) new connections while `on`; open ones are not touched."""
+        self.faults.refuse = on
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(self.faults.counts)
+
+    # --- forwarding -----------------------------------------------------------------------------
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _addr = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                full = len(self._links) >= _MAX_LINKS
+            if self.faults.refuse or full:
+                self.faults.counts["refused"] += 1
+                _close(client)
+                continue
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target_port), timeout=2)
+            except OSError:
+                self.faults.counts["refused"] += 1
+                _close(client)
+                continue
+            for sock in (client, server):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.settimeout(None)
+            self.faults.counts["accepted"] += 1
+            with self._lock:
+                self._links.append((client, server))
+            thread = threading.Thread(target=self._pipe, args=(client, server), name="proxy-link", daemon=True)
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+            thread.start()
+
+    def _pipe(self, client: socket.socket, server: socket.socket) -> None:
+        """Both directions of one connection, until either side closes or a fault ends it."""
+        upstream = 0
+        limit = self.faults.cut_after
+        try:
+            while not self._stop.is_set():
+                ready, _, _ = select.select([client, server], [], [], 0.2)
+                for sock in ready:
+                    data = sock.recv(_CHUNK)
+                    if not data:
+                        return
+                    if self.faults.delay_s:
+                        time.sleep(self.faults.delay_s)
+                    if sock is client:
+                        if limit is not None and upstream + len(data) > limit:
+                            server.sendall(data[:max(0, limit - upstream)])
+                            self.faults.counts["cut"] += 1
+                            return
+                        upstream += len(data)
+                        server.sendall(data)
+                    else:
+                        client.sendall(data)
+        except (OSError, ValueError):
+            return
+        finally:
+            with self._lock:
+                if (client, server) in self._links:
+                    self._links.remove((client, server))
+            _close(client, server)
+
+    def close(self) -> None:
+        """Stop accepting, close every connection, join the threads (bounded)."""
+        self._stop.set()
+        _close(self._server)
+        self.drop()
+        self._acceptor.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+
+def _close(*socks: socket.socket) -> None:
+    for sock in socks:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            sock.close()
