@@ -342,8 +342,10 @@ class MqttToKafka:
 
     def run_once(self, timeout: float = 0.005) -> None:
         """Read MQTT, hand records to Kafka, serve delivery reports (acks), drain what was held."""
-        self._pump(0.0 if self.counts.inflight else timeout)
-        self.producer.poll(0.0 if not self.counts.inflight else 0.0005)
+        # While records wait for Kafka, wait on the MQTT socket briefly (2 ms) instead of spinning: a loop that
+        # never blocks burnt most of a core at 700 msgs/s; Kafka's confirmations are served at most 2 ms late.
+        self._pump(min(timeout, 0.002) if self.counts.inflight else timeout)
+        self.producer.poll(0.0)
         if self._parked and time.monotonic() >= self._parked_until:
             self._unpark()
         while self._held and self.counts.inflight < self._limit and time.monotonic() >= self._held_until:
