@@ -8,6 +8,7 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,20 +115,42 @@ def test_launch_files_name_installed_executables(launch_file: Path) -> None:
 
 
 def test_docker_files_reference_what_exists() -> None:
-    """The compose file parses; its build and config paths exist; its robot config validates."""
+    """The compose file parses; every image's Dockerfile and COPY sources exist; every mounted config validates
+    against its model and names compose services; every command is a node shim or a `swarm-bridge` command
+    the CLI accepts (the same commands the tests run)."""
     import yaml
 
-    from swarm_bridge.config import RobotBridgeConfig, load_config
+    from swarm_bridge.cli import build_parser
+    from swarm_bridge.config import CoordinatorConfig, GatewayConfig, RobotBridgeConfig, load_config
 
     compose = yaml.safe_load((REPO / "docker/compose.yaml").read_text())
-    build = compose["services"]["robot_bridge"]["build"]
-    assert (REPO / "docker" / build["context"] / build["dockerfile"]).is_file()
-    config_file = compose["services"]["robot_bridge"]["volumes"][0].split(":")[0]
-    assert load_config(REPO / "docker" / config_file, RobotBridgeConfig).uplink.host == "mosquitto"
-    dockerfile = (REPO / build["dockerfile"]).read_text()
-    for line in dockerfile.splitlines():
-        if line.startswith("COPY ") and not line.startswith("COPY . "):
-            assert (REPO / line.split()[1]).exists(), line
+    services = compose["services"]
+    models: dict[str, type[Any]] = {"robot_bridge": RobotBridgeConfig, "gateway": GatewayConfig,
+                                     "coordinator": CoordinatorConfig}
+    hosts: dict[str, Any] = {}
+    for name, service in services.items():
+        if "build" not in service:
+            continue
+        dockerfile = REPO / "docker" / service["build"]["context"] / service["build"]["dockerfile"]
+        assert dockerfile.is_file(), name
+        for line in dockerfile.read_text().splitlines():
+            if line.startswith("COPY ") and not line.startswith("COPY . "):
+                assert (REPO / line.split()[1]).exists(), f"{dockerfile.name}: {line}"
+        command = service["command"]
+        if dockerfile.name == "hub.Dockerfile":  # ENTRYPOINT swarm-bridge
+            build_parser().parse_args(command)
+        elif command[0] == "swarm-bridge":
+            build_parser().parse_args(command[1:])
+        else:
+            assert command[0] in NODES, f"{name}: no nodes/{command[0]} shim"
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./") and source.endswith(".yaml"):
+                hosts[name] = load_config(REPO / "docker" / source, models[name])
+    assert hosts["robot_bridge"].uplink.host == "mosquitto"
+    assert hosts["gateway"].kafka.bootstrap == "kafka:9092"
+    assert hosts["coordinator"].kafka.host == "kafka"
+    assert {"mosquitto", "kafka"} <= set(services)
 
 
 def test_fleet_demo_launch_arguments_are_demo_options() -> None:

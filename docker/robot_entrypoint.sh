@@ -1,0 +1,11 @@
+#!/bin/sh
+# Runs a swarm_bridge node (robot_bridge, task_executor) or `swarm-bridge ...` with ROS and the install sourced.
+set -e
+. /opt/ros/kilted/setup.sh
+. /opt/swarm_bridge/setup.sh
+node="$1"
+shift
+case "$node" in
+  swarm-bridge) exec python3 -m swarm_bridge.cli "$@" ;;
+  *) exec ros2 run swarm_bridge "$node" "$@" ;;
+esac
