@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-__all__ = ["default_bags", "register"]
+__all__ = ["default_bags", "mqtt_endpoint", "register"]
 
 BAGS_ENV = "SWARM_BRIDGE_BAGS"
 
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--bags {bags_dir}: no bags found there; pass --bags DIR (a folder of .bag, .mcap or "
                              f"rosbag2 folders) or set {BAGS_ENV}")
         fleet = fleet_of(bags, args.robots)
-        mqtt_host, mqtt_port = _mqtt_endpoint(args.mqtt)
+        mqtt_host, mqtt_port = mqtt_endpoint(args.mqtt)
     except (ValueError, ReplayError) as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 2
@@ -140,7 +140,8 @@ def _skipped(by_topic: dict[str, Any]) -> dict[str, Any]:
     return {topic: entry for topic, entry in by_topic.items() if entry["skipped"]}
 
 
-def _mqtt_endpoint(url: str | None) -> tuple[str, int]:
+def mqtt_endpoint(url: str | None) -> tuple[str, int]:
+    """(host, port) of an `mqtt://host:port` URL; port 0 when no URL is given (a private broker will say)."""
     if url is None:
         return "127.0.0.1", 0
     parsed = urlparse(url if "://" in url else f"mqtt://{url}")

@@ -12,7 +12,8 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+
+from swarm_bridge.cli.demo import mqtt_endpoint
 
 __all__ = ["register"]
 
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         run_dir = args.run_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="swarm-demo-")))
         try:
-            mqtt_host, mqtt_port = _mqtt_endpoint(args.mqtt)
+            mqtt_host, mqtt_port = mqtt_endpoint(args.mqtt)
             if args.mqtt is None:
                 mqtt_port = _start_private(stack, Mosquitto(run_dir=run_dir / "mosquitto", port=free_port()))
             kafka_host, kafka_port = _kafka_endpoint(args.kafka)
@@ -95,14 +96,6 @@ def _start_private(stack: ExitStack, broker: Any) -> int:
     port: int = broker.port
     return port
 
-
-def _mqtt_endpoint(url: str | None) -> tuple[str, int]:
-    if url is None:
-        return "127.0.0.1", 0
-    parsed = urlparse(url if "://" in url else f"mqtt://{url}")
-    if parsed.scheme != "mqtt" or not parsed.hostname:
-        raise ValueError(f"--mqtt {url!r}: expected mqtt://host:port")
-    return parsed.hostname, parsed.port or 1883
 
 
 def _kafka_endpoint(bootstrap: str | None) -> tuple[str, int]:

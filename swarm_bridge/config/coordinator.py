@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from swarm_bridge.config.robot import TlsConfig
+from swarm_bridge.config.robot import EnvVarName, TlsConfig
 
 __all__ = ["CoordinatorConfig", "CoordinatorKafkaConfig", "CoordinatorMqttConfig", "CoordinatorTopics",
            "PolicyConfig", "TaskRulesConfig"]
@@ -47,7 +47,7 @@ class CoordinatorMqttConfig(Strict):
     client_id: str | None = Field(default=None, pattern=TOPIC, description="MQTT client id (its persistent "
                                   "session); default <fleet>-coordinator")
     username: str | None = None
-    password_env: str | None = Field(default=None, description="name of the environment variable holding the "
+    password_env: EnvVarName | None = Field(default=None, description="name of the environment variable holding the "
                                      "password (never the password itself in a file)")
     tls: TlsConfig | None = None
     session_expiry_s: int = Field(default=3600, ge=0, description="how long the broker keeps the session (and "
@@ -59,13 +59,6 @@ class CoordinatorMqttConfig(Strict):
     snapshot_period_s: float = Field(default=5.0, gt=0)
     status_period_s: float = Field(default=1.0, gt=0, description="how often the retained fleet status is "
                                    "published (for `swarm-bridge fleet status`)")
-
-    @field_validator("password_env")
-    @classmethod
-    def _env_is_set(cls, value: str | None) -> str | None:
-        if value is not None and value not in os.environ:
-            raise ValueError(f"environment variable {value} is not set")
-        return value
 
     @property
     def password(self) -> str | None:

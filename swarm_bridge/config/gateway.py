@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from swarm_bridge.config.robot import NAME, TlsConfig
+from swarm_bridge.config.robot import NAME, EnvVarName, TlsConfig
 from swarm_bridge.config.security import KafkaSecurity
 
 __all__ = [
@@ -153,15 +153,8 @@ class GatewayMqttConfig(Strict):
     reconnect_min_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=10.0, gt=0)
     username: str | None = None
-    password_env: str | None = Field(default=None, description="environment variable holding the password")
+    password_env: EnvVarName | None = Field(default=None, description="environment variable holding the password")
     tls: TlsConfig | None = None
-
-    @field_validator("password_env")
-    @classmethod
-    def _env_is_set(cls, value: str | None) -> str | None:
-        if value is not None and value not in os.environ:
-            raise ValueError(f"environment variable {value} is not set")
-        return value
 
     @model_validator(mode="after")
     def _backoff_order(self) -> GatewayMqttConfig:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "QOS_PRESETS",
@@ -30,6 +30,24 @@ ROS_TYPE = r"^[A-Za-z0-9_]+/msg/[A-Za-z0-9_]+$"
 ROS_TOPIC = r"^/[A-Za-z0-9_/~{}]*$"
 
 
+def _existing_file(value: str) -> str:
+    if not Path(value).expanduser().is_file():
+        raise ValueError(f"no such file: {value}")
+    return value
+
+
+def _set_variable(value: str) -> str:
+    if value not in os.environ:
+        raise ValueError(f"environment variable {value} is not set")
+    return value
+
+
+# Config values checked when the file is loaded: a file that must exist; the NAME of an environment variable
+# that must be set (a secret's value is never in a config file).
+ExistingFile = Annotated[str, AfterValidator(_existing_file)]
+EnvVarName = Annotated[str, AfterValidator(_set_variable)]
+
+
 class Strict(BaseModel):
     """Frozen, and unknown keys are errors (with a did-you-mean)."""
 
@@ -39,16 +57,9 @@ class Strict(BaseModel):
 class TlsConfig(Strict):
     """TLS to the broker: the CA to trust; a client certificate and key together for mutual TLS."""
 
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-
-    @field_validator("ca_file", "cert_file", "key_file")
-    @classmethod
-    def _exists(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).expanduser().is_file():
-            raise ValueError(f"no such file: {value}")
-        return value
+    ca_file: ExistingFile | None = None
+    cert_file: ExistingFile | None = None
+    key_file: ExistingFile | None = None
 
     @model_validator(mode="after")
     def _pair(self) -> TlsConfig:
@@ -68,8 +79,8 @@ class UplinkConfig(Strict):
     require_at_start: bool = Field(default=True, description="exit (status 3) when unreachable at start; "
                                    "false: start anyway and spool until it is reachable")
     username: str | None = None
-    password_env: str | None = Field(default=None, description="name of the environment variable holding the "
-                                     "password (never the password itself in a file)")
+    password_env: EnvVarName | None = Field(default=None, description="name of the environment variable holding "
+                                            "the password (never the password itself in a file)")
     tls: TlsConfig | None = None
     session_expiry_s: int = Field(default=3600, ge=0, description="MQTT: how long the broker keeps the session")
     keepalive_s: int = Field(default=30, ge=5)
@@ -78,13 +89,6 @@ class UplinkConfig(Strict):
                                    "share one publish while the broker is busy acknowledging (1: never batch)")
     reconnect_min_s: float = Field(default=1.0, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
-
-    @field_validator("password_env")
-    @classmethod
-    def _env_is_set(cls, value: str | None) -> str | None:
-        if value is not None and value not in os.environ:
-            raise ValueError(f"environment variable {value} is not set")
-        return value
 
     @model_validator(mode="after")
     def _backoff_order(self) -> UplinkConfig:

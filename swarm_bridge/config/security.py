@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from swarm_bridge.config.robot import TlsConfig
+from swarm_bridge.config.robot import EnvVarName, ExistingFile, TlsConfig
 
 __all__ = ["KafkaSecurity", "read_secret"]
 
@@ -40,26 +40,12 @@ class KafkaSecurity(BaseModel):
     sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] | None = Field(
         default=None, description="with SASL_*: the SASL mechanism (SCRAM-SHA-512 recommended)")
     username: str | None = Field(default=None, min_length=1, description="with SASL_*: the principal's name")
-    password_env: str | None = Field(default=None, min_length=1, description="with SASL_*: NAME of the "
+    password_env: EnvVarName | None = Field(default=None, min_length=1, description="with SASL_*: NAME of the "
                                      "environment variable holding the password")
-    password_file: str | None = Field(default=None, min_length=1, description="with SASL_*: or a file holding "
+    password_file: ExistingFile | None = Field(default=None, min_length=1, description="with SASL_*: or a file holding "
                                       "the password (mode 0600)")
     tls: TlsConfig | None = Field(default=None, description="with SSL / SASL_SSL: ca_file to trust the brokers; "
                                   "cert_file + key_file for mutual TLS")
-
-    @field_validator("password_env")
-    @classmethod
-    def _env_is_set(cls, value: str | None) -> str | None:
-        if value is not None and value not in os.environ:
-            raise ValueError(f"environment variable {value} is not set")
-        return value
-
-    @field_validator("password_file")
-    @classmethod
-    def _file_exists(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).expanduser().is_file():
-            raise ValueError(f"no such file: {value}")
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> KafkaSecurity:
