@@ -75,11 +75,15 @@ def test_gateway_sigkilled_at_random_points_writes_everything_once(tmp_path: Pat
     assert dead == [] and "dedup rebuilt from" in output
 
 
-@pytest.mark.xfail(strict=True, reason="open bug: records robots publish after a Mosquitto restart, before the gateway "
-                   "has reconnected and subscribed again, are PUBACKed by the broker and never reach Kafka (80 of 320 "
-                   "here: every record of the last phase); see the report of issue #8")
+@pytest.mark.parametrize("share_group", [
+    None,
+    pytest.param("swarm_gateway", marks=pytest.mark.xfail(strict=True, reason=(
+        "Mosquitto 2.0 does not restore a persistent session's shared subscription after its own restart: records "
+        "published before the gateway subscribes again are PUBACKed and dropped (80 of 320 here); the default is "
+        "therefore a plain subscription (docs/gateway.md)"))),
+])
 def test_mosquitto_restart_while_the_gateway_holds_unacked_messages_loses_nothing(
-        tmp_path: Path, kafka: Kafka) -> None:
+        tmp_path: Path, kafka: Kafka, share_group: str | None) -> None:
     """Kafka stalls (a proxy refuses it), the gateway holds messages unacked, Mosquitto is restarted (persistent
     sessions on disk), Kafka comes back: every record reaches Kafka once."""
     tag = uuid.uuid4().hex[:6]
@@ -90,7 +94,7 @@ def test_mosquitto_restart_while_the_gateway_holds_unacked_messages_loses_nothin
     proxy = FaultProxy(kafka.port)
     config = write_config(tmp_path / "gw.yaml", gateway_id=f"gw_{tag}", fleet=f"fleet_{tag}",
                           mqtt_port=broker.port, bootstrap=f"127.0.0.1:{proxy.port}", registry=tmp_path / "registry",
-                          kafka={"max_inflight_records": 200})
+                          kafka={"max_inflight_records": 200}, mqtt={"share_group": share_group})
     robots = [SimRobot(f"r{i}_{tag}", f"fleet_{tag}", STREAMS) for i in range(4)]
     gateway = GatewayThread(config)
     fleet = SimFleet(robots, port=broker.port)

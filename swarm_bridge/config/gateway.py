@@ -141,9 +141,10 @@ class GatewayMqttConfig(Strict):
     host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(default=1883, ge=1, le=65535)
     topic_prefix: str = Field(default="swarm", pattern=NAME)
-    share_group: str | None = Field(default="swarm_gateway", pattern=NAME, description="MQTT 5 shared "
-                                    "subscription group ($share/<group>/...): gateways of one group split the "
-                                    "load; null subscribes plainly (every gateway gets everything)")
+    share_group: str | None = Field(default=None, pattern=NAME, description="MQTT 5 shared subscription group "
+                                    "($share/<group>/...) for several gateways that split the load; null (the "
+                                    "default, one gateway per hub): a plain subscription, which Mosquitto keeps "
+                                    "across a broker restart (it does not keep shared ones: see docs/gateway.md)")
     connect_timeout_s: float = Field(default=10.0, gt=0)
     keepalive_s: int = Field(default=30, ge=5)
     session_expiry_s: int = Field(default=3600, ge=1, description="how long the broker keeps the session (and "
