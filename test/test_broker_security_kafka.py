@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -193,3 +194,40 @@ def test_cli_prints_where_the_password_comes_from_when_its_variable_is_unset(tmp
     done = subprocess.run([*CLI, str(config)], capture_output=True, text=True, timeout=60, env=_env())
     assert done.returncode == 2
     assert f"{config}: kafka.security.password_env: environment variable {PASSWORD_ENV} is not set" in done.stderr
+
+
+def test_the_coordinator_logs_in_through_scram_and_never_prints_its_password(
+        secure_kafka: Kafka, tmp_path: Path) -> None:
+    """A coordinator instance with a `kafka.security` section: creates its sharded topics, begins transactions
+    and owns its shards over SASL/SCRAM; `task submit` reaches it through the same login."""
+    env = {**os.environ, PASSWORD_ENV: ADMIN_PASSWORD}
+    host, _, port = secure_kafka.bootstrap.rpartition(":")
+    config = tmp_path / "coordinator.yaml"
+    config.write_text(yaml.safe_dump({
+        "fleet": "secure", "shards": 1, "registry": str(tmp_path / "registry"),  # the command topic has 1
+        "kafka": {"host": host, "port": int(port), "instance_id": "coord-secure", "connect_timeout_s": 10,
+                  "security": {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512",
+                               "username": "swarm_admin", "password_env": PASSWORD_ENV}},
+        "capabilities": {"amr": ["navigate"]},
+    }))
+    cli = [sys.executable, "-m", "swarm_bridge.cli"]
+    process = subprocess.Popen([*cli, "coordinator", "--config", str(config)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any("owns shards" in line for line in lines):
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+        assert any("owns shards" in line for line in lines), "".join(lines[-20:])
+        submit = subprocess.run([*cli, "task", "submit", "--config", str(config), "--task-id", "t-secure",
+                                 "--kind", "navigate"], env=env, capture_output=True, text=True, timeout=60)
+        assert submit.returncode == 0, submit.stdout + submit.stderr
+        assert ADMIN_PASSWORD not in submit.stdout + submit.stderr
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    assert ADMIN_PASSWORD not in "".join(lines) + output

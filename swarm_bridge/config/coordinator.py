@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from swarm_bridge.config.robot import EnvVarName, TlsConfig
+from swarm_bridge.config.security import KafkaSecurity
 
 __all__ = ["CoordinatorConfig", "CoordinatorKafkaConfig", "CoordinatorMqttConfig", "CoordinatorTopics",
            "PolicyConfig", "TaskRulesConfig"]
@@ -36,6 +37,12 @@ class CoordinatorKafkaConfig(Strict):
     transaction_timeout_s: float = Field(default=10.0, ge=1, description="a dead instance's open transaction is "
                                          "aborted after this long; takeover waits for it")
     connect_timeout_s: float = Field(default=10.0, gt=0)
+    security: KafkaSecurity = Field(default_factory=KafkaSecurity, description="SASL/SCRAM and TLS to the "
+                                    "cluster (docs/broker-security.md); default PLAINTEXT")
+
+    def client_settings(self) -> dict[str, Any]:
+        """bootstrap.servers and the security settings, for every Kafka client of the coordinator."""
+        return {"bootstrap.servers": f"{self.host}:{self.port}", **self.security.client_settings()}
 
 
 class CoordinatorMqttConfig(Strict):

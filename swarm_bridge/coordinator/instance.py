@@ -77,7 +77,7 @@ def sharded_topics(config: CoordinatorConfig) -> list[str]:
 def ensure_topics(config: CoordinatorConfig) -> None:
     """Create missing topics (`shards` partitions; events compacted) and check the sharded ones' counts."""
     bootstrap = f"{config.kafka.host}:{config.kafka.port}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(config.kafka.client_settings())
     timeout = config.kafka.connect_timeout_s
     topics = config.topics
     if config.create_topics:
@@ -152,13 +152,12 @@ class CoordinatorInstance:
         self.dispatch = dispatch or build_dispatch(config)
         self.metrics = metrics or CoordinatorMetrics()
         self.instance_id = config.kafka.instance_id or f"{socket.gethostname()}-{os.getpid()}"
-        bootstrap = f"{config.kafka.host}:{config.kafka.port}"
         self.topics = config.topics
         self.records = FleetRecords(fmt=config.robot_format, registry=config.registry or default_registry(),
                                     state_topic=self.topics.state, status_topic=self.topics.status,
                                     commands_topic=self.topics.commands, signer=command_signer(config))
         ensure_topics(config)
-        common = {"bootstrap.servers": bootstrap, "logger": log}
+        common = {**config.kafka.client_settings(), "logger": log}
         self._producer = Producer({**common, "transactional.id": f"{config.kafka.group}.{self.instance_id}",
                                    "transaction.timeout.ms": int(config.kafka.transaction_timeout_s * 1000),
                                    "linger.ms": 5, "compression.type": "lz4",

@@ -37,7 +37,7 @@ def read_snapshot(config: CoordinatorConfig, *, timeout_s: float = 30.0) -> Flee
     topics = config.topics
     records = FleetRecords(fmt=config.robot_format, registry=config.registry or default_registry(),
                            state_topic=topics.state, status_topic=topics.status, commands_topic=topics.commands)
-    consumer = Consumer({"bootstrap.servers": f"{config.kafka.host}:{config.kafka.port}",
+    consumer = Consumer({**config.kafka.client_settings(),
                          "group.id": f"fleet-status-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
                          "isolation.level": "read_committed", "logger": log})
     snap = FleetSnapshot()
@@ -86,7 +86,7 @@ def _fold(snap: FleetSnapshot, records: FleetRecords, config: CoordinatorConfig,
 def submit_tasks(config: CoordinatorConfig, docs: list[dict[str, Any]], *, timeout_s: float = 30.0) -> int:
     """Send task requests to the submit topic (key task_id, its shard's partition); returns how many are
     not confirmed. A doc without a usable task_id goes to partition 0, to be rejected with its reason."""
-    producer = Producer({"bootstrap.servers": f"{config.kafka.host}:{config.kafka.port}",
+    producer = Producer({**config.kafka.client_settings(),
                          "enable.idempotence": True, "linger.ms": 5, "logger": log})
     for doc in docs:
         task_id = doc.get("task_id")
@@ -109,7 +109,7 @@ class TaskSubmitter:
     def __init__(self, config: CoordinatorConfig) -> None:
         self.config = config
         self.sent = 0
-        self._producer = Producer({"bootstrap.servers": f"{config.kafka.host}:{config.kafka.port}",
+        self._producer = Producer({**config.kafka.client_settings(),
                                    "enable.idempotence": True, "linger.ms": 5, "logger": log})
 
     def send(self, payload: bytes) -> None:
