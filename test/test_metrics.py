@@ -23,8 +23,9 @@ def test_counts_and_latency_are_scraped() -> None:
     port = metrics.serve(0)
     try:
         route = "route ros:/amr/odom -> mqtt:swarm/f/amr/telemetry/odometry"
-        metrics.records.labels(route, "received").inc(3)
-        metrics.dropped.labels(route, "rate limit").inc(2)
+        counts = {"received": 0, "sent": 0}
+        metrics.watch_route(route, lambda: counts, lambda: {"rate limit": 2})
+        counts["received"] = 3  # read when scraped, not when registered
         metrics.spool_records.set(7)
         metrics.uplink_connected.labels("mqtt://127.0.0.1:1883").set(1)
         metrics.latency.labels(route).observe(0.0004)
@@ -41,7 +42,7 @@ def test_counts_and_latency_are_scraped() -> None:
 
 def test_two_bridges_do_not_share_counts() -> None:
     first, second = BridgeMetrics(), BridgeMetrics()
-    first.records.labels("r", "sent").inc()
+    first.watch_route("r", lambda: {"sent": 1}, dict)
     assert second.registry.get_sample_value("swarm_bridge_route_records_total", {"route": "r", "event": "sent"}) \
         is None
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 __all__ = ["LATENCY_BUCKETS_S", "BridgeMetrics"]
 
@@ -17,11 +20,8 @@ class BridgeMetrics:
 
     def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        self.records = Counter("swarm_bridge_route_records", "Records per route and event "
-                               "(received from ROS, sent upstream, acked by the broker, spooled)",
-                               ["route", "event"], registry=self.registry)
-        self.dropped = Counter("swarm_bridge_route_dropped", "Records dropped per route and reason",
-                               ["route", "reason"], registry=self.registry)
+        self._routes: list[tuple[str, Callable[[], Mapping[str, int]], Callable[[], Mapping[str, int]]]] = []
+        self.registry.register(_RouteCounts(self._routes))
         self.spool_records = Gauge("swarm_bridge_spool_records", "Records waiting in the spool",
                                    registry=self.registry)
         self.spool_bytes = Gauge("swarm_bridge_spool_bytes", "Bytes waiting in the spool", registry=self.registry)
@@ -31,6 +31,12 @@ class BridgeMetrics:
                                  "ROS receive to broker acknowledgement", ["route"],
                                  buckets=LATENCY_BUCKETS_S, registry=self.registry)
         self._server: Any = None
+
+    def watch_route(self, route: str, records: Callable[[], Mapping[str, int]],
+                    dropped: Callable[[], Mapping[str, int]]) -> None:
+        """Serve a route's counts, read when scraped: the route keeps plain ints on its hot path (a
+        prometheus counter per message cost about 1.6 us of every Odometry the bridge carries)."""
+        self._routes.append((route, records, dropped))
 
     def serve(self, port: int, *, address: str = "127.0.0.1") -> int:
         """Expose /metrics on `address:port` (0 = a free port) in a daemon thread; returns the port."""
@@ -47,3 +53,25 @@ class BridgeMetrics:
         if self._server is not None:
             self._server.shutdown()
             self._server = None
+
+
+class _RouteCounts(Collector):
+    """swarm_bridge_route_records_total{route,event} and swarm_bridge_route_dropped_total{route,reason}."""
+
+    def __init__(self, routes: list[tuple[str, Callable[[], Mapping[str, int]], Callable[[], Mapping[str, int]]]]
+                 ) -> None:
+        self._routes = routes
+
+    def collect(self) -> Iterator[Any]:
+        records = CounterMetricFamily("swarm_bridge_route_records", "Records per route and event (received from "
+                                      "ROS or the uplink, sent upstream or published on ROS)",
+                                      labels=["route", "event"])
+        dropped = CounterMetricFamily("swarm_bridge_route_dropped", "Records dropped per route and reason",
+                                      labels=["route", "reason"])
+        for route, events, reasons in list(self._routes):
+            for event, value in events().items():
+                records.add_metric([route, event], value)
+            for reason, value in reasons().items():
+                dropped.add_metric([route, reason], value)
+        yield records
+        yield dropped

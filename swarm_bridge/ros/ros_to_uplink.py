@@ -55,10 +55,9 @@ class UplinkRoute:
         self._encoder = encoder
         self._stamp = stamp_reader(route.ros_type, default_types())
         self._seq = run << 32
-        label = str(route)
-        self._received = metrics.records.labels(label, "received")
-        self._sent = metrics.records.labels(label, "sent")
-        self._dropped = {reason: metrics.dropped.labels(label, reason) for reason in ("rate limit", "cannot encode")}
+        counts = self.counts
+        metrics.watch_route(str(route), lambda: {"received": counts.received, "sent": counts.sent},
+                            lambda: counts.dropped)
         self._subscription = node.create_subscription(
             message_class(route.ros_type), route.ros_topic, self._on_message,
             qos_preset(route.qos, depth=route.qos_depth), raw=True,
@@ -90,7 +89,6 @@ class UplinkRoute:
     def _on_message(self, raw: bytes) -> None:
         received_ns = time.monotonic_ns()
         self.counts.received += 1
-        self._received.inc()
         if not self._decimator.admit(received_ns):
             self._drop("rate limit")
             return
@@ -105,8 +103,6 @@ class UplinkRoute:
         self._outbox.submit(self.route.stream, self.route.destination, self._key, payload,
                             priority=self.route.priority, qos=self.route.mqtt_qos, received_ns=received_ns)
         self.counts.sent += 1
-        self._sent.inc()
 
     def _drop(self, reason: str) -> None:
         self.counts.dropped[reason] += 1
-        self._dropped[reason].inc()

@@ -57,10 +57,9 @@ class DownlinkRoute:
         self._cls = message_class(route.ros_type)
         self._publisher = node.create_publisher(self._cls, route.ros_topic,
                                                 qos_preset(route.qos, depth=route.qos_depth))
-        label = str(route)
-        self._received = metrics.records.labels(label, "received")
-        self._published = metrics.records.labels(label, "published")
-        self._refused = lambda reason: metrics.dropped.labels(label, reason).inc()
+        counts = self.counts
+        metrics.watch_route(str(route), lambda: {"received": counts.received, "published": counts.published},
+                            lambda: counts.refused)
         uplink.subscribe(route.destination, self._on_record)
         log.info("%s: down (%s, qos %s)", route, route.ros_type, route.qos)
 
@@ -68,7 +67,6 @@ class DownlinkRoute:
         if key is not None and key != self._robot_id.encode():
             return  # a Kafka topic shared by robots: another robot's record
         self.counts.received += 1
-        self._received.inc()
         signed = is_signed(payload)
         try:
             refusal, inner = self.verifier.verify(payload)
@@ -110,11 +108,9 @@ class DownlinkRoute:
             self._refuse(NOT_PUBLISHABLE, str(exc))
             return
         self.counts.published += 1
-        self._published.inc()
 
     def _refuse(self, reason: str, detail: str) -> None:
         self.counts.refused[reason] += 1
-        self._refused(reason)
         log.warning("%s: refused 1 (%s: %s)", self.route, reason, detail)
 
 
