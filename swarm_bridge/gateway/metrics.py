@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram, start_http_server
+from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from swarm_bridge.metrics import LATENCY_BUCKETS_S
+from swarm_bridge.metrics.endpoint import MetricsEndpoint
 
 __all__ = ["GatewayCounts", "GatewayMetrics"]
 
@@ -75,29 +76,12 @@ class _Collector(Collector):
             yield GaugeMetricFamily(f"swarm_gateway_{name}", doc, value=float(value))
 
 
-class GatewayMetrics:
+class GatewayMetrics(MetricsEndpoint):
     """One registry per gateway (never the global one): the counts and the MQTT -> Kafka latency."""
 
     def __init__(self, counts: GatewayCounts | None = None) -> None:
         self.counts = counts or GatewayCounts()
-        self.registry = CollectorRegistry()
+        super().__init__()
         self.registry.register(_Collector(self.counts))
         self.latency = Histogram("swarm_gateway_latency_seconds", "MQTT receive to Kafka confirmation of all "
                                  "the message's records", buckets=LATENCY_BUCKETS_S, registry=self.registry)
-        self._server: Any = None
-
-    def serve(self, port: int, *, address: str = "127.0.0.1") -> int:
-        """Expose /metrics on `address:port` (0 = a free port); returns the port."""
-        try:
-            server, _thread = start_http_server(port, addr=address, registry=self.registry)
-        except OSError as exc:
-            raise OSError(f"metrics: cannot listen on {address}:{port} ({exc.strerror}); choose another "
-                          "metrics_port") from None
-        self._server = server
-        bound: int = server.server_address[1]
-        return bound
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server = None

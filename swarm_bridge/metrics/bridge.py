@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
+
+from swarm_bridge.metrics.endpoint import MetricsEndpoint
 
 __all__ = ["LATENCY_BUCKETS_S", "BridgeMetrics"]
 
@@ -15,11 +17,11 @@ __all__ = ["LATENCY_BUCKETS_S", "BridgeMetrics"]
 LATENCY_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
 
 
-class BridgeMetrics:
+class BridgeMetrics(MetricsEndpoint):
     """One registry per bridge (not the global one), so several bridges or tests never share counts."""
 
     def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
+        super().__init__(registry)
         self._routes: list[tuple[str, Callable[[], Mapping[str, int]], Callable[[], Mapping[str, int]]]] = []
         self.registry.register(_RouteCounts(self._routes))
         self.spool_records = Gauge("swarm_bridge_spool_records", "Records waiting in the spool",
@@ -30,29 +32,12 @@ class BridgeMetrics:
         self.latency = Histogram("swarm_bridge_uplink_latency_seconds",
                                  "ROS receive to broker acknowledgement", ["route"],
                                  buckets=LATENCY_BUCKETS_S, registry=self.registry)
-        self._server: Any = None
 
     def watch_route(self, route: str, records: Callable[[], Mapping[str, int]],
                     dropped: Callable[[], Mapping[str, int]]) -> None:
         """Serve a route's counts, read when scraped: the route keeps plain ints on its hot path (a
         prometheus counter per message cost about 1.6 us of every Odometry the bridge carries)."""
         self._routes.append((route, records, dropped))
-
-    def serve(self, port: int, *, address: str = "127.0.0.1") -> int:
-        """Expose /metrics on `address:port` (0 = a free port) in a daemon thread; returns the port."""
-        try:
-            server, _thread = start_http_server(port, addr=address, registry=self.registry)
-        except OSError as exc:
-            raise OSError(f"metrics: cannot listen on {address}:{port} ({exc.strerror}); "
-                          "choose another metrics port") from None
-        self._server = server
-        bound: int = server.server_address[1]
-        return bound
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server = None
 
 
 class _RouteCounts(Collector):
