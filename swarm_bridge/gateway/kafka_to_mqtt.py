@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import ssl
 import threading
 import time
 from collections import deque
@@ -17,7 +16,6 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -27,10 +25,10 @@ from swarm_bridge.codec.signing import is_signed, open_signed, wrap_signed
 from swarm_bridge.codec.wire import AVRO_CONTENT_TYPE
 from swarm_bridge.config.gateway import GatewayConfig
 from swarm_bridge.gateway.metrics import GatewayCounts
+from swarm_bridge.gateway.mqtt_session import connect_session, gateway_client
 from swarm_bridge.gateway.mqtt_to_kafka import kafka_producer
 from swarm_bridge.gateway.rules import DownRoute
 from swarm_bridge.gateway.schemas import SchemaBook, SchemaTrouble
-from swarm_bridge.transport.link import LinkError
 
 __all__ = ["KafkaToMqtt", "command_publish"]
 
@@ -82,16 +80,10 @@ class KafkaToMqtt:
 
     def _client(self) -> paho.Client:
         mqtt = self.config.mqtt
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{self.config.gateway_id}-down",
-                             protocol=paho.MQTTv5)
+        client = gateway_client(self.config, "down", self.endpoint)
         client.max_inflight_messages_set(min(self.config.kafka.max_inflight_commands, 65535))
         client.reconnect_delay_set(min_delay=max(1, round(mqtt.reconnect_min_s)),
                                    max_delay=max(1, round(mqtt.reconnect_max_s)))
-        if mqtt.username is not None:
-            client.username_pw_set(mqtt.username, mqtt.password)
-        if mqtt.tls is not None:
-            client.tls_set(ca_certs=mqtt.tls.ca_file, certfile=mqtt.tls.cert_file, keyfile=mqtt.tls.key_file,
-                           cert_reqs=ssl.CERT_REQUIRED)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = lambda _c, _u, mid, _r, _p: self._acks.put(mid)
@@ -114,15 +106,7 @@ class KafkaToMqtt:
         """Connect to MQTT (persistent session) and start consuming; LinkError if MQTT is unreachable."""
         if not self.routes:
             return
-        mqtt = self.config.mqtt
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = mqtt.session_expiry_s
-        try:
-            self.client.connect(mqtt.host, mqtt.port, keepalive=mqtt.keepalive_s, clean_start=False,
-                                properties=props)
-        except (OSError, ssl.SSLError) as exc:
-            raise LinkError(self.endpoint, f"cannot connect ({exc})", "start the broker or fix mqtt.host/port") \
-                from None
+        connect_session(self.client, self.config, self.endpoint)
         self.client.loop_start()
         self.consumer = Consumer({
             **self.config.kafka.security.client_settings(),

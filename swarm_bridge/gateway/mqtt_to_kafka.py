@@ -17,15 +17,13 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from confluent_kafka import KafkaError, KafkaException, Producer
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from swarm_bridge.config.gateway import GatewayConfig
 from swarm_bridge.gateway.dedup import BELOW_WINDOW, NEW, Dedup
 from swarm_bridge.gateway.ledger import Headers, InFlight, Ledger, MqttMessage
 from swarm_bridge.gateway.metrics import GatewayMetrics
+from swarm_bridge.gateway.mqtt_session import connect_session, gateway_client
 from swarm_bridge.gateway.rules import UpRules
 from swarm_bridge.gateway.schemas import SchemaTrouble
 from swarm_bridge.gateway.translate import DeadLetter, Translation, Translator, unroutable
@@ -92,17 +90,7 @@ class MqttToKafka:
     # --- MQTT ------------------------------------------------------------------------------------
 
     def _client(self) -> paho.Client:
-        mqtt = self.config.mqtt
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{self.config.gateway_id}-up",
-                             protocol=paho.MQTTv5, manual_ack=True)
-        if mqtt.username is not None:
-            client.username_pw_set(mqtt.username, mqtt.password)
-        if mqtt.tls is not None:
-            try:
-                client.tls_set(ca_certs=mqtt.tls.ca_file, certfile=mqtt.tls.cert_file, keyfile=mqtt.tls.key_file,
-                               cert_reqs=ssl.CERT_REQUIRED)
-            except (OSError, ssl.SSLError) as exc:
-                raise LinkError(self.endpoint, f"TLS files unusable ({exc})", "check mqtt.tls paths") from None
+        client = gateway_client(self.config, "up", self.endpoint, manual_ack=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -111,15 +99,7 @@ class MqttToKafka:
     def connect(self) -> None:
         """Connect (persistent session, Receive Maximum) and wait for CONNACK; LinkError if unreachable."""
         mqtt = self.config.mqtt
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = mqtt.session_expiry_s
-        props.ReceiveMaximum = mqtt.receive_maximum
-        try:
-            self.client.connect(mqtt.host, mqtt.port, keepalive=mqtt.keepalive_s, clean_start=False,
-                                properties=props)
-        except (OSError, ssl.SSLError) as exc:
-            raise LinkError(self.endpoint, f"cannot connect ({exc})", "start the broker or fix mqtt.host/port") \
-                from None
+        connect_session(self.client, self.config, self.endpoint, ReceiveMaximum=mqtt.receive_maximum)
         self._socket_up = True
         deadline = time.monotonic() + mqtt.connect_timeout_s
         while not self.counts.mqtt_connected:
