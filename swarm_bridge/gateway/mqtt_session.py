@@ -12,6 +12,7 @@ from paho.mqtt.properties import Properties
 
 from swarm_bridge.config import GatewayConfig
 from swarm_bridge.transport.link import LinkError
+from swarm_bridge.transport.mqtt_properties import install_received_properties
 
 __all__ = ["connect_session", "gateway_client"]
 
@@ -20,6 +21,7 @@ def gateway_client(config: GatewayConfig, direction: str, endpoint: str, **optio
     """An MQTT 5 client `<gateway_id>-<direction>` with the config's credentials and TLS; LinkError naming
     the TLS files when they are unusable."""
     mqtt = config.mqtt
+    install_received_properties()  # paho's own property decoder is ~40 % of the up path's time per message
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{config.gateway_id}-{direction}",
                          protocol=paho.MQTTv5, **options)
     if mqtt.username is not None:
