@@ -75,17 +75,15 @@ def test_gateway_sigkilled_at_random_points_writes_everything_once(tmp_path: Pat
     assert dead == [] and "dedup rebuilt from" in output
 
 
-@pytest.mark.parametrize("share_group", [
-    None,
-    pytest.param("swarm_gateway", marks=pytest.mark.xfail(strict=True, reason=(
-        "Mosquitto 2.0 does not restore a persistent session's shared subscription after its own restart: records "
-        "published before the gateway subscribes again are PUBACKed and dropped (80 of 320 here); the default is "
-        "therefore a plain subscription (docs/gateway.md)"))),
-])
+@pytest.mark.parametrize("share_group", [None, "swarm_gateway"])
 def test_mosquitto_restart_while_the_gateway_holds_unacked_messages_loses_nothing(
         tmp_path: Path, kafka: Kafka, share_group: str | None) -> None:
     """Kafka stalls (a proxy refuses it), the gateway holds messages unacked, Mosquitto is restarted (persistent
-    sessions on disk), Kafka comes back: every record reaches Kafka once."""
+    sessions on disk), Kafka comes back: every record reaches Kafka once.
+
+    Mosquitto 2.0 does not restore a persistent session's shared subscription after its own restart, so until
+    the gateway subscribes again the broker has no subscriber for the robots' records (PUBACK reason 0x10); the
+    robots hold those (`uplink.hold_unsubscribed`) and send them again."""
     tag = uuid.uuid4().hex[:6]
     broker = Mosquitto(run_dir=tmp_path / "mosquitto", port=free_port())
     broker.start()
@@ -97,7 +95,7 @@ def test_mosquitto_restart_while_the_gateway_holds_unacked_messages_loses_nothin
                           kafka={"max_inflight_records": 200}, mqtt={"share_group": share_group})
     robots = [SimRobot(f"r{i}_{tag}", f"fleet_{tag}", STREAMS) for i in range(4)]
     gateway = GatewayThread(config)
-    fleet = SimFleet(robots, port=broker.port)
+    fleet = SimFleet(robots, port=broker.port, hold_unsubscribed=True)
     held = 0
     try:
         assert fleet.send(10, batch=2) and fleet.wait(30)
@@ -111,13 +109,14 @@ def test_mosquitto_restart_while_the_gateway_holds_unacked_messages_loses_nothin
         fleet.close()
         broker.stop()  # with the gateway's messages unacked
         broker.start()
-        fleet = SimFleet(robots, port=broker.port)
+        fleet = SimFleet(robots, port=broker.port, hold_unsubscribed=True)
         fleet.send(10, batch=2)
         assert fleet.wait(60)
         proxy.refuse(False)
         total = fleet_total(robots)
         wait_for(lambda: len(kafka_heads(tap.snapshot())) >= total, 45)
         time.sleep(1.0)
+        unsubscribed = fleet.unsubscribed
     finally:
         fleet.close()
         gateway.close()
@@ -126,7 +125,8 @@ def test_mosquitto_restart_while_the_gateway_holds_unacked_messages_loses_nothin
         broker.stop()
     heads = kafka_heads(tap.snapshot())
     _figures("Mosquitto restarted while the gateway held unacked messages (Kafka cut by a proxy)", sent=total,
-             arrived=len(heads), duplicates=sum(n - 1 for n in heads.values()), held_unacked=held, dropped=0)
+             share_group=share_group, arrived=len(heads), duplicates=sum(n - 1 for n in heads.values()),
+             held_unacked=held, unsubscribed_held_by_robots=unsubscribed, dropped=0)
     assert held > 0
     assert set(heads) == sent_heads(robots) and max(heads.values()) == 1
 

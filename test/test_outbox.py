@@ -233,3 +233,22 @@ def test_a_failed_batch_goes_back_whole(batching: tuple[ScriptedLink, Outbox]) -
     link.connected = True
     _settle(outbox)
     assert link.ack_all() == [b"[0,1,2,3,4]", b"5"]
+
+
+def test_a_refusal_on_a_live_link_holds_records_until_retry_s(tmp_path: Path) -> None:
+    link = ScriptedLink()
+    outbox = Outbox(link, Spool(tmp_path / "spool.db", max_bytes=1 << 20), window=10, batch=10, retry_s=0.3)
+    try:
+        _submit(outbox, b"0")
+        link.ack_all(ok=False)  # e.g. the broker had no subscriber; the connection stays up
+        _settle(outbox)
+        _submit(outbox, b"1")  # during the hold: to the spool, behind the refused one
+        _settle(outbox)
+        assert link.sent == [] and outbox.spool.depth() == 2 and outbox.stats.failed == 1
+        time.sleep(0.35)
+        _settle(outbox)
+        assert link.ack_all() == [b"0", b"1"]
+        _settle(outbox)
+        assert outbox.backlog() == 0 and outbox.stats.acked == 2
+    finally:
+        outbox.close()

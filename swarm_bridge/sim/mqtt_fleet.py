@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -16,19 +17,31 @@ from swarm_bridge.transport.link import LinkError
 
 __all__ = ["SimFleet"]
 
+_NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 PUBACK reason: accepted, but nobody was subscribed
+_RETRY_S = 0.2
+
 
 class SimFleet:
     """Robots connected to one broker; `publish` sends at QoS 1 and `wait` waits for every PUBACK."""
 
     def __init__(self, robots: Sequence[SimRobot], *, host: str = "127.0.0.1", port: int = 1883,
-                 max_inflight: int = 1000, timeout_s: float = 10.0) -> None:
+                 max_inflight: int = 1000, timeout_s: float = 10.0, hold_unsubscribed: bool = False) -> None:
+        """`hold_unsubscribed`: as a robot bridge with `uplink.hold_unsubscribed`, a publish the broker had no
+        subscriber for is sent again (from `wait`) until one takes it."""
         self.robots = list(robots)
         self._clients: dict[str, paho.Client] = {}
         self._unacked = 0
         self._lock = threading.Lock()
+        self._hold = hold_unsubscribed
+        self.unsubscribed = 0  # publishes the broker had no subscriber for
+        # never held while calling paho (paho calls on_publish holding its own lock)
+        self._track_lock = threading.Lock()
+        self._tracked: dict[tuple[str, int], tuple[SimRobot, Publish, bool]] = {}
+        self._early: dict[tuple[str, int], bool] = {}  # acks that came before the publish was tracked
+        self._refused: list[tuple[SimRobot, Publish, bool]] = []
         for robot in self.robots:
             client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"sim-{robot.fleet}-{robot.robot_id}",
-                                 protocol=paho.MQTTv5)
+                                 protocol=paho.MQTTv5, userdata=robot.robot_id)
             client.max_inflight_messages_set(max_inflight)
             client.will_set(robot.presence_topic, presence_payload(robot.robot_id, "offline", "connection lost"),
                             qos=1, retain=True)
@@ -50,7 +63,18 @@ class SimFleet:
             self._send(robot, Publish(robot.presence_topic, presence_payload(robot.robot_id, "online", "connected"),
                                       "application/json"), retain=True)
 
-    def _on_publish(self, *_args: object) -> None:
+    def _on_publish(self, _c: object, robot_id: str, mid: int, reason: Any, _p: object) -> None:
+        refused = reason.value == _NO_MATCHING_SUBSCRIBERS
+        self.unsubscribed += refused
+        if self._hold:
+            with self._track_lock:
+                sent = self._tracked.pop((robot_id, mid), None)
+                if sent is None:
+                    self._early[(robot_id, mid)] = refused
+                    return
+                if refused:
+                    self._refused.append(sent)
+                    return
         with self._lock:
             self._unacked -= 1
 
@@ -65,6 +89,25 @@ class SimFleet:
                                                      properties=props)
         if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
             raise LinkError(publish.topic, f"publish failed: {paho.error_string(info.rc)}", "check the broker")
+        if self._hold:
+            with self._track_lock:
+                refused = self._early.pop((robot.robot_id, info.mid), None)
+                if refused is None:
+                    self._tracked[(robot.robot_id, info.mid)] = (robot, publish, retain)
+                elif refused:
+                    self._refused.append((robot, publish, retain))
+            if refused is False:
+                with self._lock:
+                    self._unacked -= 1
+
+    def _send_refused(self) -> None:
+        """Publish again what the broker had no subscriber for (held, as a robot bridge holds it)."""
+        with self._track_lock:
+            refused, self._refused = self._refused, []
+        for robot, publish, retain in refused:
+            with self._lock:
+                self._unacked -= 1  # _send counts it again
+            self._send(robot, publish, retain=retain)
 
     def publish(self, robot: SimRobot, publish: Publish) -> None:
         """Publish at QoS 1 (queued by paho; `wait` for the broker's acks)."""
@@ -95,8 +138,12 @@ class SimFleet:
     def wait(self, timeout_s: float = 60.0) -> bool:
         """True once the broker acknowledged every publish."""
         deadline = time.monotonic() + timeout_s
+        next_retry = time.monotonic() + _RETRY_S
         while self._unacked > 0 and time.monotonic() < deadline:
             time.sleep(0.01)
+            if self._hold and time.monotonic() >= next_retry:
+                next_retry += _RETRY_S
+                self._send_refused()
         return self._unacked <= 0
 
     def close(self, *, clean: bool = True) -> None:

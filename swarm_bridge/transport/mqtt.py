@@ -67,7 +67,10 @@ class MqttLink:
         password: str | None = None,
         tls: MqttTls | None = None,
         presence: Presence | None = None,
+        hold_unsubscribed: bool = False,
     ) -> None:
+        """`hold_unsubscribed`: a record the broker acknowledged with "no matching subscribers" counts as not
+        delivered (`on_done(False)`), so the outbox keeps it until a hub subscribes again."""
         self.endpoint = f"mqtt{'s' if tls else ''}://{host}:{port}"
         self.stats = LinkStats()
         self.on_inflight_lost: Callable[[], None] | None = None
@@ -75,6 +78,8 @@ class MqttLink:
         self._connected = threading.Event()
         self._refusal: str | None = None
         self._presence = presence
+        self._hold_unsubscribed = hold_unsubscribed
+        self.unsubscribed = 0  # records the broker had no subscriber for (held when hold_unsubscribed)
         self._closing = False
         self._subscriptions: dict[str, Inbound] = {}
         self._described: dict[str, Properties] = {}
@@ -242,6 +247,14 @@ class MqttLink:
 
     def _on_publish(self, _c: Any, _u: Any, mid: int, reason: Any, _props: Any) -> None:
         ok = not reason.is_failure
+        if reason.value == _NO_MATCHING_SUBSCRIBERS:
+            self.unsubscribed += 1
+            if self._hold_unsubscribed:
+                ok = False
+                if self.unsubscribed == 1 or self.unsubscribed % 1000 == 0:
+                    log.warning("%s: the broker has no subscriber for this robot's records (%d so far: no hub "
+                                "subscribed, e.g. after a broker restart); holding them in the spool",
+                                self.endpoint, self.unsubscribed)
         with self._done_lock:
             on_done = self._done.pop(mid, None)
             if on_done is None:
@@ -249,6 +262,9 @@ class MqttLink:
                 return
         self.stats.add(acked=1) if ok else self.stats.add(failed=1)
         on_done(ok)
+
+
+_NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 PUBACK reason: accepted, but nobody was subscribed
 
 
 def _ignore(_ok: bool) -> None:

@@ -68,10 +68,12 @@ class Outbox:
 
     def __init__(self, link: Uplink, spool: Spool, *, window: int = 1000, batch: int = 200,
                  on_acked: Callable[[Outgoing, int], None] | None = None,
-                 pack: Callable[[list[bytes]], bytes] | None = None, max_batch: int = 1, eager: int = 1) -> None:
+                 pack: Callable[[list[bytes]], bytes] | None = None, max_batch: int = 1, eager: int = 1,
+                 retry_s: float = 1.0) -> None:
         """`window`: records in flight at most; `batch`: records taken from the spool at a time; `pack`: how
         several records of one destination become one payload (None: one record per send), at most
-        `max_batch` per send; `eager`: sends in flight below which a record goes out at once."""
+        `max_batch` per send; `eager`: sends in flight below which a record goes out at once; `retry_s`: after
+        the broker refused a delivery on a live connection, records go to the spool and wait this long."""
         if window <= 0 or batch <= 0 or max_batch <= 0 or eager <= 0:
             raise ValueError(f"window, batch, max_batch and eager must be > 0 (got window={window}, batch={batch}, "
                              f"max_batch={max_batch}, eager={eager})")
@@ -79,6 +81,8 @@ class Outbox:
         self.window, self.batch = window, batch
         self.max_batch = max_batch if pack is not None else 1
         self.eager = eager
+        self.retry_s = retry_s
+        self._hold_until = 0.0  # monotonic time before which nothing is sent (a refused delivery waits)
         self.stats = OutboxStats()
         self._on_acked = on_acked
         self._pack = pack
@@ -105,7 +109,8 @@ class Outbox:
             self._order += 1
             self.stats.submitted += 1
             if (self.link.connected and not self._staged and self.spool.depth() == 0
-                    and self._inflight_records + len(self._pending) < self.window):
+                    and self._inflight_records + len(self._pending) < self.window
+                    and time.monotonic() >= self._hold_until):
                 if self._pack is not None and (self._pending or len(self._inflight) >= self.eager):
                     self._pending.append(record)
                     if len(self._pending) >= self.max_batch:
@@ -248,8 +253,9 @@ class Outbox:
                 else:
                     self._done(token, ok, when_ns, acked)
             self._forget(acked)
+            holding = time.monotonic() < self._hold_until
             if self._pending:
-                if not self.link.connected:
+                if not self.link.connected or holding:
                     self._stage_pending()
                 elif len(self._inflight) < self.eager:
                     self._send_pending()
@@ -258,7 +264,7 @@ class Outbox:
             if self._pending:
                 return False  # older than anything spooled: they leave first, when an acknowledgement comes
             room = self.window - self._inflight_records
-            if not self.link.connected or room <= 0:
+            if not self.link.connected or room <= 0 or holding:
                 return False
             spooled = self.spool.take(min(self.batch, room))
             entries: _Send = [(Outgoing(s.stream, s.destination, s.key, s.payload, s.priority, 1, s.order, 0), s.id)
@@ -303,6 +309,8 @@ class Outbox:
                     self._on_acked(record, when_ns)
             return
         self.stats.failed += len(entries)
+        if self.link.connected:  # refused on a live connection (no subscriber, not authorized): not again at once
+            self._hold_until = time.monotonic() + self.retry_s
         self.spool.release([spool_id for _r, spool_id in entries if spool_id is not None])
         for record, spool_id in entries:
             if spool_id is None:

@@ -1,0 +1,61 @@
+"""A robot's records that the broker had no subscriber for are held and sent again once a hub subscribes.
+
+Mosquitto acknowledges a QoS 1 publish nobody is subscribed to with reason 0x10 (no matching subscribers) and
+drops it; with `hold_unsubscribed` the robot keeps such records in its spool. This closes the gap of shared
+subscriptions, which Mosquitto 2.0 does not restore after its own restart.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from swarm_bridge.brokers import Mosquitto
+from swarm_bridge.spool import Spool
+from swarm_bridge.transport import MqttLink, MqttTap
+from swarm_bridge.transport.outbox import Outbox
+
+pytestmark = pytest.mark.integration
+
+TOPIC = "swarm/test/amr_7/telemetry/odometry"
+
+
+@pytest.mark.parametrize("hold", [True, False])
+def test_records_nobody_subscribed_to_wait_for_the_hub_when_held(tmp_path: Path, mosquitto: Mosquitto,
+                                                                  hold: bool) -> None:
+    topic = TOPIC.replace("amr_7", f"amr_7_{hold}")
+    link = MqttLink(host="127.0.0.1", port=mosquitto.port, client_id=f"amr_7_{hold}", hold_unsubscribed=hold)
+    link.connect()
+    outbox = Outbox(link, Spool(tmp_path / "spool.db", max_bytes=16 << 20), window=50, retry_s=0.2)
+    tap = None
+    try:
+        for seq in range(40):  # no hub yet
+            outbox.submit("odometry", topic, b"amr_7", json.dumps({"seq": seq}).encode(), priority=1, qos=1,
+                          received_ns=time.monotonic_ns())
+        deadline = time.monotonic() + 10
+        while link.unsubscribed == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        tap = MqttTap(host="127.0.0.1", port=mosquitto.port, patterns=[f"$share/hub/{topic}"])
+        for seq in range(40, 60):
+            outbox.submit("odometry", topic, b"amr_7", json.dumps({"seq": seq}).encode(), priority=1, qos=1,
+                          received_ns=time.monotonic_ns())
+        assert outbox.flush(30) == 0, outbox.stats
+        deadline = time.monotonic() + 10
+        while len(tap.snapshot()) < (60 if hold else 20) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        seqs = [json.loads(r.payload)["seq"] for r in tap.snapshot()]
+    finally:
+        outbox.close()
+        link.close()
+        if tap is not None:
+            tap.close()
+    assert link.unsubscribed > 0  # the broker did have nobody for the first records
+    if hold:
+        assert list(dict.fromkeys(seqs)) == list(range(60))  # all of them, in order, once the hub is there
+        assert outbox.stats.failed > 0
+    else:
+        assert seqs == list(range(40, 60))  # without holding, what nobody took is gone
