@@ -249,12 +249,12 @@ class MqttLink:
         ok = not reason.is_failure
         if reason.value == _NO_MATCHING_SUBSCRIBERS:
             self.unsubscribed += 1
-            if self._hold_unsubscribed:
-                ok = False
-                if self.unsubscribed == 1 or self.unsubscribed % 1000 == 0:
-                    log.warning("%s: the broker has no subscriber for this robot's records (%d so far: no hub "
-                                "subscribed, e.g. after a broker restart); holding them in the spool",
-                                self.endpoint, self.unsubscribed)
+            ok = ok and not self._hold_unsubscribed
+            if self.unsubscribed == 1 or self.unsubscribed % 1000 == 0:
+                log.warning("%s: the broker had no subscriber for %d of this robot's records so far (no hub "
+                            "subscribed, e.g. after a broker restart); %s", self.endpoint, self.unsubscribed,
+                            "holding them in the spool" if self._hold_unsubscribed else
+                            "the broker dropped them (uplink.hold_unsubscribed: true keeps them)")
         with self._done_lock:
             on_done = self._done.pop(mid, None)
             if on_done is None:
