@@ -1,5 +1,6 @@
 """Config files as frozen, validated pydantic models; errors name file, key path and fix."""
 
+from swarm_bridge.config.common import TlsConfig
 from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.config.errors import ConfigError, ConfigProblem
 from swarm_bridge.config.gateway import GatewayConfig
@@ -9,7 +10,6 @@ from swarm_bridge.config.robot import (
     RobotBridgeConfig,
     RouteConfig,
     SpoolConfig,
-    TlsConfig,
     UplinkConfig,
     default_registry,
 )

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from swarm_bridge.config.robot import EnvVarName, TlsConfig
+from swarm_bridge.config.common import EnvVarName, TlsConfig
 from swarm_bridge.config.security import KafkaSecurity
 
 __all__ = ["CoordinatorConfig", "CoordinatorKafkaConfig", "CoordinatorMqttConfig", "CoordinatorTopics",

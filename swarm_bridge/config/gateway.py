@@ -9,7 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from swarm_bridge.config.robot import NAME, EnvVarName, TlsConfig
+from swarm_bridge.config.common import EnvVarName, TlsConfig
+from swarm_bridge.config.robot import NAME
 from swarm_bridge.config.security import KafkaSecurity
 
 __all__ = [

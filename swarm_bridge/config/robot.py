@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from swarm_bridge.config.common import EnvVarName, Strict, TlsConfig
+from swarm_bridge.config.security import KafkaSecurity
 
 __all__ = [
     "QOS_PRESETS",
@@ -15,7 +18,6 @@ __all__ = [
     "RobotBridgeConfig",
     "RouteConfig",
     "SpoolConfig",
-    "TlsConfig",
     "TopicMatch",
     "UplinkConfig",
 ]
@@ -28,44 +30,6 @@ MAX_NAME = 128  # a robot id is a topic level, a Kafka key, a user name and a fi
 STREAM = r"^[a-z0-9_]+$"
 ROS_TYPE = r"^[A-Za-z0-9_]+/msg/[A-Za-z0-9_]+$"
 ROS_TOPIC = r"^/[A-Za-z0-9_/~{}]*$"
-
-
-def _existing_file(value: str) -> str:
-    if not Path(value).expanduser().is_file():
-        raise ValueError(f"no such file: {value}")
-    return value
-
-
-def _set_variable(value: str) -> str:
-    if value not in os.environ:
-        raise ValueError(f"environment variable {value} is not set")
-    return value
-
-
-# Config values checked when the file is loaded: a file that must exist; the NAME of an environment variable
-# that must be set (a secret's value is never in a config file).
-ExistingFile = Annotated[str, AfterValidator(_existing_file)]
-EnvVarName = Annotated[str, AfterValidator(_set_variable)]
-
-
-class Strict(BaseModel):
-    """Frozen, and unknown keys are errors (with a did-you-mean)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TlsConfig(Strict):
-    """TLS to the broker: the CA to trust; a client certificate and key together for mutual TLS."""
-
-    ca_file: ExistingFile | None = None
-    cert_file: ExistingFile | None = None
-    key_file: ExistingFile | None = None
-
-    @model_validator(mode="after")
-    def _pair(self) -> TlsConfig:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file go together (mutual TLS needs both)")
-        return self
 
 
 class UplinkConfig(Strict):
@@ -82,6 +46,8 @@ class UplinkConfig(Strict):
     password_env: EnvVarName | None = Field(default=None, description="name of the environment variable holding "
                                             "the password (never the password itself in a file)")
     tls: TlsConfig | None = None
+    security: KafkaSecurity = Field(default_factory=KafkaSecurity, description="kind kafka: how the robot logs "
+                                    "in to the cluster (SASL/SCRAM, TLS; docs/security.md); default PLAINTEXT")
     session_expiry_s: int = Field(default=3600, ge=0, description="MQTT: how long the broker keeps the session")
     keepalive_s: int = Field(default=30, ge=5)
     max_inflight: int = Field(default=1000, ge=1, le=65535, description="records sent and not yet acknowledged")
@@ -95,6 +61,19 @@ class UplinkConfig(Strict):
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError(f"reconnect_max_s ({self.reconnect_max_s}) must be >= reconnect_min_s "
                              f"({self.reconnect_min_s})")
+        return self
+
+    @model_validator(mode="after")
+    def _login_keys_fit_the_kind(self) -> UplinkConfig:
+        if self.kind == "kafka":
+            mqtt_keys = [k for k in ("username", "password_env", "tls") if getattr(self, k) is not None]
+            if mqtt_keys:
+                raise ValueError(f"{', '.join(mqtt_keys)}: MQTT login keys; a kafka uplink logs in with "
+                                 "security (security_protocol, sasl_mechanism, username, password_env or "
+                                 "password_file, tls)")
+        elif self.security.security_protocol != "PLAINTEXT":
+            raise ValueError("security applies to kind kafka; an MQTT uplink logs in with username, "
+                             "password_env and tls")
         return self
 
     @property

@@ -1,7 +1,7 @@
 """How a service logs in to Kafka: security protocol, SASL user and mechanism, TLS files; secrets by reference.
 
-One model for every Kafka client of the project (gateway today; coordinator and the robot's Kafka uplink can
-take the same `security:` section). The password is never in the file: `password_env` names an environment
+One model for every Kafka client of the project (the gateway's and coordinator's `kafka.security`, the robot's
+Kafka uplink's `uplink.security`). The password is never in the file: `password_env` names an environment
 variable, `password_file` a file holding it; `client_settings()` reads it when a client is built.
 """
 
@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from swarm_bridge.config.robot import EnvVarName, ExistingFile, TlsConfig
+from swarm_bridge.config.common import EnvVarName, ExistingFile, TlsConfig
 
 __all__ = ["KafkaSecurity", "read_secret"]
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import Consumer, KafkaError, Message, Producer
 
 from swarm_bridge.transport.link import Done, Inbound, LinkBusy, LinkError, LinkStats
+from swarm_bridge.transport.probes import kafka_login_problem
 
 __all__ = ["KafkaLink"]
 
@@ -21,18 +22,23 @@ class KafkaLink:
     """One producer; `send` queues, delivery reports count acks and failures."""
 
     def __init__(self, *, bootstrap: str, client_id: str, connect_timeout_s: float = 10.0,
-                 delivery_timeout_s: float = 300.0) -> None:
+                 delivery_timeout_s: float = 300.0, settings: Mapping[str, str] | None = None,
+                 login_fix: str = "check the Kafka login settings against the cluster's users") -> None:
+        """`settings`: extra librdkafka settings (security: SASL login, TLS) for the producer and consumers;
+        `login_fix`: the fix a refused login names (the config key to check)."""
         self.endpoint = f"kafka://{bootstrap}"
         self.stats = LinkStats()
         self.on_inflight_lost: Callable[[], None] | None = None  # never called: librdkafka keeps retrying
         self._timeout = connect_timeout_s
         self._down_until = 0.0
         self._bootstrap, self._client_id = bootstrap, client_id
+        self._settings, self._login_fix = dict(settings or {}), login_fix
         self._consumers: list[tuple[Consumer, threading.Thread]] = []
         self._stop = threading.Event()
         self.inbound_errors = 0
         self._producer = Producer(
             {
+                **self._settings,
                 "bootstrap.servers": bootstrap,
                 "client.id": client_id,
                 "acks": "all",
@@ -49,19 +55,17 @@ class KafkaLink:
 
     def connect(self, *, require: bool = True) -> None:
         """Fetch cluster metadata once, so an unreachable cluster fails here (when `require`) and not at
-        the first send; else warn, and librdkafka keeps trying."""
-        try:
-            self._producer.list_topics(timeout=self._timeout)
-        except KafkaException as exc:
+        the first send; else warn, and librdkafka keeps trying. A refused login (SASL or TLS) always fails:
+        waiting does not fix a wrong password."""
+        problem = kafka_login_problem(self._bootstrap, settings=self._settings, timeout_s=self._timeout)
+        if problem is not None and problem.startswith("login refused"):
+            raise LinkError(self.endpoint, problem, self._login_fix)
+        if problem is not None:
             if not require:
-                log.warning("%s: no cluster metadata within %g s (%s); spooling until it answers",
-                            self.endpoint, self._timeout, exc)
+                log.warning("%s: %s; spooling until it answers", self.endpoint, problem)
                 self._down_until = time.monotonic() + 1.0
                 return
-            raise LinkError(
-                self.endpoint, f"no cluster metadata within {self._timeout:g} s ({exc})",
-                "start Kafka or fix uplink host/port",
-            ) from None
+            raise LinkError(self.endpoint, problem, "start Kafka or fix uplink host/port")
         log.info("%s: connected", self.endpoint)
 
     @property
@@ -93,6 +97,7 @@ class KafkaLink:
     def subscribe(self, destination: str, on_record: Inbound) -> None:
         """Consume Kafka topic `destination` in this robot's own group, committing after each record was handled."""
         consumer = Consumer({
+            **self._settings,
             "bootstrap.servers": self._bootstrap,
             "group.id": f"{self._client_id}.{destination}",
             "client.id": self._client_id,
@@ -135,7 +140,7 @@ class KafkaLink:
         self._producer.flush(self._timeout)
 
     def _on_error(self, err: KafkaError) -> None:
-        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._AUTHENTICATION):
             self._down_until = time.monotonic() + 1.0
         log.warning("%s: %s", self.endpoint, err)
 

@@ -27,7 +27,9 @@ def open_uplink(config: RobotBridgeConfig) -> Uplink:
             presence=Presence(presence_topic(uplink.topic_prefix, config.fleet, config.robot_id), config.robot_id),
         )
     else:
+        security = uplink.security
         link = KafkaLink(bootstrap=f"{uplink.host}:{uplink.port}", client_id=client_id,
-                         connect_timeout_s=uplink.connect_timeout_s)
+                         connect_timeout_s=uplink.connect_timeout_s, settings=security.client_settings(),
+                         login_fix=f"check uplink.security ({security.describe()}) against the cluster's users")
     link.connect(require=uplink.require_at_start)
     return link
