@@ -19,11 +19,12 @@ _MAX_LINKS = 64
 @dataclass
 class LinkFaults:
     """What the proxy does now: `delay_s` before each forwarded chunk, `cut_after` bytes (client -> server, per
-    connection) before the connection is cut, `refuse` new connections."""
+    connection) before the connection is cut, `refuse` new connections, `blackhole` every byte (held, no reset)."""
 
     delay_s: float = 0.0
     cut_after: int | None = None
     refuse: bool = False
+    blackhole: bool = False
     counts: dict[str, int] = field(default_factory=lambda: {"accepted": 0, "refused": 0, "dropped": 0, "cut": 0})
 
 
@@ -61,6 +62,11 @@ class FaultProxy:
     def cut_after(self, size: int | None) -> None:
         """Cut each connection once it has carried `size` more bytes towards the server (None: never)."""
         self.faults.cut_after = size
+
+    def blackhole(self, on: bool) -> None:
+        """While `on`, forward nothing in either direction and close nothing, as a network partition does:
+        bytes wait in the socket buffers and TCP flow control stalls the senders; off, they flow on."""
+        self.faults.blackhole = on
 
     def refuse(self, on: bool) -> None:
         """Refuse (accept and close at once) new connections while `on`; open ones are not touched."""
@@ -108,6 +114,9 @@ class FaultProxy:
         limit = self.faults.cut_after
         try:
             while not self._stop.is_set():
+                if self.faults.blackhole:
+                    time.sleep(0.05)
+                    continue
                 ready, _, _ = select.select([client, server], [], [], 0.2)
                 for sock in ready:
                     data = sock.recv(_CHUNK)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from swarm_bridge.brokers.errors import BrokerError
 from swarm_bridge.brokers.executables import find_java
+from swarm_bridge.brokers.mosquitto import BrokerTls
 from swarm_bridge.brokers.ports import free_port
 from swarm_bridge.brokers.service import BrokerService
 
@@ -114,11 +115,21 @@ class Kafka(BrokerService):
         java: str | None = None,
         heap: str = "512m",
         security: KafkaBrokerSecurity | None = None,
+        advertised_port: int | None = None,
+        tls_port: int | None = None,
+        tls: BrokerTls | None = None,
     ) -> None:
         """`security`: a SASL/SCRAM client listener (and ACLs) instead of PLAINTEXT; the controller
-        listener stays PLAINTEXT on loopback."""
+        listener stays PLAINTEXT on loopback. `advertised_port`: the port clients are told to connect to after
+        bootstrap (e.g. a fault-injection proxy in front of `port`); default `port`. `tls_port` + `tls`: a
+        second client listener with TLS (SSL, or SASL_SSL with `security`), client certificates required when
+        `tls.require_client_cert`; the first listener stays as it is (and carries the broker's own traffic)."""
         super().__init__(run_dir=run_dir, host=host)
+        if (tls_port is None) != (tls is None):
+            raise ValueError("tls_port and tls go together")
         self.security = security
+        self.advertised_port = advertised_port
+        self.tls_port, self.tls = tls_port, tls
         self.port = port
         self.controller_port = controller_port if controller_port is not None else free_port(host)
         while controller_port is None and self.controller_port == port:
@@ -148,8 +159,16 @@ class Kafka(BrokerService):
         """The generated server.properties."""
         return self.run_dir / "kafka-server.properties"
 
+    @property
+    def tls_bootstrap(self) -> str | None:
+        """The bootstrap.servers string of the TLS listener, None without one."""
+        return None if self.tls_port is None else f"{self.host}:{self.tls_port}"
+
     def _ports(self) -> Mapping[str, int]:
-        return {"--kafka-port": self.port, "--kafka-controller-port": self.controller_port}
+        ports = {"--kafka-port": self.port, "--kafka-controller-port": self.controller_port}
+        if self.tls_port is not None:
+            ports["--kafka-tls-port"] = self.tls_port
+        return ports
 
     def _prepare(self) -> list[str]:
         if not any(self.libs_dir.glob("kafka_*.jar")):
@@ -186,7 +205,7 @@ class Kafka(BrokerService):
             "node.id": "1",
             "controller.quorum.voters": f"1@{h}:{cport}",
             "listeners": f"PLAINTEXT://{h}:{port},CONTROLLER://{h}:{cport}",
-            "advertised.listeners": f"PLAINTEXT://{h}:{port}",
+            "advertised.listeners": f"PLAINTEXT://{h}:{self.advertised_port or port}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
@@ -208,6 +227,8 @@ class Kafka(BrokerService):
         }
         if self.security is not None:
             settings |= self._security_config(self.security)
+        if self.tls is not None:
+            settings |= self._tls_config(settings, self.tls)
         lines = ["# Written by swarm_bridge.brokers.Kafka; rewritten at every start."]
         lines += [f"{key}={value}" for key, value in settings.items()]
         return "\n".join(lines) + "\n"
@@ -220,7 +241,7 @@ class Kafka(BrokerService):
                 f'password="{sec.admin_password}";')
         settings = {
             "listeners": f"SASL_PLAINTEXT://{h}:{port},CONTROLLER://{h}:{cport}",
-            "advertised.listeners": f"SASL_PLAINTEXT://{h}:{port}",
+            "advertised.listeners": f"SASL_PLAINTEXT://{h}:{self.advertised_port or port}",
             "inter.broker.listener.name": "SASL_PLAINTEXT",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
             "sasl.enabled.mechanisms": sec.mechanism,
@@ -234,6 +255,29 @@ class Kafka(BrokerService):
                          "super.users": f"User:{sec.admin_user};User:ANONYMOUS",
                          "allow.everyone.if.no.acl.found": "false"}
         return settings
+
+    def _tls_config(self, settings: Mapping[str, str], tls: BrokerTls) -> dict[str, str]:
+        """A second client listener, SSL (or SASL_SSL with security), its key and certificate in one PEM file."""
+        name = "SASL_SSL" if self.security is not None else "SSL"
+        keystore = self.run_dir / "kafka-tls-keystore.pem"
+        keystore.write_text(Path(tls.key_file).read_text() + Path(tls.cert_file).read_text())
+        keystore.chmod(0o600)
+        endpoint = f"{name}://{self.host}:{self.tls_port}"
+        extra = {
+            "listeners": f"{settings['listeners']},{endpoint}",
+            "advertised.listeners": f"{settings['advertised.listeners']},{endpoint}",
+            "listener.security.protocol.map": f"{settings['listener.security.protocol.map']},{name}:{name}",
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(keystore),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(Path(tls.ca_file).resolve()),
+            "ssl.client.auth": "required" if tls.require_client_cert else "none",
+        }
+        if self.security is not None:
+            mech = self.security.mechanism.lower()
+            extra[f"listener.name.sasl_ssl.{mech}.sasl.jaas.config"] = \
+                settings[f"listener.name.sasl_plaintext.{mech}.sasl.jaas.config"]
+        return extra
 
     @staticmethod
     def _log4j_config() -> str:
