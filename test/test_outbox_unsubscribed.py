@@ -14,9 +14,12 @@ from pathlib import Path
 import pytest
 
 from swarm_bridge.brokers import Mosquitto
+from swarm_bridge.config import RobotBridgeConfig
+from swarm_bridge.config.loader import validate_config
 from swarm_bridge.spool import Spool
 from swarm_bridge.transport import MqttLink, MqttTap
 from swarm_bridge.transport.outbox import Outbox
+from swarm_bridge.transport.uplinks import open_uplink
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +39,7 @@ def test_records_nobody_subscribed_to_wait_for_the_hub_when_held(tmp_path: Path,
             outbox.submit("odometry", topic, b"amr_7", json.dumps({"seq": seq}).encode(), priority=1, qos=1,
                           received_ns=time.monotonic_ns())
         deadline = time.monotonic() + 10
-        while link.unsubscribed == 0 and time.monotonic() < deadline:
+        while link.unsubscribed < 40 and time.monotonic() < deadline:  # each refused once at least
             time.sleep(0.01)
         tap = MqttTap(host="127.0.0.1", port=mosquitto.port, patterns=[f"$share/hub/{topic}"])
         for seq in range(40, 60):
@@ -59,3 +62,25 @@ def test_records_nobody_subscribed_to_wait_for_the_hub_when_held(tmp_path: Path,
         assert outbox.stats.failed > 0
     else:
         assert seqs == list(range(40, 60))  # without holding, what nobody took is gone
+
+
+@pytest.mark.parametrize("hold", [True, False])
+def test_the_robot_config_key_decides_whether_unsubscribed_records_count_as_delivered(mosquitto: Mosquitto,
+                                                                                     hold: bool) -> None:
+    config = validate_config({
+        "robot_id": f"amr_8_{hold}", "fleet": "unsub",
+        "uplink": {"kind": "mqtt", "port": mosquitto.port, "hold_unsubscribed": hold},
+        "routes": [{"topic": "/x", "type": "std_msgs/msg/String", "channel": "event", "stream": "x",
+                    "qos": "reliable", "format": "json"}],
+    }, RobotBridgeConfig)
+    link = open_uplink(config)
+    outcomes: list[bool] = []
+    try:
+        link.send(f"swarm/unsub/amr_8_{hold}/event/x", b"", b"{}", qos=1, on_done=outcomes.append)
+        deadline = time.monotonic() + 10
+        while not outcomes and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        link.close()
+    assert outcomes == [not hold]
+    assert isinstance(link, MqttLink) and link.unsubscribed == 1

@@ -51,6 +51,9 @@ class UplinkConfig(Strict):
     session_expiry_s: int = Field(default=3600, ge=0, description="MQTT: how long the broker keeps the session")
     keepalive_s: int = Field(default=30, ge=5)
     max_inflight: int = Field(default=1000, ge=1, le=65535, description="records sent and not yet acknowledged")
+    hold_unsubscribed: bool = Field(default=False, description="MQTT: a record the broker had no subscriber for "
+                                    "(PUBACK 0x10) stays in the spool and is sent again each second until a hub "
+                                    "takes it; needed with gateways in a share group (docs/gateway.md)")
     batch_max_records: int = Field(default=64, ge=1, le=4096, description="MQTT: records of one stream that may "
                                    "share one publish while the broker is busy acknowledging (1: never batch)")
     reconnect_min_s: float = Field(default=1.0, gt=0)

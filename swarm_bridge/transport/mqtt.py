@@ -87,7 +87,7 @@ class MqttLink:
         self.inbound_errors = 0
         self._session_expiry_s = session_expiry_s
         self._done: dict[int, Done] = {}
-        self._early: set[int] = set()  # acks that came before `send` registered their callback
+        self._early: dict[int, tuple[bool, bool]] = {}  # (ok, unsubscribed) of acks that came before `send`
         self._done_lock = threading.Lock()  # never held while calling into paho
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
         client.max_inflight_messages_set(max_inflight)
@@ -160,13 +160,12 @@ class MqttLink:
             return
         done = on_done or _ignore
         with self._done_lock:
-            early = info.mid in self._early
+            early = self._early.pop(info.mid, None)
             self._early.clear()  # only this publish's ack can be early; older entries are stale resends
-            if not early:
+            if early is None:
                 self._done[info.mid] = done
-        if early:
-            self.stats.add(acked=1)
-            done(True)
+        if early is not None:
+            self._settle(done, *early)
 
     def describe(self, destination: str, *, content_type: str, user_properties: tuple[tuple[str, str], ...] = (),
                  retain: bool = False) -> None:
@@ -246,20 +245,23 @@ class MqttLink:
             self.on_inflight_lost()
 
     def _on_publish(self, _c: Any, _u: Any, mid: int, reason: Any, _props: Any) -> None:
-        ok = not reason.is_failure
-        if reason.value == _NO_MATCHING_SUBSCRIBERS:
+        unsubscribed = reason.value == _NO_MATCHING_SUBSCRIBERS
+        ok = not reason.is_failure and not (unsubscribed and self._hold_unsubscribed)
+        with self._done_lock:
+            on_done = self._done.pop(mid, None)
+            if on_done is None:  # acked before `send` registered it (or presence, which nobody waits for)
+                self._early[mid] = (ok, unsubscribed)
+                return
+        self._settle(on_done, ok, unsubscribed)
+
+    def _settle(self, on_done: Done, ok: bool, unsubscribed: bool) -> None:
+        if unsubscribed:
             self.unsubscribed += 1
-            ok = ok and not self._hold_unsubscribed
             if self.unsubscribed == 1 or self.unsubscribed % 1000 == 0:
                 log.warning("%s: the broker had no subscriber for %d of this robot's records so far (no hub "
                             "subscribed, e.g. after a broker restart); %s", self.endpoint, self.unsubscribed,
                             "holding them in the spool" if self._hold_unsubscribed else
                             "the broker dropped them (uplink.hold_unsubscribed: true keeps them)")
-        with self._done_lock:
-            on_done = self._done.pop(mid, None)
-            if on_done is None:
-                self._early.add(mid)
-                return
         self.stats.add(acked=1) if ok else self.stats.add(failed=1)
         on_done(ok)
 

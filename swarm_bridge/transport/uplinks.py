@@ -22,6 +22,7 @@ def open_uplink(config: RobotBridgeConfig) -> Uplink:
         link = MqttLink(
             host=uplink.host, port=uplink.port, client_id=client_id, connect_timeout_s=uplink.connect_timeout_s,
             max_inflight=uplink.max_inflight, session_expiry_s=uplink.session_expiry_s,
+            hold_unsubscribed=uplink.hold_unsubscribed,
             keepalive_s=uplink.keepalive_s, reconnect_min_s=uplink.reconnect_min_s,
             reconnect_max_s=uplink.reconnect_max_s, username=uplink.username, password=uplink.password, tls=tls,
             presence=Presence(presence_topic(uplink.topic_prefix, config.fleet, config.robot_id), config.robot_id),
