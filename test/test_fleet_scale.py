@@ -3,18 +3,23 @@ and one tiny step (5 robots, a few seconds) through a real Mosquitto, gateway, K
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from pathlib import Path
 
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from swarm_bridge.brokers import Kafka, Mosquitto
 from swarm_bridge.cli import main as cli_main
 from swarm_bridge.fleetbench.figures import StepFigures, bucket_quantile, fails_badly, headline, holds
 from swarm_bridge.fleetbench.ledger import SeqLedger, percentile
 from swarm_bridge.fleetbench.records import StreamTemplate, avro_long, read_head
-from swarm_bridge.fleetbench.report import markdown
+from swarm_bridge.fleetbench.report import markdown, sim_us_per_msg
+from swarm_bridge.fleetbench.robots import PackedProperties
+from swarm_bridge.fleetbench.run import ROBOTS_PER_WORKER, add_arguments, options_from, worker_count
 from swarm_bridge.sim import DEFAULT_MIX, SimRobot
 
 
@@ -38,6 +43,44 @@ def test_ledger_finds_gaps_late_records_duplicates_and_foreign_runs() -> None:
     assert result.duplicates == 2
     assert result.unexpected == 1 + 1  # the foreign run, r2's record
     assert result.delivered == 4  # r1: 0, 1, 2, 4
+
+
+def test_warmup_records_are_another_run_to_the_first_step() -> None:
+    ledger = SeqLedger(run=3)  # the warm-up ran as run 2
+    for n in range(4):
+        ledger.add("r1", "imu", 3 << 32 | n)
+    for n in range(6):  # the warm-up's records of the same robot and stream, arriving late
+        ledger.add("r1", "imu", 2 << 32 | n)
+    result = ledger.delivery({("r1", "imu"): 4})
+    assert (result.sent, result.delivered, result.lost, result.duplicates) == (4, 4, 0, 0)
+    assert result.unexpected == 6
+    assert ledger.received() == 4
+
+
+def test_warmup_options() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert options_from(parser.parse_args([])).warmup_s == 25.0
+    assert options_from(parser.parse_args(["--quick"])).warmup_s == 15.0
+    opts = options_from(parser.parse_args(["--warmup", "0", "--warmup-robots", "7"]))
+    assert (opts.warmup_s, opts.warmup_robots) == (0.0, 7)
+    with pytest.raises(SystemExit, match="--warmup -1"):
+        options_from(parser.parse_args(["--warmup", "-1"]))
+
+
+def test_worker_count_fills_workers_before_adding_one() -> None:
+    assert [worker_count(n, 2) for n in (1, 10, ROBOTS_PER_WORKER, ROBOTS_PER_WORKER + 1, 1000)] == [1, 1, 1, 2, 2]
+    assert worker_count(1000, 4) == 4
+    assert worker_count(3, 0) == 1
+
+
+def test_packed_properties_are_the_bytes_paho_packs() -> None:
+    plain = Properties(PacketTypes.PUBLISH)
+    plain.ContentType = "avro/binary; encoding=single-object"
+    plain.UserProperty = [("ros_type", "nav_msgs/msg/Odometry")]
+    packed = PackedProperties("avro/binary; encoding=single-object", [("ros_type", "nav_msgs/msg/Odometry")])
+    assert packed.pack() == plain.pack()
+    assert packed.json() == plain.json()  # the same properties when read back (paho logs, tests)
 
 
 def test_percentile_by_nearest_rank() -> None:
@@ -97,6 +140,14 @@ def test_report_lists_every_step() -> None:
     text = markdown(figures)
     assert "**Headline: 10 robots held**" in text
     assert "| 100 | 720 |" in text and "| 3 |" in text
+    assert "No warm-up" in text
+    assert sim_us_per_msg(_step(offered_msgs_per_s=3600.0, cpu_percent={"simulator": 36.0})) == 100.0
+    assert sim_us_per_msg(_step(offered_msgs_per_s=0.0, cpu_percent={"simulator": 36.0})) == 0.0
+    figures["warmup"] = {"ran": True, "seconds": 20.0, "robots": 30, "run": 1,
+                         "figures": _step(robots=30, p99_ms=116.0, cpu_percent={"kafka": 110.0}).as_dict()}
+    text = markdown(figures)
+    assert "Warm-up before the steps (not a step, not judged): 30 robots for 20 s" in text
+    assert "p99 116.0 ms" in text and "kafka 110%" in text
 
 
 def _exported_names() -> set[str]:
@@ -129,13 +180,17 @@ def test_tiny_fleet_through_the_hub_is_counted_exactly(mosquitto: Mosquitto, kaf
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "report"
     status = cli_main(["bench", "fleet", "--steps", "5", "--duration", "4", "--workers", "1", "--no-baselines",
+                       "--warmup", "2", "--warmup-robots", "3",
                        "--mqtt-port", str(mosquitto.port), "--kafka-port", str(kafka.port), "--out", str(out)])
     assert status == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     figures = json.loads(last)
     [step] = figures["steps"]
+    warmup = figures["warmup"]
+    assert (warmup["ran"], warmup["seconds"], warmup["robots"]) == (True, 2.0, 3)
+    assert warmup["figures"]["sent"] == warmup["figures"]["delivered"] > 0
     assert step["robots"] == 5
-    assert step["sent"] == step["delivered"] > 0
+    assert step["sent"] == step["delivered"] > 0  # the step counts its own run only, not the warm-up's records
     assert (step["lost"], step["duplicates"], step["unexpected"]) == (0, 0, 0)
     assert step["gateway_dead_letters"] == 0
     assert step["tasks_submitted"] > 0
@@ -144,3 +199,4 @@ def test_tiny_fleet_through_the_hub_is_counted_exactly(mosquitto: Mosquitto, kaf
     for name in ("report.md", "figures.json", "throughput.png", "latency.png", "cpu.png"):
         assert (out / name).stat().st_size > 0
     assert json.loads((out / "figures.json").read_text())["steps"][0]["sent"] == step["sent"]
+    assert "Warm-up before the steps (not a step, not judged): 3 robots for 2 s" in (out / "report.md").read_text()

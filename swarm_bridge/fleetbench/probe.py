@@ -40,10 +40,15 @@ class KafkaProbe:
     """Reads `topics` (the robots' records, Confluent-framed Avro) and `events_topic` from their ends at
     construction; `begin(run)` starts counting a new step."""
 
-    def __init__(self, bootstrap: str, topics: Sequence[str], events_topic: str) -> None:
+    def __init__(self, bootstrap: str, topics: Sequence[str], events_topic: str, *, fetch_wait_ms: int = 100,
+                 fetch_min_bytes: int = 1 << 20) -> None:
+        # Latency is read from the broker's LogAppendTime, so the probe's own delay does not enter it: the
+        # broker answers a fetch when `fetch_min_bytes` are there or after `fetch_wait_ms`, so a few large
+        # fetches a second instead of one per round trip (on a shared 2-core machine, CPU taken from the hub)
         self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"fleet-probe-{time.time_ns()}",
                                   "enable.auto.commit": False, "isolation.level": "read_committed",
-                                  "fetch.wait.max.ms": 20, "fetch.min.bytes": 1, "logger": log})
+                                  "fetch.wait.max.ms": fetch_wait_ms, "fetch.min.bytes": fetch_min_bytes,
+                                  "logger": log})
         self.events_topic = events_topic
         assignment = []
         for topic in [*topics, events_topic]:

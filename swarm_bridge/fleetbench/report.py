@@ -8,11 +8,27 @@ from typing import Any
 
 from swarm_bridge.fleetbench.figures import P99_GOAL_MS, StepFigures, holds
 
-__all__ = ["markdown", "write_report"]
+__all__ = ["markdown", "sim_us_per_msg", "write_report"]
 
 
 def _steps(figures: dict[str, Any]) -> list[StepFigures]:
     return [StepFigures(**s) for s in figures.get("steps", [])]
+
+
+def sim_us_per_msg(step: StepFigures) -> float:
+    """The simulator's CPU per message it offered, in microseconds (0 when it offered none)."""
+    rate = step.offered_msgs_per_s
+    return 1e4 * step.cpu_percent.get("simulator", 0.0) / rate if rate > 0 else 0.0
+
+
+def _warmup_line(warmup: dict[str, Any] | None) -> str:
+    """Whether a warm-up ran before the steps, how long, and what it saw (it is not a step)."""
+    if not warmup or not warmup.get("ran"):
+        return "No warm-up: the first step met a cold hub (Kafka's JIT, caches), which inflates its latency."
+    w = warmup["figures"]
+    return (f"Warm-up before the steps (not a step, not judged): {warmup['robots']} robots for "
+            f"{warmup['seconds']:g} s through the whole hub, tasks included; it saw p99 {w['p99_ms']} ms, "
+            f"{w['lost']} lost, CPU " + ", ".join(f"{k} {v:.0f}%" for k, v in w["cpu_percent"].items()) + ".")
 
 
 def markdown(figures: dict[str, Any]) -> str:
@@ -22,7 +38,9 @@ def markdown(figures: dict[str, Any]) -> str:
              f"Simulated robots (mix per robot: {', '.join(f'{k} {v:g} Hz' for k, v in figures['mix_hz'].items())}) "
              f"-> Mosquitto -> one gateway -> Kafka -> one coordinator, tasks back down to the robots. "
              f"{figures.get('cores')} cores, shared with other jobs: figures are noisy. "
-             f"{figures['duration_s']:g} s of sending per step, {figures['workers']} simulator processes.", "",
+             f"{figures['duration_s']:g} s of sending per step, up to {figures['workers']} simulator processes "
+             f"(one per {figures.get('robots_per_worker', 150)} robots).", "",
+             _warmup_line(figures.get("warmup")), "",
              f"**Headline: {figures['headline_robots']} robots held** (zero loss, no duplicates, p99 robot send -> "
              f"Kafka <= {P99_GOAL_MS:g} ms, the simulator offering >= 95% of the mix's rate); goal >= "
              f"{figures['goal_robots']} robots: {'met' if figures['goal_met'] else 'NOT met'}.", "",
@@ -37,10 +55,10 @@ def markdown(figures: dict[str, Any]) -> str:
                      f"{'yes' if holds(s) else 'no'} |")
     names = sorted({k for s in steps for k in s.cpu_percent})
     lines += ["", "## CPU (% of one core) and peak RSS (MB) per process", "",
-              "| robots | " + " | ".join(names) + " |", "|---:|" + "---:|" * len(names)]
+              "| robots | " + " | ".join(names) + " | simulator µs/msg |", "|---:|" + "---:|" * (len(names) + 1)]
     for s in steps:
         cells = [f"{s.cpu_percent.get(n, 0):.0f}% / {s.rss_mb.get(n, 0):.0f}" for n in names]
-        lines.append(f"| {s.robots} | " + " | ".join(cells) + " |")
+        lines.append(f"| {s.robots} | " + " | ".join(cells) + f" | {sim_us_per_msg(s):.0f} |")
     lines += ["", "## Tasks (submitted -> assigned -> robot ACCEPTED, RUNNING, DONE -> event done)", "",
               "| robots | submitted | done | ended otherwise | round trip p50 ms | p99 ms | status off shard |",
               "|---:|---:|---:|---:|---:|---:|---:|"]

@@ -31,14 +31,15 @@ from swarm_bridge.fleetbench.robots import CAPABILITIES, MIX_HZ, RobotPlan, robo
 from swarm_bridge.fleetbench.workers import WorkerPool
 from swarm_bridge.sim.robots import DEFAULT_MIX
 
-__all__ = ["BenchOptions", "add_arguments", "main", "options_from", "run_bench"]
+__all__ = ["ROBOTS_PER_WORKER", "BenchOptions", "add_arguments", "main", "options_from", "run_bench", "worker_count"]
 
 log = logging.getLogger(__name__)
 
-FULL_STEPS = (10, 100, 300, 1000)
+FULL_STEPS = (10, 50, 100, 200, 300, 1000)  # the issue's 10 -> 100 -> 300 -> 1,000, and 50, 200 between
 QUICK_STEPS = (10, 50, 100)
 MIX_RATE = sum(MIX_HZ.values())  # msgs/s per robot
 GW_LATENCY = "swarm_gateway_latency_seconds"
+ROBOTS_PER_WORKER = 150  # one simulator process sends ~10,800 msgs/s at under a core
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,10 @@ class BenchOptions:
     mqtt_port: int | None = None
     kafka_port: int | None = None
     quick: bool = False
+    warmup_s: float = 0.0  # traffic through the whole hub before the steps (not a step); 0: none
+    warmup_robots: int = 50
+    probe_fetch_wait_ms: int = 100  # the probe consumer's fetch.wait.max.ms (its fetch.min.bytes: 1 MiB)
+    probe_fetch_min_bytes: int = 1 << 20
 
 
 @dataclass
@@ -121,9 +126,15 @@ def _start_hub(hub: _Hub, opts: BenchOptions, run_dir: Path, stack: ExitStack) -
     hub.roots["coordinator"] = [hub.coordinator.pid]
 
 
+def worker_count(robots: int, workers: int) -> int:
+    """Simulator processes for a fleet: up to `workers`, but no more than one per ROBOTS_PER_WORKER robots (a
+    worker's fixed cost per wakeup is shared by its robots, so fewer, fuller workers take less CPU from the hub)."""
+    return max(1, min(workers, -(-robots // ROBOTS_PER_WORKER)))
+
+
 def _plans(robots: int, workers: int, port: int, run: int, fleet: str) -> list[RobotPlan]:
     ids = robot_ids(robots)
-    count = max(1, min(workers, robots))
+    count = worker_count(robots, workers)
     return [RobotPlan(tuple(ids[w::count]), port, run, fleet=fleet, seed=run * 1000 + w) for w in range(count)]
 
 
@@ -155,7 +166,11 @@ def _buckets(metrics: dict[str, float], name: str) -> dict[float, float]:
     return {float(k[len(prefix):-1]): v for k, v in metrics.items() if k.startswith(prefix)}
 
 
-def _step(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, robots: int, run: int) -> StepFigures:
+def _step(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, robots: int, run: int,
+          duration_s: float | None = None) -> StepFigures:
+    """`robots` robots send for `duration_s` (default: the step duration) under run number `run`, then the
+    probe's count of that run is judged (records of other runs are foreign to it)."""
+    duration_s = opts.duration_s if duration_s is None else duration_s
     t0 = time.monotonic()
     pool = WorkerPool(_plans(robots, opts.workers, hub.mqtt_port, run, hub.fleet))
     connect_s = time.monotonic() - t0
@@ -166,13 +181,13 @@ def _step(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, robots: int, run: in
         gw_before, co_before = hub.gateway.metrics(), hub.coordinator.metrics()
         probe.begin(run)
         start = time.time() + 1.0
-        pool.go(start, opts.duration_s)
+        pool.go(start, duration_s)
         time.sleep(max(0.0, start - time.time()))
         sampler.start()
         feed = TaskFeed(hub.bootstrap, f"{hub.namespace}.tasks.submit", opts.shards, probe,
                         rate_per_s=max(1.0, robots * opts.task_rate_per_robot), prefix=f"{hub.fleet}-r{run}",
                         seed=run).start()
-        sent, summaries = pool.sent(opts.duration_s + 300)
+        sent, summaries = pool.sent(duration_s + 300)
         feed.stop()
         usage = sampler.stop()
         drained_s = _drain(probe, sent, opts.drain_s)
@@ -257,6 +272,19 @@ def _baselines(hub: _Hub, opts: BenchOptions, run: int) -> dict[str, Any]:
     return out
 
 
+def _warmup(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, run: int) -> dict[str, Any]:
+    """Traffic through the whole hub (robots, gateway, Kafka, coordinator, tasks) before the first step, so
+    no step pays for a cold JVM (Kafka's JIT) and cold caches; run number `run`, not a step."""
+    print(f"warm-up: {opts.warmup_robots} robots for {opts.warmup_s:g} s (run {run}; not a step)", flush=True)
+    step = _step(hub, probe, opts, opts.warmup_robots, run, opts.warmup_s)
+    cpu = ", ".join(f"{k} {v:.0f}%" for k, v in step.cpu_percent.items())
+    print(f"warm-up done: offered {step.offered_msgs_per_s:,.0f}/s, delivered {step.delivered_msgs_per_s:,.0f}/s, "
+          f"lost {step.lost}, p99 {step.p99_ms} ms; tasks {step.tasks_done}/{step.tasks_submitted} | CPU {cpu}",
+          flush=True)
+    return {"ran": True, "seconds": opts.warmup_s, "robots": opts.warmup_robots, "run": run,
+            "figures": step.as_dict()}
+
+
 def _print_step(step: StepFigures) -> None:
     cpu = ", ".join(f"{k} {v:.0f}%" for k, v in step.cpu_percent.items())
     print(f"{step.robots:>5} robots: offered {step.offered_msgs_per_s:>8,.0f}/s of {step.target_msgs_per_s:,.0f}, "
@@ -269,7 +297,8 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
     """The whole run; returns every figure (also written to `opts.out`)."""
     tag = uuid.uuid4().hex[:6]
     figures: dict[str, Any] = {"quick": opts.quick, "steps_planned": list(opts.steps), "duration_s": opts.duration_s,
-                               "workers": opts.workers, "mix_hz": MIX_HZ, "cores": os.cpu_count()}
+                               "workers": opts.workers, "robots_per_worker": ROBOTS_PER_WORKER, "mix_hz": MIX_HZ,
+                               "cores": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="fleet-scale-") as tmp, ExitStack() as stack:
         run_dir = Path(tmp)
         roots: dict[str, list[int]] = {}
@@ -296,8 +325,13 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
             figures["baselines"] = _baselines(hub, opts, run)
             run += 1
         _start_hub(hub, opts, run_dir, stack)
-        probe = KafkaProbe(hub.bootstrap, topics, f"{hub.namespace}.coordinator.tasks")
+        probe = KafkaProbe(hub.bootstrap, topics, f"{hub.namespace}.coordinator.tasks",
+                           fetch_wait_ms=opts.probe_fetch_wait_ms, fetch_min_bytes=opts.probe_fetch_min_bytes)
         stack.callback(probe.close)
+        figures["warmup"] = {"ran": False, "seconds": 0.0}
+        if opts.warmup_s > 0:
+            figures["warmup"] = _warmup(hub, probe, opts, run)
+            run += 1
         steps: list[StepFigures] = []
         for robots in opts.steps:
             step = _step(hub, probe, opts, robots, run)
@@ -338,11 +372,16 @@ def _ratios(figures: dict[str, Any], steps: list[StepFigures]) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="short steps of 10, 50, 100 robots (~3 min)")
-    parser.add_argument("--steps", help="fleet sizes, comma-separated (default 10,100,300,1000)")
+    parser.add_argument("--quick", action="store_true", help="short steps of 10, 50, 100 robots (~2 min)")
+    parser.add_argument("--steps", help="fleet sizes, comma-separated (default 10,50,100,200,300,1000)")
     parser.add_argument("--duration", type=float, default=None, help="seconds of sending per step (20; quick 8)")
-    parser.add_argument("--workers", type=int, default=2, help="simulator processes (default 2)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help=f"simulator processes at most (default 2; one per {ROBOTS_PER_WORKER} robots)")
     parser.add_argument("--out", type=Path, default=Path("fleet_scale_report"), help="report directory")
+    parser.add_argument("--warmup", type=float, default=None,
+                        help="seconds of traffic through the whole hub before the steps, not reported as a step "
+                             "(default 25; quick 15; 0: none)")
+    parser.add_argument("--warmup-robots", type=int, default=50, help="fleet size of the warm-up (default 50)")
     parser.add_argument("--no-baselines", action="store_true", help="skip the bare paho/Kafka/Mosquitto runs")
     parser.add_argument("--mqtt-port", type=int, default=None, help="use this Mosquitto (default: a private one)")
     parser.add_argument("--kafka-port", type=int, default=None, help="use this Kafka (default: a private one)")
@@ -351,10 +390,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def options_from(args: argparse.Namespace) -> BenchOptions:
     steps = tuple(int(s) for s in args.steps.split(",")) if args.steps else (QUICK_STEPS if args.quick else FULL_STEPS)
     duration = args.duration or (8.0 if args.quick else 20.0)
+    warmup = (15.0 if args.quick else 25.0) if args.warmup is None else args.warmup
+    if warmup < 0 or args.warmup_robots < 1:
+        raise SystemExit(f"--warmup {warmup:g} --warmup-robots {args.warmup_robots}: the warm-up needs >= 0 s "
+                         "(0: none) and >= 1 robot")
     return BenchOptions(steps=steps, duration_s=duration, workers=args.workers, out=args.out,
                         baselines=not args.no_baselines, baseline_robots=100 if args.quick else 300,
                         baseline_records=15_000 if args.quick else 30_000, drain_s=60.0 if args.quick else 120.0,
-                        mqtt_port=args.mqtt_port, kafka_port=args.kafka_port, quick=args.quick)
+                        mqtt_port=args.mqtt_port, kafka_port=args.kafka_port, quick=args.quick,
+                        warmup_s=warmup, warmup_robots=args.warmup_robots)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
