@@ -16,7 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from swarm_bridge.transport.mqtt_properties import ReceivedProperties, install_received_properties
+from swarm_bridge.transport.mqtt_properties import PackedProperties, ReceivedProperties, install_received_properties
 
 PACKETS = [PacketTypes.PUBLISH, PacketTypes.PUBACK, PacketTypes.CONNACK, PacketTypes.SUBACK,
            PacketTypes.DISCONNECT]
@@ -121,3 +121,16 @@ def test_installed_paho_decodes_publish_with_it() -> None:
     # paho's own clients still build their outgoing properties with the tables
     client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
     assert client.protocol == paho.MQTTv5
+
+
+@settings(max_examples=100, deadline=None)
+@given(TEXT, st.lists(st.tuples(TEXT, TEXT), max_size=3))
+def test_packed_properties_are_paho_s_own_bytes(content_type: str, pairs: list[tuple[str, str]]) -> None:
+    props = Properties(PacketTypes.PUBLISH)
+    props.ContentType = content_type
+    if pairs:
+        props.UserProperty = pairs
+    packed = PackedProperties(content_type, pairs)
+    assert packed.pack() == bytes(props.pack())
+    assert _read(Properties, PacketTypes.PUBLISH, packed.pack()) == _read(Properties, PacketTypes.PUBLISH,
+                                                                          bytes(props.pack()))

@@ -20,7 +20,6 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from swarm_bridge.coordinator.dispatch import ASSIGN
@@ -28,6 +27,7 @@ from swarm_bridge.coordinator.tasks import TaskState
 from swarm_bridge.fleetbench.records import RobotRecords, StreamTemplate
 from swarm_bridge.routing.naming import mqtt_topic, presence_topic
 from swarm_bridge.sim.robots import DEFAULT_MIX, StreamSpec, presence_payload
+from swarm_bridge.transport.mqtt_properties import PackedProperties
 
 __all__ = ["CAPABILITIES", "MIX_HZ", "RobotPlan", "SimWorker", "robot_ids"]
 
@@ -37,22 +37,6 @@ MIX_HZ = {"odometry": 20.0, "imu": 50.0, "battery": 1.0, "robot_state": 1.0}  # 
 CAPABILITIES = {"amr": ["navigate", "pick", "charge"]}
 _TASK_STATES = (TaskState.ACCEPTED, TaskState.RUNNING, TaskState.DONE)
 _CONTENT_TYPE = "avro/binary; encoding=single-object"
-
-
-class PackedProperties(Properties):
-    """PUBLISH properties packed once: paho packs a message's properties on every send (a slow pure-Python
-    walk over every property name), and a stream's properties never change, so the bytes are reused."""
-
-    _packed: bytes
-
-    def __init__(self, content_type: str, user_properties: list[tuple[str, str]]) -> None:
-        super().__init__(PacketTypes.PUBLISH)
-        self.ContentType = content_type
-        self.UserProperty = user_properties
-        object.__setattr__(self, "_packed", super().pack())  # paho's __setattr__ takes property names only
-
-    def pack(self) -> bytes:
-        return self._packed
 
 
 def robot_ids(count: int) -> list[str]:

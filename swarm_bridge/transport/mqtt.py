@@ -21,6 +21,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from swarm_bridge.transport.link import Done, Inbound, LinkBusy, LinkError, LinkStats
+from swarm_bridge.transport.mqtt_properties import PackedProperties
 
 __all__ = ["MqttLink", "MqttTls", "Presence"]
 
@@ -112,8 +113,7 @@ class MqttLink:
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         self._client = client
-        self._props = Properties(PacketTypes.PUBLISH)
-        self._props.ContentType = content_type
+        self._props = PackedProperties(content_type)
 
     @property
     def connected(self) -> bool:
@@ -173,11 +173,7 @@ class MqttLink:
         whether the broker retains the last one (a late subscriber gets it at once)."""
         if retain:
             self._retained.add(destination)
-        props = Properties(PacketTypes.PUBLISH)
-        props.ContentType = content_type
-        if user_properties:
-            props.UserProperty = list(user_properties)
-        self._described[destination] = props
+        self._described[destination] = PackedProperties(content_type, user_properties)
 
     def subscribe(self, destination: str, on_record: Inbound) -> None:
         """Receive every message on MQTT topic `destination` at QoS 1; kept across reconnects."""

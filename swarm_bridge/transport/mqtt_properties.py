@@ -1,14 +1,16 @@
-"""A faster reader of received MQTT 5 properties, put in place of paho's for the packets paho decodes.
+"""MQTT 5 properties without paho's per-packet cost: a faster reader for received ones, packed-once sent ones.
 
 paho 2.2 builds its name tables anew for every packet and finds each property by scanning them with
 `str.replace`: about 40 % of the gateway's time per message. `ReceivedProperties` reads the same bytes with
 tables built once and gives the same attributes (ContentType, UserProperty, ...), checks and errors.
+paho also packs a message's properties again on every publish; a stream's never change (`PackedProperties`).
 """
 
 from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Sequence
 from typing import Any
 
 import paho.mqtt._packet as paho_packet
@@ -16,7 +18,7 @@ from paho.mqtt.exception import MalformedPacket, MQTTException
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-__all__ = ["ReceivedProperties", "install_received_properties"]
+__all__ = ["PackedProperties", "ReceivedProperties", "install_received_properties"]
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +133,22 @@ class ReceivedProperties(Properties):
             else:
                 values[attr] = value
         return self, used
+
+
+class PackedProperties(Properties):
+    """PUBLISH properties (content type, user properties) packed once and reused by every publish."""
+
+    _packed: bytes
+
+    def __init__(self, content_type: str, user_properties: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(PacketTypes.PUBLISH)
+        self.ContentType = content_type
+        if user_properties:
+            self.UserProperty = list(user_properties)
+        object.__setattr__(self, "_packed", bytes(super().pack()))  # paho's __setattr__ takes property names only
+
+    def pack(self) -> bytes:
+        return self._packed
 
 
 def install_received_properties() -> bool:
