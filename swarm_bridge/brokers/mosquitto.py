@@ -65,13 +65,14 @@ class Mosquitto(BrokerService):
         self, *, run_dir: Path, port: int, host: str = "127.0.0.1", binary: str | None = None,
         tls: BrokerTls | None = None, users: Mapping[str, str] | None = None,
         acl_file: Path | None = None, identity_port: int | None = None, identity_tls: BrokerTls | None = None,
-        password_file: Path | None = None,
+        password_file: Path | None = None, max_queued_messages: int = 100_000, sys_interval_s: int = 10,
     ) -> None:
         """`tls`: listen with TLS (mTLS when it requires client certificates); `users`: user -> password,
         and anonymous clients are refused; `acl_file`: a Mosquitto ACL file (e.g. docker/mosquitto/acl)
         deciding who may publish and subscribe where; `identity_port` + `identity_tls`: a second, mTLS
         listener where the client certificate's CN is the user name (no password); `password_file`: a file
-        made with mosquitto_passwd, instead of `users`."""
+        made with mosquitto_passwd, instead of `users`; `max_queued_messages`: per client, beyond it the broker
+        drops (counted in $SYS/broker/publish/messages/dropped, published every `sys_interval_s`)."""
         super().__init__(run_dir=run_dir, host=host)
         self.port = port
         self.binary = binary
@@ -85,6 +86,7 @@ class Mosquitto(BrokerService):
             raise ValueError("identity_port and identity_tls go together")
         self.identity_port = identity_port
         self.identity_tls = identity_tls
+        self.max_queued_messages, self.sys_interval_s = max_queued_messages, sys_interval_s
 
     @property
     def url(self) -> str:
@@ -148,7 +150,8 @@ class Mosquitto(BrokerService):
                 "connection_messages true",
                 "set_tcp_nodelay true",
                 "max_inflight_messages 1000",
-                "max_queued_messages 100000",
+                f"max_queued_messages {self.max_queued_messages}",
+                f"sys_interval {self.sys_interval_s}",
                 "max_queued_bytes 0",
                 "",
             ]

@@ -34,6 +34,8 @@ __all__ = ["KafkaToMqtt", "command_publish"]
 
 log = logging.getLogger(__name__)
 
+BROKER_DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"  # Mosquitto: messages dropped by queue limits
+
 
 def command_publish(value: bytes, schemas: SchemaBook) -> tuple[bytes, str, list[tuple[str, str]]]:
     """A command record's value -> (MQTT payload, content type, user properties); CodecError if unreadable.
@@ -75,6 +77,7 @@ class KafkaToMqtt:
         self._connected = threading.Event()
         self._thread: threading.Thread | None = None
         self._dlq: Any = None
+        self._broker_dropped_seen: int | None = None
         self.client = self._client()
         self.consumer: Any = None
 
@@ -87,6 +90,7 @@ class KafkaToMqtt:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = lambda _c, _u, mid, _r, _p: self._acks.put(mid)
+        client.message_callback_add(BROKER_DROPPED_TOPIC, self._broker_dropped)
         return client
 
     def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
@@ -94,7 +98,26 @@ class KafkaToMqtt:
             log.error("%s: connection refused (down): %s", self.endpoint, reason)
             return
         self._connected.set()
+        self.client.subscribe(BROKER_DROPPED_TOPIC, qos=0)
         log.info("%s: connected (down), commands from %s", self.endpoint, ", ".join(sorted(self.routes)))
+
+    def _broker_dropped(self, _c: Any, _u: Any, message: Any) -> None:
+        """The broker's count of messages it dropped (queue limits): a loss past the gateway, said loudly."""
+        try:
+            dropped = int(message.payload)
+        except ValueError:
+            return
+        counts = self.counts
+        if self._broker_dropped_seen is None and dropped:
+            log.warning("%s: the broker reports %d messages dropped since it started (queue or in-flight limits, "
+                        "e.g. while no gateway took them)", self.endpoint, dropped)
+        elif self._broker_dropped_seen is not None and dropped > self._broker_dropped_seen:
+            log.warning("%s: the broker dropped %d messages since its last report (%d since it started): queue or "
+                        "in-flight limits (max_queued_messages, max_queued_bytes) were reached, e.g. while the "
+                        "gateway held messages for Kafka", self.endpoint, dropped - self._broker_dropped_seen,
+                        dropped)
+        self._broker_dropped_seen = dropped
+        counts.broker_dropped = dropped
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if self._connected.is_set():

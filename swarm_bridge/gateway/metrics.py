@@ -36,6 +36,7 @@ class GatewayCounts:
     kafka_connected: bool = False
     inflight: int = 0  # records produced and not yet confirmed
     held: int = 0  # records waiting to be produced (backpressure)
+    broker_dropped: int = 0  # messages the MQTT broker says it dropped since its start (all clients; $SYS)
 
     def summary(self) -> str:
         dead = sum(self.dead.values())
@@ -72,6 +73,8 @@ class _Collector(Collector):
             ("kafka_connected", "1 while Kafka answers", c.kafka_connected),
             ("inflight_records", "Records produced and not yet confirmed", c.inflight),
             ("held_records", "Records waiting to be produced", c.held),
+            ("broker_dropped_messages", "Messages the MQTT broker reports it dropped since its start, all clients "
+             "(queue and in-flight limits; $SYS/broker/publish/messages/dropped)", c.broker_dropped),
         ):
             yield GaugeMetricFamily(f"swarm_gateway_{name}", doc, value=float(value))
 
