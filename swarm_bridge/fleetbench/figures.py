@@ -40,6 +40,7 @@ class StepFigures:
     gateway_p99_ms: float = 0.0
     gateway_dead_letters: float = 0.0
     gateway_deduplicated: float = 0.0
+    broker_dropped: float = 0.0  # messages Mosquitto dropped in the step (queue limits), as the gateway reports it
     coordinator_status_off_shard: float = 0.0
     cpu_percent: dict[str, float] = field(default_factory=dict)
     rss_mb: dict[str, float] = field(default_factory=dict)

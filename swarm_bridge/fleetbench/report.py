@@ -45,12 +45,13 @@ def markdown(figures: dict[str, Any]) -> str:
              f"Kafka <= {P99_GOAL_MS:g} ms, the simulator offering >= 95% of the mix's rate); goal >= "
              f"{figures['goal_robots']} robots: {'met' if figures['goal_met'] else 'NOT met'}.", "",
              "## Steps", "",
-             "| robots | target msgs/s | offered msgs/s | delivered msgs/s | sent | lost | dup | p50 ms | p99 ms | "
-             "max ms | gateway p99 ms | sim lag ms | holds |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:--|"]
+             "| robots | target msgs/s | offered msgs/s | delivered msgs/s | sent | lost | of which broker dropped | "
+             "dup | p50 ms | p99 ms | max ms | gateway p99 ms | sim lag ms | holds |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:--|"]
     for s in steps:
         lines.append(f"| {s.robots} | {s.target_msgs_per_s:,.0f} | {s.offered_msgs_per_s:,.0f} | "
-                     f"{s.delivered_msgs_per_s:,.0f} | {s.sent:,} | {s.lost} | {s.duplicates} | {s.p50_ms} | "
+                     f"{s.delivered_msgs_per_s:,.0f} | {s.sent:,} | {s.lost} | {s.broker_dropped:,.0f} | "
+                     f"{s.duplicates} | {s.p50_ms} | "
                      f"{s.p99_ms} | {s.max_ms} | {s.gateway_p99_ms:g} | {s.sim_max_lag_ms} | "
                      f"{'yes' if holds(s) else 'no'} |")
     names = sorted({k for s in steps for k in s.cpu_percent})

@@ -217,6 +217,8 @@ def _step(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, robots: int, run: in
         - _metric_sum(gw_before, "swarm_gateway_dead_letters"),
         gateway_deduplicated=_metric_sum(gw_after, "swarm_gateway_records_deduplicated")
         - _metric_sum(gw_before, "swarm_gateway_records_deduplicated"),
+        broker_dropped=_metric_sum(gw_after, "swarm_gateway_broker_dropped_messages")
+        - _metric_sum(gw_before, "swarm_gateway_broker_dropped_messages"),
         coordinator_status_off_shard=_metric_sum(co_after, "swarm_coordinator_dropped_total{reason=status off")
         - _metric_sum(co_before, "swarm_coordinator_dropped_total{reason=status off"),
         cpu_percent={k: v.cpu_percent for k, v in usage.items()}, rss_mb={k: v.rss_mb for k, v in usage.items()},
@@ -288,7 +290,8 @@ def _warmup(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, run: int) -> dict[
 def _print_step(step: StepFigures) -> None:
     cpu = ", ".join(f"{k} {v:.0f}%" for k, v in step.cpu_percent.items())
     print(f"{step.robots:>5} robots: offered {step.offered_msgs_per_s:>8,.0f}/s of {step.target_msgs_per_s:,.0f}, "
-          f"delivered {step.delivered_msgs_per_s:>8,.0f}/s, lost {step.lost}, dup {step.duplicates}, "
+          f"delivered {step.delivered_msgs_per_s:>8,.0f}/s, lost {step.lost}"
+          f"{f' (broker dropped {step.broker_dropped:,.0f})' if step.broker_dropped else ''}, dup {step.duplicates}, "
           f"p50 {step.p50_ms} ms p99 {step.p99_ms} ms; tasks {step.tasks_done}/{step.tasks_submitted} done "
           f"(p99 {step.task_p99_ms} ms); {'HOLDS' if holds(step) else 'does not hold'} | CPU {cpu}", flush=True)
 
@@ -303,7 +306,8 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
         run_dir = Path(tmp)
         roots: dict[str, list[int]] = {}
         if opts.mqtt_port is None:
-            mosquitto = Mosquitto(run_dir=run_dir / "mosquitto", port=free_port())
+            # $SYS every second: the broker's drop count (via the gateway) is current when a step is read
+            mosquitto = Mosquitto(run_dir=run_dir / "mosquitto", port=free_port(), sys_interval_s=1)
             mosquitto.start()
             stack.callback(mosquitto.stop)
             mqtt_port = mosquitto.port
