@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from fault_proxy import FaultProxy
 
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
 
@@ -67,3 +68,18 @@ def shared_bags() -> Path:
         pytest.fail(f"shared bags not found: {path} has no README.md. Set SWARM_BRIDGE_BAGS to the folder of the "
                     "shared bags (default ../shared/data/bags beside the repository)", pytrace=False)
     return path
+
+
+@pytest.fixture(scope="module")
+def proxied_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Kafka, FaultProxy]]:
+    """A Kafka whose advertised listener is a fault proxy in front of its real one, so every connection a client
+    makes after bootstrap goes through the proxy (a bootstrap-only proxy would be bypassed)."""
+    port = free_port()
+    proxy = FaultProxy(port)
+    broker = Kafka(run_dir=tmp_path_factory.mktemp("proxied-kafka"), port=port, advertised_port=proxy.port)
+    try:
+        broker.start()
+        yield broker, proxy
+    finally:
+        proxy.close()
+        broker.stop()

@@ -77,7 +77,7 @@ def test_gateway_sigkilled_at_random_points_writes_everything_once(tmp_path: Pat
 
 @pytest.mark.parametrize("share_group", [None, "swarm_gateway"])
 def test_mosquitto_restart_while_the_gateway_holds_unacked_messages_loses_nothing(
-        tmp_path: Path, kafka: Kafka, share_group: str | None) -> None:
+        tmp_path: Path, proxied_kafka: tuple[Kafka, FaultProxy], share_group: str | None) -> None:
     """Kafka stalls (a proxy refuses it), the gateway holds messages unacked, Mosquitto is restarted (persistent
     sessions on disk), Kafka comes back: every record reaches Kafka once.
 
@@ -87,11 +87,12 @@ def test_mosquitto_restart_while_the_gateway_holds_unacked_messages_loses_nothin
     tag = uuid.uuid4().hex[:6]
     broker = Mosquitto(run_dir=tmp_path / "mosquitto", port=free_port())
     broker.start()
-    ensure_kafka_topics(kafka.bootstrap, TOPICS)
-    tap = KafkaTap(bootstrap=kafka.bootstrap, topics=TOPICS)
-    proxy = FaultProxy(kafka.port)
+    _kafka, proxy = proxied_kafka  # every Kafka connection goes through the proxy, not only the bootstrap
+    bootstrap = f"127.0.0.1:{proxy.port}"
+    ensure_kafka_topics(bootstrap, TOPICS)
+    tap = KafkaTap(bootstrap=bootstrap, topics=TOPICS)
     config = write_config(tmp_path / "gw.yaml", gateway_id=f"gw_{tag}", fleet=f"fleet_{tag}",
-                          mqtt_port=broker.port, bootstrap=f"127.0.0.1:{proxy.port}", registry=tmp_path / "registry",
+                          mqtt_port=broker.port, bootstrap=bootstrap, registry=tmp_path / "registry",
                           kafka={"max_inflight_records": 200}, mqtt={"share_group": share_group})
     robots = [SimRobot(f"r{i}_{tag}", f"fleet_{tag}", STREAMS) for i in range(4)]
     gateway = GatewayThread(config)
@@ -118,10 +119,10 @@ def test_mosquitto_restart_while_the_gateway_holds_unacked_messages_loses_nothin
         time.sleep(1.0)
         unsubscribed = fleet.unsubscribed
     finally:
+        proxy.refuse(False)
         fleet.close()
         gateway.close()
         tap.close()
-        proxy.close()
         broker.stop()
     heads = kafka_heads(tap.snapshot())
     _figures("Mosquitto restarted while the gateway held unacked messages (Kafka cut by a proxy)", sent=total,

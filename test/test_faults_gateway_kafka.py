@@ -22,7 +22,7 @@ from gateway_harness import GatewayThread, kafka_heads, sent_heads, wait_for, wr
 from prometheus_client.parser import text_string_to_metric_families
 from test_gateway_outage import STREAMS, TOPICS, Sender
 
-from swarm_bridge.brokers import Kafka, Mosquitto, free_port
+from swarm_bridge.brokers import Kafka, Mosquitto
 from swarm_bridge.sim import SimRobot
 from swarm_bridge.sim.mqtt_fleet import SimFleet
 from swarm_bridge.transport import KafkaTap, ensure_kafka_topics
@@ -32,25 +32,11 @@ pytestmark = pytest.mark.integration
 FAULT_S = 2.0  # how long a fault lasts once the gateway shows it (the gateway shows it within seconds)
 
 
-@pytest.fixture(scope="module")
-def proxied_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Kafka, FaultProxy]]:
-    """A Kafka whose advertised listener is a fault proxy in front of its real one; the test topics made."""
-    port = free_port()
-    proxy = FaultProxy(port)
-    broker = Kafka(run_dir=tmp_path_factory.mktemp("proxied-kafka"), port=port, advertised_port=proxy.port)
-    try:
-        broker.start()
-        ensure_kafka_topics(f"127.0.0.1:{proxy.port}", TOPICS)
-        yield broker, proxy
-    finally:
-        proxy.close()
-        broker.stop()
-
-
 @pytest.fixture()
 def proxy(proxied_kafka: tuple[Kafka, FaultProxy]) -> Iterator[FaultProxy]:
     """The module's proxy, every fault lifted after the test."""
     proxy = proxied_kafka[1]
+    ensure_kafka_topics(f"127.0.0.1:{proxy.port}", TOPICS)
     yield proxy
     proxy.refuse(False)
     proxy.delay(0)
