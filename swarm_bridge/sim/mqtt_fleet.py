@@ -14,10 +14,10 @@ from paho.mqtt.properties import Properties
 
 from swarm_bridge.sim.robots import Publish, SimRobot, presence_payload
 from swarm_bridge.transport.link import LinkError
+from swarm_bridge.transport.mqtt import NO_MATCHING_SUBSCRIBERS
 
 __all__ = ["SimFleet"]
 
-_NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 PUBACK reason: accepted, but nobody was subscribed
 _RETRY_S = 0.2
 
 
@@ -64,7 +64,7 @@ class SimFleet:
                                       "application/json"), retain=True)
 
     def _on_publish(self, _c: object, robot_id: str, mid: int, reason: Any, _p: object) -> None:
-        refused = reason.value == _NO_MATCHING_SUBSCRIBERS
+        refused = reason.value == NO_MATCHING_SUBSCRIBERS
         self.unsubscribed += refused
         if self._hold:
             with self._track_lock:

@@ -23,7 +23,7 @@ from paho.mqtt.properties import Properties
 from swarm_bridge.transport.link import Done, Inbound, LinkBusy, LinkError, LinkStats
 from swarm_bridge.transport.mqtt_properties import PackedProperties
 
-__all__ = ["MqttLink", "MqttTls", "Presence"]
+__all__ = ["NO_MATCHING_SUBSCRIBERS", "MqttLink", "MqttTls", "Presence"]
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ class MqttLink:
             self.on_inflight_lost()
 
     def _on_publish(self, _c: Any, _u: Any, mid: int, reason: Any, _props: Any) -> None:
-        unsubscribed = reason.value == _NO_MATCHING_SUBSCRIBERS
+        unsubscribed = reason.value == NO_MATCHING_SUBSCRIBERS
         ok = not reason.is_failure and not (unsubscribed and self._hold_unsubscribed)
         with self._done_lock:
             on_done = self._done.pop(mid, None)
@@ -262,7 +262,7 @@ class MqttLink:
         on_done(ok)
 
 
-_NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 PUBACK reason: accepted, but nobody was subscribed
+NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 PUBACK reason: accepted, but nobody was subscribed
 
 
 def _ignore(_ok: bool) -> None:
