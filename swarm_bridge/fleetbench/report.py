@@ -100,35 +100,29 @@ def _plots(steps: list[StepFigures], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     robots = [s.robots for s in steps]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(robots, [s.target_msgs_per_s for s in steps], "k:", label="mix target")
-    ax.plot(robots, [s.offered_msgs_per_s for s in steps], "o-", label="offered by the simulator")
-    ax.plot(robots, [s.delivered_msgs_per_s for s in steps], "s-", label="delivered to Kafka")
-    ax.set(xlabel="robots", ylabel="msgs/s", title="Throughput vs robots")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "throughput.png", dpi=100)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(robots, [max(0.01, s.p50_ms) for s in steps], "o-", label="p50")
-    ax.plot(robots, [max(0.01, s.p99_ms) for s in steps], "s-", label="p99")
-    ax.axhline(P99_GOAL_MS, color="r", linestyle=":", label=f"goal p99 {P99_GOAL_MS:g} ms")
-    ax.set(xlabel="robots", ylabel="ms (robot send -> Kafka)", title="Latency vs robots", yscale="log")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "latency.png", dpi=100)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name in sorted({k for s in steps for k in s.cpu_percent}):
-        ax.plot(robots, [s.cpu_percent.get(name, 0) for s in steps], "o-", label=name)
-    ax.set(xlabel="robots", ylabel="% of one core", title="CPU per process vs robots")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "cpu.png", dpi=100)
-    plt.close(fig)
+    # file, y label, title, y scale, legend font size, goal line (ms), [(label, style, values)]
+    charts = (("throughput.png", "msgs/s", "Throughput vs robots", "linear", None, None,
+               [("mix target", "k:", [s.target_msgs_per_s for s in steps]),
+                ("offered by the simulator", "o-", [s.offered_msgs_per_s for s in steps]),
+                ("delivered to Kafka", "s-", [s.delivered_msgs_per_s for s in steps])]),
+              ("latency.png", "ms (robot send -> Kafka)", "Latency vs robots", "log", None, P99_GOAL_MS,
+               [("p50", "o-", [max(0.01, s.p50_ms) for s in steps]),
+                ("p99", "s-", [max(0.01, s.p99_ms) for s in steps])]),
+              ("cpu.png", "% of one core", "CPU per process vs robots", "linear", 8, None,
+               [(name, "o-", [s.cpu_percent.get(name, 0) for s in steps])
+                for name in sorted({k for s in steps for k in s.cpu_percent})]))
+    for filename, ylabel, title, yscale, legend_size, goal, lines in charts:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for label, style, values in lines:
+            ax.plot(robots, values, style, label=label)
+        if goal is not None:
+            ax.axhline(goal, color="r", linestyle=":", label=f"goal p99 {goal:g} ms")
+        ax.set(xlabel="robots", ylabel=ylabel, title=title, yscale=yscale)
+        ax.legend(fontsize=legend_size)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(out / filename, dpi=100)
+        plt.close(fig)
 
 
 def write_report(figures: dict[str, Any], out: Path) -> None:
