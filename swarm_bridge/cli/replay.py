@@ -134,6 +134,12 @@ def _publish(args: argparse.Namespace, bags: list[Any], topics: list[str]) -> in
     if total_read == 0:
         raise ReplayError(f"--topics {' '.join(topics)}", "the selected topics hold no messages",
                           "pick topics with messages (see --list)")
+    for topic in selected:
+        if topic.recorded and not topic.skip:
+            log.info("replay: bag topic %s is published as %s (a valid ROS 2 name, docs/replay.md)", topic.recorded,
+                     topic.name)
+        if topic.converted and not topic.skip:
+            log.info("replay: %s: %s", topic.name, topic.converted)
     loops = None if args.loop == 0 else args.loop
     robots = robot_ids(args.robots, args.robot_prefix)
     stop = threading.Event()
