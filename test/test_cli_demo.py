@@ -69,6 +69,7 @@ def test_demo_delivers_every_replayed_message_of_real_bags(tmp_path: Path, share
     (["--rate", "0"], "rate"),
     (["--robots", "0"], "--robots must be >= 1"),
     (["--mqtt", "http://x"], "expected mqtt://host:port"),
+    (["--bag-distro", "rolling"], "--bag-distro rolling: is not a ROS 2 distribution known here. Fix: use one of"),
 ])
 def test_demo_bad_input_is_named(args: list[str], expected: str, tmp_path: Path, shared_bags: Path,
                                  ros_env: dict[str, str]) -> None:

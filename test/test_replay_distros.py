@@ -192,9 +192,31 @@ def test_bag_distro_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(ReplayError, match=r"--bag-distro rolling: is not a ROS 2 distribution known here\. "
                                           r"Fix: use one of: auto, foxy, galactic, humble"):
         ReplayTypes(bag_distro="rolling")
+    assert main(["replay", str(tmp_path), "--bag-distro", "rolling", "--list"]) == 2
+    assert "replay: --bag-distro rolling: is not a ROS 2 distribution known here" in capsys.readouterr().err
     folder = humble_db3(tmp_path / "bag", HUMBLE, [("/sonar", RANGE, [bytes(HUMBLE.serialize_cdr(
         sample(HUMBLE, RANGE), RANGE))])])
     assert main(["replay", str(folder), "--list"]) == 0
     out = capsys.readouterr().out
     assert "definitions: humble (ros_distro in bag.db3)" in out
     assert "/sonar  sensor_msgs/msg/Range  1  publish (converted from ROS 2 humble's definition" in out
+
+
+def test_the_installed_definition_is_the_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the installed Range is Humble's (a robot on Humble), a Humble bag's Range is published as recorded:
+    the target is what is installed, not rosbags' Kilted store."""
+    import swarm_bridge.replay.types as replay_types
+
+    definition = tmp_path / "Range.msg"
+    definition.write_text(HUMBLE.generate_msgdef(RANGE, ros_version=2)[0])
+    monkeypatch.setattr(replay_types, "installed_msg_files", lambda: {RANGE: definition})
+    replay_types._installed_standard.cache_clear()
+    try:
+        types = ReplayTypes()
+        assert "variance" not in dict(types.typestore().fielddefs[RANGE][1])
+        cdr = bytes(HUMBLE.serialize_cdr(sample(HUMBLE, RANGE), RANGE))
+        with Bag(humble_db3(tmp_path / "bag", HUMBLE, [("/sonar", RANGE, [cdr])]), types) as bag:
+            assert bag.topics["/sonar"].converted == ""
+            assert [m.cdr for m in bag.messages()] == [cdr]
+    finally:
+        replay_types._installed_standard.cache_clear()
