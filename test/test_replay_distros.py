@@ -220,3 +220,17 @@ def test_the_installed_definition_is_the_target(tmp_path: Path, monkeypatch: pyt
             assert [m.cdr for m in bag.messages()] == [cdr]
     finally:
         replay_types._installed_standard.cache_clear()
+
+
+def test_a_field_whose_value_cannot_be_carried_over_skips_the_topic_up_front(tmp_path: Path) -> None:
+    """A bag whose own Range has `range` as a string: not migrated into zeros, not replayed, the reason named."""
+    store = get_typestore(Stores.EMPTY)
+    store.register({k: HUMBLE.fielddefs[k] for k in ("std_msgs/msg/Header", "builtin_interfaces/msg/Time")})
+    store.register(get_types_from_msg("std_msgs/Header header\nstring range\n", RANGE))
+    with Writer(tmp_path / "bag", version=9) as writer:
+        connection = writer.add_connection("/sonar", RANGE, typestore=store)
+        writer.write(connection, 1, bytes(store.serialize_cdr(sample(store, RANGE), RANGE)))
+    with Bag(tmp_path / "bag", ReplayTypes()) as bag:
+        assert bag.topics["/sonar"].skip == ("field range is string in the bag's own definition but float32 in the "
+                                             "installed definition: its values cannot be carried over")
+        assert [(m.cdr, m.skip) for m in bag.messages()] == [(b"", bag.topics["/sonar"].skip)]

@@ -243,11 +243,13 @@ class Bag:
             return partial(_ros1_to_cdr, target, ros_type), ""
         return partial(_migrate, source, target, connection.msgtype, ros_type, {}), ""
 
-
     def _probe(self, connection: Connection, convert: Convert, target: Typestore, layout: str) -> None:
         """_Unreplayable when the connection's first message, read as `layout`, is not a message of the
         installed definition (CDR pads to 4 bytes at most)."""
-        first = next(self._reader.messages(connections=[connection]), None)
+        try:
+            first = next(self._reader.messages(connections=[connection]), None)
+        except Exception:  # a damaged file: messages() names it when the replay reads that far
+            return
         if first is None:
             return
         raw, ros_type = first[2], connection.msgtype
