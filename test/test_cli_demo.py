@@ -6,8 +6,11 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from old_bags import humble_db3, ros1_bag, sample
+from rosbags.typesys import Stores, get_typestore
 
 from swarm_bridge.replay import Bag, ReplayTypes
 from swarm_bridge.ros.types import RosTypeError, message_class
@@ -66,6 +69,7 @@ def test_demo_delivers_every_replayed_message_of_real_bags(tmp_path: Path, share
     (["--rate", "0"], "rate"),
     (["--robots", "0"], "--robots must be >= 1"),
     (["--mqtt", "http://x"], "expected mqtt://host:port"),
+    (["--bag-distro", "rolling"], "--bag-distro rolling: is not a ROS 2 distribution known here. Fix: use one of"),
 ])
 def test_demo_bad_input_is_named(args: list[str], expected: str, tmp_path: Path, shared_bags: Path,
                                  ros_env: dict[str, str]) -> None:
@@ -75,3 +79,49 @@ def test_demo_bad_input_is_named(args: list[str], expected: str, tmp_path: Path,
     assert result.returncode == 2, result.stdout + result.stderr
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _run_demo(bags: Path, tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str],
+                                                                         dict[str, Any]]:
+    report_path = tmp_path / "report.json"
+    result = _demo(["--bags", str(bags), "--rate", "20", "--tasks", "0", "--run-dir", str(tmp_path / "run"),
+                    "--report-json", str(report_path), "--plot", str(tmp_path / "demo.png")], env)
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr[-3000:]
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result, json.loads(report_path.read_text())
+
+
+@pytest.mark.integration
+def test_demo_maps_ros1_topic_names_that_ros2_refuses(tmp_path: Path, ros_env: dict[str, str]) -> None:
+    """A hyphen and a missing leading slash are renamed by the documented rule; a name that two bag topics would
+    share is skipped with the reason; the table says which is which."""
+    bags = tmp_path / "bags"
+    bags.mkdir()
+    ros1_bag(bags / "ros1_names.bag", get_typestore(Stores.ROS1_NOETIC), [
+        ("cmd-vel", "geometry_msgs/msg/Twist", 6), ("/status-text", "std_msgs/msg/String", 3),
+        ("/battery", "std_msgs/msg/Float32", 4), ("battery", "std_msgs/msg/Float32", 2)])
+    result, report = _run_demo(bags, tmp_path, ros_env)
+    delivered = {row["bag_topic"]: (row["in_bag"], row["delivered"]) for row in report["streams"]}
+    assert delivered == {"/cmd_vel": (6, 6), "/status_text": (3, 3), "/battery": (4, 4)}
+    assert report["renamed"] == {"cmd-vel": "/cmd_vel", "/status-text": "/status_text"}
+    assert "cmd-vel -> /cmd_vel" in result.stdout and "/status-text -> /status_text" in result.stdout
+    assert report["skipped"]["battery"]["skipped"] == 2
+    assert "battery (std_msgs/msg/Float32): 2 - recorded as 'battery', whose ROS 2 name /battery is taken" in (
+        result.stdout)
+
+
+@pytest.mark.integration
+def test_demo_delivers_a_humble_bag_of_a_type_changed_since(tmp_path: Path, ros_env: dict[str, str]) -> None:
+    """A Humble-era .db3 of sensor_msgs/Range (no `variance` then) is converted, delivered, and says so."""
+    humble = get_typestore(Stores.ROS2_HUMBLE)
+    ranges = [bytes(humble.serialize_cdr(sample(humble, "sensor_msgs/msg/Range", n), "sensor_msgs/msg/Range"))
+              for n in range(8)]
+    bags = tmp_path / "bags"
+    bags.mkdir()
+    humble_db3(bags / "humble_sonar", humble, [("/sonar", "sensor_msgs/msg/Range", ranges)])
+    result, report = _run_demo(bags, tmp_path, ros_env)
+    (row,) = report["streams"]
+    assert (row["bag_topic"], row["in_bag"], row["published"], row["delivered"]) == ("/sonar", 8, 8, 8)
+    assert row["content_mismatch"] == 0 and report["totals"]["missing"] == 0
+    assert "variance new (default value)" in report["converted"]["/sonar"]
+    assert "/sonar: converted from ROS 2 humble's definition" in result.stdout

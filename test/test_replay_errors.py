@@ -138,4 +138,5 @@ def test_list_shows_topics_and_why_they_are_skipped(tmp_path: Path, capsys: pyte
     _one_message_rosbag2(folder)
     assert main(["replay", str(folder), "--list"]) == 0
     out = capsys.readouterr().out
-    assert f"{folder} (rosbag2, 1 messages)" in out and "/mode  std_msgs/msg/String  1  publish" in out
+    assert f"{folder} (rosbag2, 1 messages, definitions: its own)" in out
+    assert "/mode  std_msgs/msg/String  1  publish" in out

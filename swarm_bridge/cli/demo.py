@@ -53,6 +53,9 @@ def register(sub: Any) -> None:
     parser.add_argument("--report-json", type=Path, help="write the report's figures as JSON here")
     parser.add_argument("--plot", type=Path, default=Path("fleet_demo.png"),
                         help="PNG of throughput and latency over time (default ./fleet_demo.png)")
+    parser.add_argument("--bag-distro", default="auto", metavar="DISTRO",
+                        help="the ROS 2 distribution whose definitions rosbag2 bags without their own were recorded "
+                        "with (humble, jazzy, ...); default auto: what each bag says, else humble")
     parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: pid-based)")
     parser.add_argument("--run-dir", type=Path, default=None, help="broker logs, spools, bridge logs (default: temp)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for delivery after the replay")
@@ -68,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from swarm_bridge.demo.fleet import DemoError, FleetDemo
     from swarm_bridge.demo.plan import fleet_of
     from swarm_bridge.demo.report import fleet_report, plot, render
-    from swarm_bridge.replay import ReplayError, check_rate, find_bags
+    from swarm_bridge.replay import ReplayError, ReplayTypes, check_rate, find_bags
     from swarm_bridge.transport import LinkError
 
     bags_dir = args.bags or default_bags()
@@ -80,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
                              f"rosbag2 folders) or set {BAGS_ENV}")
         fleet = fleet_of(bags, args.robots)
         mqtt_host, mqtt_port = mqtt_endpoint(args.mqtt)
+        types = ReplayTypes(bag_distro=args.bag_distro)
     except (ValueError, ReplayError) as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 2
@@ -103,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             with ros_context(domain_id) as context, FleetDemo(
                     context, fleet, mqtt_host=mqtt_host, mqtt_port=mqtt_port, registry=str(run_dir / "registry"),
-                    work_dir=run_dir / "robots", rate=args.rate, domain_id=domain_id, kafka=args.kafka) as demo:
+                    work_dir=run_dir / "robots", rate=args.rate, domain_id=domain_id, kafka=args.kafka,
+                    types=types) as demo:
                 demo.open()
                 submitted = demo.submit_tasks(2 * len(fleet) if args.tasks is None else args.tasks)
                 replay_s = demo.replay(progress=False if args.no_progress else None)
@@ -116,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
                                              "delivered_at": "Kafka (via the edge gateway)" if args.kafka
                                              else "the MQTT broker",
                                              "elapsed_s": round(time.monotonic() - started, 1),
-                                             "restarts": dict(demo.restarts)})
+                                             "restarts": dict(demo.restarts), "renamed": demo.renamed(),
+                                             "converted": demo.converted()})
                 picture = plot(streams, args.plot)
         except (DemoError, ReplayError) as exc:
             print(f"demo: {exc}", file=sys.stderr)

@@ -53,6 +53,9 @@ def register(sub: Any) -> None:
     parser.add_argument("--msg-dir", action="append", default=[], type=Path, metavar="DIR",
                         help="extra .msg definitions for bags that carry none (<DIR>/<pkg>/msg/<Name>.msg); "
                         "repeatable. Installed interface packages are used too")
+    parser.add_argument("--bag-distro", default="auto", metavar="DISTRO",
+                        help="the ROS 2 distribution (humble, jazzy, ...) whose definitions a rosbag2 bag without "
+                        "its own was recorded with; default auto: what the bag says, else humble")
     parser.add_argument("--wait", type=float, default=2.0, metavar="SECONDS",
                         help="before publishing, wait up to SECONDS for a subscriber on every topic (default 2)")
     parser.add_argument("--list", action="store_true",
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         try:
             check_rate(args.rate)
-            types = ReplayTypes(msg_dirs=args.msg_dir)
+            types = ReplayTypes(msg_dirs=args.msg_dir, bag_distro=args.bag_distro)
             bags = open_bags(args.bags, types)
             for bag in bags:
                 stack.callback(bag.close)
@@ -105,7 +108,9 @@ def _print_topics(bags: list[Any]) -> None:
     from swarm_bridge.ros.types import RosTypeError, message_class
 
     for bag in bags:
-        print(f"{bag.path} ({bag.format}, {bag.message_count} messages)")
+        defined = "" if bag.distro is None else (
+            ", definitions: its own" if bag.own_definitions else f", definitions: {bag.distro}")
+        print(f"{bag.path} ({bag.format}, {bag.message_count} messages{defined})")
         for topic in bag.topics.values():
             why = topic.skip
             if not why:
@@ -113,7 +118,9 @@ def _print_topics(bags: list[Any]) -> None:
                     message_class(topic.ros_type)
                 except RosTypeError as exc:
                     why = f"no rclpy message class ({exc})"
-            print(f"  {topic.name}  {topic.ros_type}  {topic.count}  {'skip: ' + why if why else 'publish'}")
+            name = f"{topic.recorded} -> {topic.name}" if topic.recorded and not topic.skip else topic.name
+            action = f"skip: {why}" if why else f"publish ({topic.converted})" if topic.converted else "publish"
+            print(f"  {name}  {topic.ros_type}  {topic.count}  {action}")
 
 
 def _publish(args: argparse.Namespace, bags: list[Any], topics: list[str]) -> int:
@@ -127,6 +134,12 @@ def _publish(args: argparse.Namespace, bags: list[Any], topics: list[str]) -> in
     if total_read == 0:
         raise ReplayError(f"--topics {' '.join(topics)}", "the selected topics hold no messages",
                           "pick topics with messages (see --list)")
+    for topic in selected:
+        if topic.recorded and not topic.skip:
+            log.info("replay: bag topic %s is published as %s (a valid ROS 2 name, docs/replay.md)", topic.recorded,
+                     topic.name)
+        if topic.converted and not topic.skip:
+            log.info("replay: %s: %s", topic.name, topic.converted)
     loops = None if args.loop == 0 else args.loop
     robots = robot_ids(args.robots, args.robot_prefix)
     stop = threading.Event()

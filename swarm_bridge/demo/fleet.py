@@ -147,6 +147,16 @@ class FleetDemo:
                                          kwargs={"done": self._stop.is_set}, name="demo-spin", daemon=True)
         self._spinner.start()
 
+    def renamed(self) -> dict[str, str]:
+        """Bag topics replayed under another name, as ROS 2 requires: {name in the bag: ROS 2 name}."""
+        return {t.recorded: t.name for bags in self._bags.values() for bag in bags for t in bag.topics.values()
+                if t.recorded and not t.skip}
+
+    def converted(self) -> dict[str, str]:
+        """Bag topics whose messages are migrated to the installed definition: {topic: what changed}."""
+        return {t.name: t.converted for bags in self._bags.values() for bag in bags for t in bag.topics.values()
+                if t.converted and not t.skip}
+
     def _coordinator_doc(self) -> dict[str, Any]:
         """The coordinator config both modes share: the demo fleet's capabilities, short timeouts."""
         return {

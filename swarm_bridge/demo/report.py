@@ -95,6 +95,12 @@ def render(report: Mapping[str, Any]) -> str:
         lines.append(f"{r['robot_id']:<10} {r['bag_topic'][:34]:<34} {r['ros_type'][:38]:<38} {r['in_bag']:>6} "
                      f"{r['published']:>6} {r['delivered']:>6} {r['duplicates']:>4} {r['latency_p50_ms']:>8.1f} "
                      f"{r['latency_p99_ms']:>8.1f}")
+    if report.get("renamed"):
+        lines += ["", "bag topics renamed to valid ROS 2 names (rule: docs/replay.md, topic names):"]
+        lines += [f"  {recorded} -> {name}" for recorded, name in sorted(report["renamed"].items())]
+    if report.get("converted"):
+        lines += ["", "bag topics converted to the installed message definitions:"]
+        lines += [f"  {topic}: {note}" for topic, note in sorted(report["converted"].items())]
     if report["skipped"]:
         lines += ["", "not replayed (counted, with the reason):"]
         for topic, entry in sorted(report["skipped"].items()):

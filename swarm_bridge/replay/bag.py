@@ -1,11 +1,16 @@
 """One bag opened for replay: its topics (type, count, whether replayable) and its messages as ROS 2 CDR.
 
 Formats (rosbags): a rosbag2 folder (metadata.yaml + .db3/.mcap), a single .mcap or .db3 file, a ROS 1
-.bag. ROS 1 messages become CDR of the ROS 2 type of the same name, the way `rosbags-convert` does it:
-byte-level conversion when the layouts agree (the ROS 1 header's `seq` is dropped), else deserialize,
-migrate field by field and serialize; `tf/msg/tfMessage` is renamed to `tf2_msgs/msg/TFMessage`.
-A topic whose type has no definition is not replayable; its messages still come out, marked with `skip`,
-so the caller counts them.
+.bag. Every message comes out as CDR of the installed definition of its type (ReplayTypes.typestore()):
+- ROS 1 messages become CDR of the ROS 2 type of the same name, the way `rosbags-convert` does it:
+  byte-level conversion when the layouts agree (the ROS 1 header's `seq` is dropped), else deserialize,
+  migrate field by field and serialize; `tf/msg/tfMessage` is renamed to `tf2_msgs/msg/TFMessage`.
+- ROS 2 messages are read with the bag's own definitions, or, when it carries none, with those of the
+  distribution that wrote it (distro.py); passed on as recorded when that layout is the installed one,
+  else migrated the same way (new fields at their defaults; BagTopic.converted says what changed). A field
+  whose type changed otherwise (e.g. a number became a string) makes the topic unreplayable.
+Topic names are mapped to valid ROS 2 names (names.py; BagTopic.recorded keeps the bag's own).
+A topic that cannot be replayed still yields its messages, marked with `skip`, so the caller counts them.
 """
 
 from __future__ import annotations
@@ -16,14 +21,24 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from rosbags.convert.converter import STATIC_MSGTYPE_RENAMES, is_same_wireformat, migrate_bytes
 from rosbags.highlevel import AnyReader
-from rosbags.interfaces import Connection, ConnectionExtRosbag1, ConnectionExtRosbag2, QosDurability
+from rosbags.interfaces import (
+    Connection,
+    ConnectionExtRosbag1,
+    ConnectionExtRosbag2,
+    MessageDefinitionFormat,
+    Nodetype,
+    QosDurability,
+)
 from rosbags.typesys import get_types_from_msg
 from rosbags.typesys.store import Typestore
 
+from swarm_bridge.replay.distro import BagDistro, bag_distro
 from swarm_bridge.replay.errors import ReplayError
+from swarm_bridge.replay.names import ros2_topic
 from swarm_bridge.replay.types import ReplayTypes
 
 __all__ = ["FORMATS", "Bag", "BagMessage", "BagTopic", "bag_format", "find_bags", "open_bags"]
@@ -38,13 +53,17 @@ Convert = Callable[[bytes], bytes]
 
 @dataclass(frozen=True, slots=True)
 class BagTopic:
-    """A topic of a bag: the ROS 2 type it replays as, its message count, and `skip` (why not, "" if it can)."""
+    """A topic of a bag: its ROS 2 name, the ROS 2 type it replays as, its message count, and `skip` (why not,
+    "" if it can); `recorded`: its name in the bag when not a valid ROS 2 name; `converted`: how its messages
+    are migrated to the installed definition ("" when published as recorded)."""
 
     name: str
     ros_type: str
     count: int
     latched: bool = False
     skip: str = ""
+    recorded: str = ""
+    converted: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +120,12 @@ class Bag:
         try:
             self.message_count = self._reader.message_count
             self.start_ns = self._reader.start_time if self.message_count else 0
+            self.distro: BagDistro | None = None if self.format == "rosbag1" else bag_distro(
+                self.path, [getattr(r, "ros_distro", None) for r in self._reader.readers], override=types.bag_distro)
+            self.own_definitions = any(c.msgdef.format != MessageDefinitionFormat.NONE
+                                       for c in self._reader.connections)
             self._convert: dict[int, Convert] = {}
+            self._names: dict[str, str] = {}  # name in the bag -> key of self.topics
             self.topics = self._topics(types)
         except Exception:
             self._reader.close()
@@ -120,7 +144,7 @@ class Bag:
 
     def messages(self, topics: Collection[str] = ()) -> Iterator[BagMessage]:
         """Messages of `topics` (all when empty) in receive-time order; ReplayError if the file is damaged."""
-        connections = [c for c in self._reader.connections if not topics or c.topic in topics]
+        connections = [c for c in self._reader.connections if not topics or self._names[c.topic] in topics]
         if not connections:
             return
         stream = self._reader.messages(connections=connections)
@@ -134,7 +158,7 @@ class Bag:
                 raise ReplayError(str(self.path), f"unreadable after {read} messages ({type(exc).__name__}: "
                                   f"{exc})", _CORRUPT_FIX) from None
             read += 1
-            topic = self.topics[connection.topic]
+            topic = self.topics[self._names[connection.topic]]
             offset = stamp - self.start_ns
             if topic.skip:
                 yield BagMessage(topic.name, topic.ros_type, offset, b"", topic.skip)
@@ -147,44 +171,169 @@ class Bag:
             yield BagMessage(topic.name, topic.ros_type, offset, cdr)
 
     def _topics(self, types: ReplayTypes) -> dict[str, BagTopic]:
-        """Group connections by topic and decide, per connection, how its bytes become ROS 2 CDR."""
+        """Group connections by topic, name each in ROS 2, and decide, per connection, how its bytes become
+        ROS 2 CDR of the installed definition."""
         by_topic: dict[str, list[Connection]] = {}
         for connection in self._reader.connections:
             by_topic.setdefault(connection.topic, []).append(connection)
-        target = types.typestore() if self.format == "rosbag1" else self._reader.typestore
-        topics = {}
-        for name, connections in sorted(by_topic.items()):
+        target = types.typestore()
+        sources = _Sources(self, types)
+        topics: dict[str, BagTopic] = {}
+        # names valid as recorded first: a renamed topic never takes the name of one recorded under it
+        for recorded, connections in sorted(by_topic.items(), key=lambda item: (ros2_topic(item[0]) != item[0],
+                                                                                  item[0])):
+            name = ros2_topic(recorded)
             names = {STATIC_MSGTYPE_RENAMES.get(c.msgtype, c.msgtype) for c in connections}
             ros_type = sorted(names)[0]
             count = sum(c.msgcount for c in connections)
+            notes: set[str] = set()
             skip = "" if len(names) == 1 else f"recorded with several types ({', '.join(sorted(names))})"
+            if not name:
+                skip, name = f"the name '{recorded}' has no valid ROS 2 form (docs/replay.md, topic names)", recorded
+            elif name in topics:
+                skip = (f"recorded as '{recorded}', whose ROS 2 name {name} is taken by the bag's topic "
+                        f"{topics[name].recorded or name}; replay it from a bag of its own")
+                name = recorded
             for connection in connections:
                 if skip:
                     break
                 try:
-                    self._convert[connection.id] = self._converter(connection, target)
+                    self._convert[connection.id], note = self._converter(connection, sources, target)
                 except _Unreplayable as exc:
                     skip = str(exc)
-            topics[name] = BagTopic(name, ros_type, count, any(_latched(c) for c in connections), skip)
-        return topics
+                else:
+                    notes.add(note)
+            self._names[recorded] = name
+            topics[name] = BagTopic(name, ros_type, count, any(_latched(c) for c in connections), skip,
+                                    recorded if recorded != name else "", "; ".join(sorted(n for n in notes if n)))
+        return dict(sorted(topics.items()))
 
-    def _converter(self, connection: Connection, target: Typestore) -> Convert:
-        """raw bag bytes -> ROS 2 CDR for one connection; _Unreplayable says why not."""
+    def _converter(self, connection: Connection, sources: _Sources, target: Typestore) -> tuple[Convert, str]:
+        """raw bag bytes -> ROS 2 CDR of the installed definition for one connection, and what the conversion
+        changes ("" for none); _Unreplayable says why it cannot be done."""
         if isinstance(connection.ext, ConnectionExtRosbag2):
             if connection.ext.serialization_format != "cdr":
                 raise _Unreplayable(f"serialization '{connection.ext.serialization_format}' is not CDR")
-            _check_definition(target, connection.msgtype)
-            return bytes
+            own = connection.msgdef.format != MessageDefinitionFormat.NONE
+            source = self._reader.typestore if own else sources.store()
+            ros_type = connection.msgtype
+            if ros_type not in source.fielddefs and ros_type in target.fielddefs:
+                return bytes, ""  # a type newer than the bag's distribution: recorded with today's definition
+            if ros_type not in source.fielddefs:
+                raise _Unreplayable(f"unknown type {ros_type} (no definition in the bag, in ROS 2 {sources.name}'s "
+                                    "standard set or in the msg dirs; pass --msg-dir with its .msg files)")
+            _add_missing(source, target, ros_type, ros_type)
+            _check_definition(target, ros_type)
+            distro = self.distro.source if self.distro else ""
+            layout = "the bag's own definition" if own else f"ROS 2 {sources.name}'s definition ({distro})"
+            convert: Convert = bytes
+            note = ""
+            if not is_same_wireformat(source, target, ros_type, ros_type):
+                changes = _changes(source, target, ros_type, layout)
+                convert, note = partial(_migrate2, source, target, ros_type, {}), f"converted from {layout}: " + (
+                    ", ".join(changes))
+            if not own:  # the layout is inferred: the first message must fit it
+                self._probe(connection, convert, target, f"ROS 2 {sources.name}'s definition ({distro})")
+            return convert, note
         source = self._reader.typestore
         ros_type = STATIC_MSGTYPE_RENAMES.get(connection.msgtype, connection.msgtype)
-        if ros_type not in target.fielddefs:
-            text = source.generate_msgdef(connection.msgtype, ros_version=2)[0]
-            added = get_types_from_msg(text, ros_type)
-            target.register({k: v for k, v in added.items() if k not in target.fielddefs})
+        _add_missing(source, target, connection.msgtype, ros_type)
         _check_definition(target, ros_type)
         if is_same_wireformat(source, target, connection.msgtype, ros_type):
-            return partial(_ros1_to_cdr, target, ros_type)
-        return partial(_migrate, source, target, connection.msgtype, ros_type, {})
+            return partial(_ros1_to_cdr, target, ros_type), ""
+        return partial(_migrate, source, target, connection.msgtype, ros_type, {}), ""
+
+    def _probe(self, connection: Connection, convert: Convert, target: Typestore, layout: str) -> None:
+        """_Unreplayable when the connection's first message, read as `layout`, is not a message of the
+        installed definition (CDR pads to 4 bytes at most)."""
+        try:
+            first = next(self._reader.messages(connections=[connection]), None)
+        except Exception:  # a damaged file: messages() names it when the replay reads that far
+            return
+        if first is None:
+            return
+        raw, ros_type = first[2], connection.msgtype
+        try:
+            cdr = convert(raw)
+            left = len(cdr) - len(target.serialize_cdr(target.deserialize_cdr(cdr, ros_type), ros_type))
+            why = f"{left} bytes left over"
+        except Exception as exc:  # untrusted bytes: any failure means they do not fit
+            left, why = -1, f"{type(exc).__name__}: {exc}"
+        if not 0 <= left < 4:
+            raise _Unreplayable(f"its messages do not fit {layout} (first message: {len(raw)} bytes, {why}): the "
+                                "bag is from another ROS 2 distribution? name it with --bag-distro")
+
+
+class _Sources:
+    """The typestore a bag's messages without definitions are read with: its distribution's, made once."""
+
+    def __init__(self, bag: Bag, types: ReplayTypes) -> None:
+        self.name = bag.distro.name if bag.distro else ""
+        self._types = types
+        self._store: Typestore | None = None
+
+    def store(self) -> Typestore:
+        if self._store is None:
+            self._store = self._types.source_typestore(self.name)
+        return self._store
+
+
+def _add_missing(source: Typestore, target: Typestore, src_type: str, ros_type: str) -> None:
+    """Register the bag's definition of a type the installed ones lack (with the types it nests) in `target`."""
+    if ros_type in target.fielddefs or src_type not in source.fielddefs:
+        return
+    text = source.generate_msgdef(src_type, ros_version=2)[0]
+    added = get_types_from_msg(text, ros_type)
+    target.register({k: v for k, v in added.items() if k not in target.fielddefs})
+
+
+def _changes(source: Typestore, target: Typestore, ros_type: str, layout: str, where: str = "") -> list[str]:
+    """What differs from `source` to `target` in `ros_type`, field by field (nested types looked into);
+    _Unreplayable when a field's value could not be carried over."""
+    src, dst = dict(source.fielddefs[ros_type][1]), dict(target.fielddefs[ros_type][1])
+    notes = [f"{where}{name} dropped" for name in src if name not in dst]
+    for name, want in dst.items():
+        path = f"{where}{name}"
+        have = src.get(name)
+        if have is None:
+            notes.append(f"{path} new (default value)")
+        else:
+            notes += _field_change(source, target, have, want, path, layout)
+    return notes
+
+
+def _field_change(source: Typestore, target: Typestore, have: Any, want: Any, path: str, layout: str) -> list[str]:
+    kind = have[0]
+    if kind == Nodetype.BASE and have == want:
+        return []
+    if kind != want[0]:
+        pass
+    elif kind == Nodetype.NAME and have[1] == want[1]:
+        return _changes(source, target, have[1], layout, f"{path}.")
+    elif kind == Nodetype.BASE and (have[1][0] == "string") == (want[1][0] == "string"):
+        return [f"{path} {_type(have)} -> {_type(want)}"]
+    elif kind in (Nodetype.ARRAY, Nodetype.SEQUENCE) and have[1][0][0] == want[1][0][0]:
+        element = have[1][0]
+        if element[0] == Nodetype.NAME and element[1] == want[1][0][1]:
+            inner = _changes(source, target, element[1], layout, f"{path}[].")
+            return inner + ([f"{path} {_type(have)} -> {_type(want)}"] if have[1][1] != want[1][1] else [])
+        if element[0] == Nodetype.BASE and (element[1][0] == "string") == (want[1][0][1][0] == "string"):
+            return [f"{path} {_type(have)} -> {_type(want)}"] if have != want else []
+    raise _Unreplayable(f"field {path} is {_type(have)} in {layout} but {_type(want)} in the installed "
+                        "definition: its values cannot be carried over")
+
+
+def _type(desc: Any) -> str:
+    """A field description as in a .msg file: `float32`, `char[16]`, `geometry_msgs/msg/Point[]`."""
+    kind, rest = desc
+    if kind == Nodetype.BASE:
+        return f"{rest[0]}<={rest[1]}" if rest[1] else str(rest[0])
+    if kind == Nodetype.NAME:
+        return str(rest)
+    element = _type(rest[0])
+    if kind == Nodetype.ARRAY:
+        return f"{element}[{rest[1]}]"
+    return f"{element}[<={rest[1]}]" if rest[1] else f"{element}[]"
 
 
 class _Unreplayable(Exception):
@@ -193,8 +342,8 @@ class _Unreplayable(Exception):
 
 def _check_definition(store: Typestore, ros_type: str) -> None:
     if ros_type not in store.fielddefs:
-        raise _Unreplayable(f"unknown type {ros_type} (no definition in the bag, in ROS 2 Kilted or in the msg "
-                            "dirs; pass --msg-dir with its .msg files)")
+        raise _Unreplayable(f"unknown type {ros_type} (no definition in the bag, in the installed interfaces or "
+                            "in the msg dirs; pass --msg-dir with its .msg files)")
     try:
         store.get_msgdef(ros_type)
     except Exception as exc:  # an incomplete definition, e.g. a nested type missing
@@ -204,6 +353,10 @@ def _check_definition(store: Typestore, ros_type: str) -> None:
 
 def _ros1_to_cdr(store: Typestore, ros_type: str, raw: bytes) -> bytes:
     return bytes(store.ros1_to_cdr(raw, ros_type))
+
+
+def _migrate2(source: Typestore, target: Typestore, ros_type: str, cache: dict[str, object], raw: bytes) -> bytes:
+    return bytes(migrate_bytes(source, target, ros_type, ros_type, cache, raw, src_is2=True, dst_is2=True))
 
 
 def _migrate(source: Typestore, target: Typestore, src_type: str, ros_type: str, cache: dict[str, object],

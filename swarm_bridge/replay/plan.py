@@ -38,18 +38,21 @@ def check_rate(rate: float) -> float:
 
 
 def select_topics(bags: Sequence[Bag], wanted: Iterable[str] = ()) -> list[str]:
-    """The topics to replay (every topic of every bag when `wanted` is empty), sorted.
+    """The topics to replay (every topic of every bag when `wanted` is empty; a renamed one by either name), sorted.
 
     ReplayError names a wanted topic that no bag has (with the nearest one), and a topic that two bags
     carry with different types."""
     available: dict[str, str] = {}
+    renamed: dict[str, str] = {}  # a topic may be asked for by its name in the bag
     for bag in bags:
         for topic in bag.topics.values():
+            if topic.recorded:
+                renamed[topic.recorded] = topic.name
             have = available.setdefault(topic.name, topic.ros_type)
             if have != topic.ros_type:
                 raise ReplayError(f"topic {topic.name}", f"has type {have} in one bag and {topic.ros_type} in "
                                   f"{bag.path}", "replay these bags separately, or leave the topic out with --topics")
-    chosen = list(dict.fromkeys(wanted)) or sorted(available)
+    chosen = list(dict.fromkeys(renamed.get(name, name) for name in wanted)) or sorted(available)
     for name in chosen:
         if name not in available:
             near = difflib.get_close_matches(name, available, n=1)

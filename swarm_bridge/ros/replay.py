@@ -56,8 +56,11 @@ class RosReplay:
             return f"no rclpy message class: {exc}"
         qos = qos_preset("transient_local", depth=10000) if self.durable else qos_preset(
             "transient_local" if topic.latched else "reliable")
-        self._publishers[topic.name] = [
-            self.node.create_publisher(cls, f"/{robot}{topic.name}", qos) for robot in self.robots]
+        try:
+            self._publishers[topic.name] = [
+                self.node.create_publisher(cls, f"/{robot}{topic.name}", qos) for robot in self.robots]
+        except Exception as exc:  # rclpy refuses the name (e.g. too long once the robot id is in front)
+            return f"cannot publish under /{self.robots[0]}{topic.name} ({type(exc).__name__}: {exc})"
         return ""
 
     @property
