@@ -101,7 +101,7 @@ def ros2_launch() -> Path:
     venv = Path(sys.prefix)
     with (venv / ".ros2_launch.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        result = subprocess.run([str(tool), str(venv)], capture_output=True, text=True, timeout=3600)
+        result = subprocess.run([str(tool), str(venv)], capture_output=True, text=True, timeout=1500)
     if result.returncode != 0:
         pytest.fail(f"{tool} {venv} failed (exit {result.returncode}):\n{result.stdout[-2000:]}{result.stderr[-2000:]}",
                     pytrace=False)

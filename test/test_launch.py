@@ -35,7 +35,8 @@ from swarm_bridge.ros.spin import make_executor
 from swarm_bridge.routing.naming import robot_namespace
 from swarm_bridge.transport import MqttLink, MqttTap
 
-pytestmark = pytest.mark.integration
+# the first test also waits for the session fixtures: install-ros2-launch (up to minutes on a busy machine) and pip
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -132,6 +133,17 @@ def test_robot_bridge_launch_bridges_any_robot_id_in_its_namespace(
     assert received[0].robot_id == robot_id
     assert f"route ros:/{ns}/task_status -> mqtt:{base}/event/task_status" in output
     ended_cleanly(output)
+
+
+def test_robot_bridge_launch_leaves_a_bad_robot_id_to_the_bridge_s_own_error(tmp_path: Path,
+                                                                          launch_env: dict[str, str]) -> None:
+    """An id the bridge refuses reaches the bridge (launch does not choke on it as a ROS name first), which names
+    the key and exits 2."""
+    run = _launch("robot_bridge.launch.py", launch_env, tmp_path, robot_id="amr 7")
+    output = run.wait(300)
+    assert "(--robot-id): robot_id: String should match pattern" in output and "(got 'amr 7')" in output, output
+    assert "process has died" in output and "exit code 2" in output, output
+    assert "Traceback" not in output, output
 
 
 def test_edge_gateway_launch_carries_mqtt_to_kafka(tmp_path: Path, mosquitto: Mosquitto, kafka: Kafka,

@@ -95,6 +95,7 @@ def test_colcon_build_generates_interfaces_and_installs_nodes(colcon_workspace: 
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(1800)  # may build the workspace and install ros2 launch first
 def test_colcon_install_runs_the_launch_files_that_start_swarm_bridge(
         colcon_workspace: Path, ros2_launch: Path, ros_env: dict[str, str], tmp_path: Path, mosquitto: Mosquitto,
         kafka: Kafka, shared_bags: Path) -> None:
