@@ -5,7 +5,4 @@ set -e
 . /opt/swarm_bridge/setup.sh
 node="$1"
 shift
-case "$node" in
-  swarm-bridge) exec python3 -m swarm_bridge.cli "$@" ;;
-  *) exec ros2 run swarm_bridge "$node" "$@" ;;
-esac
+exec ros2 run swarm_bridge "$node" "$@"   # swarm-bridge too: lib/swarm_bridge/swarm-bridge

@@ -1,6 +1,7 @@
 """Launch an edge gateway: `ros2 launch swarm_bridge edge_gateway.launch.py config:=/etc/swarm/gateway.yaml`.
 
-The gateway is not a ROS node (a hub needs no ROS): this runs the `swarm-bridge gateway` process.
+The gateway is not a ROS node (a hub needs no ROS): this runs the `swarm-bridge gateway` process, through the
+package's own `lib/swarm_bridge/swarm-bridge` (a colcon install puts no `swarm-bridge` on PATH).
 """
 
 import os
@@ -9,6 +10,7 @@ from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess
 from launch.substitutions import LaunchConfiguration
+from launch_ros.substitutions import ExecutableInPackage
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -16,7 +18,8 @@ def generate_launch_description() -> LaunchDescription:
     return LaunchDescription([
         DeclareLaunchArgument("config", default_value=default_config, description="edge gateway YAML"),
         ExecuteProcess(
-            cmd=["swarm-bridge", "gateway", "--config", LaunchConfiguration("config")],
+            cmd=[ExecutableInPackage("swarm-bridge", "swarm_bridge"), "gateway",
+                 "--config", LaunchConfiguration("config")],
             name="edge_gateway",
             output="screen",
             sigterm_timeout="30",  # the gateway drains and acks what Kafka confirmed before it exits

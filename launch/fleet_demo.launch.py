@@ -2,12 +2,14 @@
 
 Runs `swarm-bridge demo`, the README's first command: every bag replayed as a robot (or dealt to `robots`), a
 robot_bridge process and a task executor per robot, an MQTT broker unless `mqtt` is given, an edge gateway and
-Kafka when `kafka` is given, and the report at the end. The same command the tests run, so the two never drift.
+Kafka when `kafka` is given, and the report at the end. The same command the tests run, so the two never drift;
+run through the package's own `lib/swarm_bridge/swarm-bridge` (a colcon install puts no `swarm-bridge` on PATH).
 """
 
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
+from launch_ros.substitutions import ExecutableInPackage
 
 ARGUMENTS = (  # (launch argument, default, demo option, description); "" leaves the demo's own default
     ("bags", "", "--bags", "folder of bags (default: $SWARM_BRIDGE_BAGS, else ../shared/data/bags)"),
@@ -26,8 +28,8 @@ def _demo(context: LaunchContext) -> list[ExecuteProcess]:
         value = LaunchConfiguration(name).perform(context)
         if value:
             options += [option, value]
-    return [ExecuteProcess(cmd=["swarm-bridge", "demo", "--no-progress", *options], name="fleet_demo",
-                           output="screen", sigterm_timeout="30")]
+    return [ExecuteProcess(cmd=[ExecutableInPackage("swarm-bridge", "swarm_bridge"), "demo", "--no-progress", *options],
+                           name="fleet_demo", output="screen", sigterm_timeout="30")]
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -111,10 +111,11 @@ def task_executor(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
         prog="task_executor",
-        description="A reference robot: answers TaskCommand on /<robot_id>/task_command with TaskStatus and "
-                    "publishes RobotState on /<robot_id>/robot_state.",
+        description="A reference robot: answers TaskCommand on /<ns>/task_command with TaskStatus and "
+                    "publishes RobotState on /<ns>/robot_state (<ns>: the robot id, '-' as '_', '_' before a "
+                    "leading digit).",
     )
-    parser.add_argument("--robot-id", required=True, help="the robot's id, e.g. amr_007 (its topic namespace)")
+    parser.add_argument("--robot-id", required=True, help="the robot id, e.g. amr_007 (its topic namespace, as above)")
     parser.add_argument("--kind", default="amr", help="robot kind reported in RobotState (amr, drone, arm, ...)")
     parser.add_argument("--capabilities", default="navigate",
                         help="comma-separated task kinds it accepts, e.g. navigate,inspect (default navigate)")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -83,3 +86,23 @@ def proxied_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ka
     finally:
         proxy.close()
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def ros2_launch() -> Path:
+    """`ros2` (launch, run, pkg, topic) in this venv, installed once by install-ros2-launch from
+    $SWARM_BRIDGE_TOOLS (relative to the repository root), else ../shared/tools beside it. Idempotent and locked
+    (parallel workers share the venv); fails (never skips) when the tool is missing: CI has it."""
+    value = os.environ.get("SWARM_BRIDGE_TOOLS")
+    tool = (REPO / value if value else REPO.parent / "shared" / "tools") / "install-ros2-launch"
+    if not tool.is_file():
+        pytest.fail(f"{tool} not found. Set SWARM_BRIDGE_TOOLS to the folder holding install-ros2-launch "
+                    "(default ../shared/tools beside the repository)", pytrace=False)
+    venv = Path(sys.prefix)
+    with (venv / ".ros2_launch.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = subprocess.run([str(tool), str(venv)], capture_output=True, text=True, timeout=1500)
+    if result.returncode != 0:
+        pytest.fail(f"{tool} {venv} failed (exit {result.returncode}):\n{result.stdout[-2000:]}{result.stderr[-2000:]}",
+                    pytrace=False)
+    return venv / "bin" / "ros2"

@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from launch_harness import LaunchRun, colcon_command, demo_delivers, gateway_forwards, launch_path
+
+from swarm_bridge.brokers import Kafka, Mosquitto
 
 pytestmark = pytest.mark.slow
 
@@ -62,14 +65,21 @@ def test_pip_install_puts_nodes_where_ros2_launch_finds_them(tmp_path: Path) -> 
     _check_ros_layout(prefix, _env(prefix, site))
 
 
-def test_colcon_build_generates_interfaces_and_installs_nodes(tmp_path: Path) -> None:
-    workspace = tmp_path / "ws"
+@pytest.fixture(scope="module")
+def colcon_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A colcon workspace with this repository in src/, built with the venv (ROS wheels) as underlay."""
+    workspace = tmp_path_factory.mktemp("colcon") / "ws"
     (workspace / "src").mkdir(parents=True)
     (workspace / "src/swarm_bridge").symlink_to(REPO)
     env = {**os.environ, "PATH": f"{VENV / 'bin'}:{os.environ['PATH']}",
            "AMENT_PREFIX_PATH": str(VENV), "CMAKE_PREFIX_PATH": str(VENV)}
     _run(["colcon", "build", "--cmake-args", "-DBUILD_TESTING=OFF", f"-DPython3_EXECUTABLE={sys.executable}"],
          cwd=workspace, env=env)
+    return workspace
+
+
+def test_colcon_build_generates_interfaces_and_installs_nodes(colcon_workspace: Path, tmp_path: Path) -> None:
+    workspace = colcon_workspace
     prefix = workspace / "install/swarm_bridge"
     site = prefix / "lib" / PYVER / "site-packages"
     run_env = _env(prefix, site, extra_lib=prefix / "lib")
@@ -84,6 +94,29 @@ def test_colcon_build_generates_interfaces_and_installs_nodes(tmp_path: Path) ->
     assert int(size) > 0
 
 
+@pytest.mark.integration
+@pytest.mark.timeout(1800)  # may build the workspace and install ros2 launch first
+def test_colcon_install_runs_the_launch_files_that_start_swarm_bridge(
+        colcon_workspace: Path, ros2_launch: Path, ros_env: dict[str, str], tmp_path: Path, mosquitto: Mosquitto,
+        kafka: Kafka, shared_bags: Path) -> None:
+    """After `colcon build` and `source install/setup.bash` (the venv as the sourced ROS underlay, no swarm-bridge on
+    PATH), edge_gateway.launch.py carries MQTT to Kafka and fleet_demo.launch.py runs the demo to its report."""
+    env = {**ros_env, "PATH": launch_path(tmp_path, ros2_launch), "AMENT_PREFIX_PATH": str(VENV),
+           "ROS_LOG_DIR": str(tmp_path / "ros-log")}
+    for name in ("PYTHONPATH", "CMAKE_PREFIX_PATH"):
+        env.pop(name, None)
+
+    def launch(file: str, **arguments: object) -> LaunchRun:
+        command = ["ros2", "launch", "swarm_bridge", file, *(f"{k}:={v}" for k, v in arguments.items())]
+        return LaunchRun(colcon_command(colcon_workspace, command), env=env, cwd=tmp_path)
+
+    (tmp_path / "gateway").mkdir()
+    gateway_forwards(tmp_path / "gateway", mosquitto, kafka, lambda config: launch("edge_gateway.launch.py",
+                                                                                   config=config))
+    (tmp_path / "demo").mkdir()
+    demo_delivers(tmp_path / "demo", shared_bags, lambda arguments: launch("fleet_demo.launch.py", **arguments))
+
+
 def _launched_nodes(path: Path) -> list[tuple[str, str]]:
     """(package, executable) of every Node(...) in a launch file, read without importing launch."""
     found = []
@@ -94,9 +127,9 @@ def _launched_nodes(path: Path) -> list[tuple[str, str]]:
     return found
 
 
-def _launched_commands(path: Path) -> list[str]:
+def _launched_commands(path: Path) -> list[ast.expr]:
     """The program of every ExecuteProcess(cmd=[...]) in a launch file (processes that are not ROS nodes)."""
-    return [ast.literal_eval(kw.value.elts[0]) for call in ast.walk(ast.parse(path.read_text()))
+    return [kw.value.elts[0] for call in ast.walk(ast.parse(path.read_text()))
             if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "ExecuteProcess"
             for kw in call.keywords if kw.arg == "cmd" and isinstance(kw.value, ast.List)]
 
@@ -106,9 +139,11 @@ def test_launch_files_name_installed_executables(launch_file: Path) -> None:
     nodes = _launched_nodes(launch_file)
     commands = _launched_commands(launch_file)
     assert nodes or commands, f"{launch_file.name} starts no node"
-    for command in commands:  # a console script of the package, e.g. the `swarm-bridge gateway` process
-        scripts = [line.split("=")[0].strip() for line in (REPO / "setup.cfg").read_text().splitlines() if "=" in line]
-        assert command in scripts, f"{launch_file.name}: no {command} console script in setup.cfg"
+    for command in commands:  # the package's own executable (a colcon install puts no console script on PATH)
+        assert isinstance(command, ast.Call) and getattr(command.func, "id", None) == "ExecutableInPackage", \
+            f"{launch_file.name}: {ast.unparse(command)} is not found by ROS: use ExecutableInPackage(exe, pkg)"
+        executable, package = (ast.literal_eval(a) for a in command.args)
+        assert package == "swarm_bridge" and executable in NODES, f"{launch_file.name}: no nodes/{executable} shim"
     for package, executable in nodes:
         assert package == "swarm_bridge"
         assert executable in NODES, f"{launch_file.name}: no nodes/{executable} shim"

@@ -49,7 +49,7 @@ def test_node_bridges_until_sigterm(tmp_path: Path, mosquitto: Mosquitto, ros_co
                                  env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         node = rclpy.create_node("status_source", context=ros_context)
-        publisher = node.create_publisher(TaskStatus, "/amr_007/task_status", qos_preset("reliable"))
+        publisher = node.create_publisher(TaskStatus, "/amr_042/task_status", qos_preset("reliable"))
         executor = make_executor(ros_context)
         assert spin_until(executor, [node], done=lambda: publisher.get_subscription_count() > 0, timeout_s=30)
         for i in range(10):
@@ -100,11 +100,11 @@ def test_unreachable_uplink_exits_3(tmp_path: Path, ros_env: dict[str, str]) -> 
 
 
 def _publish_status(ros_context: Any, count: int, *, rate_hz: float = 200.0) -> None:
-    """Publish `count` TaskStatus on /amr_007/task_status once the bridge subscribed."""
+    """Publish `count` TaskStatus on /amr_042/task_status once the bridge subscribed."""
     from swarm_bridge_msgs.msg import TaskStatus
 
     node = rclpy.create_node("status_source", context=ros_context)
-    publisher = node.create_publisher(TaskStatus, "/amr_007/task_status", qos_preset("reliable"))
+    publisher = node.create_publisher(TaskStatus, "/amr_042/task_status", qos_preset("reliable"))
     executor = make_executor(ros_context)
     assert spin_until(executor, [node], done=lambda: publisher.get_subscription_count() > 0, timeout_s=30)
     for i in range(count):
@@ -163,7 +163,7 @@ def test_rate_limit_drops_are_counted_in_metrics(tmp_path: Path, mosquitto: Mosq
             text = response.read().decode()
     finally:
         output = _stop(proc)
-    route = "route ros:/amr_007/task_status -> mqtt:swarm/warehouse_a/amr_042/event/task_status"
+    route = "route ros:/amr_042/task_status -> mqtt:swarm/warehouse_a/amr_042/event/task_status"
     sent = _sample(text, f'swarm_bridge_route_records_total{{event="sent",route="{route}"}}')
     dropped = _sample(text, f'swarm_bridge_route_dropped_total{{reason="rate limit",route="{route}"}}')
     assert 1 <= sent <= 2 and sent + dropped == 20, text
@@ -209,13 +209,13 @@ def test_commands_come_down_checked_and_refusals_are_counted(
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     node = rclpy.create_node("command_sink", context=ros_context)
     received: list[TaskCommand] = []
-    node.create_subscription(TaskCommand, "/amr_007/task_command", received.append, qos_preset("reliable"))
+    node.create_subscription(TaskCommand, "/amr_042/task_command", received.append, qos_preset("reliable"))
     executor = make_executor(ros_context)
     link = MqttLink(host="127.0.0.1", port=mosquitto.port, client_id="coordinator-test")
     link.connect()
     topic = "swarm/warehouse_a/amr_042/command/task_command"
     try:
-        assert spin_until(executor, [node], done=lambda: node.count_publishers("/amr_007/task_command") > 0,
+        assert spin_until(executor, [node], done=lambda: node.count_publishers("/amr_042/task_command") > 0,
                           timeout_s=30)
         time.sleep(0.5)  # the bridge subscribes right after creating its publisher
         future = int(time.time()) + 3600
@@ -241,7 +241,7 @@ def test_commands_come_down_checked_and_refusals_are_counted(
     first = received[0]
     assert first.kind == "pick" and first.priority == 9 and first.target_pose.pose.position.x == 1.5
     assert first.parameters[0].key == "payload_kg" and first.target_pose.header.frame_id == "map"
-    route = "route mqtt:swarm/warehouse_a/amr_042/command/task_command -> ros:/amr_007/task_command"
+    route = "route mqtt:swarm/warehouse_a/amr_042/command/task_command -> ros:/amr_042/task_command"
     assert f"{route}: received 7, sent 2, dropped 5" in output
     # raw Protobuf names no type: a foreign record there is indistinguishable from garbage
     expected = {"duplicate command id": 1, "addressed to another robot": 1, "deadline passed": 1}

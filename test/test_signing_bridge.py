@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
 NODE = [sys.executable, "-m", "swarm_bridge.nodes", "robot_bridge"]
 TASK = "swarm_bridge_msgs/msg/TaskCommand"
-ROUTE = "route mqtt:swarm/warehouse_a/amr_042/command/task_command -> ros:/amr_007/task_command"
+ROUTE = "route mqtt:swarm/warehouse_a/amr_042/command/task_command -> ros:/amr_042/task_command"
 
 
 def _record(command_id: str, fmt: str, *, robot: str = "amr_042", issued_ns: int | None = None) -> bytes:
@@ -86,14 +86,14 @@ def test_only_authentic_fresh_commands_reach_ros(tmp_path: Path, mosquitto: Mosq
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     node = rclpy.create_node("command_sink", context=ros_context)
     received: list[TaskCommand] = []
-    node.create_subscription(TaskCommand, "/amr_007/task_command", received.append, qos_preset("reliable"))
+    node.create_subscription(TaskCommand, "/amr_042/task_command", received.append, qos_preset("reliable"))
     executor = make_executor(ros_context)
     link = MqttLink(host="127.0.0.1", port=mosquitto.port, client_id="coordinator-test")
     link.connect()
     topic = "swarm/warehouse_a/amr_042/command/task_command"
     hour = 3600 * 10**9
     try:
-        assert spin_until(executor, [node], done=lambda: node.count_publishers("/amr_007/task_command") > 0,
+        assert spin_until(executor, [node], done=lambda: node.count_publishers("/amr_042/task_command") > 0,
                           timeout_s=30)
         time.sleep(0.5)  # the bridge subscribes right after creating its publisher
         good = signer.sign(_record("c-0", fmt))

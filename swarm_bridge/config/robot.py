@@ -119,7 +119,8 @@ class TopicMatch(Strict):
 class RouteConfig(Strict):
     """One bridged ROS topic (or every topic a `match` selects): what it is on ROS, what stream upstream."""
 
-    topic: str | None = Field(default=None, pattern=ROS_TOPIC)
+    topic: str | None = Field(default=None, pattern=ROS_TOPIC, description="absolute ROS topic; {robot_id} in it "
+                              "stands for the robot's ROS namespace, e.g. /{robot_id}/odom")
     match: TopicMatch | None = Field(default=None, description="instead of topic: every topic matching, found "
                                      "in the ROS graph as it appears (direction up only)")
     type: str | None = Field(default=None, pattern=ROS_TYPE, description="ROS type, e.g. nav_msgs/msg/Odometry; "
@@ -136,6 +137,14 @@ class RouteConfig(Strict):
     retain: bool = Field(default=False, description="MQTT: the broker keeps the last record for late subscribers")
     priority: int = Field(default=1, ge=0, le=255, description="higher drains first and is dropped last")
     max_rate_hz: float | None = Field(default=None, gt=0, description="decimate to at most this rate (up only)")
+
+    @field_validator("topic")
+    @classmethod
+    def _only_the_robot_id_placeholder(cls, value: str | None) -> str | None:
+        if value is not None and ("{" in value.replace("{robot_id}", "") or "}" in value.replace("{robot_id}", "")):
+            raise ValueError(f"{value!r}: the only placeholder a topic may hold is {{robot_id}} (it becomes the "
+                             "robot's ROS namespace: its id with '-' as '_' and '_' before a leading digit)")
+        return value
 
     @model_validator(mode="after")
     def _down_takes_no_rate(self) -> RouteConfig:

@@ -33,7 +33,7 @@ class RouteDiscovery:
                  on_route: Callable[[Route], None], period_s: float = 1.0) -> None:
         self._node = node
         self._config = config
-        self._pending = [(rc, selector_for(rc)) for rc in discovered_routes(config)]
+        self._pending = [(rc, selector_for(rc, config.robot_id)) for rc in discovered_routes(config)]
         self._taken = taken  # ROS topics already routed (both directions: never bridge our own output back)
         self._streams = streams
         self._on_route = on_route

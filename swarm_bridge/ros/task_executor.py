@@ -1,8 +1,9 @@
 """Reference task executor: the robot side of the fleet's task protocol, for demos and end-to-end tests.
 
-Takes TaskCommand on `/<robot_id>/task_command`, answers with TaskStatus on `/<robot_id>/task_status` (accepted,
-running, done; rejected without the capability) and publishes RobotState on `/<robot_id>/robot_state` every
-`state_period_s`, so a robot bridge carries them up to the coordinator like a real robot's.
+Takes TaskCommand on `/<ns>/task_command`, answers with TaskStatus on `/<ns>/task_status` (accepted, running,
+done; rejected without the capability) and publishes RobotState on `/<ns>/robot_state` every `state_period_s`,
+so a robot bridge carries them up to the coordinator like a real robot's (`<ns>`: `robot_namespace(robot_id)`,
+what `{robot_id}` becomes in the bridge's topics).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rclpy.node import Node
 
 from swarm_bridge.ros.qos import qos_preset
 from swarm_bridge.ros.task_work import Report, TaskWork
+from swarm_bridge.routing.naming import robot_namespace
 
 __all__ = ["TaskExecutor"]
 
@@ -36,10 +38,10 @@ class TaskExecutor:
         self._node = node
         self._state_msg, self._status_msg = RobotState, TaskStatus
         reliable = qos_preset("reliable")
-        self._status = node.create_publisher(TaskStatus, f"/{robot_id}/task_status", reliable)
-        self._state = node.create_publisher(RobotState, f"/{robot_id}/robot_state", reliable)
-        self._commands = node.create_subscription(TaskCommand, f"/{robot_id}/task_command", self._on_command,
-                                                  reliable)
+        ns = robot_namespace(robot_id)
+        self._status = node.create_publisher(TaskStatus, f"/{ns}/task_status", reliable)
+        self._state = node.create_publisher(RobotState, f"/{ns}/robot_state", reliable)
+        self._commands = node.create_subscription(TaskCommand, f"/{ns}/task_command", self._on_command, reliable)
         self._tick = node.create_timer(min(0.1, work_s / 4 if work_s > 0 else 0.1), self._advance)
         self._state_timer = node.create_timer(state_period_s, self.publish_state)
 

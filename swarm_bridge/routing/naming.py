@@ -1,8 +1,13 @@
-"""Names on the wire: MQTT topics (VDA 5050 habit) and Kafka topics and keys."""
+"""Names on the wire: MQTT topics (VDA 5050 habit) and Kafka topics and keys; a robot's ROS namespace."""
 
 from __future__ import annotations
 
-__all__ = ["kafka_key", "kafka_topic", "mqtt_topic", "presence_topic"]
+import re
+
+__all__ = ["ROBOT_ID_PLACEHOLDER", "kafka_key", "kafka_topic", "mqtt_topic", "presence_topic", "robot_namespace",
+           "robot_topic"]
+
+ROBOT_ID_PLACEHOLDER = "{robot_id}"  # in a route's ROS topic or match pattern: the robot's ROS namespace
 
 
 def mqtt_topic(prefix: str, fleet: str, robot_id: str, channel: str, stream: str) -> str:
@@ -28,3 +33,15 @@ def kafka_topic(channel: str, stream: str) -> str:
 def kafka_key(robot_id: str) -> bytes:
     """Record key = robot id, so one robot's records stay in one partition, in order."""
     return robot_id.encode("utf-8")
+
+
+def robot_namespace(robot_id: str) -> str:
+    """The robot's ROS namespace token: its id with each character ROS names refuse ('-') as '_', and '_' before
+    a leading digit (`amr-7` -> `amr_7`, `007` -> `_007`, `amr_007` unchanged)."""
+    token = re.sub(r"[^A-Za-z0-9_]", "_", robot_id)
+    return f"_{token}" if token[:1].isdigit() else token
+
+
+def robot_topic(template: str, robot_id: str) -> str:
+    """A route's ROS topic (or match pattern) for one robot: `{robot_id}` becomes `robot_namespace(robot_id)`."""
+    return template.replace(ROBOT_ID_PLACEHOLDER, robot_namespace(robot_id))

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from swarm_bridge.config.robot import RobotBridgeConfig, RouteConfig
-from swarm_bridge.routing.naming import kafka_topic, mqtt_topic
+from swarm_bridge.routing.naming import kafka_topic, mqtt_topic, robot_namespace, robot_topic
 from swarm_bridge.routing.selection import TopicSelector
 
 __all__ = ["Route", "discovered_routes", "route_for", "routes_for", "selector_for", "stream_for"]
@@ -41,8 +41,9 @@ class Route:
 
 
 def routes_for(config: RobotBridgeConfig) -> list[Route]:
-    """The robot's routes known from the config alone (exact topic and type), destinations named for its uplink."""
-    return [route_for(config, rc, rc.topic, rc.type) for rc in config.routes
+    """The robot's routes known from the config alone (exact topic and type), destinations named for its uplink;
+    `{robot_id}` in a topic is the robot's ROS namespace (`robot_namespace`)."""
+    return [route_for(config, rc, robot_topic(rc.topic, config.robot_id), rc.type) for rc in config.routes
             if rc.topic is not None and rc.type is not None]
 
 
@@ -51,21 +52,22 @@ def discovered_routes(config: RobotBridgeConfig) -> list[RouteConfig]:
     return [rc for rc in config.routes if rc.topic is None or rc.type is None]
 
 
-def selector_for(rc: RouteConfig) -> TopicSelector:
-    """Which topics a route config takes."""
+def selector_for(rc: RouteConfig, robot_id: str) -> TopicSelector:
+    """Which topics a route config takes on robot `robot_id` (`{robot_id}` expanded as in `routes_for`)."""
     if rc.match is not None:
-        return TopicSelector(allow=tuple(rc.match.allow), deny=tuple(rc.match.deny))
+        return TopicSelector(allow=tuple(robot_topic(p, robot_id) for p in rc.match.allow),
+                             deny=tuple(robot_topic(p, robot_id) for p in rc.match.deny))
     if rc.topic is None:
         raise ValueError("a route needs a topic or a match")  # the config validator already refuses this
-    return TopicSelector.exact(rc.topic)
+    return TopicSelector.exact(robot_topic(rc.topic, robot_id))
 
 
 def stream_for(rc: RouteConfig, topic: str, robot_id: str) -> str:
-    """`rc.stream` for an exact topic; for a match, `<stream>_<topic without the /robot_id namespace>`,
+    """`rc.stream` for an exact topic; for a match, `<stream>_<topic without the robot's namespace>`,
     lower case, every run of other characters as one '_' (e.g. /amr_7/sensors/IMU -> sensors_sensors_imu)."""
     if rc.match is None:
         return rc.stream
-    local = topic.removeprefix(f"/{robot_id}/").lower()
+    local = topic.removeprefix(f"/{robot_namespace(robot_id)}/").lower()
     return f"{rc.stream}_{re.sub(r'[^a-z0-9]+', '_', local).strip('_')}"
 
 

@@ -13,7 +13,6 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
-import paho.mqtt._packet as paho_packet
 from paho.mqtt.exception import MalformedPacket, MQTTException
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -154,12 +153,18 @@ class PackedProperties(Properties):
 def install_received_properties() -> bool:
     """Make paho decode received properties with `ReceivedProperties` (process-wide; True if in place).
 
-    paho's decoder looks the class up by name in `paho.mqtt._packet`; a paho without that name keeps its own."""
+    paho's decoder looks the class up by name in its private `paho.mqtt._packet`; a paho without that module or
+    name keeps its own decoder (correct, only slower), so the robot side never depends on paho's internals."""
+    try:
+        import paho.mqtt._packet as paho_packet
+    except ImportError:
+        log.info("this paho-mqtt has no paho.mqtt._packet; keeping paho's own MQTT 5 property decoder")
+        return False
     current = getattr(paho_packet, "Properties", None)
     if current is ReceivedProperties:
         return True
     if current is not Properties:
-        log.debug("paho.mqtt._packet.Properties is %r; keeping paho's own property decoder", current)
+        log.info("paho.mqtt._packet.Properties is %r; keeping paho's own MQTT 5 property decoder", current)
         return False
     paho_packet.Properties = ReceivedProperties  # type: ignore[misc]
     return True
