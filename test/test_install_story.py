@@ -86,16 +86,28 @@ def _closure(requirements: list[Requirement]) -> set[str]:
     return seen
 
 
-def test_robot_requirements_give_what_the_robot_side_imports() -> None:
-    """Imported by the robot side and not ROS: installed by `pip install -r requirements/robot.txt`."""
+def _robot_side_imports_beyond_ros() -> set[str]:
+    """The distributions the robot side imports that neither ROS nor swarm_bridge itself provides."""
     probe = (f"import sys; import {', '.join(ROBOT_SIDE)}\n"
              "print('\\n'.join(sorted({m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names))))")
     modules = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
                              check=True).stdout.split()
+    modules = [m for m in modules if m != "_distutils_hack"]  # setuptools' .pth hook, not an import of ours
     owners = md.packages_distributions()
     imported = {canonicalize_name(d) for m in modules for d in owners.get(m, [])}
     ros = {d for d in imported if d.startswith("ros-")} | {canonicalize_name("swarm_bridge")}
     ros |= {canonicalize_name(m) for m in modules if (Path(sys.prefix) / "share" / m / "package.xml").is_file()}
-    missing = imported - ros - _closure(_robot_requirements())
+    return imported - ros
+
+
+def test_robot_requirements_give_what_the_robot_side_imports() -> None:
+    """Imported by the robot side and not ROS: installed by `pip install -r requirements/robot.txt`."""
+    missing = _robot_side_imports_beyond_ros() - _closure(_robot_requirements())
     assert not missing, f"requirements/robot.txt installs neither these nor anything needing them: {sorted(missing)}"
     assert "paho-mqtt" in {canonicalize_name(r.name) for r in _robot_requirements()}
+
+
+def test_pip_install_gives_what_the_robot_side_imports() -> None:
+    """A plain `pip install .` (setup.cfg install_requires) gets every non-ROS package the robot side imports."""
+    missing = _robot_side_imports_beyond_ros() - _closure(list(_install_requires().values()))
+    assert not missing, f"setup.cfg install_requires installs neither these nor what needs them: {sorted(missing)}"
