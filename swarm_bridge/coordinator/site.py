@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import queue
 import signal
 import threading
@@ -38,6 +37,7 @@ from swarm_bridge.coordinator.site_wire import (
     result_topic_level,
 )
 from swarm_bridge.coordinator.tasks import TERMINAL, Task, TaskRequest, TaskState
+from swarm_bridge.spool.files import replace_file
 from swarm_bridge.transport.link import LinkBusy
 from swarm_bridge.transport.mqtt import MqttLink, MqttTls
 
@@ -402,13 +402,8 @@ class SiteCoordinator:
         now = time.monotonic_ns()
         if self.dispatch.book.changes == changes or (not force and now - at < self.mqtt.snapshot_period_s * 1e9):
             return
-        target = Path(path).expanduser()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".partial")
-        with partial.open("wb") as out:
-            for task in self.dispatch.book:
-                out.write(encode_event(TaskEvent("snapshot", task)) + b"\n")
-        os.replace(partial, target)
+        replace_file(Path(path).expanduser(), lambda out: out.writelines(
+            encode_event(TaskEvent("snapshot", task)) + b"\n" for task in self.dispatch.book))
         self._last_snapshot = (self.dispatch.book.changes, now)
 
 
