@@ -37,6 +37,7 @@ from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.config.robot import default_registry
 from swarm_bridge.coordinator.assignment import POLICIES
 from swarm_bridge.coordinator.dispatch import ASSIGN, Command, Dispatch, EventRecord, Output
+from swarm_bridge.coordinator.drops import DropLog
 from swarm_bridge.coordinator.events import decode_event, encode_event
 from swarm_bridge.coordinator.metrics import CoordinatorMetrics
 from swarm_bridge.coordinator.records import FleetRecords, parse_presence
@@ -152,6 +153,7 @@ class CoordinatorInstance:
         self.dispatch = dispatch or build_dispatch(config)
         self.metrics = metrics or CoordinatorMetrics()
         self.instance_id = config.kafka.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.drops = DropLog(f"instance {self.instance_id}", self.dispatch.counts, self.metrics.dropped, log)
         self.topics = config.topics
         self.records = FleetRecords(fmt=config.robot_format, registry=config.registry or default_registry(),
                                     state_topic=self.topics.state, status_topic=self.topics.status,
@@ -273,7 +275,7 @@ class CoordinatorInstance:
                 self.dispatch.fleet.on_presence(presence.robot_id, presence.state, presence.reason,
                                                 sent_at(msg, now_ns))
         except Exception as exc:  # a malformed record is counted, never fatal
-            self._drop(f"malformed {topic}", f"{topic}[{msg.partition()}]@{msg.offset()}: {exc}")
+            self.drops(f"malformed {topic}", f"{topic}[{msg.partition()}]@{msg.offset()}: {exc}")
 
     def catch_up(self, timeout_s: float = 5.0) -> bool:
         """Read the event topic up to its current end (a task another instance just handed over)."""
@@ -328,7 +330,7 @@ class CoordinatorInstance:
         try:
             report = self.records.status(value)
         except Exception as exc:
-            self._drop(f"malformed {topic}", f"{topic}[{msg.partition()}]@{msg.offset()}: {exc}")
+            self.drops(f"malformed {topic}", f"{topic}[{msg.partition()}]@{msg.offset()}: {exc}")
             return []
         if msg.partition() != shard_of(report.robot_id, self.config.shards):
             # Handled all the same (dropping it would stall the task), but shard ownership no longer protects
@@ -345,7 +347,7 @@ class CoordinatorInstance:
         if result is None and self.catch_up():
             result = self.dispatch.status(**args)
         if result is None:
-            self._drop("status for an unknown task", f"{report.robot_id}: task {report.task_id}")
+            self.drops("status for an unknown task", f"{report.robot_id}: task {report.task_id}")
             return []
         return result
 
@@ -393,11 +395,6 @@ class CoordinatorInstance:
                 return
             except BufferError:
                 self._producer.poll(0.05)
-
-    def _drop(self, reason: str, detail: str) -> None:
-        self.dispatch.counts[reason] += 1
-        self.metrics.dropped.labels(reason).inc()
-        log.warning("instance %s: dropped (%s): %s", self.instance_id, reason, detail)
 
     def _gauges(self, now_ns: int) -> None:
         for state, count in self.dispatch.book.counts().items():
