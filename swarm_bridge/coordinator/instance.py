@@ -30,7 +30,6 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from swarm_bridge.codec.signing import CommandSigner
 from swarm_bridge.config.coordinator import CoordinatorConfig
@@ -43,8 +42,10 @@ from swarm_bridge.coordinator.metrics import CoordinatorMetrics
 from swarm_bridge.coordinator.records import FleetRecords, parse_presence
 from swarm_bridge.coordinator.tasks import TaskRules, TaskState
 from swarm_bridge.routing.sharding import shard_of
+from swarm_bridge.transport.topics import TopicError, TopicSpec, ensure_kafka_topics
 
-__all__ = ["CoordinatorInstance", "TopicMismatch", "build_dispatch", "command_signer", "ensure_topics"]
+__all__ = ["CoordinatorInstance", "TopicMismatch", "build_dispatch", "command_signer", "ensure_topics",
+           "topic_specs"]
 
 log = logging.getLogger(__name__)
 _CHECK_EVERY_NS = 500_000_000
@@ -75,40 +76,27 @@ def sharded_topics(config: CoordinatorConfig) -> list[str]:
     return [topics.submit, topics.status, topics.commands, topics.events]
 
 
-def ensure_topics(config: CoordinatorConfig) -> None:
-    """Create missing topics (`shards` partitions; events compacted) and check the sharded ones' counts."""
-    bootstrap = f"{config.kafka.host}:{config.kafka.port}"
-    admin = AdminClient(config.kafka.client_settings())
-    timeout = config.kafka.connect_timeout_s
+def topic_specs(config: CoordinatorConfig) -> list[TopicSpec]:
+    """The coordinator's topics: sharded ones with `shards` partitions (the event log compacted), state and
+    presence with `shards` partitions too."""
     topics = config.topics
-    if config.create_topics:
-        new = [NewTopic(t, num_partitions=config.shards, replication_factor=1,
-                        config={"cleanup.policy": "compact"} if t == topics.events else {})
-               for t in (*sharded_topics(config), topics.state, topics.presence)]
-        for topic, future in admin.create_topics(new, operation_timeout=timeout).items():
-            try:
-                future.result(timeout=timeout)
-            except KafkaException as exc:
-                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                    raise TopicMismatch(f"kafka://{bootstrap}: cannot create topic {topic} ({exc})") from None
-    deadline = time.monotonic() + timeout
-    wanted = [*sharded_topics(config), topics.state, topics.presence]
-    while True:
-        meta = admin.list_topics(timeout=timeout).topics
-        ready = all(t in meta and not meta[t].error and meta[t].partitions and all(
-            p.leader >= 0 for p in meta[t].partitions.values()) for t in wanted)
-        if ready:
-            break
-        if time.monotonic() > deadline:
-            missing = [t for t in wanted if t not in meta or meta[t].error]
-            raise TopicMismatch(f"kafka://{bootstrap}: topics {missing} missing or without leaders; create them "
-                                f"with {config.shards} partitions or set create_topics: true")
-        time.sleep(0.1)
-    for topic in sharded_topics(config):
-        count = len(meta[topic].partitions)
-        if count != config.shards:
-            raise TopicMismatch(f"topic {topic} has {count} partitions but shards is {config.shards}; a sharded "
-                                "topic needs one partition per shard: use a fresh topic name or fix shards")
+    compact = {"cleanup.policy": "compact"}
+    return [*(TopicSpec(t, config.shards, compact if t == topics.events else {}, sharded=True)
+              for t in sharded_topics(config)),
+            TopicSpec(topics.state, config.shards), TopicSpec(topics.presence, config.shards)]
+
+
+def ensure_topics(config: CoordinatorConfig) -> None:
+    """Create missing topics, grow sharded ones made with fewer partitions (`create_topics`), and check that
+    each sharded topic has one partition per shard (TopicMismatch if not); LinkError if Kafka does not answer."""
+    try:
+        ensure_kafka_topics(f"{config.kafka.host}:{config.kafka.port}", topic_specs(config),
+                            create=config.create_topics, timeout_s=config.kafka.connect_timeout_s,
+                            settings=config.kafka.security.client_settings(),
+                            replication_factor=config.kafka.new_topics.replication_factor,
+                            min_insync_replicas=config.kafka.new_topics.min_insync_replicas)
+    except TopicError as exc:
+        raise TopicMismatch(str(exc)) from None
 
 
 def sent_at(msg: Message, now_ns: int) -> int:
