@@ -4,6 +4,7 @@ the cluster's size, min.insync.replicas set on the topic, sharded topics grown t
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 from coordinator_fleet import coordinator_config
 
-from swarm_bridge.brokers import Kafka
+from swarm_bridge.brokers import Kafka, KafkaCluster
 from swarm_bridge.config import ConfigError, CoordinatorConfig, GatewayConfig, validate_config
 from swarm_bridge.coordinator.instance import TopicMismatch, ensure_topics
 from swarm_bridge.gateway.service import Gateway
@@ -46,13 +47,13 @@ def test_config_names_replication_and_refuses_more_in_sync_than_replicas(model: 
                                                                            "min_insync_replicas": 3}}}, model)
 
 
-def _topic_settings(kafka: Kafka, topic: str) -> dict[str, tuple[str, Any]]:
+def _topic_settings(kafka: Kafka | KafkaCluster, topic: str) -> dict[str, tuple[str, Any]]:
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
     (future,) = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)]).values()
     return {name: (entry.value, entry.source) for name, entry in future.result(30).items()}
 
 
-def _replicas(kafka: Kafka, topic: str) -> set[int]:
+def _replicas(kafka: Kafka | KafkaCluster, topic: str) -> set[int]:
     meta = AdminClient({"bootstrap.servers": kafka.bootstrap}).list_topics(timeout=30).topics[topic]
     return {len(p.replicas) for p in meta.partitions.values()}
 
@@ -115,3 +116,29 @@ def test_an_unreachable_cluster_is_a_link_error_naming_it() -> None:
     with pytest.raises(LinkError, match=rf"kafka://127.0.0.1:{port}: no cluster metadata") as caught:
         ensure_kafka_topics(f"127.0.0.1:{port}", ["x"], timeout_s=1.0)
     assert not isinstance(caught.value, TopicError) and "start Kafka" in caught.value.fix
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    """Three real Kafka nodes (each broker and controller) on loopback, for this module only."""
+    with KafkaCluster(run_dir=tmp_path_factory.mktemp("cluster"), size=3) as made:
+        yield made
+
+
+@pytest.mark.integration
+def test_on_three_brokers_the_task_log_gets_three_replicas_two_in_sync(cluster: KafkaCluster, tmp_path: Path) -> None:
+    """The default asks the cluster: three brokers give every coordinator topic three replicas and
+    min.insync.replicas 2 (a broker may fail without losing a committed task event or stopping writes)."""
+    from confluent_kafka.admin import ConfigSource
+
+    config = coordinator_config(cluster.nodes[0], tmp_path)  # bootstraps from one node, finds all three
+    ensure_topics(config)
+    assert len(AdminClient({"bootstrap.servers": cluster.bootstrap}).list_topics(timeout=30).brokers) == 3
+    for topic in (config.topics.events, config.topics.commands, config.topics.submit, config.topics.state):
+        assert _replicas(cluster, topic) == {3}
+        assert _topic_settings(cluster, topic)["min.insync.replicas"] == ("2", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+    # Asked for less, it gets what it asked (the gateway's path, explicit replication).
+    tag = uuid.uuid4().hex[:6]
+    ensure_kafka_topics(cluster.bootstrap, [f"g{tag}.dlq"], replication_factor=2)
+    assert _replicas(cluster, f"g{tag}.dlq") == {2}
+    assert _topic_settings(cluster, f"g{tag}.dlq")["min.insync.replicas"][0] == "1"
