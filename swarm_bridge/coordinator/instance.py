@@ -52,7 +52,8 @@ _CHECK_EVERY_NS = 500_000_000
 
 
 class TopicMismatch(RuntimeError):
-    """A sharded topic whose partition count is not the shard count."""
+    """A coordinator topic that cannot be made as the config says: partitions other than the shard count,
+    replication the cluster cannot give, or no right to create it."""
 
 
 def build_dispatch(config: CoordinatorConfig) -> Dispatch:
