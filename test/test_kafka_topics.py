@@ -3,12 +3,14 @@ the cluster's size, min.insync.replicas set on the topic, sharded topics grown t
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource
 from coordinator_fleet import coordinator_config
 
@@ -18,6 +20,8 @@ from swarm_bridge.coordinator.instance import TopicMismatch, ensure_topics
 from swarm_bridge.gateway.service import Gateway
 from swarm_bridge.transport import LinkError, TopicError, TopicSpec, ensure_kafka_topics
 from swarm_bridge.transport.topics import ReplicationPlan, replication_plan
+
+T = TypeVar("T")
 
 
 @pytest.mark.parametrize(("brokers", "plan"), [(1, (1, 1)), (2, (2, 1)), (3, (3, 2)), (5, (3, 2)), (30, (3, 2))])
@@ -47,15 +51,33 @@ def test_config_names_replication_and_refuses_more_in_sync_than_replicas(model: 
                                                                            "min_insync_replicas": 3}}}, model)
 
 
+def _settled(read: Callable[[], T]) -> T:
+    """`read()` once every broker knows the topic (a cluster's brokers learn a new topic one after another)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return read()
+        except (KeyError, KafkaException):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def _topic_settings(kafka: Kafka | KafkaCluster, topic: str) -> dict[str, tuple[str, Any]]:
-    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
-    (future,) = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)]).values()
-    return {name: (entry.value, entry.source) for name, entry in future.result(30).items()}
+    def read() -> dict[str, tuple[str, Any]]:
+        admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+        (future,) = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)]).values()
+        return {name: (entry.value, entry.source) for name, entry in future.result(30).items()}
+
+    return _settled(read)
 
 
 def _replicas(kafka: Kafka | KafkaCluster, topic: str) -> set[int]:
-    meta = AdminClient({"bootstrap.servers": kafka.bootstrap}).list_topics(timeout=30).topics[topic]
-    return {len(p.replicas) for p in meta.partitions.values()}
+    def read() -> set[int]:
+        meta = AdminClient({"bootstrap.servers": kafka.bootstrap}).list_topics(timeout=30).topics[topic]
+        return {len(p.replicas) for p in meta.partitions.values()}
+
+    return _settled(read)
 
 
 @pytest.mark.integration
