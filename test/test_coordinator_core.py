@@ -248,3 +248,50 @@ def test_fleet_status_table_lists_robots_and_open_tasks() -> None:
     assert lines[-1].split() == ["deliver-42", "navigate", "assigned", "amr_007", "5", "1", "-"]
     assert all(line == line.rstrip() for line in lines)
 
+
+
+def test_drop_log_counts_every_drop_and_keeps_the_log_short() -> None:
+    """One mechanism for both coordinator modes: every drop counted (counts and metric); the first ten of a reason
+    logged with their detail, then one line per reason a minute with how many more."""
+    import logging
+    from collections import Counter
+
+    from swarm_bridge.coordinator.drops import DropLog
+    from swarm_bridge.coordinator.metrics import CoordinatorMetrics
+
+    class Lines(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lines: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.lines.append(record.getMessage())
+
+    log = logging.getLogger("test.drops")
+    handler = Lines()
+    log.addHandler(handler)
+    now = [0.0]
+    counts: Counter[str] = Counter()
+    metrics = CoordinatorMetrics()
+    drops = DropLog("instance i1", counts, metrics.dropped, log, clock=lambda: now[0])
+    try:
+        for n in range(25):
+            drops("malformed status", f"status[0]@{n}: bad")
+        drops("status for an unknown task", "amr_1: task t9")
+        now[0] = 30.0
+        for n in range(25, 30):
+            drops("malformed status", f"status[0]@{n}: bad")
+        assert len(handler.lines) == 11
+        now[0] = 61.0
+        drops("malformed status", "status[0]@30: bad")
+        now[0] = 62.0
+        drops("malformed status", "status[0]@31: bad")
+    finally:
+        log.removeHandler(handler)
+    assert counts == {"malformed status": 32, "status for an unknown task": 1}
+    assert metrics.dropped.labels("malformed status")._value.get() == 32
+    assert handler.lines[0] == "instance i1: dropped (malformed status): status[0]@0: bad"
+    assert "further drops of this reason are counted" in handler.lines[9]
+    assert handler.lines[10] == "instance i1: dropped (status for an unknown task): amr_1: task t9"
+    assert handler.lines[11:] == ["instance i1: dropped (malformed status): 21 more in the last 61 s (31 in all); "
+                                  "latest: status[0]@30: bad"]

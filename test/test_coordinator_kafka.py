@@ -164,3 +164,33 @@ def test_robot_going_offline_gets_its_tasks_reassigned(stack: tuple[CoordinatorC
     reasons = {e.task.reason for e in log.events() if e.task.task_id == "deliver-1"}
     assert "robot amr_near went offline (connection lost (last will))" in reasons
     assert "robots: 2 (1 online)" in table and "amr_near" in table and "OFFLINE" in table and "done 1" in table
+
+
+def test_every_dropped_record_is_counted_but_only_the_first_few_are_logged(kafka: Kafka, tmp_path: Path,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """A flood of malformed status records: all counted (summary and metric), ten WARNING lines, not one each."""
+    import logging
+
+    from confluent_kafka import Producer
+
+    from swarm_bridge.coordinator.instance import CoordinatorInstance
+
+    config = coordinator_config(kafka, tmp_path, kafka={"instance_id": "drops"})
+    instance = CoordinatorInstance(config)
+    caplog.set_level(logging.WARNING, logger="swarm_bridge.coordinator")
+    reason = f"malformed {config.topics.status}"
+    try:
+        producer = Producer({"bootstrap.servers": kafka.bootstrap})
+        for i in range(60):
+            producer.produce(config.topics.status, value=b"\x7b not a record", key=f"amr_{i:03d}".encode())
+        assert producer.flush(30) == 0
+        deadline = time.monotonic() + 120
+        while instance.summary()["dropped"].get(reason, 0) < 60 and time.monotonic() < deadline:
+            instance.step(0.1)
+        assert instance.summary()["dropped"] == {reason: 60}
+        assert instance.metrics.dropped.labels(reason)._value.get() == 60
+    finally:
+        instance.close()
+    lines = [r.getMessage() for r in caplog.records if "dropped (" in r.getMessage()]
+    assert len(lines) == 10, lines
+    assert "further drops of this reason are counted" in lines[-1]

@@ -334,3 +334,31 @@ def test_a_restart_reads_the_snapshot_back_and_resubmissions_stay_duplicates(mos
         again = second.submit({"task_id": "q1", "kind": "pick"})
         assert again.duplicate and again.state == "queued"
         assert second.summary()["dropped"] == {"duplicate submission": 1}
+
+
+def test_the_snapshot_is_synced_to_disk_before_and_after_its_rename(mosquitto: Mosquitto, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The state file's content is fsynced before it replaces the old one, and its directory after (so the
+    rename survives a power cut): never empty, never an old file after a crash."""
+    import os
+    import stat
+
+    state = tmp_path / "state" / "tasks.jsonl"
+    config = validate_config(site_doc(mosquitto, mqtt={"state_file": str(state)}), CoordinatorConfig)
+    synced: list[tuple[int, bool]] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:  # the real fsync, noting what it was given
+        info = os.fstat(fd)
+        synced.append((info.st_ino, stat.S_ISDIR(info.st_mode)))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    with SiteCoordinator(config) as site:
+        assert site.submit({"task_id": "kept-1", "kind": "pick"}).accepted
+    the_file, its_dir = (state.stat().st_ino, False), (state.parent.stat().st_ino, True)
+    assert the_file in synced and its_dir in synced, synced
+    assert synced.index(the_file) < synced.index(its_dir)
+    assert [p.name for p in state.parent.iterdir()] == ["tasks.jsonl"]  # no partial file left beside it
+    with SiteCoordinator(config) as again:
+        assert [t.task_id for t in again.tasks()] == ["kept-1"]

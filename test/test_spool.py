@@ -176,3 +176,23 @@ def test_runs_are_counted_across_reopening(tmp_path: Path) -> None:
     assert [spool.start_run(), spool.start_run()] == [0, 1]
     spool.close()
     assert _spool(tmp_path).start_run() == 2
+
+
+def test_replace_file_keeps_the_old_content_when_writing_fails(tmp_path: Path) -> None:
+    """The durable replace shared by the snapshot and the file registry: a write that fails half way leaves the
+    old file as it was and no temporary file beside it."""
+    from swarm_bridge.spool.files import replace_file
+
+    target = tmp_path / "state.jsonl"
+    replace_file(target, lambda out: out.write(b"old\n"))
+
+    def half(out: Any) -> None:
+        out.write(b"ne")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        replace_file(target, half)
+    assert target.read_bytes() == b"old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["state.jsonl"]
+    replace_file(target, lambda out: out.write(b"new\n"))
+    assert target.read_bytes() == b"new\n"

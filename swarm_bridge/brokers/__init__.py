@@ -6,8 +6,8 @@ detached, waits until clients can connect) -> use `url` / `bootstrap` -> `stop()
 """
 
 from swarm_bridge.brokers.errors import BrokerError
-from swarm_bridge.brokers.kafka import Kafka
+from swarm_bridge.brokers.kafka import Kafka, KafkaCluster
 from swarm_bridge.brokers.mosquitto import Mosquitto
 from swarm_bridge.brokers.ports import free_port, port_in_use
 
-__all__ = ["BrokerError", "Kafka", "Mosquitto", "free_port", "port_in_use"]
+__all__ = ["BrokerError", "Kafka", "KafkaCluster", "Mosquitto", "free_port", "port_in_use"]

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import os
 import subprocess
+import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from swarm_bridge.brokers.mosquitto import BrokerTls
 from swarm_bridge.brokers.ports import free_port
 from swarm_bridge.brokers.service import BrokerService
 
-__all__ = ["DEFAULT_KAFKA_LIBS", "KAFKA_VERSION", "Kafka", "KafkaBrokerSecurity"]
+__all__ = ["DEFAULT_KAFKA_LIBS", "KAFKA_VERSION", "Kafka", "KafkaBrokerSecurity", "KafkaCluster"]
 
 # Must match <kafka.version> in provision/kafka/pom.xml (a test checks it).
 KAFKA_VERSION = "4.1.1"
@@ -118,12 +119,17 @@ class Kafka(BrokerService):
         advertised_port: int | None = None,
         tls_port: int | None = None,
         tls: BrokerTls | None = None,
+        node_id: int = 1,
+        quorum: Mapping[int, int] | None = None,
+        cluster_id: str | None = None,
     ) -> None:
         """`security`: a SASL/SCRAM client listener (and ACLs) instead of PLAINTEXT; the controller
         listener stays PLAINTEXT on loopback. `advertised_port`: the port clients are told to connect to after
         bootstrap (e.g. a fault-injection proxy in front of `port`); default `port`. `tls_port` + `tls`: a
         second client listener with TLS (SSL, or SASL_SSL with `security`), client certificates required when
-        `tls.require_client_cert`; the first listener stays as it is (and carries the broker's own traffic)."""
+        `tls.require_client_cert`; the first listener stays as it is (and carries the broker's own traffic).
+        `node_id`, `quorum` (node id -> controller port of every voter) and `cluster_id`: one node of a
+        cluster (`KafkaCluster`); default a cluster of this node alone."""
         super().__init__(run_dir=run_dir, host=host)
         if (tls_port is None) != (tls is None):
             raise ValueError("tls_port and tls go together")
@@ -138,6 +144,9 @@ class Kafka(BrokerService):
         self.libs_dir = Path(libs_dir or env_libs or DEFAULT_KAFKA_LIBS).expanduser().resolve()
         self.java = java
         self.heap = heap
+        self.node_id = node_id
+        self.quorum = dict(quorum) if quorum is not None else {node_id: self.controller_port}
+        self.cluster_id = cluster_id
 
     @property
     def bootstrap(self) -> str:
@@ -202,8 +211,8 @@ class Kafka(BrokerService):
         h, port, cport = self.host, self.port, self.controller_port
         settings = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{h}:{cport}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": ",".join(f"{node}@{h}:{port}" for node, port in sorted(self.quorum.items())),
             "listeners": f"PLAINTEXT://{h}:{port},CONTROLLER://{h}:{cport}",
             "advertised.listeners": f"PLAINTEXT://{h}:{self.advertised_port or port}",
             "controller.listener.names": "CONTROLLER",
@@ -302,7 +311,7 @@ class Kafka(BrokerService):
         if (self.data_dir / "meta.properties").exists():
             return
         argv = [java, f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath, "kafka.tools.StorageTool"]
-        argv += ["format", "--ignore-formatted", "-t", _cluster_id(), "-c", str(self.config_path)]
+        argv += ["format", "--ignore-formatted", "-t", self.cluster_id or _cluster_id(), "-c", str(self.config_path)]
         for credential in self.security.scram_credentials() if self.security is not None else []:
             argv += ["--add-scram", credential]
         try:
@@ -334,3 +343,61 @@ class Kafka(BrokerService):
 
         settings = self.security.client_settings() if self.security is not None else None
         return kafka_answers(self.bootstrap, settings=settings)
+
+
+class KafkaCluster:
+    """`size` Kafka nodes on loopback, each broker and controller (a static KRaft quorum of all of them), one
+    cluster id; each node's data, config and log under `run_dir`/node-<id>. The nodes start together (a
+    quorum needs a majority up); `bootstrap` names them all."""
+
+    def __init__(self, *, run_dir: Path, size: int = 3, host: str = "127.0.0.1", heap: str = "384m",
+                 libs_dir: Path | None = None, java: str | None = None) -> None:
+        if size < 1:
+            raise ValueError(f"size must be >= 1 (got {size})")
+        ports: list[int] = []
+        while len(ports) < 2 * size:  # a listener and a controller port per node, all distinct
+            port = free_port(host)
+            if port not in ports:
+                ports.append(port)
+        quorum = {node: ports[2 * node - 1] for node in range(1, size + 1)}
+        cluster_id = _cluster_id()
+        self.nodes = [Kafka(run_dir=Path(run_dir) / f"node-{node}", port=ports[2 * node - 2],
+                            controller_port=quorum[node], host=host, heap=heap, libs_dir=libs_dir, java=java,
+                            node_id=node, quorum=quorum, cluster_id=cluster_id) for node in quorum]
+
+    @property
+    def bootstrap(self) -> str:
+        """bootstrap.servers naming every node."""
+        return ",".join(node.bootstrap for node in self.nodes)
+
+    def start(self) -> None:
+        """Start every node at once and return when all are ready; the first node's error (all stopped) if not."""
+        errors: list[BaseException] = []
+
+        def start(node: Kafka) -> None:
+            try:
+                node.start()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=start, args=(node,), name=f"kafka-node-{node.node_id}", daemon=True)
+                   for node in self.nodes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            self.stop()
+            raise errors[0]
+
+    def stop(self) -> None:
+        """Stop every node (idempotent)."""
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> KafkaCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()

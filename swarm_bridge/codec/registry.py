@@ -24,8 +24,6 @@ import contextlib
 import difflib
 import fcntl
 import json
-import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +34,7 @@ from urllib.parse import quote, unquote
 from swarm_bridge.codec.compatibility import DEFAULT_COMPATIBILITY, check_compatibility, normalize_level
 from swarm_bridge.codec.errors import IncompatibleSchema, RegistryError, SchemaParseError, UnknownSchema
 from swarm_bridge.codec.framing import avro_fingerprint
+from swarm_bridge.spool.files import replace_file
 
 __all__ = [
     "DEFAULT_SUBJECT_NAME_STRATEGY",
@@ -356,20 +355,8 @@ class FileRegistry:
 
     @staticmethod
     def _write_json(path: Path, doc: Mapping[str, Any]) -> None:
-        """Write atomically: a temporary file in the same directory, fsync, rename over the target."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(doc, out, indent=2, sort_keys=True)
-                out.write("\n")
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        """Write durably and atomically (spool.files.replace_file): the old or the new file after a crash."""
+        replace_file(path, lambda out: out.write(json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"))
 
     def _read_json(self, path: Path) -> dict[str, Any] | None:
         try:

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["EnvVarName", "ExistingFile", "Strict", "TlsConfig"]
+__all__ = ["EnvVarName", "ExistingFile", "NewTopicsConfig", "Strict", "TlsConfig"]
 
 
 def _existing_file(value: str) -> str:
@@ -46,4 +46,21 @@ class TlsConfig(Strict):
     def _pair(self) -> TlsConfig:
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file go together (mutual TLS needs both)")
+        return self
+
+
+class NewTopicsConfig(Strict):
+    """Replication of the Kafka topics a service creates; unset: what the cluster offers (min(3, brokers)
+    replicas, a majority of them in sync that still lets one fail: 1/1, 2/1, 3/2)."""
+
+    replication_factor: int | None = Field(default=None, ge=1, description="replicas of each partition; "
+                                           "default min(3, brokers)")
+    min_insync_replicas: int | None = Field(default=None, ge=1, description="replicas that must have a record "
+                                            "before acks=all succeeds; default a majority that leaves one to fail")
+
+    @model_validator(mode="after")
+    def _insync_within(self) -> NewTopicsConfig:
+        factor, insync = self.replication_factor, self.min_insync_replicas
+        if factor is not None and insync is not None and insync > factor:
+            raise ValueError(f"min_insync_replicas ({insync}) must be <= replication_factor ({factor})")
         return self

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from swarm_bridge.config.common import EnvVarName, TlsConfig
+from swarm_bridge.config.common import EnvVarName, NewTopicsConfig, TlsConfig
 from swarm_bridge.config.security import KafkaSecurity
 
 __all__ = ["CoordinatorConfig", "CoordinatorKafkaConfig", "CoordinatorMqttConfig", "CoordinatorTopics",
@@ -39,6 +39,8 @@ class CoordinatorKafkaConfig(Strict):
     connect_timeout_s: float = Field(default=10.0, gt=0)
     security: KafkaSecurity = Field(default_factory=KafkaSecurity, description="SASL/SCRAM and TLS to the "
                                     "cluster (docs/broker-security.md); default PLAINTEXT")
+    new_topics: NewTopicsConfig = Field(default_factory=NewTopicsConfig, description="replication of the topics "
+                                        "created (create_topics); default what the cluster offers")
 
     def client_settings(self) -> dict[str, Any]:
         """bootstrap.servers and the security settings, for every Kafka client of the coordinator."""
@@ -137,7 +139,8 @@ class CoordinatorConfig(Strict):
                                                "kind outside all of these is rejected")
     tasks: TaskRulesConfig = TaskRulesConfig()
     policy: PolicyConfig = PolicyConfig()
-    create_topics: bool = Field(default=True, description="create missing topics with `shards` partitions")
+    create_topics: bool = Field(default=True, description="create missing topics with `shards` partitions (and "
+                                "grow sharded ones made with fewer, e.g. by a gateway started first)")
     metrics_port: int | None = Field(default=None, ge=0, le=65535, description="serve Prometheus /metrics here")
     signing_key: str | None = Field(default=None, description="Ed25519 private key (PKCS8 PEM, <key_id>.pem) to "
                                     "sign every command with; robots trust <key_id>.pub.pem")

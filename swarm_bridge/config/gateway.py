@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from swarm_bridge.config.common import EnvVarName, TlsConfig
+from swarm_bridge.config.common import EnvVarName, NewTopicsConfig, TlsConfig
 from swarm_bridge.config.robot import NAME
 from swarm_bridge.config.security import KafkaSecurity
 
@@ -184,7 +184,10 @@ class GatewayKafkaConfig(Strict):
     max_inflight_records: int = Field(default=100_000, ge=1, description="records produced and not yet "
                                       "confirmed; above it the gateway holds new MQTT messages (backpressure)")
     dlq_topic: str = Field(default="fleet.dlq", pattern=_KAFKA_TOPIC.pattern)
-    create_topics: bool = Field(default=True, description="create the DLQ and command topics at start")
+    create_topics: bool = Field(default=True, description="create the DLQ and command topics at start (a "
+                                "coordinator started later grows its command topic to one partition per shard)")
+    new_topics: NewTopicsConfig = Field(default_factory=NewTopicsConfig, description="replication of the topics "
+                                        "created; default what the cluster offers")
     command_group: str = Field(default="swarm_gateway_commands", pattern=NAME,
                                description="consumer group of the command topics")
     max_inflight_commands: int = Field(default=1000, ge=1, description="commands published and not yet "

@@ -30,27 +30,30 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from swarm_bridge.codec.signing import CommandSigner
 from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.config.robot import default_registry
 from swarm_bridge.coordinator.assignment import POLICIES
 from swarm_bridge.coordinator.dispatch import ASSIGN, Command, Dispatch, EventRecord, Output
+from swarm_bridge.coordinator.drops import DropLog
 from swarm_bridge.coordinator.events import decode_event, encode_event
 from swarm_bridge.coordinator.metrics import CoordinatorMetrics
 from swarm_bridge.coordinator.records import FleetRecords, parse_presence
 from swarm_bridge.coordinator.tasks import TaskRules, TaskState
 from swarm_bridge.routing.sharding import shard_of
+from swarm_bridge.transport.topics import TopicError, TopicSpec, ensure_kafka_topics
 
-__all__ = ["CoordinatorInstance", "TopicMismatch", "build_dispatch", "command_signer", "ensure_topics"]
+__all__ = ["CoordinatorInstance", "TopicMismatch", "build_dispatch", "command_signer", "ensure_topics",
+           "topic_specs"]
 
 log = logging.getLogger(__name__)
 _CHECK_EVERY_NS = 500_000_000
 
 
 class TopicMismatch(RuntimeError):
-    """A sharded topic whose partition count is not the shard count."""
+    """A coordinator topic that cannot be made as the config says: partitions other than the shard count,
+    replication the cluster cannot give, or no right to create it."""
 
 
 def build_dispatch(config: CoordinatorConfig) -> Dispatch:
@@ -74,40 +77,27 @@ def sharded_topics(config: CoordinatorConfig) -> list[str]:
     return [topics.submit, topics.status, topics.commands, topics.events]
 
 
-def ensure_topics(config: CoordinatorConfig) -> None:
-    """Create missing topics (`shards` partitions; events compacted) and check the sharded ones' counts."""
-    bootstrap = f"{config.kafka.host}:{config.kafka.port}"
-    admin = AdminClient(config.kafka.client_settings())
-    timeout = config.kafka.connect_timeout_s
+def topic_specs(config: CoordinatorConfig) -> list[TopicSpec]:
+    """The coordinator's topics: sharded ones with `shards` partitions (the event log compacted), state and
+    presence with `shards` partitions too."""
     topics = config.topics
-    if config.create_topics:
-        new = [NewTopic(t, num_partitions=config.shards, replication_factor=1,
-                        config={"cleanup.policy": "compact"} if t == topics.events else {})
-               for t in (*sharded_topics(config), topics.state, topics.presence)]
-        for topic, future in admin.create_topics(new, operation_timeout=timeout).items():
-            try:
-                future.result(timeout=timeout)
-            except KafkaException as exc:
-                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                    raise TopicMismatch(f"kafka://{bootstrap}: cannot create topic {topic} ({exc})") from None
-    deadline = time.monotonic() + timeout
-    wanted = [*sharded_topics(config), topics.state, topics.presence]
-    while True:
-        meta = admin.list_topics(timeout=timeout).topics
-        ready = all(t in meta and not meta[t].error and meta[t].partitions and all(
-            p.leader >= 0 for p in meta[t].partitions.values()) for t in wanted)
-        if ready:
-            break
-        if time.monotonic() > deadline:
-            missing = [t for t in wanted if t not in meta or meta[t].error]
-            raise TopicMismatch(f"kafka://{bootstrap}: topics {missing} missing or without leaders; create them "
-                                f"with {config.shards} partitions or set create_topics: true")
-        time.sleep(0.1)
-    for topic in sharded_topics(config):
-        count = len(meta[topic].partitions)
-        if count != config.shards:
-            raise TopicMismatch(f"topic {topic} has {count} partitions but shards is {config.shards}; a sharded "
-                                "topic needs one partition per shard: use a fresh topic name or fix shards")
+    compact = {"cleanup.policy": "compact"}
+    return [*(TopicSpec(t, config.shards, compact if t == topics.events else {}, sharded=True)
+              for t in sharded_topics(config)),
+            TopicSpec(topics.state, config.shards), TopicSpec(topics.presence, config.shards)]
+
+
+def ensure_topics(config: CoordinatorConfig) -> None:
+    """Create missing topics, grow sharded ones made with fewer partitions (`create_topics`), and check that
+    each sharded topic has one partition per shard (TopicMismatch if not); LinkError if Kafka does not answer."""
+    try:
+        ensure_kafka_topics(f"{config.kafka.host}:{config.kafka.port}", topic_specs(config),
+                            create=config.create_topics, timeout_s=config.kafka.connect_timeout_s,
+                            settings=config.kafka.security.client_settings(),
+                            replication_factor=config.kafka.new_topics.replication_factor,
+                            min_insync_replicas=config.kafka.new_topics.min_insync_replicas)
+    except TopicError as exc:
+        raise TopicMismatch(str(exc)) from None
 
 
 def sent_at(msg: Message, now_ns: int) -> int:
@@ -152,6 +142,7 @@ class CoordinatorInstance:
         self.dispatch = dispatch or build_dispatch(config)
         self.metrics = metrics or CoordinatorMetrics()
         self.instance_id = config.kafka.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.drops = DropLog(f"instance {self.instance_id}", self.dispatch.counts, self.metrics.dropped, log)
         self.topics = config.topics
         self.records = FleetRecords(fmt=config.robot_format, registry=config.registry or default_registry(),
                                     state_topic=self.topics.state, status_topic=self.topics.status,
@@ -273,7 +264,7 @@ class CoordinatorInstance:
                 self.dispatch.fleet.on_presence(presence.robot_id, presence.state, presence.reason,
                                                 sent_at(msg, now_ns))
         except Exception as exc:  # a malformed record is counted, never fatal
-            self._drop(f"malformed {topic}", f"{topic}[{msg.partition()}]@{msg.offset()}: {exc}")
+            self.drops(f"malformed {topic}", f"{topic}[{msg.partition()}]@{msg.offset()}: {exc}")
 
     def catch_up(self, timeout_s: float = 5.0) -> bool:
         """Read the event topic up to its current end (a task another instance just handed over)."""
@@ -328,7 +319,7 @@ class CoordinatorInstance:
         try:
             report = self.records.status(value)
         except Exception as exc:
-            self._drop(f"malformed {topic}", f"{topic}[{msg.partition()}]@{msg.offset()}: {exc}")
+            self.drops(f"malformed {topic}", f"{topic}[{msg.partition()}]@{msg.offset()}: {exc}")
             return []
         if msg.partition() != shard_of(report.robot_id, self.config.shards):
             # Handled all the same (dropping it would stall the task), but shard ownership no longer protects
@@ -345,7 +336,7 @@ class CoordinatorInstance:
         if result is None and self.catch_up():
             result = self.dispatch.status(**args)
         if result is None:
-            self._drop("status for an unknown task", f"{report.robot_id}: task {report.task_id}")
+            self.drops("status for an unknown task", f"{report.robot_id}: task {report.task_id}")
             return []
         return result
 
@@ -393,11 +384,6 @@ class CoordinatorInstance:
                 return
             except BufferError:
                 self._producer.poll(0.05)
-
-    def _drop(self, reason: str, detail: str) -> None:
-        self.dispatch.counts[reason] += 1
-        self.metrics.dropped.labels(reason).inc()
-        log.warning("instance %s: dropped (%s): %s", self.instance_id, reason, detail)
 
     def _gauges(self, now_ns: int) -> None:
         for state, count in self.dispatch.book.counts().items():

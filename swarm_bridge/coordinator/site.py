@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import queue
 import signal
 import threading
@@ -26,6 +25,7 @@ from typing import Any
 
 from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.coordinator.dispatch import ASSIGN, Command, Dispatch, EventRecord, Output
+from swarm_bridge.coordinator.drops import DropLog
 from swarm_bridge.coordinator.events import TaskEvent, decode_event, encode_event
 from swarm_bridge.coordinator.instance import build_dispatch, command_signer
 from swarm_bridge.coordinator.metrics import CoordinatorMetrics
@@ -38,6 +38,7 @@ from swarm_bridge.coordinator.site_wire import (
     result_topic_level,
 )
 from swarm_bridge.coordinator.tasks import TERMINAL, Task, TaskRequest, TaskState
+from swarm_bridge.spool.files import replace_file
 from swarm_bridge.transport.link import LinkBusy
 from swarm_bridge.transport.mqtt import MqttLink, MqttTls
 
@@ -76,6 +77,7 @@ class SiteCoordinator:
         self.topics = SiteTopics(self.mqtt.topic_prefix, config.fleet)
         self.records = SiteRecords(self.topics, fmt=config.robot_format, signer=command_signer(config))
         self.client_id = self.mqtt.client_id or f"{config.fleet}-coordinator"
+        self.drops = DropLog(f"site coordinator {self.client_id}", self.dispatch.counts, self.metrics.dropped, log)
         tls = None if self.mqtt.tls is None else MqttTls(self.mqtt.tls.ca_file, self.mqtt.tls.cert_file,
                                                          self.mqtt.tls.key_file)
         self.link = MqttLink(host=self.mqtt.host, port=self.mqtt.port, client_id=self.client_id,
@@ -259,18 +261,18 @@ class SiteCoordinator:
                 result = self.dispatch.status(robot_id=report.robot_id, task_id=report.task_id, state=report.state,
                                               reason=report.reason, progress=report.progress, now_ns=now_ns)
                 if result is None:
-                    self._drop("status for an unknown task", f"{topic}: task {report.task_id}")
+                    self.drops("status for an unknown task", f"{topic}: task {report.task_id}")
                 else:
                     out += result
             return out
         except Exception as exc:  # a malformed message is counted and skipped, never fatal
-            self._drop(f"malformed {kind}", f"mqtt:{topic}: {exc}")
+            self.drops(f"malformed {kind}", f"mqtt:{topic}: {exc}")
             return []
 
     def _from_its_robot(self, topic: str, robot_id: str, kind: str) -> bool:
         if self.topics.robot_of(topic) == robot_id:
             return True
-        self._drop(f"{kind} of another robot", f"mqtt:{topic}: record says robot_id {robot_id!r}")
+        self.drops(f"{kind} of another robot", f"mqtt:{topic}: record says robot_id {robot_id!r}")
         return False
 
     def _submit(self, payload: bytes, key: str, now_ns: int) -> Submission:
@@ -345,13 +347,7 @@ class SiteCoordinator:
         try:
             self.link.send(topic, b"", payload, qos=1)
         except LinkBusy:
-            self._drop("link busy", f"mqtt:{topic}: answer not sent")
-
-    def _drop(self, reason: str, detail: str) -> None:
-        self.dispatch.counts[reason] += 1
-        self.metrics.dropped.labels(reason).inc()
-        if self.dispatch.counts[reason] <= 10:
-            log.warning("site coordinator %s: dropped (%s): %s", self.client_id, reason, detail)
+            self.drops("link busy", f"mqtt:{topic}: answer not sent")
 
     def _gauges(self, now_ns: int) -> None:
         for state, count in self.dispatch.book.counts().items():
@@ -388,7 +384,7 @@ class SiteCoordinator:
             try:
                 loaded += self.dispatch.book.apply(decode_event(line.encode()).task)
             except Exception as exc:  # a damaged line is counted, the rest still loads
-                self._drop("malformed snapshot line", f"{path}:{number}: {exc}")
+                self.drops("malformed snapshot line", f"{path}:{number}: {exc}")
         self._checks_from = time.time_ns() + self.dispatch.stale_after_ns
         self._last_snapshot = (self.dispatch.book.changes, time.monotonic_ns())
         log.info("site coordinator %s: %d tasks from %s; robots have %.0f s to report before their tasks move",
@@ -402,13 +398,8 @@ class SiteCoordinator:
         now = time.monotonic_ns()
         if self.dispatch.book.changes == changes or (not force and now - at < self.mqtt.snapshot_period_s * 1e9):
             return
-        target = Path(path).expanduser()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".partial")
-        with partial.open("wb") as out:
-            for task in self.dispatch.book:
-                out.write(encode_event(TaskEvent("snapshot", task)) + b"\n")
-        os.replace(partial, target)
+        replace_file(Path(path).expanduser(), lambda out: out.writelines(
+            encode_event(TaskEvent("snapshot", task)) + b"\n" for task in self.dispatch.book))
         self._last_snapshot = (self.dispatch.book.changes, now)
 
 

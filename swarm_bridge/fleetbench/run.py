@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka.admin import AdminClient, NewTopic
-
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
 from swarm_bridge.fleetbench import baselines
 from swarm_bridge.fleetbench.figures import StepFigures, bucket_quantile, fails_badly, headline, holds
@@ -30,6 +28,7 @@ from swarm_bridge.fleetbench.report import write_report
 from swarm_bridge.fleetbench.robots import CAPABILITIES, MIX_HZ, RobotPlan, robot_ids
 from swarm_bridge.fleetbench.workers import WorkerPool
 from swarm_bridge.sim.robots import DEFAULT_MIX
+from swarm_bridge.transport.topics import TopicSpec, ensure_kafka_topics
 
 __all__ = ["ROBOTS_PER_WORKER", "BenchOptions", "add_arguments", "main", "options_from", "run_bench", "worker_count"]
 
@@ -81,17 +80,9 @@ class _Hub:
 def _create_data_topics(bootstrap: str, namespace: str, partitions: int) -> list[str]:
     """The robots' record topics; telemetry and battery with LogAppendTime, so the broker stamps arrival
     (robot_state keeps CreateTime: the coordinator reads a robot's last-seen from it)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
     topics = [f"{namespace}.{s.channel}.{s.name}" for s in DEFAULT_MIX]
-    new = [NewTopic(t, num_partitions=partitions, replication_factor=1,
-                    config={} if t.endswith("robot_state") else {"message.timestamp.type": "LogAppendTime"})
-           for t in topics]
-    for topic, future in admin.create_topics(new, operation_timeout=30).items():
-        try:
-            future.result(30)
-        except Exception as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise RuntimeError(f"kafka://{bootstrap}: cannot create {topic} ({exc})") from None
+    ensure_kafka_topics(bootstrap, [TopicSpec(t, partitions, {} if t.endswith("robot_state") else
+                                              {"message.timestamp.type": "LogAppendTime"}) for t in topics])
     return topics
 
 
@@ -235,13 +226,7 @@ def _baselines(hub: _Hub, opts: BenchOptions, run: int) -> dict[str, Any]:
     records = [(rid.encode(), b"\x00\x00\x00\x00\x01" + template.record(1 << 32 | i, time.time_ns())[10:])
                for i, rid in enumerate(robot_ids(100))]
     raw_topic = f"{hub.namespace}.bench.raw"
-    admin = AdminClient({"bootstrap.servers": hub.bootstrap})
-    for future in admin.create_topics([NewTopic(raw_topic, num_partitions=opts.shards, replication_factor=1)]).values():
-        try:
-            future.result(30)
-        except Exception as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise
+    ensure_kafka_topics(hub.bootstrap, [raw_topic], partitions=opts.shards)
     out["bare_producer_records_per_s"] = round(baselines.bare_producer(hub.bootstrap, raw_topic, records,
                                                                        opts.baseline_records * 3))
     print(f"baseline: bare confluent-kafka producer {out['bare_producer_records_per_s']:,} records/s", flush=True)

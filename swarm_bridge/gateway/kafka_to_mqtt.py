@@ -138,6 +138,9 @@ class KafkaToMqtt:
             "client.id": f"{self.config.gateway_id}-down",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            # A command topic made or grown after this start (a coordinator started later grows it to one
+            # partition per shard) is seen within 10 s instead of librdkafka's 5 min.
+            "topic.metadata.refresh.interval.ms": 10_000,
             "logger": log,
         })
         self.consumer.subscribe(sorted(self.routes), on_revoke=self._revoked)

@@ -48,7 +48,7 @@ class Gateway:
         """Kafka login, dedup windows, topics, MQTT connections, metrics endpoint, in that order."""
         from swarm_bridge.transport.link import LinkError
         from swarm_bridge.transport.probes import kafka_login_problem
-        from swarm_bridge.transport.taps import ensure_kafka_topics
+        from swarm_bridge.transport.topics import ensure_kafka_topics
 
         config = self.config
         security = config.kafka.security
@@ -62,7 +62,9 @@ class Gateway:
         if config.kafka.create_topics:
             ensure_kafka_topics(config.kafka.bootstrap, [config.kafka.dlq_topic, *(r.kafka_topic for r in config.down)],
                                 timeout_s=config.kafka.connect_timeout_s,
-                                settings=config.kafka.security.client_settings())
+                                settings=config.kafka.security.client_settings(),
+                                replication_factor=config.kafka.new_topics.replication_factor,
+                                min_insync_replicas=config.kafka.new_topics.min_insync_replicas)
         self.up.connect()
         self.down.start()
         if config.metrics_port is not None:

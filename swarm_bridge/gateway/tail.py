@@ -37,6 +37,27 @@ def record_head(value: bytes | None) -> Head | None:
     return None
 
 
+# A partition that just came to be (its topic made or grown a moment ago by another service) answers these
+# until its leader has settled.
+_SETTLING = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART)
+
+
+def _watermarks(consumer: Consumer, partition: TopicPartition, config: GatewayConfig) -> tuple[int, int]:
+    """A partition's (low, high) offsets, asked again while its leader settles; LinkError after the timeout."""
+    timeout = config.kafka.connect_timeout_s
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(partition, timeout=timeout)
+            return int(low), int(high)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if time.monotonic() > deadline or not isinstance(error, KafkaError) or error.code() not in _SETTLING:
+                raise LinkError(f"kafka://{config.kafka.bootstrap}", f"no offsets of {partition.topic}"
+                                f"[{partition.partition}] ({exc})", "check the broker log") from None
+            time.sleep(0.2)
+
+
 def rebuild_dedup(dedup: Dedup, config: GatewayConfig, rules: UpRules, *, timeout_s: float = 60.0) -> int:
     """Feed the last `dedup.rebuild_records` records of every partition of the up topics to `dedup`;
     returns how many records were read. LinkError when Kafka does not answer."""
@@ -66,8 +87,7 @@ def rebuild_dedup(dedup: Dedup, config: GatewayConfig, rules: UpRules, *, timeou
         assignment, ends = [], {}
         for topic in topics:
             for partition in metadata.topics[topic].partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
-                                                           timeout=config.kafka.connect_timeout_s)
+                low, high = _watermarks(consumer, TopicPartition(topic, partition), config)
                 start = max(low, high - per_partition)
                 if start < high:
                     assignment.append(TopicPartition(topic, partition, start))

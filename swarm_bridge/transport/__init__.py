@@ -3,7 +3,8 @@
 from swarm_bridge.transport.kafka import KafkaLink
 from swarm_bridge.transport.link import Done, LinkBusy, LinkError, LinkStats, Uplink
 from swarm_bridge.transport.mqtt import MqttLink
-from swarm_bridge.transport.taps import KafkaTap, MqttTap, TappedRecord, ensure_kafka_topics
+from swarm_bridge.transport.taps import KafkaTap, MqttTap, TappedRecord
+from swarm_bridge.transport.topics import TopicError, TopicSpec, ensure_kafka_topics
 from swarm_bridge.transport.uplinks import open_uplink
 
 __all__ = [
@@ -16,6 +17,8 @@ __all__ = [
     "MqttLink",
     "MqttTap",
     "TappedRecord",
+    "TopicError",
+    "TopicSpec",
     "Uplink",
     "ensure_kafka_topics",
     "open_uplink",

@@ -6,13 +6,12 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as paho
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -21,7 +20,7 @@ from swarm_bridge.codec.errors import FramingError
 from swarm_bridge.codec.framing import split_batch
 from swarm_bridge.transport.link import LinkError
 
-__all__ = ["KafkaTap", "MqttTap", "TappedRecord", "ensure_kafka_topics"]
+__all__ = ["KafkaTap", "MqttTap", "TappedRecord"]
 
 
 @dataclass(frozen=True)
@@ -151,31 +150,3 @@ class KafkaTap:
                 self.records.append(TappedRecord(msg.topic() or "", msg.key(), msg.value() or b"", False,
                                                  time.time_ns()))
 
-
-def ensure_kafka_topics(bootstrap: str, topics: Sequence[str], *, partitions: int = 1,
-                        timeout_s: float = 30.0, settings: Mapping[str, str] | None = None) -> None:
-    """Create `topics` if missing (replication 1 on a single node) and wait until they exist; `settings`:
-    extra client settings (security: SASL login, TLS)."""
-    admin = AdminClient({**(settings or {}), "bootstrap.servers": bootstrap})
-    try:  # only the missing ones: a principal may lack the right to create a topic it may read (ACLs)
-        existing = admin.list_topics(timeout=timeout_s).topics
-    except KafkaException as exc:
-        raise LinkError(f"kafka://{bootstrap}", f"no cluster metadata ({exc})", "start Kafka") from None
-    missing = [t for t in topics if t not in existing or existing[t].error is not None]
-    futures = admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing],
-                                  operation_timeout=timeout_s) if missing else {}
-    for topic, future in futures.items():
-        try:
-            future.result(timeout=timeout_s)
-        except KafkaException as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise LinkError(f"kafka://{bootstrap}", f"cannot create topic {topic} ({exc})",
-                                "check Kafka is up and the topic name is valid") from None
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        known = admin.list_topics(timeout=timeout_s).topics
-        if all(t in known and not known[t].error for t in topics):
-            return
-        time.sleep(0.1)
-    raise LinkError(f"kafka://{bootstrap}", f"topics {list(topics)} not visible after {timeout_s:g} s",
-                    "check the broker log")
