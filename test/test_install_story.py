@@ -97,7 +97,7 @@ def _robot_side_imports_beyond_ros() -> set[str]:
     imported = {canonicalize_name(d) for m in modules for d in owners.get(m, [])}
     ros = {d for d in imported if d.startswith("ros-")} | {canonicalize_name("swarm_bridge")}
     ros |= {canonicalize_name(m) for m in modules if (Path(sys.prefix) / "share" / m / "package.xml").is_file()}
-    return imported - ros
+    return {str(name) for name in imported - ros}
 
 
 def test_robot_requirements_give_what_the_robot_side_imports() -> None:
