@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["EnvVarName", "ExistingFile", "Strict", "TlsConfig"]
+__all__ = ["EnvVarName", "ExistingFile", "Strict", "SubjectNameStrategyName", "TlsConfig"]
 
 
 def _existing_file(value: str) -> str:
@@ -27,6 +27,14 @@ def _set_variable(value: str) -> str:
 # that must be set (a secret's value is never in a config file).
 ExistingFile = Annotated[str, AfterValidator(_existing_file)]
 EnvVarName = Annotated[str, AfterValidator(_set_variable)]
+
+
+# The registry subject naming strategies (swarm_bridge.codec.registry.SUBJECT_NAME_STRATEGIES), by name; the same
+# key in the robot bridge's, the gateway's and the coordinator's config, so all three agree on subjects.
+SubjectNameStrategyName = Annotated[Literal["topic_name", "record_name", "topic_record_name"], Field(
+    description="registry subject of Avro records on Kafka: topic_name (<kafka topic>-value), "
+    "record_name (the record's full name, swarm_bridge.record.<pkg>.msg.<Name>) or topic_record_name "
+    "(<kafka topic>-<record full name>); the same in every robot, gateway and coordinator of a fleet")]
 
 
 class Strict(BaseModel):

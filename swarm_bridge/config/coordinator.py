@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from swarm_bridge.config.common import EnvVarName, TlsConfig
+from swarm_bridge.config.common import EnvVarName, SubjectNameStrategyName, TlsConfig
 from swarm_bridge.config.security import KafkaSecurity
 
 __all__ = ["CoordinatorConfig", "CoordinatorKafkaConfig", "CoordinatorMqttConfig", "CoordinatorTopics",
@@ -133,6 +133,7 @@ class CoordinatorConfig(Strict):
                                                   "and TaskCommand records on Kafka")
     registry: str | None = Field(default=None, description="schema registry for Avro: a directory or http(s)://; "
                                  "default $SWARM_BRIDGE_REGISTRY or the embedded file registry")
+    subject_name_strategy: SubjectNameStrategyName = "topic_name"
     capabilities: dict[str, list[str]] = Field(min_length=1, description="robot kind -> what it can do; a task "
                                                "kind outside all of these is rejected")
     tasks: TaskRulesConfig = TaskRulesConfig()

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from swarm_bridge.config.common import EnvVarName, Strict, TlsConfig
+from swarm_bridge.config.common import EnvVarName, Strict, SubjectNameStrategyName, TlsConfig
 from swarm_bridge.config.security import KafkaSecurity
 
 __all__ = [
@@ -215,6 +215,7 @@ class RobotBridgeConfig(Strict):
     registry: str | None = Field(default=None, description="schema registry for Avro on Kafka: a directory "
                                  "(embedded file registry) or http(s)://... (Confluent API); default "
                                  "$SWARM_BRIDGE_REGISTRY or $XDG_STATE_HOME/swarm_bridge/registry")
+    subject_name_strategy: SubjectNameStrategyName = "topic_name"
     routes: list[RouteConfig] = Field(min_length=1)
     commands: CommandsConfig = Field(default_factory=CommandsConfig, description="checks on commands coming "
                                      "down: signatures, freshness")
