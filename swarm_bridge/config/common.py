@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["EnvVarName", "ExistingFile", "Strict", "SubjectNameStrategyName", "TlsConfig"]
+__all__ = ["PATTERN_WORDS", "EnvVarName", "ExistingFile", "Strict", "SubjectNameStrategyName", "TlsConfig"]
 
 
 def _existing_file(value: str) -> str:
@@ -27,6 +27,20 @@ def _set_variable(value: str) -> str:
 # that must be set (a secret's value is never in a config file).
 ExistingFile = Annotated[str, AfterValidator(_existing_file)]
 EnvVarName = Annotated[str, AfterValidator(_set_variable)]
+
+
+# Every `pattern=` of the config models, in the words an error uses instead of the bare regular expression.
+PATTERN_WORDS: dict[str, str] = {
+    r"^[A-Za-z0-9_-]+$": "letters, digits, '_' and '-' only (no spaces, dots or slashes)",
+    r"^[A-Za-z0-9._-]+$": "letters, digits, '.', '_' and '-' only (no spaces or slashes)",
+    r"^[a-z0-9_]+$": "lowercase letters, digits and '_' only",
+    r"^[A-Za-z0-9_]+/msg/[A-Za-z0-9_]+$": "a ROS message type package/msg/Name, each part letters, digits and '_' "
+                                          "(e.g. nav_msgs/msg/Odometry)",
+    r"^/[A-Za-z0-9_/~{}]*$": "an absolute ROS topic: '/' first, then letters, digits, '_', '/', '~', '{' and '}' "
+                             "(e.g. /amr_007/odom)",
+    r"^[^,\s]+(,[^,\s]+)*$": "host:port, or several separated by commas, with no spaces "
+                              "(e.g. 10.0.0.1:9092,10.0.0.2:9092)",
+}
 
 
 # The registry subject naming strategies (swarm_bridge.codec.registry.SUBJECT_NAME_STRATEGIES), by name; the same

@@ -169,7 +169,8 @@ class CoordinatorConfig(Strict):
                 raise ValueError(f"capabilities.{kind}: list at least one capability")
             bad = [c for c in caps if not c or not all(ch.isalnum() or ch in "_-" for ch in c)]
             if bad:
-                raise ValueError(f"capabilities.{kind}: {bad[0]!r} is not a name ([A-Za-z0-9_-]+)")
+                raise ValueError(f"capabilities.{kind}: {bad[0]!r} is not a name (letters, digits, '_' and '-' "
+                                 "only)")
         return self
 
     @property
