@@ -163,6 +163,10 @@ class CommandsConfig(Strict):
     max_age_s: float = Field(default=300.0, gt=0, description="a signed command issued longer ago is stale")
     max_clock_skew_s: float = Field(default=30.0, ge=0, description="a signed command issued further in the "
                                     "future (by the robot's clock) is stale")
+    lookback_s: float = Field(default=300.0, gt=0, description="kafka uplink: on the robot's first start (no "
+                              "committed offset yet) its down routes read commands written up to this long ago, "
+                              "so a command sent before the robot started still reaches it; deadline and command "
+                              "id decide which of them still apply")
 
     @field_validator("trusted_keys")
     @classmethod
