@@ -155,6 +155,7 @@ def test_bridge_gateway_and_coordinator_name_subjects_by_the_config_key(
     }, CoordinatorConfig)
     instance = CoordinatorInstance(coordinator)
     instance.close()
+    assert _connections_to(server.port) == 0  # its one registry client closed with it
     by_coordinator = {SUBJECT_NAME_STRATEGIES[strategy](topics[name], f"swarm_bridge.record.{t.replace('/', '.')}")
                       for name, t in (("state", ROBOT_STATE), ("status", TASK_STATUS), ("commands", TASK_COMMAND))}
     assert _subjects(server) - before == expected | by_coordinator
@@ -169,6 +170,7 @@ def test_bridge_gateway_and_coordinator_name_subjects_by_the_config_key(
         schema_id = gateway.schemas.kafka_id("fleet.telemetry.odometry", avro_fingerprint(schema), ODOMETRY)
     finally:
         gateway.close()
+    assert _connections_to(server.port) == 0
     assert _subjects(server) - before == expected | by_coordinator
     with ConfluentRegistry(server.url, timeout_s=10) as remote:
         subject = next(s for s in expected if s.endswith("nav_msgs.msg.Odometry"))
