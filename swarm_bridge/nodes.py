@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = ["fleet_coordinator", "robot_bridge", "task_executor"]
 
-log = logging.getLogger("swarm_bridge.robot_bridge")
+log = logging.getLogger("swarm_bridge.ros.robot_bridge")  # the robot bridge's one logger (ros/robot_bridge.py)
 
 EXIT_CONFIG = 2
 EXIT_UPLINK = 3
@@ -30,6 +30,7 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
     from swarm_bridge.codec import CodecError
     from swarm_bridge.config import ConfigError, RobotBridgeConfig, load_config, validate_config
     from swarm_bridge.ros import RobotBridge, RosTypeError
+    from swarm_bridge.ros.preflight import check_robot_config
     from swarm_bridge.ros.spin import make_executor, spin_until
     from swarm_bridge.spool import Spool, SpoolError
     from swarm_bridge.transport import LinkError, open_uplink
@@ -52,6 +53,7 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
         if opts.robot_id:
             config = validate_config({**config.model_dump(), "robot_id": opts.robot_id}, RobotBridgeConfig,
                                      source=f"{opts.config} (--robot-id)")
+        check_robot_config(config, opts.config)  # ROS types and key files, before any socket opens
     except ConfigError as exc:
         print(f"robot_bridge: invalid config\n{exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -175,7 +175,7 @@ def test_a_taken_port_is_refused_before_spawning(tmp_path: Path) -> None:
         port = sock.getsockname()[1]
         with pytest.raises(BrokerError, match=f"port {port} on 127.0.0.1 is already in use") as caught:
             SchemaRegistryServer(run_dir=tmp_path, port=port).start()
-    assert caught.value.service == "schema-registry" and "--registry-port" in caught.value.fix
+    assert caught.value.service == "schema-registry" and "SchemaRegistryServer(port=...)" in caught.value.fix
     assert not (tmp_path / "schema-registry.pid").exists()
 
 

@@ -176,7 +176,7 @@ class Kafka(BrokerService):
     def _ports(self) -> Mapping[str, int]:
         ports = {"--kafka-port": self.port, "--kafka-controller-port": self.controller_port}
         if self.tls_port is not None:
-            ports["--kafka-tls-port"] = self.tls_port
+            ports["Kafka(tls_port=...)"] = self.tls_port  # no CLI option: tests and demos set it
         return ports
 
     def _prepare(self) -> list[str]:

@@ -106,7 +106,7 @@ class Mosquitto(BrokerService):
     def _ports(self) -> Mapping[str, int]:
         ports = {"--mqtt-port": self.port}
         if self.identity_port is not None:
-            ports["--mqtt-identity-port"] = self.identity_port
+            ports["Mosquitto(identity_port=...)"] = self.identity_port  # no CLI option
         return ports
 
     def _prepare(self) -> list[str]:

@@ -77,7 +77,7 @@ class SchemaRegistryServer(BrokerService):
         return self.app_dir / f"apicurio-registry-app-{APICURIO_VERSION}-runner.jar"
 
     def _ports(self) -> Mapping[str, int]:
-        return {"--registry-port": self.port}
+        return {"SchemaRegistryServer(port=...)": self.port}  # started by tests, not by the CLI
 
     def _prepare(self) -> list[str]:
         if not self.runner_jar.is_file() or not (self.app_dir / "lib").is_dir():

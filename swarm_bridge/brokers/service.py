@@ -41,7 +41,8 @@ class BrokerService(ABC):
 
     @abstractmethod
     def _ports(self) -> Mapping[str, int]:
-        """The ports to listen on, keyed by the CLI option that chooses each."""
+        """The ports to listen on, keyed by what chooses each: its `swarm-bridge broker start` option, else the
+        constructor argument (named in the fix of a taken port)."""
 
     @abstractmethod
     def _prepare(self) -> list[str]:

@@ -75,9 +75,11 @@ class UnknownRosType(CodecError):
     def __init__(self, ros_type: str, suggestion: str | None = None) -> None:
         self.ros_type = ros_type
         hint = f" (did you mean '{suggestion}'?)" if suggestion else ""
+        package = ros_type.split("/", 1)[0]
         super().__init__(
-            f"ROS type '{ros_type}' has no definition{hint}. Fix: install its interfaces package or pass its "
-            ".msg files (--msg-dir)"
+            f"ROS type '{ros_type}' has no definition{hint}. Fix: check the spelling (package/msg/Name) or install "
+            f"its interfaces package (pip: ros-{package.replace('_', '-')}, or build it in your ROS workspace and "
+            "source its install/setup.bash)"
         )
 
 

@@ -232,6 +232,9 @@ class SchemaRegistry(Protocol):
     def compatibility(self, subject: str | None = None) -> str:
         """The level in force for `subject` (its own, else the default), or the default when None."""
 
+    def close(self) -> None:
+        """Release what the registry holds open (a server's HTTP session); one registry per process."""
+
 
 # --- subject naming --------------------------------------------------------------------------------
 
@@ -327,6 +330,9 @@ class FileRegistry:
 
     def __repr__(self) -> str:
         return f"FileRegistry({str(self.root)!r})"
+
+    def close(self) -> None:
+        """Nothing held open between calls (each write takes and releases the lock file)."""
 
     # paths and files
 

@@ -83,7 +83,8 @@ class KeyringError(CodecError):
 
 def _check_key_id(key_id: object) -> str:
     if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
-        raise FramingError(SIGNED, f"key id must be 1..{MAX_KEY_ID} characters of [A-Za-z0-9._-] (got {key_id!r})")
+        raise FramingError(SIGNED, f"key id must be 1..{MAX_KEY_ID} letters, digits, '.', '_' or '-' "
+                           f"(got {key_id!r})")
     return key_id
 
 
@@ -227,7 +228,7 @@ class Keyring:
                                    "rename it to the signer's key id, e.g. coordinator-2026a.pub.pem")
             key_id = path.name.removesuffix(PUBLIC_SUFFIX)
             if not _KEY_ID.fullmatch(key_id):
-                raise KeyringError(path, f"key id {key_id!r} is not 1..{MAX_KEY_ID} characters of [A-Za-z0-9._-]",
+                raise KeyringError(path, f"key id {key_id!r} is not 1..{MAX_KEY_ID} letters, digits, '.', '_' or '-'",
                                    "rename the file")
             if key_id in keys:
                 raise KeyringError(path, f"key id {key_id!r} is given twice", "list each key file once")

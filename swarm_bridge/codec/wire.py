@@ -9,15 +9,23 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from swarm_bridge.codec.envelope import Envelope
 from swarm_bridge.codec.errors import CodecError, SchemaMismatch
 from swarm_bridge.codec.records import RecordCodec, RecordFormat, record_codec
 from swarm_bridge.codec.rostypes import RosTypes
 
-__all__ = ["WireDecoder", "WireEncoder", "registry_ids", "stamp_reader", "wire_decoder", "wire_encoder"]
+if TYPE_CHECKING:
+    from swarm_bridge.codec.registry import SchemaRegistry
+
+__all__ = [
+    "RegistryIds", "WireDecoder", "WireEncoder", "registry_ids", "route_subject", "stamp_reader", "wire_decoder",
+    "wire_encoder",
+]
 
 AVRO_CONTENT_TYPE = "avro/binary; encoding=single-object"
 
@@ -75,17 +83,52 @@ def _same(body: bytes) -> bytes:
     return body
 
 
-def registry_ids(location: str) -> Callable[[str, object], int]:
+class RegistryIds:
     """`(subject, schema) -> id` against the registry at `location`, registering the schema when it is new
-    (registering an identical schema again returns its id); the registry is opened on first use."""
-    def schema_id(subject: str, schema: object) -> int:
-        from swarm_bridge.codec.registry import Schema, open_registry
+    (an identical schema again returns its id). One per process: opened at first use, closed by `close()`."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        self._registry: SchemaRegistry | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, subject: str, schema: object) -> int:
+        from swarm_bridge.codec.registry import Schema
 
         if not isinstance(schema, Schema):
             raise TypeError(f"expected a registry Schema, got {type(schema).__name__}")
-        return open_registry(location).register(subject, schema).id
+        return self.registry.register(subject, schema).id
 
-    return schema_id
+    @property
+    def registry(self) -> SchemaRegistry:
+        """The registry, opened on first use."""
+        with self._lock:
+            if self._registry is None:
+                from swarm_bridge.codec.registry import open_registry
+
+                self._registry = open_registry(self.location)
+            return self._registry
+
+    def close(self) -> None:
+        """Close the registry (its HTTP session, for a Confluent-API server); a later call opens it again."""
+        with self._lock:
+            registry, self._registry = self._registry, None
+        if registry is not None:
+            registry.close()
+
+
+def registry_ids(location: str) -> RegistryIds:
+    """The registry ids of `location`; the caller owns it and closes it when it stops."""
+    return RegistryIds(location)
+
+
+def route_subject(strategy: str, topic: str, ros_type: str) -> str:
+    """The registry subject of records of `ros_type` on Kafka topic `topic` under the strategy named `strategy`
+    (its record name is the envelope record's full name, `swarm_bridge.record.<pkg>.msg.<Name>`)."""
+    from swarm_bridge.codec.avro import record_name
+    from swarm_bridge.codec.registry import subject_name_strategy
+
+    return subject_name_strategy(strategy)(topic, record_name(ros_type))
 
 
 @dataclass(frozen=True)

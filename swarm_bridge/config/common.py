@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["EnvVarName", "ExistingFile", "NewTopicsConfig", "Strict", "TlsConfig"]
+__all__ = ["PATTERN_WORDS", "EnvVarName", "ExistingFile", "NewTopicsConfig", "Strict", "SubjectNameStrategyName",
+           "TlsConfig"]
 
 
 def _existing_file(value: str) -> str:
@@ -27,6 +28,28 @@ def _set_variable(value: str) -> str:
 # that must be set (a secret's value is never in a config file).
 ExistingFile = Annotated[str, AfterValidator(_existing_file)]
 EnvVarName = Annotated[str, AfterValidator(_set_variable)]
+
+
+# Every `pattern=` of the config models, in the words an error uses instead of the bare regular expression.
+PATTERN_WORDS: dict[str, str] = {
+    r"^[A-Za-z0-9_-]+$": "letters, digits, '_' and '-' only (no spaces, dots or slashes)",
+    r"^[A-Za-z0-9._-]+$": "letters, digits, '.', '_' and '-' only (no spaces or slashes)",
+    r"^[a-z0-9_]+$": "lowercase letters, digits and '_' only",
+    r"^[A-Za-z0-9_]+/msg/[A-Za-z0-9_]+$": "a ROS message type package/msg/Name, each part letters, digits and '_' "
+                                          "(e.g. nav_msgs/msg/Odometry)",
+    r"^/[A-Za-z0-9_/~{}]*$": "an absolute ROS topic: '/' first, then letters, digits, '_', '/', '~', '{' and '}' "
+                             "(e.g. /amr_007/odom)",
+    r"^[^,\s]+(,[^,\s]+)*$": "host:port, or several separated by commas, with no spaces "
+                              "(e.g. 10.0.0.1:9092,10.0.0.2:9092)",
+}
+
+
+# The registry subject naming strategies (swarm_bridge.codec.registry.SUBJECT_NAME_STRATEGIES), by name; the same
+# key in the robot bridge's, the gateway's and the coordinator's config, so all three agree on subjects.
+SubjectNameStrategyName = Annotated[Literal["topic_name", "record_name", "topic_record_name"], Field(
+    description="registry subject of Avro records on Kafka: topic_name (<kafka topic>-value), "
+    "record_name (the record's full name, swarm_bridge.record.<pkg>.msg.<Name>) or topic_record_name "
+    "(<kafka topic>-<record full name>); the same in every robot, gateway and coordinator of a fleet")]
 
 
 class Strict(BaseModel):

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from swarm_bridge.config.common import EnvVarName, NewTopicsConfig, TlsConfig
+from swarm_bridge.config.common import EnvVarName, NewTopicsConfig, SubjectNameStrategyName, TlsConfig
 from swarm_bridge.config.security import KafkaSecurity
 
 __all__ = ["CoordinatorConfig", "CoordinatorKafkaConfig", "CoordinatorMqttConfig", "CoordinatorTopics",
@@ -135,6 +135,7 @@ class CoordinatorConfig(Strict):
                                                   "and TaskCommand records on Kafka")
     registry: str | None = Field(default=None, description="schema registry for Avro: a directory or http(s)://; "
                                  "default $SWARM_BRIDGE_REGISTRY or the embedded file registry")
+    subject_name_strategy: SubjectNameStrategyName = "topic_name"
     capabilities: dict[str, list[str]] = Field(min_length=1, description="robot kind -> what it can do; a task "
                                                "kind outside all of these is rejected")
     tasks: TaskRulesConfig = TaskRulesConfig()
@@ -171,7 +172,8 @@ class CoordinatorConfig(Strict):
                 raise ValueError(f"capabilities.{kind}: list at least one capability")
             bad = [c for c in caps if not c or not all(ch.isalnum() or ch in "_-" for ch in c)]
             if bad:
-                raise ValueError(f"capabilities.{kind}: {bad[0]!r} is not a name ([A-Za-z0-9_-]+)")
+                raise ValueError(f"capabilities.{kind}: {bad[0]!r} is not a name (letters, digits, '_' and '-' "
+                                 "only)")
         return self
 
     @property

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from swarm_bridge.config.common import EnvVarName, NewTopicsConfig, TlsConfig
+from swarm_bridge.config.common import EnvVarName, NewTopicsConfig, SubjectNameStrategyName, TlsConfig
 from swarm_bridge.config.robot import NAME
 from swarm_bridge.config.security import KafkaSecurity
 
@@ -218,6 +218,7 @@ class GatewayConfig(Strict):
     registry: str | None = Field(default=None, description="schema registry: a directory (embedded file "
                                  "registry) or http(s)://... (Confluent API); default $SWARM_BRIDGE_REGISTRY or "
                                  "$XDG_STATE_HOME/swarm_bridge/registry")
+    subject_name_strategy: SubjectNameStrategyName = "topic_name"
     dedup: DedupConfig = DedupConfig()
     max_payload: int = Field(default=1 << 20, ge=1024, description="largest MQTT payload or record accepted "
                              "(bytes); larger ones go to the DLQ")

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from swarm_bridge.config.common import PATTERN_WORDS
 from swarm_bridge.config.errors import ConfigError, ConfigProblem
 
 __all__ = ["load_config", "validate_config"]
@@ -69,6 +70,9 @@ def _problem(err: Any, model: type[BaseModel]) -> ConfigProblem:
         return ConfigProblem(_location(loc[:-1]), f"unknown key '{key}'{hint}")
     got = None if err["type"] == "missing" else repr(err.get("input"))
     message = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "string_pattern_mismatch":  # say the form in words, not as a regular expression
+        words = PATTERN_WORDS.get(err["ctx"]["pattern"], "of the form the example config shows")
+        message = f"must be {words}"
     return ConfigProblem(_location(loc), message, got)
 
 

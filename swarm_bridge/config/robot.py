@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from swarm_bridge.config.common import EnvVarName, Strict, TlsConfig
+from swarm_bridge.config.common import EnvVarName, Strict, SubjectNameStrategyName, TlsConfig
 from swarm_bridge.config.security import KafkaSecurity
 
 __all__ = [
@@ -172,6 +172,10 @@ class CommandsConfig(Strict):
     max_age_s: float = Field(default=300.0, gt=0, description="a signed command issued longer ago is stale")
     max_clock_skew_s: float = Field(default=30.0, ge=0, description="a signed command issued further in the "
                                     "future (by the robot's clock) is stale")
+    lookback_s: float = Field(default=300.0, gt=0, description="kafka uplink: on the robot's first start (no "
+                              "committed offset yet) its down routes read commands written up to this long ago, "
+                              "so a command sent before the robot started still reaches it; deadline and command "
+                              "id decide which of them still apply")
 
     @field_validator("trusted_keys")
     @classmethod
@@ -224,6 +228,7 @@ class RobotBridgeConfig(Strict):
     registry: str | None = Field(default=None, description="schema registry for Avro on Kafka: a directory "
                                  "(embedded file registry) or http(s)://... (Confluent API); default "
                                  "$SWARM_BRIDGE_REGISTRY or $XDG_STATE_HOME/swarm_bridge/registry")
+    subject_name_strategy: SubjectNameStrategyName = "topic_name"
     routes: list[RouteConfig] = Field(min_length=1)
     commands: CommandsConfig = Field(default_factory=CommandsConfig, description="checks on commands coming "
                                      "down: signatures, freshness")

@@ -145,6 +145,7 @@ class CoordinatorInstance:
         self.drops = DropLog(f"instance {self.instance_id}", self.dispatch.counts, self.metrics.dropped, log)
         self.topics = config.topics
         self.records = FleetRecords(fmt=config.robot_format, registry=config.registry or default_registry(),
+                                    subject_name_strategy=config.subject_name_strategy,
                                     state_topic=self.topics.state, status_topic=self.topics.status,
                                     commands_topic=self.topics.commands, signer=command_signer(config))
         ensure_topics(config)
@@ -405,3 +406,4 @@ class CoordinatorInstance:
         finally:
             self._view.close()
             self._producer.flush(self.config.kafka.connect_timeout_s)
+            self.records.close()

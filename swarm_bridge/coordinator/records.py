@@ -9,9 +9,8 @@ from typing import Any
 
 from swarm_bridge.codec.envelope import Envelope
 from swarm_bridge.codec.records import RecordFormat
-from swarm_bridge.codec.registry import topic_name
 from swarm_bridge.codec.signing import CommandSigner
-from swarm_bridge.codec.wire import WireDecoder, WireEncoder, registry_ids, wire_decoder, wire_encoder
+from swarm_bridge.codec.wire import WireDecoder, WireEncoder, registry_ids, route_subject, wire_decoder, wire_encoder
 from swarm_bridge.coordinator.dispatch import Command
 from swarm_bridge.coordinator.tasks import TaskState
 
@@ -59,24 +58,32 @@ def presence_payload(robot_id: str, state: str, reason: str = "") -> bytes:
 
 
 class FleetRecords:
-    """Encoders and decoders of one fleet's Kafka records (subject = `<topic>-value`)."""
+    """Encoders and decoders of one fleet's Kafka records (subjects named by `subject_name_strategy`); holds one
+    registry client, released by `close()`."""
 
     def __init__(self, *, fmt: RecordFormat, registry: str, state_topic: str, status_topic: str,
-                 commands_topic: str, signer: CommandSigner | None = None) -> None:
+                 commands_topic: str, signer: CommandSigner | None = None,
+                 subject_name_strategy: str = "topic_name") -> None:
         self.signer = signer
-        ids = registry_ids(registry)
+        self.registry = ids = registry_ids(registry)
 
         def enc(ros_type: str, topic: str) -> WireEncoder:
-            return wire_encoder(ros_type, fmt, "kafka", subject=topic_name(topic, ros_type), register=ids)
+            subject = route_subject(subject_name_strategy, topic, ros_type)
+            return wire_encoder(ros_type, fmt, "kafka", subject=subject, register=ids)
 
         def dec(ros_type: str, topic: str) -> WireDecoder:
-            return wire_decoder(ros_type, fmt, "kafka", subject=topic_name(topic, ros_type), lookup=ids)
+            subject = route_subject(subject_name_strategy, topic, ros_type)
+            return wire_decoder(ros_type, fmt, "kafka", subject=subject, lookup=ids)
 
         self.state_encoder, self.state_decoder = enc(ROBOT_STATE, state_topic), dec(ROBOT_STATE, state_topic)
         self.status_encoder, self.status_decoder = enc(TASK_STATUS, status_topic), dec(TASK_STATUS, status_topic)
         self.command_encoder = enc(TASK_COMMAND, commands_topic)
         self.command_decoder = dec(TASK_COMMAND, commands_topic)
         self._seq = 0
+
+    def close(self) -> None:
+        """Release the registry client (its HTTP session, for a Confluent-API registry)."""
+        self.registry.close()
 
     def status(self, payload: bytes) -> StatusReport:
         body = self.status_decoder.decode(payload).body

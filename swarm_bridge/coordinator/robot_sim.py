@@ -64,6 +64,7 @@ class SimFleet:
         topics = config.topics
         self.topics = topics
         self.records = FleetRecords(fmt=config.robot_format, registry=config.registry or default_registry(),
+                                    subject_name_strategy=config.subject_name_strategy,
                                     state_topic=topics.state, status_topic=topics.status,
                                     commands_topic=topics.commands)
         self._producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5,
@@ -92,6 +93,7 @@ class SimFleet:
             self._thread.join(timeout=10)
         self._consumer.close()
         self._producer.flush(10)
+        self.records.close()
 
     def go_offline(self, robot_id: str, reason: str = "connection lost (last will)") -> None:
         """The robot drops off: presence offline, no more state or reports, commands ignored."""

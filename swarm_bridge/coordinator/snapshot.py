@@ -36,6 +36,7 @@ def read_snapshot(config: CoordinatorConfig, *, timeout_s: float = 30.0) -> Flee
     """Read the three topics from the start to their current ends (read_committed)."""
     topics = config.topics
     records = FleetRecords(fmt=config.robot_format, registry=config.registry or default_registry(),
+                           subject_name_strategy=config.subject_name_strategy,
                            state_topic=topics.state, status_topic=topics.status, commands_topic=topics.commands)
     consumer = Consumer({**config.kafka.client_settings(),
                          "group.id": f"fleet-status-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
@@ -64,6 +65,7 @@ def read_snapshot(config: CoordinatorConfig, *, timeout_s: float = 30.0) -> Flee
                     ends.pop((tp.topic, tp.partition))
     finally:
         consumer.close()
+        records.close()
     return snap
 
 

@@ -138,7 +138,7 @@ def parse_request(doc: Any, *, kinds: Collection[str], now_ns: int) -> TaskReque
     if not isinstance(task_id, str) or not task_id:
         raise InvalidTask("", "task_id", "missing or not a non-empty string")
     if len(task_id) > _MAX_ID or not all(c.isalnum() or c in "_.:-" for c in task_id):
-        raise InvalidTask(task_id[:_MAX_ID], "task_id", f"use at most {_MAX_ID} of [A-Za-z0-9_.:-]")
+        raise InvalidTask(task_id[:_MAX_ID], "task_id", f"use at most {_MAX_ID} letters, digits, '_', '.', ':' or '-'")
     unknown = set(doc) - {"task_id", "kind", "target", "priority", "deadline_ns", "parameters", "requested_by"}
     if unknown:
         raise InvalidTask(task_id, sorted(unknown)[0], "unknown field; known: task_id, kind, target, priority, "

@@ -157,6 +157,7 @@ def main() -> int:
                 return 0
     finally:
         tap.close()
+        lookup.close()
         time.sleep(0)
 
 

@@ -20,9 +20,8 @@ from rclpy.context import Context
 from rclpy.node import Node
 
 from swarm_bridge.codec import Envelope
-from swarm_bridge.codec.registry import topic_name
-from swarm_bridge.codec.wire import WireDecoder, registry_ids, wire_decoder
-from swarm_bridge.config import RobotBridgeConfig, default_registry, validate_config
+from swarm_bridge.codec.wire import WireDecoder, route_subject, wire_decoder
+from swarm_bridge.config import RobotBridgeConfig, validate_config
 from swarm_bridge.ros import RobotBridge
 from swarm_bridge.ros.qos import qos_preset
 from swarm_bridge.ros.spin import make_executor, spin_until
@@ -119,8 +118,8 @@ class SmokeFleet:
                 self.results[(config.robot_id, route.stream)] = StreamResult(
                     config.robot_id, route.scheme, route.stream, route.destination, route.format)
         self._taps = self._open_taps()
-        self._decoders = {route.destination: self._decoder(config, route)
-                          for config in self.configs for route in routes_for(config)}
+        self._decoders = {route.destination: self._decoder(bridge, route)
+                          for bridge in self.bridges for route in routes_for(bridge.config)}
 
     def run(self, *, count: int, rate_hz: float, timeout_s: float) -> bool:
         """Publish `count` messages per stream at `rate_hz`, then wait until all arrive; True if all did."""
@@ -177,10 +176,11 @@ class SmokeFleet:
         return taps
 
     @staticmethod
-    def _decoder(config: RobotBridgeConfig, route: Route) -> WireDecoder:
+    def _decoder(bridge: RobotBridge, route: Route) -> WireDecoder:
+        """The route's decoder, on the bridge's own registry client (one per bridge, closed with it)."""
+        subject = route_subject(bridge.config.subject_name_strategy, route.destination, route.ros_type)
         return wire_decoder(route.ros_type, route.format, route.scheme,  # type: ignore[arg-type]
-                            subject=topic_name(route.destination, route.ros_type),
-                            lookup=registry_ids(config.registry or default_registry()))
+                            subject=subject, lookup=bridge.registry)
 
     def _bridged_all(self) -> bool:
         for bridge in self.bridges:

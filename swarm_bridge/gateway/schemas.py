@@ -2,7 +2,8 @@
 
 A robot on MQTT sends the Avro fingerprint and its ROS type, never a registry id. The gateway finds the
 schema (derived from the ROS type when the fingerprint matches, else looked up by fingerprint in the
-registry), registers it under the Kafka topic's subject `<kafka topic>-value` and caches the id.
+registry), registers it under the subject the config's `subject_name_strategy` names (default
+`<kafka topic>-value`) and caches the id.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from swarm_bridge.codec.avro import avro_schema
 from swarm_bridge.codec.errors import CodecError, RegistryError, UnknownSchema
 from swarm_bridge.codec.framing import avro_fingerprint
 from swarm_bridge.codec.records import RecordCodec, record_codec
-from swarm_bridge.codec.registry import Schema, SchemaRegistry, topic_name
+from swarm_bridge.codec.registry import Schema, SchemaRegistry, SubjectNameStrategy, topic_name
 
 __all__ = ["SchemaBook", "SchemaTrouble"]
 
@@ -30,8 +31,9 @@ class SchemaTrouble(Exception):
 class SchemaBook:
     """Registry ids and record codecs the gateway needs, each looked up once."""
 
-    def __init__(self, registry: SchemaRegistry) -> None:
+    def __init__(self, registry: SchemaRegistry, *, subject_name: SubjectNameStrategy = topic_name) -> None:
         self.registry = registry
+        self._subject_name = subject_name
         self._ids: dict[tuple[str, int], int] = {}
         self._schemas: dict[int, Any] = {}
         self._unknown: dict[int, str] = {}
@@ -39,7 +41,7 @@ class SchemaBook:
         self._codecs: dict[tuple[str, str], RecordCodec] = {}
 
     def kafka_id(self, kafka_topic: str, fingerprint: int, ros_type: str) -> int:
-        """The registry id of the schema with `fingerprint` under subject `<kafka_topic>-value`.
+        """The registry id of the schema with `fingerprint` under its subject (`<kafka_topic>-value` by default).
 
         UnknownSchema when neither `ros_type` nor the registry knows the fingerprint; IncompatibleSchema
         when the subject refuses it; SchemaTrouble when the registry cannot answer now."""
@@ -48,7 +50,7 @@ class SchemaBook:
         if found is not None:
             return found
         schema = self._schema(fingerprint, ros_type)
-        subject = topic_name(kafka_topic, "")
+        subject = self._subject_name(kafka_topic, _full_name(schema))
         try:
             schema_id = self.registry.register(subject, Schema.avro(schema)).id
         except RegistryError as exc:
@@ -98,9 +100,7 @@ class SchemaBook:
             raise UnknownSchema(f"schema id {schema_id} is {schema.kind}, not AVRO",
                                 "send commands as Avro (Confluent) or JSON")
         parsed = schema.parsed()
-        name = parsed.get("name", "") if isinstance(parsed, dict) else ""
-        namespace = parsed.get("namespace", "") if isinstance(parsed, dict) else ""
-        full = f"{namespace}.{name}" if namespace else str(name)
+        full = _full_name(parsed)
         ros_type = full.removeprefix("swarm_bridge.record.").replace(".", "/") if full.startswith(
             "swarm_bridge.record.") else ""
         found = (avro_fingerprint(parsed), ros_type)
@@ -115,3 +115,11 @@ class SchemaBook:
             codec = record_codec(ros_type, fmt)  # type: ignore[arg-type]
             self._codecs[key] = codec
         return codec
+
+
+def _full_name(schema: Any) -> str:
+    """The full name (namespace.name) of a parsed Avro record schema; empty for anything else."""
+    if not isinstance(schema, dict):
+        return ""
+    name, namespace = str(schema.get("name", "")), schema.get("namespace", "")
+    return name if "." in name or not namespace else f"{namespace}.{name}"

@@ -32,11 +32,12 @@ class Gateway:
     """One edge gateway: `start()` (LinkError when a broker is unreachable), `run(stop)`, `close()`."""
 
     def __init__(self, config: GatewayConfig) -> None:
-        from swarm_bridge.codec.registry import open_registry
+        from swarm_bridge.codec.registry import open_registry, subject_name_strategy
 
         self.config = config
         self.metrics = GatewayMetrics()
-        self.schemas = SchemaBook(open_registry(config.registry or default_registry()))
+        self.schemas = SchemaBook(open_registry(config.registry or default_registry()),  # one per process
+                                  subject_name=subject_name_strategy(config.subject_name_strategy))
         self.rules = up_rules(config)
         self.dedup = Dedup(window=config.dedup.window, max_streams=config.dedup.max_streams)
         self.up = MqttToKafka(config, rules=self.rules, dedup=self.dedup, metrics=self.metrics,
@@ -89,4 +90,5 @@ class Gateway:
         self.down.close()
         self.up.close()
         self.metrics.close()
+        self.schemas.registry.close()
         log.info("gateway %s stopped: %s", self.config.gateway_id, self.metrics.counts.summary())

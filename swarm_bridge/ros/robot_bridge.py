@@ -7,9 +7,8 @@ import logging
 from rclpy.node import Node
 
 from swarm_bridge.codec.framing import frame_batch
-from swarm_bridge.codec.registry import topic_name
 from swarm_bridge.codec.signing import CommandVerifier, Keyring
-from swarm_bridge.codec.wire import WireDecoder, WireEncoder, registry_ids, wire_decoder, wire_encoder
+from swarm_bridge.codec.wire import WireDecoder, WireEncoder, registry_ids, route_subject, wire_decoder, wire_encoder
 from swarm_bridge.config import RobotBridgeConfig, default_registry
 from swarm_bridge.metrics import BridgeMetrics
 from swarm_bridge.ros.discovery import RouteDiscovery
@@ -42,6 +41,7 @@ class RobotBridge:
         self.outbox = Outbox(uplink, self.spool, window=config.uplink.max_inflight, on_acked=self._acked,
                              pack=frame_batch if batching else None, max_batch=config.uplink.batch_max_records)
         self.run = self.spool.start_run()
+        self.registry = registry_ids(config.registry or default_registry())  # one per process, closed by close()
         routes = routes_for(config)
         self.routes = [UplinkRoute(node, route, robot_id=config.robot_id, outbox=self.outbox, metrics=self.metrics,
                                    encoder=self._encoder(route), run=self.run)
@@ -69,8 +69,7 @@ class RobotBridge:
     def _encoder(self, route: Route) -> WireEncoder:
         """The route's wire encoder; tells the link what its records are (MQTT 5 properties)."""
         encoder = wire_encoder(route.ros_type, route.format, route.scheme,  # type: ignore[arg-type]
-                               subject=topic_name(route.destination, route.ros_type),
-                               register=registry_ids(self.config.registry or default_registry()))
+                               subject=self._subject(route), register=self.registry)
         self.uplink.describe(route.destination, content_type=encoder.content_type,
                              user_properties=encoder.user_properties, retain=route.retain)
         return encoder
@@ -78,17 +77,21 @@ class RobotBridge:
     def _decoder(self, route: Route) -> WireDecoder:
         """The down route's wire decoder: refuses records of another schema (fingerprint or registry id)."""
         return wire_decoder(route.ros_type, route.format, route.scheme,  # type: ignore[arg-type]
-                            subject=topic_name(route.destination, route.ros_type),
-                            lookup=registry_ids(self.config.registry or default_registry()))
+                            subject=self._subject(route), lookup=self.registry)
+
+    def _subject(self, route: Route) -> str:
+        """The registry subject of the route's records (config `subject_name_strategy`)."""
+        return route_subject(self.config.subject_name_strategy, route.destination, route.ros_type)
 
     def flush(self, timeout_s: float) -> int:
         """Wait until every record is acknowledged upstream; returns how many are still waiting."""
         return self.outbox.flush(timeout_s)
 
     def close(self) -> None:
-        """Stop the outbox (unconfirmed records stay spooled for the next start) and the spool."""
+        """Stop the outbox (unconfirmed records stay spooled for the next start), the spool and the registry."""
         self.outbox.close()
         self.spool.close()
+        self.registry.close()
 
     def summary(self) -> dict[str, dict[str, int]]:
         """Per route (by its str): received, sent (up) or published (down), dropped (all reasons), and how many

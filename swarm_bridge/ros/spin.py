@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Any
 
-from rclpy.executors import Executor, SingleThreadedExecutor
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.task import Future
 
@@ -53,7 +53,10 @@ def spin_until(
                 return True
             if deadline is not None and time.monotonic() > deadline:
                 return False
-            executor.spin_until_future_complete(never, timeout_sec=slice_s)
+            try:
+                executor.spin_until_future_complete(never, timeout_sec=slice_s)
+            except ExternalShutdownException:  # a signal reached rclpy's own handler before ours was set
+                break
         return done()
     finally:
         for sig, handler in previous.items():

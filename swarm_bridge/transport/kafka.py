@@ -1,21 +1,38 @@
-"""Kafka uplink on confluent-kafka: idempotent producer, acks=all, record key = robot id."""
+"""Kafka uplink on confluent-kafka: idempotent producer, acks=all, record key = robot id; down routes read only the
+partition of their robot's key, from the committed offset or, the first time, from `lookback_s` ago."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from swarm_bridge.transport.link import Done, Inbound, LinkBusy, LinkError, LinkStats
 from swarm_bridge.transport.probes import kafka_login_problem
 
-__all__ = ["KafkaLink"]
+__all__ = ["KafkaLink", "KeyedReader"]
 
 log = logging.getLogger(__name__)
+
+_RETRY_S = 1.0  # between tries to place a reader (topic missing, cluster unreachable)
+
+
+@dataclass(frozen=True)
+class KeyedReader:
+    """How a robot reads a topic keyed by robot ids: only the partition its own `key` hashes to (`partition(key,
+    partition count)`, Kafka's own partitioner), without a consumer group's rebalancing; from its committed offset,
+    or on its first start from the first record stamped at most `lookback_s` ago (older records are past use;
+    deadline and command id decide which of the rest still apply)."""
+
+    key: str
+    partition: Callable[[str, int], int]
+    lookback_s: float
 
 
 class KafkaLink:
@@ -23,9 +40,10 @@ class KafkaLink:
 
     def __init__(self, *, bootstrap: str, client_id: str, connect_timeout_s: float = 10.0,
                  delivery_timeout_s: float = 300.0, settings: Mapping[str, str] | None = None,
-                 login_fix: str = "check the Kafka login settings against the cluster's users") -> None:
+                 login_fix: str = "check the Kafka login settings against the cluster's users",
+                 reader: KeyedReader | None = None) -> None:
         """`settings`: extra librdkafka settings (security: SASL login, TLS) for the producer and consumers;
-        `login_fix`: the fix a refused login names (the config key to check)."""
+        `login_fix`: the fix a refused login names (the config key to check); `reader`: how `subscribe` reads."""
         self.endpoint = f"kafka://{bootstrap}"
         self.stats = LinkStats()
         self.on_inflight_lost: Callable[[], None] | None = None  # never called: librdkafka keeps retrying
@@ -33,7 +51,8 @@ class KafkaLink:
         self._down_until = 0.0
         self._bootstrap, self._client_id = bootstrap, client_id
         self._settings, self._login_fix = dict(settings or {}), login_fix
-        self._consumers: list[tuple[Consumer, threading.Thread]] = []
+        self._reader = reader
+        self._readers: list[threading.Thread] = []  # each owns its consumer and closes it when it ends
         self._stop = threading.Event()
         self.inbound_errors = 0
         self._producer = Producer(
@@ -95,23 +114,64 @@ class KafkaLink:
         """Nothing to do: Kafka records say what they are by their Confluent framing (schema id)."""
 
     def subscribe(self, destination: str, on_record: Inbound) -> None:
-        """Consume Kafka topic `destination` in this robot's own group, committing after each record was handled."""
+        """Read Kafka topic `destination`: only the reader's partition, committing after each record was handled."""
+        if self._reader is None:
+            raise LinkError(self.endpoint, f"cannot read {destination}: no reader key given",
+                            "open the link with reader=KeyedReader(robot id, ...)")
         consumer = Consumer({
             **self._settings,
             "bootstrap.servers": self._bootstrap,
-            "group.id": f"{self._client_id}.{destination}",
+            "group.id": f"{self._client_id}.{destination}",  # holds the committed offset; never joined (assign)
             "client.id": self._client_id,
-            "auto.offset.reset": "latest",
             "enable.auto.commit": False,
+            "isolation.level": "read_committed",
             "logger": log,
         })
-        consumer.subscribe([destination])
-        thread = threading.Thread(target=self._consume, args=(consumer, on_record), daemon=True,
-                                  name=f"kafka-in-{destination}")
-        self._consumers.append((consumer, thread))
+        thread = threading.Thread(target=self._consume, args=(consumer, destination, self._reader, on_record),
+                                  daemon=True, name=f"kafka-in-{destination}")
+        self._readers.append(thread)
         thread.start()
 
-    def _consume(self, consumer: Consumer, on_record: Inbound) -> None:
+    def _place(self, consumer: Consumer, topic: str, reader: KeyedReader) -> bool:
+        """Assign the reader's partition of `topic` at its start offset; False (to retry) while the topic is
+        missing or the cluster does not answer."""
+        try:
+            found = consumer.list_topics(topic, timeout=self._timeout).topics.get(topic)
+            if found is None or found.error is not None or not found.partitions:
+                return False
+            count = len(found.partitions)
+            partition = reader.partition(reader.key, count)
+            (committed,) = consumer.committed([TopicPartition(topic, partition)], timeout=self._timeout)
+            if committed.offset >= 0:
+                start, since = committed.offset, "its committed offset"
+            else:
+                stamp_ms = int((time.time() - reader.lookback_s) * 1000)
+                (at,) = consumer.offsets_for_times([TopicPartition(topic, partition, stamp_ms)], timeout=self._timeout)
+                start = at.offset if at.offset >= 0 else OFFSET_END
+                since = f"the first record of the last {reader.lookback_s:g} s (first start)"
+        except KafkaException as exc:
+            log.debug("%s: cannot place the reader of %s yet: %s", self.endpoint, topic, exc)
+            return False
+        consumer.assign([TopicPartition(topic, partition, start)])
+        log.info("%s: reading %s partition %d of %d (key %s) from %s", self.endpoint, topic, partition, count,
+                 reader.key, since)
+        return True
+
+    def _consume(self, consumer: Consumer, topic: str, reader: KeyedReader, on_record: Inbound) -> None:
+        try:
+            self._read(consumer, topic, reader, on_record)
+        finally:
+            consumer.close()
+
+    def _read(self, consumer: Consumer, topic: str, reader: KeyedReader, on_record: Inbound) -> None:
+        waiting_logged = False
+        while not self._place(consumer, topic, reader):
+            if not waiting_logged:
+                log.warning("%s: topic %s not found or cluster not reachable; trying every %g s", self.endpoint,
+                            topic, _RETRY_S)
+                waiting_logged = True
+            if self._stop.wait(_RETRY_S):
+                return
         while not self._stop.is_set():
             msg = consumer.poll(0.1)
             if msg is None or msg.error():
@@ -122,6 +182,10 @@ class KafkaLink:
                 self.inbound_errors += 1
                 log.exception("%s: handling a record of %s failed", self.endpoint, msg.topic())
             consumer.commit(message=msg, asynchronous=True)
+        # what was handled stays handled across a restart; KafkaException: nothing consumed since the last commit,
+        # or the cluster is gone (the next start reads those records again)
+        with contextlib.suppress(KafkaException):
+            consumer.commit(asynchronous=False)
 
     def service(self) -> None:
         """Serve delivery reports and errors (librdkafka calls back only from poll)."""
@@ -134,9 +198,8 @@ class KafkaLink:
 
     def close(self) -> None:
         self._stop.set()
-        for consumer, thread in self._consumers:
-            thread.join(timeout=5)
-            consumer.close()
+        for thread in self._readers:
+            thread.join(timeout=self._timeout + 5)  # a reader may be waiting on a metadata request
         self._producer.flush(self._timeout)
 
     def _on_error(self, err: KafkaError) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from swarm_bridge.config.robot import RobotBridgeConfig
 from swarm_bridge.routing.naming import presence_topic
-from swarm_bridge.transport.kafka import KafkaLink
+from swarm_bridge.routing.sharding import shard_of
+from swarm_bridge.transport.kafka import KafkaLink, KeyedReader
 from swarm_bridge.transport.link import Uplink
 from swarm_bridge.transport.mqtt import MqttLink, MqttTls, Presence
 
@@ -31,6 +32,7 @@ def open_uplink(config: RobotBridgeConfig) -> Uplink:
         security = uplink.security
         link = KafkaLink(bootstrap=f"{uplink.host}:{uplink.port}", client_id=client_id,
                          connect_timeout_s=uplink.connect_timeout_s, settings=security.client_settings(),
-                         login_fix=f"check uplink.security ({security.describe()}) against the cluster's users")
+                         login_fix=f"check uplink.security ({security.describe()}) against the cluster's users",
+                         reader=KeyedReader(config.robot_id, shard_of, config.commands.lookback_s))
     link.connect(require=uplink.require_at_start)
     return link
