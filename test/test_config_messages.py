@@ -27,11 +27,13 @@ FOREIGN_OPTIONS = {
     "--ignore-formatted": "kafka-storage format (brokers/kafka.py)",
     "--python_out": "protoc (codec/fleet_protos.py)",
     "--descriptor_set_out": "protoc (codec/fleet_protos.py)",
+    "--alter": "kafka-topics.sh, the fix for a short sharded topic (transport/topics.py)",
+    "--partitions": "kafka-topics.sh, the fix for a short sharded topic (transport/topics.py)",
     "--ros-args": "ROS 2 arguments every node takes, passed on to rclpy",
 }
 # `<section>.<key>` references in messages; words that look like one but are not config keys.
 KEY_REF = re.compile(r"(?<![\w./-])(uplink|kafka|mqtt|commands|spool|dedup|policy|tasks|topics)\.([a-z_]+)\b")
-NOT_KEYS = {"kafka.tools", "kafka.request", "spool.db"}  # a Java package, a log line, a file name
+NOT_KEYS = {"kafka.tools", "kafka.request", "spool.db", "spool.files"}  # Java package, log line, file, module
 
 
 def _patterns(model: type[BaseModel], seen: set[type[BaseModel]]) -> Iterator[tuple[str, str]]:
