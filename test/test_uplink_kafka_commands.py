@@ -22,7 +22,7 @@ from swarm_bridge.brokers import Kafka
 from swarm_bridge.codec import Envelope, encode_json
 from swarm_bridge.ros.spin import make_executor, spin_until
 from swarm_bridge.routing.sharding import shard_of
-from swarm_bridge.transport import ensure_kafka_topics
+from swarm_bridge.transport import TopicSpec, ensure_kafka_topics
 
 pytestmark = pytest.mark.integration
 
@@ -146,3 +146,38 @@ def test_commands_sent_before_the_first_start_arrive_and_only_the_own_partition_
         node.destroy_node()
     assert received == ["after-restart"], output
     assert "from its committed offset" in output
+
+
+def test_a_robot_follows_its_key_when_the_command_topic_grows(
+        tmp_path: Path, kafka: Kafka, ros_context: Any, ros_env: dict[str, str]) -> None:
+    """A gateway started first makes the command topic with one partition; the coordinator grows it to the
+    fleet's shard count. A running robot then reads the partition its key moved to, without a restart."""
+    from swarm_bridge_msgs.msg import TaskCommand
+
+    stream = f"cmd_{uuid.uuid4().hex[:8]}"
+    topic = f"fleet.command.{stream}"
+    ensure_kafka_topics(f"127.0.0.1:{kafka.port}", [topic], partitions=1)
+    grown = shard_of(ROBOT, PARTITIONS)
+    assert grown != 0, "pick a robot whose key leaves partition 0 when the topic grows"
+    commands = Commands(kafka, topic, stream)
+
+    node = rclpy.create_node("command_sink", context=ros_context)
+    received: list[str] = []
+    qos = QoSProfile(depth=100, reliability=QoSReliabilityPolicy.RELIABLE,
+                     durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
+    node.create_subscription(TaskCommand, f"/{ROBOT}/task_command", lambda m: received.append(m.command_id), qos)
+    executor = make_executor(ros_context)
+    proc = _start(tmp_path, kafka, stream, ros_env)
+    try:
+        commands.send(ROBOT, "on-one-partition")
+        assert spin_until(executor, [node], done=lambda: "on-one-partition" in received, timeout_s=90), received
+        ensure_kafka_topics(f"127.0.0.1:{kafka.port}", [TopicSpec(topic, PARTITIONS, sharded=True)])
+        # a producer that knows the new count puts the robot's next command in the partition its key moved to
+        commands = Commands(kafka, topic, stream)
+        commands.send(ROBOT, "after-growth")
+        assert spin_until(executor, [], done=lambda: "after-growth" in received, timeout_s=90), received
+    finally:
+        output = _stop(proc)
+        node.destroy_node()
+    assert received == ["on-one-partition", "after-growth"], output
+    assert f"{topic} partition {grown} of {PARTITIONS} (key {ROBOT})" in output

@@ -21,6 +21,7 @@ __all__ = ["KafkaLink", "KeyedReader"]
 log = logging.getLogger(__name__)
 
 _RETRY_S = 1.0  # between tries to place a reader (topic missing, cluster unreachable)
+_RECHECK_S = 10.0  # between looks at the partition count: a grown topic moves the robot's key to another partition
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class KafkaLink:
         self._settings, self._login_fix = dict(settings or {}), login_fix
         self._reader = reader
         self._readers: list[threading.Thread] = []  # each owns its consumer and closes it when it ends
+        self._placed: dict[str, int] = {}  # topic -> the partition count its reader was placed by
         self._stop = threading.Event()
         self.inbound_errors = 0
         self._producer = Producer(
@@ -155,7 +157,17 @@ class KafkaLink:
         consumer.assign([TopicPartition(topic, partition, start)])
         log.info("%s: reading %s partition %d of %d (key %s) from %s", self.endpoint, topic, partition, count,
                  reader.key, since)
+        self._placed[topic] = count
         return True
+
+    def _grown(self, consumer: Consumer, topic: str) -> bool:
+        """True when `topic` has a partition count other than the one the reader was placed by (a coordinator
+        grew it to the fleet's shard count), so the robot's key now lands in another partition."""
+        try:
+            found = consumer.list_topics(topic, timeout=self._timeout).topics.get(topic)
+        except KafkaException:
+            return False
+        return found is not None and found.error is None and len(found.partitions) != self._placed.get(topic)
 
     def _consume(self, consumer: Consumer, topic: str, reader: KeyedReader, on_record: Inbound) -> None:
         try:
@@ -172,7 +184,18 @@ class KafkaLink:
                 waiting_logged = True
             if self._stop.wait(_RETRY_S):
                 return
+        recheck = time.monotonic() + _RECHECK_S
         while not self._stop.is_set():
+            if time.monotonic() >= recheck:
+                recheck = time.monotonic() + _RECHECK_S
+                if self._grown(consumer, topic):
+                    with contextlib.suppress(KafkaException):
+                        consumer.commit(asynchronous=False)
+                    log.info("%s: %s now has another partition count; placing the reader again", self.endpoint,
+                             topic)
+                    while not self._place(consumer, topic, reader):
+                        if self._stop.wait(_RETRY_S):
+                            return
             msg = consumer.poll(0.1)
             if msg is None or msg.error():
                 continue
