@@ -111,14 +111,9 @@ class FormatMismatch:
         expected = expected_shape(self.fmt, self.transport)
         wanted = f"{self.fmt} ({expected.looks})" if expected else self.fmt
         head = (f"{self.reader}: format mismatch at the first such record ({self.where}): it is "
-                f"{self.got.format or self.got.name} ({self.got.looks}), but {self.key} is {wanted}. ")
-        got = self.got.format or self.got.name
-        if self.got.format == self.fmt:
-            fix = (f"Sent by {self.sender}, framed for {'/'.join(self.got.transports)}, not {self.transport}: "
-                   "that producer writes to the wrong transport")
-        else:
-            fix = f"Sent by {self.sender}. Fix: set {self.key} to {got}, or make that side send {self.fmt}"
-        return f"{head}{fix}. Further records of this shape are counted (format mismatch), not logged"
+                f"{self.got.format} ({self.got.looks}), but {self.key} is {wanted}. ")
+        return (f"{head}Sent by {self.sender}. Fix: set {self.key} to {self.got.format}, or make that side send "
+                f"{self.fmt}. Further records of this shape are counted (format mismatch), not logged")
 
 
 @dataclass
@@ -137,9 +132,11 @@ class FormatWatch:
     counts: Counter[str] = field(default_factory=Counter)
 
     def mismatch(self, data: bytes, content_type: str | None = None, *, where: str = "") -> FormatMismatch | None:
-        """The mismatch `data` is (counted), or None when it has the expected shape or none known."""
+        """The mismatch `data` is (counted), or None when it has the expected shape or none known on this transport
+        (e.g. bytes 00 ... on MQTT are no Confluent record, just malformed)."""
         got = recognise(data, content_type)
-        if got is None or got.format is None or got == expected_shape(self.fmt, self.transport):
+        if (got is None or got.format is None or self.transport not in got.transports
+                or got == expected_shape(self.fmt, self.transport)):
             return None
         self.counts[got.name] += 1
         return FormatMismatch(self.reader, self.fmt, self.transport, got, self.key, self.sender, where,
