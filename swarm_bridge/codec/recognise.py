@@ -110,7 +110,8 @@ class FormatMismatch:
     def __str__(self) -> str:
         expected = expected_shape(self.fmt, self.transport)
         wanted = f"{self.fmt} ({expected.looks})" if expected else self.fmt
-        head = (f"{self.reader}: format mismatch at the first such record ({self.where}): it is "
+        where = f" ({self.where})" if self.where else ""
+        head = (f"{self.reader}: format mismatch at the first such record{where}: it is "
                 f"{self.got.format} ({self.got.looks}), but {self.key} is {wanted}. ")
         return (f"{head}Sent by {self.sender}. Fix: set {self.key} to {self.got.format}, or make that side send "
                 f"{self.fmt}. Further records of this shape are counted (format mismatch), not logged")
