@@ -29,6 +29,7 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
 
     from swarm_bridge.codec import CodecError
     from swarm_bridge.config import ConfigError, RobotBridgeConfig, load_config, validate_config
+    from swarm_bridge.config.loader import OVERRIDE_HELP
     from swarm_bridge.ros import RobotBridge, RosTypeError
     from swarm_bridge.ros.preflight import check_robot_config
     from swarm_bridge.ros.spin import make_executor, spin_until
@@ -42,6 +43,7 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--config", required=True, help="robot bridge YAML, e.g. config/robot_bridge.yaml")
     parser.add_argument("--robot-id", help="override robot_id from the config")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=OVERRIDE_HELP)
     opts = parser.parse_args(remove_ros_args(args))
     # The ROS executor wakes per message and needs the GIL back quickly while the outbox drains a backlog;
     # the default 5 ms hand-over starves it (a convoy) and the DDS reader queue overflows at 1 kHz.
@@ -49,7 +51,7 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     try:
-        config = load_config(opts.config, RobotBridgeConfig)
+        config = load_config(opts.config, RobotBridgeConfig, opts.set)
         if opts.robot_id:
             config = validate_config({**config.model_dump(), "robot_id": opts.robot_id}, RobotBridgeConfig,
                                      source=f"{opts.config} (--robot-id)")
@@ -149,6 +151,7 @@ def fleet_coordinator(argv: Sequence[str] | None = None) -> int:
     from rclpy.utilities import remove_ros_args
 
     from swarm_bridge.config import ConfigError, CoordinatorConfig, load_config
+    from swarm_bridge.config.loader import OVERRIDE_HELP
     from swarm_bridge.coordinator.service import run_coordinator
     from swarm_bridge.coordinator.snapshot import TaskSubmitter
     from swarm_bridge.ros.fleet_coordinator import FleetCoordinatorNode
@@ -159,10 +162,11 @@ def fleet_coordinator(argv: Sequence[str] | None = None) -> int:
                                      "ROS topic for task requests (ROS args after --ros-args pass through).")
     parser.add_argument("--config", required=True, help="coordinator YAML, e.g. config/coordinator.yaml")
     parser.add_argument("--instance-id", help="override kafka.instance_id (unique per instance)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=OVERRIDE_HELP)
     opts = parser.parse_args(remove_ros_args(args))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        config = load_config(opts.config, CoordinatorConfig)
+        config = load_config(opts.config, CoordinatorConfig, opts.set)
         if opts.instance_id:
             config = config.model_validate({**config.model_dump(), "kafka": {**config.kafka.model_dump(),
                                                                              "instance_id": opts.instance_id}})

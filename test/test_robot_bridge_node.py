@@ -38,6 +38,13 @@ def _config(tmp_path: Path, port: int, **overrides: Any) -> Path:
     return path
 
 
+def _status_record(payload: bytes) -> Envelope:
+    """A TaskStatus record as the shipped config's task_status route sends it (in that route's format)."""
+    routes = yaml.safe_load((REPO / "config" / "robot_bridge.yaml").read_text())["routes"]
+    fmt = next(r["format"] for r in routes if r.get("stream") == "task_status")
+    return wire_decoder("swarm_bridge_msgs/msg/TaskStatus", fmt, "mqtt", subject="-").decode(payload)
+
+
 def test_node_bridges_until_sigterm(tmp_path: Path, mosquitto: Mosquitto, ros_context: Any,
                                     ros_env: dict[str, str]) -> None:
     from swarm_bridge_msgs.msg import TaskStatus
@@ -66,7 +73,7 @@ def test_node_bridges_until_sigterm(tmp_path: Path, mosquitto: Mosquitto, ros_co
     assert [(p["state"], p["reason"]) for p in presence] == [("online", "connected"), ("offline", "stopped")]
     records = [r for r in tap.snapshot() if not r.topic.endswith("/presence/status")]
     assert {r.topic for r in records} == {"swarm/warehouse_a/amr_042/event/task_status"}, output
-    assert [decode_json(r.payload).body["task_id"] for r in records] == [f"t{i}" for i in range(10)]
+    assert [_status_record(r.payload).body["task_id"] for r in records] == [f"t{i}" for i in range(10)]
     assert node_proc.returncode == 0, output
     assert "received 10, sent 10, dropped 0" in output
 
@@ -142,7 +149,7 @@ def test_node_starts_without_its_broker_and_drains_the_spool_when_it_comes(
     finally:
         output = _stop(proc)
         broker.stop()
-    assert [decode_json(r.payload).seq for r in tap.snapshot()] == list(range(10)), output
+    assert [_status_record(r.payload).seq for r in tap.snapshot()] == list(range(10)), output
     assert "not reachable" in output or "spooling until it answers" in output
 
 
@@ -243,11 +250,14 @@ def test_commands_come_down_checked_and_refusals_are_counted(
     assert first.parameters[0].key == "payload_kg" and first.target_pose.header.frame_id == "map"
     route = "route mqtt:swarm/warehouse_a/amr_042/command/task_command -> ros:/amr_042/task_command"
     assert f"{route}: received 7, sent 2, dropped 5" in output
-    # raw Protobuf names no type: a foreign record there is indistinguishable from garbage
+    # The foreign record is JSON: of the wrong ROS type on a json route, a format mismatch (named once) on the others.
+    # The garbage: malformed, but Avro single-object with an unknown fingerprint: of another schema.
     expected = {"duplicate command id": 1, "addressed to another robot": 1, "deadline passed": 1}
-    expected |= {"malformed": 2} if fmt == "protobuf" else {"malformed": 1, "wrong ROS type": 1}
+    expected |= {"json": {"malformed": 1, "wrong ROS type": 1}, "avro": {"wrong ROS type": 1},
+                 "protobuf": {"malformed": 1}}[fmt]
     for reason, count in expected.items():
         assert output.count(f"refused 1 ({reason}") == count, (reason, output[-3000:])
+    assert output.count(f"{route}: format mismatch at the first such record") == (fmt != "json"), output[-3000:]
 
 
 def test_match_routes_discover_topics_and_their_types(tmp_path: Path, mosquitto: Mosquitto, ros_context: Any,

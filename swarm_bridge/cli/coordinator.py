@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from swarm_bridge.config.loader import OVERRIDE_HELP
+
 __all__ = ["register"]
 
 EXIT_CONFIG, EXIT_KAFKA = 2, 3
@@ -21,6 +23,7 @@ def register(sub: Any) -> None:
                          "send sharded commands; instances in the same group split the shards. With mode: mqtt "
                          "in the config, one coordinator for a single site, straight on its MQTT broker.")
     run.add_argument("--config", type=Path, required=True, help="coordinator YAML, e.g. config/coordinator.yaml")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=OVERRIDE_HELP)
     run.add_argument("--instance-id", help="override kafka.instance_id (unique per instance)")
     run.set_defaults(run=_run)
 
@@ -28,6 +31,7 @@ def register(sub: Any) -> None:
     actions = task.add_subparsers(dest="task_command", metavar="ACTION", required=True)
     submit = actions.add_parser("submit", help="send one task request (the task id is its idempotency key)")
     submit.add_argument("--config", type=Path, required=True, help="coordinator YAML (Kafka, topics, shards)")
+    submit.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=OVERRIDE_HELP)
     submit.add_argument("--task-id", required=True, help="idempotency key: submitting it again changes nothing")
     submit.add_argument("--kind", required=True, help="capability needed: navigate, pick, inspect, ...")
     submit.add_argument("--x", type=float, default=0.0)
@@ -44,16 +48,17 @@ def register(sub: Any) -> None:
     fleet_actions = fleet.add_subparsers(dest="fleet_command", metavar="ACTION", required=True)
     status = fleet_actions.add_parser("status", help="a table of robots and tasks, read from Kafka")
     status.add_argument("--config", type=Path, required=True, help="coordinator YAML")
+    status.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=OVERRIDE_HELP)
     status.add_argument("--tasks", type=int, default=20, help="show at most this many unfinished tasks")
     status.add_argument("--json", action="store_true", help="print JSON instead of tables")
     status.set_defaults(run=_status)
 
 
-def _config(path: Path) -> Any:
+def _config(path: Path, overrides: list[str]) -> Any:
     from swarm_bridge.config import ConfigError, CoordinatorConfig, load_config
 
     try:
-        return load_config(path, CoordinatorConfig)
+        return load_config(path, CoordinatorConfig, overrides)
     except ConfigError as exc:
         print(f"coordinator: invalid config\n{exc}", file=sys.stderr)
         return None
@@ -66,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
     from swarm_bridge.coordinator.service import run_coordinator
     from swarm_bridge.transport.link import LinkError
 
-    config = _config(args.config)
+    config = _config(args.config, args.set)
     if config is None:
         return EXIT_CONFIG
     if config.mode == "mqtt":
@@ -108,7 +113,7 @@ def _run_site(args: argparse.Namespace, config: Any) -> int:
 def _submit(args: argparse.Namespace) -> int:
     from swarm_bridge.coordinator.snapshot import submit_tasks
 
-    config = _config(args.config)
+    config = _config(args.config, args.set)
     if config is None:
         return EXIT_CONFIG
     params: dict[str, str] = {}
@@ -182,7 +187,7 @@ def _status(args: argparse.Namespace) -> int:
     from swarm_bridge.coordinator.snapshot import read_snapshot
     from swarm_bridge.coordinator.table import fleet_tables
 
-    config = _config(args.config)
+    config = _config(args.config, args.set)
     if config is None:
         return EXIT_CONFIG
     if config.mode == "mqtt":

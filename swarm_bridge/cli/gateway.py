@@ -9,6 +9,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from swarm_bridge.config.loader import OVERRIDE_HELP
+
 __all__ = ["register"]
 
 EXIT_CONFIG = 2
@@ -22,6 +24,7 @@ def register(sub: Any) -> None:
                             "MQTT, by the rules of the config file. Exit 2: bad config; 3: a broker is "
                             "unreachable at start.")
     parser.add_argument("--config", type=Path, required=True, help="gateway YAML (see config/edge_gateway.yaml)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=OVERRIDE_HELP)
     parser.set_defaults(run=_run)
 
 
@@ -32,7 +35,7 @@ def _run(args: argparse.Namespace) -> int:
     from swarm_bridge.transport.link import LinkError
 
     try:
-        config = load_config(args.config, GatewayConfig)
+        config = load_config(args.config, GatewayConfig, args.set)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

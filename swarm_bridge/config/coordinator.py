@@ -132,7 +132,7 @@ class CoordinatorConfig(Strict):
     mqtt: CoordinatorMqttConfig | None = None
     topics: CoordinatorTopics = CoordinatorTopics()
     robot_format: Literal["avro", "json"] = Field(default="avro", description="format of RobotState, TaskStatus "
-                                                  "and TaskCommand records on Kafka")
+                                                  "and TaskCommand records; the robots' routes must use the same")
     registry: str | None = Field(default=None, description="schema registry for Avro: a directory or http(s)://; "
                                  "default $SWARM_BRIDGE_REGISTRY or the embedded file registry")
     subject_name_strategy: SubjectNameStrategyName = "topic_name"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -12,13 +14,18 @@ from pydantic import BaseModel, ValidationError
 from swarm_bridge.config.common import PATTERN_WORDS
 from swarm_bridge.config.errors import ConfigError, ConfigProblem
 
-__all__ = ["load_config", "validate_config"]
+__all__ = ["OVERRIDE_HELP", "apply_overrides", "load_config", "validate_config"]
+
+OVERRIDE_HELP = ("override one key of the config file, e.g. --set uplink.port=1884 or --set routes.0.format=json "
+                 "(dotted path, list items by index; the value is read as YAML); repeatable, checked like the file")
 
 Model = TypeVar("Model", bound=BaseModel)
 
 
-def load_config(path: Path | str, model: type[Model]) -> Model:
-    """Read `path` and validate it as `model`; ROS parameter files (`node: ros__parameters:`) work too."""
+def load_config(path: Path | str, model: type[Model], overrides: Sequence[str] = ()) -> Model:
+    """Read `path` and validate it as `model`; ROS parameter files (`node: ros__parameters:`) work too.
+
+    `overrides`: `KEY.PATH=VALUE` items (the `--set` option) applied to the file's mapping before validation."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -30,7 +37,60 @@ def load_config(path: Path | str, model: type[Model]) -> Model:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(path, [ConfigProblem(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from exc
-    return validate_config(_unwrap_ros_parameters(data), model, source=path)
+    data = _unwrap_ros_parameters(data)
+    if not overrides:
+        return validate_config(data, model, source=path)
+    return validate_config(apply_overrides(data, overrides, source=path), model,
+                           source=f"{path} (with --set {' '.join(overrides)})")
+
+
+def apply_overrides(data: Any, overrides: Sequence[str], *, source: Path | str = "<config>") -> Any:
+    """A copy of the parsed mapping `data` with each `KEY.PATH=VALUE` set (missing mappings are made; list items
+    by index); ConfigError naming every override that cannot be applied. Validation is the caller's."""
+    if not isinstance(data, dict):
+        return data
+    out = copy.deepcopy(data)
+    problems = []
+    for item in overrides:
+        problem = _override(out, item)
+        if problem is not None:
+            problems.append(ConfigProblem(f"--set {item}", problem))
+    if problems:
+        raise ConfigError(source, problems)
+    return out
+
+
+def _override(data: dict[str, Any], item: str) -> str | None:
+    """Apply one `KEY.PATH=VALUE` to `data` in place; the problem, or None."""
+    key, sep, text = item.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        return "expected KEY.PATH=VALUE, e.g. uplink.port=1884"
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError as exc:
+        return f"value is not valid YAML: {getattr(exc, 'problem', exc)}"
+    node: Any = data
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        where = ".".join(parts[:depth]) or "the top level"
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                return f"{where} is a list of {len(node)} items: {part!r} is not an index in 0..{len(node) - 1}"
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+            continue
+        if not isinstance(node, dict):
+            return f"{where} is {type(node).__name__}, not a mapping: cannot set {part!r} in it"
+        if last:
+            node[part] = value
+        else:
+            if node.get(part) is None:
+                node[part] = {}
+            node = node[part]
+    return None
 
 
 def validate_config(data: Any, model: type[Model], *, source: Path | str = "<config>") -> Model:

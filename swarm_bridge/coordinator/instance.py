@@ -265,7 +265,7 @@ class CoordinatorInstance:
                 self.dispatch.fleet.on_presence(presence.robot_id, presence.state, presence.reason,
                                                 sent_at(msg, now_ns))
         except Exception as exc:  # a malformed record is counted, never fatal
-            self.drops(f"malformed {topic}", f"{topic}[{msg.partition()}]@{msg.offset()}: {exc}")
+            self._malformed(msg, exc)
 
     def catch_up(self, timeout_s: float = 5.0) -> bool:
         """Read the event topic up to its current end (a task another instance just handed over)."""
@@ -320,7 +320,7 @@ class CoordinatorInstance:
         try:
             report = self.records.status(value)
         except Exception as exc:
-            self.drops(f"malformed {topic}", f"{topic}[{msg.partition()}]@{msg.offset()}: {exc}")
+            self._malformed(msg, exc)
             return []
         if msg.partition() != shard_of(report.robot_id, self.config.shards):
             # Handled all the same (dropping it would stall the task), but shard ownership no longer protects
@@ -385,6 +385,18 @@ class CoordinatorInstance:
                 return
             except BufferError:
                 self._producer.poll(0.05)
+
+    def _malformed(self, msg: Message, exc: Exception) -> None:
+        """A record that did not decode: a format mismatch (named once, then counted) or a malformed record."""
+        topic, where = msg.topic() or "", f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
+        mismatch = self.records.mismatch(topic, msg.value() or b"", where)
+        if mismatch is None:
+            self.drops(f"malformed {topic}", f"{where}: {exc}")
+            return
+        self.dispatch.counts["format mismatch"] += 1
+        self.metrics.dropped.labels("format mismatch").inc()
+        if mismatch.first:
+            log.error("instance %s: %s", self.instance_id, mismatch)
 
     def _gauges(self, now_ns: int) -> None:
         for state, count in self.dispatch.book.counts().items():

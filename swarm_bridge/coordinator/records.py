@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from swarm_bridge.codec.envelope import Envelope
+from swarm_bridge.codec.recognise import FormatMismatch, FormatWatch
 from swarm_bridge.codec.records import RecordFormat
 from swarm_bridge.codec.signing import CommandSigner
 from swarm_bridge.codec.wire import WireDecoder, WireEncoder, registry_ids, route_subject, wire_decoder, wire_encoder
@@ -80,6 +81,16 @@ class FleetRecords:
         self.command_encoder = enc(TASK_COMMAND, commands_topic)
         self.command_decoder = dec(TASK_COMMAND, commands_topic)
         self._seq = 0
+        self._watches = {topic: FormatWatch(
+            f"coordinator reading kafka:{topic}", fmt, "kafka", "robot_format (coordinator config)",
+            f"the robot bridges (format: of their {stream} route in the robot bridge config; the gateway keeps "
+            "Avro as Avro and JSON as JSON unless its up rule says json_format: avro)")
+            for topic, stream in ((state_topic, "robot_state"), (status_topic, "task_status"))}
+
+    def mismatch(self, topic: str, payload: bytes, where: str) -> FormatMismatch | None:
+        """After a robot's record on `topic` failed to decode: the format mismatch it is, if it is one (counted)."""
+        watch = self._watches.get(topic)
+        return None if watch is None else watch.mismatch(payload, where=where)
 
     def close(self) -> None:
         """Release the registry client (its HTTP session, for a Confluent-API registry)."""

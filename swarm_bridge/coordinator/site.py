@@ -233,6 +233,13 @@ class SiteCoordinator:
 
     def _input(self, kind: str, topic: str, payload: bytes, now_ns: int) -> list[Output]:
         self.received[kind] += 1
+        mismatch = self.records.mismatch(kind, payload, f"mqtt:{topic}")
+        if mismatch is not None:
+            self.received[f"{kind} not in robot_format"] += 1
+            if mismatch.first:
+                log.warning("site coordinator %s: %s; these records are read all the same, but commands go out as "
+                            "%s, which that robot's task_command route must read", self.client_id, mismatch,
+                            self.config.robot_format)
         try:
             if kind == "submit":
                 answer = self._submit(payload, f"{topic}#{self.received[kind]}", now_ns)

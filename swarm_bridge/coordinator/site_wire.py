@@ -3,8 +3,9 @@
 Robots publish `{prefix}/{fleet}/{robot_id}/state/robot_state` (RobotState), `.../event/task_status`
 (TaskStatus) and the retained `.../presence/status` (presence JSON, Last Will `offline`); the coordinator
 sends `.../command/task_command` (TaskCommand). Records are Avro single-object (`C3 01`) or JSON, told
-apart by their first byte, and may come several to a payload (a record batch). Task requests are JSON on
-`{prefix}/{fleet}/coordinator/tasks/submit`; each answer goes to `.../coordinator/tasks/result/{task_id}`.
+apart by their first bytes (`codec.recognise`), and may come several to a payload (a record batch). Task
+requests are JSON on `{prefix}/{fleet}/coordinator/tasks/submit`; each answer goes to
+`.../coordinator/tasks/result/{task_id}`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from swarm_bridge.codec.envelope import Envelope
-from swarm_bridge.codec.framing import SINGLE_OBJECT_MAGIC, split_batch
+from swarm_bridge.codec.framing import split_batch
+from swarm_bridge.codec.recognise import FormatMismatch, FormatWatch, expected_shape, recognise
 from swarm_bridge.codec.signing import CommandSigner
 from swarm_bridge.codec.wire import WireDecoder, WireEncoder, wire_decoder, wire_encoder
 from swarm_bridge.coordinator.dispatch import Command
@@ -113,6 +115,17 @@ class SiteRecords:
         self._command_in: dict[str, WireDecoder] = {
             f: wire_decoder(TASK_COMMAND, f, "mqtt", subject=commands) for f in _FORMATS}
         self._seq = 0
+        self._watches = {kind: FormatWatch(
+            f"site coordinator reading mqtt:{topics.every_robot(channel, stream)}", fmt, "mqtt",
+            "robot_format (coordinator config)", f"the robot bridge (format: of its {stream} route in the robot "
+            "bridge config)") for kind, channel, stream in (("state", "state", "robot_state"),
+                                                            ("status", "event", "task_status"))}
+
+    def mismatch(self, kind: str, payload: bytes, where: str) -> FormatMismatch | None:
+        """Whether a robot's state or status payload is in another format than robot_format (counted): it is read
+        all the same, but that robot's commands go out in robot_format."""
+        watch = self._watches.get(kind)
+        return None if watch is None else watch.mismatch(payload, where=where)
 
     @property
     def command_content_type(self) -> str:
@@ -163,12 +176,14 @@ class SiteRecords:
 
 
 def _pick(by_format: Mapping[str, Any], record: bytes) -> Any:
-    """The codec of a record's format: Avro single-object starts C3 01, JSON with `{`."""
-    if record[:2] == SINGLE_OBJECT_MAGIC:
-        return by_format["avro"]
-    if record[:1] == b"{":
-        return by_format["json"]
-    raise ValueError(f"neither Avro single-object (C3 01) nor JSON: starts {record[:4].hex(' ') or 'empty'}")
+    """The codec of a record's format, recognised by its first bytes (`codec.recognise`)."""
+    shape = recognise(record, unwrap=False)
+    codec = None if shape is None or shape.format is None else by_format.get(shape.format)
+    if codec is None:
+        readable = " or ".join(str(expected_shape(fmt, "mqtt")) for fmt in by_format)
+        raise ValueError(f"not a record this coordinator reads ({readable}): it is "
+                         f"{shape or 'of no known format'}, starting {record[:4].hex(' ') or '(empty)'}")
+    return codec
 
 
 def result_payload(task_id: str, *, accepted: bool, state: str, reason: str, duplicate: bool) -> bytes:

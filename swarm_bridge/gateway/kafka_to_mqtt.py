@@ -21,6 +21,7 @@ from paho.mqtt.properties import Properties
 
 from swarm_bridge.codec.errors import CodecError
 from swarm_bridge.codec.framing import frame_single_object, parse_confluent
+from swarm_bridge.codec.recognise import expected_shape, recognise
 from swarm_bridge.codec.signing import is_signed, open_signed, wrap_signed
 from swarm_bridge.codec.wire import AVRO_CONTENT_TYPE
 from swarm_bridge.config.gateway import GatewayConfig
@@ -44,14 +45,17 @@ def command_publish(value: bytes, schemas: SchemaBook) -> tuple[bytes, str, list
         key_id, signature, inner = open_signed(value)
         payload, content_type, props = command_publish(inner, schemas)
         return wrap_signed(key_id, signature, payload), content_type, props
-    if value[:1] == b"\x00":
+    shape = recognise(value, unwrap=False)
+    if shape is not None and shape.name == "avro-confluent":
         frame = parse_confluent(value)
         fingerprint, ros_type = schemas.single_object(frame.schema_id)
         props = [("ros_type", ros_type)] if ros_type else []
         return frame_single_object(fingerprint, frame.payload), AVRO_CONTENT_TYPE, props
-    if value[:1] == b"{":
+    if shape is not None and shape.name == "json":
         return value, "application/json", []
-    raise CodecError(f"command starts {value[:4].hex(' ') or '(empty)'}: neither Confluent Avro (00) nor JSON ({{)")
+    what = f"it is {shape}" if shape is not None else f"it starts {value[:4].hex(' ') or '(empty)'}"
+    raise CodecError(f"command record: {what}; on Kafka the gateway reads {expected_shape('avro', 'kafka')} or "
+                     f"{expected_shape('json', 'kafka')}")
 
 
 class _Partition:

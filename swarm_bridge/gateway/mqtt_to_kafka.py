@@ -24,7 +24,7 @@ from swarm_bridge.gateway.dedup import BELOW_WINDOW, NEW, Dedup
 from swarm_bridge.gateway.ledger import Headers, InFlight, Ledger, MqttMessage
 from swarm_bridge.gateway.metrics import GatewayMetrics
 from swarm_bridge.gateway.mqtt_session import connect_session, gateway_client
-from swarm_bridge.gateway.rules import UpRules
+from swarm_bridge.gateway.rules import UpRoute, UpRules
 from swarm_bridge.gateway.schemas import SchemaTrouble
 from swarm_bridge.gateway.translate import DeadLetter, Translation, Translator, unroutable
 from swarm_bridge.transport.link import LinkError
@@ -78,6 +78,7 @@ class MqttToKafka:
         self._parked: deque[tuple[Any, MqttMessage]] = deque()  # messages waiting for the registry
         self._parked_until = 0.0
         self._held_until = 0.0  # a refused dead letter waits before it is tried again
+        self._other_formats: set[str] = set()  # Kafka topics whose first record in an unread format was named
         self._limit = config.kafka.max_inflight_records
         self._stopping = False
         self._socket_up = False
@@ -215,7 +216,8 @@ class MqttToKafka:
             ledger.expect(message, entry)
             self._send(entry)
         for dead in translation.dead:
-            log.warning("%s: dead letter (%s) from %s: %s", self.endpoint, dead.reason, topic, dead.detail)
+            if self._named(dead, route):
+                log.warning("%s: dead letter (%s) from %s: %s", self.endpoint, dead.reason, topic, dead.detail)
             entry = InFlight(self.config.kafka.dlq_topic, route.key if route else None, dead.payload,
                              dead.headers(content_type), None, self._delivered)
             ledger.expect(message, entry)
@@ -293,6 +295,18 @@ class MqttToKafka:
             counts.dead[reason.decode() if isinstance(reason, bytes) else str(reason)] += 1
         for message in self.ledger.delivered(entry):
             self._ack(message)
+
+    def _named(self, dead: DeadLetter, route: UpRoute | None) -> bool:
+        """Whether to log a dead letter: each one, but a record in a format the gateway does not read only the first
+        time per Kafka topic (a misconfigured robot sends every record so); the rest are counted."""
+        if dead.reason != "unknown_framing" or route is None:
+            return True
+        if route.kafka_topic in self._other_formats:
+            return False
+        self._other_formats.add(route.kafka_topic)
+        log.warning("%s: records in a format the gateway does not read go to the DLQ; only the first one for %s is "
+                    "logged, the rest are counted (dead letters)", self.endpoint, route.kafka_topic)
+        return True
 
     def _ack(self, message: MqttMessage) -> None:
         self.client.ack(message.mid, message.qos)

@@ -1,7 +1,7 @@
 """MQTT payload -> Kafka records, pure but for the schema registry behind `SchemaBook`.
 
 Every payload is split into its records (`split_batch`: a batch or a single record). Per record, by its
-first bytes and the MQTT 5 content type:
+first bytes and the MQTT 5 content type (`codec.recognise`, one table of how each format looks):
   Avro single-object (C3 01 ...)  -> Confluent framing with the registry id of `<kafka topic>-value`;
                                      the body is copied as is (no decode: only its envelope head is read).
   Protobuf (content type)         -> decoded and re-encoded as Avro, then as above: Kafka topics hold
@@ -21,13 +21,8 @@ from dataclasses import dataclass, field
 from swarm_bridge.codec.avro import avro_schema
 from swarm_bridge.codec.envelope import Envelope
 from swarm_bridge.codec.errors import CodecError, FramingError, IncompatibleSchema
-from swarm_bridge.codec.framing import (
-    PROTOBUF_CONTENT_TYPE,
-    SINGLE_OBJECT_MAGIC,
-    avro_fingerprint,
-    parse_proto_mqtt_properties,
-    split_batch,
-)
+from swarm_bridge.codec.framing import avro_fingerprint, parse_proto_mqtt_properties, split_batch
+from swarm_bridge.codec.recognise import expected_shape, recognise
 from swarm_bridge.gateway.heads import Head, avro_head, json_head
 from swarm_bridge.gateway.rules import UpRoute
 from swarm_bridge.gateway.schemas import SchemaBook
@@ -96,6 +91,12 @@ class Translator:
         self.max_payload = max_payload
         self._prefixes: dict[int, bytes] = {}
         self._fingerprints: dict[str, int] = {}
+        # What the gateway reads on MQTT, by the shape `recognise` gives a record.
+        self._readers: dict[str, Callable[[UpRoute, bytes, str | None, Sequence[tuple[str, str]]], KafkaRecord]] = {
+            "avro-single-object": lambda route, part, _ct, props: self._avro(route, part, props),
+            "json": lambda route, part, _ct, _props: self._json(route, part),
+            "protobuf-mqtt": lambda route, part, ct, props: self._protobuf(route, part, ct or "", props),
+        }
 
     def translate(self, route: UpRoute, payload: bytes, content_type: str | None = None,
                   user_properties: Sequence[tuple[str, str]] = ()) -> Translation:
@@ -123,15 +124,15 @@ class Translator:
                 user_properties: Sequence[tuple[str, str]]) -> KafkaRecord:
         if len(part) > self.max_payload:
             raise _Refused("too_large", f"record of {len(part)} bytes > max_payload {self.max_payload}")
-        if part[:2] == SINGLE_OBJECT_MAGIC:
-            return self._avro(route, part, user_properties)
-        if part[:1] == b"{":
-            return self._json(route, part)
-        if content_type and content_type.split(";")[0].strip().lower() == PROTOBUF_CONTENT_TYPE:
-            return self._protobuf(route, part, content_type, user_properties)
-        raise _Refused("unknown_framing", f"record starts {part[:4].hex(' ') or '(empty)'} with content type "
-                       f"{content_type!r}: not Avro single-object (c3 01), JSON ({{) nor Protobuf "
-                       f"({PROTOBUF_CONTENT_TYPE})")
+        shape = recognise(part, content_type, unwrap=False)
+        read = None if shape is None else self._readers.get(shape.name)
+        if read is None:
+            what = (f"it is {shape}, the form {shape.format or 'a container'} takes on {'/'.join(shape.transports)}"
+                    if shape is not None else f"it starts {part[:4].hex(' ') or '(empty)'}")
+            readable = ", ".join(str(expected_shape(fmt, "mqtt")) for fmt in ("avro", "json", "protobuf"))
+            raise _Refused("unknown_framing", f"record with content type {content_type!r}: {what}; on MQTT the "
+                           f"gateway reads {readable}")
+        return read(route, part, content_type, user_properties)
 
     def _avro(self, route: UpRoute, part: bytes, user_properties: Sequence[tuple[str, str]]) -> KafkaRecord:
         if len(part) < _FINGERPRINT_END:

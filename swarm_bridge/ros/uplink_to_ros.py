@@ -13,6 +13,7 @@ from typing import Any
 from rclpy.node import Node
 
 from swarm_bridge.codec import CodecError, RecordError, SchemaMismatch
+from swarm_bridge.codec.recognise import FormatWatch
 from swarm_bridge.codec.signing import CommandVerifier, Keyring, is_signed, open_signed
 from swarm_bridge.codec.wire import WireDecoder
 from swarm_bridge.metrics import BridgeMetrics
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 MALFORMED = "malformed"
 WRONG_TYPE = "wrong ROS type"  # or another schema: a record this route does not carry
 NOT_PUBLISHABLE = "not publishable"
+FORMAT_MISMATCH = "format mismatch"  # a record in another format than the route's: named once, then counted
 
 
 @dataclass
@@ -54,6 +56,10 @@ class DownlinkRoute:
         self.verifier = verifier or CommandVerifier(Keyring(), required=False)
         self._robot_id = robot_id
         self._decoder = decoder
+        self._formats = FormatWatch(
+            str(route), route.format, route.scheme, f"format: of this route (stream {route.stream}) in the robot "
+            "bridge config", "the coordinator (robot_format in its config; the gateway turns its Confluent Avro "
+            "into Avro single-object and passes JSON through)")
         self._cls = message_class(route.ros_type)
         self._publisher = node.create_publisher(self._cls, route.ros_topic,
                                                 qos_preset(route.qos, depth=route.qos_depth))
@@ -80,12 +86,8 @@ class DownlinkRoute:
         payload = inner
         try:
             envelope = self._decoder.decode(payload)
-        except (SchemaMismatch, RecordError) as exc:
-            wrong = isinstance(exc, SchemaMismatch) or exc.field == "ros_type"
-            self._refuse(WRONG_TYPE if wrong else MALFORMED, f"cannot decode: {exc}")
-            return
         except CodecError as exc:
-            self._refuse(MALFORMED, f"cannot decode: {exc}")
+            self._undecodable(payload, exc)
             return
         if envelope.ros_type != self.route.ros_type:
             self._refuse(WRONG_TYPE, f"record of {envelope.ros_type}, route carries {self.route.ros_type}")
@@ -108,6 +110,20 @@ class DownlinkRoute:
             self._refuse(NOT_PUBLISHABLE, str(exc))
             return
         self.counts.published += 1
+
+    def _undecodable(self, payload: bytes, exc: CodecError) -> None:
+        """Refuse a record that did not decode: a format mismatch is named once (ERROR), then only counted."""
+        mismatch = self._formats.mismatch(payload, where=f"record {self.counts.received} received")
+        if mismatch is not None:
+            self.counts.refused[FORMAT_MISMATCH] += 1
+            if mismatch.first:
+                log.error("%s", mismatch)
+            return
+        if isinstance(exc, (SchemaMismatch, RecordError)):
+            wrong = isinstance(exc, SchemaMismatch) or exc.field == "ros_type"
+            self._refuse(WRONG_TYPE if wrong else MALFORMED, f"cannot decode: {exc}")
+            return
+        self._refuse(MALFORMED, f"cannot decode: {exc}")
 
     def _refuse(self, reason: str, detail: str) -> None:
         self.counts.refused[reason] += 1

@@ -1,0 +1,149 @@
+"""How a reader recognises a record's wire format by its first bytes (and MQTT 5 content type): one table.
+
+| shape              | format   | travels on  | recognised by                                          |
+|--------------------|----------|-------------|--------------------------------------------------------|
+| record-batch       | (any)    | mqtt        | starts 00 53 42 01; the format is its first record's   |
+| signed             | (any)    | mqtt, kafka | starts 00 53 53 01; the format is its inner record's   |
+| avro-single-object | avro     | mqtt        | starts C3 01, then an 8-byte schema fingerprint        |
+| avro-confluent     | avro     | kafka       | starts 00, then a 4-byte schema id                     |
+| json               | json     | mqtt, kafka | starts `{` (0x7b)                                      |
+| protobuf-mqtt      | protobuf | mqtt        | MQTT 5 content type application/x-protobuf             |
+
+Readers pick a decoder with `recognise`, and `FormatWatch` names a record of another format than the configured
+one once, at the first such record (which side sends what, which key to change), then only counts them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from swarm_bridge.codec.framing import BATCH_MAGIC, PROTOBUF_CONTENT_TYPE, SINGLE_OBJECT_MAGIC, split_batch
+
+__all__ = ["SHAPES", "FormatMismatch", "FormatWatch", "WireShape", "expected_shape", "recognise"]
+
+
+def _signed_magic() -> bytes:
+    from swarm_bridge.codec.signing import SIGNED_MAGIC  # cryptography: only where signed frames are looked at
+
+    return SIGNED_MAGIC
+
+
+def _signed_inner(data: bytes) -> bytes:
+    from swarm_bridge.codec.signing import open_signed
+
+    return open_signed(data).inner
+
+
+def _content_type_is(media: str) -> Callable[[bytes, str | None], bool]:
+    def test(_data: bytes, content_type: str | None) -> bool:
+        return bool(content_type) and str(content_type).split(";")[0].strip().lower() == media
+
+    return test
+
+
+@dataclass(frozen=True)
+class WireShape:
+    """One way records travel: the record format it carries (None: a container of records), on which transports,
+    how it is recognised (said for humans in `looks`, tested by `test`), and how to get at a container's record."""
+
+    name: str
+    format: str | None
+    transports: tuple[str, ...]
+    looks: str
+    test: Callable[[bytes, str | None], bool] = field(repr=False)
+    inner: Callable[[bytes], bytes] | None = field(default=None, repr=False)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.looks})"
+
+
+# Order is precedence: containers first (a batch and a signed frame start with 00, like Confluent).
+SHAPES: tuple[WireShape, ...] = (
+    WireShape("record-batch", None, ("mqtt",), "starts 00 53 42 01",
+              lambda data, _ct: data.startswith(BATCH_MAGIC), lambda data: split_batch(data, max_payload=0)[0]),
+    WireShape("signed", None, ("mqtt", "kafka"), "starts 00 53 53 01",
+              lambda data, _ct: data.startswith(_signed_magic()), _signed_inner),
+    WireShape("avro-single-object", "avro", ("mqtt",), "starts C3 01, then an 8-byte schema fingerprint",
+              lambda data, _ct: data.startswith(SINGLE_OBJECT_MAGIC)),
+    WireShape("avro-confluent", "avro", ("kafka",), "starts 00, then a 4-byte schema id",
+              lambda data, _ct: data[:1] == b"\x00" and len(data) >= 5),
+    WireShape("json", "json", ("mqtt", "kafka"), "starts '{' (0x7b)", lambda data, _ct: data[:1] == b"{"),
+    WireShape("protobuf-mqtt", "protobuf", ("mqtt",), f"MQTT 5 content type {PROTOBUF_CONTENT_TYPE}",
+              _content_type_is(PROTOBUF_CONTENT_TYPE)),
+)
+
+
+def recognise(data: bytes, content_type: str | None = None, *, unwrap: bool = True) -> WireShape | None:
+    """The shape of `data` (None: none of SHAPES); with `unwrap`, a batch or signed frame answers for the record
+    inside it (the container itself when that record cannot be read)."""
+    data = bytes(data)
+    shape = next((s for s in SHAPES if s.test(data, content_type)), None)
+    if shape is None or shape.inner is None or not unwrap:
+        return shape
+    try:
+        inner = shape.inner(data)
+    except Exception:  # a damaged container: say what it is, its decoder names the damage
+        return shape
+    return recognise(inner, content_type) or shape
+
+
+def expected_shape(fmt: str, transport: str) -> WireShape | None:
+    """The shape records of format `fmt` take on `transport` (None: that format does not travel there)."""
+    return next((s for s in SHAPES if s.format == fmt and transport in s.transports), None)
+
+
+@dataclass(frozen=True)
+class FormatMismatch:
+    """A record whose shape is not the one the reader is configured for; `first`: the first of its shape."""
+
+    reader: str
+    fmt: str
+    transport: str
+    got: WireShape
+    key: str
+    sender: str
+    where: str
+    first: bool
+
+    def __str__(self) -> str:
+        expected = expected_shape(self.fmt, self.transport)
+        wanted = f"{self.fmt} ({expected.looks})" if expected else self.fmt
+        where = f" ({self.where})" if self.where else ""
+        head = (f"{self.reader}: format mismatch at the first such record{where}: it is "
+                f"{self.got.format} ({self.got.looks}), but {self.key} is {wanted}. ")
+        return (f"{head}Sent by {self.sender}. Fix: set {self.key} to {self.got.format}, or make that side send "
+                f"{self.fmt}. Further records of this shape are counted (format mismatch), not logged")
+
+
+@dataclass
+class FormatWatch:
+    """Watches one reader's records: `mismatch(record)` after a record failed to decode (or for every record
+    where any format is read) says whether it is in another format than `fmt` on `transport`.
+
+    `key`: the config key of this side that chose `fmt`, e.g. "robot_format (coordinator config)";
+    `sender`: who writes these records and with which key, e.g. "the robot bridges (routes[].format)"."""
+
+    reader: str
+    fmt: str
+    transport: str
+    key: str
+    sender: str
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def mismatch(self, data: bytes, content_type: str | None = None, *, where: str = "") -> FormatMismatch | None:
+        """The mismatch `data` is (counted), or None when it has the expected shape or none known on this transport
+        (e.g. bytes 00 ... on MQTT are no Confluent record, just malformed)."""
+        got = recognise(data, content_type)
+        if (got is None or got.format is None or self.transport not in got.transports
+                or got == expected_shape(self.fmt, self.transport)):
+            return None
+        self.counts[got.name] += 1
+        return FormatMismatch(self.reader, self.fmt, self.transport, got, self.key, self.sender, where,
+                              self.counts[got.name] == 1)
+
+    @property
+    def total(self) -> int:
+        """Records in another format seen so far."""
+        return sum(self.counts.values())
