@@ -182,7 +182,7 @@ def test_every_dropped_record_is_counted_but_only_the_first_few_are_logged(kafka
     try:
         producer = Producer({"bootstrap.servers": kafka.bootstrap})
         for i in range(60):
-            producer.produce(config.topics.status, value=b"\x7b not a record", key=f"amr_{i:03d}".encode())
+            producer.produce(config.topics.status, value=b"\x7f not a record", key=f"amr_{i:03d}".encode())
         assert producer.flush(30) == 0
         deadline = time.monotonic() + 120
         while instance.summary()["dropped"].get(reason, 0) < 60 and time.monotonic() < deadline:

@@ -141,7 +141,7 @@ def test_robot_bridge_launch_leaves_a_bad_robot_id_to_the_bridge_s_own_error(tmp
     the key and exits 2."""
     run = _launch("robot_bridge.launch.py", launch_env, tmp_path, robot_id="amr 7")
     output = run.wait(300)
-    assert "(--robot-id): robot_id: String should match pattern" in output and "(got 'amr 7')" in output, output
+    assert "(--robot-id): robot_id: must be letters, digits" in output and "(got 'amr 7')" in output, output
     assert "process has died" in output and "exit code 2" in output, output
     assert "Traceback" not in output, output
 
