@@ -57,7 +57,7 @@ _FINAL_REFUSALS = {
     0x84: "use an MQTT 5 broker (Mosquitto >= 1.6)",
     0x85: "use a client id the broker accepts (letters and digits, at most 23 characters for strict brokers)",
     0x86: "check the user name and password (the broker's password_file)",
-    0x87: "grant this user access in the broker's ACL",
+    0x87: "check the user name and password (Mosquitto 2 answers a wrong one with 0x87) and the broker's ACL",
     0x8A: "this client is banned by the broker",
     0x8C: "use an authentication method the broker supports",
 }
@@ -348,7 +348,7 @@ class MqttClient:
         delay = self.options.reconnect_min_s
         while not self._closing.is_set():
             try:
-                sock, early = self._connect()
+                sock, early, bad = self._connect()
             except MqttRefused as exc:
                 self._note_error(exc)
                 if not self._first.is_set() and exc.code in _FINAL_REFUSALS:
@@ -362,7 +362,7 @@ class MqttClient:
             else:
                 delay = self.options.reconnect_min_s
                 try:
-                    self._serve(sock, early)
+                    self._serve(sock, early, bad)
                 except _Broken as broken:
                     self._note_error(broken.error)
                 finally:
@@ -379,7 +379,7 @@ class MqttClient:
         else:
             log.debug("%s", exc)
 
-    def _connect(self) -> tuple[socket.socket, list[Any]]:
+    def _connect(self) -> tuple[socket.socket, list[Any], Malformed | None]:
         """Open the socket (TLS when configured), CONNECT, wait for CONNACK (blocking, connect_timeout_s);
         the socket and any packets that came right behind the CONNACK (a resumed session's backlog)."""
         opts = self.options
@@ -402,7 +402,7 @@ class MqttClient:
                 session_expiry_interval=opts.session_expiry_s, receive_max=opts.receive_max,
                 max_packet_size=opts.max_packet_size)
             sock.sendall(connect.write())
-            connack, early = self._read_connack(sock, deadline)
+            connack, early, bad = self._read_connack(sock, deadline)
         except BaseException:
             sock.close()
             raise
@@ -412,9 +412,9 @@ class MqttClient:
             raise MqttRefused(self.endpoint, code, connack.reason_str,
                               _FINAL_REFUSALS.get(code, "see the broker's log; the client retries"))
         self._accepted(sock, connack)
-        return sock, early
+        return sock, early, bad
 
-    def _read_connack(self, sock: socket.socket, deadline: float) -> tuple[Any, list[Any]]:
+    def _read_connack(self, sock: socket.socket, deadline: float) -> tuple[Any, list[Any], Malformed | None]:
         frames = self._frames
         frames.reset()
         while True:
@@ -436,10 +436,7 @@ class MqttClient:
                 if not isinstance(packet, mqtt5.ConnAckPacket):
                     raise MqttProtocolError(self.endpoint, f"expected CONNACK, got {type(packet).__name__}",
                                             "check the port is an MQTT 5 broker")
-                if bad is not None:
-                    raise MqttProtocolError(self.endpoint, f"malformed packet after CONNACK: {bad.problem}",
-                                            "report the broker's version and log")
-                return packet, packets[1:]
+                return packet, packets[1:], bad
 
     def _accepted(self, sock: socket.socket, connack: Any) -> None:
         """A CONNACK that accepts us: adopt the broker's limits, queue what must be (re)sent, go online."""
@@ -494,9 +491,11 @@ class MqttClient:
         elif was:
             log.warning("%s: disconnected (%s); reconnecting", self.endpoint, self.stats.last_error)
 
-    def _serve(self, sock: socket.socket, early: list[Any]) -> None:
+    def _serve(self, sock: socket.socket, early: list[Any], bad: Malformed | None) -> None:
         """Read, dispatch and write until the connection breaks or close() is called."""
         self._dispatch(sock, early)
+        if bad is not None:
+            self._refuse_malformed(sock, bad)
         keepalive = self._keepalive
         tick = min(1.0, keepalive / 4) if keepalive else 1.0
         last_rx = last_tx = time.monotonic()
