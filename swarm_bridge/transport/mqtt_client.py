@@ -202,13 +202,13 @@ class MqttClient:
         self._conn = 0  # connection number, so an ack of a message from an older connection is not sent
         self._broker_max_packet: int | None = None
         self._keepalive = options.keepalive_s
+        self._broker_qos, self._broker_retain = 1, True
         self._connected = threading.Event()
         self._closing = threading.Event()
         self._first = threading.Event()
         self._first_error: Exception | None = None
         self._subscriptions: dict[str, int] = {}
         self._suback: dict[int, tuple[threading.Event, list[Any]]] = {}
-        self._sub_id = 0
         self._kicked = False
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -268,6 +268,9 @@ class MqttClient:
         `InflightFull`. QoS 0 while disconnected is dropped (counted in `dropped_qos0`)."""
         if qos not in (0, 1):
             raise ValueError(f"{self.endpoint}: publish qos must be 0 or 1 (got {qos})")
+        if qos > self._broker_qos or (retain and not self._broker_retain):
+            raise ValueError(f"{self.endpoint}: the broker supports QoS <= {self._broker_qos} and retain "
+                             f"{'on' if self._broker_retain else 'off'} (CONNACK); got qos={qos} retain={retain}")
         with self._lock:
             if qos == 1 and self._inflight.full and (timeout_s == 0 or not self._window_free.wait_for(
                     lambda: not self._inflight.full or self._closing.is_set(), timeout_s)):
@@ -281,7 +284,7 @@ class MqttClient:
             if limit is not None and len(packet) > limit:
                 self.stats.too_large_out += 1
                 raise PacketTooLarge(self.endpoint, topic, len(packet), limit)
-            online = self._sock is not None and self._connected.is_set()
+            online = self._sock is not None
             if pid is None:
                 if not online:
                     self.stats.dropped_qos0 += 1
@@ -327,7 +330,7 @@ class MqttClient:
             self._closing.set()
             self._window_free.notify_all()
         self._kick()
-        if self._thread.is_alive():
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout_s)
         with self._lock:
             lost = self._inflight.drain()
@@ -447,6 +450,7 @@ class MqttClient:
             self._acks.clear()
             self._out.clear()
             self._broker_max_packet = connack.max_packet_size
+            self._broker_qos, self._broker_retain = int(connack.max_qos), bool(connack.retain_available)
             self._inflight.limit = max(1, min(self.options.max_inflight, connack.receive_max or 65535))
             if connack.server_keep_alive is not None:
                 self._keepalive = int(connack.server_keep_alive)
@@ -462,9 +466,9 @@ class MqttClient:
                 self._out.append(set_duplicate(packet) if was_sent else packet)
                 self.stats.resent += was_sent
             self._sock = sock
+            self._connected.set()  # with _sock, under the lock: a publish sees both or neither
             self.stats.connects += 1
             self._window_free.notify_all()
-        self._connected.set()
         log.info("%s: connected (session %s, receive maximum %d, %d to resend)", self.endpoint,
                  "resumed" if session else "new", self._inflight.limit, len(self._inflight))
         self._first.set()
@@ -481,8 +485,10 @@ class MqttClient:
             self._connected.clear()
             if was:
                 self.stats.disconnects += 1
-            for event, _ in self._suback.values():
-                event.set()
+            for pid, (event, _) in list(self._suback.items()):
+                del self._suback[pid]
+                event.set()  # its subscribe() raises: no SUBACK on this connection
+            self._inflight.release_all()
         self._frames.reset()
         with contextlib.suppress(OSError):
             sock.close()
@@ -504,9 +510,11 @@ class MqttClient:
         selector = selectors.DefaultSelector()
         selector.register(sock, selectors.EVENT_READ, "sock")
         selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        wait = 0.0  # first round: send the resends and re-subscriptions queued by _accepted at once
         try:
             while True:
-                events = selector.select(tick)
+                events = selector.select(wait)
+                wait = tick
                 now = time.monotonic()
                 for key, _mask in events:
                     if key.data == "wake":
@@ -641,6 +649,7 @@ class MqttClient:
     def _on_suback(self, packet: Any) -> None:
         with self._lock:
             waiter = self._suback.pop(packet.packet_id, None)
+            self._inflight.release(packet.packet_id)
         if waiter is not None:
             waiter[1].extend(int(c) for c in packet.reason_codes)
             waiter[0].set()
@@ -657,17 +666,17 @@ class MqttClient:
                                        f"{reason_text(code, packet.reason_str)}", code))
 
     def _subscribe_packet(self, filters: list[str], qos: int, pid: int | None) -> bytes:
-        if pid is None:
-            self._sub_id = self._sub_id % 65535 + 1
-            pid = self._sub_id
+        if pid is None:  # a re-subscription after a reconnect: nobody waits for its SUBACK
+            pid = self._inflight.next_id()
+            self._inflight.reserve(pid)
         topic_filters = [mqtt5.TopicFilter(f, max_qos=mqtt5.QoS(qos)) for f in filters]
         return mqtt5.SubscribePacket(pid, topic_filters).write()
 
     def _send_subscribe(self, filters: list[str], qos: int, timeout_s: float) -> list[int]:
         event, codes = threading.Event(), []  # type: tuple[threading.Event, list[Any]]
         with self._lock:
-            self._sub_id = self._sub_id % 65535 + 1
-            pid = self._sub_id
+            pid = self._inflight.next_id()
+            self._inflight.reserve(pid)
             self._suback[pid] = (event, codes)
             self._out.append(self._subscribe_packet(filters, qos, pid))
             self._kicked = True
@@ -675,6 +684,7 @@ class MqttClient:
         if not event.wait(timeout_s) or not codes:
             with self._lock:
                 self._suback.pop(pid, None)
+                self._inflight.release(pid)
             raise MqttUnreachable(self.endpoint, f"no SUBACK within {timeout_s:g} s for {filters}",
                                   "check the broker is up; subscribe again once connected")
         return codes

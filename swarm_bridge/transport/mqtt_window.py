@@ -30,6 +30,7 @@ class Inflight:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._pending: dict[int, Pending] = {}
+        self._reserved: set[int] = set()  # ids of SUBSCRIBEs awaiting their SUBACK: the same id space
         self._next_id = 1
 
     def __len__(self) -> int:
@@ -40,12 +41,23 @@ class Inflight:
         return len(self._pending) >= self.limit
 
     def next_id(self) -> int:
-        """A packet id (1..65535) not in flight."""
+        """A packet id (1..65535) not in flight and not reserved."""
         while True:
             pid = self._next_id
             self._next_id = 1 if pid == 65535 else pid + 1
-            if pid not in self._pending:
+            if pid not in self._pending and pid not in self._reserved:
                 return pid
+
+    def reserve(self, pid: int) -> None:
+        """Keep `pid` out of `next_id` (a SUBSCRIBE uses it) until `release`."""
+        self._reserved.add(pid)
+
+    def release(self, pid: int) -> None:
+        self._reserved.discard(pid)
+
+    def release_all(self) -> None:
+        """The connection is gone, and with it every SUBSCRIBE awaiting a SUBACK."""
+        self._reserved.clear()
 
     def add(self, pid: int, packet: bytes, *, sent: bool, on_done: Done | None) -> None:
         self._pending[pid] = Pending(packet, sent, on_done)
