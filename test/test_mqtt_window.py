@@ -49,6 +49,7 @@ def test_resend_keeps_order_and_marks_what_went_out() -> None:
 def test_duplicate_flag_is_bit_3_of_the_first_byte() -> None:
     again = set_duplicate(_publish(12))
     packet, _ = mqtt5.read(memoryview(again))
+    assert isinstance(packet, mqtt5.PublishPacket)
     assert packet.duplicate and packet.packet_id == 12 and packet.payload == b"p"
 
 
