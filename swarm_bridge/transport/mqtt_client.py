@@ -265,13 +265,16 @@ class MqttClient:
                 on_done: Done | None = None, timeout_s: float | None = None) -> None:
         """Queue one PUBLISH. QoS 1: held until its PUBACK (`on_done(delivered, reason)` then), re-sent after a
         reconnect; blocks while the in-flight window is full, up to `timeout_s` (None: no limit), then raises
-        `InflightFull`. QoS 0 while disconnected is dropped (counted in `dropped_qos0`)."""
+        `InflightFull` (at once when called from a callback). QoS 0 while disconnected is dropped (counted in
+        `dropped_qos0`)."""
         if qos not in (0, 1):
             raise ValueError(f"{self.endpoint}: publish qos must be 0 or 1 (got {qos})")
         if qos > self._broker_qos or (retain and not self._broker_retain):
             raise ValueError(f"{self.endpoint}: the broker supports QoS <= {self._broker_qos} and retain "
                              f"{'on' if self._broker_retain else 'off'} (CONNACK); got qos={qos} retain={retain}")
         with self._lock:
+            if threading.current_thread() is self._thread:
+                timeout_s = 0  # from a callback: waiting would stop the thread that reads the PUBACKs
             if qos == 1 and self._inflight.full and (timeout_s == 0 or not self._window_free.wait_for(
                     lambda: not self._inflight.full or self._closing.is_set(), timeout_s)):
                 raise InflightFull(self.endpoint, self._inflight.limit)
