@@ -371,6 +371,10 @@ class MqttClient:
                     self._serve(sock, early, bad)
                 except _Broken as broken:
                     self._note_error(broken.error)
+                except Exception as exc:  # a bug of ours must cost a reconnect, never the network thread
+                    log.exception("%s: unexpected error on the network thread", self.endpoint)
+                    self._note_error(MqttProtocolError(self.endpoint, f"internal error: {exc!r}",
+                                                       "report it with the log; the client reconnected"))
                 finally:
                     self._drop(sock)
             if self._closing.wait(delay * random.uniform(0.5, 1.0)):
