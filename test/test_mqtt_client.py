@@ -231,6 +231,26 @@ def test_session_resumed_after_broker_restart_nothing_lost(broker: Mosquitto) ->
         pub.close()
 
 
+def test_subscriptions_restored_on_a_new_session(broker: Mosquitto) -> None:
+    """A clean session is gone after a broker restart: the client subscribes again by itself on reconnect."""
+    sessions: list[bool] = []
+    client, inbox = ours(options(broker.port), on_connect=sessions.append)
+    try:
+        client.subscribe(["again/#", "$share/g2/again2/#"])
+        broker.stop()
+        broker.start()
+        assert wait_for(lambda: client.stats.connects == 2 and client.connected, WAIT), client.stats
+        barrier(client)  # the re-SUBSCRIBE went out first on this connection
+        peer = Peer(broker.port)
+        peer.publish("again/x", b"one")
+        peer.publish("again2/x", b"two")
+        peer.close()
+        assert wait_for(lambda: inbox.payloads() == [b"one", b"two"], WAIT), inbox.payloads()
+        assert sessions == [False, False]
+    finally:
+        client.close()
+
+
 def test_qos1_resent_after_a_cut_nothing_lost(broker: Mosquitto) -> None:
     """Publishes whose PUBACK was lost with the connection are sent again after the reconnect (DUP; the flag
     itself is checked on the wire by the fake broker test) and each reaches the subscriber."""
