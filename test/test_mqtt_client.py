@@ -321,6 +321,20 @@ def test_publish_reports_a_full_window(tmp_path: Path) -> None:
         assert wait_for(lambda: fake.publishes() == 3, WAIT)
         client.publish("w/x", b"qos0", qos=0)  # QoS 0 is not held by the window
         assert wait_for(lambda: fake.publishes() == 4, WAIT)
+        blocked: list[BaseException] = []
+
+        def wait_forever() -> None:
+            try:
+                client.publish("w/x", b"blocked")  # no timeout: waits for a slot
+            except BaseException as exc:
+                blocked.append(exc)
+
+        waiter = threading.Thread(target=wait_forever)
+        waiter.start()
+        client.close()  # releases the waiting publisher with an error; the 3 in flight fail
+        waiter.join(WAIT)
+        assert not waiter.is_alive() and len(blocked) == 1 and "after close" in str(blocked[0])
+        assert client.stats.failed == 3
     finally:
         client.close()
         fake.close()

@@ -502,7 +502,7 @@ class MqttClient:
         if was and self._closing.is_set():
             log.info("%s: closed", self.endpoint)
         elif was:
-            log.warning("%s: disconnected (%s); reconnecting", self.endpoint, self.stats.last_error)
+            log.warning("%s: disconnected; reconnecting with backoff", self.endpoint)  # why: logged just before
 
     def _serve(self, sock: socket.socket, early: list[Any], bad: Malformed | None) -> None:
         """Read, dispatch and write until the connection breaks or close() is called."""
