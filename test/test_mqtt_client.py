@@ -484,7 +484,7 @@ def test_subscribe_refusal_names_each_filter() -> None:
         with pytest.raises(SubscribeRefused) as denied:
             client.subscribe(["ok/#", "secret/#"])
         assert list(denied.value.refused) == ["secret/#"]
-        assert "0x87 NOT_AUTHORIZED" in str(denied.value) and f"127.0.0.1:{fake.port}" in str(denied.value)
+        assert "0x87 NOT_AUTHORIZED ('acl')" in str(denied.value) and f"127.0.0.1:{fake.port}" in str(denied.value)
     finally:
         client.close()
         fake.close()

@@ -252,8 +252,8 @@ class MqttClient:
         if not self._connected.wait(timeout_s):
             raise MqttUnreachable(self.endpoint, f"not connected within {timeout_s:g} s to subscribe "
                                   f"{list(filters)}", "start the broker or check its address")
-        codes = self._send_subscribe(list(filters), qos, timeout_s)
-        refused = {f: reason_text(c, None) for f, c in zip(filters, codes, strict=True) if c >= 0x80}
+        codes, why = self._send_subscribe(list(filters), qos, timeout_s)
+        refused = {f: reason_text(c, why) for f, c in zip(filters, codes, strict=True) if c >= 0x80}
         with self._lock:
             self._subscriptions.update({f: qos for f, c in zip(filters, codes, strict=True) if c < 0x80})
         if refused:
@@ -658,7 +658,7 @@ class MqttClient:
             waiter = self._suback.pop(packet.packet_id, None)
             self._inflight.release(packet.packet_id)
         if waiter is not None:
-            waiter[1].extend(int(c) for c in packet.reason_codes)
+            waiter[1].append(([int(c) for c in packet.reason_codes], packet.reason_str))
             waiter[0].set()
         for code in packet.reason_codes:
             if int(code) >= 0x80:
@@ -679,7 +679,7 @@ class MqttClient:
         topic_filters = [mqtt5.TopicFilter(f, max_qos=mqtt5.QoS(qos)) for f in filters]
         return mqtt5.SubscribePacket(pid, topic_filters).write()
 
-    def _send_subscribe(self, filters: list[str], qos: int, timeout_s: float) -> list[int]:
+    def _send_subscribe(self, filters: list[str], qos: int, timeout_s: float) -> tuple[list[int], str | None]:
         event, codes = threading.Event(), []  # type: tuple[threading.Event, list[Any]]
         with self._lock:
             pid = self._inflight.next_id()
@@ -694,7 +694,8 @@ class MqttClient:
                 self._inflight.release(pid)
             raise MqttUnreachable(self.endpoint, f"no SUBACK within {timeout_s:g} s for {filters}",
                                   "check the broker is up; subscribe again once connected")
-        return codes
+        answer: tuple[list[int], str | None] = codes[0]  # (reason codes, reason string)
+        return answer
 
 
 _HANDLERS: dict[type, Callable[[MqttClient, Any], None]] = {
