@@ -1,10 +1,8 @@
-"""Uplinks to the brokers: MQTT (paho, and the mqtt5 codec under MqttClient) and Kafka (confluent-kafka); the only
-place they are imported."""
+"""Uplinks to the brokers: MQTT (paho) and Kafka (confluent-kafka); the only place they are imported."""
 
 from swarm_bridge.transport.kafka import KafkaLink
 from swarm_bridge.transport.link import Done, LinkBusy, LinkError, LinkStats, Uplink
 from swarm_bridge.transport.mqtt import MqttLink
-from swarm_bridge.transport.mqtt_client import MqttClient, MqttOptions
 from swarm_bridge.transport.taps import KafkaTap, MqttTap, TappedRecord, ensure_kafka_topics
 from swarm_bridge.transport.uplinks import open_uplink
 
@@ -15,9 +13,7 @@ __all__ = [
     "LinkBusy",
     "LinkError",
     "LinkStats",
-    "MqttClient",
     "MqttLink",
-    "MqttOptions",
     "MqttTap",
     "TappedRecord",
     "Uplink",
