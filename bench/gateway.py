@@ -7,11 +7,12 @@ the figure is the receiver's own rate, not the publishers'. Rates are counted fr
 record received (bare subscriber) or arrived in Kafka (gateway, every record checked: zero loss, no
 duplicate). Figures:
   bare_paho_msgs_per_s          a paho subscriber process (loop_forever, QoS 1), one record per message
+  bare_mqtt5_msgs_per_s         the same on the project's own client (transport/mqtt_client.py, auto_ack)
   bare_producer_per_s           confluent-kafka producer (acks=all, idempotent, lz4) + flush
   gateway_1_msgs_per_s          one gateway process, one record per message
   gateway_2_msgs_per_s          two gateway processes, one shared subscription
   gateway_1_batch_records_per_s one gateway process, record batches of 10 (a bridge under load)
-and the ratios gateway_1 / bare_paho and gateway_2 / gateway_1. Last line: one JSON object.
+and the ratios gateway_1 / bare_paho, gateway_1 / bare_mqtt5 and gateway_2 / gateway_1. Last line: one JSON object.
 
   python bench/gateway.py [--quick] [--count N]
 """
@@ -127,9 +128,40 @@ def bare_subscriber(port: int, count: int, client_id: str, ready_only: bool) -> 
         print(json.dumps({"received": got, "seconds": last - first}))
 
 
-def bare_paho(port: int, items: list[Publish]) -> float:
+def bare_mqtt5_subscriber(port: int, count: int, client_id: str, ready_only: bool) -> None:
+    """Subprocess body, as `bare_subscriber` but on the project's own MQTT 5 client (acks as it receives)."""
+    from swarm_bridge.transport.mqtt_client import Message, MqttClient, MqttOptions
+
+    got = 0
+    first = last = 0.0
+    done = threading.Event()
+
+    def on_message(_m: Message) -> None:
+        nonlocal got, first, last
+        got += 1
+        last = time.perf_counter()
+        if got == 1:
+            first = last
+        if got >= count:
+            done.set()
+
+    client = MqttClient(MqttOptions(host="127.0.0.1", port=port, client_id=client_id, clean_start=False,
+                                    session_expiry_s=600, receive_max=65535),
+                        on_message=on_message, auto_ack=True)
+    client.start()
+    if ready_only:
+        client.subscribe([f"swarm/{FLEET}/+/telemetry/+"])
+    else:
+        done.wait(600)
+    client.close()
+    if not ready_only:
+        print(json.dumps({"received": got, "seconds": last - first}))
+
+
+def bare_rate(port: int, items: list[Publish], mode: str = "--bare-subscriber") -> float:
+    """A bare subscriber subprocess (`mode`: paho or the mqtt5 client) drains `items`: its msgs/s."""
     client_id = f"bench-bare-{time.time_ns()}"
-    base = [sys.executable, __file__, "--bare-subscriber", str(port), str(len(items)), client_id]
+    base = [sys.executable, __file__, mode, str(port), str(len(items)), client_id]
     subprocess.run([*base, "ready"], check=True, timeout=60)
     publish_all(port, items)
     out = subprocess.run([*base, "drain"], check=True, timeout=600, capture_output=True, text=True).stdout
@@ -259,8 +291,10 @@ def main() -> int:
             ensure_kafka_topics(kafka.bootstrap, [TOPIC, "bench.raw"], partitions=2)
             items = publishes(count, robots=robots, run=1, batch=1)
             figures["record_bytes"] = len(items[0].payload)
-            figures["bare_paho_msgs_per_s"] = bare_paho(mosquitto.port, items)
+            figures["bare_paho_msgs_per_s"] = bare_rate(mosquitto.port, items)
             print(f"bare paho subscriber: {figures['bare_paho_msgs_per_s']:,.0f} msgs/s", flush=True)
+            figures["bare_mqtt5_msgs_per_s"] = bare_rate(mosquitto.port, items, "--bare-mqtt5-subscriber")
+            print(f"bare subscriber on the mqtt5 client: {figures['bare_mqtt5_msgs_per_s']:,.0f} msgs/s", flush=True)
             figures["bare_producer_per_s"] = bare_producer(kafka.bootstrap, items)
             print(f"bare producer: {figures['bare_producer_per_s']:,.0f} records/s", flush=True)
             registry = run_dir / "registry"
@@ -280,8 +314,10 @@ def main() -> int:
             kafka.stop()
             mosquitto.stop()
     figures["gateway_1_vs_bare_paho"] = round(figures["gateway_1_msgs_per_s"] / figures["bare_paho_msgs_per_s"], 3)
+    figures["gateway_1_vs_bare_mqtt5"] = round(figures["gateway_1_msgs_per_s"] / figures["bare_mqtt5_msgs_per_s"], 3)
     figures["scaling_2_vs_1"] = round(figures["gateway_2_msgs_per_s"] / figures["gateway_1_msgs_per_s"], 3)
-    print(f"gateway / bare paho: {figures['gateway_1_vs_bare_paho']:.2f}; 2 processes / 1: "
+    print(f"gateway / bare paho: {figures['gateway_1_vs_bare_paho']:.2f}; gateway / bare mqtt5 client: "
+          f"{figures['gateway_1_vs_bare_mqtt5']:.2f}; 2 processes / 1: "
           f"{figures['scaling_2_vs_1']:.2f} (goals: >= 25,000 msgs/s per process, >= 0.6 of bare paho)")
     print(json.dumps({k: round(v) if k.endswith("_per_s") else v for k, v in figures.items()}))
     return 0
@@ -290,5 +326,8 @@ def main() -> int:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--bare-subscriber":
         bare_subscriber(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5] == "ready")
+        sys.exit(0)
+    if len(sys.argv) > 1 and sys.argv[1] == "--bare-mqtt5-subscriber":
+        bare_mqtt5_subscriber(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5] == "ready")
         sys.exit(0)
     sys.exit(main())

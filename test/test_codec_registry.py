@@ -314,7 +314,7 @@ def test_confluent_backend_rejects_unknown_client_options() -> None:
 def test_the_codec_imports_no_broker_or_ros_library() -> None:
     script = (
         "import sys, swarm_bridge.codec\n"
-        "print(sorted(m for m in ('confluent_kafka', 'paho', 'rclpy') if m in sys.modules))"
+        "print(sorted(m for m in ('confluent_kafka', 'paho', 'mqtt5', 'rclpy') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

@@ -24,7 +24,8 @@ ROSDEP_NOBLE = {
 }
 # what a robot runs: the robot bridge node, the reference task executor, `swarm-bridge replay`, both uplinks
 ROBOT_SIDE = ("swarm_bridge.nodes", "swarm_bridge.ros.robot_bridge", "swarm_bridge.ros.task_executor",
-              "swarm_bridge.transport.mqtt", "swarm_bridge.transport.kafka", "swarm_bridge.replay",
+              "swarm_bridge.transport.mqtt", "swarm_bridge.transport.mqtt_client",
+              "swarm_bridge.transport.kafka", "swarm_bridge.replay",
               "swarm_bridge.cli.replay", "swarm_bridge.codec.registry_confluent")
 
 
