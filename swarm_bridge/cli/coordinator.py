@@ -64,6 +64,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from swarm_bridge.coordinator.instance import TopicMismatch
     from swarm_bridge.coordinator.service import run_coordinator
+    from swarm_bridge.transport.link import LinkError
 
     config = _config(args.config)
     if config is None:
@@ -78,6 +79,9 @@ def _run(args: argparse.Namespace) -> int:
     except TopicMismatch as exc:
         print(f"coordinator: {args.config}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except LinkError as exc:
+        print(f"coordinator: {exc}", file=sys.stderr)
+        return EXIT_KAFKA
     except KafkaException as exc:
         print(f"coordinator: kafka://{config.kafka.host}:{config.kafka.port}: {exc}", file=sys.stderr)
         return EXIT_KAFKA

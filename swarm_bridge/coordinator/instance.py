@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import socket
@@ -42,8 +43,12 @@ from swarm_bridge.coordinator.metrics import CoordinatorMetrics
 from swarm_bridge.coordinator.records import FleetRecords, parse_presence
 from swarm_bridge.coordinator.tasks import TaskRules, TaskState
 from swarm_bridge.routing.sharding import shard_of
+from swarm_bridge.transport.kafka_log import kafka_log
+from swarm_bridge.transport.link import LinkError
+from swarm_bridge.transport.probes import kafka_login_problem
 
-__all__ = ["CoordinatorInstance", "TopicMismatch", "build_dispatch", "command_signer", "ensure_topics"]
+__all__ = ["CoordinatorInstance", "TopicMismatch", "build_dispatch", "command_signer", "ensure_topics",
+           "require_kafka"]
 
 log = logging.getLogger(__name__)
 _CHECK_EVERY_NS = 500_000_000
@@ -74,10 +79,22 @@ def sharded_topics(config: CoordinatorConfig) -> list[str]:
     return [topics.submit, topics.status, topics.commands, topics.events]
 
 
+def require_kafka(config: CoordinatorConfig) -> None:
+    """LinkError naming the bootstrap and the fix unless the cluster gives this login its metadata in time."""
+    kafka = config.kafka
+    problem = kafka_login_problem(f"{kafka.host}:{kafka.port}", settings=kafka.security.client_settings(),
+                                  timeout_s=kafka.connect_timeout_s)
+    if problem is not None:
+        fix = (f"check kafka.security ({kafka.security.describe()}) against the cluster's users"
+               if problem.startswith("login refused") else "start Kafka or fix kafka.host / kafka.port")
+        raise LinkError(f"kafka://{kafka.host}:{kafka.port}", problem, fix)
+
+
 def ensure_topics(config: CoordinatorConfig) -> None:
     """Create missing topics (`shards` partitions; events compacted) and check the sharded ones' counts."""
     bootstrap = f"{config.kafka.host}:{config.kafka.port}"
-    admin = AdminClient(config.kafka.client_settings())
+    settings: dict[str, Any] = {**config.kafka.client_settings(), "logger": kafka_log(log)}
+    admin = AdminClient(settings)
     timeout = config.kafka.connect_timeout_s
     topics = config.topics
     if config.create_topics:
@@ -87,6 +104,9 @@ def ensure_topics(config: CoordinatorConfig) -> None:
         for topic, future in admin.create_topics(new, operation_timeout=timeout).items():
             try:
                 future.result(timeout=timeout)
+            except concurrent.futures.TimeoutError:
+                raise LinkError(f"kafka://{bootstrap}", f"topic {topic} not created within {timeout:g} s",
+                                "check Kafka is up, or raise kafka.connect_timeout_s") from None
             except KafkaException as exc:
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise TopicMismatch(f"kafka://{bootstrap}: cannot create topic {topic} ({exc})") from None
@@ -156,8 +176,9 @@ class CoordinatorInstance:
         self.records = FleetRecords(fmt=config.robot_format, registry=config.registry or default_registry(),
                                     state_topic=self.topics.state, status_topic=self.topics.status,
                                     commands_topic=self.topics.commands, signer=command_signer(config))
+        require_kafka(config)
         ensure_topics(config)
-        common = {**config.kafka.client_settings(), "logger": log}
+        common = {**config.kafka.client_settings(), "logger": kafka_log(log)}
         self._producer = Producer({**common, "transactional.id": f"{config.kafka.group}.{self.instance_id}",
                                    "transaction.timeout.ms": int(config.kafka.transaction_timeout_s * 1000),
                                    "linger.ms": 5, "compression.type": "lz4",

@@ -29,6 +29,7 @@ from swarm_bridge.gateway.mqtt_session import connect_session, gateway_client
 from swarm_bridge.gateway.mqtt_to_kafka import kafka_producer
 from swarm_bridge.gateway.rules import DownRoute
 from swarm_bridge.gateway.schemas import SchemaBook, SchemaTrouble
+from swarm_bridge.transport.kafka_log import kafka_log
 
 __all__ = ["KafkaToMqtt", "command_publish"]
 
@@ -138,7 +139,7 @@ class KafkaToMqtt:
             "client.id": f"{self.config.gateway_id}-down",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
-            "logger": log,
+            "logger": kafka_log(log),
         })
         self.consumer.subscribe(sorted(self.routes), on_revoke=self._revoked)
         self._thread = threading.Thread(target=self._run, name="kafka-to-mqtt", daemon=True)

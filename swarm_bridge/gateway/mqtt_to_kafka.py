@@ -34,6 +34,7 @@ from swarm_bridge.gateway.mqtt_session import connect_session, gateway_client
 from swarm_bridge.gateway.rules import UpRules
 from swarm_bridge.gateway.schemas import SchemaTrouble
 from swarm_bridge.gateway.translate import DeadLetter, Translation, Translator, unroutable
+from swarm_bridge.transport.kafka_log import kafka_log
 from swarm_bridge.transport.link import LinkError
 
 __all__ = ["MqttToKafka", "kafka_producer"]
@@ -66,10 +67,8 @@ def kafka_producer(config: GatewayConfig, *, suffix: str, error_cb: Any = None) 
         "queue.buffering.max.kbytes": 2_097_151,
         "message.max.bytes": max(config.max_payload + 4096, 1_000_000),
         "reconnect.backoff.max.ms": 1000,  # a restarted Kafka is found within a second
-        "logger": log,
+        **kafka_log(log).settings(error_cb),  # librdkafka's lines and errors once each, then counted
     }
-    if error_cb is not None:
-        settings["error_cb"] = error_cb
     return Producer(settings)
 
 
@@ -339,8 +338,6 @@ class MqttToKafka:
                             self.config.kafka.bootstrap, err.str())
                 self._kafka_down_logged = True
             self.counts.kafka_connected = False
-        else:
-            log.warning("kafka://%s: %s", self.config.kafka.bootstrap, err.str())
 
     def _set_backpressure(self, on: bool) -> None:
         if on != self.counts.backpressure:

@@ -19,6 +19,7 @@ from paho.mqtt.properties import Properties
 
 from swarm_bridge.codec.errors import FramingError
 from swarm_bridge.codec.framing import split_batch
+from swarm_bridge.transport.kafka_log import kafka_log
 from swarm_bridge.transport.link import LinkError
 
 __all__ = ["KafkaTap", "MqttTap", "TappedRecord", "ensure_kafka_topics"]
@@ -103,7 +104,7 @@ class KafkaTap:
             "group.id": f"tap-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
-            "logger": logging.getLogger(__name__),
+            "logger": kafka_log(logging.getLogger(__name__)),
         })
         metadata = self._consumer.list_topics(timeout=timeout_s).topics
         missing = [t for t in topics if t not in metadata or metadata[t].error]
@@ -156,7 +157,9 @@ def ensure_kafka_topics(bootstrap: str, topics: Sequence[str], *, partitions: in
                         timeout_s: float = 30.0, settings: Mapping[str, str] | None = None) -> None:
     """Create `topics` if missing (replication 1 on a single node) and wait until they exist; `settings`:
     extra client settings (security: SASL login, TLS)."""
-    admin = AdminClient({**(settings or {}), "bootstrap.servers": bootstrap})
+    client: dict[str, Any] = {**(settings or {}), "bootstrap.servers": bootstrap,
+                              "logger": kafka_log(logging.getLogger(__name__))}
+    admin = AdminClient(client)
     try:  # only the missing ones: a principal may lack the right to create a topic it may read (ACLs)
         existing = admin.list_topics(timeout=timeout_s).topics
     except KafkaException as exc:
