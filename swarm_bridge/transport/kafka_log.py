@@ -94,6 +94,11 @@ class KafkaLog:
         elif report is not None:
             self.logger.log(report[0], "%s (repeated %d times in the last %.0f s)", report[1], report[2], report[3])
 
+    def flush_at_exit(self) -> None:
+        """`flush`, unless logging is no longer set up (a test runner that removed its handlers)."""
+        if self.logger.hasHandlers():
+            self.flush()
+
     def flush(self) -> None:
         """Report the repeats not reported yet, one line per message."""
         now = time.monotonic()
@@ -115,7 +120,7 @@ def kafka_log(logger: logging.Logger) -> KafkaLog:
         found = _LOGS.get(logger.name)
         if found is None:
             found = _LOGS[logger.name] = KafkaLog(logger)
-            atexit.register(found.flush)
+            atexit.register(found.flush_at_exit)
         return found
 
 
