@@ -172,6 +172,25 @@ def test_dispatch_assigns_then_reassigns_when_robot_goes_offline() -> None:
     assert task is not None and task.robot_id == "r2" and task.history == ("r1", "r2") and task.attempts == 2
 
 
+def test_a_task_whose_only_capable_robot_was_excluded_still_ends() -> None:
+    """A task taken from the only robot that can do it (silent in a Kafka stall, say) goes back to that robot
+    when it is back, rather than waiting queued for a robot that does not exist; attempts still end it."""
+    d = dispatch(robot("r1"), robot("r2", caps=("pick",)))
+    d.submit(request("t1"), "t1", NOW)
+    _, commands = outputs_of(d.tick(NOW))
+    assert [(c.robot_id, c.action) for c in commands] == [("r1", ASSIGN)]
+    d.fleet.on_presence("r1", "offline", "last will", NOW + S)
+    outputs_of(d.tick(NOW + S))
+    assert d.book.get("t1").excluded == ("r1",)  # type: ignore[union-attr]
+    d.fleet.on_presence("r1", "online", "back", NOW + 2 * S)
+    _, commands = outputs_of(d.tick(NOW + 2 * S))
+    assert [(c.robot_id, c.action, c.command_id) for c in commands] == [("r1", ASSIGN, "t1#2")]
+    d.fleet.on_presence("r1", "offline", "last will", NOW + 3 * S)
+    outputs_of(d.tick(NOW + 3 * S))
+    task = d.book.get("t1")
+    assert task is not None and task.state is TaskState.FAILED and "gave up after 2 attempts" in task.reason
+
+
 def test_dispatch_acts_only_on_owned_shards() -> None:
     d = dispatch(robot("r1"))
     d.submit(request("t1"), "t1", NOW)

@@ -18,6 +18,7 @@ from paho.mqtt.properties import Properties
 
 from swarm_bridge.codec.errors import FramingError
 from swarm_bridge.codec.framing import split_batch
+from swarm_bridge.transport.kafka_log import kafka_log
 from swarm_bridge.transport.link import LinkError
 
 __all__ = ["KafkaTap", "MqttTap", "TappedRecord"]
@@ -102,7 +103,7 @@ class KafkaTap:
             "group.id": f"tap-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
-            "logger": logging.getLogger(__name__),
+            "logger": kafka_log(logging.getLogger(__name__)),
         })
         metadata = self._consumer.list_topics(timeout=timeout_s).topics
         missing = [t for t in topics if t not in metadata or metadata[t].error]
