@@ -314,3 +314,20 @@ def test_drop_log_counts_every_drop_and_keeps_the_log_short() -> None:
     assert handler.lines[10] == "instance i1: dropped (status for an unknown task): amr_1: task t9"
     assert handler.lines[11:] == ["instance i1: dropped (malformed status): 21 more in the last 61 s (31 in all); "
                                   "latest: status[0]@30: bad"]
+
+
+def test_a_robot_is_last_seen_at_its_newest_record_whatever_order_the_topics_are_read_in() -> None:
+    """A snapshot or a rebuild reads the state and presence topics in no set order across topics: an older
+    presence record folded after newer states must not make the robot look silent."""
+    fleet = FleetView()
+    body = {"robot_id": "amr_007", "robot_kind": "amr", "capabilities": ["navigate"], "mode": 1,
+            "pose": {"pose": {"position": {"x": 1.0, "y": 2.0, "z": 0.0}}}, "battery_percent": 80.0,
+            "charging": False, "current_task_id": ""}
+    second = 1_000_000_000
+    fleet.on_state(body, 100 * second)
+    fleet.on_presence("amr_007", "online", "connected", 40 * second)  # written before the states, read after
+    robot = fleet.get("amr_007")
+    assert robot is not None and robot.last_seen_ns == 100 * second
+    assert robot.reachable(105 * second, 10 * second)
+    fleet.on_state(body, 90 * second)  # an older state read late does not move it back either
+    assert fleet.get("amr_007").last_seen_ns == 100 * second  # type: ignore[union-attr]
