@@ -101,7 +101,8 @@ class UplinkRoute:
             return
         self._seq += 1
         self._outbox.submit(self.route.stream, self.route.destination, self._key, payload,
-                            priority=self.route.priority, qos=self.route.mqtt_qos, received_ns=received_ns)
+                            priority=self.route.priority, qos=self.route.mqtt_qos, retain=self.route.retain,
+                            received_ns=received_ns)
         self.counts.sent += 1
 
     def _drop(self, reason: str) -> None:
