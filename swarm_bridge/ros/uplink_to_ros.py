@@ -92,9 +92,10 @@ class DownlinkRoute:
             return
         body = envelope.body
         addressees = {envelope.robot_id, str(body.get("robot_id") or envelope.robot_id)} - {self._robot_id}
+        command_id = str(body.get("command_id") or f"{envelope.stream}:{envelope.seq}")
         verdict = self.gate.check(
             robot_id=min(addressees) if addressees else self._robot_id,  # any other addressee: not ours
-            command_id=str(body.get("command_id") or f"{envelope.stream}:{envelope.seq}"),
+            command_id=command_id,
             deadline_ns=_deadline_ns(body.get("deadline")),
             now_ns=time.time_ns(),
             issued_ns=_deadline_ns(body.get("issued_at")) if signed else None,  # only signed: it can be trusted
@@ -106,7 +107,8 @@ class DownlinkRoute:
             self._publisher.publish(dict_to_message(self._cls, body))
         except Exception as exc:  # rclpy raises several types for values out of range
             self._refuse(NOT_PUBLISHABLE, str(exc))
-            return
+            return  # not remembered: a redelivery of this command is accepted again
+        self.gate.remember(command_id)
         self.counts.published += 1
 
     def _refuse(self, reason: str, detail: str) -> None:
