@@ -83,7 +83,7 @@ def _submit(outbox: Outbox, *payloads: bytes, stream: str = "odometry", priority
                       received_ns=time.monotonic_ns())
 
 
-def _pack(payloads: list[bytes]) -> bytes:
+def _pack(_destination: str, payloads: list[bytes]) -> bytes:
     """A readable stand-in for the MQTT record batch frame."""
     return b"[" + b",".join(payloads) + b"]"
 

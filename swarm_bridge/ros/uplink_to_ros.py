@@ -12,7 +12,8 @@ from typing import Any
 
 from rclpy.node import Node
 
-from swarm_bridge.codec import CodecError, RecordError, SchemaMismatch
+from swarm_bridge.codec import CodecError, FramingError, RecordError, SchemaMismatch
+from swarm_bridge.codec.framing import split_batch
 from swarm_bridge.codec.signing import CommandVerifier, Keyring, is_signed, open_signed
 from swarm_bridge.codec.wire import WireDecoder
 from swarm_bridge.metrics import BridgeMetrics
@@ -66,6 +67,19 @@ class DownlinkRoute:
     def _on_record(self, _topic: str, key: bytes | None, payload: bytes) -> None:
         if key is not None and key != self._robot_id.encode():
             return  # a Kafka topic shared by robots: another robot's record
+        if self.route.scheme != "mqtt":  # Kafka records come one by one
+            self._on_command(payload)
+            return
+        try:
+            records = split_batch(payload)  # one record, or a batch of them (binary frame or JSON array)
+        except FramingError as exc:
+            self.counts.received += 1
+            self._refuse(MALFORMED, f"cannot split: {exc}")
+            return
+        for record in records:
+            self._on_command(record)
+
+    def _on_command(self, payload: bytes) -> None:
         self.counts.received += 1
         signed = is_signed(payload)
         try:

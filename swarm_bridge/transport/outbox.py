@@ -69,10 +69,11 @@ class Outbox:
 
     def __init__(self, link: Uplink, spool: Spool, *, window: int = 1000, batch: int = 200,
                  on_acked: Callable[[Outgoing, int], None] | None = None,
-                 pack: Callable[[list[bytes]], bytes] | None = None, max_batch: int = 1, eager: int = 1,
+                 pack: Callable[[str, list[bytes]], bytes] | None = None, max_batch: int = 1, eager: int = 1,
                  retry_s: float = 1.0) -> None:
         """`window`: records in flight at most; `batch`: records taken from the spool at a time; `pack`: how
-        several records of one destination become one payload (None: one record per send), at most
+        several records of one destination become one payload, `pack(destination, payloads)` (each route's
+        format decides; None: one record per send), at most
         `max_batch` per send; `eager`: sends in flight below which a record goes out at once; `retry_s`: after
         the broker refused a delivery on a live connection, records go to the spool and wait this long."""
         if window <= 0 or batch <= 0 or max_batch <= 0 or eager <= 0:
@@ -173,7 +174,7 @@ class Outbox:
             payload = first.payload
         else:
             assert self._pack is not None
-            payload = self._pack([record.payload for record, _id in entries])
+            payload = self._pack(first.destination, [record.payload for record, _id in entries])
         try:
             self.link.send(first.destination, first.key, payload, qos=first.qos, retain=first.retain, on_done=done)
         except BaseException:
