@@ -32,6 +32,8 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
     from swarm_bridge.config.loader import OVERRIDE_HELP
     from swarm_bridge.ros import RobotBridge, RosTypeError
     from swarm_bridge.ros.preflight import check_robot_config
+    from swarm_bridge.ros.qos import qos_preset
+    from swarm_bridge.ros.reader_limits import use_reader_limits
     from swarm_bridge.ros.spin import make_executor, spin_until
     from swarm_bridge.spool import Spool, SpoolError
     from swarm_bridge.transport import LinkError, open_uplink
@@ -70,6 +72,8 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
         print(f"robot_bridge: {exc}", file=sys.stderr)
         return EXIT_UPLINK
 
+    deepest = max((qos_preset(r.qos, depth=r.qos_depth).depth for r in config.routes), default=0)
+    use_reader_limits(spool.path.parent, deepest)  # a reader behind must never push back on a robot's publisher
     rclpy.init(args=args)
     node = rclpy.create_node("robot_bridge")
     try:

@@ -94,8 +94,9 @@ class KafkaLink:
         """False for a second after all brokers were reported down or a delivery failed, else True."""
         return time.monotonic() >= self._down_until
 
-    def send(self, destination: str, key: bytes, payload: bytes, *, qos: int = 1, on_done: Done | None = None) -> None:
-        """Queue one record for Kafka topic `destination` (`qos` is ignored: always acks=all).
+    def send(self, destination: str, key: bytes, payload: bytes, *, qos: int = 1, retain: bool | None = None,
+             on_done: Done | None = None) -> None:
+        """Queue one record for Kafka topic `destination` (`qos` and `retain` are MQTT's, ignored: acks=all).
 
         Raises LinkBusy when librdkafka's local queue is full."""
         def delivered(err: KafkaError | None, msg: Message | Any) -> None:

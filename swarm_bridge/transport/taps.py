@@ -39,9 +39,11 @@ class MqttTap:
     """An MQTT 5 subscriber collecting every message on `patterns` (QoS 1) in a background thread."""
 
     def __init__(self, *, host: str, port: int, patterns: Sequence[str], timeout_s: float = 10.0,
-                 client_id: str | None = None, session_expiry_s: int = 0) -> None:
+                 client_id: str | None = None, session_expiry_s: int = 0, split: bool = True) -> None:
         """With `session_expiry_s` > 0 the session persists, so the broker keeps messages for the tap
-        while it is disconnected (across a broker restart too, with broker persistence)."""
+        while it is disconnected (across a broker restart too, with broker persistence). `split=False`: one
+        TappedRecord per MQTT message, its payload as it came (a batch unsplit)."""
+        self._split = split
         self.records: list[TappedRecord] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
@@ -78,7 +80,7 @@ class MqttTap:
         """Every record of the message: a record batch counts as the records it carries."""
         arrived = time.time_ns()
         try:
-            payloads = split_batch(message.payload, max_payload=0)
+            payloads = split_batch(message.payload, max_payload=0) if self._split else [bytes(message.payload)]
         except FramingError:
             payloads = [bytes(message.payload)]  # kept as it came, for the reader to refuse with its own reason
         with self._lock:
