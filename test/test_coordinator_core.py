@@ -331,3 +331,37 @@ def test_a_robot_is_last_seen_at_its_newest_record_whatever_order_the_topics_are
     assert robot.reachable(105 * second, 10 * second)
     fleet.on_state(body, 90 * second)  # an older state read late does not move it back either
     assert fleet.get("amr_007").last_seen_ns == 100 * second  # type: ignore[union-attr]
+
+
+def test_a_stalled_broker_s_coordinator_load_is_waited_out_and_a_fatal_error_is_not() -> None:
+    """init_transactions against a broker paused at start answers COORDINATOR_LOAD_IN_PROGRESS (not flagged
+    retriable): the instance asks again instead of exiting; a fatal error still ends it at once."""
+    from types import SimpleNamespace
+
+    from confluent_kafka import KafkaError, KafkaException
+
+    from swarm_bridge.coordinator.instance import CoordinatorInstance
+
+    instance = CoordinatorInstance.__new__(CoordinatorInstance)
+    instance.instance_id = "unit"
+    instance.config = SimpleNamespace(kafka=SimpleNamespace(transaction_timeout_s=30.0, connect_timeout_s=0.01))  # type: ignore[assignment]
+    answers = [KafkaError(KafkaError.COORDINATOR_LOAD_IN_PROGRESS), KafkaError(KafkaError._TIMED_OUT), None]
+    calls: list[float] = []
+
+    def init_transactions(timeout: float) -> None:
+        calls.append(timeout)
+        error = answers.pop(0)
+        if error is not None:
+            raise KafkaException(error)
+
+    instance._patiently("initialise the transactional producer", init_transactions)
+    assert len(calls) == 3 and not answers
+
+    def fenced(timeout: float) -> None:
+        calls.append(timeout)
+        raise KafkaException(KafkaError(KafkaError._FENCED, fatal=True))
+
+    calls.clear()
+    with pytest.raises(KafkaException):
+        instance._patiently("initialise the transactional producer", fenced)
+    assert len(calls) == 1

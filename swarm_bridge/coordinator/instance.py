@@ -52,6 +52,10 @@ __all__ = ["CoordinatorInstance", "TopicMismatch", "build_dispatch", "command_si
 
 log = logging.getLogger(__name__)
 _CHECK_EVERY_NS = 500_000_000
+# Errors of a broker that is stalled, restarting or still loading its coordinators: worth asking again, whether or
+# not librdkafka flags them retriable (init_transactions reports COORDINATOR_LOAD_IN_PROGRESS unflagged).
+_TRANSIENT = frozenset({KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE,
+                        KafkaError.NOT_COORDINATOR, KafkaError._TIMED_OUT, KafkaError._TRANSPORT})
 
 
 class TopicMismatch(RuntimeError):
@@ -114,6 +118,11 @@ def ensure_topics(config: CoordinatorConfig) -> None:
         raise TopicMismatch(str(exc)) from None
 
 
+def _transient(error: object) -> bool:
+    """A Kafka error worth asking again about: retriable, or a stalled broker's, and never a fatal one."""
+    return isinstance(error, KafkaError) and not error.fatal() and (error.retriable() or error.code() in _TRANSIENT)
+
+
 def sent_at(msg: Message, now_ns: int) -> int:
     """When a record was produced (its CreateTime), never later than now: a robot read from old history is
     last seen when it sent, not when this instance read it."""
@@ -172,7 +181,7 @@ class CoordinatorInstance:
                                    # is refused (CONCURRENT_TRANSACTIONS) and retried after this backoff;
                                    # librdkafka's 100 ms default (growing to 1 s) made each round ~0.5 s.
                                    "retry.backoff.ms": 10, "retry.backoff.max.ms": 100})
-        self._producer.init_transactions(config.kafka.connect_timeout_s)
+        self._patiently("initialise the transactional producer", self._producer.init_transactions)
         self._view = Consumer({**common, "group.id": f"{config.kafka.group}.view.{uuid.uuid4().hex[:8]}",
                                "enable.auto.commit": False, "isolation.level": "read_committed",
                                "auto.offset.reset": "earliest"})
@@ -421,7 +430,7 @@ class CoordinatorInstance:
                 call(max(0.1, min(kafka.connect_timeout_s, deadline - time.monotonic())))
             except KafkaException as exc:
                 error = exc.args[0]
-                if not (isinstance(error, KafkaError) and error.retriable()) or time.monotonic() >= deadline:
+                if not _transient(error) or time.monotonic() >= deadline:
                     raise
                 if not waited:
                     waited = True
