@@ -21,7 +21,6 @@ from swarm_bridge.transport.mqtt_client import LastWill, Message, MqttClient, Mq
 from swarm_bridge.transport.mqtt_errors import (
     MqttDisconnected,
     MqttRefused,
-    MqttUnreachable,
     PacketTooLarge,
     SubscribeRefused,
     reason_text,
@@ -124,31 +123,31 @@ class MqttLink:
         self._unsubscribed_filters: set[str] = set()  # wanted, not yet granted (offline when asked)
         self._sub_lock = threading.Lock()
         self._busy = False  # the in-flight window is full: logged once per change
-        self._client = self._new_client()
-
-    def _new_client(self) -> MqttClient:
-        return MqttClient(self._options, on_message=self._on_message, auto_ack=True, on_connect=self._on_connect)
+        self._client = MqttClient(self._options, on_message=self._on_message, auto_ack=True,
+                                  on_connect=self._on_connect)
 
     @property
     def connected(self) -> bool:
         return self._client.connected
 
     def connect(self, *, require: bool = True) -> None:
-        """Connect and wait for CONNACK. Refused: LinkError. Unreachable: LinkError when `require`, else a
-        warning and the client keeps retrying with backoff in the background."""
-        try:
-            self._client.start()
-        except MqttRefused as exc:
-            human = reason_name(exc.code).replace("_", " ").capitalize()
+        """Connect and wait for the first attempt's CONNACK. Refused: LinkError. Unreachable: LinkError when
+        `require`, else a warning and the client keeps retrying with backoff in the background."""
+        self._client.start(wait=False)
+        problem = self._client.first_attempt(self._options.connect_timeout_s + 1.0)
+        if problem is None:
+            return
+        if isinstance(problem, MqttRefused):
+            self._client.close(disconnect=False)
+            human = reason_name(problem.code).replace("_", " ").capitalize()
             raise LinkError(self.endpoint, f"broker refused the connection: {human} "
-                            f"({reason_text(exc.code, exc.reason_str)})", exc.fix) from None
-        except MqttUnreachable as exc:
-            if require:
-                raise LinkError(self.endpoint, f"cannot connect ({exc.problem})",
-                                "start the broker or fix uplink host/port (and TLS settings)") from None
-            log.warning("%s: not reachable (%s); spooling until it answers", self.endpoint, exc.problem)
-            self._client = self._new_client()  # start() closed the one that gave up
-            self._client.start(wait=False)
+                            f"({reason_text(problem.code, problem.reason_str)})", problem.fix)
+        problem_text = problem.problem if isinstance(problem, LinkError) else str(problem)
+        if require:
+            self._client.close(disconnect=False)
+            raise LinkError(self.endpoint, f"cannot connect ({problem_text})",
+                            "start the broker or fix uplink host/port (and TLS settings)")
+        log.warning("%s: not reachable (%s); spooling until it answers", self.endpoint, problem_text)
 
     def send(self, destination: str, key: bytes, payload: bytes, *, qos: int = 1, on_done: Done | None = None) -> None:
         """Publish `payload` on MQTT topic `destination` (the key is implied by the topic)."""
