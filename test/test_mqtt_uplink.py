@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import pytest
@@ -48,3 +49,42 @@ def test_subscribed_before_connect_receives_and_a_clean_stop_says_offline(mosqui
     states = [json.loads(r.payload)["state"] for r in tap.snapshot()]
     assert states[:1] == ["online"] and states[-1] == "offline", states
     assert json.loads(tap.snapshot()[-1].payload)["reason"] == "stopped"
+
+
+@pytest.mark.integration
+def test_a_full_window_is_link_busy_logged_once_and_what_was_in_flight_is_delivered(
+        mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture) -> None:
+    from fault_proxy import FaultProxy
+
+    from swarm_bridge.transport import LinkBusy
+
+    caplog.set_level(logging.INFO, logger="swarm_bridge.transport.mqtt")
+    proxy = FaultProxy(mosquitto.port)
+    tap = MqttTap(host="127.0.0.1", port=mosquitto.port, patterns=["swarm/uplink5/busy"], client_id="uplink5-busy")
+    link = MqttLink(host="127.0.0.1", port=proxy.port, client_id="uplink5-busy-robot", max_inflight=2,
+                    keepalive_s=60)
+    outcomes: list[bool] = []
+    try:
+        link.connect()
+        proxy.blackhole(True)  # no PUBACK comes back: the window of 2 fills
+        link.send("swarm/uplink5/busy", b"", b"1", on_done=outcomes.append)
+        link.send("swarm/uplink5/busy", b"", b"2", on_done=outcomes.append)
+        for _ in range(3):
+            with pytest.raises(LinkBusy):
+                link.send("swarm/uplink5/busy", b"", b"3", on_done=outcomes.append)
+        proxy.blackhole(False)
+        assert link.flush(20) == 0
+        link.send("swarm/uplink5/busy", b"", b"3", on_done=outcomes.append)
+        assert link.flush(20) == 0
+    finally:
+        link.close()
+        proxy.close()
+    deadline = time.monotonic() + 10
+    while len(tap.snapshot()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    tap.close()
+    assert outcomes == [True, True, True]
+    assert [r.payload for r in tap.snapshot()] == [b"1", b"2", b"3"]
+    assert link.stats.sent == 3 and link.stats.acked == 3 and link.backpressure_episodes == 1
+    assert sum("backpressure:" in r.getMessage() for r in caplog.records) == 1
+    assert sum("backpressure over" in r.getMessage() for r in caplog.records) == 1

@@ -122,7 +122,9 @@ class MqttLink:
         self._handlers: dict[str, Inbound] = {}
         self._unsubscribed_filters: set[str] = set()  # wanted, not yet granted (offline when asked)
         self._sub_lock = threading.Lock()
-        self._busy = False  # the in-flight window is full: logged once per change
+        self._busy = False  # the in-flight window is full: logged once per change, at most every 10 s
+        self._busy_logged, self._busy_log_after = False, 0.0
+        self.backpressure_episodes = 0
         self._client = MqttClient(self._options, on_message=self._on_message, auto_ack=True,
                                   on_connect=self._on_connect)
 
@@ -165,9 +167,7 @@ class MqttLink:
         except LinkBusy:
             self.stats.add(sent=-1)
             if not self._busy:
-                self._busy = True
-                log.warning("%s: backpressure: every slot of the in-flight window awaits its PUBACK; records "
-                            "wait in the spool", self.endpoint)
+                self._backpressure_starts()
             raise
         except (PacketTooLarge, MqttDisconnected, ValueError) as exc:
             self.stats.add(failed=1)
@@ -176,10 +176,22 @@ class MqttLink:
             return
         if self._busy:
             self._busy = False
-            log.info("%s: backpressure over: the in-flight window has room again", self.endpoint)
+            if self._busy_logged:
+                self._busy_logged = False
+                log.info("%s: backpressure over: the in-flight window has room again", self.endpoint)
         if not qos:
             self.stats.add(acked=1)
             done(True)
+
+    def _backpressure_starts(self) -> None:
+        """Log a full window once per change, at most every 10 s (a broker's Receive Maximum of 20 fills often)."""
+        self._busy = True
+        self.backpressure_episodes += 1
+        now = time.monotonic()
+        if now >= self._busy_log_after:
+            self._busy_logged, self._busy_log_after = True, now + 10.0
+            log.warning("%s: backpressure: every slot of the in-flight window awaits its PUBACK; records wait in "
+                        "the spool (%d times since start)", self.endpoint, self.backpressure_episodes)
 
     def describe(self, destination: str, *, content_type: str, user_properties: tuple[tuple[str, str], ...] = (),
                  retain: bool = False) -> None:
