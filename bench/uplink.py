@@ -1,7 +1,8 @@
 """Benchmark: the robot bridge's uplinks against the raw clients, in one run, on private brokers.
 
 Measures records/s for 700-byte payloads, acknowledged end to end:
-  MQTT QoS 1  bare paho publish + wait for PUBACKs   vs  MqttLink.send + flush
+  MQTT QoS 1  bare paho publish + wait for PUBACKs   vs  MqttLink.send + flush (MqttLink runs on MqttClient;
+              a bare MqttClient publish + wait for PUBACKs is printed too, as the new client's own limit)
   Kafka       bare confluent-kafka Producer (acks=all, idempotent) + flush  vs  KafkaLink.send + flush
   encode      json.dumps of a plain dict            vs  codec.encode_json of an Envelope
 and prints bridge/limit ratios. Last line: one JSON object with every figure.
@@ -26,6 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
 from swarm_bridge.codec import Envelope, encode_json
 from swarm_bridge.transport import KafkaLink, LinkBusy, MqttLink, ensure_kafka_topics
+from swarm_bridge.transport.mqtt_client import MqttClient, MqttOptions
 
 PAYLOAD = b"x" * 700
 
@@ -71,6 +73,28 @@ def raw_paho(port: int, count: int) -> float:
     result = rate(count, run)
     client.disconnect()
     client.loop_stop()
+    return result
+
+
+def raw_client(port: int, count: int) -> float:
+    """The bare MQTT 5 client MqttLink is built on: publish (blocking while the window is full), count PUBACKs."""
+    client = MqttClient(MqttOptions(host="127.0.0.1", port=port, client_id="bench-client"))
+    client.start()
+    acked = 0
+
+    def on_done(_ok: bool, _code: int) -> None:
+        nonlocal acked
+        acked += 1
+
+    def run() -> None:
+        for _ in range(count):
+            client.publish("bench/client", PAYLOAD, qos=1, on_done=on_done)
+        deadline = time.monotonic() + 120
+        while acked < count and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+    result = rate(count, run)
+    client.close()
     return result
 
 
@@ -143,12 +167,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="swarm-bench-") as run_dir:
         with Mosquitto(run_dir=Path(run_dir) / "mosquitto", port=free_port()) as mosquitto:
             figures["mqtt_qos1_raw_per_s"] = raw_paho(mosquitto.port, count)
+            figures["mqtt_qos1_client_per_s"] = raw_client(mosquitto.port, count)
             figures["mqtt_qos1_bridge_per_s"] = bridge_mqtt(mosquitto.port, count)
         with Kafka(run_dir=Path(run_dir) / "kafka", port=free_port()) as kafka:
             ensure_kafka_topics(kafka.bootstrap, ["bench.raw", "bench.link"])
             figures["kafka_raw_per_s"] = raw_kafka(kafka.bootstrap, count)
             figures["kafka_bridge_per_s"] = bridge_kafka(kafka.bootstrap, count)
     figures["json_raw_per_s"], figures["json_bridge_per_s"] = encode_pair(count)
+    client = float(figures["mqtt_qos1_client_per_s"])
+    figures["mqtt_qos1_client_ratio"] = round(float(figures["mqtt_qos1_bridge_per_s"]) / client, 3)
+    print(f"{'mqtt5':<10} bare MqttClient {client:>10,.0f}/s   MqttLink/MqttClient "
+          f"{figures['mqtt_qos1_client_ratio']:.2f}   MqttClient/paho "
+          f"{client / float(figures['mqtt_qos1_raw_per_s']):.2f}")
     for name in ("mqtt_qos1", "kafka", "json"):
         raw, bridge = float(figures[f"{name}_raw_per_s"]), float(figures[f"{name}_bridge_per_s"])
         figures[f"{name}_ratio"] = round(bridge / raw, 3)

@@ -74,6 +74,10 @@ def test_link_delayed_dropped_and_cut_by_a_proxy_delivers_everything_once_in_ord
         proxy.cut_after(2500)
         proxy.drop()
 
+    def refuse_and_drop() -> None:  # the reconnects of the next second are refused, whatever the client's backoff
+        proxy.refuse(True)
+        proxy.drop()
+
     def let_in() -> None:
         proxy.refuse(False)
         proxy.drop()
@@ -81,7 +85,7 @@ def test_link_delayed_dropped_and_cut_by_a_proxy_delivers_everything_once_in_ord
     schedule: dict[float, Callable[[], None]] = {
         2.0: lambda: proxy.delay(0.2), 4.0: lambda: proxy.delay(0.0), 5.0: lambda: _drop(proxy),
         6.0: cut_mid_stream, 8.0: lambda: proxy.cut_after(None), 8.5: lambda: _drop(proxy),
-        9.0: lambda: proxy.refuse(True), 10.0: let_in}
+        9.0: refuse_and_drop, 10.0: let_in}
     try:
         source.wait_for_bridge()
         source.run(13.0, 200.0, at=schedule)

@@ -40,7 +40,8 @@ from swarm_bridge.coordinator.site_wire import (
 from swarm_bridge.coordinator.tasks import TERMINAL, Task, TaskRequest, TaskState
 from swarm_bridge.spool.files import replace_file
 from swarm_bridge.transport.link import LinkBusy
-from swarm_bridge.transport.mqtt import MqttLink, MqttTls
+from swarm_bridge.transport.mqtt import MqttTls
+from swarm_bridge.transport.mqtt_paho import PahoMqttLink
 
 __all__ = ["SiteCoordinator", "Submission", "run_site"]
 
@@ -80,7 +81,7 @@ class SiteCoordinator:
         self.drops = DropLog(f"site coordinator {self.client_id}", self.dispatch.counts, self.metrics.dropped, log)
         tls = None if self.mqtt.tls is None else MqttTls(self.mqtt.tls.ca_file, self.mqtt.tls.cert_file,
                                                          self.mqtt.tls.key_file)
-        self.link = MqttLink(host=self.mqtt.host, port=self.mqtt.port, client_id=self.client_id,
+        self.link = PahoMqttLink(host=self.mqtt.host, port=self.mqtt.port, client_id=self.client_id,
                              connect_timeout_s=self.mqtt.connect_timeout_s, session_expiry_s=self.mqtt.session_expiry_s,
                              keepalive_s=self.mqtt.keepalive_s, username=self.mqtt.username,
                              password=self.mqtt.password, tls=tls)

@@ -1,4 +1,5 @@
-"""Uplinks to the brokers: MQTT (paho) and Kafka (confluent-kafka); the only place they are imported."""
+"""Uplinks to the brokers: MQTT (our MQTT 5 client on `mqtt5`; paho for the site coordinator) and Kafka
+(confluent-kafka); the only place they are imported."""
 
 from swarm_bridge.transport.kafka import KafkaLink
 from swarm_bridge.transport.link import Done, LinkBusy, LinkError, LinkStats, Uplink

@@ -1,7 +1,9 @@
-"""MQTT 5 uplink on paho-mqtt: persistent session, Last Will presence, TLS, reconnect with backoff.
+"""The robot's MQTT 5 uplink on `MqttClient`: persistent session, Last Will presence, TLS, reconnect with backoff.
 
-Records are published with MQTT 5 properties (content type); each publish reports back through its
-`on_done` once the broker acknowledged it (QoS 1/2) or it was written out (QoS 0).
+Records are published at QoS 1 with their stream's MQTT 5 properties (content type, user properties); each
+publish reports back through its `on_done` once the broker acknowledged it. What is in flight when the
+connection drops stays in the client's window and is sent again (DUP) after the reconnect, so nothing in
+flight is lost and `on_inflight_lost` is never called; a full window is `LinkBusy` (the outbox spools).
 """
 
 from __future__ import annotations
@@ -13,19 +15,24 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from swarm_bridge.transport.link import Done, Inbound, LinkBusy, LinkError, LinkStats
-from swarm_bridge.transport.mqtt_properties import PackedProperties
+from swarm_bridge.transport.mqtt_client import LastWill, Message, MqttClient, MqttOptions, tls_context
+from swarm_bridge.transport.mqtt_errors import (
+    MqttDisconnected,
+    MqttRefused,
+    PacketTooLarge,
+    SubscribeRefused,
+    reason_text,
+)
+from swarm_bridge.transport.mqtt_wire import reason_name
 
-__all__ = ["NO_MATCHING_SUBSCRIBERS", "MqttLink", "MqttTls", "Presence"]
+__all__ = ["NO_MATCHING_SUBSCRIBERS", "MqttLink", "MqttTls", "Presence", "topic_matches"]
 
 log = logging.getLogger(__name__)
+
+NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 PUBACK reason: accepted, but nobody was subscribed
+_PRESENCE_TYPE = "application/json"
 
 
 @dataclass(frozen=True)
@@ -48,8 +55,23 @@ class Presence:
         return json.dumps({"robot_id": self.robot_id, "state": state, "reason": reason}).encode()
 
 
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """Whether `topic` matches an MQTT subscription filter (`+`, `#`, and `$share/<group>/` in front)."""
+    if topic_filter.startswith("$share/"):
+        topic_filter = topic_filter.split("/", 2)[2] if topic_filter.count("/") >= 2 else ""
+    if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
+        return False  # MQTT 4.7.2: wildcards at the front do not match $-topics
+    levels, wanted = topic.split("/"), topic_filter.split("/")
+    for index, part in enumerate(wanted):
+        if part == "#":
+            return True
+        if index >= len(levels) or (part != "+" and part != levels[index]):
+            return False
+    return len(levels) == len(wanted)
+
+
 class MqttLink:
-    """One paho client on its own network thread; `send` never blocks on the broker."""
+    """One MQTT 5 session on its own network thread; `send` never blocks on the broker."""
 
     def __init__(
         self,
@@ -74,102 +96,105 @@ class MqttLink:
         delivered (`on_done(False)`), so the outbox keeps it until a hub subscribes again."""
         self.endpoint = f"mqtt{'s' if tls else ''}://{host}:{port}"
         self.stats = LinkStats()
-        self.on_inflight_lost: Callable[[], None] | None = None
-        self._host, self._port, self._timeout, self._keepalive = host, port, connect_timeout_s, keepalive_s
-        self._connected = threading.Event()
-        self._refusal: str | None = None
-        self._presence = presence
-        self._hold_unsubscribed = hold_unsubscribed
+        self.on_inflight_lost: Callable[[], None] | None = None  # never called: the client resends in-flight
         self.unsubscribed = 0  # records the broker had no subscriber for (held when hold_unsubscribed)
-        self._closing = False
-        self._subscriptions: dict[str, Inbound] = {}
-        self._described: dict[str, Properties] = {}
-        self._retained: set[str] = set()
         self.inbound_errors = 0
-        self._session_expiry_s = session_expiry_s
-        self._done: dict[int, Done] = {}
-        self._early: dict[int, tuple[bool, bool]] = {}  # (ok, unsubscribed) of acks that came before `send`
-        self._done_lock = threading.Lock()  # never held while calling into paho
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
-        client.max_inflight_messages_set(max_inflight)
-        client.max_queued_messages_set(2 * max_inflight)  # bounded memory: beyond it, LinkBusy
-        client.reconnect_delay_set(min_delay=max(1, round(reconnect_min_s)), max_delay=max(1, round(reconnect_max_s)))
-        if username is not None:
-            client.username_pw_set(username, password)
+        context = None
         if tls is not None:
             try:
-                client.tls_set(ca_certs=tls.ca_file, certfile=tls.cert_file, keyfile=tls.key_file,
-                               cert_reqs=ssl.CERT_REQUIRED)
+                context = tls_context(tls.ca_file, tls.cert_file, tls.key_file)
             except (OSError, ssl.SSLError) as exc:
                 raise LinkError(self.endpoint, f"TLS files unusable ({exc})",
                                 "check uplink.tls ca_file/cert_file/key_file paths and formats") from None
+        will = None
         if presence is not None:
-            will = Properties(PacketTypes.WILLMESSAGE)
-            will.ContentType = "application/json"
-            client.will_set(presence.topic, presence.payload("offline", "connection lost"), qos=1, retain=True,
-                            properties=will)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
-        client.on_message = self._on_message
-        self._client = client
-        self._props = PackedProperties(content_type)
+            will = LastWill(presence.topic, presence.payload("offline", "connection lost"), qos=1, retain=True)
+        self._options = MqttOptions(
+            host=host, port=port, client_id=client_id, clean_start=False, session_expiry_s=session_expiry_s,
+            keepalive_s=keepalive_s, username=username, password=password, tls=context, will=will,
+            max_inflight=max_inflight, connect_timeout_s=connect_timeout_s, reconnect_min_s=reconnect_min_s,
+            reconnect_max_s=reconnect_max_s)
+        self._presence = presence
+        self._hold_unsubscribed = hold_unsubscribed
+        self._content_type = content_type
+        self._described: dict[str, tuple[str, list[tuple[str, str]] | None]] = {}
+        self._retained: set[str] = set()
+        self._handlers: dict[str, Inbound] = {}
+        self._unsubscribed_filters: set[str] = set()  # wanted, not yet granted (offline when asked)
+        self._sub_lock = threading.Lock()
+        self._busy = False  # the in-flight window is full: logged once per change, at most every 10 s
+        self._busy_logged, self._busy_log_after = False, 0.0
+        self.backpressure_episodes = 0
+        self._client = MqttClient(self._options, on_message=self._on_message, auto_ack=True,
+                                  on_connect=self._on_connect)
 
     @property
     def connected(self) -> bool:
-        return self._connected.is_set()
+        return self._client.connected
 
     def connect(self, *, require: bool = True) -> None:
-        """Connect and wait for CONNACK. Unreachable or refused: LinkError when `require`, else a warning
-        and paho keeps retrying with backoff in the background."""
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self._session_expiry_s
-        try:
-            self._client.connect(self._host, self._port, keepalive=self._keepalive, clean_start=False,
-                                 properties=props)
-        except (OSError, ssl.SSLError) as exc:
-            if require:
-                raise LinkError(self.endpoint, f"cannot connect ({exc})",
-                                "start the broker or fix uplink host/port") from None
-            log.warning("%s: not reachable (%s); spooling until it is", self.endpoint, exc)
-            self._client.connect_async(self._host, self._port, keepalive=self._keepalive, clean_start=False,
-                                       properties=props)
-        self._client.loop_start()
-        deadline = time.monotonic() + self._timeout
-        while not self._connected.wait(0.05):
-            if self._refusal or time.monotonic() > deadline:
-                problem = self._refusal or f"no CONNACK within {self._timeout:g} s"
-                if not require and not self._refusal:
-                    log.warning("%s: %s; spooling until it answers", self.endpoint, problem)
-                    return
-                self._client.loop_stop()
-                raise LinkError(self.endpoint, problem, "check the broker is an MQTT 5 broker, reachable, and "
-                                "accepts these credentials")
+        """Connect and wait for the first attempt's CONNACK. Refused: LinkError. Unreachable: LinkError when
+        `require`, else a warning and the client keeps retrying with backoff in the background."""
+        self._client.start(wait=False)
+        problem = self._client.first_attempt(self._options.connect_timeout_s + 1.0)
+        if problem is None:
+            return
+        if isinstance(problem, MqttRefused):
+            self._client.close(disconnect=False)
+            human = reason_name(problem.code).replace("_", " ").capitalize()
+            raise LinkError(self.endpoint, f"broker refused the connection: {human} "
+                            f"({reason_text(problem.code, problem.reason_str)})", problem.fix)
+        problem_text = problem.problem if isinstance(problem, LinkError) else str(problem)
+        if require:
+            self._client.close(disconnect=False)
+            raise LinkError(self.endpoint, f"cannot connect ({problem_text})",
+                            "start the broker or fix uplink host/port (and TLS settings)")
+        log.warning("%s: not reachable (%s); spooling until it answers", self.endpoint, problem_text)
 
     def send(self, destination: str, key: bytes, payload: bytes, *, qos: int = 1, retain: bool | None = None,
              on_done: Done | None = None) -> None:
         """Publish `payload` on MQTT topic `destination` (the key is implied by the topic); `retain` None: as
         `describe` said for the destination."""
-        if retain is None:
-            retain = destination in self._retained
-        info = self._client.publish(destination, payload, qos=qos, retain=retain,
-                                    properties=self._described.get(destination, self._props))
-        if info.rc == paho.MQTT_ERR_QUEUE_SIZE:
-            raise LinkBusy(f"{self.endpoint}: paho queue full")
-        self.stats.add(sent=1)
-        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
-            self.stats.add(failed=1)
-            log.warning("%s: publish to %s failed: %s", self.endpoint, destination, paho.error_string(info.rc))
-            (on_done or _ignore)(False)
-            return
         done = on_done or _ignore
-        with self._done_lock:
-            early = self._early.pop(info.mid, None)
-            self._early.clear()  # only this publish's ack can be early; older entries are stale resends
-            if early is None:
-                self._done[info.mid] = done
-        if early is not None:
-            self._settle(done, *early)
+        content_type, user_properties = self._described.get(destination, (self._content_type, None))
+        if qos == 0 and not self._client.connected:
+            self.stats.add(sent=1, failed=1)
+            done(False)
+            return
+        self.stats.add(sent=1)
+        try:
+            self._client.publish(destination, payload, qos=qos,
+                                 retain=destination in self._retained if retain is None else retain,
+                                 content_type=content_type, user_properties=user_properties, timeout_s=0,
+                                 on_done=self._settler(done) if qos else None)
+        except LinkBusy:
+            self.stats.add(sent=-1)
+            if not self._busy:
+                self._backpressure_starts()
+            raise
+        except (PacketTooLarge, MqttDisconnected, ValueError) as exc:
+            self.stats.add(failed=1)
+            log.warning("%s: publish to %s failed: %s", self.endpoint, destination, exc)
+            done(False)
+            return
+        if self._busy:
+            self._busy = False
+            if self._busy_logged:
+                self._busy_logged = False
+                log.info("%s: backpressure over: the in-flight window has room again", self.endpoint)
+        if not qos:
+            self.stats.add(acked=1)
+            done(True)
+
+    def _backpressure_starts(self) -> None:
+        """Log a full window once per change, at most every 10 s (a broker's Receive Maximum of 20 fills often)."""
+        self._busy = True
+        self.backpressure_episodes += 1
+        now = time.monotonic()
+        if now >= self._busy_log_after:
+            self._busy_logged, self._busy_log_after = True, now + 10.0
+            log.warning("%s: backpressure: every slot of the in-flight window awaits its PUBACK; records wait in "
+                        "the spool (%d times since start)", self.endpoint, self.backpressure_episodes)
 
     def describe(self, destination: str, *, content_type: str, user_properties: tuple[tuple[str, str], ...] = (),
                  retain: bool = False) -> None:
@@ -177,96 +202,101 @@ class MqttLink:
         whether the broker retains the last one (a late subscriber gets it at once)."""
         if retain:
             self._retained.add(destination)
-        self._described[destination] = PackedProperties(content_type, user_properties)
+        self._described[destination] = (content_type, list(user_properties) or None)
 
     def subscribe(self, destination: str, on_record: Inbound) -> None:
         """Receive every message on MQTT topic `destination` at QoS 1; kept across reconnects."""
-        self._subscriptions[destination] = on_record
-        self._client.message_callback_add(destination, self._dispatch(on_record))
+        self._handlers[destination] = on_record
+        with self._sub_lock:
+            self._unsubscribed_filters.add(destination)
         if self.connected:
-            self._client.subscribe(destination, qos=1)
+            self._subscribe_wanted()
 
     def service(self) -> None:
-        """Nothing to do: paho's network thread runs on its own."""
+        """Nothing to do: the client's network thread runs on its own."""
 
     def flush(self, timeout: float) -> int:
         """Wait until every publish is acknowledged or `timeout` passes; returns how many remain."""
         deadline = time.monotonic() + timeout
         while self.stats.pending > 0 and time.monotonic() < deadline:
             time.sleep(0.01)
-        return self.stats.pending
+        return max(0, self.stats.pending)
 
     def close(self) -> None:
         """Say offline on the presence topic (a clean stop is not a lost connection), then disconnect."""
         if self._presence is not None and self.connected:
-            info = self._client.publish(self._presence.topic, self._presence.payload("offline", "stopped"),
-                                        qos=1, retain=True)
-            info.wait_for_publish(timeout=2)
-        self._closing = True
-        self._client.disconnect()
-        self._client.loop_stop()
-
-    def _on_connect(self, client: Any, _u: Any, flags: Any, reason: Any, _props: Any) -> None:
-        if reason.is_failure:
-            self._refusal = f"broker refused the connection: {reason}"
-            return
-        self._connected.set()
-        if self._subscriptions:
-            client.subscribe([(topic, 1) for topic in self._subscriptions])
-        if self._presence is not None:
-            client.publish(self._presence.topic, self._presence.payload("online", "connected"), qos=1, retain=True)
-        log.info("%s: connected (session %s)", self.endpoint, "resumed" if flags.session_present else "new")
-
-    def _dispatch(self, on_record: Inbound) -> Callable[[Any, Any, Any], None]:
-        def deliver(_c: Any, _u: Any, message: Any) -> None:
+            answered = threading.Event()
             try:
-                on_record(message.topic, None, bytes(message.payload))
-            except Exception:  # a malformed message must never stop the network thread
-                self.inbound_errors += 1
-                log.exception("%s: handling a message on %s failed", self.endpoint, message.topic)
+                self._client.publish(self._presence.topic, self._presence.payload("offline", "stopped"), qos=1,
+                                     retain=True, content_type=_PRESENCE_TYPE, timeout_s=2,
+                                     on_done=lambda _ok, _code: answered.set())
+                answered.wait(2)
+            except (LinkError, LinkBusy, ValueError) as exc:
+                log.warning("%s: could not say offline on %s: %s", self.endpoint, self._presence.topic, exc)
+        self._client.close()
 
-        return deliver
+    # --- network thread ----------------------------------------------------------------------------------
 
-    def _on_message(self, _c: Any, _u: Any, message: Any) -> None:
-        log.warning("%s: message on %s matches no subscription; ignored", self.endpoint, message.topic)
+    def _on_connect(self, _session_present: bool) -> None:
+        if self._presence is not None:
+            topic, payload = self._presence.topic, self._presence.payload("online", "connected")
+            try:
+                self._client.publish(topic, payload, qos=1, retain=True, content_type=_PRESENCE_TYPE)
+            except LinkBusy:  # the window is full of resends: say it at QoS 0 rather than not at all
+                self._client.publish(topic, payload, qos=0, retain=True, content_type=_PRESENCE_TYPE)
+        with self._sub_lock:
+            wanted = bool(self._unsubscribed_filters)
+        if wanted:  # a SUBSCRIBE waits for its SUBACK, which this (network) thread reads: ask from another
+            threading.Thread(target=self._subscribe_wanted, name=f"mqtt subscribe {self.endpoint}",
+                             daemon=True).start()
 
-    def _on_disconnect(self, _c: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
-        was = self._connected.is_set()
-        self._connected.clear()
-        with self._done_lock:
-            lost = len(self._done)
-            self._done.clear()
-        if lost:
-            self.stats.add(failed=lost)
-        if was:
-            level = logging.INFO if self._closing else logging.WARNING
-            log.log(level, "%s: disconnected (%s); %d records in flight", self.endpoint, reason, lost)
-        if lost and self.on_inflight_lost is not None:
-            self.on_inflight_lost()
+    def _subscribe_wanted(self) -> None:
+        """Subscribe the filters asked for while offline (the client keeps granted ones across reconnects)."""
+        with self._sub_lock:
+            filters = sorted(self._unsubscribed_filters)
+            self._unsubscribed_filters.clear()
+        if not filters:
+            return
+        try:
+            self._client.subscribe(filters, qos=1)
+        except SubscribeRefused as exc:
+            log.error("%s", exc)
+        except LinkError as exc:  # the connection went away meanwhile: again at the next connect
+            log.info("%s: subscribing %s again at the next connect (%s)", self.endpoint, filters, exc.problem)
+            with self._sub_lock:
+                self._unsubscribed_filters.update(filters)
 
-    def _on_publish(self, _c: Any, _u: Any, mid: int, reason: Any, _props: Any) -> None:
-        unsubscribed = reason.value == NO_MATCHING_SUBSCRIBERS
-        ok = not reason.is_failure and not (unsubscribed and self._hold_unsubscribed)
-        with self._done_lock:
-            on_done = self._done.pop(mid, None)
-            if on_done is None:  # acked before `send` registered it (or presence, which nobody waits for)
-                self._early[mid] = (ok, unsubscribed)
+    def _on_message(self, message: Message) -> None:
+        topic = message.topic
+        handler = self._handlers.get(topic)
+        if handler is None:
+            handler = next((h for f, h in self._handlers.items() if topic_matches(f, topic)), None)
+            if handler is None:
+                log.warning("%s: message on %s matches no subscription; ignored", self.endpoint, topic)
                 return
-        self._settle(on_done, ok, unsubscribed)
+        try:
+            handler(topic, None, message.payload)
+        except Exception:  # a malformed message must never stop the network thread
+            self.inbound_errors += 1
+            log.exception("%s: handling a message on %s failed", self.endpoint, topic)
 
-    def _settle(self, on_done: Done, ok: bool, unsubscribed: bool) -> None:
-        if unsubscribed:
-            self.unsubscribed += 1
-            if self.unsubscribed == 1 or self.unsubscribed % 1000 == 0:
-                log.warning("%s: the broker had no subscriber for %d of this robot's records so far (no hub "
-                            "subscribed, e.g. after a broker restart); %s", self.endpoint, self.unsubscribed,
-                            "holding them in the spool" if self._hold_unsubscribed else
-                            "the broker dropped them (uplink.hold_unsubscribed: true keeps them)")
-        self.stats.add(acked=1) if ok else self.stats.add(failed=1)
-        on_done(ok)
+    def _settler(self, done: Done) -> Callable[[bool, int], None]:
+        def settle(ok: bool, code: int) -> None:
+            if code == NO_MATCHING_SUBSCRIBERS:
+                self._count_unsubscribed()
+                ok = ok and not self._hold_unsubscribed
+            self.stats.add(acked=1) if ok else self.stats.add(failed=1)
+            done(ok)
 
+        return settle
 
-NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 PUBACK reason: accepted, but nobody was subscribed
+    def _count_unsubscribed(self) -> None:
+        self.unsubscribed += 1
+        if self.unsubscribed == 1 or self.unsubscribed % 1000 == 0:
+            log.warning("%s: the broker had no subscriber for %d of this robot's records so far (no hub "
+                        "subscribed, e.g. after a broker restart); %s", self.endpoint, self.unsubscribed,
+                        "holding them in the spool" if self._hold_unsubscribed else
+                        "the broker dropped them (uplink.hold_unsubscribed: true keeps them)")
 
 
 def _ignore(_ok: bool) -> None:

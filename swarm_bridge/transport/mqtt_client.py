@@ -207,6 +207,8 @@ class MqttClient:
         self._closing = threading.Event()
         self._first = threading.Event()
         self._first_error: Exception | None = None
+        self._attempted = threading.Event()  # the first connection attempt is over, connected or not
+        self._attempt_error: Exception | None = None
         self._subscriptions: dict[str, int] = {}
         self._suback: dict[int, tuple[threading.Event, list[Any]]] = {}
         self._kicked = False
@@ -241,6 +243,14 @@ class MqttClient:
         if self._first_error is not None:
             self.close(disconnect=False)
             raise self._first_error
+
+    def first_attempt(self, timeout_s: float) -> Exception | None:
+        """After `start(wait=False)`: None once the first connection attempt got a CONNACK, else why it failed
+        (a final `MqttRefused` stops the client; anything else is retried with backoff in the background)."""
+        if not self._attempted.wait(timeout_s) and not self._connected.is_set():
+            return MqttUnreachable(self.endpoint, f"no CONNACK within {timeout_s:g} s",
+                                   "start the broker, or check host, port and TLS settings")
+        return None if self._connected.is_set() else self._attempt_error
 
     def wait_connected(self, timeout_s: float) -> bool:
         return self._connected.wait(timeout_s)
@@ -357,14 +367,17 @@ class MqttClient:
                 sock, early, bad = self._connect()
             except MqttRefused as exc:
                 self._note_error(exc)
+                self._attempt_failed(exc)
                 if not self._first.is_set() and exc.code in _FINAL_REFUSALS:
                     self._first_error = exc
                     self._first.set()
                     return
             except (OSError, MqttProtocolError, MqttUnreachable) as exc:
-                self._note_error(exc if isinstance(exc, MqttProtocolError | MqttUnreachable)
-                                 else MqttUnreachable(self.endpoint, f"cannot connect: {exc}",
-                                                      "start the broker, or check host, port and TLS settings"))
+                error = (exc if isinstance(exc, MqttProtocolError | MqttUnreachable)
+                         else MqttUnreachable(self.endpoint, f"cannot connect: {exc}",
+                                              "start the broker, or check host, port and TLS settings"))
+                self._note_error(error)
+                self._attempt_failed(error)
             else:
                 delay = self.options.reconnect_min_s
                 try:
@@ -380,6 +393,11 @@ class MqttClient:
             if self._closing.wait(delay * random.uniform(0.5, 1.0)):
                 break
             delay = min(delay * 2, self.options.reconnect_max_s)
+
+    def _attempt_failed(self, exc: Exception) -> None:
+        if not self._attempted.is_set():
+            self._attempt_error = exc
+            self._attempted.set()
 
     def _note_error(self, exc: Exception) -> None:
         with self._lock:
@@ -479,6 +497,7 @@ class MqttClient:
         log.info("%s: connected (session %s, receive maximum %d, %d to resend)", self.endpoint,
                  "resumed" if session else "new", self._inflight.limit, len(self._inflight))
         self._first.set()
+        self._attempted.set()
         if self._on_connect is not None:
             try:
                 self._on_connect(session)

@@ -1,6 +1,8 @@
-"""Open the uplink a robot's config names: one generic entry point keyed by kind."""
+"""Open the uplink a robot's config names: one generic entry point, one table entry per uplink kind."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from swarm_bridge.config.robot import RobotBridgeConfig
 from swarm_bridge.routing.naming import presence_topic
@@ -9,30 +11,40 @@ from swarm_bridge.transport.kafka import KafkaLink, KeyedReader
 from swarm_bridge.transport.link import Uplink
 from swarm_bridge.transport.mqtt import MqttLink, MqttTls, Presence
 
-__all__ = ["open_uplink"]
+__all__ = ["UPLINKS", "open_uplink"]
+
+
+def _mqtt(config: RobotBridgeConfig, client_id: str) -> Uplink:
+    """The MQTT 5 uplink on the compiled-codec client, with the robot's presence as Last Will."""
+    uplink = config.uplink
+    tls = None if uplink.tls is None else MqttTls(uplink.tls.ca_file, uplink.tls.cert_file, uplink.tls.key_file)
+    return MqttLink(
+        host=uplink.host, port=uplink.port, client_id=client_id, connect_timeout_s=uplink.connect_timeout_s,
+        max_inflight=uplink.max_inflight, session_expiry_s=uplink.session_expiry_s,
+        hold_unsubscribed=uplink.hold_unsubscribed,
+        keepalive_s=uplink.keepalive_s, reconnect_min_s=uplink.reconnect_min_s,
+        reconnect_max_s=uplink.reconnect_max_s, username=uplink.username, password=uplink.password, tls=tls,
+        presence=Presence(presence_topic(uplink.topic_prefix, config.fleet, config.robot_id), config.robot_id),
+    )
+
+
+def _kafka(config: RobotBridgeConfig, client_id: str) -> Uplink:
+    """The Kafka uplink (confluent-kafka), reading commands keyed by the robot id."""
+    uplink = config.uplink
+    security = uplink.security
+    return KafkaLink(bootstrap=f"{uplink.host}:{uplink.port}", client_id=client_id,
+                     connect_timeout_s=uplink.connect_timeout_s, settings=security.client_settings(),
+                     login_fix=f"check uplink.security ({security.describe()}) against the cluster's users",
+                     reader=KeyedReader(config.robot_id, shard_of, config.commands.lookback_s))
+
+
+UPLINKS: dict[str, Callable[[RobotBridgeConfig, str], Uplink]] = {"mqtt": _mqtt, "kafka": _kafka}
+"""uplink.kind -> how to build that link (not yet connected) from the robot config and its client id."""
 
 
 def open_uplink(config: RobotBridgeConfig) -> Uplink:
     """The robot's MQTT or Kafka link, connected; raises LinkError when unreachable and the config
     requires the uplink at start (else it keeps trying in the background while records spool)."""
-    uplink = config.uplink
-    client_id = f"{config.fleet}-{config.robot_id}"
-    link: Uplink
-    if uplink.kind == "mqtt":
-        tls = None if uplink.tls is None else MqttTls(uplink.tls.ca_file, uplink.tls.cert_file, uplink.tls.key_file)
-        link = MqttLink(
-            host=uplink.host, port=uplink.port, client_id=client_id, connect_timeout_s=uplink.connect_timeout_s,
-            max_inflight=uplink.max_inflight, session_expiry_s=uplink.session_expiry_s,
-            hold_unsubscribed=uplink.hold_unsubscribed,
-            keepalive_s=uplink.keepalive_s, reconnect_min_s=uplink.reconnect_min_s,
-            reconnect_max_s=uplink.reconnect_max_s, username=uplink.username, password=uplink.password, tls=tls,
-            presence=Presence(presence_topic(uplink.topic_prefix, config.fleet, config.robot_id), config.robot_id),
-        )
-    else:
-        security = uplink.security
-        link = KafkaLink(bootstrap=f"{uplink.host}:{uplink.port}", client_id=client_id,
-                         connect_timeout_s=uplink.connect_timeout_s, settings=security.client_settings(),
-                         login_fix=f"check uplink.security ({security.describe()}) against the cluster's users",
-                         reader=KeyedReader(config.robot_id, shard_of, config.commands.lookback_s))
-    link.connect(require=uplink.require_at_start)
+    link = UPLINKS[config.uplink.kind](config, f"{config.fleet}-{config.robot_id}")
+    link.connect(require=config.uplink.require_at_start)
     return link
