@@ -29,15 +29,14 @@ class Head(NamedTuple):
 def _long(data: bytes, pos: int, field: str) -> tuple[int, int]:
     """The Avro long at `pos` and the position after it."""
     raw = shift = 0
-    for i in range(_MAX_VARINT_BYTES):
-        try:
-            byte = data[pos + i]
-        except IndexError:
-            raise RecordError(f"cut off at byte {pos + i} of {len(data)}", field=field) from None
+    chunk = data[pos:pos + _MAX_VARINT_BYTES]
+    for i, byte in enumerate(chunk):
         raw |= (byte & 0x7F) << shift
         if not byte & 0x80:
             return (raw >> 1) ^ -(raw & 1), pos + i + 1
         shift += 7
+    if len(chunk) < _MAX_VARINT_BYTES:
+        raise RecordError(f"cut off at byte {max(pos, len(data))} of {len(data)}", field=field)
     raise RecordError(f"varint longer than {_MAX_VARINT_BYTES} bytes at byte {pos}", field=field)
 
 

@@ -87,6 +87,7 @@ class MqttToKafka:
         self._inbox: deque[Message | None] = deque()
         self._arrived = threading.Event()
         self._session_present: deque[bool] = deque()  # one per None in _inbox
+        self._to_ack: list[MqttMessage] = []  # acked together at the next turn: one wake-up of the network thread
         self._connections = 0
         group = config.mqtt.share_group
         self._filters = [f"$share/{group}/{f}" if group else f for f in rules.subscriptions()]
@@ -120,7 +121,9 @@ class MqttToKafka:
         self._arrived.set()
 
     def _pump(self, timeout: float) -> None:
-        """Wait up to `timeout` for MQTT messages, then take up to _BURST of them."""
+        """Send the acks of the last turn, wait up to `timeout` for MQTT messages, then take up to _BURST of them."""
+        if self._to_ack:
+            self._send_acks()
         inbox = self._inbox
         if not inbox:
             self._arrived.wait(timeout)
@@ -303,9 +306,17 @@ class MqttToKafka:
         return True
 
     def _ack(self, message: MqttMessage) -> None:
-        self.client.ack(message.mid)
+        self._to_ack.append(message)
         self.counts.acked += 1
         self.metrics.latency.observe((time.monotonic_ns() - message.received_ns) / 1e9)
+
+    def _send_acks(self) -> None:
+        """Ack in one go what the delivery callbacks completed (between two callbacks the network thread could
+        run, and each ack would wake it)."""
+        ack = self.client.ack
+        for message in self._to_ack:
+            ack(message.mid)
+        self._to_ack.clear()
 
     def _kafka_error(self, err: KafkaError) -> None:
         if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
@@ -364,4 +375,5 @@ class MqttToKafka:
         left = self.counts.inflight + len(self._held)
         if left:
             log.warning("%d records not confirmed by Kafka at stop; their MQTT messages stay unacked", left)
+        self._send_acks()
         self.client.close()  # the PUBACKs queued so far leave before the DISCONNECT
