@@ -32,6 +32,8 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
     from swarm_bridge.config.loader import OVERRIDE_HELP
     from swarm_bridge.ros import RobotBridge, RosTypeError
     from swarm_bridge.ros.preflight import check_robot_config
+    from swarm_bridge.ros.qos import qos_preset
+    from swarm_bridge.ros.reader_limits import use_reader_limits
     from swarm_bridge.ros.spin import make_executor, spin_until
     from swarm_bridge.spool import Spool, SpoolError
     from swarm_bridge.transport import LinkError, open_uplink
@@ -70,6 +72,8 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
         print(f"robot_bridge: {exc}", file=sys.stderr)
         return EXIT_UPLINK
 
+    deepest = max((qos_preset(r.qos, depth=r.qos_depth).depth for r in config.routes), default=0)
+    use_reader_limits(spool.path.parent, deepest)  # a reader behind must never push back on a robot's publisher
     rclpy.init(args=args)
     node = rclpy.create_node("robot_bridge")
     try:
@@ -152,10 +156,12 @@ def fleet_coordinator(argv: Sequence[str] | None = None) -> int:
 
     from swarm_bridge.config import ConfigError, CoordinatorConfig, load_config
     from swarm_bridge.config.loader import OVERRIDE_HELP
+    from swarm_bridge.coordinator.instance import TopicMismatch
     from swarm_bridge.coordinator.service import run_coordinator
     from swarm_bridge.coordinator.snapshot import TaskSubmitter
     from swarm_bridge.ros.fleet_coordinator import FleetCoordinatorNode
     from swarm_bridge.ros.spin import make_executor, spin_until
+    from swarm_bridge.transport.kafka_log import flush_kafka_logs
 
     args = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="fleet_coordinator", description="Fleet coordinator instance with a "
@@ -203,8 +209,10 @@ def fleet_coordinator(argv: Sequence[str] | None = None) -> int:
         node.destroy_node()
         rclpy.try_shutdown()
     if failure:
-        print(f"fleet_coordinator: {failure[0]}", file=sys.stderr)
-        return EXIT_UPLINK
+        flush_kafka_logs()  # librdkafka's repeats counted so far, then the one line that says what to do
+        error = failure[0]  # LinkError and TopicMismatch name the endpoint or topic and the fix themselves
+        print(f"fleet_coordinator: {str(error) or type(error).__name__}", file=sys.stderr)
+        return EXIT_CONFIG if isinstance(error, TopicMismatch) else EXIT_UPLINK
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from swarm_bridge.codec import CodecError, FramingError
 from swarm_bridge.codec.framing import (
     BATCH,
     BATCH_MAGIC,
+    BATCHES,
     CONFLUENT,
     PROTO_MQTT,
     SINGLE_OBJECT,
@@ -24,6 +26,7 @@ from swarm_bridge.codec.framing import (
     check_size,
     frame_batch,
     frame_confluent,
+    frame_json_batch,
     frame_single_object,
     parse_confluent,
     parse_proto_mqtt_properties,
@@ -379,6 +382,29 @@ def test_a_record_that_is_not_a_batch_is_its_own_only_record() -> None:
 ])
 def test_batch_bad_frames(data: bytes, problem: str) -> None:
     with pytest.raises(FramingError, match=problem) as caught:
+        split_batch(data)
+    assert caught.value.framing == BATCH
+
+
+def test_a_json_batch_is_a_json_array_of_the_records_as_they_were() -> None:
+    records = [b'{"seq": 1, "body": {"data": "a,]\\"[x"}}', '{"seq": 2, "body": {"data": "é"}}'.encode()]
+    framed = frame_json_batch(records)
+    assert json.loads(framed) == [json.loads(r) for r in records]  # a plain JSON reader reads it
+    assert split_batch(framed) == records  # each record byte for byte
+    assert split_batch(b' [ {"a": 1} ,\n{"b": 2} ] '.strip()) == [b'{"a": 1}', b'{"b": 2}']
+    assert BATCHES["json"] is frame_json_batch and BATCHES["avro"] is BATCHES["protobuf"] is frame_batch
+
+
+@pytest.mark.parametrize(("data", "problem"), [
+    (b"[]", "empty JSON batch"),
+    (b'[{"a": 1}', "expected ',' or a final ']'"),
+    (b'[{"a": 1} {"b": 2}]', "expected ',' or a final ']'"),
+    (b'[{"a": 1}]x', "expected ',' or a final ']'"),
+    (b'[{"a": 1},', "record 1: Expecting value"),
+    (b"[\xff]", "not UTF-8"),
+])
+def test_json_batch_bad_frames(data: bytes, problem: str) -> None:
+    with pytest.raises(FramingError, match=re.escape(problem)) as caught:
         split_batch(data)
     assert caught.value.framing == BATCH
 

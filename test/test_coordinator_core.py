@@ -172,6 +172,25 @@ def test_dispatch_assigns_then_reassigns_when_robot_goes_offline() -> None:
     assert task is not None and task.robot_id == "r2" and task.history == ("r1", "r2") and task.attempts == 2
 
 
+def test_a_task_whose_only_capable_robot_was_excluded_still_ends() -> None:
+    """A task taken from the only robot that can do it (silent in a Kafka stall, say) goes back to that robot
+    when it is back, rather than waiting queued for a robot that does not exist; attempts still end it."""
+    d = dispatch(robot("r1"), robot("r2", caps=("pick",)))
+    d.submit(request("t1"), "t1", NOW)
+    _, commands = outputs_of(d.tick(NOW))
+    assert [(c.robot_id, c.action) for c in commands] == [("r1", ASSIGN)]
+    d.fleet.on_presence("r1", "offline", "last will", NOW + S)
+    outputs_of(d.tick(NOW + S))
+    assert d.book.get("t1").excluded == ("r1",)  # type: ignore[union-attr]
+    d.fleet.on_presence("r1", "online", "back", NOW + 2 * S)
+    _, commands = outputs_of(d.tick(NOW + 2 * S))
+    assert [(c.robot_id, c.action, c.command_id) for c in commands] == [("r1", ASSIGN, "t1#2")]
+    d.fleet.on_presence("r1", "offline", "last will", NOW + 3 * S)
+    outputs_of(d.tick(NOW + 3 * S))
+    task = d.book.get("t1")
+    assert task is not None and task.state is TaskState.FAILED and "gave up after 2 attempts" in task.reason
+
+
 def test_dispatch_acts_only_on_owned_shards() -> None:
     d = dispatch(robot("r1"))
     d.submit(request("t1"), "t1", NOW)
@@ -295,3 +314,20 @@ def test_drop_log_counts_every_drop_and_keeps_the_log_short() -> None:
     assert handler.lines[10] == "instance i1: dropped (status for an unknown task): amr_1: task t9"
     assert handler.lines[11:] == ["instance i1: dropped (malformed status): 21 more in the last 61 s (31 in all); "
                                   "latest: status[0]@30: bad"]
+
+
+def test_a_robot_is_last_seen_at_its_newest_record_whatever_order_the_topics_are_read_in() -> None:
+    """A snapshot or a rebuild reads the state and presence topics in no set order across topics: an older
+    presence record folded after newer states must not make the robot look silent."""
+    fleet = FleetView()
+    body = {"robot_id": "amr_007", "robot_kind": "amr", "capabilities": ["navigate"], "mode": 1,
+            "pose": {"pose": {"position": {"x": 1.0, "y": 2.0, "z": 0.0}}}, "battery_percent": 80.0,
+            "charging": False, "current_task_id": ""}
+    second = 1_000_000_000
+    fleet.on_state(body, 100 * second)
+    fleet.on_presence("amr_007", "online", "connected", 40 * second)  # written before the states, read after
+    robot = fleet.get("amr_007")
+    assert robot is not None and robot.last_seen_ns == 100 * second
+    assert robot.reachable(105 * second, 10 * second)
+    fleet.on_state(body, 90 * second)  # an older state read late does not move it back either
+    assert fleet.get("amr_007").last_seen_ns == 100 * second  # type: ignore[union-attr]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from swarm_bridge.codec.envelope import Envelope
-from swarm_bridge.codec.framing import frame_batch, frame_single_object, parse_confluent
+from swarm_bridge.codec.framing import frame_batch, frame_json_batch, frame_single_object, parse_confluent
 from swarm_bridge.codec.json_codec import decode_json
 from swarm_bridge.codec.records import record_codec
 from swarm_bridge.codec.registry import FileRegistry
@@ -75,6 +75,20 @@ def test_a_batch_becomes_one_record_each_and_bad_records_are_dead_letters(transl
     headers = dict(out.dead[2].headers("avro/binary"))
     assert headers["reason"] == b"unknown_framing" and headers["batch_index"] == b"5"
     assert headers["mqtt_topic"] == robot.topic(BATTERY).encode()
+
+
+def test_a_json_array_of_records_becomes_one_record_each(translator: Translator) -> None:
+    types = default_types()
+    body = types.default_message("sensor_msgs/msg/BatteryState")
+    encoder = wire_encoder("sensor_msgs/msg/BatteryState", "json", "mqtt", subject="x")
+    records = [encoder.encode(Envelope("amr_1", "battery", seq, 1, "sensor_msgs/msg/BatteryState", body))
+               for seq in range(3)]
+    batch = frame_json_batch([records[0], b'{"robot_id": "amr_1"}', records[1], records[2]])
+    out = translator.translate(_route("swarm/f/amr_1/state/battery"), batch, "application/json")
+    assert [r.value for r in out.records] == records
+    assert [(d.reason, d.index) for d in out.dead] == [("bad_record", 1)]
+    cut = translator.translate(_route("swarm/f/amr_1/state/battery"), batch[:-1], "application/json")
+    assert [d.reason for d in cut.dead] == ["malformed_batch"] and cut.records == []
 
 
 def test_whole_payload_dead_letters(translator: Translator) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,14 +25,17 @@ class ScriptedLink:
         self.connected = True
         self.busy = False
         self.sent: list[tuple[bytes, Done]] = []
+        self.options: list[tuple[bytes, int, bool | None]] = []  # (payload, qos, retain) of every send
 
     def connect(self, *, require: bool = True) -> None: ...
 
-    def send(self, destination: str, key: bytes, payload: bytes, *, qos: int = 1, on_done: Done | None = None) -> None:
+    def send(self, destination: str, key: bytes, payload: bytes, *, qos: int = 1, retain: bool | None = None,
+             on_done: Done | None = None) -> None:
         if self.busy:
             raise LinkBusy("busy")
         assert on_done is not None
         self.sent.append((payload, on_done))
+        self.options.append((payload, qos, retain))
 
     def describe(self, destination: str, *, content_type: str, user_properties: tuple[tuple[str, str], ...] = (),
                  retain: bool = False) -> None: ...
@@ -79,7 +83,7 @@ def _submit(outbox: Outbox, *payloads: bytes, stream: str = "odometry", priority
                       received_ns=time.monotonic_ns())
 
 
-def _pack(payloads: list[bytes]) -> bytes:
+def _pack(_destination: str, payloads: list[bytes]) -> bytes:
     """A readable stand-in for the MQTT record batch frame."""
     return b"[" + b",".join(payloads) + b"]"
 
@@ -252,3 +256,83 @@ def test_a_refusal_on_a_live_link_holds_records_until_retry_s(tmp_path: Path) ->
         assert outbox.backlog() == 0 and outbox.stats.acked == 2
     finally:
         outbox.close()
+
+
+def test_records_drained_from_the_spool_keep_their_mqtt_qos_and_retain(parts: tuple[ScriptedLink, Outbox]) -> None:
+    link, outbox = parts
+    link.connected = False  # an outage: everything goes to the spool
+    for payload, qos, retain in [(b"q0", 0, False), (b"q2", 2, False), (b"q1r", 1, True), (b"q0r", 0, True)]:
+        outbox.submit("state", "dest", b"amr", payload, priority=1, qos=qos, retain=retain,
+                      received_ns=time.monotonic_ns())
+    _settle(outbox)
+    assert link.sent == [] and outbox.spool.depth() == 4
+    link.connected = True
+    deadline = time.monotonic() + 30
+    while len(link.options) < 4 and time.monotonic() < deadline:
+        _settle(outbox)
+        link.ack_all()
+    assert link.options == [(b"q0", 0, False), (b"q2", 2, False), (b"q1r", 1, True), (b"q0r", 0, True)]
+
+
+def test_a_batch_holds_records_of_one_qos_and_retain_only(batching: tuple[ScriptedLink, Outbox]) -> None:
+    link, outbox = parts = batching
+    link.connected = False
+    for i, (qos, retain) in enumerate([(1, False), (1, False), (1, True), (0, True), (0, True)]):
+        outbox.submit("s", "dest", b"amr", b"%d" % i, priority=1, qos=qos, retain=retain,
+                      received_ns=time.monotonic_ns())
+    _settle(outbox)
+    link.connected = True
+    deadline = time.monotonic() + 30
+    while sum(len(p.split(b",")) for p, _q, _r in link.options) < 5 and time.monotonic() < deadline:
+        _settle(outbox)
+        link.ack_all()
+    assert parts and link.options == [(b"[0,1]", 1, False), (b"2", 1, True), (b"[3,4]", 0, True)]
+
+
+def test_a_spool_written_by_an_older_version_still_drains(tmp_path: Path) -> None:
+    """Spools of swarm_bridge before the qos/retain columns: records drain at MQTT QoS 1 (what that version sent)
+    and retained as their destination is described, and new records keep their own."""
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(_OLD_SPOOL_SCHEMA)
+    db.executemany("INSERT INTO records (ord, stream, destination, key, payload, priority, size, enqueued_ns)"
+                   " VALUES (?, 'odometry', 'dest', x'616d72', ?, 1, 5, 0)", [(0, b"old0"), (1, b"old1")])
+    db.commit()
+    db.close()
+    link = ScriptedLink()
+    link.connected = False
+    outbox = Outbox(link, Spool(path, max_bytes=1 << 20), window=10, batch=10)
+    try:
+        outbox.submit("odometry", "dest", b"amr", b"new", priority=1, qos=0, retain=True,
+                      received_ns=time.monotonic_ns())
+        _settle(outbox)
+        link.connected = True
+        deadline = time.monotonic() + 30
+        while (len(link.options) < 3 or outbox.backlog()) and time.monotonic() < deadline:
+            _settle(outbox)
+            link.ack_all()
+        assert link.options == [(b"old0", 1, None), (b"old1", 1, None), (b"new", 0, True)]
+        assert outbox.backlog() == 0
+    finally:
+        outbox.close()
+
+
+# The records table as swarm_bridge wrote it before spools kept each record's MQTT QoS and retain flag.
+_OLD_SPOOL_SCHEMA = """
+CREATE TABLE records (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ord INTEGER NOT NULL,
+    stream TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    key BLOB NOT NULL,
+    payload BLOB NOT NULL,
+    priority INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    enqueued_ns INTEGER NOT NULL,
+    taken INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX records_drain ON records (taken, priority DESC, ord);
+CREATE INDEX records_evict ON records (priority, ord);
+CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE drops (stream TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (stream, reason));
+"""

@@ -62,7 +62,10 @@ def test_command_gate_verdicts_and_counts() -> None:
     now = 1_000 * MS
 
     def check(robot: str, command: str, deadline: int = 0) -> Verdict:
-        return gate.check(robot_id=robot, command_id=command, deadline_ns=deadline, now_ns=now)
+        verdict = gate.check(robot_id=robot, command_id=command, deadline_ns=deadline, now_ns=now)
+        if verdict is Verdict.ACCEPT:
+            gate.remember(command)  # published
+        return verdict
 
     assert check("amr_007", "c1") is Verdict.ACCEPT
     assert check("amr_007", "c1") is Verdict.DUPLICATE
@@ -72,3 +75,15 @@ def test_command_gate_verdicts_and_counts() -> None:
     assert check("amr_007", "c4") is Verdict.ACCEPT  # memory 2: c1 is forgotten now
     assert check("amr_007", "c1") is Verdict.ACCEPT
     assert gate.counts == {Verdict.ACCEPT: 4, Verdict.DUPLICATE: 1, Verdict.OTHER_ROBOT: 1, Verdict.EXPIRED: 1}
+
+
+def test_command_gate_counts_an_id_as_seen_only_once_its_command_was_published() -> None:
+    gate = CommandGate("amr_007")
+
+    def check(command: str) -> Verdict:
+        return gate.check(robot_id="amr_007", command_id=command, deadline_ns=0, now_ns=1_000 * MS)
+
+    assert check("c1") is Verdict.ACCEPT  # ... and publishing it on ROS failed: not remembered
+    assert check("c1") is Verdict.ACCEPT  # the redelivery is taken
+    gate.remember("c1")  # published this time
+    assert check("c1") is Verdict.DUPLICATE

@@ -285,7 +285,10 @@ def test_gate_stale_and_future_issued_at() -> None:
     gate = CommandGate("amr_042", max_age_s=300, max_clock_skew_s=30)
 
     def check(command_id: str, issued: int | None) -> Verdict:
-        return gate.check(robot_id="amr_042", command_id=command_id, deadline_ns=0, now_ns=now, issued_ns=issued)
+        verdict = gate.check(robot_id="amr_042", command_id=command_id, deadline_ns=0, now_ns=now, issued_ns=issued)
+        if verdict is Verdict.ACCEPT:
+            gate.remember(command_id)  # published
+        return verdict
     assert check("c-1", now - 299 * 10**9) is Verdict.ACCEPT
     assert check("c-2", now - 301 * 10**9) is Verdict.STALE
     assert check("c-3", now + 29 * 10**9) is Verdict.ACCEPT

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from swarm_bridge.spool import Spool, SpoolError
+from swarm_bridge.spool.spool import FORMAT
 
 
 def _spool(tmp_path: Path, **limits: int) -> Spool:
@@ -196,3 +198,19 @@ def test_replace_file_keeps_the_old_content_when_writing_fails(tmp_path: Path) -
     assert [p.name for p in tmp_path.iterdir()] == ["state.jsonl"]
     replace_file(target, lambda out: out.write(b"new\n"))
     assert target.read_bytes() == b"new\n"
+
+
+def test_mqtt_qos_and_retain_are_kept_across_reopening_and_a_newer_format_is_refused(tmp_path: Path) -> None:
+    spool = _spool(tmp_path)
+    spool.put("state", "d", b"k", b"a", priority=1, qos=0, retain=True)
+    spool.put("state", "d", b"k", b"b", priority=1, qos=2)
+    spool.close()
+    spool = _spool(tmp_path)
+    assert [(r.payload, r.qos, r.retain) for r in spool.take(5)] == [(b"a", 0, True), (b"b", 2, None)]
+    spool.close()
+    db = sqlite3.connect(tmp_path / "spool.db")
+    db.execute(f"PRAGMA user_version = {FORMAT + 1}")
+    db.commit()
+    db.close()
+    with pytest.raises(SpoolError, match=r"spool format 2.*upgrade swarm_bridge"):
+        _spool(tmp_path)

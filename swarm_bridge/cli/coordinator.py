@@ -84,11 +84,11 @@ def _run(args: argparse.Namespace) -> int:
     except TopicMismatch as exc:
         print(f"coordinator: {args.config}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except KafkaException as exc:
-        print(f"coordinator: kafka://{config.kafka.host}:{config.kafka.port}: {exc}", file=sys.stderr)
-        return EXIT_KAFKA
     except LinkError as exc:
         print(f"coordinator: {exc}", file=sys.stderr)
+        return EXIT_KAFKA
+    except KafkaException as exc:
+        print(f"coordinator: kafka://{config.kafka.host}:{config.kafka.port}: {exc}", file=sys.stderr)
         return EXIT_KAFKA
     return 0
 

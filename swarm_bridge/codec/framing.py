@@ -6,18 +6,21 @@ another exception. The layout of each framing is written in its encoder's docstr
 
 from __future__ import annotations
 
+import json
 import re
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from swarm_bridge.codec.errors import FramingError, SchemaParseError, avro_json
 
 __all__ = [
     "BATCH",
+    "BATCHES",
     "BATCH_MAGIC",
     "CONFLUENT",
     "DEFAULT_MAX_PAYLOAD",
+    "JSON_BATCH_START",
     "PROTOBUF_CONTENT_TYPE",
     "PROTO_MQTT",
     "SINGLE_OBJECT",
@@ -30,6 +33,7 @@ __all__ = [
     "check_size",
     "frame_batch",
     "frame_confluent",
+    "frame_json_batch",
     "frame_single_object",
     "parse_confluent",
     "parse_proto_mqtt_properties",
@@ -64,8 +68,10 @@ _FINGERPRINT_BYTES = 8
 PROTOBUF_CONTENT_TYPE = "application/x-protobuf"
 
 # A record batch starts with a NUL byte, which no record can: Avro single-object starts C3 01, JSON with
-# `{`, and a Protobuf message never starts with a 0 tag (field number 0 is invalid).
+# `{`, and a Protobuf message never starts with a 0 tag (field number 0 is invalid). A JSON batch is a JSON
+# array, `[`: no record starts so (for Protobuf, 0x5B would open a group, which proto3 records never have).
 BATCH_MAGIC = b"\x00SB\x01"
+JSON_BATCH_START = b"["
 _BATCH_LENGTH = struct.Struct(">I")
 _SCHEMA_VERSION_KEY = "schema-version"
 _FULL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -346,9 +352,66 @@ def frame_batch(records: Sequence[Buffer], *, max_payload: int = DEFAULT_MAX_PAY
     return framed
 
 
+def frame_json_batch(records: Sequence[Buffer], *, max_payload: int = DEFAULT_MAX_PAYLOAD) -> bytes:
+    """Pack JSON records of one stream, in order, into one MQTT payload that is still JSON.
+
+    Layout: a JSON array of the records, each exactly as it would travel alone: `[` record `,` record ... `]`.
+    """
+    if not records:
+        raise FramingError(BATCH, "a batch needs at least one record")
+    framed = b"[" + b",".join(_as_bytes(BATCH, record) for record in records) + b"]"
+    check_size(BATCH, framed, max_payload)
+    return framed
+
+
+# How records of one route share an MQTT message, by record format: JSON stays JSON (an array of records),
+# binary formats use the record batch frame. Readers need not know which: `split_batch` reads both.
+BATCHES: Mapping[str, Callable[[Sequence[Buffer]], bytes]] = {
+    "json": frame_json_batch,
+    "avro": frame_batch,
+    "protobuf": frame_batch,
+}
+
+_JSON = json.JSONDecoder()
+
+
+def _split_json_batch(raw: bytes) -> list[bytes]:
+    """The records of a JSON array (`frame_json_batch`), each as the bytes it had in the array."""
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError as exc:
+        raise FramingError(BATCH, f"JSON batch is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    records: list[bytes] = []
+    pos, end = 1, len(text)
+    while True:
+        while pos < end and text[pos] in " \t\r\n":
+            pos += 1
+        if pos < end and text[pos] == "]" and not records:
+            raise FramingError(BATCH, "empty JSON batch (a batch holds at least one record)")
+        try:
+            _value, after = _JSON.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            raise FramingError(BATCH, f"JSON batch, record {len(records)}: {exc.msg} at character {exc.pos}") from None
+        records.append(text[pos:after].encode())
+        pos = after
+        while pos < end and text[pos] in " \t\r\n":
+            pos += 1
+        if pos < end and text[pos] == ",":
+            pos += 1
+            continue
+        if pos < end and text[pos] == "]" and not text[pos + 1:].strip():
+            return records
+        raise FramingError(BATCH, f"JSON batch, after record {len(records) - 1}: expected ',' or a final ']' at "
+                           f"character {pos}")
+
+
 def split_batch(data: Buffer, *, max_payload: int = DEFAULT_MAX_PAYLOAD) -> list[bytes]:
-    """The records in an MQTT payload: the records of a batch (`frame_batch`), or the payload itself."""
+    """The records in an MQTT payload: the records of a batch (`frame_batch`, or a JSON array from
+    `frame_json_batch`), or the payload itself."""
     raw = _as_bytes(BATCH, data)
+    if raw.startswith(JSON_BATCH_START):
+        check_size(BATCH, raw, max_payload)
+        return _split_json_batch(raw)
     if not raw.startswith(BATCH_MAGIC):
         return [raw]
     check_size(BATCH, raw, max_payload)

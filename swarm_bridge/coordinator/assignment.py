@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from swarm_bridge.coordinator.fleet import WORKING_MODES, FleetView, RobotView
@@ -188,7 +188,9 @@ def plan(queued: Iterable[Task], fleet: FleetView, loads: Mapping[str, int], pol
     """(task, robot) pairs for queued tasks, most urgent first; loads grow as robots are picked.
 
     Pools hold the robots with the task's capability, reachable, in a working mode and below
-    `max_queue`; a kind whose robots are all full is skipped for the rest of the round."""
+    `max_queue`; a kind whose robots are all full is skipped for the rest of the round. A task avoids the
+    robots it was taken from while the fleet knows another robot with its capability; when it knows none, those
+    robots may take it again (else it would wait queued forever; `max_attempts` still ends it)."""
     loads = dict(loads)
     pools: dict[str, RobotPool] = {}
     max_queue = policy.max_queue
@@ -202,7 +204,10 @@ def plan(queued: Iterable[Task], fleet: FleetView, loads: Mapping[str, int], pol
             pool = pools[kind] = _pool(fleet, kind, loads, policy, now_ns, stale_after_ns)
         if pool.free <= 0:
             continue
-        robot_id = policy.choose(task, pool, loads, now_ns)
+        candidate = task
+        if task.excluded and set(fleet.capable(kind)) <= set(task.excluded):
+            candidate = replace(task, excluded=())
+        robot_id = policy.choose(candidate, pool, loads, now_ns)
         if robot_id is None:
             continue
         loads[robot_id] = loads.get(robot_id, 0) + 1

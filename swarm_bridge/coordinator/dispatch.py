@@ -70,6 +70,14 @@ class Dispatch:
         self.counts: Counter[str] = Counter()  # every refusal and drop, by reason
         self._planned: tuple[int, int, frozenset[int]] | None = None
 
+    def reset(self) -> None:
+        """Forget every robot and task and the owned shards (a round Kafka aborted): the caller folds them in
+        again from the event log."""
+        self.fleet = FleetView()
+        self.book = TaskBook()
+        self.owned = frozenset()
+        self._planned = None
+
     def owns(self, task: Task) -> bool:
         return home_shard(task, self.shards) in self.owned
 

@@ -87,7 +87,7 @@ class FleetView:
             ids.sort()
 
     def on_state(self, body: Mapping[str, Any], now_ns: int) -> RobotView:
-        """Fold one RobotState message (as a dict) in; the robot is seen now."""
+        """Fold one RobotState message (as a dict) in; the robot was last seen at the newest of its records."""
         robot_id = str(body["robot_id"])
         old = self._robots.get(robot_id) or RobotView(robot_id)
         position = body["pose"]["pose"]["position"]
@@ -98,7 +98,8 @@ class FleetView:
         robot = replace(old, kind=str(body["robot_kind"]), capabilities=frozenset(body["capabilities"]), mode=mode,
                         x=float(position["x"]), y=float(position["y"]), z=float(position["z"]),
                         battery_percent=float(body["battery_percent"]), charging=bool(body["charging"]),
-                        current_task_id=str(body["current_task_id"]), last_seen_ns=now_ns)
+                        current_task_id=str(body["current_task_id"]),
+                        last_seen_ns=max(old.last_seen_ns, now_ns))  # topics are read in no set order
         self.put(robot)
         return robot
 
@@ -107,6 +108,6 @@ class FleetView:
         old = self._robots.get(robot_id) or RobotView(robot_id)
         online = state == "online"
         robot = replace(old, online=online, presence_reason=reason,
-                        last_seen_ns=now_ns if online else old.last_seen_ns)
+                        last_seen_ns=max(old.last_seen_ns, now_ns) if online else old.last_seen_ns)
         self.put(robot)
         return robot

@@ -17,7 +17,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from confluent_kafka import (
@@ -42,10 +42,13 @@ from swarm_bridge.coordinator.metrics import CoordinatorMetrics
 from swarm_bridge.coordinator.records import FleetRecords, parse_presence
 from swarm_bridge.coordinator.tasks import TaskRules, TaskState
 from swarm_bridge.routing.sharding import shard_of
+from swarm_bridge.transport.kafka_log import kafka_log
+from swarm_bridge.transport.link import LinkError
+from swarm_bridge.transport.probes import kafka_login_problem
 from swarm_bridge.transport.topics import TopicError, TopicSpec, ensure_kafka_topics
 
 __all__ = ["CoordinatorInstance", "TopicMismatch", "build_dispatch", "command_signer", "ensure_topics",
-           "topic_specs"]
+           "require_kafka", "topic_specs"]
 
 log = logging.getLogger(__name__)
 _CHECK_EVERY_NS = 500_000_000
@@ -75,6 +78,17 @@ def command_signer(config: CoordinatorConfig) -> CommandSigner | None:
 def sharded_topics(config: CoordinatorConfig) -> list[str]:
     topics = config.topics
     return [topics.submit, topics.status, topics.commands, topics.events]
+
+
+def require_kafka(config: CoordinatorConfig) -> None:
+    """LinkError naming the bootstrap and the fix unless the cluster gives this login its metadata in time."""
+    kafka = config.kafka
+    problem = kafka_login_problem(f"{kafka.host}:{kafka.port}", settings=kafka.security.client_settings(),
+                                  timeout_s=kafka.connect_timeout_s)
+    if problem is not None:
+        fix = (f"check kafka.security ({kafka.security.describe()}) against the cluster's users"
+               if problem.startswith("login refused") else "start Kafka or fix kafka.host / kafka.port")
+        raise LinkError(f"kafka://{kafka.host}:{kafka.port}", problem, fix)
 
 
 def topic_specs(config: CoordinatorConfig) -> list[TopicSpec]:
@@ -148,8 +162,9 @@ class CoordinatorInstance:
                                     subject_name_strategy=config.subject_name_strategy,
                                     state_topic=self.topics.state, status_topic=self.topics.status,
                                     commands_topic=self.topics.commands, signer=command_signer(config))
+        require_kafka(config)
         ensure_topics(config)
-        common = {**config.kafka.client_settings(), "logger": log}
+        common = {**config.kafka.client_settings(), "logger": kafka_log(log)}
         self._producer = Producer({**common, "transactional.id": f"{config.kafka.group}.{self.instance_id}",
                                    "transaction.timeout.ms": int(config.kafka.transaction_timeout_s * 1000),
                                    "linger.ms": 5, "compression.type": "lz4",
@@ -164,9 +179,10 @@ class CoordinatorInstance:
         meta = self._view.list_topics(timeout=config.kafka.connect_timeout_s).topics
         self._event_partitions = [TopicPartition(self.topics.events, p) for p in sorted(meta[self.topics.events]
                                                                                       .partitions)]
-        self._view.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in (self.topics.state, self.topics.presence,
-                                                                            self.topics.events)
-                           for p in sorted(meta[t].partitions)])
+        self._view_start = [TopicPartition(t, p, OFFSET_BEGINNING) for t in (self.topics.state, self.topics.presence,
+                                                                             self.topics.events)
+                            for p in sorted(meta[t].partitions)]
+        self._view.assign(self._view_start)
         session_ms = int(config.kafka.session_timeout_s * 1000)
         self._group = Consumer({**common, "group.id": config.kafka.group, "client.id": self.instance_id,
                                 "enable.auto.commit": False, "isolation.level": "read_committed",
@@ -296,7 +312,11 @@ class CoordinatorInstance:
                     log.warning("instance %s: %s", self.instance_id, error)
                 continue
             consumed = True
-            out += self._input(msg, now)
+            try:
+                out += self._input(msg, now)
+            except KafkaException as exc:  # the event topic's end unknown (a stalled broker): redo the batch
+                self._rollback(f"the end of {self.topics.events} is unknown ({exc.args[0]})")
+                return 0
         if self.dispatch.owned:
             check = now - self._last_check >= _CHECK_EVERY_NS
             if check:
@@ -342,6 +362,10 @@ class CoordinatorInstance:
         return result
 
     def _commit(self, out: list[Output], consumed: bool) -> None:
+        """The round's events, commands and consumer offsets in one transaction. A stalled broker is waited for
+        (`_patiently`); a round Kafka refuses, or does not take within `transaction_timeout_s`, is aborted and
+        rolled back (`_rollback`), to be redone; only a fatal error (this instance fenced: another with its
+        `instance_id`, or a stall so long that the broker aborted the transaction itself) raises."""
         producer = self._producer
         now = time.time_ns()
         try:
@@ -355,14 +379,21 @@ class CoordinatorInstance:
                                   self.records.command(record, now))
             if consumed:
                 positions = [tp for tp in self._group.position(self._group.assignment()) if tp.offset >= 0]
-                producer.send_offsets_to_transaction(positions, self._group.consumer_group_metadata(),
-                                                     self.config.kafka.connect_timeout_s)
-            producer.commit_transaction(self.config.kafka.connect_timeout_s)
+                group = self._group.consumer_group_metadata()
+                self._patiently("take the round's offsets",
+                                lambda timeout: producer.send_offsets_to_transaction(positions, group, timeout))
+            # a commit is retried past the transaction timeout: by then the broker has aborted the transaction
+            # and says so (an abortable or fatal error), while an abort is not allowed once a commit began
+            self._patiently("commit the round", producer.commit_transaction,
+                            2 * self.config.kafka.transaction_timeout_s)
         except KafkaException as exc:
             error = exc.args[0]
-            if isinstance(error, KafkaError) and error.txn_requires_abort():
-                producer.abort_transaction(self.config.kafka.connect_timeout_s)
-            raise
+            if not isinstance(error, KafkaError) or error.fatal() or not (error.txn_requires_abort()
+                                                                          or error.retriable()):
+                raise
+            self._patiently("abort the round", producer.abort_transaction)
+            self._rollback(f"Kafka refused the round or did not take it in time ({error.str()}); it was aborted")
+            return
         done = time.time_ns()
         self.metrics.transactions.inc()
         for record in out:
@@ -377,6 +408,51 @@ class CoordinatorInstance:
                             self.latencies_ns.append(done - requested)
             elif record.event is not None and record.event.task.terminal:
                 self._requested.pop(record.task_id, None)
+
+    def _patiently(self, what: str, call: Callable[[float], object], within_s: float | None = None) -> None:
+        """`call(timeout)` again while Kafka answers with a retriable error (a stalled or restarting broker),
+        for up to `within_s` in all (default `transaction_timeout_s`: past it the broker aborts the transaction)."""
+        kafka = self.config.kafka
+        within_s = kafka.transaction_timeout_s if within_s is None else within_s
+        deadline = time.monotonic() + within_s
+        waited = False
+        while True:
+            try:
+                call(max(0.1, min(kafka.connect_timeout_s, deadline - time.monotonic())))
+            except KafkaException as exc:
+                error = exc.args[0]
+                if not (isinstance(error, KafkaError) and error.retriable()) or time.monotonic() >= deadline:
+                    raise
+                if not waited:
+                    waited = True
+                    log.warning("instance %s: Kafka did not %s yet (%s); trying again for up to %g s",
+                                self.instance_id, what, error.str(), within_s)
+                continue
+            if waited:
+                log.info("instance %s: Kafka did %s after all", self.instance_id, what)
+            return
+
+    def _rollback(self, why: str) -> None:
+        """Undo this instance's decisions since its last commit, as a new assignment would: forget fleet and
+        tasks and read them again from the start of the view topics, and consume the owned partitions again
+        from their committed offsets, paused until the view has caught up."""
+        log.warning("instance %s: %s; rebuilding its shards from %s", self.instance_id, why, self.topics.events)
+        self.dispatch.reset()
+        self._requested.clear()
+        self.metrics.shards_owned.set(0)
+        self._view.assign(self._view_start)
+        partitions = list(self._group.assignment())
+        committed: list[TopicPartition] = []
+        if partitions:
+            self._group.pause(partitions)
+            self._patiently("say the committed offsets",
+                            lambda timeout: committed.extend(self._group.committed(partitions, timeout=timeout)))
+        for tp in committed:
+            self._group.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING))
+        self._paused = partitions
+        self._pending_shards = frozenset(p.partition for p in partitions if p.topic == self.topics.status)
+        self._pending = None
+        self._rebuilding = True
 
     def _produce(self, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
         while True:

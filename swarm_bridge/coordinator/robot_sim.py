@@ -16,6 +16,7 @@ from swarm_bridge.config.robot import default_registry
 from swarm_bridge.coordinator.records import FleetRecords, presence_payload, robot_state_body
 from swarm_bridge.coordinator.tasks import TaskState
 from swarm_bridge.routing.sharding import shard_of
+from swarm_bridge.transport.kafka_log import kafka_log
 
 __all__ = ["Received", "SimFleet", "SimRobot"]
 
@@ -68,10 +69,10 @@ class SimFleet:
                                     state_topic=topics.state, status_topic=topics.status,
                                     commands_topic=topics.commands)
         self._producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5,
-                                   "logger": log})
+                                   "logger": kafka_log(log)})
         self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"sim-{id(self)}",
                                    "isolation.level": "read_committed", "enable.auto.commit": False,
-                                   "auto.offset.reset": "earliest", "logger": log})
+                                   "auto.offset.reset": "earliest", "logger": kafka_log(log)})
         self._consumer.assign([TopicPartition(topics.commands, p, 0) for p in range(config.shards)])
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -17,6 +17,7 @@ from swarm_bridge.coordinator.fleet import FleetView
 from swarm_bridge.coordinator.instance import sent_at
 from swarm_bridge.coordinator.records import FleetRecords, parse_presence
 from swarm_bridge.routing.sharding import shard_of
+from swarm_bridge.transport.kafka_log import kafka_log
 
 __all__ = ["FleetSnapshot", "TaskSubmitter", "read_snapshot", "submit_tasks"]
 
@@ -40,7 +41,7 @@ def read_snapshot(config: CoordinatorConfig, *, timeout_s: float = 30.0) -> Flee
                            state_topic=topics.state, status_topic=topics.status, commands_topic=topics.commands)
     consumer = Consumer({**config.kafka.client_settings(),
                          "group.id": f"fleet-status-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
-                         "isolation.level": "read_committed", "logger": log})
+                         "isolation.level": "read_committed", "logger": kafka_log(log)})
     snap = FleetSnapshot()
     try:
         meta = consumer.list_topics(timeout=timeout_s).topics
@@ -89,7 +90,7 @@ def submit_tasks(config: CoordinatorConfig, docs: list[dict[str, Any]], *, timeo
     """Send task requests to the submit topic (key task_id, its shard's partition); returns how many are
     not confirmed. A doc without a usable task_id goes to partition 0, to be rejected with its reason."""
     producer = Producer({**config.kafka.client_settings(),
-                         "enable.idempotence": True, "linger.ms": 5, "logger": log})
+                         "enable.idempotence": True, "linger.ms": 5, "logger": kafka_log(log)})
     for doc in docs:
         task_id = doc.get("task_id")
         key = task_id if isinstance(task_id, str) and task_id else ""
@@ -112,7 +113,7 @@ class TaskSubmitter:
         self.config = config
         self.sent = 0
         self._producer = Producer({**config.kafka.client_settings(),
-                                   "enable.idempotence": True, "linger.ms": 5, "logger": log})
+                                   "enable.idempotence": True, "linger.ms": 5, "logger": kafka_log(log)})
 
     def send(self, payload: bytes) -> None:
         try:

@@ -3,6 +3,7 @@
 With data-sharing (Fast DDS uses it between processes of one host for fixed-size types such as
 geometry_msgs/Twist), a reader that falls far behind its writer missed samples in the demo on a loaded
 machine (one Twist stream lost up to 342 of 2,335); over the shared-memory transport, reliability repairs gaps.
+Readers get room for 20,000 samples, as the robot bridge gives its own (swarm_bridge.ros.reader_limits).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ _PROFILE = """<?xml version="1.0" encoding="UTF-8"?>
     </data_writer>
     <data_reader profile_name="swarm_bridge_reader" is_default_profile="true">
       <qos><data_sharing><kind>OFF</kind></data_sharing></qos>
+      <topic><resourceLimitsQos><max_samples>20000</max_samples><max_instances>1</max_instances>
+        <max_samples_per_instance>20000</max_samples_per_instance><allocated_samples>100</allocated_samples>
+      </resourceLimitsQos></topic>
     </data_reader>
   </profiles>
 </dds>

@@ -29,6 +29,7 @@ from swarm_bridge.gateway.mqtt_to_kafka import kafka_producer
 from swarm_bridge.gateway.rules import DownRoute
 from swarm_bridge.gateway.schemas import SchemaBook, SchemaTrouble
 from swarm_bridge.transport import mqtt_client
+from swarm_bridge.transport.kafka_log import kafka_log
 from swarm_bridge.transport.mqtt_errors import InflightFull, MqttDisconnected, PacketTooLarge, SubscribeRefused
 
 __all__ = ["KafkaToMqtt", "command_publish"]
@@ -146,7 +147,7 @@ class KafkaToMqtt:
             # A command topic made or grown after this start (a coordinator started later grows it to one
             # partition per shard) is seen within 10 s instead of librdkafka's 5 min.
             "topic.metadata.refresh.interval.ms": 10_000,
-            "logger": log,
+            "logger": kafka_log(log),
         })
         self.consumer.subscribe(sorted(self.routes), on_revoke=self._revoked)
         self._thread = threading.Thread(target=self._run, name="kafka-to-mqtt", daemon=True)

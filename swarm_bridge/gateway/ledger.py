@@ -31,14 +31,16 @@ class MqttMessage:
 class InFlight:
     """One Kafka record on its way (topic, key, value, headers), and the messages waiting for it.
 
-    It is the producer's delivery callback: calling it hands the outcome to `sink`."""
+    It is the producer's delivery callback: calling it hands the outcome to `sink`. `order` is its place in the
+    order records were first handed to Kafka, so ones produced again go back in that order."""
 
-    __slots__ = ("headers", "ident", "key", "sink", "topic", "value", "waiters")
+    __slots__ = ("headers", "ident", "key", "order", "sink", "topic", "value", "waiters")
 
     def __init__(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None,
                  ident: Ident | None, sink: Callable[[InFlight, Any], None]) -> None:
         self.topic, self.key, self.value, self.headers, self.ident = topic, key, value, headers, ident
         self.sink = sink
+        self.order = 0
         self.waiters: list[MqttMessage] = []
 
     def __call__(self, err: Any, _msg: Any) -> None:

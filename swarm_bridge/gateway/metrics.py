@@ -27,7 +27,7 @@ class GatewayCounts:
     duplicates: int = 0  # records dropped as already in Kafka
     below_window: int = 0  # of the duplicates: older than the dedup window
     dead: Tally[str] = field(default_factory=Tally)  # dead letters confirmed, by reason
-    redelivered: int = 0  # records librdkafka gave up on and the gateway produced again
+    redelivered: int = 0  # records librdkafka gave up on (or handed back to keep order), produced again
     acked: int = 0  # MQTT messages acked
     commands: int = 0  # commands published to MQTT and acked by the broker
     commands_dead: int = 0  # commands sent to the DLQ
@@ -55,7 +55,7 @@ class _Collector(Collector):
             ("records_received", "Records received (a batch message holds several)", c.records),
             ("records_produced", "Records confirmed by Kafka", c.produced),
             ("records_deduplicated", "Records dropped as duplicates", c.duplicates),
-            ("records_redelivered", "Records produced again after librdkafka gave up", c.redelivered),
+            ("records_redelivered", "Records produced again (given up or taken back)", c.redelivered),
             ("mqtt_acked", "MQTT messages acknowledged after Kafka confirmed them", c.acked),
             ("commands_forwarded", "Commands published to MQTT and acknowledged", c.commands),
         ):

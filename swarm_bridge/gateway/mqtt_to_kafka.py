@@ -6,10 +6,17 @@ delivery callbacks, which ack a message (`MqttClient.ack`, PUBACKs leave in arri
 all its records. Flow control is MQTT 5's Receive Maximum: the broker stops sending once that many messages are
 unacked, so while Kafka is down or slow the gateway holds at most that many and the rest wait in the
 broker's session. Above `max_inflight_records` unconfirmed records new records are held, not produced.
+
+Order: when librdkafka gives a record up, newer records must not reach Kafka before it is produced again. So the
+gateway closes a barrier: it produces nothing new, takes back what librdkafka still queues (purge, never what is
+on the wire), waits until every record in flight is resolved, then produces the given-up and taken-back records
+again in their first order, before anything newer. A given-up record may still be in Kafka (it was on the wire
+when the link went), so its new copy can follow it: at-least-once, never a newer record before an older one.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -26,6 +33,7 @@ from swarm_bridge.gateway.mqtt_session import gateway_client, start_session
 from swarm_bridge.gateway.rules import UpRoute, UpRules
 from swarm_bridge.gateway.schemas import SchemaTrouble
 from swarm_bridge.gateway.translate import DeadLetter, Translation, Translator, unroutable
+from swarm_bridge.transport.kafka_log import kafka_log
 from swarm_bridge.transport.link import LinkError
 from swarm_bridge.transport.mqtt_client import Message
 from swarm_bridge.transport.mqtt_errors import SubscribeRefused
@@ -37,6 +45,8 @@ log = logging.getLogger(__name__)
 _BURST = 1024  # MQTT messages taken per loop turn before the producer's delivery callbacks are served
 _RETRY_S = 1.0  # wait before asking the registry (or producing a refused dead letter) again
 _DLQ_VALUE_MAX = 512 * 1024  # a record Kafka refused goes to the DLQ cut to this (header truncated=true)
+# delivery errors after which a record is produced again (behind the order barrier) rather than refused
+_GIVEN_BACK = (KafkaError._MSG_TIMED_OUT, KafkaError._PURGE_QUEUE)
 
 
 def kafka_producer(config: GatewayConfig, *, suffix: str, error_cb: Any = None) -> Producer:
@@ -58,10 +68,8 @@ def kafka_producer(config: GatewayConfig, *, suffix: str, error_cb: Any = None) 
         "queue.buffering.max.kbytes": 2_097_151,
         "message.max.bytes": max(config.max_payload + 4096, 1_000_000),
         "reconnect.backoff.max.ms": 1000,  # a restarted Kafka is found within a second
-        "logger": log,
+        **kafka_log(log).settings(error_cb),  # librdkafka's lines and errors once each, then counted
     }
-    if error_cb is not None:
-        settings["error_cb"] = error_cb
     return Producer(settings)
 
 
@@ -76,6 +84,10 @@ class MqttToKafka:
         self.ledger = Ledger()
         self.endpoint = f"mqtt://{config.mqtt.host}:{config.mqtt.port}"
         self._held: deque[InFlight] = deque()  # records waiting to be produced, in order
+        self._order = itertools.count(1)  # InFlight.order: the order records are first handed to Kafka in
+        self._given_back: list[InFlight] = []  # records to produce again once the barrier lifts
+        self._barrier = False  # a record was given up: nothing is produced until everything in flight resolved
+        self._purge = False  # take back what librdkafka still queues (done from run_once, not a callback)
         self._parked: deque[tuple[Any, MqttMessage]] = deque()  # messages waiting for the registry
         self._parked_until = 0.0
         self._held_until = 0.0  # a refused dead letter waits before it is tried again
@@ -210,6 +222,7 @@ class MqttToKafka:
                     ledger.join(message, ident)
                     continue
             entry = InFlight(record.topic, record.key, record.value, None, ident, self._delivered)
+            entry.order = next(self._order)
             ledger.expect(message, entry)
             self._send(entry)
         for dead in translation.dead:
@@ -217,13 +230,14 @@ class MqttToKafka:
                 log.warning("%s: dead letter (%s) from %s: %s", self.endpoint, dead.reason, topic, dead.detail)
             entry = InFlight(self.config.kafka.dlq_topic, route.key if route else None, dead.payload,
                              dead.headers(content_type), None, self._delivered)
+            entry.order = next(self._order)
             ledger.expect(message, entry)
             self._send(entry)
         if ledger.seal(message):
             self._ack(message)
 
     def _send(self, entry: InFlight) -> None:
-        if self._held or self.counts.inflight >= self._limit:
+        if self._held or self._barrier or self.counts.inflight >= self._limit:
             self._held.append(entry)
             self.counts.held = len(self._held)
             self._set_backpressure(True)
@@ -264,6 +278,7 @@ class MqttToKafka:
                             ("kafka_topic", entry.topic.encode()),
                             ("truncated", str(len(value) < len(entry.value)).lower().encode())]
         dead = InFlight(self.config.kafka.dlq_topic, entry.key, value, headers, None, self._delivered)
+        dead.order = entry.order
         dead.waiters, entry.waiters = entry.waiters, []
         if entry.ident is not None and self.ledger.inflight.get(entry.ident) is entry:
             self.ledger.inflight[entry.ident] = dead
@@ -271,16 +286,12 @@ class MqttToKafka:
 
     def _delivered(self, entry: InFlight, err: KafkaError | None) -> None:
         counts = self.counts
-        if err is not None and not (err.retriable() or err.code() == KafkaError._MSG_TIMED_OUT):
+        if err is not None and not (err.retriable() or err.code() in _GIVEN_BACK):
             self._refused(entry, err.str())
             return
         counts.inflight -= 1
         if err is not None:
-            counts.redelivered += 1
-            log.warning("%s: Kafka gave up on a record for %s (%s); producing it again", self.endpoint,
-                        entry.topic, err)
-            self._held.append(entry)
-            counts.held = len(self._held)
+            self._give_back(entry, err)
             return
         if not counts.kafka_connected:
             counts.kafka_connected = True
@@ -305,6 +316,27 @@ class MqttToKafka:
                     "logged, the rest are counted (dead letters)", self.endpoint, route.kafka_topic)
         return True
 
+    def _give_back(self, entry: InFlight, err: KafkaError) -> None:
+        """librdkafka gave `entry` up (or handed it back when purged): close the order barrier, keep it to
+        produce again."""
+        self.counts.redelivered += 1
+        self._given_back.append(entry)
+        self.counts.held = len(self._held) + len(self._given_back)
+        if not self._barrier:
+            self._barrier = self._purge = True
+            log.warning("kafka://%s: Kafka gave up on a record for %s (%s); producing nothing new until every "
+                        "record in flight is resolved, then producing again in order", self.config.kafka.bootstrap,
+                        entry.topic, err.str())
+            self._set_backpressure(True)
+
+    def _lift_barrier(self) -> None:
+        """Everything in flight is resolved: the records given back go first, in their first order."""
+        back, self._given_back = self._given_back, []
+        self._held = deque(sorted([*back, *self._held], key=lambda e: e.order))
+        self._barrier = False
+        log.info("kafka://%s: producing %d records again, in order, before newer ones", self.config.kafka.bootstrap,
+                 len(back))
+
     def _ack(self, message: MqttMessage) -> None:
         self._to_ack.append(message)
         self.counts.acked += 1
@@ -325,8 +357,6 @@ class MqttToKafka:
                             self.config.kafka.bootstrap, err.str())
                 self._kafka_down_logged = True
             self.counts.kafka_connected = False
-        else:
-            log.warning("kafka://%s: %s", self.config.kafka.bootstrap, err.str())
 
     def _set_backpressure(self, on: bool) -> None:
         if on != self.counts.backpressure:
@@ -341,17 +371,24 @@ class MqttToKafka:
 
     def run_once(self, timeout: float = 0.005) -> None:
         """Read MQTT, hand records to Kafka, serve delivery reports (acks), drain what was held."""
-        # While records wait for Kafka, wait on the MQTT socket briefly (2 ms) instead of spinning: a loop that
+        # While records wait for Kafka, wait for MQTT messages briefly (2 ms) instead of spinning: a loop that
         # never blocks burnt most of a core at 700 msgs/s; Kafka's confirmations are served at most 2 ms late.
         self._pump(min(timeout, 0.002) if self.counts.inflight else timeout)
         self.producer.poll(0.0)
+        if self._purge:
+            self._purge = False
+            self.producer.purge(in_queue=True, in_flight=False, blocking=False)  # reported as _PURGE_QUEUE
+            self.producer.poll(0.0)
+        if self._barrier and not self.counts.inflight:
+            self._lift_barrier()
         if self._parked and time.monotonic() >= self._parked_until:
             self._unpark()
-        while self._held and self.counts.inflight < self._limit and time.monotonic() >= self._held_until:
+        while self._held and not self._barrier and self.counts.inflight < self._limit \
+                and time.monotonic() >= self._held_until:
             if not self._produce(self._held.popleft()):
                 break
-        self.counts.held = len(self._held)
-        if self.counts.backpressure and not self._held and not self._parked \
+        self.counts.held = len(self._held) + len(self._given_back)
+        if self.counts.backpressure and not self._held and not self._barrier and not self._parked \
                 and self.counts.inflight <= self._limit // 2:
             self._set_backpressure(False)
 
@@ -369,10 +406,10 @@ class MqttToKafka:
         """Stop taking messages, let Kafka confirm what is in flight (and ack it), then disconnect."""
         self._stopping = True
         deadline = time.monotonic() + timeout_s
-        while (self.counts.inflight or self._held) and time.monotonic() < deadline:
+        while (self.counts.inflight or self._held or self._barrier) and time.monotonic() < deadline:
             self.run_once(0.01)
         self.producer.flush(max(0.0, deadline - time.monotonic()))
-        left = self.counts.inflight + len(self._held)
+        left = self.counts.inflight + len(self._held) + len(self._given_back)
         if left:
             log.warning("%d records not confirmed by Kafka at stop; their MQTT messages stay unacked", left)
         self._send_acks()

@@ -16,6 +16,7 @@ from swarm_bridge.config.gateway import GatewayConfig
 from swarm_bridge.gateway.dedup import Dedup
 from swarm_bridge.gateway.heads import Head, avro_head, json_head
 from swarm_bridge.gateway.rules import UpRules
+from swarm_bridge.transport.kafka_log import kafka_log
 from swarm_bridge.transport.link import LinkError
 
 __all__ = ["rebuild_dedup", "record_head"]
@@ -72,7 +73,7 @@ def rebuild_dedup(dedup: Dedup, config: GatewayConfig, rules: UpRules, *, timeou
         "enable.auto.commit": False,
         "enable.partition.eof": True,
         "auto.offset.reset": "earliest",
-        "logger": log,
+        "logger": kafka_log(log),
     })
     try:
         try:

@@ -1,7 +1,8 @@
 """MQTT payload -> Kafka records, pure but for the schema registry behind `SchemaBook`.
 
-Every payload is split into its records (`split_batch`: a batch or a single record). Per record, by its
-first bytes and the MQTT 5 content type (`codec.recognise`, one table of how each format looks):
+Every payload is split into its records (`split_batch`: a batch, a JSON array of records, or one record).
+Per record, by its first bytes and the MQTT 5 content type (`codec.recognise`, one table of how each format
+looks):
   Avro single-object (C3 01 ...)  -> Confluent framing with the registry id of `<kafka topic>-value`;
                                      the body is copied as is (no decode: only its envelope head is read).
   Protobuf (content type)         -> decoded and re-encoded as Avro, then as above: Kafka topics hold
@@ -21,7 +22,13 @@ from dataclasses import dataclass, field
 from swarm_bridge.codec.avro import avro_schema
 from swarm_bridge.codec.envelope import Envelope
 from swarm_bridge.codec.errors import CodecError, FramingError, IncompatibleSchema
-from swarm_bridge.codec.framing import avro_fingerprint, parse_proto_mqtt_properties, split_batch
+from swarm_bridge.codec.framing import (
+    BATCH_MAGIC,
+    JSON_BATCH_START,
+    avro_fingerprint,
+    parse_proto_mqtt_properties,
+    split_batch,
+)
 from swarm_bridge.codec.recognise import expected_shape, recognise
 from swarm_bridge.gateway.heads import Head, avro_head, json_head
 from swarm_bridge.gateway.rules import UpRoute
@@ -112,7 +119,7 @@ class Translator:
         except FramingError as exc:
             return Translation([], [DeadLetter("malformed_batch", str(exc), route.mqtt_topic, payload)])
         out = Translation()
-        batch = len(parts) > 1 or payload[:1] == b"\x00"
+        batch = len(parts) > 1 or payload[:1] in (BATCH_MAGIC[:1], JSON_BATCH_START)
         for index, part in enumerate(parts):
             try:
                 out.records.append(self._record(route, part, content_type, user_properties))

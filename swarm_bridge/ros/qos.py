@@ -3,6 +3,8 @@
 reliable keeps the last 10,000 messages: 10 s at 1 kHz, so a bridge busy draining its spool after an
 outage falls behind for a moment without losing messages (measured: with 1,000 a 30 s backlog lost ~1%).
 sensor_data is rclpy's (best effort, keep last 5); transient_local keeps the last 100 for late joiners.
+A reliable reader this deep needs room for its whole history, or it pushes back on the robot's publishers:
+the robot bridge sees to it (swarm_bridge.ros.reader_limits).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import logging
 
 from rclpy.node import Node
 
-from swarm_bridge.codec.framing import frame_batch
+from swarm_bridge.codec.framing import BATCHES
 from swarm_bridge.codec.signing import CommandVerifier, Keyring
 from swarm_bridge.codec.wire import WireDecoder, WireEncoder, registry_ids, route_subject, wire_decoder, wire_encoder
 from swarm_bridge.config import RobotBridgeConfig, default_registry
@@ -38,8 +38,9 @@ class RobotBridge:
         self.spool = spool or Spool(config.spool.file_for(config.fleet, config.robot_id),
                                     max_bytes=int(config.spool.max_mb * 2**20))
         batching = config.uplink.kind == "mqtt" and config.uplink.batch_max_records > 1
+        self._batches: dict[str, str] = {}  # destination -> its route's record format, which says how to batch
         self.outbox = Outbox(uplink, self.spool, window=config.uplink.max_inflight, on_acked=self._acked,
-                             pack=frame_batch if batching else None, max_batch=config.uplink.batch_max_records)
+                             pack=self._pack if batching else None, max_batch=config.uplink.batch_max_records)
         self.run = self.spool.start_run()
         self.registry = registry_ids(config.registry or default_registry())  # one per process, closed by close()
         routes = routes_for(config)
@@ -72,7 +73,17 @@ class RobotBridge:
                                subject=self._subject(route), register=self.registry)
         self.uplink.describe(route.destination, content_type=encoder.content_type,
                              user_properties=encoder.user_properties, retain=route.retain)
+        self._batches[route.destination] = route.format
         return encoder
+
+    def _pack(self, destination: str, payloads: list[bytes]) -> bytes:
+        """Records of one destination in one MQTT payload, as its format batches them (JSON: a JSON array).
+        A destination no route names yet (spooled by an earlier run; a match route not yet discovered) is
+        told by its records, as every reader tells them: JSON records start with `{`."""
+        fmt = self._batches.get(destination)
+        if fmt is None:
+            fmt = "json" if all(payload[:1] == b"{" for payload in payloads) else "avro"
+        return BATCHES[fmt](payloads)
 
     def _decoder(self, route: Route) -> WireDecoder:
         """The down route's wire decoder: refuses records of another schema (fingerprint or registry id)."""

@@ -1,5 +1,6 @@
 """Up direction: one raw (CDR) ROS subscription per route; each message decimated, transcoded straight from
-CDR to the route's record format and framing, handed to the outbox. No rclpy message objects are built."""
+CDR to the route's record format and framing, handed to the outbox. No rclpy message objects are built.
+Samples the middleware reports lost to the route's reader are counted as dropped, reason MISSED."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
+from rclpy.event_handler import QoSSubscriptionEventType
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 
 from swarm_bridge.codec import CodecError
@@ -25,6 +29,7 @@ __all__ = ["RouteCounts", "UplinkRoute"]
 log = logging.getLogger(__name__)
 
 SWEEP_PERIOD_S = 0.5
+MISSED = "missed on ROS (bridge behind)"
 
 
 @dataclass
@@ -62,6 +67,11 @@ class UplinkRoute:
             message_class(route.ros_type), route.ros_topic, self._on_message,
             qos_preset(route.qos, depth=route.qos_depth), raw=True,
         )
+        # Polled, not an executor callback: with the EventsExecutor a message-lost callback deadlocked the
+        # bridge under load (the middleware's receive thread and the executor waited on each other).
+        with self._subscription.handle:
+            self._lost: Any = _rclpy.EventHandle(self._subscription.handle,
+                                                 QoSSubscriptionEventType.RCL_SUBSCRIPTION_MESSAGE_LOST)
         self._sweeper = node.create_timer(SWEEP_PERIOD_S, self._sweep_tick)
         log.info("%s: up (%s, qos %s, priority %d%s)", route, route.ros_type, route.qos, route.priority,
                  f", at most {route.max_rate_hz:g} Hz" if route.max_rate_hz else "")
@@ -84,7 +94,15 @@ class UplinkRoute:
         if taken:
             self.counts.swept += taken
             log.debug("%s: took %d messages the executor had not delivered", self.route, taken)
+        self._take_lost()
         return taken
+
+    def _take_lost(self) -> None:
+        """The middleware's count of samples the route's reader lost (never got, or could not keep)."""
+        with self._lost:
+            status = self._lost.take_event()
+        if status is not None and status.total_count_change > 0:
+            self._drop(MISSED, int(status.total_count_change))
 
     def _on_message(self, raw: bytes) -> None:
         received_ns = time.monotonic_ns()
@@ -101,8 +119,9 @@ class UplinkRoute:
             return
         self._seq += 1
         self._outbox.submit(self.route.stream, self.route.destination, self._key, payload,
-                            priority=self.route.priority, qos=self.route.mqtt_qos, received_ns=received_ns)
+                            priority=self.route.priority, qos=self.route.mqtt_qos, retain=self.route.retain,
+                            received_ns=received_ns)
         self.counts.sent += 1
 
-    def _drop(self, reason: str) -> None:
-        self.counts.dropped[reason] += 1
+    def _drop(self, reason: str, count: int = 1) -> None:
+        self.counts.dropped[reason] += count

@@ -12,7 +12,8 @@ from typing import Any
 
 from rclpy.node import Node
 
-from swarm_bridge.codec import CodecError, RecordError, SchemaMismatch
+from swarm_bridge.codec import CodecError, FramingError, RecordError, SchemaMismatch
+from swarm_bridge.codec.framing import split_batch
 from swarm_bridge.codec.recognise import FormatWatch
 from swarm_bridge.codec.signing import CommandVerifier, Keyring, is_signed, open_signed
 from swarm_bridge.codec.wire import WireDecoder
@@ -72,6 +73,19 @@ class DownlinkRoute:
     def _on_record(self, _topic: str, key: bytes | None, payload: bytes) -> None:
         if key is not None and key != self._robot_id.encode():
             return  # a Kafka topic shared by robots: another robot's record
+        if self.route.scheme != "mqtt":  # Kafka records come one by one
+            self._on_command(payload)
+            return
+        try:
+            records = split_batch(payload)  # one record, or a batch of them (binary frame or JSON array)
+        except FramingError as exc:
+            self.counts.received += 1
+            self._refuse(MALFORMED, f"cannot split: {exc}")
+            return
+        for record in records:
+            self._on_command(record)
+
+    def _on_command(self, payload: bytes) -> None:
         self.counts.received += 1
         signed = is_signed(payload)
         try:
@@ -94,9 +108,10 @@ class DownlinkRoute:
             return
         body = envelope.body
         addressees = {envelope.robot_id, str(body.get("robot_id") or envelope.robot_id)} - {self._robot_id}
+        command_id = str(body.get("command_id") or f"{envelope.stream}:{envelope.seq}")
         verdict = self.gate.check(
             robot_id=min(addressees) if addressees else self._robot_id,  # any other addressee: not ours
-            command_id=str(body.get("command_id") or f"{envelope.stream}:{envelope.seq}"),
+            command_id=command_id,
             deadline_ns=_deadline_ns(body.get("deadline")),
             now_ns=time.time_ns(),
             issued_ns=_deadline_ns(body.get("issued_at")) if signed else None,  # only signed: it can be trusted
@@ -108,7 +123,8 @@ class DownlinkRoute:
             self._publisher.publish(dict_to_message(self._cls, body))
         except Exception as exc:  # rclpy raises several types for values out of range
             self._refuse(NOT_PUBLISHABLE, str(exc))
-            return
+            return  # not remembered: a redelivery of this command is accepted again
+        self.gate.remember(command_id)
         self.counts.published += 1
 
     def _undecodable(self, payload: bytes, exc: CodecError) -> None:

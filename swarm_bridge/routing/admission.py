@@ -27,6 +27,8 @@ class Verdict(str, Enum):
 @dataclass
 class CommandGate:
     """Checks commands for one robot; remembers the last `memory` command ids to refuse redeliveries.
+    An id counts as seen once `remember` says its command was delivered (published on ROS), not when it was
+    checked: a command whose delivery failed is accepted again when it comes again.
 
     `max_age_s`: a command whose `issued_ns` is given must be at most this old and at most `max_clock_skew_s`
     in the future (None: issued_at is not checked)."""
@@ -49,16 +51,19 @@ class CommandGate:
     def check(self, *, robot_id: str, command_id: str, deadline_ns: int, now_ns: int,
               issued_ns: int | None = None) -> Verdict:
         """The verdict on one command; `deadline_ns` 0 means none; `issued_ns` (signed commands) is checked
-        against max_age_s and max_clock_skew_s. Accepted ids are remembered."""
+        against max_age_s and max_clock_skew_s. Nothing is remembered: `remember` once it was delivered."""
         verdict = self._verdict(robot_id, command_id, deadline_ns, now_ns)
         if verdict is Verdict.ACCEPT and issued_ns is not None and self._stale(issued_ns, now_ns):
             verdict = Verdict.STALE
         self.counts[verdict] += 1
-        if verdict is Verdict.ACCEPT:
-            self._seen[command_id] = None
-            if len(self._seen) > self.memory:
-                self._seen.popitem(last=False)
         return verdict
+
+    def remember(self, command_id: str) -> None:
+        """The accepted command `command_id` was delivered: from now on it is a duplicate."""
+        self._seen[command_id] = None
+        self._seen.move_to_end(command_id)
+        if len(self._seen) > self.memory:
+            self._seen.popitem(last=False)
 
     def note(self, verdict: Verdict) -> None:
         """Count a verdict reached before the gate (UNSIGNED, UNKNOWN_KEY, BAD_SIGNATURE)."""

@@ -5,6 +5,7 @@ Records keep their order per stream; draining takes higher priority first, then 
 spool is full, the oldest records of the lowest priority make room, never ones more important than the
 newcomer (then the newcomer is dropped). Every drop is counted per stream and reason, durably.
 Delivery is at-least-once: records handed out by `take` stay until `ack`; after a crash they come again.
+Each record keeps how it is to be sent (MQTT QoS, retain), so a drain sends it as its route said.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Spool", "SpoolError", "SpooledRecord"]
+__all__ = ["FORMAT", "Entry", "Spool", "SpoolError", "SpooledRecord"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -29,7 +30,9 @@ CREATE TABLE IF NOT EXISTS records (
     priority INTEGER NOT NULL,
     size INTEGER NOT NULL,
     enqueued_ns INTEGER NOT NULL,
-    taken INTEGER NOT NULL DEFAULT 0
+    taken INTEGER NOT NULL DEFAULT 0,
+    qos INTEGER NOT NULL DEFAULT 1,
+    retain INTEGER
 );
 CREATE INDEX IF NOT EXISTS records_drain ON records (taken, priority DESC, ord);
 CREATE INDEX IF NOT EXISTS records_evict ON records (priority, ord);
@@ -46,6 +49,16 @@ CREATE TABLE IF NOT EXISTS drops (
 """
 
 FULL = "spool full"
+
+# Spool file format (SQLite user_version). 0: before qos/retain were kept per record; such files gain the two
+# columns on open, their records draining at QoS 1 (what that version sent) and retained as the destination
+# is described (retain NULL). Version 1 files stay readable by the older version (it names its columns).
+FORMAT = 1
+_ADDED_COLUMNS = (("qos", "INTEGER NOT NULL DEFAULT 1"), ("retain", "INTEGER"))
+
+Entry = tuple[str, str, bytes, bytes, int, int | None, int, bool | None]
+"""What `put_many` stores: (stream, destination, key, payload, priority, order or None = next, MQTT QoS,
+retain or None = as the destination is described)."""
 
 
 class SpoolError(RuntimeError):
@@ -68,6 +81,8 @@ class SpooledRecord:
     payload: bytes
     priority: int
     enqueued_ns: int
+    qos: int = 1
+    retain: bool | None = None  # None: as the uplink describes the destination (records of a format 0 spool)
 
 
 class Spool:
@@ -87,6 +102,7 @@ class Spool:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # survives a process crash; WAL keeps order
             self._db.executescript(_SCHEMA)
+            self._upgrade()
             self._db.execute("UPDATE records SET taken = 0 WHERE taken = 1")  # a crash left them in flight
         except (OSError, sqlite3.Error) as exc:
             raise SpoolError(self.path, f"cannot open ({exc})", "check the directory exists and is writable, "
@@ -95,18 +111,32 @@ class Spool:
             "SELECT COALESCE(SUM(size), 0), COUNT(*), COALESCE(MAX(ord), -1) FROM records").fetchone()
         self._next_order = last + 1
 
-    def put(self, stream: str, destination: str, key: bytes, payload: bytes, *, priority: int,
-            order: int | None = None) -> bool:
-        """Append one record; returns False when it was dropped itself because the spool is full."""
-        return self.put_many([(stream, destination, key, payload, priority, order)]) == 1
+    def _upgrade(self) -> None:
+        """Bring a spool file written by an older version to FORMAT; refuse one from a newer version."""
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version > FORMAT:
+            raise SpoolError(self.path, f"written by a newer swarm_bridge (spool format {version}, this one reads "
+                             f"up to {FORMAT})", "upgrade swarm_bridge, or point spool.path elsewhere")
+        if version == FORMAT:
+            return
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(records)")}
+        with self._transaction():
+            for name, kind in _ADDED_COLUMNS:
+                if name not in columns:
+                    self._db.execute(f"ALTER TABLE records ADD COLUMN {name} {kind}")
+            self._db.execute(f"PRAGMA user_version = {FORMAT}")
 
-    def put_many(self, records: Iterable[tuple[str, str, bytes, bytes, int, int | None]]) -> int:
-        """Store records (stream, destination, key, payload, priority, order or None = next) in one
-        transaction; returns how many were kept."""
+    def put(self, stream: str, destination: str, key: bytes, payload: bytes, *, priority: int,
+            order: int | None = None, qos: int = 1, retain: bool | None = None) -> bool:
+        """Append one record; returns False when it was dropped itself because the spool is full."""
+        return self.put_many([(stream, destination, key, payload, priority, order, qos, retain)]) == 1
+
+    def put_many(self, records: Iterable[Entry]) -> int:
+        """Store records (`Entry` tuples) in one transaction; returns how many were kept."""
         kept = 0
         now = time.time_ns()
         with self._lock, self._transaction():
-            for stream, destination, key, payload, priority, given_order in records:
+            for stream, destination, key, payload, priority, given_order, qos, retain in records:
                 order = self._next_order if given_order is None else given_order
                 self._next_order = max(self._next_order, order + 1)
                 size = len(payload) + len(key)
@@ -114,8 +144,9 @@ class Spool:
                     self._count_drop(stream, FULL, 1)
                     continue
                 self._db.execute(
-                    "INSERT INTO records (ord, stream, destination, key, payload, priority, size, enqueued_ns)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (order, stream, destination, key, payload, priority, size, now))
+                    "INSERT INTO records (ord, stream, destination, key, payload, priority, size, enqueued_ns, qos,"
+                    " retain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (order, stream, destination, key, payload, priority, size, now, qos, retain))
                 self._bytes += size
                 self._count += 1
                 kept += 1
@@ -126,10 +157,11 @@ class Spool:
         where, args = ("AND stream = ?", (stream,)) if stream is not None else ("", ())
         with self._lock, self._transaction():
             rows = self._db.execute(
-                f"SELECT id, ord, stream, destination, key, payload, priority, enqueued_ns FROM records"
+                f"SELECT id, ord, stream, destination, key, payload, priority, enqueued_ns, qos, retain FROM records"
                 f" WHERE taken = 0 {where} ORDER BY priority DESC, ord LIMIT ?", (*args, limit)).fetchall()
             self._db.executemany("UPDATE records SET taken = 1 WHERE id = ?", [(r[0],) for r in rows])
-        return [SpooledRecord(*r) for r in rows]
+        return [SpooledRecord(i, o, s, d, k, p, pr, e, q, None if r is None else bool(r))
+                for i, o, s, d, k, p, pr, e, q, r in rows]
 
     def ack(self, ids: Sequence[int]) -> None:
         """Forget records the uplink confirmed."""

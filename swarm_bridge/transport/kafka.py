@@ -13,6 +13,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from swarm_bridge.transport.kafka_log import kafka_log
 from swarm_bridge.transport.link import Done, Inbound, LinkBusy, LinkError, LinkStats
 from swarm_bridge.transport.probes import kafka_login_problem
 
@@ -68,8 +69,7 @@ class KafkaLink:
                 "partitioner": "murmur2_random",
                 "linger.ms": 5,
                 "compression.type": "lz4",
-                "logger": log,
-                "error_cb": self._on_error,
+                **kafka_log(log).settings(self._on_error),
                 "message.timeout.ms": int(delivery_timeout_s * 1000),
             }
         )
@@ -94,8 +94,9 @@ class KafkaLink:
         """False for a second after all brokers were reported down or a delivery failed, else True."""
         return time.monotonic() >= self._down_until
 
-    def send(self, destination: str, key: bytes, payload: bytes, *, qos: int = 1, on_done: Done | None = None) -> None:
-        """Queue one record for Kafka topic `destination` (`qos` is ignored: always acks=all).
+    def send(self, destination: str, key: bytes, payload: bytes, *, qos: int = 1, retain: bool | None = None,
+             on_done: Done | None = None) -> None:
+        """Queue one record for Kafka topic `destination` (`qos` and `retain` are MQTT's, ignored: acks=all).
 
         Raises LinkBusy when librdkafka's local queue is full."""
         def delivered(err: KafkaError | None, msg: Message | Any) -> None:
@@ -127,7 +128,7 @@ class KafkaLink:
             "client.id": self._client_id,
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
-            "logger": log,
+            "logger": kafka_log(log),
         })
         thread = threading.Thread(target=self._consume, args=(consumer, destination, self._reader, on_record),
                                   daemon=True, name=f"kafka-in-{destination}")
@@ -226,9 +227,9 @@ class KafkaLink:
         self._producer.flush(self._timeout)
 
     def _on_error(self, err: KafkaError) -> None:
+        """Link state only: the error itself is logged (once, then counted) by kafka_log."""
         if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._AUTHENTICATION):
             self._down_until = time.monotonic() + 1.0
-        log.warning("%s: %s", self.endpoint, err)
 
     def _delivered(self, err: KafkaError | None, msg: Message | Any) -> None:
         if err is not None:

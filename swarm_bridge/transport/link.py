@@ -69,8 +69,9 @@ class Uplink(Protocol):
 
     def connect(self, *, require: bool = True) -> None: ...
 
-    def send(self, destination: str, key: bytes, payload: bytes, *, qos: int = 1, on_done: Done | None = None) -> None:
-        ...
+    def send(self, destination: str, key: bytes, payload: bytes, *, qos: int = 1, retain: bool | None = None,
+             on_done: Done | None = None) -> None:
+        """Hand one record to the broker; `qos` and `retain` are MQTT's (retain None: as `describe` said)."""
 
     def describe(self, destination: str, *, content_type: str, user_properties: tuple[tuple[str, str], ...] = (),
                  retain: bool = False) -> None: ...

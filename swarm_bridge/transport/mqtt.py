@@ -146,9 +146,13 @@ class MqttLink:
                 raise LinkError(self.endpoint, problem, "check the broker is an MQTT 5 broker, reachable, and "
                                 "accepts these credentials")
 
-    def send(self, destination: str, key: bytes, payload: bytes, *, qos: int = 1, on_done: Done | None = None) -> None:
-        """Publish `payload` on MQTT topic `destination` (the key is implied by the topic)."""
-        info = self._client.publish(destination, payload, qos=qos, retain=destination in self._retained,
+    def send(self, destination: str, key: bytes, payload: bytes, *, qos: int = 1, retain: bool | None = None,
+             on_done: Done | None = None) -> None:
+        """Publish `payload` on MQTT topic `destination` (the key is implied by the topic); `retain` None: as
+        `describe` said for the destination."""
+        if retain is None:
+            retain = destination in self._retained
+        info = self._client.publish(destination, payload, qos=qos, retain=retain,
                                     properties=self._described.get(destination, self._props))
         if info.rc == paho.MQTT_ERR_QUEUE_SIZE:
             raise LinkBusy(f"{self.endpoint}: paho queue full")

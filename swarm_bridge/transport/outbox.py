@@ -41,6 +41,7 @@ class Outgoing:
     payload: bytes
     priority: int
     qos: int
+    retain: bool | None  # None: as the link describes the destination (records of an older spool)
     order: int
     received_ns: int  # time.monotonic_ns() when the route got it; 0 when it came back from the spool
 
@@ -68,10 +69,11 @@ class Outbox:
 
     def __init__(self, link: Uplink, spool: Spool, *, window: int = 1000, batch: int = 200,
                  on_acked: Callable[[Outgoing, int], None] | None = None,
-                 pack: Callable[[list[bytes]], bytes] | None = None, max_batch: int = 1, eager: int = 1,
+                 pack: Callable[[str, list[bytes]], bytes] | None = None, max_batch: int = 1, eager: int = 1,
                  retry_s: float = 1.0) -> None:
         """`window`: records in flight at most; `batch`: records taken from the spool at a time; `pack`: how
-        several records of one destination become one payload (None: one record per send), at most
+        several records of one destination become one payload, `pack(destination, payloads)` (each route's
+        format decides; None: one record per send), at most
         `max_batch` per send; `eager`: sends in flight below which a record goes out at once; `retry_s`: after
         the broker refused a delivery on a live connection, records go to the spool and wait this long."""
         if window <= 0 or batch <= 0 or max_batch <= 0 or eager <= 0:
@@ -102,10 +104,11 @@ class Outbox:
         self._thread.start()
 
     def submit(self, stream: str, destination: str, key: bytes, payload: bytes, *, priority: int, qos: int,
-               received_ns: int) -> None:
-        """Take one record: straight to the link when nothing is queued before it, else to the spool."""
+               received_ns: int, retain: bool = False) -> None:
+        """Take one record: straight to the link when nothing is queued before it, else to the spool.
+        `qos` and `retain` (MQTT) go with it, through the spool too."""
         with self._lock:
-            record = Outgoing(stream, destination, key, payload, priority, qos, self._order, received_ns)
+            record = Outgoing(stream, destination, key, payload, priority, qos, retain, self._order, received_ns)
             self._order += 1
             self.stats.submitted += 1
             if (self.link.connected and not self._staged and self.spool.depth() == 0
@@ -171,9 +174,9 @@ class Outbox:
             payload = first.payload
         else:
             assert self._pack is not None
-            payload = self._pack([record.payload for record, _id in entries])
+            payload = self._pack(first.destination, [record.payload for record, _id in entries])
         try:
-            self.link.send(first.destination, first.key, payload, qos=first.qos, on_done=done)
+            self.link.send(first.destination, first.key, payload, qos=first.qos, retain=first.retain, on_done=done)
         except BaseException:
             del self._inflight[token]
             self._inflight_records -= len(entries)
@@ -182,13 +185,14 @@ class Outbox:
             self.stats.batches += 1
 
     def _runs(self, entries: _Send) -> list[_Send]:
-        """Consecutive records of one destination and QoS, at most `max_batch` each: what one send may carry."""
+        """Consecutive records of one destination, QoS and retain flag, at most `max_batch` each: what one send
+        may carry."""
         runs: list[_Send] = []
         for entry in entries:
             record = entry[0]
             last = runs[-1] if runs else None
             if (last is not None and len(last) < self.max_batch and last[0][0].destination == record.destination
-                    and last[0][0].qos == record.qos):
+                    and last[0][0].qos == record.qos and last[0][0].retain == record.retain):
                 last.append(entry)
             else:
                 runs.append([entry])
@@ -214,13 +218,13 @@ class Outbox:
 
     def _spool(self, record: Outgoing) -> None:
         if self.spool.put(record.stream, record.destination, record.key, record.payload,
-                          priority=record.priority, order=record.order):
+                          priority=record.priority, order=record.order, qos=record.qos, retain=record.retain):
             self.stats.spooled += 1
 
     def _write_staged(self) -> None:
         if self._staged:
             self.stats.spooled += self.spool.put_many(
-                (r.stream, r.destination, r.key, r.payload, r.priority, r.order) for r in self._staged)
+                (r.stream, r.destination, r.key, r.payload, r.priority, r.order, r.qos, r.retain) for r in self._staged)
             self._staged.clear()
 
     def _pump_loop(self) -> None:
@@ -267,8 +271,8 @@ class Outbox:
             if not self.link.connected or room <= 0 or holding:
                 return False
             spooled = self.spool.take(min(self.batch, room))
-            entries: _Send = [(Outgoing(s.stream, s.destination, s.key, s.payload, s.priority, 1, s.order, 0), s.id)
-                              for s in spooled]
+            entries: _Send = [(Outgoing(s.stream, s.destination, s.key, s.payload, s.priority, s.qos, s.retain,
+                                        s.order, 0), s.id) for s in spooled]
             runs = self._runs(entries)
             for index, run in enumerate(runs):
                 try:

@@ -10,6 +10,8 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
+from swarm_bridge.transport.kafka_log import flush_kafka_logs, kafka_log
+
 __all__ = ["kafka_answers", "kafka_login_problem"]
 
 log = logging.getLogger(__name__)
@@ -18,8 +20,9 @@ log = logging.getLogger(__name__)
 def kafka_answers(bootstrap: str, *, timeout_s: float = 3.0, settings: Mapping[str, str] | None = None) -> bool:
     """True when the cluster at `bootstrap` returns metadata naming at least one broker; `settings`: extra
     client settings (security: SASL login, TLS)."""
-    admin = AdminClient({**(settings or {}), "bootstrap.servers": bootstrap,
-                         "socket.timeout.ms": int(timeout_s * 1000)})
+    config: dict[str, Any] = {**(settings or {}), "bootstrap.servers": bootstrap,
+                              "socket.timeout.ms": int(timeout_s * 1000), "logger": kafka_log(log)}
+    admin = AdminClient(config)
     try:
         metadata = admin.list_topics(timeout=timeout_s)
     except KafkaException:
@@ -36,7 +39,7 @@ def kafka_login_problem(bootstrap: str, *, settings: Mapping[str, str], timeout_
         if err.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL) and err.str() not in refusals:
             refusals.append(err.str())
 
-    config: dict[str, Any] = {**settings, "bootstrap.servers": bootstrap, "error_cb": on_error, "logger": log}
+    config: dict[str, Any] = {**settings, "bootstrap.servers": bootstrap, **kafka_log(log).settings(on_error)}
     admin = AdminClient(config)
     deadline = time.monotonic() + timeout_s
     while True:  # short tries, so a refused login is reported at once rather than after the whole timeout
@@ -45,8 +48,10 @@ def kafka_login_problem(bootstrap: str, *, settings: Mapping[str, str], timeout_
         except KafkaException as exc:
             admin.poll(0)  # serve the error callbacks still queued
             if refusals:
+                flush_kafka_logs()
                 return f"login refused: {refusals[0]}"
             if time.monotonic() >= deadline:
+                flush_kafka_logs()  # the repeats counted so far, before the caller's one clear line
                 return f"no cluster metadata within {timeout_s:g} s ({exc})"
             continue
         return None if metadata.brokers else f"no broker in the metadata within {timeout_s:g} s"

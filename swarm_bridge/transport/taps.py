@@ -18,6 +18,7 @@ from paho.mqtt.properties import Properties
 
 from swarm_bridge.codec.errors import FramingError
 from swarm_bridge.codec.framing import split_batch
+from swarm_bridge.transport.kafka_log import kafka_log
 from swarm_bridge.transport.link import LinkError
 
 __all__ = ["KafkaTap", "MqttTap", "TappedRecord"]
@@ -38,9 +39,11 @@ class MqttTap:
     """An MQTT 5 subscriber collecting every message on `patterns` (QoS 1) in a background thread."""
 
     def __init__(self, *, host: str, port: int, patterns: Sequence[str], timeout_s: float = 10.0,
-                 client_id: str | None = None, session_expiry_s: int = 0) -> None:
+                 client_id: str | None = None, session_expiry_s: int = 0, split: bool = True) -> None:
         """With `session_expiry_s` > 0 the session persists, so the broker keeps messages for the tap
-        while it is disconnected (across a broker restart too, with broker persistence)."""
+        while it is disconnected (across a broker restart too, with broker persistence). `split=False`: one
+        TappedRecord per MQTT message, its payload as it came (a batch unsplit)."""
+        self._split = split
         self.records: list[TappedRecord] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
@@ -77,7 +80,7 @@ class MqttTap:
         """Every record of the message: a record batch counts as the records it carries."""
         arrived = time.time_ns()
         try:
-            payloads = split_batch(message.payload, max_payload=0)
+            payloads = split_batch(message.payload, max_payload=0) if self._split else [bytes(message.payload)]
         except FramingError:
             payloads = [bytes(message.payload)]  # kept as it came, for the reader to refuse with its own reason
         with self._lock:
@@ -102,7 +105,7 @@ class KafkaTap:
             "group.id": f"tap-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
-            "logger": logging.getLogger(__name__),
+            "logger": kafka_log(logging.getLogger(__name__)),
         })
         metadata = self._consumer.list_topics(timeout=timeout_s).topics
         missing = [t for t in topics if t not in metadata or metadata[t].error]

@@ -18,6 +18,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
+from swarm_bridge.transport.kafka_log import kafka_log
 from swarm_bridge.transport.link import LinkError
 
 __all__ = ["ReplicationPlan", "TopicError", "TopicSpec", "ensure_kafka_topics", "replication_plan"]
@@ -72,7 +73,8 @@ def ensure_kafka_topics(bootstrap: str, topics: Sequence[str | TopicSpec], *, pa
     topic cannot be made or has the wrong partition count."""
     endpoint = f"kafka://{bootstrap}"
     specs = [TopicSpec(t, partitions) if isinstance(t, str) else t for t in topics]
-    admin = AdminClient({**(settings or {}), "bootstrap.servers": bootstrap})
+    client: dict[str, Any] = {**(settings or {}), "bootstrap.servers": bootstrap, "logger": kafka_log(log)}
+    admin = AdminClient(client)
     meta = _metadata(admin, endpoint, timeout_s)
     try:
         plan = replication_plan(len(meta.brokers), replication_factor=replication_factor,

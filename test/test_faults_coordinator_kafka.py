@@ -1,0 +1,202 @@
+"""The coordinator when its Kafka broker stalls: the broker's JVM is paused (SIGSTOP) and resumed (SIGCONT) at
+seeded random points while transactional rounds run, each pause shorter than the configured timeouts.
+
+A real Kafka of this module's own (pausing it must not hurt other tests), a real coordinator process, simulated
+robots on Kafka. The coordinator must live through every stall (a supervisor here restarts it if it exits, as the
+demo does, and counts it), and every task must end exactly once. The seed is printed; SWARM_BRIDGE_FAULT_SEED
+repeats a run.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from coordinator_fleet import CAPABILITIES, TaskLog, coordinator_config, coordinator_doc, wait_for, write_config
+
+from swarm_bridge.brokers import Kafka, free_port
+from swarm_bridge.config import CoordinatorConfig, validate_config
+from swarm_bridge.coordinator.dispatch import EventRecord, Output
+from swarm_bridge.coordinator.events import encode_event
+from swarm_bridge.coordinator.instance import CoordinatorInstance, coalesce
+from swarm_bridge.coordinator.robot_sim import SimFleet, SimRobot
+from swarm_bridge.coordinator.snapshot import submit_tasks
+from swarm_bridge.coordinator.tasks import TaskState
+
+pytestmark = pytest.mark.integration
+
+STALLS = 3
+# each pause: above the connect timeout (which bounded a round before), below the coordinator's session and
+# transaction timeouts and the broker's own session with its controller (broker.session.timeout.ms, 9 s: a
+# longer pause fences the broker and the cluster is down well beyond the pause)
+STALL_S = (3.0, 6.5)
+TASKS = 240
+
+
+@pytest.fixture(scope="module")
+def stalled_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kafka]:
+    """A Kafka of this module's own, since its JVM gets paused."""
+    broker = Kafka(run_dir=tmp_path_factory.mktemp("stalled-kafka"), port=free_port())
+    broker.start()
+    try:
+        yield broker
+    finally:
+        if broker.pid is not None:
+            os.kill(broker.pid, signal.SIGCONT)
+        broker.stop()
+
+
+class Supervised:
+    """`swarm-bridge coordinator` as a supervisor runs it: restarted (same instance id) whenever it exits."""
+
+    def __init__(self, config_path: Path, log_path: Path) -> None:
+        self.config_path, self.log_path = config_path, log_path
+        self.exits: list[int] = []
+        self._stop = threading.Event()
+        self.proc = self._start()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "swarm_bridge.cli", "coordinator", "--config",
+                                 str(self.config_path), "--instance-id", "stalled"], stdout=subprocess.DEVNULL,
+                                stderr=self.log_path.open("ab"), env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.2):
+            status = self.proc.poll()
+            if status is not None:
+                self.exits.append(status)
+                self.proc = self._start()
+
+    def owns_all(self, shards: int) -> bool:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return f"owns shards {list(range(shards))}" in text
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def test_broker_stalls_kill_no_coordinator_and_lose_no_task(stalled_kafka: Kafka, tmp_path: Path) -> None:
+    seed = int(os.environ.get("SWARM_BRIDGE_FAULT_SEED") or random.randrange(1 << 20))
+    rng = random.Random(seed)
+    pauses = [(rng.uniform(0.1, 1.5), rng.uniform(*STALL_S)) for _ in range(STALLS)]
+    print(f"broker stalls (seed {seed}): " + ", ".join(f"after {a:.1f} s for {s:.1f} s" for a, s in pauses))
+    # the group session and the transactions outlast every stall: a stall shorter than them must not end the
+    # instance (connect_timeout_s is for connecting at start, not a bound on a round)
+    doc = coordinator_doc(stalled_kafka, tmp_path, kafka={"session_timeout_s": 20, "transaction_timeout_s": 30,
+                                                          "connect_timeout_s": 2},
+                          tasks={"accept_timeout_s": 60, "run_timeout_s": 120, "robot_offline_after_s": 30})
+    config = validate_config(doc, CoordinatorConfig)
+    path = write_config(doc, tmp_path / "coordinator.yaml")
+    coordinator = Supervised(path, tmp_path / "coordinator.log")
+    sim: SimFleet | None = None
+    log: TaskLog | None = None
+    pid = stalled_kafka.pid
+    assert pid is not None
+    try:
+        wait_for(lambda: coordinator.owns_all(config.shards), 90, "the coordinator to own every shard")
+        log = TaskLog(stalled_kafka, config)
+        robots = [SimRobot(f"{kind}_{i:02d}", kind, CAPABILITIES[kind], x=float(i))
+                  for i, kind in enumerate(["amr", "drone", "arm"] * 4)]
+        sim = SimFleet(config, robots, work_s=0.5).start()  # a wave keeps rounds going for seconds
+        docs: list[dict[str, Any]] = [
+            {"task_id": f"stall-{i:04d}", "kind": ["navigate", "inspect", "place", "pick"][i % 4],
+             "target": {"x": float(i % 12)}} for i in range(TASKS)]
+        waves = [docs[i::len(pauses) + 1] for i in range(len(pauses) + 1)]
+        assert submit_tasks(config, waves[0]) == 0
+        for wave, (after_s, stall_s) in zip(waves[1:], pauses, strict=True):
+            assert submit_tasks(config, wave) == 0
+            time.sleep(after_s)  # the wave is being assigned, reported and ended: transactional rounds back to back
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                time.sleep(stall_s)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            time.sleep(2.0)
+        wait_for(lambda: len(log.terminal()) >= TASKS, 120, f"all {TASKS} tasks to end")
+        time.sleep(1.0)  # a second end of some task would show now
+        ends, last = log.terminal(), log.last()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        coordinator.stop()
+        if sim is not None:
+            sim.stop()
+        if log is not None:
+            log.close()
+    text = coordinator.log_path.read_text(errors="replace")
+    tail = "\n".join(text.splitlines()[-30:])
+    assert coordinator.exits == [], f"the coordinator exited (status {coordinator.exits}) and was restarted:\n{tail}"
+    assert set(ends) == {d["task_id"] for d in docs}, f"{TASKS - len(ends)} tasks never ended"
+    twice = {task: n for task, n in ends.items() if n > 1}
+    assert not twice, f"tasks ended more than once: {twice}"
+    states = {last[d["task_id"]].task.state for d in docs}
+    assert states <= {TaskState.DONE, TaskState.FAILED}, states
+    print(f"FIGURES {{'tasks': {TASKS}, 'done': {sum(last[d['task_id']].task.state is TaskState.DONE for d in docs)}, "
+          f"'stalls_s': {[round(s, 1) for _, s in pauses]}, 'rounds_waited': {text.count('Kafka did not')}, "
+          f"'seed': {seed}}}")
+
+
+class AbortingInstance(CoordinatorInstance):
+    """A coordinator whose every `every`-th round Kafka aborts: its records are produced in a transaction that
+    is then aborted (for real, on the broker), and the instance rolls back as it does for a round Kafka refused."""
+
+    every = 4
+
+    def __init__(self, config: CoordinatorConfig) -> None:
+        super().__init__(config)
+        self.rounds = self.aborted = 0
+
+    def _commit(self, out: list[Output], consumed: bool) -> None:
+        self.rounds += 1
+        if self.rounds % self.every or not self.dispatch.owned:
+            super()._commit(out, consumed)
+            return
+        self._producer.begin_transaction()
+        for record in coalesce(out):
+            if isinstance(record, EventRecord) and record.event is not None:
+                self._produce(self.topics.events, record.shard, record.task_id.encode(), encode_event(record.event))
+        self._producer.abort_transaction(30)
+        self.aborted += 1
+        self._rollback("Kafka refused the round (test); it was aborted")
+
+
+def test_rounds_kafka_aborts_are_redone_and_no_task_is_lost(kafka: Kafka, tmp_path: Path) -> None:
+    """The rollback after an aborted round forgets what the instance decided since its last commit and redoes it
+    from the event log and the committed offsets: every task still ends exactly once."""
+    config = coordinator_config(kafka, tmp_path, kafka={"instance_id": "aborting"})
+    instance = AbortingInstance(config)
+    log = TaskLog(kafka, config)
+    sim = SimFleet(config, [SimRobot(f"amr_{i:02d}", "amr", CAPABILITIES["amr"], x=float(i)) for i in range(8)],
+                   work_s=0.05).start()
+    docs = [{"task_id": f"redo-{i:03d}", "kind": "navigate", "target": {"x": float(i % 8)}} for i in range(120)]
+    try:
+        assert submit_tasks(config, docs) == 0
+        deadline = time.monotonic() + 120
+        while len(log.terminal()) < len(docs) and time.monotonic() < deadline:
+            instance.step()
+        time.sleep(1.0)  # a second end of some task would show now
+        ends = log.terminal()
+    finally:
+        sim.stop()
+        instance.close()
+        log.close()
+    assert instance.aborted >= 3, f"only {instance.aborted} rounds aborted"
+    assert set(ends) == {d["task_id"] for d in docs}, f"{len(docs) - len(ends)} tasks never ended"
+    assert set(ends.values()) == {1}, {task: n for task, n in ends.items() if n > 1}

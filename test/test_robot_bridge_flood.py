@@ -1,0 +1,96 @@
+"""A bridge must never break the robot it serves: a flooded route drops, counted, and the publisher keeps going.
+
+Real robot_bridge process, a real rclpy publisher of Odometry in a process of its own publishing as fast as it
+goes (far above what the bridge takes), real Mosquitto. Before the fix: "RCLError: Failed to publish: cannot
+publish data" with the `reliable` preset (swarm_bridge/ros/reader_limits.py), and no drop counted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from swarm_bridge.brokers import Mosquitto
+from swarm_bridge.ros.reader_limits import PROFILES_ENV, use_reader_limits
+
+pytestmark = pytest.mark.integration
+
+NODE = [sys.executable, "-m", "swarm_bridge.nodes", "robot_bridge"]
+COUNT = 100_000
+# A robot's driver: a plain rclpy publisher in its own process, no executor, publishing as fast as it goes.
+PUBLISHER = """
+import sys, time, rclpy
+from nav_msgs.msg import Odometry
+from swarm_bridge.ros.qos import qos_preset
+rclpy.init()
+node = rclpy.create_node("odom_flood")
+publisher = node.create_publisher(Odometry, "/amr_042/odom", qos_preset(sys.argv[1], depth=1000))
+deadline = time.monotonic() + 30
+while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+    time.sleep(0.05)
+if publisher.get_subscription_count() == 0:
+    sys.exit("the bridge never subscribed")
+time.sleep(1.0)  # the bridge's reader matches the publisher too
+for i in range(int(sys.argv[2])):
+    message = Odometry()
+    message.header.frame_id = "odom"
+    message.pose.pose.position.x = float(i)
+    try:
+        publisher.publish(message)
+    except Exception as exc:  # rclpy's RCLError: "Failed to publish: cannot publish data"
+        print(f"failed {i}: {exc}", flush=True)
+time.sleep(2.0)  # the bridge takes what its reader still holds
+"""
+ROUTE = "route ros:/amr_042/odom -> mqtt:swarm/flood/amr_042/telemetry/odometry"
+
+
+@pytest.mark.parametrize("preset", ["reliable", "sensor_data", "transient_local"])
+def test_a_flooded_route_never_makes_the_robots_publisher_fail_and_counts_what_it_drops(
+        tmp_path: Path, mosquitto: Mosquitto, ros_env: dict[str, str], preset: str) -> None:
+    config = tmp_path / "robot.yaml"
+    config.write_text(yaml.safe_dump({
+        "robot_id": "amr_042", "fleet": "flood",
+        "uplink": {"kind": "mqtt", "port": mosquitto.port},
+        "spool": {"path": str(tmp_path / "spool.db"), "max_mb": 256},
+        "routes": [{"topic": "/amr_042/odom", "type": "nav_msgs/msg/Odometry", "channel": "telemetry",
+                    "stream": "odometry", "qos": preset, "format": "json"}],
+    }))
+    proc = subprocess.Popen([*NODE, "--config", str(config)], env=ros_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        publisher = subprocess.run([sys.executable, "-c", PUBLISHER, "transient_local" if preset == "transient_local"
+                                    else "reliable", str(COUNT)], env=ros_env, capture_output=True, text=True,
+                                   timeout=600)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=120)
+    assert publisher.returncode == 0, publisher.stderr[-3000:]
+    failures = [line for line in publisher.stdout.splitlines() if line.startswith("failed ")]
+    assert proc.returncode == 0, output[-3000:]
+    assert failures == [], f"{len(failures)} publish calls failed, first: {failures[:3]}"
+    line = next(line for line in output.splitlines() if f"{ROUTE}: received" in line)
+    received = int(line.split("received ")[1].split(",")[0])
+    dropped = int(line.split("dropped ")[1].split(" ")[0])
+    assert received < COUNT, f"the bridge kept up with {COUNT} messages: no flood ({line})"
+    assert received + dropped <= COUNT, line
+    if preset == "reliable":  # a deep reader: what the bridge did not take is reported and counted
+        assert dropped > 0, line  # (measured: 97-100% of the flood accounted for; not all that newer ones
+        assert received + dropped >= COUNT * 9 // 10, line  # replaced in the reader is reported)
+    # sensor_data and transient_local keep 5 and 100: what newer messages replaced in the reader before the
+    # bridge took it the middleware does not report (README, "QoS presets and the robot's publishers")
+
+
+def test_reader_limits_fit_the_deepest_route_and_a_users_profile_is_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(PROFILES_ENV, "")  # none named (and restored after the test)
+    path = use_reader_limits(tmp_path / "spool", 10_000)
+    assert path is not None and os.environ[PROFILES_ENV] == str(path)
+    assert "<max_samples>20000</max_samples>" in path.read_text()
+    assert use_reader_limits(tmp_path / "other", 10) is None  # a profile is named already: it is kept
+    assert os.environ[PROFILES_ENV] == str(path)
