@@ -8,6 +8,7 @@ and a string as its length (a long) then UTF-8 bytes, so the head is read from t
 from __future__ import annotations
 
 import json
+import re
 from typing import NamedTuple
 
 from swarm_bridge.codec.errors import RecordError
@@ -15,6 +16,7 @@ from swarm_bridge.codec.errors import RecordError
 __all__ = ["Head", "avro_head", "json_head"]
 
 _MAX_VARINT_BYTES = 10
+_VARINT = re.compile(rb"[\x80-\xff]{0,9}[\x00-\x7f]")  # one whole varint (at most 10 bytes)
 
 
 class Head(NamedTuple):
@@ -28,17 +30,25 @@ class Head(NamedTuple):
 
 def _long(data: bytes, pos: int, field: str) -> tuple[int, int]:
     """The Avro long at `pos` and the position after it."""
+    if pos < len(data) and data[pos] < 0x80:  # one byte: string lengths, small numbers
+        raw = data[pos]
+        return (raw >> 1) ^ -(raw & 1), pos + 1
     raw = shift = 0
-    for i in range(_MAX_VARINT_BYTES):
-        try:
-            byte = data[pos + i]
-        except IndexError:
-            raise RecordError(f"cut off at byte {pos + i} of {len(data)}", field=field) from None
+    chunk = data[pos:pos + _MAX_VARINT_BYTES]
+    for i, byte in enumerate(chunk):
         raw |= (byte & 0x7F) << shift
         if not byte & 0x80:
             return (raw >> 1) ^ -(raw & 1), pos + i + 1
         shift += 7
+    if len(chunk) < _MAX_VARINT_BYTES:
+        raise RecordError(f"cut off at byte {max(pos, len(data))} of {len(data)}", field=field)
     raise RecordError(f"varint longer than {_MAX_VARINT_BYTES} bytes at byte {pos}", field=field)
+
+
+def _skip_long(data: bytes, pos: int, field: str) -> int:
+    """The position after the Avro long at `pos`, without decoding it; RecordError as `_long`."""
+    match = _VARINT.match(data, pos)
+    return match.end() if match is not None else _long(data, pos, field)[1]
 
 
 def _string(data: bytes, pos: int, field: str) -> tuple[str, int]:
@@ -57,7 +67,7 @@ def avro_head(body: bytes) -> Head:
     robot_id, pos = _string(body, 0, "robot_id")
     stream, pos = _string(body, pos, "stream")
     seq, pos = _long(body, pos, "seq")
-    _stamp, pos = _long(body, pos, "stamp_ns")
+    pos = _skip_long(body, pos, "stamp_ns")
     ros_type, pos = _string(body, pos, "ros_type")
     return Head(robot_id, stream, seq, ros_type)
 

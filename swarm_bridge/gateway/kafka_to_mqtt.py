@@ -2,7 +2,8 @@
 
 A command's offset is committed only after the MQTT broker acknowledged its publish (PUBACK), in offset
 order per partition, so a crash re-sends rather than loses. Confluent Avro becomes Avro single-object
-(the fingerprint of the registry's schema); JSON passes through. Runs in a thread of its own.
+(the fingerprint of the registry's schema); JSON passes through. Runs in a thread of its own; the MQTT client
+(transport/mqtt_client.py) has its network thread, which hands each PUBACK back through a queue.
 """
 
 from __future__ import annotations
@@ -14,10 +15,7 @@ import time
 from collections import deque
 from typing import Any
 
-import paho.mqtt.client as paho
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from swarm_bridge.codec.errors import CodecError
 from swarm_bridge.codec.framing import frame_single_object, parse_confluent
@@ -26,11 +24,13 @@ from swarm_bridge.codec.signing import is_signed, open_signed, wrap_signed
 from swarm_bridge.codec.wire import AVRO_CONTENT_TYPE
 from swarm_bridge.config.gateway import GatewayConfig
 from swarm_bridge.gateway.metrics import GatewayCounts
-from swarm_bridge.gateway.mqtt_session import connect_session, gateway_client
+from swarm_bridge.gateway.mqtt_session import gateway_client, start_session
 from swarm_bridge.gateway.mqtt_to_kafka import kafka_producer
 from swarm_bridge.gateway.rules import DownRoute
 from swarm_bridge.gateway.schemas import SchemaBook, SchemaTrouble
+from swarm_bridge.transport import mqtt_client
 from swarm_bridge.transport.kafka_log import kafka_log
+from swarm_bridge.transport.mqtt_errors import InflightFull, MqttDisconnected, PacketTooLarge, SubscribeRefused
 
 __all__ = ["KafkaToMqtt", "command_publish"]
 
@@ -74,42 +74,32 @@ class KafkaToMqtt:
         self.config, self.schemas, self.counts = config, schemas, counts
         self.routes = {route.kafka_topic: route for route in routes}
         self.endpoint = f"mqtt://{config.mqtt.host}:{config.mqtt.port}"
-        self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
-        self._pending: dict[int, tuple[tuple[str, int], list[int]]] = {}
+        self._acks: queue.SimpleQueue[list[int]] = queue.SimpleQueue()  # slots whose PUBACK came
+        self._pending = 0  # commands published and not yet acknowledged
         self._partitions: dict[tuple[str, int], _Partition] = {}
         self._stop = threading.Event()
         self._paused = False
-        self._connected = threading.Event()
+        self._was_connected = False
         self._thread: threading.Thread | None = None
         self._dlq: Any = None
         self._broker_dropped_seen: int | None = None
-        self.client = self._client()
+        self.client: mqtt_client.MqttClient | None = None  # made by start(), when there are routes
         self.consumer: Any = None
+        for route in routes:
+            if route.qos == 2:
+                log.warning("%s: qos 2 is sent as QoS 1 (the gateway's MQTT client speaks QoS 0 and 1); the offset is "
+                            "committed after the PUBACK, so each command still arrives at least once. Fix: qos: 1",
+                            route)
 
-    def _client(self) -> paho.Client:
-        mqtt = self.config.mqtt
-        client = gateway_client(self.config, "down", self.endpoint)
-        client.max_inflight_messages_set(min(self.config.kafka.max_inflight_commands, 65535))
-        client.reconnect_delay_set(min_delay=max(1, round(mqtt.reconnect_min_s)),
-                                   max_delay=max(1, round(mqtt.reconnect_max_s)))
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_publish = lambda _c, _u, mid, _r, _p: self._acks.put(mid)
-        client.message_callback_add(BROKER_DROPPED_TOPIC, self._broker_dropped)
-        return client
+    def _on_message(self, message: mqtt_client.Message) -> None:
+        """The client's network thread: only the broker's $SYS drop count is subscribed."""
+        if message.topic == BROKER_DROPPED_TOPIC:
+            self._broker_dropped(message.payload)
 
-    def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if reason.is_failure:
-            log.error("%s: connection refused (down): %s", self.endpoint, reason)
-            return
-        self._connected.set()
-        self.client.subscribe(BROKER_DROPPED_TOPIC, qos=0)
-        log.info("%s: connected (down), commands from %s", self.endpoint, ", ".join(sorted(self.routes)))
-
-    def _broker_dropped(self, _c: Any, _u: Any, message: Any) -> None:
+    def _broker_dropped(self, payload: bytes) -> None:
         """The broker's count of messages it dropped (queue limits): a loss past the gateway, said loudly."""
         try:
-            dropped = int(message.payload)
+            dropped = int(payload)
         except ValueError:
             return
         counts = self.counts
@@ -124,18 +114,29 @@ class KafkaToMqtt:
         self._broker_dropped_seen = dropped
         counts.broker_dropped = dropped
 
-    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if self._connected.is_set():
-            log.warning("%s: disconnected (down): %s; commands wait, offsets stay uncommitted", self.endpoint,
-                        reason)
-        self._connected.clear()
+    def _note_connection(self, client: mqtt_client.MqttClient) -> None:
+        """Log a change of the MQTT connection once (the client reconnects by itself)."""
+        connected = client.connected
+        if connected == self._was_connected:
+            return
+        self._was_connected = connected
+        if connected:
+            log.info("%s: connected (down), commands from %s", self.endpoint, ", ".join(sorted(self.routes)))
+        else:
+            log.warning("%s: disconnected (down); commands wait, offsets stay uncommitted", self.endpoint)
 
     def start(self) -> None:
         """Connect to MQTT (persistent session) and start consuming; LinkError if MQTT is unreachable."""
         if not self.routes:
             return
-        connect_session(self.client, self.config, self.endpoint)
-        self.client.loop_start()
+        client = self.client = gateway_client(self.config, "down", on_message=self._on_message,
+                                              max_inflight=min(self.config.kafka.max_inflight_commands, 65535))
+        start_session(client)
+        self._note_connection(client)
+        try:
+            client.subscribe([BROKER_DROPPED_TOPIC], qos=0, timeout_s=self.config.mqtt.connect_timeout_s)
+        except SubscribeRefused as exc:
+            log.warning("%s; the broker's drop count is not reported (swarm_gateway_broker_dropped_messages)", exc)
         self.consumer = Consumer({
             **self.config.kafka.security.client_settings(),
             "bootstrap.servers": self.config.kafka.bootstrap,
@@ -167,7 +168,9 @@ class KafkaToMqtt:
 
     def _turn(self) -> None:
         self._settle()
-        busy = len(self._pending) >= self.config.kafka.max_inflight_commands
+        if self.client is not None:
+            self._note_connection(self.client)
+        busy = self._pending >= self.config.kafka.max_inflight_commands
         assignment = self.consumer.assignment() if busy != self._paused else []
         if busy and not self._paused:
             self.consumer.pause(assignment)
@@ -201,12 +204,30 @@ class KafkaToMqtt:
                 return
         else:
             return
-        props = Properties(PacketTypes.PUBLISH)
-        props.ContentType = content_type
-        if user_props:
-            props.UserProperty = user_props
-        info = self.client.publish(topic, payload, qos=route.qos, properties=props)
-        self._pending[info.mid] = (where, slot)
+        self._publish(msg, route, topic, payload, content_type, user_props, slot)
+
+    def _publish(self, msg: Message, route: DownRoute, topic: str, payload: bytes, content_type: str,
+                 user_props: list[tuple[str, str]], slot: list[int]) -> None:
+        """Publish at QoS 1 (`slot` is done at its PUBACK); waits while the in-flight window is full."""
+        assert self.client is not None
+
+        def acked(_delivered: bool, _reason: int) -> None:  # network thread; a refusal is logged by the client
+            self._acks.put(slot)
+
+        while not self._stop.is_set():
+            try:
+                self.client.publish(topic, payload, qos=1, content_type=content_type,
+                                    user_properties=user_props or None, on_done=acked, timeout_s=1.0)
+            except InflightFull:
+                continue  # the broker's Receive Maximum: wait for PUBACKs
+            except PacketTooLarge as exc:
+                self._dead_letter(msg, route, str(exc))
+                slot[1] = 1
+                return
+            except MqttDisconnected:
+                return  # closing: the offset stays uncommitted, the command comes again
+            self._pending += 1
+            return
 
     def _dead_letter(self, msg: Message, route: DownRoute, detail: str) -> None:
         log.warning("%s: command at %s[%d]@%d to the DLQ: %s", route, msg.topic(), msg.partition(), msg.offset(),
@@ -225,13 +246,12 @@ class KafkaToMqtt:
         acked = 0
         while True:
             try:
-                mid = self._acks.get_nowait()
+                slot = self._acks.get_nowait()
             except queue.Empty:
                 break
-            entry = self._pending.pop(mid, None)
-            if entry is not None:
-                entry[1][1] = 1
-                acked += 1
+            slot[1] = 1
+            acked += 1
+        self._pending -= acked
         self.counts.commands += acked
         self._commit()
 
@@ -253,12 +273,12 @@ class KafkaToMqtt:
         """Wait a little for outstanding PUBACKs, commit, stop."""
         if self._thread is None:
             return
+        assert self.client is not None
         deadline = time.monotonic() + timeout_s
-        while self._pending and time.monotonic() < deadline and self._connected.is_set():
+        while self._pending > self._acks.qsize() and time.monotonic() < deadline and self.client.connected:
             time.sleep(0.05)
         self._stop.set()
         self._thread.join(timeout=10)
         self._settle()
         self.consumer.close()
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.client.close()  # commands still unacknowledged: their offsets stay uncommitted

@@ -17,11 +17,12 @@ Headers = list[tuple[str, str | bytes | None]]
 
 
 class MqttMessage:
-    """One received MQTT message: its packet id and QoS, the connection it came on, what it waits for."""
+    """One received MQTT message: what the MQTT client acks it by (`mid`), its QoS, the connection it came on,
+    what it waits for."""
 
     __slots__ = ("epoch", "mid", "qos", "received_ns", "sealed", "waiting")
 
-    def __init__(self, mid: int, qos: int, epoch: int, received_ns: int) -> None:
+    def __init__(self, mid: Any, qos: int, epoch: int, received_ns: int) -> None:
         self.mid, self.qos, self.epoch, self.received_ns = mid, qos, epoch, received_ns
         self.waiting = 0
         self.sealed = False
@@ -54,7 +55,7 @@ class Ledger:
         self.inflight: dict[Ident, InFlight] = {}
         self.open_messages = 0
 
-    def message(self, mid: int, qos: int, received_ns: int) -> MqttMessage:
+    def message(self, mid: Any, qos: int, received_ns: int) -> MqttMessage:
         self.open_messages += 1
         return MqttMessage(mid, qos, self.epoch, received_ns)
 

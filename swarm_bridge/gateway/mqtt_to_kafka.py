@@ -1,8 +1,9 @@
-"""The up direction: MQTT (paho, shared subscription, manual ack) -> Kafka (idempotent producer, acks=all).
+"""The up direction: MQTT (the mqtt5 client, shared subscription, manual ack) -> Kafka (idempotent producer, acks=all).
 
-One thread does everything: it drives paho's network loop and the producer's delivery callbacks in turn,
-so an MQTT message is acked from the same thread that reads them, right after Kafka confirmed all its
-records. Flow control is MQTT 5's Receive Maximum: the broker stops sending once that many messages are
+Two threads: the MQTT client's network thread reads (many packets per socket read) and queues each message;
+the gateway's thread takes the queued messages in batches, produces their records and serves the producer's
+delivery callbacks, which ack a message (`MqttClient.ack`, PUBACKs leave in arrival order) once Kafka confirmed
+all its records. Flow control is MQTT 5's Receive Maximum: the broker stops sending once that many messages are
 unacked, so while Kafka is down or slow the gateway holds at most that many and the rest wait in the
 broker's session. Above `max_inflight_records` unconfirmed records new records are held, not produced.
 
@@ -17,31 +18,31 @@ from __future__ import annotations
 
 import itertools
 import logging
-import ssl
+import threading
 import time
 from collections import deque
 from typing import Any
 
-import paho.mqtt.client as paho
 from confluent_kafka import KafkaError, KafkaException, Producer
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from swarm_bridge.config.gateway import GatewayConfig
 from swarm_bridge.gateway.dedup import BELOW_WINDOW, NEW, Dedup
 from swarm_bridge.gateway.ledger import Headers, InFlight, Ledger, MqttMessage
 from swarm_bridge.gateway.metrics import GatewayMetrics
-from swarm_bridge.gateway.mqtt_session import connect_session, gateway_client
+from swarm_bridge.gateway.mqtt_session import gateway_client, start_session
 from swarm_bridge.gateway.rules import UpRoute, UpRules
 from swarm_bridge.gateway.schemas import SchemaTrouble
 from swarm_bridge.gateway.translate import DeadLetter, Translation, Translator, unroutable
 from swarm_bridge.transport.kafka_log import kafka_log
 from swarm_bridge.transport.link import LinkError
+from swarm_bridge.transport.mqtt_client import Message
+from swarm_bridge.transport.mqtt_errors import SubscribeRefused
 
 __all__ = ["MqttToKafka", "kafka_producer"]
 
 log = logging.getLogger(__name__)
 
-_BURST = 256  # MQTT packets read per loop turn while they keep coming
+_BURST = 1024  # MQTT messages taken per loop turn before the producer's delivery callbacks are served
 _RETRY_S = 1.0  # wait before asking the registry (or producing a refused dead letter) again
 _DLQ_VALUE_MAX = 512 * 1024  # a record Kafka refused goes to the DLQ cut to this (header truncated=true)
 # delivery errors after which a record is produced again (behind the order barrier) rather than refused
@@ -93,90 +94,87 @@ class MqttToKafka:
         self._other_formats: set[str] = set()  # Kafka topics whose first record in an unread format was named
         self._limit = config.kafka.max_inflight_records
         self._stopping = False
-        self._socket_up = False
-        self._next_reconnect = 0.0
-        self._backoff = config.mqtt.reconnect_min_s
         self._kafka_down_logged = False
+        # filled by the MQTT client's network thread: received messages, and None where a new connection began
+        self._inbox: deque[Message | None] = deque()
+        self._arrived = threading.Event()
+        self._session_present: deque[bool] = deque()  # one per None in _inbox
+        self._to_ack: list[MqttMessage] = []  # acked together at the next turn: one wake-up of the network thread
+        self._connections = 0
+        group = config.mqtt.share_group
+        self._filters = [f"$share/{group}/{f}" if group else f for f in rules.subscriptions()]
         self.producer = kafka_producer(config, suffix="up", error_cb=self._kafka_error)
-        self.client = self._client()
+        self.client = gateway_client(config, "up", on_message=self._queue, on_connect=self._queue_connect,
+                                     receive_max=config.mqtt.receive_maximum)
 
     # --- MQTT ------------------------------------------------------------------------------------
 
-    def _client(self) -> paho.Client:
-        client = gateway_client(self.config, "up", self.endpoint, manual_ack=True)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        return client
-
     def connect(self) -> None:
-        """Connect (persistent session, Receive Maximum) and wait for CONNACK; LinkError if unreachable."""
-        mqtt = self.config.mqtt
-        connect_session(self.client, self.config, self.endpoint, ReceiveMaximum=mqtt.receive_maximum)
-        self._socket_up = True
-        deadline = time.monotonic() + mqtt.connect_timeout_s
-        while not self.counts.mqtt_connected:
-            if time.monotonic() > deadline or not self._socket_up:
-                raise LinkError(self.endpoint, f"no CONNACK within {mqtt.connect_timeout_s:g} s",
-                                "check the broker is an MQTT 5 broker and accepts these credentials")
-            self._pump(0.05)
-
-    def _on_connect(self, client: paho.Client, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
-        if reason.is_failure:
-            log.error("%s: connection refused: %s", self.endpoint, reason)
-            return
-        group = self.config.mqtt.share_group
-        filters = [f"$share/{group}/{f}" if group else f for f in self.rules.subscriptions()]
-        client.subscribe([(f, SubscribeOptions(qos=1)) for f in filters])
+        """Connect (persistent session, Receive Maximum) and subscribe; LinkError if unreachable or refused."""
+        start_session(self.client)
+        try:
+            self.client.subscribe(self._filters, qos=1, timeout_s=self.config.mqtt.connect_timeout_s)
+        except LinkError:
+            self.client.close()
+            raise
         self.counts.mqtt_connected = True
-        self._backoff = self.config.mqtt.reconnect_min_s
-        log.info("%s: connected (up), subscribed to %s", self.endpoint, ", ".join(filters))
+        log.info("%s: connected (up), subscribed to %s", self.endpoint, ", ".join(self._filters))
 
-    def _on_disconnect(self, _c: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
-        self._socket_up = False
-        self.ledger.new_connection()
-        if self.counts.mqtt_connected:
-            log.warning("%s: disconnected (up): %s; unacked messages come again after reconnect",
-                        self.endpoint, reason)
-        self.counts.mqtt_connected = False
-        self._next_reconnect = time.monotonic() + self._backoff
+    def _queue(self, message: Message) -> None:
+        """The client's network thread: queue a received message for the gateway's thread."""
+        self._inbox.append(message)
+        if not self._arrived.is_set():
+            self._arrived.set()
+
+    def _queue_connect(self, session_present: bool) -> None:
+        """The client's network thread, before any message of the new connection: mark where it begins."""
+        self._session_present.append(session_present)
+        self._inbox.append(None)
+        self._arrived.set()
 
     def _pump(self, timeout: float) -> None:
-        """One turn of paho's loop, then more reads while packets keep coming."""
-        if not self._socket_up:
-            self._reconnect()
-            return
-        rc = self.client.loop(timeout)
-        if rc != paho.MQTT_ERR_SUCCESS:
-            if self._socket_up:
-                self._on_disconnect(None, None, None, paho.error_string(rc), None)
-            return
-        for _ in range(_BURST):
-            before = self.counts.messages
-            if self.client.loop_read() != paho.MQTT_ERR_SUCCESS or self.counts.messages == before:
-                break
-        if self.client.want_write():
-            self.client.loop_write()
+        """Send the acks of the last turn, wait up to `timeout` for MQTT messages, then take up to _BURST of them."""
+        if self._to_ack:
+            self._send_acks()
+        inbox = self._inbox
+        if not inbox:
+            self._arrived.wait(timeout)
+        self._arrived.clear()
+        take = self._on_message
+        for _ in range(min(len(inbox), _BURST)):
+            message = inbox.popleft()
+            if message is None:
+                self._new_connection(self._session_present.popleft())
+            else:
+                take(message)
+        connected = self.client.connected
+        if connected != self.counts.mqtt_connected:
+            self.counts.mqtt_connected = connected
+            if connected:
+                log.info("%s: connected (up) again", self.endpoint)
+            else:
+                log.warning("%s: disconnected (up); unacked messages come again after reconnect", self.endpoint)
 
-    def _reconnect(self) -> None:
-        now = time.monotonic()
-        if now < self._next_reconnect or self._stopping:
-            time.sleep(0.01)
+    def _new_connection(self, session_present: bool) -> None:
+        """Messages of the old connection are never acked (the broker sends them again); Mosquitto does not keep
+        shared subscriptions over its restart, so a resumed session is subscribed again (a new one, by the client)."""
+        self.ledger.new_connection()
+        self._connections += 1
+        if self._connections == 1 or not session_present:
             return
         try:
-            self.client.reconnect()
-            self._socket_up = True
-        except (OSError, ssl.SSLError) as exc:
-            self._backoff = min(self._backoff * 2, self.config.mqtt.reconnect_max_s)
-            self._next_reconnect = now + self._backoff
-            log.debug("%s: reconnect failed (%s); next in %.1f s", self.endpoint, exc, self._backoff)
+            self.client.subscribe(self._filters, qos=1, timeout_s=self.config.mqtt.connect_timeout_s)
+        except SubscribeRefused as exc:
+            log.error("%s", exc)
+        except LinkError as exc:
+            log.warning("%s: subscribing again failed (%s); trying at the next connection", self.endpoint, exc)
 
     # --- messages ------------------------------------------------------------------------------
 
-    def _on_message(self, _c: Any, _u: Any, msg: Any) -> None:
+    def _on_message(self, msg: Message) -> None:
         counts = self.counts
         counts.messages += 1
-        message = self.ledger.message(msg.mid, msg.qos, time.monotonic_ns())
+        message = self.ledger.message(msg, msg.qos, time.monotonic_ns())
         if self._stopping:
             message.epoch = -1  # not acked: the broker sends it again to the next gateway
             return
@@ -191,19 +189,18 @@ class MqttToKafka:
             self._parked_until = time.monotonic() + _RETRY_S
             self._set_backpressure(True)
 
-    def _take(self, msg: Any, message: MqttMessage) -> None:
-        topic: str = msg.topic
-        payload = bytes(msg.payload)
+    def _take(self, msg: Message, message: MqttMessage) -> None:
+        packet = msg.packet
+        topic: str = packet.topic
+        payload: bytes = packet.payload
         route = self.rules.route(topic)
-        props = getattr(msg, "properties", None)
-        content_type = getattr(props, "ContentType", None)
+        content_type: str | None = packet.content_type
         translation: Translation
         if route is None:
             translation = unroutable(topic, payload)
         else:
             try:
-                translation = self.translator.translate(route, payload, content_type,
-                                                        getattr(props, "UserProperty", ()) or ())
+                translation = self.translator.translate(route, payload, content_type, packet.user_properties)
             except SchemaTrouble:
                 raise
             except Exception as exc:  # never die of a message: it goes to the DLQ with what went wrong
@@ -341,9 +338,17 @@ class MqttToKafka:
                  len(back))
 
     def _ack(self, message: MqttMessage) -> None:
-        self.client.ack(message.mid, message.qos)
+        self._to_ack.append(message)
         self.counts.acked += 1
         self.metrics.latency.observe((time.monotonic_ns() - message.received_ns) / 1e9)
+
+    def _send_acks(self) -> None:
+        """Ack in one go what the delivery callbacks completed (between two callbacks the network thread could
+        run, and each ack would wake it)."""
+        ack = self.client.ack
+        for message in self._to_ack:
+            ack(message.mid)
+        self._to_ack.clear()
 
     def _kafka_error(self, err: KafkaError) -> None:
         if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
@@ -366,7 +371,7 @@ class MqttToKafka:
 
     def run_once(self, timeout: float = 0.005) -> None:
         """Read MQTT, hand records to Kafka, serve delivery reports (acks), drain what was held."""
-        # While records wait for Kafka, wait on the MQTT socket briefly (2 ms) instead of spinning: a loop that
+        # While records wait for Kafka, wait for MQTT messages briefly (2 ms) instead of spinning: a loop that
         # never blocks burnt most of a core at 700 msgs/s; Kafka's confirmations are served at most 2 ms late.
         self._pump(min(timeout, 0.002) if self.counts.inflight else timeout)
         self.producer.poll(0.0)
@@ -404,12 +409,8 @@ class MqttToKafka:
         while (self.counts.inflight or self._held or self._barrier) and time.monotonic() < deadline:
             self.run_once(0.01)
         self.producer.flush(max(0.0, deadline - time.monotonic()))
-        for _ in range(10):
-            if self._socket_up:
-                self.client.loop(0.01)
         left = self.counts.inflight + len(self._held) + len(self._given_back)
         if left:
             log.warning("%d records not confirmed by Kafka at stop; their MQTT messages stay unacked", left)
-        self.client.disconnect()
-        if self._socket_up:
-            self.client.loop(0.1)
+        self._send_acks()
+        self.client.close()  # the PUBACKs queued so far leave before the DISCONNECT

@@ -37,6 +37,7 @@ from swarm_bridge.gateway.schemas import SchemaBook
 __all__ = ["DeadLetter", "KafkaRecord", "Translation", "Translator", "unroutable"]
 
 _FINGERPRINT_END = 10  # C3 01 + 8 bytes
+_AVRO_MAGIC = b"\xc3\x01"  # what `recognise` calls avro-single-object: the common case, read without asking it
 
 
 @dataclass(slots=True)
@@ -131,6 +132,8 @@ class Translator:
                 user_properties: Sequence[tuple[str, str]]) -> KafkaRecord:
         if len(part) > self.max_payload:
             raise _Refused("too_large", f"record of {len(part)} bytes > max_payload {self.max_payload}")
+        if part[:2] == _AVRO_MAGIC:
+            return self._avro(route, part, user_properties)
         shape = recognise(part, content_type, unwrap=False)
         read = None if shape is None else self._readers.get(shape.name)
         if read is None:
