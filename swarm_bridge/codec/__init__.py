@@ -45,7 +45,8 @@ from swarm_bridge.codec.registry import (
     protobuf_violation,
     subject_name_strategy,
 )
-from swarm_bridge.codec.rostypes import RosField, RosTypes, default_types
+from swarm_bridge.codec.rosdefs import RosField
+from swarm_bridge.codec.rostypes import RosTypes, default_types
 
 __all__ = [
     "COMPATIBILITY_LEVELS",
