@@ -44,16 +44,20 @@ DEFAULT_COMPATIBILITY = "BACKWARD"
 @dataclass(frozen=True)
 class FormatRules:
     """One format's evolution rules: `evolution` compares the new schema with one earlier version in one
-    direction; `permanent` (or None) holds against every earlier version whatever the level says."""
+    direction; `permanent` (or None), named `permanent_rule`, holds against every earlier version whatever
+    the level."""
 
     evolution: Callable[[Any, Any, Direction], Violation | None]
     permanent: Callable[[Any, Any], Violation | None] | None = None
+    permanent_rule: str = ""
 
 
 # Schema kind -> its rules. AVRO: schemas as parsed JSON or JSON text; PROTOBUF: FileDescriptorProto values.
 FORMAT_RULES: Mapping[str, FormatRules] = {
     "AVRO": FormatRules(avro_evolution),
-    "PROTOBUF": FormatRules(protobuf_evolution, permanent=history_violation),
+    "PROTOBUF": FormatRules(
+        protobuf_evolution, permanent=history_violation, permanent_rule="field numbers are permanent"
+    ),
 }
 
 
@@ -113,5 +117,5 @@ def check_compatibility(
             found = rules.permanent(new, old)
             if found is not None:
                 raise IncompatibleSchema(
-                    subject, rule, found.field, f"field numbers are permanent (version {version}): {found.problem}"
+                    subject, rule, found.field, f"{rules.permanent_rule} (version {version}): {found.problem}"
                 )
