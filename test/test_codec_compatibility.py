@@ -12,8 +12,8 @@ import pytest
 from google.protobuf import descriptor_pool, message_factory
 
 from swarm_bridge.codec import IncompatibleSchema, RegistryError, SchemaParseError
-from swarm_bridge.codec.compatibility import LEVELS, avro_violation, check_compatibility, protobuf_violation
 from swarm_bridge.codec.fleet_protos import compile_proto
+from swarm_bridge.codec.registry import LEVELS, avro_violation, check_compatibility, protobuf_violation
 
 
 def _record(*fields: dict[str, Any], name: str = "Thing", **extra: Any) -> dict[str, Any]:

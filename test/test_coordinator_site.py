@@ -18,7 +18,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from swarm_bridge.brokers import Mosquitto
-from swarm_bridge.codec.signing import generate_key_pair
+from swarm_bridge.commands import generate_key_pair
 from swarm_bridge.config import ConfigError, CoordinatorConfig, validate_config
 from swarm_bridge.coordinator.dispatch import ASSIGN
 from swarm_bridge.coordinator.site import SiteCoordinator

@@ -16,8 +16,8 @@ import fastavro
 import pytest
 
 from swarm_bridge.codec import FileRegistry, Schema, SchemaParseError
-from swarm_bridge.codec.compatibility import check_compatibility
 from swarm_bridge.codec.fleet_protos import compile_proto, generate, load, message_class, proto_files
+from swarm_bridge.codec.registry import check_compatibility
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 MESSAGES = ["fleet_event", "heartbeat", "robot_state", "task_command", "task_status"]

@@ -66,8 +66,16 @@ def test_100_robots_times_4_streams_arrive_once_each(tmp_path: Path, mosquitto: 
         assert wait_for(lambda: len(kafka_heads(tap.snapshot())) >= sent, 60)
         fleet.close()
         assert wait_for(lambda: sum(r.topic == "fleet.presence.status" for r in tap.snapshot()) >= 200, 30)
-        with urllib.request.urlopen(f"http://127.0.0.1:{gateway.gateway.metrics_port}/metrics", timeout=10) as page:
-            metrics = page.read().decode()
+        scraped: list[str] = []
+
+        def produced_all() -> bool:  # a record is in Kafka a moment before the gateway serves its delivery report
+            with urllib.request.urlopen(f"http://127.0.0.1:{gateway.gateway.metrics_port}/metrics",
+                                        timeout=10) as page:
+                scraped[:] = [page.read().decode()]
+            return f"swarm_gateway_records_produced_total {float(sent + 200)}" in scraped[0]
+
+        wait_for(produced_all, 30)
+        metrics = scraped[0]
     finally:
         fleet.close()
         gateway.close()

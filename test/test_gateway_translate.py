@@ -177,8 +177,8 @@ def test_ledger_never_acks_messages_of_a_lost_connection() -> None:
 
 
 def test_a_signed_command_is_reframed_for_mqtt_and_still_verifies(registry: FileRegistry, tmp_path: Path) -> None:
-    from swarm_bridge.codec.signing import CommandSigner, CommandVerifier, Keyring, generate_key_pair
     from swarm_bridge.codec.wire import registry_ids, wire_decoder
+    from swarm_bridge.commands import CommandSigner, CommandVerifier, Keyring, generate_key_pair
     from swarm_bridge.gateway.kafka_to_mqtt import command_publish
 
     ros_type, topic = "swarm_bridge_msgs/msg/TaskCommand", "fleet.command.task_command"

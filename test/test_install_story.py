@@ -26,7 +26,7 @@ ROSDEP_NOBLE = {
 ROBOT_SIDE = ("swarm_bridge.nodes", "swarm_bridge.ros.robot_bridge", "swarm_bridge.ros.task_executor",
               "swarm_bridge.transport.mqtt", "swarm_bridge.transport.mqtt_client",
               "swarm_bridge.transport.kafka", "swarm_bridge.replay",
-              "swarm_bridge.cli.replay", "swarm_bridge.codec.registry_confluent")
+              "swarm_bridge.cli.replay", "swarm_bridge.codec.registry.confluent")
 
 
 def _exec_depends() -> set[str]:

@@ -24,7 +24,8 @@ from rosbags.typesys.base import normalize_fieldname
 from rosbags.typesys.store import Typestore
 
 from swarm_bridge.cli import main
-from swarm_bridge.codec.rostypes import default_types, installed_msg_files
+from swarm_bridge.codec.rosdefs import installed_msg_files
+from swarm_bridge.codec.rostypes import default_types
 from swarm_bridge.replay import Bag, ReplayError, ReplayTypes
 
 HUMBLE = get_typestore(Stores.ROS2_HUMBLE)

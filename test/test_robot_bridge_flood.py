@@ -3,6 +3,9 @@
 Real robot_bridge process, a real rclpy publisher of Odometry in a process of its own publishing as fast as it
 goes (far above what the bridge takes), real Mosquitto. Before the fix: "RCLError: Failed to publish: cannot
 publish data" with the `reliable` preset (swarm_bridge/ros/reader_limits.py), and no drop counted.
+The topic is this test process's own: a reader of another test run that shares the ROS domain (1 + pid % 100)
+and has no room for its depth made the publisher fail too (Fast DDS: "Maximum number of allowed reserved payloads
+reached"), which is that reader's doing, not the bridge's.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from nav_msgs.msg import Odometry
 from swarm_bridge.ros.qos import qos_preset
 rclpy.init()
 node = rclpy.create_node("odom_flood")
-publisher = node.create_publisher(Odometry, "/amr_042/odom", qos_preset(sys.argv[1], depth=1000))
+publisher = node.create_publisher(Odometry, sys.argv[3], qos_preset(sys.argv[1], depth=1000))
 deadline = time.monotonic() + 30
 while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
     time.sleep(0.05)
@@ -45,9 +48,11 @@ for i in range(int(sys.argv[2])):
         publisher.publish(message)
     except Exception as exc:  # rclpy's RCLError: "Failed to publish: cannot publish data"
         print(f"failed {i}: {exc}", flush=True)
+print(f"subscribers {publisher.get_subscription_count()}", flush=True)  # the bridge alone
 time.sleep(2.0)  # the bridge takes what its reader still holds
 """
-ROUTE = "route ros:/amr_042/odom -> mqtt:swarm/flood/amr_042/telemetry/odometry"
+ROBOT = f"amr_{os.getpid()}"  # a topic no other test run on the same domain reads
+ROUTE = f"route ros:/{ROBOT}/odom -> mqtt:swarm/flood/{ROBOT}/telemetry/odometry"
 
 
 @pytest.mark.parametrize("preset", ["reliable", "sensor_data", "transient_local"])
@@ -55,25 +60,26 @@ def test_a_flooded_route_never_makes_the_robots_publisher_fail_and_counts_what_i
         tmp_path: Path, mosquitto: Mosquitto, ros_env: dict[str, str], preset: str) -> None:
     config = tmp_path / "robot.yaml"
     config.write_text(yaml.safe_dump({
-        "robot_id": "amr_042", "fleet": "flood",
+        "robot_id": ROBOT, "fleet": "flood",
         "uplink": {"kind": "mqtt", "port": mosquitto.port},
         "spool": {"path": str(tmp_path / "spool.db"), "max_mb": 256},
-        "routes": [{"topic": "/amr_042/odom", "type": "nav_msgs/msg/Odometry", "channel": "telemetry",
+        "routes": [{"topic": f"/{ROBOT}/odom", "type": "nav_msgs/msg/Odometry", "channel": "telemetry",
                     "stream": "odometry", "qos": preset, "format": "json"}],
     }))
     proc = subprocess.Popen([*NODE, "--config", str(config)], env=ros_env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        publisher = subprocess.run([sys.executable, "-c", PUBLISHER, "transient_local" if preset == "transient_local"
-                                    else "reliable", str(COUNT)], env=ros_env, capture_output=True, text=True,
-                                   timeout=600)
+        kind = "transient_local" if preset == "transient_local" else "reliable"
+        publisher = subprocess.run([sys.executable, "-c", PUBLISHER, kind, str(COUNT), f"/{ROBOT}/odom"], env=ros_env,
+                                   capture_output=True, text=True, timeout=600)
     finally:
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=120)
     assert publisher.returncode == 0, publisher.stderr[-3000:]
     failures = [line for line in publisher.stdout.splitlines() if line.startswith("failed ")]
     assert proc.returncode == 0, output[-3000:]
-    assert failures == [], f"{len(failures)} publish calls failed, first: {failures[:3]}"
+    readers = next((line for line in publisher.stdout.splitlines() if line.startswith("subscribers ")), "?")
+    assert failures == [], f"{len(failures)} publish calls failed ({readers}), first: {failures[:3]}"
     line = next(line for line in output.splitlines() if f"{ROUTE}: received" in line)
     received = int(line.split("received ")[1].split(",")[0])
     dropped = int(line.split("dropped ")[1].split(" ")[0])

@@ -107,3 +107,35 @@ def test_robot_bridge_logs_under_one_logger_name(tmp_path: Path, mosquitto: Mosq
     summaries = {name for name, text in logged if re.search(r": received \d+, sent \d+", text)}
     assert started and summaries, "".join(lines)
     assert started == summaries == {"swarm_bridge.ros.robot_bridge"}
+
+
+
+class _WaitSetRefused:
+    """An executor as rclpy's single-threaded one behaves once its context was shut down under it."""
+
+    def add_node(self, node: object) -> None:
+        pass
+
+    def create_future(self) -> object:
+        return object()
+
+    def spin_until_future_complete(self, future: object, timeout_sec: float) -> None:
+        raise RuntimeError("failed to initialize wait set: the given context is not valid, either rcl_init() was "
+                           "not called or rcl_shutdown() was called.")
+
+
+def test_spinning_a_context_a_signal_already_shut_down_ends_quietly(ros_domain_id: int) -> None:
+    """A SIGTERM between rclpy.init and the bridge's own handler reaches rclpy's, which shuts the context down:
+    spinning then ends as after any stop (the node exits 0) instead of raising "context is not valid" (exit 1);
+    while the context is alive the same error still surfaces."""
+    import rclpy
+
+    from swarm_bridge.ros.spin import spin_until
+
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=ros_domain_id)
+    node = rclpy.create_node("shut_down_early", context=context)
+    with pytest.raises(RuntimeError, match="wait set"):
+        spin_until(_WaitSetRefused(), [node], timeout_s=5)  # type: ignore[arg-type]
+    context.try_shutdown()  # what rclpy's signal handler does
+    assert spin_until(_WaitSetRefused(), [node], timeout_s=5) is False  # type: ignore[arg-type]

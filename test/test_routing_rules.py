@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from swarm_bridge.routing.admission import CommandGate, Verdict
+from swarm_bridge.commands import CommandGate, Verdict
 from swarm_bridge.routing.rate import Decimator
 from swarm_bridge.routing.selection import TopicSelector
 

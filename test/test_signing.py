@@ -25,11 +25,6 @@ from swarm_bridge.codec.framing import (
 from swarm_bridge.codec.rostypes import default_types
 from swarm_bridge.codec.signing import (
     SIGNED_MAGIC,
-    CommandSigner,
-    CommandVerifier,
-    Keyring,
-    KeyringError,
-    generate_key_pair,
     open_signed,
     reframe_signed,
     signed_message,
@@ -37,7 +32,15 @@ from swarm_bridge.codec.signing import (
     wrap_signed,
 )
 from swarm_bridge.codec.wire import wire_decoder, wire_encoder
-from swarm_bridge.routing.admission import CommandGate, Verdict
+from swarm_bridge.commands import (
+    CommandGate,
+    CommandSigner,
+    CommandVerifier,
+    Keyring,
+    KeyringError,
+    Verdict,
+    generate_key_pair,
+)
 
 TASK = "swarm_bridge_msgs/msg/TaskCommand"
 

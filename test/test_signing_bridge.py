@@ -18,8 +18,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from swarm_bridge.brokers import Mosquitto, free_port
 from swarm_bridge.codec import Envelope
 from swarm_bridge.codec.rostypes import default_types
-from swarm_bridge.codec.signing import CommandSigner, generate_key_pair, open_signed, wrap_signed
+from swarm_bridge.codec.signing import open_signed, wrap_signed
 from swarm_bridge.codec.wire import wire_encoder
+from swarm_bridge.commands import CommandSigner, generate_key_pair
 from swarm_bridge.ros.qos import qos_preset
 from swarm_bridge.ros.spin import make_executor, spin_until
 from swarm_bridge.transport import MqttLink

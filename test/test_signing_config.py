@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from swarm_bridge.cli import main
-from swarm_bridge.codec.signing import CommandVerifier, Keyring, generate_key_pair, open_signed
+from swarm_bridge.codec.signing import open_signed
+from swarm_bridge.commands import CommandVerifier, Keyring, generate_key_pair
 from swarm_bridge.config import ConfigError, RobotBridgeConfig, validate_config
 
 REPO = Path(__file__).resolve().parents[1]

@@ -36,7 +36,7 @@ def register(sub: Any) -> None:
 
 def _generate(args: argparse.Namespace) -> int:
     from swarm_bridge.codec import CodecError
-    from swarm_bridge.codec.signing import generate_key_pair
+    from swarm_bridge.commands import generate_key_pair
 
     try:
         private, public = generate_key_pair(args.key_id, args.out)
@@ -53,7 +53,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _sign(args: argparse.Namespace) -> int:
     from swarm_bridge.codec import CodecError
-    from swarm_bridge.codec.signing import CommandSigner
+    from swarm_bridge.commands import CommandSigner
 
     try:
         signer = CommandSigner.from_file(args.key, args.key_id)
@@ -68,7 +68,8 @@ def _sign(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from swarm_bridge.codec import CodecError
-    from swarm_bridge.codec.signing import CommandVerifier, Keyring, open_signed
+    from swarm_bridge.codec.signing import open_signed
+    from swarm_bridge.commands import CommandVerifier, Keyring
 
     try:
         verifier = CommandVerifier(Keyring.from_dir(args.trusted_keys), required=True)

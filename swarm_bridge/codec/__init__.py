@@ -1,8 +1,6 @@
 """Records and their wire formats; bytes in, bytes out, no ROS or broker imports."""
 
 from swarm_bridge.codec.avro import AvroRecordCodec, avro_schema
-from swarm_bridge.codec.compatibility import LEVELS as COMPATIBILITY_LEVELS
-from swarm_bridge.codec.compatibility import Violation, avro_violation, check_compatibility, protobuf_violation
 from swarm_bridge.codec.envelope import SCHEMA_VERSION, Envelope
 from swarm_bridge.codec.errors import (
     CodecError,
@@ -32,17 +30,23 @@ from swarm_bridge.codec.framing import (
 from swarm_bridge.codec.json_codec import decode_json, encode_json
 from swarm_bridge.codec.protobuf import ProtoRecordCodec, file_descriptors, proto_text
 from swarm_bridge.codec.records import JsonRecordCodec, RecordCodec, RecordFormat, record_codec
+from swarm_bridge.codec.registry import LEVELS as COMPATIBILITY_LEVELS
 from swarm_bridge.codec.registry import (
+    ConfluentRegistry,
     FileRegistry,
     RegisteredSchema,
     Schema,
     SchemaReference,
     SchemaRegistry,
+    Violation,
+    avro_violation,
+    check_compatibility,
     open_registry,
+    protobuf_violation,
     subject_name_strategy,
 )
-from swarm_bridge.codec.registry_confluent import ConfluentRegistry
-from swarm_bridge.codec.rostypes import RosField, RosTypes, default_types
+from swarm_bridge.codec.rosdefs import RosField
+from swarm_bridge.codec.rostypes import RosTypes, default_types
 
 __all__ = [
     "COMPATIBILITY_LEVELS",

@@ -38,7 +38,8 @@ from swarm_bridge.codec.cdr import body_cdr, encode_envelope, little_endian
 from swarm_bridge.codec.envelope import SCHEMA_VERSION, Envelope
 from swarm_bridge.codec.errors import RecordError
 from swarm_bridge.codec.leaves import Convert, leaf_mapper
-from swarm_bridge.codec.rostypes import RosField, RosTypes, default_types
+from swarm_bridge.codec.rosdefs import RosField
+from swarm_bridge.codec.rostypes import RosTypes, default_types
 from swarm_bridge.codec.transcode import avro_transcoder
 
 __all__ = ["AvroRecordCodec", "avro_schema", "body_record_name", "record_name"]

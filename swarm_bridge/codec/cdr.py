@@ -24,7 +24,7 @@ from swarm_bridge.codec.cdr_gen import ZEROS, AttrEncoder, Decoder, Encoder
 from swarm_bridge.codec.errors import RecordError
 
 if TYPE_CHECKING:
-    from swarm_bridge.codec.rostypes import RosTypes
+    from swarm_bridge.codec.rosdefs import RosDefinitions
 
 __all__ = ["CDR_ERRORS", "CdrCodec", "body_cdr"]
 
@@ -34,7 +34,7 @@ CDR_ERRORS = (struct.error, KeyError, TypeError, ValueError, IndexError, Overflo
 class CdrCodec:
     """CDR bytes <-> message dict for one ROS type; `to_dict`/`to_cdr` raise RecordError naming the type."""
 
-    def __init__(self, ros_type: str, types: RosTypes) -> None:
+    def __init__(self, ros_type: str, types: RosDefinitions) -> None:
         self.ros_type = ros_type
         self._types = types
         self._fixed = types.is_fixed_size(ros_type)
@@ -90,7 +90,9 @@ class CdrCodec:
         return bytes(out)
 
 
-def _compile(gen_class: type[Decoder | Encoder | AttrEncoder], types: RosTypes, ros_type: str, endian: str) -> Any:
+def _compile(
+    gen_class: type[Decoder | Encoder | AttrEncoder], types: RosDefinitions, ros_type: str, endian: str
+) -> Any:
     """Generate, compile and return the root function of `ros_type` (element functions come along)."""
     gen = gen_class(types, endian)
     gen.function("root", ros_type, entry_align=8)

@@ -14,7 +14,7 @@ from swarm_bridge.codec.cdr_helpers import ZEROS, helpers
 from swarm_bridge.codec.errors import RecordError
 
 if TYPE_CHECKING:
-    from swarm_bridge.codec.rostypes import RosField, RosTypes
+    from swarm_bridge.codec.rosdefs import RosDefinitions, RosField
 
 __all__ = ["PRIMITIVE_CODES", "ZEROS", "AttrEncoder", "Decoder", "Encoder"]
 
@@ -34,7 +34,7 @@ class _Gen:
     fields gather in `run` until a variable-size field forces one struct call (`flush`).
     """
 
-    def __init__(self, types: RosTypes, endian: str) -> None:
+    def __init__(self, types: RosDefinitions, endian: str) -> None:
         self.types, self.endian = types, endian
         self.source: list[str] = []
         self.consts: dict[str, Any] = {"_RecordError": RecordError, "_ZEROS": ZEROS, "_struct": struct}

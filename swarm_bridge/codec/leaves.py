@@ -6,7 +6,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from swarm_bridge.codec.rostypes import RosField, RosTypes
+    from swarm_bridge.codec.rosdefs import RosField
+    from swarm_bridge.codec.rostypes import RosTypes
 
 __all__ = ["Convert", "leaf_mapper"]
 

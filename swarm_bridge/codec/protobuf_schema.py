@@ -28,7 +28,8 @@ from __future__ import annotations
 
 from google.protobuf import descriptor_pb2
 
-from swarm_bridge.codec.rostypes import RosField, RosTypes, default_types
+from swarm_bridge.codec.rosdefs import RosField
+from swarm_bridge.codec.rostypes import RosTypes, default_types
 
 __all__ = ["ENVELOPE_FIELDS", "body_message_name", "file_descriptors", "proto_text", "record_message_name"]
 

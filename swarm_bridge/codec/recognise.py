@@ -20,19 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from swarm_bridge.codec.framing import BATCH_MAGIC, PROTOBUF_CONTENT_TYPE, SINGLE_OBJECT_MAGIC, split_batch
+from swarm_bridge.codec.signing import SIGNED_MAGIC, open_signed
 
 __all__ = ["SHAPES", "FormatMismatch", "FormatWatch", "WireShape", "expected_shape", "recognise"]
 
 
-def _signed_magic() -> bytes:
-    from swarm_bridge.codec.signing import SIGNED_MAGIC  # cryptography: only where signed frames are looked at
-
-    return SIGNED_MAGIC
-
-
 def _signed_inner(data: bytes) -> bytes:
-    from swarm_bridge.codec.signing import open_signed
-
     return open_signed(data).inner
 
 
@@ -64,7 +57,7 @@ SHAPES: tuple[WireShape, ...] = (
     WireShape("record-batch", None, ("mqtt",), "starts 00 53 42 01",
               lambda data, _ct: data.startswith(BATCH_MAGIC), lambda data: split_batch(data, max_payload=0)[0]),
     WireShape("signed", None, ("mqtt", "kafka"), "starts 00 53 53 01",
-              lambda data, _ct: data.startswith(_signed_magic()), _signed_inner),
+              lambda data, _ct: data.startswith(SIGNED_MAGIC), _signed_inner),
     WireShape("avro-single-object", "avro", ("mqtt",), "starts C3 01, then an 8-byte schema fingerprint",
               lambda data, _ct: data.startswith(SINGLE_OBJECT_MAGIC)),
     WireShape("avro-confluent", "avro", ("kafka",), "starts 00, then a 4-byte schema id",

@@ -19,7 +19,8 @@ from swarm_bridge.codec.errors import RecordError
 from swarm_bridge.codec.transcode_wire import AVRO_HELPERS, PROTO_HELPERS, avro_string, pb_tag, varint, zigzag
 
 if TYPE_CHECKING:
-    from swarm_bridge.codec.rostypes import RosField, RosTypes
+    from swarm_bridge.codec.rosdefs import RosField
+    from swarm_bridge.codec.rostypes import RosTypes
 
 __all__ = ["Transcode", "avro_transcoder", "envelope_problem", "proto_transcoder"]
 

@@ -31,7 +31,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from swarm_bridge.codec.signing import CommandSigner
+from swarm_bridge.commands import CommandSigner
 from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.config.robot import default_registry
 from swarm_bridge.coordinator.assignment import POLICIES

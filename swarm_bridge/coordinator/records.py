@@ -10,8 +10,8 @@ from typing import Any
 from swarm_bridge.codec.envelope import Envelope
 from swarm_bridge.codec.recognise import FormatMismatch, FormatWatch
 from swarm_bridge.codec.records import RecordFormat
-from swarm_bridge.codec.signing import CommandSigner
 from swarm_bridge.codec.wire import WireDecoder, WireEncoder, registry_ids, route_subject, wire_decoder, wire_encoder
+from swarm_bridge.commands import CommandSigner
 from swarm_bridge.coordinator.dispatch import Command
 from swarm_bridge.coordinator.tasks import TaskState
 

@@ -18,8 +18,8 @@ from typing import Any, Literal
 from swarm_bridge.codec.envelope import Envelope
 from swarm_bridge.codec.framing import split_batch
 from swarm_bridge.codec.recognise import FormatMismatch, FormatWatch, expected_shape, recognise
-from swarm_bridge.codec.signing import CommandSigner
 from swarm_bridge.codec.wire import WireDecoder, WireEncoder, wire_decoder, wire_encoder
+from swarm_bridge.commands import CommandSigner
 from swarm_bridge.coordinator.dispatch import Command
 from swarm_bridge.coordinator.records import (
     ROBOT_STATE,

@@ -16,7 +16,7 @@ from pathlib import Path
 from rosbags.typesys import Stores, TypesysError, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
-from swarm_bridge.codec.rostypes import installed_msg_files, msg_dir_files
+from swarm_bridge.codec.rosdefs import installed_msg_files, msg_dir_files
 from swarm_bridge.replay.distro import AUTO, DISTROS
 from swarm_bridge.replay.errors import ReplayError
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from swarm_bridge.codec import CodecError
 from swarm_bridge.codec.records import record_codec
-from swarm_bridge.codec.signing import Keyring
+from swarm_bridge.commands import Keyring
 from swarm_bridge.config import ConfigError, ConfigProblem, RobotBridgeConfig
 from swarm_bridge.ros.types import RosTypeError, message_class
 

@@ -7,8 +7,8 @@ import logging
 from rclpy.node import Node
 
 from swarm_bridge.codec.framing import BATCHES
-from swarm_bridge.codec.signing import CommandVerifier, Keyring
 from swarm_bridge.codec.wire import WireDecoder, WireEncoder, registry_ids, route_subject, wire_decoder, wire_encoder
+from swarm_bridge.commands import CommandVerifier, Keyring
 from swarm_bridge.config import RobotBridgeConfig, default_registry
 from swarm_bridge.metrics import BridgeMetrics
 from swarm_bridge.ros.discovery import RouteDiscovery

@@ -36,6 +36,7 @@ def spin_until(
     slice_s: float = 0.05,
 ) -> bool:
     """Spin until `done()`, a signal, or `timeout_s`; returns whether `done()` became true."""
+    nodes = list(nodes)
     for node in nodes:
         executor.add_node(node)
     stop = threading.Event()
@@ -57,6 +58,10 @@ def spin_until(
                 executor.spin_until_future_complete(never, timeout_sec=slice_s)
             except ExternalShutdownException:  # a signal reached rclpy's own handler before ours was set
                 break
+            except Exception:  # e.g. "failed to initialize wait set: the given context is not valid"
+                if all(node.context.ok() for node in nodes):
+                    raise
+                break  # rclpy's own signal handler shut the context down before ours was set: a stop
         return done()
     finally:
         for sig, handler in previous.items():

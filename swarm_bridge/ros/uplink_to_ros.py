@@ -1,4 +1,4 @@
-"""Down direction: records from the uplink, their signature verified (swarm_bridge.codec.signing), decoded in the
+"""Down direction: records from the uplink, their signature verified (swarm_bridge.commands), decoded in the
 route's format and checked (this robot, not expired, not a repeat, signed ones issued recently), published on a
 ROS topic. Anything refused is counted by reason; nothing stops the route."""
 
@@ -15,14 +15,14 @@ from rclpy.node import Node
 from swarm_bridge.codec import CodecError, FramingError, RecordError, SchemaMismatch
 from swarm_bridge.codec.framing import split_batch
 from swarm_bridge.codec.recognise import FormatWatch
-from swarm_bridge.codec.signing import CommandVerifier, Keyring, is_signed, open_signed
+from swarm_bridge.codec.signing import is_signed, open_signed
 from swarm_bridge.codec.wire import WireDecoder
+from swarm_bridge.commands import CommandGate, CommandVerifier, Keyring, Verdict
 from swarm_bridge.metrics import BridgeMetrics
 from swarm_bridge.ros.convert import dict_to_message
 from swarm_bridge.ros.qos import qos_preset
 from swarm_bridge.ros.types import message_class
 from swarm_bridge.routing import Route
-from swarm_bridge.routing.admission import CommandGate, Verdict
 from swarm_bridge.transport import Uplink
 
 __all__ = ["DownlinkCounts", "DownlinkRoute"]

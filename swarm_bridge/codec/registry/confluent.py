@@ -6,7 +6,7 @@ confluent_kafka, lazily, when a ConfluentRegistry is made (it needs the client's
 `pip install "confluent-kafka[schemaregistry]"`).
 
 Errors map to the codec's: 404 -> UnknownSchema; 409 -> IncompatibleSchema (the field and rule
-are found by running the local rules of `compatibility` against the subject's versions, the
+are found by running the local rules of `registry.compatibility` against the subject's versions, the
 server's own message appended); 422 -> SchemaParseError; unreachable or anything else ->
 RegistryError. A Confluent server cannot look schemas up by Avro fingerprint: `by_fingerprint`
 answers from the schemas this object has seen, else scans every subject (at most every 30 s).
@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from swarm_bridge.codec.compatibility import check_compatibility, normalize_level
 from swarm_bridge.codec.errors import (
     CodecError,
     IncompatibleSchema,
@@ -28,7 +27,8 @@ from swarm_bridge.codec.errors import (
     UnknownSchema,
 )
 from swarm_bridge.codec.framing import avro_fingerprint
-from swarm_bridge.codec.registry import RegisteredSchema, Schema, SchemaReference, _fingerprint_text
+from swarm_bridge.codec.registry.compatibility import check_compatibility, normalize_level
+from swarm_bridge.codec.registry.schema import RegisteredSchema, Schema, SchemaReference, fingerprint_text
 
 __all__ = ["ConfluentRegistry"]
 
@@ -273,7 +273,7 @@ class ConfluentRegistry:
             with self._lock:
                 known = self._fingerprints.get(fingerprint)
         if known is None:
-            raise UnknownSchema(_fingerprint_text(fingerprint))
+            raise UnknownSchema(fingerprint_text(fingerprint))
         return known
 
     def set_compatibility(self, subject: str | None, level: str) -> None:

@@ -1,5 +1,5 @@
 """Down direction: which commands a robot accepts. Addressed to it, not expired, not seen before; when signed
-(swarm_bridge.codec.signing), issued recently by a trusted key."""
+(commands.verifier), issued recently by a trusted key."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class Verdict(str, Enum):
     OTHER_ROBOT = "addressed to another robot"
     EXPIRED = "deadline passed"
     DUPLICATE = "duplicate command id"
-    # Authenticity (swarm_bridge.codec.signing decides the first three; the gate decides STALE).
+    # Authenticity (commands.verifier decides the first three; the gate decides STALE).
     UNSIGNED = "unsigned command"
     UNKNOWN_KEY = "unknown signing key"
     BAD_SIGNATURE = "bad signature"

@@ -1,294 +1,23 @@
-"""Schema registry: the `SchemaRegistry` interface, subject naming, and the embedded `FileRegistry` (the default).
-
-Every record carries a schema id (Kafka, Confluent framing) or an Avro fingerprint / Protobuf
-type and version (MQTT); a registry maps those back to schemas. Two backends share one interface:
-`FileRegistry` (a directory, no server) and `ConfluentRegistry` (any Confluent-API server, in
-`swarm_bridge.codec.registry_confluent`). Both refuse, at registration, a schema that breaks the
-subject's compatibility level (default BACKWARD) and return the existing id for an identical one.
-
-Subject naming (one signature, chosen by name, as in Confluent's serializers):
-  topic_name         `<topic>-value`, e.g. `fleet.state.robot_state-value` (default: one schema
-                     history per Kafka topic);
-  record_name        the record's full name, e.g. `swarm_bridge.fleet.RobotState` (one history
-                     per type, whatever topic carries it);
-  topic_record_name  `<topic>-<record full name>` (several types on one topic).
-`topic` is always the Kafka topic a stream maps to (`fleet.{channel}.{stream}`), also for MQTT,
-so both transports share subjects.
-"""
+"""The embedded schema registry: `FileRegistry`, a directory shared by processes, no server (the default backend)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import difflib
 import fcntl
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 from urllib.parse import quote, unquote
 
-from swarm_bridge.codec.compatibility import DEFAULT_COMPATIBILITY, check_compatibility, normalize_level
 from swarm_bridge.codec.errors import IncompatibleSchema, RegistryError, SchemaParseError, UnknownSchema
 from swarm_bridge.codec.framing import avro_fingerprint
+from swarm_bridge.codec.registry.compatibility import DEFAULT_COMPATIBILITY, check_compatibility, normalize_level
+from swarm_bridge.codec.registry.schema import RegisteredSchema, Schema, fingerprint_text
 from swarm_bridge.spool.files import replace_file
 
-__all__ = [
-    "DEFAULT_SUBJECT_NAME_STRATEGY",
-    "SCHEMA_KINDS",
-    "SUBJECT_NAME_STRATEGIES",
-    "FileRegistry",
-    "RegisteredSchema",
-    "Schema",
-    "SchemaReference",
-    "SchemaRegistry",
-    "SubjectNameStrategy",
-    "open_registry",
-    "record_name",
-    "subject_name_strategy",
-    "topic_name",
-    "topic_record_name",
-]
-
-SCHEMA_KINDS = ("AVRO", "PROTOBUF")
-
-
-@dataclass(frozen=True)
-class SchemaReference:
-    """A schema this one uses: the name it is used by (Avro full name or .proto import path), where it lives."""
-
-    name: str
-    subject: str
-    version: int
-
-
-@dataclass(frozen=True)
-class Schema:
-    """A schema as a registry stores it: kind "AVRO" | "PROTOBUF", its text, the schemas it references.
-
-    AVRO text is the JSON schema; PROTOBUF text is .proto source or a base64 FileDescriptorProto
-    (the form confluent-kafka's Protobuf serializer registers).
-    """
-
-    kind: str
-    text: str
-    references: tuple[SchemaReference, ...] = field(default=())
-
-    def __post_init__(self) -> None:
-        if self.kind not in SCHEMA_KINDS:
-            raise SchemaParseError(
-                "schema", f"kind {self.kind!r} is not valid. Valid options are: {', '.join(SCHEMA_KINDS)}"
-            )
-        if not isinstance(self.text, str) or not self.text.strip():
-            raise SchemaParseError("schema", "schema text must be a non-empty string")
-        object.__setattr__(self, "references", tuple(self.references))
-
-    @classmethod
-    def avro(cls, schema: Any, *, references: Sequence[SchemaReference] = ()) -> Schema:
-        """An Avro schema from its parsed JSON (dict, list, name) or JSON text."""
-        text = schema if isinstance(schema, str) else json.dumps(schema, separators=(",", ":"))
-        return cls("AVRO", text, tuple(references))
-
-    @classmethod
-    def protobuf(cls, schema: Any, *, references: Sequence[SchemaReference] = ()) -> Schema:
-        """A Protobuf schema from .proto text or a FileDescriptorProto (stored as base64, deterministic)."""
-        if isinstance(schema, str):
-            return cls("PROTOBUF", schema, tuple(references))
-        if not hasattr(schema, "SerializeToString"):
-            raise SchemaParseError("protobuf schema", f"expected .proto text or a FileDescriptorProto, got {schema!r}")
-        raw = schema.SerializeToString(deterministic=True)
-        return cls("PROTOBUF", base64.standard_b64encode(raw).decode("ascii"), tuple(references))
-
-    @classmethod
-    def from_file(cls, path: Path | str) -> Schema:
-        """Read a `.avsc` (Avro) or `.proto` file; SchemaParseError naming the file if it does not parse."""
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SchemaParseError(str(path), f"cannot read: {exc}") from None
-        if not text.strip():
-            raise SchemaParseError(str(path), "empty file")
-        if path.suffix == ".avsc":
-            schema = cls("AVRO", text)
-            try:
-                schema.parsed()
-            except SchemaParseError as exc:
-                raise SchemaParseError(str(path), exc.problem) from None
-            return schema
-        if path.suffix == ".proto":
-            from swarm_bridge.codec.fleet_protos import compile_proto
-
-            compile_proto(text, name=path.name, source=str(path))
-            return cls("PROTOBUF", text)
-        raise SchemaParseError(str(path), f"unknown schema file type {path.suffix!r}. Valid options are: .avsc, .proto")
-
-    def parsed(self) -> Any:
-        """AVRO: the JSON value, checked by fastavro; PROTOBUF: a FileDescriptorProto (.proto compiled by protoc)."""
-        if self.kind == "AVRO":
-            try:
-                value = json.loads(self.text)
-            except json.JSONDecodeError as exc:
-                raise SchemaParseError("avro schema", f"not JSON: {exc}") from None
-            avro_fingerprint(value)  # parses with fastavro: SchemaParseError if invalid
-            return value
-        descriptor = _descriptor_from_base64(self.text)
-        if descriptor is not None:
-            return descriptor
-        from swarm_bridge.codec.fleet_protos import compile_proto
-
-        return compile_proto(self.text)
-
-    def identity(self) -> str:
-        """What makes two schemas "the same" for re-registration: kind, normalized text, references."""
-        if self.kind == "AVRO":
-            try:
-                body = json.dumps(json.loads(self.text), sort_keys=True, separators=(",", ":"))
-            except json.JSONDecodeError:
-                body = self.text.strip()
-        else:
-            body = self.text.strip()
-        refs = ";".join(f"{r.name}={r.subject}@{r.version}" for r in self.references)
-        return f"{self.kind}\n{refs}\n{body}"
-
-    def to_json(self) -> dict[str, Any]:
-        """The stored form (also the Confluent API's request body keys, without schemaType AVRO defaults)."""
-        return {
-            "schemaType": self.kind,
-            "schema": self.text,
-            "references": [{"name": r.name, "subject": r.subject, "version": r.version} for r in self.references],
-        }
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> Schema:
-        refs = tuple(SchemaReference(str(r["name"]), str(r["subject"]), int(r["version"])) for r in doc["references"])
-        return cls(str(doc.get("schemaType") or "AVRO"), str(doc["schema"]), refs)
-
-
-def _descriptor_from_base64(text: str) -> Any:
-    """A FileDescriptorProto if `text` is its base64 form, else None (.proto source is never valid base64)."""
-    stripped = "".join(text.split())
-    if not stripped or len(stripped) % 4:
-        return None
-    try:
-        raw = base64.b64decode(stripped, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    from google.protobuf import descriptor_pb2
-    from google.protobuf.message import DecodeError
-
-    descriptor = descriptor_pb2.FileDescriptorProto()
-    try:
-        descriptor.ParseFromString(raw)
-    except DecodeError:
-        return None
-    return descriptor if descriptor.message_type or descriptor.enum_type else None
-
-
-@dataclass(frozen=True)
-class RegisteredSchema:
-    """A schema as registered under a subject: its global id, its version in the subject, the schema."""
-
-    id: int
-    version: int
-    subject: str
-    schema: Schema
-
-
-@runtime_checkable
-class SchemaRegistry(Protocol):
-    """What the codecs need from a registry; FileRegistry and ConfluentRegistry implement it."""
-
-    def register(self, subject: str, schema: Schema) -> RegisteredSchema:
-        """Register (or find, if identical) `schema` under `subject`; IncompatibleSchema if the level forbids it."""
-
-    def check(self, subject: str, schema: Schema) -> None:
-        """Raise IncompatibleSchema if registering `schema` under `subject` would be refused; writes nothing."""
-
-    def by_id(self, schema_id: int) -> Schema:
-        """The schema with this global id; UnknownSchema if there is none."""
-
-    def latest(self, subject: str) -> RegisteredSchema:
-        """The newest version of `subject`; UnknownSchema if the subject has none."""
-
-    def version(self, subject: str, version: int) -> RegisteredSchema:
-        """One version of `subject`; UnknownSchema if it does not exist."""
-
-    def versions(self, subject: str) -> list[int]:
-        """The versions of `subject`, ascending; UnknownSchema if the subject has none."""
-
-    def subjects(self) -> list[str]:
-        """Every subject with at least one version, sorted."""
-
-    def by_fingerprint(self, fingerprint: int) -> RegisteredSchema:
-        """The Avro schema with this CRC-64-AVRO fingerprint (single-object encoding); lowest id first."""
-
-    def set_compatibility(self, subject: str | None, level: str) -> None:
-        """Set the level of `subject`, or the registry's default when `subject` is None."""
-
-    def compatibility(self, subject: str | None = None) -> str:
-        """The level in force for `subject` (its own, else the default), or the default when None."""
-
-    def close(self) -> None:
-        """Release what the registry holds open (a server's HTTP session); one registry per process."""
-
-
-# --- subject naming --------------------------------------------------------------------------------
-
-SubjectNameStrategy = Callable[[str, str], str]
-
-
-def topic_name(topic: str, record_name: str) -> str:
-    """`<topic>-value`: one schema history per Kafka topic (the default)."""
-    return f"{topic}-value"
-
-
-def record_name(topic: str, record_name: str) -> str:
-    """The record's full name: one schema history per type, whatever topic carries it."""
-    return record_name
-
-
-def topic_record_name(topic: str, record_name: str) -> str:
-    """`<topic>-<record full name>`: several record types on one topic, one history each."""
-    return f"{topic}-{record_name}"
-
-
-SUBJECT_NAME_STRATEGIES: Mapping[str, SubjectNameStrategy] = {
-    "topic_name": topic_name,
-    "record_name": record_name,
-    "topic_record_name": topic_record_name,
-}
-DEFAULT_SUBJECT_NAME_STRATEGY = "topic_name"
-
-
-def subject_name_strategy(name: str) -> SubjectNameStrategy:
-    """The strategy called `name`; RegistryError naming the valid options (and the near miss) otherwise."""
-    try:
-        return SUBJECT_NAME_STRATEGIES[name]
-    except (KeyError, TypeError):
-        near = difflib.get_close_matches(str(name), list(SUBJECT_NAME_STRATEGIES), n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
-        raise RegistryError(
-            "config",
-            f"subject name strategy {name!r} is not valid{hint}. "
-            f"Valid options are: {', '.join(SUBJECT_NAME_STRATEGIES)}",
-        ) from None
-
-
-def open_registry(location: str | Path, **options: Any) -> SchemaRegistry:
-    """`http(s)://...` -> ConfluentRegistry(location, **options); anything else -> FileRegistry(Path(location))."""
-    text = str(location)
-    if text.startswith(("http://", "https://")):
-        from swarm_bridge.codec.registry_confluent import ConfluentRegistry
-
-        return ConfluentRegistry(text, **options)
-    return FileRegistry(Path(text.removeprefix("file://")), **options)
-
-
-# --- the embedded file registry ------------------------------------------------------------------
+__all__ = ["FileRegistry"]
 
 _BACKEND = "file"
 
@@ -557,7 +286,7 @@ class FileRegistry:
                 self._fingerprints[schema_id] = avro_fingerprint(self._resolved(schema))
             if self._fingerprints[schema_id] == fingerprint:
                 return RegisteredSchema(schema_id, int(doc["version"]), str(doc["subject"]), schema)
-        raise UnknownSchema(_fingerprint_text(fingerprint))
+        raise UnknownSchema(fingerprint_text(fingerprint))
 
     def set_compatibility(self, subject: str | None, level: str) -> None:
         """Set the level of `subject`, or the default (config.json) when None."""
@@ -577,10 +306,6 @@ class FileRegistry:
         if doc is not None:
             return normalize_level(str(doc.get("compatibility")), backend=_BACKEND)
         return self.default_compatibility
-
-
-def _fingerprint_text(fingerprint: object) -> str:
-    return f"fingerprint 0x{fingerprint:016x}" if isinstance(fingerprint, int) else f"fingerprint {fingerprint!r}"
 
 
 def _inline_avro(schema: Any, named: Mapping[str, Any]) -> Any:
