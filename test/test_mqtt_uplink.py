@@ -1,4 +1,5 @@
-"""The robot's MQTT uplink on MqttClient: subscription matching, subscribe before connect, presence on a clean stop."""
+"""The robot's MQTT uplink on MqttClient: subscription matching, subscribe before connect (granted when connect
+returns), presence on a clean stop."""
 
 from __future__ import annotations
 
@@ -49,6 +50,28 @@ def test_subscribed_before_connect_receives_and_a_clean_stop_says_offline(mosqui
     states = [json.loads(r.payload)["state"] for r in tap.snapshot()]
     assert states[:1] == ["online"] and states[-1] == "offline", states
     assert json.loads(tap.snapshot()[-1].payload)["reason"] == "stopped"
+
+
+@pytest.mark.integration
+def test_connect_returns_once_the_subscriptions_asked_before_it_are_granted(mosquitto: Mosquitto) -> None:
+    """A message sent right after connect() returns is delivered: no retry, no "no matching subscribers"."""
+    got: list[bytes] = []
+    site = MqttLink(host="127.0.0.1", port=mosquitto.port, client_id="uplink5-early-site", session_expiry_s=0)
+    site.subscribe("swarm/uplink5early/coordinator/tasks/submit", lambda _t, _k, payload: got.append(payload))
+    sender = MqttLink(host="127.0.0.1", port=mosquitto.port, client_id="uplink5-early-sender", session_expiry_s=0)
+    try:
+        sender.connect()
+        site.connect()
+        sender.send("swarm/uplink5early/coordinator/tasks/submit", b"", b"first", qos=1)
+        assert sender.flush(20) == 0
+        assert sender.unsubscribed == 0  # the broker had the subscription when the message came
+        deadline = time.monotonic() + 20
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        sender.close()
+        site.close()
+    assert got == [b"first"]
 
 
 @pytest.mark.integration

@@ -5,8 +5,8 @@ retries, idempotent submissions), fed from the robots' MQTT topics (`site_wire`)
 (one process owns the site; optionally snapshotted to a JSON-lines file and read back at start), so a
 second instance would assign twice: run exactly one per site, or use mode kafka.
 
-Threads: paho's network thread queues what arrives; one worker folds it in, ticks the clock and sends
-commands (QoS 1). `submit` and `summary` may be called from any thread.
+Threads: the MQTT client's network thread queues what arrives (acked once queued); one worker folds it in,
+ticks the clock and sends commands (QoS 1). `submit` and `summary` may be called from any thread.
 """
 
 from __future__ import annotations
@@ -40,8 +40,7 @@ from swarm_bridge.coordinator.site_wire import (
 from swarm_bridge.coordinator.tasks import TERMINAL, Task, TaskRequest, TaskState
 from swarm_bridge.spool.files import replace_file
 from swarm_bridge.transport.link import LinkBusy
-from swarm_bridge.transport.mqtt import MqttTls
-from swarm_bridge.transport.mqtt_paho import PahoMqttLink
+from swarm_bridge.transport.mqtt import MqttLink, MqttTls
 
 __all__ = ["SiteCoordinator", "Submission", "run_site"]
 
@@ -81,10 +80,10 @@ class SiteCoordinator:
         self.drops = DropLog(f"site coordinator {self.client_id}", self.dispatch.counts, self.metrics.dropped, log)
         tls = None if self.mqtt.tls is None else MqttTls(self.mqtt.tls.ca_file, self.mqtt.tls.cert_file,
                                                          self.mqtt.tls.key_file)
-        self.link = PahoMqttLink(host=self.mqtt.host, port=self.mqtt.port, client_id=self.client_id,
+        self.link = MqttLink(host=self.mqtt.host, port=self.mqtt.port, client_id=self.client_id,
                              connect_timeout_s=self.mqtt.connect_timeout_s, session_expiry_s=self.mqtt.session_expiry_s,
                              keepalive_s=self.mqtt.keepalive_s, username=self.mqtt.username,
-                             password=self.mqtt.password, tls=tls)
+                             password=self.mqtt.password, tls=tls, settings="mqtt")
         self.link.describe(self.topics.status, content_type="application/json", retain=True)
         self.endpoint = self.link.endpoint
         self._lock = threading.RLock()  # the core: the worker, submit() and summary() take turns
@@ -343,7 +342,7 @@ class SiteCoordinator:
     def _acked(self, requested_ns: int | None) -> Any:
         latencies, histogram = self._latencies, self.metrics.latency
 
-        def done(ok: bool) -> None:  # paho's thread: no locks
+        def done(ok: bool) -> None:  # the MQTT client's network thread: no locks
             if ok and requested_ns is not None:
                 seconds = (time.time_ns() - requested_ns) / 1e9
                 latencies.append(seconds)

@@ -7,13 +7,14 @@ import json
 import ssl
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
-
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
 from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.coordinator.site_wire import SiteTopics
+from swarm_bridge.transport.link import LinkBusy, LinkError
+from swarm_bridge.transport.mqtt_client import Message, MqttClient, MqttOptions, tls_context
+from swarm_bridge.transport.mqtt_errors import MqttRefused, reason_text
 
 __all__ = ["SiteUnreachable", "read_site_status", "submit_to_site"]
 
@@ -27,56 +28,56 @@ def submit_to_site(config: CoordinatorConfig, doc: dict[str, Any], *, timeout_s:
     duplicate} on the task's result topic."""
     topics = _topics(config)
     task_id = str(doc.get("task_id", ""))
-    answer: list[dict[str, Any]] = []
-    got = threading.Event()
-
-    def on_message(_c: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
-        try:
-            answer.append(json.loads(message.payload))
-        except json.JSONDecodeError:
-            return
-        got.set()
-
-    client = _client(config, on_message)
+    answers = _Answers()
+    client = _client(config, answers.on_message)
     try:
-        subscribed = threading.Event()
-        client.on_subscribe = lambda *_args: subscribed.set()
-        client.subscribe(topics.result(task_id), qos=1)
-        if not subscribed.wait(timeout_s):
-            raise SiteUnreachable(f"{_url(config)}: no SUBACK within {timeout_s:g} s")
-        client.publish(topics.submit, json.dumps(doc), qos=1)
-        if not got.wait(timeout_s):
-            raise SiteUnreachable(f"{_url(config)}: no answer on {topics.result(task_id)} within {timeout_s:g} s; "
-                                  f"is `swarm-bridge coordinator` running with mode mqtt for fleet {config.fleet}?")
-        return answer[0]
+        try:
+            client.subscribe([topics.result(task_id)], qos=1, timeout_s=timeout_s)
+            client.publish(topics.submit, json.dumps(doc).encode(), qos=1, content_type="application/json",
+                           timeout_s=timeout_s)
+        except (LinkError, LinkBusy) as exc:
+            raise SiteUnreachable(str(exc)) from None
+        if not answers.got.wait(timeout_s):
+            raise SiteUnreachable(f"{client.endpoint}: no answer on {topics.result(task_id)} within {timeout_s:g} "
+                                  f"s; is `swarm-bridge coordinator` running with mode mqtt for fleet {config.fleet}?")
+        return answers.docs[0]
     finally:
-        client.loop_stop()
-        client.disconnect()
+        client.close()
 
 
 def read_site_status(config: CoordinatorConfig, *, timeout_s: float = 5.0) -> dict[str, Any]:
     """The retained fleet status the coordinator publishes: summary, robots, open tasks."""
     topics = _topics(config)
-    status: list[dict[str, Any]] = []
-    got = threading.Event()
-
-    def on_message(_c: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
-        try:
-            status.append(json.loads(message.payload))
-        except json.JSONDecodeError:
-            return
-        got.set()
-
-    client = _client(config, on_message)
+    answers = _Answers()
+    client = _client(config, answers.on_message)
     try:
-        client.subscribe(topics.status, qos=1)
-        if not got.wait(timeout_s):
-            raise SiteUnreachable(f"{_url(config)}: nothing retained on {topics.status} after {timeout_s:g} s; "
+        try:
+            client.subscribe([topics.status], qos=1, timeout_s=timeout_s)
+        except LinkError as exc:
+            raise SiteUnreachable(str(exc)) from None
+        if not answers.got.wait(timeout_s):
+            raise SiteUnreachable(f"{client.endpoint}: nothing retained on {topics.status} after {timeout_s:g} s; "
                                   f"has a coordinator in mode mqtt run for fleet {config.fleet}?")
-        return status[-1]
+        return answers.docs[-1]
     finally:
-        client.loop_stop()
-        client.disconnect()
+        client.close()
+
+
+class _Answers:
+    """JSON documents received on the client's subscription (anything else is skipped); `got` once one came."""
+
+    def __init__(self) -> None:
+        self.docs: list[dict[str, Any]] = []
+        self.got = threading.Event()
+
+    def on_message(self, message: Message) -> None:
+        try:
+            doc = json.loads(message.payload)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return
+        if isinstance(doc, dict):
+            self.docs.append(doc)
+            self.got.set()
 
 
 def _topics(config: CoordinatorConfig) -> SiteTopics:
@@ -85,40 +86,29 @@ def _topics(config: CoordinatorConfig) -> SiteTopics:
     return SiteTopics(config.mqtt.topic_prefix, config.fleet)
 
 
-def _url(config: CoordinatorConfig) -> str:
-    assert config.mqtt is not None
-    return f"mqtt://{config.mqtt.host}:{config.mqtt.port}"
-
-
-def _client(config: CoordinatorConfig, on_message: Any) -> paho.Client:
+def _client(config: CoordinatorConfig, on_message: Callable[[Message], None]) -> MqttClient:
+    """A connected client with a clean session of its own, or SiteUnreachable naming the broker and the fix."""
     mqtt = config.mqtt
     assert mqtt is not None
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{config.fleet}-cli-{uuid.uuid4().hex[:8]}",
-                         protocol=paho.MQTTv5)
-    if mqtt.username is not None:
-        client.username_pw_set(mqtt.username, mqtt.password)
+    endpoint = f"mqtt{'s' if mqtt.tls else ''}://{mqtt.host}:{mqtt.port}"
+    context = None
     if mqtt.tls is not None:
-        client.tls_set(ca_certs=mqtt.tls.ca_file, certfile=mqtt.tls.cert_file, keyfile=mqtt.tls.key_file,
-                       cert_reqs=ssl.CERT_REQUIRED)
-    client.on_message = on_message
-    connected = threading.Event()
-    refused: list[str] = []
-
-    def on_connect(_c: paho.Client, _u: object, _f: object, reason: Any, _p: object) -> None:
-        if reason.is_failure:
-            refused.append(str(reason))
-        connected.set()
-
-    client.on_connect = on_connect
-    try:
-        client.connect(mqtt.host, mqtt.port, keepalive=30)
-    except (OSError, ssl.SSLError) as exc:
-        raise SiteUnreachable(f"{_url(config)}: cannot connect ({exc}); start the broker or fix mqtt host/port") \
-            from None
-    client.loop_start()
-    if not connected.wait(mqtt.connect_timeout_s) or refused:
-        client.loop_stop()
-        problem = f"broker refused the connection: {refused[0]}" if refused else \
-            f"no CONNACK within {mqtt.connect_timeout_s:g} s"
-        raise SiteUnreachable(f"{_url(config)}: {problem}; check mqtt host, port and credentials")
-    return client
+        try:
+            context = tls_context(mqtt.tls.ca_file, mqtt.tls.cert_file, mqtt.tls.key_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise SiteUnreachable(f"{endpoint}: TLS files unusable ({exc}); check mqtt.tls ca_file/cert_file/"
+                                  "key_file paths and formats") from None
+    options = MqttOptions(host=mqtt.host, port=mqtt.port, client_id=f"{config.fleet}-cli-{uuid.uuid4().hex[:8]}",
+                          keepalive_s=30, username=mqtt.username, password=mqtt.password, tls=context,
+                          connect_timeout_s=mqtt.connect_timeout_s)
+    client = MqttClient(options, on_message=on_message, auto_ack=True)
+    client.start(wait=False)
+    problem = client.first_attempt(mqtt.connect_timeout_s + 1.0)
+    if problem is None:
+        return client
+    client.close(disconnect=False)
+    if isinstance(problem, MqttRefused):
+        raise SiteUnreachable(f"{endpoint}: broker refused the connection: "
+                              f"{reason_text(problem.code, problem.reason_str)}; {problem.fix}")
+    text = problem.problem if isinstance(problem, LinkError) else str(problem)
+    raise SiteUnreachable(f"{endpoint}: {text}; start the broker or fix mqtt host/port (and mqtt.tls)")

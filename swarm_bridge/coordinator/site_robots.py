@@ -8,18 +8,16 @@ robot's task logic (`ros.task_work.TaskWork`, no ROS needed).
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
-
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
 from swarm_bridge.codec.signing import is_signed, open_signed
 from swarm_bridge.coordinator.records import presence_payload, robot_state_body
 from swarm_bridge.coordinator.site_wire import SiteRecords
 from swarm_bridge.ros.task_work import ACTION_ASSIGN, Report, TaskWork
+from swarm_bridge.transport.link import LinkBusy
+from swarm_bridge.transport.mqtt_client import LastWill, Message, MqttClient, MqttOptions
 
 __all__ = ["Received", "SiteRobot", "SiteRobots"]
 
@@ -70,8 +68,9 @@ class SiteRobots:
             robot.work.work_s = work_s
         self.received: list[Received] = []
         self.bad_commands = 0
+        self.dropped = 0  # records not sent: the robot's in-flight window was full (its broker gone)
         self._lock = threading.Lock()
-        self._clients: dict[str, paho.Client] = {}
+        self._clients: dict[str, MqttClient] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -90,22 +89,16 @@ class SiteRobots:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
-        for robot_id, client in self._clients.items():
-            if self.robots[robot_id].online:
-                client.disconnect()
-            client.loop_stop()
+        for client in self._clients.values():
+            client.close()  # a dropped robot's client is closed already
 
     def drop(self, robot_id: str) -> None:
-        """The robot's connection dies (no DISCONNECT): the broker publishes its Last Will, presence offline."""
+        """The robot's connection dies (no DISCONNECT) and stays down: the broker publishes its Last Will,
+        presence offline."""
         with self._lock:
             robot = self.robots[robot_id]
             robot.online = False
-        client = self._clients[robot_id]
-        client.loop_stop()
-        sock = client.socket()
-        if isinstance(sock, socket.socket):
-            sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
+        self._clients[robot_id].close(disconnect=False)
 
     def snapshot(self) -> list[Received]:
         with self._lock:
@@ -113,36 +106,50 @@ class SiteRobots:
 
     def publish_raw(self, robot_id: str, channel: str, stream: str, payload: bytes) -> None:
         """Publish any bytes on one of a robot's topics (malformed-input tests)."""
-        self._clients[robot_id].publish(self.topics.robot(robot_id, channel, stream), payload, qos=1)
+        self._publish(robot_id, self.topics.robot(robot_id, channel, stream), payload)
 
     def _connect(self, robot: SiteRobot, timeout_s: float) -> None:
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"sim-{self.topics.fleet}-{robot.robot_id}",
-                             protocol=paho.MQTTv5)
+        """Connect (LinkError naming the broker if it does not answer), subscribe to the robot's commands, then
+        say online on its retained presence; the Last Will says offline when the connection dies."""
         presence = self.topics.presence(robot.robot_id)
-        client.will_set(presence, presence_payload(robot.robot_id, "offline", "connection lost"), qos=1, retain=True)
-        connected = threading.Event()
-        command_topic = self.topics.command(robot.robot_id)
+        will = LastWill(presence, presence_payload(robot.robot_id, "offline", "connection lost"), qos=1, retain=True)
+        options = MqttOptions(host=self.host, port=self.port, client_id=f"sim-{self.topics.fleet}-{robot.robot_id}",
+                              keepalive_s=30, will=will, connect_timeout_s=timeout_s)
 
-        def on_connect(c: paho.Client, _u: object, _f: object, reason: object, _p: object) -> None:
-            c.subscribe(command_topic, qos=1)
-            c.publish(presence, presence_payload(robot.robot_id, "online", "connected"), qos=1, retain=True)
-            connected.set()
+        online = presence_payload(robot.robot_id, "online", "connected")
+        subscribed = threading.Event()
 
-        def on_message(_c: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
+        def on_message(message: Message) -> None:
             try:
-                self._command(robot, bytes(message.payload))
+                self._command(robot, message.payload)
             except Exception:  # a bad command is counted; the robot goes on
                 self.bad_commands += 1
                 log.exception("simulated robot %s: cannot handle a command", robot.robot_id)
 
-        client.on_connect = on_connect
-        client.on_message = on_message
-        client.connect(self.host, self.port, keepalive=30)
-        client.loop_start()
-        if not connected.wait(timeout_s):
-            raise ConnectionError(f"simulated robot {robot.robot_id}: no CONNACK from mqtt://{self.host}:{self.port}")
-        robot.online = True
+        def on_connect(_session_present: bool) -> None:
+            if subscribed.is_set():  # a reconnect: the client re-subscribes first, then this says online again
+                self._publish(robot.robot_id, presence, online, retain=True)
+
+        client = MqttClient(options, on_message=on_message, auto_ack=True, on_connect=on_connect)
         self._clients[robot.robot_id] = client
+        client.start()
+        try:
+            client.subscribe([self.topics.command(robot.robot_id)], qos=1, timeout_s=timeout_s)
+            subscribed.set()
+            client.publish(presence, online, qos=1, retain=True, timeout_s=timeout_s)
+        except Exception:
+            client.close(disconnect=False)
+            raise
+        robot.online = True
+
+    def _publish(self, robot_id: str, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        """QoS 1 from the robot's client, never waiting (a full window would stall the threads that hold the lock)."""
+        try:
+            self._clients[robot_id].publish(topic, payload, qos=1, retain=retain, timeout_s=0)
+        except LinkBusy:
+            self.dropped += 1
+            log.warning("simulated robot %s: in-flight window full; a record on %s dropped (%d so far)", robot_id,
+                        topic, self.dropped)
 
     def _command(self, robot: SiteRobot, payload: bytes) -> None:
         if is_signed(payload):
@@ -166,8 +173,7 @@ class SiteRobots:
             record = self.records.status_record(robot_id=robot.robot_id, task_id=report.task_id, state=report.state,
                                                 seq=robot.seq, now_ns=time.time_ns(), reason=report.reason,
                                                 progress=report.progress)
-            self._clients[robot.robot_id].publish(self.topics.robot(robot.robot_id, "event", "task_status"), record,
-                                                  qos=1)
+            self._publish(robot.robot_id, self.topics.robot(robot.robot_id, "event", "task_status"), record)
 
     def _state(self, robot: SiteRobot) -> None:
         robot.seq += 1
@@ -175,8 +181,8 @@ class SiteRobots:
         body = robot_state_body(robot.robot_id, robot.kind, robot.capabilities, x=robot.x, y=robot.y,
                                 battery=robot.battery, mode=2 if robot.work.current else 1,
                                 current_task_id=robot.work.current, now_ns=now)
-        self._clients[robot.robot_id].publish(self.topics.robot(robot.robot_id, "state", "robot_state"),
-                                              self.records.state_record(body, seq=robot.seq, now_ns=now), qos=1)
+        self._publish(robot.robot_id, self.topics.robot(robot.robot_id, "state", "robot_state"),
+                      self.records.state_record(body, seq=robot.seq, now_ns=now))
 
     def _run(self) -> None:
         last_state = time.monotonic()

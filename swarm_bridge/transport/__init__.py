@@ -1,5 +1,5 @@
-"""Uplinks to the brokers: MQTT (our MQTT 5 client on `mqtt5`; paho for the site coordinator) and Kafka
-(confluent-kafka); the only place they are imported."""
+"""Uplinks to the brokers: MQTT (our MQTT 5 client on `mqtt5`) and Kafka (confluent-kafka); the only place
+they are imported."""
 
 from swarm_bridge.transport.kafka import KafkaLink
 from swarm_bridge.transport.link import Done, LinkBusy, LinkError, LinkStats, Uplink

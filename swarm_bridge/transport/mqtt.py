@@ -91,9 +91,11 @@ class MqttLink:
         tls: MqttTls | None = None,
         presence: Presence | None = None,
         hold_unsubscribed: bool = False,
+        settings: str = "uplink",
     ) -> None:
         """`hold_unsubscribed`: a record the broker acknowledged with "no matching subscribers" counts as not
-        delivered (`on_done(False)`), so the outbox keeps it until a hub subscribes again."""
+        delivered (`on_done(False)`), so the outbox keeps it until a hub subscribes again; `settings`: the config
+        section the errors' fixes name (`uplink` on a robot, `mqtt` for the site coordinator)."""
         self.endpoint = f"mqtt{'s' if tls else ''}://{host}:{port}"
         self.stats = LinkStats()
         self.on_inflight_lost: Callable[[], None] | None = None  # never called: the client resends in-flight
@@ -105,7 +107,7 @@ class MqttLink:
                 context = tls_context(tls.ca_file, tls.cert_file, tls.key_file)
             except (OSError, ssl.SSLError) as exc:
                 raise LinkError(self.endpoint, f"TLS files unusable ({exc})",
-                                "check uplink.tls ca_file/cert_file/key_file paths and formats") from None
+                                f"check {settings}.tls ca_file/cert_file/key_file paths and formats") from None
         will = None
         if presence is not None:
             will = LastWill(presence.topic, presence.payload("offline", "connection lost"), qos=1, retain=True)
@@ -115,6 +117,7 @@ class MqttLink:
             max_inflight=max_inflight, connect_timeout_s=connect_timeout_s, reconnect_min_s=reconnect_min_s,
             reconnect_max_s=reconnect_max_s)
         self._presence = presence
+        self._settings = settings
         self._hold_unsubscribed = hold_unsubscribed
         self._content_type = content_type
         self._described: dict[str, tuple[str, list[tuple[str, str]] | None]] = {}
@@ -122,6 +125,8 @@ class MqttLink:
         self._handlers: dict[str, Inbound] = {}
         self._unsubscribed_filters: set[str] = set()  # wanted, not yet granted (offline when asked)
         self._sub_lock = threading.Lock()
+        self._subscribed = threading.Condition(self._sub_lock)  # notified when a SUBSCRIBE got its answer
+        self._subscribing = 0  # SUBSCRIBEs awaiting their SUBACK
         self._busy = False  # the in-flight window is full: logged once per change, at most every 10 s
         self._busy_logged, self._busy_log_after = False, 0.0
         self.backpressure_episodes = 0
@@ -133,11 +138,13 @@ class MqttLink:
         return self._client.connected
 
     def connect(self, *, require: bool = True) -> None:
-        """Connect and wait for the first attempt's CONNACK. Refused: LinkError. Unreachable: LinkError when
+        """Connect and wait for the first attempt's CONNACK, then for the SUBACK of what `subscribe` asked
+        before (nothing published meanwhile is missed). Refused: LinkError. Unreachable: LinkError when
         `require`, else a warning and the client keeps retrying with backoff in the background."""
         self._client.start(wait=False)
         problem = self._client.first_attempt(self._options.connect_timeout_s + 1.0)
         if problem is None:
+            self._wait_subscribed(self._options.connect_timeout_s)
             return
         if isinstance(problem, MqttRefused):
             self._client.close(disconnect=False)
@@ -148,7 +155,7 @@ class MqttLink:
         if require:
             self._client.close(disconnect=False)
             raise LinkError(self.endpoint, f"cannot connect ({problem_text})",
-                            "start the broker or fix uplink host/port (and TLS settings)")
+                            f"start the broker or fix {self._settings} host/port (and TLS settings)")
         log.warning("%s: not reachable (%s); spooling until it answers", self.endpoint, problem_text)
 
     def send(self, destination: str, key: bytes, payload: bytes, *, qos: int = 1, retain: bool | None = None,
@@ -250,11 +257,20 @@ class MqttLink:
             threading.Thread(target=self._subscribe_wanted, name=f"mqtt subscribe {self.endpoint}",
                              daemon=True).start()
 
+    def _wait_subscribed(self, timeout_s: float) -> None:
+        """Wait (up to `timeout_s`) until every filter asked for has had its SUBACK, granted or refused."""
+        with self._sub_lock:
+            if not self._subscribed.wait_for(lambda: not self._unsubscribed_filters and not self._subscribing,
+                                             timeout_s):
+                log.warning("%s: no SUBACK within %g s for %s; subscribing in the background", self.endpoint,
+                            timeout_s, sorted(self._unsubscribed_filters) or "the filters asked for")
+
     def _subscribe_wanted(self) -> None:
         """Subscribe the filters asked for while offline (the client keeps granted ones across reconnects)."""
         with self._sub_lock:
             filters = sorted(self._unsubscribed_filters)
             self._unsubscribed_filters.clear()
+            self._subscribing += bool(filters)
         if not filters:
             return
         try:
@@ -265,6 +281,10 @@ class MqttLink:
             log.info("%s: subscribing %s again at the next connect (%s)", self.endpoint, filters, exc.problem)
             with self._sub_lock:
                 self._unsubscribed_filters.update(filters)
+        finally:
+            with self._sub_lock:
+                self._subscribing -= 1
+                self._subscribed.notify_all()
 
     def _on_message(self, message: Message) -> None:
         topic = message.topic
