@@ -36,7 +36,7 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
     from swarm_bridge.ros.reader_limits import use_reader_limits
     from swarm_bridge.ros.spin import make_executor, spin_until
     from swarm_bridge.spool import Spool, SpoolError
-    from swarm_bridge.transport import LinkError, open_uplink
+    from swarm_bridge.transport import LinkError, build_uplink
 
     args = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
@@ -67,7 +67,7 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
         print(f"robot_bridge: {opts.config}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        uplink = open_uplink(config)
+        uplink = build_uplink(config)  # connected below, once the down routes listen
     except LinkError as exc:
         print(f"robot_bridge: {exc}", file=sys.stderr)
         return EXIT_UPLINK
@@ -81,7 +81,20 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
     except (RosTypeError, CodecError) as exc:
         print(f"robot_bridge: {opts.config}: {exc}", file=sys.stderr)
         uplink.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
         return EXIT_CONFIG
+    try:
+        # After RobotBridge subscribed the down routes: the commands the broker kept for the robot's persistent
+        # session arrive right after the connect and must find them (before, they were ignored and lost).
+        uplink.connect(require=config.uplink.require_at_start)
+    except LinkError as exc:  # unreachable while required, or refused: nothing was published
+        print(f"robot_bridge: {exc}", file=sys.stderr)
+        bridge.close()
+        uplink.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
+        return EXIT_UPLINK
     if config.metrics_port is not None:
         port = bridge.metrics.serve(config.metrics_port)
         log.info("robot %s: metrics on http://127.0.0.1:%d/metrics", config.robot_id, port)

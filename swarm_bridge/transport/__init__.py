@@ -6,7 +6,7 @@ from swarm_bridge.transport.link import Done, LinkBusy, LinkError, LinkStats, Up
 from swarm_bridge.transport.mqtt import MqttLink
 from swarm_bridge.transport.taps import KafkaTap, MqttTap, TappedRecord
 from swarm_bridge.transport.topics import TopicError, TopicSpec, ensure_kafka_topics
-from swarm_bridge.transport.uplinks import open_uplink
+from swarm_bridge.transport.uplinks import build_uplink, open_uplink
 
 __all__ = [
     "Done",
@@ -21,6 +21,7 @@ __all__ = [
     "TopicError",
     "TopicSpec",
     "Uplink",
+    "build_uplink",
     "ensure_kafka_topics",
     "open_uplink",
 ]

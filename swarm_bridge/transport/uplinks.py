@@ -11,7 +11,7 @@ from swarm_bridge.transport.kafka import KafkaLink, KeyedReader
 from swarm_bridge.transport.link import Uplink
 from swarm_bridge.transport.mqtt import MqttLink, MqttTls, Presence
 
-__all__ = ["UPLINKS", "open_uplink"]
+__all__ = ["UPLINKS", "build_uplink", "open_uplink"]
 
 
 def _mqtt(config: RobotBridgeConfig, client_id: str) -> Uplink:
@@ -42,9 +42,15 @@ UPLINKS: dict[str, Callable[[RobotBridgeConfig, str], Uplink]] = {"mqtt": _mqtt,
 """uplink.kind -> how to build that link (not yet connected) from the robot config and its client id."""
 
 
+def build_uplink(config: RobotBridgeConfig) -> Uplink:
+    """The robot's MQTT or Kafka link, not yet connected: its down routes subscribe before `connect`, so what the
+    broker kept for the robot's session, sent right after the connect, finds them."""
+    return UPLINKS[config.uplink.kind](config, f"{config.fleet}-{config.robot_id}")
+
+
 def open_uplink(config: RobotBridgeConfig) -> Uplink:
     """The robot's MQTT or Kafka link, connected; raises LinkError when unreachable and the config
     requires the uplink at start (else it keeps trying in the background while records spool)."""
-    link = UPLINKS[config.uplink.kind](config, f"{config.fleet}-{config.robot_id}")
+    link = build_uplink(config)
     link.connect(require=config.uplink.require_at_start)
     return link
