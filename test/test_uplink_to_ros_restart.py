@@ -32,7 +32,9 @@ TASK_COMMAND = "swarm_bridge_msgs/msg/TaskCommand"
 
 def _config(tmp_path: Path, port: int, fleet: str) -> Path:
     """The shipped config with only its task_command down route, transient_local so that what the bridge publishes
-    right after a restart, before the test's reader matched the new writer, is still delivered to it."""
+    right after a restart, before the test's reader matched the new writer, is still delivered to it (with the
+    shipped `reliable`, volatile, a reader that matches after that publish never gets it: a race on the ROS side,
+    apart from the one tested here)."""
     data = yaml.safe_load((REPO / "config" / "robot_bridge.yaml").read_text())
     data["fleet"], data["robot_id"] = fleet, ROBOT
     data["uplink"]["port"] = port
