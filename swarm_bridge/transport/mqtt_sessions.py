@@ -133,14 +133,17 @@ class MqttSessions:
                                       "start the broker, or check host and port; fewer connections per process")
             self.pump(0.01)
 
-    def subscribe(self, session: MqttSession, filters: Sequence[str], *, qos: int = 1) -> None:
-        """Queue one SUBSCRIBE for `filters`; a refusal in the SUBACK is logged and counted (stats.failed)."""
+    def subscribe(self, session: MqttSession, filters: Sequence[str], *, qos: int = 1,
+                  retain_as_published: bool = True) -> None:
+        """Queue one SUBSCRIBE for `filters`; a refusal in the SUBACK is logged and counted (stats.failed).
+        `retain_as_published` as in `MqttClient.subscribe`."""
         if not session.connected:
             raise MqttDisconnected(session.endpoint, f"subscribe {list(filters)} while not connected (subscribe "
                                    "in on_connect)")
         pid = session._inflight.next_id()
         session._inflight.reserve(pid)
-        topic_filters = [mqtt5.TopicFilter(f, max_qos=_QOS[qos]) for f in filters]
+        topic_filters = [mqtt5.TopicFilter(f, max_qos=_QOS[qos], retain_as_published=retain_as_published)
+                         for f in filters]
         self._queue(session, mqtt5.SubscribePacket(pid, topic_filters).write())
 
     def publish(self, session: MqttSession, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,

@@ -53,7 +53,8 @@ class MqttTap:
             self._client.close(disconnect=False)
             raise error
         try:
-            self._client.subscribe(list(patterns), qos=1, timeout_s=timeout_s)
+            # MQTT's default: only what the broker's retained store hands out is flagged retained
+            self._client.subscribe(list(patterns), qos=1, timeout_s=timeout_s, retain_as_published=False)
         except LinkError:
             self.close()
             raise
