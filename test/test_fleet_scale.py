@@ -9,8 +9,6 @@ import re
 from pathlib import Path
 
 import pytest
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from swarm_bridge.brokers import Kafka, Mosquitto
 from swarm_bridge.cli import main as cli_main
@@ -18,7 +16,6 @@ from swarm_bridge.fleetbench.figures import StepFigures, bucket_quantile, fails_
 from swarm_bridge.fleetbench.ledger import SeqLedger, percentile
 from swarm_bridge.fleetbench.records import StreamTemplate, avro_long, read_head
 from swarm_bridge.fleetbench.report import markdown, sim_us_per_msg
-from swarm_bridge.fleetbench.robots import PackedProperties
 from swarm_bridge.fleetbench.run import ROBOTS_PER_WORKER, add_arguments, options_from, worker_count
 from swarm_bridge.sim import DEFAULT_MIX, SimRobot
 
@@ -72,15 +69,6 @@ def test_worker_count_fills_workers_before_adding_one() -> None:
     assert [worker_count(n, 2) for n in (1, 10, ROBOTS_PER_WORKER, ROBOTS_PER_WORKER + 1, 1000)] == [1, 1, 1, 2, 2]
     assert worker_count(1000, 4) == 4
     assert worker_count(3, 0) == 1
-
-
-def test_packed_properties_are_the_bytes_paho_packs() -> None:
-    plain = Properties(PacketTypes.PUBLISH)
-    plain.ContentType = "avro/binary; encoding=single-object"
-    plain.UserProperty = [("ros_type", "nav_msgs/msg/Odometry")]
-    packed = PackedProperties("avro/binary; encoding=single-object", [("ros_type", "nav_msgs/msg/Odometry")])
-    assert packed.pack() == plain.pack()
-    assert packed.json() == plain.json()  # the same properties when read back (paho logs, tests)
 
 
 def test_percentile_by_nearest_rank() -> None:

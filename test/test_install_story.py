@@ -105,7 +105,19 @@ def test_robot_requirements_give_what_the_robot_side_imports() -> None:
     """Imported by the robot side and not ROS: installed by `pip install -r requirements/robot.txt`."""
     missing = _robot_side_imports_beyond_ros() - _closure(_robot_requirements())
     assert not missing, f"requirements/robot.txt installs neither these nor anything needing them: {sorted(missing)}"
-    assert "paho-mqtt" in {canonicalize_name(r.name) for r in _robot_requirements()}
+    assert "paho-mqtt" not in {canonicalize_name(r.name) for r in _robot_requirements()}  # tests' client only
+
+
+def test_paho_is_a_test_and_bench_dependency_only() -> None:
+    """paho-mqtt is the tests' independent second client: the robot side never imports it, a plain
+    `pip install .` does not install it, the `test` and `bench` extras do."""
+    assert "paho-mqtt" not in _robot_side_imports_beyond_ros()
+    assert "paho-mqtt" not in _install_requires()
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    for extra in ("test", "bench"):
+        lines = [line.strip() for line in cfg["options.extras_require"][extra].splitlines() if line.strip()]
+        assert "paho-mqtt" in {canonicalize_name(Requirement(line).name) for line in lines}, extra
 
 
 def test_pip_install_gives_what_the_robot_side_imports() -> None:

@@ -402,6 +402,29 @@ def test_retained_and_last_will(broker: Mosquitto) -> None:
         watcher.close()
 
 
+def test_retain_as_published_or_only_from_the_retained_store(broker: Mosquitto) -> None:
+    """A retained publish arriving live is flagged retained only with retain_as_published (the default);
+    without it (MQTT's own default, the taps') only the retained store's copy for a new subscriber is."""
+    keep, kept = ours(options(broker.port))
+    plain, live = ours(options(broker.port))
+    try:
+        keep.subscribe(["rap/#"])
+        plain.subscribe(["rap/#"], retain_as_published=False)
+        peer = Peer(broker.port)
+        peer.publish("rap/r1", b"online", retain=True)
+        peer.close()
+        assert wait_for(lambda: len(kept) == 1 and len(live) == 1, WAIT)
+        assert (kept.messages[0].retain, live.messages[0].retain) == (True, False)
+        late, stored = ours(options(broker.port))
+        late.subscribe(["rap/#"], retain_as_published=False)
+        assert wait_for(lambda: len(stored) == 1, WAIT)
+        assert stored.messages[0].retain and stored.payloads() == [b"online"]
+        late.close()
+    finally:
+        keep.close()
+        plain.close()
+
+
 # --- security ---------------------------------------------------------------------------------------
 
 

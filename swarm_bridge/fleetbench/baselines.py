@@ -1,37 +1,38 @@
-"""Raw limits measured in the same run on the same brokers: Mosquitto's own QoS 1 delivery rate (a paho
-publisher -> subscriber pair), a bare paho subscriber taking the simulated fleet's traffic, and a bare
-confluent-kafka producer writing the same records."""
+"""Raw limits measured in the same run on the same brokers: Mosquitto's own QoS 1 delivery rate (a publisher ->
+subscriber pair), a bare subscriber taking the simulated fleet's traffic (both on the project's MQTT client,
+`MqttClient`, as the gateway), and a bare confluent-kafka producer writing the same records."""
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-import paho.mqtt.client as paho
 from confluent_kafka import Producer
-from paho.mqtt.enums import CallbackAPIVersion
 
 from swarm_bridge.fleetbench.ledger import percentile
 from swarm_bridge.fleetbench.records import read_head
+from swarm_bridge.transport.mqtt_client import Message, MqttClient, MqttOptions
 
 __all__ = ["bare_producer", "bare_producer_latency", "bare_subscriber_start", "mosquitto_pair"]
 
 
 def _subscriber_main(port: int, topic: str, run: int, count: int, conn: Connection) -> None:
-    """Subscribe (QoS 1); count records (and their latency from the send stamp) until told to stop, or
-    until `count` arrived when count > 0."""
+    """Subscribe (QoS 1, each message acked once counted); count records (and their latency from the send
+    stamp) until told to stop, or until `count` arrived when count > 0."""
     got = 0
     first = last = 0.0
     lat_us: list[int] = []
+    enough = threading.Event()
 
-    def on_message(client: Any, _u: Any, msg: Any) -> None:
+    def on_message(message: Message) -> None:
         nonlocal got, first, last
         now = time.time_ns()
-        payload = msg.payload
+        payload = message.payload
         if run and payload[:2] == b"\xc3\x01":
             try:
                 head = read_head(payload[10:])
@@ -44,29 +45,25 @@ def _subscriber_main(port: int, topic: str, run: int, count: int, conn: Connecti
         last = time.time()
         first = first or last
         if count and got >= count:
-            client.disconnect()
+            enough.set()
 
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bare-sub-{time.time_ns()}", protocol=paho.MQTTv5)
-    client.on_message = on_message
-    client.on_subscribe = lambda *_a: conn.send("ready")
-    client.on_connect = lambda c, *_a: c.subscribe(topic, qos=1)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
+    client = MqttClient(MqttOptions(host="127.0.0.1", port=port, client_id=f"bare-sub-{time.time_ns()}"),
+                        on_message=on_message, auto_ack=True)
+    client.start()
+    client.subscribe([topic], qos=1)
+    conn.send("ready")
     if count:
-        while client.is_connected() or got == 0:
-            time.sleep(0.05)
-            if conn.poll(0):
-                break
+        while not enough.wait(0.05) and not conn.poll(0):
+            pass
     else:
         conn.recv()
-    client.disconnect()
-    client.loop_stop()
+    client.close()
     conn.send({"received": got, "first": first, "last": last, "p50_ms": percentile(lat_us, 0.5) / 1000,
                "p99_ms": percentile(lat_us, 0.99) / 1000})
 
 
 class BareSubscriber:
-    """A bare paho subscriber process (its own interpreter) on `topic`; `result()` stops it."""
+    """A bare subscriber process (its own interpreter, `MqttClient`) on `topic`; `result()` stops it."""
 
     def __init__(self, port: int, topic: str, *, run: int = 0, count: int = 0) -> None:
         ctx = multiprocessing.get_context("spawn")
@@ -98,18 +95,16 @@ def bare_subscriber_start(port: int, fleet: str, run: int) -> BareSubscriber:
 
 
 def mosquitto_pair(port: int, payload: bytes, count: int) -> float:
-    """Mosquitto's QoS 1 delivery rate: one paho publisher as fast as it can, one subscriber process;
-    messages/s as the subscriber sees them (first to last)."""
+    """Mosquitto's QoS 1 delivery rate: one publisher as fast as its window of 1,000 lets it, one subscriber
+    process; messages/s as the subscriber sees them (first to last)."""
     sub = BareSubscriber(port, "fleet_bench/pair", count=count)
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"pair-pub-{time.time_ns()}", protocol=paho.MQTTv5)
-    client.max_inflight_messages_set(1000)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
+    client = MqttClient(MqttOptions(host="127.0.0.1", port=port, client_id=f"pair-pub-{time.time_ns()}",
+                                    max_inflight=1000))
+    client.start()
     for _ in range(count):
         client.publish("fleet_bench/pair", payload, qos=1)
     result = sub.result(timeout_s=300, stop=False)
-    client.disconnect()
-    client.loop_stop()
+    client.close()
     return float(result["received"] / max(1e-6, result["last"] - result["first"]))
 
 

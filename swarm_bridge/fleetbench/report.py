@@ -71,13 +71,13 @@ def markdown(figures: dict[str, Any]) -> str:
         sub = base["bare_subscriber"]
         lines += ["", "## Baselines (same run, same brokers)", "",
                   "| baseline | figure |", "|:--|---:|",
-                  f"| Mosquitto QoS 1, one paho publisher -> one subscriber | "
+                  f"| Mosquitto QoS 1, one publisher -> one subscriber (MqttClient) | "
                   f"{base['mosquitto_qos1_msgs_per_s']:,} msgs/s |",
                   f"| bare confluent-kafka producer (acks=all, idempotent, lz4) | "
                   f"{base['bare_producer_records_per_s']:,} records/s |",
-                  f"| bare paho subscriber, {sub['robots']} simulated robots | {sub['delivered_msgs_per_s']:,.0f} "
-                  f"msgs/s of {sub['offered_msgs_per_s']:,.0f} offered, p50 {sub['p50_ms']} ms, "
-                  f"p99 {sub['p99_ms']} ms |"]
+                  f"| bare subscriber (MqttClient), {sub['robots']} simulated robots | "
+                  f"{sub['delivered_msgs_per_s']:,.0f} msgs/s of {sub['offered_msgs_per_s']:,.0f} offered, "
+                  f"p50 {sub['p50_ms']} ms, p99 {sub['p99_ms']} ms |"]
         paced = base.get("bare_producer_paced")
         if paced:
             lines.append(f"| bare producer paced at {paced['rate_per_s']:,.0f} records/s: produce -> confirmed | "

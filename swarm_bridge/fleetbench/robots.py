@@ -1,33 +1,28 @@
-"""Simulated robots of one worker process on a real Mosquitto: one paho client (one MQTT connection) per
-robot, all driven by one selector loop, each robot sending the realistic mix at its rates and answering
-the TaskCommands the gateway brings down (ACCEPTED, RUNNING, DONE).
+"""Simulated robots of one worker process on a real Mosquitto: one MQTT connection per robot, all driven by
+one `MqttSessions` loop in the worker's thread, each robot sending the realistic mix at its rates and
+answering the TaskCommands the gateway brings down (ACCEPTED, RUNNING, DONE).
 
-paho runs without its loop thread: `publish` writes to the socket at once, the selector reads PUBACKs
-and commands, so a few processes carry hundreds of robots.
+No network thread per robot: each `pump` writes what the robots queued since the last one (a socket write
+per robot), reads PUBACKs and commands, so a few processes carry hundreds of robots.
 """
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import logging
 import random
-import selectors
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
-
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
 
 from swarm_bridge.coordinator.dispatch import ASSIGN
 from swarm_bridge.coordinator.tasks import TaskState
 from swarm_bridge.fleetbench.records import RobotRecords, StreamTemplate
 from swarm_bridge.routing.naming import mqtt_topic, presence_topic
 from swarm_bridge.sim.robots import DEFAULT_MIX, StreamSpec, presence_payload
-from swarm_bridge.transport.mqtt_properties import PackedProperties
+from swarm_bridge.transport.mqtt_client import LastWill, Message, MqttOptions
+from swarm_bridge.transport.mqtt_sessions import MqttSession, MqttSessions
 
 __all__ = ["CAPABILITIES", "MIX_HZ", "RobotPlan", "SimWorker", "robot_ids"]
 
@@ -62,7 +57,7 @@ class RobotPlan:
 @dataclass
 class _Robot:
     robot_id: str
-    client: paho.Client
+    session: MqttSession
     templates: list[StreamTemplate | None]  # None: the robot_state stream (built from its state)
     topics: list[str]
     x: float
@@ -94,99 +89,60 @@ class SimWorker:
     def __init__(self, plan: RobotPlan, *, timeout_s: float = 60.0) -> None:
         self.plan = plan
         self.stats = WorkerStats()
-        self.selector = selectors.DefaultSelector()
+        self.sessions = MqttSessions(on_message=self._on_message, on_connect=self._on_connect)
         self.records = RobotRecords(kind="amr", capabilities=CAPABILITIES["amr"])
         rng = random.Random(plan.seed)
         self.rates = dict(plan.rates_hz)
         self.robots: list[_Robot] = []
-        self._writes: set[paho.Client] = set()
-        self._props = [PackedProperties(_CONTENT_TYPE, [("ros_type", spec.ros_type)]) for spec in plan.mix]
-        self._status_props = PackedProperties(_CONTENT_TYPE, list(self.records.status.user_properties))
+        self._closed = False
+        self._props = [[("ros_type", spec.ros_type)] for spec in plan.mix]
+        self._status_props = list(self.records.status.user_properties)
         for robot_id in plan.robots:
             topics = [mqtt_topic(plan.prefix, plan.fleet, robot_id, s.channel, s.name) for s in plan.mix]
             templates: list[StreamTemplate | None] = [
                 None if s.name == "robot_state" else StreamTemplate(s, robot_id, t)
                 for s, t in zip(plan.mix, topics, strict=True)]
-            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"sim-{plan.fleet}-{robot_id}",
-                                 protocol=paho.MQTTv5, userdata=len(self.robots))
-            # 0 = no client-side window: every publish goes out at once, as under the robot bridge's 1,000
-            # while the hub keeps up (a robot has a handful unacked), but paho then skips a walk over its
-            # unacked messages on every PUBACK
-            client.max_inflight_messages_set(0)
-            client.will_set(presence_topic(plan.prefix, plan.fleet, robot_id),
+            will = LastWill(presence_topic(plan.prefix, plan.fleet, robot_id),
                             presence_payload(robot_id, "offline", "connection lost"), qos=1, retain=True)
-            client.on_connect = self._on_connect
-            client.on_message = self._on_message
-            client.on_publish = self._on_publish
-            self.robots.append(_Robot(robot_id, client, templates, topics, rng.uniform(0, 100), rng.uniform(0, 100),
-                                      [0] * len(plan.mix)))
+            # the robot bridge's window of 1,000: while the hub keeps up a robot has a handful unacked
+            options = MqttOptions(host=plan.host, port=plan.port, client_id=f"sim-{plan.fleet}-{robot_id}",
+                                  keepalive_s=60, will=will, max_inflight=1000, connect_timeout_s=timeout_s)
+            session = self.sessions.open(options)
+            self.robots.append(_Robot(robot_id, session, templates, topics, rng.uniform(0, 100),
+                                      rng.uniform(0, 100), [0] * len(plan.mix)))
         self._connect_all(timeout_s)
 
     # --- connection ------------------------------------------------------------------------------------
 
     def _connect_all(self, timeout_s: float) -> None:
+        try:
+            self.sessions.wait_connected(timeout_s)
+        except Exception:
+            self.sessions.close()
+            raise
         for robot in self.robots:
-            robot.client.connect(self.plan.host, self.plan.port, keepalive=60)
-            self._register(robot.client)
-        deadline = time.monotonic() + timeout_s
-        while not all(r.client.is_connected() for r in self.robots):
-            if time.monotonic() > deadline:
-                missing = sum(not r.client.is_connected() for r in self.robots)
-                raise TimeoutError(f"{missing} of {len(self.robots)} robots not connected to "
-                                   f"mqtt://{self.plan.host}:{self.plan.port} in {timeout_s:g} s")
-            self.pump(0.01)
-        for robot in self.robots:
-            self._publish(robot.client, presence_topic(self.plan.prefix, self.plan.fleet, robot.robot_id),
+            self._publish(robot.session, presence_topic(self.plan.prefix, self.plan.fleet, robot.robot_id),
                           presence_payload(robot.robot_id, "online", "connected"), None, retain=True)
         self.pump(0.05)
 
-    def _register(self, client: paho.Client) -> None:
-        sock = client.socket()
-        if sock is not None:
-            self.selector.register(sock, selectors.EVENT_READ, client)
+    def _on_connect(self, session: MqttSession, _session_present: bool) -> None:
+        """Subscribe to the robot's commands (again after a reconnect: a robot's session is not kept)."""
+        robot_id = self.plan.robots[session.index]
+        if session.connects > 1:
+            self.stats.reconnects += 1
+        self.sessions.subscribe(session, [mqtt_topic(self.plan.prefix, self.plan.fleet, robot_id, "command",
+                                                     "task_command")], qos=1)
 
-    def _on_connect(self, client: paho.Client, userdata: Any, *_a: Any) -> None:
-        robot = self.robots[userdata]
-        client.subscribe(mqtt_topic(self.plan.prefix, self.plan.fleet, robot.robot_id, "command", "task_command"),
-                         qos=1)
-
-    def _on_publish(self, *_a: Any) -> None:
-        self.stats.acked += 1
-
-    def _publish(self, client: paho.Client, topic: str, payload: bytes, props: Properties | None, *,
+    def _publish(self, session: MqttSession, topic: str, payload: bytes, props: list[tuple[str, str]] | None, *,
                  retain: bool = False) -> None:
-        client.publish(topic, payload, qos=self.plan.qos, retain=retain, properties=props)
+        self.sessions.publish(session, topic, payload, qos=self.plan.qos, retain=retain,
+                              content_type=None if props is None else _CONTENT_TYPE, user_properties=props)
         self.stats.published += 1
-        if client.want_write():
-            self._writes.add(client)
 
     def pump(self, timeout_s: float) -> None:
-        """Read what arrived (acks, commands), flush pending writes, within `timeout_s`."""
-        for key, _events in self.selector.select(max(0.0, timeout_s)):
-            client: paho.Client = key.data
-            if client.loop_read(64) != paho.MQTT_ERR_SUCCESS:
-                self._reconnect(client, key.fileobj)
-            elif client.want_write():
-                self._writes.add(client)
-        for client in list(self._writes):
-            client.loop_write()
-            if not client.want_write():
-                self._writes.discard(client)
-
-    def _reconnect(self, client: paho.Client, old: Any) -> None:
-        self.stats.reconnects += 1
-        with contextlib.suppress(KeyError, ValueError):
-            self.selector.unregister(old)
-        try:
-            client.reconnect()
-        except OSError as exc:
-            log.warning("simulated robot: reconnect failed (%s)", exc)
-            return
-        self._register(client)
-
-    def keepalive(self) -> None:
-        for robot in self.robots:
-            robot.client.loop_misc()
+        """Write what the robots queued, read what arrived (acks, commands), within `timeout_s`; keep-alive and
+        reconnects too."""
+        self.sessions.pump(timeout_s)
 
     # --- the mix ---------------------------------------------------------------------------------------
 
@@ -202,7 +158,6 @@ class SimWorker:
                 due.append((start + rng.uniform(0, period), r, s, 0))
         heapq.heapify(due)
         end = start + duration_s
-        next_misc = time.time() + 1.0
         run = self.plan.run
         while time.time() < start:
             self.pump(min(0.01, max(0.0, start - time.time())))
@@ -220,7 +175,7 @@ class SimWorker:
                     payload = self.records.state_record(robot.robot_id, seq=seq, x=robot.x, y=robot.y, battery=90.0)
                 else:
                     payload = template.record(seq, time.time_ns())
-                self._publish(robot.client, robot.topics[s], payload, self._props[s])
+                self._publish(robot.session, robot.topics[s], payload, self._props[s])
                 robot.sent[s] = n + 1
                 following = when + 1.0 / self.rates[mix[s].name]
                 if following < end:
@@ -228,18 +183,15 @@ class SimWorker:
                 now = time.time()
             wait = (due[0][0] - now) if due else 0.0
             self.pump(min(0.005, max(0.0, wait)))
-            if now >= next_misc:
-                next_misc = now + 1.0
-                self.keepalive()
         self.stats.send_end = time.time()
         return {(robot.robot_id, spec.name): robot.sent[s] for robot in self.robots for s, spec in enumerate(mix)}
 
     # --- commands --------------------------------------------------------------------------------------
 
-    def _on_message(self, client: paho.Client, userdata: Any, msg: Any) -> None:
-        robot = self.robots[userdata]
+    def _on_message(self, session: MqttSession, message: Message) -> None:
+        robot = self.robots[session.index]
         try:
-            body = self.records.commands.decode(msg.payload).body
+            body = self.records.commands.decode(message.payload).body
             command_id, task_id, action = str(body["command_id"]), str(body["task_id"]), int(body["action"])
         except Exception:  # a bad command is counted; the robot goes on
             self.stats.bad_commands += 1
@@ -256,32 +208,31 @@ class SimWorker:
             robot.status_seq += 1
             payload = self.records.status_record(robot.robot_id, task_id, state,
                                                  seq=self.plan.run << 32 | robot.status_seq)
-            self._publish(client, topic, payload, self._status_props)
+            self._publish(session, topic, payload, self._status_props)
             self.stats.statuses += 1
-        self._writes.add(client)
 
     def serve(self, seconds: float) -> None:
         """Answer commands (and keep connections alive) for `seconds`."""
         end = time.time() + seconds
         while time.time() < end:
             self.pump(0.01)
-        self.keepalive()
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Say offline (retained presence), wait for the broker's acks, disconnect."""
         for robot in self.robots:
-            self._publish(robot.client, presence_topic(self.plan.prefix, self.plan.fleet, robot.robot_id),
+            self._publish(robot.session, presence_topic(self.plan.prefix, self.plan.fleet, robot.robot_id),
                           presence_payload(robot.robot_id, "offline", "stopped"), None, retain=True)
         deadline = time.monotonic() + timeout_s
-        while self.stats.acked < self.stats.published and time.monotonic() < deadline:
+        while self.sessions.unacked and time.monotonic() < deadline:
             self.pump(0.01)
-        for robot in self.robots:
-            robot.client.disconnect()
-        self.pump(0.05)
-        self.selector.close()
+        self.stats.acked = self.stats.published - self.sessions.unacked
+        self._closed = True
+        self.sessions.close()
 
     def summary(self) -> dict[str, Any]:
         stats = self.stats
+        if self.sessions.sessions and not self._closed:
+            stats.acked = stats.published - self.sessions.unacked
         return {"published": stats.published, "acked": stats.acked, "commands": stats.commands,
                 "duplicate_commands": stats.duplicate_commands, "bad_commands": stats.bad_commands,
                 "statuses": stats.statuses, "reconnects": stats.reconnects, "max_lag_s": stats.max_lag_s,

@@ -253,9 +253,10 @@ def _baselines(hub: _Hub, opts: BenchOptions, run: int) -> dict[str, Any]:
                               "received": result["received"], "sent": total,
                               "delivered_msgs_per_s": round(result["received"] / span, 1),
                               "p50_ms": round(result["p50_ms"], 2), "p99_ms": round(result["p99_ms"], 2)}
-    print(f"baseline: bare paho subscriber, {robots} robots: {out['bare_subscriber']['delivered_msgs_per_s']:,} "
-          f"msgs/s of {out['bare_subscriber']['offered_msgs_per_s']:,} offered, p99 "
-          f"{out['bare_subscriber']['p99_ms']} ms", flush=True)
+    print(f"baseline: bare subscriber (MqttClient), {robots} robots: "
+          f"{out['bare_subscriber']['delivered_msgs_per_s']:,} msgs/s of "
+          f"{out['bare_subscriber']['offered_msgs_per_s']:,} offered, p99 {out['bare_subscriber']['p99_ms']} ms",
+          flush=True)
     return out
 
 
@@ -371,7 +372,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds of traffic through the whole hub before the steps, not reported as a step "
                              "(default 25; quick 15; 0: none)")
     parser.add_argument("--warmup-robots", type=int, default=50, help="fleet size of the warm-up (default 50)")
-    parser.add_argument("--no-baselines", action="store_true", help="skip the bare paho/Kafka/Mosquitto runs")
+    parser.add_argument("--no-baselines", action="store_true", help="skip the bare subscriber/Kafka/Mosquitto runs")
     parser.add_argument("--mqtt-port", type=int, default=None, help="use this Mosquitto (default: a private one)")
     parser.add_argument("--kafka-port", type=int, default=None, help="use this Kafka (default: a private one)")
 

@@ -1,20 +1,17 @@
-"""Simulated robots on a real MQTT broker (paho): one client per robot, presence with Last Will, QoS 1."""
+"""Simulated robots on a real MQTT broker: one `MqttClient` per robot, presence with Last Will, QoS 1."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
-
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from swarm_bridge.sim.robots import Publish, SimRobot, presence_payload
-from swarm_bridge.transport.link import LinkError
+from swarm_bridge.transport.link import LinkBusy, LinkError
 from swarm_bridge.transport.mqtt import NO_MATCHING_SUBSCRIBERS
+from swarm_bridge.transport.mqtt_client import LastWill, MqttClient, MqttOptions
+from swarm_bridge.transport.mqtt_window import Done
 
 __all__ = ["SimFleet"]
 
@@ -29,88 +26,62 @@ class SimFleet:
         """`hold_unsubscribed`: as a robot bridge with `uplink.hold_unsubscribed`, a publish the broker had no
         subscriber for is sent again (from `wait`) until one takes it."""
         self.robots = list(robots)
-        self._clients: dict[str, paho.Client] = {}
+        self._clients: dict[str, MqttClient] = {}
         self._unacked = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the robots' network threads call back concurrently
         self._hold = hold_unsubscribed
         self.unsubscribed = 0  # publishes the broker had no subscriber for
-        # never held while calling paho (paho calls on_publish holding its own lock)
-        self._track_lock = threading.Lock()
-        self._tracked: dict[tuple[str, int], tuple[SimRobot, Publish, bool]] = {}
-        self._early: dict[tuple[str, int], bool] = {}  # acks that came before the publish was tracked
         self._refused: list[tuple[SimRobot, Publish, bool]] = []
         for robot in self.robots:
-            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"sim-{robot.fleet}-{robot.robot_id}",
-                                 protocol=paho.MQTTv5, userdata=robot.robot_id)
-            client.max_inflight_messages_set(max_inflight)
-            client.will_set(robot.presence_topic, presence_payload(robot.robot_id, "offline", "connection lost"),
+            will = LastWill(robot.presence_topic, presence_payload(robot.robot_id, "offline", "connection lost"),
                             qos=1, retain=True)
-            client.on_publish = self._on_publish
-            try:
-                client.connect(host, port, keepalive=30)
-            except OSError as exc:
-                self.close()
-                raise LinkError(f"mqtt://{host}:{port}", f"cannot connect ({exc})", "start the broker") from None
-            client.loop_start()
+            client = MqttClient(MqttOptions(host=host, port=port, client_id=f"sim-{robot.fleet}-{robot.robot_id}",
+                                            keepalive_s=30, will=will, max_inflight=max_inflight,
+                                            connect_timeout_s=timeout_s))
             self._clients[robot.robot_id] = client
+            client.start(wait=False)
         deadline = time.monotonic() + timeout_s
-        while not all(c.is_connected() for c in self._clients.values()):
-            if time.monotonic() > deadline:
-                self.close()
-                raise LinkError(f"mqtt://{host}:{port}", "robots not connected in time", "check the broker")
-            time.sleep(0.01)
+        for client in self._clients.values():
+            error = client.first_attempt(max(0.1, deadline - time.monotonic()))
+            if error is not None:
+                self.close(clean=False)
+                raise LinkError(f"mqtt://{host}:{port}", f"robots not connected ({error})", "start the broker")
         for robot in self.robots:
             self._send(robot, Publish(robot.presence_topic, presence_payload(robot.robot_id, "online", "connected"),
                                       "application/json"), retain=True)
 
-    def _on_publish(self, _c: object, robot_id: str, mid: int, reason: Any, _p: object) -> None:
-        refused = reason.value == NO_MATCHING_SUBSCRIBERS
-        self.unsubscribed += refused
-        if self._hold:
-            with self._track_lock:
-                sent = self._tracked.pop((robot_id, mid), None)
-                if sent is None:
-                    self._early[(robot_id, mid)] = refused
-                    return
-                if refused:
-                    self._refused.append(sent)
-                    return
-        with self._lock:
-            self._unacked -= 1
+    def _done(self, robot: SimRobot, publish: Publish, retain: bool) -> Done:
+        """The PUBACK callback of one publish (on the robot's network thread)."""
+
+        def done(_delivered: bool, code: int) -> None:
+            refused = code == NO_MATCHING_SUBSCRIBERS
+            with self._lock:
+                self.unsubscribed += refused
+                if refused and self._hold:
+                    self._refused.append((robot, publish, retain))
+                else:
+                    self._unacked -= 1
+
+        return done
 
     def _send(self, robot: SimRobot, publish: Publish, *, retain: bool = False) -> None:
-        props = Properties(PacketTypes.PUBLISH)
-        props.ContentType = publish.content_type
-        if publish.user_properties:
-            props.UserProperty = list(publish.user_properties)
         with self._lock:
             self._unacked += 1
-        info = self._clients[robot.robot_id].publish(publish.topic, publish.payload, qos=1, retain=retain,
-                                                     properties=props)
-        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
-            raise LinkError(publish.topic, f"publish failed: {paho.error_string(info.rc)}", "check the broker")
-        if self._hold:
-            with self._track_lock:
-                refused = self._early.pop((robot.robot_id, info.mid), None)
-                if refused is None:
-                    self._tracked[(robot.robot_id, info.mid)] = (robot, publish, retain)
-                elif refused:
-                    self._refused.append((robot, publish, retain))
-            if refused is False:
-                with self._lock:
-                    self._unacked -= 1
+        self._clients[robot.robot_id].publish(publish.topic, publish.payload, qos=1, retain=retain,
+                                              content_type=publish.content_type,
+                                              user_properties=list(publish.user_properties) or None,
+                                              on_done=self._done(robot, publish, retain))
 
     def _send_refused(self) -> None:
         """Publish again what the broker had no subscriber for (held, as a robot bridge holds it)."""
-        with self._track_lock:
+        with self._lock:
             refused, self._refused = self._refused, []
+            self._unacked -= len(refused)  # _send counts each again
         for robot, publish, retain in refused:
-            with self._lock:
-                self._unacked -= 1  # _send counts it again
             self._send(robot, publish, retain=retain)
 
     def publish(self, robot: SimRobot, publish: Publish) -> None:
-        """Publish at QoS 1 (queued by paho; `wait` for the broker's acks)."""
+        """Publish at QoS 1 (queued by the robot's client; `wait` for the broker's acks)."""
         self._send(robot, publish)
 
     def send(self, records_per_stream: int, *, batch: int = 1, max_unacked: int = 5000) -> int:
@@ -152,9 +123,20 @@ class SimFleet:
             client = self._clients.get(robot.robot_id)
             if client is None:
                 continue
-            if clean and client.is_connected():
-                client.publish(robot.presence_topic, presence_payload(robot.robot_id, "offline", "stopped"), qos=1,
-                               retain=True).wait_for_publish(timeout=2)
-            client.disconnect()
-            client.loop_stop()
+            if clean and client.connected:
+                acked = threading.Event()
+                with contextlib.suppress(LinkError, LinkBusy):  # a full window: the robot leaves without saying so
+                    client.publish(robot.presence_topic, presence_payload(robot.robot_id, "offline", "stopped"),
+                                   qos=1, retain=True, on_done=_setter(acked), timeout_s=2)
+                    acked.wait(2)
+            client.close()
         self._clients.clear()
+
+
+def _setter(event: threading.Event) -> Done:
+    """A PUBACK callback that only sets `event`."""
+
+    def done(_delivered: bool, _code: int) -> None:
+        event.set()
+
+    return done

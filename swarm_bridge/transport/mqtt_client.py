@@ -209,7 +209,7 @@ class MqttClient:
         self._first_error: Exception | None = None
         self._attempted = threading.Event()  # the first connection attempt is over, connected or not
         self._attempt_error: Exception | None = None
-        self._subscriptions: dict[str, int] = {}
+        self._subscriptions: dict[str, tuple[int, bool]] = {}  # filter -> (qos, retain as published)
         self._suback: dict[int, tuple[threading.Event, list[Any]]] = {}
         self._kicked = False
         self._wake_r, self._wake_w = os.pipe()
@@ -255,17 +255,20 @@ class MqttClient:
     def wait_connected(self, timeout_s: float) -> bool:
         return self._connected.wait(timeout_s)
 
-    def subscribe(self, filters: Sequence[str], *, qos: int = 1, timeout_s: float = 10.0) -> list[int]:
+    def subscribe(self, filters: Sequence[str], *, qos: int = 1, timeout_s: float = 10.0,
+                  retain_as_published: bool = True) -> list[int]:
         """Subscribe to several filters in one SUBSCRIBE (`$share/<group>/<filter>` for a shared one); the
         SUBACK's reason codes (granted QoS), or `SubscribeRefused` naming each refused filter. Kept across
-        reconnects (re-sent when the broker has no session for us)."""
+        reconnects (re-sent when the broker has no session for us). `retain_as_published=False` (MQTT's own
+        default): only messages from the broker's retained store arrive flagged `retain`."""
         if not self._connected.wait(timeout_s):
             raise MqttUnreachable(self.endpoint, f"not connected within {timeout_s:g} s to subscribe "
                                   f"{list(filters)}", "start the broker or check its address")
-        codes, why = self._send_subscribe(list(filters), qos, timeout_s)
+        codes, why = self._send_subscribe(list(filters), qos, retain_as_published, timeout_s)
         refused = {f: reason_text(c, why) for f, c in zip(filters, codes, strict=True) if c >= 0x80}
         with self._lock:
-            self._subscriptions.update({f: qos for f, c in zip(filters, codes, strict=True) if c < 0x80})
+            self._subscriptions.update({f: (qos, retain_as_published)
+                                        for f, c in zip(filters, codes, strict=True) if c < 0x80})
         if refused:
             raise SubscribeRefused(self.endpoint, refused)
         return codes
@@ -482,11 +485,11 @@ class MqttClient:
             else:
                 self._keepalive = self.options.keepalive_s
             if not session and self._subscriptions:
-                by_qos: dict[int, list[str]] = {}
-                for f, q in self._subscriptions.items():
-                    by_qos.setdefault(q, []).append(f)
-                for q, filters in by_qos.items():
-                    self._out.append(self._subscribe_packet(filters, q, None))
+                by_kind: dict[tuple[int, bool], list[str]] = {}
+                for f, kind in self._subscriptions.items():
+                    by_kind.setdefault(kind, []).append(f)
+                for (q, rap), filters in by_kind.items():
+                    self._out.append(self._subscribe_packet(filters, q, rap, None))
             for packet, was_sent in self._inflight.resend():
                 self._out.append(set_duplicate(packet) if was_sent else packet)
                 self.stats.resent += was_sent
@@ -691,20 +694,22 @@ class MqttClient:
         raise _Broken(MqttDisconnected(self.endpoint, f"the broker disconnected us: "
                                        f"{reason_text(code, packet.reason_str)}", code))
 
-    def _subscribe_packet(self, filters: list[str], qos: int, pid: int | None) -> bytes:
+    def _subscribe_packet(self, filters: list[str], qos: int, retain_as_published: bool, pid: int | None) -> bytes:
         if pid is None:  # a re-subscription after a reconnect: nobody waits for its SUBACK
             pid = self._inflight.next_id()
             self._inflight.reserve(pid)
-        topic_filters = [mqtt5.TopicFilter(f, max_qos=mqtt5.QoS(qos)) for f in filters]
+        topic_filters = [mqtt5.TopicFilter(f, max_qos=mqtt5.QoS(qos), retain_as_published=retain_as_published)
+                         for f in filters]
         return mqtt5.SubscribePacket(pid, topic_filters).write()
 
-    def _send_subscribe(self, filters: list[str], qos: int, timeout_s: float) -> tuple[list[int], str | None]:
+    def _send_subscribe(self, filters: list[str], qos: int, retain_as_published: bool,
+                        timeout_s: float) -> tuple[list[int], str | None]:
         event, codes = threading.Event(), []  # type: tuple[threading.Event, list[Any]]
         with self._lock:
             pid = self._inflight.next_id()
             self._inflight.reserve(pid)
             self._suback[pid] = (event, codes)
-            self._out.append(self._subscribe_packet(filters, qos, pid))
+            self._out.append(self._subscribe_packet(filters, qos, retain_as_published, pid))
             self._kicked = True
         self._kick()
         if not event.wait(timeout_s) or not codes:

@@ -1,5 +1,6 @@
 """MQTT 5 properties for paho publishers, packed once: paho packs a message's properties again on every publish,
-and a stream's never change (`PackedProperties`, used by the paho uplink and the fleet simulator).
+and a stream's never change (`PackedProperties`, used only by the site coordinator's paho link, `mqtt_paho.py`:
+it goes when that link moves to `MqttClient`).
 """
 
 from __future__ import annotations

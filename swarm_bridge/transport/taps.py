@@ -8,18 +8,14 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-import paho.mqtt.client as paho
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from swarm_bridge.codec.errors import FramingError
 from swarm_bridge.codec.framing import split_batch
 from swarm_bridge.transport.kafka_log import kafka_log
 from swarm_bridge.transport.link import LinkError
+from swarm_bridge.transport.mqtt_client import Message, MqttClient, MqttOptions
 
 __all__ = ["KafkaTap", "MqttTap", "TappedRecord"]
 
@@ -36,56 +32,51 @@ class TappedRecord:
 
 
 class MqttTap:
-    """An MQTT 5 subscriber collecting every message on `patterns` (QoS 1) in a background thread."""
+    """An MQTT 5 subscriber (`MqttClient`) collecting every message on `patterns` (QoS 1) on its network thread."""
 
     def __init__(self, *, host: str, port: int, patterns: Sequence[str], timeout_s: float = 10.0,
                  client_id: str | None = None, session_expiry_s: int = 0, split: bool = True) -> None:
         """With `session_expiry_s` > 0 the session persists, so the broker keeps messages for the tap
         while it is disconnected (across a broker restart too, with broker persistence). `split=False`: one
-        TappedRecord per MQTT message, its payload as it came (a batch unsplit)."""
+        TappedRecord per MQTT message, its payload as it came (a batch unsplit). Raises a `LinkError` when
+        the broker cannot be reached or refuses the subscription."""
         self._split = split
         self.records: list[TappedRecord] = []
         self._lock = threading.Lock()
-        self._subscribed = threading.Event()
-        self._patterns = list(patterns)
-        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"tap-{uuid.uuid4().hex[:8]}",
-                                   protocol=paho.MQTTv5)
-        self._client.reconnect_delay_set(min_delay=1, max_delay=2)
-        connect_props = Properties(PacketTypes.CONNECT)
-        connect_props.SessionExpiryInterval = session_expiry_s
-        self._client.on_connect = self._on_connect
-        self._client.on_subscribe = lambda *_a: self._subscribed.set()
-        self._client.on_message = self._on_message
+        options = MqttOptions(host=host, port=port, client_id=client_id or f"tap-{uuid.uuid4().hex[:8]}",
+                              clean_start=session_expiry_s == 0, session_expiry_s=session_expiry_s,
+                              connect_timeout_s=timeout_s, reconnect_max_s=2.0)
+        self._client = MqttClient(options, on_message=self._on_message, auto_ack=True)
+        self._client.start(wait=False)
+        error = self._client.first_attempt(timeout_s)
+        if error is not None:
+            self._client.close(disconnect=False)
+            raise error
         try:
-            self._client.connect(host, port, clean_start=session_expiry_s == 0, properties=connect_props)
-        except OSError as exc:
-            raise LinkError(f"mqtt://{host}:{port}", f"cannot connect ({exc})", "start the broker") from None
-        self._client.loop_start()
-        if not self._subscribed.wait(timeout_s):
+            # MQTT's default: only what the broker's retained store hands out is flagged retained
+            self._client.subscribe(list(patterns), qos=1, timeout_s=timeout_s, retain_as_published=False)
+        except LinkError:
             self.close()
-            raise LinkError(f"mqtt://{host}:{port}", "no SUBACK", "check the broker is an MQTT 5 broker")
+            raise
 
     def snapshot(self) -> list[TappedRecord]:
         with self._lock:
             return list(self.records)
 
     def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
+        self._client.close()
 
-    def _on_connect(self, client: Any, _u: Any, _f: Any, _reason: Any, _p: Any) -> None:
-        client.subscribe([(pattern, 1) for pattern in self._patterns])
-
-    def _on_message(self, _c: Any, _u: Any, message: Any) -> None:
+    def _on_message(self, message: Message) -> None:
         """Every record of the message: a record batch counts as the records it carries."""
         arrived = time.time_ns()
+        payload = message.payload
         try:
-            payloads = split_batch(message.payload, max_payload=0) if self._split else [bytes(message.payload)]
+            payloads = split_batch(payload, max_payload=0) if self._split else [payload]
         except FramingError:
-            payloads = [bytes(message.payload)]  # kept as it came, for the reader to refuse with its own reason
+            payloads = [payload]  # kept as it came, for the reader to refuse with its own reason
+        topic, retained = message.topic, message.retain
         with self._lock:
-            self.records.extend(TappedRecord(message.topic, None, payload, bool(message.retain), arrived)
-                                for payload in payloads)
+            self.records.extend(TappedRecord(topic, None, p, retained, arrived) for p in payloads)
 
 
 class KafkaTap:
