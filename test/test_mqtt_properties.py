@@ -1,5 +1,5 @@
-"""MQTT 5 properties packed once (`PackedProperties`) are paho's own bytes; the robot side needs none of paho's
-private modules (the gateway's patched reader of paho's `_packet` is gone: the gateway runs on the mqtt5 client).
+"""The robot side's MQTT 5 properties read by an independent client (paho), and nothing of paho's private modules
+is needed (the gateway's patched reader of paho's `_packet` is gone: the gateway runs on the mqtt5 client).
 """
 
 from __future__ import annotations
@@ -8,43 +8,8 @@ import subprocess
 import sys
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from swarm_bridge.brokers import Mosquitto
-from swarm_bridge.transport.mqtt_properties import PackedProperties
-
-TEXT = st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00\ufeff"),
-               max_size=40)
-
-
-def _attrs(props: Properties) -> dict[str, object]:
-    return {name.replace(" ", ""): getattr(props, name.replace(" ", ""))
-            for name in Properties(PacketTypes.PUBLISH).names if hasattr(props, name.replace(" ", ""))}
-
-
-def _read(cls: type[Properties], packet: int, data: bytes) -> tuple[dict[str, object], int] | str:
-    try:
-        props, used = cls(packet).unpack(data)
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return _attrs(props), used
-
-
-@settings(max_examples=100, deadline=None)
-@given(TEXT, st.lists(st.tuples(TEXT, TEXT), max_size=3))
-def test_packed_properties_are_paho_s_own_bytes(content_type: str, pairs: list[tuple[str, str]]) -> None:
-    props = Properties(PacketTypes.PUBLISH)
-    props.ContentType = content_type
-    if pairs:
-        props.UserProperty = pairs
-    packed = PackedProperties(content_type, pairs)
-    assert packed.pack() == bytes(props.pack())
-    assert _read(Properties, PacketTypes.PUBLISH, packed.pack()) == _read(Properties, PacketTypes.PUBLISH,
-                                                                          bytes(props.pack()))
-
 
 # Run where paho's private `_packet` cannot be imported (another paho 2.x): the robot side and the gateway import,
 # the robot side talks MQTT 5, and paho's own decoder reads received properties.
@@ -53,7 +18,6 @@ import sys, threading
 import paho.mqtt.client as paho  # paho 2.2 loads its _packet itself; from here on, importing it fails
 sys.modules["paho.mqtt._packet"] = None
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
 import swarm_bridge.ros.robot_bridge, swarm_bridge.gateway.mqtt_session  # the robot bridge and the gateway
 from swarm_bridge.transport import MqttLink
 
