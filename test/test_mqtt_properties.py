@@ -18,6 +18,7 @@ import sys, threading
 import paho.mqtt.client as paho  # paho 2.2 loads its _packet itself; from here on, importing it fails
 sys.modules["paho.mqtt._packet"] = None
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
 import swarm_bridge.ros.robot_bridge, swarm_bridge.gateway.mqtt_session  # the robot bridge and the gateway
 from swarm_bridge.transport import MqttLink
 
