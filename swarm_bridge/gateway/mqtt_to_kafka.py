@@ -2,8 +2,9 @@
 
 Two threads: the MQTT client's network thread reads (many packets per socket read) and queues each message;
 the gateway's thread takes the queued messages in batches, produces their records and serves the producer's
-delivery callbacks, which ack a message (`MqttClient.ack`, PUBACKs leave in arrival order) once Kafka confirmed
-all its records. Flow control is MQTT 5's Receive Maximum: the broker stops sending once that many messages are
+delivery callbacks, which complete a message once Kafka confirmed all its records; the completed ones are acked
+together after the callbacks (`MqttClient.ack_all`: PUBACKs leave in arrival order, one wake-up of the network
+thread). Flow control is MQTT 5's Receive Maximum: the broker stops sending once that many messages are
 unacked, so while Kafka is down or slow the gateway holds at most that many and the rest wait in the
 broker's session. Above `max_inflight_records` unconfirmed records new records are held, not produced.
 
