@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from swarm_bridge.codec.envelope import Envelope
+from swarm_bridge.codec.errors import RecordError
 from swarm_bridge.codec.framing import frame_batch, frame_json_batch, frame_single_object, parse_confluent
 from swarm_bridge.codec.json_codec import decode_json
 from swarm_bridge.codec.records import record_codec
@@ -60,6 +61,23 @@ def test_avro_single_object_becomes_confluent_with_the_registered_id(translator:
                                                        ("amr_1", "odometry", 1 << 32, "nav_msgs/msg/Odometry"))
     decoded = record_codec("nav_msgs/msg/Odometry", "avro").decode(frame.payload)
     assert decoded.seq == 1 << 32 and decoded.robot_id == "amr_1"
+
+
+def test_avro_head_reads_long_names_and_never_a_cut_off_head() -> None:
+    """The head reader's quick path (names under 64 bytes) and its field-by-field one agree: long names are
+    read right, and a body cut anywhere inside the head is an error naming the field, never a wrong head."""
+    for robot_id, ros_type in (("amr_1", "nav_msgs/msg/Odometry"), ("r" * 200, "nav_msgs/msg/Odometry")):
+        spec = StreamSpec("s" * 70 if len(robot_id) > 100 else "odometry", "telemetry", ros_type)
+        body = SimRobot(robot_id, "f", [spec], run=3).record(spec)[10:]
+        head = avro_head(body)
+        assert head == (robot_id, spec.name, 3 << 32, ros_type)
+        for cut in range(len(robot_id) + len(spec.name) + len(ros_type) + 8):  # all inside the head
+            with pytest.raises(RecordError) as refused:
+                avro_head(body[:cut])
+            assert refused.value.field in ("robot_id", "stream", "seq", "stamp_ns", "ros_type"), refused.value
+    assert avro_head(b"\x0aamr_1\x04ab\x02\x02\x0ex/y/Abc") == ("amr_1", "ab", 1, "x/y/Abc")
+    with pytest.raises(RecordError, match="not UTF-8"):
+        avro_head(b"\x04\xff\xfe\x04ab\x02\x02\x0ex/y/Abc")
 
 
 def test_a_batch_becomes_one_record_each_and_bad_records_are_dead_letters(translator: Translator) -> None:

@@ -197,6 +197,36 @@ def test_manual_acks_leave_in_arrival_order(broker: Mosquitto) -> None:
         peer.close()
 
 
+def test_ack_all_acks_several_in_one_call_in_arrival_order(broker: Mosquitto) -> None:
+    """`ack_all` is `ack` for many messages at once: PUBACKs still leave only up to the first unacked message, and
+    an ack of a message from an older connection is ignored; after a cut only the unacked ones come again."""
+    cid = _id("ackall")
+    persistent = {"client_id": cid, "clean_start": False, "session_expiry_s": 300}
+    client, inbox = ours(options(broker.port, **persistent), auto_ack=False)
+    peer = Peer(broker.port)
+    try:
+        client.subscribe(["ackall/#"])
+        for i in range(6):
+            peer.publish("ackall/t", b"a%d" % i)
+        assert wait_for(lambda: len(inbox) == 6, WAIT)
+        m0, m1, m2, m3, m4, _m5_never_acked = inbox.messages
+        client.ack_all([m0, m2, m3])  # PUBACK 0 leaves, 2 and 3 wait for 1
+        client.ack_all([m4, m1])  # 1 to 4 leave
+        client.ack_all([])
+        barrier(client)
+        client.close(disconnect=False)  # a cut: no DISCONNECT, the session stays
+        again, inbox2 = ours(options(broker.port, **persistent), auto_ack=True)
+        try:
+            assert wait_for(lambda: len(inbox2) == 1, WAIT), inbox2.payloads()
+            assert inbox2.payloads() == [b"a5"] and inbox2.messages[0].duplicate
+            again.ack_all([m0])  # of the first connection: nothing to send, no error
+        finally:
+            again.close()
+    finally:
+        client.close()
+        peer.close()
+
+
 def test_session_resumed_after_broker_restart_nothing_lost(broker: Mosquitto) -> None:
     """A persistent session survives a broker restart: what was published while we were away is delivered on
     reconnect without subscribing again, and our own QoS 1 publishes held across the restart all arrive."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import signal
 import sys
 import threading
@@ -48,6 +49,9 @@ def _run(args: argparse.Namespace) -> int:
     except LinkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    # What start built (schemas, codecs, rules, dedup windows) lives as long as the process: out of the garbage
+    # collector's sight, its full passes no longer walk it while messages flow (they cost ~5 us a message).
+    gc.freeze()
     try:
         gateway.run(stop)
     finally:

@@ -17,6 +17,7 @@ __all__ = ["Head", "avro_head", "json_head"]
 
 _MAX_VARINT_BYTES = 10
 _VARINT = re.compile(rb"[\x80-\xff]{0,9}[\x00-\x7f]")  # one whole varint (at most 10 bytes)
+_TWO_VARINTS = re.compile(rb"([\x80-\xff]{0,9}[\x00-\x7f])[\x80-\xff]{0,9}[\x00-\x7f]")  # seq (group 1), stamp_ns
 
 
 class Head(NamedTuple):
@@ -64,6 +65,34 @@ def _string(data: bytes, pos: int, field: str) -> tuple[str, int]:
 
 def avro_head(body: bytes) -> Head:
     """The head of an Avro record body (no framing); RecordError naming the field if it is cut off or bad."""
+    # The common case in one pass: robot_id, stream and ros_type shorter than 64 bytes (a one-byte length, even
+    # as Avro zigzags it: bits 0 and 7 clear), seq and stamp_ns found by one regex. Anything else, and every
+    # error, is left to the field-by-field reader below.
+    try:
+        size = body[0]
+        if not size & 0x81:
+            robot_end = 1 + (size >> 1)
+            size = body[robot_end]
+            if not size & 0x81:
+                seq_at = robot_end + 1 + (size >> 1)
+                longs = _TWO_VARINTS.match(body, seq_at)
+                if longs is not None:
+                    type_at = longs.end()
+                    size = body[type_at]
+                    type_end = type_at + 1 + (size >> 1)
+                    if not size & 0x81 and type_end <= len(body):
+                        raw = shift = 0
+                        for byte in body[seq_at:longs.end(1)]:
+                            raw |= (byte & 0x7F) << shift
+                            shift += 7
+                        return Head(body[1:robot_end].decode(), body[robot_end + 1:seq_at].decode(),
+                                    (raw >> 1) ^ -(raw & 1), body[type_at + 1:type_end].decode())
+    except (IndexError, UnicodeDecodeError):
+        pass
+    return _avro_head(body)
+
+
+def _avro_head(body: bytes) -> Head:
     robot_id, pos = _string(body, 0, "robot_id")
     stream, pos = _string(body, pos, "stream")
     seq, pos = _long(body, pos, "seq")

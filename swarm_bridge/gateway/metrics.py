@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter as Tally
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from swarm_bridge.metrics import LATENCY_BUCKETS_S
 from swarm_bridge.metrics.endpoint import MetricsEndpoint
 
-__all__ = ["GatewayCounts", "GatewayMetrics"]
+__all__ = ["GatewayCounts", "GatewayMetrics", "LatencyHistogram"]
 
 
 @dataclass
@@ -79,6 +80,34 @@ class _Collector(Collector):
             yield GaugeMetricFamily(f"swarm_gateway_{name}", doc, value=float(value))
 
 
+class LatencyHistogram(Collector):
+    """A Prometheus histogram of latencies observed in batches, in integer nanoseconds: one clock reading and
+    one bisect per value (prometheus_client's Histogram takes a lock per bucket and per sum, ~1.5 us a value)."""
+
+    def __init__(self, name: str, documentation: str, buckets_s: Iterable[float]) -> None:
+        self.name, self.documentation = name, documentation
+        self.bounds_s = sorted(float(b) for b in buckets_s)
+        self._bounds_ns = [round(b * 1e9) for b in self.bounds_s]
+        self._counts = [0] * (len(self._bounds_ns) + 1)  # per bucket (not cumulative), the last one +Inf
+        self._sum_ns = 0
+
+    def observe_since(self, now_ns: int, starts_ns: Iterable[int]) -> None:
+        """Observe `now_ns - start` for each start (monotonic_ns readings)."""
+        bounds, counts, total = self._bounds_ns, self._counts, 0
+        for start in starts_ns:
+            value = now_ns - start
+            counts[bisect_left(bounds, value)] += 1
+            total += value
+        self._sum_ns += total
+
+    def collect(self) -> Iterator[Any]:
+        counts, cumulative, buckets = list(self._counts), 0, []
+        for bound, count in zip([*self.bounds_s, float("inf")], counts, strict=True):
+            cumulative += count
+            buckets.append((floatToGoString(bound), cumulative))
+        yield HistogramMetricFamily(self.name, self.documentation, buckets=buckets, sum_value=self._sum_ns / 1e9)
+
+
 class GatewayMetrics(MetricsEndpoint):
     """One registry per gateway (never the global one): the counts and the MQTT -> Kafka latency."""
 
@@ -86,5 +115,6 @@ class GatewayMetrics(MetricsEndpoint):
         self.counts = counts or GatewayCounts()
         super().__init__()
         self.registry.register(_Collector(self.counts))
-        self.latency = Histogram("swarm_gateway_latency_seconds", "MQTT receive to Kafka confirmation of all "
-                                 "the message's records", buckets=LATENCY_BUCKETS_S, registry=self.registry)
+        self.latency = LatencyHistogram("swarm_gateway_latency_seconds", "MQTT receive to Kafka confirmation of "
+                                        "all the message's records", LATENCY_BUCKETS_S)
+        self.registry.register(self.latency)

@@ -2,8 +2,9 @@
 
 Two threads: the MQTT client's network thread reads (many packets per socket read) and queues each message;
 the gateway's thread takes the queued messages in batches, produces their records and serves the producer's
-delivery callbacks, which ack a message (`MqttClient.ack`, PUBACKs leave in arrival order) once Kafka confirmed
-all its records. Flow control is MQTT 5's Receive Maximum: the broker stops sending once that many messages are
+delivery callbacks, which complete a message once Kafka confirmed all its records; the completed ones are acked
+together after the callbacks (`MqttClient.ack_all`: PUBACKs leave in arrival order, one wake-up of the network
+thread). Flow control is MQTT 5's Receive Maximum: the broker stops sending once that many messages are
 unacked, so while Kafka is down or slow the gateway holds at most that many and the rest wait in the
 broker's session. Above `max_inflight_records` unconfirmed records new records are held, not produced.
 
@@ -47,6 +48,7 @@ _RETRY_S = 1.0  # wait before asking the registry (or producing a refused dead l
 _DLQ_VALUE_MAX = 512 * 1024  # a record Kafka refused goes to the DLQ cut to this (header truncated=true)
 # delivery errors after which a record is produced again (behind the order barrier) rather than refused
 _GIVEN_BACK = (KafkaError._MSG_TIMED_OUT, KafkaError._PURGE_QUEUE)
+_ANY_PARTITION = -1  # librdkafka's RD_KAFKA_PARTITION_UA: its partitioner chooses (murmur2 of the key)
 
 
 def kafka_producer(config: GatewayConfig, *, suffix: str, error_cb: Any = None) -> Producer:
@@ -99,7 +101,7 @@ class MqttToKafka:
         self._inbox: deque[Message | None] = deque()
         self._arrived = threading.Event()
         self._session_present: deque[bool] = deque()  # one per None in _inbox
-        self._to_ack: list[MqttMessage] = []  # acked together at the next turn: one wake-up of the network thread
+        self._to_ack: list[MqttMessage] = []  # acked together after the callbacks: one wake-up of the network thread
         self._connections = 0
         group = config.mqtt.share_group
         self._filters = [f"$share/{group}/{f}" if group else f for f in rules.subscriptions()]
@@ -140,13 +142,13 @@ class MqttToKafka:
         if not inbox:
             self._arrived.wait(timeout)
         self._arrived.clear()
-        take = self._on_message
+        take, now = self._on_message, time.monotonic_ns()  # one clock reading per turn: when these were taken
         for _ in range(min(len(inbox), _BURST)):
             message = inbox.popleft()
             if message is None:
                 self._new_connection(self._session_present.popleft())
             else:
-                take(message)
+                take(message, now)
         connected = self.client.connected
         if connected != self.counts.mqtt_connected:
             self.counts.mqtt_connected = connected
@@ -171,10 +173,9 @@ class MqttToKafka:
 
     # --- messages ------------------------------------------------------------------------------
 
-    def _on_message(self, msg: Message) -> None:
-        counts = self.counts
-        counts.messages += 1
-        message = self.ledger.message(msg, msg.qos, time.monotonic_ns())
+    def _on_message(self, msg: Message, received_ns: int) -> None:
+        self.counts.messages += 1
+        message = self.ledger.message(msg, msg.qos, received_ns)
         if self._stopping:
             message.epoch = -1  # not acked: the broker sends it again to the next gateway
             return
@@ -214,8 +215,8 @@ class MqttToKafka:
             head = record.head
             ident = None
             if head is not None:
-                verdict = dedup.admit(head.robot_id, head.stream, head.seq)
-                ident = (head.robot_id, head.stream, head.seq)
+                ident = head[:3]  # (robot_id, stream, seq)
+                verdict = dedup.admit(*ident)
                 if verdict != NEW:
                     counts.duplicates += 1
                     counts.below_window += verdict == BELOW_WINDOW
@@ -234,7 +235,7 @@ class MqttToKafka:
             ledger.expect(message, entry)
             self._send(entry)
         if ledger.seal(message):
-            self._ack(message)
+            self._to_ack.append(message)
 
     def _send(self, entry: InFlight) -> None:
         if self._held or self._barrier or self.counts.inflight >= self._limit:
@@ -246,7 +247,11 @@ class MqttToKafka:
 
     def _produce(self, entry: InFlight) -> bool:
         try:
-            self.producer.produce(entry.topic, entry.value, entry.key, headers=entry.headers, on_delivery=entry)
+            # positional arguments (topic, value, key, partition, on_delivery): parsing keywords costs as much again
+            if entry.headers is None:
+                self.producer.produce(entry.topic, entry.value, entry.key, _ANY_PARTITION, entry)
+            else:
+                self.producer.produce(entry.topic, entry.value, entry.key, _ANY_PARTITION, entry, headers=entry.headers)
         except BufferError:
             self._held.appendleft(entry)
             self.counts.held = len(self._held)
@@ -301,8 +306,9 @@ class MqttToKafka:
         else:
             reason = dict(entry.headers)["reason"]
             counts.dead[reason.decode() if isinstance(reason, bytes) else str(reason)] += 1
-        for message in self.ledger.delivered(entry):
-            self._ack(message)
+        done = self.ledger.delivered(entry)
+        if done:
+            self._to_ack.extend(done)
 
     def _named(self, dead: DeadLetter, route: UpRoute | None) -> bool:
         """Whether to log a dead letter: each one, but a record in a format the gateway does not read only the first
@@ -337,18 +343,13 @@ class MqttToKafka:
         log.info("kafka://%s: producing %d records again, in order, before newer ones", self.config.kafka.bootstrap,
                  len(back))
 
-    def _ack(self, message: MqttMessage) -> None:
-        self._to_ack.append(message)
-        self.counts.acked += 1
-        self.metrics.latency.observe((time.monotonic_ns() - message.received_ns) / 1e9)
-
     def _send_acks(self) -> None:
-        """Ack in one go what the delivery callbacks completed (between two callbacks the network thread could
-        run, and each ack would wake it)."""
-        ack = self.client.ack
-        for message in self._to_ack:
-            ack(message.mid)
-        self._to_ack.clear()
+        """Ack in one go the messages whose records Kafka confirmed (one lock, one wake-up of the network thread)
+        and observe their latency with one clock reading."""
+        done, self._to_ack = self._to_ack, []
+        self.counts.acked += len(done)
+        self.metrics.latency.observe_since(time.monotonic_ns(), [message.received_ns for message in done])
+        self.client.ack_all([message.mid for message in done])
 
     def _kafka_error(self, err: KafkaError) -> None:
         if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
@@ -379,6 +380,8 @@ class MqttToKafka:
             self._purge = False
             self.producer.purge(in_queue=True, in_flight=False, blocking=False)  # reported as _PURGE_QUEUE
             self.producer.poll(0.0)
+        if self._to_ack:
+            self._send_acks()
         if self._barrier and not self.counts.inflight:
             self._lift_barrier()
         if self._parked and time.monotonic() >= self._parked_until:

@@ -98,6 +98,7 @@ class Translator:
         self.schemas = schemas
         self.max_payload = max_payload
         self._prefixes: dict[int, bytes] = {}
+        self._framing: dict[tuple[str, int], bytes] = {}  # (kafka topic, fingerprint) -> Confluent header
         self._fingerprints: dict[str, int] = {}
         # What the gateway reads on MQTT, by the shape `recognise` gives a record.
         self._readers: dict[str, Callable[[UpRoute, bytes, str | None, Sequence[tuple[str, str]]], KafkaRecord]] = {
@@ -114,6 +115,11 @@ class Translator:
                 return Translation([], [DeadLetter("too_large", f"{len(payload)} bytes > max_payload "
                                                    f"{self.max_payload}", route.mqtt_topic, payload)])
             return Translation([KafkaRecord(route.kafka_topic, route.key, payload)])
+        if payload[:2] == _AVRO_MAGIC and len(payload) <= self.max_payload:  # one Avro record, not a batch
+            try:
+                return Translation([self._avro(route, payload, user_properties)], [])
+            except _Refused as refused:
+                return Translation([], [DeadLetter(refused.reason, refused.detail, route.mqtt_topic, payload)])
         try:
             parts = split_batch(payload, max_payload=self.max_payload)
         except FramingError as exc:
@@ -150,8 +156,11 @@ class Translator:
         fingerprint = int.from_bytes(part[2:_FINGERPRINT_END], "little")
         body = part[_FINGERPRINT_END:]
         head = self._head(route, avro_head, body)
-        ros_type = head.ros_type or dict(user_properties).get("ros_type", "")
-        return KafkaRecord(route.kafka_topic, route.key, self._confluent(route, fingerprint, ros_type) + body, head)
+        prefix = self._framing.get((route.kafka_topic, fingerprint))
+        if prefix is None:
+            ros_type = head.ros_type or dict(user_properties).get("ros_type", "")
+            prefix = self._framing[(route.kafka_topic, fingerprint)] = self._confluent(route, fingerprint, ros_type)
+        return KafkaRecord(route.kafka_topic, route.key, prefix + body, head)
 
     def _json(self, route: UpRoute, part: bytes) -> KafkaRecord:
         head = self._head(route, json_head, part)

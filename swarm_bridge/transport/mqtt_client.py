@@ -1,7 +1,7 @@
 """An MQTT 5 client on the compiled `mqtt5` codec: standard-library sockets and `ssl`, one network thread.
 
 Lifecycle: `MqttClient(options, on_message=...)` -> `start()` (first CONNACK or a typed error) ->
-`subscribe(...)`, `publish(...)`, `ack(message)` from any thread -> `close()`.
+`subscribe(...)`, `publish(...)`, `ack(message)` (or `ack_all(messages)`) from any thread -> `close()`.
 
 The network thread owns the socket (non-blocking, TCP_NODELAY, TLS through `ssl.SSLContext`): it reads up to
 1 MiB per call and decodes every packet in it, calls `on_message` in arrival order, and writes whatever the
@@ -24,9 +24,10 @@ import random
 import selectors
 import socket
 import ssl
+import struct
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -51,6 +52,10 @@ log = logging.getLogger(__name__)
 
 _READ_SIZE = 1 << 20
 _PINGREQ = mqtt5.PingReqPacket().write()
+# A PUBACK with reason Success and no properties: type 4 (0x40), remaining length 2, the packet id. MQTT 5
+# (3.4.2.1) lets the reason code be left out when it is 0; this is what `mqtt5.PubAckPacket(pid).write()` gives.
+_PUBACK = struct.Struct(">HH")
+_PUBACK_HEAD = 0x4002
 
 # CONNACK reason codes after which trying again cannot help: start() raises instead of retrying.
 _FINAL_REFUSALS = {
@@ -320,19 +325,22 @@ class MqttClient:
 
     def ack(self, message: Message) -> None:
         """Acknowledge a received QoS 1 message; its PUBACK leaves once every earlier message is acked too."""
-        if message._ticket is None:
-            return
+        self.ack_all((message,))
+
+    def ack_all(self, messages: Iterable[Message]) -> None:
+        """Acknowledge several received messages at once: one lock, at most one wake-up of the network thread."""
+        pack, head = _PUBACK.pack, _PUBACK_HEAD
         with self._lock:
-            if message._conn != self._conn:
-                return  # from an older connection: the broker redelivers it, this ack has no meaning now
-            ready = self._acks.ack(message._ticket)
-            if not ready:
+            conn, ack, out = self._conn, self._acks.ack, self._out
+            before = len(out)
+            for message in messages:
+                # a message from an older connection: the broker redelivers it, its ack has no meaning now
+                if message._ticket is not None and message._conn == conn:
+                    out.extend([pack(head, pid) for pid in ack(message._ticket)])
+            if len(out) == before or self._kicked:
                 return
-            self._out.extend(mqtt5.PubAckPacket(pid).write() for pid in ready)
-            kick = not self._kicked
             self._kicked = True
-        if kick:
-            self._kick()
+        self._kick()
 
     def close(self, *, disconnect: bool = True, send_will: bool = False, timeout_s: float = 5.0) -> None:
         """Stop: DISCONNECT (reason 0x04 with `send_will`, so the broker publishes the Last Will), then end
@@ -612,12 +620,23 @@ class MqttClient:
         return True
 
     def _dispatch(self, sock: socket.socket, packets: list[Any]) -> None:
+        """Handle packets in order; each run of PUBLISHes together (one lock for all of them)."""
+        run: list[Any] = []
         for packet in packets:
-            handler = _HANDLERS.get(type(packet))
+            kind = type(packet)
+            if kind is _PUBLISH:
+                run.append(packet)
+                continue
+            if run:
+                self._on_publishes(run)
+                run = []
+            handler = _HANDLERS.get(kind)
             if handler is None:
-                self._refuse_malformed(sock, Malformed(f"unexpected {type(packet).__name__} from a broker",
+                self._refuse_malformed(sock, Malformed(f"unexpected {kind.__name__} from a broker",
                                                        MalformedReason.PROTOCOL_ERROR))
             handler(self, packet)
+        if run:
+            self._on_publishes(run)
 
     def _refuse_malformed(self, sock: socket.socket, exc: Malformed) -> NoReturn:
         """Count it, tell the broker why (DISCONNECT with the reason code), drop the connection."""
@@ -630,27 +649,46 @@ class MqttClient:
 
     # --- packet handlers (network thread) --------------------------------------------------------------
 
-    def _on_publish(self, packet: Any) -> None:
-        qos = int(packet.qos)
-        if qos == 2:
-            raise _Broken(MqttProtocolError(self.endpoint, "QoS 2 PUBLISH on a QoS <= 1 subscription",
-                                            "report the broker's version"))
+    def _on_publishes(self, packets: list[Any]) -> None:
+        """PUBLISHes received in a row: tickets for the QoS 1 ones, then `on_message` for each in order (a QoS 2
+        one breaks the connection after the ones before it were handed on)."""
+        messages: list[Message] = []
+        broken = None
         with self._lock:
-            self.stats.received += 1
-            self.stats.duplicates += packet.duplicate
-            ticket = self._acks.received(packet.packet_id) if qos == 1 else None
-            message = Message(packet, self._conn, ticket)
-        if self._on_message is not None:
-            try:
-                self._on_message(message)
-            except Exception:
-                with self._lock:
-                    self.stats.callback_errors += 1
-                log.exception("%s: on_message raised for a message on %s", self.endpoint, packet.topic)
-        if ticket is not None and self._auto_ack:
+            conn, received = self._conn, self._acks.received
+            duplicates = 0
+            for packet in packets:
+                qos = int(packet.qos)
+                if qos == 1:
+                    messages.append(Message(packet, conn, received(packet.packet_id)))
+                elif qos == 0:
+                    messages.append(Message(packet, conn, None))
+                else:
+                    broken = _Broken(MqttProtocolError(self.endpoint, "QoS 2 PUBLISH on a QoS <= 1 subscription",
+                                                       "report the broker's version"))
+                    break
+                duplicates += packet.duplicate
+            self.stats.received += len(messages)
+            self.stats.duplicates += duplicates
+        on_message = self._on_message
+        if on_message is not None:
+            for message in messages:
+                try:
+                    on_message(message)
+                except Exception:
+                    with self._lock:
+                        self.stats.callback_errors += 1
+                    log.exception("%s: on_message raised for a message on %s", self.endpoint, message.packet.topic)
+        if self._auto_ack:
+            pack, head = _PUBACK.pack, _PUBACK_HEAD
             with self._lock:  # the network thread flushes after this read: no wake-up needed
-                if message._conn == self._conn:
-                    self._out.extend(mqtt5.PubAckPacket(pid).write() for pid in self._acks.ack(ticket))
+                if conn == self._conn:
+                    ack = self._acks.ack
+                    for message in messages:
+                        if message._ticket is not None:
+                            self._out.extend([pack(head, pid) for pid in ack(message._ticket)])
+        if broken is not None:
+            raise broken
 
     def _on_puback(self, packet: Any) -> None:
         code = int(packet.reason_code)
@@ -722,8 +760,8 @@ class MqttClient:
         return answer
 
 
+_PUBLISH = mqtt5.PublishPacket
 _HANDLERS: dict[type, Callable[[MqttClient, Any], None]] = {
-    mqtt5.PublishPacket: MqttClient._on_publish,
     mqtt5.PubAckPacket: MqttClient._on_puback,
     mqtt5.SubAckPacket: MqttClient._on_suback,
     mqtt5.UnsubAckPacket: MqttClient._on_pingresp,
