@@ -37,10 +37,10 @@ class RobotBridge:
         verifier = CommandVerifier(Keyring.from_files(commands.key_files()), required=commands.require_signed)
         self.spool = spool or Spool(config.spool.file_for(config.fleet, config.robot_id),
                                     max_bytes=int(config.spool.max_mb * 2**20))
-        batching = config.uplink.kind == "mqtt" and config.uplink.batch_max_records > 1
+        batch = config.uplink.batch_limit  # records of one stream per send (1 on Kafka: its producer batches)
         self._batches: dict[str, str] = {}  # destination -> its route's record format, which says how to batch
         self.outbox = Outbox(uplink, self.spool, window=config.uplink.max_inflight, on_acked=self._acked,
-                             pack=self._pack if batching else None, max_batch=config.uplink.batch_max_records)
+                             pack=self._pack if batch > 1 else None, max_batch=batch)
         self.run = self.spool.start_run()
         self.registry = registry_ids(config.registry or default_registry())  # one per process, closed by close()
         routes = routes_for(config)
