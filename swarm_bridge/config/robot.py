@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from swarm_bridge.config.common import Strict, SubjectNameStrategyName
+from swarm_bridge.config.common import ROUTE_FORMATS, RecordFormatName, Strict, SubjectNameStrategyName
 from swarm_bridge.config.uplinks import UplinkConfig
 
 __all__ = [
@@ -79,7 +79,7 @@ class RouteConfig(Strict):
     qos: Literal["reliable", "sensor_data", "transient_local"]
     qos_depth: int | None = Field(default=None, ge=1, le=100_000, description="history depth instead of the "
                                   "preset's (reliable 10000, sensor_data 5, transient_local 100)")
-    format: Literal["json", "avro", "protobuf"] = Field(description="record format (see README, wire formats)")
+    format: RecordFormatName = Field(description="record format (see README, wire formats)")
     mqtt_qos: Literal[0, 1, 2] = 1
     retain: bool = Field(default=False, description="MQTT: the broker keeps the last record for late subscribers")
     priority: int = Field(default=1, ge=0, le=255, description="higher drains first and is dropped last")
@@ -182,10 +182,12 @@ class RobotBridgeConfig(Strict):
 
     @model_validator(mode="after")
     def _formats_fit_the_uplink(self) -> RobotBridgeConfig:
+        kind = self.uplink.kind
         for index, route in enumerate(self.routes):
-            if route.format == "protobuf" and self.uplink.kind == "kafka":
-                raise ValueError(f"routes[{index}].format: protobuf on a kafka uplink is not supported yet; "
-                                 "use avro or json")
+            if kind not in ROUTE_FORMATS[route.format]:
+                carried = " or ".join(fmt for fmt, kinds in ROUTE_FORMATS.items() if kind in kinds)
+                raise ValueError(f"routes[{index}].format: {route.format} on a {kind} uplink is not supported yet; "
+                                 f"use {carried}")
         return self
 
     @model_validator(mode="after")

@@ -6,7 +6,8 @@ import logging
 
 from rclpy.node import Node
 
-from swarm_bridge.codec.framing import BATCHES
+from swarm_bridge.codec.formats import FORMATS
+from swarm_bridge.codec.recognise import recognise
 from swarm_bridge.codec.wire import WireDecoder, WireEncoder, registry_ids, route_subject, wire_decoder, wire_encoder
 from swarm_bridge.commands import CommandVerifier, Keyring
 from swarm_bridge.config import RobotBridgeConfig, default_registry
@@ -82,8 +83,9 @@ class RobotBridge:
         told by its records, as every reader tells them: JSON records start with `{`."""
         fmt = self._batches.get(destination)
         if fmt is None:
-            fmt = "json" if all(payload[:1] == b"{" for payload in payloads) else "avro"
-        return BATCHES[fmt](payloads)
+            shapes = {recognise(payload, unwrap=False) for payload in payloads}
+            fmt = "json" if shapes == {FORMATS["json"].framings["mqtt"].shape} else "avro"
+        return FORMATS[fmt].batch(payloads)
 
     def _decoder(self, route: Route) -> WireDecoder:
         """The down route's wire decoder: refuses records of another schema (fingerprint or registry id)."""
