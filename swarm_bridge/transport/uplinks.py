@@ -14,7 +14,7 @@ from swarm_bridge.transport.kafka import KafkaLink, KeyedReader
 from swarm_bridge.transport.link import Uplink
 from swarm_bridge.transport.mqtt import MqttLink, MqttTls, Presence
 
-__all__ = ["UPLINKS", "UplinkKind", "open_uplink"]
+__all__ = ["UPLINKS", "UplinkKind", "build_uplink", "open_uplink"]
 
 Config = TypeVar("Config", bound=UplinkBase)
 
@@ -57,9 +57,15 @@ UPLINKS: dict[str, UplinkKind[Any]] = {
 """uplink.kind -> its config model and how to build its link; the same kinds as `config.uplinks.UPLINK_KINDS`."""
 
 
+def build_uplink(config: RobotBridgeConfig) -> Uplink:
+    """The robot's MQTT or Kafka link, not yet connected: its down routes subscribe before `connect`, so what the
+    broker kept for the robot's session, sent right after the connect, finds them."""
+    return UPLINKS[config.uplink.kind].link(config.uplink, config, f"{config.fleet}-{config.robot_id}")
+
+
 def open_uplink(config: RobotBridgeConfig) -> Uplink:
     """The robot's MQTT or Kafka link, connected; raises LinkError when unreachable and the config
     requires the uplink at start (else it keeps trying in the background while records spool)."""
-    link = UPLINKS[config.uplink.kind].link(config.uplink, config, f"{config.fleet}-{config.robot_id}")
+    link = build_uplink(config)
     link.connect(require=config.uplink.require_at_start)
     return link
