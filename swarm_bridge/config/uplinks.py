@@ -19,7 +19,8 @@ __all__ = ["UPLINK_KINDS", "KafkaUplink", "MqttUplink", "UplinkBase", "UplinkCon
 
 
 class UplinkBase(Strict):
-    """Keys every uplink kind takes: where the link goes, how long to wait for it, how many records in flight."""
+    """Keys every uplink kind takes: where the link goes, how long to wait for it, how many records in flight;
+    `topic_prefix` and the reconnect backoff too (MQTT uses them; Kafka configs of robots that switch carry them)."""
 
     LABEL: ClassVar[str] = ""  # the kind's name in messages ("MQTT")
     LOGIN_KEYS: ClassVar[tuple[str, ...]] = ()  # this kind's keys for logging in
@@ -34,6 +35,16 @@ class UplinkBase(Strict):
     require_at_start: bool = Field(default=True, description="exit (status 3) when unreachable at start; "
                                    "false: start anyway and spool until it is reachable")
     max_inflight: int = Field(default=1000, ge=1, le=65535, description="records sent and not yet acknowledged")
+    reconnect_min_s: float = Field(default=1.0, gt=0, description="reconnect backoff, doubling up to "
+                                   "reconnect_max_s (MQTT; a Kafka link reconnects by librdkafka's own backoff)")
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> UplinkBase:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError(f"reconnect_max_s ({self.reconnect_max_s}) must be >= reconnect_min_s "
+                             f"({self.reconnect_min_s})")
+        return self
 
     @property
     def batch_limit(self) -> int:
@@ -68,7 +79,7 @@ class UplinkBase(Strict):
 
 
 class MqttUplink(UplinkBase):
-    """An MQTT 5 broker: topic prefix, login, session, keepalive, reconnect backoff, batching."""
+    """An MQTT 5 broker: login, session, keepalive, batching."""
 
     LABEL: ClassVar[str] = "MQTT"
     LOGIN_KEYS: ClassVar[tuple[str, ...]] = ("username", "password_env", "tls")
@@ -87,15 +98,6 @@ class MqttUplink(UplinkBase):
                                     "takes it; needed with gateways in a share group (docs/gateway.md)")
     batch_max_records: int = Field(default=64, ge=1, le=4096, description="records of one stream that may "
                                    "share one publish while the broker is busy acknowledging (1: never batch)")
-    reconnect_min_s: float = Field(default=1.0, gt=0)
-    reconnect_max_s: float = Field(default=30.0, gt=0)
-
-    @model_validator(mode="after")
-    def _backoff_order(self) -> MqttUplink:
-        if self.reconnect_max_s < self.reconnect_min_s:
-            raise ValueError(f"reconnect_max_s ({self.reconnect_max_s}) must be >= reconnect_min_s "
-                             f"({self.reconnect_min_s})")
-        return self
 
     @property
     def batch_limit(self) -> int:
