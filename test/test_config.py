@@ -130,7 +130,7 @@ def test_uplink_security_and_limits_are_checked(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("SWARM_TEST_PASSWORD", "s3cret")
     good = {**GOOD, "uplink": {"kind": "mqtt", "port": 8883, "password_env": "SWARM_TEST_PASSWORD",
                                "tls": {"ca_file": str(ca)}}}
-    assert validate_config(good, RobotBridgeConfig).uplink.password == "s3cret"
+    assert validate_config(good, RobotBridgeConfig).uplink.password == "s3cret"  # type: ignore[union-attr]
 
 
 def test_tls_client_certificate_needs_its_key(tmp_path: Path) -> None:

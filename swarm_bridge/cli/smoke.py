@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from swarm_bridge.cli.demo import mqtt_endpoint
+from swarm_bridge.config.common import ROUTE_FORMATS
 
 __all__ = ["register"]
 
@@ -31,7 +32,7 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--mqtt", metavar="URL", help="use this MQTT broker (mqtt://host:port)")
     parser.add_argument("--kafka", metavar="BOOTSTRAP", help="use this Kafka cluster (host:port)")
-    parser.add_argument("--format", choices=("avro", "json", "protobuf"), default="avro",
+    parser.add_argument("--format", choices=tuple(ROUTE_FORMATS), default="avro",
                         help="record format (default avro: single-object on MQTT, Confluent framing with the "
                         "embedded file registry on Kafka; protobuf applies to the MQTT robot, Kafka keeps avro)")
     parser.add_argument("--count", type=int, default=200, help="messages per stream per robot (default 200)")
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         configs = [
             robot_config("amr_001", uplink="mqtt", host=mqtt_host, port=mqtt_port, fmt=args.format),
             robot_config("drone_002", uplink="kafka", host=kafka_host, port=kafka_port,
-                         fmt="avro" if args.format == "protobuf" else args.format, registry=registry),
+                         fmt=args.format if "kafka" in ROUTE_FORMATS[args.format] else "avro", registry=registry),
         ]
         started = time.monotonic()
         try:

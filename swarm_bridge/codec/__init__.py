@@ -13,6 +13,7 @@ from swarm_bridge.codec.errors import (
     UnknownRosType,
     UnknownSchema,
 )
+from swarm_bridge.codec.formats import FORMATS, WireFormat, wire_format
 from swarm_bridge.codec.framing import (
     DEFAULT_MAX_PAYLOAD,
     ConfluentFrame,
@@ -51,6 +52,7 @@ from swarm_bridge.codec.rostypes import RosTypes, default_types
 __all__ = [
     "COMPATIBILITY_LEVELS",
     "DEFAULT_MAX_PAYLOAD",
+    "FORMATS",
     "SCHEMA_VERSION",
     "AvroRecordCodec",
     "CodecError",
@@ -80,6 +82,7 @@ __all__ = [
     "UnknownRosType",
     "UnknownSchema",
     "Violation",
+    "WireFormat",
     "avro_fingerprint",
     "avro_schema",
     "avro_violation",
@@ -99,4 +102,5 @@ __all__ = [
     "protobuf_violation",
     "record_codec",
     "subject_name_strategy",
+    "wire_format",
 ]

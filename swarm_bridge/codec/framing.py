@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import re
 import struct
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from swarm_bridge.codec.errors import FramingError, SchemaParseError, avro_json
 
 __all__ = [
     "BATCH",
-    "BATCHES",
     "BATCH_MAGIC",
     "CONFLUENT",
     "DEFAULT_MAX_PAYLOAD",
@@ -364,13 +363,15 @@ def frame_json_batch(records: Sequence[Buffer], *, max_payload: int = DEFAULT_MA
     return framed
 
 
-# How records of one route share an MQTT message, by record format: JSON stays JSON (an array of records),
-# binary formats use the record batch frame. Readers need not know which: `split_batch` reads both.
-BATCHES: Mapping[str, Callable[[Sequence[Buffer]], bytes]] = {
-    "json": frame_json_batch,
-    "avro": frame_batch,
-    "protobuf": frame_batch,
-}
+def __getattr__(name: str) -> Any:
+    """`BATCHES` (format -> how records of one route share an MQTT message: JSON stays JSON, an array of records;
+    binary formats use the record batch frame), read from each format's `batch` in `codec.formats.FORMATS`.
+    Readers need not know which: `split_batch` reads both."""
+    if name == "BATCHES":
+        from swarm_bridge.codec.formats import FORMATS
+
+        return {fmt: wire.batch for fmt, wire in FORMATS.items()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 _JSON = json.JSONDecoder()
 

@@ -1,4 +1,5 @@
-"""How a reader recognises a record's wire format by its first bytes (and MQTT 5 content type): one table.
+"""How a reader recognises a record's wire format by its first bytes (and MQTT 5 content type): the containers,
+then each format's shapes from the formats table (`codec.formats.FORMATS`, one `Framing.shape` per transport).
 
 | shape              | format   | travels on  | recognised by                                          |
 |--------------------|----------|-------------|--------------------------------------------------------|
@@ -16,10 +17,11 @@ one once, at the first such record (which side sends what, which key to change),
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from swarm_bridge.codec.framing import BATCH_MAGIC, PROTOBUF_CONTENT_TYPE, SINGLE_OBJECT_MAGIC, split_batch
+from swarm_bridge.codec.formats import FORMATS
+from swarm_bridge.codec.formats.base import WireShape
+from swarm_bridge.codec.framing import BATCH_MAGIC, split_batch
 from swarm_bridge.codec.signing import SIGNED_MAGIC, open_signed
 
 __all__ = ["SHAPES", "FormatMismatch", "FormatWatch", "WireShape", "expected_shape", "recognise"]
@@ -29,43 +31,19 @@ def _signed_inner(data: bytes) -> bytes:
     return open_signed(data).inner
 
 
-def _content_type_is(media: str) -> Callable[[bytes, str | None], bool]:
-    def test(_data: bytes, content_type: str | None) -> bool:
-        return bool(content_type) and str(content_type).split(";")[0].strip().lower() == media
-
-    return test
-
-
-@dataclass(frozen=True)
-class WireShape:
-    """One way records travel: the record format it carries (None: a container of records), on which transports,
-    how it is recognised (said for humans in `looks`, tested by `test`), and how to get at a container's record."""
-
-    name: str
-    format: str | None
-    transports: tuple[str, ...]
-    looks: str
-    test: Callable[[bytes, str | None], bool] = field(repr=False)
-    inner: Callable[[bytes], bytes] | None = field(default=None, repr=False)
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.looks})"
-
-
-# Order is precedence: containers first (a batch and a signed frame start with 00, like Confluent).
-SHAPES: tuple[WireShape, ...] = (
+# Containers of records: tested first (a batch and a signed frame start with 00, like Confluent).
+CONTAINERS: tuple[WireShape, ...] = (
     WireShape("record-batch", None, ("mqtt",), "starts 00 53 42 01",
               lambda data, _ct: data.startswith(BATCH_MAGIC), lambda data: split_batch(data, max_payload=0)[0]),
     WireShape("signed", None, ("mqtt", "kafka"), "starts 00 53 53 01",
               lambda data, _ct: data.startswith(SIGNED_MAGIC), _signed_inner),
-    WireShape("avro-single-object", "avro", ("mqtt",), "starts C3 01, then an 8-byte schema fingerprint",
-              lambda data, _ct: data.startswith(SINGLE_OBJECT_MAGIC)),
-    WireShape("avro-confluent", "avro", ("kafka",), "starts 00, then a 4-byte schema id",
-              lambda data, _ct: data[:1] == b"\x00" and len(data) >= 5),
-    WireShape("json", "json", ("mqtt", "kafka"), "starts '{' (0x7b)", lambda data, _ct: data[:1] == b"{"),
-    WireShape("protobuf-mqtt", "protobuf", ("mqtt",), f"MQTT 5 content type {PROTOBUF_CONTENT_TYPE}",
-              _content_type_is(PROTOBUF_CONTENT_TYPE)),
 )
+
+_RECORDS = list(dict.fromkeys(f.shape for wire in FORMATS.values() for f in wire.framings.values()))
+
+# Order is precedence: containers, then the records' shapes from the formats table (`codec.formats.FORMATS`),
+# those told by their first bytes before those told by content type alone.
+SHAPES: tuple[WireShape, ...] = CONTAINERS + tuple(sorted(_RECORDS, key=lambda s: s.by_content_type))
 
 
 def recognise(data: bytes, content_type: str | None = None, *, unwrap: bool = True) -> WireShape | None:
@@ -84,7 +62,9 @@ def recognise(data: bytes, content_type: str | None = None, *, unwrap: bool = Tr
 
 def expected_shape(fmt: str, transport: str) -> WireShape | None:
     """The shape records of format `fmt` take on `transport` (None: that format does not travel there)."""
-    return next((s for s in SHAPES if s.format == fmt and transport in s.transports), None)
+    wire = FORMATS.get(fmt)
+    framing = None if wire is None else wire.framings.get(transport)
+    return None if framing is None else framing.shape
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,13 @@ from typing import Literal, Protocol, get_args
 from swarm_bridge.codec.cdr import body_cdr
 from swarm_bridge.codec.envelope import SCHEMA_VERSION, Envelope
 from swarm_bridge.codec.errors import CodecError, RecordError
+from swarm_bridge.codec.formats import FORMATS
 from swarm_bridge.codec.json_codec import decode_json, encode_json
 from swarm_bridge.codec.rostypes import RosTypes, default_types
 
 __all__ = ["RecordCodec", "RecordFormat", "record_codec"]
 
-RecordFormat = Literal["avro", "protobuf", "json"]
+RecordFormat = Literal["avro", "protobuf", "json"]  # the names of codec.formats.FORMATS
 
 
 class RecordCodec(Protocol):
@@ -31,20 +32,14 @@ class RecordCodec(Protocol):
 
 
 def record_codec(ros_type: str, fmt: RecordFormat, types: RosTypes | None = None) -> RecordCodec:
-    """The codec of `ros_type` records in `fmt`; UnknownRosType for a type without definition."""
+    """The codec of `ros_type` records in `fmt` (`codec.formats.FORMATS`); UnknownRosType for a type without
+    definition, CodecError for an unknown format."""
     types = types or default_types()
     types.fields(ros_type)  # UnknownRosType with a did-you-mean, before any schema work
-    if fmt == "avro":
-        from swarm_bridge.codec.avro import AvroRecordCodec
-
-        return AvroRecordCodec(ros_type, types)
-    if fmt == "protobuf":
-        from swarm_bridge.codec.protobuf import ProtoRecordCodec
-
-        return ProtoRecordCodec(ros_type, types)
-    if fmt == "json":
-        return JsonRecordCodec(ros_type, types)
-    raise CodecError(f"record format {fmt!r} is not valid. Valid options are: {', '.join(get_args(RecordFormat))}")
+    if fmt not in FORMATS:
+        raise CodecError(f"record format {fmt!r} is not valid. Valid options are: "
+                         f"{', '.join(get_args(RecordFormat))}")
+    return FORMATS[fmt].codec(ros_type, types)
 
 
 class JsonRecordCodec:

@@ -1,4 +1,5 @@
-"""What a route puts on the wire: the record codec of its format, framed for its transport.
+"""What a route puts on the wire: the record codec of its format, framed for its transport, both looked up in the
+formats table (`codec.formats.FORMATS`, one module per format under `codec/formats/`):
 
 | format   | MQTT (no registry round trip)                     | Kafka (Confluent wire format)          |
 |----------|---------------------------------------------------|----------------------------------------|
@@ -15,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from swarm_bridge.codec.envelope import Envelope
-from swarm_bridge.codec.errors import CodecError, SchemaMismatch
+from swarm_bridge.codec.errors import CodecError
+from swarm_bridge.codec.formats import FORMATS
+from swarm_bridge.codec.formats.avro import AVRO
 from swarm_bridge.codec.records import RecordCodec, RecordFormat, record_codec
 from swarm_bridge.codec.rostypes import RosTypes
 
@@ -27,7 +30,7 @@ __all__ = [
     "wire_encoder",
 ]
 
-AVRO_CONTENT_TYPE = "avro/binary; encoding=single-object"
+AVRO_CONTENT_TYPE = AVRO.content_type
 
 
 @dataclass(frozen=True)
@@ -49,38 +52,11 @@ class WireEncoder:
 
 def wire_encoder(ros_type: str, fmt: RecordFormat, transport: str, *, subject: str,
                  register: Callable[[str, object], int] | None = None, types: RosTypes | None = None) -> WireEncoder:
-    """The encoder of a route; `register(subject, schema) -> id` is needed for Avro on Kafka."""
-    from swarm_bridge.codec.framing import avro_fingerprint, frame_confluent, frame_single_object
-
+    """The encoder of a route (its format's framing on `transport`, `codec.formats.FORMATS`);
+    `register(subject, schema) -> id` is needed where the framing carries a registry id (Avro on Kafka)."""
     codec = record_codec(ros_type, fmt, types)
-    if fmt == "json":
-        return WireEncoder(codec, _same, "application/json")
-    if fmt == "avro":
-        from swarm_bridge.codec.avro import avro_schema
-
-        schema = avro_schema(ros_type, types)
-        if transport == "mqtt":
-            fingerprint = avro_fingerprint(schema)
-            return WireEncoder(codec, lambda body: frame_single_object(fingerprint, body), AVRO_CONTENT_TYPE,
-                               (("ros_type", ros_type),))
-        if register is None:
-            raise CodecError(f"{ros_type}: Avro on Kafka needs a schema registry to register subject {subject}")
-        from swarm_bridge.codec.registry import Schema
-
-        schema_id = register(subject, Schema.avro(schema))
-        return WireEncoder(codec, lambda body: frame_confluent(schema_id, body), AVRO_CONTENT_TYPE)
-    if transport == "mqtt":
-        from swarm_bridge.codec.framing import proto_mqtt_properties
-
-        full_name = f"swarm_bridge.record.{ros_type.replace('/', '.')}"
-        props = proto_mqtt_properties(full_name, 1, ros_type=ros_type)
-        return WireEncoder(codec, _same, props.content_type, tuple(props.user_properties))
-    raise CodecError(f"{ros_type}: format protobuf on a Kafka uplink is not supported yet (the record's .proto "
-                     "imports other files, which the registries need as references); use avro or json on Kafka")
-
-
-def _same(body: bytes) -> bytes:
-    return body
+    encoding = FORMATS[fmt].framing(transport, ros_type).encoder(ros_type, types, subject, register)
+    return WireEncoder(codec, encoding.frame, encoding.content_type, encoding.user_properties)
 
 
 class RegistryIds:
@@ -145,37 +121,8 @@ class WireDecoder:
 def wire_decoder(ros_type: str, fmt: RecordFormat, transport: str, *, subject: str,
                  lookup: Callable[[str, object], int] | None = None, types: RosTypes | None = None) -> WireDecoder:
     """The decoder matching `wire_encoder`; `lookup(subject, schema) -> id` finds the registered id (Kafka)."""
-    from swarm_bridge.codec.framing import avro_fingerprint, parse_confluent, parse_single_object
-
     codec = record_codec(ros_type, fmt, types)
-    if fmt != "avro":
-        return WireDecoder(codec, _same)
-    from swarm_bridge.codec.avro import avro_schema
-
-    schema = avro_schema(ros_type, types)
-    if transport == "mqtt":
-        fingerprint = avro_fingerprint(schema)
-
-        def single_object(payload: bytes) -> bytes:
-            frame = parse_single_object(payload)
-            if frame.fingerprint != fingerprint:
-                raise SchemaMismatch(subject, f"fingerprint {fingerprint:#018x}", f"{frame.fingerprint:#018x}")
-            return bytes(frame.payload)
-
-        return WireDecoder(codec, single_object)
-    if lookup is None:
-        raise CodecError(f"{ros_type}: Avro on Kafka needs a schema registry to look up subject {subject}")
-    from swarm_bridge.codec.registry import Schema
-
-    schema_id = lookup(subject, Schema.avro(schema))
-
-    def confluent(payload: bytes) -> bytes:
-        frame = parse_confluent(payload)
-        if frame.schema_id != schema_id:
-            raise SchemaMismatch(subject, f"schema id {schema_id}", f"schema id {frame.schema_id}")
-        return bytes(frame.payload)
-
-    return WireDecoder(codec, confluent)
+    return WireDecoder(codec, FORMATS[fmt].framing(transport, ros_type).decoder(ros_type, types, subject, lookup))
 
 
 def stamp_reader(ros_type: str, types: RosTypes) -> Callable[[bytes], int]:

@@ -10,16 +10,19 @@ from swarm_bridge.config.robot import (
     RobotBridgeConfig,
     RouteConfig,
     SpoolConfig,
-    UplinkConfig,
     default_registry,
 )
+from swarm_bridge.config.uplinks import UPLINK_KINDS, KafkaUplink, MqttUplink, UplinkConfig
 
 __all__ = [
     "QOS_PRESETS",
+    "UPLINK_KINDS",
     "ConfigError",
     "ConfigProblem",
     "CoordinatorConfig",
     "GatewayConfig",
+    "KafkaUplink",
+    "MqttUplink",
     "RobotBridgeConfig",
     "RouteConfig",
     "SpoolConfig",

@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["PATTERN_WORDS", "EnvVarName", "ExistingFile", "NewTopicsConfig", "Strict", "SubjectNameStrategyName",
-           "TlsConfig"]
+__all__ = ["PATTERN_WORDS", "ROUTE_FORMATS", "EnvVarName", "ExistingFile", "NewTopicsConfig", "RecordFormatName",
+           "Strict", "SubjectNameStrategyName", "TlsConfig"]
 
 
 def _existing_file(value: str) -> str:
@@ -50,6 +50,16 @@ SubjectNameStrategyName = Annotated[Literal["topic_name", "record_name", "topic_
     description="registry subject of Avro records on Kafka: topic_name (<kafka topic>-value), "
     "record_name (the record's full name, swarm_bridge.record.<pkg>.msg.<Name>) or topic_record_name "
     "(<kafka topic>-<record full name>); the same in every robot, gateway and coordinator of a fleet")]
+
+
+# The record formats a route may name, and the uplink kinds each travels on: the config's view of the formats
+# table `codec.formats.FORMATS` (config imports nothing; test_format_table keeps the two equal).
+RecordFormatName = Literal["avro", "protobuf", "json"]
+ROUTE_FORMATS: dict[str, tuple[str, ...]] = {
+    "avro": ("mqtt", "kafka"),
+    "protobuf": ("mqtt",),
+    "json": ("mqtt", "kafka"),
+}
 
 
 class Strict(BaseModel):

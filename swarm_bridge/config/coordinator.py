@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from swarm_bridge.config.common import EnvVarName, NewTopicsConfig, SubjectNameStrategyName, TlsConfig
+from swarm_bridge.config.common import EnvVarName, NewTopicsConfig, Strict, SubjectNameStrategyName, TlsConfig
 from swarm_bridge.config.security import KafkaSecurity
 
 __all__ = ["CoordinatorConfig", "CoordinatorKafkaConfig", "CoordinatorMqttConfig", "CoordinatorTopics",
@@ -17,12 +17,6 @@ __all__ = ["CoordinatorConfig", "CoordinatorKafkaConfig", "CoordinatorMqttConfig
 
 TOPIC = r"^[A-Za-z0-9._-]+$"
 NAME = r"^[A-Za-z0-9_-]+$"
-
-
-class Strict(BaseModel):
-    """Frozen, and unknown keys are errors (with a did-you-mean)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class CoordinatorKafkaConfig(Strict):

@@ -7,9 +7,9 @@ import re
 import string
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from swarm_bridge.config.common import EnvVarName, NewTopicsConfig, SubjectNameStrategyName, TlsConfig
+from swarm_bridge.config.common import EnvVarName, NewTopicsConfig, Strict, SubjectNameStrategyName, TlsConfig
 from swarm_bridge.config.robot import NAME
 from swarm_bridge.config.security import KafkaSecurity
 
@@ -28,12 +28,6 @@ __all__ = [
 CONFIG_NAMES = ("prefix", "fleet")
 _KAFKA_TOPIC = re.compile(r"^[A-Za-z0-9._-]+$")
 _PLACEHOLDER = re.compile(r"^[a-z_][a-z0-9_]*$")
-
-
-class Strict(BaseModel):
-    """Frozen, and unknown keys are errors (with a did-you-mean)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _placeholders(template: str) -> list[str]:

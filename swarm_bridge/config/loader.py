@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, create_model
 
 from swarm_bridge.config.common import PATTERN_WORDS
 from swarm_bridge.config.errors import ConfigError, ConfigProblem
@@ -101,7 +102,7 @@ def validate_config(data: Any, model: type[Model], *, source: Path | str = "<con
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, [_problem(err, model) for err in exc.errors()]) from None
+        raise ConfigError(source, [p for err in exc.errors() for p in _problems(err, model)]) from None
 
 
 def _unwrap_ros_parameters(data: Any) -> Any:
@@ -120,43 +121,101 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def _problem(err: Any, model: type[BaseModel]) -> ConfigProblem:
-    loc = tuple(err["loc"])
+def _problems(err: Any, model: type[BaseModel]) -> list[ConfigProblem]:
+    """The problems one pydantic error stands for, located by key path (no union tags in it)."""
+    raw = tuple(err["loc"])
+    loc, _ = _walk(model, raw)
     if err["type"] == "extra_forbidden":
         key = str(loc[-1])
-        known = _known_keys(model, loc[:-1])
+        known = list(getattr(_walk(model, raw[:-1])[1], "model_fields", {}))
         near = difflib.get_close_matches(key, known, n=1)
         hint = f" (did you mean '{near[0]}'?)" if near else f"; known keys: {', '.join(sorted(known))}"
-        return ConfigProblem(_location(loc[:-1]), f"unknown key '{key}'{hint}")
+        return [ConfigProblem(_location(loc[:-1]), f"unknown key '{key}'{hint}")]
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        return _unknown_kind(err, model, loc)
     got = None if err["type"] == "missing" else repr(err.get("input"))
     message = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "string_pattern_mismatch":  # say the form in words, not as a regular expression
         words = PATTERN_WORDS.get(err["ctx"]["pattern"], "of the form the example config shows")
         message = f"must be {words}"
-    return ConfigProblem(_location(loc), message, got)
+    return [ConfigProblem(_location(loc), message, got)]
 
 
-def _known_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
-    """The field names allowed at `loc`, walking nested models and lists of models."""
+def _unknown_kind(err: Any, model: type[BaseModel], loc: tuple[int | str, ...]) -> list[ConfigProblem]:
+    """A discriminated union (e.g. `uplink`) whose tag (`kind`) is missing or names no member: say the tags
+    there are, then check the keys every member shares, as if the tag were right."""
+    field = _field_at(model, loc)
+    members = _models(field.annotation) if field is not None else []
+    key = str(field.discriminator) if field is not None and field.discriminator else "kind"
+    tags = [str(get_args(m.model_fields[key].annotation)[0]) for m in members]
+    data = err.get("input")
+    if err["type"] == "union_tag_not_found" or not isinstance(data, dict):
+        out = [ConfigProblem(_location((*loc, key)), f"Field required (one of {', '.join(tags)})")]
+    else:
+        out = [ConfigProblem(_location((*loc, key)), f"Input should be {' or '.join(repr(t) for t in tags)}",
+                             repr(data.get(key)))]
+    if not tags or not isinstance(data, dict):
+        return out
+    shared = set.intersection(*(set(m.model_fields) for m in members)) - {key}
+    try:
+        members[0].model_validate({k: v for k, v in data.items() if k in shared} | {key: tags[0]})
+    except ValidationError as exc:
+        for inner in exc.errors():
+            out += _problems({**inner, "loc": (*loc, tags[0], *inner["loc"])}, model)
+    return out
+
+
+def _walk(model: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[tuple[int | str, ...], Any]:
+    """`loc` without the tag pydantic puts after a discriminated union field, and the model at its end (None
+    where it leaves the models)."""
+    out: list[int | str] = []
     current: Any = model
-    for part in loc:
-        if isinstance(part, int):
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        out.append(part)
+        if isinstance(part, int) or current is None:
             continue
         field = getattr(current, "model_fields", {}).get(part)
-        if field is None:
-            return []
-        current = _model_in(field.annotation)
-        if current is None:
-            return []
-    return list(getattr(current, "model_fields", {}))
+        members = [] if field is None else _models(field.annotation)
+        if field is not None and field.discriminator and len(members) > 1 and parts:
+            tag = parts.pop(0)
+            key = str(field.discriminator)
+            current = next((m for m in members if tag in get_args(m.model_fields[key].annotation)), None)
+        else:
+            current = members[0] if members else None
+    return tuple(out), current
+
+
+def _field_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> Any:
+    """The pydantic field at key path `loc` (no tags in it), or None."""
+    if not loc or isinstance(loc[-1], int):
+        return None
+    parent = _walk(model, loc[:-1])[1]
+    return getattr(parent, "model_fields", {}).get(loc[-1])
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    """The BaseModel classes inside an annotation like `Model`, `list[Model]`, `Model | None` or `A | B`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in getattr(annotation, "__args__", ()) for m in _models(arg)]
 
 
 def _model_in(annotation: Any) -> Any:
-    """The BaseModel class inside an annotation like `Model`, `list[Model]` or `Model | None`."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
+    """The BaseModel class inside an annotation like `Model`, `list[Model]` or `Model | None`; for a union of
+    several (`MqttUplink | KafkaUplink`), one model with the fields of all of them (first one wins)."""
+    models = _models(annotation)
+    if len(models) < 2:
+        return models[0] if models else None
+    return _merged(tuple(models))
+
+
+@functools.cache
+def _merged(models: tuple[type[BaseModel], ...]) -> type[BaseModel]:
+    fields: dict[str, Any] = {}
+    for model in models:
+        for name, field in model.model_fields.items():
+            fields.setdefault(name, (field.annotation, field))
+    merged: type[BaseModel] = create_model(" | ".join(m.__name__ for m in models), **fields)
+    return merged

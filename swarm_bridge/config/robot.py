@@ -9,8 +9,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from swarm_bridge.config.common import EnvVarName, Strict, SubjectNameStrategyName, TlsConfig
-from swarm_bridge.config.security import KafkaSecurity
+from swarm_bridge.config.common import ROUTE_FORMATS, RecordFormatName, Strict, SubjectNameStrategyName
+from swarm_bridge.config.uplinks import UplinkConfig
 
 __all__ = [
     "QOS_PRESETS",
@@ -19,7 +19,6 @@ __all__ = [
     "RouteConfig",
     "SpoolConfig",
     "TopicMatch",
-    "UplinkConfig",
 ]
 
 # Named ROS QoS presets; a route must name one (QoS is never implicit).
@@ -30,58 +29,6 @@ MAX_NAME = 128  # a robot id is a topic level, a Kafka key, a user name and a fi
 STREAM = r"^[a-z0-9_]+$"
 ROS_TYPE = r"^[A-Za-z0-9_]+/msg/[A-Za-z0-9_]+$"
 ROS_TOPIC = r"^/[A-Za-z0-9_/~{}]*$"
-
-
-class UplinkConfig(Strict):
-    """Where this robot's records go: an MQTT broker or a Kafka cluster, and how to hold the link."""
-
-    kind: Literal["mqtt", "kafka"]
-    host: str = Field(default="127.0.0.1", min_length=1)
-    port: int = Field(ge=1, le=65535)
-    topic_prefix: str = Field(default="swarm", pattern=r"^[A-Za-z0-9_-]+$")
-    connect_timeout_s: float = Field(default=10.0, gt=0)
-    require_at_start: bool = Field(default=True, description="exit (status 3) when unreachable at start; "
-                                   "false: start anyway and spool until it is reachable")
-    username: str | None = None
-    password_env: EnvVarName | None = Field(default=None, description="name of the environment variable holding "
-                                            "the password (never the password itself in a file)")
-    tls: TlsConfig | None = None
-    security: KafkaSecurity = Field(default_factory=KafkaSecurity, description="kind kafka: how the robot logs "
-                                    "in to the cluster (SASL/SCRAM, TLS; docs/security.md); default PLAINTEXT")
-    session_expiry_s: int = Field(default=3600, ge=0, description="MQTT: how long the broker keeps the session")
-    keepalive_s: int = Field(default=30, ge=5)
-    max_inflight: int = Field(default=1000, ge=1, le=65535, description="records sent and not yet acknowledged")
-    hold_unsubscribed: bool = Field(default=False, description="MQTT: a record the broker had no subscriber for "
-                                    "(PUBACK 0x10) stays in the spool and is sent again each second until a hub "
-                                    "takes it; needed with gateways in a share group (docs/gateway.md)")
-    batch_max_records: int = Field(default=64, ge=1, le=4096, description="MQTT: records of one stream that may "
-                                   "share one publish while the broker is busy acknowledging (1: never batch)")
-    reconnect_min_s: float = Field(default=1.0, gt=0)
-    reconnect_max_s: float = Field(default=30.0, gt=0)
-
-    @model_validator(mode="after")
-    def _backoff_order(self) -> UplinkConfig:
-        if self.reconnect_max_s < self.reconnect_min_s:
-            raise ValueError(f"reconnect_max_s ({self.reconnect_max_s}) must be >= reconnect_min_s "
-                             f"({self.reconnect_min_s})")
-        return self
-
-    @model_validator(mode="after")
-    def _login_keys_fit_the_kind(self) -> UplinkConfig:
-        if self.kind == "kafka":
-            mqtt_keys = [k for k in ("username", "password_env", "tls") if getattr(self, k) is not None]
-            if mqtt_keys:
-                raise ValueError(f"{', '.join(mqtt_keys)}: MQTT login keys; a kafka uplink logs in with "
-                                 "security (security_protocol, sasl_mechanism, username, password_env or "
-                                 "password_file, tls)")
-        elif self.security.security_protocol != "PLAINTEXT":
-            raise ValueError("security applies to kind kafka; an MQTT uplink logs in with username, "
-                             "password_env and tls")
-        return self
-
-    @property
-    def password(self) -> str | None:
-        return None if self.password_env is None else os.environ.get(self.password_env)
 
 
 class SpoolConfig(Strict):
@@ -132,7 +79,7 @@ class RouteConfig(Strict):
     qos: Literal["reliable", "sensor_data", "transient_local"]
     qos_depth: int | None = Field(default=None, ge=1, le=100_000, description="history depth instead of the "
                                   "preset's (reliable 10000, sensor_data 5, transient_local 100)")
-    format: Literal["json", "avro", "protobuf"] = Field(description="record format (see README, wire formats)")
+    format: RecordFormatName = Field(description="record format (see README, wire formats)")
     mqtt_qos: Literal[0, 1, 2] = 1
     retain: bool = Field(default=False, description="MQTT: the broker keeps the last record for late subscribers")
     priority: int = Field(default=1, ge=0, le=255, description="higher drains first and is dropped last")
@@ -235,10 +182,12 @@ class RobotBridgeConfig(Strict):
 
     @model_validator(mode="after")
     def _formats_fit_the_uplink(self) -> RobotBridgeConfig:
+        kind = self.uplink.kind
         for index, route in enumerate(self.routes):
-            if route.format == "protobuf" and self.uplink.kind == "kafka":
-                raise ValueError(f"routes[{index}].format: protobuf on a kafka uplink is not supported yet; "
-                                 "use avro or json")
+            if kind not in ROUTE_FORMATS[route.format]:
+                carried = " or ".join(fmt for fmt, kinds in ROUTE_FORMATS.items() if kind in kinds)
+                raise ValueError(f"routes[{index}].format: {route.format} on a {kind} uplink is not supported yet; "
+                                 f"use {carried}")
         return self
 
     @model_validator(mode="after")

@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from swarm_bridge.config.common import EnvVarName, ExistingFile, TlsConfig
+from swarm_bridge.config.common import EnvVarName, ExistingFile, Strict, TlsConfig
 
 __all__ = ["KafkaSecurity", "read_secret"]
 
@@ -30,10 +30,8 @@ def read_secret(*, env: str | None, file: str | None) -> str | None:
     return None
 
 
-class KafkaSecurity(BaseModel):
+class KafkaSecurity(Strict):
     """Security of a Kafka client: PLAINTEXT (default), SSL, SASL_PLAINTEXT or SASL_SSL."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         default="PLAINTEXT", description="librdkafka security.protocol")

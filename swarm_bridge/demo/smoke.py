@@ -9,7 +9,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,13 +166,7 @@ class SmokeFleet:
         taps: list[Any] = []
         for config in self.configs:
             up = config.uplink
-            destinations = [r.destination for r in routes_for(config)]
-            if up.kind == "mqtt":
-                taps.append(MqttTap(host=up.host, port=up.port, patterns=destinations))
-            else:
-                bootstrap = f"{up.host}:{up.port}"
-                ensure_kafka_topics(bootstrap, destinations)
-                taps.append(KafkaTap(bootstrap=bootstrap, topics=destinations))
+            taps.append(_TAPS[up.kind](up.host, up.port, [r.destination for r in routes_for(config)]))
         return taps
 
     @staticmethod
@@ -221,3 +215,17 @@ def _sample(stream: str, robot_id: str, index: int) -> Any:
     msg.progress = min(1.0, index / 100.0)
     msg.stamp.sec = 1_700_000_000 + index
     return msg
+
+
+def _mqtt_tap(host: str, port: int, destinations: list[str]) -> Any:
+    return MqttTap(host=host, port=port, patterns=destinations)
+
+
+def _kafka_tap(host: str, port: int, destinations: list[str]) -> Any:
+    bootstrap = f"{host}:{port}"
+    ensure_kafka_topics(bootstrap, destinations)
+    return KafkaTap(bootstrap=bootstrap, topics=destinations)
+
+
+# uplink.kind -> a tap reading what the robots send on that uplink (host, port, destination topics).
+_TAPS: dict[str, Callable[[str, int, list[str]], Any]] = {"mqtt": _mqtt_tap, "kafka": _kafka_tap}

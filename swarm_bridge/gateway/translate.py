@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from swarm_bridge.codec.avro import avro_schema
 from swarm_bridge.codec.envelope import Envelope
 from swarm_bridge.codec.errors import CodecError, FramingError, IncompatibleSchema
+from swarm_bridge.codec.formats import FORMATS
 from swarm_bridge.codec.framing import (
     BATCH_MAGIC,
     JSON_BATCH_START,
@@ -145,7 +146,7 @@ class Translator:
         if read is None:
             what = (f"it is {shape}, the form {shape.format or 'a container'} takes on {'/'.join(shape.transports)}"
                     if shape is not None else f"it starts {part[:4].hex(' ') or '(empty)'}")
-            readable = ", ".join(str(expected_shape(fmt, "mqtt")) for fmt in ("avro", "json", "protobuf"))
+            readable = ", ".join(str(s) for fmt in FORMATS if (s := expected_shape(fmt, "mqtt")) is not None)
             raise _Refused("unknown_framing", f"record with content type {content_type!r}: {what}; on MQTT the "
                            f"gateway reads {readable}")
         return read(route, part, content_type, user_properties)

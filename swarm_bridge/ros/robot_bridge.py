@@ -6,7 +6,8 @@ import logging
 
 from rclpy.node import Node
 
-from swarm_bridge.codec.framing import BATCHES
+from swarm_bridge.codec.formats import FORMATS
+from swarm_bridge.codec.recognise import recognise
 from swarm_bridge.codec.wire import WireDecoder, WireEncoder, registry_ids, route_subject, wire_decoder, wire_encoder
 from swarm_bridge.commands import CommandVerifier, Keyring
 from swarm_bridge.config import RobotBridgeConfig, default_registry
@@ -37,10 +38,10 @@ class RobotBridge:
         verifier = CommandVerifier(Keyring.from_files(commands.key_files()), required=commands.require_signed)
         self.spool = spool or Spool(config.spool.file_for(config.fleet, config.robot_id),
                                     max_bytes=int(config.spool.max_mb * 2**20))
-        batching = config.uplink.kind == "mqtt" and config.uplink.batch_max_records > 1
+        batch = config.uplink.batch_limit  # records of one stream per send (1 on Kafka: its producer batches)
         self._batches: dict[str, str] = {}  # destination -> its route's record format, which says how to batch
         self.outbox = Outbox(uplink, self.spool, window=config.uplink.max_inflight, on_acked=self._acked,
-                             pack=self._pack if batching else None, max_batch=config.uplink.batch_max_records)
+                             pack=self._pack if batch > 1 else None, max_batch=batch)
         self.run = self.spool.start_run()
         self.registry = registry_ids(config.registry or default_registry())  # one per process, closed by close()
         routes = routes_for(config)
@@ -82,8 +83,9 @@ class RobotBridge:
         told by its records, as every reader tells them: JSON records start with `{`."""
         fmt = self._batches.get(destination)
         if fmt is None:
-            fmt = "json" if all(payload[:1] == b"{" for payload in payloads) else "avro"
-        return BATCHES[fmt](payloads)
+            shapes = {recognise(payload, unwrap=False) for payload in payloads}
+            fmt = "json" if shapes == {FORMATS["json"].framings["mqtt"].shape} else "avro"
+        return FORMATS[fmt].batch(payloads)
 
     def _decoder(self, route: Route) -> WireDecoder:
         """The down route's wire decoder: refuses records of another schema (fingerprint or registry id)."""

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from swarm_bridge.config.robot import RobotBridgeConfig, RouteConfig
+from swarm_bridge.config.uplinks import KafkaUplink, MqttUplink
 from swarm_bridge.routing.naming import kafka_topic, mqtt_topic, robot_namespace, robot_topic
 from swarm_bridge.routing.selection import TopicSelector
 
-__all__ = ["Route", "discovered_routes", "route_for", "routes_for", "selector_for", "stream_for"]
+__all__ = ["DESTINATIONS", "Route", "discovered_routes", "route_for", "routes_for", "selector_for", "stream_for"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,24 @@ class Route:
         if self.direction == "down":
             return f"route {self.scheme}:{self.destination} -> ros:{self.ros_topic}"
         return f"route ros:{self.ros_topic} -> {self.scheme}:{self.destination}"
+
+
+def _mqtt_destination(uplink: MqttUplink, config: RobotBridgeConfig, channel: str, stream: str) -> str:
+    """`{topic_prefix}/{fleet}/{robot_id}/{channel}/{stream}`: one topic per robot and stream."""
+    return mqtt_topic(uplink.topic_prefix, config.fleet, config.robot_id, channel, stream)
+
+
+def _kafka_destination(_uplink: KafkaUplink, _config: RobotBridgeConfig, channel: str, stream: str) -> str:
+    """`fleet.{channel}.{stream}`: robots share the topic, each record keyed by its robot id."""
+    return kafka_topic(channel, stream)
+
+
+DESTINATIONS: dict[str, Callable[[Any, RobotBridgeConfig, str, str], str]] = {
+    "mqtt": _mqtt_destination,
+    "kafka": _kafka_destination,
+}
+"""uplink.kind -> the name of a route's destination (topic) on that uplink, from the uplink config, the robot's
+config, the route's channel and stream."""
 
 
 def routes_for(config: RobotBridgeConfig) -> list[Route]:
@@ -75,10 +96,7 @@ def route_for(config: RobotBridgeConfig, rc: RouteConfig, topic: str, ros_type: 
     """The route of one concrete topic of `rc`, of type `ros_type`."""
     uplink = config.uplink
     stream = stream_for(rc, topic, config.robot_id)
-    if uplink.kind == "mqtt":
-        destination = mqtt_topic(uplink.topic_prefix, config.fleet, config.robot_id, rc.channel, stream)
-    else:
-        destination = kafka_topic(rc.channel, stream)
+    destination = DESTINATIONS[uplink.kind](uplink, config, rc.channel, stream)
     return Route(
         ros_topic=topic,
         ros_type=ros_type,

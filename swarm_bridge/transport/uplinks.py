@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from swarm_bridge.config.robot import RobotBridgeConfig
+from swarm_bridge.config.uplinks import KafkaUplink, MqttUplink, UplinkBase
 from swarm_bridge.routing.naming import presence_topic
 from swarm_bridge.routing.sharding import shard_of
 from swarm_bridge.transport.kafka import KafkaLink, KeyedReader
 from swarm_bridge.transport.link import Uplink
 from swarm_bridge.transport.mqtt import MqttLink, MqttTls, Presence
 
-__all__ = ["UPLINKS", "build_uplink", "open_uplink"]
+__all__ = ["UPLINKS", "UplinkKind", "build_uplink", "open_uplink"]
+
+Config = TypeVar("Config", bound=UplinkBase)
 
 
-def _mqtt(config: RobotBridgeConfig, client_id: str) -> Uplink:
+@dataclass(frozen=True)
+class UplinkKind(Generic[Config]):
+    """One uplink kind: its config model (a member of `config.uplinks.UplinkConfig`) and how to build its link
+    (not yet connected) from that config, the robot's config and its client id."""
+
+    config: type[Config]
+    link: Callable[[Config, RobotBridgeConfig, str], Uplink]
+
+
+def _mqtt(uplink: MqttUplink, config: RobotBridgeConfig, client_id: str) -> Uplink:
     """The MQTT 5 uplink on the compiled-codec client, with the robot's presence as Last Will."""
-    uplink = config.uplink
     tls = None if uplink.tls is None else MqttTls(uplink.tls.ca_file, uplink.tls.cert_file, uplink.tls.key_file)
     return MqttLink(
         host=uplink.host, port=uplink.port, client_id=client_id, connect_timeout_s=uplink.connect_timeout_s,
@@ -28,9 +41,8 @@ def _mqtt(config: RobotBridgeConfig, client_id: str) -> Uplink:
     )
 
 
-def _kafka(config: RobotBridgeConfig, client_id: str) -> Uplink:
+def _kafka(uplink: KafkaUplink, config: RobotBridgeConfig, client_id: str) -> Uplink:
     """The Kafka uplink (confluent-kafka), reading commands keyed by the robot id."""
-    uplink = config.uplink
     security = uplink.security
     return KafkaLink(bootstrap=f"{uplink.host}:{uplink.port}", client_id=client_id,
                      connect_timeout_s=uplink.connect_timeout_s, settings=security.client_settings(),
@@ -38,14 +50,17 @@ def _kafka(config: RobotBridgeConfig, client_id: str) -> Uplink:
                      reader=KeyedReader(config.robot_id, shard_of, config.commands.lookback_s))
 
 
-UPLINKS: dict[str, Callable[[RobotBridgeConfig, str], Uplink]] = {"mqtt": _mqtt, "kafka": _kafka}
-"""uplink.kind -> how to build that link (not yet connected) from the robot config and its client id."""
+UPLINKS: dict[str, UplinkKind[Any]] = {
+    "mqtt": UplinkKind(MqttUplink, _mqtt),
+    "kafka": UplinkKind(KafkaUplink, _kafka),
+}
+"""uplink.kind -> its config model and how to build its link; the same kinds as `config.uplinks.UPLINK_KINDS`."""
 
 
 def build_uplink(config: RobotBridgeConfig) -> Uplink:
     """The robot's MQTT or Kafka link, not yet connected: its down routes subscribe before `connect`, so what the
     broker kept for the robot's session, sent right after the connect, finds them."""
-    return UPLINKS[config.uplink.kind](config, f"{config.fleet}-{config.robot_id}")
+    return UPLINKS[config.uplink.kind].link(config.uplink, config, f"{config.fleet}-{config.robot_id}")
 
 
 def open_uplink(config: RobotBridgeConfig) -> Uplink:
