@@ -13,7 +13,7 @@ from typing import TypeVar
 import pytest
 from fault_proxy import FaultProxy
 
-from swarm_bridge.brokers import Kafka, Mosquitto, free_port
+from swarm_bridge.brokers import Kafka, Mosquitto, free_port, lease_domain
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,10 +40,11 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kafka]:
 
 
 @pytest.fixture(scope="session")
-def ros_domain_id() -> int:
-    """A ROS_DOMAIN_ID of this test process (and xdist worker), so parallel runs don't cross-talk."""
-    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-    return 1 + (os.getpid() + worker) % 100  # Fast DDS: domains 0..101 are safe on Linux
+def ros_domain_id() -> Iterator[int]:
+    """A ROS_DOMAIN_ID leased by this test process (and xdist worker) for the session: no other session or
+    benchmark on this machine holds it, so none hears our topics (a pid-based pick collided one in a hundred)."""
+    with lease_domain() as lease:
+        yield lease.domain
 
 
 @pytest.fixture()

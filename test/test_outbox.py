@@ -336,3 +336,35 @@ CREATE INDEX records_evict ON records (priority, ord);
 CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE drops (stream TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (stream, reason));
 """
+
+
+def test_what_a_killed_run_left_spooled_or_in_flight_leaves_before_the_next_runs_live_records(tmp_path: Path) -> None:
+    """The SIGKILL test's order across restarts, as the outbox promises it: records the killed run had spooled,
+    taken by its drain and in flight unacknowledged included, go out before anything the next run receives."""
+    path = tmp_path / "spool.db"
+    link = ScriptedLink()
+    killed = Outbox(link, Spool(path, max_bytes=1 << 20), window=10, batch=2)
+    link.busy = True
+    _submit(killed, b"0", b"1", b"2", b"3")  # the window is full: staged, then spooled
+    link.busy = False
+    killed.pump()
+    assert [p for p, _ in link.sent] == [b"0", b"1"]  # taken by the drain, in flight, never acknowledged
+    assert killed.spool.depth() == 4  # taken records still count: nothing newer may go live past them
+    killed._stop.set()  # SIGKILL: the pump stops where it is, nothing is given back, the file stays as written
+    killed._thread.join(5)
+    _submit(killed, b"4")  # staged in memory when the process dies
+    killed.spool.close()
+
+    link = ScriptedLink()
+    restarted = Outbox(link, Spool(path, max_bytes=1 << 20), window=10, batch=2)
+    try:
+        _submit(restarted, b"5")  # the next run's first record, while the last one's wait in the spool
+        delivered: list[bytes] = []
+        for _ in range(10):
+            _settle(restarted)
+            delivered += link.ack_all()
+        assert delivered == [b"0", b"1", b"2", b"3", b"5"]  # b"4" was staged in memory: lost with the process
+        _submit(restarted, b"6")
+        assert link.ack_all() == [b"6"]  # the spool is empty: live again
+    finally:
+        restarted.close()

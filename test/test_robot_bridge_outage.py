@@ -65,12 +65,14 @@ def _start_node(config: Path, env: dict[str, str]) -> subprocess.Popen[str]:
 
 
 class OdomSource:
-    """Publishes Odometry on /robot/odom at a steady rate, numbering messages in pose.position.x."""
+    """Publishes Odometry on /robot/odom at a steady rate, numbering messages in pose.position.x and naming
+    itself in child_frame_id (`tag`), so a record from any other publisher is told apart."""
 
     def __init__(self, context: Any) -> None:
         from nav_msgs.msg import Odometry
 
         self._cls = Odometry
+        self.tag = f"odom-source-{os.getpid()}-{time.monotonic_ns()}"
         self.node = rclpy.create_node("odom_source", context=context)
         self.publisher = self.node.create_publisher(Odometry, "/robot/odom", qos_preset("reliable", depth=1000))
         self.executor = make_executor(context)
@@ -90,6 +92,7 @@ class OdomSource:
             while actions and elapsed >= actions[0][0]:
                 actions.pop(0)[1]()
             msg = self._cls()
+            msg.child_frame_id = self.tag
             msg.pose.pose.position.x = float(self.sent)
             self.publisher.publish(msg)
             self.sent += 1
