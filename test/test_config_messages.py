@@ -33,7 +33,7 @@ FOREIGN_OPTIONS = {
 }
 # `<section>.<key>` references in messages; words that look like one but are not config keys.
 KEY_REF = re.compile(r"(?<![\w./-])(uplink|kafka|mqtt|commands|spool|dedup|policy|tasks|topics)\.([a-z_]+)\b")
-NOT_KEYS = {"kafka.tools", "kafka.request", "spool.db", "spool.files", "commands.verifier"}  # Java pkg, log, file, modules
+NOT_KEYS = {"kafka.tools", "kafka.request", "spool.db", "spool.files", "commands.verifier"}  # Java pkg, log, file, mods
 
 
 def _patterns(model: type[BaseModel], seen: set[type[BaseModel]]) -> Iterator[tuple[str, str]]:
