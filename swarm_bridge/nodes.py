@@ -107,9 +107,16 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
         spool_drops = spool.drops()
         bridge.close()
         uplink.close()
+        drops = bridge.drops()
         for route, counts in bridge.summary().items():
             log.info("%s: received %d, sent %d, dropped %d (%d of the received taken by a sweep)",
                      route, counts["received"], counts["sent"], counts["dropped"], counts["swept"])
+            if counts["held"]:
+                log.info("%s: %d commands waited for a ROS subscriber before going out or being dropped", route,
+                         counts["held"])
+            if route in drops:
+                log.warning("%s: dropped by reason: %s", route,
+                            ", ".join(f"{reason}: {n}" for reason, n in sorted(drops[route].items())))
         for (stream, reason), count in sorted(spool_drops.items()):
             log.warning("robot %s: stream %s: %d records dropped by the spool (%s) since it was made",
                         config.robot_id, stream, count, reason)

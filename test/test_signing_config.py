@@ -44,6 +44,7 @@ def test_commands_default_allows_unsigned_for_old_configs() -> None:
     config = validate_config(data, RobotBridgeConfig)
     assert config.commands.require_signed is False and config.commands.key_files() == []
     assert (config.commands.max_age_s, config.commands.max_clock_skew_s) == (300.0, 30.0)
+    assert (config.commands.hold_s, config.commands.hold_max) == (10.0, 1000)
 
 
 def test_trusted_keys_dir_and_list(tmp_path: Path) -> None:
@@ -62,6 +63,8 @@ def test_trusted_keys_dir_and_list(tmp_path: Path) -> None:
     ({"trusted_keys": []}, "commands.trusted_keys: empty list"),
     ({"max_age_s": 0}, "commands.max_age_s: Input should be greater than 0"),
     ({"max_clock_skew_s": -1}, "commands.max_clock_skew_s: Input should be greater than or equal to 0"),
+    ({"hold_s": -1}, "commands.hold_s: Input should be greater than or equal to 0"),
+    ({"hold_max": 0}, "commands.hold_max: Input should be greater than or equal to 1"),
     ({"require_signd": True}, "unknown key 'require_signd' (did you mean 'require_signed'?)"),
 ])
 def test_bad_commands_config_is_named(commands: dict[str, Any], expected: str) -> None:

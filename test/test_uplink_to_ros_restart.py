@@ -1,6 +1,7 @@
 """A command sent while the robot bridge was down reaches ROS after its restart: the broker keeps it in the robot's
-persistent MQTT session and hands it over right after the CONNACK, so the down route must be listening by then.
-Real Mosquitto, the real robot_bridge process, real rclpy."""
+persistent MQTT session and hands it over right after the CONNACK, so the down route must be listening by then,
+and (volatile QoS, the shipped `reliable`) hold it until the restarted bridge's ROS publisher has matched the robot's
+subscriber. Real Mosquitto, the real robot_bridge process, real rclpy."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from typing import Any
 import pytest
 import rclpy
 import yaml
-from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 
 from swarm_bridge.brokers import Mosquitto
 from swarm_bridge.codec import Envelope, encode_json
+from swarm_bridge.ros.qos import qos_preset
 from swarm_bridge.ros.spin import make_executor, spin_until
 from swarm_bridge.transport import MqttLink
 
@@ -30,17 +31,16 @@ ROBOT = "amr_042"
 TASK_COMMAND = "swarm_bridge_msgs/msg/TaskCommand"
 
 
-def _config(tmp_path: Path, port: int, fleet: str) -> Path:
-    """The shipped config with only its task_command down route, transient_local so that what the bridge publishes
-    right after a restart, before the test's reader matched the new writer, is still delivered to it (with the
-    shipped `reliable`, volatile, a reader that matches after that publish never gets it: a race on the ROS side,
-    apart from the one tested here)."""
+def _config(tmp_path: Path, port: int, fleet: str, qos: str) -> Path:
+    """The shipped config with only its task_command down route, on QoS preset `qos`: the shipped `reliable`
+    (volatile: a reader that matches after a publish never gets it, so the route holds the command until its
+    publisher matched one) or transient_local (the writer keeps it for late readers)."""
     data = yaml.safe_load((REPO / "config" / "robot_bridge.yaml").read_text())
     data["fleet"], data["robot_id"] = fleet, ROBOT
     data["uplink"]["port"] = port
     data["spool"] = {"path": str(tmp_path / "spool.db"), "max_mb": 16}
     (down,) = [r for r in data["routes"] if r.get("direction") == "down"]
-    data["routes"] = [{**down, "qos": "transient_local", "format": "json"}]
+    data["routes"] = [{**down, "qos": qos, "format": "json"}]
     path = tmp_path / "robot_bridge.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -63,18 +63,18 @@ def _stop(proc: subprocess.Popen[str]) -> str:
     return output
 
 
+@pytest.mark.parametrize("qos", ["reliable", "transient_local"])
 def test_a_command_sent_while_the_bridge_was_down_reaches_ros_after_its_restart(
-        tmp_path: Path, mosquitto: Mosquitto, ros_context: Any, ros_env: dict[str, str]) -> None:
+        tmp_path: Path, mosquitto: Mosquitto, ros_context: Any, ros_env: dict[str, str], qos: str) -> None:
     from swarm_bridge_msgs.msg import TaskCommand
 
     fleet = f"restart_{uuid.uuid4().hex[:8]}"  # a robot session of its own on the session's broker
     topic = f"swarm/{fleet}/{ROBOT}/command/task_command"
-    config = _config(tmp_path, mosquitto.port, fleet)
+    config = _config(tmp_path, mosquitto.port, fleet, qos)
     node = rclpy.create_node("command_sink", context=ros_context)
     received: list[str] = []
-    qos = QoSProfile(depth=100, reliability=QoSReliabilityPolicy.RELIABLE,
-                     durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
-    node.create_subscription(TaskCommand, f"/{ROBOT}/task_command", lambda m: received.append(m.command_id), qos)
+    node.create_subscription(TaskCommand, f"/{ROBOT}/task_command", lambda m: received.append(m.command_id),
+                             qos_preset(qos))  # the route's own preset on the robot's side too
     executor = make_executor(ros_context)
     coordinator = MqttLink(host="127.0.0.1", port=mosquitto.port, client_id=f"coordinator-{fleet}")
     coordinator.connect()

@@ -65,6 +65,10 @@ class CommandGate:
         if len(self._seen) > self.memory:
             self._seen.popitem(last=False)
 
+    def delivered(self, command_id: str) -> bool:
+        """Whether `command_id` was remembered as delivered (a command held before publishing checks again)."""
+        return command_id in self._seen
+
     def note(self, verdict: Verdict) -> None:
         """Count a verdict reached before the gate (UNSIGNED, UNKNOWN_KEY, BAD_SIGNATURE)."""
         self.counts[verdict] += 1

@@ -110,7 +110,7 @@ class RouteConfig(Strict):
 
 class CommandsConfig(Strict):
     """How the robot checks commands coming down: whose signatures it trusts, whether unsigned ones pass, how old
-    a signed command may be (see docs/security.md)."""
+    a signed command may be (see docs/security.md); how long an accepted one waits for a ROS subscriber."""
 
     trusted_keys: str | list[str] | None = Field(default=None, description="a directory of <key_id>.pub.pem "
                                                  "files, or a list of such files: the signers this robot trusts")
@@ -123,6 +123,11 @@ class CommandsConfig(Strict):
                               "committed offset yet) its down routes read commands written up to this long ago, "
                               "so a command sent before the robot started still reaches it; deadline and command "
                               "id decide which of them still apply")
+    hold_s: float = Field(default=10.0, ge=0, description="a command accepted while its down route's ROS topic has "
+                          "no subscriber (volatile QoS: reliable, sensor_data) waits this long for one, then is "
+                          "dropped and counted ('no ROS subscriber within N s'); 0: publish at once, as before")
+    hold_max: int = Field(default=1000, ge=1, description="at most this many commands wait per down route; "
+                          "beyond it the oldest is dropped and counted ('hold full')")
 
     @field_validator("trusted_keys")
     @classmethod
@@ -178,7 +183,7 @@ class RobotBridgeConfig(Strict):
     subject_name_strategy: SubjectNameStrategyName = "topic_name"
     routes: list[RouteConfig] = Field(min_length=1)
     commands: CommandsConfig = Field(default_factory=CommandsConfig, description="checks on commands coming "
-                                     "down: signatures, freshness")
+                                     "down: signatures, freshness; waiting for a ROS subscriber")
 
     @model_validator(mode="after")
     def _formats_fit_the_uplink(self) -> RobotBridgeConfig:

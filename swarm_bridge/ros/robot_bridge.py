@@ -50,7 +50,8 @@ class RobotBridge:
                        for route in routes if route.direction == "up"]
         self.downlinks = [DownlinkRoute(node, route, robot_id=config.robot_id, uplink=uplink, metrics=self.metrics,
                                         decoder=self._decoder(route), verifier=verifier,
-                                        max_age_s=commands.max_age_s, max_clock_skew_s=commands.max_clock_skew_s)
+                                        max_age_s=commands.max_age_s, max_clock_skew_s=commands.max_clock_skew_s,
+                                        hold_s=commands.hold_s, hold_max=commands.hold_max)
                           for route in routes if route.direction == "down"]
         self.discovery = RouteDiscovery(node, config, taken={r.ros_topic for r in routes},
                                         streams={r.stream for r in routes}, on_route=self._add_route)
@@ -101,19 +102,29 @@ class RobotBridge:
         return self.outbox.flush(timeout_s)
 
     def close(self) -> None:
-        """Stop the outbox (unconfirmed records stay spooled for the next start), the spool and the registry."""
+        """Stop the down routes (commands still waiting for a ROS subscriber are dropped, counted), the outbox
+        (unconfirmed records stay spooled for the next start), the spool and the registry."""
+        for downlink in self.downlinks:
+            downlink.close()
         self.outbox.close()
         self.spool.close()
         self.registry.close()
 
     def summary(self) -> dict[str, dict[str, int]]:
-        """Per route (by its str): received, sent (up) or published (down), dropped (all reasons), and how many
-        were received by a sweep rather than an executor event."""
+        """Per route (by its str): received, sent (up) or published (down), dropped (all reasons), how many
+        were received by a sweep rather than an executor event (up), and held for a ROS subscriber (down)."""
         up = {str(r.route): {"received": r.counts.received, "sent": r.counts.sent,
-                             "dropped": sum(r.counts.dropped.values()), "swept": r.counts.swept}
+                             "dropped": sum(r.counts.dropped.values()), "swept": r.counts.swept, "held": 0}
               for r in self.routes}
         down = {str(d.route): {"received": d.counts.received, "sent": d.counts.published,
-                               "dropped": sum(d.counts.refused.values()), "swept": 0} for d in self.downlinks}
+                               "dropped": sum(d.counts.refused.values()), "swept": 0, "held": d.counts.held}
+                for d in self.downlinks}
+        return up | down
+
+    def drops(self) -> dict[str, dict[str, int]]:
+        """Per route (by its str) that dropped anything: how many, by reason."""
+        up = {str(r.route): dict(r.counts.dropped) for r in self.routes if r.counts.dropped}
+        down = {str(d.route): dict(d.counts.refused) for d in self.downlinks if d.counts.refused}
         return up | down
 
     def _acked(self, record: Outgoing, acked_ns: int) -> None:
