@@ -7,6 +7,7 @@
 The codec knows only the bytes of a signed frame and never imports from here.
 """
 
+from swarm_bridge.commands.errors import GateSettingError
 from swarm_bridge.commands.gate import CommandGate, Verdict
 from swarm_bridge.commands.keys import PRIVATE_SUFFIX, PUBLIC_SUFFIX, Keyring, KeyringError, generate_key_pair
 from swarm_bridge.commands.signer import CommandSigner
@@ -18,6 +19,7 @@ __all__ = [
     "CommandGate",
     "CommandSigner",
     "CommandVerifier",
+    "GateSettingError",
     "Keyring",
     "KeyringError",
     "Verdict",
