@@ -87,7 +87,7 @@ def test_sigkilled_writer_loses_nothing_it_committed(tmp_path: Path) -> None:
 
 
 def test_bad_limits_and_paths_are_named(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="spool limits must be > 0"):
+    with pytest.raises(ValueError, match=r"s\.db: limits must be > 0"):
         Spool(tmp_path / "s.db", max_bytes=0)
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

@@ -7,10 +7,10 @@ detached, waits until clients can connect) -> use `url` / `bootstrap` -> `stop()
 """
 
 from swarm_bridge.brokers.domains import DomainLease, DomainsExhausted, lease_domain
-from swarm_bridge.brokers.errors import BrokerError
+from swarm_bridge.brokers.errors import BrokerError, BrokerSettingError
 from swarm_bridge.brokers.kafka import Kafka, KafkaCluster
 from swarm_bridge.brokers.mosquitto import Mosquitto
 from swarm_bridge.brokers.ports import free_port, port_in_use
 
-__all__ = ["BrokerError", "DomainLease", "DomainsExhausted", "Kafka", "KafkaCluster", "Mosquitto", "free_port",
-           "lease_domain", "port_in_use"]
+__all__ = ["BrokerError", "BrokerSettingError", "DomainLease", "DomainsExhausted", "Kafka", "KafkaCluster",
+           "Mosquitto", "free_port", "lease_domain", "port_in_use"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["BrokerError"]
+from swarm_bridge.errors import SwarmBridgeError
+
+__all__ = ["BrokerError", "BrokerSettingError"]
 
 
-class BrokerError(RuntimeError):
+class BrokerError(SwarmBridgeError, RuntimeError):
     """A broker could not be found, started, probed or stopped.
 
     `str()` reads "<service>: <problem>. Fix: <fix>", then the log tail if there is one.
@@ -26,3 +28,7 @@ class BrokerError(RuntimeError):
 
     def __str__(self) -> str:
         return self._message()
+
+
+class BrokerSettingError(BrokerError, ValueError):
+    """Broker options that do not fit together or are out of range, refused before anything starts."""

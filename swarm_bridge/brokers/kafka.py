@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from swarm_bridge.brokers.errors import BrokerError
+from swarm_bridge.brokers.errors import BrokerError, BrokerSettingError
 from swarm_bridge.brokers.executables import find_java
 from swarm_bridge.brokers.mosquitto import BrokerTls
 from swarm_bridge.brokers.ports import free_port
@@ -60,10 +60,12 @@ class KafkaBrokerSecurity:
 
     def __post_init__(self) -> None:
         if self.mechanism not in _SCRAM_HASH:
-            raise ValueError(f"mechanism {self.mechanism!r}: choose one of {', '.join(_SCRAM_HASH)}")
+            raise BrokerSettingError("kafka", f"SASL mechanism {self.mechanism!r} is not supported",
+                                     f"choose one of {', '.join(_SCRAM_HASH)}")
         for user in (self.admin_user, *self.users):
             if not user or any(c in user for c in ',=[]"\\ '):
-                raise ValueError(f"SCRAM user name {user!r}: use letters, digits, '_', '-', '.'")
+                raise BrokerSettingError("kafka", f"SCRAM user name {user!r} holds a character SCRAM cannot store",
+                                         "use letters, digits, '_', '-', '.'")
 
     def client_settings(self, user: str | None = None) -> dict[str, str]:
         """librdkafka settings to log in as `user` (default the admin) over SASL_PLAINTEXT."""
@@ -132,7 +134,8 @@ class Kafka(BrokerService):
         cluster (`KafkaCluster`); default a cluster of this node alone."""
         super().__init__(run_dir=run_dir, host=host)
         if (tls_port is None) != (tls is None):
-            raise ValueError("tls_port and tls go together")
+            raise BrokerSettingError("kafka", "tls_port and tls go together",
+                                     "give both (a second, TLS listener) or neither")
         self.security = security
         self.advertised_port = advertised_port
         self.tls_port, self.tls = tls_port, tls
@@ -353,7 +356,7 @@ class KafkaCluster:
     def __init__(self, *, run_dir: Path, size: int = 3, host: str = "127.0.0.1", heap: str = "384m",
                  libs_dir: Path | None = None, java: str | None = None) -> None:
         if size < 1:
-            raise ValueError(f"size must be >= 1 (got {size})")
+            raise BrokerSettingError("kafka cluster", f"size must be >= 1 (got {size})", "give at least one node")
         ports: list[int] = []
         while len(ports) < 2 * size:  # a listener and a controller port per node, all distinct
             port = free_port(host)

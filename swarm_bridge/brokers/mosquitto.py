@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from swarm_bridge.brokers.errors import BrokerError
+from swarm_bridge.brokers.errors import BrokerError, BrokerSettingError
 from swarm_bridge.brokers.executables import find_executable
 from swarm_bridge.brokers.ports import accepts
 from swarm_bridge.brokers.service import BrokerService
@@ -80,10 +80,12 @@ class Mosquitto(BrokerService):
         self.users = dict(users or {})
         self.acl_file = None if acl_file is None else Path(acl_file).resolve()
         if users and password_file is not None:
-            raise ValueError("users and password_file exclude each other")
+            raise BrokerSettingError("mosquitto", "users and password_file exclude each other",
+                                     "give either users (written to a password file here) or your own password_file")
         self.password_file = None if password_file is None else Path(password_file).resolve()
         if (identity_port is None) != (identity_tls is None):
-            raise ValueError("identity_port and identity_tls go together")
+            raise BrokerSettingError("mosquitto", "identity_port and identity_tls go together",
+                                     "give both (a TLS listener with client certificates) or neither")
         self.identity_port = identity_port
         self.identity_tls = identity_tls
         self.max_queued_messages, self.sys_interval_s = max_queued_messages, sys_interval_s

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from swarm_bridge.cli.errors import UsageError
+
 __all__ = ["default_bags", "mqtt_endpoint", "register"]
 
 BAGS_ENV = "SWARM_BRIDGE_BAGS"
@@ -79,8 +81,8 @@ def run(args: argparse.Namespace) -> int:
         check_rate(args.rate)
         bags = sorted(find_bags(bags_dir)) if bags_dir.is_dir() else []
         if not bags:
-            raise ValueError(f"--bags {bags_dir}: no bags found there; pass --bags DIR (a folder of .bag, .mcap or "
-                             f"rosbag2 folders) or set {BAGS_ENV}")
+            raise UsageError(f"--bags {bags_dir}", "no bags found there",
+                             f"pass --bags DIR (a folder of .bag, .mcap or rosbag2 folders) or set {BAGS_ENV}")
         fleet = fleet_of(bags, args.robots)
         mqtt_host, mqtt_port = mqtt_endpoint(args.mqtt)
         types = ReplayTypes(bag_distro=args.bag_distro)
@@ -152,5 +154,6 @@ def mqtt_endpoint(url: str | None) -> tuple[str, int]:
         return "127.0.0.1", 0
     parsed = urlparse(url if "://" in url else f"mqtt://{url}")
     if parsed.scheme != "mqtt" or not parsed.hostname:
-        raise ValueError(f"--mqtt {url!r}: expected mqtt://host:port")
+        raise UsageError(f"--mqtt {url!r}", "expected mqtt://host:port",
+                         "e.g. --mqtt mqtt://127.0.0.1:1883, or leave --mqtt out to start a private broker")
     return parsed.hostname, parsed.port or 1883

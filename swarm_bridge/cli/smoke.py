@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from swarm_bridge.cli.demo import mqtt_endpoint
+from swarm_bridge.cli.errors import UsageError
 from swarm_bridge.config.common import ROUTE_FORMATS
 
 __all__ = ["register"]
@@ -104,7 +105,8 @@ def _kafka_endpoint(bootstrap: str | None) -> tuple[str, int]:
         return "127.0.0.1", 0
     host, _, port = bootstrap.rpartition(":")
     if not host or not port.isdigit():
-        raise ValueError(f"--kafka {bootstrap!r}: expected host:port")
+        raise UsageError(f"--kafka {bootstrap!r}", "expected host:port",
+                         "e.g. --kafka 127.0.0.1:9092, or leave --kafka out to start a private broker")
     return host, int(port)
 
 

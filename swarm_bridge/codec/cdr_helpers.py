@@ -81,7 +81,7 @@ def as_bytes(value: Any) -> bytes:
     if value and isinstance(value[0], bytes):
         joined = b"".join(value)
         if len(joined) != len(value):
-            raise ValueError("byte items must be single bytes")
+            raise RecordError("a byte array item holds more than one byte; give each item as one byte (0..255)")
         return joined
     return bytes(value)
 
@@ -89,7 +89,7 @@ def as_bytes(value: Any) -> bytes:
 def fixed_bytes(value: Any, size: int) -> bytes:
     data = as_bytes(value)
     if len(data) != size:
-        raise ValueError(f"expected {size} bytes, got {len(data)}")
+        raise RecordError(f"a fixed array of {size} bytes got {len(data)}; give exactly {size}")
     return data
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from swarm_bridge.errors import SwarmBridgeError
+
 __all__ = [
     "CodecError",
     "FramingError",
     "IncompatibleSchema",
     "RecordError",
+    "RecordTypeError",
     "RegistryError",
     "SchemaMismatch",
     "SchemaParseError",
@@ -15,7 +18,7 @@ __all__ = [
 ]
 
 
-class CodecError(ValueError):
+class CodecError(SwarmBridgeError, ValueError):
     """Base of every codec error: a payload or schema that cannot be used, with the reason."""
 
 
@@ -26,6 +29,10 @@ class RecordError(CodecError):
         self.problem = problem
         self.field = field
         super().__init__(f"{field}: {problem}" if field else problem)
+
+
+class RecordTypeError(RecordError, TypeError):
+    """A value a record format cannot write (e.g. a set in a JSON body); a TypeError too, as json.dumps expects."""
 
 
 class FramingError(CodecError):

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from swarm_bridge.codec.envelope import Envelope
-from swarm_bridge.codec.errors import RecordError
+from swarm_bridge.codec.errors import RecordError, RecordTypeError
 
 __all__ = ["RecordError", "decode_json", "encode_json"]
 
@@ -55,4 +55,5 @@ def _plain(value: Any) -> Any:
     """What json cannot write itself: bytes as lists of ints, tuples never reach here."""
     if isinstance(value, (bytes, bytearray)):
         return list(value)
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+    raise RecordTypeError(f"cannot write a {type(value).__name__} as JSON; give the body as plain values (dict, "
+                          "list, str, int, float, bool, None, bytes)")

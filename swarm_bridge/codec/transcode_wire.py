@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from swarm_bridge.codec.errors import RecordError
+
 __all__ = ["AVRO_HELPERS", "PROTO_HELPERS", "avro_string", "pb_tag", "varint", "zigzag"]
 
 _SMALL = tuple(bytes((i,)) for i in range(128))
@@ -63,25 +65,25 @@ def avro_array(count: int, payload: bytes) -> bytes:
 
 def _int64_zigzag(value: int) -> bytes:
     if not isinstance(value, int) or not -(2**63) <= value < 2**63:
-        raise ValueError(f"{value!r} is not an int64")
+        raise RecordError(f"{value!r} is not an int64; give an integer in the int64 range")
     return varint((value << 1) ^ (value >> 63))
 
 
 def _int32_zigzag(value: int) -> bytes:
     if not isinstance(value, int) or not -(2**31) <= value < 2**31:
-        raise ValueError(f"{value!r} is not an int32")
+        raise RecordError(f"{value!r} is not an int32; give an integer in the int32 range")
     return varint((value << 1) ^ (value >> 63))
 
 
 def _int64_varint(value: int) -> bytes:
     if not isinstance(value, int) or not -(2**63) <= value < 2**63:
-        raise ValueError(f"{value!r} is not an int64")
+        raise RecordError(f"{value!r} is not an int64; give an integer in the int64 range")
     return varint(value if value >= 0 else value + 2**64)
 
 
 def _int32_varint(value: int) -> bytes:
     if not isinstance(value, int) or not -(2**31) <= value < 2**31:
-        raise ValueError(f"{value!r} is not an int32")
+        raise RecordError(f"{value!r} is not an int32; give an integer in the int32 range")
     return varint(value if value >= 0 else value + 2**64)
 
 

@@ -8,6 +8,7 @@
 The codec knows only the bytes of a signed frame and never imports from here.
 """
 
+from swarm_bridge.commands.errors import GateSettingError
 from swarm_bridge.commands.gate import CommandGate, Verdict
 from swarm_bridge.commands.hold import CommandHold, Held
 from swarm_bridge.commands.keys import PRIVATE_SUFFIX, PUBLIC_SUFFIX, Keyring, KeyringError, generate_key_pair
@@ -21,6 +22,7 @@ __all__ = [
     "CommandHold",
     "CommandSigner",
     "CommandVerifier",
+    "GateSettingError",
     "Held",
     "Keyring",
     "KeyringError",

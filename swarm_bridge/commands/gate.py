@@ -7,6 +7,8 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from enum import Enum
 
+from swarm_bridge.commands.errors import GateSettingError
+
 __all__ = ["CommandGate", "Verdict"]
 
 
@@ -40,11 +42,11 @@ class CommandGate:
 
     def __post_init__(self) -> None:
         if self.memory <= 0:
-            raise ValueError(f"memory must be > 0 (got {self.memory})")
+            raise GateSettingError("memory", self.memory, "> 0")
         if self.max_age_s is not None and self.max_age_s <= 0:
-            raise ValueError(f"max_age_s must be > 0 (got {self.max_age_s})")
+            raise GateSettingError("commands.max_age_s", self.max_age_s, "> 0")
         if self.max_clock_skew_s < 0:
-            raise ValueError(f"max_clock_skew_s must be >= 0 (got {self.max_clock_skew_s})")
+            raise GateSettingError("commands.max_clock_skew_s", self.max_clock_skew_s, ">= 0")
         self._seen: OrderedDict[str, None] = OrderedDict()
         self.counts: Counter[Verdict] = Counter()  # verdicts never reached read as 0
 

@@ -8,19 +8,21 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from swarm_bridge.config.errors import ConfigValueError
+
 __all__ = ["PATTERN_WORDS", "ROUTE_FORMATS", "EnvVarName", "ExistingFile", "NewTopicsConfig", "RecordFormatName",
            "Strict", "SubjectNameStrategyName", "TlsConfig"]
 
 
 def _existing_file(value: str) -> str:
     if not Path(value).expanduser().is_file():
-        raise ValueError(f"no such file: {value}")
+        raise ConfigValueError(f"no such file: {value}")
     return value
 
 
 def _set_variable(value: str) -> str:
     if value not in os.environ:
-        raise ValueError(f"environment variable {value} is not set")
+        raise ConfigValueError(f"environment variable {value} is not set")
     return value
 
 
@@ -78,7 +80,7 @@ class TlsConfig(Strict):
     @model_validator(mode="after")
     def _pair(self) -> TlsConfig:
         if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file go together (mutual TLS needs both)")
+            raise ConfigValueError("cert_file and key_file go together (mutual TLS needs both)")
         return self
 
 
@@ -95,5 +97,5 @@ class NewTopicsConfig(Strict):
     def _insync_within(self) -> NewTopicsConfig:
         factor, insync = self.replication_factor, self.min_insync_replicas
         if factor is not None and insync is not None and insync > factor:
-            raise ValueError(f"min_insync_replicas ({insync}) must be <= replication_factor ({factor})")
+            raise ConfigValueError(f"min_insync_replicas ({insync}) must be <= replication_factor ({factor})")
         return self

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from swarm_bridge.config.common import EnvVarName, NewTopicsConfig, Strict, SubjectNameStrategyName, TlsConfig
+from swarm_bridge.config.errors import ConfigValueError
 from swarm_bridge.config.security import KafkaSecurity
 
 __all__ = ["CoordinatorConfig", "CoordinatorKafkaConfig", "CoordinatorMqttConfig", "CoordinatorTopics",
@@ -88,7 +89,7 @@ class CoordinatorTopics(Strict):
         names = list(self.model_dump().values())
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
-            raise ValueError(f"each topic needs its own name; used twice: {', '.join(dup)}")
+            raise ConfigValueError(f"each topic needs its own name; used twice: {', '.join(dup)}")
         return self
 
 
@@ -144,7 +145,7 @@ class CoordinatorConfig(Strict):
     @classmethod
     def _key_exists(cls, value: str | None) -> str | None:
         if value is not None and not Path(value).expanduser().is_file():
-            raise ValueError(f"no such file: {value} (make one: swarm-bridge keys generate)")
+            raise ConfigValueError(f"no such file: {value} (make one: swarm-bridge keys generate)")
         return value
 
     @model_validator(mode="after")
@@ -153,21 +154,21 @@ class CoordinatorConfig(Strict):
         if self.mode == "kafka":
             missing = [key for key in ("kafka", "shards") if key not in given]
             if missing:
-                raise ValueError(f"mode kafka needs {' and '.join(missing)} (or set mode: mqtt with an mqtt: "
-                                 "section for a single site without Kafka)")
+                raise ConfigValueError(f"mode kafka needs {' and '.join(missing)} (or set mode: mqtt with an mqtt: "
+                                       "section for a single site without Kafka)")
         elif self.mqtt is None:
-            raise ValueError("mode mqtt needs an mqtt: section (host, port, topic_prefix, ...)")
+            raise ConfigValueError("mode mqtt needs an mqtt: section (host, port, topic_prefix, ...)")
         return self
 
     @model_validator(mode="after")
     def _capabilities_named(self) -> CoordinatorConfig:
         for kind, caps in self.capabilities.items():
             if not caps:
-                raise ValueError(f"capabilities.{kind}: list at least one capability")
+                raise ConfigValueError(f"capabilities.{kind}: list at least one capability")
             bad = [c for c in caps if not c or not all(ch.isalnum() or ch in "_-" for ch in c)]
             if bad:
-                raise ValueError(f"capabilities.{kind}: {bad[0]!r} is not a name (letters, digits, '_' and '-' "
-                                 "only)")
+                raise ConfigValueError(f"capabilities.{kind}: {bad[0]!r} is not a name (letters, digits, '_' and '-' "
+                                       "only)")
         return self
 
     @property

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ConfigError", "ConfigProblem"]
+from swarm_bridge.errors import SwarmBridgeError
+
+__all__ = ["ConfigError", "ConfigProblem", "ConfigValueError"]
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,7 @@ class ConfigProblem:
         return f"{where}{self.problem}{got}"
 
 
-class ConfigError(ValueError):
+class ConfigError(SwarmBridgeError, ValueError):
     """A config file that cannot be used; lists every problem found, each with its key path."""
 
     def __init__(self, path: Path | str, problems: list[ConfigProblem]) -> None:
@@ -30,3 +32,8 @@ class ConfigError(ValueError):
         self.problems = tuple(problems)
         lines = [f"{self.path}: {p}" for p in self.problems]
         super().__init__("\n".join(lines) if lines else f"{self.path}: invalid config")
+
+
+class ConfigValueError(SwarmBridgeError, ValueError):
+    """One value a config model's validator refuses. Pydantic reports it under its key path and `load` gathers
+    every one into a ConfigError naming the file; a ValueError, as pydantic validators must raise."""

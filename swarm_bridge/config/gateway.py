@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from swarm_bridge.config.common import EnvVarName, NewTopicsConfig, Strict, SubjectNameStrategyName, TlsConfig
+from swarm_bridge.config.errors import ConfigValueError
 from swarm_bridge.config.robot import NAME
 from swarm_bridge.config.security import KafkaSecurity
 
@@ -38,23 +39,23 @@ def _placeholders(template: str) -> list[str]:
         bad = [name for _text, name, spec, conv in string.Formatter().parse(template) if name is not None
                and (spec or conv or not _PLACEHOLDER.match(name))]
     except ValueError as exc:
-        raise ValueError(f"malformed template {template!r}: {exc}") from None
+        raise ConfigValueError(f"malformed template {template!r}: {exc}") from None
     if bad:
-        raise ValueError(f"placeholder {{{bad[0]}}} in {template!r} is not a plain lower-case name")
+        raise ConfigValueError(f"placeholder {{{bad[0]}}} in {template!r} is not a plain lower-case name")
     return names
 
 
 def _check_mqtt_pattern(pattern: str) -> list[str]:
     """Placeholders of an MQTT topic pattern: each a whole level; no MQTT wildcards (rules capture instead)."""
     if "+" in pattern or "#" in pattern:
-        raise ValueError(f"{pattern!r}: use {{name}} placeholders instead of MQTT wildcards + and #")
+        raise ConfigValueError(f"{pattern!r}: use {{name}} placeholders instead of MQTT wildcards + and #")
     if pattern.startswith("/") or pattern.endswith("/") or "//" in pattern:
-        raise ValueError(f"{pattern!r}: empty topic level")
+        raise ConfigValueError(f"{pattern!r}: empty topic level")
     names = _placeholders(pattern)
     for level in pattern.split("/"):
         inner = _placeholders(level)
         if inner and (len(inner) > 1 or level != f"{{{inner[0]}}}"):
-            raise ValueError(f"{pattern!r}: a placeholder must be a whole topic level (got {level!r})")
+            raise ConfigValueError(f"{pattern!r}: a placeholder must be a whole topic level (got {level!r})")
     return names
 
 
@@ -78,25 +79,25 @@ class UpRuleConfig(Strict):
     def _templates(self) -> UpRuleConfig:
         captures = [n for n in _check_mqtt_pattern(self.mqtt) if n not in CONFIG_NAMES]
         if "robot_id" not in captures:
-            raise ValueError(f"mqtt: {self.mqtt!r} must capture {{robot_id}} (records are keyed by robot)")
+            raise ConfigValueError(f"mqtt: {self.mqtt!r} must capture {{robot_id}} (records are keyed by robot)")
         if len(set(captures)) != len(captures):
-            raise ValueError(f"mqtt: {self.mqtt!r} captures a name twice")
+            raise ConfigValueError(f"mqtt: {self.mqtt!r} captures a name twice")
         for name in self.where:
             if name not in captures:
-                raise ValueError(f"where: {name!r} is not captured by mqtt {self.mqtt!r}; captures: "
-                                 f"{', '.join(captures)}")
+                raise ConfigValueError(f"where: {name!r} is not captured by mqtt {self.mqtt!r}; captures: "
+                                       f"{', '.join(captures)}")
             for value in self.where[name]:
                 if not value or "/" in value or "+" in value or "#" in value:
-                    raise ValueError(f"where.{name}: {value!r} is not a single MQTT topic level")
+                    raise ConfigValueError(f"where.{name}: {value!r} is not a single MQTT topic level")
         for field, template in (("kafka_topic", self.kafka_topic), ("key", self.key)):
             unknown = [n for n in _placeholders(template) if n not in captures and n not in CONFIG_NAMES]
             if unknown:
-                raise ValueError(f"{field}: {{{unknown[0]}}} is not captured by mqtt {self.mqtt!r}; "
-                                 f"captures: {', '.join(captures)}")
+                raise ConfigValueError(f"{field}: {{{unknown[0]}}} is not captured by mqtt {self.mqtt!r}; "
+                                       f"captures: {', '.join(captures)}")
         if not _KAFKA_TOPIC.match(re.sub(r"\{[a-z_0-9]+\}", "x", self.kafka_topic)):
-            raise ValueError(f"kafka_topic: {self.kafka_topic!r} may hold only letters, digits, '.', '_', '-'")
+            raise ConfigValueError(f"kafka_topic: {self.kafka_topic!r} may hold only letters, digits, '.', '_', '-'")
         if self.payload == "raw" and self.json_format != "passthrough":
-            raise ValueError("json_format: avro needs payload: record (a raw rule forwards payloads unchanged)")
+            raise ConfigValueError("json_format: avro needs payload: record (a raw rule forwards payloads unchanged)")
         return self
 
 
@@ -113,9 +114,9 @@ class DownRuleConfig(Strict):
         names = _check_mqtt_pattern(value)
         unknown = [n for n in names if n not in (*CONFIG_NAMES, "robot_id")]
         if unknown:
-            raise ValueError(f"{{{unknown[0]}}} is not known here; use {{prefix}}, {{fleet}}, {{robot_id}}")
+            raise ConfigValueError(f"{{{unknown[0]}}} is not known here; use {{prefix}}, {{fleet}}, {{robot_id}}")
         if "robot_id" not in names:
-            raise ValueError(f"{value!r} must contain {{robot_id}} (each command goes to its robot)")
+            raise ConfigValueError(f"{value!r} must contain {{robot_id}} (each command goes to its robot)")
         return value
 
 
@@ -155,8 +156,8 @@ class GatewayMqttConfig(Strict):
     @model_validator(mode="after")
     def _backoff_order(self) -> GatewayMqttConfig:
         if self.reconnect_max_s < self.reconnect_min_s:
-            raise ValueError(f"reconnect_max_s ({self.reconnect_max_s}) must be >= reconnect_min_s "
-                             f"({self.reconnect_min_s})")
+            raise ConfigValueError(f"reconnect_max_s ({self.reconnect_max_s}) must be >= reconnect_min_s "
+                                   f"({self.reconnect_min_s})")
         return self
 
     @property
@@ -224,9 +225,9 @@ class GatewayConfig(Strict):
     def _topics_apart(self) -> GatewayConfig:
         commands = {rule.kafka_topic for rule in self.down}
         if self.kafka.dlq_topic in commands:
-            raise ValueError(f"kafka.dlq_topic {self.kafka.dlq_topic!r} is also a down rule's kafka_topic")
+            raise ConfigValueError(f"kafka.dlq_topic {self.kafka.dlq_topic!r} is also a down rule's kafka_topic")
         for index, rule in enumerate(self.up):
             filled = rule.kafka_topic.replace("{prefix}", self.mqtt.topic_prefix).replace("{fleet}", self.fleet)
             if filled in commands or filled == self.kafka.dlq_topic:
-                raise ValueError(f"up[{index}].kafka_topic {rule.kafka_topic!r} is a command or DLQ topic")
+                raise ConfigValueError(f"up[{index}].kafka_topic {rule.kafka_topic!r} is a command or DLQ topic")
         return self

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from swarm_bridge.config.common import ROUTE_FORMATS, RecordFormatName, Strict, SubjectNameStrategyName
+from swarm_bridge.config.errors import ConfigValueError
 from swarm_bridge.config.uplinks import UplinkConfig
 
 __all__ = [
@@ -59,7 +60,8 @@ class TopicMatch(Strict):
                 try:
                     re.compile(pattern)
                 except re.error as exc:
-                    raise ValueError(f"{name}[{index}]: not a valid regular expression {pattern!r}: {exc}") from None
+                    raise ConfigValueError(f"{name}[{index}]: not a valid regular expression {pattern!r}: {exc}") \
+                        from None
         return self
 
 
@@ -89,22 +91,22 @@ class RouteConfig(Strict):
     @classmethod
     def _only_the_robot_id_placeholder(cls, value: str | None) -> str | None:
         if value is not None and ("{" in value.replace("{robot_id}", "") or "}" in value.replace("{robot_id}", "")):
-            raise ValueError(f"{value!r}: the only placeholder a topic may hold is {{robot_id}} (it becomes the "
-                             "robot's ROS namespace: its id with '-' as '_' and '_' before a leading digit)")
+            raise ConfigValueError(f"{value!r}: the only placeholder a topic may hold is {{robot_id}} (it becomes the "
+                                   "robot's ROS namespace: its id with '-' as '_' and '_' before a leading digit)")
         return value
 
     @model_validator(mode="after")
     def _down_takes_no_rate(self) -> RouteConfig:
         if self.direction == "down" and self.max_rate_hz is not None:
-            raise ValueError("max_rate_hz applies to direction 'up' only (commands are never decimated)")
+            raise ConfigValueError("max_rate_hz applies to direction 'up' only (commands are never decimated)")
         return self
 
     @model_validator(mode="after")
     def _one_way_to_name_topics(self) -> RouteConfig:
         if (self.topic is None) == (self.match is None):
-            raise ValueError("give either topic or match (exactly one)")
+            raise ConfigValueError("give either topic or match (exactly one)")
         if self.direction == "down" and (self.match is not None or self.type is None):
-            raise ValueError("a down route needs an exact topic and its type (it publishes them)")
+            raise ConfigValueError("a down route needs an exact topic and its type (it publishes them)")
         return self
 
 
@@ -135,28 +137,28 @@ class CommandsConfig(Strict):
         if isinstance(value, str):
             directory = Path(value).expanduser()
             if not directory.is_dir():
-                raise ValueError(f"no such directory: {value} (a directory of <key_id>.pub.pem files, or a list "
-                                 "of them)")
+                raise ConfigValueError(f"no such directory: {value} (a directory of <key_id>.pub.pem files, or a list "
+                                       "of them)")
             if not any(directory.glob("*.pub.pem")):
-                raise ValueError(f"no <key_id>.pub.pem files in {value}; put the coordinator's public key there "
-                                 "(swarm-bridge keys generate writes one)")
+                raise ConfigValueError(f"no <key_id>.pub.pem files in {value}; put the coordinator's public key there "
+                                       "(swarm-bridge keys generate writes one)")
         elif isinstance(value, list):
             if not value:
-                raise ValueError("empty list: give at least one <key_id>.pub.pem file, or leave trusted_keys out")
+                raise ConfigValueError("empty list: give at least one <key_id>.pub.pem file, or leave trusted_keys out")
             for item in value:
                 path = Path(item).expanduser()
                 if not path.is_file():
-                    raise ValueError(f"no such file: {item}")
+                    raise ConfigValueError(f"no such file: {item}")
                 if not path.name.endswith(".pub.pem"):
-                    raise ValueError(f"{item}: a trusted key file is named <key_id>.pub.pem")
+                    raise ConfigValueError(f"{item}: a trusted key file is named <key_id>.pub.pem")
                 if not os.access(path, os.R_OK):
-                    raise ValueError(f"{item}: not readable; fix its permissions")
+                    raise ConfigValueError(f"{item}: not readable; fix its permissions")
         return value
 
     @model_validator(mode="after")
     def _signed_needs_keys(self) -> CommandsConfig:
         if self.require_signed and self.trusted_keys is None:
-            raise ValueError("require_signed needs trusted_keys (a directory or list of <key_id>.pub.pem files)")
+            raise ConfigValueError("require_signed needs trusted_keys (a directory or list of <key_id>.pub.pem files)")
         return self
 
     def key_files(self) -> list[Path]:
@@ -191,8 +193,8 @@ class RobotBridgeConfig(Strict):
         for index, route in enumerate(self.routes):
             if kind not in ROUTE_FORMATS[route.format]:
                 carried = " or ".join(fmt for fmt, kinds in ROUTE_FORMATS.items() if kind in kinds)
-                raise ValueError(f"routes[{index}].format: {route.format} on a {kind} uplink is not supported yet; "
-                                 f"use {carried}")
+                raise ConfigValueError(f"routes[{index}].format: {route.format} on a {kind} uplink is not supported "
+                                       f"yet; use {carried}")
         return self
 
     @model_validator(mode="after")
@@ -200,7 +202,7 @@ class RobotBridgeConfig(Strict):
         seen: dict[str, int] = {}
         for index, route in enumerate(self.routes):
             if route.stream in seen:
-                raise ValueError(
+                raise ConfigValueError(
                     f"routes[{index}].stream '{route.stream}' is already used by routes[{seen[route.stream]}];"
                     " each route needs its own stream"
                 )

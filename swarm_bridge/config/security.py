@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from swarm_bridge.config.common import EnvVarName, ExistingFile, Strict, TlsConfig
+from swarm_bridge.config.errors import ConfigValueError
 
 __all__ = ["KafkaSecurity", "read_secret"]
 
@@ -53,14 +54,14 @@ class KafkaSecurity(Strict):
         if protocol in _SASL:
             missing = [k for k in ("sasl_mechanism", "username") if getattr(self, k) is None]
             if missing:
-                raise ValueError(f"security_protocol {protocol} needs {' and '.join(missing)}")
+                raise ConfigValueError(f"security_protocol {protocol} needs {' and '.join(missing)}")
             if (self.password_env is None) == (self.password_file is None):
-                raise ValueError(f"security_protocol {protocol} needs exactly one of password_env, password_file")
+                raise ConfigValueError(f"security_protocol {protocol} needs exactly one of password_env, password_file")
         elif sasl_keys:
-            raise ValueError(f"{', '.join(sasl_keys)} need security_protocol SASL_PLAINTEXT or SASL_SSL "
-                             f"(got {protocol})")
+            raise ConfigValueError(f"{', '.join(sasl_keys)} need security_protocol SASL_PLAINTEXT or SASL_SSL "
+                                   f"(got {protocol})")
         if self.tls is not None and protocol not in _TLS:
-            raise ValueError(f"tls needs security_protocol SSL or SASL_SSL (got {protocol})")
+            raise ConfigValueError(f"tls needs security_protocol SSL or SASL_SSL (got {protocol})")
         return self
 
     @property

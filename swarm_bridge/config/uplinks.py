@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from swarm_bridge.config.common import EnvVarName, Strict, TlsConfig
+from swarm_bridge.config.errors import ConfigValueError
 from swarm_bridge.config.security import KafkaSecurity
 
 __all__ = ["UPLINK_KINDS", "KafkaUplink", "MqttUplink", "UplinkBase", "UplinkConfig"]
@@ -42,8 +43,8 @@ class UplinkBase(Strict):
     @model_validator(mode="after")
     def _backoff_order(self) -> UplinkBase:
         if self.reconnect_max_s < self.reconnect_min_s:
-            raise ValueError(f"reconnect_max_s ({self.reconnect_max_s}) must be >= reconnect_min_s "
-                             f"({self.reconnect_min_s})")
+            raise ConfigValueError(f"reconnect_max_s ({self.reconnect_max_s}) must be >= reconnect_min_s "
+                                   f"({self.reconnect_min_s})")
         return self
 
     @property
@@ -68,13 +69,13 @@ class UplinkBase(Strict):
                 foreign[key] = owner
         login = [key for key, owner in foreign.items() if key in owner.LOGIN_KEYS]
         if login:
-            raise ValueError(cls.LOGIN_REFUSAL.format(keys=", ".join(login)))
+            raise ConfigValueError(cls.LOGIN_REFUSAL.format(keys=", ".join(login)))
         if foreign:
             owner = next(iter(foreign.values()))
             many = len(foreign) > 1
-            raise ValueError(f"{', '.join(foreign)} {'are keys' if many else 'is a key'} of {owner.LABEL} uplinks; "
-                             f"uplink.kind is {_kind_of(cls)} (remove {'them' if many else 'it'}, or set "
-                             f"uplink.kind: {_kind_of(owner)})")
+            raise ConfigValueError(f"{', '.join(foreign)} {'are keys' if many else 'is a key'} of {owner.LABEL} "
+                                   f"uplinks; uplink.kind is {_kind_of(cls)} (remove {'them' if many else 'it'}, or "
+                                   f"set uplink.kind: {_kind_of(owner)})")
         return kept
 
 

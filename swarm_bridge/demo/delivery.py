@@ -15,6 +15,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from swarm_bridge.demo.errors import DemoError
+
 __all__ = ["Delivery", "DeliveryTap", "WatchedStream", "body_digest"]
 
 
@@ -65,7 +67,9 @@ class DeliveryTap:
         self._reader.start()
         if not self._ready.wait(timeout_s):
             self.close()
-            raise RuntimeError(f"the delivery tap did not subscribe within {timeout_s:g} s: {self._stderr()}")
+            raise DemoError(f"the delivery tap did not subscribe to mqtt://{host}:{port}"
+                            f"{f' (Kafka {kafka})' if kafka else ''} within {timeout_s:g} s. Fix: check that the "
+                            f"broker is up and reachable; the tap said: {self._stderr()}")
 
     def _read(self) -> None:
         assert self._process.stdout is not None

@@ -29,6 +29,7 @@ from swarm_bridge.codec.records import RecordCodec, record_codec
 from swarm_bridge.config import CoordinatorConfig, RobotBridgeConfig, validate_config
 from swarm_bridge.coordinator.site import SiteCoordinator
 from swarm_bridge.demo.delivery import DeliveryTap, WatchedStream, body_digest
+from swarm_bridge.demo.errors import DemoError
 from swarm_bridge.demo.plan import FLEET, KINDS, DemoRobot, bridge_config
 from swarm_bridge.replay import Bag, BagMessage, BagTopic, Due, ReplayTally, ReplayTypes, merged, schedule
 from swarm_bridge.ros.replay import RosReplay
@@ -42,10 +43,6 @@ __all__ = ["DemoError", "FleetDemo", "StreamTally"]
 log = logging.getLogger(__name__)
 
 SEQ_MASK = (1 << 32) - 1  # seq = run << 32 | n
-
-
-class DemoError(Exception):
-    """The demo cannot go on: what failed and where to look."""
 
 
 @dataclass

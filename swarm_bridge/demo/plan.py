@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from swarm_bridge.demo.errors import DemoSettingError
+
 __all__ = ["KINDS", "DemoRobot", "bridge_config", "fleet_of", "stream_name"]
 
 FLEET = "demo"
@@ -37,10 +39,11 @@ def fleet_of(bags: Sequence[Path], robots: int | None = None) -> list[DemoRobot]
     """`robots` robots (default: one per bag); bags are dealt round-robin, so each is replayed by at least one
     robot, and robots beyond the number of bags replay a bag again. Kinds cycle amr, drone, arm."""
     if not bags:
-        raise ValueError("no bags to replay")
+        raise DemoSettingError("no bags to replay. Fix: pass --bags DIR, a folder of .bag, .mcap or rosbag2 folders")
     count = len(bags) if robots is None else robots
     if count < 1:
-        raise ValueError(f"--robots must be >= 1 (got {count})")
+        raise DemoSettingError(f"--robots must be >= 1 (got {count}). Fix: give --robots 1 or more, or leave it out "
+                               "for one robot per bag")
     dealt: list[list[Path]] = [[] for _ in range(count)]
     for index, bag in enumerate(bags):
         dealt[index % count].append(bag)

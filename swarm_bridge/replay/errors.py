@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from swarm_bridge.errors import SwarmBridgeError
+
 __all__ = ["ReplayError"]
 
 
-class ReplayError(Exception):
+class ReplayError(SwarmBridgeError):
     """Bad replay input; `subject` names the file, topic or option, `fix` says what to do about it."""
 
     def __init__(self, subject: str, problem: str, fix: str) -> None:

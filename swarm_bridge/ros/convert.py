@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from swarm_bridge.ros.errors import MessageFieldError
+
 __all__ = ["dict_to_message", "message_to_dict"]
 
 
@@ -36,23 +38,24 @@ _ELEMENT = re.compile(r"^(?:sequence<)?([a-z0-9_]+)/([A-Za-z0-9_]+)(?:, *\d+>|>|
 
 def dict_to_message(cls: Any, data: dict[str, Any]) -> Any:
     """A `cls` message filled from `data` (as message_to_dict makes it); unknown or ill-typed fields raise
-    ValueError naming the field."""
+    MessageFieldError (a ValueError) naming the field."""
     msg = cls()
     types = cls.get_fields_and_field_types()
     for name, value in data.items():
         if name not in types:
-            raise ValueError(f"{_type_name(cls)} has no field '{name}'")
+            raise MessageFieldError(f"{_type_name(cls)} has no field '{name}'; its fields: {', '.join(types)}")
         try:
             setattr(msg, name, _ros_value(types[name], getattr(msg, name), value))
         except (AssertionError, TypeError, ValueError) as exc:
-            raise ValueError(f"{_type_name(cls)}.{name}: {exc or 'value of the wrong type or range'}") from None
+            raise MessageFieldError(f"{_type_name(cls)}.{name}: {exc or 'value of the wrong type or range'}") \
+                from None
     return msg
 
 
 def _ros_value(field_type: str, current: Any, value: Any) -> Any:
     if hasattr(current, "get_fields_and_field_types"):  # nested message
         if not isinstance(value, dict):
-            raise ValueError(f"expected an object, got {type(value).__name__}")
+            raise MessageFieldError(f"expected an object, got {type(value).__name__}")
         return dict_to_message(type(current), value)
     element = _ELEMENT.match(field_type)
     if element is not None and ("sequence<" in field_type or "[" in field_type):
@@ -60,7 +63,7 @@ def _ros_value(field_type: str, current: Any, value: Any) -> Any:
 
         element_cls = message_class(f"{element.group(1)}/msg/{element.group(2)}")
         if not isinstance(value, list):
-            raise ValueError(f"expected a list, got {type(value).__name__}")
+            raise MessageFieldError(f"expected a list, got {type(value).__name__}")
         return [dict_to_message(element_cls, item) for item in value]
     if field_type in ("octet", "uint8", "byte") or field_type.startswith(("sequence<octet", "sequence<uint8")):
         return bytes(value) if isinstance(value, list) and field_type.startswith("sequence") else value

@@ -17,6 +17,8 @@ from rclpy.qos import (
     qos_profile_sensor_data,
 )
 
+from swarm_bridge.ros.errors import QosPresetError
+
 __all__ = ["qos_preset"]
 
 _PRESETS = {
@@ -34,11 +36,11 @@ _PRESETS = {
 
 def qos_preset(name: str, *, depth: int | None = None) -> QoSProfile:
     """The QoSProfile called `name`, with its history depth replaced when `depth` is given;
-    ValueError lists the valid names."""
+    QosPresetError (a ValueError) lists the valid names."""
     try:
         preset = _PRESETS[name]
     except KeyError:
-        raise ValueError(f"QoS preset '{name}' is not valid. Valid presets are: {', '.join(_PRESETS)}") from None
+        raise QosPresetError(name, list(_PRESETS)) from None
     if depth is None:
         return preset
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=preset.reliability,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from swarm_bridge.errors import SwarmBridgeError
+
 __all__ = ["RosTypeError", "message_class"]
 
 
-class RosTypeError(LookupError):
+class RosTypeError(SwarmBridgeError, LookupError):
     """A ROS type name that does not resolve to an installed message class."""
 
     def __init__(self, ros_type: str, problem: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from swarm_bridge.routing.errors import RouteError
+
 __all__ = ["ROBOT_ID_PLACEHOLDER", "kafka_key", "kafka_topic", "mqtt_topic", "presence_topic", "robot_namespace",
            "robot_topic"]
 
@@ -12,11 +14,13 @@ ROBOT_ID_PLACEHOLDER = "{robot_id}"  # in a route's ROS topic or match pattern: 
 
 def mqtt_topic(prefix: str, fleet: str, robot_id: str, channel: str, stream: str) -> str:
     """`{prefix}/{fleet}/{robot_id}/{channel}/{stream}`, e.g. `swarm/demo/amr_007/telemetry/odometry`.
-    ValueError for a part that is not one topic level (empty, or holds / + # NUL): never a wildcard topic."""
+    RouteError (a ValueError) for a part that is not one topic level (empty, or holds / + # NUL): never a
+    wildcard topic."""
     for name, part in (("prefix", prefix), ("fleet", fleet), ("robot_id", robot_id), ("channel", channel),
                        ("stream", stream)):
         if not part or "/" in part or "+" in part or "#" in part or "\0" in part:
-            raise ValueError(f"{name} {part!r} is not one MQTT topic level (empty, or holds / + # NUL)")
+            raise RouteError(f"{name} {part!r} is not one MQTT topic level (empty, or holds / + # NUL)",
+                             f"give {name} as a non-empty name without / + # or NUL")
     return f"{prefix}/{fleet}/{robot_id}/{channel}/{stream}"
 
 

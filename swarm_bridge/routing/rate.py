@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from swarm_bridge.routing.errors import RouteError
+
 __all__ = ["Decimator"]
 
 
@@ -14,7 +16,8 @@ class Decimator:
 
     def __init__(self, max_rate_hz: float | None) -> None:
         if max_rate_hz is not None and max_rate_hz <= 0:
-            raise ValueError(f"max_rate_hz must be > 0 or None for no limit (got {max_rate_hz})")
+            raise RouteError(f"max_rate_hz must be > 0 or None for no limit (got {max_rate_hz})",
+                             "give a rate in Hz > 0, or leave max_rate_hz out for no limit")
         self.period_ns = 0 if max_rate_hz is None else round(1e9 / max_rate_hz)
         self.passed = 0
         self.held_back = 0

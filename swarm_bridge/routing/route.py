@@ -9,6 +9,7 @@ from typing import Any
 
 from swarm_bridge.config.robot import RobotBridgeConfig, RouteConfig
 from swarm_bridge.config.uplinks import KafkaUplink, MqttUplink
+from swarm_bridge.routing.errors import RouteError
 from swarm_bridge.routing.naming import kafka_topic, mqtt_topic, robot_namespace, robot_topic
 from swarm_bridge.routing.selection import TopicSelector
 
@@ -79,7 +80,7 @@ def selector_for(rc: RouteConfig, robot_id: str) -> TopicSelector:
         return TopicSelector(allow=tuple(robot_topic(p, robot_id) for p in rc.match.allow),
                              deny=tuple(robot_topic(p, robot_id) for p in rc.match.deny))
     if rc.topic is None:
-        raise ValueError("a route needs a topic or a match")  # the config validator already refuses this
+        raise RouteError(f"route {rc.stream!r} has neither topic nor match", "give the route a topic or a match")
     return TopicSelector.exact(robot_topic(rc.topic, robot_id))
 
 

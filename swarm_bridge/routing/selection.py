@@ -6,6 +6,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from swarm_bridge.routing.errors import RouteError
+
 __all__ = ["TopicSelector"]
 
 
@@ -41,5 +43,7 @@ def _compile(name: str, patterns: Sequence[str]) -> tuple[re.Pattern[str], ...]:
         try:
             compiled.append(re.compile(pattern))
         except re.error as exc:
-            raise ValueError(f"{name}[{index}]: not a valid regular expression {pattern!r}: {exc}") from None
+            raise RouteError(f"{name}[{index}]: not a valid regular expression {pattern!r}: {exc}",
+                             "write a Python regular expression (re syntax), or escape the special characters") \
+                from None
     return tuple(compiled)

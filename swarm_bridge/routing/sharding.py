@@ -17,6 +17,8 @@ Why this scheme (and not a ring of virtual nodes or jump hash over instances):
 
 from __future__ import annotations
 
+from swarm_bridge.routing.errors import RouteError
+
 __all__ = ["murmur2", "partition_of", "shard_of"]
 
 _SEED = 0x9747B28C
@@ -52,13 +54,14 @@ def murmur2(data: bytes) -> int:
 def shard_of(key: str, shards: int) -> int:
     """The shard of a robot id (or task id): Kafka's default partition of that key among `shards`."""
     if shards <= 0:
-        raise ValueError(f"shards must be > 0 (got {shards})")
+        raise RouteError(f"shards must be > 0 (got {shards})", "configure at least one shard")
     return (murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % shards
 
 
 def partition_of(shard: int, partitions: int) -> int:
     """The partition of a shard in a sharded topic: the identity; the topic must have one per shard."""
     if not 0 <= shard < partitions:
-        raise ValueError(f"shard {shard} has no partition in a topic of {partitions} partitions; "
-                         "sharded topics need exactly one partition per shard")
+        raise RouteError(f"shard {shard} has no partition in a topic of {partitions} partitions",
+                         "sharded topics need exactly one partition per shard: create the topic with as many "
+                         "partitions as shards")
     return shard

@@ -17,7 +17,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["FORMAT", "Entry", "Spool", "SpoolError", "SpooledRecord"]
+from swarm_bridge.errors import SwarmBridgeError
+
+__all__ = ["FORMAT", "Entry", "Spool", "SpoolError", "SpoolLimitError", "SpooledRecord"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -61,12 +63,16 @@ Entry = tuple[str, str, bytes, bytes, int, int | None, int, bool | None]
 retain or None = as the destination is described)."""
 
 
-class SpoolError(RuntimeError):
+class SpoolError(SwarmBridgeError, RuntimeError):
     """The spool file cannot be opened or written; names the file and the fix."""
 
     def __init__(self, path: Path, problem: str, fix: str) -> None:
         self.path, self.problem, self.fix = path, problem, fix
         super().__init__(f"spool {path}: {problem}. Fix: {fix}")
+
+
+class SpoolLimitError(SpoolError, ValueError):
+    """Spool limits that cannot hold a record (<= 0); a ValueError too, as it is a bad setting."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +96,8 @@ class Spool:
 
     def __init__(self, path: Path, *, max_bytes: int, max_records: int | None = None) -> None:
         if max_bytes <= 0 or (max_records is not None and max_records <= 0):
-            raise ValueError(f"spool limits must be > 0 (got max_bytes={max_bytes}, max_records={max_records})")
+            raise SpoolLimitError(Path(path), f"limits must be > 0 (got max_bytes={max_bytes}, "
+                                  f"max_records={max_records})", "give a spool size > 0 (config: spool.max_mb)")
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.max_records = max_records

@@ -1,0 +1,15 @@
+"""RouteError: a topic name, route, rate or shard count that routing cannot use; says what and how to fix it."""
+
+from __future__ import annotations
+
+from swarm_bridge.errors import SwarmBridgeError
+
+__all__ = ["RouteError"]
+
+
+class RouteError(SwarmBridgeError, ValueError):
+    """`problem` names the value (topic part, pattern, key) and what is wrong with it; `fix` says what to give."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        self.problem, self.fix = problem, fix
+        super().__init__(f"{problem}. Fix: {fix}")
