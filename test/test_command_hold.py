@@ -39,7 +39,7 @@ def test_a_full_hold_gives_up_its_oldest() -> None:
 
 @pytest.mark.parametrize(("kwargs", "problem"), [
     ({"hold_s": -1, "max_items": 1}, "hold_s must be >= 0 (got -1)"),
-    ({"hold_s": 1, "max_items": 0}, "max_items must be > 0 (got 0)"),
+    ({"hold_s": 1, "max_items": 0}, "commands.hold_max must be >= 1 (got 0)"),
 ])
 def test_bad_bounds_are_named(kwargs: dict[str, float], problem: str) -> None:
     with pytest.raises(ValueError, match=problem.replace("(", r"\(").replace(")", r"\)")):

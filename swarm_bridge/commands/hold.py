@@ -7,6 +7,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from swarm_bridge.commands.errors import GateSettingError
+
 __all__ = ["CommandHold", "Held"]
 
 T = TypeVar("T")
@@ -26,9 +28,9 @@ class CommandHold(Generic[T]):
 
     def __init__(self, *, hold_s: float, max_items: int) -> None:
         if hold_s < 0:
-            raise ValueError(f"hold_s must be >= 0 (got {hold_s})")
+            raise GateSettingError("commands.hold_s", hold_s, ">= 0")
         if max_items <= 0:
-            raise ValueError(f"max_items must be > 0 (got {max_items})")
+            raise GateSettingError("commands.hold_max", max_items, ">= 1")
         self.hold_s = hold_s
         self.max_items = max_items
         self._items: deque[Held[T]] = deque()
