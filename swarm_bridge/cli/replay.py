@@ -17,6 +17,7 @@ from typing import Any
 __all__ = ["register"]
 
 EXIT_USAGE = 2
+ACK_WAIT_S = 5.0  # at the end, how long reliable subscribers may take to acknowledge the last messages
 _ROBOT_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 log = logging.getLogger("swarm_bridge.replay")
@@ -169,6 +170,10 @@ def _publish(args: argparse.Namespace, bags: list[Any], topics: list[str]) -> in
             print(f"replay: {exc}", file=sys.stderr)
             _report(args, tally)
             return EXIT_USAGE
+        behind = [] if stop.is_set() else replay.wait_for_acks(ACK_WAIT_S)
+        if behind:
+            log.warning("replay: %d topic(s) not fully acknowledged by their subscribers after %.0f s (e.g. %s); "
+                        "a subscriber that fell behind may miss the last messages", len(behind), ACK_WAIT_S, behind[0])
         node.destroy_node()
     finally:
         rclpy.try_shutdown()

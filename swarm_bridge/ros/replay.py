@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 
@@ -23,6 +24,8 @@ from swarm_bridge.ros.types import RosTypeError, message_class
 __all__ = ["RosReplay", "robot_ids"]
 
 log = logging.getLogger(__name__)
+
+SETTLE_S = 0.5  # after every publisher saw a subscriber: time for the subscribers to match back
 
 
 def robot_ids(count: int, prefix: str = "robot") -> list[str]:
@@ -69,13 +72,30 @@ class RosReplay:
         return sorted(p.topic_name for publishers in self._publishers.values() for p in publishers)
 
     def wait_for_subscribers(self, timeout_s: float, stop: threading.Event) -> list[str]:
-        """Wait until every publisher has a subscriber, up to `timeout_s`; returns the topics still without one."""
+        """Wait until every publisher has a subscriber, up to `timeout_s`, then SETTLE_S more (a publisher sees its
+        subscriber before the subscriber has matched it back, and a volatile reader misses what comes before);
+        returns the topics still without one."""
         deadline = time.monotonic() + timeout_s
         while True:
             lonely = [p.topic_name for publishers in self._publishers.values() for p in publishers
                       if p.get_subscription_count() == 0]
-            if not lonely or time.monotonic() >= deadline or stop.wait(0.05):
+            if not lonely:
+                stop.wait(SETTLE_S)
                 return lonely
+            if time.monotonic() >= deadline or stop.wait(0.05):
+                return lonely
+
+    def wait_for_acks(self, timeout_s: float) -> list[str]:
+        """Wait up to `timeout_s` until every reliable subscriber acknowledged what was published (a process that
+        exits at once can take its last messages' resends with it); returns the topics not fully acknowledged."""
+        deadline = time.monotonic() + timeout_s
+        behind = []
+        for publishers in self._publishers.values():
+            for publisher in publishers:
+                left = max(0.0, deadline - time.monotonic())
+                if not publisher.wait_for_all_acked(Duration(nanoseconds=int(left * 1e9))):
+                    behind.append(publisher.topic_name)
+        return behind
 
     def publish(self, message: BagMessage) -> None:
         """Publish one message for every robot (or count it skipped, with the reason)."""
