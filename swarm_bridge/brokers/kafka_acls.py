@@ -2,14 +2,14 @@
 
 A grant allows one operation on one resource (a topic or group, by literal name or name prefix); the
 cluster's StandardAuthorizer refuses everything no grant allows. Services derive their grants from their
-config (see `swarm_bridge.gateway.grants`); an admin applies them with `grant`.
+config (see `swarm_bridge.gateway.grants`); an admin applies them with `grant` (the admin client: transport/acls.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from swarm_bridge.brokers.errors import BrokerError
 
@@ -34,33 +34,14 @@ class KafkaGrant:
         return f"{self.operation} {self.resource}:{self.name}{star}"
 
 
-def _bindings(principal: str, grants: Iterable[KafkaGrant]) -> list[Any]:
-    from confluent_kafka.admin import (
-        AclBinding,
-        AclOperation,
-        AclPermissionType,
-        ResourcePatternType,
-        ResourceType,
-    )
-
-    return [AclBinding(ResourceType[g.resource.upper()], g.name, ResourcePatternType[g.pattern.upper()],
-                       principal, "*", AclOperation[g.operation.upper()], AclPermissionType.ALLOW)
-            for g in sorted(set(grants))]
-
-
 def grant(bootstrap: str, *, admin_settings: Mapping[str, str], principal: str, grants: Iterable[KafkaGrant],
           timeout_s: float = 30.0) -> int:
     """Create an ALLOW ACL for each grant to `principal` (e.g. `User:gateway`) as an admin; returns how many."""
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
+    from swarm_bridge.transport.acls import allow
+    from swarm_bridge.transport.link import LinkError
 
-    admin = AdminClient({**admin_settings, "bootstrap.servers": bootstrap})
-    bindings = _bindings(principal, grants)
-    for binding, future in admin.create_acls(bindings, request_timeout=timeout_s).items():
-        try:
-            future.result(timeout=timeout_s)
-        except KafkaException as exc:
-            raise BrokerError("kafka", f"cannot create ACL {binding} ({exc})",
-                              "log in as a super user of a cluster with an authorizer") from None
-    return len(bindings)
-
+    try:
+        return allow(bootstrap, admin_settings=admin_settings, principal=principal, timeout_s=timeout_s,
+                     grants=[(g.resource, g.name, g.pattern, g.operation) for g in sorted(set(grants))])
+    except LinkError as exc:
+        raise BrokerError("kafka", exc.problem, exc.fix) from None

@@ -65,10 +65,9 @@ def _config(path: Path, overrides: list[str]) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from confluent_kafka import KafkaException
-
     from swarm_bridge.coordinator.instance import TopicMismatch
     from swarm_bridge.coordinator.service import run_coordinator
+    from swarm_bridge.transport.kafka_clients import KafkaException
     from swarm_bridge.transport.link import LinkError
 
     config = _config(args.config, args.set)

@@ -20,17 +20,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    TIMESTAMP_CREATE_TIME,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    Producer,
-    TopicPartition,
-)
-
 from swarm_bridge.commands import CommandSigner
 from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.config.robot import default_registry
@@ -42,7 +31,20 @@ from swarm_bridge.coordinator.metrics import CoordinatorMetrics
 from swarm_bridge.coordinator.records import FleetRecords, parse_presence
 from swarm_bridge.coordinator.tasks import TaskRules, TaskState
 from swarm_bridge.routing.sharding import shard_of
-from swarm_bridge.transport.kafka_log import kafka_log
+from swarm_bridge.transport.kafka_clients import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_CREATE_TIME,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    KafkaMessage,
+    TopicPartition,
+    kafka_consumer,
+    kafka_error,
+    kafka_producer,
+    produce_patiently,
+    worth_retrying,
+)
 from swarm_bridge.transport.link import LinkError
 from swarm_bridge.transport.probes import kafka_login_problem
 from swarm_bridge.transport.topics import TopicError, TopicSpec, ensure_kafka_topics
@@ -52,10 +54,6 @@ __all__ = ["CoordinatorInstance", "TopicMismatch", "build_dispatch", "command_si
 
 log = logging.getLogger(__name__)
 _CHECK_EVERY_NS = 500_000_000
-# Errors of a broker that is stalled, restarting or still loading its coordinators: worth asking again, whether or
-# not librdkafka flags them retriable (init_transactions reports COORDINATOR_LOAD_IN_PROGRESS unflagged).
-_TRANSIENT = frozenset({KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE,
-                        KafkaError.NOT_COORDINATOR, KafkaError._TIMED_OUT, KafkaError._TRANSPORT})
 
 
 class TopicMismatch(RuntimeError):
@@ -118,12 +116,7 @@ def ensure_topics(config: CoordinatorConfig) -> None:
         raise TopicMismatch(str(exc)) from None
 
 
-def _transient(error: object) -> bool:
-    """A Kafka error worth asking again about: retriable, or a stalled broker's, and never a fatal one."""
-    return isinstance(error, KafkaError) and not error.fatal() and (error.retriable() or error.code() in _TRANSIENT)
-
-
-def sent_at(msg: Message, now_ns: int) -> int:
+def sent_at(msg: KafkaMessage, now_ns: int) -> int:
     """When a record was produced (its CreateTime), never later than now: a robot read from old history is
     last seen when it sent, not when this instance read it."""
     kind, stamp_ms = msg.timestamp()
@@ -173,18 +166,18 @@ class CoordinatorInstance:
                                     commands_topic=self.topics.commands, signer=command_signer(config))
         require_kafka(config)
         ensure_topics(config)
-        common = {**config.kafka.client_settings(), "logger": kafka_log(log)}
-        self._producer = Producer({**common, "transactional.id": f"{config.kafka.group}.{self.instance_id}",
+        common = config.kafka.client_settings()
+        self._producer = kafka_producer({**common, "transactional.id": f"{config.kafka.group}.{self.instance_id}",
                                    "transaction.timeout.ms": int(config.kafka.transaction_timeout_s * 1000),
                                    "linger.ms": 5, "compression.type": "lz4",
                                    # A transaction begun while the last one's markers are still being written
                                    # is refused (CONCURRENT_TRANSACTIONS) and retried after this backoff;
                                    # librdkafka's 100 ms default (growing to 1 s) made each round ~0.5 s.
-                                   "retry.backoff.ms": 10, "retry.backoff.max.ms": 100})
+                                   "retry.backoff.ms": 10, "retry.backoff.max.ms": 100}, log)
         self._patiently("initialise the transactional producer", self._producer.init_transactions)
-        self._view = Consumer({**common, "group.id": f"{config.kafka.group}.view.{uuid.uuid4().hex[:8]}",
-                               "enable.auto.commit": False, "isolation.level": "read_committed",
-                               "auto.offset.reset": "earliest"})
+        self._view = kafka_consumer({**common, "group.id": f"{config.kafka.group}.view.{uuid.uuid4().hex[:8]}",
+                                     "enable.auto.commit": False, "isolation.level": "read_committed",
+                                     "auto.offset.reset": "earliest"}, log)
         meta = self._view.list_topics(timeout=config.kafka.connect_timeout_s).topics
         self._event_partitions = [TopicPartition(self.topics.events, p) for p in sorted(meta[self.topics.events]
                                                                                       .partitions)]
@@ -193,10 +186,11 @@ class CoordinatorInstance:
                             for p in sorted(meta[t].partitions)]
         self._view.assign(self._view_start)
         session_ms = int(config.kafka.session_timeout_s * 1000)
-        self._group = Consumer({**common, "group.id": config.kafka.group, "client.id": self.instance_id,
-                                "enable.auto.commit": False, "isolation.level": "read_committed",
-                                "auto.offset.reset": "earliest", "partition.assignment.strategy": "range",
-                                "session.timeout.ms": session_ms, "heartbeat.interval.ms": max(200, session_ms // 6)})
+        self._group = kafka_consumer({**common, "group.id": config.kafka.group, "client.id": self.instance_id,
+                                      "enable.auto.commit": False, "isolation.level": "read_committed",
+                                      "auto.offset.reset": "earliest", "partition.assignment.strategy": "range",
+                                      "session.timeout.ms": session_ms,
+                                      "heartbeat.interval.ms": max(200, session_ms // 6)}, log)
         self._group.subscribe([self.topics.submit, self.topics.status], on_assign=self._on_assign,
                               on_revoke=self._on_revoke)
         self._pending: dict[int, int] | None = None  # event partition -> offset to reach before owning
@@ -273,7 +267,7 @@ class CoordinatorInstance:
             done += len(msgs)
         return done
 
-    def _view_record(self, msg: Message, now_ns: int) -> None:
+    def _view_record(self, msg: KafkaMessage, now_ns: int) -> None:
         if msg.error():
             return
         topic, value = msg.topic(), msg.value()
@@ -337,7 +331,7 @@ class CoordinatorInstance:
         self._commit(out, consumed)
         return len(out)
 
-    def _input(self, msg: Message, now_ns: int) -> list[Output]:
+    def _input(self, msg: KafkaMessage, now_ns: int) -> list[Output]:
         topic, value, key = msg.topic(), msg.value() or b"", (msg.key() or b"").decode("utf-8", "replace")
         if topic == self.topics.submit:
             out = self.dispatch.submit(value, key or f"{topic}:{msg.partition()}:{msg.offset()}", now_ns)
@@ -396,9 +390,8 @@ class CoordinatorInstance:
             self._patiently("commit the round", producer.commit_transaction,
                             2 * self.config.kafka.transaction_timeout_s)
         except KafkaException as exc:
-            error = exc.args[0]
-            if not isinstance(error, KafkaError) or error.fatal() or not (error.txn_requires_abort()
-                                                                          or error.retriable()):
+            error = kafka_error(exc)
+            if error is None or error.fatal() or not (error.txn_requires_abort() or error.retriable()):
                 raise
             self._patiently("abort the round", producer.abort_transaction)
             self._rollback(f"Kafka refused the round or did not take it in time ({error.str()}); it was aborted")
@@ -429,8 +422,8 @@ class CoordinatorInstance:
             try:
                 call(max(0.1, min(kafka.connect_timeout_s, deadline - time.monotonic())))
             except KafkaException as exc:
-                error = exc.args[0]
-                if not _transient(error) or time.monotonic() >= deadline:
+                error = kafka_error(exc)
+                if error is None or not worth_retrying(error) or time.monotonic() >= deadline:
                     raise
                 if not waited:
                     waited = True
@@ -464,14 +457,9 @@ class CoordinatorInstance:
         self._rebuilding = True
 
     def _produce(self, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
-        while True:
-            try:
-                self._producer.produce(topic, value=value, key=key, partition=partition)
-                return
-            except BufferError:
-                self._producer.poll(0.05)
+        produce_patiently(self._producer, topic, value, key, partition)
 
-    def _malformed(self, msg: Message, exc: Exception) -> None:
+    def _malformed(self, msg: KafkaMessage, exc: Exception) -> None:
         """A record that did not decode: a format mismatch (named once, then counted) or a malformed record."""
         topic, where = msg.topic() or "", f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
         mismatch = self.records.mismatch(topic, msg.value() or b"", where)

@@ -9,13 +9,12 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, Producer, TopicPartition
-
 from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.config.robot import default_registry
 from swarm_bridge.coordinator.records import FleetRecords, presence_payload, robot_state_body
 from swarm_bridge.coordinator.tasks import TaskState
 from swarm_bridge.routing.sharding import shard_of
+from swarm_bridge.transport.kafka_clients import Consumer, Producer, TopicPartition
 from swarm_bridge.transport.kafka_log import kafka_log
 
 __all__ = ["Received", "SimFleet", "SimRobot"]

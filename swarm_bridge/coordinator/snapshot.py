@@ -8,8 +8,6 @@ import time
 import uuid
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-
 from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.config.robot import default_registry
 from swarm_bridge.coordinator.events import TaskBook, decode_event
@@ -17,7 +15,13 @@ from swarm_bridge.coordinator.fleet import FleetView
 from swarm_bridge.coordinator.instance import sent_at
 from swarm_bridge.coordinator.records import FleetRecords, parse_presence
 from swarm_bridge.routing.sharding import shard_of
-from swarm_bridge.transport.kafka_log import kafka_log
+from swarm_bridge.transport.kafka_clients import (
+    OFFSET_BEGINNING,
+    TopicPartition,
+    kafka_consumer,
+    kafka_producer,
+    produce_patiently,
+)
 
 __all__ = ["FleetSnapshot", "TaskSubmitter", "read_snapshot", "submit_tasks"]
 
@@ -39,9 +43,9 @@ def read_snapshot(config: CoordinatorConfig, *, timeout_s: float = 30.0) -> Flee
     records = FleetRecords(fmt=config.robot_format, registry=config.registry or default_registry(),
                            subject_name_strategy=config.subject_name_strategy,
                            state_topic=topics.state, status_topic=topics.status, commands_topic=topics.commands)
-    consumer = Consumer({**config.kafka.client_settings(),
-                         "group.id": f"fleet-status-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
-                         "isolation.level": "read_committed", "logger": kafka_log(log)})
+    consumer = kafka_consumer({**config.kafka.client_settings(),
+                               "group.id": f"fleet-status-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
+                               "isolation.level": "read_committed"}, log)
     snap = FleetSnapshot()
     try:
         meta = consumer.list_topics(timeout=timeout_s).topics
@@ -89,19 +93,12 @@ def _fold(snap: FleetSnapshot, records: FleetRecords, config: CoordinatorConfig,
 def submit_tasks(config: CoordinatorConfig, docs: list[dict[str, Any]], *, timeout_s: float = 30.0) -> int:
     """Send task requests to the submit topic (key task_id, its shard's partition); returns how many are
     not confirmed. A doc without a usable task_id goes to partition 0, to be rejected with its reason."""
-    producer = Producer({**config.kafka.client_settings(),
-                         "enable.idempotence": True, "linger.ms": 5, "logger": kafka_log(log)})
+    producer = kafka_producer({**config.kafka.client_settings(), "enable.idempotence": True, "linger.ms": 5}, log)
     for doc in docs:
         task_id = doc.get("task_id")
         key = task_id if isinstance(task_id, str) and task_id else ""
         partition = shard_of(key, config.shards) if key else 0
-        while True:
-            try:
-                producer.produce(config.topics.submit, key=key.encode() or None, partition=partition,
-                                 value=json.dumps(doc).encode())
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce_patiently(producer, config.topics.submit, json.dumps(doc).encode(), key.encode() or None, partition)
     return producer.flush(timeout_s)
 
 
@@ -112,8 +109,8 @@ class TaskSubmitter:
     def __init__(self, config: CoordinatorConfig) -> None:
         self.config = config
         self.sent = 0
-        self._producer = Producer({**config.kafka.client_settings(),
-                                   "enable.idempotence": True, "linger.ms": 5, "logger": kafka_log(log)})
+        self._producer = kafka_producer({**config.kafka.client_settings(), "enable.idempotence": True,
+                                         "linger.ms": 5}, log)
 
     def send(self, payload: bytes) -> None:
         try:
@@ -123,13 +120,7 @@ class TaskSubmitter:
             task_id = None
         key = task_id if isinstance(task_id, str) and task_id else ""
         partition = shard_of(key, self.config.shards) if key else 0
-        while True:
-            try:
-                self._producer.produce(self.config.topics.submit, key=key.encode() or None, value=payload,
-                                       partition=partition)
-                break
-            except BufferError:
-                self._producer.poll(0.05)
+        produce_patiently(self._producer, self.config.topics.submit, payload, key.encode() or None, partition)
         self._producer.poll(0)
         self.sent += 1
 

@@ -13,13 +13,12 @@ from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, Producer, TopicPartition
-
 from swarm_bridge.coordinator.events import decode_event
 from swarm_bridge.coordinator.tasks import TaskState
 from swarm_bridge.fleetbench.ledger import Delivery, SeqLedger
 from swarm_bridge.fleetbench.records import read_head
 from swarm_bridge.routing.sharding import shard_of
+from swarm_bridge.transport.kafka_clients import TIMESTAMP_LOG_APPEND_TIME, Consumer, Producer, TopicPartition
 
 __all__ = ["KafkaProbe", "TaskFeed", "TaskTally"]
 

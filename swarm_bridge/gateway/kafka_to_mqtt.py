@@ -15,8 +15,6 @@ import time
 from collections import deque
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
-
 from swarm_bridge.codec.errors import CodecError
 from swarm_bridge.codec.framing import frame_single_object, parse_confluent
 from swarm_bridge.codec.recognise import expected_shape, recognise
@@ -29,7 +27,7 @@ from swarm_bridge.gateway.mqtt_to_kafka import kafka_producer
 from swarm_bridge.gateway.rules import DownRoute
 from swarm_bridge.gateway.schemas import SchemaBook, SchemaTrouble
 from swarm_bridge.transport import mqtt_client
-from swarm_bridge.transport.kafka_log import kafka_log
+from swarm_bridge.transport.kafka_clients import KafkaException, KafkaMessage, TopicPartition, kafka_consumer
 from swarm_bridge.transport.mqtt_errors import InflightFull, MqttDisconnected, PacketTooLarge, SubscribeRefused
 
 __all__ = ["KafkaToMqtt", "command_publish"]
@@ -137,7 +135,7 @@ class KafkaToMqtt:
             client.subscribe([BROKER_DROPPED_TOPIC], qos=0, timeout_s=self.config.mqtt.connect_timeout_s)
         except SubscribeRefused as exc:
             log.warning("%s; the broker's drop count is not reported (swarm_gateway_broker_dropped_messages)", exc)
-        self.consumer = Consumer({
+        self.consumer = kafka_consumer({
             **self.config.kafka.security.client_settings(),
             "bootstrap.servers": self.config.kafka.bootstrap,
             "group.id": self.config.kafka.command_group,
@@ -147,8 +145,7 @@ class KafkaToMqtt:
             # A command topic made or grown after this start (a coordinator started later grows it to one
             # partition per shard) is seen within 10 s instead of librdkafka's 5 min.
             "topic.metadata.refresh.interval.ms": 10_000,
-            "logger": kafka_log(log),
-        })
+        }, log)
         self.consumer.subscribe(sorted(self.routes), on_revoke=self._revoked)
         self._thread = threading.Thread(target=self._run, name="kafka-to-mqtt", daemon=True)
         self._thread.start()
@@ -183,7 +180,7 @@ class KafkaToMqtt:
             return
         self._forward(msg)
 
-    def _forward(self, msg: Message) -> None:
+    def _forward(self, msg: KafkaMessage) -> None:
         where = (msg.topic() or "", msg.partition() or 0)
         slot = [msg.offset() or 0, 0]
         self._partitions.setdefault(where, _Partition()).offsets.append(slot)
@@ -206,7 +203,7 @@ class KafkaToMqtt:
             return
         self._publish(msg, route, topic, payload, content_type, user_props, slot)
 
-    def _publish(self, msg: Message, route: DownRoute, topic: str, payload: bytes, content_type: str,
+    def _publish(self, msg: KafkaMessage, route: DownRoute, topic: str, payload: bytes, content_type: str,
                  user_props: list[tuple[str, str]], slot: list[int]) -> None:
         """Publish at QoS 1 (`slot` is done at its PUBACK); waits while the in-flight window is full."""
         assert self.client is not None
@@ -229,7 +226,7 @@ class KafkaToMqtt:
             self._pending += 1
             return
 
-    def _dead_letter(self, msg: Message, route: DownRoute, detail: str) -> None:
+    def _dead_letter(self, msg: KafkaMessage, route: DownRoute, detail: str) -> None:
         log.warning("%s: command at %s[%d]@%d to the DLQ: %s", route, msg.topic(), msg.partition(), msg.offset(),
                     detail)
         if self._dlq is None:

@@ -1,4 +1,4 @@
-"""The up direction: MQTT (the mqtt5 client, shared subscription, manual ack) -> Kafka (idempotent producer, acks=all).
+"""The up direction: MQTT (our MQTT 5 client, shared subscription, manual ack) -> Kafka (idempotent producer, acks=all).
 
 Two threads: the MQTT client's network thread reads (many packets per socket read) and queues each message;
 the gateway's thread takes the queued messages in batches, produces their records and serves the producer's
@@ -24,8 +24,6 @@ import time
 from collections import deque
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Producer
-
 from swarm_bridge.config.gateway import GatewayConfig
 from swarm_bridge.gateway.dedup import BELOW_WINDOW, NEW, Dedup
 from swarm_bridge.gateway.ledger import Headers, InFlight, Ledger, MqttMessage
@@ -34,7 +32,14 @@ from swarm_bridge.gateway.mqtt_session import gateway_client, start_session
 from swarm_bridge.gateway.rules import UpRoute, UpRules
 from swarm_bridge.gateway.schemas import SchemaTrouble
 from swarm_bridge.gateway.translate import DeadLetter, Translation, Translator, unroutable
-from swarm_bridge.transport.kafka_log import kafka_log
+from swarm_bridge.transport.kafka_clients import (
+    ANY_PARTITION,
+    ErrorSink,
+    KafkaError,
+    KafkaException,
+    Producer,
+    keyed_producer,
+)
 from swarm_bridge.transport.link import LinkError
 from swarm_bridge.transport.mqtt_client import Message
 from swarm_bridge.transport.mqtt_errors import SubscribeRefused
@@ -48,31 +53,22 @@ _RETRY_S = 1.0  # wait before asking the registry (or producing a refused dead l
 _DLQ_VALUE_MAX = 512 * 1024  # a record Kafka refused goes to the DLQ cut to this (header truncated=true)
 # delivery errors after which a record is produced again (behind the order barrier) rather than refused
 _GIVEN_BACK = (KafkaError._MSG_TIMED_OUT, KafkaError._PURGE_QUEUE)
-_ANY_PARTITION = -1  # librdkafka's RD_KAFKA_PARTITION_UA: its partitioner chooses (murmur2 of the key)
 
 
-def kafka_producer(config: GatewayConfig, *, suffix: str, error_cb: Any = None) -> Producer:
+def kafka_producer(config: GatewayConfig, *, suffix: str, error_cb: ErrorSink | None = None) -> Producer:
     """An idempotent, acks=all producer with the config's batching and compression."""
     kafka = config.kafka
-    settings: dict[str, Any] = {
-        **kafka.security.client_settings(),
-        "bootstrap.servers": kafka.bootstrap,
-        "client.id": f"{config.gateway_id}-{suffix}",
-        "acks": "all",
-        "enable.idempotence": True,
-        # Kafka's (Java) partitioner: a robot's records land on its coordinator shard's partition
-        "partitioner": "murmur2_random",
-        "compression.type": kafka.compression,
-        "linger.ms": kafka.linger_ms,
-        "batch.size": kafka.batch_bytes,
-        "message.timeout.ms": int(kafka.delivery_timeout_s * 1000),
-        "queue.buffering.max.messages": min(2 * kafka.max_inflight_records + 10_000, 2_147_483_647),
-        "queue.buffering.max.kbytes": 2_097_151,
-        "message.max.bytes": max(config.max_payload + 4096, 1_000_000),
-        "reconnect.backoff.max.ms": 1000,  # a restarted Kafka is found within a second
-        **kafka_log(log).settings(error_cb),  # librdkafka's lines and errors once each, then counted
-    }
-    return Producer(settings)
+    return keyed_producer(
+        bootstrap=kafka.bootstrap, client_id=f"{config.gateway_id}-{suffix}", logger=log,
+        delivery_timeout_s=kafka.delivery_timeout_s, linger_ms=kafka.linger_ms, compression=kafka.compression,
+        security=kafka.security.client_settings(), on_error=error_cb,  # librdkafka's lines once each, then counted
+        tuning={
+            "batch.size": kafka.batch_bytes,
+            "queue.buffering.max.messages": min(2 * kafka.max_inflight_records + 10_000, 2_147_483_647),
+            "queue.buffering.max.kbytes": 2_097_151,
+            "message.max.bytes": max(config.max_payload + 4096, 1_000_000),
+            "reconnect.backoff.max.ms": 1000,  # a restarted Kafka is found within a second
+        })
 
 
 class MqttToKafka:
@@ -249,9 +245,9 @@ class MqttToKafka:
         try:
             # positional arguments (topic, value, key, partition, on_delivery): parsing keywords costs as much again
             if entry.headers is None:
-                self.producer.produce(entry.topic, entry.value, entry.key, _ANY_PARTITION, entry)
+                self.producer.produce(entry.topic, entry.value, entry.key, ANY_PARTITION, entry)
             else:
-                self.producer.produce(entry.topic, entry.value, entry.key, _ANY_PARTITION, entry, headers=entry.headers)
+                self.producer.produce(entry.topic, entry.value, entry.key, ANY_PARTITION, entry, headers=entry.headers)
         except BufferError:
             self._held.appendleft(entry)
             self.counts.held = len(self._held)

@@ -9,14 +9,19 @@ from __future__ import annotations
 import logging
 import time
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-
 from swarm_bridge.codec.errors import CodecError
 from swarm_bridge.config.gateway import GatewayConfig
 from swarm_bridge.gateway.dedup import Dedup
 from swarm_bridge.gateway.heads import Head, avro_head, json_head
 from swarm_bridge.gateway.rules import UpRules
-from swarm_bridge.transport.kafka_log import kafka_log
+from swarm_bridge.transport.kafka_clients import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+    kafka_consumer,
+    kafka_error,
+)
 from swarm_bridge.transport.link import LinkError
 
 __all__ = ["rebuild_dedup", "record_head"]
@@ -52,8 +57,8 @@ def _watermarks(consumer: Consumer, partition: TopicPartition, config: GatewayCo
             low, high = consumer.get_watermark_offsets(partition, timeout=timeout)
             return int(low), int(high)
         except KafkaException as exc:
-            error = exc.args[0]
-            if time.monotonic() > deadline or not isinstance(error, KafkaError) or error.code() not in _SETTLING:
+            error = kafka_error(exc)
+            if time.monotonic() > deadline or error is None or error.code() not in _SETTLING:
                 raise LinkError(f"kafka://{config.kafka.bootstrap}", f"no offsets of {partition.topic}"
                                 f"[{partition.partition}] ({exc})", "check the broker log") from None
             time.sleep(0.2)
@@ -66,15 +71,14 @@ def rebuild_dedup(dedup: Dedup, config: GatewayConfig, rules: UpRules, *, timeou
     if per_partition == 0:
         return 0
     started = time.monotonic()
-    consumer = Consumer({
+    consumer = kafka_consumer({
         **config.kafka.security.client_settings(),
         "bootstrap.servers": config.kafka.bootstrap,
         "group.id": f"{config.gateway_id}-dedup-rebuild",
         "enable.auto.commit": False,
         "enable.partition.eof": True,
         "auto.offset.reset": "earliest",
-        "logger": kafka_log(log),
-    })
+    }, log)
     try:
         try:
             metadata = consumer.list_topics(timeout=config.kafka.connect_timeout_s)

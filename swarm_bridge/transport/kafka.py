@@ -11,8 +11,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from swarm_bridge.transport.kafka_clients import keyed_producer
 from swarm_bridge.transport.kafka_log import kafka_log
 from swarm_bridge.transport.link import Done, Inbound, LinkBusy, LinkError, LinkStats
 from swarm_bridge.transport.probes import kafka_login_problem
@@ -58,21 +59,9 @@ class KafkaLink:
         self._placed: dict[str, int] = {}  # topic -> the partition count its reader was placed by
         self._stop = threading.Event()
         self.inbound_errors = 0
-        self._producer = Producer(
-            {
-                **self._settings,
-                "bootstrap.servers": bootstrap,
-                "client.id": client_id,
-                "acks": "all",
-                "enable.idempotence": True,
-                # Kafka's (Java) partitioner: a robot's records land on its shard's partition (routing/sharding.py)
-                "partitioner": "murmur2_random",
-                "linger.ms": 5,
-                "compression.type": "lz4",
-                **kafka_log(log).settings(self._on_error),
-                "message.timeout.ms": int(delivery_timeout_s * 1000),
-            }
-        )
+        self._producer = keyed_producer(bootstrap=bootstrap, client_id=client_id, logger=log,
+                                        delivery_timeout_s=delivery_timeout_s, security=self._settings,
+                                        on_error=self._on_error)
 
     def connect(self, *, require: bool = True) -> None:
         """Fetch cluster metadata once, so an unreachable cluster fails here (when `require`) and not at

@@ -1,9 +1,9 @@
 """The Confluent-API registry backend: `ConfluentRegistry(url)` through confluent-kafka's SchemaRegistryClient.
 
 Works with any server speaking the Confluent schema-registry REST API (Confluent Schema Registry,
-Apicurio Registry's `/apis/ccompat/v7`, Karapace). The only module of the codec that imports
-confluent_kafka, lazily, when a ConfluentRegistry is made (it needs the client's extra packages:
-`pip install "confluent-kafka[schemaregistry]"`).
+Apicurio Registry's `/apis/ccompat/v7`, Karapace). The client itself comes from
+`transport/registry_client.py`, lazily, when a ConfluentRegistry is made (it needs the client's extra
+packages: `pip install "confluent-kafka[schemaregistry]"`).
 
 Errors map to the codec's: 404 -> UnknownSchema; 409 -> IncompatibleSchema (the field and rule
 are found by running the local rules of `registry.compatibility` against the subject's versions, the
@@ -60,12 +60,8 @@ class ConfluentRegistry:
         basic_auth: str | None = None,
         conf: Mapping[str, Any] | None = None,
     ) -> None:
-        try:
-            from confluent_kafka.schema_registry import SchemaRegistryClient
-        except ImportError as exc:
-            raise RegistryError(
-                _BACKEND, f"the schema-registry client cannot be imported: {exc}", _FIX_CLIENT
-            ) from None
+        from swarm_bridge.transport.registry_client import schema_registry_client
+
         self.url = url.rstrip("/")
         settings: dict[str, Any] = {
             "url": self.url,
@@ -77,7 +73,11 @@ class ConfluentRegistry:
             settings["basic.auth.user.info"] = basic_auth
         settings.update(conf or {})
         try:
-            self._client = SchemaRegistryClient(settings)
+            self._client = schema_registry_client(settings)
+        except ImportError as exc:
+            raise RegistryError(
+                _BACKEND, f"the schema-registry client cannot be imported: {exc}", _FIX_CLIENT
+            ) from None
         except (ValueError, TypeError) as exc:
             raise RegistryError(_BACKEND, f"bad client configuration: {exc}", "fix the option named above") from None
         self._fingerprints: dict[int, RegisteredSchema] = {}
@@ -101,11 +101,9 @@ class ConfluentRegistry:
 
     @staticmethod
     def _to_client(schema: Schema) -> Any:
-        from confluent_kafka.schema_registry import Schema as ClientSchema
-        from confluent_kafka.schema_registry import SchemaReference as ClientReference
+        from swarm_bridge.transport.registry_client import client_schema
 
-        refs = [ClientReference(r.name, r.subject, r.version) for r in schema.references]
-        return ClientSchema(schema.text, schema.kind, refs)
+        return client_schema(schema.text, schema.kind, [(r.name, r.subject, r.version) for r in schema.references])
 
     @staticmethod
     def _from_client(schema: Any) -> Schema:
