@@ -15,7 +15,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from swarm_bridge.fleetbench.ledger import percentile
-from swarm_bridge.fleetbench.records import read_head
+from swarm_bridge.sim.records import read_head
 from swarm_bridge.transport.mqtt_client import Message, MqttClient, MqttOptions
 
 __all__ = ["bare_producer", "bare_producer_latency", "bare_subscriber_start", "mosquitto_pair"]
