@@ -24,7 +24,8 @@ from swarm_bridge.brokers.mosquitto import BrokerTls
 from swarm_bridge.config import RobotBridgeConfig, validate_config
 from swarm_bridge.sim import DEFAULT_MIX, SimRobot
 from swarm_bridge.sim.mqtt_fleet import MqttFleet
-from swarm_bridge.transport import LinkError, TappedRecord, ensure_kafka_topics, open_uplink
+from swarm_bridge.sim.taps import TappedRecord
+from swarm_bridge.transport import LinkError, ensure_kafka_topics, open_uplink
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,8 @@ from test_gateway_outage import STREAMS, TOPICS, Sender
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
 from swarm_bridge.sim import SimRobot
 from swarm_bridge.sim.mqtt_fleet import MqttFleet
-from swarm_bridge.transport import KafkaTap, ensure_kafka_topics
+from swarm_bridge.sim.taps import KafkaTap
+from swarm_bridge.transport import ensure_kafka_topics
 
 pytestmark = pytest.mark.integration
 

@@ -33,8 +33,9 @@ from swarm_bridge.ros.qos import qos_preset
 from swarm_bridge.ros.spin import make_executor
 from swarm_bridge.routing.naming import robot_namespace
 from swarm_bridge.sim.kafka_fleet import KafkaFleet
+from swarm_bridge.sim.taps import MqttTap
 from swarm_bridge.sim.task_robots import TaskRobot
-from swarm_bridge.transport import MqttLink, MqttTap
+from swarm_bridge.transport import MqttLink
 
 # the first test also waits for the session fixtures: install-ros2-launch (up to minutes on a busy machine) and pip
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from swarm_bridge.brokers import Mosquitto
-from swarm_bridge.transport import MqttTap
+from swarm_bridge.sim.taps import MqttTap
 from swarm_bridge.transport.mqtt import MqttLink, PresenceTopic, topic_matches
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from swarm_bridge.brokers import Mosquitto, free_port
+from swarm_bridge.sim.taps import MqttTap, TappedRecord
 from swarm_bridge.spool import Spool
-from swarm_bridge.transport import MqttLink, MqttTap, TappedRecord
+from swarm_bridge.transport import MqttLink
 from swarm_bridge.transport.mqtt import PresenceTopic
 from swarm_bridge.transport.outbox import Outbox
 
