@@ -5,6 +5,7 @@
 - `task_robots`: a robot that takes tasks (`TaskRobot`) and the commands it got (`Received`).
 - `mqtt_fleet` (telemetry, one `MqttClient` per robot), `session_fleet` (hundreds of robots per process on
   `MqttSessions`), `site_fleet` (task robots on a site's MQTT broker), `kafka_fleet` (task robots on Kafka).
+- `taps`: read back what reached a broker (`MqttTap`, `KafkaTap`).
 """
 
 from swarm_bridge.sim.robots import DEFAULT_MIX, Publish, SimRobot, StreamSpec
