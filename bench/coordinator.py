@@ -37,10 +37,12 @@ from swarm_bridge.config import CoordinatorConfig, validate_config
 from swarm_bridge.coordinator.assignment import plan
 from swarm_bridge.coordinator.dispatch import ASSIGN, Command
 from swarm_bridge.coordinator.instance import CoordinatorInstance, ensure_topics
-from swarm_bridge.coordinator.records import FleetRecords, presence_payload, robot_state_body
+from swarm_bridge.coordinator.records import FleetRecords
 from swarm_bridge.coordinator.snapshot import submit_tasks
 from swarm_bridge.coordinator.tasks import Target, TaskRequest, new_task
+from swarm_bridge.routing.presence import presence_payload
 from swarm_bridge.routing.sharding import shard_of
+from swarm_bridge.sim.records import robot_state_body
 
 CAPABILITIES = {"amr": ["navigate", "pick"], "drone": ["fly", "inspect"], "arm": ["pick", "place"]}
 KINDS = ["navigate", "pick", "fly", "inspect", "place"]

@@ -40,6 +40,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
+from swarm_bridge.brokers.process import ServiceProcess
 from swarm_bridge.gateway.heads import avro_head
 from swarm_bridge.sim import DEFAULT_MIX, Publish, SimRobot
 from swarm_bridge.transport import ensure_kafka_topics
@@ -247,20 +248,21 @@ def gateway_config(path: Path, name: str, mqtt_port: int, bootstrap: str, regist
     return path
 
 
-def start_gateway(config: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "swarm_bridge.cli", "gateway", "--config", str(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if ": running" in line:
-            threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
-            return proc
-    raise RuntimeError(f"gateway did not start (exit {proc.wait()})")
+def start_gateway(config: Path) -> ServiceProcess:
+    """A gateway process on `config`, logging next to it, once it says it runs."""
+    proc = ServiceProcess(name=config.stem, run_dir=config.parent, cwd=Path.cwd(),
+                          argv=[sys.executable, "-m", "swarm_bridge.cli", "gateway", "--config", str(config.resolve())])
+    proc.start()
+    try:
+        proc.wait_for_line(": running", 300)
+    except Exception:
+        proc.stop()
+        raise
+    return proc
 
 
-def stop_gateway(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    proc.wait(timeout=60)
+def stop_gateway(proc: ServiceProcess) -> None:
+    proc.stop(60)
 
 
 def gateway_rate(configs: list[Path], mosquitto: Mosquitto, bootstrap: str, items: list[Publish],

@@ -30,7 +30,7 @@ import yaml
 from swarm_bridge.brokers import Mosquitto, free_port, lease_domain
 from swarm_bridge.codec.registry import topic_name
 from swarm_bridge.codec.wire import wire_decoder
-from swarm_bridge.transport import MqttTap
+from swarm_bridge.sim.taps import MqttTap
 
 TOPIC = "/bench/odom"
 DESTINATION = "swarm/bench/amr_b/telemetry/odometry"

@@ -17,7 +17,7 @@ from swarm_bridge.config import GatewayConfig, validate_config
 from swarm_bridge.gateway.heads import avro_head
 from swarm_bridge.gateway.service import Gateway
 from swarm_bridge.sim import SimRobot
-from swarm_bridge.transport import TappedRecord
+from swarm_bridge.sim.taps import TappedRecord
 
 CLI = [sys.executable, "-m", "swarm_bridge.cli", "gateway", "--config"]
 

@@ -32,7 +32,7 @@ from swarm_bridge.config import GatewayConfig, validate_config
 from swarm_bridge.gateway.grants import gateway_grants
 from swarm_bridge.gateway.heads import avro_head
 from swarm_bridge.sim import DEFAULT_MIX, SimRobot
-from swarm_bridge.sim.mqtt_fleet import SimFleet
+from swarm_bridge.sim.mqtt_fleet import MqttFleet
 from swarm_bridge.transport import ensure_kafka_topics
 
 pytestmark = pytest.mark.integration
@@ -110,7 +110,7 @@ def test_the_gateway_works_end_to_end_through_scram_and_never_logs_its_password(
     listener.subscribe(f"swarm/{fleet}/amr_s1/command/#", qos=1)
     listener.loop_start()
     gateway = GatewayProcess(config)
-    sims = SimFleet([robot], port=mosquitto.port)
+    sims = MqttFleet([robot], port=mosquitto.port)
     try:
         sims.send(5)
         assert sims.wait(30)

@@ -28,7 +28,8 @@ from swarm_bridge.brokers.mosquitto import BrokerTls
 from swarm_bridge.gateway.heads import avro_head
 from swarm_bridge.sim import SimRobot
 from swarm_bridge.sim.robots import DEFAULT_MIX
-from swarm_bridge.transport import KafkaTap, ensure_kafka_topics
+from swarm_bridge.sim.taps import KafkaTap
+from swarm_bridge.transport import ensure_kafka_topics
 
 pytestmark = pytest.mark.integration
 

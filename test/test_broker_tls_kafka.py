@@ -23,8 +23,9 @@ from swarm_bridge.brokers.kafka import KafkaBrokerSecurity
 from swarm_bridge.brokers.mosquitto import BrokerTls
 from swarm_bridge.config import RobotBridgeConfig, validate_config
 from swarm_bridge.sim import DEFAULT_MIX, SimRobot
-from swarm_bridge.sim.mqtt_fleet import SimFleet
-from swarm_bridge.transport import LinkError, TappedRecord, ensure_kafka_topics, open_uplink
+from swarm_bridge.sim.mqtt_fleet import MqttFleet
+from swarm_bridge.sim.taps import TappedRecord
+from swarm_bridge.transport import LinkError, ensure_kafka_topics, open_uplink
 
 pytestmark = pytest.mark.integration
 
@@ -92,7 +93,7 @@ def test_the_gateway_produces_through_a_sasl_ssl_listener(tls_kafka: Kafka, pki:
                           kafka={"connect_timeout_s": 10, "security": _security(pki["ca"])})
     robot = SimRobot(f"amr_{fleet}", fleet, streams=[TELEMETRY])
     gateway = GatewayThread(config)
-    sims = SimFleet([robot], port=mosquitto.port)
+    sims = MqttFleet([robot], port=mosquitto.port)
     try:
         sims.send(5)
         assert sims.wait(30)

@@ -153,6 +153,25 @@ def test_wait_ready_times_out_with_the_log_tail(tmp_path: Path) -> None:
     assert not (tmp_path / "sleeper.pid").exists()
 
 
+def test_wait_for_line_sees_only_this_runs_ready_line(tmp_path: Path) -> None:
+    """The marker line (naming argv) and an earlier run's log do not count as ready; this run's line does."""
+    code = "import sys, time; time.sleep(float(sys.argv[1])); print('svc: ready', flush=True); time.sleep(60)"
+    first = ServiceProcess(name="svc", run_dir=tmp_path, argv=[sys.executable, "-c", code, "0", "svc: ready"])
+    first.start()
+    try:
+        first.wait_for_line("svc: ready", timeout=30)
+    finally:
+        first.stop(timeout=5)
+    second = ServiceProcess(name="svc", run_dir=tmp_path, argv=[sys.executable, "-c", code, "60", "svc: ready"])
+    second.start()
+    try:
+        with pytest.raises(BrokerError, match="not ready after"):
+            second.wait_for_line("svc: ready", timeout=1.0)
+    finally:
+        second.stop(timeout=5)
+    assert second.returncode is not None and not second.running
+
+
 def test_stop_service_works_from_the_pidfile_alone(tmp_path: Path) -> None:
     process = _sleeper(tmp_path)
     process.start()

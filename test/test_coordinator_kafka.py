@@ -18,17 +18,18 @@ from swarm_bridge.brokers import Kafka
 from swarm_bridge.cli import main as cli_main
 from swarm_bridge.config import CoordinatorConfig
 from swarm_bridge.coordinator.dispatch import ASSIGN
-from swarm_bridge.coordinator.robot_sim import SimFleet, SimRobot
 from swarm_bridge.coordinator.service import run_coordinator
 from swarm_bridge.coordinator.snapshot import submit_tasks
 from swarm_bridge.coordinator.tasks import TaskState
+from swarm_bridge.sim.kafka_fleet import KafkaFleet
+from swarm_bridge.sim.task_robots import TaskRobot
 
 pytestmark = pytest.mark.integration
 
 
-def fleet_of(count: int) -> list[SimRobot]:
+def fleet_of(count: int) -> list[TaskRobot]:
     kinds = ["amr", "drone", "arm"]
-    return [SimRobot(f"{kinds[i % 3]}_{i:03d}", kinds[i % 3], CAPABILITIES[kinds[i % 3]], x=float(i % 20),
+    return [TaskRobot(f"{kinds[i % 3]}_{i:03d}", kinds[i % 3], CAPABILITIES[kinds[i % 3]], x=float(i % 20),
                      y=float(i // 20)) for i in range(count)]
 
 
@@ -73,7 +74,7 @@ def kafka_topics(kafka: Kafka) -> set[str]:
 
 def test_200_robots_5000_tasks_each_end_exactly_once(stack: tuple[CoordinatorConfig, TaskLog]) -> None:
     config, log = stack
-    sim = SimFleet(config, fleet_of(200), work_s=0.0).start()
+    sim = KafkaFleet(config, fleet_of(200), work_s=0.0).start()
     kinds = ["navigate", "pick", "fly", "inspect", "place"]
     docs: list[dict[str, Any]] = [{"task_id": f"job-{i:05d}" + ("-fail" if i % 50 == 0 else ""), "kind": kinds[i % 5],
              "target": {"x": float(i % 37), "y": float(i % 11)}, "priority": i % 4} for i in range(5000)]
@@ -101,7 +102,7 @@ def test_200_robots_5000_tasks_each_end_exactly_once(stack: tuple[CoordinatorCon
 def test_invalid_tasks_rejected_with_reason(stack: tuple[CoordinatorConfig, TaskLog], tmp_path: Path,
                                             kafka: Kafka) -> None:
     config, log = stack
-    sim = SimFleet(config, fleet_of(6)).start()
+    sim = KafkaFleet(config, fleet_of(6)).start()
     past = time.time_ns() - 5_000_000_000
     docs: list[dict[str, Any]] = [
         {"task_id": "ok-1", "kind": "navigate"},
@@ -139,9 +140,9 @@ def test_invalid_tasks_rejected_with_reason(stack: tuple[CoordinatorConfig, Task
 def test_robot_going_offline_gets_its_tasks_reassigned(stack: tuple[CoordinatorConfig, TaskLog],
                                                       capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     config, log = stack
-    near = SimRobot("amr_near", "amr", CAPABILITIES["amr"], x=0.0)
-    far = SimRobot("amr_far", "amr", CAPABILITIES["amr"], x=50.0)
-    sim = SimFleet(config, [near, far], work_s=3600.0).start()  # amr_near never finishes
+    near = TaskRobot("amr_near", "amr", CAPABILITIES["amr"], x=0.0)
+    far = TaskRobot("amr_far", "amr", CAPABILITIES["amr"], x=50.0)
+    sim = KafkaFleet(config, [near, far], work_s=3600.0).start()  # amr_near never finishes
     try:
         assert submit_tasks(config, [{"task_id": "deliver-1", "kind": "navigate", "target": {"x": 1.0}}]) == 0
         wait_for(lambda: log.last().get("deliver-1") is not None

@@ -15,10 +15,11 @@ from coordinator_fleet import CAPABILITIES, TaskLog, coordinator_doc, wait_for, 
 
 from swarm_bridge.brokers import Kafka
 from swarm_bridge.config import CoordinatorConfig, validate_config
-from swarm_bridge.coordinator.robot_sim import SimFleet, SimRobot
 from swarm_bridge.coordinator.tasks import TaskState
 from swarm_bridge.ros.qos import qos_preset
 from swarm_bridge.ros.spin import make_executor, spin_until
+from swarm_bridge.sim.kafka_fleet import KafkaFleet
+from swarm_bridge.sim.task_robots import TaskRobot
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +39,7 @@ def test_tasks_from_a_ros_topic_are_done(kafka: Kafka, tmp_path: Path, ros_conte
     try:
         wait_for(lambda: config.topics.events in _topics(kafka), 60, "the coordinator's topics")
         log = TaskLog(kafka, config)
-        sim = SimFleet(config, [SimRobot("drone_1", "drone", CAPABILITIES["drone"])]).start()
+        sim = KafkaFleet(config, [TaskRobot("drone_1", "drone", CAPABILITIES["drone"])]).start()
         node = rclpy.create_node("task_source", context=ros_context)
         publisher = node.create_publisher(String, "/tasks/submit", qos_preset("reliable"))
         executor = make_executor(ros_context)

@@ -22,9 +22,10 @@ from swarm_bridge.commands import generate_key_pair
 from swarm_bridge.config import ConfigError, CoordinatorConfig, validate_config
 from swarm_bridge.coordinator.dispatch import ASSIGN
 from swarm_bridge.coordinator.site import SiteCoordinator
-from swarm_bridge.coordinator.site_robots import SiteRobot, SiteRobots
 from swarm_bridge.coordinator.site_wire import SiteRecords, SiteTopics
 from swarm_bridge.coordinator.tasks import TERMINAL, TaskState
+from swarm_bridge.sim.site_fleet import SiteFleet
+from swarm_bridge.sim.task_robots import TaskRobot
 
 CAPABILITIES = {"amr": ["navigate", "pick", "charge"], "drone": ["fly", "inspect", "charge"], "arm": ["pick", "place"]}
 KINDS = ["amr", "drone", "arm"]
@@ -51,19 +52,19 @@ def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def robots_of(count: int) -> list[SiteRobot]:
-    return [SiteRobot(f"{KINDS[i % 3]}_{i:03d}", KINDS[i % 3], CAPABILITIES[KINDS[i % 3]], x=float(i % 5),
+def robots_of(count: int) -> list[TaskRobot]:
+    return [TaskRobot(f"{KINDS[i % 3]}_{i:03d}", KINDS[i % 3], CAPABILITIES[KINDS[i % 3]], x=float(i % 5),
                       y=float(i // 5)) for i in range(count)]
 
 
 class Site:
     """A site coordinator and simulated robots on one broker."""
 
-    def __init__(self, broker: Mosquitto, robots: list[SiteRobot], **overrides: Any) -> None:
+    def __init__(self, broker: Mosquitto, robots: list[TaskRobot], **overrides: Any) -> None:
         self.config = validate_config(site_doc(broker, **overrides), CoordinatorConfig)
         self.coordinator = SiteCoordinator(self.config).start()
         records = SiteRecords(self.coordinator.topics, fmt=self.config.robot_format)
-        self.robots = SiteRobots(host=broker.host, port=broker.port, records=records, robots=robots).start()
+        self.robots = SiteFleet(host=broker.host, port=broker.port, records=records, robots=robots).start()
         wait_for(lambda: self.coordinator.summary()["robots_online"] == len(robots), 10, "every robot online")
 
     def terminal(self) -> int:
@@ -78,7 +79,7 @@ class Site:
 def site_factory(mosquitto: Mosquitto) -> Iterator[Callable[..., Site]]:
     sites: list[Site] = []
 
-    def make(robots: list[SiteRobot], **overrides: Any) -> Site:
+    def make(robots: list[TaskRobot], **overrides: Any) -> Site:
         site = Site(mosquitto, robots, **overrides)
         sites.append(site)
         return site
@@ -154,8 +155,8 @@ def test_a_robot_gone_offline_by_its_last_will_loses_its_tasks_to_another(site_f
 @pytest.mark.integration
 def test_a_reject_moves_the_task_and_bad_input_is_refused_with_a_reason(site_factory: Callable[..., Site],
                                                                          mosquitto: Mosquitto) -> None:
-    robots = [SiteRobot("arm_liar", "arm", ["pick", "place"], able=["pick"], x=0.0),  # says it can place; cannot
-              SiteRobot("arm_good", "arm", ["pick", "place"], x=50.0)]
+    robots = [TaskRobot("arm_liar", "arm", ["pick", "place"], able=["pick"], x=0.0),  # says it can place; cannot
+              TaskRobot("arm_good", "arm", ["pick", "place"], x=50.0)]
     site = site_factory(robots)
     coordinator = site.coordinator
     assert coordinator.submit({"task_id": "p1", "kind": "place", "target": {"x": 0.0}}).accepted
@@ -291,7 +292,7 @@ def test_the_cli_runs_the_site_mode_submits_and_shows_the_fleet(mosquitto: Mosqu
                                    stdout=out, stderr=subprocess.STDOUT)
     assert config.mqtt is not None
     records = SiteRecords(SiteTopics(config.mqtt.topic_prefix, config.fleet))
-    robots = SiteRobots(host=mosquitto.host, port=mosquitto.port, records=records, robots=robots_of(3)).start()
+    robots = SiteFleet(host=mosquitto.host, port=mosquitto.port, records=records, robots=robots_of(3)).start()
     try:
         wait_for(lambda: "state in memory" in log_path.read_text() or process.poll() is not None, 30,
                  "the coordinator to start")

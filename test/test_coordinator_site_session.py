@@ -24,9 +24,9 @@ from test_coordinator_site import robots_of, site_doc, wait_for
 from swarm_bridge.brokers import Mosquitto, free_port
 from swarm_bridge.config import CoordinatorConfig, validate_config
 from swarm_bridge.coordinator.site import SiteCoordinator
-from swarm_bridge.coordinator.site_robots import SiteRobots
 from swarm_bridge.coordinator.site_wire import SiteRecords
 from swarm_bridge.coordinator.tasks import TaskState
+from swarm_bridge.sim.site_fleet import SiteFleet
 
 pytestmark = pytest.mark.integration
 
@@ -84,7 +84,7 @@ def test_the_coordinator_and_its_robots_ride_out_a_broker_restart(tmp_path: Path
         config = validate_config(site_doc(broker, mqtt={"session_expiry_s": 300, "keepalive_s": 5}),
                                  CoordinatorConfig)
         coordinator = SiteCoordinator(config).start()
-        robots = SiteRobots(host=broker.host, port=broker.port, robots=robots_of(3),
+        robots = SiteFleet(host=broker.host, port=broker.port, robots=robots_of(3),
                             records=SiteRecords(coordinator.topics, fmt=config.robot_format))
         try:
             robots.start()

@@ -18,11 +18,12 @@ from gateway_harness import GatewayThread, write_config
 from swarm_bridge.brokers import Kafka, Mosquitto
 from swarm_bridge.config import CoordinatorConfig
 from swarm_bridge.coordinator.service import run_coordinator
-from swarm_bridge.coordinator.site_robots import SiteRobot, SiteRobots
 from swarm_bridge.coordinator.site_wire import SiteRecords, SiteTopics
 from swarm_bridge.coordinator.snapshot import submit_tasks
 from swarm_bridge.coordinator.tasks import TaskState
 from swarm_bridge.routing import shard_of
+from swarm_bridge.sim.site_fleet import SiteFleet
+from swarm_bridge.sim.task_robots import TaskRobot
 
 pytestmark = pytest.mark.integration
 
@@ -95,8 +96,8 @@ class Hub:
 
     def run_tasks(self, count: int) -> dict[str, Any]:
         """MQTT robots behind the gateway; `count` tasks submitted; every task's last event once all ended."""
-        robots = [SiteRobot(f"amr_{i:03d}", "amr", CAPABILITIES["amr"], x=float(i)) for i in range(6)]
-        sim = SiteRobots(host=self.mosquitto.host, port=self.mosquitto.port, robots=robots,
+        robots = [TaskRobot(f"amr_{i:03d}", "amr", CAPABILITIES["amr"], x=float(i)) for i in range(6)]
+        sim = SiteFleet(host=self.mosquitto.host, port=self.mosquitto.port, robots=robots,
                          records=SiteRecords(SiteTopics("swarm", self.fleet), fmt="json")).start()
         self.closers.append(sim.stop)
         log = TaskLog(self.kafka, self.config)

@@ -19,9 +19,10 @@ from coordinator_fleet import CAPABILITIES, TaskLog, coordinator_doc, wait_for, 
 from swarm_bridge.brokers import Kafka
 from swarm_bridge.config import CoordinatorConfig, validate_config
 from swarm_bridge.coordinator.dispatch import ASSIGN
-from swarm_bridge.coordinator.robot_sim import SimFleet, SimRobot
 from swarm_bridge.coordinator.snapshot import submit_tasks
 from swarm_bridge.coordinator.tasks import TaskState
+from swarm_bridge.sim.kafka_fleet import KafkaFleet
+from swarm_bridge.sim.task_robots import TaskRobot
 
 pytestmark = pytest.mark.integration
 
@@ -61,8 +62,8 @@ def test_sigkilled_instance_loses_its_shards_and_no_task_is_lost_or_assigned_twi
                  60, "a and b to split the shards")
         a_shards = owned(a_log) or []
         log = TaskLog(kafka, config)
-        robots = [SimRobot(f"amr_{i:02d}", "amr", CAPABILITIES["amr"], x=float(i)) for i in range(60)]
-        sim = SimFleet(config, robots, work_s=0.05).start()
+        robots = [TaskRobot(f"amr_{i:02d}", "amr", CAPABILITIES["amr"], x=float(i)) for i in range(60)]
+        sim = KafkaFleet(config, robots, work_s=0.05).start()
         docs: list[dict[str, Any]] = [
             {"task_id": f"move-{i:04d}", "kind": "navigate" if i % 2 else "pick", "target": {"x": float(i % 60)}}
                 for i in range(1200)]

@@ -28,9 +28,10 @@ from swarm_bridge.config import CoordinatorConfig, validate_config
 from swarm_bridge.coordinator.dispatch import EventRecord, Output
 from swarm_bridge.coordinator.events import encode_event
 from swarm_bridge.coordinator.instance import CoordinatorInstance, coalesce
-from swarm_bridge.coordinator.robot_sim import SimFleet, SimRobot
 from swarm_bridge.coordinator.snapshot import submit_tasks
 from swarm_bridge.coordinator.tasks import TaskState
+from swarm_bridge.sim.kafka_fleet import KafkaFleet
+from swarm_bridge.sim.task_robots import TaskRobot
 
 pytestmark = pytest.mark.integration
 
@@ -106,16 +107,16 @@ def test_broker_stalls_kill_no_coordinator_and_lose_no_task(stalled_kafka: Kafka
     config = validate_config(doc, CoordinatorConfig)
     path = write_config(doc, tmp_path / "coordinator.yaml")
     coordinator = Supervised(path, tmp_path / "coordinator.log")
-    sim: SimFleet | None = None
+    sim: KafkaFleet | None = None
     log: TaskLog | None = None
     pid = stalled_kafka.pid
     assert pid is not None
     try:
         wait_for(lambda: coordinator.owns_all(config.shards), 90, "the coordinator to own every shard")
         log = TaskLog(stalled_kafka, config)
-        robots = [SimRobot(f"{kind}_{i:02d}", kind, CAPABILITIES[kind], x=float(i))
+        robots = [TaskRobot(f"{kind}_{i:02d}", kind, CAPABILITIES[kind], x=float(i))
                   for i, kind in enumerate(["amr", "drone", "arm"] * 4)]
-        sim = SimFleet(config, robots, work_s=0.5).start()  # a wave keeps rounds going for seconds
+        sim = KafkaFleet(config, robots, work_s=0.5).start()  # a wave keeps rounds going for seconds
         docs: list[dict[str, Any]] = [
             {"task_id": f"stall-{i:04d}", "kind": ["navigate", "inspect", "place", "pick"][i % 4],
              "target": {"x": float(i % 12)}} for i in range(TASKS)]
@@ -183,7 +184,7 @@ def test_rounds_kafka_aborts_are_redone_and_no_task_is_lost(kafka: Kafka, tmp_pa
     config = coordinator_config(kafka, tmp_path, kafka={"instance_id": "aborting"})
     instance = AbortingInstance(config)
     log = TaskLog(kafka, config)
-    sim = SimFleet(config, [SimRobot(f"amr_{i:02d}", "amr", CAPABILITIES["amr"], x=float(i)) for i in range(8)],
+    sim = KafkaFleet(config, [TaskRobot(f"amr_{i:02d}", "amr", CAPABILITIES["amr"], x=float(i)) for i in range(8)],
                    work_s=0.05).start()
     docs = [{"task_id": f"redo-{i:03d}", "kind": "navigate", "target": {"x": float(i % 8)}} for i in range(120)]
     try:

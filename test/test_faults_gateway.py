@@ -22,8 +22,9 @@ from test_gateway_outage import STREAMS, TOPICS, Sender
 
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
 from swarm_bridge.sim import SimRobot
-from swarm_bridge.sim.mqtt_fleet import SimFleet
-from swarm_bridge.transport import KafkaTap, ensure_kafka_topics
+from swarm_bridge.sim.mqtt_fleet import MqttFleet
+from swarm_bridge.sim.taps import KafkaTap
+from swarm_bridge.transport import ensure_kafka_topics
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +45,7 @@ def test_gateway_sigkilled_at_random_points_writes_everything_once(tmp_path: Pat
                           mqtt_port=mosquitto.port, bootstrap=kafka.bootstrap, registry=tmp_path / "registry")
     robots = [SimRobot(f"r{i}_{tag}", f"fleet_{tag}", STREAMS) for i in range(8)]
     gateway = GatewayProcess(config)
-    fleet = SimFleet(robots, port=mosquitto.port)
+    fleet = MqttFleet(robots, port=mosquitto.port)
     kills = sorted(rng.uniform(0.5, 6.0) for _ in range(3))
     at_kill: list[int] = []
     try:
@@ -96,7 +97,7 @@ def test_mosquitto_restart_while_the_gateway_holds_unacked_messages_loses_nothin
                           kafka={"max_inflight_records": 200}, mqtt={"share_group": share_group})
     robots = [SimRobot(f"r{i}_{tag}", f"fleet_{tag}", STREAMS) for i in range(4)]
     gateway = GatewayThread(config)
-    fleet = SimFleet(robots, port=broker.port, hold_unsubscribed=True)
+    fleet = MqttFleet(robots, port=broker.port, hold_unsubscribed=True)
     held = 0
     try:
         assert fleet.send(10, batch=2) and fleet.wait(30)
@@ -110,7 +111,7 @@ def test_mosquitto_restart_while_the_gateway_holds_unacked_messages_loses_nothin
         fleet.close()
         broker.stop()  # with the gateway's messages unacked
         broker.start()
-        fleet = SimFleet(robots, port=broker.port, hold_unsubscribed=True)
+        fleet = MqttFleet(robots, port=broker.port, hold_unsubscribed=True)
         fleet.send(10, batch=2)
         assert fleet.wait(60)
         proxy.refuse(False)

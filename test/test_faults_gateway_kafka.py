@@ -27,8 +27,9 @@ from test_gateway_outage import STREAMS, TOPICS, Sender
 from swarm_bridge.brokers import Kafka, Mosquitto
 from swarm_bridge.gateway.heads import avro_head
 from swarm_bridge.sim import SimRobot
-from swarm_bridge.sim.mqtt_fleet import SimFleet
-from swarm_bridge.transport import KafkaTap, ensure_kafka_topics
+from swarm_bridge.sim.mqtt_fleet import MqttFleet
+from swarm_bridge.sim.taps import KafkaTap
+from swarm_bridge.transport import ensure_kafka_topics
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +59,7 @@ class Run:
                               metrics_port=0, kafka={"max_inflight_records": 50, **kafka})
         self.robots = [SimRobot(f"r{i}_{tag}", f"fleet_{tag}", STREAMS) for i in range(3)]
         self.gateway = GatewayThread(config)
-        self.fleet = SimFleet(self.robots, port=mosquitto.port)
+        self.fleet = MqttFleet(self.robots, port=mosquitto.port)
 
     def metrics(self) -> dict[str, float]:
         """The gateway's /metrics page: sample name -> value (unlabelled samples)."""

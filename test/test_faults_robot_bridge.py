@@ -27,7 +27,7 @@ from test_robot_bridge_outage import ROBOT, OdomSource, _seqs, _start_node, _sto
 from swarm_bridge.brokers import Mosquitto, free_port
 from swarm_bridge.codec import decode_json
 from swarm_bridge.ros.spin import spin_until
-from swarm_bridge.transport import MqttTap
+from swarm_bridge.sim.taps import MqttTap
 
 pytestmark = pytest.mark.integration
 

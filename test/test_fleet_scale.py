@@ -14,10 +14,10 @@ from swarm_bridge.brokers import Kafka, Mosquitto
 from swarm_bridge.cli import main as cli_main
 from swarm_bridge.fleetbench.figures import StepFigures, bucket_quantile, fails_badly, headline, holds
 from swarm_bridge.fleetbench.ledger import SeqLedger, percentile
-from swarm_bridge.fleetbench.records import StreamTemplate, avro_long, read_head
 from swarm_bridge.fleetbench.report import markdown, sim_us_per_msg
 from swarm_bridge.fleetbench.run import ROBOTS_PER_WORKER, add_arguments, options_from, worker_count
 from swarm_bridge.sim import DEFAULT_MIX, SimRobot
+from swarm_bridge.sim.records import StreamTemplate, avro_long, read_head
 
 
 def test_ledger_counts_in_order_records_once() -> None:

@@ -17,9 +17,10 @@ from test_shipped_configs import CLI, CONFIG, NODES, Processes, fleet_status, ro
 
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
 from swarm_bridge.coordinator.instance import CoordinatorInstance, ensure_topics
-from swarm_bridge.coordinator.records import FleetRecords, robot_state_body
+from swarm_bridge.coordinator.records import FleetRecords
 from swarm_bridge.coordinator.tasks import TaskState
 from swarm_bridge.routing.sharding import shard_of
+from swarm_bridge.sim.records import robot_state_body
 
 pytestmark = pytest.mark.integration
 

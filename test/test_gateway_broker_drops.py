@@ -19,8 +19,9 @@ from test_gateway_outage import STREAMS, TOPICS
 
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
 from swarm_bridge.sim import SimRobot
-from swarm_bridge.sim.mqtt_fleet import SimFleet
-from swarm_bridge.transport import KafkaTap, ensure_kafka_topics
+from swarm_bridge.sim.mqtt_fleet import MqttFleet
+from swarm_bridge.sim.taps import KafkaTap
+from swarm_bridge.transport import ensure_kafka_topics
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +40,7 @@ def test_messages_the_broker_dropped_are_counted_by_the_gateway(tmp_path: Path, 
                           mqtt_port=broker.port, bootstrap=kafka.bootstrap, registry=tmp_path / "registry")
     robots = [SimRobot(f"r{i}_{tag}", f"fleet_{tag}", STREAMS) for i in range(4)]
     GatewayThread(config).close()  # its persistent session and subscriptions exist; the gateway is gone
-    fleet = SimFleet(robots, port=broker.port)
+    fleet = MqttFleet(robots, port=broker.port)
     gateway = None
     try:
         sent = fleet.send(10)  # 80 records for a session that queues QUEUE

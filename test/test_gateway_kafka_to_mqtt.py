@@ -15,7 +15,8 @@ from swarm_bridge.brokers import Kafka, Mosquitto, free_port
 from swarm_bridge.codec.envelope import Envelope
 from swarm_bridge.codec.rostypes import default_types
 from swarm_bridge.codec.wire import registry_ids, wire_decoder, wire_encoder
-from swarm_bridge.transport import MqttTap, ensure_kafka_topics
+from swarm_bridge.sim.taps import MqttTap
+from swarm_bridge.transport import ensure_kafka_topics
 
 pytestmark = pytest.mark.integration
 

@@ -29,8 +29,9 @@ from paho.mqtt.properties import Properties
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
 from swarm_bridge.codec.framing import frame_batch, frame_single_object
 from swarm_bridge.sim import DEFAULT_MIX, SimRobot
-from swarm_bridge.sim.mqtt_fleet import SimFleet
-from swarm_bridge.transport import KafkaTap, ensure_kafka_topics
+from swarm_bridge.sim.mqtt_fleet import MqttFleet
+from swarm_bridge.sim.taps import KafkaTap
+from swarm_bridge.transport import ensure_kafka_topics
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +58,7 @@ def test_100_robots_times_4_streams_arrive_once_each(tmp_path: Path, mosquitto: 
                           metrics_port=0)
     gateway = GatewayThread(config)
     robots = [SimRobot(f"r{i:03d}_{tag}", f"fleet_{tag}") for i in range(100)]
-    fleet = SimFleet(robots, port=mosquitto.port)
+    fleet = MqttFleet(robots, port=mosquitto.port)
     try:
         sent = fleet.send(3, batch=1) + fleet.send(3, batch=3)  # single records, then batches of three
         assert fleet.wait(60)
@@ -162,7 +163,7 @@ def test_two_gateway_processes_share_the_load(tmp_path: Path, mosquitto: Mosquit
                             mqtt={"share_group": f"group_{tag}"}) for i in (1, 2)]
     gateways = [GatewayProcess(config) for config in configs]
     robots = [SimRobot(f"r{i:02d}_{tag}", fleet_name) for i in range(20)]
-    fleet = SimFleet(robots, port=mosquitto.port)
+    fleet = MqttFleet(robots, port=mosquitto.port)
     try:
         sent = fleet.send(25, batch=1)
         assert fleet.wait(60)
@@ -187,7 +188,7 @@ def test_gateway_reconnects_after_a_mosquitto_restart(tmp_path: Path, kafka: Kaf
     first = [SimRobot(f"r{i}_{tag}", f"fleet_{tag}", DEFAULT_MIX[:2]) for i in range(5)]
     second = [SimRobot(f"r{i}_{tag}", f"fleet_{tag}", DEFAULT_MIX[:2], run=2) for i in range(5)]
     try:
-        fleet = SimFleet(first, port=broker.port)
+        fleet = MqttFleet(first, port=broker.port)
         sent = fleet.send(20)
         assert fleet.wait(30)
         fleet.close(clean=False)
@@ -196,7 +197,7 @@ def test_gateway_reconnects_after_a_mosquitto_restart(tmp_path: Path, kafka: Kaf
         assert wait_for(lambda: not gateway.counts.mqtt_connected, 30)
         broker.start()
         assert wait_for(lambda: gateway.counts.mqtt_connected, 30)
-        fleet = SimFleet(second, port=broker.port)
+        fleet = MqttFleet(second, port=broker.port)
         sent += fleet.send(20)
         assert fleet.wait(30)
         fleet.close(clean=False)
@@ -230,7 +231,7 @@ def test_a_record_kafka_refuses_becomes_a_dead_letter_and_the_stream_goes_on(
     gateway = GatewayThread(config)
     try:
         _raw_publish(mosquitto.port, [(robot.topic(blob), huge, "avro/binary")])
-        fleet_ = SimFleet([robot], port=mosquitto.port)
+        fleet_ = MqttFleet([robot], port=mosquitto.port)
         fleet_.send(3)
         assert fleet_.wait(30)
         fleet_.close()

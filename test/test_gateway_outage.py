@@ -18,8 +18,9 @@ from gateway_harness import GatewayProcess, GatewayThread, kafka_heads, sent_hea
 
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
 from swarm_bridge.sim import DEFAULT_MIX, SimRobot
-from swarm_bridge.sim.mqtt_fleet import SimFleet
-from swarm_bridge.transport import KafkaTap, ensure_kafka_topics
+from swarm_bridge.sim.mqtt_fleet import MqttFleet
+from swarm_bridge.sim.taps import KafkaTap
+from swarm_bridge.transport import ensure_kafka_topics
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +32,7 @@ TOPICS = [spec.kafka_topic for spec in STREAMS]
 class Sender:
     """Robots publishing batches of `batch` records per stream, `rounds` times, paced, in a thread."""
 
-    def __init__(self, fleet: SimFleet, *, rounds: int, batch: int, period_s: float) -> None:
+    def __init__(self, fleet: MqttFleet, *, rounds: int, batch: int, period_s: float) -> None:
         self.fleet, self.rounds, self.batch, self.period_s = fleet, rounds, batch, period_s
         self.sent = 0
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -57,7 +58,7 @@ def test_sigkilled_gateway_restarted_loses_nothing_and_writes_nothing_twice(
                           mqtt_port=mosquitto.port, bootstrap=kafka.bootstrap, registry=tmp_path / "registry")
     robots = [SimRobot(f"r{i}_{tag}", f"fleet_{tag}", STREAMS) for i in range(10)]
     gateway = GatewayProcess(config)
-    fleet = SimFleet(robots, port=mosquitto.port)
+    fleet = MqttFleet(robots, port=mosquitto.port)
     try:
         sender = Sender(fleet, rounds=60, batch=5, period_s=0.05)
         assert wait_for(lambda: len(tap.snapshot()) >= 1500, 60)
@@ -96,7 +97,7 @@ def test_kafka_outage_holds_messages_unacked_and_loses_nothing(
     robots = [SimRobot(f"r{i}_{tag}", f"fleet_{tag}", STREAMS) for i in range(5)]
     caplog.set_level(logging.INFO, logger="swarm_bridge.gateway")
     gateway = GatewayThread(config)
-    fleet = SimFleet(robots, port=mosquitto.port)
+    fleet = MqttFleet(robots, port=mosquitto.port)
     most_inflight = 0
     try:
         rounds = int((OUTAGE_S + 6) / 0.05)

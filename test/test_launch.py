@@ -28,12 +28,14 @@ from swarm_bridge.codec import Envelope
 from swarm_bridge.codec.rostypes import default_types
 from swarm_bridge.codec.wire import wire_decoder, wire_encoder
 from swarm_bridge.config import CoordinatorConfig, validate_config
-from swarm_bridge.coordinator.robot_sim import SimFleet, SimRobot
 from swarm_bridge.coordinator.tasks import TaskState
 from swarm_bridge.ros.qos import qos_preset
 from swarm_bridge.ros.spin import make_executor
 from swarm_bridge.routing.naming import robot_namespace
-from swarm_bridge.transport import MqttLink, MqttTap
+from swarm_bridge.sim.kafka_fleet import KafkaFleet
+from swarm_bridge.sim.taps import MqttTap
+from swarm_bridge.sim.task_robots import TaskRobot
+from swarm_bridge.transport import MqttLink
 
 # the first test also waits for the session fixtures: install-ros2-launch (up to minutes on a busy machine) and pip
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
@@ -170,7 +172,7 @@ def test_fleet_coordinator_launch_assigns_a_task_from_ros(tmp_path: Path, kafka:
         run.stop()
         raise
     log = TaskLog(kafka, parsed)
-    sim = SimFleet(parsed, [SimRobot("drone_1", "drone", CAPABILITIES["drone"])]).start()
+    sim = KafkaFleet(parsed, [TaskRobot("drone_1", "drone", CAPABILITIES["drone"])]).start()
     node = rclpy.create_node("task_source", context=ros_context)
     try:
         publisher = node.create_publisher(String, "/tasks/submit", qos_preset("reliable"))

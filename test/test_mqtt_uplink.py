@@ -10,8 +10,8 @@ import time
 import pytest
 
 from swarm_bridge.brokers import Mosquitto
-from swarm_bridge.transport import MqttTap
-from swarm_bridge.transport.mqtt import MqttLink, Presence, topic_matches
+from swarm_bridge.sim.taps import MqttTap
+from swarm_bridge.transport.mqtt import MqttLink, PresenceTopic, topic_matches
 
 
 @pytest.mark.parametrize(("topic_filter", "topic", "expected"), [
@@ -25,7 +25,7 @@ def test_topic_matches_follows_mqtt_filters(topic_filter: str, topic: str, expec
 
 @pytest.mark.integration
 def test_subscribed_before_connect_receives_and_a_clean_stop_says_offline(mosquitto: Mosquitto) -> None:
-    presence = Presence("swarm/uplink5/amr_1/presence", "amr_1")
+    presence = PresenceTopic("swarm/uplink5/amr_1/presence", "amr_1")
     tap = MqttTap(host="127.0.0.1", port=mosquitto.port, patterns=[presence.topic], client_id="uplink5-tap")
     hub = MqttLink(host="127.0.0.1", port=mosquitto.port, client_id="uplink5-hub")
     robot = MqttLink(host="127.0.0.1", port=mosquitto.port, client_id="uplink5-robot", presence=presence)

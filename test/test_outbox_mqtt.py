@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from swarm_bridge.brokers import Mosquitto, free_port
+from swarm_bridge.sim.taps import MqttTap, TappedRecord
 from swarm_bridge.spool import Spool
-from swarm_bridge.transport import MqttLink, MqttTap, TappedRecord
-from swarm_bridge.transport.mqtt import Presence
+from swarm_bridge.transport import MqttLink
+from swarm_bridge.transport.mqtt import PresenceTopic
 from swarm_bridge.transport.outbox import Outbox
 
 pytestmark = pytest.mark.integration
@@ -26,7 +27,7 @@ def test_broker_outage_loses_nothing_and_keeps_order(tmp_path: Path) -> None:
     tap = MqttTap(host="127.0.0.1", port=broker.port, patterns=["swarm/test/#"], client_id="outage-tap",
                   session_expiry_s=600)
     link = MqttLink(host="127.0.0.1", port=broker.port, client_id="amr_9", reconnect_min_s=0.5,
-                    reconnect_max_s=1, presence=Presence("swarm/test/amr_9/presence", "amr_9"))
+                    reconnect_max_s=1, presence=PresenceTopic("swarm/test/amr_9/presence", "amr_9"))
     link.connect()
     outbox = Outbox(link, Spool(tmp_path / "spool.db", max_bytes=64 << 20), window=100)
     sent = 0

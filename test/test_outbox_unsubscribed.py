@@ -16,8 +16,9 @@ import pytest
 from swarm_bridge.brokers import Mosquitto
 from swarm_bridge.config import RobotBridgeConfig
 from swarm_bridge.config.loader import validate_config
+from swarm_bridge.sim.taps import MqttTap
 from swarm_bridge.spool import Spool
-from swarm_bridge.transport import MqttLink, MqttTap
+from swarm_bridge.transport import MqttLink
 from swarm_bridge.transport.outbox import Outbox
 from swarm_bridge.transport.uplinks import open_uplink
 

@@ -20,7 +20,7 @@ from swarm_bridge.brokers import Mosquitto
 from swarm_bridge.codec import decode_json
 from swarm_bridge.ros.qos import qos_preset
 from swarm_bridge.ros.spin import make_executor, spin_until
-from swarm_bridge.transport import MqttTap
+from swarm_bridge.sim.taps import MqttTap
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,8 @@ from swarm_bridge.codec.rostypes import default_types
 from swarm_bridge.codec.wire import wire_decoder, wire_encoder
 from swarm_bridge.ros.qos import qos_preset
 from swarm_bridge.ros.spin import make_executor, spin_until
-from swarm_bridge.transport import MqttLink, MqttTap
+from swarm_bridge.sim.taps import MqttTap
+from swarm_bridge.transport import MqttLink
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,8 @@ from swarm_bridge.brokers import Kafka, Mosquitto, free_port
 from swarm_bridge.codec import decode_json
 from swarm_bridge.ros.qos import qos_preset
 from swarm_bridge.ros.spin import make_executor, spin_until
-from swarm_bridge.transport import KafkaTap, MqttTap, TappedRecord, ensure_kafka_topics
+from swarm_bridge.sim.taps import KafkaTap, MqttTap, TappedRecord
+from swarm_bridge.transport import ensure_kafka_topics
 
 pytestmark = pytest.mark.integration
 

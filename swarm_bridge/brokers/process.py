@@ -1,4 +1,5 @@
-"""A detached service process with a log file and a pidfile in a run directory.
+"""A detached service process with a log file and a pidfile in a run directory: the one way the project
+starts a child (broker, gateway, coordinator) and waits until its log says it is ready.
 
 `ServiceProcess` spawns and stops a process this Python process owns; `service_status` and
 `stop_service` work from the pidfile alone, so another process (the CLI) can stop it later.
@@ -140,10 +141,13 @@ class ServiceProcess:
     """One run of a service: spawn detached (own session), log to a file, probe, stop."""
 
     def __init__(
-        self, *, name: str, run_dir: Path, argv: Sequence[str], env: Mapping[str, str] | None = None
+        self, *, name: str, run_dir: Path, argv: Sequence[str], env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> None:
+        """`cwd`: where the process runs (default `run_dir`; pass `Path.cwd()` for argv with relative paths)."""
         self.name = name
         self.run_dir = Path(run_dir).resolve()
+        self.cwd = Path(cwd) if cwd is not None else self.run_dir
         self.argv = tuple(argv)
         self.env = dict(env) if env is not None else None
         self.log_path = self.run_dir / f"{name}.log"
@@ -161,6 +165,11 @@ class ServiceProcess:
         """True while the spawned process has not exited."""
         return self._popen is not None and self._popen.poll() is None
 
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once the process has ended, else None."""
+        return self._popen.poll() if self._popen is not None else None
+
     def start(self) -> None:
         """Spawn the process; refuse if the pidfile names one still running."""
         refuse_if_running(self.run_dir, self.name)
@@ -175,7 +184,7 @@ class ServiceProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                cwd=self.run_dir,
+                cwd=self.cwd,
                 env=self.env,
                 start_new_session=True,
             )
@@ -224,6 +233,11 @@ class ServiceProcess:
                     self.log_tail(),
                 )
             time.sleep(poll_s)
+
+    def wait_for_line(self, text: str, timeout: float) -> float:
+        """Wait until this run's log, after the marker line naming argv, contains `text` (its ready line); as
+        `wait_ready`."""
+        return self.wait_ready(lambda: text in self.log_text().partition("\n")[2], timeout, poll_s=0.2)
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after `timeout` s; reap it and remove the pidfile. Idempotent."""

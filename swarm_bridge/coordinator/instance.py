@@ -28,8 +28,9 @@ from swarm_bridge.coordinator.dispatch import ASSIGN, Command, Dispatch, EventRe
 from swarm_bridge.coordinator.drops import DropLog
 from swarm_bridge.coordinator.events import decode_event, encode_event
 from swarm_bridge.coordinator.metrics import CoordinatorMetrics
-from swarm_bridge.coordinator.records import FleetRecords, parse_presence
+from swarm_bridge.coordinator.records import FleetRecords
 from swarm_bridge.coordinator.tasks import TaskRules, TaskState
+from swarm_bridge.routing.presence import parse_presence
 from swarm_bridge.routing.sharding import shard_of
 from swarm_bridge.transport.kafka_clients import (
     OFFSET_BEGINNING,

@@ -1,9 +1,8 @@
 """The coordinator's wire records: RobotState and TaskStatus in, TaskCommand out (Avro or JSON, Confluent
-framing on Kafka), presence JSON in. Built once per process from the config."""
+framing on Kafka). Built once per process from the config; presence JSON is routing/presence.py."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +14,8 @@ from swarm_bridge.commands import CommandSigner
 from swarm_bridge.coordinator.dispatch import Command
 from swarm_bridge.coordinator.tasks import TaskState
 
-__all__ = ["ROBOT_STATE", "TASK_COMMAND", "TASK_STATUS", "FleetRecords", "Presence", "StatusReport",
-           "command_body", "parse_presence", "presence_payload", "robot_state_body", "status_body"]
+__all__ = ["ROBOT_STATE", "TASK_COMMAND", "TASK_STATUS", "FleetRecords", "StatusReport", "command_body",
+           "status_body"]
 
 ROBOT_STATE = "swarm_bridge_msgs/msg/RobotState"
 TASK_STATUS = "swarm_bridge_msgs/msg/TaskStatus"
@@ -33,29 +32,6 @@ class StatusReport:
     state: TaskState
     reason: str
     progress: float
-
-
-@dataclass(frozen=True)
-class Presence:
-    """A presence record: `online` or `offline` (Last Will), with a reason."""
-
-    robot_id: str
-    state: str
-    reason: str
-
-
-def parse_presence(payload: bytes) -> Presence:
-    """Presence JSON {robot_id, state, reason} -> Presence; ValueError naming what is wrong."""
-    doc = json.loads(payload)
-    if not isinstance(doc, dict) or not isinstance(doc.get("robot_id"), str) or doc.get("state") not in (
-            "online", "offline"):
-        raise ValueError("presence: expected {robot_id: str, state: online|offline, reason: str}")
-    return Presence(doc["robot_id"], doc["state"], str(doc.get("reason", "")))
-
-
-def presence_payload(robot_id: str, state: str, reason: str = "") -> bytes:
-    """Presence JSON as robots (and the gateway) send it."""
-    return json.dumps({"robot_id": robot_id, "state": state, "reason": reason}).encode()
 
 
 class FleetRecords:
@@ -145,15 +121,4 @@ def status_body(*, robot_id: str, task_id: str, state: int, reason: str = "", pr
                 now_ns: int) -> dict[str, Any]:
     """A TaskStatus message dict as a robot sends it (`state` = TaskStatus.STATE_*)."""
     return {"task_id": task_id, "robot_id": robot_id, "state": state, "reason": reason, "progress": progress,
-            "stamp": _time(now_ns)}
-
-
-def robot_state_body(robot_id: str, kind: str, capabilities: list[str], *, x: float, y: float, battery: float,
-                     mode: int = 1, current_task_id: str = "", now_ns: int = 0) -> dict[str, Any]:
-    """A RobotState message dict (simulated robots, tests)."""
-    return {"robot_id": robot_id, "robot_kind": kind, "capabilities": capabilities, "mode": mode,
-            "pose": {"header": {"stamp": _time(now_ns), "frame_id": "map"},
-                     "pose": {"position": {"x": x, "y": y, "z": 0.0},
-                              "orientation": {"x": 0.0, "y": 0.0, "z": 0.0, "w": 1.0}}},
-            "battery_percent": battery, "charging": False, "current_task_id": current_task_id,
             "stamp": _time(now_ns)}

@@ -29,7 +29,6 @@ from swarm_bridge.coordinator.drops import DropLog
 from swarm_bridge.coordinator.events import TaskEvent, decode_event, encode_event
 from swarm_bridge.coordinator.instance import build_dispatch, command_signer
 from swarm_bridge.coordinator.metrics import CoordinatorMetrics
-from swarm_bridge.coordinator.records import parse_presence
 from swarm_bridge.coordinator.site_wire import (
     SiteRecords,
     SiteTopics,
@@ -38,6 +37,7 @@ from swarm_bridge.coordinator.site_wire import (
     result_topic_level,
 )
 from swarm_bridge.coordinator.tasks import TERMINAL, Task, TaskRequest, TaskState
+from swarm_bridge.routing.presence import parse_presence
 from swarm_bridge.spool.files import replace_file
 from swarm_bridge.transport.link import LinkBusy
 from swarm_bridge.transport.mqtt import MqttLink, MqttTls

@@ -13,7 +13,8 @@ from swarm_bridge.config.robot import default_registry
 from swarm_bridge.coordinator.events import TaskBook, decode_event
 from swarm_bridge.coordinator.fleet import FleetView
 from swarm_bridge.coordinator.instance import sent_at
-from swarm_bridge.coordinator.records import FleetRecords, parse_presence
+from swarm_bridge.coordinator.records import FleetRecords
+from swarm_bridge.routing.presence import parse_presence
 from swarm_bridge.routing.sharding import shard_of
 from swarm_bridge.transport.kafka_clients import (
     OFFSET_BEGINNING,

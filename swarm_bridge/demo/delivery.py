@@ -112,7 +112,8 @@ def main() -> int:
     from swarm_bridge.codec.registry import topic_name
     from swarm_bridge.codec.wire import WireDecoder, registry_ids, wire_decoder
     from swarm_bridge.routing import kafka_key, kafka_topic
-    from swarm_bridge.transport import KafkaTap, MqttTap, ensure_kafka_topics
+    from swarm_bridge.sim.taps import KafkaTap, MqttTap
+    from swarm_bridge.transport import ensure_kafka_topics
 
     spec = json.loads(sys.stdin.read())
     lookup = registry_ids(spec["registry"])

@@ -25,6 +25,8 @@ import yaml
 from rclpy.context import Context
 from rclpy.node import Node
 
+from swarm_bridge.brokers.errors import BrokerError
+from swarm_bridge.brokers.process import ServiceProcess
 from swarm_bridge.codec.records import RecordCodec, record_codec
 from swarm_bridge.config import CoordinatorConfig, RobotBridgeConfig, validate_config
 from swarm_bridge.coordinator.site import SiteCoordinator
@@ -98,7 +100,7 @@ class FleetDemo:
         self._spinner: threading.Thread | None = None
         self.tap: DeliveryTap | None = None
         self._codecs: dict[str, RecordCodec] = {}
-        self.services: dict[str, subprocess.Popen[bytes]] = {}  # gateway, coordinator
+        self.services: dict[str, ServiceProcess] = {}  # gateway, coordinator
         self._restartable: dict[str, tuple[list[str], Path, str]] = {}
         self.restarts: dict[str, int] = {}
         self.coordinator_config: CoordinatorConfig | None = None
@@ -194,29 +196,23 @@ class FleetDemo:
         on start); counted in `restarts` and reported."""
         for name, (args, folder, ready) in self._restartable.items():
             process = self.services.get(name)
-            if process is not None and process.poll() is not None:
+            if process is not None and not process.running:
                 self.restarts[name] = self.restarts.get(name, 0) + 1
                 log.warning("demo: the %s exited (status %s); restarting it (restart %d)", name, process.returncode,
                             self.restarts[name])
-                self._service(name, args, folder, ready, 60.0, append=True)
+                self._service(name, args, folder, ready, 60.0)
 
-    def _service(self, name: str, args: list[str], folder: Path, ready: str, timeout_s: float, *,
-                 append: bool = False) -> None:
-        """Run `swarm-bridge <args>` with its log in `folder`; wait until the log says `ready` (again, when
-        `append`ing to the log of a restart)."""
-        log_path = folder / f"{name}.log"
-        seen = log_path.read_text(errors="replace").count(ready) if append and log_path.exists() else 0
-        log_file = log_path.open("a" if append else "w")
-        self._stack.callback(log_file.close)
-        process = subprocess.Popen([sys.executable, "-m", "swarm_bridge.cli", *args],
-                                   stdout=log_file, stderr=subprocess.STDOUT, env=self.env)
-        self._stack.callback(_stop, process)
-        deadline = time.monotonic() + timeout_s
-        while log_path.read_text(errors="replace").count(ready) <= seen:
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
-                raise DemoError(f"the {name} did not start (see {log_path}):\n{tail}")
-            time.sleep(0.2)
+    def _service(self, name: str, args: list[str], folder: Path, ready: str, timeout_s: float) -> None:
+        """Run `swarm-bridge <args>` with its log in `folder` (appended to, by a restart); wait until this run's
+        log says `ready`."""
+        process = ServiceProcess(name=name, run_dir=folder, argv=[sys.executable, "-m", "swarm_bridge.cli", *args],
+                                 env=self.env, cwd=Path.cwd())
+        process.start()
+        self._stack.callback(process.stop, 15.0)
+        try:
+            process.wait_for_line(ready, timeout_s)
+        except BrokerError as err:
+            raise DemoError(f"the {name} did not start (see {process.log_path}):\n{process.log_tail(15)}") from err
         self.services[name] = process
 
     def submit_tasks(self, count: int) -> list[str]:

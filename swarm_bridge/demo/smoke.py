@@ -27,8 +27,9 @@ from swarm_bridge.ros.qos import qos_preset
 from swarm_bridge.ros.spin import make_executor, spin_until
 from swarm_bridge.ros.types import message_class
 from swarm_bridge.routing import Route, routes_for
+from swarm_bridge.sim.taps import KafkaTap, MqttTap
 from swarm_bridge.spool import Spool
-from swarm_bridge.transport import KafkaTap, MqttTap, Uplink, ensure_kafka_topics, open_uplink
+from swarm_bridge.transport import Uplink, ensure_kafka_topics, open_uplink
 
 __all__ = ["SmokeFleet", "StreamResult", "robot_config", "ros_context"]
 

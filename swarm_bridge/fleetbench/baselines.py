@@ -13,7 +13,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from swarm_bridge.fleetbench.ledger import percentile
-from swarm_bridge.fleetbench.records import read_head
+from swarm_bridge.sim.records import read_head
 from swarm_bridge.transport.kafka_clients import Producer
 from swarm_bridge.transport.mqtt_client import Message, MqttClient, MqttOptions
 

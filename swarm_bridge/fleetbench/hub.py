@@ -3,12 +3,9 @@ configs written for the run, their logs kept, their Prometheus metrics read betw
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import threading
 import time
 import urllib.request
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +13,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from swarm_bridge.brokers import free_port
+from swarm_bridge.brokers.process import ServiceProcess
 
 __all__ = ["HubProcess", "coordinator_doc", "gateway_doc", "scrape"]
 
@@ -38,53 +36,48 @@ def coordinator_doc(*, fleet: str, kafka_port: int, registry: Path, metrics_port
 
 
 class HubProcess:
-    """A `swarm-bridge <command> --config <file>` child; ready when its log shows `ready_text`."""
+    """A `swarm-bridge <command> --config <file>` child (a `ServiceProcess` logging to `<run_dir>/<name>.log`);
+    ready when its log shows `ready_text` (BrokerError with the log tail if it exits or times out first)."""
 
     def __init__(self, name: str, command: str, doc: dict[str, Any], run_dir: Path, ready_text: str,
                  *, timeout_s: float = 90.0) -> None:
         self.name = name
         self.metrics_port = int(doc["metrics_port"])
-        config = run_dir / f"{name}.yaml"
+        config = (run_dir / f"{name}.yaml").resolve()
         config.write_text(yaml.safe_dump(doc))
-        self.log_path = run_dir / f"{name}.log"
-        self.lines: deque[str] = deque(maxlen=200)
-        self.warnings = 0
-        self._ready = threading.Event()
-        self._ready_text = ready_text
-        self.proc = subprocess.Popen([sys.executable, "-m", "swarm_bridge.cli", command, "--config", str(config)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        threading.Thread(target=self._read, name=f"{name}-log", daemon=True).start()
-        if not self._ready.wait(timeout_s):
+        self.process = ServiceProcess(name=name, run_dir=run_dir, cwd=Path.cwd(),
+                                      argv=[sys.executable, "-m", "swarm_bridge.cli", command, "--config", str(config)])
+        self.log_path = self.process.log_path
+        self.process.start()
+        try:
+            self.process.wait_for_line(ready_text, timeout_s)
+        except Exception:
             self.stop()
-            raise RuntimeError(f"{name} did not start within {timeout_s:g} s; its log ends:\n" + "\n".join(self.lines))
+            raise
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None  # set by Popen(stdout=PIPE)
-        with self.log_path.open("w") as log:
-            for line in self.proc.stdout:
-                log.write(line)
-                self.lines.append(line.rstrip())
-                if " WARNING " in line:
-                    self.warnings += 1
-                if self._ready_text in line:
-                    self._ready.set()
+    @property
+    def lines(self) -> list[str]:
+        """The last 200 lines it logged."""
+        return self.process.log_text().splitlines()[-200:]
+
+    @property
+    def warnings(self) -> int:
+        """The warnings it logged so far."""
+        return sum(" WARNING " in line for line in self.process.log_text().splitlines())
 
     @property
     def pid(self) -> int:
-        return self.proc.pid
+        pid = self.process.pid
+        assert pid is not None  # started in __init__
+        return pid
 
     def metrics(self) -> dict[str, float]:
         return scrape(self.metrics_port)
 
     def stop(self, timeout_s: float = 60.0) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
+        """SIGTERM (SIGKILL after `timeout_s`); its exit status."""
+        self.process.stop(timeout_s)
+        return self.process.returncode
 
 
 def scrape(port: int) -> dict[str, float]:

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from swarm_bridge.coordinator.events import decode_event
 from swarm_bridge.coordinator.tasks import TaskState
 from swarm_bridge.fleetbench.ledger import Delivery, SeqLedger
-from swarm_bridge.fleetbench.records import read_head
 from swarm_bridge.routing.sharding import shard_of
+from swarm_bridge.sim.records import read_head
 from swarm_bridge.transport.kafka_clients import TIMESTAMP_LOG_APPEND_TIME, Consumer, Producer, TopicPartition
 
 __all__ = ["KafkaProbe", "TaskFeed", "TaskTally"]

@@ -23,11 +23,11 @@ from swarm_bridge.fleetbench.hub import HubProcess, coordinator_doc, gateway_doc
 from swarm_bridge.fleetbench.ledger import percentile
 from swarm_bridge.fleetbench.probe import KafkaProbe, TaskFeed
 from swarm_bridge.fleetbench.procstat import ProcSampler
-from swarm_bridge.fleetbench.records import StreamTemplate
 from swarm_bridge.fleetbench.report import write_report
-from swarm_bridge.fleetbench.robots import CAPABILITIES, MIX_HZ, RobotPlan, robot_ids
 from swarm_bridge.fleetbench.workers import WorkerPool
+from swarm_bridge.sim.records import StreamTemplate
 from swarm_bridge.sim.robots import DEFAULT_MIX
+from swarm_bridge.sim.session_fleet import CAPABILITIES, MIX_HZ, RobotPlan, robot_ids
 from swarm_bridge.transport.topics import TopicSpec, ensure_kafka_topics
 
 __all__ = ["ROBOTS_PER_WORKER", "BenchOptions", "add_arguments", "main", "options_from", "run_bench", "worker_count"]

@@ -11,7 +11,7 @@ from collections import Counter
 from multiprocessing.connection import Connection
 from typing import Any
 
-from swarm_bridge.fleetbench.robots import RobotPlan, SimWorker
+from swarm_bridge.sim.session_fleet import RobotPlan, SimWorker
 
 __all__ = ["WorkerPool"]
 

@@ -1,6 +1,13 @@
-"""Simulated robots at the MQTT level, for the gateway's tests and benchmarks: `robots` is the pure
-encoding (what a robot bridge publishes), `mqtt_fleet` puts it on a real broker (one `MqttClient` per robot)."""
+"""The fleet simulator, harness not product: simulated robots for tests, benchmarks and the demo.
 
-from swarm_bridge.sim.robots import DEFAULT_MIX, Publish, SimRobot, StreamSpec, presence_payload
+- `robots`: what a robot bridge publishes (telemetry streams, pure); `records`: the same records built fast,
+  RobotState/TaskStatus records and the reader of a record's head.
+- `task_robots`: a robot that takes tasks (`TaskRobot`) and the commands it got (`Received`).
+- `mqtt_fleet` (telemetry, one `MqttClient` per robot), `session_fleet` (hundreds of robots per process on
+  `MqttSessions`), `site_fleet` (task robots on a site's MQTT broker), `kafka_fleet` (task robots on Kafka).
+- `taps`: read back what reached a broker (`MqttTap`, `KafkaTap`).
+"""
 
-__all__ = ["DEFAULT_MIX", "Publish", "SimRobot", "StreamSpec", "presence_payload"]
+from swarm_bridge.sim.robots import DEFAULT_MIX, Publish, SimRobot, StreamSpec
+
+__all__ = ["DEFAULT_MIX", "Publish", "SimRobot", "StreamSpec"]

@@ -1,4 +1,4 @@
-"""Simulated robots on a real MQTT broker: one `MqttClient` per robot, presence with Last Will, QoS 1."""
+"""Simulated telemetry robots on a real MQTT broker: one `MqttClient` per robot, presence with Last Will, QoS 1."""
 
 from __future__ import annotations
 
@@ -7,18 +7,19 @@ import threading
 import time
 from collections.abc import Sequence
 
-from swarm_bridge.sim.robots import Publish, SimRobot, presence_payload
+from swarm_bridge.routing.presence import presence_payload
+from swarm_bridge.sim.robots import Publish, SimRobot
 from swarm_bridge.transport.link import LinkBusy, LinkError
 from swarm_bridge.transport.mqtt import NO_MATCHING_SUBSCRIBERS
 from swarm_bridge.transport.mqtt_client import LastWill, MqttClient, MqttOptions
 from swarm_bridge.transport.mqtt_window import Done
 
-__all__ = ["SimFleet"]
+__all__ = ["MqttFleet"]
 
 _RETRY_S = 0.2
 
 
-class SimFleet:
+class MqttFleet:
     """Robots connected to one broker; `publish` sends at QoS 1 and `wait` waits for every PUBACK."""
 
     def __init__(self, robots: Sequence[SimRobot], *, host: str = "127.0.0.1", port: int = 1883,

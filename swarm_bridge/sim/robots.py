@@ -7,7 +7,6 @@ ROS type, and may be packed into record batches (`frame_batch`) as a bridge unde
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -17,7 +16,7 @@ from swarm_bridge.codec.rostypes import default_types
 from swarm_bridge.codec.wire import WireEncoder, wire_encoder
 from swarm_bridge.routing.naming import kafka_topic, mqtt_topic, presence_topic
 
-__all__ = ["DEFAULT_MIX", "Publish", "SimRobot", "StreamSpec", "presence_payload"]
+__all__ = ["DEFAULT_MIX", "Publish", "SimRobot", "StreamSpec", "stream_encoder"]
 
 
 @dataclass(frozen=True)
@@ -52,16 +51,12 @@ class Publish:
     user_properties: tuple[tuple[str, str], ...] = ()
 
 
-def presence_payload(robot_id: str, state: str, reason: str) -> bytes:
-    """The presence document the robot bridge publishes (retained) and leaves as its Last Will."""
-    return json.dumps({"robot_id": robot_id, "state": state, "reason": reason}).encode()
-
-
 _ENCODERS: dict[tuple[str, str], tuple[WireEncoder, bytes]] = {}
 
 
-def _encoder(spec: StreamSpec, topic: str) -> tuple[WireEncoder, bytes]:
-    """The route's wire encoder and the CDR of a default message of its type (built once per type)."""
+def stream_encoder(spec: StreamSpec, topic: str) -> tuple[WireEncoder, bytes]:
+    """The robot bridge's wire encoder of a stream on `topic` and the CDR of a default message of its type
+    (built once per type and topic): every simulated telemetry record is made from these."""
     found = _ENCODERS.get((spec.ros_type, topic))
     if found is None:
         types = default_types()
@@ -95,7 +90,7 @@ class SimRobot:
 
     def record(self, spec: StreamSpec) -> bytes:
         """The stream's next record, framed as alone (Avro single-object)."""
-        encoder, cdr = _encoder(spec, self.topic(spec))
+        encoder, cdr = stream_encoder(spec, self.topic(spec))
         n = self.sent.get(spec.name, 0)
         self.sent[spec.name] = n + 1
         return encoder.encode_cdr(cdr, robot_id=self.robot_id, stream=spec.name, seq=self.seq(n), stamp_ns=n + 1)
@@ -110,5 +105,5 @@ class SimRobot:
         return self._publish(spec, records[0] if count == 1 else frame_batch(records))
 
     def _publish(self, spec: StreamSpec, payload: bytes) -> Publish:
-        encoder, _cdr = _encoder(spec, self.topic(spec))
+        encoder, _cdr = stream_encoder(spec, self.topic(spec))
         return Publish(self.topic(spec), payload, encoder.content_type, encoder.user_properties)

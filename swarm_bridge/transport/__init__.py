@@ -4,20 +4,16 @@ they are imported."""
 from swarm_bridge.transport.kafka import KafkaLink
 from swarm_bridge.transport.link import Done, LinkBusy, LinkError, LinkStats, Uplink
 from swarm_bridge.transport.mqtt import MqttLink
-from swarm_bridge.transport.taps import KafkaTap, MqttTap, TappedRecord
 from swarm_bridge.transport.topics import TopicError, TopicSpec, ensure_kafka_topics
 from swarm_bridge.transport.uplinks import build_uplink, open_uplink
 
 __all__ = [
     "Done",
     "KafkaLink",
-    "KafkaTap",
     "LinkBusy",
     "LinkError",
     "LinkStats",
     "MqttLink",
-    "MqttTap",
-    "TappedRecord",
     "TopicError",
     "TopicSpec",
     "Uplink",

@@ -8,7 +8,6 @@ flight is lost and `on_inflight_lost` is never called; a full window is `LinkBus
 
 from __future__ import annotations
 
-import json
 import logging
 import ssl
 import threading
@@ -16,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from swarm_bridge.routing.presence import presence_payload
 from swarm_bridge.transport.link import Done, Inbound, LinkBusy, LinkError, LinkStats
 from swarm_bridge.transport.mqtt_client import LastWill, Message, MqttClient, MqttOptions, tls_context
 from swarm_bridge.transport.mqtt_errors import (
@@ -27,7 +27,7 @@ from swarm_bridge.transport.mqtt_errors import (
 )
 from swarm_bridge.transport.mqtt_wire import reason_name
 
-__all__ = ["NO_MATCHING_SUBSCRIBERS", "MqttLink", "MqttTls", "Presence", "topic_matches"]
+__all__ = ["NO_MATCHING_SUBSCRIBERS", "MqttLink", "MqttTls", "PresenceTopic", "topic_matches"]
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +45,14 @@ class MqttTls:
 
 
 @dataclass(frozen=True)
-class Presence:
+class PresenceTopic:
     """A retained topic saying whether the robot is online; the Last Will says offline when it drops."""
 
     topic: str
     robot_id: str
 
     def payload(self, state: str, reason: str) -> bytes:
-        return json.dumps({"robot_id": self.robot_id, "state": state, "reason": reason}).encode()
+        return presence_payload(self.robot_id, state, reason)
 
 
 def topic_matches(topic_filter: str, topic: str) -> bool:
@@ -89,7 +89,7 @@ class MqttLink:
         username: str | None = None,
         password: str | None = None,
         tls: MqttTls | None = None,
-        presence: Presence | None = None,
+        presence: PresenceTopic | None = None,
         hold_unsubscribed: bool = False,
         settings: str = "uplink",
     ) -> None:

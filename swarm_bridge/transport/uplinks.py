@@ -12,7 +12,7 @@ from swarm_bridge.routing.naming import presence_topic
 from swarm_bridge.routing.sharding import shard_of
 from swarm_bridge.transport.kafka import KafkaLink, KeyedReader
 from swarm_bridge.transport.link import Uplink
-from swarm_bridge.transport.mqtt import MqttLink, MqttTls, Presence
+from swarm_bridge.transport.mqtt import MqttLink, MqttTls, PresenceTopic
 
 __all__ = ["UPLINKS", "UplinkKind", "build_uplink", "open_uplink"]
 
@@ -37,7 +37,7 @@ def _mqtt(uplink: MqttUplink, config: RobotBridgeConfig, client_id: str) -> Upli
         hold_unsubscribed=uplink.hold_unsubscribed,
         keepalive_s=uplink.keepalive_s, reconnect_min_s=uplink.reconnect_min_s,
         reconnect_max_s=uplink.reconnect_max_s, username=uplink.username, password=uplink.password, tls=tls,
-        presence=Presence(presence_topic(uplink.topic_prefix, config.fleet, config.robot_id), config.robot_id),
+        presence=PresenceTopic(presence_topic(uplink.topic_prefix, config.fleet, config.robot_id), config.robot_id),
     )
 
 

@@ -1,4 +1,4 @@
-"""Simulated robots on Kafka, for tests and benchmarks: plain producers and a consumer speaking the fleet's
+"""Simulated task robots on Kafka, for tests and benchmarks: plain producers and a consumer speaking the fleet's
 records. They publish RobotState and presence, take TaskCommands and answer with TaskStatus."""
 
 from __future__ import annotations
@@ -7,55 +7,34 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 
 from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.config.robot import default_registry
-from swarm_bridge.coordinator.records import FleetRecords, presence_payload, robot_state_body
+from swarm_bridge.coordinator.records import FleetRecords
 from swarm_bridge.coordinator.tasks import TaskState
+from swarm_bridge.routing.presence import presence_payload
 from swarm_bridge.routing.sharding import shard_of
+from swarm_bridge.sim.records import robot_state_body
+from swarm_bridge.sim.task_robots import Received, TaskRobot
 from swarm_bridge.transport.kafka_clients import Consumer, Producer, TopicPartition
 from swarm_bridge.transport.kafka_log import kafka_log
 
-__all__ = ["Received", "SimFleet", "SimRobot"]
+__all__ = ["KafkaFleet"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class SimRobot:
-    """One simulated robot; tasks run one after the other, each `work_s` long."""
+class KafkaFleet:
+    """Many simulated robots in one thread; `received` lists every command they got (committed only). A robot
+    accepts every task (`refuse`: rejects all); they run one after the other, each `work_s` long, and a task
+    whose id ends in `-fail` fails."""
 
-    robot_id: str
-    kind: str
-    capabilities: list[str]
-    x: float = 0.0
-    y: float = 0.0
-    battery: float = 90.0
-    online: bool = True
-    queue: deque[tuple[str, float]] = field(default_factory=deque)  # (task_id, done at monotonic)
-    seq: int = 0
-    refuse: bool = False  # rejects every task
-
-
-@dataclass(frozen=True)
-class Received:
-    """A command as a robot got it."""
-
-    robot_id: str
-    task_id: str
-    command_id: str
-    action: int
-    addressed_to: str
-
-
-class SimFleet:
-    """Many simulated robots in one thread; `received` lists every command they got (committed only)."""
-
-    def __init__(self, config: CoordinatorConfig, robots: list[SimRobot], *, work_s: float = 0.0,
+    def __init__(self, config: CoordinatorConfig, robots: list[TaskRobot], *, work_s: float = 0.0,
                  state_period_s: float = 1.0) -> None:
         self.config = config
         self.robots = {r.robot_id: r for r in robots}
+        for robot in robots:
+            robot.online = True  # on Kafka a robot is up from the start (presence says so in `start`)
         self.work_s, self.state_period_s = work_s, state_period_s
         self.received: list[Received] = []
         self.bad_commands = 0
@@ -77,7 +56,7 @@ class SimFleet:
         self._thread: threading.Thread | None = None
         self._last_state = 0.0
 
-    def start(self) -> SimFleet:
+    def start(self) -> KafkaFleet:
         """Announce every robot (presence online, state) and start serving commands in a thread."""
         for robot in self.robots.values():
             self._presence(robot, "online", "started")
@@ -111,7 +90,7 @@ class SimFleet:
     def _partition(self, robot_id: str) -> int:
         return shard_of(robot_id, self.config.shards)
 
-    def _presence(self, robot: SimRobot, state: str, reason: str) -> None:
+    def _presence(self, robot: TaskRobot, state: str, reason: str) -> None:
         self._producer.produce(self.topics.presence, key=robot.robot_id.encode(), partition=self._partition(
             robot.robot_id), value=presence_payload(robot.robot_id, state, reason))
 
@@ -128,7 +107,7 @@ class SimFleet:
             self._send(self.topics.state, robot, self.records.state_record(body, seq=robot.seq, now_ns=now))
         self._last_state = time.monotonic()
 
-    def _send(self, topic: str, robot: SimRobot, value: bytes) -> None:
+    def _send(self, topic: str, robot: TaskRobot, value: bytes) -> None:
         while True:
             try:
                 self._producer.produce(topic, key=robot.robot_id.encode(), value=value,
@@ -137,7 +116,7 @@ class SimFleet:
             except BufferError:
                 self._producer.poll(0.05)
 
-    def _status(self, robot: SimRobot, task_id: str, state: TaskState, reason: str = "") -> None:
+    def _status(self, robot: TaskRobot, task_id: str, state: TaskState, reason: str = "") -> None:
         robot.seq += 1
         now = time.time_ns()
         self._send(self.topics.status, robot, self.records.status_record(

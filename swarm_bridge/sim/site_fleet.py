@@ -10,55 +10,25 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 
 from swarm_bridge.codec.signing import is_signed, open_signed
-from swarm_bridge.coordinator.records import presence_payload, robot_state_body
 from swarm_bridge.coordinator.site_wire import SiteRecords
-from swarm_bridge.ros.task_work import ACTION_ASSIGN, Report, TaskWork
+from swarm_bridge.ros.task_work import ACTION_ASSIGN, Report
+from swarm_bridge.routing.presence import presence_payload
+from swarm_bridge.sim.records import robot_state_body
+from swarm_bridge.sim.task_robots import Received, TaskRobot
 from swarm_bridge.transport.link import LinkBusy
 from swarm_bridge.transport.mqtt_client import LastWill, Message, MqttClient, MqttOptions
 
-__all__ = ["Received", "SiteRobot", "SiteRobots"]
+__all__ = ["SiteFleet"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class SiteRobot:
-    """One simulated robot: what it tells the coordinator it can do (`capabilities`), and what it really does
-    (`able`, default the same; a task outside it is rejected)."""
-
-    robot_id: str
-    kind: str
-    capabilities: list[str]
-    x: float = 0.0
-    y: float = 0.0
-    battery: float = 90.0
-    able: list[str] | None = None
-    work: TaskWork = field(init=False)
-    seq: int = 0
-    online: bool = False
-    signed: int = 0  # commands that came signed
-
-    def __post_init__(self) -> None:
-        self.work = TaskWork(frozenset(self.able if self.able is not None else self.capabilities))
-
-
-@dataclass(frozen=True)
-class Received:
-    """A command as a robot got it."""
-
-    robot_id: str
-    task_id: str
-    command_id: str
-    action: int
-
-
-class SiteRobots:
+class SiteFleet:
     """Many simulated robots, one MQTT client each; a thread advances their work and sends their state."""
 
-    def __init__(self, *, host: str, port: int, records: SiteRecords, robots: list[SiteRobot], work_s: float = 0.05,
+    def __init__(self, *, host: str, port: int, records: SiteRecords, robots: list[TaskRobot], work_s: float = 0.05,
                  state_period_s: float = 0.5) -> None:
         self.host, self.port, self.records = host, port, records
         self.topics = records.topics
@@ -74,7 +44,7 @@ class SiteRobots:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self, timeout_s: float = 10.0) -> SiteRobots:
+    def start(self, timeout_s: float = 10.0) -> SiteFleet:
         """Connect every robot (presence online, first RobotState) and start working."""
         for robot in self.robots.values():
             self._connect(robot, timeout_s)
@@ -108,7 +78,7 @@ class SiteRobots:
         """Publish any bytes on one of a robot's topics (malformed-input tests)."""
         self._publish(robot_id, self.topics.robot(robot_id, channel, stream), payload)
 
-    def _connect(self, robot: SiteRobot, timeout_s: float) -> None:
+    def _connect(self, robot: TaskRobot, timeout_s: float) -> None:
         """Connect (LinkError naming the broker if it does not answer), subscribe to the robot's commands, then
         say online on its retained presence; the Last Will says offline when the connection dies."""
         presence = self.topics.presence(robot.robot_id)
@@ -151,7 +121,7 @@ class SiteRobots:
             log.warning("simulated robot %s: in-flight window full; a record on %s dropped (%d so far)", robot_id,
                         topic, self.dropped)
 
-    def _command(self, robot: SiteRobot, payload: bytes) -> None:
+    def _command(self, robot: TaskRobot, payload: bytes) -> None:
         if is_signed(payload):
             _key_id, _signature, payload = open_signed(payload)
             robot.signed += 1
@@ -167,7 +137,7 @@ class SiteRobots:
             if action == ACTION_ASSIGN and reports:
                 self._state(robot)
 
-    def _report(self, robot: SiteRobot, reports: list[Report]) -> None:
+    def _report(self, robot: TaskRobot, reports: list[Report]) -> None:
         for report in reports:
             robot.seq += 1
             record = self.records.status_record(robot_id=robot.robot_id, task_id=report.task_id, state=report.state,
@@ -175,7 +145,7 @@ class SiteRobots:
                                                 progress=report.progress)
             self._publish(robot.robot_id, self.topics.robot(robot.robot_id, "event", "task_status"), record)
 
-    def _state(self, robot: SiteRobot) -> None:
+    def _state(self, robot: TaskRobot) -> None:
         robot.seq += 1
         now = time.time_ns()
         body = robot_state_body(robot.robot_id, robot.kind, robot.capabilities, x=robot.x, y=robot.y,

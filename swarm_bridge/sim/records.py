@@ -1,11 +1,11 @@
-"""What a simulated robot puts on MQTT, built fast: the robot bridge's own Avro single-object record of a
-stream's default message, with only the envelope head (seq, stamp) rewritten per record.
+"""The records simulated robots make: telemetry built fast (`StreamTemplate`: the robot bridge's own Avro
+single-object record of a stream's default message, with only the envelope head (seq, stamp) rewritten per
+record), RobotState and TaskStatus records (`RobotRecords`, `robot_state_body`), and `read_head`."""
 
-An Avro record is envelope-first (robot_id, stream, seq, stamp_ns, ros_type, schema_version, body;
-`swarm_bridge.codec.avro`), so the bytes after stamp_ns never change for one stream: `StreamTemplate`
-keeps them and writes the head in front. It checks at build time that it gives byte for byte what the
-robot bridge's encoder (`wire_encoder(..., "avro", "mqtt", ...)`) gives.
-"""
+# An Avro record is envelope-first (robot_id, stream, seq, stamp_ns, ros_type, schema_version, body;
+# `swarm_bridge.codec.avro`), so the bytes after stamp_ns never change for one stream: `StreamTemplate`
+# keeps them and writes the head in front. It checks at build time that it gives byte for byte what the
+# robot bridge's encoder (`wire_encoder(..., "avro", "mqtt", ...)`) gives.
 
 from __future__ import annotations
 
@@ -16,13 +16,12 @@ from typing import Any
 from swarm_bridge.codec.envelope import Envelope
 from swarm_bridge.codec.errors import RecordError
 from swarm_bridge.codec.registry import topic_name
-from swarm_bridge.codec.rostypes import default_types
 from swarm_bridge.codec.wire import WireDecoder, WireEncoder, wire_decoder, wire_encoder
-from swarm_bridge.coordinator.records import ROBOT_STATE, TASK_COMMAND, TASK_STATUS, robot_state_body
+from swarm_bridge.coordinator.records import ROBOT_STATE, TASK_COMMAND, TASK_STATUS, status_body
 from swarm_bridge.coordinator.tasks import TaskState
-from swarm_bridge.sim.robots import StreamSpec
+from swarm_bridge.sim.robots import StreamSpec, stream_encoder
 
-__all__ = ["RecordHead", "RobotRecords", "StreamTemplate", "avro_long", "read_head"]
+__all__ = ["RecordHead", "RobotRecords", "StreamTemplate", "avro_long", "read_head", "robot_state_body"]
 
 _HEADER = 10  # C3 01 + 8-byte fingerprint
 _STATES = list(TaskState)  # index = TaskStatus.STATE_*
@@ -82,9 +81,7 @@ class StreamTemplate:
     """One robot's one stream: `record(seq, stamp_ns)` gives the framed record its bridge would send."""
 
     def __init__(self, spec: StreamSpec, robot_id: str, topic: str) -> None:
-        types = default_types()
-        self.encoder = wire_encoder(spec.ros_type, "avro", "mqtt", subject=topic_name(topic, spec.ros_type))
-        self.cdr = types.dict_to_cdr(types.default_message(spec.ros_type), spec.ros_type)
+        self.encoder, self.cdr = stream_encoder(spec, topic)
         self.robot_id, self.stream = robot_id, spec.name
         self._who = _avro_string(robot_id) + _avro_string(spec.name)
         sample = self._encoded(1, 1)
@@ -128,7 +125,17 @@ class RobotRecords:
     def status_record(self, robot_id: str, task_id: str, state: TaskState, *, seq: int) -> bytes:
         """A TaskStatus the robot answers a command with."""
         now = time.time_ns()
-        body: dict[str, Any] = {"task_id": task_id, "robot_id": robot_id, "state": _STATES.index(state),
-                                "reason": "", "progress": 1.0 if state is TaskState.DONE else 0.0,
-                                "stamp": _time(now)}
+        body = status_body(robot_id=robot_id, task_id=task_id, state=_STATES.index(state),
+                           progress=1.0 if state is TaskState.DONE else 0.0, now_ns=now)
         return self.status.encode(Envelope(robot_id, "task_status", seq, now, TASK_STATUS, body))
+
+
+def robot_state_body(robot_id: str, kind: str, capabilities: list[str], *, x: float, y: float, battery: float,
+                     mode: int = 1, current_task_id: str = "", now_ns: int = 0) -> dict[str, Any]:
+    """A RobotState message dict (simulated robots, tests)."""
+    return {"robot_id": robot_id, "robot_kind": kind, "capabilities": capabilities, "mode": mode,
+            "pose": {"header": {"stamp": _time(now_ns), "frame_id": "map"},
+                     "pose": {"position": {"x": x, "y": y, "z": 0.0},
+                              "orientation": {"x": 0.0, "y": 0.0, "z": 0.0, "w": 1.0}}},
+            "battery_percent": battery, "charging": False, "current_task_id": current_task_id,
+            "stamp": _time(now_ns)}

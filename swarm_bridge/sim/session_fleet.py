@@ -18,9 +18,10 @@ from typing import Any
 
 from swarm_bridge.coordinator.dispatch import ASSIGN
 from swarm_bridge.coordinator.tasks import TaskState
-from swarm_bridge.fleetbench.records import RobotRecords, StreamTemplate
 from swarm_bridge.routing.naming import mqtt_topic, presence_topic
-from swarm_bridge.sim.robots import DEFAULT_MIX, StreamSpec, presence_payload
+from swarm_bridge.routing.presence import presence_payload
+from swarm_bridge.sim.records import RobotRecords, StreamTemplate
+from swarm_bridge.sim.robots import DEFAULT_MIX, StreamSpec
 from swarm_bridge.transport.mqtt_client import LastWill, Message, MqttOptions
 from swarm_bridge.transport.mqtt_sessions import MqttSession, MqttSessions
 

@@ -1,19 +1,17 @@
-"""Taps: read what reached a broker (MQTT subscription, Kafka consumer), for demos, tests and checks."""
+"""Taps: read what reached a broker (MQTT subscription, Kafka consumer), for demos, tests and checks; built on
+transport's clients (`MqttClient`, `KafkaTail`), which alone import the client libraries."""
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
-
 from swarm_bridge.codec.errors import FramingError
 from swarm_bridge.codec.framing import split_batch
-from swarm_bridge.transport.kafka_log import kafka_log
+from swarm_bridge.transport.kafka_tail import KafkaTail
 from swarm_bridge.transport.link import LinkError
 from swarm_bridge.transport.mqtt_client import Message, MqttClient, MqttOptions
 
@@ -91,40 +89,9 @@ class KafkaTap:
         self.records: list[TappedRecord] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._consumer = Consumer({
-            "bootstrap.servers": bootstrap,
-            "group.id": f"tap-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "logger": kafka_log(logging.getLogger(__name__)),
-        })
-        metadata = self._consumer.list_topics(timeout=timeout_s).topics
-        missing = [t for t in topics if t not in metadata or metadata[t].error]
-        if missing:
-            self._consumer.close()
-            raise LinkError(f"kafka://{bootstrap}", f"no such topics: {missing}", "create them first")
-        assignment = []
-        for topic in topics:
-            for partition in metadata[topic].partitions:
-                offset = OFFSET_BEGINNING
-                if not from_start:
-                    offset = self._end_offset(TopicPartition(topic, partition), timeout_s)
-                assignment.append(TopicPartition(topic, partition, offset))
-        self._consumer.assign(assignment)
+        self._tail = KafkaTail(bootstrap=bootstrap, topics=topics, from_start=from_start, timeout_s=timeout_s)
         self._thread = threading.Thread(target=self._run, name="kafka-tap", daemon=True)
         self._thread.start()
-
-    def _end_offset(self, partition: TopicPartition, timeout_s: float) -> int:
-        """The partition's high watermark; retried while a new topic's leader is still being elected."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                _low, high = self._consumer.get_watermark_offsets(partition, timeout=timeout_s)
-                return int(high)
-            except KafkaException:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
 
     def snapshot(self) -> list[TappedRecord]:
         with self._lock:
@@ -133,14 +100,14 @@ class KafkaTap:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
-        self._consumer.close()
+        self._tail.close()
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            msg = self._consumer.poll(0.1)
-            if msg is None or msg.error():
+            got = self._tail.poll(0.1)
+            if got is None:
                 continue
+            topic, key, value = got
             with self._lock:
-                self.records.append(TappedRecord(msg.topic() or "", msg.key(), msg.value() or b"", False,
-                                                 time.time_ns()))
+                self.records.append(TappedRecord(topic, key, value, False, time.time_ns()))
 
