@@ -1,10 +1,11 @@
-"""RouteError: a topic name, route, rate or shard count that routing cannot use; says what and how to fix it."""
+"""RouteError: a topic name, route, rate or shard count that routing cannot use; says what and how to fix it.
+PresenceError: a presence payload that does not read."""
 
 from __future__ import annotations
 
 from swarm_bridge.errors import SwarmBridgeError
 
-__all__ = ["RouteError"]
+__all__ = ["PresenceError", "RouteError"]
 
 
 class RouteError(SwarmBridgeError, ValueError):
@@ -13,3 +14,7 @@ class RouteError(SwarmBridgeError, ValueError):
     def __init__(self, problem: str, fix: str) -> None:
         self.problem, self.fix = problem, fix
         super().__init__(f"{problem}. Fix: {fix}")
+
+
+class PresenceError(SwarmBridgeError, ValueError):
+    """A presence payload that is not {robot_id, state: online|offline, reason}; the caller counts and skips it."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from swarm_bridge.routing.errors import PresenceError
+
 __all__ = ["Presence", "parse_presence", "presence_payload"]
 
 
@@ -24,9 +26,9 @@ def presence_payload(robot_id: str, state: str, reason: str = "") -> bytes:
 
 
 def parse_presence(payload: bytes) -> Presence:
-    """Presence JSON {robot_id, state, reason} -> Presence; ValueError naming what is wrong."""
+    """Presence JSON {robot_id, state, reason} -> Presence; PresenceError (a ValueError) naming what is wrong."""
     doc = json.loads(payload)
     if not isinstance(doc, dict) or not isinstance(doc.get("robot_id"), str) or doc.get("state") not in (
             "online", "offline"):
-        raise ValueError("presence: expected {robot_id: str, state: online|offline, reason: str}")
+        raise PresenceError("presence: expected {robot_id: str, state: online|offline, reason: str}")
     return Presence(doc["robot_id"], doc["state"], str(doc.get("reason", "")))
