@@ -39,6 +39,7 @@ __all__ = [
     "parse_single_object",
     "proto_mqtt_properties",
     "split_batch",
+    "zigzag_varint",
 ]
 
 # Framing names, as they appear in FramingError.framing.
@@ -125,8 +126,9 @@ def _as_bytes(framing: str, data: Any) -> bytes:
 # --- Confluent wire format (Kafka) -------------------------------------------------------------
 
 
-def _zigzag_varint(value: int) -> bytes:
-    """Confluent's varint: zigzag-encoded (like Java's ByteUtils.writeVarint), 7 bits a byte, low first."""
+def zigzag_varint(value: int) -> bytes:
+    """A zigzag varint, 7 bits a byte, low first: an Avro long, and Confluent's message-index varint (like Java's
+    ByteUtils.writeVarint)."""
     encoded = ((value << 1) ^ (value >> 63)) & 0xFFFF_FFFF_FFFF_FFFF
     out = bytearray()
     while encoded > 0x7F:
@@ -179,9 +181,9 @@ def frame_confluent(
         if indexes == [0]:
             header.append(0)
         else:
-            header += _zigzag_varint(len(indexes))
+            header += zigzag_varint(len(indexes))
             for index in indexes:
-                header += _zigzag_varint(index)
+                header += zigzag_varint(index)
     framed = bytes(header) + body
     check_size(CONFLUENT, framed, max_payload)
     return framed

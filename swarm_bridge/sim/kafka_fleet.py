@@ -16,7 +16,7 @@ from swarm_bridge.routing.presence import presence_payload
 from swarm_bridge.routing.sharding import shard_of
 from swarm_bridge.sim.records import robot_state_body
 from swarm_bridge.sim.task_robots import Received, TaskRobot
-from swarm_bridge.transport.kafka_clients import Consumer, Producer, TopicPartition
+from swarm_bridge.transport.kafka_clients import Consumer, Producer, TopicPartition, produce_patiently
 from swarm_bridge.transport.kafka_log import kafka_log
 
 __all__ = ["KafkaFleet"]
@@ -108,13 +108,7 @@ class KafkaFleet:
         self._last_state = time.monotonic()
 
     def _send(self, topic: str, robot: TaskRobot, value: bytes) -> None:
-        while True:
-            try:
-                self._producer.produce(topic, key=robot.robot_id.encode(), value=value,
-                                       partition=self._partition(robot.robot_id))
-                return
-            except BufferError:
-                self._producer.poll(0.05)
+        produce_patiently(self._producer, topic, value, robot.robot_id.encode(), self._partition(robot.robot_id))
 
     def _status(self, robot: TaskRobot, task_id: str, state: TaskState, reason: str = "") -> None:
         robot.seq += 1

@@ -15,6 +15,7 @@ from typing import Any
 
 from swarm_bridge.codec.envelope import Envelope
 from swarm_bridge.codec.errors import RecordError
+from swarm_bridge.codec.framing import zigzag_varint as avro_long  # an Avro long is a zigzag varint
 from swarm_bridge.codec.registry import topic_name
 from swarm_bridge.codec.wire import WireDecoder, WireEncoder, wire_decoder, wire_encoder
 from swarm_bridge.coordinator.records import ROBOT_STATE, TASK_COMMAND, TASK_STATUS, status_body
@@ -25,17 +26,6 @@ __all__ = ["RecordHead", "RobotRecords", "StreamTemplate", "avro_long", "read_he
 
 _HEADER = 10  # C3 01 + 8-byte fingerprint
 _STATES = list(TaskState)  # index = TaskStatus.STATE_*
-
-
-def avro_long(value: int) -> bytes:
-    """An Avro long: zigzag, then a little-endian base-128 varint."""
-    raw = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while raw > 0x7F:
-        out.append((raw & 0x7F) | 0x80)
-        raw >>= 7
-    out.append(raw)
-    return bytes(out)
 
 
 def _avro_string(text: str) -> bytes:

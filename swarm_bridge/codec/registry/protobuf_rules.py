@@ -183,26 +183,20 @@ def protobuf_violation(new: Any, old: Any, *, direction: Direction) -> Violation
             return found
         old_numbers = {field.number: field for field in old_message.field}
         new_numbers = {field.number: field for field in new_message.field}
-        if direction == "BACKWARD":
-            for number, field in new_numbers.items():
-                if field.label == _LABEL_REQUIRED and (
-                    number not in old_numbers or old_numbers[number].label != _LABEL_REQUIRED
-                ):
-                    return Violation(
-                        f"{name}.{field.name}",
-                        "required field added",
-                        f"new readers require field number {number}, which earlier data may lack",
-                    )
-        else:
-            for number, field in old_numbers.items():
-                if field.label == _LABEL_REQUIRED and (
-                    number not in new_numbers or new_numbers[number].label != _LABEL_REQUIRED
-                ):
-                    return Violation(
-                        f"{name}.{field.name}",
-                        "required field removed",
-                        f"earlier readers require field number {number}, which new data may lack",
-                    )
+        # BACKWARD: new readers must not require what earlier data lacks; else earlier readers what new data lacks
+        readers, writers, event, reader_side = (
+            (new_numbers, old_numbers, "added", "new") if direction == "BACKWARD"
+            else (old_numbers, new_numbers, "removed", "earlier"))
+        for number, field in readers.items():
+            if field.label == _LABEL_REQUIRED and (
+                number not in writers or writers[number].label != _LABEL_REQUIRED
+            ):
+                data_side = "earlier" if reader_side == "new" else "new"
+                return Violation(
+                    f"{name}.{field.name}",
+                    f"required field {event}",
+                    f"{reader_side} readers require field number {number}, which {data_side} data may lack",
+                )
     return None
 
 
