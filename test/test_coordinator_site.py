@@ -66,6 +66,8 @@ class Site:
         records = SiteRecords(self.coordinator.topics, fmt=self.config.robot_format)
         self.robots = SiteFleet(host=broker.host, port=broker.port, records=records, robots=robots).start()
         wait_for(lambda: self.coordinator.summary()["robots_online"] == len(robots), 10, "every robot online")
+        wait_for(lambda: all((seen := self.coordinator.dispatch.fleet.get(r.robot_id)) is not None and seen.kind
+                             for r in robots), 10, "every robot's first RobotState")  # presence can come first
 
     def terminal(self) -> int:
         return sum(t.state in TERMINAL for t in self.coordinator.tasks())
