@@ -79,6 +79,18 @@ def test_register_and_check_against_the_file_registry(tmp_path: Path, capsys: py
     assert out.split() == ["fleet.telemetry.odometry-value", "task_status"]
 
 
+def test_register_names_the_subject_by_the_fleets_strategy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    registry, odometry = str(tmp_path / "registry"), "swarm_bridge.record.nav_msgs.msg.Odometry"
+    for strategy, subject in (("topic_record_name", f"fleet.telemetry.odometry-{odometry}"),
+                              ("record_name", odometry), ("topic_name", "fleet.telemetry.odometry-value")):
+        status, out, _ = _run(capsys, "register", "nav_msgs/msg/Odometry", "--topic", "fleet.telemetry.odometry",
+                              "--subject-name-strategy", strategy, "--registry", registry)
+        assert (status, out.split(":")[0]) == (0, subject)
+    status, _, err = _run(capsys, "check", "nav_msgs/msg/Odometry", "--subject-name-strategy", "topic_record_name",
+                          "--registry", registry)
+    assert status == 2 and "--subject-name-strategy topic_record_name needs --topic" in err
+
+
 def test_export_writes_a_schema_per_route(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = _run(capsys, "export", "--config", str(REPO / "config/robot_bridge.yaml"),
                           "--out", str(tmp_path), "--format", "avro")

@@ -18,6 +18,8 @@ EXIT_REGISTRY = 3
 
 def register(sub: Any) -> None:
     """Add the `schema` command and its subcommands."""
+    from swarm_bridge.codec.registry.subjects import SUBJECT_NAME_STRATEGIES
+
     parser = sub.add_parser("schema", help="show, register, check and export record schemas",
                             description="Schemas of any installed ROS message type (derived, never written by "
                             "hand) and of the fleet's own messages (schemas/), and the schema registry.")
@@ -45,6 +47,9 @@ def register(sub: Any) -> None:
         cmd.add_argument("--subject", help="registry subject (default: --topic's '<topic>-value', else the "
                          "record's full name)")
         cmd.add_argument("--topic", help="Kafka topic the records go to: subject '<topic>-value'")
+        cmd.add_argument("--subject-name-strategy", choices=list(SUBJECT_NAME_STRATEGIES), default=None,
+                         help="name the subject as the fleet's configs do (their subject_name_strategy key;"
+                         " default: topic_name with --topic, else record_name)")
         cmd.add_argument("--registry", default=None, help=registry_help)
         cmd.add_argument("--msg-dir", action="append", default=[], help="extra .msg definitions")
         cmd.set_defaults(run=run)
@@ -127,12 +132,12 @@ def _schema_of(source: str, types: Any) -> Any:
 
 
 def _subject(args: argparse.Namespace, schema: Any) -> str:
-    from swarm_bridge.codec.registry import record_name, topic_name
+    from swarm_bridge.codec.registry import subject_name_strategy
 
     if args.subject:
         return str(args.subject)
-    name = _full_name(schema)
-    return topic_name(args.topic, name) if args.topic else record_name("", name)
+    strategy = args.subject_name_strategy or ("topic_name" if args.topic else "record_name")
+    return subject_name_strategy(strategy)(args.topic or "", _full_name(schema))
 
 
 def _full_name(schema: Any) -> str:
@@ -168,6 +173,11 @@ def _with_registry(args: argparse.Namespace, action: Any) -> int:
     from swarm_bridge.codec.registry import open_registry
     from swarm_bridge.config import default_registry
 
+    strategy = args.subject_name_strategy
+    if strategy not in (None, "record_name") and not (args.topic or args.subject):
+        print(f"schema {args.schema_command}: --subject-name-strategy {strategy} needs --topic (the Kafka topic the "
+              "records go to), or give --subject", file=sys.stderr)
+        return EXIT_USAGE
     try:
         schema = _schema_of(args.source, _types(args))
         registry = open_registry(args.registry or default_registry())
