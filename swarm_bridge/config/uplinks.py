@@ -26,6 +26,7 @@ class UplinkBase(Strict):
     LABEL: ClassVar[str] = ""  # the kind's name in messages ("MQTT")
     LOGIN_KEYS: ClassVar[tuple[str, ...]] = ()  # this kind's keys for logging in
     LOGIN_REFUSAL: ClassVar[str] = "{keys}: login keys of another uplink kind"  # said of another kind's login keys
+    COMMANDS_BATCHED: ClassVar[bool] = False  # one payload down may hold a batch of commands (split by the bridge)
 
     kind: str
     host: str = Field(default="127.0.0.1", min_length=1)
@@ -83,6 +84,7 @@ class MqttUplink(UplinkBase):
     """An MQTT 5 broker: login, session, keepalive, batching."""
 
     LABEL: ClassVar[str] = "MQTT"
+    COMMANDS_BATCHED: ClassVar[bool] = True  # the gateway and the site coordinator may send batches
     LOGIN_KEYS: ClassVar[tuple[str, ...]] = ("username", "password_env", "tls")
     LOGIN_REFUSAL: ClassVar[str] = ("{keys} applies to kind kafka; an MQTT uplink logs in with username, "
                                     "password_env and tls")

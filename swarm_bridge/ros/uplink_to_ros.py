@@ -22,6 +22,7 @@ from swarm_bridge.codec.recognise import FormatWatch
 from swarm_bridge.codec.signing import is_signed, open_signed
 from swarm_bridge.codec.wire import WireDecoder
 from swarm_bridge.commands import CommandGate, CommandHold, CommandVerifier, Held, Keyring, Verdict
+from swarm_bridge.config.uplinks import UPLINK_KINDS
 from swarm_bridge.metrics import BridgeMetrics
 from swarm_bridge.ros.convert import dict_to_message
 from swarm_bridge.ros.qos import qos_preset
@@ -80,6 +81,7 @@ class DownlinkRoute:
         self.verifier = verifier or CommandVerifier(Keyring(), required=False)
         self._robot_id = robot_id
         self._decoder = decoder
+        self._batched = UPLINK_KINDS[route.scheme].COMMANDS_BATCHED
         self._formats = FormatWatch(
             str(route), route.format, route.scheme, f"format: of this route (stream {route.stream}) in the robot "
             "bridge config", "the coordinator (robot_format in its config; the gateway turns its Confluent Avro "
@@ -106,7 +108,7 @@ class DownlinkRoute:
     def _on_record(self, _topic: str, key: bytes | None, payload: bytes) -> None:
         if key is not None and key != self._robot_id.encode():
             return  # a Kafka topic shared by robots: another robot's record
-        if self.route.scheme != "mqtt":  # Kafka records come one by one
+        if not self._batched:  # e.g. Kafka: records come one by one
             self._on_command(payload)
             return
         try:
