@@ -218,3 +218,16 @@ def test_a_signed_command_is_reframed_for_mqtt_and_still_verifies(registry: File
     assert (decoded.seq, decoded.body["command_id"], decoded.body["robot_id"]) == (7, "c1", "amr_1")
     tampered = payload[:-1] + bytes([payload[-1] ^ 1])
     assert CommandVerifier(Keyring.from_dir(tmp_path / "keys"), required=True).verify(tampered)[0] is not None
+
+
+def test_a_command_record_in_no_kafka_shape_of_a_commands_format_is_refused_naming_what_is_read(
+        registry: FileRegistry) -> None:
+    from swarm_bridge.codec.errors import CodecError
+    from swarm_bridge.gateway.kafka_to_mqtt import command_publish
+
+    assert command_publish(b'{"task_id": "t1"}', SchemaBook(registry)) == (b'{"task_id": "t1"}', "application/json", [])
+    for value in (b"\xc3\x01" + bytes(12), b"\x07\x08garbage"):  # Avro single-object is MQTT's shape, not Kafka's
+        with pytest.raises(CodecError) as refused:
+            command_publish(value, SchemaBook(registry))
+        assert "command record: it " in str(refused.value)
+        assert "on Kafka the gateway reads avro-confluent" in str(refused.value) and " or json " in str(refused.value)

@@ -1,9 +1,9 @@
 """The down direction: Kafka command topics (consumer group) -> each robot's MQTT command topic at QoS 1.
 
 A command's offset is committed only after the MQTT broker acknowledged its publish (PUBACK), in offset
-order per partition, so a crash re-sends rather than loses. Confluent Avro becomes Avro single-object
-(the fingerprint of the registry's schema); JSON passes through. Runs in a thread of its own; the MQTT client
-(transport/mqtt_client.py) has its network thread, which hands each PUBACK back through a queue.
+order per partition, so a crash re-sends rather than loses. Each command's format is reframed for MQTT by its
+entry in COMMANDS_DOWN: Confluent Avro becomes Avro single-object; JSON passes through. Runs in a thread of its
+own; the MQTT client (transport/mqtt_client.py) has its network thread, which hands each PUBACK back through a queue.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from swarm_bridge.codec.errors import CodecError
@@ -37,7 +38,28 @@ log = logging.getLogger(__name__)
 BROKER_DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"  # Mosquitto: messages dropped by queue limits
 
 
-def command_publish(value: bytes, schemas: SchemaBook) -> tuple[bytes, str, list[tuple[str, str]]]:
+CommandPublish = tuple[bytes, str, list[tuple[str, str]]]  # (MQTT payload, content type, user properties)
+
+
+def _avro_down(value: bytes, schemas: SchemaBook) -> CommandPublish:
+    """Confluent Avro -> Avro single-object (the fingerprint of the registry's schema), with its ROS type."""
+    frame = parse_confluent(value)
+    fingerprint, ros_type = schemas.single_object(frame.schema_id)
+    props = [("ros_type", ros_type)] if ros_type else []
+    return frame_single_object(fingerprint, frame.payload), AVRO_CONTENT_TYPE, props
+
+
+def _json_down(value: bytes, _schemas: SchemaBook) -> CommandPublish:
+    """JSON travels the same on both transports."""
+    return value, "application/json", []
+
+
+COMMANDS_DOWN: dict[str, Callable[[bytes, SchemaBook], CommandPublish]] = {"avro": _avro_down, "json": _json_down}
+"""Record format of a command on Kafka (in its Kafka shape, `codec.formats`) -> how it becomes an MQTT publish; a
+format that carries commands down adds its entry here."""
+
+
+def command_publish(value: bytes, schemas: SchemaBook) -> CommandPublish:
     """A command record's value -> (MQTT payload, content type, user properties); CodecError if unreadable.
     A signed command is re-framed inside its signed frame: the signature covers the unframed body, so it holds."""
     if is_signed(value):
@@ -45,16 +67,13 @@ def command_publish(value: bytes, schemas: SchemaBook) -> tuple[bytes, str, list
         payload, content_type, props = command_publish(inner, schemas)
         return wrap_signed(key_id, signature, payload), content_type, props
     shape = recognise(value, unwrap=False)
-    if shape is not None and shape.name == "avro-confluent":
-        frame = parse_confluent(value)
-        fingerprint, ros_type = schemas.single_object(frame.schema_id)
-        props = [("ros_type", ros_type)] if ros_type else []
-        return frame_single_object(fingerprint, frame.payload), AVRO_CONTENT_TYPE, props
-    if shape is not None and shape.name == "json":
-        return value, "application/json", []
+    fmt = shape.format or "" if shape is not None else ""
+    down = COMMANDS_DOWN.get(fmt)
+    if down is not None and shape == expected_shape(fmt, "kafka"):
+        return down(value, schemas)
     what = f"it is {shape}" if shape is not None else f"it starts {value[:4].hex(' ') or '(empty)'}"
-    raise CodecError(f"command record: {what}; on Kafka the gateway reads {expected_shape('avro', 'kafka')} or "
-                     f"{expected_shape('json', 'kafka')}")
+    readable = " or ".join(str(expected_shape(fmt, "kafka")) for fmt in COMMANDS_DOWN)
+    raise CodecError(f"command record: {what}; on Kafka the gateway reads {readable}")
 
 
 class _Partition:
