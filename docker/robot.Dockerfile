@@ -14,7 +14,7 @@ RUN apt-get update \
 WORKDIR /ws/src/swarm_bridge
 COPY requirements/ requirements/
 # The ROS packages come from the base image (rosdep keys in package.xml); the rest, at the versions the tests use,
-# from requirements/robot.txt: the same one command the README gives a colcon workspace.
+# from requirements/robot.txt: the same one command docs/install.md gives a colcon workspace.
 RUN pip install --no-cache-dir --break-system-packages -r requirements/robot.txt
 COPY . .
 RUN . /opt/ros/kilted/setup.sh && cd /ws && colcon build --install-base /opt/swarm_bridge \

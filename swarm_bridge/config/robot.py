@@ -81,7 +81,7 @@ class RouteConfig(Strict):
     qos: Literal["reliable", "sensor_data", "transient_local"]
     qos_depth: int | None = Field(default=None, ge=1, le=100_000, description="history depth instead of the "
                                   "preset's (reliable 10000, sensor_data 5, transient_local 100)")
-    format: RecordFormatName = Field(description="record format (see README, wire formats)")
+    format: RecordFormatName = Field(description="record format (see docs/wire.md)")
     mqtt_qos: Literal[0, 1, 2] = 1
     retain: bool = Field(default=False, description="MQTT: the broker keeps the last record for late subscribers")
     priority: int = Field(default=1, ge=0, le=255, description="higher drains first and is dropped last")
