@@ -109,7 +109,7 @@ WALKTHROUGH_NAMES = [
     ("swarm_bridge.config.common", "RecordFormatName"),
     ("swarm_bridge.config.common", "ROUTE_FORMATS"),
     ("swarm_bridge.gateway.heads", "json_head"),
-    ("swarm_bridge.gateway.kafka_to_mqtt", "command_publish"),
+    ("swarm_bridge.gateway.kafka_to_mqtt", "COMMANDS_DOWN"),
     ("swarm_bridge.config.uplinks", "UplinkBase"),
     ("swarm_bridge.config.uplinks", "UplinkConfig"),
     ("swarm_bridge.config.uplinks", "UPLINK_KINDS"),
@@ -134,4 +134,4 @@ def test_the_walkthroughs_name_what_the_code_has() -> None:
     assert "_readers" in Translator.__init__.__code__.co_names
     from swarm_bridge.config.uplinks import UplinkBase
 
-    assert {"LABEL", "LOGIN_KEYS", "LOGIN_REFUSAL", "batch_limit"} <= set(dir(UplinkBase))
+    assert {"LABEL", "LOGIN_KEYS", "LOGIN_REFUSAL", "COMMANDS_BATCHED", "batch_limit"} <= set(dir(UplinkBase))
