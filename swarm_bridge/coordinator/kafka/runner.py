@@ -20,17 +20,17 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from swarm_bridge.commands import CommandSigner
 from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.config.robot import default_registry
-from swarm_bridge.coordinator.assignment import POLICIES
-from swarm_bridge.coordinator.dispatch import ASSIGN, Command, Dispatch, EventRecord, Output
-from swarm_bridge.coordinator.drops import DropLog
-from swarm_bridge.coordinator.events import decode_event, encode_event
+from swarm_bridge.coordinator.core.dispatch import ASSIGN, Command, Dispatch, EventRecord, Output
+from swarm_bridge.coordinator.core.drops import DropLog
+from swarm_bridge.coordinator.core.events import encode_event
+from swarm_bridge.coordinator.core.tasks import TaskState
+from swarm_bridge.coordinator.kafka.records import FleetRecords
+from swarm_bridge.coordinator.kafka.topics import ensure_topics, require_kafka
+from swarm_bridge.coordinator.kafka.view import fold
 from swarm_bridge.coordinator.metrics import CoordinatorMetrics
-from swarm_bridge.coordinator.records import FleetRecords
-from swarm_bridge.coordinator.tasks import TaskRules, TaskState
-from swarm_bridge.routing.presence import parse_presence
+from swarm_bridge.coordinator.wiring import build_dispatch, command_signer
 from swarm_bridge.routing.sharding import shard_of
 from swarm_bridge.transport.kafka_clients import (
     OFFSET_BEGINNING,
@@ -46,84 +46,11 @@ from swarm_bridge.transport.kafka_clients import (
     produce_patiently,
     worth_retrying,
 )
-from swarm_bridge.transport.link import LinkError
-from swarm_bridge.transport.probes import kafka_login_problem
-from swarm_bridge.transport.topics import TopicError, TopicSpec, ensure_kafka_topics
 
-__all__ = ["CoordinatorInstance", "TopicMismatch", "build_dispatch", "command_signer", "ensure_topics",
-           "require_kafka", "topic_specs"]
+__all__ = ["CoordinatorInstance", "coalesce"]
 
 log = logging.getLogger(__name__)
 _CHECK_EVERY_NS = 500_000_000
-
-
-class TopicMismatch(RuntimeError):
-    """A coordinator topic that cannot be made as the config says: partitions other than the shard count,
-    replication the cluster cannot give, or no right to create it."""
-
-
-def build_dispatch(config: CoordinatorConfig) -> Dispatch:
-    """The pure core configured from the config file."""
-    p, t = config.policy, config.tasks
-    policy = POLICIES[p.name](speed_mps=p.speed_mps, task_s=p.task_s, battery_weight=p.battery_weight,
-                              queue_weight=p.queue_weight, min_battery_percent=p.min_battery_percent,
-                              max_queue=p.max_queue)
-    rules = TaskRules(int(t.accept_timeout_s * 1e9), int(t.run_timeout_s * 1e9), t.max_attempts)
-    return Dispatch(shards=config.shards, kinds=config.kinds, rules=rules, policy=policy,
-                    stale_after_ns=int(t.robot_offline_after_s * 1e9))
-
-
-def command_signer(config: CoordinatorConfig) -> CommandSigner | None:
-    """The signer of outgoing commands when the config names a `signing_key`."""
-    return None if config.signing_key is None else CommandSigner.from_file(config.signing_key)
-
-
-def sharded_topics(config: CoordinatorConfig) -> list[str]:
-    topics = config.topics
-    return [topics.submit, topics.status, topics.commands, topics.events]
-
-
-def require_kafka(config: CoordinatorConfig) -> None:
-    """LinkError naming the bootstrap and the fix unless the cluster gives this login its metadata in time."""
-    kafka = config.kafka
-    problem = kafka_login_problem(f"{kafka.host}:{kafka.port}", settings=kafka.security.client_settings(),
-                                  timeout_s=kafka.connect_timeout_s)
-    if problem is not None:
-        fix = (f"check kafka.security ({kafka.security.describe()}) against the cluster's users"
-               if problem.startswith("login refused") else "start Kafka or fix kafka.host / kafka.port")
-        raise LinkError(f"kafka://{kafka.host}:{kafka.port}", problem, fix)
-
-
-def topic_specs(config: CoordinatorConfig) -> list[TopicSpec]:
-    """The coordinator's topics: sharded ones with `shards` partitions (the event log compacted), state and
-    presence with `shards` partitions too."""
-    topics = config.topics
-    compact = {"cleanup.policy": "compact"}
-    return [*(TopicSpec(t, config.shards, compact if t == topics.events else {}, sharded=True)
-              for t in sharded_topics(config)),
-            TopicSpec(topics.state, config.shards), TopicSpec(topics.presence, config.shards)]
-
-
-def ensure_topics(config: CoordinatorConfig) -> None:
-    """Create missing topics, grow sharded ones made with fewer partitions (`create_topics`), and check that
-    each sharded topic has one partition per shard (TopicMismatch if not); LinkError if Kafka does not answer."""
-    try:
-        ensure_kafka_topics(f"{config.kafka.host}:{config.kafka.port}", topic_specs(config),
-                            create=config.create_topics, timeout_s=config.kafka.connect_timeout_s,
-                            settings=config.kafka.security.client_settings(),
-                            replication_factor=config.kafka.new_topics.replication_factor,
-                            min_insync_replicas=config.kafka.new_topics.min_insync_replicas)
-    except TopicError as exc:
-        raise TopicMismatch(str(exc)) from None
-
-
-def sent_at(msg: KafkaMessage, now_ns: int) -> int:
-    """When a record was produced (its CreateTime), never later than now: a robot read from old history is
-    last seen when it sent, not when this instance read it."""
-    kind, stamp_ms = msg.timestamp()
-    if kind != TIMESTAMP_CREATE_TIME or stamp_ms <= 0:
-        return now_ns
-    return min(now_ns, stamp_ms * 1_000_000)
 
 
 def coalesce(out: list[Output]) -> list[Output]:
@@ -271,19 +198,8 @@ class CoordinatorInstance:
     def _view_record(self, msg: KafkaMessage, now_ns: int) -> None:
         if msg.error():
             return
-        topic, value = msg.topic(), msg.value()
         try:
-            if topic == self.topics.events:
-                if value is not None:
-                    self.dispatch.book.apply(decode_event(value).task)
-            elif value is None:
-                return
-            elif topic == self.topics.state:
-                self.dispatch.fleet.on_state(self.records.state_decoder.decode(value).body, sent_at(msg, now_ns))
-            else:
-                presence = parse_presence(value)
-                self.dispatch.fleet.on_presence(presence.robot_id, presence.state, presence.reason,
-                                                sent_at(msg, now_ns))
+            fold(self.dispatch.fleet, self.dispatch.book, self.topics, self.records, msg, now_ns)
         except Exception as exc:  # a malformed record is counted, never fatal
             self._malformed(msg, exc)
 

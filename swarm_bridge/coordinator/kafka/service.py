@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 from swarm_bridge.config.coordinator import CoordinatorConfig
-from swarm_bridge.coordinator.instance import CoordinatorInstance
+from swarm_bridge.coordinator.kafka.runner import CoordinatorInstance
 
 __all__ = ["run_coordinator"]
 
