@@ -2,8 +2,8 @@
 
 - Group consumer (all instances, `range` assignor) on the submit and status topics: partition p of both
   is shard p, so the instance given p owns the tasks whose home is shard p and the robots on it.
-- View reader (no group, read_committed) on robot state, presence and the task events, from the start:
-  every instance folds the whole fleet and every task; it only acts on its own shards.
+- View reader (`view.ViewReader`: no group, read_committed) on robot state, presence and the task events,
+  from the start: every instance folds the whole fleet and every task; it only acts on its own shards.
 - One transactional producer: the task events and commands a batch caused, and the batch's consumer
   offsets, commit together (send_offsets_to_transaction) or not at all.
 - On assignment the new shards stay paused until the view has read the event topic up to where it
@@ -16,7 +16,6 @@ import logging
 import os
 import socket
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,7 +27,7 @@ from swarm_bridge.coordinator.core.events import encode_event
 from swarm_bridge.coordinator.core.tasks import TaskState
 from swarm_bridge.coordinator.kafka.records import FleetRecords
 from swarm_bridge.coordinator.kafka.topics import ensure_topics, require_kafka
-from swarm_bridge.coordinator.kafka.view import fold
+from swarm_bridge.coordinator.kafka.view import ViewReader
 from swarm_bridge.coordinator.metrics import CoordinatorMetrics
 from swarm_bridge.coordinator.wiring import build_dispatch, command_signer
 from swarm_bridge.routing.sharding import shard_of
@@ -103,16 +102,7 @@ class CoordinatorInstance:
                                    # librdkafka's 100 ms default (growing to 1 s) made each round ~0.5 s.
                                    "retry.backoff.ms": 10, "retry.backoff.max.ms": 100}, log)
         self._patiently("initialise the transactional producer", self._producer.init_transactions)
-        self._view = kafka_consumer({**common, "group.id": f"{config.kafka.group}.view.{uuid.uuid4().hex[:8]}",
-                                     "enable.auto.commit": False, "isolation.level": "read_committed",
-                                     "auto.offset.reset": "earliest"}, log)
-        meta = self._view.list_topics(timeout=config.kafka.connect_timeout_s).topics
-        self._event_partitions = [TopicPartition(self.topics.events, p) for p in sorted(meta[self.topics.events]
-                                                                                      .partitions)]
-        self._view_start = [TopicPartition(t, p, OFFSET_BEGINNING) for t in (self.topics.state, self.topics.presence,
-                                                                             self.topics.events)
-                            for p in sorted(meta[t].partitions)]
-        self._view.assign(self._view_start)
+        self.view = ViewReader(config, self.dispatch, self.records, self._malformed)
         session_ms = int(config.kafka.session_timeout_s * 1000)
         self._group = kafka_consumer({**common, "group.id": config.kafka.group, "client.id": self.instance_id,
                                       "enable.auto.commit": False, "isolation.level": "read_committed",
@@ -150,28 +140,16 @@ class CoordinatorInstance:
         self.metrics.shards_owned.set(0)
         log.info("instance %s: shards revoked", self.instance_id)
 
-    def _event_ends(self) -> dict[int, int]:
-        ends = {}
-        for tp in self._event_partitions:
-            _low, high = self._view.get_watermark_offsets(tp, timeout=self.config.kafka.connect_timeout_s,
-                                                          cached=False)
-            ends[tp.partition] = int(high)
-        return ends
-
-    def _caught_up(self, ends: dict[int, int]) -> bool:
-        positions = self._view.position([TopicPartition(self.topics.events, p) for p in ends])
-        return all(end == 0 or tp.offset >= end for tp, end in zip(positions, ends.values(), strict=True))
-
     def _check_ready(self) -> None:
         if not self._rebuilding:
             return
         if self._pending is None:
             try:  # where the event topic ends now: read up to here before owning anything
-                self._pending = self._event_ends()
+                self._pending = self.view.event_ends()
             except KafkaException as exc:
                 log.warning("instance %s: event topic ends unknown yet (%s); retrying", self.instance_id, exc)
                 return
-        if not self._caught_up(self._pending):
+        if not self.view.caught_up(self._pending):
             return
         self._rebuilding = False
         self.dispatch.owned = self._pending_shards
@@ -181,46 +159,13 @@ class CoordinatorInstance:
         log.info("instance %s: owns shards %s (%d tasks known)", self.instance_id, sorted(self.dispatch.owned),
                  len(self.dispatch.book))
 
-    # -- the view ---------------------------------------------------------------------------------------
-
-    def _drain_view(self, budget: int = 20_000) -> int:
-        done = 0
-        while done < budget:
-            msgs = self._view.consume(num_messages=2000, timeout=0)
-            if not msgs:
-                break
-            now = time.time_ns()
-            for msg in msgs:
-                self._view_record(msg, now)
-            done += len(msgs)
-        return done
-
-    def _view_record(self, msg: KafkaMessage, now_ns: int) -> None:
-        if msg.error():
-            return
-        try:
-            fold(self.dispatch.fleet, self.dispatch.book, self.topics, self.records, msg, now_ns)
-        except Exception as exc:  # a malformed record is counted, never fatal
-            self._malformed(msg, exc)
-
-    def catch_up(self, timeout_s: float = 5.0) -> bool:
-        """Read the event topic up to its current end (a task another instance just handed over)."""
-        ends = self._event_ends()
-        deadline = time.monotonic() + timeout_s
-        while not self._caught_up(ends):
-            if time.monotonic() > deadline:
-                return False
-            for msg in self._view.consume(num_messages=2000, timeout=0.05):
-                self._view_record(msg, time.time_ns())
-        return True
-
     # -- one round ------------------------------------------------------------------------------------------
 
     def step(self, timeout_s: float = 0.02) -> int:
         """Consume a batch, decide, and commit events, commands and offsets in one transaction; returns
         how many records were produced."""
         msgs = self._group.consume(num_messages=1000, timeout=timeout_s)
-        self._drain_view()
+        self.view.drain()
         self._check_ready()
         now = time.time_ns()
         out: list[Output] = []
@@ -274,7 +219,7 @@ class CoordinatorInstance:
         args: dict[str, Any] = {"robot_id": report.robot_id, "task_id": report.task_id, "state": report.state,
                                 "reason": report.reason, "progress": report.progress, "now_ns": now_ns}
         result = self.dispatch.status(**args)
-        if result is None and self.catch_up():
+        if result is None and self.view.catch_up():
             result = self.dispatch.status(**args)
         if result is None:
             self.drops("status for an unknown task", f"{report.robot_id}: task {report.task_id}")
@@ -359,7 +304,7 @@ class CoordinatorInstance:
         self.dispatch.reset()
         self._requested.clear()
         self.metrics.shards_owned.set(0)
-        self._view.assign(self._view_start)
+        self.view.rewind()
         partitions = list(self._group.assignment())
         committed: list[TopicPartition] = []
         if partitions:
@@ -406,6 +351,6 @@ class CoordinatorInstance:
         try:
             self._group.close()
         finally:
-            self._view.close()
+            self.view.close()
             self._producer.flush(self.config.kafka.connect_timeout_s)
             self.records.close()
