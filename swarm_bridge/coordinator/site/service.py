@@ -4,12 +4,12 @@ at the end."""
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from typing import Any
 
 from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.coordinator.site.runner import SiteCoordinator
+from swarm_bridge.coordinator.wiring import serve_metrics, stop_event
 
 __all__ = ["run_site"]
 
@@ -19,14 +19,9 @@ log = logging.getLogger(__name__)
 def run_site(config: CoordinatorConfig, *, stop: threading.Event | None = None,
              handle_signals: bool = True) -> dict[str, Any]:
     """Run the single-site coordinator until `stop` is set (or SIGINT/SIGTERM); returns its summary."""
-    stop = stop or threading.Event()
-    if handle_signals:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
+    stop = stop_event(stop, handle_signals=handle_signals)
     site = SiteCoordinator(config)
-    if config.metrics_port is not None:
-        port = site.metrics.serve(config.metrics_port)
-        log.info("site coordinator %s: metrics on http://127.0.0.1:%d/metrics", site.client_id, port)
+    serve_metrics(site.metrics, config, f"site coordinator {site.client_id}")
     site.start()
     try:
         stop.wait()
