@@ -34,15 +34,15 @@ from confluent_kafka import Producer
 
 from swarm_bridge.brokers import Kafka, free_port
 from swarm_bridge.config import CoordinatorConfig, validate_config
-from swarm_bridge.coordinator.assignment import plan
-from swarm_bridge.coordinator.dispatch import ASSIGN, Command
-from swarm_bridge.coordinator.instance import CoordinatorInstance, ensure_topics
-from swarm_bridge.coordinator.records import FleetRecords
-from swarm_bridge.coordinator.snapshot import submit_tasks
-from swarm_bridge.coordinator.tasks import Target, TaskRequest, new_task
+from swarm_bridge.coordinator.core.assignment import plan
+from swarm_bridge.coordinator.core.dispatch import ASSIGN, Command
+from swarm_bridge.coordinator.core.tasks import Target, TaskRequest, new_task
+from swarm_bridge.coordinator.kafka.runner import CoordinatorInstance
+from swarm_bridge.coordinator.kafka.snapshot import submit_tasks
+from swarm_bridge.coordinator.kafka.topics import ensure_topics
 from swarm_bridge.routing.presence import presence_payload
 from swarm_bridge.routing.sharding import shard_of
-from swarm_bridge.sim.records import robot_state_body
+from swarm_bridge.sim.records import KafkaRobotRecords, robot_state_body
 
 CAPABILITIES = {"amr": ["navigate", "pick"], "drone": ["fly", "inspect"], "arm": ["pick", "place"]}
 KINDS = ["navigate", "pick", "fly", "inspect", "place"]
@@ -65,8 +65,9 @@ def config_for(host: str, port: int, registry: Path, robots: int, tasks: int) ->
 def announce(config: CoordinatorConfig, robots: int) -> None:
     """N robots on a square site: one RobotState and one presence record each."""
     ensure_topics(config)
-    records = FleetRecords(fmt=config.robot_format, registry=config.registry or "", state_topic=config.topics.state,
-                           status_topic=config.topics.status, commands_topic=config.topics.commands)
+    records = KafkaRobotRecords(fmt=config.robot_format, registry=config.registry or "",
+                                state_topic=config.topics.state, status_topic=config.topics.status,
+                                commands_topic=config.topics.commands)
     producer = Producer({"bootstrap.servers": f"{config.kafka.host}:{config.kafka.port}", "linger.ms": 20})
     rng = random.Random(robots)
     now = time.time_ns()

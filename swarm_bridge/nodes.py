@@ -176,9 +176,9 @@ def fleet_coordinator(argv: Sequence[str] | None = None) -> int:
 
     from swarm_bridge.config import ConfigError, CoordinatorConfig, load_config
     from swarm_bridge.config.loader import OVERRIDE_HELP
-    from swarm_bridge.coordinator.instance import TopicMismatch
-    from swarm_bridge.coordinator.service import run_coordinator
-    from swarm_bridge.coordinator.snapshot import TaskSubmitter
+    from swarm_bridge.coordinator.kafka.service import run_coordinator
+    from swarm_bridge.coordinator.kafka.snapshot import TaskSubmitter
+    from swarm_bridge.coordinator.kafka.topics import TopicMismatch
     from swarm_bridge.ros.fleet_coordinator import FleetCoordinatorNode
     from swarm_bridge.ros.spin import make_executor, spin_until
     from swarm_bridge.transport.kafka_log import flush_kafka_logs
@@ -240,7 +240,7 @@ def _site_coordinator(config: CoordinatorConfig, args: list[str]) -> int:
     """fleet_coordinator in mode mqtt: the single-site coordinator in this process; ROS task requests go to it."""
     import rclpy
 
-    from swarm_bridge.coordinator.site import SiteCoordinator
+    from swarm_bridge.coordinator.site.runner import SiteCoordinator
     from swarm_bridge.ros.fleet_coordinator import FleetCoordinatorNode
     from swarm_bridge.ros.spin import make_executor, spin_until
     from swarm_bridge.transport import LinkError

@@ -13,8 +13,8 @@ import yaml
 
 from swarm_bridge.brokers import Kafka
 from swarm_bridge.config import CoordinatorConfig, validate_config
-from swarm_bridge.coordinator.events import TaskEvent, decode_event
-from swarm_bridge.coordinator.tasks import TERMINAL
+from swarm_bridge.coordinator.core.events import TaskEvent, decode_event
+from swarm_bridge.coordinator.core.tasks import TERMINAL
 from swarm_bridge.sim.taps import KafkaTap
 
 CAPABILITIES = {"amr": ["navigate", "pick", "charge"], "drone": ["fly", "inspect", "charge"], "arm": ["pick", "place"]}

@@ -9,7 +9,7 @@ from swarm_bridge.codec.framing import frame_batch, frame_confluent
 from swarm_bridge.codec.recognise import SHAPES, FormatWatch, expected_shape, recognise
 from swarm_bridge.codec.signing import wrap_signed
 from swarm_bridge.codec.wire import wire_encoder
-from swarm_bridge.coordinator.records import ROBOT_STATE
+from swarm_bridge.coordinator.core.records import ROBOT_STATE
 from swarm_bridge.sim.records import robot_state_body
 
 STATE = Envelope("amr_1", "robot_state", 1, 5, ROBOT_STATE, robot_state_body("amr_1", "amr", ["navigate"], x=1.0,

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from swarm_bridge.coordinator.assignment import CostPolicy, RobotPool, plan
-from swarm_bridge.coordinator.dispatch import ASSIGN, CANCEL, Command, Dispatch, EventRecord, Output
-from swarm_bridge.coordinator.events import TaskBook, TaskEvent, decode_event, encode_event, home_shard
-from swarm_bridge.coordinator.fleet import FleetView, RobotMode, RobotView
-from swarm_bridge.coordinator.tasks import (
+from swarm_bridge.coordinator.core.assignment import CostPolicy, RobotPool, plan
+from swarm_bridge.coordinator.core.dispatch import ASSIGN, CANCEL, Command, Dispatch, EventRecord, Output
+from swarm_bridge.coordinator.core.events import TaskBook, TaskEvent, decode_event, encode_event, home_shard
+from swarm_bridge.coordinator.core.fleet import FleetView, RobotMode, RobotView
+from swarm_bridge.coordinator.core.tasks import (
     InvalidTask,
     Task,
     TaskRules,
@@ -236,7 +236,7 @@ def test_grid_search_picks_what_a_full_scan_picks() -> None:
 
 
 def test_a_batch_writes_each_task_once_at_its_last_home() -> None:
-    from swarm_bridge.coordinator.instance import coalesce
+    from swarm_bridge.coordinator.kafka.runner import coalesce
 
     d = dispatch(robot("r1"))
     out = d.submit(request("t1"), "t1", NOW) + d.tick(NOW)
@@ -251,7 +251,7 @@ def test_a_batch_writes_each_task_once_at_its_last_home() -> None:
 
 
 def test_fleet_status_table_lists_robots_and_open_tasks() -> None:
-    from swarm_bridge.coordinator.table import fleet_tables
+    from swarm_bridge.coordinator.core.table import fleet_tables
 
     fleet = fleet_of(robot("amr_007", 1.5), RobotView("drone_002", "drone", frozenset({"fly"}), RobotMode.IDLE,
                                                       online=False, last_seen_ns=NOW))
@@ -275,7 +275,7 @@ def test_drop_log_counts_every_drop_and_keeps_the_log_short() -> None:
     import logging
     from collections import Counter
 
-    from swarm_bridge.coordinator.drops import DropLog
+    from swarm_bridge.coordinator.core.drops import DropLog
     from swarm_bridge.coordinator.metrics import CoordinatorMetrics
 
     class Lines(logging.Handler):
@@ -340,7 +340,7 @@ def test_a_stalled_broker_s_coordinator_load_is_waited_out_and_a_fatal_error_is_
 
     from confluent_kafka import KafkaError, KafkaException
 
-    from swarm_bridge.coordinator.instance import CoordinatorInstance
+    from swarm_bridge.coordinator.kafka.runner import CoordinatorInstance
 
     instance = CoordinatorInstance.__new__(CoordinatorInstance)
     instance.instance_id = "unit"
@@ -365,3 +365,19 @@ def test_a_stalled_broker_s_coordinator_load_is_waited_out_and_a_fatal_error_is_
     with pytest.raises(KafkaException):
         instance._patiently("initialise the transactional producer", fenced)
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize(("name", "builtin"), [
+    ("CoordinatorSettingError", ValueError), ("RecordBodyError", ValueError), ("TaskStateError", ValueError),
+    ("InvalidTask", ValueError)])
+def test_coordinator_errors_are_project_errors_that_keep_their_builtin(name: str, builtin: type[Exception]) -> None:
+    from swarm_bridge.coordinator import core
+    from swarm_bridge.coordinator.kafka.topics import TopicMismatch
+    from swarm_bridge.coordinator.site.client import SiteUnreachable
+    from swarm_bridge.errors import SwarmBridgeError
+
+    error = getattr(core, name)
+    assert issubclass(error, core.CoordinatorError) and issubclass(error, SwarmBridgeError)
+    assert issubclass(error, builtin)
+    assert issubclass(TopicMismatch, core.CoordinatorError) and issubclass(TopicMismatch, RuntimeError)
+    assert issubclass(SiteUnreachable, core.CoordinatorError) and issubclass(SiteUnreachable, ConnectionError)

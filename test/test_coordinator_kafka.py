@@ -17,10 +17,10 @@ from coordinator_fleet import CAPABILITIES, TaskLog, coordinator_config, coordin
 from swarm_bridge.brokers import Kafka
 from swarm_bridge.cli import main as cli_main
 from swarm_bridge.config import CoordinatorConfig
-from swarm_bridge.coordinator.dispatch import ASSIGN
-from swarm_bridge.coordinator.service import run_coordinator
-from swarm_bridge.coordinator.snapshot import submit_tasks
-from swarm_bridge.coordinator.tasks import TaskState
+from swarm_bridge.coordinator.core.dispatch import ASSIGN
+from swarm_bridge.coordinator.core.tasks import TaskState
+from swarm_bridge.coordinator.kafka.service import run_coordinator
+from swarm_bridge.coordinator.kafka.snapshot import submit_tasks
 from swarm_bridge.sim.kafka_fleet import KafkaFleet
 from swarm_bridge.sim.task_robots import TaskRobot
 
@@ -174,7 +174,7 @@ def test_every_dropped_record_is_counted_but_only_the_first_few_are_logged(kafka
 
     from confluent_kafka import Producer
 
-    from swarm_bridge.coordinator.instance import CoordinatorInstance
+    from swarm_bridge.coordinator.kafka.runner import CoordinatorInstance
 
     config = coordinator_config(kafka, tmp_path, kafka={"instance_id": "drops"})
     instance = CoordinatorInstance(config)

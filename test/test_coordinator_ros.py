@@ -15,7 +15,7 @@ from coordinator_fleet import CAPABILITIES, TaskLog, coordinator_doc, wait_for, 
 
 from swarm_bridge.brokers import Kafka
 from swarm_bridge.config import CoordinatorConfig, validate_config
-from swarm_bridge.coordinator.tasks import TaskState
+from swarm_bridge.coordinator.core.tasks import TaskState
 from swarm_bridge.ros.qos import qos_preset
 from swarm_bridge.ros.spin import make_executor, spin_until
 from swarm_bridge.sim.kafka_fleet import KafkaFleet

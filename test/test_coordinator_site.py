@@ -20,10 +20,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from swarm_bridge.brokers import Mosquitto
 from swarm_bridge.commands import generate_key_pair
 from swarm_bridge.config import ConfigError, CoordinatorConfig, validate_config
-from swarm_bridge.coordinator.dispatch import ASSIGN
-from swarm_bridge.coordinator.site import SiteCoordinator
-from swarm_bridge.coordinator.site_wire import SiteRecords, SiteTopics
-from swarm_bridge.coordinator.tasks import TERMINAL, TaskState
+from swarm_bridge.coordinator.core.dispatch import ASSIGN
+from swarm_bridge.coordinator.core.tasks import TERMINAL, TaskState
+from swarm_bridge.coordinator.site.runner import SiteCoordinator
+from swarm_bridge.coordinator.site.wire import SiteTopics
+from swarm_bridge.sim.records import SiteRobotRecords
 from swarm_bridge.sim.site_fleet import SiteFleet
 from swarm_bridge.sim.task_robots import TaskRobot
 
@@ -63,7 +64,7 @@ class Site:
     def __init__(self, broker: Mosquitto, robots: list[TaskRobot], **overrides: Any) -> None:
         self.config = validate_config(site_doc(broker, **overrides), CoordinatorConfig)
         self.coordinator = SiteCoordinator(self.config).start()
-        records = SiteRecords(self.coordinator.topics, fmt=self.config.robot_format)
+        records = SiteRobotRecords(self.coordinator.topics, fmt=self.config.robot_format)
         self.robots = SiteFleet(host=broker.host, port=broker.port, records=records, robots=robots).start()
         wait_for(lambda: self.coordinator.summary()["robots_online"] == len(robots), 10, "every robot online")
         wait_for(lambda: all((seen := self.coordinator.dispatch.fleet.get(r.robot_id)) is not None and seen.kind
@@ -293,7 +294,7 @@ def test_the_cli_runs_the_site_mode_submits_and_shows_the_fleet(mosquitto: Mosqu
         process = subprocess.Popen([sys.executable, "-m", "swarm_bridge.cli", "coordinator", "--config", str(path)],
                                    stdout=out, stderr=subprocess.STDOUT)
     assert config.mqtt is not None
-    records = SiteRecords(SiteTopics(config.mqtt.topic_prefix, config.fleet))
+    records = SiteRobotRecords(SiteTopics(config.mqtt.topic_prefix, config.fleet))
     robots = SiteFleet(host=mosquitto.host, port=mosquitto.port, records=records, robots=robots_of(3)).start()
     try:
         wait_for(lambda: "state in memory" in log_path.read_text() or process.poll() is not None, 30,

@@ -23,9 +23,9 @@ from test_coordinator_site import robots_of, site_doc, wait_for
 
 from swarm_bridge.brokers import Mosquitto, free_port
 from swarm_bridge.config import CoordinatorConfig, validate_config
-from swarm_bridge.coordinator.site import SiteCoordinator
-from swarm_bridge.coordinator.site_wire import SiteRecords
-from swarm_bridge.coordinator.tasks import TaskState
+from swarm_bridge.coordinator.core.tasks import TaskState
+from swarm_bridge.coordinator.site.runner import SiteCoordinator
+from swarm_bridge.sim.records import SiteRobotRecords
 from swarm_bridge.sim.site_fleet import SiteFleet
 
 pytestmark = pytest.mark.integration
@@ -85,7 +85,7 @@ def test_the_coordinator_and_its_robots_ride_out_a_broker_restart(tmp_path: Path
                                  CoordinatorConfig)
         coordinator = SiteCoordinator(config).start()
         robots = SiteFleet(host=broker.host, port=broker.port, robots=robots_of(3),
-                            records=SiteRecords(coordinator.topics, fmt=config.robot_format))
+                            records=SiteRobotRecords(coordinator.topics, fmt=config.robot_format))
         try:
             robots.start()
             wait_for(lambda: coordinator.summary()["robots_online"] == 3, WAIT, "every robot online")

@@ -17,11 +17,12 @@ from gateway_harness import GatewayThread, write_config
 
 from swarm_bridge.brokers import Kafka, Mosquitto
 from swarm_bridge.config import CoordinatorConfig
-from swarm_bridge.coordinator.service import run_coordinator
-from swarm_bridge.coordinator.site_wire import SiteRecords, SiteTopics
-from swarm_bridge.coordinator.snapshot import submit_tasks
-from swarm_bridge.coordinator.tasks import TaskState
+from swarm_bridge.coordinator.core.tasks import TaskState
+from swarm_bridge.coordinator.kafka.service import run_coordinator
+from swarm_bridge.coordinator.kafka.snapshot import submit_tasks
+from swarm_bridge.coordinator.site.wire import SiteTopics
 from swarm_bridge.routing import shard_of
+from swarm_bridge.sim.records import SiteRobotRecords
 from swarm_bridge.sim.site_fleet import SiteFleet
 from swarm_bridge.sim.task_robots import TaskRobot
 
@@ -98,7 +99,7 @@ class Hub:
         """MQTT robots behind the gateway; `count` tasks submitted; every task's last event once all ended."""
         robots = [TaskRobot(f"amr_{i:03d}", "amr", CAPABILITIES["amr"], x=float(i)) for i in range(6)]
         sim = SiteFleet(host=self.mosquitto.host, port=self.mosquitto.port, robots=robots,
-                         records=SiteRecords(SiteTopics("swarm", self.fleet), fmt="json")).start()
+                         records=SiteRobotRecords(SiteTopics("swarm", self.fleet), fmt="json")).start()
         self.closers.append(sim.stop)
         log = TaskLog(self.kafka, self.config)
         self.closers.append(log.close)

@@ -18,9 +18,9 @@ from coordinator_fleet import CAPABILITIES, TaskLog, coordinator_doc, wait_for, 
 
 from swarm_bridge.brokers import Kafka
 from swarm_bridge.config import CoordinatorConfig, validate_config
-from swarm_bridge.coordinator.dispatch import ASSIGN
-from swarm_bridge.coordinator.snapshot import submit_tasks
-from swarm_bridge.coordinator.tasks import TaskState
+from swarm_bridge.coordinator.core.dispatch import ASSIGN
+from swarm_bridge.coordinator.core.tasks import TaskState
+from swarm_bridge.coordinator.kafka.snapshot import submit_tasks
 from swarm_bridge.sim.kafka_fleet import KafkaFleet
 from swarm_bridge.sim.task_robots import TaskRobot
 

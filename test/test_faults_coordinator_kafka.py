@@ -25,11 +25,11 @@ from coordinator_fleet import CAPABILITIES, TaskLog, coordinator_config, coordin
 
 from swarm_bridge.brokers import Kafka, free_port
 from swarm_bridge.config import CoordinatorConfig, validate_config
-from swarm_bridge.coordinator.dispatch import EventRecord, Output
-from swarm_bridge.coordinator.events import encode_event
-from swarm_bridge.coordinator.instance import CoordinatorInstance, coalesce
-from swarm_bridge.coordinator.snapshot import submit_tasks
-from swarm_bridge.coordinator.tasks import TaskState
+from swarm_bridge.coordinator.core.dispatch import EventRecord, Output
+from swarm_bridge.coordinator.core.events import encode_event
+from swarm_bridge.coordinator.core.tasks import TaskState
+from swarm_bridge.coordinator.kafka.runner import CoordinatorInstance, coalesce
+from swarm_bridge.coordinator.kafka.snapshot import submit_tasks
 from swarm_bridge.sim.kafka_fleet import KafkaFleet
 from swarm_bridge.sim.task_robots import TaskRobot
 

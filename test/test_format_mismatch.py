@@ -16,11 +16,11 @@ from coordinator_fleet import coordinator_config
 from test_shipped_configs import CLI, CONFIG, NODES, Processes, fleet_status, robot_id, wait_until
 
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
-from swarm_bridge.coordinator.instance import CoordinatorInstance, ensure_topics
-from swarm_bridge.coordinator.records import FleetRecords
-from swarm_bridge.coordinator.tasks import TaskState
+from swarm_bridge.coordinator.core.tasks import TaskState
+from swarm_bridge.coordinator.kafka.runner import CoordinatorInstance
+from swarm_bridge.coordinator.kafka.topics import ensure_topics
 from swarm_bridge.routing.sharding import shard_of
-from swarm_bridge.sim.records import robot_state_body
+from swarm_bridge.sim.records import KafkaRobotRecords, robot_state_body
 
 pytestmark = pytest.mark.integration
 
@@ -32,8 +32,8 @@ def test_kafka_coordinator_names_json_robots_once(kafka: Kafka, tmp_path: Path,
     config = coordinator_config(kafka, tmp_path)
     assert config.robot_format == "avro"
     ensure_topics(config)  # the sharded topics with their partitions, before the robots write
-    json_robot = FleetRecords(fmt="json", registry=str(tmp_path / "registry"), state_topic=config.topics.state,
-                              status_topic=config.topics.status, commands_topic=config.topics.commands)
+    json_robot = KafkaRobotRecords(fmt="json", registry=str(tmp_path / "registry"), state_topic=config.topics.state,
+                                   status_topic=config.topics.status, commands_topic=config.topics.commands)
     producer = Producer({"bootstrap.servers": kafka.bootstrap})
     now = time.time_ns()
     for seq in range(6):

@@ -16,7 +16,7 @@ from coordinator_fleet import coordinator_config
 
 from swarm_bridge.brokers import Kafka, KafkaCluster
 from swarm_bridge.config import ConfigError, CoordinatorConfig, GatewayConfig, validate_config
-from swarm_bridge.coordinator.instance import TopicMismatch, ensure_topics
+from swarm_bridge.coordinator.kafka.topics import TopicMismatch, ensure_topics
 from swarm_bridge.gateway.service import Gateway
 from swarm_bridge.transport import LinkError, TopicError, TopicSpec, ensure_kafka_topics
 from swarm_bridge.transport.topics import ReplicationPlan, replication_plan

@@ -28,7 +28,7 @@ from swarm_bridge.codec import Envelope
 from swarm_bridge.codec.rostypes import default_types
 from swarm_bridge.codec.wire import wire_decoder, wire_encoder
 from swarm_bridge.config import CoordinatorConfig, validate_config
-from swarm_bridge.coordinator.tasks import TaskState
+from swarm_bridge.coordinator.core.tasks import TaskState
 from swarm_bridge.ros.qos import qos_preset
 from swarm_bridge.ros.spin import make_executor
 from swarm_bridge.routing.naming import robot_namespace

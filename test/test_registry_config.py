@@ -123,7 +123,7 @@ def test_the_config_key_names_the_strategies_of_the_codec() -> None:
 @pytest.mark.parametrize("strategy", ["record_name", "topic_record_name"])
 def test_bridge_gateway_and_coordinator_name_subjects_by_the_config_key(
         strategy: str, tmp_path: Path, kafka: Kafka, server: SchemaRegistryServer, ros_context: Any) -> None:
-    from swarm_bridge.coordinator.instance import CoordinatorInstance
+    from swarm_bridge.coordinator.kafka.runner import CoordinatorInstance
     from swarm_bridge.gateway.service import Gateway
 
     robot_id = f"amr_{strategy}"

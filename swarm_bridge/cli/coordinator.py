@@ -65,8 +65,8 @@ def _config(path: Path, overrides: list[str]) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from swarm_bridge.coordinator.instance import TopicMismatch
-    from swarm_bridge.coordinator.service import run_coordinator
+    from swarm_bridge.coordinator.kafka.service import run_coordinator
+    from swarm_bridge.coordinator.kafka.topics import TopicMismatch
     from swarm_bridge.transport.kafka_clients import KafkaException
     from swarm_bridge.transport.link import LinkError
 
@@ -94,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_site(args: argparse.Namespace, config: Any) -> int:
     """Mode mqtt: the single-site coordinator, in memory, straight on the site's broker."""
-    from swarm_bridge.coordinator.site import run_site
+    from swarm_bridge.coordinator.site.service import run_site
     from swarm_bridge.transport.link import LinkError
 
     if args.instance_id:
@@ -110,7 +110,7 @@ def _run_site(args: argparse.Namespace, config: Any) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from swarm_bridge.coordinator.snapshot import submit_tasks
+    from swarm_bridge.coordinator.kafka.snapshot import submit_tasks
 
     config = _config(args.config, args.set)
     if config is None:
@@ -139,7 +139,7 @@ def _submit(args: argparse.Namespace) -> int:
 
 def _submit_to_site(config: Any, doc: dict[str, Any]) -> int:
     """Mode mqtt: publish the request and print the coordinator's answer (exit 1 when rejected)."""
-    from swarm_bridge.coordinator.site_client import SiteUnreachable, submit_to_site
+    from swarm_bridge.coordinator.site.client import SiteUnreachable, submit_to_site
 
     try:
         answer = submit_to_site(config, doc)
@@ -156,8 +156,8 @@ def _submit_to_site(config: Any, doc: dict[str, Any]) -> int:
 
 def _site_status(args: argparse.Namespace, config: Any) -> int:
     """Mode mqtt: the fleet status the site coordinator keeps retained on its broker."""
-    from swarm_bridge.coordinator.site_client import SiteUnreachable, read_site_status
-    from swarm_bridge.coordinator.table import table
+    from swarm_bridge.coordinator.core.table import table
+    from swarm_bridge.coordinator.site.client import SiteUnreachable, read_site_status
 
     try:
         doc = read_site_status(config)
@@ -183,8 +183,8 @@ def _site_status(args: argparse.Namespace, config: Any) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from swarm_bridge.coordinator.snapshot import read_snapshot
-    from swarm_bridge.coordinator.table import fleet_tables
+    from swarm_bridge.coordinator.core.table import fleet_tables
+    from swarm_bridge.coordinator.kafka.snapshot import read_snapshot
 
     config = _config(args.config, args.set)
     if config is None:

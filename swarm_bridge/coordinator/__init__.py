@@ -1,19 +1,40 @@
 """Fleet coordinator: fleet view, task lifecycle, assignment, event-sourced task state, sharded dispatch.
 
-The core (fleet, tasks, assignment, events, dispatch) is pure; `instance` is the Kafka adapter and
-`service` the process.
+`core/` is pure (the same in both modes); `kafka/` runs it on Kafka (sharded instances, transactions),
+`site/` on one site's MQTT broker (one instance, state in memory); `wiring` (config -> core, command signer)
+and `metrics` are what both runners share. The runners never import each other.
 """
 
-from swarm_bridge.coordinator.assignment import POLICIES, AssignmentPolicy, CostPolicy, plan
-from swarm_bridge.coordinator.dispatch import Command, Dispatch, EventRecord
-from swarm_bridge.coordinator.events import TaskBook, TaskEvent, decode_event, encode_event, home_shard
-from swarm_bridge.coordinator.fleet import FleetView, RobotMode, RobotView
-from swarm_bridge.coordinator.tasks import InvalidTask, Task, TaskRequest, TaskRules, TaskState, parse_request
+from swarm_bridge.coordinator.core import (
+    POLICIES,
+    AssignmentPolicy,
+    Command,
+    CoordinatorError,
+    CostPolicy,
+    Dispatch,
+    EventRecord,
+    FleetView,
+    InvalidTask,
+    RobotMode,
+    RobotView,
+    Task,
+    TaskBook,
+    TaskEvent,
+    TaskRequest,
+    TaskRules,
+    TaskState,
+    decode_event,
+    encode_event,
+    home_shard,
+    parse_request,
+    plan,
+)
 
 __all__ = [
     "POLICIES",
     "AssignmentPolicy",
     "Command",
+    "CoordinatorError",
     "CostPolicy",
     "Dispatch",
     "EventRecord",

@@ -29,7 +29,7 @@ from swarm_bridge.brokers.errors import BrokerError
 from swarm_bridge.brokers.process import ServiceProcess
 from swarm_bridge.codec.records import RecordCodec, record_codec
 from swarm_bridge.config import CoordinatorConfig, RobotBridgeConfig, validate_config
-from swarm_bridge.coordinator.site import SiteCoordinator
+from swarm_bridge.coordinator.site.runner import SiteCoordinator
 from swarm_bridge.demo.delivery import DeliveryTap, WatchedStream, body_digest
 from swarm_bridge.demo.errors import DemoError
 from swarm_bridge.demo.plan import FLEET, KINDS, DemoRobot, bridge_config
@@ -219,7 +219,7 @@ class FleetDemo:
         """Submit `count` tasks, their kinds taken in turn from the robots' capabilities; returns their ids."""
         if not count or self.coordinator_config is None:
             return []
-        from swarm_bridge.coordinator.snapshot import submit_tasks
+        from swarm_bridge.coordinator.kafka.snapshot import submit_tasks
 
         docs: list[dict[str, Any]] = []
         for index in range(count):
@@ -242,7 +242,7 @@ class FleetDemo:
         """How many of the submitted tasks are in each state, as the coordinators' event log says."""
         if self.coordinator_config is None or not self.task_ids:
             return {}
-        from swarm_bridge.coordinator.snapshot import read_snapshot
+        from swarm_bridge.coordinator.kafka.snapshot import read_snapshot
 
         find = self.site.task if self.site is not None else read_snapshot(self.coordinator_config).book.get
         states: dict[str, int] = {}

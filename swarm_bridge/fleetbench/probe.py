@@ -13,8 +13,8 @@ from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from swarm_bridge.coordinator.events import decode_event
-from swarm_bridge.coordinator.tasks import TaskState
+from swarm_bridge.coordinator.core.events import decode_event
+from swarm_bridge.coordinator.core.tasks import TaskState
 from swarm_bridge.fleetbench.ledger import Delivery, SeqLedger
 from swarm_bridge.routing.sharding import shard_of
 from swarm_bridge.sim.records import read_head

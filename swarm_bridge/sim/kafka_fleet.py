@@ -10,11 +10,10 @@ from collections import deque
 
 from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.config.robot import default_registry
-from swarm_bridge.coordinator.records import FleetRecords
-from swarm_bridge.coordinator.tasks import TaskState
+from swarm_bridge.coordinator.core.tasks import TaskState
 from swarm_bridge.routing.presence import presence_payload
 from swarm_bridge.routing.sharding import shard_of
-from swarm_bridge.sim.records import robot_state_body
+from swarm_bridge.sim.records import KafkaRobotRecords, robot_state_body
 from swarm_bridge.sim.task_robots import Received, TaskRobot
 from swarm_bridge.transport.kafka_clients import Consumer, Producer, TopicPartition, produce_patiently
 from swarm_bridge.transport.kafka_log import kafka_log
@@ -42,10 +41,10 @@ class KafkaFleet:
         bootstrap = f"{config.kafka.host}:{config.kafka.port}"
         topics = config.topics
         self.topics = topics
-        self.records = FleetRecords(fmt=config.robot_format, registry=config.registry or default_registry(),
-                                    subject_name_strategy=config.subject_name_strategy,
-                                    state_topic=topics.state, status_topic=topics.status,
-                                    commands_topic=topics.commands)
+        self.records = KafkaRobotRecords(fmt=config.robot_format, registry=config.registry or default_registry(),
+                                         subject_name_strategy=config.subject_name_strategy,
+                                         state_topic=topics.state, status_topic=topics.status,
+                                         commands_topic=topics.commands)
         self._producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5,
                                    "logger": kafka_log(log)})
         self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"sim-{id(self)}",
@@ -142,7 +141,7 @@ class KafkaFleet:
             self._producer.poll(0)
 
     def _command(self, payload: bytes, key: str) -> None:
-        body = self.records.command_decoder.decode(payload).body
+        body = self.records.command_fields(payload)
         robot_id, task_id = str(body["robot_id"]), str(body["task_id"])
         with self._lock:
             robot = self.robots.get(robot_id)

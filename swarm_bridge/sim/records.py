@@ -1,6 +1,7 @@
 """The records simulated robots make: telemetry built fast (`StreamTemplate`: the robot bridge's own Avro
 single-object record of a stream's default message, with only the envelope head (seq, stamp) rewritten per
-record), RobotState and TaskStatus records (`RobotRecords`, `robot_state_body`), and `read_head`."""
+record), RobotState and TaskStatus records (`RobotRecords`, `robot_state_body`, `status_body`; as robots on a
+site's broker send them `SiteRobotRecords`, on Kafka `KafkaRobotRecords`), and `read_head`."""
 
 # An Avro record is envelope-first (robot_id, stream, seq, stamp_ns, ros_type, schema_version, body;
 # `swarm_bridge.codec.avro`), so the bytes after stamp_ns never change for one stream: `StreamTemplate`
@@ -11,21 +12,24 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from swarm_bridge.codec.envelope import Envelope
 from swarm_bridge.codec.errors import RecordError
 from swarm_bridge.codec.framing import zigzag_varint as avro_long  # an Avro long is a zigzag varint
+from swarm_bridge.codec.records import RecordFormat
 from swarm_bridge.codec.registry import topic_name
-from swarm_bridge.codec.wire import WireDecoder, WireEncoder, wire_decoder, wire_encoder
-from swarm_bridge.coordinator.records import ROBOT_STATE, TASK_COMMAND, TASK_STATUS, status_body
-from swarm_bridge.coordinator.tasks import TaskState
+from swarm_bridge.codec.wire import WireDecoder, WireEncoder, registry_ids, wire_decoder, wire_encoder
+from swarm_bridge.coordinator.core.records import ROBOT_STATE, STATES, TASK_COMMAND, TASK_STATUS, ros_time
+from swarm_bridge.coordinator.core.tasks import TaskState
+from swarm_bridge.coordinator.kafka.records import kafka_decoder, kafka_encoder
+from swarm_bridge.coordinator.site.wire import FORMATS, SiteTopics, codec_for
 from swarm_bridge.sim.robots import StreamSpec, stream_encoder
 
-__all__ = ["RecordHead", "RobotRecords", "StreamTemplate", "avro_long", "read_head", "robot_state_body"]
+__all__ = ["KafkaRobotRecords", "RecordHead", "RobotRecords", "SiteRobotRecords", "StreamTemplate", "avro_long",
+           "read_head", "robot_state_body", "status_body"]
 
 _HEADER = 10  # C3 01 + 8-byte fingerprint
-_STATES = list(TaskState)  # index = TaskStatus.STATE_*
 
 
 def _avro_string(text: str) -> bytes:
@@ -89,10 +93,6 @@ class StreamTemplate:
         return b"".join((self._frame, self._who, avro_long(seq), avro_long(stamp_ns), self._tail))
 
 
-def _time(ns: int) -> dict[str, int]:
-    return {"sec": ns // 1_000_000_000, "nanosec": ns % 1_000_000_000}
-
-
 class RobotRecords:
     """A robot's records built from dicts (RobotState, TaskStatus) and its command decoder, MQTT framing."""
 
@@ -115,7 +115,7 @@ class RobotRecords:
     def status_record(self, robot_id: str, task_id: str, state: TaskState, *, seq: int) -> bytes:
         """A TaskStatus the robot answers a command with."""
         now = time.time_ns()
-        body = status_body(robot_id=robot_id, task_id=task_id, state=_STATES.index(state),
+        body = status_body(robot_id=robot_id, task_id=task_id, state=STATES.index(state),
                            progress=1.0 if state is TaskState.DONE else 0.0, now_ns=now)
         return self.status.encode(Envelope(robot_id, "task_status", seq, now, TASK_STATUS, body))
 
@@ -124,8 +124,75 @@ def robot_state_body(robot_id: str, kind: str, capabilities: list[str], *, x: fl
                      mode: int = 1, current_task_id: str = "", now_ns: int = 0) -> dict[str, Any]:
     """A RobotState message dict (simulated robots, tests)."""
     return {"robot_id": robot_id, "robot_kind": kind, "capabilities": capabilities, "mode": mode,
-            "pose": {"header": {"stamp": _time(now_ns), "frame_id": "map"},
+            "pose": {"header": {"stamp": ros_time(now_ns), "frame_id": "map"},
                      "pose": {"position": {"x": x, "y": y, "z": 0.0},
                               "orientation": {"x": 0.0, "y": 0.0, "z": 0.0, "w": 1.0}}},
             "battery_percent": battery, "charging": False, "current_task_id": current_task_id,
-            "stamp": _time(now_ns)}
+            "stamp": ros_time(now_ns)}
+
+
+def status_body(*, robot_id: str, task_id: str, state: int, reason: str = "", progress: float = 0.0,
+                now_ns: int) -> dict[str, Any]:
+    """A TaskStatus message dict as a robot sends it (`state` = TaskStatus.STATE_*)."""
+    return {"task_id": task_id, "robot_id": robot_id, "state": state, "reason": reason, "progress": progress,
+            "stamp": ros_time(now_ns)}
+
+
+class SiteRobotRecords:
+    """The records of robots on a site's MQTT broker, as their bridges make them: RobotState and TaskStatus in
+    `fmt`, and the TaskCommands they read (Avro or JSON, by their first bytes); the robot side of `SiteRecords`."""
+
+    def __init__(self, topics: SiteTopics, *, fmt: Literal["avro", "json"] = "avro") -> None:
+        self.topics, self.fmt = topics, fmt
+        self._state = wire_encoder(ROBOT_STATE, fmt, "mqtt", subject=topics.every_robot("state", "robot_state"))
+        self._status = wire_encoder(TASK_STATUS, fmt, "mqtt", subject=topics.every_robot("event", "task_status"))
+        commands = topics.every_robot("command", "task_command")
+        self._commands: dict[str, WireDecoder] = {
+            f: wire_decoder(TASK_COMMAND, f, "mqtt", subject=commands) for f in FORMATS}
+
+    def command_fields(self, payload: bytes) -> dict[str, Any]:
+        """A TaskCommand record (unsigned) -> its message dict."""
+        return codec_for(self._commands, payload).decode(payload).body
+
+    def state_record(self, body: dict[str, Any], *, seq: int, now_ns: int) -> bytes:
+        """A RobotState record as a robot's bridge sends it."""
+        return self._state.encode(Envelope(str(body["robot_id"]), "robot_state", seq, now_ns, ROBOT_STATE, body))
+
+    def status_record(self, *, robot_id: str, task_id: str, state: int, seq: int, now_ns: int, reason: str = "",
+                      progress: float = 0.0) -> bytes:
+        """A TaskStatus record (`state` = TaskStatus.STATE_*) as a robot's bridge sends it."""
+        body = status_body(robot_id=robot_id, task_id=task_id, state=state, reason=reason, progress=progress,
+                           now_ns=now_ns)
+        return self._status.encode(Envelope(robot_id, "task_status", seq, now_ns, TASK_STATUS, body))
+
+
+class KafkaRobotRecords:
+    """The records of robots on Kafka (Confluent framing, subjects by `subject_name_strategy`): RobotState and
+    TaskStatus as they send them, the TaskCommands they read; the robot side of `FleetRecords`. `close()` releases
+    the registry client."""
+
+    def __init__(self, *, fmt: RecordFormat, registry: str, state_topic: str, status_topic: str,
+                 commands_topic: str, subject_name_strategy: str = "topic_name") -> None:
+        self.registry = ids = registry_ids(registry)
+        strategy = subject_name_strategy
+        self._state = kafka_encoder(ROBOT_STATE, state_topic, fmt=fmt, ids=ids, subject_name_strategy=strategy)
+        self._status = kafka_encoder(TASK_STATUS, status_topic, fmt=fmt, ids=ids, subject_name_strategy=strategy)
+        self._commands = kafka_decoder(TASK_COMMAND, commands_topic, fmt=fmt, ids=ids, subject_name_strategy=strategy)
+
+    def close(self) -> None:
+        self.registry.close()
+
+    def command_fields(self, payload: bytes) -> dict[str, Any]:
+        """A TaskCommand record (unsigned) -> its message dict."""
+        return self._commands.decode(payload).body
+
+    def state_record(self, body: dict[str, Any], *, seq: int, now_ns: int) -> bytes:
+        """A RobotState record as a robot sends it."""
+        return self._state.encode(Envelope(str(body["robot_id"]), "robot_state", seq, now_ns, ROBOT_STATE, body))
+
+    def status_record(self, *, robot_id: str, task_id: str, state: TaskState, seq: int, now_ns: int,
+                      reason: str = "", progress: float = 0.0) -> bytes:
+        """A TaskStatus record as a robot sends it."""
+        body = status_body(robot_id=robot_id, task_id=task_id, state=STATES.index(state), reason=reason,
+                           progress=progress, now_ns=now_ns)
+        return self._status.encode(Envelope(robot_id, "task_status", seq, now_ns, TASK_STATUS, body))

@@ -16,8 +16,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from swarm_bridge.coordinator.dispatch import ASSIGN
-from swarm_bridge.coordinator.tasks import TaskState
+from swarm_bridge.coordinator.core.dispatch import ASSIGN
+from swarm_bridge.coordinator.core.tasks import TaskState
 from swarm_bridge.routing.naming import mqtt_topic, presence_topic
 from swarm_bridge.routing.presence import presence_payload
 from swarm_bridge.sim.records import RobotRecords, StreamTemplate

@@ -12,10 +12,9 @@ import threading
 import time
 
 from swarm_bridge.codec.signing import is_signed, open_signed
-from swarm_bridge.coordinator.site_wire import SiteRecords
 from swarm_bridge.ros.task_work import ACTION_ASSIGN, Report
 from swarm_bridge.routing.presence import presence_payload
-from swarm_bridge.sim.records import robot_state_body
+from swarm_bridge.sim.records import SiteRobotRecords, robot_state_body
 from swarm_bridge.sim.task_robots import Received, TaskRobot
 from swarm_bridge.transport.link import LinkBusy
 from swarm_bridge.transport.mqtt_client import LastWill, Message, MqttClient, MqttOptions
@@ -28,8 +27,8 @@ log = logging.getLogger(__name__)
 class SiteFleet:
     """Many simulated robots, one MQTT client each; a thread advances their work and sends their state."""
 
-    def __init__(self, *, host: str, port: int, records: SiteRecords, robots: list[TaskRobot], work_s: float = 0.05,
-                 state_period_s: float = 0.5) -> None:
+    def __init__(self, *, host: str, port: int, records: SiteRobotRecords, robots: list[TaskRobot],
+                 work_s: float = 0.05, state_period_s: float = 0.5) -> None:
         self.host, self.port, self.records = host, port, records
         self.topics = records.topics
         self.robots = {r.robot_id: r for r in robots}

@@ -10,11 +10,10 @@ from typing import Any
 
 from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.config.robot import default_registry
-from swarm_bridge.coordinator.events import TaskBook, decode_event
-from swarm_bridge.coordinator.fleet import FleetView
-from swarm_bridge.coordinator.instance import sent_at
-from swarm_bridge.coordinator.records import FleetRecords
-from swarm_bridge.routing.presence import parse_presence
+from swarm_bridge.coordinator.core.events import TaskBook
+from swarm_bridge.coordinator.core.fleet import FleetView
+from swarm_bridge.coordinator.kafka.records import FleetRecords
+from swarm_bridge.coordinator.kafka.view import fold
 from swarm_bridge.routing.sharding import shard_of
 from swarm_bridge.transport.kafka_clients import (
     OFFSET_BEGINNING,
@@ -64,7 +63,10 @@ def read_snapshot(config: CoordinatorConfig, *, timeout_s: float = 30.0) -> Flee
             for msg in consumer.consume(num_messages=5000, timeout=0.2):
                 if msg.error():
                     continue
-                _fold(snap, records, config, msg.topic() or "", msg.value(), sent_at(msg, time.time_ns()))
+                try:
+                    fold(snap.fleet, snap.book, topics, records, msg, time.time_ns())
+                except Exception:  # counted and shown, never fatal
+                    snap.malformed += 1
             positions = consumer.position([TopicPartition(t, p) for t, p in ends])
             for tp in positions:
                 if tp.offset >= ends[(tp.topic, tp.partition)]:
@@ -73,22 +75,6 @@ def read_snapshot(config: CoordinatorConfig, *, timeout_s: float = 30.0) -> Flee
         consumer.close()
         records.close()
     return snap
-
-
-def _fold(snap: FleetSnapshot, records: FleetRecords, config: CoordinatorConfig, topic: str,
-          value: bytes | None, now: int) -> None:
-    if value is None:
-        return
-    try:
-        if topic == config.topics.events:
-            snap.book.apply(decode_event(value).task)
-        elif topic == config.topics.state:
-            snap.fleet.on_state(records.state_decoder.decode(value).body, now)
-        else:
-            p = parse_presence(value)
-            snap.fleet.on_presence(p.robot_id, p.state, p.reason, now)
-    except Exception:  # counted and shown, never fatal
-        snap.malformed += 1
 
 
 def submit_tasks(config: CoordinatorConfig, docs: list[dict[str, Any]], *, timeout_s: float = 30.0) -> int:

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from swarm_bridge.coordinator.fleet import WORKING_MODES, FleetView, RobotView
-from swarm_bridge.coordinator.tasks import Task
+from swarm_bridge.coordinator.core.fleet import WORKING_MODES, FleetView, RobotView
+from swarm_bridge.coordinator.core.tasks import Task
 
 __all__ = ["POLICIES", "AssignmentPolicy", "CostPolicy", "RobotPool", "plan", "queue_order"]
 

@@ -7,10 +7,10 @@ from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from swarm_bridge.coordinator.assignment import AssignmentPolicy, plan
-from swarm_bridge.coordinator.events import TaskBook, TaskEvent, event_name, home_shard
-from swarm_bridge.coordinator.fleet import FleetView
-from swarm_bridge.coordinator.tasks import (
+from swarm_bridge.coordinator.core.assignment import AssignmentPolicy, plan
+from swarm_bridge.coordinator.core.events import TaskBook, TaskEvent, event_name, home_shard
+from swarm_bridge.coordinator.core.fleet import FleetView
+from swarm_bridge.coordinator.core.tasks import (
     InvalidTask,
     Task,
     TaskRules,

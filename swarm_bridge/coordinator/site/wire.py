@@ -20,23 +20,22 @@ from swarm_bridge.codec.framing import split_batch
 from swarm_bridge.codec.recognise import FormatMismatch, FormatWatch, expected_shape, recognise
 from swarm_bridge.codec.wire import WireDecoder, WireEncoder, wire_decoder, wire_encoder
 from swarm_bridge.commands import CommandSigner
-from swarm_bridge.coordinator.dispatch import Command
-from swarm_bridge.coordinator.records import (
+from swarm_bridge.coordinator.core.dispatch import Command
+from swarm_bridge.coordinator.core.errors import RecordBodyError
+from swarm_bridge.coordinator.core.records import (
     ROBOT_STATE,
     TASK_COMMAND,
     TASK_STATUS,
     StatusReport,
     command_body,
-    status_body,
+    status_report,
 )
-from swarm_bridge.coordinator.tasks import TaskState
 from swarm_bridge.routing.naming import mqtt_topic, presence_topic
 
-__all__ = ["SiteRecords", "SiteTopics", "TopicKind", "result_payload", "result_topic_level"]
+__all__ = ["FORMATS", "SiteRecords", "SiteTopics", "TopicKind", "codec_for", "result_payload", "result_topic_level"]
 
 TopicKind = Literal["state", "status", "presence", "submit"]
-_STATES = list(TaskState)  # index = TaskStatus.STATE_*
-_FORMATS: tuple[Literal["avro"], Literal["json"]] = ("avro", "json")
+FORMATS: tuple[Literal["avro"], Literal["json"]] = ("avro", "json")  # what robots may send on MQTT
 
 
 @dataclass(frozen=True)
@@ -91,8 +90,8 @@ def result_topic_level(task_id: str) -> bool:
 
 
 class SiteRecords:
-    """Encoders and decoders of the fleet's MQTT records: RobotState and TaskStatus in (Avro or JSON, by their
-    first byte), TaskCommand out in `fmt`, signed when a signer is given."""
+    """Decoders and encoders of the records the coordinator reads and writes on MQTT: RobotState and TaskStatus
+    in (Avro or JSON, by their first byte), TaskCommand out in `fmt`, signed when a signer is given."""
 
     def __init__(self, topics: SiteTopics, *, fmt: Literal["avro", "json"] = "avro",
                  signer: CommandSigner | None = None) -> None:
@@ -100,20 +99,13 @@ class SiteRecords:
 
         def dec(ros_type: str, stream: str) -> dict[str, WireDecoder]:
             subject = topics.every_robot("state" if stream == "robot_state" else "event", stream)
-            return {f: wire_decoder(ros_type, f, "mqtt", subject=subject) for f in _FORMATS}
-
-        def enc(ros_type: str, channel: str, stream: str) -> dict[str, WireEncoder]:
-            subject = topics.every_robot(channel, stream)
-            return {f: wire_encoder(ros_type, f, "mqtt", subject=subject) for f in _FORMATS}
+            return {f: wire_decoder(ros_type, f, "mqtt", subject=subject) for f in FORMATS}
 
         self._state = dec(ROBOT_STATE, "robot_state")
         self._status = dec(TASK_STATUS, "task_status")
-        self._state_out = enc(ROBOT_STATE, "state", "robot_state")
-        self._status_out = enc(TASK_STATUS, "event", "task_status")
-        self._command_out = enc(TASK_COMMAND, "command", "task_command")
         commands = topics.every_robot("command", "task_command")
-        self._command_in: dict[str, WireDecoder] = {
-            f: wire_decoder(TASK_COMMAND, f, "mqtt", subject=commands) for f in _FORMATS}
+        self._command_out: dict[str, WireEncoder] = {
+            f: wire_encoder(TASK_COMMAND, f, "mqtt", subject=commands) for f in FORMATS}
         self._seq = 0
         self._watches = {kind: FormatWatch(
             f"site coordinator reading mqtt:{topics.every_robot(channel, stream)}", fmt, "mqtt",
@@ -135,19 +127,12 @@ class SiteRecords:
 
     def states(self, payload: bytes) -> list[dict[str, Any]]:
         """RobotState bodies of one payload (one record or a batch); raises for anything malformed."""
-        return [_pick(self._state, record).decode(record).body for record in split_batch(payload)]
+        return [codec_for(self._state, record).decode(record).body for record in split_batch(payload)]
 
     def statuses(self, payload: bytes) -> list[StatusReport]:
         """TaskStatus reports of one payload (one record or a batch); raises for anything malformed."""
-        out = []
-        for record in split_batch(payload):
-            body = _pick(self._status, record).decode(record).body
-            state = int(body["state"])
-            if not 0 <= state < len(_STATES):
-                raise ValueError(f"task_status: state {state} is not a TaskStatus.STATE_* value")
-            out.append(StatusReport(str(body["robot_id"]), str(body["task_id"]), _STATES[state],
-                                    str(body["reason"]), float(body["progress"])))
-        return out
+        return [status_report(codec_for(self._status, record).decode(record).body)
+                for record in split_batch(payload)]
 
     # -- out --------------------------------------------------------------------------------------------
 
@@ -158,31 +143,16 @@ class SiteRecords:
                                                              TASK_COMMAND, command_body(command, now_ns)))
         return record if self.signer is None else self.signer.sign(record)
 
-    def command_fields(self, payload: bytes) -> dict[str, Any]:
-        """A TaskCommand record (unsigned) -> its message dict (simulated robots, tests)."""
-        return _pick(self._command_in, payload).decode(payload).body
 
-    def state_record(self, body: dict[str, Any], *, seq: int, now_ns: int) -> bytes:
-        """A RobotState record as a robot's bridge sends it (simulated robots, tests)."""
-        return self._state_out[self.fmt].encode(Envelope(str(body["robot_id"]), "robot_state", seq, now_ns,
-                                                         ROBOT_STATE, body))
-
-    def status_record(self, *, robot_id: str, task_id: str, state: int, seq: int, now_ns: int, reason: str = "",
-                      progress: float = 0.0) -> bytes:
-        """A TaskStatus record (`state` = TaskStatus.STATE_*) as a robot's bridge sends it (simulated robots)."""
-        body = status_body(robot_id=robot_id, task_id=task_id, state=state, reason=reason, progress=progress,
-                           now_ns=now_ns)
-        return self._status_out[self.fmt].encode(Envelope(robot_id, "task_status", seq, now_ns, TASK_STATUS, body))
-
-
-def _pick(by_format: Mapping[str, Any], record: bytes) -> Any:
-    """The codec of a record's format, recognised by its first bytes (`codec.recognise`)."""
+def codec_for(by_format: Mapping[str, Any], record: bytes) -> Any:
+    """The codec of a record's format, recognised by its first bytes (`codec.recognise`); RecordBodyError
+    naming what was expected when it is of no format in `by_format`."""
     shape = recognise(record, unwrap=False)
     codec = None if shape is None or shape.format is None else by_format.get(shape.format)
     if codec is None:
         readable = " or ".join(str(expected_shape(fmt, "mqtt")) for fmt in by_format)
-        raise ValueError(f"not a record this coordinator reads ({readable}): it is "
-                         f"{shape or 'of no known format'}, starting {record[:4].hex(' ') or '(empty)'}")
+        raise RecordBodyError(f"not a record this coordinator reads ({readable}): it is "
+                              f"{shape or 'of no known format'}, starting {record[:4].hex(' ') or '(empty)'}")
     return codec
 
 

@@ -1,7 +1,7 @@
 """The single-site coordinator: one instance straight on the site's MQTT broker, no Kafka.
 
 The same pure core as the sharded coordinator (fleet view, task lifecycle, assignment policy, timeouts,
-retries, idempotent submissions), fed from the robots' MQTT topics (`site_wire`). State lives in memory
+retries, idempotent submissions), fed from the robots' MQTT topics (`wire`). State lives in memory
 (one process owns the site; optionally snapshotted to a JSON-lines file and read back at start), so a
 second instance would assign twice: run exactly one per site, or use mode kafka.
 
@@ -14,35 +14,33 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import signal
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from swarm_bridge.config.coordinator import CoordinatorConfig
-from swarm_bridge.coordinator.dispatch import ASSIGN, Command, Dispatch, EventRecord, Output
-from swarm_bridge.coordinator.drops import DropLog
-from swarm_bridge.coordinator.events import TaskEvent, decode_event, encode_event
-from swarm_bridge.coordinator.instance import build_dispatch, command_signer
+from swarm_bridge.coordinator.core.dispatch import ASSIGN, Command, Dispatch, EventRecord, Output
+from swarm_bridge.coordinator.core.drops import DropLog
+from swarm_bridge.coordinator.core.errors import CoordinatorSettingError
+from swarm_bridge.coordinator.core.tasks import TERMINAL, Task, TaskRequest, TaskState
 from swarm_bridge.coordinator.metrics import CoordinatorMetrics
-from swarm_bridge.coordinator.site_wire import (
+from swarm_bridge.coordinator.site.state_file import StateFile
+from swarm_bridge.coordinator.site.wire import (
     SiteRecords,
     SiteTopics,
     TopicKind,
     result_payload,
     result_topic_level,
 )
-from swarm_bridge.coordinator.tasks import TERMINAL, Task, TaskRequest, TaskState
+from swarm_bridge.coordinator.wiring import build_dispatch, command_signer
 from swarm_bridge.routing.presence import parse_presence
-from swarm_bridge.spool.files import replace_file
 from swarm_bridge.transport.link import LinkBusy
 from swarm_bridge.transport.mqtt import MqttLink, MqttTls
 
-__all__ = ["SiteCoordinator", "Submission", "run_site"]
+__all__ = ["SiteCoordinator", "Submission"]
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +67,8 @@ class SiteCoordinator:
     def __init__(self, config: CoordinatorConfig, *, metrics: CoordinatorMetrics | None = None,
                  dispatch: Dispatch | None = None) -> None:
         if config.mqtt is None:
-            raise ValueError("the single-site coordinator needs the config's mqtt: section (mode: mqtt)")
+            raise CoordinatorSettingError("the single-site coordinator needs the config's mqtt: section; add it "
+                                          "(with mode: mqtt) or run the Kafka coordinator (mode: kafka)")
         self.config, self.mqtt = config, config.mqtt
         self.dispatch = dispatch or build_dispatch(config)
         self.dispatch.owned = frozenset(range(config.shards))  # one instance owns every shard
@@ -98,7 +97,7 @@ class SiteCoordinator:
         self._last_check = 0
         self._checks_from = 0  # no lost-robot checks before this (ns): robots of a loaded snapshot report first
         self._last_status = 0
-        self._last_snapshot = (0, 0)  # (book changes, monotonic ns) of the last snapshot written
+        self.state_file = StateFile(self.mqtt.state_file, period_s=self.mqtt.snapshot_period_s)
         self.events: Counter[str] = Counter()  # task events by name (submitted, assigned, done, ...)
         self.assigned = 0
         self.received: Counter[str] = Counter()  # inputs by kind
@@ -381,33 +380,15 @@ class SiteCoordinator:
     # -- the snapshot -----------------------------------------------------------------------------------
 
     def _load(self) -> None:
-        path = self.mqtt.state_file
-        if path is None or not Path(path).expanduser().is_file():
+        loaded = self.state_file.load(self.dispatch.book, self.drops)
+        if loaded is None:
             return
-        loaded = 0
-        for number, line in enumerate(Path(path).expanduser().read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                loaded += self.dispatch.book.apply(decode_event(line.encode()).task)
-            except Exception as exc:  # a damaged line is counted, the rest still loads
-                self.drops("malformed snapshot line", f"{path}:{number}: {exc}")
         self._checks_from = time.time_ns() + self.dispatch.stale_after_ns
-        self._last_snapshot = (self.dispatch.book.changes, time.monotonic_ns())
         log.info("site coordinator %s: %d tasks from %s; robots have %.0f s to report before their tasks move",
-                 self.client_id, loaded, path, self.dispatch.stale_after_ns / 1e9)
+                 self.client_id, loaded, self.mqtt.state_file, self.dispatch.stale_after_ns / 1e9)
 
     def _save(self, *, force: bool = False) -> None:
-        path = self.mqtt.state_file
-        if path is None:
-            return
-        changes, at = self._last_snapshot
-        now = time.monotonic_ns()
-        if self.dispatch.book.changes == changes or (not force and now - at < self.mqtt.snapshot_period_s * 1e9):
-            return
-        replace_file(Path(path).expanduser(), lambda out: out.writelines(
-            encode_event(TaskEvent("snapshot", task)) + b"\n" for task in self.dispatch.book))
-        self._last_snapshot = (self.dispatch.book.changes, now)
+        self.state_file.save(self.dispatch.book, force=force)
 
 
 def _request_bytes(request: TaskRequest | Mapping[str, Any] | bytes | str) -> bytes:
@@ -433,24 +414,3 @@ def _quantile(values: list[float], q: float) -> float | None:
     if not values:
         return None
     return values[min(len(values) - 1, int(q * len(values)))]
-
-
-def run_site(config: CoordinatorConfig, *, stop: threading.Event | None = None,
-             handle_signals: bool = True) -> dict[str, Any]:
-    """Run the single-site coordinator until `stop` is set (or SIGINT/SIGTERM); returns its summary."""
-    stop = stop or threading.Event()
-    if handle_signals:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-    site = SiteCoordinator(config)
-    if config.metrics_port is not None:
-        port = site.metrics.serve(config.metrics_port)
-        log.info("site coordinator %s: metrics on http://127.0.0.1:%d/metrics", site.client_id, port)
-    site.start()
-    try:
-        stop.wait()
-    finally:
-        site.stop()
-        summary = site.summary()
-        log.info("site coordinator %s: %s", site.client_id, summary)
-    return summary

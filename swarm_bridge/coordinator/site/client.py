@@ -11,7 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from swarm_bridge.config.coordinator import CoordinatorConfig
-from swarm_bridge.coordinator.site_wire import SiteTopics
+from swarm_bridge.coordinator.core.errors import CoordinatorError, CoordinatorSettingError
+from swarm_bridge.coordinator.site.wire import SiteTopics
 from swarm_bridge.transport.link import LinkBusy, LinkError
 from swarm_bridge.transport.mqtt_client import Message, MqttClient, MqttOptions, tls_context
 from swarm_bridge.transport.mqtt_errors import MqttRefused, reason_text
@@ -19,7 +20,7 @@ from swarm_bridge.transport.mqtt_errors import MqttRefused, reason_text
 __all__ = ["SiteUnreachable", "read_site_status", "submit_to_site"]
 
 
-class SiteUnreachable(ConnectionError):
+class SiteUnreachable(CoordinatorError, ConnectionError):
     """The broker did not answer, or the coordinator did not within the timeout; says which and how to fix."""
 
 
@@ -82,7 +83,8 @@ class _Answers:
 
 def _topics(config: CoordinatorConfig) -> SiteTopics:
     if config.mqtt is None:
-        raise ValueError("mode mqtt needs the config's mqtt: section")
+        raise CoordinatorSettingError("mode mqtt needs the config's mqtt: section (broker, topic_prefix); add it or "
+                                      "use mode kafka")
     return SiteTopics(config.mqtt.topic_prefix, config.fleet)
 
 

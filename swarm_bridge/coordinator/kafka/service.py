@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from typing import Any
 
 from swarm_bridge.config.coordinator import CoordinatorConfig
-from swarm_bridge.coordinator.instance import CoordinatorInstance
+from swarm_bridge.coordinator.kafka.runner import CoordinatorInstance
+from swarm_bridge.coordinator.wiring import serve_metrics, stop_event
 
 __all__ = ["run_coordinator"]
 
@@ -18,14 +18,9 @@ log = logging.getLogger(__name__)
 def run_coordinator(config: CoordinatorConfig, *, stop: threading.Event | None = None,
                     handle_signals: bool = True) -> dict[str, Any]:
     """Run one coordinator instance until `stop` is set (or a signal arrives); returns its summary."""
-    stop = stop or threading.Event()
-    if handle_signals:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
+    stop = stop_event(stop, handle_signals=handle_signals)
     instance = CoordinatorInstance(config)
-    if config.metrics_port is not None:
-        port = instance.metrics.serve(config.metrics_port)
-        log.info("coordinator %s: metrics on http://127.0.0.1:%d/metrics", instance.instance_id, port)
+    serve_metrics(instance.metrics, config, f"coordinator {instance.instance_id}")
     log.info("coordinator %s: fleet %s, %d shards, group %s", instance.instance_id, config.fleet, config.shards,
              config.kafka.group)
     try:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from swarm_bridge.coordinator.assignment import queue_order
-from swarm_bridge.coordinator.events import TaskBook
-from swarm_bridge.coordinator.fleet import FleetView
-from swarm_bridge.coordinator.tasks import TERMINAL
+from swarm_bridge.coordinator.core.assignment import queue_order
+from swarm_bridge.coordinator.core.events import TaskBook
+from swarm_bridge.coordinator.core.fleet import FleetView
+from swarm_bridge.coordinator.core.tasks import TERMINAL
 
 __all__ = ["fleet_tables", "table"]
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
-from swarm_bridge.coordinator.tasks import ACTIVE, Target, Task, TaskRequest, TaskState
+from swarm_bridge.coordinator.core.tasks import ACTIVE, Target, Task, TaskRequest, TaskState
 from swarm_bridge.routing.sharding import shard_of
 
 __all__ = ["TaskBook", "TaskEvent", "decode_event", "encode_event", "event_name", "home_shard"]

@@ -8,6 +8,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from swarm_bridge.coordinator.core.errors import CoordinatorSettingError
+
 __all__ = ["DropLog"]
 
 
@@ -19,7 +21,7 @@ class DropLog:
                  every_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         """`metric`: a Prometheus counter labelled by reason; `who` starts every line (the instance)."""
         if first < 1:
-            raise ValueError(f"first must be >= 1 (got {first})")
+            raise CoordinatorSettingError(f"DropLog: first must be >= 1 (got {first})")
         self.who, self.counts, self.metric, self.log = who, counts, metric, log
         self.first, self.every_s, self.clock = first, every_s, clock
         self._reported: dict[str, tuple[int, float]] = {}  # reason -> (count at its last line, when)

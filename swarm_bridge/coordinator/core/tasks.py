@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
+from swarm_bridge.coordinator.core.errors import CoordinatorError, TaskStateError
+
 __all__ = [
     "ACTIVE",
     "TERMINAL",
@@ -53,7 +55,7 @@ _ORDER = {TaskState.ASSIGNED: 1, TaskState.ACCEPTED: 2, TaskState.RUNNING: 3}
 _MAX_ID = 200
 
 
-class InvalidTask(ValueError):
+class InvalidTask(CoordinatorError, ValueError):
     """A task request that cannot be queued: which task (if known), which field, why."""
 
     def __init__(self, task_id: str, field_name: str, problem: str) -> None:
@@ -204,7 +206,7 @@ def assigned(task: Task, robot_id: str, now_ns: int) -> Task:
     """Give a queued task to a robot: a new attempt, with its own command id; the reason of the last retry
     (if any) stays, so the log says why the task moved."""
     if task.state is not TaskState.QUEUED:
-        raise ValueError(f"task {task.task_id}: only a queued task can be assigned (it is {task.state.value})")
+        raise TaskStateError(f"task {task.task_id}: only a queued task can be assigned (it is {task.state.value})")
     attempt = task.attempts + 1
     return task._next(now_ns, state=TaskState.ASSIGNED, robot_id=robot_id, attempts=attempt,
                       command_id=f"{task.task_id}#{attempt}", progress=0.0, history=(*task.history, robot_id))

@@ -2,8 +2,8 @@
 
 - Group consumer (all instances, `range` assignor) on the submit and status topics: partition p of both
   is shard p, so the instance given p owns the tasks whose home is shard p and the robots on it.
-- View reader (no group, read_committed) on robot state, presence and the task events, from the start:
-  every instance folds the whole fleet and every task; it only acts on its own shards.
+- View reader (`view.ViewReader`: no group, read_committed) on robot state, presence and the task events,
+  from the start: every instance folds the whole fleet and every task; it only acts on its own shards.
 - One transactional producer: the task events and commands a batch caused, and the batch's consumer
   offsets, commit together (send_offsets_to_transaction) or not at all.
 - On assignment the new shards stay paused until the view has read the event topic up to where it
@@ -16,21 +16,20 @@ import logging
 import os
 import socket
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from swarm_bridge.commands import CommandSigner
 from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.config.robot import default_registry
-from swarm_bridge.coordinator.assignment import POLICIES
-from swarm_bridge.coordinator.dispatch import ASSIGN, Command, Dispatch, EventRecord, Output
-from swarm_bridge.coordinator.drops import DropLog
-from swarm_bridge.coordinator.events import decode_event, encode_event
+from swarm_bridge.coordinator.core.dispatch import ASSIGN, Command, Dispatch, EventRecord, Output
+from swarm_bridge.coordinator.core.drops import DropLog
+from swarm_bridge.coordinator.core.events import encode_event
+from swarm_bridge.coordinator.core.tasks import TaskState
+from swarm_bridge.coordinator.kafka.records import FleetRecords
+from swarm_bridge.coordinator.kafka.topics import ensure_topics, require_kafka
+from swarm_bridge.coordinator.kafka.view import ViewReader
 from swarm_bridge.coordinator.metrics import CoordinatorMetrics
-from swarm_bridge.coordinator.records import FleetRecords
-from swarm_bridge.coordinator.tasks import TaskRules, TaskState
-from swarm_bridge.routing.presence import parse_presence
+from swarm_bridge.coordinator.wiring import build_dispatch, command_signer
 from swarm_bridge.routing.sharding import shard_of
 from swarm_bridge.transport.kafka_clients import (
     OFFSET_BEGINNING,
@@ -46,84 +45,11 @@ from swarm_bridge.transport.kafka_clients import (
     produce_patiently,
     worth_retrying,
 )
-from swarm_bridge.transport.link import LinkError
-from swarm_bridge.transport.probes import kafka_login_problem
-from swarm_bridge.transport.topics import TopicError, TopicSpec, ensure_kafka_topics
 
-__all__ = ["CoordinatorInstance", "TopicMismatch", "build_dispatch", "command_signer", "ensure_topics",
-           "require_kafka", "topic_specs"]
+__all__ = ["CoordinatorInstance", "coalesce"]
 
 log = logging.getLogger(__name__)
 _CHECK_EVERY_NS = 500_000_000
-
-
-class TopicMismatch(RuntimeError):
-    """A coordinator topic that cannot be made as the config says: partitions other than the shard count,
-    replication the cluster cannot give, or no right to create it."""
-
-
-def build_dispatch(config: CoordinatorConfig) -> Dispatch:
-    """The pure core configured from the config file."""
-    p, t = config.policy, config.tasks
-    policy = POLICIES[p.name](speed_mps=p.speed_mps, task_s=p.task_s, battery_weight=p.battery_weight,
-                              queue_weight=p.queue_weight, min_battery_percent=p.min_battery_percent,
-                              max_queue=p.max_queue)
-    rules = TaskRules(int(t.accept_timeout_s * 1e9), int(t.run_timeout_s * 1e9), t.max_attempts)
-    return Dispatch(shards=config.shards, kinds=config.kinds, rules=rules, policy=policy,
-                    stale_after_ns=int(t.robot_offline_after_s * 1e9))
-
-
-def command_signer(config: CoordinatorConfig) -> CommandSigner | None:
-    """The signer of outgoing commands when the config names a `signing_key`."""
-    return None if config.signing_key is None else CommandSigner.from_file(config.signing_key)
-
-
-def sharded_topics(config: CoordinatorConfig) -> list[str]:
-    topics = config.topics
-    return [topics.submit, topics.status, topics.commands, topics.events]
-
-
-def require_kafka(config: CoordinatorConfig) -> None:
-    """LinkError naming the bootstrap and the fix unless the cluster gives this login its metadata in time."""
-    kafka = config.kafka
-    problem = kafka_login_problem(f"{kafka.host}:{kafka.port}", settings=kafka.security.client_settings(),
-                                  timeout_s=kafka.connect_timeout_s)
-    if problem is not None:
-        fix = (f"check kafka.security ({kafka.security.describe()}) against the cluster's users"
-               if problem.startswith("login refused") else "start Kafka or fix kafka.host / kafka.port")
-        raise LinkError(f"kafka://{kafka.host}:{kafka.port}", problem, fix)
-
-
-def topic_specs(config: CoordinatorConfig) -> list[TopicSpec]:
-    """The coordinator's topics: sharded ones with `shards` partitions (the event log compacted), state and
-    presence with `shards` partitions too."""
-    topics = config.topics
-    compact = {"cleanup.policy": "compact"}
-    return [*(TopicSpec(t, config.shards, compact if t == topics.events else {}, sharded=True)
-              for t in sharded_topics(config)),
-            TopicSpec(topics.state, config.shards), TopicSpec(topics.presence, config.shards)]
-
-
-def ensure_topics(config: CoordinatorConfig) -> None:
-    """Create missing topics, grow sharded ones made with fewer partitions (`create_topics`), and check that
-    each sharded topic has one partition per shard (TopicMismatch if not); LinkError if Kafka does not answer."""
-    try:
-        ensure_kafka_topics(f"{config.kafka.host}:{config.kafka.port}", topic_specs(config),
-                            create=config.create_topics, timeout_s=config.kafka.connect_timeout_s,
-                            settings=config.kafka.security.client_settings(),
-                            replication_factor=config.kafka.new_topics.replication_factor,
-                            min_insync_replicas=config.kafka.new_topics.min_insync_replicas)
-    except TopicError as exc:
-        raise TopicMismatch(str(exc)) from None
-
-
-def sent_at(msg: KafkaMessage, now_ns: int) -> int:
-    """When a record was produced (its CreateTime), never later than now: a robot read from old history is
-    last seen when it sent, not when this instance read it."""
-    kind, stamp_ms = msg.timestamp()
-    if kind != TIMESTAMP_CREATE_TIME or stamp_ms <= 0:
-        return now_ns
-    return min(now_ns, stamp_ms * 1_000_000)
 
 
 def coalesce(out: list[Output]) -> list[Output]:
@@ -176,16 +102,7 @@ class CoordinatorInstance:
                                    # librdkafka's 100 ms default (growing to 1 s) made each round ~0.5 s.
                                    "retry.backoff.ms": 10, "retry.backoff.max.ms": 100}, log)
         self._patiently("initialise the transactional producer", self._producer.init_transactions)
-        self._view = kafka_consumer({**common, "group.id": f"{config.kafka.group}.view.{uuid.uuid4().hex[:8]}",
-                                     "enable.auto.commit": False, "isolation.level": "read_committed",
-                                     "auto.offset.reset": "earliest"}, log)
-        meta = self._view.list_topics(timeout=config.kafka.connect_timeout_s).topics
-        self._event_partitions = [TopicPartition(self.topics.events, p) for p in sorted(meta[self.topics.events]
-                                                                                      .partitions)]
-        self._view_start = [TopicPartition(t, p, OFFSET_BEGINNING) for t in (self.topics.state, self.topics.presence,
-                                                                             self.topics.events)
-                            for p in sorted(meta[t].partitions)]
-        self._view.assign(self._view_start)
+        self.view = ViewReader(config, self.dispatch, self.records, self._malformed)
         session_ms = int(config.kafka.session_timeout_s * 1000)
         self._group = kafka_consumer({**common, "group.id": config.kafka.group, "client.id": self.instance_id,
                                       "enable.auto.commit": False, "isolation.level": "read_committed",
@@ -223,28 +140,16 @@ class CoordinatorInstance:
         self.metrics.shards_owned.set(0)
         log.info("instance %s: shards revoked", self.instance_id)
 
-    def _event_ends(self) -> dict[int, int]:
-        ends = {}
-        for tp in self._event_partitions:
-            _low, high = self._view.get_watermark_offsets(tp, timeout=self.config.kafka.connect_timeout_s,
-                                                          cached=False)
-            ends[tp.partition] = int(high)
-        return ends
-
-    def _caught_up(self, ends: dict[int, int]) -> bool:
-        positions = self._view.position([TopicPartition(self.topics.events, p) for p in ends])
-        return all(end == 0 or tp.offset >= end for tp, end in zip(positions, ends.values(), strict=True))
-
     def _check_ready(self) -> None:
         if not self._rebuilding:
             return
         if self._pending is None:
             try:  # where the event topic ends now: read up to here before owning anything
-                self._pending = self._event_ends()
+                self._pending = self.view.event_ends()
             except KafkaException as exc:
                 log.warning("instance %s: event topic ends unknown yet (%s); retrying", self.instance_id, exc)
                 return
-        if not self._caught_up(self._pending):
+        if not self.view.caught_up(self._pending):
             return
         self._rebuilding = False
         self.dispatch.owned = self._pending_shards
@@ -254,57 +159,13 @@ class CoordinatorInstance:
         log.info("instance %s: owns shards %s (%d tasks known)", self.instance_id, sorted(self.dispatch.owned),
                  len(self.dispatch.book))
 
-    # -- the view ---------------------------------------------------------------------------------------
-
-    def _drain_view(self, budget: int = 20_000) -> int:
-        done = 0
-        while done < budget:
-            msgs = self._view.consume(num_messages=2000, timeout=0)
-            if not msgs:
-                break
-            now = time.time_ns()
-            for msg in msgs:
-                self._view_record(msg, now)
-            done += len(msgs)
-        return done
-
-    def _view_record(self, msg: KafkaMessage, now_ns: int) -> None:
-        if msg.error():
-            return
-        topic, value = msg.topic(), msg.value()
-        try:
-            if topic == self.topics.events:
-                if value is not None:
-                    self.dispatch.book.apply(decode_event(value).task)
-            elif value is None:
-                return
-            elif topic == self.topics.state:
-                self.dispatch.fleet.on_state(self.records.state_decoder.decode(value).body, sent_at(msg, now_ns))
-            else:
-                presence = parse_presence(value)
-                self.dispatch.fleet.on_presence(presence.robot_id, presence.state, presence.reason,
-                                                sent_at(msg, now_ns))
-        except Exception as exc:  # a malformed record is counted, never fatal
-            self._malformed(msg, exc)
-
-    def catch_up(self, timeout_s: float = 5.0) -> bool:
-        """Read the event topic up to its current end (a task another instance just handed over)."""
-        ends = self._event_ends()
-        deadline = time.monotonic() + timeout_s
-        while not self._caught_up(ends):
-            if time.monotonic() > deadline:
-                return False
-            for msg in self._view.consume(num_messages=2000, timeout=0.05):
-                self._view_record(msg, time.time_ns())
-        return True
-
     # -- one round ------------------------------------------------------------------------------------------
 
     def step(self, timeout_s: float = 0.02) -> int:
         """Consume a batch, decide, and commit events, commands and offsets in one transaction; returns
         how many records were produced."""
         msgs = self._group.consume(num_messages=1000, timeout=timeout_s)
-        self._drain_view()
+        self.view.drain()
         self._check_ready()
         now = time.time_ns()
         out: list[Output] = []
@@ -358,7 +219,7 @@ class CoordinatorInstance:
         args: dict[str, Any] = {"robot_id": report.robot_id, "task_id": report.task_id, "state": report.state,
                                 "reason": report.reason, "progress": report.progress, "now_ns": now_ns}
         result = self.dispatch.status(**args)
-        if result is None and self.catch_up():
+        if result is None and self.view.catch_up():
             result = self.dispatch.status(**args)
         if result is None:
             self.drops("status for an unknown task", f"{report.robot_id}: task {report.task_id}")
@@ -443,7 +304,7 @@ class CoordinatorInstance:
         self.dispatch.reset()
         self._requested.clear()
         self.metrics.shards_owned.set(0)
-        self._view.assign(self._view_start)
+        self.view.rewind()
         partitions = list(self._group.assignment())
         committed: list[TopicPartition] = []
         if partitions:
@@ -490,6 +351,6 @@ class CoordinatorInstance:
         try:
             self._group.close()
         finally:
-            self._view.close()
+            self.view.close()
             self._producer.flush(self.config.kafka.connect_timeout_s)
             self.records.close()
