@@ -13,8 +13,12 @@ from swarm_bridge.config.common import EnvVarName, NewTopicsConfig, Strict, Subj
 from swarm_bridge.config.errors import ConfigValueError
 from swarm_bridge.config.security import KafkaSecurity
 
-__all__ = ["CoordinatorConfig", "CoordinatorKafkaConfig", "CoordinatorMqttConfig", "CoordinatorTopics",
-           "PolicyConfig", "TaskRulesConfig"]
+__all__ = ["CoordinatorConfig", "CoordinatorKafkaConfig", "CoordinatorMqttConfig", "CoordinatorRecordFormat",
+           "CoordinatorTopics", "PolicyConfig", "TaskRulesConfig"]
+
+CoordinatorRecordFormat = Literal["avro", "json"]
+"""Record formats the coordinator reads and writes (robots' state, task status, commands); a format the coordinator
+should speak is added here."""
 
 TOPIC = r"^[A-Za-z0-9._-]+$"
 NAME = r"^[A-Za-z0-9_-]+$"
@@ -126,7 +130,7 @@ class CoordinatorConfig(Strict):
     kafka: CoordinatorKafkaConfig = CoordinatorKafkaConfig(port=9092)
     mqtt: CoordinatorMqttConfig | None = None
     topics: CoordinatorTopics = CoordinatorTopics()
-    robot_format: Literal["avro", "json"] = Field(default="avro", description="format of RobotState, TaskStatus "
+    robot_format: CoordinatorRecordFormat = Field(default="avro", description="format of RobotState, TaskStatus "
                                                   "and TaskCommand records; the robots' routes must use the same")
     registry: str | None = Field(default=None, description="schema registry for Avro: a directory or http(s)://; "
                                  "default $SWARM_BRIDGE_REGISTRY or the embedded file registry")

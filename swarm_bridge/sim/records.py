@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from swarm_bridge.codec.envelope import Envelope
 from swarm_bridge.codec.errors import RecordError
@@ -20,6 +20,7 @@ from swarm_bridge.codec.framing import zigzag_varint as avro_long  # an Avro lon
 from swarm_bridge.codec.records import RecordFormat
 from swarm_bridge.codec.registry import topic_name
 from swarm_bridge.codec.wire import WireDecoder, WireEncoder, registry_ids, wire_decoder, wire_encoder
+from swarm_bridge.config.coordinator import CoordinatorRecordFormat
 from swarm_bridge.coordinator.core.records import ROBOT_STATE, STATES, TASK_COMMAND, TASK_STATUS, ros_time
 from swarm_bridge.coordinator.core.tasks import TaskState
 from swarm_bridge.coordinator.kafka.records import kafka_decoder, kafka_encoder
@@ -142,7 +143,7 @@ class SiteRobotRecords:
     """The records of robots on a site's MQTT broker, as their bridges make them: RobotState and TaskStatus in
     `fmt`, and the TaskCommands they read (Avro or JSON, by their first bytes); the robot side of `SiteRecords`."""
 
-    def __init__(self, topics: SiteTopics, *, fmt: Literal["avro", "json"] = "avro") -> None:
+    def __init__(self, topics: SiteTopics, *, fmt: CoordinatorRecordFormat = "avro") -> None:
         self.topics, self.fmt = topics, fmt
         self._state = wire_encoder(ROBOT_STATE, fmt, "mqtt", subject=topics.every_robot("state", "robot_state"))
         self._status = wire_encoder(TASK_STATUS, fmt, "mqtt", subject=topics.every_robot("event", "task_status"))

@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from swarm_bridge.codec.envelope import Envelope
 from swarm_bridge.codec.framing import split_batch
 from swarm_bridge.codec.recognise import FormatMismatch, FormatWatch, expected_shape, recognise
 from swarm_bridge.codec.wire import WireDecoder, WireEncoder, wire_decoder, wire_encoder
 from swarm_bridge.commands import CommandSigner
+from swarm_bridge.config.coordinator import CoordinatorRecordFormat
 from swarm_bridge.coordinator.core.dispatch import Command
 from swarm_bridge.coordinator.core.errors import RecordBodyError
 from swarm_bridge.coordinator.core.records import (
@@ -35,7 +36,7 @@ from swarm_bridge.routing.naming import mqtt_topic, presence_topic
 __all__ = ["FORMATS", "SiteRecords", "SiteTopics", "TopicKind", "codec_for", "result_payload", "result_topic_level"]
 
 TopicKind = Literal["state", "status", "presence", "submit"]
-FORMATS: tuple[Literal["avro"], Literal["json"]] = ("avro", "json")  # what robots may send on MQTT
+FORMATS: tuple[CoordinatorRecordFormat, ...] = get_args(CoordinatorRecordFormat)  # what robots may send on MQTT
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class SiteRecords:
     """Decoders and encoders of the records the coordinator reads and writes on MQTT: RobotState and TaskStatus
     in (Avro or JSON, by their first byte), TaskCommand out in `fmt`, signed when a signer is given."""
 
-    def __init__(self, topics: SiteTopics, *, fmt: Literal["avro", "json"] = "avro",
+    def __init__(self, topics: SiteTopics, *, fmt: CoordinatorRecordFormat = "avro",
                  signer: CommandSigner | None = None) -> None:
         self.topics, self.fmt, self.signer = topics, fmt, signer
 
