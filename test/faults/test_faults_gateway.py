@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from fault_proxy import FaultProxy
 from gateway_harness import GatewayProcess, GatewayThread, kafka_heads, sent_heads, wait_for, write_config
-from test_gateway_outage import STREAMS, TOPICS, Sender
+from outage_sender import STREAMS, TOPICS, Sender
 
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
 from swarm_bridge.sim import SimRobot

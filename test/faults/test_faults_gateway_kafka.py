@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from fault_proxy import FaultProxy
 from gateway_harness import GatewayThread, kafka_heads, sent_heads, wait_for, write_config
+from outage_sender import STREAMS, TOPICS, Sender
 from prometheus_client.parser import text_string_to_metric_families
-from test_gateway_outage import STREAMS, TOPICS, Sender
 
 from swarm_bridge.brokers import Kafka, Mosquitto
 from swarm_bridge.gateway.heads import avro_head

@@ -22,7 +22,11 @@ from typing import Any
 import pytest
 import yaml
 from fault_proxy import FaultProxy
-from test_robot_bridge_outage import ROBOT, OdomSource, _seqs, _start_node, _stop, _wait_for
+from robot_outage import ROBOT, OdomSource
+from robot_outage import arrived_seqs as _seqs
+from robot_outage import start_node as _start_node
+from robot_outage import stop_node as _stop
+from robot_outage import wait_for_seqs as _wait_for
 
 from swarm_bridge.brokers import Mosquitto, free_port
 from swarm_bridge.codec import decode_json

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 from gateway_harness import GatewayProcess, GatewayThread, kafka_heads, sent_heads, wait_for, write_config
+from outage_sender import STREAMS, TOPICS, Sender
 
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
-from swarm_bridge.sim import DEFAULT_MIX, SimRobot
+from swarm_bridge.sim import SimRobot
 from swarm_bridge.sim.mqtt_fleet import MqttFleet
 from swarm_bridge.sim.taps import KafkaTap
 from swarm_bridge.transport import ensure_kafka_topics
@@ -25,28 +25,6 @@ from swarm_bridge.transport import ensure_kafka_topics
 pytestmark = pytest.mark.integration
 
 OUTAGE_S = float(os.environ.get("SWARM_BRIDGE_OUTAGE_S", "5"))
-STREAMS = DEFAULT_MIX[:2]
-TOPICS = [spec.kafka_topic for spec in STREAMS]
-
-
-class Sender:
-    """Robots publishing batches of `batch` records per stream, `rounds` times, paced, in a thread."""
-
-    def __init__(self, fleet: MqttFleet, *, rounds: int, batch: int, period_s: float) -> None:
-        self.fleet, self.rounds, self.batch, self.period_s = fleet, rounds, batch, period_s
-        self.sent = 0
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        for _ in range(self.rounds):
-            self.sent += self.fleet.send(self.batch, batch=self.batch)
-            time.sleep(self.period_s)
-
-    def join(self) -> None:
-        self.thread.join(timeout=300)
-        assert not self.thread.is_alive()
-        assert self.fleet.wait(60)
 
 
 def test_sigkilled_gateway_restarted_loses_nothing_and_writes_nothing_twice(

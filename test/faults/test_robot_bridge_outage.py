@@ -8,29 +8,26 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import rclpy
 import yaml
+from robot_outage import ROBOT, RUN, OdomSource
+from robot_outage import arrived_seqs as _seqs
+from robot_outage import start_node as _start_node
+from robot_outage import stop_node as _stop
+from robot_outage import wait_for_seqs as _wait_for
 
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
 from swarm_bridge.codec import decode_json
-from swarm_bridge.ros.qos import qos_preset
-from swarm_bridge.ros.spin import make_executor, spin_until
-from swarm_bridge.sim.taps import KafkaTap, MqttTap, TappedRecord
+from swarm_bridge.ros.spin import spin_until
+from swarm_bridge.sim.taps import KafkaTap, MqttTap
 from swarm_bridge.transport import ensure_kafka_topics
 
 pytestmark = pytest.mark.integration
 
-NODE = [sys.executable, "-m", "swarm_bridge.nodes", "robot_bridge"]
-ROBOT = "amr_042"
-RUN = 1 << 32
 OUTAGE_S = float(os.environ.get("SWARM_BRIDGE_OUTAGE_S", "30"))  # the issue's figure; shorter for local runs
 
 
@@ -58,71 +55,6 @@ def _config(tmp_path: Path, kind: str, port: int) -> Path:
     path = tmp_path / "robot.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
-
-
-def _start_node(config: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([*NODE, "--config", str(config)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-
-
-class OdomSource:
-    """Publishes Odometry on /robot/odom at a steady rate, numbering messages in pose.position.x and naming
-    itself in child_frame_id (`tag`), so a record from any other publisher is told apart."""
-
-    def __init__(self, context: Any) -> None:
-        from nav_msgs.msg import Odometry
-
-        self._cls = Odometry
-        self.tag = f"odom-source-{os.getpid()}-{time.monotonic_ns()}"
-        self.node = rclpy.create_node("odom_source", context=context)
-        self.publisher = self.node.create_publisher(Odometry, "/robot/odom", qos_preset("reliable", depth=1000))
-        self.executor = make_executor(context)
-        self.sent = 0
-
-    def wait_for_bridge(self) -> None:
-        assert spin_until(self.executor, [self.node], done=lambda: self.publisher.get_subscription_count() > 0,
-                          timeout_s=30)
-
-    def run(self, seconds: float, rate_hz: float, *, at: dict[float, Callable[[], None]] | None = None) -> None:
-        """Publish for `seconds`; call each `at[t]` once `t` seconds in (e.g. stop the broker)."""
-        actions = sorted((at or {}).items())
-        start = time.monotonic()
-        period = 1.0 / rate_hz
-        count = 0
-        while (elapsed := time.monotonic() - start) < seconds:
-            while actions and elapsed >= actions[0][0]:
-                actions.pop(0)[1]()
-            msg = self._cls()
-            msg.child_frame_id = self.tag
-            msg.pose.pose.position.x = float(self.sent)
-            self.publisher.publish(msg)
-            self.sent += 1
-            count += 1
-            delay = start + count * period - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-
-    def close(self) -> None:
-        self.node.destroy_node()
-
-
-def _seqs(records: list[TappedRecord]) -> list[int]:
-    """Sequence numbers in arrival order, each kept at its first arrival (resends are duplicates)."""
-    return list(dict.fromkeys(decode_json(r.payload).seq for r in records))
-
-
-def _wait_for(tap: MqttTap | KafkaTap, count: int, timeout_s: float) -> list[int]:
-    deadline = time.monotonic() + timeout_s
-    while len(seqs := _seqs(tap.snapshot())) < count and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return seqs
-
-
-def _stop(proc: subprocess.Popen[str]) -> str:
-    proc.send_signal(signal.SIGTERM)
-    output, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0, output[-3000:]
-    return output
 
 
 def test_mqtt_outage_of_30s_at_1khz_loses_nothing(tmp_path: Path, ros_context: Any,

@@ -25,7 +25,7 @@ from gateway_harness import read_topic
 from swarm_bridge.brokers import Kafka, Mosquitto
 from swarm_bridge.transport import MqttLink
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 VENV = Path(sys.prefix)
 DEMO_BAG = "polymath_cmd_vel_mcap"  # a small real bag: the demo's whole chain in well under a minute
 PYVER = f"python{sys.version_info.major}.{sys.version_info.minor}"

@@ -33,7 +33,7 @@ from swarm_bridge.transport import ensure_kafka_topics
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 ACL = REPO / "docker" / "mosquitto" / "acl"
 PASSWORDS = {"amr_a": "pw-a-1", "amr_b": "pw-b-2", "swarm_gateway": "pw-gateway-3"}
 FLEET = "isolated"

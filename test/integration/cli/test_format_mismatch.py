@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 from coordinator_fleet import coordinator_config
-from test_shipped_configs import CLI, CONFIG, NODES, Processes, fleet_status, robot_id, wait_until
+from shipped_fleet import CLI, CONFIG, NODES, Processes, fleet_status, robot_id, wait_until
 
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
 from swarm_bridge.coordinator.instance import CoordinatorInstance, ensure_topics

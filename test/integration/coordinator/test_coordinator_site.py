@@ -16,45 +16,17 @@ from typing import Any
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from site_harness import CAPABILITIES, robots_of, site_doc, wait_for
 
 from swarm_bridge.brokers import Mosquitto
 from swarm_bridge.commands import generate_key_pair
-from swarm_bridge.config import ConfigError, CoordinatorConfig, validate_config
+from swarm_bridge.config import CoordinatorConfig, validate_config
 from swarm_bridge.coordinator.dispatch import ASSIGN
 from swarm_bridge.coordinator.site import SiteCoordinator
 from swarm_bridge.coordinator.site_wire import SiteRecords, SiteTopics
 from swarm_bridge.coordinator.tasks import TERMINAL, TaskState
 from swarm_bridge.sim.site_fleet import SiteFleet
 from swarm_bridge.sim.task_robots import TaskRobot
-
-CAPABILITIES = {"amr": ["navigate", "pick", "charge"], "drone": ["fly", "inspect", "charge"], "arm": ["pick", "place"]}
-KINDS = ["amr", "drone", "arm"]
-
-
-def site_doc(broker: Mosquitto, **overrides: Any) -> dict[str, Any]:
-    """A single-site config with a fleet name of its own (tests share one Mosquitto)."""
-    doc: dict[str, Any] = {
-        "fleet": f"site{uuid.uuid4().hex[:6]}", "mode": "mqtt",
-        "mqtt": {"host": broker.host, "port": broker.port, "session_expiry_s": 0},
-        "capabilities": CAPABILITIES,
-        "tasks": {"accept_timeout_s": 20, "run_timeout_s": 60, "robot_offline_after_s": 20, "max_attempts": 3},
-    }
-    for key, value in overrides.items():
-        doc[key] = {**doc[key], **value} if isinstance(value, dict) and isinstance(doc.get(key), dict) else value
-    return doc
-
-
-def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(0.05)
-
-
-def robots_of(count: int) -> list[TaskRobot]:
-    return [TaskRobot(f"{KINDS[i % 3]}_{i:03d}", KINDS[i % 3], CAPABILITIES[KINDS[i % 3]], x=float(i % 5),
-                      y=float(i // 5)) for i in range(count)]
 
 
 class Site:
@@ -89,18 +61,6 @@ def site_factory(mosquitto: Mosquitto) -> Iterator[Callable[..., Site]]:
     yield make
     for site in sites:
         site.close()
-
-
-def test_a_config_names_its_mode_sections() -> None:
-    base = {"fleet": "f", "capabilities": CAPABILITIES}
-    with pytest.raises(ConfigError, match="mode mqtt needs an mqtt: section"):
-        validate_config({**base, "mode": "mqtt"}, CoordinatorConfig)
-    with pytest.raises(ConfigError, match="mode kafka needs kafka and shards"):
-        validate_config(base, CoordinatorConfig)
-    with pytest.raises(ConfigError, match=r"mqtt: unknown key 'prot' \(did you mean 'port'\?\)"):
-        validate_config({**base, "mode": "mqtt", "mqtt": {"prot": 1883}}, CoordinatorConfig)
-    config = validate_config({**base, "mode": "mqtt", "mqtt": {"port": 1883}}, CoordinatorConfig)
-    assert config.mqtt is not None and config.mqtt.topic_prefix == "swarm" and config.shards == 1
 
 
 @pytest.mark.integration

@@ -19,7 +19,7 @@ import paho.mqtt.client as paho
 import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
-from test_coordinator_site import robots_of, site_doc, wait_for
+from site_harness import robots_of, site_doc, wait_for
 
 from swarm_bridge.brokers import Mosquitto, free_port
 from swarm_bridge.config import CoordinatorConfig, validate_config

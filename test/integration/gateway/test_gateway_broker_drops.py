@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from gateway_harness import GatewayThread, kafka_heads, wait_for, write_config
-from test_gateway_outage import STREAMS, TOPICS
+from outage_sender import STREAMS, TOPICS
 
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
 from swarm_bridge.sim import SimRobot

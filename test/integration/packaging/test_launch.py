@@ -40,7 +40,7 @@ from swarm_bridge.transport import MqttLink
 # the first test also waits for the session fixtures: install-ros2-launch (up to minutes on a busy machine) and pip
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="session")

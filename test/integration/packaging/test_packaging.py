@@ -17,7 +17,7 @@ from swarm_bridge.brokers import Kafka, Mosquitto
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 VENV = Path(sys.prefix)
 PYVER = f"python{sys.version_info.major}.{sys.version_info.minor}"
 NODES = sorted(p.name for p in (REPO / "nodes").iterdir())

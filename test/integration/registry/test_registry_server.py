@@ -26,7 +26,7 @@ from swarm_bridge.codec import (
     parse_confluent,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 SCHEMAS = REPO / "schemas"
 
 pytestmark = pytest.mark.integration

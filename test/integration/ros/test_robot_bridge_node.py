@@ -25,7 +25,7 @@ from swarm_bridge.transport import MqttLink
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 NODE = [sys.executable, "-m", "swarm_bridge.nodes", "robot_bridge"]
 
 

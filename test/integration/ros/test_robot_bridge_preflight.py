@@ -18,7 +18,7 @@ from swarm_bridge.brokers import Mosquitto, free_port
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 NODE = [sys.executable, "-m", "swarm_bridge.nodes", "robot_bridge"]
 LOG_LINE = re.compile(r"^\S+ \S+ (?:INFO|WARNING|ERROR) ([\w.]+): (.*)$")
 

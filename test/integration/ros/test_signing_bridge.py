@@ -27,7 +27,7 @@ from swarm_bridge.transport import MqttLink
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 NODE = [sys.executable, "-m", "swarm_bridge.nodes", "robot_bridge"]
 TASK = "swarm_bridge_msgs/msg/TaskCommand"
 ROUTE = "route mqtt:swarm/warehouse_a/amr_042/command/task_command -> ros:/amr_042/task_command"

@@ -14,8 +14,9 @@ import mqtt5
 import paho.mqtt.client as paho
 import pytest
 from fault_proxy import FaultProxy
+from mqtt_brokers import FakeBroker, FakeConn, TunedMosquitto
+from mqtt_brokers import publish_packet as _publish
 from paho.mqtt.enums import CallbackAPIVersion
-from test_mqtt_client import FakeBroker, FakeConn, TunedMosquitto, _publish
 
 from swarm_bridge.brokers import Mosquitto, free_port
 from swarm_bridge.transport.mqtt_client import LastWill, Message, MqttOptions

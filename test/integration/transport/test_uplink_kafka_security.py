@@ -11,21 +11,22 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from kafka_uplink_docs import PASSWORD_ENV
+from kafka_uplink_docs import kafka_uplink_data as _data
+from kafka_uplink_docs import scram_security as _scram
 
 from swarm_bridge.brokers import Kafka, free_port
 from swarm_bridge.brokers.kafka import KafkaBrokerSecurity
 from swarm_bridge.brokers.kafka_acls import KafkaGrant, grant
-from swarm_bridge.config import ConfigError, RobotBridgeConfig, validate_config
+from swarm_bridge.config import RobotBridgeConfig, validate_config
 from swarm_bridge.transport import LinkError, ensure_kafka_topics, open_uplink
 
 ROBOT_PASSWORD = "amr-Zq4-secret-77"
 ADMIN_PASSWORD = "adm-Lw8-secret-31"
 SECURITY = KafkaBrokerSecurity("swarm_admin", ADMIN_PASSWORD, {"amr_007": ROBOT_PASSWORD})
-PASSWORD_ENV = "SWARM_TEST_UPLINK_KAFKA_PASSWORD"
 TOPIC = "fleet.telemetry.odometry"
 
 
@@ -42,20 +43,6 @@ def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kafka]:
         yield broker
     finally:
         broker.stop()
-
-
-def _data(port: int, security: dict[str, Any], **uplink: Any) -> dict[str, Any]:
-    return {
-        "robot_id": "amr_007", "fleet": "secure",
-        "uplink": {"kind": "kafka", "port": port, "connect_timeout_s": 5, "security": security, **uplink},
-        "routes": [{"topic": "/odom", "type": "nav_msgs/msg/Odometry", "channel": "telemetry", "stream": "odometry",
-                    "qos": "sensor_data", "format": "json"}],
-    }
-
-
-def _scram(**password: str) -> dict[str, str]:
-    return {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512", "username": "amr_007",
-            **password}
 
 
 def _values(bootstrap: str, run: str, expected: int) -> Counter[bytes]:
@@ -133,32 +120,3 @@ def test_a_kafka_uplink_without_a_login_is_refused_by_the_secure_listener(secure
     config = validate_config(_data(secure_kafka.port, {}, connect_timeout_s=1.5), RobotBridgeConfig)
     with pytest.raises(LinkError, match=r"no cluster metadata within 1\.5 s .*Fix: start Kafka or fix uplink"):
         open_uplink(config)
-
-
-def test_a_kafka_uplink_takes_no_mqtt_login_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(PASSWORD_ENV, "x")
-    with pytest.raises(ConfigError, match=r"uplink: .*username, password_env: MQTT login keys; a kafka uplink logs in "
-                                          r"with security \(security_protocol"):
-        validate_config(_data(9092, {}, username="amr_007", password_env=PASSWORD_ENV), RobotBridgeConfig)
-
-
-def test_an_mqtt_uplink_takes_no_kafka_security(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(PASSWORD_ENV, "x")
-    data = _data(1883, _scram(password_env=PASSWORD_ENV))
-    data["uplink"]["kind"] = "mqtt"
-    with pytest.raises(ConfigError, match=r"uplink: .*security applies to kind kafka; an MQTT uplink logs in with "
-                                          r"username, password_env and tls"):
-        validate_config(data, RobotBridgeConfig)
-
-
-def test_an_unset_password_variable_is_named_with_its_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(PASSWORD_ENV, raising=False)
-    with pytest.raises(ConfigError, match=rf"uplink\.security\.password_env: .*environment variable {PASSWORD_ENV} "
-                                          r"is not set"):
-        validate_config(_data(9092, _scram(password_env=PASSWORD_ENV)), RobotBridgeConfig)
-
-
-def test_sasl_without_a_password_source_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"uplink\.security: .*SASL_PLAINTEXT needs exactly one of password_env, "
-                                          r"password_file"):
-        validate_config(_data(9092, _scram()), RobotBridgeConfig)

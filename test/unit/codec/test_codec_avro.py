@@ -13,9 +13,7 @@ from typing import Any
 
 import fastavro
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-from test_codec_rostypes import (
+from codec_cases import (
     CODEC_EXAMPLES,
     cached_codec,
     check_round_trip,
@@ -25,6 +23,8 @@ from test_codec_rostypes import (
     messages,
     same,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 from swarm_bridge.codec import (
     AvroRecordCodec,

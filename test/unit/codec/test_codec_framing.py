@@ -35,7 +35,7 @@ from swarm_bridge.codec.framing import (
     split_batch,
 )
 
-SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
+SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
 _U64 = (1 << 64) - 1
 
 

@@ -6,11 +6,7 @@ import contextlib
 from pathlib import Path
 
 import pytest
-from google.protobuf import descriptor_pb2, descriptor_pool
-from grpc_tools import protoc
-from hypothesis import given
-from hypothesis import strategies as st
-from test_codec_rostypes import (
+from codec_cases import (
     CODEC_EXAMPLES,
     cached_codec,
     check_round_trip,
@@ -19,6 +15,10 @@ from test_codec_rostypes import (
     edge_envelope,
     messages,
 )
+from google.protobuf import descriptor_pb2, descriptor_pool
+from grpc_tools import protoc
+from hypothesis import given
+from hypothesis import strategies as st
 
 from swarm_bridge.codec import CodecError, Envelope, ProtoRecordCodec, RecordError, RosTypes, default_types
 from swarm_bridge.codec.protobuf import file_descriptors, proto_text

@@ -29,7 +29,7 @@ from swarm_bridge.codec import (
 )
 from swarm_bridge.codec.registry import record_name, topic_name, topic_record_name
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 SCHEMAS = REPO / "schemas"
 
 

@@ -19,7 +19,7 @@ from swarm_bridge.codec import FileRegistry, Schema, SchemaParseError
 from swarm_bridge.codec.fleet_protos import compile_proto, generate, load, message_class, proto_files
 from swarm_bridge.codec.registry import check_compatibility
 
-SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
+SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
 MESSAGES = ["fleet_event", "heartbeat", "robot_state", "task_command", "task_status"]
 NAMING = re.compile(r"(?P<message>[a-z_]+)\.v(?P<version>[1-9]\d*)\.(?P<ext>avsc|proto)")
 
@@ -179,7 +179,7 @@ def _fields_in_a_fresh_process(out: Path, schemas: Path) -> list[str]:
         "print(' '.join(f.name for f in m.Heartbeat.DESCRIPTOR.fields))"
     )
     done = subprocess.run([sys.executable, "-c", script, str(out), str(schemas)], capture_output=True, text=True,
-                          check=True, cwd=Path(__file__).resolve().parents[1])
+                          check=True, cwd=Path(__file__).resolve().parents[3])
     return done.stdout.split()
 
 

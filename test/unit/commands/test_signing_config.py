@@ -16,7 +16,7 @@ from swarm_bridge.codec.signing import open_signed
 from swarm_bridge.commands import CommandVerifier, Keyring, generate_key_pair
 from swarm_bridge.config import ConfigError, RobotBridgeConfig, validate_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _config(**commands: Any) -> dict[str, Any]:

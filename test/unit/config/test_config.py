@@ -10,7 +10,7 @@ import yaml
 
 from swarm_bridge.config import ConfigError, RobotBridgeConfig, load_config, validate_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 GOOD: dict[str, Any] = {
     "robot_id": "amr_007",

@@ -17,7 +17,7 @@ from swarm_bridge.config import ConfigError, CoordinatorConfig, GatewayConfig, R
 from swarm_bridge.config.common import PATTERN_WORDS
 from swarm_bridge.config.loader import _model_in
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 PACKAGE = REPO / "swarm_bridge"
 MODELS = (RobotBridgeConfig, GatewayConfig, CoordinatorConfig)
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9_-]+")

@@ -10,7 +10,7 @@ import yaml
 from swarm_bridge.cli import main as cli_main
 from swarm_bridge.config import ConfigError, CoordinatorConfig, load_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_example_config_loads_with_every_section() -> None:

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from swarm_bridge.config import ConfigError, CoordinatorConfig, GatewayConfig, RobotBridgeConfig, load_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = 200
 MODELS: dict[str, type[BaseModel]] = {"robot_bridge.yaml": RobotBridgeConfig, "edge_gateway.yaml": GatewayConfig,
                                       "coordinator.yaml": CoordinatorConfig}

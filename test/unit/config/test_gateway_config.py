@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from swarm_bridge.config import ConfigError, GatewayConfig, load_config, validate_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "config" / "edge_gateway.yaml"
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 # rosdep key -> (PyPI distribution, the version Ubuntu 24.04, ROS 2 Kilted's platform, installs for it)
 ROSDEP_NOBLE = {

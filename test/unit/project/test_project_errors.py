@@ -12,7 +12,7 @@ import pytest
 
 from swarm_bridge.errors import SwarmBridgeError
 
-ROOT = Path(__file__).resolve().parent.parent / "swarm_bridge"
+ROOT = Path(__file__).resolve().parents[3] / "swarm_bridge"
 PACKAGES = ("codec", "config", "routing", "spool", "ros", "cli", "replay", "commands", "brokers", "demo")
 BUILTIN_ERRORS = {name for name, value in vars(builtins).items()
                   if isinstance(value, type) and issubclass(value, BaseException)}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "swarm_bridge"
+PACKAGE = Path(__file__).resolve().parents[3] / "swarm_bridge"
 CLIENTS = frozenset({"confluent_kafka", "paho", "mqtt5"})
 # rclpy outside ros/ today: the launch entry points and the demo fleets spin nodes themselves, replay reads
 # a ROS type. Listed so that no new module crosses the wall; a module that moves behind it leaves the list.

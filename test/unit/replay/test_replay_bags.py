@@ -13,7 +13,7 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from swarm_bridge.replay import Bag, ReplayTypes, find_bags
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 MSG_EXTRA = REPO / "msg_extra"
 
 

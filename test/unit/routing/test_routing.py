@@ -11,7 +11,7 @@ from swarm_bridge.routing import Route, kafka_key, kafka_topic, mqtt_topic, rout
 from swarm_bridge.routing.naming import robot_namespace
 from swarm_bridge.routing.route import discovered_routes, route_for, selector_for, stream_for
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _config(kind: str) -> RobotBridgeConfig:
