@@ -21,11 +21,11 @@ def test_two_sessions_that_prefer_the_same_domain_get_different_ones(tmp_path: P
 
 
 def test_a_domain_held_by_another_process_is_skipped_and_freed_when_it_is_killed(tmp_path: Path) -> None:
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
+    holder = subprocess.Popen(  # holds its lease until killed: it blocks reading a stdin nobody writes to
+        [sys.executable, "-c", "import sys\nfrom pathlib import Path\n"
          "from swarm_bridge.brokers.domains import lease_domain\n"
          f"lease = lease_domain(42, lock_dir=Path({str(tmp_path)!r}))\nprint(lease.domain, flush=True)\n"
-         "time.sleep(600)"], stdout=subprocess.PIPE, text=True)
+         "sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "42"
         with lease_domain(42, lock_dir=tmp_path) as lease:

@@ -214,12 +214,11 @@ def test_avro_references_are_inlined_for_checks_and_fingerprints(registry: FileR
 
 _WORKER = textwrap.dedent(
     """
-    import json, sys, time
-    from pathlib import Path
+    import json, sys
     from swarm_bridge.codec import FileRegistry, Schema
-    root, tag, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
-    while not go.exists():
-        time.sleep(0.001)
+    root, tag = sys.argv[1], sys.argv[2]
+    print("ready", flush=True)
+    sys.stdin.readline()  # the go: both workers have imported everything and start at once
     registry = FileRegistry(root)
     out = []
     for i in range(15):
@@ -234,15 +233,18 @@ _WORKER = textwrap.dedent(
 
 
 def test_two_processes_register_concurrently_without_losing_or_duplicating(tmp_path: Path) -> None:
-    go = tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     procs = [
-        subprocess.Popen([sys.executable, "-c", _WORKER, str(tmp_path / "reg"), tag, str(go)],
+        subprocess.Popen([sys.executable, "-c", _WORKER, str(tmp_path / "reg"), tag], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         for tag in ("p1", "p2")
     ]
-    time.sleep(0.5)  # both are importing and waiting
-    go.touch()
+    for proc in procs:  # both have imported and wait for the go
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n", proc.communicate(timeout=120)[1]
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=120)

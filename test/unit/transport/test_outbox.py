@@ -6,10 +6,12 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from swarm_bridge.spool import Spool
+from swarm_bridge.transport import outbox as outbox_module
 from swarm_bridge.transport.link import Done, Inbound, LinkBusy, LinkStats
 from swarm_bridge.transport.outbox import Outbox
 
@@ -63,9 +65,23 @@ class ScriptedLink:
 
 
 def _settle(outbox: Outbox) -> None:
-    outbox.pump()
-    time.sleep(0.02)  # let the pump thread finish its own cycle too
-    outbox.pump()
+    """Pump until nothing more can move now. `pump` holds the outbox lock, so the pump thread's own cycles run
+    before or after these, never inside: when one returns False, every event so far is handled."""
+    while outbox.pump():
+        pass
+
+
+class _Clock:
+    """The outbox module's `time`, whose monotonic clock stands still until the test moves it (the rest is `time`)."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
 
 
 @pytest.fixture()
@@ -239,7 +255,9 @@ def test_a_failed_batch_goes_back_whole(batching: tuple[ScriptedLink, Outbox]) -
     assert link.ack_all() == [b"[0,1,2,3,4]", b"5"]
 
 
-def test_a_refusal_on_a_live_link_holds_records_until_retry_s(tmp_path: Path) -> None:
+def test_a_refusal_on_a_live_link_holds_records_until_retry_s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(outbox_module, "time", clock)
     link = ScriptedLink()
     outbox = Outbox(link, Spool(tmp_path / "spool.db", max_bytes=1 << 20), window=10, batch=10, retry_s=0.3)
     try:
@@ -249,7 +267,7 @@ def test_a_refusal_on_a_live_link_holds_records_until_retry_s(tmp_path: Path) ->
         _submit(outbox, b"1")  # during the hold: to the spool, behind the refused one
         _settle(outbox)
         assert link.sent == [] and outbox.spool.depth() == 2 and outbox.stats.failed == 1
-        time.sleep(0.35)
+        clock.now += 0.35  # past retry_s
         _settle(outbox)
         assert link.ack_all() == [b"0", b"1"]
         _settle(outbox)
