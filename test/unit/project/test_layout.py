@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 TEST = Path(__file__).resolve().parents[2]
+PACKAGE = TEST.parent / "swarm_bridge"
 AREAS = ("unit", "integration", "faults")
 UNIT = TEST / "unit"
 # Fixtures that start a real broker, rclpy or ros2 launch (test/conftest.py): integration tests only.
@@ -28,6 +29,10 @@ def test_every_test_file_lives_in_unit_integration_or_faults() -> None:
     assert not misplaced, f"test files outside test/unit/<package>/, test/integration/, test/faults/: {misplaced}"
     flat_unit = [_rel(p) for p in UNIT.glob("test_*.py")]
     assert not flat_unit, f"unit tests go in test/unit/<package>/ (the swarm_bridge package they test): {flat_unit}"
+    packages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    folders = {p.name for p in UNIT.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    unknown = sorted(folders - packages - {"project"})  # project: the package as a whole (walls, errors, install)
+    assert not unknown, f"test/unit/<package>/ names a swarm_bridge package; no such package: {unknown}"
     modules = sorted(p.name for p in TEST.glob("*.py"))
     assert modules == ["conftest.py"], f"helpers go in test/support/, fixtures in test/conftest.py: {modules}"
 
