@@ -19,7 +19,7 @@ test: lint
 	$(PY) -m pytest -q
 
 unit: provision
-	$(PY) -m pytest -q -m "not integration and not slow"
+	$(PY) -m pytest -q test/unit
 
 clean:
 	rm -rf .run build install log .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,5 @@
-"""Session fixtures: a real Mosquitto and a real Kafka on free ports, and rclpy isolated by domain id."""
+"""Session fixtures: a real Mosquitto and a real Kafka on free ports, and rclpy isolated by domain id; and the
+integration marker, given by the folder (test/integration/, test/faults/)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,18 @@ from fault_proxy import FaultProxy
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port, lease_domain
 
 REPO = Path(__file__).resolve().parents[1]
+# Tests under these folders use real brokers, rclpy or processes: marked integration whatever their decorators say.
+INTEGRATION_DIRS = ("integration", "faults")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under test/integration/ and test/faults/ as integration (`make unit` runs test/unit/)."""
+    here = Path(__file__).resolve().parent
+    for item in items:
+        path = item.path.resolve()
+        if path.is_relative_to(here) and path.relative_to(here).parts[0] in INTEGRATION_DIRS:
+            item.add_marker(pytest.mark.integration)
 
 
 Broker = TypeVar("Broker", Mosquitto, Kafka)

@@ -1,0 +1,265 @@
+"""Local brokers for real: Mosquitto and Kafka started, used, restarted and stopped, and the CLI that starts them
+(their errors without a broker: unit/brokers/test_brokers.py)."""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from swarm_bridge.brokers import BrokerError, Kafka, Mosquitto, free_port, port_in_use
+from swarm_bridge.brokers.mosquitto import mqtt_connack
+from swarm_bridge.brokers.ports import wait_for_port
+from swarm_bridge.brokers.process import ServiceProcess, service_status, stop_service
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def own_mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    broker = Mosquitto(run_dir=tmp_path / "run", port=free_port())
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.mark.integration
+def test_mosquitto_delivers_a_qos1_message(own_mosquitto: Mosquitto) -> None:
+    import paho.mqtt.client as mqtt
+
+    assert own_mosquitto.url == f"mqtt://127.0.0.1:{own_mosquitto.port}"
+    received: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+    subscribed = threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:8]}")
+    client.on_message = lambda _c, _u, msg: received.put(msg)
+    client.on_subscribe = lambda *_args: subscribed.set()
+    client.connect("127.0.0.1", own_mosquitto.port, keepalive=10)
+    client.loop_start()
+    try:
+        client.subscribe("test/brokers", qos=1)
+        assert subscribed.wait(5), "no SUBACK within 5 s"
+        info = client.publish("test/brokers", b"hello", qos=1)
+        info.wait_for_publish(timeout=5)
+        assert info.is_published()
+        message = received.get(timeout=5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    assert (message.topic, message.payload, message.qos) == ("test/brokers", b"hello", 1)
+
+
+@pytest.mark.integration
+def test_mosquitto_stop_frees_the_port_and_removes_the_pidfile(own_mosquitto: Mosquitto) -> None:
+    pid_path = own_mosquitto.run_dir / "mosquitto.pid"
+    assert pid_path.read_text().strip() == str(own_mosquitto.pid)
+    assert service_status(own_mosquitto.run_dir, "mosquitto").running
+    own_mosquitto.stop()
+    assert not own_mosquitto.running
+    assert not pid_path.exists()
+    assert not port_in_use("127.0.0.1", own_mosquitto.port)
+    assert "mosquitto version" in own_mosquitto.log_path.read_text()
+
+
+@pytest.mark.integration
+def test_wait_for_port_sees_a_listener_and_gives_up_on_a_free_port(own_mosquitto: Mosquitto) -> None:
+    assert wait_for_port("127.0.0.1", own_mosquitto.port, timeout=2)
+    started = time.monotonic()
+    assert not wait_for_port("127.0.0.1", free_port(), timeout=0.3)
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.integration
+def test_mosquitto_that_exits_early_reports_the_log_tail(tmp_path: Path) -> None:
+    # 192.0.2.1 (TEST-NET-1) is not a local address: mosquitto cannot bind it and exits at once.
+    broker = Mosquitto(run_dir=tmp_path, port=free_port(), host="192.0.2.1")
+    started = time.monotonic()
+    with pytest.raises(BrokerError, match="exited during startup with status") as caught:
+        broker.start()
+    assert time.monotonic() - started < broker.ready_timeout
+    assert caught.value.log_tail is not None
+    assert "Error" in caught.value.log_tail
+    assert "last lines of the mosquitto log" in str(caught.value)
+    assert not (tmp_path / "mosquitto.pid").exists()
+
+
+# --- ServiceProcess --------------------------------------------------------------------------------
+
+
+def _sleeper(run_dir: Path) -> ServiceProcess:
+    """A process that logs a line and sleeps; its argv names run_dir (as broker commands do)."""
+    code = "import sys, time; print('sleeper up', flush=True); time.sleep(60)"
+    return ServiceProcess(name="sleeper", run_dir=run_dir, argv=[sys.executable, "-c", code, str(run_dir)])
+
+
+def test_wait_ready_times_out_with_the_log_tail(tmp_path: Path) -> None:
+    process = _sleeper(tmp_path)
+    process.start()
+    try:
+        with pytest.raises(BrokerError, match="not ready after") as caught:
+            process.wait_ready(lambda: False, timeout=1.0)
+        assert "sleeper up" in (caught.value.log_tail or "")
+    finally:
+        process.stop(timeout=5)
+    assert not process.running
+    assert not (tmp_path / "sleeper.pid").exists()
+
+
+def test_wait_for_line_sees_only_this_runs_ready_line(tmp_path: Path) -> None:
+    """The marker line (naming argv) and an earlier run's log do not count as ready; this run's line does."""
+    code = "import sys, time; time.sleep(float(sys.argv[1])); print('svc: ready', flush=True); time.sleep(60)"
+    first = ServiceProcess(name="svc", run_dir=tmp_path, argv=[sys.executable, "-c", code, "0", "svc: ready"])
+    first.start()
+    try:
+        first.wait_for_line("svc: ready", timeout=30)
+    finally:
+        first.stop(timeout=5)
+    second = ServiceProcess(name="svc", run_dir=tmp_path, argv=[sys.executable, "-c", code, "60", "svc: ready"])
+    second.start()
+    try:
+        with pytest.raises(BrokerError, match="not ready after"):
+            second.wait_for_line("svc: ready", timeout=1.0)
+    finally:
+        second.stop(timeout=5)
+    assert second.returncode is not None and not second.running
+
+
+def test_stop_service_works_from_the_pidfile_alone(tmp_path: Path) -> None:
+    process = _sleeper(tmp_path)
+    process.start()
+    try:
+        status = service_status(tmp_path, "sleeper")
+        assert status.running and status.pid == process.pid
+        assert str(status) == f"sleeper: running (pid {process.pid})"
+        before = stop_service(tmp_path, "sleeper", timeout=5)
+        assert before.pid == process.pid
+        assert not service_status(tmp_path, "sleeper").running
+        assert not (tmp_path / "sleeper.pid").exists()
+    finally:
+        process.stop(timeout=5)
+
+
+# --- Kafka -----------------------------------------------------------------------------------------
+
+
+def _produce(bootstrap: str, topic: str, value: bytes) -> None:
+    from confluent_kafka import Producer
+
+    errors: list[object] = []
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    producer.produce(topic, value=value, on_delivery=lambda err, _msg: errors.append(err))
+    assert producer.flush(30) == 0, "message not delivered within 30 s"
+    assert errors == [None]
+
+
+def _consume_first(bootstrap: str, topic: str, timeout: float = 30.0) -> bytes:
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        consumer.subscribe([topic])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                value = message.value()
+                assert value is not None
+                return value
+        raise AssertionError(f"nothing consumed from {topic} within {timeout:.0f} s")
+    finally:
+        consumer.close()
+
+
+@pytest.mark.integration
+def test_kafka_round_trip_survives_a_restart_on_the_same_run_dir(tmp_path: Path) -> None:
+    port, controller_port = _distinct_free_ports()
+    broker = Kafka(run_dir=tmp_path, port=port, controller_port=controller_port)
+    assert broker.bootstrap == f"127.0.0.1:{port}"
+    try:
+        broker.start()
+        assert broker.ready_seconds is not None and broker.ready_seconds < broker.ready_timeout
+        _produce(broker.bootstrap, "test.brokers", b"kept")
+        assert _consume_first(broker.bootstrap, "test.brokers") == b"kept"
+
+        broker.stop()
+        assert not broker.running
+        assert not port_in_use("127.0.0.1", port)
+
+        broker.start()
+        assert _consume_first(broker.bootstrap, "test.brokers") == b"kept"
+    finally:
+        broker.stop()
+    assert not (tmp_path / "kafka.pid").exists()
+    assert broker.log_path.read_text().count("Kafka Server started") == 2
+
+
+# --- CLI -------------------------------------------------------------------------------------------
+
+
+def _distinct_free_ports() -> tuple[int, int]:
+    first = free_port()
+    second = free_port()
+    while second == first:
+        second = free_port()
+    return first, second
+
+
+_CLI = (
+    "import argparse, sys\n"
+    "from swarm_bridge.cli import broker\n"
+    "parser = argparse.ArgumentParser(prog='swarm-bridge')\n"
+    "broker.register(parser.add_subparsers(required=True))\n"
+    "args = parser.parse_args(sys.argv[1:])\n"
+    "sys.exit(args.run(args))\n"
+)
+
+
+def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    """Run the broker CLI in a child process (so `start` must leave the broker detached)."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    return subprocess.run(
+        [sys.executable, "-c", _CLI, *argv], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+
+
+@pytest.mark.integration
+def test_cli_start_status_stop_mosquitto(tmp_path: Path) -> None:
+    port = free_port()
+    run_dir = str(tmp_path)
+    try:
+        started = _cli("broker", "start", "mosquitto", "--run-dir", run_dir, "--mqtt-port", str(port))
+        assert started.returncode == 0, started.stderr
+        assert f"mqtt://127.0.0.1:{port}" in started.stdout
+        assert mqtt_connack("127.0.0.1", port), "broker not reachable after the CLI exited"
+
+        status = _cli("broker", "status", "--run-dir", run_dir)
+        assert status.returncode == 0
+        assert "mosquitto: running (pid" in status.stdout
+        assert "kafka: stopped" in status.stdout
+
+        stopped = _cli("broker", "stop", "mosquitto", "--run-dir", run_dir)
+        assert stopped.returncode == 0, stopped.stderr
+        assert "mosquitto: stopped (was pid" in stopped.stdout
+        assert "mosquitto: stopped" in _cli("broker", "status", "--run-dir", run_dir).stdout
+        assert not port_in_use("127.0.0.1", port)
+    finally:
+        stop_service(tmp_path, "mosquitto", timeout=10)

@@ -1,0 +1,39 @@
+"""The fleet-scale benchmark's one tiny step (5 robots, a few seconds) through a real Mosquitto, gateway, Kafka and
+coordinator (its pure machinery: unit/fleetbench/test_fleet_scale.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from swarm_bridge.brokers import Kafka, Mosquitto
+from swarm_bridge.cli import main as cli_main
+
+
+@pytest.mark.integration
+def test_tiny_fleet_through_the_hub_is_counted_exactly(mosquitto: Mosquitto, kafka: Kafka, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "report"
+    status = cli_main(["bench", "fleet", "--steps", "5", "--duration", "4", "--workers", "1", "--no-baselines",
+                       "--warmup", "2", "--warmup-robots", "3",
+                       "--mqtt-port", str(mosquitto.port), "--kafka-port", str(kafka.port), "--out", str(out)])
+    assert status == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    figures = json.loads(last)
+    [step] = figures["steps"]
+    warmup = figures["warmup"]
+    assert (warmup["ran"], warmup["seconds"], warmup["robots"]) == (True, 2.0, 3)
+    assert warmup["figures"]["sent"] == warmup["figures"]["delivered"] > 0
+    assert step["robots"] == 5
+    assert step["sent"] == step["delivered"] > 0  # the step counts its own run only, not the warm-up's records
+    assert (step["lost"], step["duplicates"], step["unexpected"]) == (0, 0, 0)
+    assert step["gateway_dead_letters"] == 0
+    assert step["tasks_submitted"] > 0
+    assert step["tasks_done"] == step["tasks_submitted"]  # every task went down and came back done
+    assert set(step["cpu_percent"]) >= {"gateway", "coordinator", "simulator"}
+    for name in ("report.md", "figures.json", "throughput.png", "latency.png", "cpu.png"):
+        assert (out / name).stat().st_size > 0
+    assert json.loads((out / "figures.json").read_text())["steps"][0]["sent"] == step["sent"]
+    assert "Warm-up before the steps (not a step, not judged): 3 robots for 2 s" in (out / "report.md").read_text()

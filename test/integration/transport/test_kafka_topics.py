@@ -1,0 +1,129 @@
+"""Topic creation (transport/topics.py), shared by the coordinator, the gateway and the harness: replication from
+the cluster's size, min.insync.replicas set on the topic, sharded topics grown to one partition per shard."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, ConfigResource
+from coordinator_fleet import coordinator_config
+
+from swarm_bridge.brokers import Kafka, KafkaCluster
+from swarm_bridge.config import GatewayConfig, validate_config
+from swarm_bridge.coordinator.kafka.topics import TopicMismatch, ensure_topics
+from swarm_bridge.gateway.service import Gateway
+from swarm_bridge.transport import TopicError, TopicSpec, ensure_kafka_topics
+
+T = TypeVar("T")
+
+
+def _settled(read: Callable[[], T]) -> T:
+    """`read()` once every broker knows the topic (a cluster's brokers learn a new topic one after another)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return read()
+        except (KeyError, KafkaException):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _topic_settings(kafka: Kafka | KafkaCluster, topic: str) -> dict[str, tuple[str, Any]]:
+    def read() -> dict[str, tuple[str, Any]]:
+        admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+        (future,) = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)]).values()
+        return {name: (entry.value, entry.source) for name, entry in future.result(30).items()}
+
+    return _settled(read)
+
+
+def _replicas(kafka: Kafka | KafkaCluster, topic: str) -> set[int]:
+    def read() -> set[int]:
+        meta = AdminClient({"bootstrap.servers": kafka.bootstrap}).list_topics(timeout=30).topics[topic]
+        return {len(p.replicas) for p in meta.partitions.values()}
+
+    return _settled(read)
+
+
+@pytest.mark.integration
+def test_the_coordinator_task_log_gets_the_replication_the_cluster_offers(kafka: Kafka, tmp_path: Path) -> None:
+    """Single broker: replication 1 and min.insync.replicas 1, both set on the topic (not left to the broker's
+    defaults, which on a real cluster may make an RF-1 topic unwritable); the task log compacted."""
+    from confluent_kafka.admin import ConfigSource
+
+    config = coordinator_config(kafka, tmp_path)
+    ensure_topics(config)
+    for topic in (config.topics.events, config.topics.commands, config.topics.state):
+        assert _replicas(kafka, topic) == {1}
+        settings = _topic_settings(kafka, topic)
+        assert settings["min.insync.replicas"] == ("1", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+    assert _topic_settings(kafka, config.topics.events)["cleanup.policy"][0] == "compact"
+
+
+@pytest.mark.integration
+def test_replication_beyond_the_cluster_is_refused_naming_the_key(kafka: Kafka, tmp_path: Path) -> None:
+    config = coordinator_config(kafka, tmp_path, kafka={"new_topics": {"replication_factor": 3}})
+    with pytest.raises(TopicMismatch, match="replication_factor 3 needs 3 brokers but the cluster has 1"):
+        ensure_topics(config)
+    tag = uuid.uuid4().hex[:6]
+    gateway = validate_config({"gateway_id": f"g{tag}", "fleet": "f", "registry": str(tmp_path / "registry"),
+                               "kafka": {"bootstrap": kafka.bootstrap, "dlq_topic": f"g{tag}.dlq",
+                                         "new_topics": {"replication_factor": 2}},
+                               "down": []}, GatewayConfig)
+    with pytest.raises(TopicError, match="replication_factor 2 needs 2 brokers but the cluster has 1") as caught:
+        Gateway(gateway).start()
+    assert "replication_factor" in caught.value.fix
+    # Nothing was half made.
+    assert f"g{tag}.dlq" not in AdminClient({"bootstrap.servers": kafka.bootstrap}).list_topics(timeout=30).topics
+
+
+@pytest.mark.integration
+def test_a_sharded_topic_made_smaller_is_grown_and_one_made_larger_is_refused(kafka: Kafka) -> None:
+    tag = uuid.uuid4().hex[:6]
+    small, large = f"t{tag}.small", f"t{tag}.large"
+    ensure_kafka_topics(kafka.bootstrap, [small])  # as a gateway or Kafka's auto-create makes it: 1 partition
+    ensure_kafka_topics(kafka.bootstrap, [large], partitions=8)
+    with pytest.raises(TopicError, match=rf"topic {small} has 1 partitions but shards is 6") as caught:
+        ensure_kafka_topics(kafka.bootstrap, [TopicSpec(small, 6, sharded=True)], create=False)
+    assert f"--alter --topic {small} --partitions 6" in caught.value.fix
+    ensure_kafka_topics(kafka.bootstrap, [TopicSpec(small, 6, sharded=True)])
+    meta = AdminClient({"bootstrap.servers": kafka.bootstrap}).list_topics(timeout=30).topics
+    assert len(meta[small].partitions) == 6
+    with pytest.raises(TopicError, match=rf"topic {large} has 8 partitions but shards is 6") as caught:
+        ensure_kafka_topics(kafka.bootstrap, [TopicSpec(large, 6, sharded=True)])
+    assert "partitions cannot shrink" in caught.value.fix
+    # A plain (unsharded) topic is taken as it is.
+    ensure_kafka_topics(kafka.bootstrap, [TopicSpec(large, 6)])
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    """Three real Kafka nodes (each broker and controller) on loopback, for this module only."""
+    with KafkaCluster(run_dir=tmp_path_factory.mktemp("cluster"), size=3) as made:
+        yield made
+
+
+@pytest.mark.integration
+def test_on_three_brokers_the_task_log_gets_three_replicas_two_in_sync(cluster: KafkaCluster, tmp_path: Path) -> None:
+    """The default asks the cluster: three brokers give every coordinator topic three replicas and
+    min.insync.replicas 2 (a broker may fail without losing a committed task event or stopping writes)."""
+    from confluent_kafka.admin import ConfigSource
+
+    config = coordinator_config(cluster.nodes[0], tmp_path)  # bootstraps from one node, finds all three
+    ensure_topics(config)
+    assert len(AdminClient({"bootstrap.servers": cluster.bootstrap}).list_topics(timeout=30).brokers) == 3
+    for topic in (config.topics.events, config.topics.commands, config.topics.submit, config.topics.state):
+        assert _replicas(cluster, topic) == {3}
+        assert _topic_settings(cluster, topic)["min.insync.replicas"] == ("2", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+    # Asked for less, it gets what it asked (the gateway's path, explicit replication).
+    tag = uuid.uuid4().hex[:6]
+    ensure_kafka_topics(cluster.bootstrap, [f"g{tag}.dlq"], replication_factor=2)
+    assert _replicas(cluster, f"g{tag}.dlq") == {2}
+    assert _topic_settings(cluster, f"g{tag}.dlq")["min.insync.replicas"][0] == "1"

@@ -1,0 +1,26 @@
+"""`swarm-bridge demo` refuses bad input with the key and the fix before starting anything (the real runs:
+integration/cli/test_cli_demo.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from demo_cli import run_demo as _demo
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--bags", "{empty}"], "no bags found there"),
+    (["--rate", "0"], "rate"),
+    (["--robots", "0"], "--robots must be >= 1"),
+    (["--mqtt", "http://x"], "expected mqtt://host:port"),
+    (["--bag-distro", "rolling"], "--bag-distro rolling: is not a ROS 2 distribution known here. Fix: use one of"),
+])
+def test_demo_bad_input_is_named(args: list[str], expected: str, tmp_path: Path, shared_bags: Path,
+                                 ros_env: dict[str, str]) -> None:
+    (tmp_path / "empty").mkdir()
+    result = _demo(["--bags", str(shared_bags), *[a.format(empty=tmp_path / "empty") for a in args]], ros_env,
+                   timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,161 @@
+"""The fleet-scale benchmark's machinery: the pure ledger, template records and verdicts without brokers (one tiny
+step through a real hub: integration/fleetbench/test_fleet_scale.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from swarm_bridge.fleetbench.figures import StepFigures, bucket_quantile, fails_badly, headline, holds
+from swarm_bridge.fleetbench.ledger import SeqLedger, percentile
+from swarm_bridge.fleetbench.report import markdown, sim_us_per_msg
+from swarm_bridge.fleetbench.run import ROBOTS_PER_WORKER, add_arguments, options_from, worker_count
+from swarm_bridge.sim import DEFAULT_MIX, SimRobot
+from swarm_bridge.sim.records import StreamTemplate, avro_long, read_head
+
+
+def test_ledger_counts_in_order_records_once() -> None:
+    ledger = SeqLedger(run=3)
+    for n in range(5):
+        ledger.add("r1", "imu", 3 << 32 | n)
+    result = ledger.delivery({("r1", "imu"): 5})
+    assert (result.sent, result.delivered, result.lost, result.duplicates, result.unexpected) == (5, 5, 0, 0, 0)
+
+
+def test_ledger_finds_gaps_late_records_duplicates_and_foreign_runs() -> None:
+    ledger = SeqLedger(run=1)
+    for n in (0, 1, 4, 2, 4, 1):  # 3 never comes, 2 comes late, 4 and 1 twice
+        ledger.add("r1", "odometry", 1 << 32 | n)
+    ledger.add("r1", "odometry", 2 << 32 | 9)  # another run
+    ledger.add("r2", "odometry", 1 << 32 | 0)  # a stream that said it sent nothing
+    result = ledger.delivery({("r1", "odometry"): 6, ("r3", "imu"): 2})
+    assert result.sent == 8
+    assert result.lost == 1 + 1 + 2  # r1: 3 and 5; r3: both
+    assert result.duplicates == 2
+    assert result.unexpected == 1 + 1  # the foreign run, r2's record
+    assert result.delivered == 4  # r1: 0, 1, 2, 4
+
+
+def test_warmup_records_are_another_run_to_the_first_step() -> None:
+    ledger = SeqLedger(run=3)  # the warm-up ran as run 2
+    for n in range(4):
+        ledger.add("r1", "imu", 3 << 32 | n)
+    for n in range(6):  # the warm-up's records of the same robot and stream, arriving late
+        ledger.add("r1", "imu", 2 << 32 | n)
+    result = ledger.delivery({("r1", "imu"): 4})
+    assert (result.sent, result.delivered, result.lost, result.duplicates) == (4, 4, 0, 0)
+    assert result.unexpected == 6
+    assert ledger.received() == 4
+
+
+def test_warmup_options() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert options_from(parser.parse_args([])).warmup_s == 25.0
+    assert options_from(parser.parse_args(["--quick"])).warmup_s == 15.0
+    opts = options_from(parser.parse_args(["--warmup", "0", "--warmup-robots", "7"]))
+    assert (opts.warmup_s, opts.warmup_robots) == (0.0, 7)
+    with pytest.raises(SystemExit, match="--warmup -1"):
+        options_from(parser.parse_args(["--warmup", "-1"]))
+
+
+def test_worker_count_fills_workers_before_adding_one() -> None:
+    assert [worker_count(n, 2) for n in (1, 10, ROBOTS_PER_WORKER, ROBOTS_PER_WORKER + 1, 1000)] == [1, 1, 1, 2, 2]
+    assert worker_count(1000, 4) == 4
+    assert worker_count(3, 0) == 1
+
+
+def test_percentile_by_nearest_rank() -> None:
+    values = list(range(1, 101))
+    assert percentile(values, 0.5) == 50
+    assert percentile(values, 0.99) == 99
+    assert percentile([], 0.99) == 0.0
+
+
+@pytest.mark.parametrize("value", [0, 1, -1, 63, 64, -65, 1 << 32 | 7, 1_795_711_250_222_517_843])
+def test_avro_long_round_trips_through_the_head_reader(value: int) -> None:
+    body = avro_long(2) + b"r1" + avro_long(3) + b"imu" + avro_long(value) + avro_long(value + 1)
+    head = read_head(body)
+    assert (head.robot_id, head.stream, head.seq, head.stamp_ns) == ("r1", "imu", value, value + 1)
+
+
+@pytest.mark.parametrize("spec", DEFAULT_MIX[:3], ids=lambda s: s.name)
+def test_template_record_is_the_robot_bridge_record(spec: object) -> None:
+    robot = SimRobot("robot_00042", "bench", [spec])  # type: ignore[list-item]
+    template = StreamTemplate(spec, robot.robot_id, robot.topic(spec))  # type: ignore[arg-type]
+    seq = robot.seq(0)
+    assert template.record(seq, 1) == robot.record(spec)  # type: ignore[arg-type]  # SimRobot stamps n + 1
+
+
+def _step(**changes: object) -> StepFigures:
+    base: dict[str, object] = dict(
+                robots=10, target_msgs_per_s=720.0, offered_msgs_per_s=719.0, delivered_msgs_per_s=719.0, sent=7200,
+                delivered=7200, lost=0, duplicates=0, unexpected=0, p50_ms=3.0, p99_ms=20.0, consumer_p99_ms=25.0,
+                max_ms=40.0, tasks_submitted=5, tasks_done=5, tasks_other_end=0, task_p50_ms=30.0, task_p99_ms=60.0,
+                sim_max_lag_ms=2.0, connect_s=1.0)
+    base.update(changes)
+    return StepFigures(**base)  # type: ignore[arg-type]
+
+
+def test_verdicts_and_headline() -> None:
+    good, lossy, slow, starved = _step(), _step(robots=100, lost=1), _step(robots=300, p99_ms=51.0), _step(
+        robots=1000, target_msgs_per_s=72_000.0, offered_msgs_per_s=30_000.0)
+    assert holds(good) and not holds(lossy) and not holds(slow) and not holds(starved)
+    assert headline([good, lossy, slow, starved]) == 10
+    assert headline([lossy]) == 0
+    assert not fails_badly(slow)
+    assert fails_badly(_step(lost=100))
+    assert fails_badly(_step(delivered_msgs_per_s=300.0))
+
+
+def test_bucket_quantile_reads_the_window_between_scrapes() -> None:
+    before = {0.001: 10.0, 0.01: 10.0, 0.1: 10.0, float("inf"): 10.0}
+    after = {0.001: 10.0, 0.01: 60.0, 0.1: 109.0, float("inf"): 110.0}  # 100 new: 50 <= 10 ms, 49 <= 100 ms, 1 more
+    assert bucket_quantile(before, after, 0.5) == 0.01
+    assert bucket_quantile(before, after, 0.99) == 0.1
+    assert bucket_quantile(after, after, 0.5) == 0.0
+
+
+def test_report_lists_every_step() -> None:
+    figures = {"mix_hz": {"imu": 50.0}, "cores": 2, "duration_s": 5.0, "workers": 1, "headline_robots": 10,
+               "goal_robots": 300, "goal_met": False, "steps": [_step().as_dict(), _step(robots=100, lost=3).as_dict()]}
+    text = markdown(figures)
+    assert "**Headline: 10 robots held**" in text
+    assert "| 100 | 720 |" in text and "| 3 |" in text
+    assert "No warm-up" in text
+    assert sim_us_per_msg(_step(offered_msgs_per_s=3600.0, cpu_percent={"simulator": 36.0})) == 100.0
+    assert sim_us_per_msg(_step(offered_msgs_per_s=0.0, cpu_percent={"simulator": 36.0})) == 0.0
+    figures["warmup"] = {"ran": True, "seconds": 20.0, "robots": 30, "run": 1,
+                         "figures": _step(robots=30, p99_ms=116.0, cpu_percent={"kafka": 110.0}).as_dict()}
+    text = markdown(figures)
+    assert "Warm-up before the steps (not a step, not judged): 30 robots for 20 s" in text
+    assert "p99 116.0 ms" in text and "kafka 110%" in text
+
+
+def _exported_names() -> set[str]:
+    """Every sample name the robot bridge, gateway and coordinator registries expose."""
+    from swarm_bridge.coordinator.metrics import CoordinatorMetrics
+    from swarm_bridge.gateway.metrics import GatewayMetrics
+    from swarm_bridge.metrics import BridgeMetrics
+
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    return {family.name + suffix for metrics in (BridgeMetrics(), GatewayMetrics(), CoordinatorMetrics())
+            for family in metrics.registry.collect() for suffix in suffixes.get(family.type, ("",))}
+
+
+def test_dashboard_and_docs_name_only_exported_metrics() -> None:
+    repo = Path(__file__).resolve().parents[3]
+    exported = _exported_names()
+    dashboard = json.loads((repo / "docker/grafana/swarm_bridge.json").read_text())
+    used = {name for panel in dashboard["panels"] for target in panel["targets"]
+            for name in re.findall(r"swarm_[a-z_]+", target["expr"])}
+    documented = set(re.findall(r"`(swarm_[a-z_]+)`", (repo / "docs/fleet-scale.md").read_text()))
+    assert used and used <= exported, sorted(used - exported)
+    histograms = {n.removesuffix("_bucket") for n in exported if n.endswith("_bucket")}
+    assert documented and documented <= exported | histograms, sorted(documented - exported - histograms)
+    families = {n.removesuffix("_total").removesuffix("_bucket") for n in used}
+    assert {"swarm_gateway_records_produced", "swarm_coordinator_tasks", "swarm_bridge_route_records"} <= families

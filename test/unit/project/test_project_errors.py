@@ -1,0 +1,130 @@
+"""Errors a user can see are project errors (issue #16): no bare builtin raise in the user-facing packages, and
+each project error is a SwarmBridgeError that still is the builtin it replaced."""
+
+from __future__ import annotations
+
+import ast
+import builtins
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from swarm_bridge.errors import SwarmBridgeError
+
+ROOT = Path(__file__).resolve().parents[3] / "swarm_bridge"
+PACKAGES = ("codec", "config", "routing", "spool", "ros", "cli", "replay", "commands", "brokers", "demo")
+BUILTIN_ERRORS = {name for name, value in vars(builtins).items()
+                  if isinstance(value, type) and issubclass(value, BaseException)}
+
+# (file under swarm_bridge/, enclosing function, builtin) -> how many, and why no user can see it.
+ALLOWED: dict[tuple[str, str, str], tuple[int, str]] = {
+    ("codec/cdr_gen.py", "field", "NotImplementedError"): (1, "abstract method of the code generator base"),
+    ("codec/cdr_gen.py", "flush", "NotImplementedError"): (1, "abstract method of the code generator base"),
+    ("codec/cdr_gen.py", "advance", "NotImplementedError"): (1, "abstract method of the code generator base"),
+    ("codec/cdr_gen.py", "emit_align", "NotImplementedError"): (1, "abstract method of the code generator base"),
+    ("codec/cdr_gen.py", "finish", "NotImplementedError"): (1, "abstract method of the code generator base"),
+    ("codec/transcode.py", "field_pieces", "NotImplementedError"): (1, "abstract method of the transcoder base"),
+    ("codec/framing.py", "__getattr__", "AttributeError"): (1, "module __getattr__ must raise AttributeError"),
+    ("codec/wire.py", "__call__", "TypeError"): (1, "type guard of an internal callback; callers pass a Schema"),
+}
+
+
+class _Raises(ast.NodeVisitor):
+    """Counts `raise <BuiltinError>` by (file, innermost enclosing function, builtin)."""
+
+    def __init__(self, file: str) -> None:
+        self.file, self.functions, self.found = file, ["<module>"], Counter[tuple[str, str, str]]()
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self.functions.append(node.name)
+        self.generic_visit(node)
+        self.functions.pop()
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Raise(self, node: ast.Raise) -> None:
+        exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+        if isinstance(exc, ast.Name) and exc.id in BUILTIN_ERRORS:
+            self.found[(self.file, self.functions[-1], exc.id)] += 1
+
+
+def _bare_raises() -> Counter[tuple[str, str, str]]:
+    found: Counter[tuple[str, str, str]] = Counter()
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            visitor = _Raises(path.relative_to(ROOT).as_posix())
+            visitor.visit(ast.parse(path.read_text(), filename=str(path)))
+            found += visitor.found
+    return found
+
+
+def test_no_bare_builtin_raise_outside_the_allow_list() -> None:
+    found = _bare_raises()
+    unexpected = {key: count for key, count in found.items() if count > ALLOWED.get(key, (0, ""))[0]}
+    assert not unexpected, ("raise a project error (a SwarmBridgeError subclass that also subclasses the builtin) "
+                            f"instead of: {unexpected}")
+    stale = {key for key, (count, _why) in ALLOWED.items() if found.get(key, 0) < count}
+    assert not stale, f"allow-list entries that no longer match the code; remove them: {stale}"
+
+
+@pytest.mark.parametrize(("module", "name", "builtin"), [
+    ("swarm_bridge.codec.errors", "CodecError", ValueError),
+    ("swarm_bridge.codec.errors", "RecordTypeError", TypeError),
+    ("swarm_bridge.config.errors", "ConfigError", ValueError),
+    ("swarm_bridge.config.errors", "ConfigValueError", ValueError),
+    ("swarm_bridge.routing.errors", "RouteError", ValueError),
+    ("swarm_bridge.spool.spool", "SpoolError", RuntimeError),
+    ("swarm_bridge.spool.spool", "SpoolLimitError", ValueError),
+    ("swarm_bridge.ros.errors", "QosPresetError", ValueError),
+    ("swarm_bridge.ros.errors", "MessageFieldError", ValueError),
+    ("swarm_bridge.ros.types", "RosTypeError", LookupError),
+    ("swarm_bridge.cli.errors", "UsageError", ValueError),
+    ("swarm_bridge.commands.errors", "GateSettingError", ValueError),
+    ("swarm_bridge.commands.keys", "KeyringError", ValueError),
+    ("swarm_bridge.brokers.errors", "BrokerError", RuntimeError),
+    ("swarm_bridge.brokers.errors", "BrokerSettingError", ValueError),
+    ("swarm_bridge.replay.errors", "ReplayError", Exception),
+    ("swarm_bridge.demo.errors", "DemoError", Exception),
+    ("swarm_bridge.demo.errors", "DemoSettingError", ValueError),
+])
+def test_project_errors_are_swarm_bridge_errors_and_keep_their_builtin(module: str, name: str,
+                                                                       builtin: type[Exception]) -> None:
+    error = getattr(__import__(module, fromlist=[name]), name)
+    assert issubclass(error, SwarmBridgeError) and issubclass(error, builtin)
+
+
+def test_refusals_name_the_value_and_the_fix(tmp_path: Path) -> None:
+    from swarm_bridge.brokers.errors import BrokerSettingError
+    from swarm_bridge.brokers.kafka import KafkaBrokerSecurity
+    from swarm_bridge.cli.demo import mqtt_endpoint
+    from swarm_bridge.cli.errors import UsageError
+    from swarm_bridge.codec.envelope import Envelope
+    from swarm_bridge.codec.errors import RecordTypeError
+    from swarm_bridge.codec.json_codec import encode_json
+    from swarm_bridge.commands.errors import GateSettingError
+    from swarm_bridge.commands.gate import CommandGate
+    from swarm_bridge.demo.errors import DemoSettingError
+    from swarm_bridge.demo.plan import fleet_of
+    from swarm_bridge.routing.errors import RouteError
+    from swarm_bridge.routing.naming import mqtt_topic
+    from swarm_bridge.spool import SpoolLimitError
+    from swarm_bridge.spool.spool import Spool
+
+    with pytest.raises(RouteError, match=r"robot_id 'a/b' is not one MQTT topic level .*Fix: give robot_id"):
+        mqtt_topic("swarm", "demo", "a/b", "telemetry", "odom")
+    with pytest.raises(SpoolLimitError, match=r"s\.db: limits must be > 0 .*Fix: .*spool\.max_mb"):
+        Spool(tmp_path / "s.db", max_bytes=0)
+    with pytest.raises(GateSettingError, match=r"commands\.max_age_s must be > 0 \(got -1\)\. Fix"):
+        CommandGate("amr_1", max_age_s=-1)
+    with pytest.raises(UsageError, match=r"--mqtt 'http://x': expected mqtt://host:port\. Fix: e\.g\."):
+        mqtt_endpoint("http://x")
+    with pytest.raises(BrokerSettingError, match=r"kafka: SCRAM user name 'a,b' .*Fix: use letters"):
+        KafkaBrokerSecurity("admin", "pw", {"a,b": "x"})
+    with pytest.raises(DemoSettingError, match=r"--robots must be >= 1 \(got 0\)\. Fix"):
+        fleet_of([Path("/bags/b0")], 0)
+    envelope = Envelope(robot_id="amr_1", stream="odom", seq=1, stamp_ns=0, ros_type="std_msgs/msg/String",
+                        body={"data": {1, 2}}, schema_version=1)
+    with pytest.raises(RecordTypeError, match="cannot write a set as JSON; give the body as plain values"):
+        encode_json(envelope)
+

@@ -1,0 +1,388 @@
+"""The outbox's logic with a scripted link: live when possible, spooled otherwise, in order, nothing lost."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from swarm_bridge.spool import Spool
+from swarm_bridge.transport import outbox as outbox_module
+from swarm_bridge.transport.link import Done, Inbound, LinkBusy, LinkStats
+from swarm_bridge.transport.outbox import Outbox
+
+
+class ScriptedLink:
+    """A link whose acknowledgements, failures and connection losses the test decides (pure logic only)."""
+
+    endpoint = "scripted://"
+
+    def __init__(self) -> None:
+        self.stats = LinkStats()
+        self.on_inflight_lost: Callable[[], None] | None = None
+        self.connected = True
+        self.busy = False
+        self.sent: list[tuple[bytes, Done]] = []
+        self.options: list[tuple[bytes, int, bool | None]] = []  # (payload, qos, retain) of every send
+
+    def connect(self, *, require: bool = True) -> None: ...
+
+    def send(self, destination: str, key: bytes, payload: bytes, *, qos: int = 1, retain: bool | None = None,
+             on_done: Done | None = None) -> None:
+        if self.busy:
+            raise LinkBusy("busy")
+        assert on_done is not None
+        self.sent.append((payload, on_done))
+        self.options.append((payload, qos, retain))
+
+    def describe(self, destination: str, *, content_type: str, user_properties: tuple[tuple[str, str], ...] = (),
+                 retain: bool = False) -> None: ...
+
+    def subscribe(self, destination: str, on_record: Inbound) -> None: ...
+
+    def service(self) -> None: ...
+
+    def flush(self, timeout: float) -> int:
+        return 0
+
+    def close(self) -> None: ...
+
+    def ack_all(self, ok: bool = True) -> list[bytes]:
+        sent, self.sent = self.sent, []
+        for _payload, done in sent:
+            done(ok)
+        return [payload for payload, _ in sent]
+
+    def lose(self) -> None:
+        self.connected = False
+        self.sent = []
+        assert self.on_inflight_lost is not None
+        self.on_inflight_lost()
+
+
+def _settle(outbox: Outbox) -> None:
+    """Pump until nothing more can move now. `pump` holds the outbox lock, so the pump thread's own cycles run
+    before or after these, never inside: when one returns False, every event so far is handled."""
+    while outbox.pump():
+        pass
+
+
+class _Clock:
+    """The outbox module's `time`, whose monotonic clock stands still until the test moves it (the rest is `time`)."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+@pytest.fixture()
+def parts(tmp_path: Path) -> Iterator[tuple[ScriptedLink, Outbox]]:
+    link = ScriptedLink()
+    outbox = Outbox(link, Spool(tmp_path / "spool.db", max_bytes=1 << 20), window=3, batch=2)
+    yield link, outbox
+    outbox.close()
+
+
+def _submit(outbox: Outbox, *payloads: bytes, stream: str = "odometry", priority: int = 1,
+            destination: str = "dest") -> None:
+    for payload in payloads:
+        outbox.submit(stream, destination, b"amr", payload, priority=priority, qos=1,
+                      received_ns=time.monotonic_ns())
+
+
+def _pack(_destination: str, payloads: list[bytes]) -> bytes:
+    """A readable stand-in for the MQTT record batch frame."""
+    return b"[" + b",".join(payloads) + b"]"
+
+
+@pytest.fixture()
+def batching(tmp_path: Path) -> Iterator[tuple[ScriptedLink, Outbox]]:
+    link = ScriptedLink()
+    outbox = Outbox(link, Spool(tmp_path / "spool.db", max_bytes=1 << 20), window=100, batch=50, pack=_pack,
+                    max_batch=5)
+    yield link, outbox
+    outbox.close()
+
+
+def test_live_while_the_window_has_room_then_spooled_then_drained_in_order(
+        parts: tuple[ScriptedLink, Outbox]) -> None:
+    link, outbox = parts
+    _submit(outbox, b"0", b"1", b"2", b"3", b"4")
+    assert [p for p, _ in link.sent] == [b"0", b"1", b"2"]  # window 3: the rest waits on disk
+    outbox.pump()  # staged records reach the spool on the pump's turn
+    assert outbox.spool.depth() == 2
+    assert link.ack_all() == [b"0", b"1", b"2"]
+    _settle(outbox)
+    assert link.ack_all() == [b"3", b"4"]
+    _settle(outbox)
+    _submit(outbox, b"5")  # spool is empty again: live
+    assert [p for p, _ in link.sent] == [b"5"]
+    link.ack_all()
+    _settle(outbox)
+    assert outbox.backlog() == 0
+    assert (outbox.stats.sent_live, outbox.stats.spooled, outbox.stats.acked) == (4, 2, 6)
+
+
+def test_a_lost_connection_sends_unconfirmed_records_again_before_newer_ones(
+        parts: tuple[ScriptedLink, Outbox]) -> None:
+    link, outbox = parts
+    _submit(outbox, b"0", b"1", b"2")
+    link.sent[0][1](True)  # only 0 confirmed
+    link.lose()
+    _submit(outbox, b"3", b"4")  # while down
+    _settle(outbox)
+    assert link.sent == [] and outbox.backlog() == 4
+    link.connected = True
+    _settle(outbox)
+    delivered = link.ack_all()
+    _settle(outbox)
+    delivered += link.ack_all()
+    assert delivered == [b"1", b"2", b"3", b"4"]
+    _settle(outbox)
+    assert outbox.backlog() == 0
+
+
+def test_failed_deliveries_go_back_to_the_spool_in_place(parts: tuple[ScriptedLink, Outbox]) -> None:
+    link, outbox = parts
+    _submit(outbox, b"0", b"1")
+    link.ack_all(ok=False)  # a link fails the whole suffix it holds, and says it is down for a while
+    link.connected = False
+    _submit(outbox, b"2")
+    _settle(outbox)
+    link.connected = True
+    _settle(outbox)
+    assert link.ack_all() == [b"0", b"1", b"2"]
+    assert outbox.stats.failed == 2
+
+
+def test_a_busy_link_spools_instead_of_blocking(parts: tuple[ScriptedLink, Outbox]) -> None:
+    link, outbox = parts
+    link.busy = True
+    _submit(outbox, b"0", b"1")
+    assert outbox.backlog() == 2 and link.sent == []
+    link.busy = False
+    _settle(outbox)
+    assert link.ack_all() == [b"0", b"1"]
+
+
+def test_higher_priority_drains_first_and_close_keeps_inflight(tmp_path: Path) -> None:
+    link = ScriptedLink()
+    link.connected = False
+    spool = Spool(tmp_path / "spool.db", max_bytes=1 << 20)
+    outbox = Outbox(link, spool, window=10, batch=10)
+    _submit(outbox, b"odo0", b"odo1", stream="odometry", priority=1)
+    _submit(outbox, b"st0", stream="task_status", priority=5)
+    link.connected = True
+    _settle(outbox)
+    assert [p for p, _ in link.sent] == [b"st0", b"odo0", b"odo1"]
+    outbox.close()  # nothing confirmed: all three stay spooled for the next start
+    assert spool.depth() == 3
+    reopened = Outbox(ScriptedLink(), spool, window=10)
+    _submit(reopened, b"odo2", stream="odometry", priority=1)
+    _settle(reopened)
+    assert [p for p, _ in reopened.link.sent] == [b"st0", b"odo0", b"odo1", b"odo2"]  # type: ignore[attr-defined]
+    reopened.close()
+
+
+def test_bad_limits_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"must be > 0 \(got window=0, batch=1,"):
+        Outbox(ScriptedLink(), Spool(tmp_path / "s.db", max_bytes=10), window=0, batch=1)
+
+
+def test_an_idle_link_sends_at_once_and_a_busy_one_gathers_records_per_destination(
+        batching: tuple[ScriptedLink, Outbox]) -> None:
+    link, outbox = batching
+    _submit(outbox, b"a0")
+    assert [p for p, _ in link.sent] == [b"a0"]  # nothing in flight: no waiting for company
+    _submit(outbox, b"a1", b"a2")
+    _submit(outbox, b"b0", destination="other")
+    _submit(outbox, b"a3")
+    assert [p for p, _ in link.sent] == [b"a0"]  # one send in flight (eager=1): the others wait in memory
+    assert outbox.backlog() == 5
+    link.ack_all()
+    _settle(outbox)
+    # in submission order, consecutive records of one destination together
+    assert [p for p, _ in link.sent] == [b"[a1,a2]", b"b0", b"a3"]
+    link.ack_all()
+    _settle(outbox)
+    assert outbox.backlog() == 0
+    assert (outbox.stats.acked, outbox.stats.batches, outbox.stats.sent_live) == (5, 1, 5)
+
+
+def test_a_full_batch_leaves_without_waiting_for_the_link(batching: tuple[ScriptedLink, Outbox]) -> None:
+    link, outbox = batching
+    _submit(outbox, b"0", b"1", b"2", b"3", b"4", b"5")
+    assert [p for p, _ in link.sent] == [b"0", b"[1,2,3,4,5]"]  # max_batch 5 reached
+
+
+def test_a_lost_connection_returns_batched_and_waiting_records_in_order(
+        batching: tuple[ScriptedLink, Outbox]) -> None:
+    link, outbox = batching
+    _submit(outbox, b"0", b"1", b"2", b"3", b"4")
+    assert [p for p, _ in link.sent] == [b"0"]
+    link.lose()  # 0 in flight, 1..4 waiting in memory
+    _submit(outbox, b"5")
+    _settle(outbox)
+    assert outbox.backlog() == 6 and link.sent == []
+    link.connected = True
+    _settle(outbox)
+    delivered = link.ack_all()
+    _settle(outbox)
+    delivered += link.ack_all()
+    assert delivered == [b"[0,1,2,3,4]", b"5"]  # from the spool, packed the same way
+    _settle(outbox)
+    assert outbox.backlog() == 0 and outbox.stats.acked == 6
+
+
+def test_a_failed_batch_goes_back_whole(batching: tuple[ScriptedLink, Outbox]) -> None:
+    link, outbox = batching
+    _submit(outbox, b"0", b"1", b"2", b"3", b"4", b"5")
+    link.connected = False
+    link.ack_all(ok=False)
+    _settle(outbox)
+    assert outbox.stats.failed == 6 and outbox.spool.depth() == 6
+    link.connected = True
+    _settle(outbox)
+    assert link.ack_all() == [b"[0,1,2,3,4]", b"5"]
+
+
+def test_a_refusal_on_a_live_link_holds_records_until_retry_s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(outbox_module, "time", clock)
+    link = ScriptedLink()
+    outbox = Outbox(link, Spool(tmp_path / "spool.db", max_bytes=1 << 20), window=10, batch=10, retry_s=0.3)
+    try:
+        _submit(outbox, b"0")
+        link.ack_all(ok=False)  # e.g. the broker had no subscriber; the connection stays up
+        _settle(outbox)
+        _submit(outbox, b"1")  # during the hold: to the spool, behind the refused one
+        _settle(outbox)
+        assert link.sent == [] and outbox.spool.depth() == 2 and outbox.stats.failed == 1
+        clock.now += 0.35  # past retry_s
+        _settle(outbox)
+        assert link.ack_all() == [b"0", b"1"]
+        _settle(outbox)
+        assert outbox.backlog() == 0 and outbox.stats.acked == 2
+    finally:
+        outbox.close()
+
+
+def test_records_drained_from_the_spool_keep_their_mqtt_qos_and_retain(parts: tuple[ScriptedLink, Outbox]) -> None:
+    link, outbox = parts
+    link.connected = False  # an outage: everything goes to the spool
+    for payload, qos, retain in [(b"q0", 0, False), (b"q2", 2, False), (b"q1r", 1, True), (b"q0r", 0, True)]:
+        outbox.submit("state", "dest", b"amr", payload, priority=1, qos=qos, retain=retain,
+                      received_ns=time.monotonic_ns())
+    _settle(outbox)
+    assert link.sent == [] and outbox.spool.depth() == 4
+    link.connected = True
+    deadline = time.monotonic() + 30
+    while len(link.options) < 4 and time.monotonic() < deadline:
+        _settle(outbox)
+        link.ack_all()
+    assert link.options == [(b"q0", 0, False), (b"q2", 2, False), (b"q1r", 1, True), (b"q0r", 0, True)]
+
+
+def test_a_batch_holds_records_of_one_qos_and_retain_only(batching: tuple[ScriptedLink, Outbox]) -> None:
+    link, outbox = parts = batching
+    link.connected = False
+    for i, (qos, retain) in enumerate([(1, False), (1, False), (1, True), (0, True), (0, True)]):
+        outbox.submit("s", "dest", b"amr", b"%d" % i, priority=1, qos=qos, retain=retain,
+                      received_ns=time.monotonic_ns())
+    _settle(outbox)
+    link.connected = True
+    deadline = time.monotonic() + 30
+    while sum(len(p.split(b",")) for p, _q, _r in link.options) < 5 and time.monotonic() < deadline:
+        _settle(outbox)
+        link.ack_all()
+    assert parts and link.options == [(b"[0,1]", 1, False), (b"2", 1, True), (b"[3,4]", 0, True)]
+
+
+def test_a_spool_written_by_an_older_version_still_drains(tmp_path: Path) -> None:
+    """Spools of swarm_bridge before the qos/retain columns: records drain at MQTT QoS 1 (what that version sent)
+    and retained as their destination is described, and new records keep their own."""
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(_OLD_SPOOL_SCHEMA)
+    db.executemany("INSERT INTO records (ord, stream, destination, key, payload, priority, size, enqueued_ns)"
+                   " VALUES (?, 'odometry', 'dest', x'616d72', ?, 1, 5, 0)", [(0, b"old0"), (1, b"old1")])
+    db.commit()
+    db.close()
+    link = ScriptedLink()
+    link.connected = False
+    outbox = Outbox(link, Spool(path, max_bytes=1 << 20), window=10, batch=10)
+    try:
+        outbox.submit("odometry", "dest", b"amr", b"new", priority=1, qos=0, retain=True,
+                      received_ns=time.monotonic_ns())
+        _settle(outbox)
+        link.connected = True
+        deadline = time.monotonic() + 30
+        while (len(link.options) < 3 or outbox.backlog()) and time.monotonic() < deadline:
+            _settle(outbox)
+            link.ack_all()
+        assert link.options == [(b"old0", 1, None), (b"old1", 1, None), (b"new", 0, True)]
+        assert outbox.backlog() == 0
+    finally:
+        outbox.close()
+
+
+# The records table as swarm_bridge wrote it before spools kept each record's MQTT QoS and retain flag.
+_OLD_SPOOL_SCHEMA = """
+CREATE TABLE records (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ord INTEGER NOT NULL,
+    stream TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    key BLOB NOT NULL,
+    payload BLOB NOT NULL,
+    priority INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    enqueued_ns INTEGER NOT NULL,
+    taken INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX records_drain ON records (taken, priority DESC, ord);
+CREATE INDEX records_evict ON records (priority, ord);
+CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE drops (stream TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (stream, reason));
+"""
+
+
+def test_what_a_killed_run_left_spooled_or_in_flight_leaves_before_the_next_runs_live_records(tmp_path: Path) -> None:
+    """The SIGKILL test's order across restarts, as the outbox promises it: records the killed run had spooled,
+    taken by its drain and in flight unacknowledged included, go out before anything the next run receives."""
+    path = tmp_path / "spool.db"
+    link = ScriptedLink()
+    killed = Outbox(link, Spool(path, max_bytes=1 << 20), window=10, batch=2)
+    link.busy = True
+    _submit(killed, b"0", b"1", b"2", b"3")  # the window is full: staged, then spooled
+    link.busy = False
+    killed.pump()
+    assert [p for p, _ in link.sent] == [b"0", b"1"]  # taken by the drain, in flight, never acknowledged
+    assert killed.spool.depth() == 4  # taken records still count: nothing newer may go live past them
+    killed._stop.set()  # SIGKILL: the pump stops where it is, nothing is given back, the file stays as written
+    killed._thread.join(5)
+    _submit(killed, b"4")  # staged in memory when the process dies
+    killed.spool.close()
+
+    link = ScriptedLink()
+    restarted = Outbox(link, Spool(path, max_bytes=1 << 20), window=10, batch=2)
+    try:
+        _submit(restarted, b"5")  # the next run's first record, while the last one's wait in the spool
+        delivered: list[bytes] = []
+        for _ in range(10):
+            _settle(restarted)
+            delivered += link.ack_all()
+        assert delivered == [b"0", b"1", b"2", b"3", b"5"]  # b"4" was staged in memory: lost with the process
+        _submit(restarted, b"6")
+        assert link.ack_all() == [b"6"]  # the spool is empty: live again
+    finally:
+        restarted.close()
