@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import os
+import sys
 import tempfile
 import time
 import uuid
@@ -18,6 +19,7 @@ from typing import Any
 
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
 from swarm_bridge.fleetbench import baselines
+from swarm_bridge.fleetbench.errors import BenchSettingError
 from swarm_bridge.fleetbench.figures import StepFigures, bucket_quantile, fails_badly, headline, holds
 from swarm_bridge.fleetbench.hub import HubProcess, coordinator_doc, gateway_doc, wait_metric
 from swarm_bridge.fleetbench.ledger import percentile
@@ -382,8 +384,9 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
     duration = args.duration or (8.0 if args.quick else 20.0)
     warmup = (15.0 if args.quick else 25.0) if args.warmup is None else args.warmup
     if warmup < 0 or args.warmup_robots < 1:
-        raise SystemExit(f"--warmup {warmup:g} --warmup-robots {args.warmup_robots}: the warm-up needs >= 0 s "
-                         "(0: none) and >= 1 robot")
+        raise BenchSettingError(f"--warmup {warmup:g} --warmup-robots {args.warmup_robots}",
+                                "the warm-up needs >= 0 s (0: none) and >= 1 robot",
+                                "e.g. --warmup 15 --warmup-robots 50, or --warmup 0 for none")
     return BenchOptions(steps=steps, duration_s=duration, workers=args.workers, out=args.out,
                         baselines=not args.no_baselines, baseline_robots=100 if args.quick else 300,
                         baseline_records=15_000 if args.quick else 30_000, drain_s=60.0 if args.quick else 120.0,
@@ -394,7 +397,12 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
 def run_from_args(args: argparse.Namespace) -> int:
     """Run, print the report's location and, last, one JSON line with every figure."""
     logging.basicConfig(level=logging.WARNING)
-    figures = run_bench(options_from(args))
+    try:
+        options = options_from(args)
+    except BenchSettingError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    figures = run_bench(options)
     print(f"report: {args.out / 'report.md'}; the machine is shared (2 cores): figures are noisy")
     print(json.dumps(figures))
     return 0
