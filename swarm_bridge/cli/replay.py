@@ -125,9 +125,8 @@ def _print_topics(bags: list[Any]) -> None:
 
 
 def _publish(args: argparse.Namespace, bags: list[Any], topics: list[str]) -> int:
-    import rclpy
-
     from swarm_bridge.replay import ReplayError, ReplayTally, merged, schedule
+    from swarm_bridge.ros.context import process_node
     from swarm_bridge.ros.replay import RosReplay, robot_ids
 
     selected = [t for bag in bags for t in bag.topics.values() if t.name in topics]
@@ -151,32 +150,30 @@ def _publish(args: argparse.Namespace, bags: list[Any], topics: list[str]) -> in
 
         previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     tally = ReplayTally()
-    rclpy.init()
     try:
-        node = rclpy.create_node("swarm_bridge_replay")
-        replay = RosReplay(node, {t.name: t for t in selected}.values(), robots, tally)
-        if args.wait > 0:
-            lonely = replay.wait_for_subscribers(args.wait, stop)
-            if lonely:
-                log.info("replay: no subscriber after %.1f s on %d of %d topics (e.g. %s); starting anyway",
-                         args.wait, len(lonely), len(replay.published_topics), lonely[0])
-        log.info("replay: %d bag(s), %d topic(s), %d message(s) per loop, as %d robot(s) %s..%s at rate %g",
-                 len(bags), len(topics), total_read, len(robots), robots[0], robots[-1], args.rate)
-        plan = schedule(lambda: merged(bags, topics), rate=args.rate, loops=loops)
-        try:
-            finished = replay.run(plan, stop=stop, total=None if loops is None else total_read * loops,
-                                  progress=False if args.no_progress else None)
-        except ReplayError as exc:
-            print(f"replay: {exc}", file=sys.stderr)
-            _report(args, tally)
-            return EXIT_USAGE
-        behind = [] if stop.is_set() else replay.wait_for_acks(ACK_WAIT_S)
-        if behind:
-            log.warning("replay: %d topic(s) not fully acknowledged by their subscribers after %.0f s (e.g. %s); "
-                        "a subscriber that fell behind may miss the last messages", len(behind), ACK_WAIT_S, behind[0])
-        node.destroy_node()
+        with process_node("swarm_bridge_replay") as node:
+            replay = RosReplay(node, {t.name: t for t in selected}.values(), robots, tally)
+            if args.wait > 0:
+                lonely = replay.wait_for_subscribers(args.wait, stop)
+                if lonely:
+                    log.info("replay: no subscriber after %.1f s on %d of %d topics (e.g. %s); starting anyway",
+                             args.wait, len(lonely), len(replay.published_topics), lonely[0])
+            log.info("replay: %d bag(s), %d topic(s), %d message(s) per loop, as %d robot(s) %s..%s at rate %g",
+                     len(bags), len(topics), total_read, len(robots), robots[0], robots[-1], args.rate)
+            plan = schedule(lambda: merged(bags, topics), rate=args.rate, loops=loops)
+            try:
+                finished = replay.run(plan, stop=stop, total=None if loops is None else total_read * loops,
+                                      progress=False if args.no_progress else None)
+            except ReplayError as exc:
+                print(f"replay: {exc}", file=sys.stderr)
+                _report(args, tally)
+                return EXIT_USAGE
+            behind = [] if stop.is_set() else replay.wait_for_acks(ACK_WAIT_S)
+            if behind:
+                log.warning("replay: %d topic(s) not fully acknowledged by their subscribers after %.0f s (e.g. %s); "
+                            "a subscriber that fell behind may miss the last messages",
+                            len(behind), ACK_WAIT_S, behind[0])
     finally:
-        rclpy.try_shutdown()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if not finished:
