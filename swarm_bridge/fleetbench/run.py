@@ -284,6 +284,15 @@ def _print_step(step: StepFigures) -> None:
           f"(p99 {step.task_p99_ms} ms); {'HOLDS' if holds(step) else 'does not hold'} | CPU {cpu}", flush=True)
 
 
+def _start_private(stack: ExitStack, roots: dict[str, list[int]], name: str, broker: Mosquitto | Kafka) -> int:
+    """Start `broker` for this run (stopped when `stack` closes), its process a root to sample; returns its port."""
+    broker.start()
+    stack.callback(broker.stop)
+    roots[name] = [broker.pid or 0]
+    port: int = broker.port
+    return port
+
+
 def run_bench(opts: BenchOptions) -> dict[str, Any]:
     """The whole run; returns every figure (also written to `opts.out`)."""
     tag = uuid.uuid4().hex[:6]
@@ -293,23 +302,11 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="fleet-scale-") as tmp, ExitStack() as stack:
         run_dir = Path(tmp)
         roots: dict[str, list[int]] = {}
-        if opts.mqtt_port is None:
-            # $SYS every second: the broker's drop count (via the gateway) is current when a step is read
-            mosquitto = Mosquitto(run_dir=run_dir / "mosquitto", port=free_port(), sys_interval_s=1)
-            mosquitto.start()
-            stack.callback(mosquitto.stop)
-            mqtt_port = mosquitto.port
-            roots["mosquitto"] = [mosquitto.pid or 0]
-        else:
-            mqtt_port = opts.mqtt_port
-        if opts.kafka_port is None:
-            kafka = Kafka(run_dir=run_dir / "kafka", port=free_port())
-            kafka.start()
-            stack.callback(kafka.stop)
-            kafka_port = kafka.port
-            roots["kafka"] = [kafka.pid or 0]
-        else:
-            kafka_port = opts.kafka_port
+        # $SYS every second: the broker's drop count (via the gateway) is current when a step is read
+        mqtt_port = opts.mqtt_port if opts.mqtt_port is not None else _start_private(
+            stack, roots, "mosquitto", Mosquitto(run_dir=run_dir / "mosquitto", port=free_port(), sys_interval_s=1))
+        kafka_port = opts.kafka_port if opts.kafka_port is not None else _start_private(
+            stack, roots, "kafka", Kafka(run_dir=run_dir / "kafka", port=free_port()))
         hub = _Hub(mqtt_port, f"127.0.0.1:{kafka_port}", kafka_port, f"fb{tag}", f"fb{tag}", roots)
         topics = _create_data_topics(hub.bootstrap, hub.namespace, opts.shards)
         run = 1
