@@ -123,7 +123,7 @@ class MqttOptions:
             problems.append("reconnect_max_s must be >= reconnect_min_s")
         if problems:
             raise LinkSettingError(f"MqttOptions for {self.host}:{self.port}", "; ".join(problems),
-                                   "give each option a value in the range named (config: uplink.mqtt)")
+                                   "give each option a value in the range named (in the config that sets it)")
 
     @property
     def endpoint(self) -> str:
