@@ -204,3 +204,29 @@ def test_refusals_name_the_value_and_the_fix(tmp_path: Path) -> None:
     with pytest.raises(RecordTypeError, match="cannot write a set as JSON; give the body as plain values"):
         encode_json(envelope)
 
+
+
+def test_transport_gateway_and_bench_refusals_name_the_value_and_the_fix() -> None:
+    import argparse
+
+    from swarm_bridge.fleetbench.errors import BenchSettingError
+    from swarm_bridge.fleetbench.run import add_arguments, options_from
+    from swarm_bridge.gateway.dedup import Dedup
+    from swarm_bridge.gateway.errors import GatewaySettingError
+    from swarm_bridge.transport.link import LinkSettingError
+    from swarm_bridge.transport.mqtt_client import MqttOptions
+    from swarm_bridge.transport.mqtt_errors import check_publish_qos
+    from swarm_bridge.transport.topics import ReplicationError, replication_plan
+
+    with pytest.raises(LinkSettingError, match=r"mqtt://h:1: publish qos must be 0 or 1 \(got 2\)\. Fix: give"):
+        check_publish_qos("mqtt://h:1", 2)
+    with pytest.raises(LinkSettingError, match=r"MqttOptions for h:1: keepalive_s must be 0\.\.65535 .*\. Fix: "):
+        MqttOptions(host="h", port=1, client_id="c", keepalive_s=-1)
+    with pytest.raises(ReplicationError, match=r"replication_factor 3 needs 3 brokers .*Fix: lower replication"):
+        replication_plan(1, replication_factor=3)
+    with pytest.raises(GatewaySettingError, match=r"dedup\.window 0, .*must be >= 1\. Fix: set dedup\.window"):
+        Dedup(window=0)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    with pytest.raises(BenchSettingError, match=r"--warmup -1 .*Fix: e\.g\. --warmup 15"):
+        options_from(parser.parse_args(["--warmup", "-1"]))
