@@ -24,13 +24,11 @@ EXIT_UPLINK = 3
 
 def robot_bridge(argv: Sequence[str] | None = None) -> int:
     """Bridge one robot's ROS topics to its uplink until SIGINT/SIGTERM."""
-    import rclpy
-    from rclpy.utilities import remove_ros_args
-
     from swarm_bridge.codec import CodecError
     from swarm_bridge.config import ConfigError, RobotBridgeConfig, load_config, validate_config
     from swarm_bridge.config.loader import OVERRIDE_HELP
     from swarm_bridge.ros import RobotBridge, RosTypeError
+    from swarm_bridge.ros.context import process_node, without_ros_args
     from swarm_bridge.ros.preflight import check_robot_config
     from swarm_bridge.ros.qos import qos_preset
     from swarm_bridge.ros.reader_limits import use_reader_limits
@@ -46,7 +44,7 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="robot bridge YAML, e.g. config/robot_bridge.yaml")
     parser.add_argument("--robot-id", help="override robot_id from the config")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=OVERRIDE_HELP)
-    opts = parser.parse_args(remove_ros_args(args))
+    opts = parser.parse_args(without_ros_args(args))
     # The ROS executor wakes per message and needs the GIL back quickly while the outbox drains a backlog;
     # the default 5 ms hand-over starves it (a convoy) and the DDS reader queue overflows at 1 kHz.
     sys.setswitchinterval(0.0005)
@@ -74,65 +72,56 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
 
     deepest = max((qos_preset(r.qos, depth=r.qos_depth).depth for r in config.routes), default=0)
     use_reader_limits(spool.path.parent, deepest)  # a reader behind must never push back on a robot's publisher
-    rclpy.init(args=args)
-    node = rclpy.create_node("robot_bridge")
-    try:
-        bridge = RobotBridge(node, config, uplink, spool=spool)
-    except (RosTypeError, CodecError) as exc:
-        print(f"robot_bridge: {opts.config}: {exc}", file=sys.stderr)
-        uplink.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
-        return EXIT_CONFIG
-    try:
-        # After RobotBridge subscribed the down routes: the commands the broker kept for the robot's persistent
-        # session arrive right after the connect and must find them (before, they were ignored and lost).
-        uplink.connect(require=config.uplink.require_at_start)
-    except LinkError as exc:  # unreachable while required, or refused: nothing was published
-        print(f"robot_bridge: {exc}", file=sys.stderr)
-        bridge.close()
-        uplink.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
-        return EXIT_UPLINK
-    if config.metrics_port is not None:
-        port = bridge.metrics.serve(config.metrics_port)
-        log.info("robot %s: metrics on http://127.0.0.1:%d/metrics", config.robot_id, port)
-    try:
-        spin_until(make_executor(), [node])
-    finally:
-        for uplink_route in bridge.routes:
-            uplink_route.sweep()  # what arrived while stopping
-        pending = bridge.flush(5.0)
-        spool_drops = spool.drops()
-        bridge.close()
-        uplink.close()
-        drops = bridge.drops()
-        for route, counts in bridge.summary().items():
-            log.info("%s: received %d, sent %d, dropped %d (%d of the received taken by a sweep)",
-                     route, counts["received"], counts["sent"], counts["dropped"], counts["swept"])
-            if counts["held"]:
-                log.info("%s: %d commands waited for a ROS subscriber before going out or being dropped", route,
-                         counts["held"])
-            if route in drops:
-                log.warning("%s: dropped by reason: %s", route,
-                            ", ".join(f"{reason}: {n}" for reason, n in sorted(drops[route].items())))
-        for (stream, reason), count in sorted(spool_drops.items()):
-            log.warning("robot %s: stream %s: %d records dropped by the spool (%s) since it was made",
-                        config.robot_id, stream, count, reason)
-        if pending:
-            log.warning("robot %s: %d records not acknowledged at shutdown; they stay spooled in %s",
-                        config.robot_id, pending, spool.path)
-        node.destroy_node()
-        rclpy.try_shutdown()
+    with process_node("robot_bridge", args) as node:
+        try:
+            bridge = RobotBridge(node, config, uplink, spool=spool)
+        except (RosTypeError, CodecError) as exc:
+            print(f"robot_bridge: {opts.config}: {exc}", file=sys.stderr)
+            uplink.close()
+            return EXIT_CONFIG
+        try:
+            # After RobotBridge subscribed the down routes: the commands the broker kept for the robot's persistent
+            # session arrive right after the connect and must find them (before, they were ignored and lost).
+            uplink.connect(require=config.uplink.require_at_start)
+        except LinkError as exc:  # unreachable while required, or refused: nothing was published
+            print(f"robot_bridge: {exc}", file=sys.stderr)
+            bridge.close()
+            uplink.close()
+            return EXIT_UPLINK
+        if config.metrics_port is not None:
+            port = bridge.metrics.serve(config.metrics_port)
+            log.info("robot %s: metrics on http://127.0.0.1:%d/metrics", config.robot_id, port)
+        try:
+            spin_until(make_executor(), [node])
+        finally:
+            for uplink_route in bridge.routes:
+                uplink_route.sweep()  # what arrived while stopping
+            pending = bridge.flush(5.0)
+            spool_drops = spool.drops()
+            bridge.close()
+            uplink.close()
+            drops = bridge.drops()
+            for route, counts in bridge.summary().items():
+                log.info("%s: received %d, sent %d, dropped %d (%d of the received taken by a sweep)",
+                         route, counts["received"], counts["sent"], counts["dropped"], counts["swept"])
+                if counts["held"]:
+                    log.info("%s: %d commands waited for a ROS subscriber before going out or being dropped", route,
+                             counts["held"])
+                if route in drops:
+                    log.warning("%s: dropped by reason: %s", route,
+                                ", ".join(f"{reason}: {n}" for reason, n in sorted(drops[route].items())))
+            for (stream, reason), count in sorted(spool_drops.items()):
+                log.warning("robot %s: stream %s: %d records dropped by the spool (%s) since it was made",
+                            config.robot_id, stream, count, reason)
+            if pending:
+                log.warning("robot %s: %d records not acknowledged at shutdown; they stay spooled in %s",
+                            config.robot_id, pending, spool.path)
     return 0
 
 
 def task_executor(argv: Sequence[str] | None = None) -> int:
     """Run the reference task executor of one robot (demos, end-to-end tests) until SIGINT/SIGTERM."""
-    import rclpy
-    from rclpy.utilities import remove_ros_args
-
+    from swarm_bridge.ros.context import process_node, without_ros_args
     from swarm_bridge.ros.spin import make_executor, spin_until
     from swarm_bridge.ros.task_executor import TaskExecutor
 
@@ -149,21 +138,16 @@ def task_executor(argv: Sequence[str] | None = None) -> int:
                         help="comma-separated task kinds it accepts, e.g. navigate,inspect (default navigate)")
     parser.add_argument("--work-s", type=float, default=1.0, help="seconds each task runs (default 1)")
     parser.add_argument("--state-period-s", type=float, default=1.0, help="RobotState period (default 1 s)")
-    opts = parser.parse_args(remove_ros_args(args))
+    opts = parser.parse_args(without_ros_args(args))
     if opts.work_s < 0 or opts.state_period_s <= 0:
         print("task_executor: --work-s must be >= 0 and --state-period-s > 0", file=sys.stderr)
         return EXIT_CONFIG
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    rclpy.init(args=args)
-    node = rclpy.create_node(f"task_executor_{opts.robot_id}")
-    TaskExecutor(node, opts.robot_id, robot_kind=opts.kind,
-                 capabilities=[c.strip() for c in opts.capabilities.split(",") if c.strip()],
-                 work_s=opts.work_s, state_period_s=opts.state_period_s)
-    try:
+    with process_node(f"task_executor_{opts.robot_id}", args) as node:
+        TaskExecutor(node, opts.robot_id, robot_kind=opts.kind,
+                     capabilities=[c.strip() for c in opts.capabilities.split(",") if c.strip()],
+                     work_s=opts.work_s, state_period_s=opts.state_period_s)
         spin_until(make_executor(), [node])
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
     return 0
 
 
@@ -171,14 +155,12 @@ def fleet_coordinator(argv: Sequence[str] | None = None) -> int:
     """Run a coordinator instance, and take task requests on the ROS topic tasks/submit, until SIGINT/SIGTERM."""
     import threading
 
-    import rclpy
-    from rclpy.utilities import remove_ros_args
-
     from swarm_bridge.config import ConfigError, CoordinatorConfig, load_config
     from swarm_bridge.config.loader import OVERRIDE_HELP
     from swarm_bridge.coordinator.kafka.service import run_coordinator
     from swarm_bridge.coordinator.kafka.snapshot import TaskSubmitter
     from swarm_bridge.coordinator.kafka.topics import TopicMismatch
+    from swarm_bridge.ros.context import process_node, without_ros_args
     from swarm_bridge.ros.fleet_coordinator import FleetCoordinatorNode
     from swarm_bridge.ros.spin import make_executor, spin_until
     from swarm_bridge.transport.kafka_log import flush_kafka_logs
@@ -189,7 +171,7 @@ def fleet_coordinator(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="coordinator YAML, e.g. config/coordinator.yaml")
     parser.add_argument("--instance-id", help="override kafka.instance_id (unique per instance)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=OVERRIDE_HELP)
-    opts = parser.parse_args(remove_ros_args(args))
+    opts = parser.parse_args(without_ros_args(args))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(opts.config, CoordinatorConfig, opts.set)
@@ -213,21 +195,18 @@ def fleet_coordinator(argv: Sequence[str] | None = None) -> int:
 
     worker = threading.Thread(target=coordinate, name="coordinator", daemon=True)
     worker.start()
-    rclpy.init(args=args)
-    node = rclpy.create_node("fleet_coordinator")
-    submitter = TaskSubmitter(config)
-    ros_end = FleetCoordinatorNode(node, submitter.send)
-    try:
-        spin_until(make_executor(), [node], done=stop.is_set)
-    finally:
-        stop.set()
-        worker.join(timeout=30)
-        unconfirmed = submitter.close()
-        logging.getLogger("swarm_bridge.fleet_coordinator").info(
-            "fleet_coordinator: %d task requests from ROS, %d forwarded, %d failed, %d unconfirmed",
-                 ros_end.received, submitter.sent, ros_end.failed, unconfirmed)
-        node.destroy_node()
-        rclpy.try_shutdown()
+    with process_node("fleet_coordinator", args) as node:
+        submitter = TaskSubmitter(config)
+        ros_end = FleetCoordinatorNode(node, submitter.send)
+        try:
+            spin_until(make_executor(), [node], done=stop.is_set)
+        finally:
+            stop.set()
+            worker.join(timeout=30)
+            unconfirmed = submitter.close()
+            logging.getLogger("swarm_bridge.fleet_coordinator").info(
+                "fleet_coordinator: %d task requests from ROS, %d forwarded, %d failed, %d unconfirmed",
+                ros_end.received, submitter.sent, ros_end.failed, unconfirmed)
     if failure:
         flush_kafka_logs()  # librdkafka's repeats counted so far, then the one line that says what to do
         error = failure[0]  # LinkError and TopicMismatch name the endpoint or topic and the fix themselves
@@ -238,9 +217,8 @@ def fleet_coordinator(argv: Sequence[str] | None = None) -> int:
 
 def _site_coordinator(config: CoordinatorConfig, args: list[str]) -> int:
     """fleet_coordinator in mode mqtt: the single-site coordinator in this process; ROS task requests go to it."""
-    import rclpy
-
     from swarm_bridge.coordinator.site.runner import SiteCoordinator
+    from swarm_bridge.ros.context import process_node
     from swarm_bridge.ros.fleet_coordinator import FleetCoordinatorNode
     from swarm_bridge.ros.spin import make_executor, spin_until
     from swarm_bridge.transport import LinkError
@@ -250,17 +228,14 @@ def _site_coordinator(config: CoordinatorConfig, args: list[str]) -> int:
     except LinkError as exc:
         print(f"fleet_coordinator: {exc}", file=sys.stderr)
         return EXIT_UPLINK
-    rclpy.init(args=args)
-    node = rclpy.create_node("fleet_coordinator")
-    ros_end = FleetCoordinatorNode(node, site.submit_payload)
-    try:
-        spin_until(make_executor(), [node])
-    finally:
-        site.stop()
-        logging.getLogger("swarm_bridge.fleet_coordinator").info(
-            "fleet_coordinator: %d task requests from ROS; %s", ros_end.received, site.summary())
-        node.destroy_node()
-        rclpy.try_shutdown()
+    with process_node("fleet_coordinator", args) as node:
+        ros_end = FleetCoordinatorNode(node, site.submit_payload)
+        try:
+            spin_until(make_executor(), [node])
+        finally:
+            site.stop()
+            logging.getLogger("swarm_bridge.fleet_coordinator").info(
+                "fleet_coordinator: %d task requests from ROS; %s", ros_end.received, site.summary())
     return 0
 
 

@@ -13,13 +13,15 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
+from swarm_bridge.errors import SwarmBridgeError
+
 __all__ = ["FIRST_DOMAIN", "LAST_DOMAIN", "DomainLease", "DomainsExhausted", "lease_domain"]
 
 FIRST_DOMAIN, LAST_DOMAIN = 1, 101  # 0 is everyone's default; Fast DDS on Linux: above 101 meets ephemeral ports
 LOCK_DIR = Path(tempfile.gettempdir()) / "swarm_bridge-ros-domains"
 
 
-class DomainsExhausted(RuntimeError):
+class DomainsExhausted(SwarmBridgeError, RuntimeError):
     """Every domain id of the range is leased by a live process on this machine."""
 
 

@@ -6,12 +6,9 @@ import argparse
 import json
 import logging
 import re
-import signal
 import sys
-import threading
 from contextlib import ExitStack
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 __all__ = ["register"]
@@ -125,10 +122,10 @@ def _print_topics(bags: list[Any]) -> None:
 
 
 def _publish(args: argparse.Namespace, bags: list[Any], topics: list[str]) -> int:
-    import rclpy
-
     from swarm_bridge.replay import ReplayError, ReplayTally, merged, schedule
+    from swarm_bridge.ros.context import process_node
     from swarm_bridge.ros.replay import RosReplay, robot_ids
+    from swarm_bridge.signals import stop_on_signals
 
     selected = [t for bag in bags for t in bag.topics.values() if t.name in topics]
     total_read = sum(t.count for t in selected)
@@ -143,17 +140,8 @@ def _publish(args: argparse.Namespace, bags: list[Any], topics: list[str]) -> in
             log.info("replay: %s: %s", topic.name, topic.converted)
     loops = None if args.loop == 0 else args.loop
     robots = robot_ids(args.robots, args.robot_prefix)
-    stop = threading.Event()
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        def _stop(_signum: int, _frame: FrameType | None) -> None:
-            stop.set()
-
-        previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     tally = ReplayTally()
-    rclpy.init()
-    try:
-        node = rclpy.create_node("swarm_bridge_replay")
+    with stop_on_signals() as stop, process_node("swarm_bridge_replay") as node:
         replay = RosReplay(node, {t.name: t for t in selected}.values(), robots, tally)
         if args.wait > 0:
             lonely = replay.wait_for_subscribers(args.wait, stop)
@@ -173,12 +161,8 @@ def _publish(args: argparse.Namespace, bags: list[Any], topics: list[str]) -> in
         behind = [] if stop.is_set() else replay.wait_for_acks(ACK_WAIT_S)
         if behind:
             log.warning("replay: %d topic(s) not fully acknowledged by their subscribers after %.0f s (e.g. %s); "
-                        "a subscriber that fell behind may miss the last messages", len(behind), ACK_WAIT_S, behind[0])
-        node.destroy_node()
-    finally:
-        rclpy.try_shutdown()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+                        "a subscriber that fell behind may miss the last messages",
+                        len(behind), ACK_WAIT_S, behind[0])
     if not finished:
         print("replay: stopped early", file=sys.stderr)
     _report(args, tally)

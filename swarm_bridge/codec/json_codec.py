@@ -13,7 +13,7 @@ from typing import Any
 from swarm_bridge.codec.envelope import Envelope
 from swarm_bridge.codec.errors import RecordError, RecordTypeError
 
-__all__ = ["RecordError", "decode_json", "encode_json"]
+__all__ = ["RecordError", "decode_json", "encode_json", "json_object"]
 
 _ENVELOPE_KEYS = ("robot_id", "stream", "seq", "stamp_ns", "ros_type", "schema_version", "body")
 
@@ -24,14 +24,20 @@ def encode_json(envelope: Envelope) -> bytes:
     return json.dumps(doc, separators=(",", ":"), allow_nan=True, default=_plain).encode("utf-8")
 
 
-def decode_json(payload: bytes) -> Envelope:
-    """UTF-8 JSON bytes -> Envelope; raises RecordError naming the missing or bad field."""
+def json_object(payload: bytes) -> dict[str, Any]:
+    """The JSON object a record's UTF-8 bytes hold; RecordError when they are not JSON or not an object."""
     try:
         doc = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RecordError(f"not a JSON record: {exc}") from None
     if not isinstance(doc, dict):
         raise RecordError(f"expected a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+def decode_json(payload: bytes) -> Envelope:
+    """UTF-8 JSON bytes -> Envelope; raises RecordError naming the missing or bad field."""
+    doc = json_object(payload)
     for key in _ENVELOPE_KEYS:
         if key not in doc:
             raise RecordError("missing", field=key)

@@ -20,10 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import rclpy
 import yaml
-from rclpy.context import Context
-from rclpy.node import Node
 
 from swarm_bridge.brokers.errors import BrokerError
 from swarm_bridge.brokers.process import ServiceProcess
@@ -34,6 +31,7 @@ from swarm_bridge.demo.delivery import DeliveryTap, WatchedStream, body_digest
 from swarm_bridge.demo.errors import DemoError
 from swarm_bridge.demo.plan import FLEET, KINDS, DemoRobot, bridge_config
 from swarm_bridge.replay import Bag, BagMessage, BagTopic, Due, ReplayTally, ReplayTypes, merged, schedule
+from swarm_bridge.ros.context import Context, Node, new_node
 from swarm_bridge.ros.replay import RosReplay
 from swarm_bridge.ros.spin import make_executor, spin_until
 from swarm_bridge.ros.task_executor import TaskExecutor
@@ -284,7 +282,7 @@ class FleetDemo:
         self._service("gateway", ["gateway", "--config", str(path)], folder, "running", timeout_s)
 
     def _node(self, name: str) -> Node:
-        node = rclpy.create_node(name, context=self.context)
+        node = new_node(name, self.context)
         self._nodes.append(node)
         return node
 

@@ -6,23 +6,19 @@ Used by `swarm-bridge demo` until the bag-replay fleet demo lands, and by the in
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import rclpy
-from rclpy.context import Context
-from rclpy.node import Node
 
 from swarm_bridge.codec import Envelope
 from swarm_bridge.codec.wire import WireDecoder, route_subject, wire_decoder
 from swarm_bridge.config import RobotBridgeConfig, validate_config
 from swarm_bridge.ros import RobotBridge
+from swarm_bridge.ros.context import Context, Node, new_node, ros_context
 from swarm_bridge.ros.qos import qos_preset
 from swarm_bridge.ros.spin import make_executor, spin_until
 from swarm_bridge.ros.types import message_class
@@ -75,18 +71,6 @@ def robot_config(robot_id: str, *, uplink: str, host: str, port: int, fmt: str =
     }, RobotBridgeConfig, source=f"<smoke {robot_id}>")
 
 
-@contextmanager
-def ros_context(domain_id: int) -> Iterator[Context]:
-    """An rclpy context of its own on `domain_id`, discovery limited to this host."""
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    context = Context()
-    rclpy.init(context=context, domain_id=domain_id)
-    try:
-        yield context
-    finally:
-        rclpy.try_shutdown(context=context)
-
-
 class SmokeFleet:
     """Robots with bridges on one executor, a simulator publishing their state, and taps on the brokers."""
 
@@ -109,7 +93,7 @@ class SmokeFleet:
         for config in self.configs:
             uplink: Uplink = open_uplink(config)
             self._stack.callback(uplink.close)
-            node = rclpy.create_node(f"robot_bridge_{config.robot_id}", context=self.context)
+            node = new_node(f"robot_bridge_{config.robot_id}", self.context)
             self._nodes.append(node)
             spool_dir = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="swarm-spool-"))
             bridge = RobotBridge(node, config, uplink, spool=Spool(Path(spool_dir) / "spool.db", max_bytes=64 << 20))
@@ -124,7 +108,7 @@ class SmokeFleet:
 
     def run(self, *, count: int, rate_hz: float, timeout_s: float) -> bool:
         """Publish `count` messages per stream at `rate_hz`, then wait until all arrive; True if all did."""
-        sim = rclpy.create_node("fleet_sim", context=self.context)
+        sim = new_node("fleet_sim", self.context)
         self._nodes.append(sim)
         publishers = {
             (config.robot_id, stream): sim.create_publisher(message_class(ros_type), f"/{config.robot_id}/{suffix}",

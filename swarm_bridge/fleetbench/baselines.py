@@ -12,6 +12,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from swarm_bridge.fleetbench.errors import BenchError, BenchTimeout
 from swarm_bridge.fleetbench.ledger import percentile
 from swarm_bridge.sim.records import read_head
 from swarm_bridge.transport.kafka_clients import Producer
@@ -71,7 +72,8 @@ class BareSubscriber:
         self.proc.start()
         if not self.conn.poll(60) or self.conn.recv() != "ready":
             self.proc.kill()
-            raise RuntimeError("bare subscriber did not subscribe within 60 s")
+            raise BenchError(f"bare subscriber on {topic!r}", f"did not subscribe within 60 s (port {port})",
+                             "check that Mosquitto answers on that port and that the machine is not overloaded")
 
     def result(self, timeout_s: float = 120.0, *, stop: bool = True) -> dict[str, Any]:
         """Its counts: at once (`stop`), or once it received its `count` (else stopped after `timeout_s`)."""
@@ -82,7 +84,8 @@ class BareSubscriber:
                 self.conn.send("stop")
         if not self.conn.poll(timeout_s if stop else 10.0):
             self.proc.kill()
-            raise TimeoutError("bare subscriber did not report")
+            raise BenchTimeout("bare subscriber", f"did not report its counts within {timeout_s:g} s",
+                               "give it a longer timeout_s, or look for its traceback above")
         out: dict[str, Any] = self.conn.recv()
         self.proc.join(10)
         return out

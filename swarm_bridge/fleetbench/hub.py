@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from swarm_bridge.brokers import free_port
 from swarm_bridge.brokers.process import ServiceProcess
+from swarm_bridge.fleetbench.errors import BenchTimeout
 
 __all__ = ["HubProcess", "coordinator_doc", "gateway_doc", "scrape"]
 
@@ -102,7 +103,8 @@ def wait_metric(port: int, name: str, value: float, timeout_s: float) -> None:
         except OSError:
             pass
         time.sleep(0.2)
-    raise TimeoutError(f"metric {name} did not reach {value:g} on port {port} within {timeout_s:g} s")
+    raise BenchTimeout(f"metrics on port {port}", f"{name} did not reach {value:g} within {timeout_s:g} s",
+                       "see the service's log in the run folder for why (e.g. a coordinator without its shards)")
 
 
 def new_port() -> int:

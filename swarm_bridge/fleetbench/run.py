@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import os
+import sys
 import tempfile
 import time
 import uuid
@@ -18,6 +19,7 @@ from typing import Any
 
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
 from swarm_bridge.fleetbench import baselines
+from swarm_bridge.fleetbench.errors import BenchSettingError
 from swarm_bridge.fleetbench.figures import StepFigures, bucket_quantile, fails_badly, headline, holds
 from swarm_bridge.fleetbench.hub import HubProcess, coordinator_doc, gateway_doc, wait_metric
 from swarm_bridge.fleetbench.ledger import percentile
@@ -282,6 +284,15 @@ def _print_step(step: StepFigures) -> None:
           f"(p99 {step.task_p99_ms} ms); {'HOLDS' if holds(step) else 'does not hold'} | CPU {cpu}", flush=True)
 
 
+def _start_private(stack: ExitStack, roots: dict[str, list[int]], name: str, broker: Mosquitto | Kafka) -> int:
+    """Start `broker` for this run (stopped when `stack` closes), its process a root to sample; returns its port."""
+    broker.start()
+    stack.callback(broker.stop)
+    roots[name] = [broker.pid or 0]
+    port: int = broker.port
+    return port
+
+
 def run_bench(opts: BenchOptions) -> dict[str, Any]:
     """The whole run; returns every figure (also written to `opts.out`)."""
     tag = uuid.uuid4().hex[:6]
@@ -291,23 +302,11 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="fleet-scale-") as tmp, ExitStack() as stack:
         run_dir = Path(tmp)
         roots: dict[str, list[int]] = {}
-        if opts.mqtt_port is None:
-            # $SYS every second: the broker's drop count (via the gateway) is current when a step is read
-            mosquitto = Mosquitto(run_dir=run_dir / "mosquitto", port=free_port(), sys_interval_s=1)
-            mosquitto.start()
-            stack.callback(mosquitto.stop)
-            mqtt_port = mosquitto.port
-            roots["mosquitto"] = [mosquitto.pid or 0]
-        else:
-            mqtt_port = opts.mqtt_port
-        if opts.kafka_port is None:
-            kafka = Kafka(run_dir=run_dir / "kafka", port=free_port())
-            kafka.start()
-            stack.callback(kafka.stop)
-            kafka_port = kafka.port
-            roots["kafka"] = [kafka.pid or 0]
-        else:
-            kafka_port = opts.kafka_port
+        # $SYS every second: the broker's drop count (via the gateway) is current when a step is read
+        mqtt_port = opts.mqtt_port if opts.mqtt_port is not None else _start_private(
+            stack, roots, "mosquitto", Mosquitto(run_dir=run_dir / "mosquitto", port=free_port(), sys_interval_s=1))
+        kafka_port = opts.kafka_port if opts.kafka_port is not None else _start_private(
+            stack, roots, "kafka", Kafka(run_dir=run_dir / "kafka", port=free_port()))
         hub = _Hub(mqtt_port, f"127.0.0.1:{kafka_port}", kafka_port, f"fb{tag}", f"fb{tag}", roots)
         topics = _create_data_topics(hub.bootstrap, hub.namespace, opts.shards)
         run = 1
@@ -382,8 +381,9 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
     duration = args.duration or (8.0 if args.quick else 20.0)
     warmup = (15.0 if args.quick else 25.0) if args.warmup is None else args.warmup
     if warmup < 0 or args.warmup_robots < 1:
-        raise SystemExit(f"--warmup {warmup:g} --warmup-robots {args.warmup_robots}: the warm-up needs >= 0 s "
-                         "(0: none) and >= 1 robot")
+        raise BenchSettingError(f"--warmup {warmup:g} --warmup-robots {args.warmup_robots}",
+                                "the warm-up needs >= 0 s (0: none) and >= 1 robot",
+                                "e.g. --warmup 15 --warmup-robots 50, or --warmup 0 for none")
     return BenchOptions(steps=steps, duration_s=duration, workers=args.workers, out=args.out,
                         baselines=not args.no_baselines, baseline_robots=100 if args.quick else 300,
                         baseline_records=15_000 if args.quick else 30_000, drain_s=60.0 if args.quick else 120.0,
@@ -394,7 +394,12 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
 def run_from_args(args: argparse.Namespace) -> int:
     """Run, print the report's location and, last, one JSON line with every figure."""
     logging.basicConfig(level=logging.WARNING)
-    figures = run_bench(options_from(args))
+    try:
+        options = options_from(args)
+    except BenchSettingError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    figures = run_bench(options)
     print(f"report: {args.out / 'report.md'}; the machine is shared (2 cores): figures are noisy")
     print(json.dumps(figures))
     return 0

@@ -11,6 +11,7 @@ from collections import Counter
 from multiprocessing.connection import Connection
 from typing import Any
 
+from swarm_bridge.fleetbench.errors import BenchError, BenchTimeout
 from swarm_bridge.sim.session_fleet import RobotPlan, SimWorker
 
 __all__ = ["WorkerPool"]
@@ -51,7 +52,8 @@ class WorkerPool:
             reply = self._recv(conn, timeout_s)
             if reply[0] != "ready":
                 self.kill()
-                raise RuntimeError(f"simulated robots: a worker failed to start: {reply[1]}")
+                raise BenchError("simulated robots", f"a worker failed to start: {reply[1]}",
+                                 "fix what the worker reports (its broker port, its robot plan)")
 
     @property
     def pids(self) -> list[int]:
@@ -60,7 +62,8 @@ class WorkerPool:
     def _recv(self, conn: Connection, timeout_s: float) -> Any:
         if not conn.poll(timeout_s):
             self.kill()
-            raise TimeoutError(f"simulated robots: a worker did not answer within {timeout_s:g} s")
+            raise BenchTimeout("simulated robots", f"a worker did not answer within {timeout_s:g} s",
+                               "spread the robots over more workers (--workers) or use a quieter machine")
         return conn.recv()
 
     def go(self, start: float, duration_s: float) -> None:

@@ -8,6 +8,8 @@ than the window cannot be told apart and counts as a duplicate (`BELOW_WINDOW`).
 
 from __future__ import annotations
 
+from swarm_bridge.gateway.errors import GatewaySettingError
+
 __all__ = ["BELOW_WINDOW", "DUPLICATE", "NEW", "Dedup"]
 
 NEW = 0
@@ -20,7 +22,8 @@ class Dedup:
 
     def __init__(self, *, window: int = 4096, max_streams: int = 100_000) -> None:
         if window < 1 or max_streams < 1:
-            raise ValueError(f"window ({window}) and max_streams ({max_streams}) must be >= 1")
+            raise GatewaySettingError(f"dedup.window {window}, dedup.max_streams {max_streams}", "both must be >= 1",
+                                      "set dedup.window and dedup.max_streams to 1 or more in the gateway config")
         self.window = window
         self.max_streams = max_streams
         self._full = (1 << window) - 1

@@ -13,6 +13,7 @@ import string
 
 from swarm_bridge.brokers.kafka_acls import KafkaGrant, Pattern
 from swarm_bridge.config.gateway import GatewayConfig, UpRuleConfig
+from swarm_bridge.gateway.errors import GatewaySettingError
 
 __all__ = ["gateway_grants", "up_topic_names"]
 
@@ -35,8 +36,9 @@ def _names(rule: UpRuleConfig, fill: dict[str, str]) -> list[tuple[str, bool]]:
                 break
             text += known[name]
         if prefixed and not text:
-            raise ValueError(f"up rule kafka_topic {rule.kafka_topic!r} starts with a capture: no topic prefix "
-                             "to grant; start it with fixed text (e.g. fleet.{channel}...)")
+            raise GatewaySettingError(f"up rule kafka_topic {rule.kafka_topic!r}",
+                                      "starts with a capture: no topic prefix to grant",
+                                      "start it with fixed text (e.g. fleet.{channel}...)")
         out.append((text, prefixed))
     return out
 

@@ -7,11 +7,11 @@ and a string as its length (a long) then UTF-8 bytes, so the head is read from t
 
 from __future__ import annotations
 
-import json
 import re
 from typing import NamedTuple
 
 from swarm_bridge.codec.errors import RecordError
+from swarm_bridge.codec.json_codec import json_object
 
 __all__ = ["Head", "avro_head", "json_head"]
 
@@ -103,12 +103,7 @@ def _avro_head(body: bytes) -> Head:
 
 def json_head(payload: bytes) -> Head:
     """The head of a JSON record; RecordError naming the missing or bad field."""
-    try:
-        doc = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RecordError(f"not a JSON record: {exc}") from None
-    if not isinstance(doc, dict):
-        raise RecordError(f"expected a JSON object, got {type(doc).__name__}")
+    doc = json_object(payload)
     for key, kind in (("robot_id", str), ("stream", str), ("seq", int), ("ros_type", str)):
         if not isinstance(doc.get(key), kind) or isinstance(doc.get(key), bool):
             raise RecordError(f"missing or not a {kind.__name__} (got {doc.get(key)!r})", field=key)

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from swarm_bridge.config.gateway import GatewayConfig, UpRuleConfig
+from swarm_bridge.routing.errors import RouteError
+from swarm_bridge.routing.naming import is_topic_level
 
 __all__ = ["DownRoute", "TopicPattern", "UpRoute", "UpRules", "down_routes", "up_rules"]
 
@@ -149,9 +151,10 @@ class DownRoute:
     qos: int
 
     def mqtt_topic(self, robot_id: str) -> str:
-        """The robot's MQTT command topic; ValueError for an id that is not one MQTT topic level."""
-        if not robot_id or any(c in robot_id for c in "/+#\0"):
-            raise ValueError(f"record key {robot_id!r} is not a robot id (empty, or holds / + # NUL)")
+        """The robot's MQTT command topic; RouteError (a ValueError) for an id that is not one MQTT topic level."""
+        if not is_topic_level(robot_id):
+            raise RouteError(f"kafka:{self.kafka_topic}: record key {robot_id!r} is not a robot id (empty, or holds "
+                             "/ + # NUL)", "key each command record by the robot id it is for")
         return self.mqtt_template.format(robot_id=robot_id)
 
     def __str__(self) -> str:

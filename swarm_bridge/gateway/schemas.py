@@ -16,6 +16,7 @@ from swarm_bridge.codec.errors import CodecError, RegistryError, UnknownSchema
 from swarm_bridge.codec.framing import avro_fingerprint
 from swarm_bridge.codec.records import RecordCodec, record_codec
 from swarm_bridge.codec.registry import Schema, SchemaRegistry, SubjectNameStrategy, topic_name
+from swarm_bridge.errors import SwarmBridgeError
 
 __all__ = ["SchemaBook", "SchemaTrouble"]
 
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 _MAX_UNKNOWN = 10_000  # fingerprints remembered as unknown (each asked of the registry once)
 
 
-class SchemaTrouble(Exception):
+class SchemaTrouble(SwarmBridgeError):
     """The registry could not answer now (unreachable, timeout): retry later, the record is not at fault."""
 
 

@@ -6,7 +6,13 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 
-__all__ = ["MetricsEndpoint"]
+from swarm_bridge.errors import SwarmBridgeError
+
+__all__ = ["MetricsEndpoint", "MetricsPortError"]
+
+
+class MetricsPortError(SwarmBridgeError, OSError):
+    """The /metrics endpoint cannot listen on the address and port asked for; names them and the fix."""
 
 
 class MetricsEndpoint:
@@ -21,8 +27,8 @@ class MetricsEndpoint:
         try:
             server, _thread = start_http_server(port, addr=address, registry=self.registry)
         except OSError as exc:
-            raise OSError(f"metrics: cannot listen on {address}:{port} ({exc.strerror}); "
-                          "choose another metrics_port") from None
+            raise MetricsPortError(f"metrics: cannot listen on {address}:{port} ({exc.strerror}). "
+                                   "Fix: choose another metrics_port, or stop what holds that port") from None
         self._server = server
         bound: int = server.server_address[1]
         return bound

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterable
-from types import FrameType
 from typing import Any
 
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.task import Future
+
+from swarm_bridge.signals import stop_on_signals
 
 __all__ = ["make_executor", "spin_until"]
 
@@ -39,16 +38,9 @@ def spin_until(
     nodes = list(nodes)
     for node in nodes:
         executor.add_node(node)
-    stop = threading.Event()
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        def _stop(_signum: int, _frame: FrameType | None) -> None:
-            stop.set()
-
-        previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     never = _never_done(executor)  # spinning "until" it handles every event of a slice in one native call
-    try:
+    with stop_on_signals() as stop:
         while not stop.is_set():
             if done():
                 return True
@@ -63,9 +55,6 @@ def spin_until(
                     raise
                 break  # rclpy's own signal handler shut the context down before ours was set: a stop
         return done()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _never_done(executor: Executor) -> Future:

@@ -6,8 +6,8 @@ import re
 
 from swarm_bridge.routing.errors import RouteError
 
-__all__ = ["ROBOT_ID_PLACEHOLDER", "kafka_key", "kafka_topic", "mqtt_topic", "presence_topic", "robot_namespace",
-           "robot_topic"]
+__all__ = ["ROBOT_ID_PLACEHOLDER", "is_topic_level", "kafka_key", "kafka_topic", "mqtt_topic", "presence_topic",
+           "robot_namespace", "robot_topic"]
 
 ROBOT_ID_PLACEHOLDER = "{robot_id}"  # in a route's ROS topic or match pattern: the robot's ROS namespace
 
@@ -18,10 +18,16 @@ def mqtt_topic(prefix: str, fleet: str, robot_id: str, channel: str, stream: str
     wildcard topic."""
     for name, part in (("prefix", prefix), ("fleet", fleet), ("robot_id", robot_id), ("channel", channel),
                        ("stream", stream)):
-        if not part or "/" in part or "+" in part or "#" in part or "\0" in part:
+        if not is_topic_level(part):
             raise RouteError(f"{name} {part!r} is not one MQTT topic level (empty, or holds / + # NUL)",
                              f"give {name} as a non-empty name without / + # or NUL")
     return f"{prefix}/{fleet}/{robot_id}/{channel}/{stream}"
+
+
+def is_topic_level(part: str) -> bool:
+    """Whether `part` is one MQTT topic level: not empty, no / + # NUL (else a topic made of it would span levels
+    or be a wildcard)."""
+    return bool(part) and not any(c in part for c in "/+#\0")
 
 
 def presence_topic(prefix: str, fleet: str, robot_id: str) -> str:

@@ -2,9 +2,9 @@
 they are imported."""
 
 from swarm_bridge.transport.kafka import KafkaLink
-from swarm_bridge.transport.link import Done, LinkBusy, LinkError, LinkStats, Uplink
+from swarm_bridge.transport.link import Done, LinkBusy, LinkError, LinkSettingError, LinkStats, Uplink
 from swarm_bridge.transport.mqtt import MqttLink
-from swarm_bridge.transport.topics import TopicError, TopicSpec, ensure_kafka_topics
+from swarm_bridge.transport.topics import ReplicationError, TopicError, TopicSpec, ensure_kafka_topics
 from swarm_bridge.transport.uplinks import build_uplink, open_uplink
 
 __all__ = [
@@ -12,8 +12,10 @@ __all__ = [
     "KafkaLink",
     "LinkBusy",
     "LinkError",
+    "LinkSettingError",
     "LinkStats",
     "MqttLink",
+    "ReplicationError",
     "TopicError",
     "TopicSpec",
     "Uplink",

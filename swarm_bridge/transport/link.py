@@ -7,14 +7,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["Done", "Inbound", "LinkBusy", "LinkError", "LinkStats", "Uplink"]
+from swarm_bridge.errors import SwarmBridgeError
+
+__all__ = ["Done", "Inbound", "LinkBusy", "LinkError", "LinkSettingError", "LinkStats", "Uplink"]
 
 Done = Callable[[bool], None]
 """Called once per record with True when the broker confirmed it, False when it failed for good.
 Called from the client library's thread: it must not block or take locks held around `send`."""
 
 
-class LinkError(ConnectionError):
+class LinkError(SwarmBridgeError, ConnectionError):
     """An uplink that cannot be reached or used; names the endpoint and the fix."""
 
     def __init__(self, endpoint: str, problem: str, fix: str) -> None:
@@ -24,12 +26,21 @@ class LinkError(ConnectionError):
         super().__init__(f"{endpoint}: {problem}. Fix: {fix}")
 
 
+class LinkSettingError(SwarmBridgeError, ValueError):
+    """A link option or call argument out of range (or one the broker does not support), refused before anything
+    is sent; `where` names the link (endpoint, client id), `problem` the option and value, `fix` what to give."""
+
+    def __init__(self, where: str, problem: str, fix: str) -> None:
+        self.where, self.problem, self.fix = where, problem, fix
+        super().__init__(f"{where}: {problem}. Fix: {fix}")
+
+
 Inbound = Callable[[str, "bytes | None", bytes], None]
 """Called with (topic, key or None, payload) for each record arriving on a subscription, from the client
 library's thread; it must not raise (the link logs and counts anything that escapes)."""
 
 
-class LinkBusy(RuntimeError):
+class LinkBusy(SwarmBridgeError, RuntimeError):
     """The link cannot take another record right now (its own queue is full); try again later."""
 
 

@@ -33,6 +33,7 @@ from typing import Any, NoReturn
 
 import mqtt5
 
+from swarm_bridge.transport.link import LinkSettingError
 from swarm_bridge.transport.mqtt_errors import (
     InflightFull,
     MqttDisconnected,
@@ -41,6 +42,7 @@ from swarm_bridge.transport.mqtt_errors import (
     MqttUnreachable,
     PacketTooLarge,
     SubscribeRefused,
+    check_publish_qos,
     reason_text,
 )
 from swarm_bridge.transport.mqtt_window import AckOrder, Done, Inflight
@@ -120,7 +122,8 @@ class MqttOptions:
         if self.reconnect_max_s < self.reconnect_min_s:
             problems.append("reconnect_max_s must be >= reconnect_min_s")
         if problems:
-            raise ValueError(f"MqttOptions for {self.host}:{self.port}: " + "; ".join(problems))
+            raise LinkSettingError(f"MqttOptions for {self.host}:{self.port}", "; ".join(problems),
+                                   "give each option a value in the range named (in the config that sets it)")
 
     @property
     def endpoint(self) -> str:
@@ -285,11 +288,12 @@ class MqttClient:
         reconnect; blocks while the in-flight window is full, up to `timeout_s` (None: no limit), then raises
         `InflightFull` (at once when called from a callback). QoS 0 while disconnected is dropped (counted in
         `dropped_qos0`)."""
-        if qos not in (0, 1):
-            raise ValueError(f"{self.endpoint}: publish qos must be 0 or 1 (got {qos})")
+        check_publish_qos(self.endpoint, qos)
         if qos > self._broker_qos or (retain and not self._broker_retain):
-            raise ValueError(f"{self.endpoint}: the broker supports QoS <= {self._broker_qos} and retain "
-                             f"{'on' if self._broker_retain else 'off'} (CONNACK); got qos={qos} retain={retain}")
+            raise LinkSettingError(self.endpoint, f"the broker supports QoS <= {self._broker_qos} and retain "
+                                   f"{'on' if self._broker_retain else 'off'} (CONNACK); got qos={qos} "
+                                   f"retain={retain}", "lower the route's qos or turn its retain off, or allow "
+                                   "them in the broker's config (max_qos, retain_available)")
         with self._lock:
             if threading.current_thread() is self._thread:
                 timeout_s = 0  # from a callback: waiting would stop the thread that reads the PUBACKs

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from swarm_bridge.transport.link import LinkBusy, LinkError
+from swarm_bridge.errors import SwarmBridgeError
+from swarm_bridge.transport.link import LinkBusy, LinkError, LinkSettingError
 
 __all__ = ["InflightFull", "MqttDisconnected", "MqttProtocolError", "MqttRefused", "MqttUnreachable",
-           "PacketTooLarge", "SubscribeRefused", "reason_text"]
+           "PacketTooLarge", "SubscribeRefused", "check_publish_qos", "reason_text"]
 
 
 def reason_text(code: int, reason_str: str | None) -> str:
@@ -50,13 +51,20 @@ class SubscribeRefused(LinkError):
                          "check the broker's ACL and that the filter is valid (shared: $share/<group>/<filter>)")
 
 
-class PacketTooLarge(ValueError):
+class PacketTooLarge(SwarmBridgeError, ValueError):
     """A PUBLISH bigger than the broker's Maximum Packet Size; it was not sent (counted in `too_large_out`)."""
 
     def __init__(self, endpoint: str, topic: str, size: int, limit: int) -> None:
         self.endpoint, self.topic, self.size, self.limit = endpoint, topic, size, limit
         super().__init__(f"{endpoint}: PUBLISH to {topic!r} is {size} bytes, the broker accepts at most {limit} "
                          "(its Maximum Packet Size). Fix: send smaller records or raise the broker's max_packet_size")
+
+
+def check_publish_qos(endpoint: str, qos: int) -> None:
+    """LinkSettingError unless `qos` is 0 or 1, the QoS levels the project's MQTT clients publish with."""
+    if qos not in (0, 1):
+        raise LinkSettingError(endpoint, f"publish qos must be 0 or 1 (got {qos})",
+                               "give the route qos 0 or 1 (MQTT QoS 2 is not used)")
 
 
 class InflightFull(LinkBusy):

@@ -27,6 +27,7 @@ from typing import Any, NoReturn
 
 import mqtt5
 
+from swarm_bridge.transport.link import LinkSettingError
 from swarm_bridge.transport.mqtt_client import Message, MqttOptions, MqttStats
 from swarm_bridge.transport.mqtt_errors import (
     MqttDisconnected,
@@ -34,6 +35,7 @@ from swarm_bridge.transport.mqtt_errors import (
     MqttRefused,
     MqttUnreachable,
     PacketTooLarge,
+    check_publish_qos,
     reason_text,
 )
 from swarm_bridge.transport.mqtt_window import Done, Inflight
@@ -111,8 +113,8 @@ class MqttSessions:
     def open(self, options: MqttOptions) -> MqttSession:
         """A new session: TCP connect and CONNECT now (a failure is retried with backoff by `pump`)."""
         if options.tls is not None:
-            raise ValueError(f"MqttSessions: {options.client_id} -> {options.endpoint}: TLS is not supported "
-                             "here; use MqttClient for a TLS connection")
+            raise LinkSettingError(f"MqttSessions: {options.client_id} -> {options.endpoint}",
+                                   "TLS is not supported here", "use MqttClient for a TLS connection")
         session = MqttSession(len(self.sessions), options)
         self.sessions.append(session)
         self._connect(session)
@@ -151,8 +153,7 @@ class MqttSessions:
                 on_done: Done | None = None) -> None:
         """Queue one PUBLISH (written by the next `pump`). QoS 1 is held until its PUBACK (`on_done(delivered,
         reason)` then) and kept across reconnects; QoS 0 while disconnected is dropped (stats.dropped_qos0)."""
-        if qos not in _QOS:
-            raise ValueError(f"{session.endpoint}: publish qos must be 0 or 1 (got {qos})")
+        check_publish_qos(session.endpoint, qos)
         self.stats.sent += 1
         if qos == 0:
             if not session.connected:

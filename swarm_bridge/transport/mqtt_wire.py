@@ -13,6 +13,8 @@ from typing import Any
 
 import mqtt5
 
+from swarm_bridge.errors import SwarmBridgeError
+
 __all__ = ["Frames", "Malformed", "reason_name", "set_duplicate"]
 
 _REASONS: dict[int, str] = {}
@@ -37,7 +39,7 @@ class MalformedReason(enum.IntEnum):
     PACKET_TOO_LARGE = 0x95
 
 
-class Malformed(ValueError):
+class Malformed(SwarmBridgeError, ValueError):
     """Bytes from the broker that are not one valid MQTT 5 packet; `reason` goes into our DISCONNECT."""
 
     def __init__(self, problem: str, reason: MalformedReason = MalformedReason.MALFORMED_PACKET) -> None:

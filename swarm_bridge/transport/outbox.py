@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from swarm_bridge.spool import Spool
-from swarm_bridge.transport.link import LinkBusy, Uplink
+from swarm_bridge.transport.link import LinkBusy, LinkSettingError, Uplink
 
 __all__ = ["Outbox", "OutboxStats", "Outgoing"]
 
@@ -77,8 +77,9 @@ class Outbox:
         `max_batch` per send; `eager`: sends in flight below which a record goes out at once; `retry_s`: after
         the broker refused a delivery on a live connection, records go to the spool and wait this long."""
         if window <= 0 or batch <= 0 or max_batch <= 0 or eager <= 0:
-            raise ValueError(f"window, batch, max_batch and eager must be > 0 (got window={window}, batch={batch}, "
-                             f"max_batch={max_batch}, eager={eager})")
+            raise LinkSettingError("outbox", f"window, batch, max_batch and eager must be > 0 (got window={window}, "
+                                   f"batch={batch}, max_batch={max_batch}, eager={eager})",
+                                   "give each a positive count (the window is the config's uplink.max_inflight)")
         self.link, self.spool = link, spool
         self.window, self.batch = window, batch
         self.max_batch = max_batch if pack is not None else 1

@@ -18,16 +18,30 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
+from swarm_bridge.errors import SwarmBridgeError
 from swarm_bridge.transport.kafka_log import kafka_log
 from swarm_bridge.transport.link import LinkError
 
-__all__ = ["ReplicationPlan", "TopicError", "TopicSpec", "ensure_kafka_topics", "replication_plan"]
+__all__ = ["ReplicationError", "ReplicationPlan", "TopicError", "TopicSpec", "ensure_kafka_topics",
+           "replication_plan"]
 
 log = logging.getLogger(__name__)
 
 
 class TopicError(LinkError):
     """A topic that cannot be made or has the wrong shape (partition count, replication); names the fix."""
+
+
+class ReplicationError(SwarmBridgeError, ValueError):
+    """Replication settings the cluster cannot give (too few brokers, more in sync than replicas); `problem`
+    names the key and the values."""
+
+    FIX = ("lower replication_factor / min_insync_replicas (or leave them unset: the default is what the "
+           "cluster offers)")
+
+    def __init__(self, problem: str) -> None:
+        self.problem, self.fix = problem, self.FIX
+        super().__init__(f"{problem}. Fix: {self.fix}")
 
 
 @dataclass(frozen=True)
@@ -51,15 +65,15 @@ class ReplicationPlan:
 def replication_plan(brokers: int, *, replication_factor: int | None = None,
                      min_insync_replicas: int | None = None) -> ReplicationPlan:
     """The given values, else min(3, brokers) replicas and a majority in sync that leaves one to fail;
-    ValueError naming the key when the cluster cannot give what is asked."""
+    ReplicationError (a ValueError) naming the key when the cluster cannot give what is asked."""
     if brokers < 1:
-        raise ValueError("the cluster reports no brokers")
+        raise ReplicationError("the cluster reports no brokers")
     factor = replication_factor or min(3, brokers)
     if factor > brokers:
-        raise ValueError(f"replication_factor {factor} needs {factor} brokers but the cluster has {brokers}")
+        raise ReplicationError(f"replication_factor {factor} needs {factor} brokers but the cluster has {brokers}")
     insync = min_insync_replicas or max(1, min(factor - 1, factor // 2 + 1))
     if insync > factor:
-        raise ValueError(f"min_insync_replicas {insync} is more than replication_factor {factor}")
+        raise ReplicationError(f"min_insync_replicas {insync} is more than replication_factor {factor}")
     return ReplicationPlan(factor, insync)
 
 
@@ -79,9 +93,8 @@ def ensure_kafka_topics(bootstrap: str, topics: Sequence[str | TopicSpec], *, pa
     try:
         plan = replication_plan(len(meta.brokers), replication_factor=replication_factor,
                                 min_insync_replicas=min_insync_replicas)
-    except ValueError as exc:
-        raise TopicError(endpoint, str(exc), "lower replication_factor / min_insync_replicas (or leave them "
-                         "unset: the default is what the cluster offers)") from None
+    except ReplicationError as exc:
+        raise TopicError(endpoint, exc.problem, exc.fix) from None
     # Only the missing ones: a principal may lack the right to create a topic it may read (ACLs).
     missing = [s for s in specs if s.name not in meta.topics or meta.topics[s.name].error is not None]
     if missing and create:

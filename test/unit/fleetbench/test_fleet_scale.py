@@ -59,7 +59,7 @@ def test_warmup_options() -> None:
     assert options_from(parser.parse_args(["--quick"])).warmup_s == 15.0
     opts = options_from(parser.parse_args(["--warmup", "0", "--warmup-robots", "7"]))
     assert (opts.warmup_s, opts.warmup_robots) == (0.0, 7)
-    with pytest.raises(SystemExit, match="--warmup -1"):
+    with pytest.raises(ValueError, match="--warmup -1"):
         options_from(parser.parse_args(["--warmup", "-1"]))
 
 
