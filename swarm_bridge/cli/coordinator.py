@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,16 +67,19 @@ def _config(path: Path, overrides: list[str]) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
+    config = _config(args.config, args.set)
+    if config is None:
+        return EXIT_CONFIG
+    return MODES[config.mode].run(args, config)
+
+
+def _run_kafka(args: argparse.Namespace, config: Any) -> int:
+    """Mode kafka: one of the sharded instances, until SIGINT/SIGTERM."""
     from swarm_bridge.coordinator.kafka.service import run_coordinator
     from swarm_bridge.coordinator.kafka.topics import TopicMismatch
     from swarm_bridge.transport.kafka_clients import KafkaException
     from swarm_bridge.transport.link import LinkError
 
-    config = _config(args.config, args.set)
-    if config is None:
-        return EXIT_CONFIG
-    if config.mode == "mqtt":
-        return _run_site(args, config)
     if args.instance_id:
         config = config.model_validate({**config.model_dump(), "kafka": {**config.kafka.model_dump(),
                                                                          "instance_id": args.instance_id}})
@@ -110,8 +115,6 @@ def _run_site(args: argparse.Namespace, config: Any) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from swarm_bridge.coordinator.kafka.snapshot import submit_tasks
-
     config = _config(args.config, args.set)
     if config is None:
         return EXIT_CONFIG
@@ -127,13 +130,18 @@ def _submit(args: argparse.Namespace) -> int:
                            "parameters": params, "requested_by": args.requested_by}
     if args.deadline_in is not None:
         doc["deadline_ns"] = time.time_ns() + int(args.deadline_in * 1e9)
-    if config.mode == "mqtt":
-        return _submit_to_site(config, doc)
+    return MODES[config.mode].submit(config, doc)
+
+
+def _submit_to_kafka(config: Any, doc: dict[str, Any]) -> int:
+    """Mode kafka: produce the request to the submit topic and wait for Kafka's confirmation."""
+    from swarm_bridge.coordinator.kafka.snapshot import submit_tasks
+
     if submit_tasks(config, [doc]):
-        print(f"task submit: {args.task_id}: not confirmed by kafka://{config.kafka.host}:{config.kafka.port}",
+        print(f"task submit: {doc['task_id']}: not confirmed by kafka://{config.kafka.host}:{config.kafka.port}",
               file=sys.stderr)
         return EXIT_KAFKA
-    print(f"submitted {args.task_id} to {config.topics.submit}")
+    print(f"submitted {doc['task_id']} to {config.topics.submit}")
     return 0
 
 
@@ -183,14 +191,17 @@ def _site_status(args: argparse.Namespace, config: Any) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from swarm_bridge.coordinator.core.table import fleet_tables
-    from swarm_bridge.coordinator.kafka.snapshot import read_snapshot
-
     config = _config(args.config, args.set)
     if config is None:
         return EXIT_CONFIG
-    if config.mode == "mqtt":
-        return _site_status(args, config)
+    return MODES[config.mode].status(args, config)
+
+
+def _kafka_status(args: argparse.Namespace, config: Any) -> int:
+    """Mode kafka: the fleet and tasks read back from the state, presence and task-event topics."""
+    from swarm_bridge.coordinator.core.table import fleet_tables
+    from swarm_bridge.coordinator.kafka.snapshot import read_snapshot
+
     snap = read_snapshot(config)
     now = time.time_ns()
     stale = int(config.tasks.robot_offline_after_s * 1e9)
@@ -204,3 +215,19 @@ def _status(args: argparse.Namespace) -> int:
     if snap.malformed:
         print(f"({snap.malformed} malformed records skipped)")
     return 0
+
+
+@dataclass(frozen=True)
+class Mode:
+    """What the commands do in one coordinator mode (`mode:` in the coordinator config)."""
+
+    run: Callable[[argparse.Namespace, Any], int]
+    submit: Callable[[Any, dict[str, Any]], int]
+    status: Callable[[argparse.Namespace, Any], int]
+
+
+MODES: dict[str, Mode] = {
+    "kafka": Mode(run=_run_kafka, submit=_submit_to_kafka, status=_kafka_status),
+    "mqtt": Mode(run=_run_site, submit=_submit_to_site, status=_site_status),
+}
+"""Coordinator mode -> the runner, task submission and fleet status of that mode; a new mode adds a row."""
