@@ -102,8 +102,9 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
             uplink.close()
             drops = bridge.drops()
             for route, counts in bridge.summary().items():
-                log.info("%s: received %d, sent %d, dropped %d (%d of the received taken by a sweep)",
-                         route, counts["received"], counts["sent"], counts["dropped"], counts["swept"])
+                swept = f" ({counts['swept']} of the received taken by a sweep)" if counts["swept"] else ""
+                log.info("%s: received %d, sent %d, dropped %d%s", route, counts["received"], counts["sent"],
+                         counts["dropped"], swept)
                 if counts["held"]:
                     log.info("%s: %d commands waited for a ROS subscriber before going out or being dropped", route,
                              counts["held"])
