@@ -22,13 +22,19 @@ from swarm_bridge.codec.recognise import expected_shape, recognise
 from swarm_bridge.codec.signing import is_signed, open_signed, wrap_signed
 from swarm_bridge.codec.wire import AVRO_CONTENT_TYPE
 from swarm_bridge.config.gateway import GatewayConfig
-from swarm_bridge.gateway.metrics import GatewayCounts
+from swarm_bridge.gateway.metrics import GatewayCounts, GatewayMetrics
 from swarm_bridge.gateway.mqtt_session import gateway_client, start_session
 from swarm_bridge.gateway.mqtt_to_kafka import kafka_producer
 from swarm_bridge.gateway.rules import DownRoute
 from swarm_bridge.gateway.schemas import SchemaBook, SchemaTrouble
 from swarm_bridge.transport import mqtt_client
-from swarm_bridge.transport.kafka_clients import KafkaException, KafkaMessage, TopicPartition, kafka_consumer
+from swarm_bridge.transport.kafka_clients import (
+    TIMESTAMP_CREATE_TIME,
+    KafkaException,
+    KafkaMessage,
+    TopicPartition,
+    kafka_consumer,
+)
 from swarm_bridge.transport.mqtt_errors import InflightFull, MqttDisconnected, PacketTooLarge, SubscribeRefused
 
 __all__ = ["KafkaToMqtt", "command_publish"]
@@ -80,15 +86,16 @@ class _Partition:
     """Offsets of one partition published and not yet committed, in order, with their done flags."""
 
     def __init__(self) -> None:
-        self.offsets: deque[list[int]] = deque()  # [offset, done]
+        self.offsets: deque[list[int]] = deque()  # slots: [offset, done, read at, acked at] (ns)
 
 
 class KafkaToMqtt:
     """Consumes the down rules' Kafka topics and publishes each command to its robot's MQTT topic."""
 
     def __init__(self, config: GatewayConfig, *, routes: list[DownRoute], schemas: SchemaBook,
-                 counts: GatewayCounts) -> None:
-        self.config, self.schemas, self.counts = config, schemas, counts
+                 counts: GatewayCounts, metrics: GatewayMetrics | None = None) -> None:
+        """`metrics`: where the command hops are timed (read from Kafka, acked by MQTT); none: not timed."""
+        self.config, self.schemas, self.counts, self.metrics = config, schemas, counts, metrics
         self.routes = {route.kafka_topic: route for route in routes}
         self.endpoint = f"mqtt://{config.mqtt.host}:{config.mqtt.port}"
         self._acks: queue.SimpleQueue[list[int]] = queue.SimpleQueue()  # slots whose PUBACK came
@@ -201,7 +208,11 @@ class KafkaToMqtt:
 
     def _forward(self, msg: KafkaMessage) -> None:
         where = (msg.topic() or "", msg.partition() or 0)
-        slot = [msg.offset() or 0, 0]
+        read_ns = time.time_ns()
+        slot = [msg.offset() or 0, 0, read_ns, 0]
+        kind, stamp_ms = msg.timestamp()
+        if self.metrics is not None and kind == TIMESTAMP_CREATE_TIME and stamp_ms > 0:
+            self.metrics.command_wait.observe_since(read_ns, (stamp_ms * 1_000_000,))
         self._partitions.setdefault(where, _Partition()).offsets.append(slot)
         route = self.routes[where[0]]
         value = msg.value() or b""
@@ -228,6 +239,7 @@ class KafkaToMqtt:
         assert self.client is not None
 
         def acked(_delivered: bool, _reason: int) -> None:  # network thread; a refusal is logged by the client
+            slot[3] = time.time_ns()
             self._acks.put(slot)
 
         while not self._stop.is_set():
@@ -267,6 +279,8 @@ class KafkaToMqtt:
                 break
             slot[1] = 1
             acked += 1
+            if self.metrics is not None:
+                self.metrics.command_publish.observe_since(slot[3], (slot[2],))
         self._pending -= acked
         self.counts.commands += acked
         self._commit()
