@@ -15,7 +15,7 @@ from swarm_bridge.cli import main as cli_main
 from swarm_bridge.fleetbench.figures import StepFigures, bucket_quantile, fails_badly, headline, holds
 from swarm_bridge.fleetbench.ledger import SeqLedger, percentile
 from swarm_bridge.fleetbench.report import markdown, sim_us_per_msg
-from swarm_bridge.fleetbench.run import ROBOTS_PER_WORKER, add_arguments, options_from, worker_count
+from swarm_bridge.fleetbench.run import ROBOTS_PER_WORKER, TASK_HOPS, add_arguments, options_from, worker_count
 from swarm_bridge.sim import DEFAULT_MIX, SimRobot
 from swarm_bridge.sim.records import StreamTemplate, avro_long, read_head
 
@@ -183,6 +183,9 @@ def test_tiny_fleet_through_the_hub_is_counted_exactly(mosquitto: Mosquitto, kaf
     assert step["gateway_dead_letters"] == 0
     assert step["tasks_submitted"] > 0
     assert step["tasks_done"] == step["tasks_submitted"]  # every task went down and came back done
+    # every hop of the round trip was timed (the coordinator's and gateway's histograms, the robots' readings)
+    assert set(step["task_hops"]) == {name for name, *_ in TASK_HOPS} | {"command stamped -> robot received"}
+    assert all(hop["count"] > 0 for hop in step["task_hops"].values()), step["task_hops"]
     assert set(step["cpu_percent"]) >= {"gateway", "coordinator", "simulator"}
     for name in ("report.md", "figures.json", "throughput.png", "latency.png", "cpu.png"):
         assert (out / name).stat().st_size > 0

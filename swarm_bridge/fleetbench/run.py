@@ -176,8 +176,10 @@ def _hop_quantiles(before: dict[str, dict[str, float]], after: dict[str, dict[st
         first, last = ({float(k[len(key):-1]): v for k, v in scrape.items() if k.startswith(key)}
                        for scrape in (before[process], after[process]))
         out[name] = {f"p{round(q * 100)}_ms": round(1000 * bucket_quantile(first, last, q), 1) for q in (0.5, 0.99)}
+        out[name]["count"] = max(last.values(), default=0.0) - max(first.values(), default=0.0)
     out["command stamped -> robot received"] = {"p50_ms": round(percentile(robot_command_ms, 0.5), 1),
-                                                "p99_ms": round(percentile(robot_command_ms, 0.99), 1)}
+                                                "p99_ms": round(percentile(robot_command_ms, 0.99), 1),
+                                                "count": float(len(robot_command_ms))}
     return out
 
 
@@ -308,7 +310,7 @@ def _print_step(step: StepFigures) -> None:
           f"{f' (broker dropped {step.broker_dropped:,.0f})' if step.broker_dropped else ''}, dup {step.duplicates}, "
           f"p50 {step.p50_ms} ms p99 {step.p99_ms} ms; tasks {step.tasks_done}/{step.tasks_submitted} done "
           f"(p99 {step.task_p99_ms} ms); {'HOLDS' if holds(step) else 'does not hold'} | CPU {cpu}", flush=True)
-    hops = ", ".join(f"{hop} {v['p50_ms']}/{v['p99_ms']}" for hop, v in step.task_hops.items())
+    hops = ", ".join(f"{hop} {v['p50_ms']:g}/{v['p99_ms']:g}" for hop, v in step.task_hops.items())
     print(f"       tasks at {step.task_rate_per_s:g}/s: round trip p50 {step.task_p50_ms} ms p99 {step.task_p99_ms} ms "
           f"(seen by the probe p99 {step.task_seen_p99_ms} ms); hops p50/p99 ms: {hops}", flush=True)
 

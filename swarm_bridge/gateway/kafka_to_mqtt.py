@@ -1,7 +1,11 @@
 """The down direction: Kafka command topics (consumer group) -> each robot's MQTT command topic at QoS 1.
 
 A command's offset is committed only after the MQTT broker acknowledged its publish (PUBACK), in offset
-order per partition, so a crash re-sends rather than loses. Each command's format is reframed for MQTT by its
+order per partition, so a crash re-sends rather than loses. The commands queued at a turn are published together,
+and the acknowledged offsets are committed without waiting for the broker's answer, at most every
+`COMMIT_EVERY_S` (a crash re-sends that much more; the robots drop a command id seen before), and waiting for it
+when partitions are revoked or the gateway stops: a blocking commit per command held each command one Kafka
+round trip behind the one before it. Each command's format is reframed for MQTT by its
 entry in COMMANDS_DOWN: Confluent Avro becomes Avro single-object; JSON passes through. Runs in a thread of its
 own; the MQTT client (transport/mqtt_client.py) has its network thread, which hands each PUBACK back through a queue.
 """
@@ -43,6 +47,10 @@ log = logging.getLogger(__name__)
 
 BROKER_DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"  # Mosquitto: messages dropped by queue limits
 
+
+COMMIT_EVERY_S = 0.1
+"""At most this often an asynchronous offset commit of the acknowledged commands (plus one at revoke and stop)."""
+_BATCH = 500  # commands taken from the consumer in one turn at most
 
 CommandPublish = tuple[bytes, str, list[tuple[str, str]]]  # (MQTT payload, content type, user properties)
 
@@ -107,6 +115,7 @@ class KafkaToMqtt:
         self._thread: threading.Thread | None = None
         self._dlq: Any = None
         self._broker_dropped_seen: int | None = None
+        self._committed_at = 0.0  # monotonic time of the last offset commit
         self.client: mqtt_client.MqttClient | None = None  # made by start(), when there are routes
         self.consumer: Any = None
         for route in routes:
@@ -171,13 +180,20 @@ class KafkaToMqtt:
             # A command topic made or grown after this start (a coordinator started later grows it to one
             # partition per shard) is seen within 10 s instead of librdkafka's 5 min.
             "topic.metadata.refresh.interval.ms": 10_000,
+            "on_commit": self._on_commit,
         }, log)
         self.consumer.subscribe(sorted(self.routes), on_revoke=self._revoked)
         self._thread = threading.Thread(target=self._run, name="kafka-to-mqtt", daemon=True)
         self._thread.start()
 
+    def _on_commit(self, error: Any, _partitions: list[TopicPartition]) -> None:
+        """An asynchronous commit's answer: a failure is logged; the next commit carries the offsets again."""
+        if error is not None:
+            log.warning("kafka -> mqtt: commit failed (%s); retried with the next, the commands may be sent again",
+                        error)
+
     def _revoked(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
-        self._commit()
+        self._commit(final=True)
         for tp in partitions:
             self._partitions.pop((tp.topic, tp.partition), None)
 
@@ -201,10 +217,19 @@ class KafkaToMqtt:
         elif not busy and self._paused:
             self.consumer.resume(assignment)
             self._paused = False
-        msg = self.consumer.poll(0.05)
-        if msg is None or msg.error():
-            return
-        self._forward(msg)
+        for msg in self._take(max(1, min(_BATCH, self.config.kafka.max_inflight_commands - self._pending))):
+            if msg.error() is None:
+                self._forward(msg)
+
+    def _take(self, most: int) -> list[KafkaMessage]:
+        """The commands queued now (up to `most`); when none is, wait up to 50 ms for the first. (`consume` with
+        a timeout waits all of it unless `most` arrive: a fixed wait on every command.)"""
+        msgs: list[KafkaMessage] = self.consumer.consume(most, 0)
+        if not msgs:
+            msgs = self.consumer.consume(1, 0.05)
+            if msgs and most > 1:
+                msgs += self.consumer.consume(most - 1, 0)
+        return msgs
 
     def _forward(self, msg: KafkaMessage) -> None:
         where = (msg.topic() or "", msg.partition() or 0)
@@ -285,7 +310,11 @@ class KafkaToMqtt:
         self.counts.commands += acked
         self._commit()
 
-    def _commit(self) -> None:
+    def _commit(self, *, final: bool = False) -> None:
+        """Commit each partition up to its first unacknowledged command: asynchronously and at most every
+        `COMMIT_EVERY_S`, or now and waiting for the answer when `final` (revoke, stop)."""
+        if not final and time.monotonic() - self._committed_at < COMMIT_EVERY_S:
+            return
         offsets = []
         for (topic, partition), part in self._partitions.items():
             last = None
@@ -294,8 +323,9 @@ class KafkaToMqtt:
             if last is not None:
                 offsets.append(TopicPartition(topic, partition, last + 1))
         if offsets:
+            self._committed_at = time.monotonic()
             try:
-                self.consumer.commit(offsets=offsets, asynchronous=False)
+                self.consumer.commit(offsets=offsets, asynchronous=not final)
             except KafkaException as exc:
                 log.warning("kafka -> mqtt: commit failed (%s); the commands may be sent again", exc)
 
@@ -310,5 +340,6 @@ class KafkaToMqtt:
         self._stop.set()
         self._thread.join(timeout=10)
         self._settle()
+        self._commit(final=True)
         self.consumer.close()
         self.client.close()  # commands still unacknowledged: their offsets stay uncommitted
