@@ -166,7 +166,7 @@ class CoordinatorInstance:
     def step(self, timeout_s: float = 0.02) -> int:
         """Consume a batch, decide, and commit events, commands and offsets in one transaction; returns
         how many records were produced."""
-        msgs = self._take(timeout_s)
+        msgs = self._group.consume(num_messages=1000, timeout=timeout_s)
         read_ns = time.time_ns()
         self.view.drain()
         self._check_ready()
@@ -196,17 +196,6 @@ class CoordinatorInstance:
         self._round_read = (read_ns, consumed)
         self._commit(out, consumed > 0)
         return len(out)
-
-    def _take(self, timeout_s: float) -> list[KafkaMessage]:
-        """The round's input: what is queued now (up to 1,000 records); when nothing is, wait up to `timeout_s`
-        for the first record and take it with what came along. (`consume` with a timeout waits all of it unless
-        1,000 arrive: a fixed wait added to every request's latency.)"""
-        msgs: list[KafkaMessage] = self._group.consume(num_messages=1000, timeout=0)
-        if not msgs:
-            msgs = self._group.consume(num_messages=1, timeout=timeout_s)
-            if msgs:
-                msgs += self._group.consume(num_messages=999, timeout=0)
-        return msgs
 
     def _hop(self, hop: str, value_ns: int, times: int = 1) -> None:
         """One hop of a task round trip (`HOPS`), `times` times: to the metrics, and kept when benchmarking."""
