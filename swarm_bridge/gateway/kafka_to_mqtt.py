@@ -187,10 +187,11 @@ class KafkaToMqtt:
         self._thread.start()
 
     def _on_commit(self, error: Any, _partitions: list[TopicPartition]) -> None:
-        """An asynchronous commit's answer: a failure is logged; the next commit carries the offsets again."""
+        """An asynchronous commit's answer: a failure is logged (the group keeps its last committed offsets, so
+        after a crash or rebalance the commands since then are sent again; a later commit moves past them)."""
         if error is not None:
-            log.warning("kafka -> mqtt: commit failed (%s); retried with the next, the commands may be sent again",
-                        error)
+            log.warning("kafka -> mqtt: commit failed (%s); the commands since the last committed offset may be "
+                        "sent again", error)
 
     def _revoked(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
         self._commit(final=True)
