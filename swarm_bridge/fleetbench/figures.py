@@ -42,6 +42,11 @@ class StepFigures:
     gateway_deduplicated: float = 0.0
     broker_dropped: float = 0.0  # messages Mosquitto dropped in the step (queue limits), as the gateway reports it
     coordinator_status_off_shard: float = 0.0
+    task_rate_per_s: float = 0.0  # task requests submitted per second during the step
+    task_seen_p99_ms: float = 0.0  # submit -> the done event read by the bench's probe (adds the probe's fetch wait)
+    # each hop of a task round trip: {hop: {"p50_ms", "p99_ms"}} (from the coordinator's and the gateway's
+    # histograms: the bucket's upper bound; the robot's from its own clock readings)
+    task_hops: dict[str, dict[str, float]] = field(default_factory=dict)
     cpu_percent: dict[str, float] = field(default_factory=dict)
     rss_mb: dict[str, float] = field(default_factory=dict)
 

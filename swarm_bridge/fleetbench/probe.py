@@ -27,12 +27,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TaskTally:
-    """Tasks of one step: submitted, done, ended otherwise, and round trips (submit -> done) in ms."""
+    """Tasks of one step: submitted, done, ended otherwise, and round trips in ms: submit -> the robot's done
+    status read by the coordinator (the done event's `updated_ns`), and submit -> that event read here."""
 
     submitted: int = 0
     done: int = 0
     other_end: int = 0
     round_trip_ms: list[float] = field(default_factory=list)
+    seen_ms: list[float] = field(default_factory=list)
 
 
 class KafkaProbe:
@@ -93,7 +95,7 @@ class KafkaProbe:
         with self._lock:
             return ([v / 1000 for v in self.append_us], [v / 1000 for v in self.consume_us], self.last,
                     TaskTally(self.tasks.submitted, self.tasks.done, self.tasks.other_end,
-                              list(self.tasks.round_trip_ms)))
+                              list(self.tasks.round_trip_ms), list(self.tasks.seen_ms)))
 
     def open_tasks(self) -> int:
         with self._lock:
@@ -139,7 +141,8 @@ class KafkaProbe:
             return
         if event.task.state is TaskState.DONE:
             self.tasks.done += 1
-            self.tasks.round_trip_ms.append((now_ns - sent) / 1e6)
+            self.tasks.round_trip_ms.append((event.task.updated_ns - sent) / 1e6)
+            self.tasks.seen_ms.append((now_ns - sent) / 1e6)
         else:
             self.tasks.other_end += 1
 

@@ -40,6 +40,15 @@ FULL_STEPS = (10, 50, 100, 200, 300, 1000)  # the issue's 10 -> 100 -> 300 -> 1,
 QUICK_STEPS = (10, 50, 100)
 MIX_RATE = sum(MIX_HZ.values())  # msgs/s per robot
 GW_LATENCY = "swarm_gateway_latency_seconds"
+COORDINATOR_HOPS = "swarm_coordinator_task_hop_seconds"
+TASK_HOPS = (  # a task round trip, hop by hop: (name in the figures, process, histogram, its hop label)
+    ("submit consumed", "coordinator", COORDINATOR_HOPS, "submit consumed"),
+    ("coordinator round", "coordinator", COORDINATOR_HOPS, "round"),
+    ("transaction commit", "coordinator", COORDINATOR_HOPS, "commit"),
+    ("command produced -> read by gateway", "gateway", "swarm_gateway_command_wait_seconds", ""),
+    ("gateway read -> MQTT PUBACK", "gateway", "swarm_gateway_command_publish_seconds", ""),
+    ("status sent -> consumed", "coordinator", COORDINATOR_HOPS, "status consumed"),
+)
 ROBOTS_PER_WORKER = 150  # one simulator process sends ~10,800 msgs/s at under a core
 
 
@@ -57,6 +66,7 @@ class BenchOptions:
     baseline_records: int = 30_000
     drain_s: float = 20.0
     task_rate_per_robot: float = 0.05
+    task_rate_per_s: float | None = None  # task requests per second in every step; None: task_rate_per_robot each
     shards: int = 4
     mqtt_port: int | None = None
     kafka_port: int | None = None
@@ -159,6 +169,22 @@ def _buckets(metrics: dict[str, float], name: str) -> dict[float, float]:
     return {float(k[len(prefix):-1]): v for k, v in metrics.items() if k.startswith(prefix)}
 
 
+def _hop_quantiles(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]],
+                   robot_command_ms: list[float]) -> dict[str, dict[str, float]]:
+    """Each hop of the step's task round trips, p50 and p99 in ms (`before`/`after`: scrapes per process)."""
+    out: dict[str, dict[str, float]] = {}
+    for name, process, metric, label in TASK_HOPS:
+        key = f"{metric}_bucket{{hop={label},le=" if label else f"{metric}_bucket{{le="
+        first, last = ({float(k[len(key):-1]): v for k, v in scrape.items() if k.startswith(key)}
+                       for scrape in (before[process], after[process]))
+        out[name] = {f"p{round(q * 100)}_ms": round(1000 * bucket_quantile(first, last, q), 1) for q in (0.5, 0.99)}
+        out[name]["count"] = max(last.values(), default=0.0) - max(first.values(), default=0.0)
+    out["command stamped -> robot received"] = {"p50_ms": round(percentile(robot_command_ms, 0.5), 1),
+                                                "p99_ms": round(percentile(robot_command_ms, 0.99), 1),
+                                                "count": float(len(robot_command_ms))}
+    return out
+
+
 def _step(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, robots: int, run: int,
           duration_s: float | None = None) -> StepFigures:
     """`robots` robots send for `duration_s` (default: the step duration) under run number `run`, then the
@@ -177,16 +203,19 @@ def _step(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, robots: int, run: in
         pool.go(start, duration_s)
         time.sleep(max(0.0, start - time.time()))
         sampler.start()
+        task_rate = opts.task_rate_per_s or max(1.0, robots * opts.task_rate_per_robot)
         feed = TaskFeed(hub.bootstrap, f"{hub.namespace}.tasks.submit", opts.shards, probe,
-                        rate_per_s=max(1.0, robots * opts.task_rate_per_robot), prefix=f"{hub.fleet}-r{run}",
-                        seed=run).start()
+                        rate_per_s=task_rate, prefix=f"{hub.fleet}-r{run}", seed=run).start()
         sent, summaries = pool.sent(duration_s + 300)
         feed.stop()
         usage = sampler.stop()
         drained_s = _drain(probe, sent, opts.drain_s)
         gw_after, co_after = hub.gateway.metrics(), hub.coordinator.metrics()
     finally:
-        pool.close()
+        final = pool.close()
+    command_ms = [ms for s in (final if len(final) == len(summaries) else summaries) for ms in s["command_ms"]]
+    hops = _hop_quantiles({"coordinator": co_before, "gateway": gw_before},
+                          {"coordinator": co_after, "gateway": gw_after}, command_ms)
     delivery = probe.delivery(sent)
     append, consume, last, tasks = probe.snapshot()
     send_start = min(s["send_start"] for s in summaries)
@@ -201,7 +230,8 @@ def _step(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, robots: int, run: in
         p99_ms=round(percentile(latencies, 0.99), 2), consumer_p99_ms=round(percentile(consume, 0.99), 2),
         max_ms=round(max(latencies, default=0.0), 1), tasks_submitted=tasks.submitted, tasks_done=tasks.done,
         tasks_other_end=tasks.other_end, task_p50_ms=round(percentile(tasks.round_trip_ms, 0.5), 1),
-        task_p99_ms=round(percentile(tasks.round_trip_ms, 0.99), 1),
+        task_p99_ms=round(percentile(tasks.round_trip_ms, 0.99), 1), task_rate_per_s=task_rate,
+        task_seen_p99_ms=round(percentile(tasks.seen_ms, 0.99), 1), task_hops=hops,
         sim_max_lag_ms=round(1000 * max(s["max_lag_s"] for s in summaries), 1), connect_s=round(connect_s, 1),
         drain_s=round(drained_s, 1),
         gateway_p50_ms=1000 * bucket_quantile(_buckets(gw_before, GW_LATENCY), _buckets(gw_after, GW_LATENCY), 0.5),
@@ -282,6 +312,9 @@ def _print_step(step: StepFigures) -> None:
           f"{f' (broker dropped {step.broker_dropped:,.0f})' if step.broker_dropped else ''}, dup {step.duplicates}, "
           f"p50 {step.p50_ms} ms p99 {step.p99_ms} ms; tasks {step.tasks_done}/{step.tasks_submitted} done "
           f"(p99 {step.task_p99_ms} ms); {'HOLDS' if holds(step) else 'does not hold'} | CPU {cpu}", flush=True)
+    hops = ", ".join(f"{hop} {v['p50_ms']:g}/{v['p99_ms']:g}" for hop, v in step.task_hops.items())
+    print(f"       tasks at {step.task_rate_per_s:g}/s: round trip p50 {step.task_p50_ms} ms p99 {step.task_p99_ms} ms "
+          f"(seen by the probe p99 {step.task_seen_p99_ms} ms); hops p50/p99 ms: {hops}", flush=True)
 
 
 def _start_private(stack: ExitStack, roots: dict[str, list[int]], name: str, broker: Mosquitto | Kafka) -> int:
@@ -371,6 +404,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds of traffic through the whole hub before the steps, not reported as a step "
                              "(default 25; quick 15; 0: none)")
     parser.add_argument("--warmup-robots", type=int, default=50, help="fleet size of the warm-up (default 50)")
+    parser.add_argument("--task-rate", type=float, default=None,
+                        help="task requests per second in every step (default 0.05 per robot, at least 1)")
     parser.add_argument("--no-baselines", action="store_true", help="skip the bare subscriber/Kafka/Mosquitto runs")
     parser.add_argument("--mqtt-port", type=int, default=None, help="use this Mosquitto (default: a private one)")
     parser.add_argument("--kafka-port", type=int, default=None, help="use this Kafka (default: a private one)")
@@ -388,7 +423,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
                         baselines=not args.no_baselines, baseline_robots=100 if args.quick else 300,
                         baseline_records=15_000 if args.quick else 30_000, drain_s=60.0 if args.quick else 120.0,
                         mqtt_port=args.mqtt_port, kafka_port=args.kafka_port, quick=args.quick,
-                        warmup_s=warmup, warmup_robots=args.warmup_robots)
+                        warmup_s=warmup, warmup_robots=args.warmup_robots, task_rate_per_s=args.task_rate)
 
 
 def run_from_args(args: argparse.Namespace) -> int:

@@ -1,7 +1,11 @@
 """The down direction: Kafka command topics (consumer group) -> each robot's MQTT command topic at QoS 1.
 
 A command's offset is committed only after the MQTT broker acknowledged its publish (PUBACK), in offset
-order per partition, so a crash re-sends rather than loses. Each command's format is reframed for MQTT by its
+order per partition, so a crash re-sends rather than loses. The commands queued at a turn are published together,
+and the acknowledged offsets are committed without waiting for the broker's answer, at most every
+`COMMIT_EVERY_S` (a crash re-sends that much more; the robots drop a command id seen before), and waiting for it
+when partitions are revoked or the gateway stops: a blocking commit per command held each command one Kafka
+round trip behind the one before it. Each command's format is reframed for MQTT by its
 entry in COMMANDS_DOWN: Confluent Avro becomes Avro single-object; JSON passes through. Runs in a thread of its
 own; the MQTT client (transport/mqtt_client.py) has its network thread, which hands each PUBACK back through a queue.
 """
@@ -22,13 +26,19 @@ from swarm_bridge.codec.recognise import expected_shape, recognise
 from swarm_bridge.codec.signing import is_signed, open_signed, wrap_signed
 from swarm_bridge.codec.wire import AVRO_CONTENT_TYPE
 from swarm_bridge.config.gateway import GatewayConfig
-from swarm_bridge.gateway.metrics import GatewayCounts
+from swarm_bridge.gateway.metrics import GatewayCounts, GatewayMetrics
 from swarm_bridge.gateway.mqtt_session import gateway_client, start_session
 from swarm_bridge.gateway.mqtt_to_kafka import kafka_producer
 from swarm_bridge.gateway.rules import DownRoute
 from swarm_bridge.gateway.schemas import SchemaBook, SchemaTrouble
 from swarm_bridge.transport import mqtt_client
-from swarm_bridge.transport.kafka_clients import KafkaException, KafkaMessage, TopicPartition, kafka_consumer
+from swarm_bridge.transport.kafka_clients import (
+    TIMESTAMP_CREATE_TIME,
+    KafkaException,
+    KafkaMessage,
+    TopicPartition,
+    kafka_consumer,
+)
 from swarm_bridge.transport.mqtt_errors import InflightFull, MqttDisconnected, PacketTooLarge, SubscribeRefused
 
 __all__ = ["KafkaToMqtt", "command_publish"]
@@ -37,6 +47,10 @@ log = logging.getLogger(__name__)
 
 BROKER_DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"  # Mosquitto: messages dropped by queue limits
 
+
+COMMIT_EVERY_S = 0.1
+"""At most this often an asynchronous offset commit of the acknowledged commands (plus one at revoke and stop)."""
+_BATCH = 500  # commands taken from the consumer in one turn at most
 
 CommandPublish = tuple[bytes, str, list[tuple[str, str]]]  # (MQTT payload, content type, user properties)
 
@@ -80,15 +94,16 @@ class _Partition:
     """Offsets of one partition published and not yet committed, in order, with their done flags."""
 
     def __init__(self) -> None:
-        self.offsets: deque[list[int]] = deque()  # [offset, done]
+        self.offsets: deque[list[int]] = deque()  # slots: [offset, done, read at, acked at] (ns)
 
 
 class KafkaToMqtt:
     """Consumes the down rules' Kafka topics and publishes each command to its robot's MQTT topic."""
 
     def __init__(self, config: GatewayConfig, *, routes: list[DownRoute], schemas: SchemaBook,
-                 counts: GatewayCounts) -> None:
-        self.config, self.schemas, self.counts = config, schemas, counts
+                 counts: GatewayCounts, metrics: GatewayMetrics | None = None) -> None:
+        """`metrics`: where the command hops are timed (read from Kafka, acked by MQTT); none: not timed."""
+        self.config, self.schemas, self.counts, self.metrics = config, schemas, counts, metrics
         self.routes = {route.kafka_topic: route for route in routes}
         self.endpoint = f"mqtt://{config.mqtt.host}:{config.mqtt.port}"
         self._acks: queue.SimpleQueue[list[int]] = queue.SimpleQueue()  # slots whose PUBACK came
@@ -100,6 +115,7 @@ class KafkaToMqtt:
         self._thread: threading.Thread | None = None
         self._dlq: Any = None
         self._broker_dropped_seen: int | None = None
+        self._committed_at = 0.0  # monotonic time of the last offset commit
         self.client: mqtt_client.MqttClient | None = None  # made by start(), when there are routes
         self.consumer: Any = None
         for route in routes:
@@ -164,13 +180,21 @@ class KafkaToMqtt:
             # A command topic made or grown after this start (a coordinator started later grows it to one
             # partition per shard) is seen within 10 s instead of librdkafka's 5 min.
             "topic.metadata.refresh.interval.ms": 10_000,
+            "on_commit": self._on_commit,
         }, log)
         self.consumer.subscribe(sorted(self.routes), on_revoke=self._revoked)
         self._thread = threading.Thread(target=self._run, name="kafka-to-mqtt", daemon=True)
         self._thread.start()
 
+    def _on_commit(self, error: Any, _partitions: list[TopicPartition]) -> None:
+        """An asynchronous commit's answer: a failure is logged (the group keeps its last committed offsets, so
+        after a crash or rebalance the commands since then are sent again; a later commit moves past them)."""
+        if error is not None:
+            log.warning("kafka -> mqtt: commit failed (%s); the commands since the last committed offset may be "
+                        "sent again", error)
+
     def _revoked(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
-        self._commit()
+        self._commit(final=True)
         for tp in partitions:
             self._partitions.pop((tp.topic, tp.partition), None)
 
@@ -194,14 +218,27 @@ class KafkaToMqtt:
         elif not busy and self._paused:
             self.consumer.resume(assignment)
             self._paused = False
-        msg = self.consumer.poll(0.05)
-        if msg is None or msg.error():
-            return
-        self._forward(msg)
+        for msg in self._take(max(1, min(_BATCH, self.config.kafka.max_inflight_commands - self._pending))):
+            if msg.error() is None:
+                self._forward(msg)
+
+    def _take(self, most: int) -> list[KafkaMessage]:
+        """The commands queued now (up to `most`); when none is, wait up to 50 ms for the first. (`consume` with
+        a timeout waits all of it unless `most` arrive: a fixed wait on every command.)"""
+        msgs: list[KafkaMessage] = self.consumer.consume(most, 0)
+        if not msgs:
+            msgs = self.consumer.consume(1, 0.05)
+            if msgs and most > 1:
+                msgs += self.consumer.consume(most - 1, 0)
+        return msgs
 
     def _forward(self, msg: KafkaMessage) -> None:
         where = (msg.topic() or "", msg.partition() or 0)
-        slot = [msg.offset() or 0, 0]
+        read_ns = time.time_ns()
+        slot = [msg.offset() or 0, 0, read_ns, 0]
+        kind, stamp_ms = msg.timestamp()
+        if self.metrics is not None and kind == TIMESTAMP_CREATE_TIME and stamp_ms > 0:
+            self.metrics.command_wait.observe_since(read_ns, (stamp_ms * 1_000_000,))
         self._partitions.setdefault(where, _Partition()).offsets.append(slot)
         route = self.routes[where[0]]
         value = msg.value() or b""
@@ -228,6 +265,7 @@ class KafkaToMqtt:
         assert self.client is not None
 
         def acked(_delivered: bool, _reason: int) -> None:  # network thread; a refusal is logged by the client
+            slot[3] = time.time_ns()
             self._acks.put(slot)
 
         while not self._stop.is_set():
@@ -267,11 +305,17 @@ class KafkaToMqtt:
                 break
             slot[1] = 1
             acked += 1
+            if self.metrics is not None:
+                self.metrics.command_publish.observe_since(slot[3], (slot[2],))
         self._pending -= acked
         self.counts.commands += acked
         self._commit()
 
-    def _commit(self) -> None:
+    def _commit(self, *, final: bool = False) -> None:
+        """Commit each partition up to its first unacknowledged command: asynchronously and at most every
+        `COMMIT_EVERY_S`, or now and waiting for the answer when `final` (revoke, stop)."""
+        if not final and time.monotonic() - self._committed_at < COMMIT_EVERY_S:
+            return
         offsets = []
         for (topic, partition), part in self._partitions.items():
             last = None
@@ -280,8 +324,9 @@ class KafkaToMqtt:
             if last is not None:
                 offsets.append(TopicPartition(topic, partition, last + 1))
         if offsets:
+            self._committed_at = time.monotonic()
             try:
-                self.consumer.commit(offsets=offsets, asynchronous=False)
+                self.consumer.commit(offsets=offsets, asynchronous=not final)
             except KafkaException as exc:
                 log.warning("kafka -> mqtt: commit failed (%s); the commands may be sent again", exc)
 
@@ -296,5 +341,6 @@ class KafkaToMqtt:
         self._stop.set()
         self._thread.join(timeout=10)
         self._settle()
+        self._commit(final=True)
         self.consumer.close()
         self.client.close()  # commands still unacknowledged: their offsets stay uncommitted

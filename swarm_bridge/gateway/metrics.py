@@ -15,7 +15,11 @@ from prometheus_client.utils import floatToGoString
 from swarm_bridge.metrics import LATENCY_BUCKETS_S
 from swarm_bridge.metrics.endpoint import MetricsEndpoint
 
-__all__ = ["GatewayCounts", "GatewayMetrics", "LatencyHistogram"]
+__all__ = ["COMMAND_BUCKETS_S", "GatewayCounts", "GatewayMetrics", "LatencyHistogram"]
+
+COMMAND_BUCKETS_S = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1,
+                     0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
+"""Buckets of the command hops (tens of milliseconds each: finer than the up path's)."""
 
 
 @dataclass
@@ -118,3 +122,13 @@ class GatewayMetrics(MetricsEndpoint):
         self.latency = LatencyHistogram("swarm_gateway_latency_seconds", "MQTT receive to Kafka confirmation of "
                                         "all the message's records", LATENCY_BUCKETS_S)
         self.registry.register(self.latency)
+        # the down path's hops of a task round trip (wall-clock ns: the command's stamp is the coordinator's)
+        self.command_wait = LatencyHistogram("swarm_gateway_command_wait_seconds",
+                                             "Command record produced (its CreateTime, inside the coordinator's "
+                                             "transaction) to read by the gateway: commit, read_committed "
+                                             "visibility and the fetch", COMMAND_BUCKETS_S)
+        self.command_publish = LatencyHistogram("swarm_gateway_command_publish_seconds",
+                                                "Command read from Kafka to the MQTT broker's PUBACK",
+                                                COMMAND_BUCKETS_S)
+        self.registry.register(self.command_wait)
+        self.registry.register(self.command_publish)

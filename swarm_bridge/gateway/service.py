@@ -42,7 +42,8 @@ class Gateway:
         self.dedup = Dedup(window=config.dedup.window, max_streams=config.dedup.max_streams)
         self.up = MqttToKafka(config, rules=self.rules, dedup=self.dedup, metrics=self.metrics,
                               translator=Translator(self.schemas, max_payload=config.max_payload))
-        self.down = KafkaToMqtt(config, routes=down_routes(config), schemas=self.schemas, counts=self.metrics.counts)
+        self.down = KafkaToMqtt(config, routes=down_routes(config), schemas=self.schemas, counts=self.metrics.counts,
+                                metrics=self.metrics)
         self.metrics_port: int | None = None
 
     def start(self) -> None:

@@ -82,6 +82,7 @@ class WorkerStats:
     max_lag_s: float = 0.0
     send_start: float = 0.0
     send_end: float = 0.0
+    command_ms: list[float] = field(default_factory=list)  # each new command: its stamp -> received here
 
 
 class SimWorker:
@@ -191,8 +192,10 @@ class SimWorker:
 
     def _on_message(self, session: MqttSession, message: Message) -> None:
         robot = self.robots[session.index]
+        received_ns = time.time_ns()
         try:
-            body = self.records.commands.decode(message.payload).body
+            command = self.records.commands.decode(message.payload)
+            body = command.body
             command_id, task_id, action = str(body["command_id"]), str(body["task_id"]), int(body["action"])
         except Exception:  # a bad command is counted; the robot goes on
             self.stats.bad_commands += 1
@@ -202,6 +205,7 @@ class SimWorker:
             self.stats.duplicate_commands += 1
             return
         robot.commands_seen.add(command_id)
+        self.stats.command_ms.append((received_ns - command.stamp_ns) / 1e6)  # stamped as its round's commit began
         if action != ASSIGN:
             return
         topic = mqtt_topic(self.plan.prefix, self.plan.fleet, robot.robot_id, "event", "task_status")
@@ -237,7 +241,7 @@ class SimWorker:
         return {"published": stats.published, "acked": stats.acked, "commands": stats.commands,
                 "duplicate_commands": stats.duplicate_commands, "bad_commands": stats.bad_commands,
                 "statuses": stats.statuses, "reconnects": stats.reconnects, "max_lag_s": stats.max_lag_s,
-                "send_start": stats.send_start, "send_end": stats.send_end}
+                "send_start": stats.send_start, "send_end": stats.send_end, "command_ms": list(stats.command_ms)}
 
 
 def merge_counts(parts: list[dict[tuple[str, str], int]]) -> Counter[tuple[str, str]]:

@@ -76,7 +76,13 @@ class FleetRecords:
 
     def status(self, payload: bytes) -> StatusReport:
         """A TaskStatus record -> StatusReport; raises for anything malformed."""
-        return status_report(self.status_decoder.decode(payload).body)
+        return self.status_stamped(payload)[0]
+
+    def status_stamped(self, payload: bytes) -> tuple[StatusReport, int]:
+        """A TaskStatus record -> (StatusReport, the robot's send stamp in ns from its envelope); raises for
+        anything malformed."""
+        envelope = self.status_decoder.decode(payload)
+        return status_report(envelope.body), envelope.stamp_ns
 
     def command(self, command: Command, now_ns: int) -> bytes:
         """A Command -> TaskCommand record bytes (seq counts this process's commands), signed when a signer

@@ -28,7 +28,7 @@ from swarm_bridge.coordinator.core.tasks import TaskState
 from swarm_bridge.coordinator.kafka.records import FleetRecords
 from swarm_bridge.coordinator.kafka.topics import ensure_topics, require_kafka
 from swarm_bridge.coordinator.kafka.view import ViewReader
-from swarm_bridge.coordinator.metrics import CoordinatorMetrics
+from swarm_bridge.coordinator.metrics import HOPS, CoordinatorMetrics
 from swarm_bridge.coordinator.wiring import build_dispatch, command_signer
 from swarm_bridge.routing.sharding import shard_of
 from swarm_bridge.transport.kafka_clients import (
@@ -79,9 +79,10 @@ class CoordinatorInstance:
     def __init__(self, config: CoordinatorConfig, *, metrics: CoordinatorMetrics | None = None,
                  dispatch: Dispatch | None = None, keep_latencies: bool = False) -> None:
         """`keep_latencies`: also keep every first assignment's latency (ns, request produced -> command
-        committed) in `latencies_ns` (benchmarks)."""
+        committed) in `latencies_ns`, and each hop of it in `hops_ns` (benchmarks)."""
         self.config = config
         self.latencies_ns: list[int] | None = [] if keep_latencies else None
+        self.hops_ns: dict[str, list[int]] | None = {hop: [] for hop in HOPS} if keep_latencies else None
         self.dispatch = dispatch or build_dispatch(config)
         self.metrics = metrics or CoordinatorMetrics()
         self.instance_id = config.kafka.instance_id or f"{socket.gethostname()}-{os.getpid()}"
@@ -117,6 +118,7 @@ class CoordinatorInstance:
         self._paused: list[TopicPartition] = []
         self._last_check = 0
         self._requested: dict[str, int] = {}  # queued task id -> when its request was produced (ns)
+        self._round_read = (0, 0)  # this round's records: when read (ns), how many
         self.misplaced = 0  # task status records found off their robot's shard partition
         self.assigned = 0
 
@@ -165,20 +167,21 @@ class CoordinatorInstance:
         """Consume a batch, decide, and commit events, commands and offsets in one transaction; returns
         how many records were produced."""
         msgs = self._group.consume(num_messages=1000, timeout=timeout_s)
+        read_ns = time.time_ns()
         self.view.drain()
         self._check_ready()
         now = time.time_ns()
         out: list[Output] = []
-        consumed = False
+        consumed = 0
         for msg in msgs:
             error = msg.error()
             if error is not None:
                 if error.code() != KafkaError._PARTITION_EOF:
                     log.warning("instance %s: %s", self.instance_id, error)
                 continue
-            consumed = True
+            consumed += 1
             try:
-                out += self._input(msg, now)
+                out += self._input(msg, now, read_ns)
             except KafkaException as exc:  # the event topic's end unknown (a stalled broker): redo the batch
                 self._rollback(f"the end of {self.topics.events} is unknown ({exc.args[0]})")
                 return 0
@@ -190,23 +193,37 @@ class CoordinatorInstance:
             out += self.dispatch.tick(now, check=check)
         if not out and not consumed:
             return 0
-        self._commit(out, consumed)
+        self._round_read = (read_ns, consumed)
+        self._commit(out, consumed > 0)
         return len(out)
 
-    def _input(self, msg: KafkaMessage, now_ns: int) -> list[Output]:
+    def _hop(self, hop: str, value_ns: int, times: int = 1) -> None:
+        """One hop of a task round trip (`HOPS`), `times` times: to the metrics, and kept when benchmarking."""
+        seconds = value_ns / 1e9
+        observe = self.metrics.hops.labels(hop).observe
+        for _ in range(times):
+            observe(seconds)
+        if self.hops_ns is not None:
+            self.hops_ns[hop].extend([value_ns] * times)
+
+    def _input(self, msg: KafkaMessage, now_ns: int, read_ns: int) -> list[Output]:
         topic, value, key = msg.topic(), msg.value() or b"", (msg.key() or b"").decode("utf-8", "replace")
         if topic == self.topics.submit:
             out = self.dispatch.submit(value, key or f"{topic}:{msg.partition()}:{msg.offset()}", now_ns)
             kind, stamp_ms = msg.timestamp()
+            produced = stamp_ms * 1_000_000 if kind == TIMESTAMP_CREATE_TIME else read_ns
+            self._hop("submit consumed", read_ns - produced)
             for record in out:  # latency counts from when the request was produced (its record's CreateTime)
                 if isinstance(record, EventRecord) and record.event is not None and not record.event.task.terminal:
-                    self._requested[record.task_id] = stamp_ms * 1_000_000 if kind == TIMESTAMP_CREATE_TIME else now_ns
+                    self._requested[record.task_id] = produced
             return out
         try:
-            report = self.records.status(value)
+            report, sent_ns = self.records.status_stamped(value)
         except Exception as exc:
             self._malformed(msg, exc)
             return []
+        if sent_ns > 0:
+            self._hop("status consumed", read_ns - sent_ns)
         if msg.partition() != shard_of(report.robot_id, self.config.shards):
             # Handled all the same (dropping it would stall the task), but shard ownership no longer protects
             # the task from a second writer: counted and logged so the producer's partitioner gets fixed.
@@ -260,6 +277,10 @@ class CoordinatorInstance:
             return
         done = time.time_ns()
         self.metrics.transactions.inc()
+        read_ns, inputs = self._round_read
+        if consumed:
+            self._hop("round", now - read_ns, inputs)
+            self._hop("commit", done - now, inputs)
         for record in out:
             if isinstance(record, Command):
                 self.metrics.commands.labels("assign" if record.action == ASSIGN else "cancel").inc()

@@ -10,6 +10,7 @@ import pytest
 
 from swarm_bridge.brokers import Kafka, Mosquitto
 from swarm_bridge.cli import main as cli_main
+from swarm_bridge.fleetbench.run import TASK_HOPS
 
 
 @pytest.mark.integration
@@ -32,6 +33,9 @@ def test_tiny_fleet_through_the_hub_is_counted_exactly(mosquitto: Mosquitto, kaf
     assert step["gateway_dead_letters"] == 0
     assert step["tasks_submitted"] > 0
     assert step["tasks_done"] == step["tasks_submitted"]  # every task went down and came back done
+    # every hop of the round trip was timed (the coordinator's and gateway's histograms, the robots' readings)
+    assert set(step["task_hops"]) == {name for name, *_ in TASK_HOPS} | {"command stamped -> robot received"}
+    assert all(hop["count"] > 0 for hop in step["task_hops"].values()), step["task_hops"]
     assert set(step["cpu_percent"]) >= {"gateway", "coordinator", "simulator"}
     for name in ("report.md", "figures.json", "throughput.png", "latency.png", "cpu.png"):
         assert (out / name).stat().st_size > 0
