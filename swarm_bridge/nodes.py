@@ -108,6 +108,10 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
         bridge.close()
         uplink.close()
         drops = bridge.drops()
+        stats = bridge.outbox.stats
+        log.info("robot %s: outbox: %d records submitted, %d sent live, %d through the spool, %d acknowledged, "
+                 "%d sends carried several records", config.robot_id, stats.submitted, stats.sent_live, stats.spooled,
+                 stats.acked, stats.batches)
         for route, counts in bridge.summary().items():
             log.info("%s: received %d, sent %d, dropped %d (%d of the received taken by a sweep)",
                      route, counts["received"], counts["sent"], counts["dropped"], counts["swept"])
