@@ -2,8 +2,8 @@
 
 Measures, with a private Mosquitto:
   throughput  a publisher process sends N Odometry as fast as it can; the bare limit is a raw rclpy
-              subscriber (EventsExecutor) doing nothing else; the bridge is a robot_bridge process whose
-              records are counted at the broker (every seq must arrive: zero loss)
+              subscriber (EventsExecutor) doing nothing else (median of three runs); the bridge is a
+              robot_bridge process whose records are counted at the broker (every seq must arrive: zero loss)
   sustained   steps of 2k, 4k, 6k, ... 30k msgs/s: the highest rate the bridge carries with nothing lost (a step
               that lost anything is run once more; the search ends when it loses again)
   latency     at 1 kHz, header.stamp -> arrival, at the bare subscriber and at the broker via the bridge
@@ -189,8 +189,11 @@ def main() -> int:
         env = {**os.environ, "ROS_DOMAIN_ID": str(domain.domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
         tmp = Path(tmp_dir)
         print(f"throughput: {count} Odometry, as fast as the publisher goes ...", flush=True)
-        bare = run_bare(count, 0.0, env, timeout_s=120)
-        bare_rate = bare["received"] / bare["span_s"]
+        # the limit is the median of three bare runs: one run on a shared machine varies by 2x
+        bares = [run_bare(count, 0.0, env, timeout_s=120) for _ in range(3)]
+        bare_rates = sorted(b["received"] / b["span_s"] for b in bares)
+        bare, bare_rate = bares[0], bare_rates[1]
+        figures["bare_runs_per_s"] = [round(rate) for rate in bare_rates]
         bridged = run_bridge(count, 0.0, env, broker.port, bridge_config(tmp / "throughput", broker.port), 300)
         bridge_rate = bridged["arrived"] / bridged["span_s"]
         figures.update(bare_received=bare["received"], bare_per_s=round(bare_rate),
