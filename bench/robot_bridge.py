@@ -2,9 +2,10 @@
 
 Measures, with a private Mosquitto:
   throughput  a publisher process sends N Odometry as fast as it can; the bare limit is a raw rclpy
-              subscriber (EventsExecutor) doing nothing else; the bridge is a robot_bridge process whose
-              records are counted at the broker (every seq must arrive: zero loss)
-  sustained   steps of 2k, 4k, 6k, ... 30k msgs/s: the highest rate the bridge carries with nothing lost
+              subscriber (EventsExecutor) doing nothing else (median of three runs); the bridge is a
+              robot_bridge process whose records are counted at the broker (every seq must arrive: zero loss)
+  sustained   steps of 2k, 4k, 6k, ... 30k msgs/s: the highest rate the bridge carries with nothing lost (a step
+              that lost anything is run once more; the search ends when it loses again)
   latency     at 1 kHz, header.stamp -> arrival, at the bare subscriber and at the broker via the bridge
   memory      the bridge's RSS at the start and end of a soak at 1 kHz
 Prints bridge/limit and ends with one JSON line.
@@ -188,8 +189,11 @@ def main() -> int:
         env = {**os.environ, "ROS_DOMAIN_ID": str(domain.domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
         tmp = Path(tmp_dir)
         print(f"throughput: {count} Odometry, as fast as the publisher goes ...", flush=True)
-        bare = run_bare(count, 0.0, env, timeout_s=120)
-        bare_rate = bare["received"] / bare["span_s"]
+        # the limit is the median of three bare runs: one run on a shared machine varies by 2x
+        bares = [run_bare(count, 0.0, env, timeout_s=120) for _ in range(3)]
+        bare_rates = sorted(b["received"] / b["span_s"] for b in bares)
+        bare, bare_rate = bares[0], bare_rates[1]
+        figures["bare_runs_per_s"] = [round(rate) for rate in bare_rates]
         bridged = run_bridge(count, 0.0, env, broker.port, bridge_config(tmp / "throughput", broker.port), 300)
         bridge_rate = bridged["arrived"] / bridged["span_s"]
         figures.update(bare_received=bare["received"], bare_per_s=round(bare_rate),
@@ -199,12 +203,17 @@ def main() -> int:
 
         step_s = 3.0 if args.quick else 10.0
         sustained = 0
-        for rate in range(2000, 30001, 2000):  # up to the first step that loses anything
-            print(f"sustained: {rate}/s for {step_s:g} s ...", flush=True)
-            step = run_bridge(int(rate * step_s), float(rate), env, broker.port,
-                              bridge_config(tmp / f"step{rate}", broker.port), step_s + 60)
-            figures[f"step_{rate}_lost"] = int(rate * step_s) - step["arrived"]
-            if figures[f"step_{rate}_lost"]:
+        for rate in range(2000, 30001, 2000):  # up to the first step that loses anything, twice in a row
+            lost = []
+            for attempt in ("", "_again"):  # a step that lost is run once more: the machine is shared and noisy
+                print(f"sustained: {rate}/s for {step_s:g} s{attempt.replace('_', ' ')} ...", flush=True)
+                step = run_bridge(int(rate * step_s), float(rate), env, broker.port,
+                                  bridge_config(tmp / f"step{rate}{attempt}", broker.port), step_s + 60)
+                lost.append(int(rate * step_s) - step["arrived"])
+                figures[f"step_{rate}_lost{attempt}"] = lost[-1]
+                if not lost[-1]:
+                    break
+            if all(lost):
                 break
             sustained = rate
         figures.update(bridge_sustained_per_s=sustained, ratio_sustained_to_bare=round(sustained / bare_rate, 3))

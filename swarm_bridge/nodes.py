@@ -101,6 +101,10 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
             bridge.close()
             uplink.close()
             drops = bridge.drops()
+            stats = bridge.outbox.stats
+            log.info("robot %s: outbox: %d records submitted, %d sent live, %d through the spool, %d acknowledged, "
+                     "%d sends carried several records", config.robot_id, stats.submitted, stats.sent_live,
+                     stats.spooled, stats.acked, stats.batches)
             for route, counts in bridge.summary().items():
                 swept = f" ({counts['swept']} of the received taken by a sweep)" if counts["swept"] else ""
                 log.info("%s: received %d, sent %d, dropped %d%s", route, counts["received"], counts["sent"],

@@ -11,6 +11,10 @@ Batching (when given `pack`): a record goes out alone while the link is idle (lo
 `eager` sends are unacknowledged, new records wait in memory and leave together, consecutive records of one
 destination packed into one send, as soon as an acknowledgement frees the link. So batches grow with load
 and one publish, and one acknowledgement, carries many records.
+
+Overflow (when given `overflow_bytes`): while the link is up and only slow to acknowledge (the window is full),
+up to `overflow_bytes` of records wait in memory, in order, and leave as acknowledgements free the window,
+instead of a round trip through SQLite; beyond that, and whenever the link is down, records go to the spool.
 """
 
 from __future__ import annotations
@@ -70,20 +74,25 @@ class Outbox:
     def __init__(self, link: Uplink, spool: Spool, *, window: int = 1000, batch: int = 200,
                  on_acked: Callable[[Outgoing, int], None] | None = None,
                  pack: Callable[[str, list[bytes]], bytes] | None = None, max_batch: int = 1, eager: int = 1,
-                 retry_s: float = 1.0) -> None:
+                 retry_s: float = 1.0, overflow_bytes: int = 0) -> None:
         """`window`: records in flight at most; `batch`: records taken from the spool at a time; `pack`: how
         several records of one destination become one payload, `pack(destination, payloads)` (each route's
         format decides; None: one record per send), at most
         `max_batch` per send; `eager`: sends in flight below which a record goes out at once; `retry_s`: after
-        the broker refused a delivery on a live connection, records go to the spool and wait this long."""
+        the broker refused a delivery on a live connection, records go to the spool and wait this long;
+        `overflow_bytes`: payload bytes that may wait in memory while the window is full (0: none, spool at once)."""
         if window <= 0 or batch <= 0 or max_batch <= 0 or eager <= 0:
             raise LinkSettingError("outbox", f"window, batch, max_batch and eager must be > 0 (got window={window}, "
                                    f"batch={batch}, max_batch={max_batch}, eager={eager})",
                                    "give each a positive count (the window is the config's uplink.max_inflight)")
+        if overflow_bytes < 0:
+            raise LinkSettingError("outbox", f"overflow_bytes must be >= 0 (got {overflow_bytes})",
+                                   "give 0 (records go to the spool as soon as the window is full) or more")
         self.link, self.spool = link, spool
         self.window, self.batch = window, batch
         self.max_batch = max_batch if pack is not None else 1
         self.eager = eager
+        self.overflow_bytes = overflow_bytes
         self.retry_s = retry_s
         self._hold_until = 0.0  # monotonic time before which nothing is sent (a refused delivery waits)
         self.stats = OutboxStats()
@@ -94,6 +103,7 @@ class Outbox:
         self._inflight: dict[int, _Send] = {}  # token -> the records of one send
         self._inflight_records = 0
         self._pending: list[Outgoing] = []  # live records waiting for the link to free up, to leave together
+        self._pending_bytes = 0  # their payload bytes
         self._staged: list[Outgoing] = []  # on their way to the spool; the ROS thread never waits on SQLite
         self._token = 0
         self._drops_reported, self._drops_next_report = 0, 0.0
@@ -113,21 +123,24 @@ class Outbox:
             self._order += 1
             self.stats.submitted += 1
             if (self.link.connected and not self._staged and self.spool.depth() == 0
-                    and self._inflight_records + len(self._pending) < self.window
                     and time.monotonic() >= self._hold_until):
-                if self._pack is not None and (self._pending or len(self._inflight) >= self.eager):
-                    self._pending.append(record)
-                    if len(self._pending) >= self.max_batch:
-                        self._send_pending()
-                    elif len(self._pending) == 1:
-                        self._wake.set()  # later ones need no wake-up: an acknowledgement will come
-                    return
-                try:
-                    self._send([(record, None)])
-                    self.stats.sent_live += 1
-                    return
-                except LinkBusy:
-                    pass
+                room = self._inflight_records + len(self._pending) < self.window
+                if self._pending or not room or (self._pack is not None and len(self._inflight) >= self.eager):
+                    if room or self._pending_bytes + len(payload) <= self.overflow_bytes:
+                        self._pending.append(record)
+                        self._pending_bytes += len(payload)
+                        if len(self._pending) >= self.max_batch and self._inflight_records < self.window:
+                            self._send_pending()
+                        elif len(self._pending) == 1:
+                            self._wake.set()  # later ones need no wake-up: an acknowledgement will come
+                        return
+                else:
+                    try:
+                        self._send([(record, None)])
+                        self.stats.sent_live += 1
+                        return
+                    except LinkBusy:
+                        pass
             self._staged.append(record)  # the pump writes it to the spool with others, in one transaction
         self._wake.set()
 
@@ -200,22 +213,37 @@ class Outbox:
         return runs
 
     def _send_pending(self) -> None:
-        """Send the records waiting in memory, packed by destination; what the link refuses goes to the spool."""
-        pending, self._pending = self._pending, []
-        runs = self._runs([(record, None) for record in pending])
-        for index, run in enumerate(runs):
+        """Send the records waiting in memory, in order, packed by destination, while the window has room; what
+        does not fit waits on; what the link refuses goes to the spool."""
+        pending, sent, count = self._pending, 0, len(self._pending)
+        while sent < count and self._inflight_records < self.window:
+            first = pending[sent]
+            end = sent + 1
+            limit = min(count, sent + self.max_batch, sent + max(1, self.window - self._inflight_records))
+            while (end < limit and pending[end].destination == first.destination and pending[end].qos == first.qos
+                   and pending[end].retain == first.retain):
+                end += 1
+            run: _Send = [(record, None) for record in pending[sent:end]]
             try:
                 self._send(run)
-                self.stats.sent_live += len(run)
             except LinkBusy:
-                self._staged.extend(record for later in runs[index:] for record, _id in later)
-                return
+                break
+            self.stats.sent_live += len(run)
+            self._pending_bytes -= sum(len(record.payload) for record, _id in run)
+            sent = end
+        if sent == count:
+            self._pending, self._pending_bytes = [], 0
+        elif self._inflight_records < self.window and self._pending_bytes > self.overflow_bytes:
+            self._staged.extend(pending[sent:])  # refused (LinkBusy), more than may wait in memory: spool way
+            self._pending, self._pending_bytes = [], 0
+        elif sent:
+            self._pending = pending[sent:]
 
     def _stage_pending(self) -> None:
         """Records waiting in memory go the spool way (the link is gone or the outbox is closing)."""
         if self._pending:
             self._staged[:0] = self._pending
-            self._pending = []
+            self._pending, self._pending_bytes = [], 0
 
     def _spool(self, record: Outgoing) -> None:
         if self.spool.put(record.stream, record.destination, record.key, record.payload,
@@ -262,7 +290,7 @@ class Outbox:
             if self._pending:
                 if not self.link.connected or holding:
                     self._stage_pending()
-                elif len(self._inflight) < self.eager:
+                elif len(self._inflight) < self.eager or len(self._pending) >= self.max_batch:
                     self._send_pending()
             self._write_staged()
             self._report_drops()

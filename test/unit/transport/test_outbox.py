@@ -255,6 +255,60 @@ def test_a_failed_batch_goes_back_whole(batching: tuple[ScriptedLink, Outbox]) -
     assert link.ack_all() == [b"[0,1,2,3,4]", b"5"]
 
 
+@pytest.fixture()
+def overflowing(tmp_path: Path) -> Iterator[tuple[ScriptedLink, Outbox]]:
+    link = ScriptedLink()
+    outbox = Outbox(link, Spool(tmp_path / "spool.db", max_bytes=1 << 20), window=3, batch=10, pack=_pack,
+                    max_batch=2, overflow_bytes=4)
+    yield link, outbox
+    outbox.close()
+
+
+def test_a_full_window_keeps_records_in_memory_up_to_overflow_bytes_then_spools(
+        overflowing: tuple[ScriptedLink, Outbox]) -> None:
+    link, outbox = overflowing
+    _submit(outbox, b"0", b"1", b"2", b"3", b"4", b"5", b"6", b"7", b"8")
+    assert [p for p, _ in link.sent] == [b"0", b"[1,2]"]  # window 3 full
+    _settle(outbox)
+    assert outbox.spool.depth() == 2  # 3..6 wait in memory (4 bytes), 7 and 8 went the spool way
+    assert outbox.backlog() == 9
+    delivered: list[bytes] = []
+    while outbox.backlog():
+        delivered += link.ack_all()
+        _settle(outbox)
+    assert delivered == [b"0", b"[1,2]", b"[3,4]", b"5", b"6", b"[7,8]"]  # in order: memory first, then the spool
+    assert (outbox.stats.sent_live, outbox.stats.sent_from_spool, outbox.stats.acked) == (7, 2, 9)
+
+
+def test_records_waiting_in_memory_go_to_the_spool_when_the_link_drops(
+        overflowing: tuple[ScriptedLink, Outbox]) -> None:
+    link, outbox = overflowing
+    _submit(outbox, b"0", b"1", b"2", b"3", b"4")
+    link.lose()  # 0, [1,2] in flight; 3, 4 in memory
+    _settle(outbox)
+    assert outbox.spool.depth() == 5 and link.sent == []
+    link.connected = True
+    delivered: list[bytes] = []
+    while outbox.backlog():
+        _settle(outbox)
+        delivered += link.ack_all()
+    assert delivered == [b"[0,1]", b"2", b"[3,4]"]  # from the spool (window 3 at a time), in order, none lost
+
+
+def test_a_busy_link_keeps_overflow_in_memory_and_sends_it_when_free(
+        overflowing: tuple[ScriptedLink, Outbox]) -> None:
+    link, outbox = overflowing
+    _submit(outbox, b"0")
+    link.busy = True
+    _submit(outbox, b"1", b"2")  # the link refuses the batch: it waits in memory (2 bytes <= 4)
+    _settle(outbox)
+    assert outbox.spool.depth() == 0 and outbox.backlog() == 3
+    link.busy = False
+    link.ack_all()
+    _settle(outbox)
+    assert link.ack_all() == [b"[1,2]"]
+
+
 def test_a_refusal_on_a_live_link_holds_records_until_retry_s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = _Clock()
     monkeypatch.setattr(outbox_module, "time", clock)
