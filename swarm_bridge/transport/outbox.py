@@ -23,7 +23,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from swarm_bridge.spool import Spool
@@ -198,39 +198,39 @@ class Outbox:
         if len(entries) > 1:
             self.stats.batches += 1
 
-    def _runs(self, entries: _Send) -> list[_Send]:
+    def _runs(self, entries: Iterable[tuple[Outgoing, int | None]]) -> Iterator[_Send]:
         """Consecutive records of one destination, QoS and retain flag, at most `max_batch` each: what one send
-        may carry."""
-        runs: list[_Send] = []
+        may carry; made as they are taken, so a caller that stops early pays only for what it took."""
+        run: _Send = []
         for entry in entries:
-            record = entry[0]
-            last = runs[-1] if runs else None
-            if (last is not None and len(last) < self.max_batch and last[0][0].destination == record.destination
-                    and last[0][0].qos == record.qos and last[0][0].retain == record.retain):
-                last.append(entry)
+            record, first = entry[0], run[0][0] if run else None
+            if (first is not None and len(run) < self.max_batch and first.destination == record.destination
+                    and first.qos == record.qos and first.retain == record.retain):
+                run.append(entry)
             else:
-                runs.append([entry])
-        return runs
+                if run:
+                    yield run
+                run = [entry]
+        if run:
+            yield run
 
     def _send_pending(self) -> None:
         """Send the records waiting in memory, in order, packed by destination, while the window has room; what
         does not fit waits on; what the link refuses goes to the spool."""
         pending, sent, count = self._pending, 0, len(self._pending)
-        while sent < count and self._inflight_records < self.window:
-            first = pending[sent]
-            end = sent + 1
-            limit = min(count, sent + self.max_batch, sent + max(1, self.window - self._inflight_records))
-            while (end < limit and pending[end].destination == first.destination and pending[end].qos == first.qos
-                   and pending[end].retain == first.retain):
-                end += 1
-            run: _Send = [(record, None) for record in pending[sent:end]]
+        for whole in self._runs((record, None) for record in pending):
+            run = whole[:max(0, self.window - self._inflight_records)]  # the window's room cuts the last run short
+            if not run:
+                break
             try:
                 self._send(run)
             except LinkBusy:
                 break
             self.stats.sent_live += len(run)
             self._pending_bytes -= sum(len(record.payload) for record, _id in run)
-            sent = end
+            sent += len(run)
+            if len(run) < len(whole):
+                break
         if sent == count:
             self._pending, self._pending_bytes = [], 0
         elif self._inflight_records < self.window and self._pending_bytes > self.overflow_bytes:
@@ -302,7 +302,7 @@ class Outbox:
             spooled = self.spool.take(min(self.batch, room))
             entries: _Send = [(Outgoing(s.stream, s.destination, s.key, s.payload, s.priority, s.qos, s.retain,
                                         s.order, 0), s.id) for s in spooled]
-            runs = self._runs(entries)
+            runs = list(self._runs(entries))
             for index, run in enumerate(runs):
                 try:
                     self._send(run)
