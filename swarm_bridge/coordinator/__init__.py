@@ -5,52 +5,7 @@
 and `metrics` are what both runners share. The runners never import each other.
 """
 
-from swarm_bridge.coordinator.core import (
-    POLICIES,
-    AssignmentPolicy,
-    Command,
-    CoordinatorError,
-    CostPolicy,
-    Dispatch,
-    EventRecord,
-    FleetView,
-    InvalidTask,
-    RobotMode,
-    RobotView,
-    Task,
-    TaskBook,
-    TaskEvent,
-    TaskRequest,
-    TaskRules,
-    TaskState,
-    decode_event,
-    encode_event,
-    home_shard,
-    parse_request,
-    plan,
-)
+from swarm_bridge.coordinator import core as _core
+from swarm_bridge.coordinator.core import *  # noqa: F403  (the package's names are the pure core's)
 
-__all__ = [
-    "POLICIES",
-    "AssignmentPolicy",
-    "Command",
-    "CoordinatorError",
-    "CostPolicy",
-    "Dispatch",
-    "EventRecord",
-    "FleetView",
-    "InvalidTask",
-    "RobotMode",
-    "RobotView",
-    "Task",
-    "TaskBook",
-    "TaskEvent",
-    "TaskRequest",
-    "TaskRules",
-    "TaskState",
-    "decode_event",
-    "encode_event",
-    "home_shard",
-    "parse_request",
-    "plan",
-]
+__all__ = list(_core.__all__)
