@@ -1,0 +1,61 @@
+"""Several gateway processes split one hub's robots by plain subscriptions (`split.groups`): every record in
+Kafka exactly once, each robot's records through its own gateway only, also when a gateway's persistent
+session still held the every-robot filters of an earlier run. Prints one `FIGURES {...}` line."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from gateway_harness import GatewayProcess, kafka_heads, sent_heads, wait_for, write_config
+from outage_sender import STREAMS, TOPICS
+from split_harness import produced, sent_by, split_configs
+
+from swarm_bridge.brokers import Kafka, Mosquitto
+from swarm_bridge.sim import SimRobot
+from swarm_bridge.sim.mqtt_fleet import MqttFleet
+from swarm_bridge.sim.taps import KafkaTap
+from swarm_bridge.transport import ensure_kafka_topics
+
+pytestmark = pytest.mark.integration
+
+
+def test_three_gateways_split_the_fleet_each_robot_through_its_own_gateway(tmp_path: Path, mosquitto: Mosquitto,
+                                                                           kafka: Kafka) -> None:
+    tag = uuid.uuid4().hex[:6]
+    fleet_name = f"fleet_{tag}"
+    robots = [SimRobot(f"r{i}_{tag}", fleet_name, STREAMS) for i in range(9)]
+    groups = {f"gw{k}_{tag}": part for k, part in enumerate((robots[:2], robots[2:5], robots[5:]))}
+    common = {"fleet": fleet_name, "mqtt_port": mosquitto.port, "bootstrap": kafka.bootstrap,
+              "registry": tmp_path / "registry"}
+    ensure_kafka_topics(kafka.bootstrap, TOPICS)
+    tap = KafkaTap(bootstrap=kafka.bootstrap, topics=TOPICS)
+    first = next(iter(groups))
+    # an earlier run of the first gateway took every robot: its persistent session still holds `+` filters
+    GatewayProcess(write_config(tmp_path / "before.yaml", gateway_id=first, **common)).stop()
+    gateways = {gw: GatewayProcess(path) for gw, path in split_configs(tmp_path, groups, **common).items()}
+    fleet = MqttFleet(robots, port=mosquitto.port)
+    outputs: dict[str, str] = {}
+    try:
+        total = fleet.send(30, batch=3)
+        assert fleet.wait(60) and fleet.unsubscribed == 0  # every robot had a gateway's subscription
+        assert wait_for(lambda: len(kafka_heads(tap.snapshot())) >= total, 90)
+        outputs = {gw: proc.stop() for gw, proc in gateways.items()}  # before the robots say offline
+    finally:
+        fleet.close()
+        for proc in gateways.values():
+            if proc.proc.poll() is None:
+                proc.kill()
+        tap.close()
+    heads = kafka_heads(tap.snapshot())
+    took = {gw: produced(out) - len(groups[gw]) for gw, out in outputs.items()}  # less one presence per robot
+    print("FIGURES " + json.dumps({"case": "3 gateways split 9 robots (plain per-robot subscriptions)", "sent": total,
+                                   "arrived": len(heads), "duplicates": sum(n - 1 for n in heads.values()),
+                                   "records_per_gateway": list(took.values()),
+                                   "sent_per_group": [sent_by(g) for g in groups.values()]}))
+    assert set(heads) == sent_heads(robots) and max(heads.values()) == 1
+    # each gateway wrote exactly its own robots' records (group sizes differ, so no other mix adds up)
+    assert took == {gw: sent_by(group) for gw, group in groups.items()}
+    assert "takes 2 robots of 9 (split group" in outputs[first]
