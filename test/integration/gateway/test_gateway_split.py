@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gateway_harness import GatewayProcess, kafka_heads, sent_heads, wait_for, write_config
@@ -28,7 +29,7 @@ def test_three_gateways_split_the_fleet_each_robot_through_its_own_gateway(tmp_p
     fleet_name = f"fleet_{tag}"
     robots = [SimRobot(f"r{i}_{tag}", fleet_name, STREAMS) for i in range(9)]
     groups = {f"gw{k}_{tag}": part for k, part in enumerate((robots[:2], robots[2:5], robots[5:]))}
-    common = {"fleet": fleet_name, "mqtt_port": mosquitto.port, "bootstrap": kafka.bootstrap,
+    common: dict[str, Any] = {"fleet": fleet_name, "mqtt_port": mosquitto.port, "bootstrap": kafka.bootstrap,
               "registry": tmp_path / "registry"}
     ensure_kafka_topics(kafka.bootstrap, TOPICS)
     tap = KafkaTap(bootstrap=kafka.bootstrap, topics=TOPICS)
