@@ -1,6 +1,7 @@
 """Several gateway processes split one hub's robots by plain subscriptions (`split.groups`): every record in
 Kafka exactly once, each robot's records through its own gateway only, also when a gateway's persistent
-session still held the every-robot filters of an earlier run. Prints one `FIGURES {...}` line."""
+session still held the every-robot filters of an earlier run; a robot in no group is named. Prints one
+`FIGURES {...}` line."""
 
 from __future__ import annotations
 
@@ -38,14 +39,18 @@ def test_three_gateways_split_the_fleet_each_robot_through_its_own_gateway(tmp_p
     GatewayProcess(write_config(tmp_path / "before.yaml", gateway_id=first, **common)).stop()
     gateways = {gw: GatewayProcess(path) for gw, path in split_configs(tmp_path, groups, **common).items()}
     fleet = MqttFleet(robots, port=mosquitto.port)
+    stray = MqttFleet([SimRobot(f"stray_{tag}", fleet_name, STREAMS)], port=mosquitto.port)  # in no group
     outputs: dict[str, str] = {}
     try:
+        assert wait_for(lambda: all(f"robot stray_{tag} is online on this hub but in no group" in p.output
+                                    for p in gateways.values()), 30)
         total = fleet.send(30, batch=3)
         assert fleet.wait(60) and fleet.unsubscribed == 0  # every robot had a gateway's subscription
         assert wait_for(lambda: len(kafka_heads(tap.snapshot())) >= total, 90)
         outputs = {gw: proc.stop() for gw, proc in gateways.items()}  # before the robots say offline
     finally:
         fleet.close()
+        stray.close()
         for proc in gateways.values():
             if proc.proc.poll() is None:
                 proc.kill()

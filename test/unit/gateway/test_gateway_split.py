@@ -9,7 +9,8 @@ import pytest
 
 from swarm_bridge.config import ConfigError, GatewayConfig, validate_config
 from swarm_bridge.gateway.rules import up_rules
-from swarm_bridge.gateway.split import DIVISIONS, division
+from swarm_bridge.gateway.split import DIVISIONS, UnlistedRobots, division
+from swarm_bridge.routing.presence import presence_payload
 
 GROUPS = {"hub_1": ["amr_1", "amr_2"], "hub_2": ["amr_3"], "hub_3": ["amr_4", "amr_5"]}
 
@@ -67,3 +68,14 @@ def test_bad_splits_are_named_by_key(extra: dict[str, Any], expected: str) -> No
         _config(**extra)
     message = str(info.value)
     assert message.startswith("gw.yaml: ") and expected in message, message
+
+
+def test_a_robot_online_in_no_group_is_named_once() -> None:
+    watch = UnlistedRobots(_config(split={"groups": GROUPS}))
+    assert watch.filter == "swarm/wh/+/presence/status"
+    online = presence_payload("amr_9", "online")
+    assert watch.seen("swarm/wh/amr_9/presence/status", online) == "amr_9"
+    assert watch.seen("swarm/wh/amr_9/presence/status", online) is None  # once
+    assert watch.seen("swarm/wh/amr_1/presence/status", presence_payload("amr_1", "online")) is None  # listed
+    assert watch.seen("swarm/wh/amr_8/presence/status", presence_payload("amr_8", "offline")) is None
+    assert watch.seen("swarm/wh/amr_7/presence/status", b"\xff not json") is None  # never dies of a message
