@@ -1,7 +1,8 @@
 """An MQTT 5 client on the compiled `mqtt5` codec: standard-library sockets and `ssl`, one network thread.
 
 Lifecycle: `MqttClient(options, on_message=...)` -> `start()` (first CONNACK or a typed error) ->
-`subscribe(...)`, `publish(...)`, `ack(message)` (or `ack_all(messages)`) from any thread -> `close()`.
+`subscribe(...)`, `unsubscribe(...)`, `publish(...)`, `ack(message)` (or `ack_all(messages)`) from any thread ->
+`close()`.
 
 The network thread owns the socket (non-blocking, TCP_NODELAY, TLS through `ssl.SSLContext`): it reads up to
 1 MiB per call and decodes every packet in it, calls `on_message` in arrival order, and writes whatever the
