@@ -1,7 +1,7 @@
 """Several gateway processes split one hub's robots by plain subscriptions (`split.groups`): every record in
 Kafka exactly once, each robot's records through its own gateway only, also when a gateway's persistent
-session still held the every-robot filters of an earlier run; a robot in no group is named. Prints one
-`FIGURES {...}` line."""
+session still held the every-robot filters of an earlier run; a robot in no group is named; commands reach every
+robot through the gateways' one consumer group. Prints one `FIGURES {...}` line."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 from gateway_harness import GatewayProcess, kafka_heads, sent_heads, wait_for, write_config
 from outage_sender import STREAMS, TOPICS
 from split_harness import produced, sent_by, split_configs
@@ -18,7 +19,7 @@ from split_harness import produced, sent_by, split_configs
 from swarm_bridge.brokers import Kafka, Mosquitto
 from swarm_bridge.sim import SimRobot
 from swarm_bridge.sim.mqtt_fleet import MqttFleet
-from swarm_bridge.sim.taps import KafkaTap
+from swarm_bridge.sim.taps import KafkaTap, MqttTap
 from swarm_bridge.transport import ensure_kafka_topics
 
 pytestmark = pytest.mark.integration
@@ -30,10 +31,15 @@ def test_three_gateways_split_the_fleet_each_robot_through_its_own_gateway(tmp_p
     fleet_name = f"fleet_{tag}"
     robots = [SimRobot(f"r{i}_{tag}", fleet_name, STREAMS) for i in range(9)]
     groups = {f"gw{k}_{tag}": part for k, part in enumerate((robots[:2], robots[2:5], robots[5:]))}
+    commands = f"cmd_{tag}"  # down: the gateways share one consumer group, whatever the split
     common: dict[str, Any] = {"fleet": fleet_name, "mqtt_port": mosquitto.port, "bootstrap": kafka.bootstrap,
-              "registry": tmp_path / "registry"}
+                              "registry": tmp_path / "registry", "kafka": {"command_group": f"group_{tag}"},
+                              "down": [{"kafka_topic": commands,
+                                        "mqtt": "{prefix}/{fleet}/{robot_id}/command/task_command"}]}
     ensure_kafka_topics(kafka.bootstrap, TOPICS)
+    ensure_kafka_topics(kafka.bootstrap, [commands], partitions=3)
     tap = KafkaTap(bootstrap=kafka.bootstrap, topics=TOPICS)
+    robot_side = MqttTap(host="127.0.0.1", port=mosquitto.port, patterns=[f"swarm/{fleet_name}/+/command/#"])
     first = next(iter(groups))
     # an earlier run of the first gateway took every robot: its persistent session still holds `+` filters
     GatewayProcess(write_config(tmp_path / "before.yaml", gateway_id=first, **common)).stop()
@@ -47,10 +53,18 @@ def test_three_gateways_split_the_fleet_each_robot_through_its_own_gateway(tmp_p
         total = fleet.send(30, batch=3)
         assert fleet.wait(60) and fleet.unsubscribed == 0  # every robot had a gateway's subscription
         assert wait_for(lambda: len(kafka_heads(tap.snapshot())) >= total, 90)
+        producer = Producer({"bootstrap.servers": kafka.bootstrap})
+        for robot in robots:
+            producer.produce(commands, json.dumps({"robot_id": robot.robot_id, "stream": "task_command", "seq": 1,
+                                                   "task_id": f"t-{robot.robot_id}"}).encode(), robot.robot_id)
+        producer.flush(10)
+        assert wait_for(lambda: {r.topic.split("/")[2] for r in robot_side.snapshot()} >= {r.robot_id for r in robots},
+                        60)
         outputs = {gw: proc.stop() for gw, proc in gateways.items()}  # before the robots say offline
     finally:
         fleet.close()
         stray.close()
+        robot_side.close()
         for proc in gateways.values():
             if proc.proc.poll() is None:
                 proc.kill()
