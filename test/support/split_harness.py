@@ -16,6 +16,7 @@ from swarm_bridge.sim import SimRobot
 def split_configs(tmp: Path, groups: dict[str, list[SimRobot]], **common: Any) -> dict[str, Path]:
     """One config per gateway of the hub, each with the same split table and its own gateway_id."""
     table = {"groups": {gateway: [r.robot_id for r in robots] for gateway, robots in groups.items()}}
+    tmp.mkdir(parents=True, exist_ok=True)
     return {gateway: write_config(tmp / f"{gateway}.yaml", gateway_id=gateway, split=table, **common)
             for gateway in groups}
 

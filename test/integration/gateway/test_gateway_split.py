@@ -6,6 +6,7 @@ robot through the gateways' one consumer group. Prints one `FIGURES {...}` line.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 from gateway_harness import GatewayProcess, kafka_heads, sent_heads, wait_for, write_config
-from outage_sender import STREAMS, TOPICS
+from outage_sender import STREAMS, TOPICS, Sender
 from split_harness import produced, sent_by, split_configs
 
 from swarm_bridge.brokers import Kafka, Mosquitto
@@ -79,3 +80,46 @@ def test_three_gateways_split_the_fleet_each_robot_through_its_own_gateway(tmp_p
     # each gateway wrote exactly its own robots' records (group sizes differ, so no other mix adds up)
     assert took == {gw: sent_by(group) for gw, group in groups.items()}
     assert "takes 2 robots of 9 (split group" in outputs[first]
+
+
+def test_a_robot_moved_to_another_group_mid_stream_is_written_once(tmp_path: Path, mosquitto: Mosquitto,
+                                                                   kafka: Kafka) -> None:
+    """The documented move: the gateway that loses the robot restarts first (it gives the robot's filters up),
+    then the one that gains it. In between no gateway takes the robot: the broker refuses its records (0x10)
+    and the robot holds them (`uplink.hold_unsubscribed`) until the gaining gateway subscribes."""
+    tag = uuid.uuid4().hex[:6]
+    fleet_name = f"fleet_{tag}"
+    robots = [SimRobot(f"r{i}_{tag}", fleet_name, STREAMS) for i in range(4)]
+    a, b = f"gwa_{tag}", f"gwb_{tag}"
+    common: dict[str, Any] = {"fleet": fleet_name, "mqtt_port": mosquitto.port, "bootstrap": kafka.bootstrap,
+                              "registry": tmp_path / "registry"}
+    before = split_configs(tmp_path / "before", {a: robots[:2], b: robots[2:]}, **common)
+    after = split_configs(tmp_path / "after", {a: robots[:1], b: robots[1:]}, **common)  # robots[1] moves to b
+    ensure_kafka_topics(kafka.bootstrap, TOPICS)
+    tap = KafkaTap(bootstrap=kafka.bootstrap, topics=TOPICS)
+    gateways = {gw: GatewayProcess(path) for gw, path in before.items()}
+    fleet = MqttFleet(robots, port=mosquitto.port, hold_unsubscribed=True)
+    try:
+        sender = Sender(fleet, rounds=100, batch=2, period_s=0.05)
+        assert wait_for(lambda: len(kafka_heads(tap.snapshot())) >= 100, 60)
+        for gw in (a, b):  # the losing gateway first
+            gateways[gw].stop()
+            gateways[gw] = GatewayProcess(after[gw])
+        sender.join()
+        total = sender.sent
+        assert wait_for(lambda: len(kafka_heads(tap.snapshot())) >= total, 90)
+        time.sleep(1.0)  # a late duplicate would show now
+        outputs = {gw: proc.stop() for gw, proc in gateways.items()}
+    finally:
+        fleet.close()
+        for proc in gateways.values():
+            if proc.proc.poll() is None:
+                proc.kill()
+        tap.close()
+    heads = kafka_heads(tap.snapshot())
+    duplicates = sum(n - 1 for n in heads.values())
+    print("FIGURES " + json.dumps({"case": "a robot moved between 2 split gateways mid-stream (losing one first)",
+                                   "sent": total, "arrived": len(heads), "duplicates": duplicates,
+                                   "publishes_held_by_robots": fleet.unsubscribed}))
+    assert set(heads) == sent_heads(robots) and max(heads.values()) == 1
+    assert "takes 1 robots of 4" in outputs[a] and "takes 3 robots of 4" in outputs[b]
