@@ -12,7 +12,11 @@ duplicate). Figures:
   gateway_1_msgs_per_s          one gateway process, one record per message
   gateway_2_msgs_per_s          two gateway processes, one shared subscription
   gateway_1_batch_records_per_s one gateway process, record batches of 10 (a bridge under load)
-and the ratios gateway_1 / bare_paho, gateway_1 / bare_mqtt5 and gateway_2 / gateway_1, load_queued_per_s (how fast
+  split_{1,2,4}_msgs_per_s      1, 2 and 4 gateway processes splitting the robots (`split.groups`: plain
+                                per-robot subscriptions, no shared subscription); aggregate, every record
+                                checked (zero loss, no duplicate)
+and the ratios gateway_1 / bare_paho, gateway_1 / bare_mqtt5 and gateway_2 / gateway_1, split_N / bare_paho and
+split_N / split_1 (scaling), load_queued_per_s (how fast
 the publishers queued the records; no receiver ran meanwhile) and whether issue #15's goals are met
 (goal_25k_per_process_met: >= 25,000 msgs/s; goal_2x_bare_paho_met: >= 2.0x bare paho). Last line: one JSON object.
 
@@ -53,9 +57,12 @@ GOAL_MSGS_PER_S = 25_000  # issue #15: single-record messages per second, one ga
 GOAL_VS_BARE_PAHO = 2.0  # issue #15: the gateway against a bare paho subscriber in the same run
 
 
-def publishes(count: int, *, robots: int, run: int, batch: int) -> list[Publish]:
+SPLITS = (1, 2, 4)  # gateway processes splitting the robots by plain subscriptions
+
+
+def publishes(count: int, *, robots: int, run: int, batch: int, fleet_name: str = FLEET) -> list[Publish]:
     """`count` records from `robots` robots' odometry streams, `batch` records per publish."""
-    fleet = [SimRobot(f"amr_{i:03d}", FLEET, [ODOM], run=run) for i in range(robots)]
+    fleet = [SimRobot(f"amr_{i:03d}", fleet_name, [ODOM], run=run) for i in range(robots)]
     out = []
     for _round in range(count // (robots * batch)):
         out += [robot.batch(ODOM, batch) for robot in fleet]
@@ -238,27 +245,45 @@ class KafkaCount:
         self.consumer.close()
 
 
-def gateway_config(path: Path, name: str, mqtt_port: int, bootstrap: str, registry: Path) -> Path:
+def gateway_config(path: Path, name: str, mqtt_port: int, bootstrap: str, registry: Path, *,
+                   fleet: str = FLEET, split: dict[str, list[str]] | None = None) -> Path:
+    """A gateway config: in the share group `bench`, or with `split` (gateway_id -> robot ids) its own group."""
+    mqtt: dict[str, Any] = {"port": mqtt_port, "share_group": None if split else "bench"}
     path.write_text(yaml.safe_dump({
-        "gateway_id": name, "fleet": FLEET, "registry": str(registry),
-        "mqtt": {"port": mqtt_port, "share_group": "bench"},
+        "gateway_id": name, "fleet": fleet, "registry": str(registry), "mqtt": mqtt,
         "kafka": {"bootstrap": bootstrap, "linger_ms": 5, "compression": "lz4"},
         "dedup": {"rebuild_records": 1000},
+        "split": {"groups": split} if split else None,
     }))
     return path
 
 
-def start_gateway(config: Path) -> ServiceProcess:
-    """A gateway process on `config`, logging next to it, once it says it runs."""
-    proc = ServiceProcess(name=config.stem, run_dir=config.parent, cwd=Path.cwd(),
-                          argv=[sys.executable, "-m", "swarm_bridge.cli", "gateway", "--config", str(config.resolve())])
-    proc.start()
+def split_configs(run_dir: Path, processes: int, robots: int, mqtt_port: int, bootstrap: str,
+                  registry: Path) -> list[Path]:
+    """`processes` gateways splitting `robots` robots round robin, on a fleet of their own (so no session of an
+    earlier run, bare or shared, is subscribed to these records and the broker queues one copy of each)."""
+    groups = {f"bench_split{processes}_{k}": [f"amr_{i:03d}" for i in range(k, robots, processes)]
+              for k in range(processes)}
+    return [gateway_config(run_dir / f"{name}.yaml", name, mqtt_port, bootstrap, registry,
+                           fleet=f"bench_split{processes}", split=groups) for name in groups]
+
+
+def start_gateways(configs: list[Path]) -> list[ServiceProcess]:
+    """A gateway process per config, logging next to it, all spawned at once (so several that split the robots
+    start draining together), returned once each says it runs."""
+    procs = [ServiceProcess(name=c.stem, run_dir=c.parent, cwd=Path.cwd(),
+                            argv=[sys.executable, "-m", "swarm_bridge.cli", "gateway", "--config", str(c.resolve())])
+             for c in configs]
     try:
-        proc.wait_for_line(": running", 300)
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.wait_for_line(": running", 300)
     except Exception:
-        proc.stop()
+        for proc in procs:
+            proc.stop()
         raise
-    return proc
+    return procs
 
 
 def stop_gateway(proc: ServiceProcess) -> None:
@@ -269,13 +294,13 @@ def gateway_rate(configs: list[Path], mosquitto: Mosquitto, bootstrap: str, item
                  records: int, queued: dict[str, float] | None = None) -> float:
     """Sessions first, then the records queued, then the gateways drain them into Kafka; `queued` gets the
     publishers' rate (records/s into the broker, before any gateway was running)."""
-    for proc in [start_gateway(c) for c in configs]:
+    for proc in start_gateways(configs):
         stop_gateway(proc)
     seconds = publish_all(mosquitto.port, items)
     if queued is not None:
         queued["queued_per_s"] = len(items) / seconds
     count = KafkaCount(bootstrap)
-    procs = [start_gateway(c) for c in configs]
+    procs = start_gateways(configs)
     count.wait(records, timeout_s=600)
     for proc in procs:
         stop_gateway(proc)
@@ -324,12 +349,25 @@ def main() -> int:
             items3 = publishes(count, robots=robots, run=3, batch=1)
             figures["gateway_2_msgs_per_s"] = gateway_rate(two, mosquitto, kafka.bootstrap, items3, count)
             print(f"gateway, 2 processes: {figures['gateway_2_msgs_per_s']:,.0f} msgs/s", flush=True)
+            for n in SPLITS:
+                configs = split_configs(run_dir, n, robots, mosquitto.port, kafka.bootstrap, registry)
+                load = publishes(count, robots=robots, run=10 + n, batch=1, fleet_name=f"bench_split{n}")
+                figures[f"split_{n}_msgs_per_s"] = gateway_rate(configs, mosquitto, kafka.bootstrap, load, count)
+                print(f"gateway, {n} process(es) splitting {robots} robots by plain subscriptions: "
+                      f"{figures[f'split_{n}_msgs_per_s']:,.0f} msgs/s (every record once)", flush=True)
+            figures["split_loss_free"] = True  # gateway_rate raises on a lost or duplicated record
         finally:
             kafka.stop()
             mosquitto.stop()
     figures["gateway_1_vs_bare_paho"] = round(figures["gateway_1_msgs_per_s"] / figures["bare_paho_msgs_per_s"], 3)
     figures["gateway_1_vs_bare_mqtt5"] = round(figures["gateway_1_msgs_per_s"] / figures["bare_mqtt5_msgs_per_s"], 3)
     figures["scaling_2_vs_1"] = round(figures["gateway_2_msgs_per_s"] / figures["gateway_1_msgs_per_s"], 3)
+    for n in SPLITS:
+        figures[f"split_{n}_vs_bare_paho"] = round(figures[f"split_{n}_msgs_per_s"] / figures["bare_paho_msgs_per_s"],
+                                                   3)
+        if n > 1:
+            figures[f"split_{n}_vs_split_1"] = round(figures[f"split_{n}_msgs_per_s"] / figures["split_1_msgs_per_s"],
+                                                     3)
     figures["goal_25k_per_process_met"] = figures["gateway_1_msgs_per_s"] >= GOAL_MSGS_PER_S
     figures["goal_2x_bare_paho_met"] = figures["gateway_1_vs_bare_paho"] >= GOAL_VS_BARE_PAHO
     print(f"load generator: every record was published (QoS 1, each PUBACK received) and queued in the broker "
@@ -337,6 +375,9 @@ def main() -> int:
           f"1-process run), so each rate above is the receiver's own drain rate, not the publishers'")
     print(f"gateway / bare paho: {figures['gateway_1_vs_bare_paho']:.2f}; gateway / bare mqtt5 client: "
           f"{figures['gateway_1_vs_bare_mqtt5']:.2f}; 2 processes / 1: {figures['scaling_2_vs_1']:.2f}")
+    print("split over processes (aggregate, plain per-robot subscriptions): " + "; ".join(
+        f"{n}: {figures[f'split_{n}_msgs_per_s']:,.0f} msgs/s ({figures.get(f'split_{n}_vs_split_1', 1.0):.2f}x 1 "
+        f"process, {figures[f'split_{n}_vs_bare_paho']:.2f}x bare paho)" for n in SPLITS))
     print(f"goals (issue #15): >= {GOAL_MSGS_PER_S:,} msgs/s per gateway process: "
           f"{'met' if figures['goal_25k_per_process_met'] else 'NOT met'}; >= {GOAL_VS_BARE_PAHO:.1f}x a bare paho "
           f"subscriber in the same run: {'met' if figures['goal_2x_bare_paho_met'] else 'NOT met'}")

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from swarm_bridge.config.common import EnvVarName, NewTopicsConfig, Strict, SubjectNameStrategyName, TlsConfig
 from swarm_bridge.config.errors import ConfigValueError
-from swarm_bridge.config.robot import NAME
+from swarm_bridge.config.robot import MAX_NAME, NAME
 from swarm_bridge.config.security import KafkaSecurity
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "GatewayConfig",
     "GatewayKafkaConfig",
     "GatewayMqttConfig",
+    "SplitConfig",
     "UpRuleConfig",
 ]
 
@@ -202,6 +203,41 @@ class DedupConfig(Strict):
                                  "partition of the up topics read back to rebuild the windows (0: don't)")
 
 
+class SplitConfig(Strict):
+    """Several gateway processes of one hub, each taking its own robots by plain subscriptions on disjoint
+    filters (kept by Mosquitto over its restart, unlike shared ones); the same table in every gateway's config."""
+
+    groups: dict[str, list[str]] = Field(min_length=1, description="gateway_id -> the robot ids that gateway "
+                                         "takes; a robot in one group only")
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> SplitConfig:
+        owner: dict[str, str] = {}
+        for gateway, robots in self.groups.items():
+            if not re.match(NAME, gateway):
+                raise ConfigValueError(f"groups: {gateway!r} is not a gateway_id (letters, digits, '_' and '-')")
+            if not robots:
+                raise ConfigValueError(f"groups.{gateway}: lists no robot; give it robot ids or remove the group")
+            for robot in robots:
+                if not re.match(NAME, robot) or len(robot) > MAX_NAME:
+                    raise ConfigValueError(f"groups.{gateway}: {robot!r} is not a robot id (letters, digits, '_' "
+                                           f"and '-', at most {MAX_NAME})")
+                if robot in owner:
+                    where = "twice" if owner[robot] == gateway else f"also in groups.{owner[robot]}"
+                    raise ConfigValueError(f"groups.{gateway}: robot {robot!r} is {where}; a robot goes through "
+                                           "one gateway only (else Kafka gets its records from both)")
+                owner[robot] = gateway
+        return self
+
+    def robots_of(self, gateway_id: str) -> tuple[str, ...]:
+        """The robots one gateway takes, in the order listed."""
+        return tuple(self.groups[gateway_id])
+
+    def robots_not_of(self, gateway_id: str) -> tuple[str, ...]:
+        """The robots the other gateways of the hub take."""
+        return tuple(r for gateway, robots in self.groups.items() if gateway != gateway_id for r in robots)
+
+
 class GatewayConfig(Strict):
     """Everything the edge gateway needs, validated before any socket opens."""
 
@@ -218,6 +254,9 @@ class GatewayConfig(Strict):
     max_payload: int = Field(default=1 << 20, ge=1024, description="largest MQTT payload or record accepted "
                              "(bytes); larger ones go to the DLQ")
     metrics_port: int | None = Field(default=None, ge=0, le=65535, description="serve Prometheus /metrics here")
+    split: SplitConfig | None = Field(default=None, description="several gateways per hub: the robots each "
+                                      "gateway_id takes (plain subscriptions on disjoint filters); null: this "
+                                      "gateway takes every robot of the fleet")
     up: list[UpRuleConfig] = Field(default_factory=lambda: list(DEFAULT_UP_RULES), min_length=1)
     down: list[DownRuleConfig] = Field(default_factory=lambda: list(DEFAULT_DOWN_RULES))
 
@@ -230,4 +269,21 @@ class GatewayConfig(Strict):
             filled = rule.kafka_topic.replace("{prefix}", self.mqtt.topic_prefix).replace("{fleet}", self.fleet)
             if filled in commands or filled == self.kafka.dlq_topic:
                 raise ConfigValueError(f"up[{index}].kafka_topic {rule.kafka_topic!r} is a command or DLQ topic")
+        return self
+
+    @model_validator(mode="after")
+    def _split_fits(self) -> GatewayConfig:
+        if self.split is None:
+            return self
+        if self.gateway_id not in self.split.groups:
+            raise ConfigValueError(f"split.groups has no group for gateway_id {self.gateway_id!r} (groups: "
+                                   f"{', '.join(self.split.groups)}); add one, or start this process with "
+                                   "--set gateway_id=<one of them>")
+        if self.mqtt.share_group is not None:
+            raise ConfigValueError(f"mqtt.share_group ({self.mqtt.share_group!r}) and split both divide the robots; "
+                                   "use one: split (plain subscriptions, kept over a broker restart) or share_group")
+        for index, rule in enumerate(self.up):
+            if "robot_id" in rule.where:
+                raise ConfigValueError(f"up[{index}].where.robot_id and split both choose robots; list them under "
+                                       f"split.groups.{self.gateway_id} only")
         return self

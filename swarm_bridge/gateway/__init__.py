@@ -1,8 +1,9 @@
 """The edge gateway: MQTT <-> Kafka translation with no loss and no duplicates.
 
-Pure core: `rules` (topic mapping), `dedup` (seq windows), `heads` (envelope head), `translate` (payload ->
-Kafka records), `ledger` (which message waits for which record). Adapters: `mqtt_to_kafka` (the MQTT 5
-client + producer), `kafka_to_mqtt` (consumer + the MQTT 5 client), `tail` (dedup rebuild); `service` wires them.
+Pure core: `rules` (topic mapping), `split` (which robots' filters this gateway of a hub takes), `dedup` (seq
+windows), `heads` (envelope head), `translate` (payload -> Kafka records), `ledger` (which message waits for which
+record). Adapters: `mqtt_to_kafka` (the MQTT 5 client + producer), `kafka_to_mqtt` (consumer + the MQTT 5
+client), `tail` (dedup rebuild); `service` wires them.
 """
 
 from swarm_bridge.gateway.dedup import Dedup

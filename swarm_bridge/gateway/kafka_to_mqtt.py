@@ -31,6 +31,7 @@ from swarm_bridge.gateway.mqtt_session import gateway_client, start_session
 from swarm_bridge.gateway.mqtt_to_kafka import kafka_producer
 from swarm_bridge.gateway.rules import DownRoute
 from swarm_bridge.gateway.schemas import SchemaBook, SchemaTrouble
+from swarm_bridge.gateway.split import UnlistedRobots
 from swarm_bridge.transport import mqtt_client
 from swarm_bridge.transport.kafka_clients import (
     TIMESTAMP_CREATE_TIME,
@@ -101,9 +102,12 @@ class KafkaToMqtt:
     """Consumes the down rules' Kafka topics and publishes each command to its robot's MQTT topic."""
 
     def __init__(self, config: GatewayConfig, *, routes: list[DownRoute], schemas: SchemaBook,
-                 counts: GatewayCounts, metrics: GatewayMetrics | None = None) -> None:
-        """`metrics`: where the command hops are timed (read from Kafka, acked by MQTT); none: not timed."""
+                 counts: GatewayCounts, metrics: GatewayMetrics | None = None,
+                 unlisted: UnlistedRobots | None = None) -> None:
+        """`metrics`: where the command hops are timed (read from Kafka, acked by MQTT); none: not timed.
+        `unlisted`: a split's watch for robots no group lists (the down client reads their presence, QoS 0)."""
         self.config, self.schemas, self.counts, self.metrics = config, schemas, counts, metrics
+        self.unlisted = unlisted
         self.routes = {route.kafka_topic: route for route in routes}
         self.endpoint = f"mqtt://{config.mqtt.host}:{config.mqtt.port}"
         self._acks: queue.SimpleQueue[list[int]] = queue.SimpleQueue()  # slots whose PUBACK came
@@ -125,9 +129,11 @@ class KafkaToMqtt:
                             route)
 
     def _on_message(self, message: mqtt_client.Message) -> None:
-        """The client's network thread: only the broker's $SYS drop count is subscribed."""
+        """The client's network thread: the broker's $SYS drop count, and with a split the robots' presence."""
         if message.topic == BROKER_DROPPED_TOPIC:
             self._broker_dropped(message.payload)
+        elif self.unlisted is not None:
+            self.unlisted.seen(message.topic, message.payload)
 
     def _broker_dropped(self, payload: bytes) -> None:
         """The broker's count of messages it dropped (queue limits): a loss past the gateway, said loudly."""
@@ -170,6 +176,11 @@ class KafkaToMqtt:
             client.subscribe([BROKER_DROPPED_TOPIC], qos=0, timeout_s=self.config.mqtt.connect_timeout_s)
         except SubscribeRefused as exc:
             log.warning("%s; the broker's drop count is not reported (swarm_gateway_broker_dropped_messages)", exc)
+        if self.unlisted is not None:
+            try:
+                client.subscribe([self.unlisted.filter], qos=0, timeout_s=self.config.mqtt.connect_timeout_s)
+            except SubscribeRefused as exc:
+                log.warning("%s; robots that no split group lists are not named", exc)
         self.consumer = kafka_consumer({
             **self.config.kafka.security.client_settings(),
             "bootstrap.servers": self.config.kafka.bootstrap,

@@ -1,4 +1,4 @@
-"""The up direction: MQTT (our MQTT 5 client, shared subscription, manual ack) -> Kafka (idempotent producer, acks=all).
+"""The up direction: MQTT (our MQTT 5 client; plain, split or shared subscriptions; manual ack) -> Kafka (acks=all).
 
 Two threads: the MQTT client's network thread reads (many packets per socket read) and queues each message;
 the gateway's thread takes the queued messages in batches, produces their records and serves the producer's
@@ -31,6 +31,7 @@ from swarm_bridge.gateway.metrics import GatewayMetrics
 from swarm_bridge.gateway.mqtt_session import gateway_client, start_session
 from swarm_bridge.gateway.rules import UpRoute, UpRules
 from swarm_bridge.gateway.schemas import SchemaTrouble
+from swarm_bridge.gateway.split import division
 from swarm_bridge.gateway.translate import DeadLetter, Translation, Translator, unroutable
 from swarm_bridge.transport.kafka_clients import (
     ANY_PARTITION,
@@ -99,8 +100,8 @@ class MqttToKafka:
         self._session_present: deque[bool] = deque()  # one per None in _inbox
         self._to_ack: list[MqttMessage] = []  # acked together after the callbacks: one wake-up of the network thread
         self._connections = 0
-        group = config.mqtt.share_group
-        self._filters = [f"$share/{group}/{f}" if group else f for f in rules.subscriptions()]
+        self.division = division(config, rules)
+        self._filters = list(self.division.take)
         self.producer = kafka_producer(config, suffix="up", error_cb=self._kafka_error)
         self.client = gateway_client(config, "up", on_message=self._queue, on_connect=self._queue_connect,
                                      receive_max=config.mqtt.receive_maximum)
@@ -110,13 +111,18 @@ class MqttToKafka:
     def connect(self) -> None:
         """Connect (persistent session, Receive Maximum) and subscribe; LinkError if unreachable or refused."""
         start_session(self.client)
+        timeout_s = self.config.mqtt.connect_timeout_s
         try:
-            self.client.subscribe(self._filters, qos=1, timeout_s=self.config.mqtt.connect_timeout_s)
+            self.client.subscribe(self._filters, qos=1, timeout_s=timeout_s)
+            if self.division.give_up:  # what an earlier run of this session took and another gateway now takes
+                self.client.unsubscribe(self.division.give_up, timeout_s=timeout_s)
         except LinkError:
             self.client.close()
             raise
         self.counts.mqtt_connected = True
-        log.info("%s: connected (up), subscribed to %s", self.endpoint, ", ".join(self._filters))
+        shown = ", ".join(self._filters[:4]) + (f", ... ({len(self._filters)} filters)" if len(self._filters) > 4
+                                                else "")
+        log.info("%s: connected (up), takes %s; subscribed to %s", self.endpoint, self.division.summary, shown)
 
     def _queue(self, message: Message) -> None:
         """The client's network thread: queue a received message for the gateway's thread."""

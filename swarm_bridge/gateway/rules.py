@@ -8,7 +8,7 @@ each becoming its own subscription. The first rule that matches a topic wins.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from swarm_bridge.config.gateway import GatewayConfig, UpRuleConfig
@@ -44,9 +44,10 @@ class TopicPattern:
         allowed = tuple(sorted((k, frozenset(v)) for k, v in (where or {}).items()))
         return cls(tuple(levels), tuple(captures), allowed)
 
-    def subscriptions(self) -> list[str]:
-        """MQTT filters covering the pattern: `+` per capture, one filter per combination of allowed values."""
-        allowed = dict(self.allowed)
+    def subscriptions(self, narrow: Mapping[str, Sequence[str]] | None = None) -> list[str]:
+        """MQTT filters covering the pattern: `+` per capture, one filter per combination of allowed values
+        (`narrow`: values of more captures, e.g. the robot ids of this gateway's split group)."""
+        allowed: dict[str, Iterable[str]] = {**dict(self.allowed), **(narrow or {})}
         options = [sorted(allowed[name]) if name in allowed else ["+"] if name is not None else [level]
                    for level, name in zip(self.levels, self.captures, strict=True)]
         return ["/".join(combo) for combo in itertools.product(*options)]
@@ -109,9 +110,11 @@ class UpRules:
         self._rules = tuple(rules)
         self._cache: dict[str, UpRoute | None] = {}
 
-    def subscriptions(self) -> list[str]:
-        """Every MQTT filter of every rule, without repeats, in rule order."""
-        return list(dict.fromkeys(f for rule in self._rules for f in rule.pattern.subscriptions()))
+    def subscriptions(self, robots: Sequence[str] | None = None) -> list[str]:
+        """Every MQTT filter of every rule, without repeats, in rule order; with `robots`, one per robot id in
+        place of `+` (a split group: plain filters no other gateway of the hub holds)."""
+        narrow = None if robots is None else {"robot_id": robots}
+        return list(dict.fromkeys(f for rule in self._rules for f in rule.pattern.subscriptions(narrow)))
 
     def kafka_topic_patterns(self) -> list[TopicPattern]:
         """Each rule's Kafka topic as a pattern over dot-separated parts (to find the topics it writes)."""

@@ -18,6 +18,7 @@ from swarm_bridge.gateway.metrics import GatewayMetrics
 from swarm_bridge.gateway.mqtt_to_kafka import MqttToKafka
 from swarm_bridge.gateway.rules import down_routes, up_rules
 from swarm_bridge.gateway.schemas import SchemaBook
+from swarm_bridge.gateway.split import UnlistedRobots
 from swarm_bridge.gateway.tail import rebuild_dedup
 from swarm_bridge.gateway.translate import Translator
 
@@ -43,7 +44,7 @@ class Gateway:
         self.up = MqttToKafka(config, rules=self.rules, dedup=self.dedup, metrics=self.metrics,
                               translator=Translator(self.schemas, max_payload=config.max_payload))
         self.down = KafkaToMqtt(config, routes=down_routes(config), schemas=self.schemas, counts=self.metrics.counts,
-                                metrics=self.metrics)
+                                metrics=self.metrics, unlisted=UnlistedRobots(config) if config.split else None)
         self.metrics_port: int | None = None
 
     def start(self) -> None:

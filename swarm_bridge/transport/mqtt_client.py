@@ -1,7 +1,8 @@
 """An MQTT 5 client on the compiled `mqtt5` codec: standard-library sockets and `ssl`, one network thread.
 
 Lifecycle: `MqttClient(options, on_message=...)` -> `start()` (first CONNACK or a typed error) ->
-`subscribe(...)`, `publish(...)`, `ack(message)` (or `ack_all(messages)`) from any thread -> `close()`.
+`subscribe(...)`, `unsubscribe(...)`, `publish(...)`, `ack(message)` (or `ack_all(messages)`) from any thread ->
+`close()`.
 
 The network thread owns the socket (non-blocking, TCP_NODELAY, TLS through `ssl.SSLContext`): it reads up to
 1 MiB per call and decodes every packet in it, calls `on_message` in arrival order, and writes whatever the
@@ -280,6 +281,18 @@ class MqttClient:
         if refused:
             raise SubscribeRefused(self.endpoint, refused)
         return codes
+
+    def unsubscribe(self, filters: Sequence[str], *, timeout_s: float = 10.0) -> list[int]:
+        """Remove filters from the session in one UNSUBSCRIBE (also ones an earlier run of a persistent session
+        made); the UNSUBACK's reason codes (0x11: the session had no such subscription)."""
+        if not self._connected.wait(timeout_s):
+            raise MqttUnreachable(self.endpoint, f"not connected within {timeout_s:g} s to unsubscribe",
+                                  "start the broker or check its address")
+        with self._lock:
+            for f in filters:
+                self._subscriptions.pop(f, None)
+        return self._request(lambda pid: mqtt5.UnsubscribePacket(pid, list(filters)).write(), list(filters),
+                             timeout_s)[0]
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
                 content_type: str | None = None, user_properties: list[tuple[str, str]] | None = None,
@@ -746,19 +759,26 @@ class MqttClient:
 
     def _send_subscribe(self, filters: list[str], qos: int, retain_as_published: bool,
                         timeout_s: float) -> tuple[list[int], str | None]:
+        return self._request(lambda pid: self._subscribe_packet(filters, qos, retain_as_published, pid), filters,
+                             timeout_s)
+
+    def _request(self, packet: Callable[[int], bytes], filters: list[str],
+                 timeout_s: float) -> tuple[list[int], str | None]:
+        """Send a SUBSCRIBE or UNSUBSCRIBE made by `packet(packet id)` and wait for its SUBACK or UNSUBACK."""
         event, codes = threading.Event(), []  # type: tuple[threading.Event, list[Any]]
         with self._lock:
             pid = self._inflight.next_id()
             self._inflight.reserve(pid)
             self._suback[pid] = (event, codes)
-            self._out.append(self._subscribe_packet(filters, qos, retain_as_published, pid))
+            self._out.append(packet(pid))
             self._kicked = True
         self._kick()
         if not event.wait(timeout_s) or not codes:
             with self._lock:
                 self._suback.pop(pid, None)
                 self._inflight.release(pid)
-            raise MqttUnreachable(self.endpoint, f"no SUBACK within {timeout_s:g} s for {filters}",
+            raise MqttUnreachable(self.endpoint, f"no answer within {timeout_s:g} s for {filters[:3]} "
+                                  f"({len(filters)} filters)",
                                   "check the broker is up; subscribe again once connected")
         answer: tuple[list[int], str | None] = codes[0]  # (reason codes, reason string)
         return answer
@@ -768,7 +788,7 @@ _PUBLISH = mqtt5.PublishPacket
 _HANDLERS: dict[type, Callable[[MqttClient, Any], None]] = {
     mqtt5.PubAckPacket: MqttClient._on_puback,
     mqtt5.SubAckPacket: MqttClient._on_suback,
-    mqtt5.UnsubAckPacket: MqttClient._on_pingresp,
+    mqtt5.UnsubAckPacket: MqttClient._on_suback,  # reason codes below 0x80 (0x11: no such subscription)
     mqtt5.PingRespPacket: MqttClient._on_pingresp,
     mqtt5.DisconnectPacket: MqttClient._on_disconnect,
 }

@@ -270,6 +270,27 @@ def test_subscriptions_restored_on_a_new_session(broker: Mosquitto) -> None:
         client.close()
 
 
+def test_unsubscribe_removes_filters_of_an_earlier_run_of_the_session(broker: Mosquitto) -> None:
+    """A persistent session keeps its filters across runs; `unsubscribe` removes them (0x00), also one the
+    session never had (0x11), and the client does not subscribe them again on a new session."""
+    client_id = _id("ours")
+    first, _ = ours(options(broker.port, client_id=client_id, clean_start=False, session_expiry_s=60))
+    first.subscribe(["old/+/x", "kept/#"])
+    first.close()
+    client, inbox = ours(options(broker.port, client_id=client_id, clean_start=False, session_expiry_s=60))
+    try:
+        assert client.unsubscribe(["old/+/x", "never/#"]) == [0x00, 0x11]
+        peer = Peer(broker.port)
+        peer.publish("old/a/x", b"gone")
+        peer.publish("kept/a", b"kept")
+        peer.close()
+        assert wait_for(lambda: inbox.payloads() == [b"kept"], WAIT), inbox.payloads()
+        barrier(client)
+        assert inbox.payloads() == [b"kept"]
+    finally:
+        client.close()
+
+
 def test_qos1_resent_after_a_cut_nothing_lost(broker: Mosquitto) -> None:
     """Publishes whose PUBACK was lost with the connection are sent again after the reconnect (DUP; the flag
     itself is checked on the wire by the fake broker test) and each reaches the subscriber."""
