@@ -69,13 +69,11 @@ def _build(name: str, args: argparse.Namespace) -> BrokerService | KafkaCluster:
     if name == "mosquitto":
         return Mosquitto(run_dir=args.run_dir, port=args.mqtt_port, acl_file=getattr(args, "mqtt_acl", None),
                          password_file=getattr(args, "mqtt_password_file", None))
-    size = args.kafka_brokers
-    if size > 1:
-        controller = args.kafka_controller_port
+    size, controller = args.kafka_brokers, args.kafka_controller_port
+    if size > 1:  # controller ports right after the client ports unless given
         return KafkaCluster(run_dir=args.run_dir / _CLUSTER_DIR, size=size, port=args.kafka_port,
                             controller_port=controller if controller is not None else args.kafka_port + size)
-    controller = args.kafka_controller_port
-    return Kafka(run_dir=args.run_dir, port=args.kafka_port, controller_port=controller if controller is not None else 9093)
+    return Kafka(run_dir=args.run_dir, port=args.kafka_port, controller_port=9093 if controller is None else controller)
 
 
 def _started(name: str, service: BrokerService | KafkaCluster) -> list[str]:
