@@ -147,7 +147,7 @@ def test_on_three_brokers_kafkas_own_topics_get_three_replicas_two_in_sync(kafka
         while (message is None or message.error() is not None) and time.monotonic() < deadline:
             message = consumer.poll(1.0)
         assert message is not None and message.value() == b"committed"
-        consumer.commit(message, asynchronous=False)
+        consumer.commit(message=message, asynchronous=False)
     finally:
         consumer.close()
     for internal in ("__consumer_offsets", "__transaction_state"):
