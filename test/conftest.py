@@ -14,7 +14,7 @@ from typing import TypeVar
 import pytest
 from fault_proxy import FaultProxy
 
-from swarm_bridge.brokers import Kafka, Mosquitto, free_port, lease_domain
+from swarm_bridge.brokers import Kafka, KafkaCluster, Mosquitto, free_port, lease_domain
 
 REPO = Path(__file__).resolve().parents[1]
 # Tests under these folders use real brokers, rclpy or processes: marked integration whatever their decorators say.
@@ -50,6 +50,15 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kafka]:
     """A private single-node Kafka (KRaft) for the whole session, stopped at the end."""
     yield from _session_broker(Kafka(run_dir=tmp_path_factory.mktemp("kafka"), port=free_port()))
+
+
+@pytest.fixture(scope="module")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    """Three real Kafka nodes (KRaft, each broker and controller, 384 MB heap each) on loopback for one test
+    module: topics the services make get 3 replicas, 2 in sync, and so do Kafka's own. A test may kill a node
+    (`kafka_cluster.node(n).kill()`) and start it again on its data (`.start()`); the module's cluster is its own."""
+    with KafkaCluster(run_dir=tmp_path_factory.mktemp("kafka-cluster"), size=3, heap="384m") as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

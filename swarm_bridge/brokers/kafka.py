@@ -8,7 +8,7 @@ import os
 import subprocess
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -177,7 +177,9 @@ class Kafka(BrokerService):
         return None if self.tls_port is None else f"{self.host}:{self.tls_port}"
 
     def _ports(self) -> Mapping[str, int]:
-        ports = {"--kafka-port": self.port, "--kafka-controller-port": self.controller_port}
+        others = len(self.quorum) - 1
+        more = f": a cluster's nodes take it and the {others} after it" if others else ""
+        ports = {f"--kafka-port{more}": self.port, f"--kafka-controller-port{more}": self.controller_port}
         if self.tls_port is not None:
             ports["Kafka(tls_port=...)"] = self.tls_port  # no CLI option: tests and demos set it
         return ports
@@ -211,7 +213,14 @@ class Kafka(BrokerService):
 
 
     def _server_config(self) -> str:
+        from swarm_bridge.transport.topics import replication_plan  # deferred: the one rule, pure
+
         h, port, cport = self.host, self.port, self.controller_port
+        # Kafka's own topics (group offsets, transaction state) and auto-created ones get what the services'
+        # topics get (transport/topics.py): on 3+ nodes 3 replicas, 2 in sync, so a node may die without
+        # losing a committed offset or transaction, or stopping them; a lone node 1/1.
+        plan = replication_plan(len(self.quorum))
+        factor, insync = str(plan.replication_factor), str(plan.min_insync_replicas)
         settings = {
             "process.roles": "broker,controller",
             "node.id": str(self.node_id),
@@ -224,17 +233,18 @@ class Kafka(BrokerService):
             "log.dirs": str(self.data_dir),
             "num.partitions": "1",
             "auto.create.topics.enable": "true",
-            "offsets.topic.replication.factor": "1",
-            # One partition per internal topic: a single node gains nothing from 50, and a restart
+            "offsets.topic.replication.factor": factor,
+            # One partition per internal topic: a test cluster gains nothing from 50, and a restart
             # then reloads group offsets in well under a second instead of ~3 s.
             "offsets.topic.num.partitions": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.replication.factor": factor,
+            "transaction.state.log.min.isr": insync,
             "transaction.state.log.num.partitions": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": factor,
+            "share.coordinator.state.topic.min.isr": insync,
             "share.coordinator.state.topic.num.partitions": "1",
-            "min.insync.replicas": "1",
+            "default.replication.factor": factor,
+            "min.insync.replicas": insync,
             "group.initial.rebalance.delay.ms": "0",
         }
         if self.security is not None:
@@ -350,53 +360,73 @@ class Kafka(BrokerService):
 
 class KafkaCluster:
     """`size` Kafka nodes on loopback, each broker and controller (a static KRaft quorum of all of them), one
-    cluster id; each node's data, config and log under `run_dir`/node-<id>. The nodes start together (a
-    quorum needs a majority up); `bootstrap` names them all."""
+    cluster id; node n's data, config and log under `run_dir`/node-<n>. The nodes start together (a quorum
+    needs a majority up); `bootstrap` names them all. Kafka's own topics get 3 replicas, 2 in sync, from 3 nodes.
+
+    Ports: client ports `port`, `port`+1, ... and controller ports `controller_port`, ... when given (the CLI's
+    `--kafka-port`), else free ones. Restarting on the same `run_dir` and ports keeps topics and messages.
+    Fault tests: `node(n).kill()` is a crash (SIGKILL), `node(n).start()` brings it back on its data.
+    """
 
     def __init__(self, *, run_dir: Path, size: int = 3, host: str = "127.0.0.1", heap: str = "384m",
+                 port: int | None = None, controller_port: int | None = None,
                  libs_dir: Path | None = None, java: str | None = None) -> None:
         if size < 1:
             raise BrokerSettingError("kafka cluster", f"size must be >= 1 (got {size})", "give at least one node")
-        ports: list[int] = []
-        while len(ports) < 2 * size:  # a listener and a controller port per node, all distinct
-            port = free_port(host)
-            if port not in ports:
-                ports.append(port)
-        quorum = {node: ports[2 * node - 1] for node in range(1, size + 1)}
-        cluster_id = _cluster_id()
-        self.nodes = [Kafka(run_dir=Path(run_dir) / f"node-{node}", port=ports[2 * node - 2],
+        self.run_dir = Path(run_dir).resolve()
+        self.host = host
+        clients = _port_run(port, size, host, avoid=())
+        controllers = _port_run(controller_port, size, host, avoid=clients)
+        if set(clients) & set(controllers):
+            raise BrokerSettingError("kafka cluster", f"client ports {clients} and controller ports {controllers} "
+                                     "overlap", f"choose controller ports past {clients[-1]}")
+        quorum = {node: controllers[node - 1] for node in range(1, size + 1)}
+        cluster_id = self._formatted_cluster_id(size) or _cluster_id()
+        self.nodes = [Kafka(run_dir=self.run_dir / f"node-{node}", port=clients[node - 1],
                             controller_port=quorum[node], host=host, heap=heap, libs_dir=libs_dir, java=java,
                             node_id=node, quorum=quorum, cluster_id=cluster_id) for node in quorum]
+
+    def _formatted_cluster_id(self, size: int) -> str | None:
+        """The cluster id a node of an earlier run was formatted with (a node formatted later must join it)."""
+        for node in range(1, size + 1):
+            meta = self.run_dir / f"node-{node}" / "kafka-data" / "meta.properties"
+            if meta.exists():
+                for line in meta.read_text().splitlines():
+                    if line.startswith("cluster.id="):
+                        return line.partition("=")[2].strip()
+        return None
 
     @property
     def bootstrap(self) -> str:
         """bootstrap.servers naming every node."""
         return ",".join(node.bootstrap for node in self.nodes)
 
+    @property
+    def address(self) -> str:
+        """Same as `bootstrap`."""
+        return self.bootstrap
+
+    def node(self, node_id: int) -> Kafka:
+        """The node with KRaft node id `node_id` (1..size)."""
+        for node in self.nodes:
+            if node.node_id == node_id:
+                return node
+        raise BrokerSettingError("kafka cluster", f"no node {node_id}", f"choose one of 1..{len(self.nodes)}")
+
     def start(self) -> None:
-        """Start every node at once and return when all are ready; the first node's error (all stopped) if not."""
-        errors: list[BaseException] = []
-
-        def start(node: Kafka) -> None:
-            try:
-                node.start()
-            except BaseException as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=start, args=(node,), name=f"kafka-node-{node.node_id}", daemon=True)
-                   for node in self.nodes]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        """Start every node at once and return when all are ready; the first node's error (all stopped) if not.
+        Every port is checked before any node starts; a node already running is left as it is."""
+        for node in self.nodes:
+            if not node.running:
+                node.check_ports()
+        errors = _each(self.nodes, Kafka.start)
         if errors:
             self.stop()
             raise errors[0]
 
     def stop(self) -> None:
-        """Stop every node (idempotent)."""
-        for node in self.nodes:
-            node.stop()
+        """Stop every node at once (idempotent): one by one, the last ones would wait for a quorum long gone."""
+        _each(self.nodes, Kafka.stop)
 
     def __enter__(self) -> KafkaCluster:
         self.start()
@@ -404,3 +434,40 @@ class KafkaCluster:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+    def __repr__(self) -> str:
+        return f"KafkaCluster({self.bootstrap}, run_dir={str(self.run_dir)!r})"
+
+
+def _port_run(first: int | None, size: int, host: str, avoid: Sequence[int]) -> list[int]:
+    """`size` ports from `first` on, else `size` distinct free ones not in `avoid`."""
+    if first is not None:
+        if not 1 <= first <= 65536 - size:
+            raise BrokerSettingError("kafka cluster", f"{size} ports from {first} do not fit below 65536",
+                                     "choose a lower first port")
+        return list(range(first, first + size))
+    ports: list[int] = []
+    while len(ports) < size:
+        port = free_port(host)
+        if port not in ports and port not in avoid:
+            ports.append(port)
+    return ports
+
+
+def _each(nodes: Sequence[Kafka], action: Callable[[Kafka], None]) -> list[BaseException]:
+    """`action(node)` for every node in a thread of its own, all at once; the errors raised."""
+    errors: list[BaseException] = []
+
+    def run(node: Kafka) -> None:
+        try:
+            action(node)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(node,), name=f"kafka-node-{node.node_id}", daemon=True)
+               for node in nodes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors

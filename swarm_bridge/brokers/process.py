@@ -239,6 +239,18 @@ class ServiceProcess:
         `wait_ready`."""
         return self.wait_ready(lambda: text in self.log_text().partition("\n")[2], timeout, poll_s=0.2)
 
+    def kill(self) -> None:
+        """SIGKILL at once, as a crash (nothing flushed, no clean shutdown); reap it and remove the pidfile.
+        Idempotent; `start()` may follow (same argv, same files)."""
+        popen = self._popen
+        if popen is None:
+            return
+        if popen.poll() is None:
+            _signal(popen.pid, signal.SIGKILL)
+            popen.wait(_KILL_WAIT_S)
+        if _read_pid(self.pid_path) == popen.pid:
+            self.pid_path.unlink(missing_ok=True)
+
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after `timeout` s; reap it and remove the pidfile. Idempotent."""
         popen = self._popen

@@ -76,7 +76,7 @@ class BrokerService(ABC):
         if self.running:
             return
         refuse_if_running(self.run_dir, self.name)  # before the port check: the better message
-        self._check_ports()
+        self.check_ports()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         process = ServiceProcess(name=self.name, run_dir=self.run_dir, argv=self._prepare())
         process.start()
@@ -92,7 +92,14 @@ class BrokerService(ABC):
         if self._process is not None:
             self._process.stop(self.stop_timeout)
 
-    def _check_ports(self) -> None:
+    def kill(self) -> None:
+        """SIGKILL the broker, as a crash or a power cut would end it (fault tests); `start()` again on the same
+        `run_dir` brings it back with the data it had written. Idempotent."""
+        if self._process is not None:
+            self._process.kill()
+
+    def check_ports(self) -> None:
+        """BrokerError naming the port and the option that chooses it when a port is taken (or two are the same)."""
         ports = self._ports()
         if len(set(ports.values())) != len(ports):
             raise BrokerError(

@@ -105,5 +105,8 @@ def kafka_error(exc: BaseException) -> KafkaError | None:
 
 
 def worth_retrying(error: object) -> bool:
-    """A Kafka error worth asking again about: retriable, or a stalled broker's, and never a fatal one."""
-    return isinstance(error, KafkaError) and not error.fatal() and (error.retriable() or error.code() in _TRANSIENT)
+    """A Kafka error worth asking again about: retriable, or a stalled broker's; never a fatal one, nor one that
+    requires aborting the transaction (asked again, a commit whose records timed out fails the same until the broker
+    aborts the transaction itself and fences the producer: the caller must abort instead)."""
+    return (isinstance(error, KafkaError) and not error.fatal() and not error.txn_requires_abort()
+            and (error.retriable() or error.code() in _TRANSIENT))

@@ -263,3 +263,50 @@ def test_cli_start_status_stop_mosquitto(tmp_path: Path) -> None:
         assert not port_in_use("127.0.0.1", port)
     finally:
         stop_service(tmp_path, "mosquitto", timeout=10)
+
+
+def _free_run(count: int) -> int:
+    """The first of `count` consecutive loopback ports free right now."""
+    for _ in range(50):
+        first = free_port()
+        if first + count < 65536 and not any(port_in_use("127.0.0.1", p) for p in range(first, first + count)):
+            return first
+    raise AssertionError(f"no {count} consecutive free ports found")
+
+
+@pytest.mark.integration
+def test_cli_start_status_stop_a_three_node_kafka_cluster(tmp_path: Path) -> None:
+    """`broker start kafka --kafka-brokers 3`: three nodes on --kafka-port and the two ports after it, detached; a
+    record written with acks=all to a topic of 3 replicas reads back; status and stop name every node."""
+    first = _free_run(6)
+    run_dir = str(tmp_path)
+    bootstrap = ",".join(f"127.0.0.1:{first + n}" for n in range(3))
+    try:
+        started = _cli("broker", "start", "kafka", "--kafka-brokers", "3", "--kafka-port", str(first),
+                       "--run-dir", run_dir)
+        assert started.returncode == 0, started.stderr
+        assert f"kafka: 3-node cluster running; bootstrap {bootstrap}" in started.stdout
+        for node in (1, 2, 3):
+            assert f"kafka node {node}: running (pid" in started.stdout
+
+        from confluent_kafka.admin import AdminClient
+
+        from swarm_bridge.transport import ensure_kafka_topics
+
+        ensure_kafka_topics(bootstrap, ["test.cluster"])
+        meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics("test.cluster", timeout=30)
+        assert {len(p.replicas) for p in meta.topics["test.cluster"].partitions.values()} == {3}
+        _produce(bootstrap, "test.cluster", b"replicated")
+        assert _consume_first(bootstrap, "test.cluster") == b"replicated"
+
+        status = _cli("broker", "status", "--run-dir", run_dir).stdout
+        assert "kafka: stopped" in status  # no single node here
+        for node in (1, 2, 3):
+            assert f"kafka node {node}: running (pid" in status
+        stopped = _cli("broker", "stop", "kafka", "--run-dir", run_dir)
+        assert stopped.returncode == 0, stopped.stderr
+        assert stopped.stdout.count("stopped (was pid") == 3
+        assert not any(port_in_use("127.0.0.1", p) for p in range(first, first + 6))
+    finally:
+        for node in (1, 2, 3):
+            stop_service(tmp_path / "kafka-cluster" / f"node-{node}", "kafka", timeout=10)

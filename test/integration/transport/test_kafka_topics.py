@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -103,27 +103,53 @@ def test_a_sharded_topic_made_smaller_is_grown_and_one_made_larger_is_refused(ka
     ensure_kafka_topics(kafka.bootstrap, [TopicSpec(large, 6)])
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
-    """Three real Kafka nodes (each broker and controller) on loopback, for this module only."""
-    with KafkaCluster(run_dir=tmp_path_factory.mktemp("cluster"), size=3) as made:
-        yield made
-
-
 @pytest.mark.integration
-def test_on_three_brokers_the_task_log_gets_three_replicas_two_in_sync(cluster: KafkaCluster, tmp_path: Path) -> None:
+def test_on_three_brokers_the_task_log_gets_three_replicas_two_in_sync(kafka_cluster: KafkaCluster,
+                                                                       tmp_path: Path) -> None:
     """The default asks the cluster: three brokers give every coordinator topic three replicas and
     min.insync.replicas 2 (a broker may fail without losing a committed task event or stopping writes)."""
     from confluent_kafka.admin import ConfigSource
 
-    config = coordinator_config(cluster.nodes[0], tmp_path)  # bootstraps from one node, finds all three
+    config = coordinator_config(kafka_cluster.nodes[0], tmp_path)  # bootstraps from one node, finds all three
     ensure_topics(config)
-    assert len(AdminClient({"bootstrap.servers": cluster.bootstrap}).list_topics(timeout=30).brokers) == 3
+    assert len(AdminClient({"bootstrap.servers": kafka_cluster.bootstrap}).list_topics(timeout=30).brokers) == 3
     for topic in (config.topics.events, config.topics.commands, config.topics.submit, config.topics.state):
-        assert _replicas(cluster, topic) == {3}
-        assert _topic_settings(cluster, topic)["min.insync.replicas"] == ("2", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+        assert _replicas(kafka_cluster, topic) == {3}
+        assert _topic_settings(kafka_cluster, topic)["min.insync.replicas"] == (
+            "2", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
     # Asked for less, it gets what it asked (the gateway's path, explicit replication).
     tag = uuid.uuid4().hex[:6]
-    ensure_kafka_topics(cluster.bootstrap, [f"g{tag}.dlq"], replication_factor=2)
-    assert _replicas(cluster, f"g{tag}.dlq") == {2}
-    assert _topic_settings(cluster, f"g{tag}.dlq")["min.insync.replicas"][0] == "1"
+    ensure_kafka_topics(kafka_cluster.bootstrap, [f"g{tag}.dlq"], replication_factor=2)
+    assert _replicas(kafka_cluster, f"g{tag}.dlq") == {2}
+    assert _topic_settings(kafka_cluster, f"g{tag}.dlq")["min.insync.replicas"][0] == "1"
+
+
+@pytest.mark.integration
+def test_on_three_brokers_kafkas_own_topics_get_three_replicas_two_in_sync(kafka_cluster: KafkaCluster) -> None:
+    """Group offsets and transaction state (made at first use) are replicated like the services' topics: with one
+    replica, losing its node would lose every group's offsets and stop every transactional producer."""
+    from confluent_kafka import Consumer, Producer
+
+    tag = uuid.uuid4().hex[:6]
+    topic = f"t{tag}.own"
+    ensure_kafka_topics(kafka_cluster.bootstrap, [topic])
+    producer = Producer({"bootstrap.servers": kafka_cluster.bootstrap, "transactional.id": f"t{tag}"})
+    producer.init_transactions(60)
+    producer.begin_transaction()
+    producer.produce(topic, b"committed")
+    producer.commit_transaction(60)
+    consumer = Consumer({"bootstrap.servers": kafka_cluster.bootstrap, "group.id": f"g{tag}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    try:
+        consumer.subscribe([topic])
+        deadline = time.monotonic() + 60
+        message = consumer.poll(1.0)
+        while (message is None or message.error() is not None) and time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+        assert message is not None and message.value() == b"committed"
+        consumer.commit(message=message, asynchronous=False)
+    finally:
+        consumer.close()
+    for internal in ("__consumer_offsets", "__transaction_state"):
+        assert _replicas(kafka_cluster, internal) == {3}
+        assert _topic_settings(kafka_cluster, internal)["min.insync.replicas"][0] == "2"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from swarm_bridge.brokers import BrokerError, Kafka, Mosquitto, free_port
+from swarm_bridge.brokers import BrokerError, Kafka, KafkaCluster, Mosquitto, free_port
 from swarm_bridge.brokers.process import service_status, stop_service
 from swarm_bridge.cli import broker as broker_cli
 
@@ -86,6 +86,47 @@ def test_kafka_empty_libs_dir_says_where_jars_come_from(tmp_path: Path) -> None:
     assert "SWARM_BRIDGE_KAFKA_LIBS" in caught.value.fix
 
 
+def _settings(node: Kafka) -> dict[str, str]:
+    lines = node._server_config().splitlines()[1:]
+    return dict(line.split("=", 1) for line in lines)
+
+
+@pytest.mark.parametrize(("nodes", "replicas", "insync"), [(1, "1", "1"), (2, "2", "1"), (3, "3", "2"), (5, "3", "2")])
+def test_kafkas_own_topics_are_replicated_as_the_cluster_allows(tmp_path: Path, nodes: int, replicas: str,
+                                                                 insync: str) -> None:
+    """Group offsets, transaction state and auto-created topics get what the services' topics get: a lone node
+    1/1, three nodes or more 3 replicas with 2 in sync (a node may die without losing or stopping them)."""
+    quorum = {n: 20000 + n for n in range(1, nodes + 1)}
+    settings = _settings(Kafka(run_dir=tmp_path, port=19092, controller_port=quorum[1], quorum=quorum))
+    for key in ("offsets.topic.replication.factor", "transaction.state.log.replication.factor",
+                "share.coordinator.state.topic.replication.factor", "default.replication.factor"):
+        assert settings[key] == replicas, key
+    for key in ("transaction.state.log.min.isr", "share.coordinator.state.topic.min.isr", "min.insync.replicas"):
+        assert settings[key] == insync, key
+    assert settings["controller.quorum.voters"].count("@") == nodes
+
+
+def test_a_cluster_on_a_taken_port_refuses_before_any_node_starts(tmp_path: Path, taken_port: int) -> None:
+    cluster = KafkaCluster(run_dir=tmp_path, size=3, port=taken_port)
+    assert [node.port for node in cluster.nodes] == [taken_port, taken_port + 1, taken_port + 2]
+    with pytest.raises(BrokerError, match=f"port {taken_port} on 127.0.0.1 is already in use") as caught:
+        cluster.start()
+    assert "--kafka-port: a cluster's nodes take it and the 2 after it" in caught.value.fix
+    assert not list(tmp_path.rglob("*.pid")) and not list(tmp_path.rglob("*.log"))
+
+
+def test_a_cluster_restarted_on_its_run_dir_keeps_its_cluster_id(tmp_path: Path) -> None:
+    data = tmp_path / "node-2" / "kafka-data"
+    data.mkdir(parents=True)
+    (data / "meta.properties").write_text("version=1\ncluster.id=AbCdEfGhIjKlMnOpQrStUv\nnode.id=2\n")
+    cluster = KafkaCluster(run_dir=tmp_path, size=3)
+    assert {node.cluster_id for node in cluster.nodes} == {"AbCdEfGhIjKlMnOpQrStUv"}
+    assert len({node.port for node in cluster.nodes} | {node.controller_port for node in cluster.nodes}) == 6
+    assert cluster.node(3).node_id == 3
+    with pytest.raises(ValueError, match="no node 4"):
+        cluster.node(4)
+
+
 def test_broker_error_reads_service_problem_fix() -> None:
     error = BrokerError("kafka", "cannot start: port 9092 on 127.0.0.1 is already in use", "choose another")
     assert str(error) == "kafka: cannot start: port 9092 on 127.0.0.1 is already in use. Fix: choose another"
@@ -107,3 +148,37 @@ def test_cli_start_on_a_taken_port_exits_2_without_traceback(
     err = capsys.readouterr().err
     assert f"mosquitto: cannot start: port {taken_port}" in err
     assert "Traceback" not in err
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="swarm-bridge")
+    broker_cli.register(parser.add_subparsers(required=True))
+    return parser.parse_args(["broker", *argv])
+
+
+def test_cli_kafka_brokers_lays_the_nodes_on_ports_next_to_the_first(tmp_path: Path) -> None:
+    """`--kafka-brokers 3`: client ports from --kafka-port, controller ports right after them."""
+    cluster = broker_cli._build("kafka", _parse("start", "kafka", "--kafka-brokers", "3", "--kafka-port", "19092",
+                                                "--run-dir", str(tmp_path)))
+    assert isinstance(cluster, KafkaCluster)
+    assert cluster.bootstrap == "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094"
+    assert [node.controller_port for node in cluster.nodes] == [19095, 19096, 19097]
+    assert cluster.run_dir == (tmp_path / "kafka-cluster").resolve()
+    single = broker_cli._build("kafka", _parse("start", "kafka", "--run-dir", str(tmp_path)))
+    assert isinstance(single, Kafka) and (single.port, single.controller_port) == (9092, 9093)
+
+
+def test_cli_kafka_brokers_below_one_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = _parse("start", "kafka", "--kafka-brokers", "0", "--run-dir", str(tmp_path))
+    assert args.run(args) == 2
+    err = capsys.readouterr().err
+    assert "--kafka-brokers must be >= 1 (got 0)" in err and "Traceback" not in err
+
+
+def test_cli_status_lists_each_node_of_a_cluster(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for node in (1, 2, 3):
+        (tmp_path / "kafka-cluster" / f"node-{node}").mkdir(parents=True)
+    args = _parse("status", "--run-dir", str(tmp_path))
+    assert args.run(args) == 0
+    assert capsys.readouterr().out.splitlines() == ["mosquitto: stopped", "kafka: stopped", "kafka node 1: stopped",
+                                                    "kafka node 2: stopped", "kafka node 3: stopped"]

@@ -56,6 +56,15 @@ def test_worth_retrying_a_stalled_broker_never_a_fatal_or_refused_one() -> None:
     assert not worth_retrying("timed out")
 
 
+def test_an_error_that_requires_aborting_the_transaction_is_never_worth_retrying() -> None:
+    """A commit whose records timed out (their partition's leader died) fails with an abortable _TIMED_OUT: asked
+    again it fails the same until the broker aborts the transaction itself and fences the producer (fatal), so the
+    caller must abort at once instead (found by test_faults_kafka_cluster.py: the coordinator died _FENCED)."""
+    timed_out = KafkaError(KafkaError._TIMED_OUT, "3 message(s) timed out", retriable=True, txn_requires_abort=True)
+    assert not worth_retrying(timed_out)
+    assert worth_retrying(KafkaError(KafkaError._TIMED_OUT, retriable=True))  # a commit not answered yet
+
+
 def test_kafka_error_is_what_a_kafka_exception_carries() -> None:
     error = KafkaError(KafkaError._PARTITION_EOF)
     assert kafka_error(KafkaException(error)) is error
