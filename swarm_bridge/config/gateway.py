@@ -199,7 +199,9 @@ class DedupConfig(Strict):
     max_streams: int = Field(default=100_000, ge=1, description="(robot, stream) pairs remembered; the oldest "
                              "is forgotten beyond it")
     rebuild_records: int = Field(default=20_000, ge=0, description="at start, the last records of each "
-                                 "partition of the up topics read back to rebuild the windows (0: don't)")
+                                 "partition of the up topics read back to rebuild the windows; later, at most as "
+                                 "many of a robot's partition before a record the windows cannot place (a robot "
+                                 "from another hub) (0: neither)")
 
 
 class GatewayConfig(Strict):
