@@ -44,7 +44,8 @@ class Gateway:
         self.tail = DedupTail(self.dedup, config, self.rules)
         self.up = MqttToKafka(config, rules=self.rules, dedup=self.dedup, metrics=self.metrics,
                               translator=Translator(self.schemas, max_payload=config.max_payload),
-                              look_up=self.tail.look_up if config.dedup.rebuild_records else None)
+                              look_up=self.tail.look_up if config.dedup.rebuild_records and config.dedup.from_other_hubs
+                              else None)
         self.down = KafkaToMqtt(config, routes=down_routes(config), schemas=self.schemas, counts=self.metrics.counts,
                                 metrics=self.metrics)
         self.metrics_port: int | None = None
@@ -97,6 +98,6 @@ class Gateway:
         self.metrics.close()
         self.schemas.registry.close()
         if self.tail.look_ups:
-            log.info("dedup: %d partitions read back for streams new to this gateway (%d records, %.2f s)",
+            log.info("dedup: the up topics read back %d times for records new to this gateway (%d records, %.2f s)",
                      self.tail.look_ups, self.tail.looked_up_records, self.tail.look_up_ns / 1e9)
         log.info("gateway %s stopped: %s", self.config.gateway_id, self.metrics.counts.summary())

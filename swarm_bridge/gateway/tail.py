@@ -1,10 +1,10 @@
-"""The dedup windows read back from the Kafka topics the up rules write: their whole tail at start, and one robot's
-partition again when one of its streams is new to this gateway or starts a new run.
+"""The dedup windows read back from the Kafka topics the up rules write: their whole tail at start, and what was
+written since before a record the windows cannot place (a stream new to this gateway, a new run, a gap).
 
 A gateway that crashed after Kafka confirmed records but before it acked their MQTT messages gets those
 messages again; reading the last records of each partition back first means they are known duplicates. A robot
 that comes from another hub (its bridge restarted there with its spool) sends again what it never saw acknowledged,
-which that hub's gateway may already have written; reading its partition back before its first record here is
+which that hub's gateway may already have written; reading the topics back before its first record here is
 judged makes those known duplicates too (test_two_hubs.py).
 """
 
@@ -18,7 +18,6 @@ from swarm_bridge.config.gateway import GatewayConfig
 from swarm_bridge.gateway.dedup import Dedup
 from swarm_bridge.gateway.heads import Head, avro_head, json_head
 from swarm_bridge.gateway.rules import UpRules
-from swarm_bridge.routing.sharding import murmur2
 from swarm_bridge.transport.kafka_clients import (
     Consumer,
     KafkaError,
@@ -34,7 +33,9 @@ __all__ = ["DedupTail", "record_head"]
 log = logging.getLogger(__name__)
 
 _LOOK_UP_PAUSE_S = 10.0  # after a look-up Kafka did not answer, records are judged without one this long
-_PARTITIONS_TTL_S = 30.0  # a topic's partition count is asked again after this long (topics may grow)
+_CONSUME_WAIT_S = 0.005  # consume() waits this long for a full batch: a look-up of a few records must not wait more
+_PARTITIONS_TTL_S = 30.0  # the up topics' partitions are listed again after this long (topics come and grow)
+_LATEST = -1  # ListOffsets' timestamp for "the end of the partition": offsets_for_times gives every end in one go
 
 Where = tuple[str, int]  # (topic, partition)
 
@@ -76,20 +77,21 @@ def _watermarks(consumer: Consumer, partition: TopicPartition, config: GatewayCo
 
 class DedupTail:
     """Feeds `dedup` the heads of records already in Kafka: `rebuild()` at start (the last
-    `dedup.rebuild_records` of every partition of the up topics), `look_up(topic, key, since_ns)` later (the
-    records written to that key's partition since it was last read, as many at most). Off with rebuild_records 0."""
+    `dedup.rebuild_records` of every partition of the up topics), `look_up(since_ns)` later (what was written to
+    them since they were last read, as many at most per partition). Off with rebuild_records 0."""
 
     def __init__(self, dedup: Dedup, config: GatewayConfig, rules: UpRules) -> None:
         self.dedup, self.config, self.rules = dedup, config, rules
         self.per_partition = config.dedup.rebuild_records
         self._consumer: Consumer | None = None
         self._next: dict[Where, int] = {}  # the offset after the last one read back, per partition
-        self._read_ns: dict[Where, int] = {}  # time.monotonic_ns() when the last read of a partition began
+        self._partitions: list[Where] = []  # the up topics' partitions, listed again every _PARTITIONS_TTL_S
+        self._listed_until = 0.0
+        self._read_ns = 0  # time.monotonic_ns() when the last read-back began
         self._paused_until = 0.0
-        self.look_ups = 0  # partitions read back after start
-        self.looked_up_records = 0  # records they held
+        self.look_ups = 0  # read-backs after start
+        self.looked_up_records = 0  # records they read
         self.look_up_ns = 0  # time the up path spent on them
-        self._topics: dict[str, tuple[int, float]] = {}  # topic -> (partitions, asked again after monotonic)
 
     @property
     def consumer(self) -> Consumer:
@@ -103,6 +105,9 @@ class DedupTail:
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,
                 "auto.offset.reset": "earliest",
+                # a fetch at a partition's end is answered at once: a long-polled one would hold the next
+                # look-up's offsets request behind it on the connection (500 ms by default)
+                "fetch.wait.max.ms": 10,
             }, log)
         return self._consumer
 
@@ -111,66 +116,67 @@ class DedupTail:
         read. LinkError when Kafka does not answer."""
         if self.per_partition == 0:
             return 0
-        started, began_ns = time.monotonic(), time.monotonic_ns()
-        config, consumer = self.config, self.consumer
+        started, self._read_ns = time.monotonic(), time.monotonic_ns()
         try:
-            metadata = consumer.list_topics(timeout=config.kafka.connect_timeout_s)
+            partitions = self._list()
         except KafkaException as exc:
-            raise LinkError(f"kafka://{config.kafka.bootstrap}", f"no cluster metadata ({exc})",
+            raise LinkError(f"kafka://{self.config.kafka.bootstrap}", f"no cluster metadata ({exc})",
                             "start Kafka or fix kafka.bootstrap") from None
-        skip = {config.kafka.dlq_topic, *(rule.kafka_topic for rule in config.down)}
-        patterns = self.rules.kafka_topic_patterns()
-        topics = sorted(t for t in metadata.topics if t not in skip and not t.startswith("__")
-                        and any(p.match(t.replace(".", "/")) is not None for p in patterns))
-        ends: dict[Where, tuple[int, int]] = {}
-        for topic in topics:
-            for partition in metadata.topics[topic].partitions:
-                low, high = _watermarks(consumer, TopicPartition(topic, partition), config)
-                ends[(topic, partition)] = (max(low, high - self.per_partition), high)
-                self._read_ns[(topic, partition)] = began_ns
-        read = self._read(ends, timeout_s)
-        log.info("dedup rebuilt from %d records of %d topics in %.1f s (%d streams known)", read, len(topics),
-                 time.monotonic() - started, len(self.dedup))
+        read = self._read(self._tails(partitions), timeout_s)
+        log.info("dedup rebuilt from %d records of %d topics in %.1f s (%d streams known)", read,
+                 len({topic for topic, _partition in partitions}), time.monotonic() - started, len(self.dedup))
         return read
 
-    def look_up(self, topic: str, key: bytes | None, since_ns: int) -> None:
-        """Read back what was written to `key`'s partition of `topic` since this gateway last read it, unless a
-        read that began after `since_ns` (when the record that asks arrived) already did. A robot new here may come
-        from another hub, whose gateway wrote records it will send again. Kafka silent: logged, skipped a while."""
-        if self.per_partition == 0 or key is None or time.monotonic() < self._paused_until:
+    def look_up(self, since_ns: int) -> None:
+        """Read back what was written to the up topics since they were last read (at most `rebuild_records` per
+        partition), unless a read-back that began after `since_ns` (when the record that asks arrived) did: a
+        robot new here may come from another hub, whose gateway wrote records it sends again. One batched offsets
+        request, then only the new records. Kafka silent: logged, and records are judged without it for 10 s."""
+        if self.per_partition == 0 or self._read_ns >= since_ns or time.monotonic() < self._paused_until:
             return
-        began = time.monotonic_ns()
+        began = self._read_ns = time.monotonic_ns()
         config = self.config
         try:
-            partitions = self._partitions(topic)
-            if not partitions:
-                return  # not made yet: nothing written to it
-            where = (topic, (murmur2(key) & 0x7FFFFFFF) % partitions)
-            if self._read_ns.get(where, 0) >= since_ns:
-                return
-            self._read_ns[where] = began
-            low, high = _watermarks(self.consumer, TopicPartition(*where), config)
-            read = self._read({where: (max(low, high - self.per_partition, self._next.get(where, 0)), high)},
-                              config.kafka.connect_timeout_s)
+            if time.monotonic() >= self._listed_until:
+                self._list()
+            known = [where for where in self._partitions if where in self._next]
+            spans = self._tails([where for where in self._partitions if where not in self._next])
+            if known:
+                ends = self.consumer.offsets_for_times([TopicPartition(topic, partition, _LATEST)
+                                                        for topic, partition in known],
+                                                       timeout=config.kafka.connect_timeout_s)
+                spans.update({(end.topic, end.partition): (max(self._next[(end.topic, end.partition)],
+                                                               end.offset - self.per_partition), end.offset)
+                              for end in ends if end.offset >= 0})
+            read = self._read(spans, config.kafka.connect_timeout_s)
         except (KafkaException, LinkError) as exc:
             self._paused_until = time.monotonic() + _LOOK_UP_PAUSE_S
-            log.warning("dedup: reading %s back failed (%s); records new to this gateway are judged without it "
-                        "for %g s", topic, exc, _LOOK_UP_PAUSE_S)
+            log.warning("dedup: reading the up topics back failed (%s); records new to this gateway are judged "
+                        "without it for %g s", exc, _LOOK_UP_PAUSE_S)
             return
         self.look_ups += 1
         self.looked_up_records += read
         self.look_up_ns += time.monotonic_ns() - began
-        log.debug("dedup: read back %d records of %s[%d] for a stream new to this gateway", read, *where)
 
-    def _partitions(self, topic: str) -> int:
-        """How many partitions `topic` has (0: none yet), asked again every _PARTITIONS_TTL_S."""
-        known = self._topics.get(topic)
-        if known is not None and time.monotonic() < known[1]:
-            return known[0]
-        metadata = self.consumer.list_topics(topic, timeout=self.config.kafka.connect_timeout_s).topics.get(topic)
-        count = 0 if metadata is None or metadata.error is not None else len(metadata.partitions)
-        self._topics[topic] = (count, time.monotonic() + _PARTITIONS_TTL_S)
-        return count
+    def _list(self) -> list[Where]:
+        """The partitions of the Kafka topics the up rules write (not the DLQ, not the command topics)."""
+        config = self.config
+        metadata = self.consumer.list_topics(timeout=config.kafka.connect_timeout_s)
+        skip = {config.kafka.dlq_topic, *(rule.kafka_topic for rule in config.down)}
+        patterns = self.rules.kafka_topic_patterns()
+        topics = sorted(t for t in metadata.topics if t not in skip and not t.startswith("__")
+                        and any(p.match(t.replace(".", "/")) is not None for p in patterns))
+        self._partitions = [(topic, partition) for topic in topics for partition in metadata.topics[topic].partitions]
+        self._listed_until = time.monotonic() + _PARTITIONS_TTL_S
+        return self._partitions
+
+    def _tails(self, partitions: list[Where]) -> dict[Where, tuple[int, int]]:
+        """The span of the last `rebuild_records` records of each partition: (start, end) offsets."""
+        spans = {}
+        for where in partitions:
+            low, high = _watermarks(self.consumer, TopicPartition(*where), self.config)
+            spans[where] = (max(low, high - self.per_partition), high)
+        return spans
 
     def _read(self, spans: dict[Where, tuple[int, int]], timeout_s: float) -> int:
         """Feed the dedup the heads of the records in each partition's [start, end); returns how many were read.
@@ -191,7 +197,7 @@ class DedupTail:
         deadline = time.monotonic() + timeout_s
         try:
             while ends and time.monotonic() < deadline:
-                for msg in consumer.consume(1000, 0.5):
+                for msg in consumer.consume(1000, _CONSUME_WAIT_S):
                     where = (msg.topic() or "", msg.partition() or 0)
                     err = msg.error()
                     if err is not None:
