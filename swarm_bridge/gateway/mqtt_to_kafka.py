@@ -56,8 +56,9 @@ _DLQ_VALUE_MAX = 512 * 1024  # a record Kafka refused goes to the DLQ cut to thi
 _GIVEN_BACK = (KafkaError._MSG_TIMED_OUT, KafkaError._PURGE_QUEUE)
 
 
-LookUp = Callable[[int], None]
-"""(when the record arrived, monotonic ns) -> feed the dedup what the up topics got since they were last read:
+LookUp = Callable[[int, str], None]
+"""(when the record arrived in monotonic ns, its Kafka topic) -> feed the dedup what the up topics got since they
+were last read:
 asked before judging a record the dedup has not `placed` (`tail.DedupTail.look_up`)."""
 
 
@@ -220,7 +221,7 @@ class MqttToKafka:
             if head is not None:
                 ident = head[:3]  # (robot_id, stream, seq)
                 if look_up is not None and not dedup.placed(*ident):  # from another hub? what it wrote is known
-                    look_up(message.received_ns)
+                    look_up(message.received_ns, record.topic)
                 verdict = dedup.admit(*ident)
                 if verdict != NEW:
                     counts.duplicates += 1

@@ -86,6 +86,7 @@ class DedupTail:
         self._consumer: Consumer | None = None
         self._next: dict[Where, int] = {}  # the offset after the last one read back, per partition
         self._partitions: list[Where] = []  # the up topics' partitions, listed again every _PARTITIONS_TTL_S
+        self._topics: set[str] = set()  # ... and their topics
         self._listed_until = 0.0
         self._read_ns = 0  # time.monotonic_ns() when the last read-back began
         self._paused_until = 0.0
@@ -127,17 +128,18 @@ class DedupTail:
                  len({topic for topic, _partition in partitions}), time.monotonic() - started, len(self.dedup))
         return read
 
-    def look_up(self, since_ns: int) -> None:
+    def look_up(self, since_ns: int, topic: str) -> None:
         """Read back what was written to the up topics since they were last read (at most `rebuild_records` per
         partition), unless a read-back that began after `since_ns` (when the record that asks arrived) did: a
         robot new here may come from another hub, whose gateway wrote records it sends again. One batched offsets
-        request, then only the new records. Kafka silent: logged, and records are judged without it for 10 s."""
+        request, then only the new records; the topics are listed again when `topic` (the asking record's) is not
+        among them. Kafka silent: logged, and records are judged without it for 10 s."""
         if self.per_partition == 0 or self._read_ns >= since_ns or time.monotonic() < self._paused_until:
             return
         began = self._read_ns = time.monotonic_ns()
         config = self.config
         try:
-            if time.monotonic() >= self._listed_until:
+            if time.monotonic() >= self._listed_until or topic not in self._topics:
                 self._list()
             known = [where for where in self._partitions if where in self._next]
             spans = self._tails([where for where in self._partitions if where not in self._next])
@@ -167,6 +169,7 @@ class DedupTail:
         topics = sorted(t for t in metadata.topics if t not in skip and not t.startswith("__")
                         and any(p.match(t.replace(".", "/")) is not None for p in patterns))
         self._partitions = [(topic, partition) for topic in topics for partition in metadata.topics[topic].partitions]
+        self._topics = set(topics)
         self._listed_until = time.monotonic() + _PARTITIONS_TTL_S
         return self._partitions
 
