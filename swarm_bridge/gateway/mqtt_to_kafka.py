@@ -58,8 +58,7 @@ _GIVEN_BACK = (KafkaError._MSG_TIMED_OUT, KafkaError._PURGE_QUEUE)
 
 LookUp = Callable[[int, str], None]
 """(when the record arrived in monotonic ns, its Kafka topic) -> feed the dedup what the up topics got since they
-were last read:
-asked before judging a record the dedup has not `placed` (`tail.DedupTail.look_up`)."""
+were last read: asked before judging a record the dedup has not `placed` (`tail.DedupTail.look_up`)."""
 
 
 def kafka_producer(config: GatewayConfig, *, suffix: str, error_cb: ErrorSink | None = None) -> Producer:
