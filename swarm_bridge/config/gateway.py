@@ -200,7 +200,12 @@ class DedupConfig(Strict):
     max_streams: int = Field(default=100_000, ge=1, description="(robot, stream) pairs remembered; the oldest "
                              "is forgotten beyond it")
     rebuild_records: int = Field(default=20_000, ge=0, description="at start, the last records of each "
-                                 "partition of the up topics read back to rebuild the windows (0: don't)")
+                                 "partition of the up topics read back to rebuild the windows; later at most as "
+                                 "many per partition for `from_other_hubs` (0: neither)")
+    from_other_hubs: bool = Field(default=True, description="robots may come from other hubs writing the same "
+                                  "Kafka: before judging a record the windows cannot place (a stream new here, a "
+                                  "new run, a gap), read back what the up topics got since (one batched read per "
+                                  "loop turn that needs it); false: one hub, its gateways alone write these topics")
 
 
 class SplitConfig(Strict):

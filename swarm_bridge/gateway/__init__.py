@@ -3,7 +3,8 @@
 Pure core: `rules` (topic mapping), `split` (which robots' filters this gateway of a hub takes), `dedup` (seq
 windows), `heads` (envelope head), `translate` (payload -> Kafka records), `ledger` (which message waits for which
 record). Adapters: `mqtt_to_kafka` (the MQTT 5 client + producer), `kafka_to_mqtt` (consumer + the MQTT 5
-client), `tail` (dedup rebuild); `service` wires them.
+client), `tail` (dedup windows read back from Kafka: at start, and for a robot from another hub); `service` wires
+them.
 """
 
 from swarm_bridge.gateway.dedup import Dedup

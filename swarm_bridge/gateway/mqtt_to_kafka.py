@@ -22,6 +22,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from swarm_bridge.config.gateway import GatewayConfig
@@ -56,6 +57,11 @@ _DLQ_VALUE_MAX = 512 * 1024  # a record Kafka refused goes to the DLQ cut to thi
 _GIVEN_BACK = (KafkaError._MSG_TIMED_OUT, KafkaError._PURGE_QUEUE)
 
 
+LookUp = Callable[[int, str], None]
+"""(when the record arrived in monotonic ns, its Kafka topic) -> feed the dedup what the up topics got since they
+were last read: asked before judging a record the dedup has not `placed` (`tail.DedupTail.look_up`)."""
+
+
 def kafka_producer(config: GatewayConfig, *, suffix: str, error_cb: ErrorSink | None = None) -> Producer:
     """An idempotent, acks=all producer with the config's batching and compression."""
     kafka = config.kafka
@@ -76,9 +82,10 @@ class MqttToKafka:
     """The up path of one gateway process; `run_once` turns the loop, `close` drains and disconnects."""
 
     def __init__(self, config: GatewayConfig, *, rules: UpRules, translator: Translator, dedup: Dedup,
-                 metrics: GatewayMetrics) -> None:
+                 metrics: GatewayMetrics, look_up: LookUp | None = None) -> None:
         self.config = config
         self.rules, self.translator, self.dedup, self.metrics = rules, translator, dedup, metrics
+        self.look_up = look_up
         self.counts = metrics.counts
         self.ledger = Ledger()
         self.endpoint = f"mqtt://{config.mqtt.host}:{config.mqtt.port}"
@@ -212,12 +219,14 @@ class MqttToKafka:
                                                           payload)])
         counts = self.counts
         counts.records += len(translation.records) + len(translation.dead)
-        ledger, dedup = self.ledger, self.dedup
+        ledger, dedup, look_up = self.ledger, self.dedup, self.look_up
         for record in translation.records:
             head = record.head
             ident = None
             if head is not None:
                 ident = head[:3]  # (robot_id, stream, seq)
+                if look_up is not None and not dedup.placed(*ident):  # from another hub? what it wrote is known
+                    look_up(message.received_ns, record.topic)
                 verdict = dedup.admit(*ident)
                 if verdict != NEW:
                     counts.duplicates += 1

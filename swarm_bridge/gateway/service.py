@@ -19,7 +19,7 @@ from swarm_bridge.gateway.mqtt_to_kafka import MqttToKafka
 from swarm_bridge.gateway.rules import down_routes, up_rules
 from swarm_bridge.gateway.schemas import SchemaBook
 from swarm_bridge.gateway.split import UnlistedRobots
-from swarm_bridge.gateway.tail import rebuild_dedup
+from swarm_bridge.gateway.tail import DedupTail
 from swarm_bridge.gateway.translate import Translator
 
 __all__ = ["Gateway"]
@@ -40,9 +40,13 @@ class Gateway:
         self.schemas = SchemaBook(open_registry(config.registry or default_registry()),  # one per process
                                   subject_name=subject_name_strategy(config.subject_name_strategy))
         self.rules = up_rules(config)
-        self.dedup = Dedup(window=config.dedup.window, max_streams=config.dedup.max_streams)
+        self.dedup = Dedup(window=config.dedup.window, max_streams=config.dedup.max_streams,
+                           whole=config.mqtt.share_group is None)
+        self.tail = DedupTail(self.dedup, config, self.rules)
         self.up = MqttToKafka(config, rules=self.rules, dedup=self.dedup, metrics=self.metrics,
-                              translator=Translator(self.schemas, max_payload=config.max_payload))
+                              translator=Translator(self.schemas, max_payload=config.max_payload),
+                              look_up=self.tail.look_up if config.dedup.rebuild_records and config.dedup.from_other_hubs
+                              else None)
         self.down = KafkaToMqtt(config, routes=down_routes(config), schemas=self.schemas, counts=self.metrics.counts,
                                 metrics=self.metrics, unlisted=UnlistedRobots(config) if config.split else None)
         self.metrics_port: int | None = None
@@ -61,7 +65,7 @@ class Gateway:
             fix = (f"check kafka.security ({security.describe()}) against the cluster's users"
                    if problem.startswith("login refused") else "start Kafka or fix kafka.bootstrap")
             raise LinkError(f"kafka://{config.kafka.bootstrap}", problem, fix)
-        rebuild_dedup(self.dedup, config, self.rules)
+        self.tail.rebuild()
         if config.kafka.create_topics:
             ensure_kafka_topics(config.kafka.bootstrap, [config.kafka.dlq_topic, *(r.kafka_topic for r in config.down)],
                                 timeout_s=config.kafka.connect_timeout_s,
@@ -91,6 +95,10 @@ class Gateway:
         """Drain both directions and disconnect; unconfirmed MQTT messages stay unacked in the broker."""
         self.down.close()
         self.up.close()
+        self.tail.close()
         self.metrics.close()
         self.schemas.registry.close()
+        if self.tail.look_ups:
+            log.info("dedup: the up topics read back %d times for records new to this gateway (%d records, %.2f s)",
+                     self.tail.look_ups, self.tail.looked_up_records, self.tail.look_up_ns / 1e9)
         log.info("gateway %s stopped: %s", self.config.gateway_id, self.metrics.counts.summary())

@@ -1,5 +1,6 @@
 """A loopback TCP proxy that breaks the link on purpose: forwards, delays, drops every connection, cuts one
-mid-stream after N bytes, or refuses new connections for a while. Threads, bounded, for fault-injection tests."""
+mid-stream after N bytes, holds the server's replies (a link that works one way), or refuses new connections
+for a while. Threads, bounded, for fault-injection tests."""
 
 from __future__ import annotations
 
@@ -19,12 +20,14 @@ _MAX_LINKS = 64
 @dataclass
 class LinkFaults:
     """What the proxy does now: `delay_s` before each forwarded chunk, `cut_after` bytes (client -> server, per
-    connection) before the connection is cut, `refuse` new connections, `blackhole` every byte (held, no reset)."""
+    connection) before the connection is cut, `refuse` new connections, `blackhole` every byte (held, no reset),
+    `hold_replies`: the server's bytes (held, no reset) while the client's still go through."""
 
     delay_s: float = 0.0
     cut_after: int | None = None
     refuse: bool = False
     blackhole: bool = False
+    hold_replies: bool = False
     counts: dict[str, int] = field(default_factory=lambda: {"accepted": 0, "refused": 0, "dropped": 0, "cut": 0})
 
 
@@ -67,6 +70,11 @@ class FaultProxy:
         """While `on`, forward nothing in either direction and close nothing, as a network partition does:
         bytes wait in the socket buffers and TCP flow control stalls the senders; off, they flow on."""
         self.faults.blackhole = on
+
+    def hold_replies(self, on: bool) -> None:
+        """While `on`, forward the client's bytes but not the server's (held in the socket buffers): a link that
+        works one way, so what the server received is never acknowledged to the client if the link then drops."""
+        self.faults.hold_replies = on
 
     def refuse(self, on: bool) -> None:
         """Refuse (accept and close at once) new connections while `on`; open ones are not touched."""
@@ -117,7 +125,7 @@ class FaultProxy:
                 if self.faults.blackhole:
                     time.sleep(0.05)
                     continue
-                ready, _, _ = select.select([client, server], [], [], 0.2)
+                ready, _, _ = select.select([client] if self.faults.hold_replies else [client, server], [], [], 0.2)
                 for sock in ready:
                     data = sock.recv(_CHUNK)
                     if not data:

@@ -55,3 +55,26 @@ def test_matches_a_set_inside_the_window(seqs: list[int], window: int) -> None:
             assert verdict == (DUPLICATE if seq in seen else NEW)
             seen.add(seq)
         high = max(high, seq)
+
+
+def test_a_stream_new_here_or_a_new_run_is_not_placed() -> None:
+    """What the gateway cannot judge alone (the robot may come from another hub) asks Kafka first."""
+    run1, run2 = 1 << 32, 2 << 32
+    for whole in (True, False):
+        dedup = Dedup(window=8, whole=whole)
+        assert not dedup.placed("r", "s", run1 | 5)  # never seen here
+        dedup.admit("r", "s", run1 | 5)
+        assert dedup.placed("r", "s", run1 | 5) and dedup.placed("r", "s", run1 | 6)  # a resend, the next one
+        assert dedup.placed("r", "s", run1 | 2)  # an older one: the window judges it
+        assert not dedup.placed("r", "s", run2 | 0)  # a new run: the bridge started again, maybe elsewhere
+        assert dedup.placed("r", "s", 0)  # an older run: below the window whatever Kafka holds
+        assert not dedup.placed("r", "other", run1 | 6) and not dedup.placed("q", "s", run1 | 6)
+
+
+def test_a_gap_in_a_run_is_placed_only_where_streams_are_shared_among_gateways() -> None:
+    """A plain subscription gets every record the robot sends to its hub: a gap means it was elsewhere meanwhile
+    (its address led to another hub); in a share group the other gateways' records leave gaps all the time."""
+    whole, shared = Dedup(window=8, whole=True), Dedup(window=8, whole=False)
+    for dedup in (whole, shared):
+        dedup.admit("r", "s", 10)
+    assert not whole.placed("r", "s", 12) and shared.placed("r", "s", 12)
