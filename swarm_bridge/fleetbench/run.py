@@ -20,7 +20,7 @@ from typing import Any
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
 from swarm_bridge.fleetbench import baselines
 from swarm_bridge.fleetbench.errors import BenchSettingError
-from swarm_bridge.fleetbench.figures import StepFigures, bucket_quantile, fails_badly, headline, holds
+from swarm_bridge.fleetbench.figures import StepFigures, bucket_quantile, fails_badly, headline, holds, hub_cost
 from swarm_bridge.fleetbench.hub import HubProcess, coordinator_doc, gateway_doc, wait_metric
 from swarm_bridge.fleetbench.ledger import percentile
 from swarm_bridge.fleetbench.probe import KafkaProbe, TaskFeed
@@ -222,7 +222,7 @@ def _step(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, robots: int, run: in
     send_end = max(s["send_end"] for s in summaries)
     window = max(1e-6, send_end - send_start)
     latencies = append or consume
-    return StepFigures(
+    step = StepFigures(
         robots=robots, target_msgs_per_s=robots * MIX_RATE, offered_msgs_per_s=round(delivery.sent / window, 1),
         delivered_msgs_per_s=round(delivery.delivered / max(window, (last or send_end) - send_start), 1),
         sent=delivery.sent, delivered=delivery.delivered, lost=delivery.lost, duplicates=delivery.duplicates,
@@ -246,6 +246,9 @@ def _step(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, robots: int, run: in
         - _metric_sum(co_before, "swarm_coordinator_dropped_total{reason=status off"),
         cpu_percent={k: v.cpu_percent for k, v in usage.items()}, rss_mb={k: v.rss_mb for k, v in usage.items()},
     )
+    step.us_per_record, step.hub_us_per_record, step.hub_records_per_core = hub_cost(step.cpu_percent,
+                                                                                    step.delivered_msgs_per_s)
+    return step
 
 
 def _baselines(hub: _Hub, opts: BenchOptions, run: int) -> dict[str, Any]:
@@ -312,6 +315,9 @@ def _print_step(step: StepFigures) -> None:
           f"{f' (broker dropped {step.broker_dropped:,.0f})' if step.broker_dropped else ''}, dup {step.duplicates}, "
           f"p50 {step.p50_ms} ms p99 {step.p99_ms} ms; tasks {step.tasks_done}/{step.tasks_submitted} done "
           f"(p99 {step.task_p99_ms} ms); {'HOLDS' if holds(step) else 'does not hold'} | CPU {cpu}", flush=True)
+    per = ", ".join(f"{k} {v:g}" for k, v in step.us_per_record.items())
+    print(f"       CPU per record: hub (gateway + mosquitto + kafka) {step.hub_us_per_record:g} µs = "
+          f"{step.hub_records_per_core:,.0f} records/s per hub core; µs per process: {per}", flush=True)
     hops = ", ".join(f"{hop} {v['p50_ms']:g}/{v['p99_ms']:g}" for hop, v in step.task_hops.items())
     print(f"       tasks at {step.task_rate_per_s:g}/s: round trip p50 {step.task_p50_ms} ms p99 {step.task_p99_ms} ms "
           f"(seen by the probe p99 {step.task_seen_p99_ms} ms); hops p50/p99 ms: {hops}", flush=True)

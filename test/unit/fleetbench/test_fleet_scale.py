@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from swarm_bridge.fleetbench.figures import StepFigures, bucket_quantile, fails_badly, headline, holds
+from swarm_bridge.fleetbench.figures import (
+    EMQX_MSGS_PER_CORE,
+    StepFigures,
+    bucket_quantile,
+    fails_badly,
+    headline,
+    holds,
+    hub_cost,
+)
 from swarm_bridge.fleetbench.ledger import SeqLedger, percentile
 from swarm_bridge.fleetbench.report import markdown, sim_us_per_msg
 from swarm_bridge.fleetbench.run import ROBOTS_PER_WORKER, add_arguments, options_from, worker_count
@@ -118,6 +126,21 @@ def test_bucket_quantile_reads_the_window_between_scrapes() -> None:
     assert bucket_quantile(before, after, 0.5) == 0.01
     assert bucket_quantile(before, after, 0.99) == 0.1
     assert bucket_quantile(after, after, 0.5) == 0.0
+
+
+def test_hub_cost_per_record_and_per_core() -> None:
+    cpu = {"gateway": 60.0, "mosquitto": 20.0, "kafka": 40.0, "simulator": 30.0, "bench probe": 10.0}
+    per, hub, per_core = hub_cost(cpu, 20_000.0)
+    assert per == {"gateway": 30.0, "mosquitto": 10.0, "kafka": 20.0, "simulator": 15.0, "bench probe": 5.0}
+    assert hub == 60.0  # the hub is gateway + Mosquitto + Kafka: the simulator and the probe are harness
+    assert per_core == 16_667
+    assert hub_cost(cpu, 0.0) == ({}, 0.0, 0.0)
+    assert round(EMQX_MSGS_PER_CORE) == 4112
+    step = _step(robots=300, delivered_msgs_per_s=20_000.0, cpu_percent=cpu)
+    step.us_per_record, step.hub_us_per_record, step.hub_records_per_core = per, hub, per_core
+    text = markdown({"mix_hz": {"imu": 50.0}, "cores": 2, "duration_s": 5.0, "workers": 1, "headline_robots": 0,
+                     "goal_robots": 300, "goal_met": False, "steps": [step.as_dict()]})
+    assert "| 300 | 20,000 | 30 | 10 | 20 | 60 | 16,667 | 4.1x |" in text
 
 
 def test_report_lists_every_step() -> None:
