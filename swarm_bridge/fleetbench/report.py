@@ -64,7 +64,9 @@ def markdown(figures: dict[str, Any]) -> str:
               f"CPU µs per delivered record of each hub process ({' + '.join(HUB)}), their sum, and the records/s one "
               f"busy hub core carries at that cost; EMQX's published MQTT -> Kafka benchmark: "
               f"{EMQX_MSGS_PER_CORE:,.0f} msgs/s per busy core (100,000 QoS 1 1 KB msgs/s, 32 vCPUs at 76%). Steps "
-              "that fall behind understate the work per record (a backlog is carried after the window).", "",
+              "that fall behind understate the work per record (a backlog is carried after the window). Kafka's JIT "
+              "compiling (`kafka JIT` in the CPU table: a fresh broker compiles for minutes) is not in the hub's "
+              "figure: it is a start-up cost, not a cost per record.", "",
               "| robots | delivered msgs/s | " + " | ".join(f"{n} µs" for n in HUB)
               + " | hub µs | records/s per hub core | vs EMQX per core |", "|---:|" + "---:|" * (len(HUB) + 4)]
     for s in steps:

@@ -182,3 +182,17 @@ def test_dashboard_and_docs_name_only_exported_metrics() -> None:
     assert documented and documented <= exported | histograms, sorted(documented - exported - histograms)
     families = {n.removesuffix("_total").removesuffix("_bucket") for n in used}
     assert {"swarm_gateway_records_produced", "swarm_coordinator_tasks", "swarm_bridge_route_records"} <= families
+
+
+def test_cpu_sampler_splits_off_only_a_jvms_jit_threads() -> None:
+    import os
+
+    from swarm_bridge.fleetbench.procstat import JIT, ProcSampler
+
+    sampler = ProcSampler(lambda: {"bench": [os.getpid()]}, period_s=0.05)
+    sampler.start()
+    sum(i * i for i in range(200_000))  # some CPU to see
+    usage = sampler.stop()
+    assert set(usage) == {"bench"}  # not a JVM: no "bench" + JIT entry
+    assert usage["bench"].cpu_percent > 0 and usage["bench"].rss_mb > 0
+    assert JIT == " JIT"
