@@ -6,7 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from swarm_bridge.fleetbench.figures import EMQX_MSGS_PER_CORE, HUB, P99_GOAL_MS, StepFigures, holds
+from swarm_bridge.fleetbench.figures import (
+    EMQX_MSGS_PER_CORE,
+    HUB,
+    JIT_SETTLED_PERCENT,
+    P99_GOAL_MS,
+    StepFigures,
+    holds,
+)
 
 __all__ = ["markdown", "sim_us_per_msg", "write_report"]
 
@@ -26,8 +33,13 @@ def _warmup_line(warmup: dict[str, Any] | None) -> str:
     if not warmup or not warmup.get("ran"):
         return "No warm-up: the first step met a cold hub (Kafka's JIT, caches), which inflates its latency."
     w = warmup["figures"]
+    rounds = warmup.get("rounds", 1)
+    jit = warmup.get("kafka_jit_percent") or []
     return (f"Warm-up before the steps (not a step, not judged): {warmup['robots']} robots for "
-            f"{warmup['seconds']:g} s through the whole hub, tasks included; it saw p99 {w['p99_ms']} ms, "
+            f"{warmup['seconds']:g} s through the whole hub, tasks included"
+            + (f", in {rounds} rounds (Kafka's JIT compiling per round: {', '.join(f'{p:.0f}%' for p in jit)} of a "
+               f"core; it goes on while that is {JIT_SETTLED_PERCENT:g}% or more)" if rounds > 1 else "")
+            + f"; its last round saw p99 {w['p99_ms']} ms, "
             f"{w['lost']} lost, CPU " + ", ".join(f"{k} {v:.0f}%" for k, v in w["cpu_percent"].items()) + ".")
 
 
