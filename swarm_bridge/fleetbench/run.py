@@ -426,7 +426,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("fleet_scale_report"), help="report directory")
     parser.add_argument("--warmup", type=float, default=None,
                         help="seconds of traffic through the whole hub before the steps, not reported as a step "
-                             "(default 25; quick 15; 0: none)")
+                             "(default 25; quick 15; 0: none); repeated while Kafka's JIT is busy, up to "
+                             f"{WARMUP_ROUNDS} rounds")
     parser.add_argument("--warmup-robots", type=int, default=50, help="fleet size of the warm-up (default 50)")
     parser.add_argument("--task-rate", type=float, default=None,
                         help="task requests per second in every step (default 0.05 per robot, at least 1)")
