@@ -111,10 +111,10 @@ def mosquitto_pair(port: int, payload: bytes, count: int) -> float:
 
 
 def bare_producer(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]], count: int) -> float:
-    """A bare confluent-kafka producer (acks=all, idempotent, lz4, linger 5 ms, as the gateway's) writing
+    """A bare confluent-kafka producer (acks=all, idempotent, lz4, linger 10 ms, as the gateway's) writing
     `count` of `records` (key, value): records/s to the last delivery confirmed."""
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
-                         "compression.type": "lz4", "linger.ms": 5, "partitioner": "murmur2_random"})
+                         "compression.type": "lz4", "linger.ms": 10, "partitioner": "murmur2_random"})
     producer.produce(topic, records[0][1], records[0][0])
     producer.flush(30)
     start = time.perf_counter()
@@ -142,7 +142,7 @@ def bare_producer_latency(bootstrap: str, topic: str, records: list[tuple[bytes,
     """The same producer paced at `rate_per_s` (the fleet's rate): p50 and p99 (ms) of produce -> confirmed,
     the floor under the bridge's robot -> Kafka latency on this machine at this moment."""
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
-                         "compression.type": "lz4", "linger.ms": 5, "partitioner": "murmur2_random"})
+                         "compression.type": "lz4", "linger.ms": 10, "partitioner": "murmur2_random"})
     producer.produce(topic, records[0][1], records[0][0])
     producer.flush(30)
     latencies: list[float] = []

@@ -23,7 +23,7 @@ def gateway_doc(*, fleet: str, mqtt_port: int, bootstrap: str, registry: Path, m
     """The gateway's config: the defaults (config/edge_gateway.yaml) on the bench's brokers."""
     return {"gateway_id": "fleet_bench_gw", "fleet": fleet, "registry": str(registry), "metrics_port": metrics_port,
             "mqtt": {"port": mqtt_port, "share_group": "fleet_bench"},
-            "kafka": {"bootstrap": bootstrap, "linger_ms": 5, "compression": "lz4"},
+            "kafka": {"bootstrap": bootstrap, "linger_ms": 10, "compression": "lz4"},
             "dedup": {"rebuild_records": 1000}}
 
 

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from swarm_bridge.fleetbench.figures import StepFigures, bucket_quantile, fails_badly, headline, holds
+from swarm_bridge.fleetbench.figures import (
+    EMQX_MSGS_PER_CORE,
+    StepFigures,
+    bucket_quantile,
+    fails_badly,
+    headline,
+    holds,
+    hub_cost,
+)
 from swarm_bridge.fleetbench.ledger import SeqLedger, percentile
 from swarm_bridge.fleetbench.report import markdown, sim_us_per_msg
 from swarm_bridge.fleetbench.run import ROBOTS_PER_WORKER, add_arguments, options_from, worker_count
@@ -120,6 +128,21 @@ def test_bucket_quantile_reads_the_window_between_scrapes() -> None:
     assert bucket_quantile(after, after, 0.5) == 0.0
 
 
+def test_hub_cost_per_record_and_per_core() -> None:
+    cpu = {"gateway": 60.0, "mosquitto": 20.0, "kafka": 40.0, "simulator": 30.0, "bench probe": 10.0}
+    per, hub, per_core = hub_cost(cpu, 20_000.0)
+    assert per == {"gateway": 30.0, "mosquitto": 10.0, "kafka": 20.0, "simulator": 15.0, "bench probe": 5.0}
+    assert hub == 60.0  # the hub is gateway + Mosquitto + Kafka: the simulator and the probe are harness
+    assert per_core == 16_667
+    assert hub_cost(cpu, 0.0) == ({}, 0.0, 0.0)
+    assert round(EMQX_MSGS_PER_CORE) == 4112
+    step = _step(robots=300, delivered_msgs_per_s=20_000.0, cpu_percent=cpu)
+    step.us_per_record, step.hub_us_per_record, step.hub_records_per_core = per, hub, per_core
+    text = markdown({"mix_hz": {"imu": 50.0}, "cores": 2, "duration_s": 5.0, "workers": 1, "headline_robots": 0,
+                     "goal_robots": 300, "goal_met": False, "steps": [step.as_dict()]})
+    assert "| 300 | 20,000 | 30 | 10 | 20 | 60 | 16,667 | 4.1x |" in text
+
+
 def test_report_lists_every_step() -> None:
     figures = {"mix_hz": {"imu": 50.0}, "cores": 2, "duration_s": 5.0, "workers": 1, "headline_robots": 10,
                "goal_robots": 300, "goal_met": False, "steps": [_step().as_dict(), _step(robots=100, lost=3).as_dict()]}
@@ -134,6 +157,12 @@ def test_report_lists_every_step() -> None:
     text = markdown(figures)
     assert "Warm-up before the steps (not a step, not judged): 30 robots for 20 s" in text
     assert "p99 116.0 ms" in text and "kafka 110%" in text
+    assert "rounds" not in text
+    figures["warmup"] = {**figures["warmup"], "seconds": 60.0, "rounds": 3,  # type: ignore[dict-item]
+                         "kafka_jit_percent": [31.0, 14.0, 8.0]}
+    text = markdown(figures)
+    assert "30 robots for 60 s through the whole hub, tasks included, in 3 rounds (Kafka's JIT compiling per " \
+           "round: 31%, 14%, 8% of a core; it goes on while that is 10% or more)" in text
 
 
 def _exported_names() -> set[str]:
