@@ -44,6 +44,7 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._holding: set[int] = set()  # ids of the links whose pipe is holding bytes (black hole in effect)
         self._acceptor = threading.Thread(target=self._accept, name="proxy-accept", daemon=True)
         self._acceptor.start()
 
@@ -66,10 +67,20 @@ class FaultProxy:
         """Cut each connection once it has carried `size` more bytes towards the server (None: never)."""
         self.faults.cut_after = size
 
-    def blackhole(self, on: bool) -> None:
+    def blackhole(self, on: bool, timeout_s: float = 10.0) -> None:
         """While `on`, forward nothing in either direction and close nothing, as a network partition does:
-        bytes wait in the socket buffers and TCP flow control stalls the senders; off, they flow on."""
-        self.faults.blackhole = on
+        bytes wait in the socket buffers and TCP flow control stalls the senders; off, they flow on. Turning it
+        on returns once every open link holds (at most `timeout_s`), so nothing passes after the call."""
+        with self._lock:
+            self._holding.clear()
+            self.faults.blackhole = on
+        deadline = time.monotonic() + timeout_s
+        while on and time.monotonic() < deadline:
+            with self._lock:
+                open_links = {id(client) for client, _server in self._links}
+                if open_links <= self._holding:
+                    return
+            time.sleep(0.01)
 
     def hold_replies(self, on: bool) -> None:
         """While `on`, forward the client's bytes but not the server's (held in the socket buffers): a link that
@@ -120,16 +131,18 @@ class FaultProxy:
         """Both directions of one connection, until either side closes or a fault ends it."""
         upstream = 0
         limit = self.faults.cut_after
+        link = id(client)
         try:
             while not self._stop.is_set():
-                if self.faults.blackhole:
-                    time.sleep(0.05)
+                if self._held(link):
                     continue
                 ready, _, _ = select.select([client] if self.faults.hold_replies else [client, server], [], [], 0.2)
                 for sock in ready:
                     data = sock.recv(_CHUNK)
                     if not data:
                         return
+                    while self._held(link):  # read as the black hole began: held with the rest until it ends
+                        pass
                     if self.faults.delay_s:
                         time.sleep(self.faults.delay_s)
                     if sock is client:
@@ -147,7 +160,17 @@ class FaultProxy:
             with self._lock:
                 if (client, server) in self._links:
                     self._links.remove((client, server))
+                self._holding.discard(link)
             _close(client, server)
+
+    def _held(self, link: int) -> bool:
+        """True (after a short wait) while the black hole is on, with this link marked as holding."""
+        with self._lock:
+            if not self.faults.blackhole or self._stop.is_set():
+                return False
+            self._holding.add(link)
+        time.sleep(0.02)
+        return True
 
     def close(self) -> None:
         """Stop accepting, close every connection, join the threads (bounded)."""
