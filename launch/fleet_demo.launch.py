@@ -14,7 +14,7 @@ from launch_ros.substitutions import ExecutableInPackage
 ARGUMENTS = (  # (launch argument, default, demo option, description); "" leaves the demo's own default
     ("bags", "", "--bags", "folder of bags (default: $SWARM_BRIDGE_BAGS, else ../shared/data/bags)"),
     ("robots", "", "--robots", "robots in the fleet (default: one per bag)"),
-    ("rate", "10", "--rate", "replay speed (bag clock x rate)"),
+    ("rate", "", "--rate", "replay speed (bag clock x rate; default: picked from the bags' peak and the cores)"),
     ("mqtt", "", "--mqtt", "MQTT broker URL (default: a private Mosquitto)"),
     ("kafka", "", "--kafka", "Kafka bootstrap host:port: adds the edge gateway and Kafka"),
     ("report_json", "", "--report-json", "write the report's figures here"),

@@ -10,12 +10,15 @@ import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from swarm_bridge.cli.errors import UsageError
 
-__all__ = ["default_bags", "mqtt_endpoint", "register"]
+if TYPE_CHECKING:
+    from swarm_bridge.demo.pace import RateChoice
+
+__all__ = ["choose_rate", "default_bags", "mqtt_endpoint", "register"]
 
 BAGS_ENV = "SWARM_BRIDGE_BAGS"
 
@@ -45,8 +48,9 @@ def register(sub: Any) -> None:
     parser.add_argument("--bags", type=Path, default=None,
                         help=f"folder of bags (default ${BAGS_ENV}, else ../shared/data/bags beside the repository)")
     parser.add_argument("--robots", type=int, default=None, help="robots in the fleet (default: one per bag)")
-    parser.add_argument("--rate", type=float, default=10.0,
-                        help="replay speed: the bags' clock times this (default 10)")
+    parser.add_argument("--rate", default="auto",
+                        help="replay speed: the bags' clock times this; default auto: the fastest of x10, x5, x2, x1 "
+                        "at which the bags' peak of messages/s fits what this machine's cores are expected to hold")
     parser.add_argument("--mqtt", metavar="URL", help="use this MQTT broker (mqtt://host:port), not a private one")
     parser.add_argument("--kafka", metavar="BOOTSTRAP",
                         help="also run an edge gateway to this Kafka (host:port) and count what reaches Kafka")
@@ -71,14 +75,15 @@ def run(args: argparse.Namespace) -> int:
     from swarm_bridge.demo import ros_context
     from swarm_bridge.demo.dds import use_profile
     from swarm_bridge.demo.fleet import DemoError, FleetDemo
+    from swarm_bridge.demo.pace import machine_cores
     from swarm_bridge.demo.plan import fleet_of
-    from swarm_bridge.demo.report import fleet_report, plot, render
-    from swarm_bridge.replay import ReplayError, ReplayTypes, check_rate, find_bags
+    from swarm_bridge.demo.report import fleet_report, pace_report, plot, render
+    from swarm_bridge.replay import ReplayError, ReplayTypes, find_bags
     from swarm_bridge.transport import LinkError
 
     bags_dir = args.bags or default_bags()
     try:
-        check_rate(args.rate)
+        rate = _rate(args.rate)
         bags = sorted(find_bags(bags_dir)) if bags_dir.is_dir() else []
         if not bags:
             raise UsageError(f"--bags {bags_dir}", "no bags found there",
@@ -104,14 +109,18 @@ def run(args: argparse.Namespace) -> int:
             print(f"demo: {exc}", file=sys.stderr)
             return 2
         use_profile(run_dir)  # before rclpy starts: DDS reads it when the participant is made
-        print(f"demo: {len(fleet)} robots from {len(bags)} bags in {bags_dir}, replayed at x{args.rate:g}", flush=True)
+        print(f"demo: {len(fleet)} robots from {len(bags)} bags in {bags_dir}", flush=True)
         started = time.monotonic()
+        cores, load_start = machine_cores(), os.getloadavg()[0]
         try:
             with ros_context(domain_id) as context, FleetDemo(
                     context, fleet, mqtt_host=mqtt_host, mqtt_port=mqtt_port, registry=str(run_dir / "registry"),
-                    work_dir=run_dir / "robots", rate=args.rate, domain_id=domain_id, kafka=args.kafka,
+                    work_dir=run_dir / "robots", rate=rate or 1.0, domain_id=domain_id, kafka=args.kafka,
                     types=types) as demo:
                 demo.open()
+                choice = choose_rate(demo.due_s(), rate, cores)
+                demo.rate = choice.rate
+                print(f"demo: {choice.describe()}", flush=True)
                 submitted = demo.submit_tasks(2 * len(fleet) if args.tasks is None else args.tasks)
                 replay_s = demo.replay(progress=False if args.no_progress else None)
                 print(f"demo: replay done in {replay_s:.1f} s; waiting for delivery ...", flush=True)
@@ -119,12 +128,17 @@ def run(args: argparse.Namespace) -> int:
                 tasks = {"submitted": len(submitted), **demo.wait_tasks(args.timeout)} if submitted else {}
                 streams = list(demo.streams.values())
                 report = fleet_report(streams, replay_s=replay_s, skipped=_skipped(demo.tally.as_dict()), tasks=tasks,
-                                      extra={"robots": [r.robot_id for r in fleet], "rate": args.rate,
+                                      extra={"robots": [r.robot_id for r in fleet], "rate": choice.rate,
                                              "delivered_at": "Kafka (via the edge gateway)" if args.kafka
                                              else "the MQTT broker",
                                              "elapsed_s": round(time.monotonic() - started, 1),
                                              "restarts": dict(demo.restarts), "renamed": demo.renamed(),
                                              "converted": demo.converted()})
+                report["pace"] = pace_report(
+                    choice, lag_ns=demo.lag_ns, published_ns=[t for s in streams for t in s.published_ns],
+                    arrived_ns=[t for s in streams for t in s.arrival_ns],
+                    latency_p99_ms=report["totals"]["latency_p99_ms"], cores=cores,
+                    load=(load_start, os.getloadavg()[0]))
                 picture = plot(streams, args.plot)
         except (DemoError, ReplayError) as exc:
             print(f"demo: {exc}", file=sys.stderr)
@@ -141,6 +155,29 @@ def run(args: argparse.Namespace) -> int:
         tasks_ok = not report["tasks"] or report["tasks"].get("done", 0) == report["tasks"]["submitted"]
         return 0 if report["all_delivered"] and tasks_ok else 1
     return 1  # pragma: no cover - ExitStack does not swallow
+
+
+def _rate(text: str) -> float | None:
+    """`--rate`: None for auto, else the number (ReplayError naming the option and the fix)."""
+    from swarm_bridge.replay import ReplayError, check_rate
+
+    if text == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        fix = "leave it out (auto), or give e.g. 1 for the bags' own timing, 10 for ten times faster"
+        raise ReplayError("--rate", f"must be a number > 0 or auto (got {text!r})", fix) from None
+    return check_rate(value)
+
+
+def choose_rate(due_s: list[float], rate: float | None, cores: int) -> RateChoice:
+    """The rate to replay at: `rate` when given, else picked from the bags' peak and the cores (demo/pace.py)."""
+    from swarm_bridge.demo.pace import MSGS_PER_CORE, RateChoice, offered_peak, pick_rate
+
+    if rate is None:
+        return pick_rate(due_s, cores=cores)
+    return RateChoice(rate, offered_peak(due_s, rate=rate), cores * MSGS_PER_CORE, picked=False)
 
 
 def _skipped(by_topic: dict[str, Any]) -> dict[str, Any]:

@@ -104,6 +104,7 @@ class FleetDemo:
         self.coordinator_config: CoordinatorConfig | None = None
         self.site: SiteCoordinator | None = None
         self.task_ids: list[str] = []
+        self.lag_ns: list[int] = []  # per publish: how late it left against the schedule scaled by the rate
 
     def __enter__(self) -> FleetDemo:
         return self
@@ -308,9 +309,15 @@ class FleetDemo:
             self.streams[(robot.robot_id, route.destination)] = tally
             self._by_topic[(robot.robot_id, topic.name)] = tally
 
+    def due_s(self) -> list[float]:
+        """When each message that will be published is due at x1, in seconds from the start (a pass over the
+        bags without publishing): what the offered rate is computed from."""
+        return [due.at_s for robot_id, due in self._plan()
+                if not due.message.skip and (robot_id, due.message.topic) in self._by_topic]
+
     def replay(self, *, wait_s: float = 30.0, progress: bool | None = None) -> float:
         """Wait until the bridges subscribe, then publish every robot's bags on their clock (scaled by the rate);
-        returns the seconds the replay took."""
+        returns the seconds the replay took. `lag_ns` gets how late each publish left."""
         lonely: list[str] = []
         self.check_bridges()
         for replay in self._replays.values():
@@ -326,12 +333,16 @@ class FleetDemo:
         bar: Any = tqdm(total=total, unit="msg", desc="replay", disable=None if progress is None else not progress,
                         dynamic_ncols=True)
         start = time.monotonic()
+        rate = self.rate
         try:
             for robot_id, due in self._plan():
-                delay = start + due.at_s - time.monotonic()
+                at = start + due.at_s / rate
+                delay = at - time.monotonic()
                 if delay > 0 and self._stop.wait(delay):
                     break
-                self._publish(robot_id, due.message)
+                late_ns = int((time.monotonic() - at) * 1e9)
+                if self._publish(robot_id, due.message):
+                    self.lag_ns.append(late_ns)
                 bar.update(1)
         finally:
             bar.close()
@@ -347,25 +358,26 @@ class FleetDemo:
                                 f"{log_path}:\n{tail}")
 
     def _plan(self) -> Iterator[tuple[str, Due]]:
-        """Every robot's schedule, merged by due time."""
+        """Every robot's schedule at x1, merged by due time (the replay divides by its rate)."""
         def robot_plan(robot_id: str) -> Iterator[tuple[float, int, str, Due]]:
             bags = self._bags[robot_id]
             topics = [t.name for b in bags for t in b.topics.values()]
-            for index, due in enumerate(schedule(lambda: merged(bags, topics), rate=self.rate)):
+            for index, due in enumerate(schedule(lambda: merged(bags, topics), rate=1.0)):
                 yield due.at_s, index, robot_id, due
 
         for _at, _index, robot_id, due in heapq.merge(*(robot_plan(r.robot_id) for r in self.fleet)):
             yield robot_id, due
 
-    def _publish(self, robot_id: str, message: BagMessage) -> None:
+    def _publish(self, robot_id: str, message: BagMessage) -> bool:
+        """Publish one message of the robot's bags; True when it went out on a stream the tap watches."""
         tally = self._by_topic.get((robot_id, message.topic))
-        before = self.tally.total_published
         now = time.time_ns()
-        self._replays[robot_id].publish(message)
-        if tally is not None and self.tally.total_published > before:
-            tally.published += 1
-            tally.published_ns.append(now)
-            tally.published_cdr.append(message.cdr)
+        if not self._replays[robot_id].publish(message) or tally is None:
+            return False
+        tally.published += 1
+        tally.published_ns.append(now)
+        tally.published_cdr.append(message.cdr)
+        return True
 
     def drain(self, timeout_s: float) -> bool:
         """Wait until every published message arrived at the broker (or `timeout_s`); True if all did."""

@@ -8,7 +8,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["fleet_report", "percentile", "plot", "render"]
+from swarm_bridge.demo.pace import GOAL_MS, RateChoice, in_flight_peak, verdict
+
+__all__ = ["fleet_report", "pace_report", "percentile", "plot", "render"]
 
 
 class Stream(Protocol):
@@ -86,6 +88,37 @@ def fleet_report(streams: Iterable[Stream], *, replay_s: float, skipped: Mapping
     }
 
 
+def pace_report(choice: RateChoice, *, lag_ns: Sequence[int], published_ns: Iterable[int],
+                arrived_ns: Iterable[int], latency_p99_ms: float, cores: int,
+                load: tuple[float, float]) -> dict[str, Any]:
+    """Whether the machine kept up: the rate and the peak it offers against the machine's budget, how late the
+    replay published against its schedule, the most records in flight, the load, and the verdict against GOAL_MS."""
+    lag_p99_ms = _ms(percentile(lag_ns, 99))
+    return {
+        "rate": choice.rate, "rate_picked": choice.picked, "offered_peak_per_s": choice.peak_per_s,
+        "budget_per_s": choice.budget_per_s, "cores": cores,
+        "replay_lag_p50_ms": _ms(percentile(lag_ns, 50)), "replay_lag_p99_ms": lag_p99_ms,
+        "replay_lag_max_ms": _ms(max(lag_ns, default=0)),
+        "in_flight_peak": in_flight_peak(published_ns, arrived_ns),
+        "load_average": {"start": round(load[0], 1), "end": round(load[1], 1)},
+        "goal_p99_ms": GOAL_MS, "verdict": verdict(latency_p99_ms, lag_p99_ms),
+    }
+
+
+def _render_pace(pace: Mapping[str, Any]) -> list[str]:
+    """The pace section: offered peak vs budget, replay lag, queue, load, verdict."""
+    how = "picked from the bags' peak and the cores" if pace["rate_picked"] else "given by --rate"
+    load = pace["load_average"]
+    busy = " (busy: other work shares the cores)" if max(load["start"], load["end"]) > pace["cores"] else ""
+    return [f"rate x{pace['rate']:g} ({how}): the bags offered at most {pace['offered_peak_per_s']:,} msgs/s; "
+            f"{pace['cores']} cores are expected to hold {pace['budget_per_s']:,} msgs/s",
+            f"replay behind its schedule: p50 {pace['replay_lag_p50_ms']} ms, p99 {pace['replay_lag_p99_ms']} ms, "
+            f"max {pace['replay_lag_max_ms']} ms; records in flight (published, not yet delivered) peaked at "
+            f"{pace['in_flight_peak']:,}",
+            f"load average {load['start']:g} at the start, {load['end']:g} at the end, on {pace['cores']} cores{busy}",
+            f"p99 <= {pace['goal_p99_ms'] / 1000:g} s: {pace['verdict']}"]
+
+
 def render(report: Mapping[str, Any]) -> str:
     """The report as text for a terminal: a table of streams, skipped topics, totals, tasks, the verdict."""
     head = (f"{'robot':<10} {'bag topic':<34} {'type':<38} {'bag':>6} {'pub':>6} {'deliv':>6} {'dup':>4} "
@@ -113,6 +146,8 @@ def render(report: Mapping[str, Any]) -> str:
               f"replay {t['replay_s']} s; delivered {t['throughput_per_s']} records/s over {t['delivery_span_s']} s",
               f"latency ROS publish -> {report.get('delivered_at', 'broker')}: p50 {t['latency_p50_ms']} ms, "
               f"p90 {t['latency_p90_ms']} ms, p99 {t['latency_p99_ms']} ms, max {t['latency_max_ms']} ms"]
+    if report.get("pace"):
+        lines += _render_pace(report["pace"])
     if report.get("restarts"):
         lines.append("restarted after exiting: " + ", ".join(f"{name} x{n}" for name, n in report["restarts"].items()))
     if report["tasks"]:

@@ -97,20 +97,24 @@ class RosReplay:
                     behind.append(publisher.topic_name)
         return behind
 
-    def publish(self, message: BagMessage) -> None:
-        """Publish one message for every robot (or count it skipped, with the reason)."""
+    def publish(self, message: BagMessage) -> int:
+        """Publish one message for every robot (or count it skipped, with the reason); returns the publishes done."""
         self.tally.read(message.topic, message.ros_type)
         reason = message.skip or self._skip.get(message.topic, "topic not selected")
         if reason:
             self.tally.skipped(message.topic, message.ros_type, reason, len(self.robots))
-            return
+            return 0
+        done = 0
         for publisher in self._publishers[message.topic]:
             try:
                 publisher.publish(message.cdr)
             except Exception as exc:  # rclpy raises its own RCLError types; a failed publish is counted
                 self.tally.skipped(message.topic, message.ros_type, f"publish failed ({type(exc).__name__})")
             else:
-                self.tally.published(message.topic, message.ros_type)
+                done += 1
+        if done:
+            self.tally.published(message.topic, message.ros_type, done)
+        return done
 
     def run(self, plan: Iterable[Due], *, stop: threading.Event, total: int | None = None,
             progress: bool | None = None) -> bool:

@@ -12,6 +12,7 @@ from demo_cli import run_demo as _demo
 from old_bags import humble_db3, ros1_bag, sample
 from rosbags.typesys import Stores, get_typestore
 
+from swarm_bridge.demo.pace import MSGS_PER_CORE, RATES
 from swarm_bridge.replay import Bag, ReplayTypes
 from swarm_bridge.ros.types import RosTypeError, message_class
 
@@ -40,7 +41,7 @@ def test_demo_delivers_every_replayed_message_of_real_bags(tmp_path: Path, share
     for name in SMALL:
         (bags / name).symlink_to(shared_bags / name)
     report_path, plot_path = tmp_path / "report.json", tmp_path / "demo.png"
-    result = _demo(["--bags", str(bags), "--rate", "20", "--run-dir", str(tmp_path / "run"),
+    result = _demo(["--bags", str(bags), "--run-dir", str(tmp_path / "run"),  # the default (auto) rate
                     "--report-json", str(report_path), "--plot", str(plot_path)], ros_env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "every replayed message was delivered once" in result.stdout
@@ -56,6 +57,12 @@ def test_demo_delivers_every_replayed_message_of_real_bags(tmp_path: Path, share
     # the single-site coordinator assigned 2 tasks per robot; the task executors did them behind their bridges
     assert report["tasks"]["submitted"] == report["tasks"]["done"] == 2 * len(SMALL)
     assert plot_path.read_bytes()[:4] == b"\x89PNG"
+    # the rate was picked from the bags' peak and the cores; the report says what was offered and how it went
+    pace = report["pace"]
+    assert pace["rate_picked"] and pace["rate"] in RATES and pace["rate"] == report["rate"]
+    assert 0 < pace["offered_peak_per_s"] <= pace["budget_per_s"] == pace["cores"] * MSGS_PER_CORE
+    assert pace["in_flight_peak"] >= 1 and pace["verdict"]
+    assert f"replay at x{pace['rate']:g} (picked" in result.stdout and "p99 <= 1 s: " in result.stdout
 
 
 def _run_demo(bags: Path, tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str],

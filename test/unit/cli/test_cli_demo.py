@@ -12,6 +12,7 @@ from demo_cli import run_demo as _demo
 @pytest.mark.parametrize(("args", "expected"), [
     (["--bags", "{empty}"], "no bags found there"),
     (["--rate", "0"], "rate"),
+    (["--rate", "fast"], "--rate: must be a number > 0 or auto (got 'fast'). Fix: leave it out (auto)"),
     (["--robots", "0"], "--robots must be >= 1"),
     (["--mqtt", "http://x"], "expected mqtt://host:port"),
     (["--bag-distro", "rolling"], "--bag-distro rolling: is not a ROS 2 distribution known here. Fix: use one of"),
