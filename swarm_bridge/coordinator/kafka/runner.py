@@ -23,7 +23,7 @@ from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.config.robot import default_registry
 from swarm_bridge.coordinator.core.dispatch import ASSIGN, Command, Dispatch, EventRecord, Output
 from swarm_bridge.coordinator.core.drops import DropLog
-from swarm_bridge.coordinator.core.events import encode_event
+from swarm_bridge.coordinator.core.events import SUBMITTED, encode_event
 from swarm_bridge.coordinator.core.tasks import TaskState
 from swarm_bridge.coordinator.kafka.records import FleetRecords
 from swarm_bridge.coordinator.kafka.topics import ensure_topics, require_kafka
@@ -54,19 +54,23 @@ _CHECK_EVERY_NS = 500_000_000
 
 def coalesce(out: list[Output]) -> list[Output]:
     """One batch's records, with only the last event of each task (a task submitted, assigned and accepted
-    in one transaction is written once, as accepted); commands all kept, in order. Tombstones stay,
-    except for the partition where the task's last event goes."""
+    in one transaction is written once, as accepted); commands all kept, in order. Tombstones stay, except
+    for the partition where the task's last event goes and for a task submitted in this batch (nothing of it
+    was written before: a tombstone would only add a partition to the transaction)."""
     last: dict[str, EventRecord] = {}
+    born: set[str] = set()
     for record in out:
         if isinstance(record, EventRecord) and record.event is not None:
             last[record.task_id] = record
+            if record.event.event == SUBMITTED:
+                born.add(record.task_id)
     kept: list[Output] = []
     for record in out:
         if isinstance(record, Command):
             kept.append(record)
         elif record.event is None:
             final = last.get(record.task_id)
-            if final is None or final.shard != record.shard:
+            if record.task_id not in born and (final is None or final.shard != record.shard):
                 kept.append(record)
         elif last[record.task_id] is record:
             kept.append(record)
