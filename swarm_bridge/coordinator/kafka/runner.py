@@ -7,7 +7,8 @@
 - Two transactional producers, used in turn: the task events and commands a batch caused, and the batch's
   consumer offsets, commit together (send_offsets_to_transaction) or not at all. A round is built (records
   produced, offsets sent) on one producer while the round before it commits on the other, in a committer
-  thread; commits stay in round order, and a round whose predecessor failed is aborted with it (`_Round`).
+  thread; its records go out once the last round's are in their partitions (order per robot and task kept),
+  commits stay in round order, and a round whose predecessor failed is aborted with it (`_Round`).
 - On assignment the new shards stay paused until the view has read the event topic up to where it
   ended at assignment time (a dead instance's open transaction aborts first): that is the rebuild.
 """
@@ -17,11 +18,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from swarm_bridge.config.coordinator import CoordinatorConfig
@@ -99,6 +101,9 @@ class _Round:
     done_ns: int = 0
     failed: str | None = None  # why Kafka refused it (it was aborted)
     fatal: KafkaException | None = None
+    # set once its records are in their partitions (or it ended): the next round's records must come after them,
+    # or a robot could get its commands out of order, and compaction keep an older event of a task
+    delivered: threading.Event = field(default_factory=threading.Event)
 
 
 class CoordinatorInstance:
@@ -127,7 +132,7 @@ class CoordinatorInstance:
         self._producers = [self._transactional(common, transactional_id + (f".{i}" if i else ""))
                            for i in range(PRODUCERS)]
         self._producer = self._producers[0]  # the producer of the next round (free: its last round finished)
-        self._inflight: deque[tuple[Any, Future[_Round]]] = deque()  # (producer, round) handed to the committer
+        self._inflight: deque[tuple[_Round, Future[_Round]]] = deque()  # handed to the committer, oldest first
         self._committer = ThreadPoolExecutor(1, thread_name_prefix=f"commit-{self.instance_id}")
         self._poisoned = False  # a round failed: the committer aborts the rounds after it until the rollback
         self.view = ViewReader(config, self.dispatch, self.records, self._malformed)
@@ -306,6 +311,10 @@ class CoordinatorInstance:
         instance fenced: another with its `instance_id`, or a stall so long that the broker aborted the
         transaction itself) raises, here or from a later `step()`."""
         producer = self._producer
+        if self._inflight:  # the round before it in its partitions first (it may still be committing)
+            before, finished = self._inflight[-1]
+            while not before.delivered.wait(0.05) and not finished.done():
+                pass
         now = time.time_ns()
         try:
             producer.begin_transaction()
@@ -326,7 +335,7 @@ class CoordinatorInstance:
             return
         read_ns, inputs = self._round_read
         round_ = _Round(producer, out, consumed, read_ns, inputs, now)
-        self._inflight.append((producer, self._committer.submit(self._finish, round_)))
+        self._inflight.append((round_, self._committer.submit(self._finish, round_)))
         self._producer = self._producers[(self._producers.index(producer) + 1) % len(self._producers)]
 
     def _refused(self, producer: Any, exc: KafkaException) -> None:
@@ -345,8 +354,11 @@ class CoordinatorInstance:
         try:
             if self._poisoned:
                 round_.failed = "a round before it failed"
+                round_.delivered.set()
                 self._patiently("abort the round", producer.abort_transaction)
                 return round_
+            producer.flush(2 * self.config.kafka.transaction_timeout_s)  # its records appended: the next may go
+            round_.delivered.set()
             try:
                 self._patiently("commit the round", producer.commit_transaction,
                                 2 * self.config.kafka.transaction_timeout_s)
@@ -362,6 +374,8 @@ class CoordinatorInstance:
             self._poisoned = True
             round_.fatal = exc
             return round_
+        finally:
+            round_.delivered.set()
         round_.done_ns = time.time_ns()
         return round_
 
@@ -370,7 +384,7 @@ class CoordinatorInstance:
         last one on producer `free` (so it can begin another), and any done by now. Returns why a round failed
         (the rounds after it are waited for: the committer aborts them); raises a fatal error."""
         last = len(self._inflight) - 1 if every else max(
-            (i for i, (producer, _) in enumerate(self._inflight) if producer is free), default=-1)
+            (i for i, (round_, _) in enumerate(self._inflight) if round_.producer is free), default=-1)
         why: str | None = None
         taken = 0
         while self._inflight:
