@@ -15,7 +15,7 @@ HOP_BUCKETS_S = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 
 HOPS = {
     "submit consumed": "task request produced (its record's CreateTime) -> read by the instance",
     "round": "request or status read -> its round's transaction begins (decisions, encoding)",
-    "commit": "the round's transaction begins -> committed (records, offsets, markers)",
+    "commit": "the round's transaction begins -> committed (records, offsets, markers; after the round before it)",
     "status consumed": "robot sent a TaskStatus (its envelope stamp) -> read by the instance",
 }
 """The hops of `swarm_coordinator_task_hop_seconds`: where a task's round trip spends its time in the coordinator."""

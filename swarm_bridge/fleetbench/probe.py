@@ -165,6 +165,8 @@ class TaskFeed:
         self._thread = threading.Thread(target=self._run, name="task-feed", daemon=True)
 
     def start(self) -> TaskFeed:
+        """Connect and learn the topic first (its start-up is no task's round trip), then submit."""
+        self.producer.list_topics(self.topic, timeout=30)
         self._thread.start()
         return self
 

@@ -201,3 +201,55 @@ def test_rounds_kafka_aborts_are_redone_and_no_task_is_lost(kafka: Kafka, tmp_pa
     assert instance.aborted >= 3, f"only {instance.aborted} rounds aborted"
     assert set(ends) == {d["task_id"] for d in docs}, f"{len(docs) - len(ends)} tasks never ended"
     assert set(ends.values()) == {1}, {task: n for task, n in ends.items() if n > 1}
+
+
+class RefusedCommitInstance(CoordinatorInstance):
+    """A coordinator whose every `every`-th commit Kafka refuses: the committer thread aborts that round (for real,
+    on the broker) as it does for an abortable error, so the round already built on the other producer is aborted
+    after it and the instance rolls back."""
+
+    every = 5
+
+    def __init__(self, config: CoordinatorConfig) -> None:
+        super().__init__(config)
+        self.commits = self.refused = self.followers = 0
+
+    def _finish(self, round_: Any) -> Any:
+        self.commits += 1
+        if self.commits % self.every == 0 and not self._poisoned and self.dispatch.owned:
+            self._poisoned = True
+            round_.producer.abort_transaction(30)
+            round_.failed = "Kafka refused the commit (test); it was aborted"
+            self.refused += 1
+            return round_
+        finished = super()._finish(round_)
+        self.followers += finished.failed == "a round before it failed"
+        return finished
+
+
+def test_a_refused_commit_aborts_the_rounds_after_it_and_no_task_is_lost(kafka: Kafka, tmp_path: Path) -> None:
+    """Rounds overlap (one built while the one before it commits): when a commit is refused, the round after it
+    is aborted too and the rollback redoes both from the event log and the committed offsets; every task still
+    ends exactly once."""
+    config = coordinator_config(kafka, tmp_path, kafka={"instance_id": "refused"})
+    instance = RefusedCommitInstance(config)
+    log = TaskLog(kafka, config)
+    sim = KafkaFleet(config, [TaskRobot(f"amr_{i:02d}", "amr", CAPABILITIES["amr"], x=float(i)) for i in range(8)],
+                     work_s=0.05).start()
+    docs = [{"task_id": f"refused-{i:03d}", "kind": "navigate", "target": {"x": float(i % 8)}} for i in range(120)]
+    try:
+        assert submit_tasks(config, docs) == 0
+        deadline = time.monotonic() + 120
+        while len(log.terminal()) < len(docs) and time.monotonic() < deadline:
+            instance.step()
+        time.sleep(1.0)  # a second end of some task would show now
+        ends = log.terminal()
+    finally:
+        sim.stop()
+        instance.close()
+        log.close()
+    print(f"FIGURES {{'commits': {instance.commits}, 'refused': {instance.refused}, "
+          f"'aborted after a refused one': {instance.followers}}}")
+    assert instance.refused >= 3, f"only {instance.refused} commits refused"
+    assert set(ends) == {d["task_id"] for d in docs}, f"{len(docs) - len(ends)} tasks never ended"
+    assert set(ends.values()) == {1}, {task: n for task, n in ends.items() if n > 1}

@@ -16,7 +16,10 @@ from functools import lru_cache
 from swarm_bridge.coordinator.core.tasks import ACTIVE, Target, Task, TaskRequest, TaskState
 from swarm_bridge.routing.sharding import shard_of
 
-__all__ = ["TaskBook", "TaskEvent", "decode_event", "encode_event", "event_name", "home_shard"]
+__all__ = ["SUBMITTED", "TaskBook", "TaskEvent", "decode_event", "encode_event", "event_name", "home_shard"]
+
+SUBMITTED = "submitted"
+"""The first event of every task that was queued: nothing of the task was written before it."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,7 @@ class TaskBook:
 def event_name(old: Task | None, new: Task) -> str:
     """The event that turned `old` into `new`: `submitted`, `requeued`, or the new state's name."""
     if old is None:
-        return "submitted" if new.state is TaskState.QUEUED else new.state.value
+        return SUBMITTED if new.state is TaskState.QUEUED else new.state.value
     if new.state is TaskState.QUEUED:
         return "requeued"
     return new.state.value

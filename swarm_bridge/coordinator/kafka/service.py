@@ -27,7 +27,9 @@ def run_coordinator(config: CoordinatorConfig, *, stop: threading.Event | None =
         while not stop.is_set():
             instance.step()
     finally:
-        summary = instance.summary()
-        instance.close()
-        log.info("coordinator %s: %s", instance.instance_id, summary)
+        try:
+            instance.close()  # first: the rounds still committing count in the summary
+        finally:
+            summary = instance.summary()
+            log.info("coordinator %s: %s", instance.instance_id, summary)
     return summary
