@@ -43,3 +43,5 @@ class CoordinatorMetrics(MetricsEndpoint):
                               registry=self.registry)
         self.transactions = Counter("swarm_coordinator_transactions_total", "Transactions committed",
                                     registry=self.registry)
+        self.restarts = Counter("swarm_coordinator_restarts_total", "Instances started again in the process after "
+                                "Kafka ended one (fenced after a failover)", registry=self.registry)
