@@ -16,7 +16,7 @@ from swarm_bridge.brokers import free_port
 from swarm_bridge.brokers.process import ServiceProcess
 from swarm_bridge.fleetbench.errors import BenchTimeout
 
-__all__ = ["HubProcess", "coordinator_doc", "gateway_doc", "scrape"]
+__all__ = ["HubProcess", "coordinator_doc", "gateway_doc", "namespace_gateway", "scrape"]
 
 
 def gateway_doc(*, fleet: str, mqtt_port: int, bootstrap: str, registry: Path, metrics_port: int) -> dict[str, Any]:
@@ -25,6 +25,21 @@ def gateway_doc(*, fleet: str, mqtt_port: int, bootstrap: str, registry: Path, m
             "mqtt": {"port": mqtt_port, "share_group": "fleet_bench"},
             "kafka": {"bootstrap": bootstrap, "linger_ms": 10, "compression": "lz4"},
             "dedup": {"rebuild_records": 1000}}
+
+
+def namespace_gateway(doc: dict[str, Any], ns: str, tag: str) -> dict[str, Any]:
+    """`doc` with its Kafka topics under `ns` (up, down, DLQ) and gateway id `<tag>_gw`: a run's own topics, so
+    runs on one Kafka never read each other's records."""
+    doc["gateway_id"] = f"{tag}_gw"
+    doc["kafka"]["dlq_topic"] = f"{ns}.dlq"
+    doc["up"] = [
+        {"mqtt": "{prefix}/{fleet}/{robot_id}/{channel}/{stream}", "kafka_topic": ns + ".{channel}.{stream}",
+         "where": {"channel": ["telemetry", "event", "state"]}, "key": "{robot_id}", "payload": "record"},
+        {"mqtt": "{prefix}/{fleet}/{robot_id}/presence/status", "kafka_topic": f"{ns}.presence.status",
+         "payload": "raw"}]
+    doc["down"] = [{"kafka_topic": f"{ns}.command.task_command",
+                    "mqtt": "{prefix}/{fleet}/{robot_id}/command/task_command", "qos": 1}]
+    return doc
 
 
 def coordinator_doc(*, fleet: str, kafka_port: int, registry: Path, metrics_port: int, shards: int,

@@ -30,7 +30,7 @@ from swarm_bridge.fleetbench.figures import (
     holds,
     hub_cost,
 )
-from swarm_bridge.fleetbench.hub import HubProcess, coordinator_doc, gateway_doc, wait_metric
+from swarm_bridge.fleetbench.hub import HubProcess, coordinator_doc, gateway_doc, namespace_gateway, wait_metric
 from swarm_bridge.fleetbench.ledger import percentile
 from swarm_bridge.fleetbench.probe import KafkaProbe, TaskFeed
 from swarm_bridge.fleetbench.procstat import JIT, ProcSampler
@@ -122,16 +122,8 @@ def _start_hub(hub: _Hub, opts: BenchOptions, run_dir: Path, stack: ExitStack) -
     wait_metric(hub.coordinator.metrics_port, "swarm_coordinator_shards_owned", opts.shards, 90)
     gw = gateway_doc(fleet=hub.fleet, mqtt_port=hub.mqtt_port, bootstrap=hub.bootstrap, registry=registry,
                      metrics_port=free_port())
-    gw["gateway_id"] = f"{tag}_gw"
+    namespace_gateway(gw, ns, tag)
     gw["mqtt"]["share_group"] = f"{tag}_gw"
-    gw["kafka"]["dlq_topic"] = f"{ns}.dlq"
-    gw["up"] = [
-        {"mqtt": "{prefix}/{fleet}/{robot_id}/{channel}/{stream}", "kafka_topic": ns + ".{channel}.{stream}",
-         "where": {"channel": ["telemetry", "event", "state"]}, "key": "{robot_id}", "payload": "record"},
-        {"mqtt": "{prefix}/{fleet}/{robot_id}/presence/status", "kafka_topic": f"{ns}.presence.status",
-         "payload": "raw"}]
-    gw["down"] = [{"kafka_topic": f"{ns}.command.task_command",
-                   "mqtt": "{prefix}/{fleet}/{robot_id}/command/task_command", "qos": 1}]
     hub.gateway = HubProcess("gateway", "gateway", gw, run_dir, ": running")
     stack.callback(hub.gateway.stop)
     hub.roots["gateway"] = [hub.gateway.pid]

@@ -183,21 +183,7 @@ def test_rounds_kafka_aborts_are_redone_and_no_task_is_lost(kafka: Kafka, tmp_pa
     from the event log and the committed offsets: every task still ends exactly once."""
     config = coordinator_config(kafka, tmp_path, kafka={"instance_id": "aborting"})
     instance = AbortingInstance(config)
-    log = TaskLog(kafka, config)
-    sim = KafkaFleet(config, [TaskRobot(f"amr_{i:02d}", "amr", CAPABILITIES["amr"], x=float(i)) for i in range(8)],
-                   work_s=0.05).start()
-    docs = [{"task_id": f"redo-{i:03d}", "kind": "navigate", "target": {"x": float(i % 8)}} for i in range(120)]
-    try:
-        assert submit_tasks(config, docs) == 0
-        deadline = time.monotonic() + 120
-        while len(log.terminal()) < len(docs) and time.monotonic() < deadline:
-            instance.step()
-        time.sleep(1.0)  # a second end of some task would show now
-        ends = log.terminal()
-    finally:
-        sim.stop()
-        instance.close()
-        log.close()
+    docs, ends = _run_tasks(kafka, config, instance, "redo")
     assert instance.aborted >= 3, f"only {instance.aborted} rounds aborted"
     assert set(ends) == {d["task_id"] for d in docs}, f"{len(docs) - len(ends)} tasks never ended"
     assert set(ends.values()) == {1}, {task: n for task, n in ends.items() if n > 1}
@@ -233,10 +219,22 @@ def test_a_refused_commit_aborts_the_rounds_after_it_and_no_task_is_lost(kafka: 
     ends exactly once."""
     config = coordinator_config(kafka, tmp_path, kafka={"instance_id": "refused"})
     instance = RefusedCommitInstance(config)
+    docs, ends = _run_tasks(kafka, config, instance, "refused")
+    print(f"FIGURES {{'commits': {instance.commits}, 'refused': {instance.refused}, "
+          f"'aborted after a refused one': {instance.followers}}}")
+    assert instance.refused >= 3, f"only {instance.refused} commits refused"
+    assert set(ends) == {d["task_id"] for d in docs}, f"{len(docs) - len(ends)} tasks never ended"
+    assert set(ends.values()) == {1}, {task: n for task, n in ends.items() if n > 1}
+
+
+def _run_tasks(kafka: Kafka, config: CoordinatorConfig, instance: CoordinatorInstance,
+               prefix: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """120 tasks for 8 simulated robots, `instance` stepped until each ended (at most 120 s); the tasks and how
+    many times each ended."""
     log = TaskLog(kafka, config)
     sim = KafkaFleet(config, [TaskRobot(f"amr_{i:02d}", "amr", CAPABILITIES["amr"], x=float(i)) for i in range(8)],
                      work_s=0.05).start()
-    docs = [{"task_id": f"refused-{i:03d}", "kind": "navigate", "target": {"x": float(i % 8)}} for i in range(120)]
+    docs = [{"task_id": f"{prefix}-{i:03d}", "kind": "navigate", "target": {"x": float(i % 8)}} for i in range(120)]
     try:
         assert submit_tasks(config, docs) == 0
         deadline = time.monotonic() + 120
@@ -248,8 +246,4 @@ def test_a_refused_commit_aborts_the_rounds_after_it_and_no_task_is_lost(kafka: 
         sim.stop()
         instance.close()
         log.close()
-    print(f"FIGURES {{'commits': {instance.commits}, 'refused': {instance.refused}, "
-          f"'aborted after a refused one': {instance.followers}}}")
-    assert instance.refused >= 3, f"only {instance.refused} commits refused"
-    assert set(ends) == {d["task_id"] for d in docs}, f"{len(docs) - len(ends)} tasks never ended"
-    assert set(ends.values()) == {1}, {task: n for task, n in ends.items() if n > 1}
+    return docs, ends

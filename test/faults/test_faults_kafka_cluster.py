@@ -33,7 +33,7 @@ from swarm_bridge.config import CoordinatorConfig, validate_config
 from swarm_bridge.coordinator.core.events import decode_event
 from swarm_bridge.coordinator.core.tasks import TERMINAL, Task, TaskState
 from swarm_bridge.coordinator.kafka.snapshot import TaskSubmitter
-from swarm_bridge.fleetbench.hub import HubProcess, coordinator_doc, gateway_doc, scrape, wait_metric
+from swarm_bridge.fleetbench.hub import HubProcess, coordinator_doc, gateway_doc, namespace_gateway, scrape, wait_metric
 from swarm_bridge.fleetbench.workers import WorkerPool
 from swarm_bridge.routing.sharding import shard_of
 from swarm_bridge.sim.records import read_head
@@ -248,16 +248,8 @@ def hub(kafka_cluster: KafkaCluster, mosquitto: Mosquitto, tmp_path: Path) -> It
                        "commands": f"{ns}.command.task_command", "events": f"{ns}.coordinator.tasks"}
     gw = gateway_doc(fleet=fleet, mqtt_port=mosquitto.port, bootstrap=kafka_cluster.bootstrap, registry=registry,
                      metrics_port=free_port())
-    gw["gateway_id"] = f"{tag}_gw"
+    namespace_gateway(gw, ns, tag)
     gw["mqtt"].pop("share_group")
-    gw["kafka"]["dlq_topic"] = f"{ns}.dlq"
-    gw["up"] = [
-        {"mqtt": "{prefix}/{fleet}/{robot_id}/{channel}/{stream}", "kafka_topic": ns + ".{channel}.{stream}",
-         "where": {"channel": ["telemetry", "event", "state"]}, "key": "{robot_id}", "payload": "record"},
-        {"mqtt": "{prefix}/{fleet}/{robot_id}/presence/status", "kafka_topic": f"{ns}.presence.status",
-         "payload": "raw"}]
-    gw["down"] = [{"kafka_topic": f"{ns}.command.task_command",
-                   "mqtt": "{prefix}/{fleet}/{robot_id}/command/task_command", "qos": 1}]
     processes: list[HubProcess] = []
     try:
         coordinator = HubProcess("coordinator", "coordinator", coord, tmp_path, ": fleet ")
