@@ -72,7 +72,7 @@ def announce(config: CoordinatorConfig, robots: int) -> None:
     records = KafkaRobotRecords(fmt=config.robot_format, registry=config.registry or "",
                                 state_topic=config.topics.state, status_topic=config.topics.status,
                                 commands_topic=config.topics.commands)
-    producer = Producer({"bootstrap.servers": f"{config.kafka.host}:{config.kafka.port}", "linger.ms": 20})
+    producer = Producer({"bootstrap.servers": config.kafka.servers, "linger.ms": 20})
     rng = random.Random(robots)
     now = time.time_ns()
     kinds = list(CAPABILITIES)
@@ -102,7 +102,7 @@ def task_docs(count: int, seed: int) -> list[dict[str, Any]]:
 def paced(config: CoordinatorConfig, docs: list[dict[str, Any]], rate_per_s: float) -> threading.Thread:
     """Submit `docs` at `rate_per_s` from a thread (an open-loop load, for latency below saturation). The producer
     is connected and knows the topic before the first request: its start-up is not the coordinator's latency."""
-    producer = Producer({"bootstrap.servers": f"{config.kafka.host}:{config.kafka.port}", "linger.ms": 0})
+    producer = Producer({"bootstrap.servers": config.kafka.servers, "linger.ms": 0})
     producer.list_topics(config.topics.submit, timeout=30)
 
     def run() -> None:

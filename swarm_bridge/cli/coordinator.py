@@ -92,7 +92,7 @@ def _run_kafka(args: argparse.Namespace, config: Any) -> int:
         print(f"coordinator: {exc}", file=sys.stderr)
         return EXIT_KAFKA
     except KafkaException as exc:
-        print(f"coordinator: kafka://{config.kafka.host}:{config.kafka.port}: {exc}", file=sys.stderr)
+        print(f"coordinator: kafka://{config.kafka.servers}: {exc}", file=sys.stderr)
         return EXIT_KAFKA
     return 0
 
@@ -138,7 +138,7 @@ def _submit_to_kafka(config: Any, doc: dict[str, Any]) -> int:
     from swarm_bridge.coordinator.kafka.snapshot import submit_tasks
 
     if submit_tasks(config, [doc]):
-        print(f"task submit: {doc['task_id']}: not confirmed by kafka://{config.kafka.host}:{config.kafka.port}",
+        print(f"task submit: {doc['task_id']}: not confirmed by kafka://{config.kafka.servers}",
               file=sys.stderr)
         return EXIT_KAFKA
     print(f"submitted {doc['task_id']} to {config.topics.submit}")

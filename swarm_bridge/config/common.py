@@ -10,8 +10,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from swarm_bridge.config.errors import ConfigValueError
 
-__all__ = ["PATTERN_WORDS", "ROUTE_FORMATS", "EnvVarName", "ExistingFile", "NewTopicsConfig", "RecordFormatName",
-           "Strict", "SubjectNameStrategyName", "TlsConfig"]
+__all__ = ["BOOTSTRAP", "PATTERN_WORDS", "ROUTE_FORMATS", "EnvVarName", "ExistingFile", "NewTopicsConfig",
+           "RecordFormatName", "Strict", "SubjectNameStrategyName", "TlsConfig"]
 
 
 def _existing_file(value: str) -> str:
@@ -33,6 +33,8 @@ EnvVarName = Annotated[str, AfterValidator(_set_variable)]
 
 
 # Every `pattern=` of the config models, in the words an error uses instead of the bare regular expression.
+BOOTSTRAP = r"^[^,\s]+(,[^,\s]+)*$"  # Kafka bootstrap.servers: host:port[,host:port...]
+
 PATTERN_WORDS: dict[str, str] = {
     r"^[A-Za-z0-9_-]+$": "letters, digits, '_' and '-' only (no spaces, dots or slashes)",
     r"^[A-Za-z0-9._-]+$": "letters, digits, '.', '_' and '-' only (no spaces or slashes)",

@@ -9,7 +9,14 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from swarm_bridge.config.common import EnvVarName, NewTopicsConfig, Strict, SubjectNameStrategyName, TlsConfig
+from swarm_bridge.config.common import (
+    BOOTSTRAP,
+    EnvVarName,
+    NewTopicsConfig,
+    Strict,
+    SubjectNameStrategyName,
+    TlsConfig,
+)
 from swarm_bridge.config.errors import ConfigValueError
 from swarm_bridge.config.security import KafkaSecurity
 
@@ -28,7 +35,10 @@ class CoordinatorKafkaConfig(Strict):
     """The Kafka cluster, the consumer group the instances share, and transaction timing."""
 
     host: str = Field(default="127.0.0.1", min_length=1)
-    port: int = Field(ge=1, le=65535)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    bootstrap: str | None = Field(default=None, pattern=BOOTSTRAP, description="several brokers of a cluster, "
+                                  "host:port,host:port (in place of host/port): the coordinator starts while any "
+                                  "of them answers")
     group: str = Field(default="swarm-coordinator", pattern=TOPIC, description="consumer group of all instances")
     instance_id: str | None = Field(default=None, pattern=TOPIC, description="unique per instance (its "
                                     "transactional id); default <hostname>-<pid>")
@@ -41,9 +51,21 @@ class CoordinatorKafkaConfig(Strict):
     new_topics: NewTopicsConfig = Field(default_factory=NewTopicsConfig, description="replication of the topics "
                                         "created (create_topics); default what the cluster offers")
 
+    @model_validator(mode="after")
+    def _one_address(self) -> CoordinatorKafkaConfig:
+        if (self.port is None) == (self.bootstrap is None):
+            raise ConfigValueError("give kafka.port (with kafka.host) for one broker, or kafka.bootstrap "
+                                   "(host:port,host:port) for a cluster's brokers; not both, not neither")
+        return self
+
+    @property
+    def servers(self) -> str:
+        """bootstrap.servers: `bootstrap`, or `host:port`."""
+        return self.bootstrap or f"{self.host}:{self.port}"
+
     def client_settings(self) -> dict[str, Any]:
         """bootstrap.servers and the security settings, for every Kafka client of the coordinator."""
-        return {"bootstrap.servers": f"{self.host}:{self.port}", **self.security.client_settings()}
+        return {"bootstrap.servers": self.servers, **self.security.client_settings()}
 
 
 class CoordinatorMqttConfig(Strict):

@@ -9,7 +9,14 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from swarm_bridge.config.common import EnvVarName, NewTopicsConfig, Strict, SubjectNameStrategyName, TlsConfig
+from swarm_bridge.config.common import (
+    BOOTSTRAP,
+    EnvVarName,
+    NewTopicsConfig,
+    Strict,
+    SubjectNameStrategyName,
+    TlsConfig,
+)
 from swarm_bridge.config.errors import ConfigValueError
 from swarm_bridge.config.robot import MAX_NAME, NAME
 from swarm_bridge.config.security import KafkaSecurity
@@ -169,7 +176,7 @@ class GatewayMqttConfig(Strict):
 class GatewayKafkaConfig(Strict):
     """The Kafka cluster: producer batching and compression, backpressure bound, DLQ, command consumer group."""
 
-    bootstrap: str = Field(default="127.0.0.1:9092", pattern=r"^[^,\s]+(,[^,\s]+)*$",
+    bootstrap: str = Field(default="127.0.0.1:9092", pattern=BOOTSTRAP,
                            description="bootstrap.servers, host:port[,host:port...]")
     connect_timeout_s: float = Field(default=10.0, gt=0)
     compression: Literal["lz4", "zstd", "gzip", "snappy", "none"] = "lz4"

@@ -38,7 +38,7 @@ class KafkaFleet:
         self.received: list[Received] = []
         self.bad_commands = 0
         self._lock = threading.Lock()
-        bootstrap = f"{config.kafka.host}:{config.kafka.port}"
+        bootstrap = config.kafka.servers
         topics = config.topics
         self.topics = topics
         self.records = KafkaRobotRecords(fmt=config.robot_format, registry=config.registry or default_registry(),

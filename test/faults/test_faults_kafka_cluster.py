@@ -239,7 +239,8 @@ def hub(kafka_cluster: KafkaCluster, mosquitto: Mosquitto, tmp_path: Path) -> It
     # the default transaction timeout (10 s) is no longer than the cluster's failover (a dead node fenced after
     # broker.session.timeout.ms, 9 s, then a new leader): the broker may abort a round and fence the instance,
     # which then starts again in its process (swarm_coordinator_restarts_total) and must still lose no task
-    coord["kafka"] |= {"group": f"{tag}-coordinator", "instance_id": f"{tag}-coord"}
+    coord["kafka"] |= {"group": f"{tag}-coordinator", "instance_id": f"{tag}-coord", "port": None,
+                       "bootstrap": kafka_cluster.bootstrap}  # every node: any one answering will do
     # a robot whose state partition lost its leader is silent until the new leader takes over (seconds): it is
     # not offline for that; tasks stay assigned to it
     coord["tasks"] = {"accept_timeout_s": 90, "run_timeout_s": 180, "robot_offline_after_s": 45}

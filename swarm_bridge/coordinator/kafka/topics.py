@@ -26,12 +26,13 @@ def sharded_topics(config: CoordinatorConfig) -> list[str]:
 def require_kafka(config: CoordinatorConfig) -> None:
     """LinkError naming the bootstrap and the fix unless the cluster gives this login its metadata in time."""
     kafka = config.kafka
-    problem = kafka_login_problem(f"{kafka.host}:{kafka.port}", settings=kafka.security.client_settings(),
+    problem = kafka_login_problem(kafka.servers, settings=kafka.security.client_settings(),
                                   timeout_s=kafka.connect_timeout_s)
     if problem is not None:
         fix = (f"check kafka.security ({kafka.security.describe()}) against the cluster's users"
-               if problem.startswith("login refused") else "start Kafka or fix kafka.host / kafka.port")
-        raise LinkError(f"kafka://{kafka.host}:{kafka.port}", problem, fix)
+               if problem.startswith("login refused")
+               else "start Kafka or fix kafka.host / kafka.port (or kafka.bootstrap)")
+        raise LinkError(f"kafka://{kafka.servers}", problem, fix)
 
 
 def topic_specs(config: CoordinatorConfig) -> list[TopicSpec]:
@@ -48,7 +49,7 @@ def ensure_topics(config: CoordinatorConfig) -> None:
     """Create missing topics, grow sharded ones made with fewer partitions (`create_topics`), and check that
     each sharded topic has one partition per shard (TopicMismatch if not); LinkError if Kafka does not answer."""
     try:
-        ensure_kafka_topics(f"{config.kafka.host}:{config.kafka.port}", topic_specs(config),
+        ensure_kafka_topics(config.kafka.servers, topic_specs(config),
                             create=config.create_topics, timeout_s=config.kafka.connect_timeout_s,
                             settings=config.kafka.security.client_settings(),
                             replication_factor=config.kafka.new_topics.replication_factor,

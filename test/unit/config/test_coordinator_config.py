@@ -39,12 +39,27 @@ def write(tmp_path: Path, **changes: object) -> Path:
     ({"policy__name": "cheapest"}, "policy.name: Input should be 'cost' or 'nearest'"),
     ({"topics__status": "fleet.tasks.submit"}, "each topic needs its own name; used twice: fleet.tasks.submit"),
     ({"capabilities__drone": []}, "capabilities.drone: list at least one capability"),
+    ({"kafka__bootstrap": "10.0.0.1:9092,10.0.0.2:9092"}, "give kafka.port (with kafka.host) for one broker, or "
+                                                          "kafka.bootstrap (host:port,host:port)"),
+    ({"kafka__port": None}, "give kafka.port (with kafka.host) for one broker, or kafka.bootstrap"),
+    ({"kafka__port": None, "kafka__bootstrap": "10.0.0.1:9092, 10.0.0.2:9092"},
+     "kafka.bootstrap: must be host:port, or several separated by commas, with no spaces"),
 ])
 def test_mistakes_name_file_key_and_fix(tmp_path: Path, changes: dict[str, object], message: str) -> None:
     path = write(tmp_path, **changes)
     with pytest.raises(ConfigError) as info:
         load_config(path, CoordinatorConfig)
     assert f"{path}: " in str(info.value) and message in str(info.value)
+
+
+def test_a_cluster_is_named_by_its_brokers(tmp_path: Path) -> None:
+    """kafka.bootstrap in place of host/port: every Kafka client of the coordinator gets all the brokers."""
+    config = load_config(write(tmp_path, kafka__port=None, kafka__bootstrap="10.0.0.1:9092,10.0.0.2:9093"),
+                         CoordinatorConfig)
+    assert config.kafka.servers == "10.0.0.1:9092,10.0.0.2:9093"
+    assert config.kafka.client_settings()["bootstrap.servers"] == "10.0.0.1:9092,10.0.0.2:9093"
+    one = load_config(write(tmp_path, kafka__host="kafka.local", kafka__port=19092), CoordinatorConfig)
+    assert one.kafka.servers == "kafka.local:19092"
 
 
 def test_cli_exits_2_on_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
