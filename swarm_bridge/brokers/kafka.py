@@ -7,6 +7,7 @@ import hashlib
 import os
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from swarm_bridge.brokers.ports import free_port
 from swarm_bridge.brokers.service import BrokerService
 
 __all__ = ["DEFAULT_KAFKA_LIBS", "KAFKA_VERSION", "Kafka", "KafkaBrokerSecurity", "KafkaCluster"]
+
+JOIN_TIMEOUT_S = 60.0  # a cluster's nodes all in its metadata within this, after each listens
 
 # Must match <kafka.version> in provision/kafka/pom.xml (a test checks it).
 KAFKA_VERSION = "4.1.1"
@@ -423,6 +426,24 @@ class KafkaCluster:
         if errors:
             self.stop()
             raise errors[0]
+        self._wait_joined()
+
+    def _wait_joined(self, timeout_s: float = JOIN_TIMEOUT_S) -> None:
+        """Until the metadata names every node: a node listens before it has joined, and a topic made meanwhile
+        would get fewer replicas than the cluster has nodes. BrokerError (all stopped) if one never joins."""
+        from swarm_bridge.transport.probes import kafka_broker_count  # deferred: only needed at startup
+
+        settings = self.nodes[0].security.client_settings() if self.nodes[0].security is not None else None
+        deadline = time.monotonic() + timeout_s
+        joined = 0
+        while time.monotonic() < deadline:
+            joined = kafka_broker_count(self.bootstrap, settings=settings)
+            if joined >= len(self.nodes):
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise BrokerError("kafka cluster", f"{joined} of {len(self.nodes)} nodes in the cluster's metadata after "
+                          f"{timeout_s:g} s", "see each node's log: " + ", ".join(str(n.log_path) for n in self.nodes))
 
     def stop(self) -> None:
         """Stop every node at once (idempotent): one by one, the last ones would wait for a quorum long gone."""

@@ -12,7 +12,7 @@ from confluent_kafka.admin import AdminClient
 
 from swarm_bridge.transport.kafka_log import flush_kafka_logs, kafka_log
 
-__all__ = ["kafka_answers", "kafka_login_problem"]
+__all__ = ["kafka_answers", "kafka_broker_count", "kafka_login_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,17 @@ def kafka_answers(bootstrap: str, *, timeout_s: float = 3.0, settings: Mapping[s
     except KafkaException:
         return False
     return len(metadata.brokers) >= 1
+
+
+def kafka_broker_count(bootstrap: str, *, timeout_s: float = 3.0, settings: Mapping[str, str] | None = None) -> int:
+    """How many brokers the cluster's metadata names now (0 when it does not answer): a node that listens may not
+    have joined yet, and topics made meanwhile would get fewer replicas than the cluster has nodes."""
+    config: dict[str, Any] = {**(settings or {}), "bootstrap.servers": bootstrap,
+                              "socket.timeout.ms": int(timeout_s * 1000), "logger": kafka_log(log)}
+    try:
+        return len(AdminClient(config).list_topics(timeout=timeout_s).brokers)
+    except KafkaException:
+        return 0
 
 
 def kafka_login_problem(bootstrap: str, *, settings: Mapping[str, str], timeout_s: float) -> str | None:

@@ -293,9 +293,17 @@ def test_cli_start_status_stop_a_three_node_kafka_cluster(tmp_path: Path) -> Non
 
         from swarm_bridge.transport import ensure_kafka_topics
 
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        assert len(admin.list_topics(timeout=30).brokers) == 3  # every node joined before `start` said running
         ensure_kafka_topics(bootstrap, ["test.cluster"])
-        meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics("test.cluster", timeout=30)
-        assert {len(p.replicas) for p in meta.topics["test.cluster"].partitions.values()} == {3}
+
+        def replicas() -> set[int]:  # the node answering may learn of a new topic a moment after its creation
+            topic = admin.list_topics("test.cluster", timeout=30).topics["test.cluster"]
+            return {len(p.replicas) for p in topic.partitions.values()}
+        deadline = time.monotonic() + 30
+        while not replicas() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert replicas() == {3}
         _produce(bootstrap, "test.cluster", b"replicated")
         assert _consume_first(bootstrap, "test.cluster") == b"replicated"
 
