@@ -6,10 +6,9 @@ import base64
 import hashlib
 import os
 import subprocess
-import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from swarm_bridge.brokers.errors import BrokerError, BrokerSettingError
 from swarm_bridge.brokers.executables import find_java
 from swarm_bridge.brokers.mosquitto import BrokerTls
 from swarm_bridge.brokers.ports import free_port
+from swarm_bridge.brokers.process import at_once
 from swarm_bridge.brokers.service import BrokerService
 
 __all__ = ["DEFAULT_KAFKA_LIBS", "KAFKA_VERSION", "Kafka", "KafkaBrokerSecurity", "KafkaCluster"]
@@ -422,7 +422,7 @@ class KafkaCluster:
         for node in self.nodes:
             if not node.running:
                 node.check_ports()
-        errors = _each(self.nodes, Kafka.start)
+        errors = at_once(self.nodes, Kafka.start)
         if errors:
             self.stop()
             raise errors[0]
@@ -447,7 +447,7 @@ class KafkaCluster:
 
     def stop(self) -> None:
         """Stop every node at once (idempotent): one by one, the last ones would wait for a quorum long gone."""
-        _each(self.nodes, Kafka.stop)
+        at_once(self.nodes, Kafka.stop)
 
     def __enter__(self) -> KafkaCluster:
         self.start()
@@ -473,22 +473,3 @@ def _port_run(first: int | None, size: int, host: str, avoid: Sequence[int]) -> 
         if port not in ports and port not in avoid:
             ports.append(port)
     return ports
-
-
-def _each(nodes: Sequence[Kafka], action: Callable[[Kafka], None]) -> list[BaseException]:
-    """`action(node)` for every node in a thread of its own, all at once; the errors raised."""
-    errors: list[BaseException] = []
-
-    def run(node: Kafka) -> None:
-        try:
-            action(node)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(node,), name=f"kafka-node-{node.node_id}", daemon=True)
-               for node in nodes]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors

@@ -13,14 +13,18 @@ import os
 import shlex
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from swarm_bridge.brokers.errors import BrokerError
 
-__all__ = ["ServiceProcess", "ServiceStatus", "service_status", "stop_service"]
+__all__ = ["ServiceProcess", "ServiceStatus", "at_once", "service_status", "stop_service"]
+
+_Item = TypeVar("_Item")
 
 _TAIL_LINES = 40
 _KILL_WAIT_S = 5.0
@@ -265,3 +269,22 @@ class ServiceProcess:
                 popen.wait(_KILL_WAIT_S)
         if _read_pid(self.pid_path) == popen.pid:
             self.pid_path.unlink(missing_ok=True)
+
+
+def at_once(items: Sequence[_Item], action: Callable[[_Item], None]) -> list[BaseException]:
+    """`action(item)` for every item in a thread of its own, all at once (a cluster's nodes start and stop
+    together: one by one, the last would wait for a quorum already gone); the errors raised."""
+    errors: list[BaseException] = []
+
+    def run(item: _Item) -> None:
+        try:
+            action(item)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(item,), name="broker-at-once", daemon=True) for item in items]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors

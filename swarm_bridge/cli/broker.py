@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 from pathlib import Path
 
 from swarm_bridge.brokers import BrokerError, Kafka, KafkaCluster, Mosquitto
-from swarm_bridge.brokers.process import ServiceStatus, service_status, stop_service
+from swarm_bridge.brokers.process import ServiceStatus, at_once, service_status, stop_service
 from swarm_bridge.brokers.service import BrokerService
 
 __all__ = ["register"]
@@ -116,20 +115,13 @@ def _stop_nodes(run_dir: Path) -> list[str]:
     """Stop a cluster's nodes at once (one by one, the last would wait for a quorum already gone)."""
     nodes = _cluster_nodes(run_dir)
     lines: dict[str, str] = {}
-    errors: list[BrokerError] = []
 
-    def stop(label: str, node_dir: Path) -> None:
-        try:
-            before = stop_service(node_dir, "kafka", timeout=Kafka.stop_timeout)
-            lines[label] = f"{label}: stopped (was pid {before.pid})" if before.running else f"{label}: not running"
-        except BrokerError as exc:
-            errors.append(exc)
+    def stop(node: tuple[str, Path]) -> None:
+        label, node_dir = node
+        before = stop_service(node_dir, "kafka", timeout=Kafka.stop_timeout)
+        lines[label] = f"{label}: stopped (was pid {before.pid})" if before.running else f"{label}: not running"
 
-    threads = [threading.Thread(target=stop, args=node, daemon=True) for node in nodes]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = at_once(nodes, stop)
     if errors:
         raise errors[0]
     return [lines[label] for label, _dir in nodes]

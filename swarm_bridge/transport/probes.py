@@ -20,14 +20,7 @@ log = logging.getLogger(__name__)
 def kafka_answers(bootstrap: str, *, timeout_s: float = 3.0, settings: Mapping[str, str] | None = None) -> bool:
     """True when the cluster at `bootstrap` returns metadata naming at least one broker; `settings`: extra
     client settings (security: SASL login, TLS)."""
-    config: dict[str, Any] = {**(settings or {}), "bootstrap.servers": bootstrap,
-                              "socket.timeout.ms": int(timeout_s * 1000), "logger": kafka_log(log)}
-    admin = AdminClient(config)
-    try:
-        metadata = admin.list_topics(timeout=timeout_s)
-    except KafkaException:
-        return False
-    return len(metadata.brokers) >= 1
+    return kafka_broker_count(bootstrap, timeout_s=timeout_s, settings=settings) >= 1
 
 
 def kafka_broker_count(bootstrap: str, *, timeout_s: float = 3.0, settings: Mapping[str, str] | None = None) -> int:

@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from fault_proxy import FaultProxy
-from robot_outage import ROBOT, OdomSource
+from robot_outage import ROBOT, OdomSource, odom_config
 from robot_outage import arrived_seqs as _seqs
 from robot_outage import start_node as _start_node
 from robot_outage import stop_node as _stop
@@ -40,17 +39,7 @@ PATTERN = f"swarm/faults/{ROBOT}/telemetry/#"
 
 
 def _config(tmp_path: Path, port: int, *, max_mb: float = 64, uplink: dict[str, Any] | None = None) -> Path:
-    data = {
-        "robot_id": ROBOT, "fleet": "faults",
-        "uplink": {"kind": "mqtt", "port": port, "require_at_start": False, "connect_timeout_s": 2,
-                   "reconnect_min_s": 0.2, "reconnect_max_s": 1, **(uplink or {})},
-        "spool": {"path": str(tmp_path / "spool.db"), "max_mb": max_mb},
-        "routes": [{"topic": "/robot/odom", "type": "nav_msgs/msg/Odometry", "channel": "telemetry",
-                    "stream": "odometry", "qos": "reliable", "format": "json"}],
-    }
-    path = tmp_path / "robot.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return odom_config(tmp_path, port=port, fleet="faults", max_mb=max_mb, uplink=uplink)
 
 
 def _arrivals(tap: MqttTap) -> list[int]:

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from robot_outage import ROBOT, RUN, OdomSource
+from robot_outage import ROBOT, RUN, OdomSource, odom_config
 from robot_outage import arrived_seqs as _seqs
 from robot_outage import start_node as _start_node
 from robot_outage import stop_node as _stop
@@ -44,17 +43,7 @@ def _gaps(published: list[int], count: int) -> list[tuple[int, int]]:
 
 
 def _config(tmp_path: Path, kind: str, port: int) -> Path:
-    data = {
-        "robot_id": ROBOT, "fleet": "outage",
-        "uplink": {"kind": kind, "port": port, "require_at_start": False, "connect_timeout_s": 2,
-                   "reconnect_min_s": 1, "reconnect_max_s": 2},
-        "spool": {"path": str(tmp_path / "spool.db"), "max_mb": 64},
-        "routes": [{"topic": "/robot/odom", "type": "nav_msgs/msg/Odometry", "channel": "telemetry",
-                    "stream": "odometry", "qos": "reliable", "format": "json"}],
-    }
-    path = tmp_path / "robot.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return odom_config(tmp_path, port=port, fleet="outage", kind=kind, reconnect_s=(1, 2))
 
 
 def test_mqtt_outage_of_30s_at_1khz_loses_nothing(tmp_path: Path, ros_context: Any,

@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from fault_proxy import FaultProxy
 from gateway_harness import GatewayProcess, wait_for, write_config
-from robot_outage import NODE, OdomSource
+from robot_outage import NODE, OdomSource, odom_config
 from robot_outage import stop_node as _stop
 
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
@@ -82,17 +81,7 @@ class Hub:
 
 
 def _robot_config(tmp_path: Path, robot: str, fleet: str, port: int) -> Path:
-    data = {
-        "robot_id": robot, "fleet": fleet,
-        "uplink": {"kind": "mqtt", "port": port, "require_at_start": False, "connect_timeout_s": 2,
-                   "reconnect_min_s": 0.2, "reconnect_max_s": 1},
-        "spool": {"path": str(tmp_path / "spool.db"), "max_mb": 64},
-        "routes": [{"topic": "/robot/odom", "type": "nav_msgs/msg/Odometry", "channel": "telemetry",
-                    "stream": "odometry", "qos": "reliable", "format": "json"}],
-    }
-    path = tmp_path / "robot.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return odom_config(tmp_path, port=port, robot_id=robot, fleet=fleet)
 
 
 class Robot:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import rclpy
+import yaml
 
 from swarm_bridge.codec import decode_json
 from swarm_bridge.ros.qos import qos_preset
@@ -21,6 +22,24 @@ from swarm_bridge.sim.taps import KafkaTap, MqttTap, TappedRecord
 NODE = [sys.executable, "-m", "swarm_bridge.nodes", "robot_bridge"]
 ROBOT = "amr_042"
 RUN = 1 << 32
+
+
+def odom_config(tmp_path: Path, *, port: int, robot_id: str = ROBOT, fleet: str, kind: str = "mqtt",
+                max_mb: float = 64, reconnect_s: tuple[float, float] = (0.2, 1.0),
+                uplink: dict[str, Any] | None = None) -> Path:
+    """`tmp_path`/robot.yaml: a robot bridge with one route, /robot/odom (JSON) up as telemetry/odometry, on an
+    uplink of `kind` at `port` that may be down at start, spooling to `tmp_path`/spool.db."""
+    data = {
+        "robot_id": robot_id, "fleet": fleet,
+        "uplink": {"kind": kind, "port": port, "require_at_start": False, "connect_timeout_s": 2,
+                   "reconnect_min_s": reconnect_s[0], "reconnect_max_s": reconnect_s[1], **(uplink or {})},
+        "spool": {"path": str(tmp_path / "spool.db"), "max_mb": max_mb},
+        "routes": [{"topic": "/robot/odom", "type": "nav_msgs/msg/Odometry", "channel": "telemetry",
+                    "stream": "odometry", "qos": "reliable", "format": "json"}],
+    }
+    path = tmp_path / "robot.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
 
 
 def start_node(config: Path, env: dict[str, str]) -> subprocess.Popen[str]:

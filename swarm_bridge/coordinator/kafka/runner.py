@@ -91,6 +91,15 @@ def coalesce(out: list[Output]) -> list[Output]:
     return kept
 
 
+def _refusal(exc: KafkaException) -> str:
+    """Why a round is aborted, for an error that a transaction survives by aborting (abortable or retriable);
+    raises `exc` again for any other (fatal: the instance is fenced)."""
+    error = kafka_error(exc)
+    if error is None or error.fatal() or not (error.txn_requires_abort() or error.retriable()):
+        raise exc
+    return f"Kafka refused the round or did not take it in time ({error.str()}); it was aborted"
+
+
 @dataclass
 class _Round:
     """One round handed to the committer: its producer, its outputs, and when it was read, began and committed."""
@@ -343,11 +352,9 @@ class CoordinatorInstance:
 
     def _refused(self, producer: Any, exc: KafkaException) -> None:
         """A round Kafka refused while it was built: aborted and rolled back; anything else raises."""
-        error = kafka_error(exc)
-        if error is None or error.fatal() or not (error.txn_requires_abort() or error.retriable()):
-            raise exc
+        why = _refusal(exc)
         self._patiently("abort the round", producer.abort_transaction)
-        self._rollback(f"Kafka refused the round or did not take it in time ({error.str()}); it was aborted")
+        self._rollback(why)
 
     def _finish(self, round_: _Round) -> _Round:
         """The committer thread: commit the round (the one before it is committed by now), or abort it when a round
@@ -366,11 +373,8 @@ class CoordinatorInstance:
                 self._patiently("commit the round", producer.commit_transaction,
                                 2 * self.config.kafka.transaction_timeout_s)
             except KafkaException as exc:
-                error = kafka_error(exc)
-                if error is None or error.fatal() or not (error.txn_requires_abort() or error.retriable()):
-                    raise
+                round_.failed = _refusal(exc)
                 self._poisoned = True
-                round_.failed = f"Kafka refused the round or did not take it in time ({error.str()}); it was aborted"
                 self._patiently("abort the round", producer.abort_transaction)
                 return round_
         except KafkaException as exc:
