@@ -115,9 +115,9 @@ def ended_cleanly(output: str) -> None:
     assert "process has finished cleanly" in output, output[-4000:]
 
 
-def gateway_forwards(tmp_path: Path, mosquitto: Mosquitto, kafka: Kafka, start: Callable[[Path], LaunchRun]) -> None:
+def gateway_forwards(tmp_path: Path, mosquitto: Mosquitto, kafka: Kafka, start: Callable[[Path], LaunchRun]) -> str:
     """Start a gateway from the shipped config (brokers' ports, a registry in `tmp_path`) with `start(config)`,
-    publish a presence on MQTT until Kafka has it, stop the launch; it must end cleanly."""
+    publish a presence on MQTT until Kafka has it, stop the launch; it must end cleanly. Returns its output."""
     data = yaml.safe_load((REPO / "config/edge_gateway.yaml").read_text())
     data["mqtt"]["port"] = mosquitto.port
     data["kafka"]["bootstrap"] = kafka.bootstrap
@@ -142,6 +142,7 @@ def gateway_forwards(tmp_path: Path, mosquitto: Mosquitto, kafka: Kafka, start: 
         output = run.stop()
         link.close()
     ended_cleanly(output)
+    return output
 
 
 def demo_delivers(tmp_path: Path, shared_bags: Path, start: Callable[[dict[str, object]], LaunchRun]) -> None:

@@ -155,6 +155,15 @@ def test_edge_gateway_launch_carries_mqtt_to_kafka(tmp_path: Path, mosquitto: Mo
                                                                         tmp_path, config=config))
 
 
+def test_edge_gateway_launch_takes_the_gateway_id_from_its_argument(
+        tmp_path: Path, mosquitto: Mosquitto, kafka: Kafka, launch_env: dict[str, str]) -> None:
+    """`gateway_id:=` overrides the config's, so one config starts each gateway of a hub or split group."""
+    gateway_id = f"hub_b_{uuid.uuid4().hex[:6]}"
+    output = gateway_forwards(tmp_path, mosquitto, kafka, lambda config: _launch(
+        "edge_gateway.launch.py", launch_env, tmp_path, config=config, gateway_id=gateway_id))
+    assert f"gateway {gateway_id} (fleet" in output, output[-4000:]
+
+
 def test_fleet_coordinator_launch_assigns_a_task_from_ros(tmp_path: Path, kafka: Kafka, ros_context: Any,
                                                           launch_env: dict[str, str]) -> None:
     """The coordinator through launch: a task request on /tasks/submit is assigned to a robot and done."""
