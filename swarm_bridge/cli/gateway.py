@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ def _run(args: argparse.Namespace) -> int:
     from swarm_bridge.config import ConfigError, load_config
     from swarm_bridge.config.gateway import GatewayConfig
     from swarm_bridge.gateway.service import Gateway
+    from swarm_bridge.signals import stop_on_signals
     from swarm_bridge.transport.link import LinkError
 
     try:
@@ -40,20 +39,18 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_a: stop.set())
-    try:
-        gateway = Gateway(config)
-        gateway.start()
-    except LinkError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    # What start built (schemas, codecs, rules, dedup windows) lives as long as the process: out of the garbage
-    # collector's sight, its full passes no longer walk it while messages flow (they cost ~5 us a message).
-    gc.freeze()
-    try:
-        gateway.run(stop)
-    finally:
-        gateway.close()
+    with stop_on_signals() as stop:
+        try:
+            gateway = Gateway(config)
+            gateway.start()
+        except LinkError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_UNREACHABLE
+        # What start built (schemas, codecs, rules, dedup windows) lives as long as the process: out of the garbage
+        # collector's sight, its full passes no longer walk it while messages flow (they cost ~5 us a message).
+        gc.freeze()
+        try:
+            gateway.run(stop)
+        finally:
+            gateway.close()
     return 0

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from swarm_bridge.demo.errors import DemoError
 
@@ -105,9 +106,16 @@ class DeliveryTap:
 
 
 def main() -> int:
-    """The child: subscribe to every watched destination, print one line per record until SIGTERM."""
-    import signal
+    """The child: subscribe to every watched destination, print one line per record until SIGTERM/SIGINT."""
+    from swarm_bridge.signals import stop_on_signals
 
+    spec = json.loads(sys.stdin.read())
+    with stop_on_signals() as stop:
+        return _tap(spec, stop)
+
+
+def _tap(spec: dict[str, Any], stop: threading.Event) -> int:
+    """Tap the spec's destinations until `stop`, one line per record."""
     from swarm_bridge.codec import CodecError
     from swarm_bridge.codec.registry import topic_name
     from swarm_bridge.codec.wire import WireDecoder, registry_ids, wire_decoder
@@ -115,10 +123,7 @@ def main() -> int:
     from swarm_bridge.sim.taps import KafkaTap, MqttTap
     from swarm_bridge.transport import ensure_kafka_topics
 
-    spec = json.loads(sys.stdin.read())
     lookup = registry_ids(spec["registry"])
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     tap: MqttTap | KafkaTap
     if spec["kafka"]:
         # (kafka topic, robot id) -> (MQTT destination it came from, decoder of the Confluent framing)
