@@ -1,0 +1,221 @@
+"""The single-site coordinator's VDA 5050 profile, without sockets: plain VDA 5050 2.1 vehicles (no ROS, no
+swarm_bridge) as robots of the fleet.
+
+In: `state` (fleet view: position, battery, mode; the order's progress, done, failed, rejected or cancelled as task
+status) and `connection` (presence; CONNECTIONBROKEN is the vehicle's Last Will). Out: an `order` per assignment
+(the vehicle's position, the task's target, the kind's action there), `instantActions` cancelOrder for a cancel,
+startPause/stopPause on request. A vehicle's robot id is `manufacturer/serialNumber`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from swarm_bridge.config.coordinator import Vda5050Config
+from swarm_bridge.coordinator.core.dispatch import ASSIGN, Command
+from swarm_bridge.coordinator.core.fleet import FleetView, RobotMode, RobotView
+from swarm_bridge.coordinator.core.records import StatusReport
+from swarm_bridge.coordinator.core.tasks import TaskState
+from swarm_bridge.vda5050 import (
+    TOPICS,
+    Connection,
+    GoalAction,
+    HeaderCounter,
+    MessageInvalid,
+    OfficialSchemas,
+    OrderOutcome,
+    OrderWatch,
+    State,
+    Vda5050Error,
+    Vda5050Topics,
+    VehicleId,
+    Waypoint,
+    build_order,
+    decode,
+    encode,
+    instant_action,
+    presence,
+    read_order,
+)
+from swarm_bridge.vda5050.models import Message
+
+__all__ = ["Outgoing", "UnknownVehicle", "VdaVehicles"]
+
+# What an order's outcome is as a task status (PENDING: nothing to report yet).
+OUTCOMES: dict[OrderOutcome, TaskState] = {
+    OrderOutcome.RUNNING: TaskState.RUNNING, OrderOutcome.FINISHED: TaskState.DONE,
+    OrderOutcome.FAILED: TaskState.FAILED, OrderOutcome.REJECTED: TaskState.REJECTED,
+    OrderOutcome.CANCELLED: TaskState.CANCELLED}
+# operatingMode -> robot mode while it works normally (section 6.10.6); e-stop and FATAL errors come first.
+MODES: dict[str, RobotMode] = {"AUTOMATIC": RobotMode.AUTONOMOUS, "SEMIAUTOMATIC": RobotMode.AUTONOMOUS,
+                               "MANUAL": RobotMode.MANUAL, "SERVICE": RobotMode.MANUAL, "TEACHIN": RobotMode.MANUAL}
+
+
+class UnknownVehicle(Vda5050Error, LookupError):
+    """A vehicle of a manufacturer the config does not list (vda5050.manufacturers): counted and ignored."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One MQTT publish for a vehicle, with the spec's QoS and retain flag for its topic."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+
+
+class VdaVehicles:
+    """The vehicles seen on the site's broker, the orders sent to them, and the messages that say so."""
+
+    def __init__(self, config: Vda5050Config, capabilities: Mapping[str, list[str]]) -> None:
+        self.config = config
+        self.topics = Vda5050Topics(config.interface_name, config.major_version)
+        self.schemas = None if config.schemas is None else OfficialSchemas(config.schemas)
+        self.capabilities = {kind: frozenset(caps) for kind, caps in capabilities.items()}
+        self.headers = HeaderCounter()
+        self.states: dict[str, State] = {}  # robot id -> its latest state
+        self.orders: dict[str, OrderWatch] = {}  # task id -> the order sent for it (until it ends)
+
+    @property
+    def subscriptions(self) -> dict[str, str]:
+        """Topic filter -> the input kind the site runner files it under."""
+        return {self.topics.every_vehicle("state"): "vda_state",
+                self.topics.every_vehicle("connection"): "vda_connection"}
+
+    def knows(self, robot_id: str) -> bool:
+        return robot_id in self.states
+
+    # -- in ---------------------------------------------------------------------------------------------
+
+    def on_state(self, topic: str, payload: bytes, fleet: FleetView, now_ns: int) -> list[StatusReport]:
+        """Fold one `state` in: the vehicle into the fleet view, and a status report per order it says something
+        new of. MessageInvalid (malformed, breaks the schema, another vehicle's) or UnknownVehicle otherwise."""
+        vehicle = self._vehicle(topic, "state")
+        state = decode("state", payload, State, self.schemas)
+        self._same_vehicle(vehicle, state, topic)
+        robot_id = vehicle.robot_id
+        self.states[robot_id] = state
+        fleet.put(self._view(fleet.get(robot_id), vehicle, state, now_ns))
+        reports = []
+        for task_id, watch in list(self.orders.items()):
+            if watch.vehicle != vehicle:
+                continue
+            report = read_order(state, watch)
+            status = OUTCOMES.get(report.outcome)
+            if status is None:
+                continue
+            if status is not TaskState.RUNNING:
+                del self.orders[task_id]
+            elif report.progress == 0.0:
+                status = TaskState.ACCEPTED
+            reports.append(StatusReport(robot_id, task_id, status, report.reason, report.progress))
+        return reports
+
+    def on_connection(self, topic: str, payload: bytes, fleet: FleetView, now_ns: int) -> RobotView | None:
+        """Fold one `connection` in as presence; None for an emptied retained message."""
+        vehicle = self._vehicle(topic, "connection")
+        if not payload:
+            return None
+        connection = decode("connection", payload, Connection, self.schemas)
+        self._same_vehicle(vehicle, connection, topic)
+        now = presence(connection)
+        robot = fleet.on_presence(vehicle.robot_id, "online" if now.online else "offline", now.reason, now_ns)
+        if robot.kind == "":  # not heard a state yet: at least give it its kind, so it is a robot of the fleet
+            kind = self.config.manufacturers[vehicle.manufacturer]
+            fleet.put(replace(robot, kind=kind, capabilities=self.capabilities[kind]))
+        return robot
+
+    # -- out --------------------------------------------------------------------------------------------
+
+    def command(self, command: Command, now_ns: int) -> list[Outgoing]:
+        """An assignment as an `order`, a cancel as `instantActions` cancelOrder (only for an order it sent)."""
+        vehicle = VehicleId.of_robot(command.robot_id)
+        task = command.task
+        if command.action == ASSIGN:
+            order_id = command.command_id
+            request = task.request
+            action = self.config.actions.get(request.kind)
+            goal = Waypoint(f"{order_id}:goal", request.target.x, request.target.y, self.config.map_id,
+                            allowed_deviation_xy=self.config.goal_deviation_m)
+            order, watch = build_order(vehicle, order_id, [self._here(vehicle, order_id), goal],
+                                       [GoalAction(action, request.parameters)] if action else [], self.headers,
+                                       now_ns)
+            self.orders[task.task_id] = watch
+            return [self._out(vehicle, "order", order)]
+        sent = self.orders.get(task.task_id)
+        if sent is None or sent.vehicle != vehicle:
+            return []
+        cancel_id = f"{sent.order_id}:cancel"
+        self.orders[task.task_id] = replace(sent, cancel_action_id=cancel_id)
+        return [self._out(vehicle, "instantActions", instant_action(vehicle, "cancelOrder", cancel_id, self.headers,
+                                                                    now_ns))]
+
+    def pause(self, robot_id: str, paused: bool, now_ns: int) -> Outgoing:
+        """startPause (or stopPause) for a known vehicle; UnknownVehicle when no state of it was seen."""
+        if robot_id not in self.states:
+            raise UnknownVehicle(f"no VDA 5050 vehicle {robot_id!r} has reported a state here; known: "
+                                 f"{', '.join(sorted(self.states)) or 'none'}")
+        vehicle = VehicleId.of_robot(robot_id)
+        action = "startPause" if paused else "stopPause"
+        return self._out(vehicle, "instantActions", instant_action(vehicle, action, f"{action}:{now_ns}",
+                                                                   self.headers, now_ns))
+
+    # -- helpers ----------------------------------------------------------------------------------------
+
+    def _vehicle(self, topic: str, name: str) -> VehicleId:
+        parsed = self.topics.parse(topic)
+        if parsed is None or parsed[1] != name:
+            raise MessageInvalid(name, "topic", f"{topic} is not interfaceName/majorVersion/manufacturer/"
+                                 f"serialNumber/{name} of {self.topics.interface_name}/{self.topics.major_version}")
+        vehicle = parsed[0]
+        if vehicle.manufacturer not in self.config.manufacturers:
+            raise UnknownVehicle(f"vda5050 {topic}: manufacturer {vehicle.manufacturer!r} is not in "
+                                 f"vda5050.manufacturers ({', '.join(sorted(self.config.manufacturers))}); add it "
+                                 "with its robot kind to drive its vehicles")
+        return vehicle
+
+    @staticmethod
+    def _same_vehicle(vehicle: VehicleId, message: State | Connection, topic: str) -> None:
+        if (message.manufacturer, message.serial_number) != (vehicle.manufacturer, vehicle.serial_number):
+            raise MessageInvalid(topic.rsplit("/", 1)[-1], "serialNumber", f"{topic} carries the message of "
+                                 f"{message.manufacturer}/{message.serial_number}")
+
+    def _view(self, old: RobotView | None, vehicle: VehicleId, state: State, now_ns: int) -> RobotView:
+        kind = self.config.manufacturers[vehicle.manufacturer]
+        position = state.agv_position
+        battery = state.battery_state
+        mode = MODES[state.operating_mode]
+        if state.safety_state.e_stop != "NONE":
+            mode = RobotMode.EMERGENCY_STOP
+        elif any(e.error_level == "FATAL" for e in state.errors):
+            mode = RobotMode.ERROR
+        elif mode is RobotMode.AUTONOMOUS and battery.charging:
+            mode = RobotMode.CHARGING
+        elif mode is RobotMode.AUTONOMOUS and not state.node_states and not state.driving:
+            mode = RobotMode.IDLE
+        base = old or RobotView(vehicle.robot_id)
+        current = next((t for t, w in self.orders.items() if w.vehicle == vehicle and w.order_id == state.order_id),
+                       "")
+        return replace(base, kind=kind, capabilities=self.capabilities[kind], mode=mode,
+                       x=position.x if position else base.x, y=position.y if position else base.y,
+                       battery_percent=battery.battery_charge, charging=battery.charging, current_task_id=current,
+                       last_seen_ns=max(base.last_seen_ns, now_ns))
+
+    def _here(self, vehicle: VehicleId, order_id: str) -> Waypoint:
+        """The order's first node: where the vehicle stands (its last node id, at its reported position)."""
+        state = self.states.get(vehicle.robot_id)
+        position = state.agv_position if state is not None else None
+        node_id = (state.last_node_id if state is not None else "") or f"{order_id}:start"
+        if position is None or not math.isfinite(position.x) or not math.isfinite(position.y):
+            return Waypoint(node_id, 0.0, 0.0, self.config.map_id, allowed_deviation_xy=1e6)
+        return Waypoint(node_id, position.x, position.y, position.map_id, theta=position.theta,
+                        allowed_deviation_xy=self.config.goal_deviation_m)
+
+    def _out(self, vehicle: VehicleId, name: str, message: Message) -> Outgoing:
+        """The publish of `message` on `name` of `vehicle`, checked against the official schema when configured."""
+        if self.schemas is not None:
+            self.schemas.check(name, message.wire())
+        spec = TOPICS[name]
+        return Outgoing(self.topics.topic(vehicle, spec.name), encode(message), spec.qos, spec.retain)
