@@ -27,9 +27,12 @@ class OrderOutcome(str, Enum):
 
 @dataclass(frozen=True)
 class OrderReport:
+    """An order's outcome; `started`: the vehicle drives it or works on its actions (not only holds it)."""
+
     outcome: OrderOutcome
     progress: float = 0.0
     reason: str = ""
+    started: bool = False
 
 
 def read_order(state: State, watch: OrderWatch) -> OrderReport:
@@ -57,8 +60,9 @@ def read_order(state: State, watch: OrderWatch) -> OrderReport:
     finished = sum(a.action_status == "FINISHED" for a in mine)
     done = len(watch.node_ids) - 1 + len(watch.edge_ids) - left + finished
     if left == 0 and finished == len(watch.action_ids):
-        return OrderReport(OrderOutcome.FINISHED, 1.0)
-    return OrderReport(OrderOutcome.RUNNING, min(done / watch.steps, 0.99))
+        return OrderReport(OrderOutcome.FINISHED, 1.0, started=True)
+    started = done > 0 or state.driving or any(a.action_status != "WAITING" for a in mine)
+    return OrderReport(OrderOutcome.RUNNING, min(done / watch.steps, 0.99), started=started)
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,11 @@ MODES: dict[str, RobotMode] = {"AUTOMATIC": RobotMode.AUTONOMOUS, "SEMIAUTOMATIC
                                "MANUAL": RobotMode.MANUAL, "SERVICE": RobotMode.MANUAL, "TEACHIN": RobotMode.MANUAL}
 
 
+# A vehicle holds one order at a time (a new orderId while it executes one is refused, section 6.6.2): the
+# coordinator gives it its next task once the last has ended.
+ORDERS_AT_ONCE = 1
+
+
 class UnknownVehicle(Vda5050Error, LookupError):
     """A vehicle of a manufacturer the config does not list (vda5050.manufacturers): counted and ignored."""
 
@@ -108,7 +113,7 @@ class VdaVehicles:
                 continue
             if status is not TaskState.RUNNING:
                 del self.orders[task_id]
-            elif report.progress == 0.0:
+            elif not report.started:
                 status = TaskState.ACCEPTED
             reports.append(StatusReport(robot_id, task_id, status, report.reason, report.progress))
         return reports
@@ -124,7 +129,7 @@ class VdaVehicles:
         robot = fleet.on_presence(vehicle.robot_id, "online" if now.online else "offline", now.reason, now_ns)
         if robot.kind == "":  # not heard a state yet: at least give it its kind, so it is a robot of the fleet
             kind = self.config.manufacturers[vehicle.manufacturer]
-            fleet.put(replace(robot, kind=kind, capabilities=self.capabilities[kind]))
+            fleet.put(replace(robot, kind=kind, capabilities=self.capabilities[kind], capacity=ORDERS_AT_ONCE))
         return robot
 
     # -- out --------------------------------------------------------------------------------------------
@@ -198,7 +203,7 @@ class VdaVehicles:
         base = old or RobotView(vehicle.robot_id)
         current = next((t for t, w in self.orders.items() if w.vehicle == vehicle and w.order_id == state.order_id),
                        "")
-        return replace(base, kind=kind, capabilities=self.capabilities[kind], mode=mode,
+        return replace(base, kind=kind, capabilities=self.capabilities[kind], capacity=ORDERS_AT_ONCE, mode=mode,
                        x=position.x if position else base.x, y=position.y if position else base.y,
                        battery_percent=battery.battery_charge, charging=battery.charging, current_task_id=current,
                        last_seen_ns=max(base.last_seen_ns, now_ns))

@@ -98,7 +98,8 @@ def test_state_reports_become_task_status(vehicles: VdaVehicles) -> None:
     watch = vehicles.orders["t1"]
     goal, edge, pick = watch.node_ids[1], watch.edge_ids[0], watch.action_ids[0]
     [accepted] = vehicles.on_state(STATE, payload(state_doc(order_id="t1#1", nodes=[goal], edges=[edge],
-                                                            actions=[(pick, "pick", "WAITING")])), fleet, 3)
+                                                            actions=[(pick, "pick", "WAITING")], driving=False)),
+                                   fleet, 3)
     assert (accepted.state, accepted.task_id, accepted.robot_id) == (TaskState.ACCEPTED, "t1", "acme/agv1")
     assert fleet.get("acme/agv1").current_task_id == "t1"  # type: ignore[union-attr]
     [running] = vehicles.on_state(STATE, payload(state_doc(order_id="t1#1", actions=[(pick, "pick", "RUNNING")])),
