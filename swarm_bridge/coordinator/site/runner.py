@@ -252,6 +252,9 @@ class SiteCoordinator:
             if check:
                 self._last_check = now
                 self._gauges(now)
+                if self.vda is not None:
+                    for message in self.vda.quiet(self.dispatch.fleet, now, self.dispatch.stale_after_ns):
+                        self._publish(message)
             out += self.dispatch.tick(now, check=check and now >= self._checks_from)
             self._emit(out, now)
             self._retry_backlog()

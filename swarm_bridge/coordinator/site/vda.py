@@ -82,6 +82,8 @@ class VdaVehicles:
         self.headers = HeaderCounter()
         self.states: dict[str, State] = {}  # robot id -> its latest state
         self.orders: dict[str, OrderWatch] = {}  # task id -> the order sent for it (until it ends)
+        self.heard: dict[str, int] = {}  # robot id -> when its latest state came (ns)
+        self.asked: dict[str, int] = {}  # robot id -> when a stateRequest last went to it (ns)
 
     @property
     def subscriptions(self) -> dict[str, str]:
@@ -102,6 +104,7 @@ class VdaVehicles:
         self._same_vehicle(vehicle, state, topic)
         robot_id = vehicle.robot_id
         self.states[robot_id] = state
+        self.heard[robot_id] = now_ns
         fleet.put(self._view(fleet.get(robot_id), vehicle, state, now_ns))
         reports = []
         for task_id, watch in list(self.orders.items()):
@@ -156,6 +159,21 @@ class VdaVehicles:
         self.orders[task.task_id] = replace(sent, cancel_action_id=cancel_id)
         return [self._out(vehicle, "instantActions", instant_action(vehicle, "cancelOrder", cancel_id, self.headers,
                                                                     now_ns))]
+
+    def quiet(self, fleet: FleetView, now_ns: int, stale_after_ns: int) -> list[Outgoing]:
+        """stateRequest to each online vehicle silent for half of `stale_after_ns` (asked at most that often): a
+        vehicle may send state only every 30 s (section 6.10) when the fleet counts a robot silent sooner."""
+        half = stale_after_ns // 2
+        out = []
+        for robot_id, heard in self.heard.items():
+            robot = fleet.get(robot_id)
+            if robot is None or not robot.online or min(now_ns - heard, now_ns - self.asked.get(robot_id, 0)) < half:
+                continue
+            self.asked[robot_id] = now_ns
+            vehicle = VehicleId.of_robot(robot_id)
+            out.append(self._out(vehicle, "instantActions", instant_action(
+                vehicle, "stateRequest", f"stateRequest:{now_ns}", self.headers, now_ns)))
+        return out
 
     def pause(self, robot_id: str, paused: bool, now_ns: int) -> Outgoing:
         """startPause (or stopPause) for a known vehicle; UnknownVehicle when no state of it was seen."""

@@ -35,17 +35,18 @@ class VdaSite:
     on every VDA 5050 topic (started before anyone, so it sees every message)."""
 
     def __init__(self, broker: Mosquitto, schemas: Path, specs: list[VehicleSpec],
-                 robots: list[TaskRobot] | None = None) -> None:
+                 robots: list[TaskRobot] | None = None, *, state_period_s: float = 1.0, **overrides: Any) -> None:
         self.interface = f"uagv{uuid.uuid4().hex[:6]}"  # tests share a broker: retained messages stay apart
         self.tap = WireTap(broker.host, broker.port, self.interface)
         self.check = SchemaCheck(schemas)
         doc = site_doc(broker, capabilities=CAPABILITIES,
                        vda5050={"manufacturers": {"acme": "agv"}, "actions": {"pick": "pick"},
-                                "schemas": str(schemas), "interface_name": self.interface})
+                                "schemas": str(schemas), "interface_name": self.interface}, **overrides)
         doc["capabilities"] = CAPABILITIES
         self.config = validate_config(doc, CoordinatorConfig)
         self.coordinator = SiteCoordinator(self.config).start()
-        self.vehicles = VdaVehicles(specs, host=broker.host, port=broker.port, interface=self.interface).start()
+        self.vehicles = VdaVehicles(specs, host=broker.host, port=broker.port, interface=self.interface,
+                                    state_period_s=state_period_s).start()
         self.robots: SiteFleet | None = None
         if robots:
             records = SiteRobotRecords(self.coordinator.topics, fmt=self.config.robot_format)
@@ -78,8 +79,8 @@ class VdaSite:
 def vda_site(mosquitto: Mosquitto, vda5050_schemas: Path) -> Iterator[Callable[..., VdaSite]]:
     sites: list[VdaSite] = []
 
-    def make(specs: list[VehicleSpec], robots: list[TaskRobot] | None = None) -> VdaSite:
-        site = VdaSite(mosquitto, vda5050_schemas, specs, robots)
+    def make(specs: list[VehicleSpec], robots: list[TaskRobot] | None = None, **options: Any) -> VdaSite:
+        site = VdaSite(mosquitto, vda5050_schemas, specs, robots, **options)
         sites.append(site)
         return site
 
@@ -293,3 +294,20 @@ def test_the_simulated_vehicle_keeps_the_order_rules(mosquitto: Mosquitto, vda50
         client.loop_stop()
         fleet.stop()
         tap.close()
+
+
+@pytest.mark.integration
+def test_a_vehicle_quiet_between_states_is_asked_for_one(vda_site: Callable[..., VdaSite]) -> None:
+    """A vehicle may send state only every 30 s (section 6.10); the site counts robots silent after 2 s here, so
+    it sends stateRequest to keep hearing from it, and the vehicle keeps its task."""
+    site = vda_site([VehicleSpec("acme", "lazy", speed_mps=1.0)], state_period_s=30.0,
+                    tasks={"robot_offline_after_s": 2.0})
+    wait_for(lambda: len([a for _t, doc in site.tap.on("instantActions") for a in doc["actions"]
+                          if a["actionType"] == "stateRequest"]) >= 3, 20, "three stateRequests")
+    robot = site.coordinator.dispatch.fleet.get("acme/lazy")
+    assert robot is not None and robot.online
+    site.submit("slowly", "navigate", 5.0, 0.0)  # about 5 s of driving with no state of its own
+    site.wait_state("slowly", {TaskState.DONE, TaskState.FAILED}, 40)
+    task = site.coordinator.task("slowly")
+    assert task is not None and task.state is TaskState.DONE and task.history == ("acme/lazy",)
+    assert site.check.wire_problems(site.tap.snapshot()) == []

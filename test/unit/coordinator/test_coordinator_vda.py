@@ -13,8 +13,9 @@ from vda_docs import connection_doc, state_doc
 
 from swarm_bridge.config import CoordinatorConfig, validate_config
 from swarm_bridge.config.errors import ConfigError
+from swarm_bridge.coordinator.core.assignment import CostPolicy, plan
 from swarm_bridge.coordinator.core.dispatch import ASSIGN, CANCEL, Command, Dispatch
-from swarm_bridge.coordinator.core.fleet import FleetView, RobotMode
+from swarm_bridge.coordinator.core.fleet import FleetView, RobotMode, RobotView
 from swarm_bridge.coordinator.core.tasks import Target, TaskRequest, TaskState, assigned, new_task
 from swarm_bridge.coordinator.site.vda import UnknownVehicle, VdaVehicles
 from swarm_bridge.coordinator.wiring import build_dispatch
@@ -168,3 +169,27 @@ def test_a_cancel_by_request_ends_the_task_and_tells_its_robot() -> None:
 def test_the_vda5050_config_is_checked(change: dict[str, Any], text: str) -> None:
     with pytest.raises(ConfigError, match=text):
         validate_config({**config_doc(), **change}, CoordinatorConfig)
+
+
+def test_a_quiet_vehicle_is_asked_for_its_state_at_most_every_half_window(vehicles: VdaVehicles) -> None:
+    fleet = FleetView()
+    vehicles.on_state(STATE, payload(state_doc()), fleet, 0)
+    assert vehicles.quiet(fleet, 900, 2000) == []  # heard 0.9 windows/2 ago: not yet
+    [ask] = vehicles.quiet(fleet, 1000, 2000)
+    assert ask.topic == "uagv/v2/acme/agv1/instantActions"
+    assert json.loads(ask.payload)["actions"][0]["actionType"] == "stateRequest"
+    assert vehicles.quiet(fleet, 1500, 2000) == []  # asked 0.5 ago
+    assert len(vehicles.quiet(fleet, 2000, 2000)) == 1
+    vehicles.on_connection("uagv/v2/acme/agv1/connection", payload(connection_doc(state="OFFLINE")), fleet, 2100)
+    assert vehicles.quiet(fleet, 5000, 2000) == []  # offline: nobody to ask
+
+
+def test_a_vehicle_gets_one_task_at_a_time() -> None:
+    fleet = FleetView()
+    fleet.put(RobotView("acme/agv1", "agv", frozenset({"navigate"}), RobotMode.IDLE, last_seen_ns=1, capacity=1))
+    fleet.put(RobotView("amr_1", "amr", frozenset({"navigate"}), RobotMode.IDLE, x=50.0, last_seen_ns=1))
+    queued = [new_task(TaskRequest(f"t{i}", "navigate"), i) for i in range(4)]
+    picks = plan(queued, fleet, {}, CostPolicy(max_queue=3), now_ns=2, stale_after_ns=10**12)
+    assert [robot for _task, robot in picks] == ["acme/agv1", "amr_1", "amr_1", "amr_1"]
+    assert plan(queued, fleet, {"acme/agv1": 1}, CostPolicy(max_queue=3), now_ns=2,
+                stale_after_ns=10**12)[0][1] == "amr_1"
