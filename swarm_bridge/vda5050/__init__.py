@@ -5,7 +5,7 @@ read from a folder the caller names (`schemas`). The coordinator's VDA 5050 prof
 
 from swarm_bridge.vda5050.codec import decode, encode
 from swarm_bridge.vda5050.errors import MessageInvalid, SchemasMissing, TopicInvalid, Vda5050Error
-from swarm_bridge.vda5050.headers import HeaderCounter, timestamp
+from swarm_bridge.vda5050.headers import HeaderCounter, HeaderRuns, timestamp
 from swarm_bridge.vda5050.instant import INSTANT, instant_action
 from swarm_bridge.vda5050.models import (
     MESSAGES,
@@ -31,6 +31,7 @@ __all__ = [
     "Factsheet",
     "GoalAction",
     "HeaderCounter",
+    "HeaderRuns",
     "InstantActions",
     "MessageInvalid",
     "OfficialSchemas",
