@@ -380,11 +380,19 @@ class SiteCoordinator:
     def _vda_state(self, topic: str, payload: bytes, now_ns: int) -> list[Output]:
         assert self.vda is not None
         out: list[Output] = []
-        for report in self.vda.on_state(topic, payload, self.dispatch.fleet, now_ns):
+        for report in self.vda.on_state(topic, payload, self.dispatch.fleet, now_ns, self._order_of):
             result = self.dispatch.status(robot_id=report.robot_id, task_id=report.task_id, state=report.state,
                                           reason=report.reason, progress=report.progress, now_ns=now_ns)
             out += result or []
         return out
+
+    def _order_of(self, robot_id: str, order_id: str) -> str | None:
+        """The active task of `robot_id` whose command (attempt) is `order_id` (orderId = command id)."""
+        task_id = order_id.rpartition("#")[0]
+        task = self.dispatch.book.get(task_id) if task_id else None
+        if task is None or task.terminal or task.robot_id != robot_id or task.command_id != order_id:
+            return None
+        return task_id
 
     def _vda_connection(self, topic: str, payload: bytes, now_ns: int) -> list[Output]:
         assert self.vda is not None

@@ -9,7 +9,7 @@ startPause/stopPause on request. A vehicle's robot id is `manufacturer/serialNum
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from swarm_bridge.config.coordinator import Vda5050Config
@@ -82,6 +82,8 @@ class VdaVehicles:
         self.headers = HeaderCounter()
         self.states: dict[str, State] = {}  # robot id -> its latest state
         self.orders: dict[str, OrderWatch] = {}  # task id -> the order sent for it (until it ends)
+        self.by_vehicle: dict[str, set[str]] = {}  # robot id -> task ids of its watched orders
+        self.looked_up: dict[str, str] = {}  # robot id -> the last unwatched orderId asked about (`adopt`)
         self.heard: dict[str, int] = {}  # robot id -> when its latest state came (ns)
         self.asked: dict[str, int] = {}  # robot id -> when a stateRequest last went to it (ns)
 
@@ -96,44 +98,51 @@ class VdaVehicles:
 
     # -- in ---------------------------------------------------------------------------------------------
 
-    def on_state(self, topic: str, payload: bytes, fleet: FleetView, now_ns: int) -> list[StatusReport]:
+    def on_state(self, topic: str, payload: bytes, fleet: FleetView, now_ns: int,
+                 adopt: Callable[[str, str], str | None] | None = None) -> list[StatusReport]:
         """Fold one `state` in: the vehicle into the fleet view, and a status report per order it says something
-        new of. MessageInvalid (malformed, breaks the schema, another vehicle's) or UnknownVehicle otherwise."""
+        new of. MessageInvalid (malformed, breaks the schema, another vehicle's) or UnknownVehicle otherwise.
+
+        `adopt(robot_id, order_id)`: the task an order this process did not send belongs to (a coordinator
+        restarted from its snapshot), asked once per order id; its watch is rebuilt from the state."""
         vehicle = self._vehicle(topic, "state")
         state = decode("state", payload, State, self.schemas)
         self._same_vehicle(vehicle, state, topic)
         robot_id = vehicle.robot_id
         self.states[robot_id] = state
         self.heard[robot_id] = now_ns
+        watched = self.by_vehicle.setdefault(robot_id, set())
+        if state.order_id and adopt is not None and self.looked_up.get(robot_id) != state.order_id and not any(
+                self.orders[t].order_id == state.order_id for t in watched):
+            self.looked_up[robot_id] = state.order_id
+            task_id = adopt(robot_id, state.order_id)
+            if task_id is not None:
+                self._watch(task_id, _rebuilt(vehicle, state))
         fleet.put(self._view(fleet.get(robot_id), vehicle, state, now_ns))
         reports = []
-        for task_id, watch in list(self.orders.items()):
-            if watch.vehicle != vehicle:
-                continue
-            report = read_order(state, watch)
+        for task_id in sorted(watched):
+            report = read_order(state, self.orders[task_id])
             status = OUTCOMES.get(report.outcome)
             if status is None:
                 continue
             if status is not TaskState.RUNNING:
-                del self.orders[task_id]
+                self._unwatch(task_id)
             elif not report.started:
                 status = TaskState.ACCEPTED
             reports.append(StatusReport(robot_id, task_id, status, report.reason, report.progress))
         return reports
 
     def on_connection(self, topic: str, payload: bytes, fleet: FleetView, now_ns: int) -> RobotView | None:
-        """Fold one `connection` in as presence; None for an emptied retained message."""
+        """Fold one `connection` in as presence; None for an emptied retained message. A vehicle takes tasks
+        from its first `state` on (which gives its kind and position)."""
         vehicle = self._vehicle(topic, "connection")
         if not payload:
             return None
         connection = decode("connection", payload, Connection, self.schemas)
         self._same_vehicle(vehicle, connection, topic)
         now = presence(connection)
-        robot = fleet.on_presence(vehicle.robot_id, "online" if now.online else "offline", now.reason, now_ns)
-        if robot.kind == "":  # not heard a state yet: at least give it its kind, so it is a robot of the fleet
-            kind = self.config.manufacturers[vehicle.manufacturer]
-            fleet.put(replace(robot, kind=kind, capabilities=self.capabilities[kind], capacity=ORDERS_AT_ONCE))
-        return robot
+        # Its kind and capabilities come with its first state: no task goes to a vehicle whose position is unknown.
+        return fleet.on_presence(vehicle.robot_id, "online" if now.online else "offline", now.reason, now_ns)
 
     # -- out --------------------------------------------------------------------------------------------
 
@@ -150,13 +159,13 @@ class VdaVehicles:
             order, watch = build_order(vehicle, order_id, [self._here(vehicle, order_id), goal],
                                        [GoalAction(action, request.parameters)] if action else [], self.headers,
                                        now_ns)
-            self.orders[task.task_id] = watch
+            self._watch(task.task_id, watch)
             return [self._out(vehicle, "order", order)]
         sent = self.orders.get(task.task_id)
         if sent is None or sent.vehicle != vehicle:
             return []
         cancel_id = f"{sent.order_id}:cancel"
-        self.orders[task.task_id] = replace(sent, cancel_action_id=cancel_id)
+        self._watch(task.task_id, replace(sent, cancel_action_id=cancel_id))
         return [self._out(vehicle, "instantActions", instant_action(vehicle, "cancelOrder", cancel_id, self.headers,
                                                                     now_ns))]
 
@@ -186,6 +195,18 @@ class VdaVehicles:
                                                                    self.headers, now_ns))
 
     # -- helpers ----------------------------------------------------------------------------------------
+
+    def _watch(self, task_id: str, watch: OrderWatch) -> None:
+        old = self.orders.get(task_id)
+        if old is not None and old.vehicle != watch.vehicle:
+            self._unwatch(task_id)
+        self.orders[task_id] = watch
+        self.by_vehicle.setdefault(watch.vehicle.robot_id, set()).add(task_id)
+
+    def _unwatch(self, task_id: str) -> None:
+        watch = self.orders.pop(task_id, None)
+        if watch is not None:
+            self.by_vehicle.get(watch.vehicle.robot_id, set()).discard(task_id)
 
     def _vehicle(self, topic: str, name: str) -> VehicleId:
         parsed = self.topics.parse(topic)
@@ -219,8 +240,8 @@ class VdaVehicles:
         elif mode is RobotMode.AUTONOMOUS and not state.node_states and not state.driving:
             mode = RobotMode.IDLE
         base = old or RobotView(vehicle.robot_id)
-        current = next((t for t, w in self.orders.items() if w.vehicle == vehicle and w.order_id == state.order_id),
-                       "")
+        current = next((t for t in sorted(self.by_vehicle.get(vehicle.robot_id, ()))
+                        if self.orders[t].order_id == state.order_id), "")
         return replace(base, kind=kind, capabilities=self.capabilities[kind], capacity=ORDERS_AT_ONCE, mode=mode,
                        x=position.x if position else base.x, y=position.y if position else base.y,
                        battery_percent=battery.battery_charge, charging=battery.charging, current_task_id=current,
@@ -242,3 +263,15 @@ class VdaVehicles:
             self.schemas.check(name, message.wire())
         spec = TOPICS[name]
         return Outgoing(self.topics.topic(vehicle, spec.name), encode(message), spec.qos, spec.retain)
+
+
+def _rebuilt(vehicle: VehicleId, state: State) -> OrderWatch:
+    """The watch of an order another run of this coordinator sent, from what the vehicle still has of it: the
+    nodes, edges and actions left (those done are not known any more, so progress starts lower)."""
+    order_id = state.order_id
+    nodes = tuple(sorted(((n.node_id, n.sequence_id) for n in state.node_states), key=lambda n: n[1]))
+    edges = tuple(sorted(((e.edge_id, e.sequence_id) for e in state.edge_states), key=lambda e: e[1]))
+    actions = tuple(a.action_id for a in state.action_states
+                    if a.action_id.startswith(f"{order_id}:") and a.action_id != f"{order_id}:cancel")
+    return OrderWatch(vehicle, order_id, state.order_update_id, ((state.last_node_id, state.last_node_sequence_id),
+                                                                 *nodes), edges, actions)

@@ -311,3 +311,19 @@ def test_a_vehicle_quiet_between_states_is_asked_for_one(vda_site: Callable[...,
     task = site.coordinator.task("slowly")
     assert task is not None and task.state is TaskState.DONE and task.history == ("acme/lazy",)
     assert site.check.wire_problems(site.tap.snapshot()) == []
+
+
+@pytest.mark.integration
+def test_a_restarted_coordinator_follows_the_order_it_sent_before(vda_site: Callable[..., VdaSite],
+                                                                  tmp_path: Path) -> None:
+    site = vda_site([VehicleSpec("acme", "steady", speed_mps=0.5)],
+                    mqtt={"state_file": str(tmp_path / "tasks.jsonl")})
+    site.submit("across", "navigate", 4.0, 0.0)
+    site.wait_state("across", {TaskState.RUNNING})
+    site.coordinator.stop()  # the snapshot keeps the task running on acme/steady
+    site.coordinator = SiteCoordinator(site.config).start()
+    site.wait_state("across", {TaskState.DONE, TaskState.FAILED}, 40)
+    task = site.coordinator.task("across")
+    assert task is not None and task.state is TaskState.DONE and task.attempts == 1
+    assert len(site.tap.on("order")) == 1  # the order was not sent again
+    assert site.check.wire_problems(site.tap.snapshot()) == []

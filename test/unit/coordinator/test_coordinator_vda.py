@@ -52,8 +52,9 @@ def test_a_vehicle_enters_the_fleet_by_connection_and_state(vehicles: VdaVehicle
     fleet = FleetView()
     vehicles.on_connection("uagv/v2/acme/agv1/connection", payload(connection_doc()), fleet, 5)
     robot = fleet.get("acme/agv1")
-    assert robot is not None and robot.online and robot.kind == "agv" and fleet.capable("pick") == ["acme/agv1"]
+    assert robot is not None and robot.online and fleet.capable("pick") == []  # no task before its first state
     assert vehicles.on_state(STATE, payload(state_doc(x=3.0, y=-1.0)), fleet, 7) == []
+    assert fleet.capable("pick") == ["acme/agv1"] and fleet.get("acme/agv1").kind == "agv"  # type: ignore[union-attr]
     robot = fleet.get("acme/agv1")
     assert robot is not None and (robot.x, robot.y, robot.battery_percent, robot.mode, robot.last_seen_ns) == (
         3.0, -1.0, 80.0, RobotMode.IDLE, 7)
@@ -193,3 +194,27 @@ def test_a_vehicle_gets_one_task_at_a_time() -> None:
     assert [robot for _task, robot in picks] == ["acme/agv1", "amr_1", "amr_1", "amr_1"]
     assert plan(queued, fleet, {"acme/agv1": 1}, CostPolicy(max_queue=3), now_ns=2,
                 stale_after_ns=10**12)[0][1] == "amr_1"
+
+
+def test_an_order_sent_before_a_restart_is_adopted_from_the_state(vehicles: VdaVehicles) -> None:
+    """A coordinator restarted from its snapshot did not send the vehicle's order: it asks whose task it is once
+    and follows the order from what the vehicle still has of it."""
+    fleet = FleetView()
+    asked: list[tuple[str, str]] = []
+
+    def adopt(robot_id: str, order_id: str) -> str | None:
+        asked.append((robot_id, order_id))
+        return "t1" if order_id == "t1#1" else None
+
+    running = state_doc(order_id="t1#1", last_node_id="start", nodes=[("t1#1:goal", 2)], edges=[("e", 1)],
+                        actions=[("t1#1:0:pick", "pick", "WAITING")])
+    [report] = vehicles.on_state(STATE, payload(running), fleet, 1, adopt)
+    assert (report.task_id, report.state) == ("t1", TaskState.RUNNING)
+    vehicles.on_state(STATE, payload(running), fleet, 2, adopt)
+    assert asked == [("acme/agv1", "t1#1")]  # asked once per order id
+    [done] = vehicles.on_state(STATE, payload(state_doc(order_id="t1#1", last_node_id="t1#1:goal",
+                                                        actions=[("t1#1:0:pick", "pick", "FINISHED")])), fleet, 3,
+                               adopt)
+    assert done.state is TaskState.DONE
+    assert vehicles.on_state(STATE, payload(state_doc(order_id="older")), fleet, 4, adopt) == []
+    assert asked[-1] == ("acme/agv1", "older")
