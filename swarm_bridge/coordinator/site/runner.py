@@ -106,7 +106,7 @@ class SiteCoordinator:
         # has its inputs (kind -> fold) and its way to send a command; a robot's protocol is the one it spoke.
         self.vda = None if config.vda5050 is None else VdaVehicles(config.vda5050, config.capabilities)
         self._inputs: dict[str, Callable[[str, bytes, int], list[Output]]] = {
-            "vda_state": self._vda_state, "vda_connection": self._vda_connection}
+            "vda_state": self._vda_state, "vda_connection": self._vda_connection, "cancel": self._cancel_request}
         self._senders: dict[str, Callable[[Command, int], None]] = {
             "swarm_bridge": self._swarm_command, "vda5050": self._vda_command}
 
@@ -385,6 +385,27 @@ class SiteCoordinator:
                                           reason=report.reason, progress=report.progress, now_ns=now_ns)
             out += result or []
         return out
+
+    def _cancel_request(self, topic: str, payload: bytes, now_ns: int) -> list[Output]:
+        """A cancel request {task_id, reason} from MQTT: the task cancelled (its robot told) and the answer sent
+        on its result topic; a request that is no such JSON is counted."""
+        try:
+            doc = json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self.drops("malformed cancel", f"mqtt:{topic}: not JSON: {exc}")
+            return []
+        task_id = doc.get("task_id") if isinstance(doc, dict) else None
+        reason = doc.get("reason") if isinstance(doc, dict) else None
+        if not isinstance(task_id, str) or not result_topic_level(task_id) or not isinstance(reason, (str, type(None))):
+            self.drops("malformed cancel", f"mqtt:{topic}: expected {{task_id: str, reason: str}}, got {doc!r:.200}")
+            return []
+        out = self.dispatch.cancel(task_id, now_ns, reason or "cancelled by request")
+        task = self.dispatch.book.get(task_id)
+        state = task.state.value if task is not None else "unknown"
+        why = "" if out else ("no such task" if task is None else f"already {state}")
+        self._send(self.topics.result(task_id), result_payload(task_id, accepted=bool(out), state=state, reason=why,
+                                                               duplicate=False))
+        return out or []
 
     def _order_of(self, robot_id: str, order_id: str) -> str | None:
         """The active task of `robot_id` whose command (attempt) is `order_id` (orderId = command id)."""

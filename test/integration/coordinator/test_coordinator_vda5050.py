@@ -14,12 +14,14 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
+import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 from site_harness import site_doc, wait_for
 from vda_vehicles import VdaVehicles, VehicleSpec
 from vda_wire import SchemaCheck, WireTap
 
 from swarm_bridge.brokers import Mosquitto
+from swarm_bridge.cli import main as cli_main
 from swarm_bridge.config import CoordinatorConfig, validate_config
 from swarm_bridge.coordinator.core.tasks import TERMINAL, TaskState
 from swarm_bridge.coordinator.site.runner import SiteCoordinator
@@ -43,6 +45,7 @@ class VdaSite:
                        vda5050={"manufacturers": {"acme": "agv"}, "actions": {"pick": "pick"},
                                 "schemas": str(schemas), "interface_name": self.interface}, **overrides)
         doc["capabilities"] = CAPABILITIES
+        self.doc = doc
         self.config = validate_config(doc, CoordinatorConfig)
         self.coordinator = SiteCoordinator(self.config).start()
         self.vehicles = VdaVehicles(specs, host=broker.host, port=broker.port, interface=self.interface,
@@ -124,7 +127,8 @@ def test_a_mixed_fleet_does_its_tasks_over_vda5050_and_swarm_bridge(vda_site: Ca
 
 
 @pytest.mark.integration
-def test_a_cancelled_task_stops_its_vehicle_and_pause_holds_it(vda_site: Callable[..., VdaSite]) -> None:
+def test_a_cancelled_task_stops_its_vehicle_and_pause_holds_it(vda_site: Callable[..., VdaSite],
+                                                               tmp_path: Path) -> None:
     site = vda_site([VehicleSpec("acme", "slow", speed_mps=0.5)])
     vehicle = site.vehicles["acme/slow"]
     site.submit("far", "navigate", 30.0, 0.0)
@@ -133,7 +137,12 @@ def test_a_cancelled_task_stops_its_vehicle_and_pause_holds_it(vda_site: Callabl
     wait_for(lambda: vehicle.paused and not vehicle.driving, 10, "the vehicle paused")
     site.coordinator.pause("acme/slow", paused=False)
     wait_for(lambda: not vehicle.paused and vehicle.driving, 10, "the vehicle driving again")
-    assert site.coordinator.cancel("far") and site.state_of("far") is TaskState.CANCELLED
+    config = tmp_path / "site.yaml"
+    config.write_text(yaml.safe_dump(site.doc))
+    cancel = ["task", "cancel", "--config", str(config), "--task-id", "far", "--reason", "blocked aisle"]
+    assert cli_main(cancel) == 0  # over MQTT: .../coordinator/tasks/cancel, answered on .../tasks/result/far
+    task = site.coordinator.task("far")
+    assert task is not None and task.state is TaskState.CANCELLED and task.reason == "blocked aisle"
     wait_for(lambda: any(a["actionType"] == "cancelOrder" and a["actionStatus"] == "FINISHED"
                          for _t, doc in site.tap.on("state") for a in doc["actionStates"]), 10,
              "cancelOrder FINISHED in the vehicle's state")
@@ -142,7 +151,7 @@ def test_a_cancelled_task_stops_its_vehicle_and_pause_holds_it(vda_site: Callabl
     assert not vehicle.driving and vehicle.x < 30.0
     sent = [a["actionType"] for _t, doc in site.tap.on("instantActions") for a in doc["actions"]]
     assert sent == ["startPause", "stopPause", "cancelOrder"]
-    assert not site.coordinator.cancel("far")  # ended already
+    assert not site.coordinator.cancel("far") and cli_main(cancel) == 1  # ended already
     site.submit("next", "navigate", 1.0, 0.0)  # a new order after a cancel (section 6.6.3.1)
     site.wait_state("next", {TaskState.DONE})
     assert site.check.wire_problems(site.tap.snapshot()) == []
@@ -211,7 +220,8 @@ def test_bad_state_messages_are_counted_and_the_site_goes_on(vda_site: Callable[
            (f"{at}/acme/x5/connection", json.dumps({**header, "serialNumber": "x5",
                                                       "connectionState": "MAYBE"}).encode()),
            (f"{at}/globex/y1/state", json.dumps({**header, "manufacturer": "globex", "serialNumber": "y1",
-                                                   **good}).encode())]
+                                                   **good}).encode()),
+           (site.coordinator.topics.cancel, b"cancel everything"), (site.coordinator.topics.cancel, b'{"task": 1}')]
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id="vda-bad-input", protocol=paho.MQTTv5)
     client.connect(mosquitto.host, mosquitto.port)
     client.loop_start()
@@ -224,7 +234,7 @@ def test_bad_state_messages_are_counted_and_the_site_goes_on(vda_site: Callable[
     dropped = lambda: site.coordinator.summary()["dropped"]  # noqa: E731
     wait_for(lambda: sum(dropped().values()) >= len(bad), 15, "every bad message counted")
     assert dropped() == {"malformed vda_state": 4, "malformed vda_connection": 1,
-                         "vda5050 vehicle of an unknown manufacturer": 1}
+                         "vda5050 vehicle of an unknown manufacturer": 1, "malformed cancel": 2}
     assert {r.robot_id for r in site.coordinator.dispatch.fleet} == {"acme/good"}
     site.submit("after", "navigate", 2.0, 0.0)
     site.wait_state("after", {TaskState.DONE})
