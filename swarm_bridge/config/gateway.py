@@ -118,6 +118,10 @@ class DownRuleConfig(Strict):
     kafka_topic: str = Field(pattern=_KAFKA_TOPIC.pattern, description="Kafka topic to consume")
     mqtt: str = Field(min_length=1, description="MQTT topic template; {prefix}, {fleet}, {robot_id} (the key)")
     qos: Literal[1, 2] = Field(default=1, description="MQTT QoS of the publish (the offset commits after its ack)")
+    payload: Literal["command", "vda5050"] = Field(
+        default="command", description="command: a fleet command record (Avro, JSON), keyed by robot id; vda5050: "
+        "a VDA 5050 JSON message (order, instantActions) keyed manufacturer/serialNumber, which {robot_id} "
+        "becomes (e.g. uagv/v2/{robot_id}/order), checked to name that vehicle and forwarded unchanged")
 
     @field_validator("mqtt")
     @classmethod

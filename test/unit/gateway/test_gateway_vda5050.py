@@ -16,7 +16,8 @@ from swarm_bridge.config import GatewayConfig
 from swarm_bridge.config.errors import ConfigError
 from swarm_bridge.config.loader import validate_config
 from swarm_bridge.gateway.dedup import DUPLICATE, NEW, Dedup
-from swarm_bridge.gateway.rules import UpRoute, up_rules
+from swarm_bridge.gateway.kafka_to_mqtt import DOWN_PAYLOADS
+from swarm_bridge.gateway.rules import UpRoute, down_routes, up_rules
 from swarm_bridge.gateway.schemas import SchemaBook
 from swarm_bridge.gateway.translate import Translator
 from swarm_bridge.vda5050 import HeaderRuns
@@ -85,3 +86,19 @@ def test_a_counter_reset_starts_a_new_run_and_a_resend_keeps_its_seq() -> None:
 def test_a_vda5050_rule_forwards_json_unchanged_only(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="json_format: avro needs payload: record"):
         validate_config({"gateway_id": "gw", "fleet": "f", "up": [{**RULE, "json_format": "avro"}]}, GatewayConfig)
+
+
+def test_a_vda5050_down_rule_sends_each_message_to_its_vehicle() -> None:
+    config = GatewayConfig.model_validate({"gateway_id": "gw", "fleet": "f", "down": [
+        {"kafka_topic": "vda5050.order", "mqtt": "uagv/v2/{robot_id}/order", "payload": "vda5050"}]})
+    [down] = down_routes(config)
+    assert down.mqtt_topic("acme/agv1") == "uagv/v2/acme/agv1/order"
+    for key in ("agv1", "acme/agv/1", "acme/", "acme/a+b"):
+        with pytest.raises(ValueError, match="is not a VDA 5050 vehicle: manufacturer/serialNumber"):
+            down.mqtt_topic(key)
+    order = doc_bytes({**connection_doc("acme", "agv1"), "orderId": "o"})
+    assert DOWN_PAYLOADS["vda5050"](order, "acme/agv1", None) == (order, "application/json", [])  # type: ignore[arg-type]
+    for value, text in ((b"{", "not UTF-8 JSON"), (b"7", "expected a JSON object"),
+                        (order, "the message is for acme/agv1, its record key acme/agv2")):
+        with pytest.raises(ValueError, match=text):
+            DOWN_PAYLOADS["vda5050"](value, "acme/agv2" if value is order else "acme/agv1", None)  # type: ignore[arg-type]
