@@ -159,6 +159,8 @@ class Dispatch:
         if robot is None:
             return on_robot_lost(task, now_ns, self.rules, "is unknown")
         if not robot.online:
+            if now_ns - robot.last_seen_ns < robot.offline_grace_ns:
+                return None  # it goes on without the broker for a while (a VDA 5050 vehicle)
             return on_robot_lost(task, now_ns, self.rules, f"went offline ({robot.presence_reason or 'no reason'})")
         if not robot.reachable(now_ns, self.stale_after_ns):
             return on_robot_lost(task, now_ns, self.rules, f"silent for {self.stale_after_ns / 1e9:g} s")

@@ -104,7 +104,8 @@ class SiteCoordinator:
         self.received: Counter[str] = Counter()  # inputs by kind
         # Robot protocols: plain VDA 5050 vehicles (config vda5050) beside the swarm_bridge robots. Each protocol
         # has its inputs (kind -> fold) and its way to send a command; a robot's protocol is the one it spoke.
-        self.vda = None if config.vda5050 is None else VdaVehicles(config.vda5050, config.capabilities)
+        self.vda = None if config.vda5050 is None else VdaVehicles(
+            config.vda5050, config.capabilities, offline_grace_ns=self.dispatch.stale_after_ns)
         self._inputs: dict[str, Callable[[str, bytes, int], list[Output]]] = {
             "vda_state": self._vda_state, "vda_connection": self._vda_connection, "cancel": self._cancel_request}
         self._senders: dict[str, Callable[[Command, int], None]] = {

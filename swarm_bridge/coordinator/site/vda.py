@@ -74,8 +74,12 @@ class Outgoing:
 class VdaVehicles:
     """The vehicles seen on the site's broker, the orders sent to them, and the messages that say so."""
 
-    def __init__(self, config: Vda5050Config, capabilities: Mapping[str, list[str]]) -> None:
+    def __init__(self, config: Vda5050Config, capabilities: Mapping[str, list[str]], *,
+                 offline_grace_ns: int = 0) -> None:
+        """`offline_grace_ns`: how long a vehicle whose connection broke keeps its task (it drives its order on
+        without the broker, section 6.2), counted from its last state; the site gives robot_offline_after_s."""
         self.config = config
+        self.offline_grace_ns = offline_grace_ns
         self.topics = Vda5050Topics(config.interface_name, config.major_version)
         self.schemas = None if config.schemas is None else OfficialSchemas(config.schemas)
         self.capabilities = {kind: frozenset(caps) for kind, caps in capabilities.items()}
@@ -242,7 +246,8 @@ class VdaVehicles:
         base = old or RobotView(vehicle.robot_id)
         current = next((t for t in sorted(self.by_vehicle.get(vehicle.robot_id, ()))
                         if self.orders[t].order_id == state.order_id), "")
-        return replace(base, kind=kind, capabilities=self.capabilities[kind], capacity=ORDERS_AT_ONCE, mode=mode,
+        return replace(base, kind=kind, capabilities=self.capabilities[kind], capacity=ORDERS_AT_ONCE,
+                       offline_grace_ns=self.offline_grace_ns, mode=mode,
                        x=position.x if position else base.x, y=position.y if position else base.y,
                        battery_percent=battery.battery_charge, charging=battery.charging, current_task_id=current,
                        last_seen_ns=max(base.last_seen_ns, now_ns))

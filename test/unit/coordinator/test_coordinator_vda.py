@@ -218,3 +218,22 @@ def test_an_order_sent_before_a_restart_is_adopted_from_the_state(vehicles: VdaV
     assert done.state is TaskState.DONE
     assert vehicles.on_state(STATE, payload(state_doc(order_id="older")), fleet, 4, adopt) == []
     assert asked[-1] == ("acme/agv1", "older")
+
+
+def test_a_vehicle_whose_connection_broke_keeps_its_task_for_its_grace() -> None:
+    """Section 6.2: a vehicle that lost the broker drives its order on; the task moves only after the grace."""
+    config = validate_config(config_doc(), CoordinatorConfig)
+    dispatch = build_dispatch(config)
+    dispatch.owned = frozenset({0})
+    second = 1_000_000_000
+    dispatch.fleet.put(RobotView("acme/agv1", "agv", frozenset({"navigate"}), RobotMode.IDLE, last_seen_ns=second,
+                                 capacity=1, offline_grace_ns=5 * second))
+    dispatch.submit(b'{"task_id": "g", "kind": "navigate"}', "k", second)
+    dispatch.tick(second)
+    assert dispatch.book.get("g").robot_id == "acme/agv1"  # type: ignore[union-attr]
+    dispatch.fleet.on_presence("acme/agv1", "offline", "CONNECTIONBROKEN", 2 * second)
+    dispatch.tick(5 * second)
+    assert dispatch.book.get("g").state is TaskState.ASSIGNED  # type: ignore[union-attr]
+    dispatch.tick(6 * second)
+    task = dispatch.book.get("g")
+    assert task is not None and task.state is TaskState.QUEUED and "CONNECTIONBROKEN" in task.reason
