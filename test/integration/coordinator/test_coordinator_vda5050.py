@@ -9,6 +9,7 @@ import json
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +44,13 @@ def vda_site(mosquitto: Mosquitto, vda5050_schemas: Path) -> Iterator[Callable[.
 
 
 def header_ids_rise(tap: WireTap) -> list[str]:
-    """Topics whose headerIds do not rise by exactly one message after message (each topic has one sender)."""
+    """Topics whose headerIds do not rise message after message (each topic has one sender; QoS 0 may lose one,
+    so a gap is allowed, a repeat or a step back is not)."""
     seen: dict[str, list[int]] = defaultdict(list)
     for topic, payload, _qos, retain in tap.snapshot():
         if payload and not retain:
             seen[topic].append(json.loads(payload)["headerId"])
-    return [f"{t}: {ids}" for t, ids in seen.items() if ids != list(range(ids[0], ids[0] + len(ids)))]
+    return [f"{t}: {ids}" for t, ids in seen.items() if any(b <= a for a, b in pairwise(ids))]
 
 
 @pytest.mark.integration
@@ -109,7 +111,7 @@ def test_a_cancelled_task_stops_its_vehicle_and_pause_holds_it(vda_site: Callabl
 
 @pytest.mark.integration
 def test_a_vehicle_that_drops_hands_its_task_on(vda_site: Callable[..., VdaSite], mosquitto: Mosquitto) -> None:
-    site = vda_site([VehicleSpec("acme", "near", x=9.0, speed_mps=0.2), VehicleSpec("acme", "far", x=-20.0)],
+    site = vda_site([VehicleSpec("acme", "near", x=9.0, speed_mps=0.05), VehicleSpec("acme", "far", x=-20.0)],
                     tasks={"robot_offline_after_s": 3.0})  # how long a vehicle whose connection broke keeps its task
     site.submit("job", "navigate", 10.0, 0.0)
     site.wait_state("job", {TaskState.RUNNING})
