@@ -48,6 +48,7 @@ class VehicleSpec:
     action_s: float = 0.2
     actions: frozenset[str] = frozenset({"pick", "drop"})
     failing: frozenset[str] = frozenset()  # action types that end FAILED
+    claims: frozenset[str] | None = None  # the actions its factsheet lists (None: `actions`, the truth)
     battery: float = 90.0
 
 
@@ -335,7 +336,8 @@ class VdaVehicle:
             "protocolLimits": {"maxStringLens": {}, "maxArrayLens": {}, "timing": {
                 "minOrderInterval": 0.1, "minStateInterval": 0.05}},
             "protocolFeatures": {"optionalParameters": [], "agvActions": [
-                {"actionType": a, "actionScopes": ["NODE"]} for a in sorted(self.spec.actions)]},
+                {"actionType": a, "actionScopes": ["NODE"]}
+                for a in sorted(self.spec.actions if self.spec.claims is None else self.spec.claims)]},
             "agvGeometry": {}, "loadSpecification": {},
         }
 

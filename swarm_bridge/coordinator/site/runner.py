@@ -107,7 +107,8 @@ class SiteCoordinator:
         self.vda = None if config.vda5050 is None else VdaVehicles(
             config.vda5050, config.capabilities, offline_grace_ns=self.dispatch.stale_after_ns)
         self._inputs: dict[str, Callable[[str, bytes, int], list[Output]]] = {
-            "vda_state": self._vda_state, "vda_connection": self._vda_connection, "cancel": self._cancel_request}
+            "vda_state": self._vda_state, "vda_connection": self._vda_connection,
+            "vda_factsheet": self._vda_factsheet, "cancel": self._cancel_request}
         self._senders: dict[str, Callable[[Command, int], None]] = {
             "swarm_bridge": self._swarm_command, "vda5050": self._vda_command}
 
@@ -415,6 +416,11 @@ class SiteCoordinator:
         if task is None or task.terminal or task.robot_id != robot_id or task.command_id != order_id:
             return None
         return task_id
+
+    def _vda_factsheet(self, topic: str, payload: bytes, _now_ns: int) -> list[Output]:
+        assert self.vda is not None
+        self.vda.on_factsheet(topic, payload, self.dispatch.fleet)
+        return []
 
     def _vda_connection(self, topic: str, payload: bytes, now_ns: int) -> list[Output]:
         assert self.vda is not None

@@ -2,7 +2,8 @@
 swarm_bridge) as robots of the fleet.
 
 In: `state` (fleet view: position, battery, mode; the order's progress, done, failed, rejected or cancelled as task
-status) and `connection` (presence; CONNECTIONBROKEN is the vehicle's Last Will). Out: an `order` per assignment
+status), `connection` (presence; CONNECTIONBROKEN is the vehicle's Last Will) and `factsheet` (the actions it can
+do: a task kind whose action it does not list is not offered to it). Out: an `order` per assignment
 (the vehicle's position, the task's target, the kind's action there), `instantActions` cancelOrder for a cancel,
 startPause/stopPause on request. A vehicle's robot id is `manufacturer/serialNumber`."""
 
@@ -20,6 +21,7 @@ from swarm_bridge.coordinator.core.tasks import TaskState
 from swarm_bridge.vda5050 import (
     TOPICS,
     Connection,
+    Factsheet,
     GoalAction,
     HeaderCounter,
     MessageInvalid,
@@ -89,13 +91,15 @@ class VdaVehicles:
         self.by_vehicle: dict[str, set[str]] = {}  # robot id -> task ids of its watched orders
         self.looked_up: dict[str, str] = {}  # robot id -> the last unwatched orderId asked about (`adopt`)
         self.heard: dict[str, int] = {}  # robot id -> when its latest state came (ns)
+        self.can_do: dict[str, frozenset[str]] = {}  # robot id -> actionTypes its factsheet lists
         self.asked: dict[str, int] = {}  # robot id -> when a stateRequest last went to it (ns)
 
     @property
     def subscriptions(self) -> dict[str, str]:
         """Topic filter -> the input kind the site runner files it under."""
         return {self.topics.every_vehicle("state"): "vda_state",
-                self.topics.every_vehicle("connection"): "vda_connection"}
+                self.topics.every_vehicle("connection"): "vda_connection",
+                self.topics.every_vehicle("factsheet"): "vda_factsheet"}
 
     def knows(self, robot_id: str) -> bool:
         return robot_id in self.states
@@ -147,6 +151,23 @@ class VdaVehicles:
         now = presence(connection)
         # Its kind and capabilities come with its first state: no task goes to a vehicle whose position is unknown.
         return fleet.on_presence(vehicle.robot_id, "online" if now.online else "offline", now.reason, now_ns)
+
+    def on_factsheet(self, topic: str, payload: bytes, fleet: FleetView) -> None:
+        """Fold a `factsheet` in: the actionTypes it lists (protocolFeatures.agvActions) limit the task kinds the
+        vehicle is offered to those whose action (vda5050.actions) it can do."""
+        vehicle = self._vehicle(topic, "factsheet")
+        if not payload:
+            return
+        factsheet = decode("factsheet", payload, Factsheet, self.schemas)
+        self._same_vehicle(vehicle, factsheet, topic)
+        listed = factsheet.protocol_features.get("agvActions")
+        if not isinstance(listed, list):
+            raise MessageInvalid("factsheet", "protocolFeatures.agvActions", "must be a list of {actionType, ...}")
+        robot_id = vehicle.robot_id
+        self.can_do[robot_id] = frozenset(str(a.get("actionType")) for a in listed if isinstance(a, dict))
+        robot = fleet.get(robot_id)
+        if robot is not None and robot.kind:
+            fleet.put(replace(robot, capabilities=self._capabilities(robot_id, robot.kind)))
 
     # -- out --------------------------------------------------------------------------------------------
 
@@ -224,8 +245,16 @@ class VdaVehicles:
                                  "with its robot kind to drive its vehicles")
         return vehicle
 
+    def _capabilities(self, robot_id: str, kind: str) -> frozenset[str]:
+        """The kind's capabilities, less those whose action the vehicle's factsheet (if seen) does not list."""
+        can_do = self.can_do.get(robot_id)
+        caps = self.capabilities[kind]
+        if can_do is None:
+            return caps
+        return frozenset(c for c in caps if (action := self.config.actions.get(c)) is None or action in can_do)
+
     @staticmethod
-    def _same_vehicle(vehicle: VehicleId, message: State | Connection, topic: str) -> None:
+    def _same_vehicle(vehicle: VehicleId, message: State | Connection | Factsheet, topic: str) -> None:
         if (message.manufacturer, message.serial_number) != (vehicle.manufacturer, vehicle.serial_number):
             raise MessageInvalid(topic.rsplit("/", 1)[-1], "serialNumber", f"{topic} carries the message of "
                                  f"{message.manufacturer}/{message.serial_number}")
@@ -246,8 +275,8 @@ class VdaVehicles:
         base = old or RobotView(vehicle.robot_id)
         current = next((t for t in sorted(self.by_vehicle.get(vehicle.robot_id, ()))
                         if self.orders[t].order_id == state.order_id), "")
-        return replace(base, kind=kind, capabilities=self.capabilities[kind], capacity=ORDERS_AT_ONCE,
-                       offline_grace_ns=self.offline_grace_ns, mode=mode,
+        return replace(base, kind=kind, capabilities=self._capabilities(vehicle.robot_id, kind),
+                       capacity=ORDERS_AT_ONCE, offline_grace_ns=self.offline_grace_ns, mode=mode,
                        x=position.x if position else base.x, y=position.y if position else base.y,
                        battery_percent=battery.battery_charge, charging=battery.charging, current_task_id=current,
                        last_seen_ns=max(base.last_seen_ns, now_ns))

@@ -141,9 +141,14 @@ def test_a_vehicle_that_drops_hands_its_task_on(vda_site: Callable[..., VdaSite]
 
 @pytest.mark.integration
 def test_a_rejected_order_moves_and_a_failed_action_fails_the_task(vda_site: Callable[..., VdaSite]) -> None:
-    site = vda_site([VehicleSpec("acme", "nopick", x=0.0, actions=frozenset()),
+    """nopick claims pick in its factsheet but rejects the order (orderError); honest, nearest, lists no pick in
+    its factsheet and is never offered the task; picker does it."""
+    site = vda_site([VehicleSpec("acme", "nopick", x=0.0, actions=frozenset(), claims=frozenset({"pick"})),
+                     VehicleSpec("acme", "honest", x=0.5, actions=frozenset()),  # its factsheet lists no pick
                      VehicleSpec("acme", "picker", x=6.0),
                      VehicleSpec("acme", "clumsy", x=40.0, failing=frozenset({"pick"}))])
+    wait_for(lambda: "pick" not in site.coordinator.dispatch.fleet.get("acme/honest").capabilities,  # type: ignore[union-attr]
+             10, "honest's factsheet read")
     site.submit("p1", "pick", 1.0, 0.0, parameters={"stationName": "s1"})
     site.wait_state("p1", {TaskState.DONE})
     task = site.coordinator.task("p1")

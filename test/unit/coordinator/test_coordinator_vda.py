@@ -237,3 +237,22 @@ def test_a_vehicle_whose_connection_broke_keeps_its_task_for_its_grace() -> None
     dispatch.tick(6 * second)
     task = dispatch.book.get("g")
     assert task is not None and task.state is TaskState.QUEUED and "CONNECTIONBROKEN" in task.reason
+
+
+def test_a_factsheet_limits_the_kinds_a_vehicle_is_offered(vehicles: VdaVehicles) -> None:
+    fleet = FleetView()
+    vehicles.on_state(STATE, payload(state_doc()), fleet, 1)
+    assert fleet.capable("pick") == ["acme/agv1"]
+    sheet = {"headerId": 0, "timestamp": "2026-12-06T10:00:00.00Z", "version": "2.1.0", "manufacturer": "acme",
+             "serialNumber": "agv1", "typeSpecification": {}, "physicalParameters": {}, "protocolLimits": {},
+             "protocolFeatures": {"optionalParameters": [], "agvActions": [{"actionType": "drop",
+                                                                            "actionScopes": ["NODE"]}]},
+             "agvGeometry": {}, "loadSpecification": {}}
+    vehicles.schemas = None  # this factsheet is cut short (the official schema wants far more of it)
+    vehicles.on_factsheet("uagv/v2/acme/agv1/factsheet", payload(sheet), fleet)
+    assert fleet.capable("pick") == [] and fleet.capable("navigate") == ["acme/agv1"]  # navigate needs no action
+    vehicles.on_state(STATE, payload(state_doc()), fleet, 2)
+    assert fleet.capable("pick") == []  # and it stays so
+    with pytest.raises(MessageInvalid, match="agvActions"):
+        vehicles.on_factsheet("uagv/v2/acme/agv1/factsheet", payload(
+            {**sheet, "protocolFeatures": {"optionalParameters": []}}), fleet)
