@@ -60,7 +60,8 @@ ORDERS_AT_ONCE = 1
 
 
 class UnknownVehicle(Vda5050Error, LookupError):
-    """A vehicle of a manufacturer the config does not list (vda5050.manufacturers): counted and ignored."""
+    """A vehicle this coordinator does not drive: of a manufacturer vda5050.manufacturers does not list (its messages
+    are counted and ignored), or not seen yet (pause)."""
 
 
 @dataclass(frozen=True)
