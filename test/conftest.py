@@ -96,6 +96,20 @@ def shared_bags() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def vda5050_schemas() -> Path:
+    """The official VDA 5050 2.1 JSON Schemas (json_schemas/ of the spec's release): $SWARM_BRIDGE_VDA5050 (the
+    folder holding json_schemas/, relative to the repository root), else ../shared/data/vda5050. Fails (never
+    skips) when they are missing: CI has them."""
+    value = os.environ.get("SWARM_BRIDGE_VDA5050")
+    path = (REPO / value if value else REPO.parent / "shared" / "data" / "vda5050") / "json_schemas"
+    if not (path / "state.schema").is_file():
+        pytest.fail(f"VDA 5050 JSON Schemas not found: {path} has no state.schema. Set SWARM_BRIDGE_VDA5050 to the "
+                    "folder holding json_schemas/ (default ../shared/data/vda5050 beside the repository)",
+                    pytrace=False)
+    return path
+
+
 @pytest.fixture(scope="module")
 def proxied_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Kafka, FaultProxy]]:
     """A Kafka whose advertised listener is a fault proxy in front of its real one, so every connection a client

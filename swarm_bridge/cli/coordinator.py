@@ -1,4 +1,5 @@
-"""`swarm-bridge coordinator`, `task submit` and `fleet status`: run, feed and look at the fleet coordinator."""
+"""`swarm-bridge coordinator`, `task submit`, `task cancel` and `fleet status`: run, feed and look at the fleet
+coordinator."""
 
 from __future__ import annotations
 
@@ -45,6 +46,13 @@ def register(sub: Any) -> None:
     submit.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="task parameter")
     submit.add_argument("--requested-by", default=None)
     submit.set_defaults(run=_submit)
+    cancel = actions.add_parser("cancel", help="cancel one task (mode mqtt): it ends cancelled, its robot is told "
+                                "(a VDA 5050 vehicle by cancelOrder)")
+    cancel.add_argument("--config", type=Path, required=True, help="coordinator YAML")
+    cancel.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=OVERRIDE_HELP)
+    cancel.add_argument("--task-id", required=True)
+    cancel.add_argument("--reason", default="", help="kept as the task's reason")
+    cancel.set_defaults(run=_cancel)
 
     fleet = sub.add_parser("fleet", help="look at the fleet")
     fleet_actions = fleet.add_subparsers(dest="fleet_command", metavar="ACTION", required=True)
@@ -162,6 +170,35 @@ def _submit_to_site(config: Any, doc: dict[str, Any]) -> int:
     return 0
 
 
+def _cancel(args: argparse.Namespace) -> int:
+    config = _config(args.config, args.set)
+    if config is None:
+        return EXIT_CONFIG
+    return MODES[config.mode].cancel(args, config)
+
+
+def _cancel_at_site(args: argparse.Namespace, config: Any) -> int:
+    """Mode mqtt: ask the site coordinator to cancel; exit 1 when it could not (no such task, already ended)."""
+    from swarm_bridge.coordinator.site.client import SiteUnreachable, cancel_at_site
+
+    try:
+        answer = cancel_at_site(config, args.task_id, args.reason)
+    except SiteUnreachable as exc:
+        print(f"task cancel: {args.task_id}: {exc}", file=sys.stderr)
+        return EXIT_KAFKA
+    if not answer.get("accepted"):
+        print(f"task cancel: {args.task_id}: not cancelled: {answer.get('reason')}", file=sys.stderr)
+        return 1
+    print(f"cancelled {answer['task_id']}")
+    return 0
+
+
+def _cancel_on_kafka(args: argparse.Namespace, config: Any) -> int:
+    print(f"task cancel: {args.task_id}: mode kafka does not take cancel requests yet; cancel on a single-site "
+          "coordinator (mode: mqtt)", file=sys.stderr)
+    return EXIT_CONFIG
+
+
 def _site_status(args: argparse.Namespace, config: Any) -> int:
     """Mode mqtt: the fleet status the site coordinator keeps retained on its broker."""
     from swarm_bridge.coordinator.core.table import table
@@ -224,10 +261,11 @@ class Mode:
     run: Callable[[argparse.Namespace, Any], int]
     submit: Callable[[Any, dict[str, Any]], int]
     status: Callable[[argparse.Namespace, Any], int]
+    cancel: Callable[[argparse.Namespace, Any], int]
 
 
 MODES: dict[str, Mode] = {
-    "kafka": Mode(run=_run_kafka, submit=_submit_to_kafka, status=_kafka_status),
-    "mqtt": Mode(run=_run_site, submit=_submit_to_site, status=_site_status),
+    "kafka": Mode(run=_run_kafka, submit=_submit_to_kafka, status=_kafka_status, cancel=_cancel_on_kafka),
+    "mqtt": Mode(run=_run_site, submit=_submit_to_site, status=_site_status, cancel=_cancel_at_site),
 }
 """Coordinator mode -> the runner, task submission and fleet status of that mode; a new mode adds a row."""

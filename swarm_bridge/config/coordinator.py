@@ -21,7 +21,7 @@ from swarm_bridge.config.errors import ConfigValueError
 from swarm_bridge.config.security import KafkaSecurity
 
 __all__ = ["CoordinatorConfig", "CoordinatorKafkaConfig", "CoordinatorMqttConfig", "CoordinatorRecordFormat",
-           "CoordinatorTopics", "PolicyConfig", "TaskRulesConfig"]
+           "CoordinatorTopics", "PolicyConfig", "TaskRulesConfig", "Vda5050Config"]
 
 CoordinatorRecordFormat = Literal["avro", "json"]
 """Record formats the coordinator reads and writes (robots' state, task status, commands); a format the coordinator
@@ -141,6 +141,42 @@ class PolicyConfig(Strict):
     max_queue: int = Field(default=3, ge=1, description="tasks a robot holds at once (assigned..running)")
 
 
+class Vda5050Config(Strict):
+    """Plain VDA 5050 2.1 vehicles on the site's broker (mode mqtt): their topics, which robot kind each
+    manufacturer's vehicles are, the map orders name, and the action a task kind runs at its goal."""
+
+    interface_name: str = Field(default="uagv", pattern=NAME, description="first topic level: "
+                                "interfaceName/majorVersion/manufacturer/serialNumber/topic")
+    major_version: str = Field(default="v2", pattern=r"^v[0-9]+$", description="second topic level")
+    manufacturers: dict[str, str] = Field(min_length=1, description="manufacturer -> robot kind (a key of "
+                                          "capabilities) of its vehicles; vehicles of other manufacturers are "
+                                          "ignored and counted")
+    map_id: str = Field(default="map", min_length=1, description="mapId of every node of an order")
+    actions: dict[str, str] = Field(default_factory=dict, description="task kind -> VDA 5050 actionType run on "
+                                    "the goal node (the task's parameters become its actionParameters); a kind not "
+                                    "listed only drives to its target")
+    schemas: str | None = Field(default=None, description="folder of the official VDA 5050 JSON Schemas "
+                                "(json_schemas/ of the 2.1 release): every order and instant action sent and every "
+                                "state and connection received is checked against them; default: the models only")
+    goal_deviation_m: float = Field(default=0.5, gt=0, description="allowedDeviationXY of the goal node")
+
+    @field_validator("schemas")
+    @classmethod
+    def _schemas_exist(cls, value: str | None) -> str | None:
+        if value is not None and not (Path(value).expanduser() / "state.schema").is_file():
+            raise ConfigValueError(f"{value}: no state.schema there; name the json_schemas folder of the VDA 5050 "
+                                   "2.1 release")
+        return value
+
+    @field_validator("manufacturers")
+    @classmethod
+    def _manufacturer_levels(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [m for m in value if not m or any(c in m for c in "/+#$")]
+        if bad:
+            raise ConfigValueError(f"{bad[0]!r} cannot be a topic level (no '/', '+', '#' or '$')")
+        return value
+
+
 class CoordinatorConfig(Strict):
     """Everything the coordinator needs, validated before any socket opens."""
 
@@ -164,6 +200,8 @@ class CoordinatorConfig(Strict):
     create_topics: bool = Field(default=True, description="create missing topics with `shards` partitions (and "
                                 "grow sharded ones made with fewer, e.g. by a gateway started first)")
     metrics_port: int | None = Field(default=None, ge=0, le=65535, description="serve Prometheus /metrics here")
+    vda5050: Vda5050Config | None = Field(default=None, description="plain VDA 5050 vehicles beside the "
+                                          "swarm_bridge robots (mode mqtt)")
     signing_key: str | None = Field(default=None, description="Ed25519 private key (PKCS8 PEM, <key_id>.pem) to "
                                     "sign every command with; robots trust <key_id>.pub.pem")
 
@@ -195,6 +233,24 @@ class CoordinatorConfig(Strict):
             if bad:
                 raise ConfigValueError(f"capabilities.{kind}: {bad[0]!r} is not a name (letters, digits, '_' and '-' "
                                        "only)")
+        return self
+
+    @model_validator(mode="after")
+    def _vda5050_fits(self) -> CoordinatorConfig:
+        vda = self.vda5050
+        if vda is None:
+            return self
+        if self.mode != "mqtt":
+            raise ConfigValueError("vda5050: VDA 5050 vehicles are driven by the single-site coordinator; set mode: "
+                                   "mqtt (with an mqtt: section on the vehicles' broker)")
+        for manufacturer, kind in vda.manufacturers.items():
+            if kind not in self.capabilities:
+                raise ConfigValueError(f"vda5050.manufacturers.{manufacturer}: robot kind {kind!r} is not a key of "
+                                       f"capabilities ({', '.join(sorted(self.capabilities))})")
+        unknown = sorted(set(vda.actions) - self.kinds)
+        if unknown:
+            raise ConfigValueError(f"vda5050.actions.{unknown[0]}: not a task kind of the fleet "
+                                   f"({', '.join(sorted(self.kinds))})")
         return self
 
     @property

@@ -76,9 +76,11 @@ class UpRuleConfig(Strict):
                                         "each becomes its own subscription (e.g. channel: [telemetry, event])")
     kafka_topic: str = Field(min_length=1, description="Kafka topic template, e.g. fleet.{channel}.{stream}")
     key: str = Field(default="{robot_id}", min_length=1, description="Kafka record key template (utf-8)")
-    payload: Literal["record", "raw"] = Field(default="record", description="record: an envelope record "
-                                              "(Avro, Protobuf or JSON), checked, transcoded and deduplicated; "
-                                              "raw: forwarded unchanged (presence documents)")
+    payload: Literal["record", "raw", "vda5050"] = Field(
+        default="record", description="record: an envelope record (Avro, Protobuf or JSON), checked, transcoded "
+        "and deduplicated; raw: forwarded unchanged (presence documents); vda5050: a VDA 5050 JSON message "
+        "(uagv/v2/{manufacturer}/{robot_id}/{stream}, robot_id capturing the serialNumber), forwarded unchanged "
+        "and deduplicated by (key, stream, headerId), a vehicle's counter reset told by its timestamp")
     json_format: Literal["passthrough", "avro"] = Field(default="passthrough", description="JSON records: "
                                                         "forwarded as JSON, or transcoded to Avro (Confluent, "
                                                         "registered)")
@@ -104,8 +106,9 @@ class UpRuleConfig(Strict):
                                        f"captures: {', '.join(captures)}")
         if not _KAFKA_TOPIC.match(re.sub(r"\{[a-z_0-9]+\}", "x", self.kafka_topic)):
             raise ConfigValueError(f"kafka_topic: {self.kafka_topic!r} may hold only letters, digits, '.', '_', '-'")
-        if self.payload == "raw" and self.json_format != "passthrough":
-            raise ConfigValueError("json_format: avro needs payload: record (a raw rule forwards payloads unchanged)")
+        if self.payload != "record" and self.json_format != "passthrough":
+            raise ConfigValueError(f"json_format: avro needs payload: record (a {self.payload} rule forwards payloads "
+                                   "unchanged)")
         return self
 
 
@@ -115,6 +118,10 @@ class DownRuleConfig(Strict):
     kafka_topic: str = Field(pattern=_KAFKA_TOPIC.pattern, description="Kafka topic to consume")
     mqtt: str = Field(min_length=1, description="MQTT topic template; {prefix}, {fleet}, {robot_id} (the key)")
     qos: Literal[1, 2] = Field(default=1, description="MQTT QoS of the publish (the offset commits after its ack)")
+    payload: Literal["command", "vda5050"] = Field(
+        default="command", description="command: a fleet command record (Avro, JSON), keyed by robot id; vda5050: "
+        "a VDA 5050 JSON message (order, instantActions) keyed manufacturer/serialNumber, which {robot_id} "
+        "becomes (e.g. uagv/v2/{robot_id}/order), checked to name that vehicle and forwarded unchanged")
 
     @field_validator("mqtt")
     @classmethod

@@ -12,6 +12,7 @@ own; the MQTT client (transport/mqtt_client.py) has its network thread, which ha
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -41,6 +42,7 @@ from swarm_bridge.transport.kafka_clients import (
     kafka_consumer,
 )
 from swarm_bridge.transport.mqtt_errors import InflightFull, MqttDisconnected, PacketTooLarge, SubscribeRefused
+from swarm_bridge.vda5050.errors import MessageInvalid
 
 __all__ = ["KafkaToMqtt", "command_publish"]
 
@@ -74,6 +76,21 @@ COMMANDS_DOWN: dict[str, Callable[[bytes, SchemaBook], CommandPublish]] = {"avro
 format that carries commands down adds its entry here."""
 
 
+def vda5050_publish(value: bytes, vehicle: str) -> CommandPublish:
+    """A VDA 5050 message (order, instantActions) as it is, after checking it is a JSON object for `vehicle`
+    (manufacturer/serialNumber, the record key); MessageInvalid (a ValueError) otherwise."""
+    try:
+        doc = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MessageInvalid("down", "", f"not UTF-8 JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise MessageInvalid("down", "", f"expected a JSON object, got {type(doc).__name__}")
+    named = f"{doc.get('manufacturer')}/{doc.get('serialNumber')}"
+    if named != vehicle:
+        raise MessageInvalid("down", "serialNumber", f"the message is for {named}, its record key {vehicle}")
+    return value, "application/json", []
+
+
 def command_publish(value: bytes, schemas: SchemaBook) -> CommandPublish:
     """A command record's value -> (MQTT payload, content type, user properties); CodecError if unreadable.
     A signed command is re-framed inside its signed frame: the signature covers the unframed body, so it holds."""
@@ -89,6 +106,13 @@ def command_publish(value: bytes, schemas: SchemaBook) -> CommandPublish:
     what = f"it is {shape}" if shape is not None else f"it starts {value[:4].hex(' ') or '(empty)'}"
     readable = " or ".join(str(expected_shape(fmt, "kafka")) for fmt in COMMANDS_DOWN)
     raise CodecError(f"command record: {what}; on Kafka the gateway reads {readable}")
+
+
+DOWN_PAYLOADS: dict[str, Callable[[bytes, str, SchemaBook], CommandPublish]] = {
+    "command": lambda value, _key, schemas: command_publish(value, schemas),
+    "vda5050": lambda value, key, _schemas: vda5050_publish(value, key),
+}
+"""A down rule's `payload` -> how one record (value, key) becomes an MQTT publish."""
 
 
 class _Partition:
@@ -257,7 +281,7 @@ class KafkaToMqtt:
             try:
                 key = (msg.key() or b"").decode("utf-8")
                 topic = route.mqtt_topic(key)
-                payload, content_type, user_props = command_publish(value, self.schemas)
+                payload, content_type, user_props = DOWN_PAYLOADS[route.payload](value, key, self.schemas)
                 break
             except SchemaTrouble as exc:
                 log.warning("kafka -> mqtt: schema registry unavailable (%s); retrying", exc)

@@ -152,21 +152,32 @@ class DownRoute:
     kafka_topic: str
     mqtt_template: str
     qos: int
+    payload: str = "command"  # "command" | "vda5050"
 
     def mqtt_topic(self, robot_id: str) -> str:
-        """The robot's MQTT command topic; RouteError (a ValueError) for an id that is not one MQTT topic level."""
-        if not is_topic_level(robot_id):
-            raise RouteError(f"kafka:{self.kafka_topic}: record key {robot_id!r} is not a robot id (empty, or holds "
-                             "/ + # NUL)", "key each command record by the robot id it is for")
+        """The robot's MQTT command topic; RouteError (a ValueError) for an id that is not one MQTT topic level
+        (two for a VDA 5050 vehicle: manufacturer/serialNumber)."""
+        levels, what = _DOWN_KEYS[self.payload]
+        parts = robot_id.split("/")
+        if len(parts) != levels or not all(is_topic_level(part) for part in parts):
+            raise RouteError(f"kafka:{self.kafka_topic}: record key {robot_id!r} is not {what}",
+                             f"key each record by {what}")
         return self.mqtt_template.format(robot_id=robot_id)
 
     def __str__(self) -> str:
         return f"route kafka:{self.kafka_topic} -> mqtt:{self.mqtt_template.format(robot_id='<key>')}"
 
 
+# A down rule's `payload` -> (MQTT topic levels its record key fills, what the key must be).
+_DOWN_KEYS: dict[str, tuple[int, str]] = {
+    "command": (1, "a robot id (one MQTT topic level: not empty, no / + # NUL)"),
+    "vda5050": (2, "a VDA 5050 vehicle: manufacturer/serialNumber"),
+}
+
+
 def down_routes(config: GatewayConfig) -> list[DownRoute]:
     """The config's down rules, with prefix and fleet filled in."""
     fill = _fill(config)
     return [DownRoute(rule.kafka_topic, rule.mqtt.replace("{prefix}", fill["prefix"]).replace(
-        "{fleet}", fill["fleet"]), rule.qos) for rule in config.down]
+        "{fleet}", fill["fleet"]), rule.qos, rule.payload) for rule in config.down]
 

@@ -10,12 +10,15 @@ looks):
                                      (the Protobuf record schema imports other files, which Confluent
                                      subjects would need as references; Avro needs none).
   JSON ({...})                    -> forwarded as JSON (the wire convention), or as Avro when the rule asks.
+A rule's `payload` may also say the payload is not records: `raw` (forwarded unchanged) or `vda5050` (a VDA 5050
+JSON message, forwarded unchanged with a head of (key, stream, headerId run) for duplicate removal).
 The head (robot_id, stream, seq) must match the MQTT topic's robot and stream; anything that does not
 decode, match or resolve becomes a `DeadLetter` with a reason, never an exception.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -34,6 +37,8 @@ from swarm_bridge.codec.recognise import expected_shape, recognise
 from swarm_bridge.gateway.heads import Head, avro_head, json_head
 from swarm_bridge.gateway.rules import UpRoute
 from swarm_bridge.gateway.schemas import SchemaBook
+from swarm_bridge.vda5050.headers import HeaderRuns
+from swarm_bridge.vda5050.models import UINT32
 
 __all__ = ["DeadLetter", "KafkaRecord", "Translation", "Translator", "unroutable"]
 
@@ -107,15 +112,25 @@ class Translator:
             "json": lambda route, part, _ct, _props: self._json(route, part),
             "protobuf-mqtt": lambda route, part, ct, props: self._protobuf(route, part, ct or "", props),
         }
+        # Payloads that are not records, by the rule's `payload` (records: the readers above).
+        self._payloads: dict[str, Callable[[UpRoute, bytes], KafkaRecord]] = {
+            "raw": lambda route, payload: KafkaRecord(route.kafka_topic, route.key, payload),
+            "vda5050": self._vda5050,
+        }
+        self._runs = HeaderRuns()
 
     def translate(self, route: UpRoute, payload: bytes, content_type: str | None = None,
                   user_properties: Sequence[tuple[str, str]] = ()) -> Translation:
         """The Kafka records of one MQTT message on `route`; SchemaTrouble (retry later) is the only raise."""
-        if route.payload == "raw":
+        whole = self._payloads.get(route.payload)
+        if whole is not None:
             if len(payload) > self.max_payload:
                 return Translation([], [DeadLetter("too_large", f"{len(payload)} bytes > max_payload "
                                                    f"{self.max_payload}", route.mqtt_topic, payload)])
-            return Translation([KafkaRecord(route.kafka_topic, route.key, payload)])
+            try:
+                return Translation([whole(route, payload)])
+            except _Refused as refused:
+                return Translation([], [DeadLetter(refused.reason, refused.detail, route.mqtt_topic, payload)])
         if payload[:2] == _AVRO_MAGIC and len(payload) <= self.max_payload:  # one Avro record, not a batch
             try:
                 return Translation([self._avro(route, payload, user_properties)], [])
@@ -195,6 +210,28 @@ class Translator:
             raise _Refused("bad_record", f"{fmt} record does not fit Avro {head.ros_type}: {exc}") from None
         return KafkaRecord(route.kafka_topic, route.key, self._confluent(route, fingerprint, head.ros_type) + body,
                            head)
+
+    def _vda5050(self, route: UpRoute, payload: bytes) -> KafkaRecord:
+        """A VDA 5050 message as it came, its head (key, stream, headerId with resets counted as runs); refused
+        when it is no JSON object with a uint32 headerId, a timestamp and the topic's serialNumber."""
+        try:
+            doc = json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise _Refused("bad_record", f"VDA 5050 message is not UTF-8 JSON: {exc}") from None
+        if not isinstance(doc, dict):
+            raise _Refused("bad_record", f"VDA 5050 message is not a JSON object but {type(doc).__name__}")
+        header_id, stamp, serial = doc.get("headerId"), doc.get("timestamp"), doc.get("serialNumber")
+        if isinstance(header_id, bool) or not isinstance(header_id, int) or not 0 <= header_id <= UINT32:
+            raise _Refused("bad_record", f"VDA 5050 message: headerId must be a uint32 (got {header_id!r})")
+        if not isinstance(stamp, str):
+            raise _Refused("bad_record", f"VDA 5050 message: timestamp must be a string (got {stamp!r})")
+        if serial != route.robot_id:
+            raise _Refused("envelope_mismatch", f"VDA 5050 message of serialNumber {serial!r} on the topic of "
+                           f"{route.robot_id!r}")
+        vehicle = route.key.decode()
+        stream = route.stream or route.mqtt_topic.rsplit("/", 1)[-1]
+        head = Head(vehicle, stream, self._runs.seq(vehicle, stream, header_id, stamp), f"vda5050/{stream}")
+        return KafkaRecord(route.kafka_topic, route.key, payload, head)
 
     def _decode(self, ros_type: str, fmt: str, part: bytes) -> Envelope:
         try:

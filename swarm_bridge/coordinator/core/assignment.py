@@ -105,7 +105,8 @@ class AssignmentPolicy(Protocol):
 
     @property
     def max_queue(self) -> int:
-        """Tasks a robot may hold at once; `plan` stops offering a kind once all its robots are full."""
+        """Tasks a robot may hold at once (unless it has a `capacity` of its own); `plan` stops offering a kind once
+        all its robots are full."""
         ...
 
     def choose(self, task: Task, pool: RobotPool, loads: Mapping[str, int], now_ns: int) -> str | None:
@@ -145,7 +146,7 @@ class CostPolicy:
             for robot in cell:
                 robot_id = robot.robot_id
                 load = loads.get(robot_id, 0)
-                if load >= max_queue or (excluded and robot_id in excluded):
+                if load >= (robot.capacity or max_queue) or (excluded and robot_id in excluded):
                     continue
                 battery = robot.battery_percent
                 if battery != battery:  # NaN: unknown, counted as half full
@@ -163,7 +164,7 @@ class CostPolicy:
 
     def floor(self, robot: RobotView, load: int) -> float:
         """What this policy adds to travel time for `robot` at `load` (full robots: infinity)."""
-        if load >= self.max_queue:
+        if robot.full(load, self.max_queue):
             return math.inf
         battery = 50.0 if robot.battery_percent != robot.battery_percent else robot.battery_percent
         return load * (self.task_s + self.queue_weight) + self.battery_weight / 100.0 * max(0.0, 100.0 - battery)
@@ -217,7 +218,7 @@ def plan(queued: Iterable[Task], fleet: FleetView, loads: Mapping[str, int], pol
             other = pools.get(capability)
             if other is not None and robot is not None:
                 other.touched(robot)
-                if loads[robot_id] == max_queue:
+                if loads[robot_id] == (robot.capacity or max_queue):
                     other.free -= 1
     return out
 
@@ -229,7 +230,7 @@ def _pool(fleet: FleetView, kind: str, loads: Mapping[str, int], policy: Assignm
     for robot_id in fleet.capable(kind):
         robot = fleet.get(robot_id)
         if (robot is not None and robot.mode in WORKING_MODES and robot.reachable(now_ns, stale_after_ns)
-                and loads.get(robot_id, 0) < max_queue):
+                and not robot.full(loads.get(robot_id, 0), max_queue)):
             robots.append(robot)
     floor = getattr(policy, "floor", None)
     return RobotPool(robots, None if floor is None else lambda r: float(floor(r, loads.get(r.robot_id, 0))))

@@ -11,11 +11,13 @@ from swarm_bridge.coordinator.core.assignment import AssignmentPolicy, plan
 from swarm_bridge.coordinator.core.events import TaskBook, TaskEvent, event_name, home_shard
 from swarm_bridge.coordinator.core.fleet import FleetView
 from swarm_bridge.coordinator.core.tasks import (
+    ACTIVE,
     InvalidTask,
     Task,
     TaskRules,
     TaskState,
     assigned,
+    cancelled,
     new_task,
     on_robot_lost,
     on_status,
@@ -111,6 +113,20 @@ class Dispatch:
             return []
         return self._change(task, new)
 
+    def cancel(self, task_id: str, now_ns: int, reason: str = "cancelled by request") -> list[Output] | None:
+        """Cancel a task: it ends `cancelled`, and the robot holding it (if any) gets a cancel command; None when
+        the task is unknown here, [] when it has already ended."""
+        task = self.book.get(task_id)
+        if task is None:
+            return None
+        new = cancelled(task, now_ns, reason)
+        if new is None:
+            return []
+        out = self._change(task, new)
+        if task.robot_id and task.state in ACTIVE:
+            out.append(self._command(task, CANCEL))
+        return out
+
     def tick(self, now_ns: int, *, check: bool = True) -> list[Output]:
         """Timeouts and lost robots (when `check`), then assignment of the owned queued tasks."""
         out: list[Output] = []
@@ -143,6 +159,8 @@ class Dispatch:
         if robot is None:
             return on_robot_lost(task, now_ns, self.rules, "is unknown")
         if not robot.online:
+            if now_ns - robot.last_seen_ns < robot.offline_grace_ns:
+                return None  # it goes on without the broker for a while (a VDA 5050 vehicle)
             return on_robot_lost(task, now_ns, self.rules, f"went offline ({robot.presence_reason or 'no reason'})")
         if not robot.reachable(now_ns, self.stale_after_ns):
             return on_robot_lost(task, now_ns, self.rules, f"silent for {self.stale_after_ns / 1e9:g} s")

@@ -44,6 +44,13 @@ class RobotView:
     last_seen_ns: int = 0
     online: bool = True
     presence_reason: str = ""
+    capacity: int = 0  # tasks it holds at once (a VDA 5050 vehicle: 1 order); 0: the policy's max_queue
+    offline_grace_ns: int = 0  # how long after it was last heard it keeps its tasks while offline (a VDA 5050
+    # vehicle whose connection broke drives its order on, section 6.2); 0: its tasks move at once
+
+    def full(self, load: int, max_queue: int) -> bool:
+        """Whether it holds as many tasks as it may (its own capacity, else the policy's max_queue)."""
+        return load >= (self.capacity or max_queue)
 
     def reachable(self, now_ns: int, stale_after_ns: int) -> bool:
         """Online by presence and heard from within `stale_after_ns`."""

@@ -27,6 +27,7 @@ __all__ = [
     "TaskRules",
     "TaskState",
     "assigned",
+    "cancelled",
     "new_task",
     "on_robot_lost",
     "on_status",
@@ -226,6 +227,13 @@ def on_status(task: Task, *, robot_id: str, state: TaskState, reason: str, progr
             return None
         return task._next(now_ns, state=state, progress=progress)
     return None
+
+
+def cancelled(task: Task, now_ns: int, reason: str) -> Task | None:
+    """Cancel a task on request (queued or on a robot); None when it has already ended."""
+    if task.terminal:
+        return None
+    return task._next(now_ns, state=TaskState.CANCELLED, reason=reason)
 
 
 def on_robot_lost(task: Task, now_ns: int, rules: TaskRules, why: str) -> Task | None:

@@ -17,7 +17,7 @@ from swarm_bridge.transport.link import LinkBusy, LinkError
 from swarm_bridge.transport.mqtt_client import Message, MqttClient, MqttOptions, tls_context
 from swarm_bridge.transport.mqtt_errors import MqttRefused, reason_text
 
-__all__ = ["SiteUnreachable", "read_site_status", "submit_to_site"]
+__all__ = ["SiteUnreachable", "cancel_at_site", "read_site_status", "submit_to_site"]
 
 
 class SiteUnreachable(CoordinatorError, ConnectionError):
@@ -28,13 +28,25 @@ def submit_to_site(config: CoordinatorConfig, doc: dict[str, Any], *, timeout_s:
     """Publish one task request and wait for the coordinator's answer {task_id, accepted, state, reason,
     duplicate} on the task's result topic."""
     topics = _topics(config)
-    task_id = str(doc.get("task_id", ""))
+    return _ask(config, topics.submit, str(doc.get("task_id", "")), doc, timeout_s)
+
+
+def cancel_at_site(config: CoordinatorConfig, task_id: str, reason: str = "", *,
+                   timeout_s: float = 10.0) -> dict[str, Any]:
+    """Ask the coordinator to cancel a task and wait for its answer {task_id, accepted, state, reason}: accepted
+    when it was cancelled now, else why not (no such task, already ended)."""
+    return _ask(config, _topics(config).cancel, task_id, {"task_id": task_id, "reason": reason or None}, timeout_s)
+
+
+def _ask(config: CoordinatorConfig, topic: str, task_id: str, doc: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    """Publish `doc` on `topic` and wait for the answer on the task's result topic."""
+    topics = _topics(config)
     answers = _Answers()
     client = _client(config, answers.on_message)
     try:
         try:
             client.subscribe([topics.result(task_id)], qos=1, timeout_s=timeout_s)
-            client.publish(topics.submit, json.dumps(doc).encode(), qos=1, content_type="application/json",
+            client.publish(topic, json.dumps(doc).encode(), qos=1, content_type="application/json",
                            timeout_s=timeout_s)
         except (LinkError, LinkBusy) as exc:
             raise SiteUnreachable(str(exc)) from None

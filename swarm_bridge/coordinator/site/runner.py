@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -28,10 +28,10 @@ from swarm_bridge.coordinator.core.errors import CoordinatorSettingError
 from swarm_bridge.coordinator.core.tasks import TERMINAL, Task, TaskRequest, TaskState
 from swarm_bridge.coordinator.metrics import CoordinatorMetrics
 from swarm_bridge.coordinator.site.state_file import StateFile
+from swarm_bridge.coordinator.site.vda import Outgoing, UnknownVehicle, VdaVehicles
 from swarm_bridge.coordinator.site.wire import (
     SiteRecords,
     SiteTopics,
-    TopicKind,
     result_payload,
     result_topic_level,
 )
@@ -39,6 +39,7 @@ from swarm_bridge.coordinator.wiring import build_dispatch, command_signer
 from swarm_bridge.routing.presence import parse_presence
 from swarm_bridge.transport.link import LinkBusy
 from swarm_bridge.transport.mqtt import MqttLink, MqttTls
+from swarm_bridge.vda5050 import MessageInvalid
 
 __all__ = ["SiteCoordinator", "Submission"]
 
@@ -91,7 +92,7 @@ class SiteCoordinator:
         self._worker: threading.Thread | None = None
         self._started = False
         self._described: set[str] = set()
-        self._backlog: deque[tuple[str, bytes, Command]] = deque()  # commands the link could not take yet
+        self._backlog: deque[tuple[str, bytes, Command, int]] = deque()  # commands the link could not take yet
         self._requested: dict[str, int] = {}  # task id -> when its request arrived (ns), until first assigned
         self._latencies: deque[float] = deque(maxlen=10_000)  # seconds, request -> command acknowledged
         self._last_check = 0
@@ -101,6 +102,15 @@ class SiteCoordinator:
         self.events: Counter[str] = Counter()  # task events by name (submitted, assigned, done, ...)
         self.assigned = 0
         self.received: Counter[str] = Counter()  # inputs by kind
+        # Robot protocols: plain VDA 5050 vehicles (config vda5050) beside the swarm_bridge robots. Each protocol
+        # has its inputs (kind -> fold) and its way to send a command; a robot's protocol is the one it spoke.
+        self.vda = None if config.vda5050 is None else VdaVehicles(
+            config.vda5050, config.capabilities, offline_grace_ns=self.dispatch.stale_after_ns)
+        self._inputs: dict[str, Callable[[str, bytes, int], list[Output]]] = {
+            "vda_state": self._vda_state, "vda_connection": self._vda_connection,
+            "vda_factsheet": self._vda_factsheet, "cancel": self._cancel_request}
+        self._senders: dict[str, Callable[[Command, int], None]] = {
+            "swarm_bridge": self._swarm_command, "vda5050": self._vda_command}
 
     # -- lifecycle --------------------------------------------------------------------------------------
 
@@ -110,7 +120,9 @@ class SiteCoordinator:
             if self._started:
                 return self
             self._load()
-            for topic_filter, kind in self.topics.subscriptions.items():
+            subscriptions: dict[str, str] = {**self.topics.subscriptions,
+                                             **(self.vda.subscriptions if self.vda is not None else {})}
+            for topic_filter, kind in subscriptions.items():
                 self.link.subscribe(topic_filter, self._receiver(kind))
             self.link.connect(require=True)
             self._started = True
@@ -160,6 +172,25 @@ class SiteCoordinator:
         """Queue a raw task request from another source (the ROS topic), as if it came over MQTT."""
         self._inbox.put(("submit", "ros:tasks/submit", bytes(payload), time.time_ns()))
 
+    def cancel(self, task_id: str, reason: str = "cancelled by request") -> bool:
+        """Cancel a task: it ends `cancelled` and its robot (if any) is told (a VDA 5050 vehicle by cancelOrder);
+        False when the task is unknown or has already ended."""
+        with self._lock:
+            now = time.time_ns()
+            out = self.dispatch.cancel(task_id, now, reason)
+            if not out:
+                return False
+            self._emit(out, now)
+            return True
+
+    def pause(self, robot_id: str, paused: bool = True) -> None:
+        """Pause (startPause) or resume (stopPause) a VDA 5050 vehicle; UnknownVehicle when there is none by that id."""
+        with self._lock:
+            if self.vda is None:
+                raise UnknownVehicle(f"{robot_id}: this coordinator drives no VDA 5050 vehicles (no vda5050: section "
+                                     "in its config)")
+            self._publish(self.vda.pause(robot_id, paused, time.time_ns()))
+
     def task(self, task_id: str) -> Task | None:
         with self._lock:
             return self.dispatch.book.get(task_id)
@@ -188,7 +219,7 @@ class SiteCoordinator:
 
     # -- inputs -----------------------------------------------------------------------------------------
 
-    def _receiver(self, kind: TopicKind) -> Any:
+    def _receiver(self, kind: str) -> Any:
         inbox = self._inbox
 
         def receive(topic: str, _key: bytes | None, payload: bytes) -> None:
@@ -223,6 +254,9 @@ class SiteCoordinator:
             if check:
                 self._last_check = now
                 self._gauges(now)
+                if self.vda is not None:
+                    for message in self.vda.quiet(self.dispatch.fleet, now, self.dispatch.stale_after_ns):
+                        self._publish(message)
             out += self.dispatch.tick(now, check=check and now >= self._checks_from)
             self._emit(out, now)
             self._retry_backlog()
@@ -232,6 +266,17 @@ class SiteCoordinator:
 
     def _input(self, kind: str, topic: str, payload: bytes, now_ns: int) -> list[Output]:
         self.received[kind] += 1
+        fold = self._inputs.get(kind)
+        if fold is not None:
+            try:
+                return fold(topic, payload, now_ns)
+            except UnknownVehicle as exc:
+                self.drops("vda5050 vehicle of an unknown manufacturer", str(exc))
+            except MessageInvalid as exc:
+                self.drops(f"malformed {kind}", f"mqtt:{topic}: {exc}")
+            except Exception as exc:  # a message no check foresaw is counted and skipped, never fatal
+                self.drops(f"unreadable {kind}", f"mqtt:{topic}: {type(exc).__name__}: {exc}")
+            return []
         mismatch = self.records.mismatch(kind, payload, f"mqtt:{topic}")
         if mismatch is not None:
             self.received[f"{kind} not in robot_format"] += 1
@@ -310,21 +355,98 @@ class SiteCoordinator:
                     if record.event.task.state in TERMINAL:
                         self._requested.pop(record.task_id, None)
                 continue
-            topic = self.topics.command(record.robot_id)
-            if topic not in self._described:
-                encoder_props = self.records.command_content_type
-                self.link.describe(topic, content_type=encoder_props)
-                self._described.add(topic)
-            self._command(topic, self.records.command(record, now_ns), record)
+            protocol = "vda5050" if self.vda is not None and self.vda.knows(record.robot_id) else "swarm_bridge"
+            self._senders[protocol](record, now_ns)
 
-    def _command(self, topic: str, payload: bytes, record: Command) -> None:
-        requested = self._requested.pop(record.task.task_id, None) if record.action == ASSIGN else None
+    def _swarm_command(self, record: Command, now_ns: int) -> None:
+        """A TaskCommand record on the robot's command topic."""
+        topic = self.topics.command(record.robot_id)
+        if topic not in self._described:
+            self.link.describe(topic, content_type=self.records.command_content_type)
+            self._described.add(topic)
+        self._command(topic, self.records.command(record, now_ns), record)
+
+    def _vda_command(self, record: Command, now_ns: int) -> None:
+        """An order (assign) or cancelOrder (cancel) to a VDA 5050 vehicle, at the spec's QoS."""
+        assert self.vda is not None
         try:
-            self.link.send(topic, b"", payload, qos=1, on_done=self._acked(requested))
+            outgoing = self.vda.command(record, now_ns)
+        except MessageInvalid as exc:  # a bug: what we built breaks the official schema; never sent
+            self.drops("vda5050 message breaks its schema", f"{record.robot_id}: {exc}")
+            return
+        if not outgoing and record.action != ASSIGN:
+            self.drops("cancel for an order not sent", f"{record.robot_id}: task {record.task.task_id}")
+        for message in outgoing:
+            self._command(message.topic, message.payload, record, qos=message.qos)
+
+    def _vda_state(self, topic: str, payload: bytes, now_ns: int) -> list[Output]:
+        assert self.vda is not None
+        out: list[Output] = []
+        for report in self.vda.on_state(topic, payload, self.dispatch.fleet, now_ns, self._order_of):
+            result = self.dispatch.status(robot_id=report.robot_id, task_id=report.task_id, state=report.state,
+                                          reason=report.reason, progress=report.progress, now_ns=now_ns)
+            out += result or []
+        return out
+
+    def _cancel_request(self, topic: str, payload: bytes, now_ns: int) -> list[Output]:
+        """A cancel request {task_id, reason} from MQTT: the task cancelled (its robot told) and the answer sent
+        on its result topic; a request that is no such JSON is counted."""
+        try:
+            doc = json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self.drops("malformed cancel", f"mqtt:{topic}: not JSON: {exc}")
+            return []
+        task_id = doc.get("task_id") if isinstance(doc, dict) else None
+        reason = doc.get("reason") if isinstance(doc, dict) else None
+        if not isinstance(task_id, str) or not result_topic_level(task_id) or not isinstance(reason, (str, type(None))):
+            self.drops("malformed cancel", f"mqtt:{topic}: expected {{task_id: str, reason: str}}, got {doc!r:.200}")
+            return []
+        out = self.dispatch.cancel(task_id, now_ns, reason or "cancelled by request")
+        task = self.dispatch.book.get(task_id)
+        state = task.state.value if task is not None else "unknown"
+        why = "" if out else ("no such task" if task is None else f"already {state}")
+        self._send(self.topics.result(task_id), result_payload(task_id, accepted=bool(out), state=state, reason=why,
+                                                               duplicate=False))
+        return out or []
+
+    def _order_of(self, robot_id: str, order_id: str) -> str | None:
+        """The active task of `robot_id` whose command (attempt) is `order_id` (orderId = command id)."""
+        task_id = order_id.rpartition("#")[0]
+        task = self.dispatch.book.get(task_id) if task_id else None
+        if task is None or task.terminal or task.robot_id != robot_id or task.command_id != order_id:
+            return None
+        return task_id
+
+    def _vda_factsheet(self, topic: str, payload: bytes, _now_ns: int) -> list[Output]:
+        assert self.vda is not None
+        self.vda.on_factsheet(topic, payload, self.dispatch.fleet)
+        return []
+
+    def _vda_connection(self, topic: str, payload: bytes, now_ns: int) -> list[Output]:
+        assert self.vda is not None
+        self.vda.on_connection(topic, payload, self.dispatch.fleet, now_ns)
+        return []
+
+    def _publish(self, message: Outgoing) -> None:
+        if message.topic not in self._described:
+            self.link.describe(message.topic, content_type="application/json")
+            self._described.add(message.topic)
+        try:
+            self.link.send(message.topic, b"", message.payload, qos=message.qos, retain=message.retain)
+        except LinkBusy:
+            self.drops("link busy", f"mqtt:{message.topic}: not sent")
+
+    def _command(self, topic: str, payload: bytes, record: Command, *, qos: int = 1) -> None:
+        requested = self._requested.pop(record.task.task_id, None) if record.action == ASSIGN else None
+        if topic not in self._described:
+            self.link.describe(topic, content_type="application/json")
+            self._described.add(topic)
+        try:
+            self.link.send(topic, b"", payload, qos=qos, on_done=self._acked(requested))
         except LinkBusy:
             if requested is not None:
                 self._requested[record.task.task_id] = requested
-            self._backlog.append((topic, payload, record))
+            self._backlog.append((topic, payload, record, qos))
             return
         self.metrics.commands.labels("assign" if record.action == ASSIGN else "cancel").inc()
         if record.action == ASSIGN:
@@ -332,9 +454,9 @@ class SiteCoordinator:
 
     def _retry_backlog(self) -> None:
         for _ in range(len(self._backlog)):
-            topic, payload, record = self._backlog.popleft()
+            topic, payload, record, qos = self._backlog.popleft()
             before = len(self._backlog)
-            self._command(topic, payload, record)
+            self._command(topic, payload, record, qos=qos)
             if len(self._backlog) > before:
                 return  # still busy; the rest waits for the next round
 

@@ -4,8 +4,8 @@ Robots publish `{prefix}/{fleet}/{robot_id}/state/robot_state` (RobotState), `..
 (TaskStatus) and the retained `.../presence/status` (presence JSON, Last Will `offline`); the coordinator
 sends `.../command/task_command` (TaskCommand). Records are Avro single-object (`C3 01`) or JSON, told
 apart by their first bytes (`codec.recognise`), and may come several to a payload (a record batch). Task
-requests are JSON on `{prefix}/{fleet}/coordinator/tasks/submit`; each answer goes to
-`.../coordinator/tasks/result/{task_id}`.
+requests are JSON on `{prefix}/{fleet}/coordinator/tasks/submit`, cancels (`{task_id, reason}`) on
+`.../coordinator/tasks/cancel`; each answer goes to `.../coordinator/tasks/result/{task_id}`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from swarm_bridge.routing.naming import mqtt_topic, presence_topic
 
 __all__ = ["FORMATS", "SiteRecords", "SiteTopics", "TopicKind", "codec_for", "result_payload", "result_topic_level"]
 
-TopicKind = Literal["state", "status", "presence", "submit"]
+TopicKind = Literal["state", "status", "presence", "submit", "cancel"]
 FORMATS: tuple[CoordinatorRecordFormat, ...] = get_args(CoordinatorRecordFormat)  # what robots may send on MQTT
 
 
@@ -50,11 +50,16 @@ class SiteTopics:
     def subscriptions(self) -> dict[str, TopicKind]:
         """Topic filters the coordinator subscribes to, with what arrives on each."""
         return {self.every_robot("state", "robot_state"): "state", self.every_robot("event", "task_status"): "status",
-                self.every_robot("presence", "status"): "presence", self.submit: "submit"}
+                self.every_robot("presence", "status"): "presence", self.submit: "submit", self.cancel: "cancel"}
 
     @property
     def submit(self) -> str:
         return f"{self.prefix}/{self.fleet}/coordinator/tasks/submit"
+
+    @property
+    def cancel(self) -> str:
+        """Cancel requests (JSON {task_id, reason}), answered on the task's result topic."""
+        return f"{self.prefix}/{self.fleet}/coordinator/tasks/cancel"
 
     @property
     def status(self) -> str:

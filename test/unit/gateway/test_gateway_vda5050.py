@@ -1,0 +1,104 @@
+"""VDA 5050 messages on the gateway's up path, pure: a `payload: vda5050` rule keys a message by
+manufacturer/serialNumber and heads it (vehicle, topic, headerId run) for duplicate removal; what is no VDA 5050
+message becomes a dead letter; a vehicle's counter reset starts a new run (HeaderRuns)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from vda_docs import connection_doc, state_doc
+
+from swarm_bridge.codec.registry import FileRegistry
+from swarm_bridge.config import GatewayConfig
+from swarm_bridge.config.errors import ConfigError
+from swarm_bridge.config.loader import validate_config
+from swarm_bridge.gateway.dedup import DUPLICATE, NEW, Dedup
+from swarm_bridge.gateway.kafka_to_mqtt import DOWN_PAYLOADS
+from swarm_bridge.gateway.rules import UpRoute, down_routes, up_rules
+from swarm_bridge.gateway.schemas import SchemaBook
+from swarm_bridge.gateway.translate import Translator
+from swarm_bridge.vda5050 import HeaderRuns
+
+RULE = {"mqtt": "uagv/v2/{manufacturer}/{robot_id}/{stream}", "where": {"stream": ["state", "connection"]},
+        "kafka_topic": "vda5050.{stream}", "key": "{manufacturer}/{robot_id}", "payload": "vda5050"}
+
+
+@pytest.fixture()
+def translator(tmp_path: Path) -> Translator:
+    return Translator(SchemaBook(FileRegistry(tmp_path / "registry")), max_payload=1 << 16)
+
+
+def route(topic: str) -> UpRoute:
+    found = up_rules(GatewayConfig.model_validate({"gateway_id": "gw", "fleet": "f", "up": [RULE]})).route(topic)
+    assert found is not None
+    return found
+
+
+def doc_bytes(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc).encode()
+
+
+def test_a_vda5050_message_goes_on_unchanged_keyed_by_its_vehicle(translator: Translator) -> None:
+    payload = doc_bytes(state_doc("acme", "agv1", header_id=7))
+    out = translator.translate(route("uagv/v2/acme/agv1/state"), payload)
+    assert out.dead == []
+    [record] = out.records
+    assert (record.topic, record.key, record.value) == ("vda5050.state", b"acme/agv1", payload)
+    assert record.head is not None and record.head[:3] == ("acme/agv1", "state", 7)
+    [connection] = translator.translate(route("uagv/v2/acme/agv1/connection"),
+                                        doc_bytes(connection_doc("acme", "agv1", header_id=3))).records
+    assert connection.head is not None and connection.head[:3] == ("acme/agv1", "connection", 3)
+
+
+@pytest.mark.parametrize(("payload", "reason", "text"), [
+    (b"\xff", "bad_record", "not UTF-8 JSON"),
+    (b"[]", "bad_record", "not a JSON object"),
+    (doc_bytes({**state_doc(), "headerId": -1}), "bad_record", "headerId must be a uint32"),
+    (doc_bytes({**state_doc(), "headerId": True}), "bad_record", "headerId must be a uint32"),
+    (doc_bytes({**state_doc(), "timestamp": 5}), "bad_record", "timestamp must be a string"),
+    (doc_bytes(state_doc(serial="agv2")), "envelope_mismatch", "serialNumber 'agv2' on the topic of 'agv1'"),
+])
+def test_what_is_no_vda5050_message_is_a_dead_letter(translator: Translator, payload: bytes, reason: str,
+                                                     text: str) -> None:
+    out = translator.translate(route("uagv/v2/acme/agv1/state"), payload)
+    assert out.records == [] and [d.reason for d in out.dead] == [reason] and text in out.dead[0].detail
+
+
+def test_a_counter_reset_starts_a_new_run_and_a_resend_keeps_its_seq() -> None:
+    runs, dedup = HeaderRuns(), Dedup(window=64)
+
+    def admit(header_id: int, stamp: str) -> int:
+        return dedup.admit("acme/agv1", "state", runs.seq("acme/agv1", "state", header_id, stamp))
+
+    assert [admit(i, f"2026-12-06T10:00:0{i}.00Z") for i in range(3)] == [NEW] * 3
+    assert admit(1, "2026-12-06T10:00:01.00Z") == DUPLICATE  # sent again: the same headerId and timestamp
+    assert admit(0, "2026-12-06T10:00:05.00Z") == NEW  # restarted: counting from 0 again, later
+    assert admit(1, "2026-12-06T10:00:06.00Z") == NEW
+    assert admit(0, "2026-12-06T10:00:05.00Z") == DUPLICATE  # the new run's message again
+    assert runs.seq("acme/agv1", "state", 2**32 - 1, "2026-12-06T10:00:07.00Z") == (1 << 32) + 2**32 - 1
+    assert runs.seq("acme/agv1", "state", 0, "2026-12-06T10:00:08.00Z") == 2 << 32  # the uint32 wrapped
+    assert runs.seq("acme/agv1", "connection", 0, "x") == 0  # each topic counts on its own
+
+
+def test_a_vda5050_rule_forwards_json_unchanged_only(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="json_format: avro needs payload: record"):
+        validate_config({"gateway_id": "gw", "fleet": "f", "up": [{**RULE, "json_format": "avro"}]}, GatewayConfig)
+
+
+def test_a_vda5050_down_rule_sends_each_message_to_its_vehicle() -> None:
+    config = GatewayConfig.model_validate({"gateway_id": "gw", "fleet": "f", "down": [
+        {"kafka_topic": "vda5050.order", "mqtt": "uagv/v2/{robot_id}/order", "payload": "vda5050"}]})
+    [down] = down_routes(config)
+    assert down.mqtt_topic("acme/agv1") == "uagv/v2/acme/agv1/order"
+    for key in ("agv1", "acme/agv/1", "acme/", "acme/a+b"):
+        with pytest.raises(ValueError, match="is not a VDA 5050 vehicle: manufacturer/serialNumber"):
+            down.mqtt_topic(key)
+    order = doc_bytes({**connection_doc("acme", "agv1"), "orderId": "o"})
+    assert DOWN_PAYLOADS["vda5050"](order, "acme/agv1", None) == (order, "application/json", [])  # type: ignore[arg-type]
+    for value, text in ((b"{", "not UTF-8 JSON"), (b"7", "expected a JSON object"),
+                        (order, "the message is for acme/agv1, its record key acme/agv2")):
+        with pytest.raises(ValueError, match=text):
+            DOWN_PAYLOADS["vda5050"](value, "acme/agv2" if value is order else "acme/agv1", None)  # type: ignore[arg-type]
