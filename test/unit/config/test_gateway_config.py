@@ -111,8 +111,10 @@ def test_launch_file_runs_the_gateway_command_with_a_config_argument() -> None:
     # the package's own lib/swarm_bridge/swarm-bridge (PATH has none after a colcon build); run for real in
     # test_launch.py and test_packaging.py
     assert words == ["ExecutableInPackage('swarm-bridge', 'swarm_bridge')", "gateway", "--config",
-                     "LaunchConfiguration('config')"]
-    assert ast.literal_eval(calls["DeclareLaunchArgument"].args[0]) == "config"
+                     "LaunchConfiguration('config')", "*override"]
+    declared = [ast.literal_eval(c.args[0]) for c in ast.walk(tree)
+                if isinstance(c, ast.Call) and getattr(c.func, "id", None) == "DeclareLaunchArgument"]
+    assert declared == ["config", "gateway_id"]
     joined = [ast.literal_eval(a) for a in calls["join"].args[1:]]
     assert (REPO.joinpath(*joined)).is_file()  # installed to share/swarm_bridge/config/ by setup.py
     scripts = configparser.ConfigParser()
