@@ -91,9 +91,12 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
         if config.metrics_port is not None:
             port = bridge.metrics.serve(config.metrics_port)
             log.info("robot %s: metrics on http://127.0.0.1:%d/metrics", config.robot_id, port)
+        executor = make_executor()
         try:
-            spin_until(make_executor(), [node])
+            spin_until(executor, [node])
         finally:
+            # Tasks through actions end first (goals cancelled, outcomes published), then the sweep takes them up.
+            bridge.stop_tasks(lambda done, timeout_s: spin_until(executor, [node], done=done, timeout_s=timeout_s))
             for uplink_route in bridge.routes:
                 uplink_route.sweep()  # what arrived while stopping
             pending = bridge.flush(5.0)
