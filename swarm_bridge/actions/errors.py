@@ -19,9 +19,16 @@ class GoalError(SwarmBridgeError, ValueError):
 class MappingError(SwarmBridgeError, ValueError):
     """A goal mapping that does not fit the action's goal type: which config key, what is wrong, the fix."""
 
-    def __init__(self, key: str, problem: str) -> None:
+    def __init__(self, key: str, problem: str, *, also: list[MappingError] | None = None) -> None:
         self.key, self.problem = key, problem
-        super().__init__(f"{key}: {problem}")
+        self.also = list(also or [])  # further problems of the same mapping, each with its own key
+        super().__init__("; ".join(f"{e.key}: {e.problem}" for e in [self, *self.also]) if self.also
+                         else f"{key}: {problem}")
+
+    @property
+    def each(self) -> list[tuple[str, str]]:
+        """(key, problem) of this and every further problem."""
+        return [(self.key, self.problem), *((e.key, e.problem) for e in self.also)]
 
 
 class ValueMismatch(SwarmBridgeError, ValueError):

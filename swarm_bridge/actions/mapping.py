@@ -147,8 +147,8 @@ class GoalMapping:
                     continue
             self._rules.append(_Rule(path, value, convert, field_type))
         if problems:
-            raise problems[0] if len(problems) == 1 else MappingError(
-                key, "; ".join(str(p) for p in problems))
+            first = problems[0]
+            raise MappingError(first.key, first.problem, also=problems[1:])
 
     def goal(self, task: TaskInput) -> dict[str, Any]:
         """The goal as a nested dict (for ros.convert.dict_to_message); GoalError for a missing or ill-formed

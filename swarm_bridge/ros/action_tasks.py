@@ -73,23 +73,30 @@ def field_types(cls: Any, prefix: str = "") -> dict[str, str]:
 
 
 def _mapping(kind: str, config: ActionTaskConfig) -> tuple[Any, GoalMapping]:
-    """The action class and goal mapping of one task kind; MappingError or RosTypeError naming the key."""
+    """The action class and goal mapping of one task kind; MappingError naming every key that does not fit."""
     key = f"tasks.actions.{kind}"
     try:
         cls = action_class(config.type)
     except RosTypeError as exc:
         raise MappingError(f"{key}.type", str(exc)) from None
-    mapping = GoalMapping(kind, config, field_types(cls.Goal))
+    problems: list[MappingError] = []
+    mapping: GoalMapping | None = None
+    try:
+        mapping = GoalMapping(kind, config, field_types(cls.Goal))
+    except MappingError as exc:
+        problems += [MappingError(k, p) for k, p in exc.each]
     if config.progress is not None:
         rule, path = config.progress.rule
         if path not in field_types(cls.Feedback):
-            raise MappingError(f"{key}.progress.{rule}", f"{config.type} feedback has no field {path}; its fields: "
-                               f"{', '.join(cls.Feedback.get_fields_and_field_types())}")
+            problems.append(MappingError(f"{key}.progress.{rule}", f"{config.type} feedback has no field {path}; "
+                                         f"its fields: {', '.join(cls.Feedback.get_fields_and_field_types())}"))
     result = field_types(cls.Result)
     for name in config.result_reason:
         if name not in result:
-            raise MappingError(f"{key}.result_reason", f"{config.type} result has no field {name}; its fields: "
-                               f"{', '.join(cls.Result.get_fields_and_field_types())}")
+            problems.append(MappingError(f"{key}.result_reason", f"{config.type} result has no field {name}; its "
+                                         f"fields: {', '.join(cls.Result.get_fields_and_field_types())}"))
+    if problems or mapping is None:
+        raise MappingError(problems[0].key, problems[0].problem, also=problems[1:])
     return cls, mapping
 
 
@@ -101,7 +108,7 @@ def check_actions(config: RobotBridgeConfig) -> list[tuple[str, str]]:
         try:
             _mapping(kind, action)
         except MappingError as exc:
-            problems.append((exc.key, exc.problem))
+            problems += exc.each
     return problems
 
 
