@@ -50,7 +50,8 @@ def test_tasks_queue_behind_the_running_one_and_start_in_order() -> None:
 def test_refusals_are_rejections_with_a_reason() -> None:
     w = work()
     (unknown,) = w.assign(task("x", kind="teleport"))
-    assert isinstance(unknown, Report) and unknown.state == REJECTED and "no action for task kind 'teleport'" in unknown.reason
+    assert isinstance(unknown, Report) and unknown.state == REJECTED
+    assert "no action for task kind 'teleport'" in unknown.reason
     w.unmapped = "ignore"
     assert w.assign(task("y", kind="teleport")) == []  # left to another executor on the topic
     w.assign(task("a"))
