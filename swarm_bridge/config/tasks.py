@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from swarm_bridge.config.common import Strict
 from swarm_bridge.config.errors import ConfigValueError
@@ -47,6 +47,8 @@ def parse_source(text: str) -> tuple[str, str]:
 class GoalValue(Strict):
     """A goal field's value: `from` a source (with a `default` when a parameter may be missing), or a constant
     `value`. A plain string in the mapping is the same as {from: <string>}."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True, validate_by_name=True)
 
     from_: str | None = Field(default=None, alias="from", description="a source, e.g. target.x or param.yaw")
     default: str | float | int | bool | None = Field(default=None, description="used when the task lacks the "
