@@ -43,6 +43,7 @@ __all__ = ["ActionTasks", "action_class", "check_actions", "field_types", "ledge
 log = logging.getLogger(__name__)
 
 POLL_S = 0.1  # how often goals waiting for their action server look again
+LEFT_WAIT_S = 5.0  # at most this long the reports on a dead run's tasks wait for the up route to match
 
 
 def action_class(action_type: str) -> Any:
@@ -154,6 +155,8 @@ class ActionTasks:
                                                   self._on_command, reliable)
         self._timer = node.create_timer(POLL_S, self._poll)
         self.ledger = GoalLedger(ledger_path(config))
+        self._left: list[Report] = []  # reports on the tasks a dead run held, published from the first poll on
+        self._started = time.monotonic()
         self._left_behind(self.ledger.load())
         self.ledger.sync([])
         log.info("robot %s: tasks through actions: %s", config.robot_id,
@@ -262,10 +265,21 @@ class ActionTasks:
                  f" ({report.reason})" if report.reason else "")
 
     def _poll(self) -> None:
+        if self._left:
+            self._publish_left()
         if self._waiting:
             self._send_ready()
         if self._orphans:
             self._cancel_orphans()
+
+    def _publish_left(self, *, force: bool = False) -> None:
+        """The reports on a dead run's tasks, once the up route's reader matched the status publisher (or at the
+        latest after LEFT_WAIT_S, or at a stop)."""
+        matched = self._status.get_subscription_count() > 0
+        if force or matched or time.monotonic() - self._started > LEFT_WAIT_S:
+            left, self._left = self._left, []
+            for report in left:
+                self._publish(report)
 
     # --- the ledger: held tasks survive a crash of the bridge ---------------------------------------------
 
@@ -277,8 +291,8 @@ class ActionTasks:
         """Tasks a run that died held: each reported failed (its goal's end is unknown), its goal cancelled."""
         for task in left:
             why = "its goal was cancelled" if task.goal_id else "its goal was never sent"
-            self._publish(Report(task.task_id, FAILED, f"bridge restarted: the last run stopped without reporting "
-                                 f"this task's end ({why} where the action server still had it)"))
+            self._left.append(Report(task.task_id, FAILED, f"bridge restarted: the last run stopped without "
+                                     f"reporting this task's end ({why} where the action server still had it)"))
             if task.goal_id and task.kind in self._clients:
                 self._orphans.append((task.kind, bytes.fromhex(task.goal_id), time.monotonic()))
 
@@ -304,10 +318,11 @@ class ActionTasks:
         """The bridge stops: queued tasks rejected, the running goal cancelled; `spin(done, timeout_s)` runs the
         node until the server confirmed (the result arrived) or `stop_wait_s`; what still runs is reported
         failed. Every report is published before this returns, for the up route to take."""
+        self._apply(self.work.stop())  # first: nothing queued starts from here on
         for task_id in list(self._waiting):  # no server answered yet: the goal never left
             del self._waiting[task_id]
             self._apply(self.work.rejected(task_id, "bridge stopped before the goal was sent"))
-        self._apply(self.work.stop())
+        self._publish_left(force=True)
         if self.work.current is not None:
             spin(lambda: self.work.current is None, self._config.stop_wait_s)
         self._apply(self.work.stopped(self._config.stop_wait_s))

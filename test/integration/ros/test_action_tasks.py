@@ -136,4 +136,8 @@ def test_a_goal_left_by_a_killed_bridge_is_reported_and_cancelled_at_its_restart
     assert goal.cancel_requested and goal.ended == "CANCELED", robot.log()
     wait_for(lambda: "task kill-1 -> state 5 (bridge restarted" in robot.log(), 30, "the restart's report")
     _ended(robot, "kill-1", 60)  # failed: by the report, or as the robot went offline (its Last Will) first
-    assert robot.task("kill-1").state is TaskState.FAILED
+    task = robot.task("kill-1")
+    assert task.state is TaskState.FAILED
+    # The restart's report reached the coordinator: it ended the task, or came after the offline robot's end.
+    wait_for(lambda: "bridge restarted" in robot.task("kill-1").reason
+             or robot.coordinator.summary()["dropped"].get("stale status", 0) >= 1, 30, "the restart's report")
