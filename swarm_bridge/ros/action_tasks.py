@@ -43,6 +43,7 @@ __all__ = ["ActionTasks", "action_class", "check_actions", "field_types", "ledge
 log = logging.getLogger(__name__)
 
 POLL_S = 0.1  # how often goals waiting for their action server look again
+ACTION_FORM = "package/action/Name, e.g. nav2_msgs/action/NavigateToPose"
 LEFT_WAIT_S = 5.0  # at most this long the reports on a dead run's tasks wait for the up route to match
 
 
@@ -50,14 +51,15 @@ def action_class(action_type: str) -> Any:
     """`nav2_msgs/action/NavigateToPose` -> its generated class; RosTypeError naming the fix."""
     parts = action_type.split("/")
     if len(parts) != 3 or parts[1] != "action" or not all(parts):
-        raise RosTypeError(action_type, "not of the form package/action/Name")
+        raise RosTypeError(action_type, "not of the form package/action/Name", form=ACTION_FORM)
     try:
         module = importlib.import_module(f"{parts[0]}.action")
     except ImportError as exc:
-        raise RosTypeError(action_type, f"package '{parts[0]}' has no actions installed ({exc})") from None
+        raise RosTypeError(action_type, f"package '{parts[0]}' has no actions installed ({exc})",
+                           form=ACTION_FORM) from None
     cls = getattr(module, parts[2], None)
     if cls is None or not hasattr(cls, "Goal"):
-        raise RosTypeError(action_type, f"package '{parts[0]}' has no action '{parts[2]}'")
+        raise RosTypeError(action_type, f"package '{parts[0]}' has no action '{parts[2]}'", form=ACTION_FORM)
     return cls
 
 

@@ -154,6 +154,8 @@ def test_a_task_action_that_does_not_fit_its_installed_type_exits_2_naming_each_
             "field pose.pose.postion.x; did you mean pose.pose.orientation.x, pose.pose.position.x?") in result.stderr
     assert (f"{path}: tasks.actions.dock.type: ROS type 'opennav_docking_msgs/action/DockRobot': package "
             "'opennav_docking_msgs' has no actions installed") in result.stderr
+    assert "Fix: check the spelling (package/action/Name, e.g. nav2_msgs/action/NavigateToPose) or install" in \
+        result.stderr
     assert (f"{path}: tasks.actions.navigate.progress.remaining: nav2_msgs/action/NavigateToPose feedback has no "
             "field distance_left; its fields: current_pose, navigation_time") in result.stderr
     assert (f"{path}: tasks.actions.navigate.result_reason: nav2_msgs/action/NavigateToPose result has no field "
