@@ -8,6 +8,7 @@ import importlib
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from swarm_bridge.actions import (
     outcome,
     task_input,
 )
-from swarm_bridge.actions.outcome import FAILED
+from swarm_bridge.actions.outcome import FAILED, RUNNING
 from swarm_bridge.config import RobotBridgeConfig
 from swarm_bridge.config.tasks import ActionTaskConfig
 from swarm_bridge.ros.convert import dict_to_message, message_to_dict
@@ -43,6 +44,7 @@ __all__ = ["ActionTasks", "action_class", "check_actions", "field_types", "ledge
 log = logging.getLogger(__name__)
 
 POLL_S = 0.1  # how often goals waiting for their action server look again
+STATE_NAMES = {2: "accepted", 3: "running", 4: "done", 5: "failed", 6: "cancelled", 7: "rejected"}  # TaskStatus
 ACTION_FORM = "package/action/Name, e.g. nav2_msgs/action/NavigateToPose"
 LEFT_WAIT_S = 5.0  # at most this long the reports on a dead run's tasks wait for the up route to match
 
@@ -147,6 +149,7 @@ class ActionTasks:
         self.work = ActionWork(mappings, progress={k: a.progress.rule for k, a in tasks.actions.items() if a.progress},
                                unmapped=tasks.unmapped, max_hz=tasks.progress_max_hz)
         self.reports: list[Report] = []
+        self.dropped: Counter[str] = Counter()
         self._handles: dict[str, ClientGoalHandle] = {}
         self._goal_ids: dict[str, bytes] = {}
         self._waiting: dict[str, tuple[SendGoal, float]] = {}  # goals whose server has not answered yet
@@ -157,10 +160,12 @@ class ActionTasks:
                                                   self._on_command, reliable)
         self._timer = node.create_timer(POLL_S, self._poll)
         self.ledger = GoalLedger(ledger_path(config))
-        self._left: list[Report] = []  # reports on the tasks a dead run held, published from the first poll on
+        # The tasks a dead run held and the reports on them, published from the first poll on; on the ledger
+        # until then.
+        self._left: list[tuple[HeldTask, Report]] = []
         self._started = time.monotonic()
         self._left_behind(self.ledger.load())
-        self.ledger.sync([])
+        self._sync_ledger()
         log.info("robot %s: tasks through actions: %s", config.robot_id,
                  ", ".join(f"{kind} -> {self._actions[kind]} ({a.type})" for kind, a in tasks.actions.items()))
 
@@ -170,12 +175,13 @@ class ActionTasks:
         try:
             body = message_to_dict(msg)
             task = task_input(body)
-        except (TypeError, ValueError, KeyError) as exc:
-            log.warning("robot %s: TaskCommand not readable, ignored: %s", self.robot_id, exc)
+            action = int(body.get("action", 0))
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            self._drop("unreadable command", str(exc))
             return
         if body.get("robot_id") and body["robot_id"] != self.robot_id:
+            self._drop("for another robot", str(body["robot_id"]))
             return
-        action = int(body.get("action", 0))
         if action == msg.ACTION_ASSIGN:
             self._apply(self.work.assign(task))
         elif action == msg.ACTION_CANCEL:
@@ -242,7 +248,19 @@ class ActionTasks:
         handle.get_result_async().add_done_callback(lambda f: self._on_result(task_id, kind, f))
 
     def _on_feedback(self, task_id: str, feedback: Any) -> None:
-        self._apply(self.work.feedback(task_id, message_to_dict(feedback.feedback), time.monotonic()))
+        try:
+            body = message_to_dict(feedback.feedback)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            self._drop("unreadable feedback", str(exc))
+            return
+        self._apply(self.work.feedback(task_id, body, time.monotonic()))
+
+    def _drop(self, reason: str, detail: str) -> None:
+        """Count what cannot be used, by reason; the first of each reason is logged."""
+        self.dropped[reason] += 1
+        if self.dropped[reason] == 1:
+            log.warning("robot %s: tasks through actions: dropped 1 (%s: %s); more are only counted", self.robot_id,
+                        reason, detail)
 
     def _on_result(self, task_id: str, kind: str, future: Any) -> None:
         self._handles.pop(task_id, None)
@@ -263,8 +281,10 @@ class ActionTasks:
         msg.stamp.sec, msg.stamp.nanosec = divmod(time.time_ns(), 1_000_000_000)
         self._status.publish(msg)
         self.reports.append(report)
-        log.info("robot %s: task %s -> state %d%s", self.robot_id, report.task_id, report.state,
-                 f" ({report.reason})" if report.reason else "")
+        log.log(logging.DEBUG if report.state == RUNNING else logging.INFO, "robot %s: task %s -> %s%s%s",
+                self.robot_id, report.task_id, STATE_NAMES.get(report.state, report.state),
+                f" {report.progress:.2f}" if report.state == RUNNING else "",
+                f" ({report.reason})" if report.reason else "")
 
     def _poll(self) -> None:
         if self._left:
@@ -280,21 +300,27 @@ class ActionTasks:
         matched = self._status.get_subscription_count() > 0
         if force or matched or time.monotonic() - self._started > LEFT_WAIT_S:
             left, self._left = self._left, []
-            for report in left:
+            for _task, report in left:
                 self._publish(report)
+            self._sync_ledger()  # reported: off the ledger
 
     # --- the ledger: held tasks survive a crash of the bridge ---------------------------------------------
 
     def _sync_ledger(self) -> None:
-        self.ledger.sync([HeldTask(t.task_id, t.kind, self._actions.get(t.kind, ""),
-                                   self._goal_ids.get(t.task_id, b"").hex()) for t in self.work.held])
+        try:
+            self.ledger.sync([*(held for held, _report in self._left),
+                              *(HeldTask(t.task_id, t.kind, self._actions.get(t.kind, ""),
+                                         self._goal_ids.get(t.task_id, b"").hex()) for t in self.work.held)])
+        except OSError as exc:  # the ledger is a safety net for a crash: its loss must not stop the tasks
+            self._drop("ledger not written", f"{self.ledger.path}: {exc}")
 
     def _left_behind(self, left: list[HeldTask]) -> None:
         """Tasks a run that died held: each reported failed (its goal's end is unknown), its goal cancelled."""
         for task in left:
             why = "its goal was cancelled" if task.goal_id else "its goal was never sent"
-            self._left.append(Report(task.task_id, FAILED, f"bridge restarted: the last run stopped without "
-                                     f"reporting this task's end ({why} where the action server still had it)"))
+            self._left.append((task, Report(task.task_id, FAILED, f"bridge restarted: the last run stopped "
+                                            f"without reporting this task's end ({why} where the action server "
+                                            "still had it)")))
             if task.goal_id and task.kind in self._clients:
                 self._orphans.append((task.kind, bytes.fromhex(task.goal_id), time.monotonic()))
 
@@ -328,7 +354,11 @@ class ActionTasks:
         if self.work.current is not None:
             spin(lambda: self.work.current is None, self._config.stop_wait_s)
         self._apply(self.work.stopped(self._config.stop_wait_s))
-        self.ledger.sync([])
+        self._sync_ledger()
+        counts = Counter(r.state for r in self.reports)
+        log.info("robot %s: tasks through actions: %d reports (%s)%s", self.robot_id, len(self.reports),
+                 ", ".join(f"{STATE_NAMES.get(state, state)} {n}" for state, n in sorted(counts.items())),
+                 f"; dropped: {dict(self.dropped)}" if self.dropped else "")
 
     def close(self) -> None:
         for client in self._clients.values():

@@ -104,7 +104,7 @@ def test_a_cancel_from_the_coordinator_cancels_the_goal_and_the_outcome_goes_up(
     # The robot's CANCELLED report reaches the coordinator after the task moved on: counted there as stale.
     wait_for(lambda: robot.coordinator.summary()["dropped"].get("stale status", 0) >= 1, 30,
              "the robot's CANCELLED report")
-    assert "task slow-1 -> state 6 (cancelled by the coordinator (action" in robot.log()
+    assert "task slow-1 -> cancelled (cancelled by the coordinator (action" in robot.log()
 
 
 def test_a_goal_running_when_the_bridge_stops_is_cancelled_and_reported_failed(
@@ -134,7 +134,7 @@ def test_a_goal_left_by_a_killed_bridge_is_reported_and_cancelled_at_its_restart
     robot.start_bridge()
     wait_for(lambda: goal.ended != "", 60, "the left goal to be cancelled")
     assert goal.cancel_requested and goal.ended == "CANCELED", robot.log()
-    wait_for(lambda: "task kill-1 -> state 5 (bridge restarted" in robot.log(), 30, "the restart's report")
+    wait_for(lambda: "task kill-1 -> failed (bridge restarted" in robot.log(), 30, "the restart's report")
     _ended(robot, "kill-1", 60)  # failed: by the report, or as the robot went offline (its Last Will) first
     task = robot.task("kill-1")
     assert task.state is TaskState.FAILED
