@@ -264,8 +264,9 @@ class FleetDemo:
         else:
             submit_tasks(self.coordinator_config, docs)
         self.task_ids = [str(doc["task_id"]) for doc in docs]
-        self._watch = threading.Thread(target=self._trace_tasks, name="demo-tasks", daemon=True)
-        self._watch.start()
+        if self.site is not None:  # in memory: cheap to poll while the replay runs (Kafka: in wait_tasks only)
+            self._watch = threading.Thread(target=self._trace_tasks, name="demo-tasks", daemon=True)
+            self._watch.start()
         return self.task_ids
 
     def _tasks(self) -> dict[str, Any]:
@@ -278,10 +279,9 @@ class FleetDemo:
         return {task_id: task for task_id in self.task_ids if (task := find(task_id)) is not None}
 
     def _trace_tasks(self) -> None:
-        """Poll the coordinator's view of every submitted task until all ended: state and progress steps."""
-        period = 0.1 if self.site is not None else 1.0
+        """Poll the site coordinator's view of every submitted task until all ended: state and progress steps."""
         while not self._stop.is_set() and not self._trace_once():
-            self._stop.wait(period)
+            self._stop.wait(0.1)
 
     def _trace_once(self) -> bool:
         """One look at the submitted tasks, their progress steps noted; whether all ended."""
@@ -300,11 +300,11 @@ class FleetDemo:
         """How many of the submitted tasks are in each state, as the coordinators' event log says."""
         if self.coordinator_config is None or not self.task_ids:
             return {}
-        tasks = self._tasks()
+        self._trace_once()
         states: dict[str, int] = {}
         for task_id in self.task_ids:
-            task = tasks.get(task_id)
-            state = task.state.value if task is not None else "not seen"
+            trace = self.traces.get(task_id)
+            state = trace.state if trace is not None else "not seen"
             states[state] = states.get(state, 0) + 1
         return states
 
@@ -316,8 +316,7 @@ class FleetDemo:
             states = self.task_states()
             open_ = sum(n for state, n in states.items() if state not in ("done", "failed", "cancelled", "rejected"))
             if not open_ or time.monotonic() > deadline:
-                self._trace_once()  # the report's progress traces end where the states do
-                return states
+                return states  # read with the traces: the report's progress ends where the states do
             time.sleep(1.0)
 
     def _gateway(self, timeout_s: float = 60.0) -> None:
