@@ -154,6 +154,9 @@ class ActionTasks:
         self._goal_ids: dict[str, bytes] = {}
         self._waiting: dict[str, tuple[SendGoal, float]] = {}  # goals whose server has not answered yet
         self._orphans: list[tuple[str, bytes, float]] = []  # goals a dead run left: cancelled once a server answers
+        # What each effect of the task logic (swarm_bridge.actions.work) is, on ROS.
+        self._effects: dict[type, Callable[[Any], None]] = {Report: self._publish, SendGoal: self._queue_goal,
+                                                             CancelGoal: self._cancel_goal}
         reliable = qos_preset("reliable")
         self._status = node.create_publisher(TaskStatus, robot_topic(tasks.status_topic, config.robot_id), reliable)
         self._commands = node.create_subscription(TaskCommand, robot_topic(tasks.command_topic, config.robot_id),
@@ -191,17 +194,19 @@ class ActionTasks:
     # --- effects ----------------------------------------------------------------------------------------------
 
     def _apply(self, effects: list[Effect]) -> None:
+        """Carry each effect out by its kind (the table in __init__), then bring the ledger up to date."""
         for effect in effects:
-            if isinstance(effect, Report):
-                self._publish(effect)
-            elif isinstance(effect, SendGoal):
-                self._waiting[effect.task_id] = (effect, time.monotonic())
-                self._send_ready()
-            elif isinstance(effect, CancelGoal):
-                handle = self._handles.get(effect.task_id)
-                if handle is not None:
-                    handle.cancel_goal_async()
+            self._effects[type(effect)](effect)
         self._sync_ledger()
+
+    def _queue_goal(self, send: Any) -> None:
+        self._waiting[send.task_id] = (send, time.monotonic())
+        self._send_ready()
+
+    def _cancel_goal(self, cancel: Any) -> None:
+        handle = self._handles.get(cancel.task_id)
+        if handle is not None:  # none yet: the cancel goes out once the goal is accepted (actions.work)
+            handle.cancel_goal_async()
 
     def _send_ready(self) -> None:
         """Send the goals whose action server is there; reject those that waited longer than server_timeout_s."""
