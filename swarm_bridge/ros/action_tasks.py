@@ -189,7 +189,8 @@ class ActionTasks:
             self._apply(self.work.assign(task))
         elif action == msg.ACTION_CANCEL:
             self._apply(self.work.cancel(task.task_id))
-        # pause/resume: ROS 2 actions have neither
+        else:
+            self._drop("pause or resume (ROS 2 actions have neither)", f"task {task.task_id}, action {action}")
 
     # --- effects ----------------------------------------------------------------------------------------------
 
