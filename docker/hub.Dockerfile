@@ -18,7 +18,7 @@ COPY requirements/ requirements/
 RUN pip install --no-cache-dir -r requirements/runtime.txt -r requirements/build.txt
 COPY msg/ msg/
 COPY msg_extra/ msg_extra/
-RUN for pkg in msg msg_extra/tf2_msgs msg_extra/ackermann_msgs msg_extra/gazebo_msgs; do \
+RUN for pkg in msg msg_extra/tf2_msgs msg_extra/ackermann_msgs msg_extra/gazebo_msgs msg_extra/nav2_msgs; do \
       CMAKE_PREFIX_PATH=$VENV cmake -S $pkg -B /tmp/build -G Ninja -DCMAKE_INSTALL_PREFIX=$VENV \
         -DBUILD_TESTING=OFF -DPython3_EXECUTABLE=$VENV/bin/python \
       && cmake --build /tmp/build && cmake --install /tmp/build && rm -rf /tmp/build || exit 1; \

@@ -8,7 +8,7 @@ FROM ros:kilted-ros-base
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3-pip python3-colcon-common-extensions \
       ros-kilted-nav-msgs ros-kilted-sensor-msgs ros-kilted-diagnostic-msgs ros-kilted-tf2-msgs \
-      ros-kilted-visualization-msgs ros-kilted-ackermann-msgs ros-kilted-gazebo-msgs \
+      ros-kilted-visualization-msgs ros-kilted-ackermann-msgs ros-kilted-gazebo-msgs ros-kilted-nav2-msgs \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /ws/src/swarm_bridge

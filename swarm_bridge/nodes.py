@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from swarm_bridge.config import CoordinatorConfig
 
-__all__ = ["fleet_coordinator", "robot_bridge", "task_executor"]
+__all__ = ["fleet_coordinator", "robot_bridge", "sim_navigator", "task_executor"]
 
 log = logging.getLogger("swarm_bridge.ros.robot_bridge")  # the robot bridge's one logger (ros/robot_bridge.py)
 
@@ -91,9 +91,12 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
         if config.metrics_port is not None:
             port = bridge.metrics.serve(config.metrics_port)
             log.info("robot %s: metrics on http://127.0.0.1:%d/metrics", config.robot_id, port)
+        executor = make_executor()
         try:
-            spin_until(make_executor(), [node])
+            spin_until(executor, [node])
         finally:
+            # Tasks through actions end first (goals cancelled, outcomes published), then the sweep takes them up.
+            bridge.stop_tasks(lambda done, timeout_s: spin_until(executor, [node], done=done, timeout_s=timeout_s))
             for uplink_route in bridge.routes:
                 uplink_route.sweep()  # what arrived while stopping
             pending = bridge.flush(5.0)
@@ -152,6 +155,40 @@ def task_executor(argv: Sequence[str] | None = None) -> int:
         TaskExecutor(node, opts.robot_id, robot_kind=opts.kind,
                      capabilities=[c.strip() for c in opts.capabilities.split(",") if c.strip()],
                      work_s=opts.work_s, state_period_s=opts.state_period_s)
+        spin_until(make_executor(), [node])
+    return 0
+
+
+def sim_navigator(argv: Sequence[str] | None = None) -> int:
+    """Run a simulated navigator for one robot (a NavigateToPose action server and RobotState; demos, trying
+    tasks through actions) until SIGINT/SIGTERM."""
+    from swarm_bridge.ros.context import process_node, without_ros_args
+    from swarm_bridge.ros.navigator import SimNavigator
+    from swarm_bridge.ros.spin import make_executor, spin_until
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="sim_navigator",
+        description="A simulated robot base: serves nav2_msgs/action/NavigateToPose on /<ns>/navigate_to_pose "
+                    "(drives to the goal, gives up beyond its map, honours cancel) and publishes RobotState on "
+                    "/<ns>/robot_state (<ns>: the robot id, '-' as '_', '_' before a leading digit).",
+    )
+    parser.add_argument("--robot-id", required=True, help="the robot id, e.g. amr_007")
+    parser.add_argument("--kind", default="amr", help="robot kind reported in RobotState (default amr)")
+    parser.add_argument("--capabilities", default="navigate",
+                        help="comma-separated task kinds reported in RobotState (default navigate)")
+    parser.add_argument("--speed", type=float, default=1.0, help="metres per second (default 1)")
+    parser.add_argument("--map-size", type=float, default=100.0, help="side of the square map in m (default 100)")
+    opts = parser.parse_args(without_ros_args(args))
+    if opts.speed <= 0 or opts.map_size <= 0:
+        print("sim_navigator: --speed and --map-size must be > 0", file=sys.stderr)
+        return EXIT_CONFIG
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from swarm_bridge.routing.naming import robot_namespace
+
+    with process_node(f"sim_navigator_{robot_namespace(opts.robot_id).lstrip('_')}", args) as node:
+        SimNavigator(node, opts.robot_id, robot_kind=opts.kind, speed_mps=opts.speed, half_size_m=opts.map_size / 2,
+                     capabilities=[c.strip() for c in opts.capabilities.split(",") if c.strip()])
         spin_until(make_executor(), [node])
     return 0
 
@@ -244,7 +281,8 @@ def _site_coordinator(config: CoordinatorConfig, args: list[str]) -> int:
     return 0
 
 
-_NODES = {"robot_bridge": robot_bridge, "task_executor": task_executor, "fleet_coordinator": fleet_coordinator}
+_NODES = {"robot_bridge": robot_bridge, "task_executor": task_executor, "sim_navigator": sim_navigator,
+          "fleet_coordinator": fleet_coordinator}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

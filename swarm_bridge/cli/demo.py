@@ -9,6 +9,7 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -40,7 +41,8 @@ def register(sub: Any) -> None:
         description=(
             "Every bag under --bags is replayed as a robot of its own (or dealt to --robots robots) on its recorded "
             "clock scaled by --rate; each robot has a robot_bridge process bridging every replayed topic to MQTT "
-            "as Avro, and a reference task executor. A tap on the broker counts every stream against the bag, and "
+            "as Avro, and a reference task executor (or, with --tasks actions, a simulated navigator its bridge "
+            "drives through a ROS 2 action). A tap on the broker counts every stream against the bag, and "
             "the report gives counts, throughput and latency, and a PNG plot. Without --mqtt the demo starts a "
             "private Mosquitto; the schema registry is an embedded file registry."
         ),
@@ -54,8 +56,10 @@ def register(sub: Any) -> None:
     parser.add_argument("--mqtt", metavar="URL", help="use this MQTT broker (mqtt://host:port), not a private one")
     parser.add_argument("--kafka", metavar="BOOTSTRAP",
                         help="also run an edge gateway to this Kafka (host:port) and count what reaches Kafka")
-    parser.add_argument("--tasks", type=int, default=None,
-                        help="tasks for the coordinator to assign to the fleet (default: 2 per robot)")
+    parser.add_argument("--tasks", default=None, metavar="N|actions|actions:N",
+                        help="tasks for the coordinator to assign to the fleet (default: 2 per robot); actions: "
+                        "the robots' bridges carry them out through a ROS 2 action (NavigateToPose, served by a "
+                        "simulated navigator) and the report shows each task's progress")
     parser.add_argument("--report-json", type=Path, help="write the report's figures as JSON here")
     parser.add_argument("--plot", type=Path, default=Path("fleet_demo.png"),
                         help="PNG of throughput and latency over time (default ./fleet_demo.png)")
@@ -76,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from swarm_bridge.demo.dds import use_profile
     from swarm_bridge.demo.fleet import DemoError, FleetDemo
     from swarm_bridge.demo.pace import machine_cores
-    from swarm_bridge.demo.plan import fleet_of
+    from swarm_bridge.demo.plan import fleet_of, task_plan
     from swarm_bridge.demo.report import fleet_report, pace_report, plot, render
     from swarm_bridge.replay import ReplayError, ReplayTypes, find_bags
     from swarm_bridge.transport import LinkError
@@ -89,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--bags {bags_dir}", "no bags found there",
                              f"pass --bags DIR (a folder of .bag, .mcap or rosbag2 folders) or set {BAGS_ENV}")
         fleet = fleet_of(bags, args.robots)
+        plan = task_plan(args.tasks)
         mqtt_host, mqtt_port = mqtt_endpoint(args.mqtt)
         types = ReplayTypes(bag_distro=args.bag_distro)
     except (ValueError, ReplayError) as exc:
@@ -116,12 +121,12 @@ def run(args: argparse.Namespace) -> int:
             with ros_context(domain_id) as context, FleetDemo(
                     context, fleet, mqtt_host=mqtt_host, mqtt_port=mqtt_port, registry=str(run_dir / "registry"),
                     work_dir=run_dir / "robots", rate=rate or 1.0, domain_id=domain_id, kafka=args.kafka,
-                    types=types) as demo:
+                    types=types, executor=plan.executor) as demo:
                 demo.open()
                 choice = choose_rate(demo.due_s(), rate, cores)
                 demo.rate = choice.rate
                 print(f"demo: {choice.describe()}", flush=True)
-                submitted = demo.submit_tasks(2 * len(fleet) if args.tasks is None else args.tasks)
+                submitted = demo.submit_tasks(2 * len(fleet) if plan.count is None else plan.count)
                 replay_s = demo.replay(progress=False if args.no_progress else None)
                 print(f"demo: replay done in {replay_s:.1f} s; waiting for delivery ...", flush=True)
                 demo.drain(args.timeout)
@@ -133,7 +138,9 @@ def run(args: argparse.Namespace) -> int:
                                              else "the MQTT broker",
                                              "elapsed_s": round(time.monotonic() - started, 1),
                                              "restarts": dict(demo.restarts), "renamed": demo.renamed(),
-                                             "converted": demo.converted()})
+                                             "converted": demo.converted(), "task_executor": plan.executor,
+                                             "task_progress": [asdict(t) for t in sorted(
+                                                 demo.traces.values(), key=lambda t: t.task_id)]})
                 report["pace"] = pace_report(
                     choice, lag_ns=demo.lag_ns, published_ns=[t for s in streams for t in s.published_ns],
                     arrived_ns=[t for s in streams for t in s.arrival_ns],

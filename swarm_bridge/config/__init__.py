@@ -12,11 +12,13 @@ from swarm_bridge.config.robot import (
     SpoolConfig,
     default_registry,
 )
+from swarm_bridge.config.tasks import ActionTaskConfig, TasksConfig
 from swarm_bridge.config.uplinks import UPLINK_KINDS, KafkaUplink, MqttUplink, UplinkConfig
 
 __all__ = [
     "QOS_PRESETS",
     "UPLINK_KINDS",
+    "ActionTaskConfig",
     "ConfigError",
     "ConfigProblem",
     "CoordinatorConfig",
@@ -26,6 +28,7 @@ __all__ = [
     "RobotBridgeConfig",
     "RouteConfig",
     "SpoolConfig",
+    "TasksConfig",
     "TlsConfig",
     "UplinkConfig",
     "default_registry",

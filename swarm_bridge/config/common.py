@@ -42,6 +42,8 @@ PATTERN_WORDS: dict[str, str] = {
     r"^v[0-9]+$": "'v' and a major version number (e.g. v2)",
     r"^[A-Za-z0-9_]+/msg/[A-Za-z0-9_]+$": "a ROS message type package/msg/Name, each part letters, digits and '_' "
                                           "(e.g. nav_msgs/msg/Odometry)",
+    r"^[A-Za-z0-9_]+/action/[A-Za-z0-9_]+$": "a ROS action type package/action/Name, each part letters, digits "
+                                             "and '_' (e.g. nav2_msgs/action/NavigateToPose)",
     r"^/[A-Za-z0-9_/~{}]*$": "an absolute ROS topic: '/' first, then letters, digits, '_', '/', '~', '{' and '}' "
                              "(e.g. /amr_007/odom)",
     r"^[^,\s]+(,[^,\s]+)*$": "host:port, or several separated by commas, with no spaces "

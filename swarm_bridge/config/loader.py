@@ -7,7 +7,7 @@ import difflib
 import functools
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar, get_args
+from typing import Any, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError, create_model
@@ -178,6 +178,8 @@ def _walk(model: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[tuple[int
             continue
         field = getattr(current, "model_fields", {}).get(part)
         members = [] if field is None else _models(field.annotation)
+        if field is not None and get_origin(field.annotation) is dict and parts:  # a mapping's key is no field
+            out.append(parts.pop(0))
         if field is not None and field.discriminator and len(members) > 1 and parts:
             tag = parts.pop(0)
             key = str(field.discriminator)

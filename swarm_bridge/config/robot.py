@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from swarm_bridge.config.common import ROUTE_FORMATS, RecordFormatName, Strict, SubjectNameStrategyName
 from swarm_bridge.config.errors import ConfigValueError
+from swarm_bridge.config.tasks import TasksConfig
 from swarm_bridge.config.uplinks import UplinkConfig
 
 __all__ = [
@@ -186,6 +187,26 @@ class RobotBridgeConfig(Strict):
     routes: list[RouteConfig] = Field(min_length=1)
     commands: CommandsConfig = Field(default_factory=CommandsConfig, description="checks on commands coming "
                                      "down: signatures, freshness; waiting for a ROS subscriber")
+    tasks: TasksConfig | None = Field(default=None, description="task kinds this bridge carries out through ROS 2 "
+                                      "actions (docs/robot-bridge.md#tasks-through-ros-2-actions)")
+
+    @model_validator(mode="after")
+    def _tasks_have_their_routes(self) -> RobotBridgeConfig:
+        """Tasks through actions need TaskCommand coming down to their command topic and TaskStatus going up."""
+        if self.tasks is None:
+            return self
+        here = {(r.direction, _resolved(r.topic or "", self.robot_id), r.type) for r in self.routes}
+        needs = (("command_topic", "down", "swarm_bridge_msgs/msg/TaskCommand", "channel: command, stream: "
+                  "task_command"),
+                 ("status_topic", "up", "swarm_bridge_msgs/msg/TaskStatus", "channel: event, stream: task_status"))
+        for key, direction, ros_type, rest in needs:
+            topic = getattr(self.tasks, key)
+            if (direction, _resolved(topic, self.robot_id), ros_type) not in here:
+                raise ConfigValueError(
+                    f"tasks.{key} {topic}: no {direction} route of type {ros_type} on that topic; add one to "
+                    f"routes ({{topic: {topic}, type: {ros_type}, direction: {direction}, {rest}, qos: reliable, "
+                    "format: avro}) or point tasks.{key} at the route's topic")
+        return self
 
     @model_validator(mode="after")
     def _formats_fit_the_uplink(self) -> RobotBridgeConfig:
@@ -208,6 +229,13 @@ class RobotBridgeConfig(Strict):
                 )
             seen[route.stream] = index
         return self
+
+
+def _resolved(topic: str, robot_id: str) -> str:
+    """A topic with {robot_id} as the robot's ROS namespace (routing.naming.robot_namespace; config imports none
+    of the rest)."""
+    token = re.sub(r"[^A-Za-z0-9_]", "_", robot_id)
+    return topic.replace("{robot_id}", f"_{token}" if token[:1].isdigit() else token)
 
 
 def default_registry() -> str:

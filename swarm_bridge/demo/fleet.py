@@ -29,9 +29,10 @@ from swarm_bridge.config import CoordinatorConfig, RobotBridgeConfig, validate_c
 from swarm_bridge.coordinator.site.runner import SiteCoordinator
 from swarm_bridge.demo.delivery import DeliveryTap, WatchedStream, body_digest
 from swarm_bridge.demo.errors import DemoError
-from swarm_bridge.demo.plan import FLEET, KINDS, DemoRobot, bridge_config
+from swarm_bridge.demo.plan import FLEET, KINDS, DemoRobot, action_tasks, bridge_config
 from swarm_bridge.replay import Bag, BagMessage, BagTopic, Due, ReplayTally, ReplayTypes, merged, schedule
 from swarm_bridge.ros.context import Context, Node, new_node
+from swarm_bridge.ros.navigator import SimNavigator
 from swarm_bridge.ros.replay import RosReplay
 from swarm_bridge.ros.spin import make_executor, spin_until
 from swarm_bridge.ros.task_executor import TaskExecutor
@@ -71,12 +72,36 @@ class StreamTally:
         return len(self.arrived) == self.published and self.published == self.in_bag
 
 
+def _reference(node: Node, robot: DemoRobot) -> object:
+    return TaskExecutor(node, robot.robot_id, robot_kind=robot.kind, capabilities=robot.capabilities, work_s=0.5)
+
+
+def _navigator(node: Node, robot: DemoRobot) -> object:
+    return SimNavigator(node, robot.robot_id, robot_kind=robot.kind, capabilities=robot.capabilities, speed_mps=1.5)
+
+
+# The ROS side that does a demo robot's tasks, by executor (demo.plan.EXECUTORS): the reference task executor
+# answering TaskCommand, or a simulated navigator serving the actions the robot's bridge sends goals to.
+TASK_SIDES = {"reference": _reference, "actions": _navigator}
+
+
+@dataclass(frozen=True)
+class TaskTrace:
+    """One submitted task as the coordinator saw it: its robot, its state, the progress values it went through."""
+
+    task_id: str
+    robot_id: str
+    state: str
+    progress: tuple[float, ...]
+
+
 class FleetDemo:
-    """The robots of `fleet`, each with a replay of its bags, a robot bridge and a reference task executor."""
+    """The robots of `fleet`, each with a replay of its bags, a robot bridge and the ROS side of its tasks (a
+    reference task executor, or with `executor` "actions" a navigator its bridge drives through actions)."""
 
     def __init__(self, context: Context, fleet: Sequence[DemoRobot], *, mqtt_host: str, mqtt_port: int,
                  registry: str, work_dir: Path, rate: float, domain_id: int, kafka: str | None = None,
-                 types: ReplayTypes | None = None) -> None:
+                 types: ReplayTypes | None = None, executor: str = "reference") -> None:
         self.context, self.fleet = context, list(fleet)
         self.mqtt_host, self.mqtt_port = mqtt_host, mqtt_port
         self.registry, self.work_dir, self.rate = registry, work_dir, rate
@@ -87,7 +112,11 @@ class FleetDemo:
         self.bridges: list[subprocess.Popen[bytes]] = []
         self.env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id),
                     "ROS_AUTOMATIC_DISCOVERY_RANGE": os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")}
-        self.executors: list[TaskExecutor] = []
+        self.executor = executor
+        self.executors: list[object] = []
+        self.traces: dict[str, TaskTrace] = {}  # task id -> what the coordinator said of it, polled
+        self._watch: threading.Thread | None = None
+        self._tracing = threading.Lock()
         self.configs: list[RobotBridgeConfig] = []
         self._stack = ExitStack()
         self._nodes: list[Node] = []
@@ -126,7 +155,8 @@ class FleetDemo:
             topics = _replayable(bags)
             config = validate_config(bridge_config(
                 robot, [(t.name, t.ros_type, t.latched) for t in topics], host=self.mqtt_host, port=self.mqtt_port,
-                spool=self.work_dir / robot.robot_id / "spool.db", registry=self.registry),
+                spool=self.work_dir / robot.robot_id / "spool.db", registry=self.registry,
+                tasks=action_tasks(robot) if self.executor == "actions" else None),
                 RobotBridgeConfig, source=f"<demo {robot.robot_id}>")
             self.configs.append(config)
             self._bridge(robot, config, topics)
@@ -134,8 +164,7 @@ class FleetDemo:
             self._replays[robot.robot_id] = RosReplay(replay_node, every.values(), [robot.robot_id], self.tally,
                                                       durable=True)
             executor_node = self._node(f"task_executor_{robot.robot_id}")
-            self.executors.append(TaskExecutor(executor_node, robot.robot_id, robot_kind=robot.kind,
-                                               capabilities=robot.capabilities, work_s=0.5))
+            self.executors.append(TASK_SIDES[self.executor](executor_node, robot))
         watched = [WatchedStream(t.destination, t.ros_type, "avro") for t in self.streams.values()]
         self.tap = DeliveryTap(host=self.mqtt_host, port=self.mqtt_port, registry=self.registry, streams=watched,
                                kafka=self.kafka)
@@ -235,19 +264,47 @@ class FleetDemo:
         else:
             submit_tasks(self.coordinator_config, docs)
         self.task_ids = [str(doc["task_id"]) for doc in docs]
+        if self.site is not None:  # in memory: cheap to poll while the replay runs (Kafka: in wait_tasks only)
+            self._watch = threading.Thread(target=self._trace_tasks, name="demo-tasks", daemon=True)
+            self._watch.start()
         return self.task_ids
+
+    def _tasks(self) -> dict[str, Any]:
+        """The submitted tasks as the coordinator has them now (site: in memory; Kafka: its event log)."""
+        if self.coordinator_config is None:
+            return {}
+        from swarm_bridge.coordinator.kafka.snapshot import read_snapshot
+
+        find = self.site.task if self.site is not None else read_snapshot(self.coordinator_config).book.get
+        return {task_id: task for task_id in self.task_ids if (task := find(task_id)) is not None}
+
+    def _trace_tasks(self) -> None:
+        """Poll the site coordinator's view of every submitted task until all ended: state and progress steps."""
+        while not self._stop.is_set() and not self._trace_once():
+            self._stop.wait(0.1)
+
+    def _trace_once(self) -> bool:
+        """One look at the submitted tasks, their progress steps noted; whether all ended."""
+        with self._tracing:
+            ended = 0
+            for task_id, task in self._tasks().items():
+                old = self.traces.get(task_id)
+                steps = old.progress if old is not None else ()
+                if not steps or steps[-1] != round(task.progress, 2):
+                    steps = (*steps, round(task.progress, 2))
+                self.traces[task_id] = TaskTrace(task_id, task.robot_id, task.state.value, steps)
+                ended += task.state.value in ("done", "failed", "cancelled", "rejected")
+            return ended == len(self.task_ids)
 
     def task_states(self) -> dict[str, int]:
         """How many of the submitted tasks are in each state, as the coordinators' event log says."""
         if self.coordinator_config is None or not self.task_ids:
             return {}
-        from swarm_bridge.coordinator.kafka.snapshot import read_snapshot
-
-        find = self.site.task if self.site is not None else read_snapshot(self.coordinator_config).book.get
+        self._trace_once()
         states: dict[str, int] = {}
         for task_id in self.task_ids:
-            task = find(task_id)
-            state = task.state.value if task is not None else "not seen"
+            trace = self.traces.get(task_id)
+            state = trace.state if trace is not None else "not seen"
             states[state] = states.get(state, 0) + 1
         return states
 
@@ -259,7 +316,7 @@ class FleetDemo:
             states = self.task_states()
             open_ = sum(n for state, n in states.items() if state not in ("done", "failed", "cancelled", "rejected"))
             if not open_ or time.monotonic() > deadline:
-                return states
+                return states  # read with the traces: the report's progress ends where the states do
             time.sleep(1.0)
 
     def _gateway(self, timeout_s: float = 60.0) -> None:
@@ -428,6 +485,8 @@ class FleetDemo:
     def close(self) -> None:
         """Stop spinning and the bridges; close bags and nodes."""
         self._stop.set()
+        if self._watch is not None:
+            self._watch.join(10)
         if self._spinner is not None:
             self._spinner.join(10)
         self._stack.close()

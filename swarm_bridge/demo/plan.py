@@ -13,7 +13,8 @@ from typing import Any
 
 from swarm_bridge.demo.errors import DemoSettingError
 
-__all__ = ["KINDS", "DemoRobot", "bridge_config", "fleet_of", "stream_name"]
+__all__ = ["EXECUTORS", "KINDS", "DemoRobot", "TaskPlan", "action_tasks", "bridge_config", "fleet_of",
+           "stream_name", "task_plan"]
 
 FLEET = "demo"
 
@@ -23,6 +24,40 @@ KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("drone", ("fly", "inspect")),
     ("arm", ("pick", "place")),
 )
+
+
+# How a demo robot carries out its tasks: a reference task executor on its task topics, or its robot bridge
+# through a ROS 2 action (NavigateToPose, served by a simulated navigator).
+EXECUTORS = ("reference", "actions")
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """`--tasks`: how many tasks (None: 2 per robot) and which executor carries them out."""
+
+    count: int | None = None
+    executor: str = "reference"
+
+
+def task_plan(text: str | None) -> TaskPlan:
+    """`--tasks N`, `--tasks actions` or `--tasks actions:N` -> TaskPlan; DemoSettingError naming the forms."""
+    if text is None:
+        return TaskPlan()
+    executor, _, count = text.partition(":") if text.startswith(EXECUTORS) else ("reference", "", text)
+    if executor not in EXECUTORS or (count and not count.isdigit()):
+        raise DemoSettingError(f"--tasks {text!r}: expected a number of tasks, actions (2 per robot, through ROS 2 "
+                               "actions) or actions:N. Fix: e.g. --tasks 10, --tasks actions, --tasks actions:6")
+    return TaskPlan(int(count) if count else None, executor)
+
+
+def action_tasks(robot: DemoRobot) -> dict[str, Any]:
+    """The bridge's tasks section for a demo robot whose tasks run through actions: each of its task kinds a
+    NavigateToPose goal to the task's target (the demo's navigator drives there), progress from the distance."""
+    navigate = {"action": "/{robot_id}/navigate_to_pose", "type": "nav2_msgs/action/NavigateToPose",
+                "goal": {"pose.header.frame_id": "target.frame", "pose.pose.position.x": "target.x",
+                         "pose.pose.position.y": "target.y"},
+                "progress": {"remaining": "distance_remaining"}, "result_reason": ["error_code", "error_msg"]}
+    return {"actions": {kind: navigate for kind in robot.capabilities}, "progress_max_hz": 4}
 
 
 @dataclass(frozen=True)
@@ -66,9 +101,10 @@ def stream_name(topic: str) -> str:
 
 
 def bridge_config(robot: DemoRobot, topics: Sequence[tuple[str, str, bool]], *, host: str, port: int,
-                  spool: Path, registry: str, fmt: str = "avro") -> dict[str, Any]:
+                  spool: Path, registry: str, fmt: str = "avro", tasks: dict[str, Any] | None = None) -> dict[str, Any]:
     """The robot bridge config of one demo robot: every replayed topic `(name, ros_type, latched)` up as
-    telemetry, its RobotState and TaskStatus up, TaskCommand down; MQTT uplink."""
+    telemetry, its RobotState and TaskStatus up, TaskCommand down; MQTT uplink; `tasks`: its tasks section
+    (action_tasks) when the bridge carries its tasks out through actions."""
     routes: list[dict[str, Any]] = []
     taken: set[str] = {"robot_state", "task_status", "task_command"}
     for name, ros_type, _latched in topics:
@@ -89,9 +125,10 @@ def bridge_config(robot: DemoRobot, topics: Sequence[tuple[str, str, bool]], *, 
         {"topic": f"/{robot.robot_id}/task_command", "type": "swarm_bridge_msgs/msg/TaskCommand",
          "direction": "down", "channel": "command", "stream": "task_command", "qos": "reliable", "format": fmt},
     ]
-    return {
+    config = {
         "robot_id": robot.robot_id, "fleet": FLEET, "registry": registry,
         "uplink": {"kind": "mqtt", "host": host, "port": port},
         "spool": {"path": str(spool), "max_mb": 256},
         "routes": routes,
     }
+    return {**config, "tasks": tasks} if tasks is not None else config

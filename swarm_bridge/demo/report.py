@@ -153,10 +153,26 @@ def render(report: Mapping[str, Any]) -> str:
     if report["tasks"]:
         tasks = report["tasks"]
         lines.append("tasks: " + ", ".join(f"{key} {value}" for key, value in tasks.items()))
+    if report.get("task_progress"):
+        lines += _render_progress(report["task_progress"], report.get("task_executor", "reference"))
     lines.append("")
     lines.append("every replayed message was delivered once" if report["all_delivered"]
                  else "SOME MESSAGES WERE NOT DELIVERED (see missing)")
     return "\n".join(lines)
+
+
+def _render_progress(traces: Sequence[Mapping[str, Any]], executor: str, shown: int = 12) -> list[str]:
+    """Each task's robot, end and the progress steps the coordinator saw (the first `shown`; then a count)."""
+    how = "through ROS 2 actions" if executor == "actions" else "by the reference task executors"
+    lines = [f"task progress, {how} (as the coordinator saw it):"]
+    for trace in traces[:shown]:
+        steps = " ".join(f"{p:.2f}" for p in trace["progress"])
+        lines.append(f"  {trace['task_id']:<16} {trace['robot_id'] or '-':<10} {trace['state']:<9} {steps}")
+    if len(traces) > shown:
+        moving = sum(any(0 < p < 1 for p in t["progress"]) for t in traces)
+        lines.append(f"  ... and {len(traces) - shown} more; {moving} of {len(traces)} tasks reported progress "
+                     "between 0 and 1")
+    return lines
 
 
 def plot(streams: Iterable[Stream], path: Path, *, bin_s: float = 1.0) -> Path:

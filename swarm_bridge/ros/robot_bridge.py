@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from rclpy.node import Node
 
@@ -12,6 +13,7 @@ from swarm_bridge.codec.wire import WireDecoder, WireEncoder, registry_ids, rout
 from swarm_bridge.commands import CommandVerifier, Keyring
 from swarm_bridge.config import RobotBridgeConfig, default_registry
 from swarm_bridge.metrics import BridgeMetrics
+from swarm_bridge.ros.action_tasks import ActionTasks
 from swarm_bridge.ros.discovery import RouteDiscovery
 from swarm_bridge.ros.ros_to_uplink import UplinkRoute
 from swarm_bridge.ros.uplink_to_ros import DownlinkRoute
@@ -61,6 +63,8 @@ class RobotBridge:
         self.discovery = RouteDiscovery(node, config, taken={r.ros_topic for r in routes},
                                         streams={r.stream for r in routes}, on_route=self._add_route)
         self._latency = {r.route.stream: self.metrics.latency.labels(str(r.route)) for r in self.routes}
+        # Tasks through ROS 2 actions: after the routes, so the task topics have their ends on this node.
+        self.tasks = ActionTasks(node, config) if config.tasks is not None else None
         log.info("robot %s: commands %s, trusted keys: %s", config.robot_id,
                  "must be signed" if commands.require_signed else "may be unsigned",
                  ", ".join(sorted(verifier.keyring.keys)) or "none")
@@ -102,6 +106,12 @@ class RobotBridge:
         """The registry subject of the route's records (config `subject_name_strategy`)."""
         return route_subject(self.config.subject_name_strategy, route.destination, route.ros_type)
 
+    def stop_tasks(self, spin: Callable[[Callable[[], bool], float], object]) -> None:
+        """Before the routes stop: end the tasks carried out through actions (goals cancelled, every task's
+        outcome published on ROS for the up route); `spin(done, timeout_s)` runs the node meanwhile."""
+        if self.tasks is not None:
+            self.tasks.stop(spin)
+
     def flush(self, timeout_s: float) -> int:
         """Wait until every record is acknowledged upstream; returns how many are still waiting."""
         return self.outbox.flush(timeout_s)
@@ -111,6 +121,8 @@ class RobotBridge:
         (unconfirmed records stay spooled for the next start), the spool and the registry."""
         for downlink in self.downlinks:
             downlink.close()
+        if self.tasks is not None:
+            self.tasks.close()
         self.outbox.close()
         self.spool.close()
         self.registry.close()

@@ -13,11 +13,11 @@ __all__ = ["RosTypeError", "message_class"]
 class RosTypeError(SwarmBridgeError, LookupError):
     """A ROS type name that does not resolve to an installed message class."""
 
-    def __init__(self, ros_type: str, problem: str) -> None:
+    def __init__(self, ros_type: str, problem: str, *, form: str = "package/msg/Name") -> None:
         self.ros_type = ros_type
         package = ros_type.split("/", 1)[0]
         super().__init__(
-            f"ROS type '{ros_type}': {problem}. Fix: check the spelling (package/msg/Name) or install the"
+            f"ROS type '{ros_type}': {problem}. Fix: check the spelling ({form}) or install the"
             f" interfaces package (pip: ros-{package.replace('_', '-')}, or build it in your workspace)"
         )
 

@@ -109,3 +109,26 @@ def test_demo_delivers_a_humble_bag_of_a_type_changed_since(tmp_path: Path, ros_
     assert row["content_mismatch"] == 0 and report["totals"]["missing"] == 0
     assert "variance new (default value)" in report["converted"]["/sonar"]
     assert "/sonar: converted from ROS 2 humble's definition" in result.stdout
+
+
+@pytest.mark.integration
+def test_demo_robots_can_do_their_tasks_through_ros_2_actions(tmp_path: Path, ros_env: dict[str, str]) -> None:
+    """`--tasks actions:N`: each robot's bridge sends its tasks as NavigateToPose goals to a simulated navigator;
+    the report shows every task done with the progress the coordinator saw."""
+    bags = tmp_path / "bags"
+    bags.mkdir()
+    ros1_bag(bags / "one_robot.bag", get_typestore(Stores.ROS1_NOETIC), [("/battery", "std_msgs/msg/Float32", 5)])
+    report_path = tmp_path / "report.json"
+    result = _demo(["--bags", str(bags), "--rate", "20", "--tasks", "actions:4", "--run-dir", str(tmp_path / "run"),
+                    "--report-json", str(report_path), "--plot", str(tmp_path / "demo.png")], ros_env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    assert report["tasks"] == {"submitted": 4, "done": 4} and report["task_executor"] == "actions"
+    traces = report["task_progress"]
+    assert [t["state"] for t in traces] == ["done"] * 4 and {t["robot_id"] for t in traces} == {"amr_000"}
+    assert all(t["progress"][-1] == 1.0 for t in traces)
+    assert any(0 < p < 1 for t in traces for p in t["progress"]), traces  # feedback became progress on the way
+    assert "task progress, through ROS 2 actions (as the coordinator saw it):" in result.stdout
+    bridge_log = (tmp_path / "run" / "robots" / "amr_000" / "robot_bridge.log").read_text()
+    assert "tasks through actions: navigate -> /amr_000/navigate_to_pose (nav2_msgs/action/NavigateToPose)" in \
+        bridge_log

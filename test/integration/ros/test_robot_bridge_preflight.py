@@ -139,3 +139,25 @@ def test_spinning_a_context_a_signal_already_shut_down_ends_quietly(ros_domain_i
         spin_until(_WaitSetRefused(), [node], timeout_s=5)  # type: ignore[arg-type]
     context.try_shutdown()  # what rclpy's signal handler does
     assert spin_until(_WaitSetRefused(), [node], timeout_s=5) is False  # type: ignore[arg-type]
+
+
+def test_a_task_action_that_does_not_fit_its_installed_type_exits_2_naming_each_key(
+        tmp_path: Path, ros_env: dict[str, str]) -> None:
+    navigate = {"action": "/{robot_id}/navigate_to_pose", "type": "nav2_msgs/action/NavigateToPose",
+                "goal": {"pose.pose.postion.x": "target.x", "pose.header.frame_id": "target.frame"},
+                "progress": {"remaining": "distance_left"}, "result_reason": ["error_text"]}
+    dock = {"action": "/{robot_id}/dock", "type": "opennav_docking_msgs/action/DockRobot"}
+    path, data = _config(tmp_path, free_port(), tasks={"actions": {"navigate": navigate, "dock": dock}})
+    result = _run(path, data, ros_env)
+    assert result.returncode == 2, result.stderr
+    assert (f"{path}: tasks.actions.navigate.goal.pose.pose.postion.x: nav2_msgs/action/NavigateToPose has no goal "
+            "field pose.pose.postion.x; did you mean pose.pose.orientation.x, pose.pose.position.x?") in result.stderr
+    assert (f"{path}: tasks.actions.dock.type: ROS type 'opennav_docking_msgs/action/DockRobot': package "
+            "'opennav_docking_msgs' has no actions installed") in result.stderr
+    assert "Fix: check the spelling (package/action/Name, e.g. nav2_msgs/action/NavigateToPose) or install" in \
+        result.stderr
+    assert (f"{path}: tasks.actions.navigate.progress.remaining: nav2_msgs/action/NavigateToPose feedback has no "
+            "field distance_left; its fields: current_pose, navigation_time") in result.stderr
+    assert (f"{path}: tasks.actions.navigate.result_reason: nav2_msgs/action/NavigateToPose result has no field "
+            "error_text; its fields: error_code, error_msg") in result.stderr
+    assert "mqtt://" not in result.stderr

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from swarm_bridge.config import RobotBridgeConfig, validate_config
-from swarm_bridge.demo.plan import DemoRobot, bridge_config, fleet_of, stream_name
+from swarm_bridge.demo.errors import DemoSettingError
+from swarm_bridge.demo.plan import DemoRobot, TaskPlan, action_tasks, bridge_config, fleet_of, stream_name, task_plan
 from swarm_bridge.demo.report import fleet_report, percentile, plot, render
 
 BAGS = [Path(f"/bags/b{i}") for i in range(5)]
@@ -105,3 +106,21 @@ def test_body_digest_is_equal_for_equal_bodies_nan_included() -> None:
 
     assert body_digest({"x": float("nan"), "b": b"\x00"}) == body_digest({"b": b"\x00", "x": float("nan")})
     assert body_digest({"x": 1.0}) != body_digest({"x": 1.5})
+
+
+def test_tasks_take_a_count_or_actions_with_an_optional_count() -> None:
+    assert task_plan(None) == TaskPlan(None, "reference") and task_plan("7") == TaskPlan(7, "reference")
+    assert task_plan("actions") == TaskPlan(None, "actions") and task_plan("actions:3") == TaskPlan(3, "actions")
+    for wrong in ("many", "actions:x", "action:3"):
+        with pytest.raises(DemoSettingError, match=r"Fix: e\.g\. --tasks 10, --tasks actions, --tasks actions:6"):
+            task_plan(wrong)
+
+
+def test_a_robot_doing_its_tasks_through_actions_maps_each_of_its_kinds_to_navigate_to_pose() -> None:
+    robot = DemoRobot("drone_001", "drone", ("fly", "inspect"), ())
+    doc = bridge_config(robot, [], host="127.0.0.1", port=1883, spool=Path("/tmp/s.db"), registry="/tmp/r",
+                        tasks=action_tasks(robot))
+    config = validate_config(doc, RobotBridgeConfig)
+    assert config.tasks is not None and set(config.tasks.actions) == {"fly", "inspect"}
+    assert {a.type for a in config.tasks.actions.values()} == {"nav2_msgs/action/NavigateToPose"}
+    assert "tasks" not in bridge_config(robot, [], host="h", port=1, spool=Path("/tmp/s.db"), registry="/tmp/r")
