@@ -122,7 +122,8 @@ def test_matches_a_plain_model(tmp_path_factory: pytest.TempPathFactory, ops: li
     spool = Spool(tmp_path_factory.mktemp("model") / "spool.db", max_bytes=120)
     model: list[_Modelled] = []
     drops: dict[str, int] = {}
-    next_id, in_flight = 1, []
+    next_id = 0  # the first order of an empty spool
+    in_flight: list[tuple[int, int]] = []  # (row id, order) taken, not acked or released
     for op in ops:
         if op[0] == "put":
             _, stream, priority, size = op
@@ -144,16 +145,18 @@ def test_matches_a_plain_model(tmp_path_factory: pytest.TempPathFactory, ops: li
         elif op[0] == "take":
             expected = sorted((r for r in model if not r.taken), key=lambda r: (-r.priority, r.id))[:op[1]]
             got = spool.take(op[1])
-            assert [r.id for r in got] == [r.id for r in expected]
+            # a record's order counts every put, kept or not, like the model's ids (its row id does not)
+            assert [r.order for r in got] == [r.id for r in expected]
             for r in expected:
                 r.taken = True
-            in_flight += [r.id for r in got]
+            in_flight += [(r.id, r.order) for r in got]
         elif op[0] == "ack":
-            spool.ack(in_flight)
-            model = [r for r in model if r.id not in in_flight]
+            spool.ack([row for row, _order in in_flight])
+            acked = {order for _row, order in in_flight}
+            model = [r for r in model if r.id not in acked]
             in_flight = []
         else:
-            spool.release(in_flight)
+            spool.release([row for row, _order in in_flight])
             for r in model:
                 r.taken = False
             in_flight = []
