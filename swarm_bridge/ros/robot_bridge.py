@@ -6,7 +6,10 @@ import logging
 
 from rclpy.node import Node
 
+from swarm_bridge.codec.chunks import is_chunk
+from swarm_bridge.codec.compression import COMPRESSION_PROPERTY
 from swarm_bridge.codec.formats import FORMATS
+from swarm_bridge.codec.framing import frame_batch
 from swarm_bridge.codec.recognise import recognise
 from swarm_bridge.codec.wire import WireDecoder, WireEncoder, registry_ids, route_subject, wire_decoder, wire_encoder
 from swarm_bridge.commands import CommandVerifier, Keyring
@@ -46,13 +49,12 @@ class RobotBridge:
         batch = config.uplink.batch_limit  # records of one stream per send (1 on Kafka: its producer batches)
         self._batches: dict[str, str] = {}  # destination -> its route's record format, which says how to batch
         self.outbox = Outbox(uplink, self.spool, window=config.uplink.max_inflight, on_acked=self._acked,
-                             pack=self._pack if batch > 1 else None, max_batch=batch, overflow_bytes=OVERFLOW_BYTES)
+                             pack=self._pack if batch > 1 else None, max_batch=batch, overflow_bytes=OVERFLOW_BYTES,
+                             alone=is_chunk, max_batch_bytes=config.uplink.chunk_bytes)
         self.run = self.spool.start_run()
         self.registry = registry_ids(config.registry or default_registry())  # one per process, closed by close()
         routes = routes_for(config)
-        self.routes = [UplinkRoute(node, route, robot_id=config.robot_id, outbox=self.outbox, metrics=self.metrics,
-                                   encoder=self._encoder(route), run=self.run)
-                       for route in routes if route.direction == "up"]
+        self.routes = [self._uplink_route(route) for route in routes if route.direction == "up"]
         self.downlinks = [DownlinkRoute(node, route, robot_id=config.robot_id, uplink=uplink, metrics=self.metrics,
                                         decoder=self._decoder(route), verifier=verifier,
                                         max_age_s=commands.max_age_s, max_clock_skew_s=commands.max_clock_skew_s,
@@ -69,18 +71,21 @@ class RobotBridge:
 
     def _add_route(self, route: Route) -> None:
         """A route found in the ROS graph joins the others."""
-        uplink_route = UplinkRoute(self.node, route, robot_id=self.config.robot_id, outbox=self.outbox,
-                                   metrics=self.metrics, encoder=self._encoder(route), run=self.run)
-        self.routes.append(uplink_route)
+        self.routes.append(self._uplink_route(route))
         self._latency[route.stream] = self.metrics.latency.labels(str(route))
+
+    def _uplink_route(self, route: Route) -> UplinkRoute:
+        return UplinkRoute(self.node, route, robot_id=self.config.robot_id, outbox=self.outbox, metrics=self.metrics,
+                           encoder=self._encoder(route), run=self.run, chunk_bytes=self.config.uplink.chunk_bytes)
 
     def _encoder(self, route: Route) -> WireEncoder:
         """The route's wire encoder; tells the link what its records are (MQTT 5 properties)."""
         encoder = wire_encoder(route.ros_type, route.format, route.scheme,  # type: ignore[arg-type]
                                subject=self._subject(route), register=self.registry)
+        compressed = () if route.compression == "none" else ((COMPRESSION_PROPERTY, route.compression),)
         self.uplink.describe(route.destination, content_type=encoder.content_type,
-                             user_properties=encoder.user_properties, retain=route.retain)
-        self._batches[route.destination] = route.format
+                             user_properties=(*encoder.user_properties, *compressed), retain=route.retain)
+        self._batches[route.destination] = route.format if route.compression == "none" else "compressed"
         return encoder
 
     def _pack(self, destination: str, payloads: list[bytes]) -> bytes:
@@ -88,6 +93,8 @@ class RobotBridge:
         A destination no route names yet (spooled by an earlier run; a match route not yet discovered) is
         told by its records, as every reader tells them: JSON records start with `{`."""
         fmt = self._batches.get(destination)
+        if fmt == "compressed":  # compressed records are bytes whatever the format: the binary record batch
+            return frame_batch(payloads, max_payload=0)
         if fmt is None:
             shapes = {recognise(payload, unwrap=False) for payload in payloads}
             fmt = "json" if shapes == {FORMATS["json"].framings["mqtt"].shape} else "avro"
