@@ -247,18 +247,16 @@ class Reassembler(Generic[T]):
 
     def _unreadable(self, source: str, data: bytes, tag: T) -> list[Settled[T]]:
         """A chunk whose header or data is damaged: the record it belongs to (the one in progress on `source`
-        when the header still names it) is dropped with it."""
-        self.drops[CORRUPT] += 1
-        out: list[Settled[T]] = []
+        when the header still names it) is dropped with it, counted once (CORRUPT)."""
         for key in [k for k in self._partials if k[0] == source]:
-            partial = self._partials[key]
-            if _same_record(data, partial.first):
-                self._drop(key, CORRUPT)
-                self.drops[CORRUPT] -= 1  # one record, one count
-                out.append(Settled((partial.first.robot_id, partial.first.stream, partial.first.seq), None, CORRUPT,
-                                   partial.tags))
-                self._refused[key] = partial.first.seq
-        return [*out, Settled((source, "", -1), None, CORRUPT, [tag])]
+            first = self._partials[key].first
+            if _same_record(data, first):
+                dropped = self._drop(key, CORRUPT)
+                self._refused[key] = first.seq
+                dropped.tags.append(tag)
+                return [dropped]
+        self.drops[CORRUPT] += 1  # a record of its own, or one whose next chunk will tell (chunk lost)
+        return [Settled((source, "", -1), None, CORRUPT, [tag])]
 
 
 def _same_record(data: bytes, first: Chunk) -> bool:

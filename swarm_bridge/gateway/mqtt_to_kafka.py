@@ -274,8 +274,10 @@ class MqttToKafka:
         """A chunked record dropped (reason None: a chunk seen again, nothing lost): its messages are acked."""
         if reason is not None:
             self.counts.chunk_drops[reason] += 1
-            log.warning("%s: chunked record %s/%s seq %d dropped (%s); %d dropped since start", self.endpoint,
-                        ident[0], ident[1], ident[2], reason, sum(self.counts.chunk_drops.values()))
+            what = (f"chunked record {ident[0]}/{ident[1]} seq {ident[2]}" if ident[2] >= 0
+                    else f"a damaged chunk on {ident[0]} (its record unknown)")
+            log.warning("%s: %s dropped (%s); %d chunked records dropped since start", self.endpoint, what, reason,
+                        sum(self.counts.chunk_drops.values()))
         for message in messages:
             if self.ledger.seal(message):
                 self._to_ack.append(message)
