@@ -31,6 +31,10 @@ class BridgeMetrics(MetricsEndpoint):
         self.spool_bytes = Gauge("swarm_bridge_spool_bytes", "Bytes waiting in the spool", registry=self.registry)
         self.uplink_connected = Gauge("swarm_bridge_uplink_connected", "1 while the uplink is connected",
                                       ["uplink"], registry=self.registry)
+        self.budget_rate = Gauge("swarm_bridge_budget_bytes_per_second", "The uplink budget (0: none)",
+                                 registry=self.registry)
+        self.budget_queued = Gauge("swarm_bridge_budget_queued_bytes", "Lower-priority bytes waiting for the "
+                                   "budget's tokens", registry=self.registry)
         self.latency = Histogram("swarm_bridge_uplink_latency_seconds",
                                  "ROS receive to broker acknowledgement", ["route"],
                                  buckets=LATENCY_BUCKETS_S, registry=self.registry)

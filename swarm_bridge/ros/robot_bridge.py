@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 
 from swarm_bridge.codec.chunks import is_chunk
 from swarm_bridge.codec.compression import COMPRESSION_PROPERTY
@@ -17,6 +19,7 @@ from swarm_bridge.config import RobotBridgeConfig, default_registry
 from swarm_bridge.metrics import BridgeMetrics
 from swarm_bridge.ros.discovery import RouteDiscovery
 from swarm_bridge.ros.ros_to_uplink import UplinkRoute
+from swarm_bridge.ros.uplink_budget import UplinkBudget
 from swarm_bridge.ros.uplink_to_ros import DownlinkRoute
 from swarm_bridge.routing import Route, routes_for
 from swarm_bridge.spool import Spool
@@ -31,6 +34,7 @@ log = logging.getLogger(__name__)
 # the spool takes over: a moment's lag costs no SQLite round trip on the ROS thread's lock (measured: ~20 % of
 # Odometry records at 18-22k msgs/s went through the spool without it).
 OVERFLOW_BYTES = 8 << 20
+BUDGET_PARAMETER = "budget_bytes_per_s"  # the node's parameter that changes the budget at run time
 
 
 class RobotBridge:
@@ -51,6 +55,10 @@ class RobotBridge:
         self.outbox = Outbox(uplink, self.spool, window=config.uplink.max_inflight, on_acked=self._acked,
                              pack=self._pack if batch > 1 else None, max_batch=batch, overflow_bytes=OVERFLOW_BYTES,
                              alone=is_chunk, max_batch_bytes=config.uplink.chunk_bytes)
+        self.budget = None if config.budget is None else UplinkBudget(config.budget, self.outbox,
+                                                                       on_drop=self._budget_drop)
+        if self.budget is not None:
+            self._budget_parameter(self.budget)
         self.run = self.spool.start_run()
         self.registry = registry_ids(config.registry or default_registry())  # one per process, closed by close()
         routes = routes_for(config)
@@ -76,7 +84,35 @@ class RobotBridge:
 
     def _uplink_route(self, route: Route) -> UplinkRoute:
         return UplinkRoute(self.node, route, robot_id=self.config.robot_id, outbox=self.outbox, metrics=self.metrics,
-                           encoder=self._encoder(route), run=self.run, chunk_bytes=self.config.uplink.chunk_bytes)
+                           encoder=self._encoder(route), run=self.run, chunk_bytes=self.config.uplink.chunk_bytes,
+                           sink=self.budget)
+
+    def _budget_parameter(self, budget: UplinkBudget) -> None:
+        """The node's `budget_bytes_per_s` parameter: the budget, changed at run time
+        (`ros2 param set <node> budget_bytes_per_s 1000000`); a value <= 0 is refused."""
+        self.node.declare_parameter(BUDGET_PARAMETER, float(budget.budget.bytes_per_s))
+        self.metrics.budget_rate.set_function(lambda: budget.budget.bytes_per_s)
+        self.metrics.budget_queued.set_function(lambda: budget.budget.queued)
+
+        def changed(parameters: list[Parameter]) -> SetParametersResult:
+            for parameter in parameters:
+                if parameter.name != BUDGET_PARAMETER:
+                    continue
+                value = parameter.value
+                if not isinstance(value, (int, float)) or value <= 0:
+                    return SetParametersResult(successful=False, reason=f"{BUDGET_PARAMETER} must be a number > 0 "
+                                               f"(bytes per second), got {value!r}")
+                budget.set_rate(float(value))
+            return SetParametersResult(successful=True)
+
+        self.node.add_on_set_parameters_callback(changed)
+
+    def _budget_drop(self, stream: str, reason: str, count: int) -> None:
+        """A record the budget dropped counts on its route."""
+        for route in self.routes:
+            if route.route.stream == stream:
+                route.counts.dropped[reason] += count
+                return
 
     def _encoder(self, route: Route) -> WireEncoder:
         """The route's wire encoder; tells the link what its records are (MQTT 5 properties)."""
@@ -118,6 +154,8 @@ class RobotBridge:
         (unconfirmed records stay spooled for the next start), the spool and the registry."""
         for downlink in self.downlinks:
             downlink.close()
+        if self.budget is not None:
+            self.budget.close()
         self.outbox.close()
         self.spool.close()
         self.registry.close()

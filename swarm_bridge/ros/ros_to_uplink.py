@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from rclpy.event_handler import QoSSubscriptionEventType
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
@@ -27,7 +27,7 @@ from swarm_bridge.routing import Route, kafka_key
 from swarm_bridge.routing.rate import Decimator
 from swarm_bridge.transport.outbox import Outbox
 
-__all__ = ["RouteCounts", "Submit", "UplinkRoute"]
+__all__ = ["RecordSink", "RouteCounts", "UplinkRoute", "to_outbox"]
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +57,14 @@ class UplinkRoute:
     drop duplicates by (robot_id, stream, seq) and see a restart where the high bits change."""
 
     def __init__(self, node: Node, route: Route, *, robot_id: str, outbox: Outbox, metrics: BridgeMetrics,
-                 encoder: WireEncoder, run: int = 0, chunk_bytes: int = 0,
-                 submit: Submit | None = None) -> None:
-        """`chunk_bytes`: records larger than this go as chunks (0: never); `submit`: where records go (default
-        the outbox's submit; the budget's lanes when the robot has a budget)."""
+                 encoder: WireEncoder, run: int = 0, chunk_bytes: int = 0, sink: RecordSink | None = None) -> None:
+        """`chunk_bytes`: records larger than this go as chunks (0: never); `sink`: where records go (default
+        straight to the outbox; the budget's lanes when the robot has a budget)."""
         self.route = route
         self.counts = RouteCounts()
         self._robot_id = robot_id
         self._key = kafka_key(robot_id)
-        self._submit: Submit = submit or outbox.submit
+        self._sink: RecordSink = sink or to_outbox(outbox)
         self._chunk_bytes = chunk_bytes
         self._compress = _compressor(route)
         self._decimator = Decimator(route.max_rate_hz)
@@ -151,33 +150,32 @@ class UplinkRoute:
         if self._compress is not None:
             payload = self._compress(payload)
         counts.sent += 1
+        parts = [payload]
         if self._chunk_bytes and len(payload) > self._chunk_bytes:
-            chunks = split_record(payload, robot_id=self._robot_id, stream=route.stream, seq=seq,
-                                  chunk_bytes=self._chunk_bytes)
-            counts.chunks += len(chunks)
-            counts.bytes_sent += sum(map(len, chunks))
-            self._submit_chunks(chunks, received_ns)
-            return
-        counts.bytes_sent += len(payload)
-        self._submit(route.stream, route.destination, self._key, payload, priority=route.priority,
-                     qos=route.mqtt_qos, retain=route.retain, received_ns=received_ns)
-
-    def _submit_chunks(self, chunks: list[bytes], received_ns: int) -> None:
-        """The chunks of one record, in order; latency is measured on the last one (the record is whole then)."""
-        route, submit = self.route, self._submit
-        for index, chunk in enumerate(chunks):
-            submit(route.stream, route.destination, self._key, chunk, priority=route.priority, qos=route.mqtt_qos,
-                   retain=False, received_ns=received_ns if index == len(chunks) - 1 else 0)
+            parts = split_record(payload, robot_id=self._robot_id, stream=route.stream, seq=seq,
+                                 chunk_bytes=self._chunk_bytes)
+            counts.chunks += len(parts)
+        counts.bytes_sent += sum(map(len, parts))
+        self._sink(route, self._key, parts, received_ns)
 
     def _drop(self, reason: str, count: int = 1) -> None:
         self.counts.dropped[reason] += count
 
 
-class Submit(Protocol):
-    """Where a route hands its encoded records: the outbox's `submit`, or the budget's lanes in front of it."""
+RecordSink = Callable[[Route, bytes, list[bytes], int], None]
+"""Where a route hands each record: (route, key, parts: the record or its chunks in order, received_ns)."""
 
-    def __call__(self, stream: str, destination: str, key: bytes, payload: bytes, *, priority: int, qos: int,
-                 received_ns: int, retain: bool = False) -> None: ...
+
+def to_outbox(outbox: Outbox) -> RecordSink:
+    """Records straight to the outbox; a chunked record's latency is measured on its last chunk (whole then)."""
+
+    def sink(route: Route, key: bytes, parts: list[bytes], received_ns: int) -> None:
+        last = len(parts) - 1
+        for index, part in enumerate(parts):
+            outbox.submit(route.stream, route.destination, key, part, priority=route.priority, qos=route.mqtt_qos,
+                          retain=route.retain and last == 0, received_ns=received_ns if index == last else 0)
+
+    return sink
 
 
 def _compressor(route: Route) -> Callable[[bytes], bytes] | None:
