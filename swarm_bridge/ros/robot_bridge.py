@@ -162,12 +162,16 @@ class RobotBridge:
 
     def summary(self) -> dict[str, dict[str, int]]:
         """Per route (by its str): received, sent (up) or published (down), dropped (all reasons), how many
-        were received by a sweep rather than an executor event (up), and held for a ROS subscriber (down)."""
+        were received by a sweep rather than an executor event (up), held for a ROS subscriber (down); chunks and
+        bytes before (encoded) and after compression and chunking (sent), up."""
         up = {str(r.route): {"received": r.counts.received, "sent": r.counts.sent,
-                             "dropped": sum(r.counts.dropped.values()), "swept": r.counts.swept, "held": 0}
+                             "dropped": sum(r.counts.dropped.values()), "swept": r.counts.swept, "held": 0,
+                             "chunks": r.counts.chunks, "bytes_encoded": r.counts.bytes_encoded,
+                             "bytes_sent": r.counts.bytes_sent}
               for r in self.routes}
         down = {str(d.route): {"received": d.counts.received, "sent": d.counts.published,
-                               "dropped": sum(d.counts.refused.values()), "swept": 0, "held": d.counts.held}
+                               "dropped": sum(d.counts.refused.values()), "swept": 0, "held": d.counts.held,
+                               "chunks": 0, "bytes_encoded": 0, "bytes_sent": 0}
                 for d in self.downlinks}
         return up | down
 

@@ -105,7 +105,7 @@ def test_8_mb_images_and_lidar_clouds_arrive_whole_through_mqtt_and_kafka(
         got = [bytes(codec[stream].decode(parse_single_object(p, max_payload=0).payload).body["data"])
                for p in by_stream[stream]]
         assert got == sent, stream
-    assert "zstd level 3" in output
+    assert "zstd level 3" in output and "(ratio 0." in output  # the stop summary: bytes encoded, sent
 
 
 def _streams(tap: MqttTap) -> dict[str, list[bytes]]:
