@@ -23,6 +23,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from swarm_bridge.codec.chunks import CHUNK_MAGIC, Reassembler, split_record
@@ -67,6 +68,17 @@ _GIVEN_BACK = (KafkaError._MSG_TIMED_OUT, KafkaError._PURGE_QUEUE)
 LookUp = Callable[[int, str], None]
 """(when the record arrived in monotonic ns, its Kafka topic) -> feed the dedup what the up topics got since they
 were last read: asked before judging a record the dedup has not `placed` (`tail.DedupTail.look_up`)."""
+
+
+@dataclass(slots=True)
+class _Whole:
+    """A record put together from chunks, with the messages of its chunks and its MQTT properties."""
+
+    record: bytes
+    messages: list[MqttMessage]
+    topic: str
+    content_type: str | None
+    properties: list[tuple[str, str]] | None
 
 
 def kafka_producer(config: GatewayConfig, *, suffix: str, error_cb: ErrorSink | None = None) -> Producer:
@@ -265,10 +277,24 @@ class MqttToKafka:
                 self._chunks_dropped(settled.reason, settled.ident, settled.tags)
                 continue
             self.counts.chunked_records += 1
-            route = self.rules.route(packet.topic)
-            translation = self._translate(route, packet.topic, settled.record, packet.content_type,
-                                          packet.user_properties, self._max_record)
-            self._emit(settled.tags, route, packet.topic, packet.content_type, translation)
+            whole = _Whole(settled.record, settled.tags, packet.topic, packet.content_type, packet.user_properties)
+            if self._parked:  # records wait for the registry: this one after them
+                self._parked.append((whole, message))
+                continue
+            try:
+                self._emit_whole(whole)
+            except SchemaTrouble as exc:
+                log.warning("%s: schema registry unavailable (%s); holding messages", self.endpoint, exc)
+                self._parked.append((whole, message))
+                self._parked_until = time.monotonic() + _RETRY_S
+                self._set_backpressure(True)
+
+    def _emit_whole(self, whole: _Whole) -> None:
+        """A record put together from chunks, translated and produced; SchemaTrouble: retried later, as it is."""
+        route = self.rules.route(whole.topic)
+        translation = self._translate(route, whole.topic, whole.record, whole.content_type, whole.properties,
+                                      self._max_record)
+        self._emit(whole.messages, route, whole.topic, whole.content_type, translation)
 
     def _chunks_dropped(self, reason: str | None, ident: tuple[str, str, int], messages: list[MqttMessage]) -> None:
         """A chunked record dropped (reason None: a chunk seen again, nothing lost): its messages are acked."""
@@ -501,7 +527,10 @@ class MqttToKafka:
         while self._parked:
             msg, message = self._parked[0]
             try:
-                self._take(msg, message)
+                if isinstance(msg, _Whole):
+                    self._emit_whole(msg)
+                else:
+                    self._take(msg, message)
             except SchemaTrouble:
                 self._parked_until = time.monotonic() + _RETRY_S
                 return

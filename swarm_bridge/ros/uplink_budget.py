@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from swarm_bridge.codec.chunks import is_chunk
 from swarm_bridge.config.robot import BudgetConfig
 from swarm_bridge.routing import Route
 from swarm_bridge.routing.budget import Budget, Parcel
@@ -91,7 +92,8 @@ class UplinkBudget:
     def _submit(self, item: _Part) -> None:
         route, key, payload, received_ns = item
         self._outbox.submit(route.stream, route.destination, key, payload, priority=route.priority,
-                            qos=route.mqtt_qos, retain=False, received_ns=received_ns)
+                            qos=route.mqtt_qos, retain=route.retain and not is_chunk(payload),
+                            received_ns=received_ns)
 
     def _dropped(self, parcels: list[Parcel[_Part]]) -> None:
         for parcel in parcels:
