@@ -112,6 +112,10 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
                 swept = f" ({counts['swept']} of the received taken by a sweep)" if counts["swept"] else ""
                 log.info("%s: received %d, sent %d, dropped %d%s", route, counts["received"], counts["sent"],
                          counts["dropped"], swept)
+                if counts["chunks"] or counts["bytes_encoded"] != counts["bytes_sent"]:
+                    ratio = counts["bytes_sent"] / counts["bytes_encoded"] if counts["bytes_encoded"] else 1.0
+                    log.info("%s: %d bytes encoded, %d sent (ratio %.3f), %d chunks", route, counts["bytes_encoded"],
+                             counts["bytes_sent"], ratio, counts["chunks"])
                 if counts["held"]:
                     log.info("%s: %d commands waited for a ROS subscriber before going out or being dropped", route,
                              counts["held"])

@@ -24,6 +24,7 @@ from swarm_bridge.config.security import KafkaSecurity
 __all__ = [
     "DEFAULT_DOWN_RULES",
     "DEFAULT_UP_RULES",
+    "ChunksConfig",
     "DedupConfig",
     "DownRuleConfig",
     "GatewayConfig",
@@ -258,6 +259,21 @@ class SplitConfig(Strict):
         return tuple(r for gateway, robots in self.groups.items() if gateway != gateway_id for r in robots)
 
 
+class ChunksConfig(Strict):
+    """Records that robots send in chunks (docs/wire.md#chunks): how the gateway puts them together, and how it
+    splits records too large for Kafka's default limits."""
+
+    max_record_mb: float = Field(default=64.0, gt=0, description="a chunked record announced larger is dropped "
+                                 "(counted, 'record too large')")
+    max_mb: float = Field(default=256.0, gt=0, description="chunk bytes held while records are put together; "
+                          "beyond it the oldest partial record is dropped (counted, 'reassembly full')")
+    max_age_s: float = Field(default=30.0, gt=0, description="a partial record with no new chunk for this long "
+                             "is dropped (counted, 'expired')")
+    kafka_chunk_bytes: int = Field(default=900_000, ge=4096, description="a Kafka record larger than this is "
+                                   "written as chunks of at most this many bytes (Kafka's default "
+                                   "message.max.bytes is 1 MiB); raise it with Kafka's limits (README)")
+
+
 class GatewayConfig(Strict):
     """Everything the edge gateway needs, validated before any socket opens."""
 
@@ -274,6 +290,7 @@ class GatewayConfig(Strict):
     max_payload: int = Field(default=1 << 20, ge=1024, description="largest MQTT payload or record accepted "
                              "(bytes); larger ones go to the DLQ")
     metrics_port: int | None = Field(default=None, ge=0, le=65535, description="serve Prometheus /metrics here")
+    chunks: ChunksConfig = Field(default_factory=ChunksConfig, description="records robots send in chunks")
     split: SplitConfig | None = Field(default=None, description="several gateways per hub: the robots each "
                                       "gateway_id takes (plain subscriptions on disjoint filters); null: this "
                                       "gateway takes every robot of the fleet")

@@ -15,13 +15,22 @@ from swarm_bridge.config.tasks import TasksConfig
 from swarm_bridge.config.uplinks import UplinkConfig
 
 __all__ = [
+    "COMPRESSION_LEVELS",
+    "PRECOMPRESSED_TYPES",
     "QOS_PRESETS",
+    "BudgetConfig",
     "CommandsConfig",
     "RobotBridgeConfig",
     "RouteConfig",
     "SpoolConfig",
     "TopicMatch",
 ]
+
+# Record compression per route: name -> (lowest, highest, default level). Mirrors COMPRESSIONS in
+# codec/compression.py (config imports nothing of the codec; test_compression_table.py checks they agree).
+COMPRESSION_LEVELS: dict[str, tuple[int, int, int]] = {"zstd": (1, 22, 3), "lz4": (0, 16, 0)}
+# Types carried as they are whatever the route says: their data is compressed already.
+PRECOMPRESSED_TYPES = ("sensor_msgs/msg/CompressedImage",)
 
 # Named ROS QoS presets; a route must name one (QoS is never implicit).
 QOS_PRESETS = ("reliable", "sensor_data", "transient_local")
@@ -87,6 +96,31 @@ class RouteConfig(Strict):
     retain: bool = Field(default=False, description="MQTT: the broker keeps the last record for late subscribers")
     priority: int = Field(default=1, ge=0, le=255, description="higher drains first and is dropped last")
     max_rate_hz: float | None = Field(default=None, gt=0, description="decimate to at most this rate (up only)")
+    compression: Literal["none", "zstd", "lz4"] = Field(default="none", description="compress each record (up "
+                                                        "only); sensor_msgs/CompressedImage is always sent as is")
+    compression_level: int | None = Field(default=None, description="the codec's level (zstd 1-22, default 3; "
+                                          "lz4 0-16, default 0); null: the codec's default")
+
+    @model_validator(mode="after")
+    def _compression_fits(self) -> RouteConfig:
+        if self.compression == "none":
+            if self.compression_level is not None:
+                raise ConfigValueError("compression_level needs a compression (zstd or lz4)")
+            return self
+        if self.direction == "down":
+            raise ConfigValueError("compression applies to direction 'up' only (the sender of commands decides)")
+        low, high, _default = COMPRESSION_LEVELS[self.compression]
+        if self.compression_level is not None and not low <= self.compression_level <= high:
+            raise ConfigValueError(f"compression_level {self.compression_level} is out of range for "
+                                   f"{self.compression} (give {low} to {high})")
+        return self
+
+    @property
+    def level(self) -> int:
+        """The compression level in force (the codec's default when none is given)."""
+        if self.compression == "none":
+            return 0
+        return self.compression_level if self.compression_level is not None else COMPRESSION_LEVELS[self.compression][2]
 
     @field_validator("topic")
     @classmethod
@@ -171,6 +205,26 @@ class CommandsConfig(Strict):
         return [Path(item).expanduser() for item in self.trusted_keys]
 
 
+class BudgetConfig(Strict):
+    """The robot's uplink bandwidth budget: a token bucket over the bytes sent, shared by the routes by priority."""
+
+    bytes_per_s: float = Field(gt=0, description="sustained uplink bytes per second (e.g. 6250000 for 50 Mbit/s)")
+    burst_bytes: int | None = Field(default=None, ge=1024, description="bucket depth; default one second of "
+                                    "bytes_per_s (at least 1 MiB)")
+    keep_priority: int = Field(default=5, ge=0, le=255, description="routes of at least this priority (control, "
+                               "state) are never held back by the budget: they are sent at once and spend tokens "
+                               "the others then wait for")
+    max_wait_s: float = Field(default=2.0, gt=0, description="a record of lower priority waiting longer than this "
+                              "for tokens is dropped (counted, reason 'budget')")
+    queue_bytes: int = Field(default=32 << 20, ge=1 << 20, description="bytes of lower-priority records waiting "
+                             "for tokens at most; beyond it the lowest priority, oldest first, is dropped")
+
+    @property
+    def burst(self) -> int:
+        """The bucket depth in bytes."""
+        return self.burst_bytes if self.burst_bytes is not None else max(int(self.bytes_per_s), 1 << 20)
+
+
 class RobotBridgeConfig(Strict):
     """Everything the robot bridge node needs, validated before any socket opens."""
 
@@ -189,6 +243,8 @@ class RobotBridgeConfig(Strict):
                                      "down: signatures, freshness; waiting for a ROS subscriber")
     tasks: TasksConfig | None = Field(default=None, description="task kinds this bridge carries out through ROS 2 "
                                       "actions (docs/robot-bridge.md#tasks-through-ros-2-actions)")
+    budget: BudgetConfig | None = Field(default=None, description="uplink bandwidth budget (token bucket); null: "
+                                        "no budget, records leave as fast as the link takes them")
 
     @model_validator(mode="after")
     def _tasks_have_their_routes(self) -> RobotBridgeConfig:
@@ -216,6 +272,15 @@ class RobotBridgeConfig(Strict):
                 carried = " or ".join(fmt for fmt, kinds in ROUTE_FORMATS.items() if kind in kinds)
                 raise ConfigValueError(f"routes[{index}].format: {route.format} on a {kind} uplink is not supported "
                                        f"yet; use {carried}")
+        return self
+
+    @model_validator(mode="after")
+    def _compression_on_mqtt(self) -> RobotBridgeConfig:
+        for index, route in enumerate(self.routes):
+            if route.compression != "none" and self.uplink.kind != "mqtt":
+                raise ConfigValueError(f"routes[{index}].compression: per-route compression is for MQTT uplinks; on "
+                                       f"a {self.uplink.kind} uplink the producer compresses batches itself (leave "
+                                       "compression out)")
         return self
 
     @model_validator(mode="after")

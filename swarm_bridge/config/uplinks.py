@@ -40,6 +40,10 @@ class UplinkBase(Strict):
     reconnect_min_s: float = Field(default=1.0, gt=0, description="reconnect backoff, doubling up to "
                                    "reconnect_max_s (MQTT; a Kafka link reconnects by librdkafka's own backoff)")
     reconnect_max_s: float = Field(default=30.0, gt=0)
+    chunk_bytes: int = Field(default=256 * 1024, ge=1024, le=64 << 20, description="a record larger than this is "
+                             "sent as chunks of at most this many bytes, put together again by the reader (the "
+                             "gateway, Kafka readers); smaller chunks let small records of higher priority pass "
+                             "between them (docs/wire.md#chunks)")
 
     @model_validator(mode="after")
     def _backoff_order(self) -> UplinkBase:

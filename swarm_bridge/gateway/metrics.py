@@ -42,6 +42,12 @@ class GatewayCounts:
     inflight: int = 0  # records produced and not yet confirmed
     held: int = 0  # records waiting to be produced (backpressure)
     broker_dropped: int = 0  # messages the MQTT broker says it dropped since its start (all clients; $SYS)
+    chunks_in: int = 0  # chunks received from robots
+    chunked_records: int = 0  # records put together from chunks
+    chunks_out: int = 0  # chunks written to Kafka (records larger than chunks.kafka_chunk_bytes)
+    chunk_drops: Tally[str] = field(default_factory=Tally)  # chunked records dropped, by reason
+    bytes_in: int = 0  # record bytes received (as sent: compressed, chunk headers included)
+    bytes_out: int = 0  # record bytes handed to Kafka
 
     def summary(self) -> str:
         dead = sum(self.dead.values())
@@ -63,6 +69,11 @@ class _Collector(Collector):
             ("records_redelivered", "Records produced again (given up or taken back)", c.redelivered),
             ("mqtt_acked", "MQTT messages acknowledged after Kafka confirmed them", c.acked),
             ("commands_forwarded", "Commands published to MQTT and acknowledged", c.commands),
+            ("chunks_received", "Chunks of large records received", c.chunks_in),
+            ("chunked_records", "Records put together from chunks", c.chunked_records),
+            ("chunks_produced", "Chunks written to Kafka for records above chunks.kafka_chunk_bytes", c.chunks_out),
+            ("bytes_received", "MQTT payload bytes received", c.bytes_in),
+            ("bytes_produced", "Record bytes handed to Kafka", c.bytes_out),
         ):
             yield CounterMetricFamily(f"swarm_gateway_{name}", doc, value=value)
         dead = CounterMetricFamily("swarm_gateway_dead_letters", "Records sent to the DLQ, by reason",
@@ -71,6 +82,12 @@ class _Collector(Collector):
             dead.add_metric([reason], value)
         dead.add_metric(["command"], c.commands_dead)
         yield dead
+        drops = CounterMetricFamily("swarm_gateway_chunked_dropped", "Chunked records dropped whole, by reason "
+                                    "(chunk lost, chunk corrupt, checksum mismatch, expired, reassembly full, ...)",
+                                    labels=["reason"])
+        for reason, value in sorted(c.chunk_drops.items()):
+            drops.add_metric([reason], value)
+        yield drops
         for name, doc, value in (
             ("backpressure", "1 while the gateway holds MQTT messages because Kafka is slow or down",
              c.backpressure),

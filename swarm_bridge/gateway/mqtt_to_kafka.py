@@ -23,8 +23,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from swarm_bridge.codec.chunks import CHUNK_MAGIC, Reassembler, split_record
+from swarm_bridge.codec.compression import CompressionError, compression_of, records_of
+from swarm_bridge.codec.errors import FramingError
 from swarm_bridge.config.gateway import GatewayConfig
 from swarm_bridge.gateway.dedup import BELOW_WINDOW, NEW, Dedup
 from swarm_bridge.gateway.ledger import Headers, InFlight, Ledger, MqttMessage
@@ -66,6 +70,17 @@ LookUp = Callable[[int, str], None]
 were last read: asked before judging a record the dedup has not `placed` (`tail.DedupTail.look_up`)."""
 
 
+@dataclass(slots=True)
+class _Whole:
+    """A record put together from chunks, with the messages of its chunks and its MQTT properties."""
+
+    record: bytes
+    messages: list[MqttMessage]
+    topic: str
+    content_type: str | None
+    properties: list[tuple[str, str]] | None
+
+
 def kafka_producer(config: GatewayConfig, *, suffix: str, error_cb: ErrorSink | None = None) -> Producer:
     """An idempotent, acks=all producer with the config's batching and compression."""
     kafka = config.kafka
@@ -103,6 +118,12 @@ class MqttToKafka:
         self._held_until = 0.0  # a refused dead letter waits before it is tried again
         self._other_formats: set[str] = set()  # Kafka topics whose first record in an unread format was named
         self._limit = config.kafka.max_inflight_records
+        chunks = config.chunks
+        self._max_record = max(int(chunks.max_record_mb * 2**20), config.max_payload)
+        self._kafka_chunk = chunks.kafka_chunk_bytes
+        self.reassembly: Reassembler[MqttMessage] = Reassembler(
+            max_bytes=int(chunks.max_mb * 2**20), max_record_bytes=self._max_record, max_age_s=chunks.max_age_s)
+        self._expire_at = 0.0
         self._stopping = False
         self._kafka_down_logged = False
         # filled by the MQTT client's network thread: received messages, and None where a new connection began
@@ -180,6 +201,7 @@ class MqttToKafka:
         """Messages of the old connection are never acked (the broker sends them again); Mosquitto does not keep
         shared subscriptions over its restart, so a resumed session is subscribed again (a new one, by the client)."""
         self.ledger.new_connection()
+        self.reassembly.forget()  # the broker sends the unacked chunks of partial records again, from the first
         self._connections += 1
         if self._connections == 1 or not session_present:
             return
@@ -213,50 +235,133 @@ class MqttToKafka:
         packet = msg.packet
         topic: str = packet.topic
         payload: bytes = packet.payload
+        self.counts.bytes_in += len(payload)
+        if payload[:4] == CHUNK_MAGIC:
+            self._take_chunk(msg, message)
+            return
         route = self.rules.route(topic)
         content_type: str | None = packet.content_type
-        translation: Translation
+        translation = self._translate(route, topic, payload, content_type, packet.user_properties, None)
+        self._emit([message], route, topic, content_type, translation)
+
+    def _translate(self, route: UpRoute | None, topic: str, payload: bytes, content_type: str | None,
+                   properties: list[tuple[str, str]] | None, limit: int | None) -> Translation:
         if route is None:
-            translation = unroutable(topic, payload)
-        else:
+            return unroutable(topic, payload)
+        try:
+            compression = compression_of(properties)
+            if compression is None:
+                return self.translator.translate(route, payload, content_type, properties or (), limit=limit)
+            out = Translation()
+            for record in records_of(payload, compression, max_size=self._max_record):
+                one = self.translator.translate(route, record, content_type, properties or (), limit=self._max_record)
+                out.records += one.records
+                out.dead += one.dead
+            return out
+        except SchemaTrouble:
+            raise
+        except (CompressionError, FramingError) as exc:
+            return Translation([], [DeadLetter("bad_compression", str(exc), topic, payload[:_DLQ_VALUE_MAX])])
+        except Exception as exc:  # never die of a message: it goes to the DLQ with what went wrong
+            log.exception("%s: translating a message on %s failed", self.endpoint, topic)
+            return Translation([], [DeadLetter("internal_error", f"{type(exc).__name__}: {exc}", topic,
+                                               payload[:_DLQ_VALUE_MAX])])
+
+    def _take_chunk(self, msg: Message, message: MqttMessage) -> None:
+        """One chunk of a large record: held (its message unacked) until the record is whole and in Kafka; a
+        record dropped (chunk lost or corrupt, expired, no room) acks its messages and is counted by reason."""
+        packet = msg.packet
+        self.counts.chunks_in += 1
+        for settled in self.reassembly.add(packet.topic, packet.payload, message, time.monotonic()):
+            if settled.record is None:
+                self._chunks_dropped(settled.reason, settled.ident, settled.tags)
+                continue
+            self.counts.chunked_records += 1
+            whole = _Whole(settled.record, settled.tags, packet.topic, packet.content_type, packet.user_properties)
+            if self._parked:  # records wait for the registry: this one after them
+                self._parked.append((whole, message))
+                continue
             try:
-                translation = self.translator.translate(route, payload, content_type, packet.user_properties)
-            except SchemaTrouble:
-                raise
-            except Exception as exc:  # never die of a message: it goes to the DLQ with what went wrong
-                log.exception("%s: translating a message on %s failed", self.endpoint, topic)
-                translation = Translation([], [DeadLetter("internal_error", f"{type(exc).__name__}: {exc}", topic,
-                                                          payload)])
+                self._emit_whole(whole)
+            except SchemaTrouble as exc:
+                log.warning("%s: schema registry unavailable (%s); holding messages", self.endpoint, exc)
+                self._parked.append((whole, message))
+                self._parked_until = time.monotonic() + _RETRY_S
+                self._set_backpressure(True)
+
+    def _emit_whole(self, whole: _Whole) -> None:
+        """A record put together from chunks, translated and produced; SchemaTrouble: retried later, as it is."""
+        route = self.rules.route(whole.topic)
+        translation = self._translate(route, whole.topic, whole.record, whole.content_type, whole.properties,
+                                      self._max_record)
+        self._emit(whole.messages, route, whole.topic, whole.content_type, translation)
+
+    def _chunks_dropped(self, reason: str | None, ident: tuple[str, str, int], messages: list[MqttMessage]) -> None:
+        """A chunked record dropped (reason None: a chunk seen again, nothing lost): its messages are acked."""
+        if reason is not None:
+            self.counts.chunk_drops[reason] += 1
+            what = (f"chunked record {ident[0]}/{ident[1]} seq {ident[2]}" if ident[2] >= 0
+                    else f"a damaged chunk on {ident[0]} (its record unknown)")
+            log.warning("%s: %s dropped (%s); %d chunked records dropped since start", self.endpoint, what, reason,
+                        sum(self.counts.chunk_drops.values()))
+        for message in messages:
+            if self.ledger.seal(message):
+                self._to_ack.append(message)
+
+    def _expire_chunks(self) -> None:
+        """Partial records that got no chunk for chunks.max_age_s are dropped (counted), once a second."""
+        now = time.monotonic()
+        if now >= self._expire_at:
+            self._expire_at = now + 1.0
+            for settled in self.reassembly.expire(now):
+                self._chunks_dropped(settled.reason, settled.ident, settled.tags)
+
+    def _emit(self, messages: list[MqttMessage], route: UpRoute | None, topic: str, content_type: str | None,
+              translation: Translation) -> None:
+        """Produce the records of `translation`; `messages` (one, or a chunked record's) are acked once Kafka has
+        them all. A record above chunks.kafka_chunk_bytes goes to Kafka as chunks."""
         counts = self.counts
         counts.records += len(translation.records) + len(translation.dead)
         ledger, dedup, look_up = self.ledger, self.dedup, self.look_up
+        first = messages[-1]
         for record in translation.records:
             head = record.head
             ident = None
             if head is not None:
                 ident = head[:3]  # (robot_id, stream, seq)
                 if look_up is not None and not dedup.placed(*ident):  # from another hub? what it wrote is known
-                    look_up(message.received_ns, record.topic)
+                    look_up(first.received_ns, record.topic)
                 verdict = dedup.admit(*ident)
                 if verdict != NEW:
                     counts.duplicates += 1
                     counts.below_window += verdict == BELOW_WINDOW
-                    ledger.join(message, ident)
+                    for message in messages:
+                        ledger.join(message, ident)
                     continue
-            entry = InFlight(record.topic, record.key, record.value, None, ident, self._delivered)
-            entry.order = next(self._order)
-            ledger.expect(message, entry)
-            self._send(entry)
+            values = [record.value]
+            if head is not None and len(record.value) > self._kafka_chunk:
+                values = split_record(record.value, robot_id=head.robot_id, stream=head.stream, seq=head.seq,
+                                      chunk_bytes=self._kafka_chunk)
+                counts.chunks_out += len(values)
+            for value in values:
+                counts.bytes_out += len(value)
+                entry = InFlight(record.topic, record.key, value, None, ident, self._delivered)
+                entry.order = next(self._order)
+                for message in messages:
+                    ledger.expect(message, entry)
+                self._send(entry)
         for dead in translation.dead:
             if self._named(dead, route):
                 log.warning("%s: dead letter (%s) from %s: %s", self.endpoint, dead.reason, topic, dead.detail)
-            entry = InFlight(self.config.kafka.dlq_topic, route.key if route else None, dead.payload,
-                             dead.headers(content_type), None, self._delivered)
+            entry = InFlight(self.config.kafka.dlq_topic, route.key if route else None,
+                             dead.payload[:_DLQ_VALUE_MAX], dead.headers(content_type), None, self._delivered)
             entry.order = next(self._order)
-            ledger.expect(message, entry)
+            for message in messages:
+                ledger.expect(message, entry)
             self._send(entry)
-        if ledger.seal(message):
-            self._to_ack.append(message)
+        for message in messages:
+            if ledger.seal(message):
+                self._to_ack.append(message)
 
     def _send(self, entry: InFlight) -> None:
         if self._held or self._barrier or self.counts.inflight >= self._limit:
@@ -407,6 +512,8 @@ class MqttToKafka:
             self._lift_barrier()
         if self._parked and time.monotonic() >= self._parked_until:
             self._unpark()
+        if self.reassembly.pending():
+            self._expire_chunks()
         while self._held and not self._barrier and self.counts.inflight < self._limit \
                 and time.monotonic() >= self._held_until:
             if not self._produce(self._held.popleft()):
@@ -420,7 +527,10 @@ class MqttToKafka:
         while self._parked:
             msg, message = self._parked[0]
             try:
-                self._take(msg, message)
+                if isinstance(msg, _Whole):
+                    self._emit_whole(msg)
+                else:
+                    self._take(msg, message)
             except SchemaTrouble:
                 self._parked_until = time.monotonic() + _RETRY_S
                 return

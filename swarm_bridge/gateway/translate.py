@@ -120,40 +120,42 @@ class Translator:
         self._runs = HeaderRuns()
 
     def translate(self, route: UpRoute, payload: bytes, content_type: str | None = None,
-                  user_properties: Sequence[tuple[str, str]] = ()) -> Translation:
-        """The Kafka records of one MQTT message on `route`; SchemaTrouble (retry later) is the only raise."""
+                  user_properties: Sequence[tuple[str, str]] = (), *, limit: int | None = None) -> Translation:
+        """The Kafka records of one MQTT message on `route`; SchemaTrouble (retry later) is the only raise.
+        `limit`: the largest payload taken (default `max_payload`; a record put together from chunks has its own)."""
+        limit = self.max_payload if limit is None else limit
         whole = self._payloads.get(route.payload)
         if whole is not None:
-            if len(payload) > self.max_payload:
+            if len(payload) > limit:
                 return Translation([], [DeadLetter("too_large", f"{len(payload)} bytes > max_payload "
-                                                   f"{self.max_payload}", route.mqtt_topic, payload)])
+                                                   f"{limit}", route.mqtt_topic, payload)])
             try:
                 return Translation([whole(route, payload)])
             except _Refused as refused:
                 return Translation([], [DeadLetter(refused.reason, refused.detail, route.mqtt_topic, payload)])
-        if payload[:2] == _AVRO_MAGIC and len(payload) <= self.max_payload:  # one Avro record, not a batch
+        if payload[:2] == _AVRO_MAGIC and len(payload) <= limit:  # one Avro record, not a batch
             try:
                 return Translation([self._avro(route, payload, user_properties)], [])
             except _Refused as refused:
                 return Translation([], [DeadLetter(refused.reason, refused.detail, route.mqtt_topic, payload)])
         try:
-            parts = split_batch(payload, max_payload=self.max_payload)
+            parts = split_batch(payload, max_payload=limit)
         except FramingError as exc:
             return Translation([], [DeadLetter("malformed_batch", str(exc), route.mqtt_topic, payload)])
         out = Translation()
         batch = len(parts) > 1 or payload[:1] in (BATCH_MAGIC[:1], JSON_BATCH_START)
         for index, part in enumerate(parts):
             try:
-                out.records.append(self._record(route, part, content_type, user_properties))
+                out.records.append(self._record(route, part, content_type, user_properties, limit))
             except _Refused as refused:
                 out.dead.append(DeadLetter(refused.reason, refused.detail, route.mqtt_topic, part,
                                            index if batch else None))
         return out
 
     def _record(self, route: UpRoute, part: bytes, content_type: str | None,
-                user_properties: Sequence[tuple[str, str]]) -> KafkaRecord:
-        if len(part) > self.max_payload:
-            raise _Refused("too_large", f"record of {len(part)} bytes > max_payload {self.max_payload}")
+                user_properties: Sequence[tuple[str, str]], limit: int) -> KafkaRecord:
+        if len(part) > limit:
+            raise _Refused("too_large", f"record of {len(part)} bytes > max_payload {limit}")
         if part[:2] == _AVRO_MAGIC:
             return self._avro(route, part, user_properties)
         shape = recognise(part, content_type, unwrap=False)

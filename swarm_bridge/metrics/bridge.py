@@ -23,12 +23,18 @@ class BridgeMetrics(MetricsEndpoint):
     def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
         super().__init__(registry)
         self._routes: list[tuple[str, Callable[[], Mapping[str, int]], Callable[[], Mapping[str, int]]]] = []
+        self._volumes: list[tuple[str, Callable[[], Mapping[str, int]]]] = []
         self.registry.register(_RouteCounts(self._routes))
+        self.registry.register(_RouteBytes(self._volumes))
         self.spool_records = Gauge("swarm_bridge_spool_records", "Records waiting in the spool",
                                    registry=self.registry)
         self.spool_bytes = Gauge("swarm_bridge_spool_bytes", "Bytes waiting in the spool", registry=self.registry)
         self.uplink_connected = Gauge("swarm_bridge_uplink_connected", "1 while the uplink is connected",
                                       ["uplink"], registry=self.registry)
+        self.budget_rate = Gauge("swarm_bridge_budget_bytes_per_second", "The uplink budget (0: none)",
+                                 registry=self.registry)
+        self.budget_queued = Gauge("swarm_bridge_budget_queued_bytes", "Lower-priority bytes waiting for the "
+                                   "budget's tokens", registry=self.registry)
         self.latency = Histogram("swarm_bridge_uplink_latency_seconds",
                                  "ROS receive to broker acknowledgement", ["route"],
                                  buckets=LATENCY_BUCKETS_S, registry=self.registry)
@@ -38,6 +44,11 @@ class BridgeMetrics(MetricsEndpoint):
         """Serve a route's counts, read when scraped: the route keeps plain ints on its hot path (a
         prometheus counter per message cost about 1.6 us of every Odometry the bridge carries)."""
         self._routes.append((route, records, dropped))
+
+    def watch_bytes(self, route: str, volume: Callable[[], Mapping[str, int]]) -> None:
+        """Serve a route's byte counts by stage (encoded: before compression; sent: on the wire), read when
+        scraped: rate() of them is bytes/s per route, sent / encoded the compression ratio."""
+        self._volumes.append((route, volume))
 
 
 class _RouteCounts(Collector):
@@ -60,3 +71,19 @@ class _RouteCounts(Collector):
                 dropped.add_metric([route, reason], value)
         yield records
         yield dropped
+
+
+class _RouteBytes(Collector):
+    """swarm_bridge_route_bytes_total{route,stage}: bytes per route before compression (encoded) and sent."""
+
+    def __init__(self, volumes: list[tuple[str, Callable[[], Mapping[str, int]]]]) -> None:
+        self._volumes = volumes
+
+    def collect(self) -> Iterator[Any]:
+        family = CounterMetricFamily("swarm_bridge_route_bytes", "Record bytes per route: encoded (before "
+                                     "compression) and sent (after compression, chunk headers included)",
+                                     labels=["route", "stage"])
+        for route, volume in list(self._volumes):
+            for stage, value in volume().items():
+                family.add_metric([route, stage], value)
+        yield family

@@ -5,9 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 
+from swarm_bridge.codec.chunks import is_chunk
+from swarm_bridge.codec.compression import COMPRESSION_PROPERTY
 from swarm_bridge.codec.formats import FORMATS
+from swarm_bridge.codec.framing import frame_batch
 from swarm_bridge.codec.recognise import recognise
 from swarm_bridge.codec.wire import WireDecoder, WireEncoder, registry_ids, route_subject, wire_decoder, wire_encoder
 from swarm_bridge.commands import CommandVerifier, Keyring
@@ -16,6 +21,7 @@ from swarm_bridge.metrics import BridgeMetrics
 from swarm_bridge.ros.action_tasks import ActionTasks
 from swarm_bridge.ros.discovery import RouteDiscovery
 from swarm_bridge.ros.ros_to_uplink import UplinkRoute
+from swarm_bridge.ros.uplink_budget import UplinkBudget
 from swarm_bridge.ros.uplink_to_ros import DownlinkRoute
 from swarm_bridge.routing import Route, routes_for
 from swarm_bridge.spool import Spool
@@ -30,6 +36,7 @@ log = logging.getLogger(__name__)
 # the spool takes over: a moment's lag costs no SQLite round trip on the ROS thread's lock (measured: ~20 % of
 # Odometry records at 18-22k msgs/s went through the spool without it).
 OVERFLOW_BYTES = 8 << 20
+BUDGET_PARAMETER = "budget_bytes_per_s"  # the node's parameter that changes the budget at run time
 
 
 class RobotBridge:
@@ -48,13 +55,16 @@ class RobotBridge:
         batch = config.uplink.batch_limit  # records of one stream per send (1 on Kafka: its producer batches)
         self._batches: dict[str, str] = {}  # destination -> its route's record format, which says how to batch
         self.outbox = Outbox(uplink, self.spool, window=config.uplink.max_inflight, on_acked=self._acked,
-                             pack=self._pack if batch > 1 else None, max_batch=batch, overflow_bytes=OVERFLOW_BYTES)
+                             pack=self._pack if batch > 1 else None, max_batch=batch, overflow_bytes=OVERFLOW_BYTES,
+                             alone=is_chunk, max_batch_bytes=config.uplink.chunk_bytes)
+        self.budget = None if config.budget is None else UplinkBudget(config.budget, self.outbox,
+                                                                       on_drop=self._budget_drop)
+        if self.budget is not None:
+            self._budget_parameter(self.budget)
         self.run = self.spool.start_run()
         self.registry = registry_ids(config.registry or default_registry())  # one per process, closed by close()
         routes = routes_for(config)
-        self.routes = [UplinkRoute(node, route, robot_id=config.robot_id, outbox=self.outbox, metrics=self.metrics,
-                                   encoder=self._encoder(route), run=self.run)
-                       for route in routes if route.direction == "up"]
+        self.routes = [self._uplink_route(route) for route in routes if route.direction == "up"]
         self.downlinks = [DownlinkRoute(node, route, robot_id=config.robot_id, uplink=uplink, metrics=self.metrics,
                                         decoder=self._decoder(route), verifier=verifier,
                                         max_age_s=commands.max_age_s, max_clock_skew_s=commands.max_clock_skew_s,
@@ -73,18 +83,50 @@ class RobotBridge:
 
     def _add_route(self, route: Route) -> None:
         """A route found in the ROS graph joins the others."""
-        uplink_route = UplinkRoute(self.node, route, robot_id=self.config.robot_id, outbox=self.outbox,
-                                   metrics=self.metrics, encoder=self._encoder(route), run=self.run)
-        self.routes.append(uplink_route)
+        self.routes.append(self._uplink_route(route))
         self._latency[route.stream] = self.metrics.latency.labels(str(route))
+
+    def _uplink_route(self, route: Route) -> UplinkRoute:
+        return UplinkRoute(self.node, route, robot_id=self.config.robot_id, outbox=self.outbox, metrics=self.metrics,
+                           encoder=self._encoder(route), run=self.run, chunk_bytes=self.config.uplink.chunk_bytes,
+                           sink=self.budget)
+
+    def _budget_parameter(self, budget: UplinkBudget) -> None:
+        """The node's `budget_bytes_per_s` parameter: the budget, changed at run time
+        (`ros2 param set <node> budget_bytes_per_s 1000000`); a value <= 0 is refused."""
+        self.node.declare_parameter(BUDGET_PARAMETER, float(budget.budget.bytes_per_s))
+        self.metrics.budget_rate.set_function(lambda: budget.budget.bytes_per_s)
+        self.metrics.budget_queued.set_function(lambda: budget.budget.queued)
+
+        def changed(parameters: list[Parameter]) -> SetParametersResult:
+            for parameter in parameters:
+                if parameter.name != BUDGET_PARAMETER:
+                    continue
+                value = parameter.value
+                if not isinstance(value, (int, float)) or value <= 0:
+                    return SetParametersResult(successful=False, reason=f"{BUDGET_PARAMETER} must be a number > 0 "
+                                               f"(bytes per second), got {value!r}")
+                budget.set_rate(float(value))
+            return SetParametersResult(successful=True)
+
+        self.node.add_on_set_parameters_callback(changed)
+
+    def _budget_drop(self, stream: str, reason: str, count: int) -> None:
+        """A record the budget dropped counts on its route: dropped, and no longer sent (received = sent + dropped)."""
+        for route in self.routes:
+            if route.route.stream == stream:
+                route.counts.dropped[reason] += count
+                route.counts.sent -= count
+                return
 
     def _encoder(self, route: Route) -> WireEncoder:
         """The route's wire encoder; tells the link what its records are (MQTT 5 properties)."""
         encoder = wire_encoder(route.ros_type, route.format, route.scheme,  # type: ignore[arg-type]
                                subject=self._subject(route), register=self.registry)
+        compressed = () if route.compression == "none" else ((COMPRESSION_PROPERTY, route.compression),)
         self.uplink.describe(route.destination, content_type=encoder.content_type,
-                             user_properties=encoder.user_properties, retain=route.retain)
-        self._batches[route.destination] = route.format
+                             user_properties=(*encoder.user_properties, *compressed), retain=route.retain)
+        self._batches[route.destination] = route.format if route.compression == "none" else "compressed"
         return encoder
 
     def _pack(self, destination: str, payloads: list[bytes]) -> bytes:
@@ -92,6 +134,8 @@ class RobotBridge:
         A destination no route names yet (spooled by an earlier run; a match route not yet discovered) is
         told by its records, as every reader tells them: JSON records start with `{`."""
         fmt = self._batches.get(destination)
+        if fmt == "compressed":  # compressed records are bytes whatever the format: the binary record batch
+            return frame_batch(payloads, max_payload=0)
         if fmt is None:
             shapes = {recognise(payload, unwrap=False) for payload in payloads}
             fmt = "json" if shapes == {FORMATS["json"].framings["mqtt"].shape} else "avro"
@@ -123,18 +167,24 @@ class RobotBridge:
             downlink.close()
         if self.tasks is not None:
             self.tasks.close()
+        if self.budget is not None:
+            self.budget.close()
         self.outbox.close()
         self.spool.close()
         self.registry.close()
 
     def summary(self) -> dict[str, dict[str, int]]:
         """Per route (by its str): received, sent (up) or published (down), dropped (all reasons), how many
-        were received by a sweep rather than an executor event (up), and held for a ROS subscriber (down)."""
+        were received by a sweep rather than an executor event (up), held for a ROS subscriber (down); chunks and
+        bytes before (encoded) and after compression and chunking (sent), up."""
         up = {str(r.route): {"received": r.counts.received, "sent": r.counts.sent,
-                             "dropped": sum(r.counts.dropped.values()), "swept": r.counts.swept, "held": 0}
+                             "dropped": sum(r.counts.dropped.values()), "swept": r.counts.swept, "held": 0,
+                             "chunks": r.counts.chunks, "bytes_encoded": r.counts.bytes_encoded,
+                             "bytes_sent": r.counts.bytes_sent}
               for r in self.routes}
         down = {str(d.route): {"received": d.counts.received, "sent": d.counts.published,
-                               "dropped": sum(d.counts.refused.values()), "swept": 0, "held": d.counts.held}
+                               "dropped": sum(d.counts.refused.values()), "swept": 0, "held": d.counts.held,
+                               "chunks": 0, "bytes_encoded": 0, "bytes_sent": 0}
                 for d in self.downlinks}
         return up | down
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,8 @@ from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 
 from swarm_bridge.codec import CodecError
+from swarm_bridge.codec.chunks import split_record
+from swarm_bridge.codec.compression import COMPRESSIONS
 from swarm_bridge.codec.rostypes import default_types
 from swarm_bridge.codec.wire import WireEncoder, stamp_reader
 from swarm_bridge.metrics import BridgeMetrics
@@ -24,7 +27,7 @@ from swarm_bridge.routing import Route, kafka_key
 from swarm_bridge.routing.rate import Decimator
 from swarm_bridge.transport.outbox import Outbox
 
-__all__ = ["RouteCounts", "UplinkRoute"]
+__all__ = ["RecordSink", "RouteCounts", "UplinkRoute", "to_outbox"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,9 @@ class RouteCounts:
     sent: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     swept: int = 0  # received by a sweep, not through the executor
+    chunks: int = 0  # chunks sent for records larger than the uplink's chunk_bytes
+    bytes_encoded: int = 0  # record bytes before compression
+    bytes_sent: int = 0  # bytes handed to the uplink (compressed, chunk headers included)
 
 
 class UplinkRoute:
@@ -51,19 +57,24 @@ class UplinkRoute:
     drop duplicates by (robot_id, stream, seq) and see a restart where the high bits change."""
 
     def __init__(self, node: Node, route: Route, *, robot_id: str, outbox: Outbox, metrics: BridgeMetrics,
-                 encoder: WireEncoder, run: int = 0) -> None:
+                 encoder: WireEncoder, run: int = 0, chunk_bytes: int = 0, sink: RecordSink | None = None) -> None:
+        """`chunk_bytes`: records larger than this go as chunks (0: never); `sink`: where records go (default
+        straight to the outbox; the budget's lanes when the robot has a budget)."""
         self.route = route
         self.counts = RouteCounts()
         self._robot_id = robot_id
         self._key = kafka_key(robot_id)
-        self._outbox = outbox
+        self._sink: RecordSink = sink or to_outbox(outbox)
+        self._chunk_bytes = chunk_bytes
+        self._compress = _compressor(route)
         self._decimator = Decimator(route.max_rate_hz)
         self._encoder = encoder
         self._stamp = stamp_reader(route.ros_type, default_types())
         self._seq = run << 32
         counts = self.counts
-        metrics.watch_route(str(route), lambda: {"received": counts.received, "sent": counts.sent},
-                            lambda: counts.dropped)
+        metrics.watch_route(str(route), lambda: {"received": counts.received, "sent": counts.sent,
+                                                 "chunks": counts.chunks}, lambda: counts.dropped)
+        metrics.watch_bytes(str(route), lambda: {"encoded": counts.bytes_encoded, "sent": counts.bytes_sent})
         self._subscription = node.create_subscription(
             message_class(route.ros_type), route.ros_topic, self._on_message,
             qos_preset(route.qos, depth=route.qos_depth), raw=True,
@@ -76,8 +87,9 @@ class UplinkRoute:
             self._lost: Any = _rclpy.EventHandle(self._subscription.handle,
                                                  QoSSubscriptionEventType.RCL_SUBSCRIPTION_MESSAGE_LOST)
         self._sweeper = node.create_timer(SWEEP_PERIOD_S, self._sweep_tick)
-        log.info("%s: up (%s, qos %s, priority %d%s)", route, route.ros_type, route.qos, route.priority,
-                 f", at most {route.max_rate_hz:g} Hz" if route.max_rate_hz else "")
+        log.info("%s: up (%s, qos %s, priority %d%s%s)", route, route.ros_type, route.qos, route.priority,
+                 f", at most {route.max_rate_hz:g} Hz" if route.max_rate_hz else "",
+                 f", {route.compression} level {route.compression_level}" if self._compress else "")
 
     def _sweep_tick(self) -> None:
         self.sweep()
@@ -132,11 +144,43 @@ class UplinkRoute:
             self._drop("cannot encode")
             log.warning("%s: dropped 1 (cannot encode: %s)", self.route, exc)
             return
+        seq, route, counts = self._seq, self.route, self.counts
         self._seq += 1
-        self._outbox.submit(self.route.stream, self.route.destination, self._key, payload,
-                            priority=self.route.priority, qos=self.route.mqtt_qos, retain=self.route.retain,
-                            received_ns=received_ns)
-        self.counts.sent += 1
+        counts.bytes_encoded += len(payload)
+        if self._compress is not None:
+            payload = self._compress(payload)
+        counts.sent += 1
+        parts = [payload]
+        if self._chunk_bytes and len(payload) > self._chunk_bytes:
+            parts = split_record(payload, robot_id=self._robot_id, stream=route.stream, seq=seq,
+                                 chunk_bytes=self._chunk_bytes)
+            counts.chunks += len(parts)
+        counts.bytes_sent += sum(map(len, parts))
+        self._sink(route, self._key, parts, received_ns)
 
     def _drop(self, reason: str, count: int = 1) -> None:
         self.counts.dropped[reason] += count
+
+
+RecordSink = Callable[[Route, bytes, list[bytes], int], None]
+"""Where a route hands each record: (route, key, parts: the record or its chunks in order, received_ns)."""
+
+
+def to_outbox(outbox: Outbox) -> RecordSink:
+    """Records straight to the outbox; a chunked record's latency is measured on its last chunk (whole then)."""
+
+    def sink(route: Route, key: bytes, parts: list[bytes], received_ns: int) -> None:
+        last = len(parts) - 1
+        for index, part in enumerate(parts):
+            outbox.submit(route.stream, route.destination, key, part, priority=route.priority, qos=route.mqtt_qos,
+                          retain=route.retain and last == 0, received_ns=received_ns if index == last else 0)
+
+    return sink
+
+
+def _compressor(route: Route) -> Callable[[bytes], bytes] | None:
+    """The route's record compression (None: records go as they are)."""
+    if route.compression == "none":
+        return None
+    codec, level = COMPRESSIONS[route.compression], route.compression_level
+    return lambda data: codec.compress(data, level)

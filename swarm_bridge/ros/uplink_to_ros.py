@@ -16,7 +16,9 @@ from typing import Any
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy
 
-from swarm_bridge.codec import CodecError, FramingError, RecordError, SchemaMismatch
+from swarm_bridge.codec import CodecError, RecordError, SchemaMismatch
+from swarm_bridge.codec.chunks import Reassembler, is_chunk, joined
+from swarm_bridge.codec.compression import DEFAULT_MAX_RECORD, compression_of, records_of
 from swarm_bridge.codec.framing import split_batch
 from swarm_bridge.codec.recognise import FormatWatch
 from swarm_bridge.codec.signing import is_signed, open_signed
@@ -101,21 +103,36 @@ class DownlinkRoute:
         counts = self.counts
         metrics.watch_route(str(route), lambda: {"received": counts.received, "published": counts.published,
                                                  "held": counts.held}, lambda: counts.refused)
-        uplink.subscribe(route.destination, self._on_record)
+        self._chunks: Reassembler[None] = Reassembler(max_bytes=64 << 20, max_record_bytes=DEFAULT_MAX_RECORD)
+        uplink.subscribe(route.destination, self._on_record, with_properties=True)
         log.info("%s: down (%s, qos %s%s)", route, route.ros_type, route.qos,
                  f"; commands wait up to {hold_s:g} s for a subscriber" if waits else "")
 
-    def _on_record(self, _topic: str, key: bytes | None, payload: bytes) -> None:
+    def _on_record(self, topic: str, key: bytes | None, payload: bytes,
+                   properties: list[tuple[str, str]] | None = None) -> None:
         if key is not None and key != self._robot_id.encode():
             return  # a Kafka topic shared by robots: another robot's record
-        if not self._batched:  # e.g. Kafka: records come one by one
+        if is_chunk(payload):  # a record larger than its sender's limit: whole once its last chunk is here
+            with self._lock:
+                settled = self._chunks.add(topic, payload, None, time.monotonic())
+                settled += self._chunks.expire(time.monotonic())
+            for one in settled:
+                if one.reason is not None:
+                    self.counts.received += 1
+                    self._refuse(one.reason, f"chunked record seq {one.ident[2]}")
+            whole = joined(settled)
+            if not whole:
+                return
+            payload = whole[0]
+        compression = compression_of(properties)
+        if not self._batched and compression is None:  # e.g. Kafka: records come one by one
             self._on_command(payload)
             return
-        try:
-            records = split_batch(payload)  # one record, or a batch of them (binary frame or JSON array)
-        except FramingError as exc:
+        try:  # one record, or a batch of them (binary frame or JSON array), each undone from its compression
+            records = records_of(payload, compression) if compression is not None else split_batch(payload)
+        except CodecError as exc:
             self.counts.received += 1
-            self._refuse(MALFORMED, f"cannot split: {exc}")
+            self._refuse(MALFORMED, f"cannot split or decompress: {exc}")
             return
         for record in records:
             self._on_command(record)

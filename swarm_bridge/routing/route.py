@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from swarm_bridge.config.robot import RobotBridgeConfig, RouteConfig
+from swarm_bridge.config.robot import PRECOMPRESSED_TYPES, RobotBridgeConfig, RouteConfig
 from swarm_bridge.config.uplinks import KafkaUplink, MqttUplink
 from swarm_bridge.routing.errors import RouteError
 from swarm_bridge.routing.naming import kafka_topic, mqtt_topic, robot_namespace, robot_topic
@@ -37,6 +37,8 @@ class Route:
     direction: str = "up"
     qos_depth: int | None = None
     retain: bool = False
+    compression: str = "none"  # "zstd", "lz4" (each record compressed) or "none"
+    compression_level: int = 0
 
     def __str__(self) -> str:
         if self.direction == "down":
@@ -113,4 +115,6 @@ def route_for(config: RobotBridgeConfig, rc: RouteConfig, topic: str, ros_type: 
         direction=rc.direction,
         qos_depth=rc.qos_depth,
         retain=rc.retain,
+        compression="none" if ros_type in PRECOMPRESSED_TYPES else rc.compression,  # compressed already: as is
+        compression_level=rc.level,
     )

@@ -9,7 +9,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from swarm_bridge.codec.errors import FramingError
+from swarm_bridge.codec.chunks import Reassembler, is_chunk, joined
+from swarm_bridge.codec.compression import compression_of, records_of
+from swarm_bridge.codec.errors import CodecError
 from swarm_bridge.codec.framing import split_batch
 from swarm_bridge.transport.kafka_tail import KafkaTail
 from swarm_bridge.transport.link import LinkError
@@ -40,6 +42,8 @@ class MqttTap:
         the broker cannot be reached or refuses the subscription."""
         self._split = split
         self.records: list[TappedRecord] = []
+        self.chunks: Reassembler[None] = Reassembler()  # chunked records put together (split=True); drops counted
+        self.undecodable = 0  # messages whose compression could not be undone (kept as they came)
         self._lock = threading.Lock()
         options = MqttOptions(host=host, port=port, client_id=client_id or f"tap-{uuid.uuid4().hex[:8]}",
                               clean_start=session_expiry_s == 0, session_expiry_s=session_expiry_s,
@@ -65,14 +69,26 @@ class MqttTap:
         self._client.close()
 
     def _on_message(self, message: Message) -> None:
-        """Every record of the message: a record batch counts as the records it carries."""
+        """Every record of the message: a record batch counts as the records it carries; chunks count as the
+        record they make once it is whole, compressed records as they were before compression."""
         arrived = time.time_ns()
         payload = message.payload
-        try:
-            payloads = split_batch(payload, max_payload=0) if self._split else [payload]
-        except FramingError:
-            payloads = [payload]  # kept as it came, for the reader to refuse with its own reason
         topic, retained = message.topic, message.retain
+        if self._split and is_chunk(payload):
+            with self._lock:
+                whole = joined(self.chunks.add(topic, payload, None, time.monotonic()))
+            if not whole:
+                return
+            payload = whole[0]
+        try:
+            compression = compression_of(message.packet.user_properties) if self._split else None
+            if compression is not None:
+                payloads = records_of(payload, compression, max_size=1 << 30)
+            else:
+                payloads = split_batch(payload, max_payload=0) if self._split else [payload]
+        except CodecError:
+            self.undecodable += 1
+            payloads = [payload]  # kept as it came, for the reader to refuse with its own reason
         with self._lock:
             self.records.extend(TappedRecord(topic, None, p, retained, arrived) for p in payloads)
 
@@ -89,6 +105,7 @@ class KafkaTap:
         self.records: list[TappedRecord] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self.chunks: Reassembler[None] = Reassembler()  # records the gateway wrote as chunks, put together
         self._tail = KafkaTail(bootstrap=bootstrap, topics=topics, from_start=from_start, timeout_s=timeout_s)
         self._thread = threading.Thread(target=self._run, name="kafka-tap", daemon=True)
         self._thread.start()
@@ -108,6 +125,11 @@ class KafkaTap:
             if got is None:
                 continue
             topic, key, value = got
+            if is_chunk(value):
+                whole = joined(self.chunks.add(f"{topic}/{key!r}", value, None, time.monotonic()))
+                if not whole:
+                    continue
+                value = whole[0]
             with self._lock:
                 self.records.append(TappedRecord(topic, key, value, False, time.time_ns()))
 

@@ -105,8 +105,16 @@ class KafkaLink:
                  retain: bool = False) -> None:
         """Nothing to do: Kafka records say what they are by their Confluent framing (schema id)."""
 
-    def subscribe(self, destination: str, on_record: Inbound) -> None:
-        """Read Kafka topic `destination`: only the reader's partition, committing after each record was handled."""
+    def subscribe(self, destination: str, on_record: Inbound, *, with_properties: bool = False) -> None:
+        """Read Kafka topic `destination`: only the reader's partition, committing after each record was handled;
+        `with_properties`: `on_record` takes the record's headers too, as (name, text) pairs."""
+        def deliver(msg: Any) -> None:
+            if with_properties:
+                headers = [(k, (v or b"").decode(errors="replace")) for k, v in msg.headers() or ()]
+                on_record(msg.topic() or "", msg.key(), msg.value() or b"", headers)
+            else:
+                on_record(msg.topic() or "", msg.key(), msg.value() or b"")
+
         if self._reader is None:
             raise LinkError(self.endpoint, f"cannot read {destination}: no reader key given",
                             "open the link with reader=KeyedReader(robot id, ...)")
@@ -119,7 +127,7 @@ class KafkaLink:
             "isolation.level": "read_committed",
             "logger": kafka_log(log),
         })
-        thread = threading.Thread(target=self._consume, args=(consumer, destination, self._reader, on_record),
+        thread = threading.Thread(target=self._consume, args=(consumer, destination, self._reader, deliver),
                                   daemon=True, name=f"kafka-in-{destination}")
         self._readers.append(thread)
         thread.start()
@@ -159,13 +167,13 @@ class KafkaLink:
             return False
         return found is not None and found.error is None and len(found.partitions) != self._placed.get(topic)
 
-    def _consume(self, consumer: Consumer, topic: str, reader: KeyedReader, on_record: Inbound) -> None:
+    def _consume(self, consumer: Consumer, topic: str, reader: KeyedReader, deliver: Callable[[Any], None]) -> None:
         try:
-            self._read(consumer, topic, reader, on_record)
+            self._read(consumer, topic, reader, deliver)
         finally:
             consumer.close()
 
-    def _read(self, consumer: Consumer, topic: str, reader: KeyedReader, on_record: Inbound) -> None:
+    def _read(self, consumer: Consumer, topic: str, reader: KeyedReader, deliver: Callable[[Any], None]) -> None:
         waiting_logged = False
         while not self._place(consumer, topic, reader):
             if not waiting_logged:
@@ -190,7 +198,7 @@ class KafkaLink:
             if msg is None or msg.error():
                 continue
             try:
-                on_record(msg.topic() or "", msg.key(), msg.value() or b"")
+                deliver(msg)
             except Exception:  # a malformed record must never stop the consumer
                 self.inbound_errors += 1
                 log.exception("%s: handling a record of %s failed", self.endpoint, msg.topic())

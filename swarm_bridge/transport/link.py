@@ -35,9 +35,11 @@ class LinkSettingError(SwarmBridgeError, ValueError):
         super().__init__(f"{where}: {problem}. Fix: {fix}")
 
 
-Inbound = Callable[[str, "bytes | None", bytes], None]
+Inbound = Callable[..., None]
 """Called with (topic, key or None, payload) for each record arriving on a subscription, from the client
-library's thread; it must not raise (the link logs and counts anything that escapes)."""
+library's thread, and with the record's properties as a fourth argument (MQTT 5 user properties, Kafka headers
+as (name, text) pairs) when subscribed `with_properties=True`; it must not raise (the link logs and counts
+anything that escapes)."""
 
 
 class LinkBusy(SwarmBridgeError, RuntimeError):
@@ -87,7 +89,7 @@ class Uplink(Protocol):
     def describe(self, destination: str, *, content_type: str, user_properties: tuple[tuple[str, str], ...] = (),
                  retain: bool = False) -> None: ...
 
-    def subscribe(self, destination: str, on_record: Inbound) -> None: ...
+    def subscribe(self, destination: str, on_record: Inbound, *, with_properties: bool = False) -> None: ...
 
     def service(self) -> None: ...
 

@@ -123,6 +123,7 @@ class MqttLink:
         self._described: dict[str, tuple[str, list[tuple[str, str]] | None]] = {}
         self._retained: set[str] = set()
         self._handlers: dict[str, Inbound] = {}
+        self._with_properties: set[str] = set()  # filters whose handler takes the user properties too
         self._unsubscribed_filters: set[str] = set()  # wanted, not yet granted (offline when asked)
         self._sub_lock = threading.Lock()
         self._subscribed = threading.Condition(self._sub_lock)  # notified when a SUBSCRIBE got its answer
@@ -211,9 +212,12 @@ class MqttLink:
             self._retained.add(destination)
         self._described[destination] = (content_type, list(user_properties) or None)
 
-    def subscribe(self, destination: str, on_record: Inbound) -> None:
-        """Receive every message on MQTT topic `destination` at QoS 1; kept across reconnects."""
+    def subscribe(self, destination: str, on_record: Inbound, *, with_properties: bool = False) -> None:
+        """Receive every message on MQTT topic `destination` at QoS 1; kept across reconnects. `with_properties`:
+        `on_record` takes the message's user properties too (e.g. the compression of its records)."""
         self._handlers[destination] = on_record
+        if with_properties:
+            self._with_properties.add(destination)
         with self._sub_lock:
             self._unsubscribed_filters.add(destination)
         if self.connected:
@@ -288,14 +292,18 @@ class MqttLink:
 
     def _on_message(self, message: Message) -> None:
         topic = message.topic
-        handler = self._handlers.get(topic)
-        if handler is None:
-            handler = next((h for f, h in self._handlers.items() if topic_matches(f, topic)), None)
-            if handler is None:
+        topic_filter: str | None = topic if topic in self._handlers else None
+        if topic_filter is None:
+            topic_filter = next((f for f in self._handlers if topic_matches(f, topic)), None)
+            if topic_filter is None:
                 log.warning("%s: message on %s matches no subscription; ignored", self.endpoint, topic)
                 return
+        handler = self._handlers[topic_filter]
         try:
-            handler(topic, None, message.payload)
+            if topic_filter in self._with_properties:
+                handler(topic, None, message.payload, list(message.packet.user_properties or ()))
+            else:
+                handler(topic, None, message.payload)
         except Exception:  # a malformed message must never stop the network thread
             self.inbound_errors += 1
             log.exception("%s: handling a message on %s failed", self.endpoint, topic)

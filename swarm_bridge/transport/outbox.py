@@ -74,13 +74,16 @@ class Outbox:
     def __init__(self, link: Uplink, spool: Spool, *, window: int = 1000, batch: int = 200,
                  on_acked: Callable[[Outgoing, int], None] | None = None,
                  pack: Callable[[str, list[bytes]], bytes] | None = None, max_batch: int = 1, eager: int = 1,
-                 retry_s: float = 1.0, overflow_bytes: int = 0) -> None:
+                 retry_s: float = 1.0, overflow_bytes: int = 0, alone: Callable[[bytes], bool] | None = None,
+                 max_batch_bytes: int = 0) -> None:
         """`window`: records in flight at most; `batch`: records taken from the spool at a time; `pack`: how
         several records of one destination become one payload, `pack(destination, payloads)` (each route's
         format decides; None: one record per send), at most
         `max_batch` per send; `eager`: sends in flight below which a record goes out at once; `retry_s`: after
         the broker refused a delivery on a live connection, records go to the spool and wait this long;
-        `overflow_bytes`: payload bytes that may wait in memory while the window is full (0: none, spool at once)."""
+        `overflow_bytes`: payload bytes that may wait in memory while the window is full (0: none, spool at once);
+        `alone(payload)`: True for a record never packed with others (a chunk of a larger record);
+        `max_batch_bytes`: payload bytes one packed send carries at most (0: no limit; a record alone may be larger)."""
         if window <= 0 or batch <= 0 or max_batch <= 0 or eager <= 0:
             raise LinkSettingError("outbox", f"window, batch, max_batch and eager must be > 0 (got window={window}, "
                                    f"batch={batch}, max_batch={max_batch}, eager={eager})",
@@ -98,6 +101,8 @@ class Outbox:
         self.stats = OutboxStats()
         self._on_acked = on_acked
         self._pack = pack
+        self._alone = alone or (lambda _payload: False)
+        self._max_batch_bytes = max_batch_bytes or 1 << 62
         self._order = spool.next_order
         self._lock = threading.Lock()
         self._inflight: dict[int, _Send] = {}  # token -> the records of one send
@@ -202,15 +207,19 @@ class Outbox:
         """Consecutive records of one destination, QoS and retain flag, at most `max_batch` each: what one send
         may carry; made as they are taken, so a caller that stops early pays only for what it took."""
         run: _Send = []
+        alone, size, max_bytes = self._alone, 0, self._max_batch_bytes
         for entry in entries:
             record, first = entry[0], run[0][0] if run else None
             if (first is not None and len(run) < self.max_batch and first.destination == record.destination
-                    and first.qos == record.qos and first.retain == record.retain):
+                    and first.qos == record.qos and first.retain == record.retain
+                    and size + len(record.payload) <= max_bytes
+                    and not alone(record.payload) and not alone(first.payload)):
                 run.append(entry)
+                size += len(record.payload)
             else:
                 if run:
                     yield run
-                run = [entry]
+                run, size = [entry], len(record.payload)
         if run:
             yield run
 

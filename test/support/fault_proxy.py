@@ -1,6 +1,7 @@
 """A loopback TCP proxy that breaks the link on purpose: forwards, delays, drops every connection, cuts one
-mid-stream after N bytes, holds the server's replies (a link that works one way), or refuses new connections
-for a while. Threads, bounded, for fault-injection tests."""
+mid-stream after N bytes, holds the server's replies (a link that works one way), refuses new connections
+for a while, or (MQTT) removes or changes single packets on their way to the broker. Threads, bounded, for
+fault-injection tests."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 __all__ = ["FaultProxy", "LinkFaults"]
@@ -21,13 +23,15 @@ _MAX_LINKS = 64
 class LinkFaults:
     """What the proxy does now: `delay_s` before each forwarded chunk, `cut_after` bytes (client -> server, per
     connection) before the connection is cut, `refuse` new connections, `blackhole` every byte (held, no reset),
-    `hold_replies`: the server's bytes (held, no reset) while the client's still go through."""
+    `hold_replies`: the server's bytes (held, no reset) while the client's still go through; `rewrite`: each MQTT
+    packet from the client, whole, becomes what it returns (None: the packet is removed)."""
 
     delay_s: float = 0.0
     cut_after: int | None = None
     refuse: bool = False
     blackhole: bool = False
     hold_replies: bool = False
+    rewrite: Callable[[bytes], bytes | None] | None = None
     counts: dict[str, int] = field(default_factory=lambda: {"accepted": 0, "refused": 0, "dropped": 0, "cut": 0})
 
 
@@ -87,6 +91,13 @@ class FaultProxy:
         works one way, so what the server received is never acknowledged to the client if the link then drops."""
         self.faults.hold_replies = on
 
+    def rewrite_mqtt(self, rewrite: Callable[[bytes], bytes | None] | None) -> None:
+        """From now on, each MQTT packet the client sends (fixed header, remaining length, body) is cut out of the
+        byte stream and replaced by `rewrite(packet)`; None removes it, and a removed QoS 1 PUBLISH is
+        acknowledged to the client by the proxy (a broker that took the message and lost it: a full queue), other
+        bytes change it (a payload corrupted on the way). None: forward as is."""
+        self.faults.rewrite = rewrite
+
     def refuse(self, on: bool) -> None:
         """Refuse (accept and close at once) new connections while `on`; open ones are not touched."""
         self.faults.refuse = on
@@ -130,6 +141,7 @@ class FaultProxy:
     def _pipe(self, client: socket.socket, server: socket.socket) -> None:
         """Both directions of one connection, until either side closes or a fault ends it."""
         upstream = 0
+        pending = b""  # client bytes not yet forming a whole MQTT packet (while rewriting)
         limit = self.faults.cut_after
         link = id(client)
         try:
@@ -151,6 +163,11 @@ class FaultProxy:
                             self.faults.counts["cut"] += 1
                             return
                         upstream += len(data)
+                        if self.faults.rewrite is not None:
+                            pending += data
+                            data, pending, acks = _rewrite_packets(pending, self.faults.rewrite)
+                            if acks:
+                                client.sendall(acks)
                         server.sendall(data)
                     else:
                         client.sendall(data)
@@ -180,6 +197,33 @@ class FaultProxy:
         self._acceptor.join(timeout=5)
         for thread in self._threads:
             thread.join(timeout=5)
+
+
+def _rewrite_packets(data: bytes, rewrite: Callable[[bytes], bytes | None]) -> tuple[bytes, bytes, bytes]:
+    """The whole MQTT packets at the start of `data`, each through `rewrite`; the rest (an incomplete one); the
+    PUBACKs (MQTT 5, success) of the QoS 1 PUBLISHes removed."""
+    out, acks, pos = [], [], 0
+    while pos + 2 <= len(data):
+        length, shift, at = 0, 0, pos + 1
+        while at < len(data) and at - pos <= 4:
+            byte = data[at]
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            at += 1
+            if not byte & 0x80:
+                break
+        else:
+            break  # the remaining length itself is incomplete
+        if at + length > len(data):
+            break
+        changed = rewrite(data[pos:at + length])
+        if changed is not None:
+            out.append(changed)
+        elif data[pos] >> 4 == 3 and (data[pos] >> 1) & 3 == 1:  # a QoS 1 PUBLISH: topic, then packet id
+            topic_end = at + 2 + int.from_bytes(data[at:at + 2], "big")
+            acks.append(b"\x40\x02" + data[topic_end:topic_end + 2])
+        pos = at + length
+    return b"".join(out), data[pos:], b"".join(acks)
 
 
 def _close(*socks: socket.socket) -> None:

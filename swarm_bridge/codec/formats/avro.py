@@ -41,7 +41,9 @@ def _schema(ros_type: str, types: RosTypes | None) -> object:
 
 def _mqtt_encoder(ros_type: str, types: RosTypes | None, _subject: str, _register: IdLookup | None) -> Encoding:
     fingerprint = avro_fingerprint(_schema(ros_type, types))
-    return Encoding(lambda body: frame_single_object(fingerprint, body), CONTENT_TYPE, (("ros_type", ros_type),))
+    # no size limit here: the robot sends a record above its uplink's chunk_bytes as chunks (codec/chunks.py)
+    return Encoding(lambda body: frame_single_object(fingerprint, body, max_payload=0), CONTENT_TYPE,
+                    (("ros_type", ros_type),))
 
 
 def _mqtt_decoder(ros_type: str, types: RosTypes | None, subject: str,
@@ -67,7 +69,7 @@ def _registered(ros_type: str, types: RosTypes | None, subject: str, ids: IdLook
 
 def _kafka_encoder(ros_type: str, types: RosTypes | None, subject: str, register: IdLookup | None) -> Encoding:
     schema_id = _registered(ros_type, types, subject, register, "register")
-    return Encoding(lambda body: frame_confluent(schema_id, body), CONTENT_TYPE)
+    return Encoding(lambda body: frame_confluent(schema_id, body, max_payload=0), CONTENT_TYPE)
 
 
 def _kafka_decoder(ros_type: str, types: RosTypes | None, subject: str,

@@ -221,7 +221,8 @@ def test_a_record_kafka_refuses_becomes_a_dead_letter_and_the_stream_goes_on(
     fleet = f"fleet_{tag}"
     config = write_config(tmp_path / "gw.yaml", gateway_id=f"gw_{tag}", fleet=fleet, mqtt_port=mosquitto.port,
                           bootstrap=kafka.bootstrap, registry=tmp_path / "registry",
-                          kafka={"dlq_topic": f"dlq_{tag}"}, max_payload=4 << 20)
+                          kafka={"dlq_topic": f"dlq_{tag}"}, max_payload=4 << 20,
+                          chunks={"kafka_chunk_bytes": 4 << 20})  # not chunked for Kafka: refused by it
     robot = SimRobot(f"r_{tag}", fleet, DEFAULT_MIX[:1])
     blob = StreamSpec("blob", "telemetry", "std_msgs/msg/String")
     encoder = wire_encoder("std_msgs/msg/String", "avro", "mqtt", subject="x")

@@ -47,7 +47,8 @@ def test_unknown_key_suggests_the_near_miss(tmp_path: Path) -> None:
         load_config(_write(tmp_path, bad), RobotBridgeConfig)
     message = str(info.value)
     assert "robot.yaml: routes[0]: unknown key 'max_rate' (did you mean 'max_rate_hz'?)" in message
-    assert "robot.yaml: routes[0]: unknown key 'colour'; known keys: channel, direction, format," in message
+    assert ("robot.yaml: routes[0]: unknown key 'colour'; known keys: channel, compression, compression_level, "
+            "direction, format,") in message
 
 
 def test_misspelled_key_gets_did_you_mean(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ class ScriptedLink:
     def describe(self, destination: str, *, content_type: str, user_properties: tuple[tuple[str, str], ...] = (),
                  retain: bool = False) -> None: ...
 
-    def subscribe(self, destination: str, on_record: Inbound) -> None: ...
+    def subscribe(self, destination: str, on_record: Inbound, *, with_properties: bool = False) -> None: ...
 
     def service(self) -> None: ...
 
@@ -253,6 +253,21 @@ def test_a_failed_batch_goes_back_whole(batching: tuple[ScriptedLink, Outbox]) -
     link.connected = True
     _settle(outbox)
     assert link.ack_all() == [b"[0,1,2,3,4]", b"5"]
+
+
+def test_chunks_are_never_packed_and_batches_stay_under_max_batch_bytes(tmp_path: Path) -> None:
+    link = ScriptedLink()
+    outbox = Outbox(link, Spool(tmp_path / "spool.db", max_bytes=1 << 20), window=100, batch=50, pack=_pack,
+                    max_batch=10, alone=lambda payload: payload.startswith(b"C"), max_batch_bytes=4)
+    try:
+        _submit(outbox, b"0", b"11", b"22", b"C3", b"C4", b"5", b"6")  # 0 leaves alone, the rest wait for its ack
+        for _ in range(5):
+            link.ack_all()
+            _settle(outbox)
+    finally:
+        outbox.close()
+    sent = [payload for payload, _qos, _retain in link.options]
+    assert sent == [b"0", b"[11,22]", b"C3", b"C4", b"[5,6]"]  # 11 and 22 fill the 4 bytes; a chunk goes alone
 
 
 @pytest.fixture()

@@ -1,0 +1,307 @@
+"""Benchmark: large records beside control topics under a bandwidth budget, one robot, one run, private Mosquitto.
+
+Streams (one publisher process): Odometry at 1 kHz (priority 5: never held back), 2 MB sensor_msgs/Image of a real
+photograph at 30 Hz (lz4) and 1 MB PointCloud2 of a lidar sweep at 10 Hz (zstd), through a robot_bridge process
+with a 50 Mbit/s budget and 256 KiB chunks. Measures:
+  odometry   loss, and added p99 latency (header.stamp -> at the broker via the bridge, minus header.stamp ->
+             a bare rclpy subscriber of the same streams in the same run)
+  large      images and clouds delivered whole (put together by the tap) and dropped (counted by the bridge), and
+             the bytes/s they took on the wire against the budget (odometry shares it and is never held back)
+  codecs     compression ratio and CPU ms per MB for zstd and lz4 on the same image and cloud
+  raw        a bare paho client moving the same 2 MB payloads (MB/s): the link's own limit on this machine
+  memory     the bridge's RSS at the start and end of the run (a soak with --soak-s)
+Prints the figures and ends with one JSON line.
+
+  python bench/large_messages.py [--quick] [--soak-s S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import paho.mqtt.client as paho
+import yaml
+from matplotlib import cbook
+from paho.mqtt.enums import CallbackAPIVersion
+from PIL import Image
+
+from swarm_bridge.brokers import Mosquitto, free_port, lease_domain
+from swarm_bridge.codec.compression import COMPRESSIONS
+from swarm_bridge.codec.wire import wire_decoder
+from swarm_bridge.sim.taps import MqttTap
+
+BUDGET = 50e6 / 8  # 50 Mbit/s in bytes/s
+ROBOT = "amr_l"
+PREFIX = f"swarm/bench/{ROBOT}/telemetry"
+
+PUBLISHER = textwrap.dedent('''
+    import sys, time, rclpy, numpy as np
+    from nav_msgs.msg import Odometry
+    from sensor_msgs.msg import Image, PointCloud2, PointField
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    seconds, expect, photo_file = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    rclpy.init()
+    node = rclpy.create_node("bench_large_source")
+    qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    deep = QoSProfile(depth=10000, reliability=ReliabilityPolicy.RELIABLE)
+    odom = node.create_publisher(Odometry, "/amr_l/odom", deep)
+    cam = node.create_publisher(Image, "/amr_l/camera", qos)
+    lidar = node.create_publisher(PointCloud2, "/amr_l/cloud", qos)
+    while min(p.get_subscription_count() for p in (odom, cam, lidar)) < expect:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    time.sleep(1.0)
+    image = Image(height=816, width=816, encoding="rgb8", step=816 * 3)
+    image.data = open(photo_file, "rb").read()
+    rng = np.random.default_rng(0)
+    cloud = PointCloud2(height=32, width=2048, point_step=16, row_step=16 * 2048, is_dense=True)
+    names = ("x", "y", "z", "intensity")
+    cloud.fields = [PointField(name=n, offset=4 * i, datatype=7, count=1) for i, n in enumerate(names)]
+    ring = np.linspace(0, 2 * np.pi, 2048)
+    points = np.stack([np.cos(ring) * 8, np.sin(ring) * 8, np.zeros_like(ring), np.full_like(ring, 40)], -1)
+    base = np.repeat(points[None], 32, 0).astype(np.float32)
+    msg = Odometry()
+    start = time.monotonic()
+    n = 0
+    next_image = next_cloud = start
+    while time.monotonic() - start < seconds:
+        now = time.monotonic()
+        if now >= next_image:
+            image.header.stamp.sec, image.header.stamp.nanosec = divmod(time.time_ns(), 10**9)
+            cam.publish(image)
+            next_image += 1 / 30
+        if now >= next_cloud:
+            cloud.data = (base + rng.normal(0, 0.01, base.shape).astype(np.float32)).tobytes()
+            lidar.publish(cloud)
+            next_cloud += 1 / 10
+        while n < (time.monotonic() - start) * 1000:
+            msg.pose.pose.position.x = float(n)
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(time.time_ns(), 10**9)
+            odom.publish(msg)
+            n += 1
+        time.sleep(0.0005)
+    print(n, flush=True)
+    time.sleep(3.0)
+''')
+
+BARE = textwrap.dedent('''
+    import sys, time, rclpy, json
+    from nav_msgs.msg import Odometry
+    from sensor_msgs.msg import Image, PointCloud2
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rclpy.experimental import EventsExecutor
+    seconds = float(sys.argv[1])
+    rclpy.init()
+    node = rclpy.create_node("bench_large_bare")
+    lat, counts = [], {"odom": 0, "camera": 0, "cloud": 0}
+    def on_odom(raw):
+        counts["odom"] += 1
+        sec, nsec = int.from_bytes(raw[4:8], "little"), int.from_bytes(raw[8:12], "little")
+        lat.append(time.time_ns() - (sec * 10**9 + nsec))
+    def counter(name):
+        def on(raw):
+            counts[name] += 1
+        return on
+    qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    deep = QoSProfile(depth=10000, reliability=ReliabilityPolicy.RELIABLE)
+    node.create_subscription(Odometry, "/amr_l/odom", on_odom, deep, raw=True)
+    node.create_subscription(Image, "/amr_l/camera", counter("camera"), qos, raw=True)
+    node.create_subscription(PointCloud2, "/amr_l/cloud", counter("cloud"), qos, raw=True)
+    ex = EventsExecutor(); ex.add_node(node)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        ex.spin_once(timeout_sec=0.05)
+    print(json.dumps({"counts": counts, "latency_ns": lat}))
+''')
+
+
+def photo(width: int, height: int) -> bytes:
+    """A real photograph (the portrait matplotlib ships) scaled to width x height, RGB8."""
+    path = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    image = Image.open(io.BytesIO(path.read_bytes())).convert("RGB")
+    return np.asarray(image.resize((width, height), Image.Resampling.BICUBIC)).tobytes()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def codecs(image: bytes) -> dict[str, Any]:
+    """Ratio and CPU ms per MB of each compression on the photograph and on a lidar-like float cloud."""
+    rng = np.random.default_rng(1)
+    ring = np.linspace(0, 2 * np.pi, 2048)
+    cloud = (np.stack([np.cos(ring) * 8, np.sin(ring) * 8, np.zeros_like(ring), np.full_like(ring, 40)], -1)[None]
+             .repeat(32, 0) + rng.normal(0, 0.01, (32, 2048, 4))).astype(np.float32).tobytes()
+    out: dict[str, Any] = {}
+    for name, codec in COMPRESSIONS.items():
+        for what, data in (("image", image), ("cloud", cloud)):
+            start = time.process_time()
+            packed = codec.compress(data, codec.default_level)
+            packing = time.process_time() - start
+            start = time.process_time()
+            codec.decompress(packed, len(data))
+            unpacking = time.process_time() - start
+            mb = len(data) / 1e6
+            out[f"{name}_{what}"] = {"ratio": round(len(packed) / len(data), 3),
+                                     "compress_ms_per_mb": round(packing * 1e3 / mb, 2),
+                                     "decompress_ms_per_mb": round(unpacking * 1e3 / mb, 2)}
+    return out
+
+
+def raw_paho(port: int, payload: bytes, count: int) -> float:
+    """MB/s of a bare paho client publishing `count` payloads at QoS 1 and waiting for their PUBACKs."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-large-raw", protocol=paho.MQTTv5)
+    acked = 0
+
+    def on_publish(*_args: object) -> None:
+        nonlocal acked
+        acked += 1
+
+    client.on_publish = on_publish
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    start = time.perf_counter()
+    for _ in range(count):
+        client.publish("bench/raw_large", payload, qos=1)
+    deadline = time.monotonic() + 60
+    while acked < count and time.monotonic() < deadline:
+        time.sleep(0.001)
+    seconds = time.perf_counter() - start
+    client.disconnect()
+    client.loop_stop()
+    return len(payload) * acked / seconds / 1e6
+
+
+def bridge_config(tmp: Path, port: int) -> Path:
+    path = tmp / "bridge.yaml"
+    path.write_text(yaml.safe_dump({
+        "robot_id": ROBOT, "fleet": "bench",
+        "uplink": {"kind": "mqtt", "port": port, "chunk_bytes": 256 * 1024},
+        "spool": {"path": str(tmp / "spool.db"), "max_mb": 512},
+        "budget": {"bytes_per_s": BUDGET, "keep_priority": 5, "max_wait_s": 1.0},
+        "routes": [
+            {"topic": f"/{ROBOT}/odom", "type": "nav_msgs/msg/Odometry", "channel": "telemetry",
+             "stream": "odometry", "qos": "reliable", "format": "avro", "priority": 5},
+            {"topic": f"/{ROBOT}/camera", "type": "sensor_msgs/msg/Image", "channel": "telemetry",
+             "stream": "camera", "qos": "reliable", "format": "avro", "priority": 1, "compression": "lz4"},
+            {"topic": f"/{ROBOT}/cloud", "type": "sensor_msgs/msg/PointCloud2", "channel": "telemetry",
+             "stream": "cloud", "qos": "reliable", "format": "avro", "priority": 0, "compression": "zstd"},
+        ],
+    }))
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a 6 s run instead of 30 s")
+    parser.add_argument("--soak-s", type=float, default=None, help="run this long instead (RSS over a soak)")
+    opts = parser.parse_args()
+    seconds = opts.soak_s or (6.0 if opts.quick else 30.0)
+    image = photo(816, 816)  # 2.0 MB
+    figures: dict[str, Any] = {"seconds": seconds, "budget_bytes_per_s": BUDGET, "codecs": codecs(image)}
+    with tempfile.TemporaryDirectory() as tmp_name, lease_domain() as domain:
+        tmp = Path(tmp_name)
+        (tmp / "photo.rgb").write_bytes(image)
+        env = {**os.environ, "ROS_DOMAIN_ID": str(domain.domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+        broker = Mosquitto(run_dir=tmp / "mosquitto", port=free_port())
+        broker.start()
+        try:
+            figures["raw_paho_mb_per_s"] = round(raw_paho(broker.port, image, 40), 1)
+            bare = subprocess.Popen([sys.executable, "-c", BARE, str(seconds + 15)], env=env, stdout=subprocess.PIPE,
+                                    text=True)
+            pub = subprocess.run([sys.executable, "-c", PUBLISHER, str(seconds), "1", str(tmp / "photo.rgb")],
+                                 env=env, capture_output=True, text=True, timeout=seconds + 120, check=True)
+            bare_out = json.loads(bare.communicate(timeout=seconds + 60)[0])
+            bare_sent = int(pub.stdout.split()[0])
+            figures["bare"] = {"odometry_sent": bare_sent, "received": bare_out["counts"],
+                               "odometry_p99_ms": round(percentile(bare_out["latency_ns"], 0.99) / 1e6, 3)}
+            figures["bridge"] = run_bridge(tmp, env, broker.port, seconds)
+        finally:
+            broker.stop()
+    bridge = figures["bridge"]
+    bridge["odometry_added_p99_ms"] = round(bridge["odometry_p99_ms"] - figures["bare"]["odometry_p99_ms"], 3)
+    large_mb_s = bridge["large_bytes_per_s"] / 1e6
+    print(f"raw paho, 2 MB payloads: {figures['raw_paho_mb_per_s']} MB/s; budget {BUDGET / 1e6:.2f} MB/s")
+    print(f"odometry: {bridge['odometry_received']} of {bridge['odometry_sent']} (lost {bridge['odometry_lost']}), "
+          f"p99 {bridge['odometry_p99_ms']} ms, bare p99 {figures['bare']['odometry_p99_ms']} ms, added "
+          f"{bridge['odometry_added_p99_ms']} ms (goal <= 5 ms, zero loss)")
+    print(f"images: {bridge['images_whole']} whole, {bridge['images_dropped']} dropped (counted); clouds: "
+          f"{bridge['clouds_whole']} whole, {bridge['clouds_dropped']} dropped; large streams took {large_mb_s:.2f} "
+          f"MB/s on the wire of the budget's {BUDGET / 1e6:.2f} ({large_mb_s / (BUDGET / 1e6):.2f})")
+    for name, codec in figures["codecs"].items():
+        print(f"{name}: ratio {codec['ratio']}, {codec['compress_ms_per_mb']} ms/MB to compress, "
+              f"{codec['decompress_ms_per_mb']} ms/MB to undo")
+    print(f"bridge RSS {bridge['rss_start_kb']} -> {bridge['rss_end_kb']} kB")
+    print(json.dumps(figures))
+    return 0
+
+
+def run_bridge(tmp: Path, env: dict[str, str], port: int, seconds: float) -> dict[str, Any]:
+    """The streams through a robot_bridge process under the budget; what reached the broker, whole."""
+    odom = wire_decoder("nav_msgs/msg/Odometry", "avro", "mqtt", subject="-")
+    tap = MqttTap(host="127.0.0.1", port=port, patterns=[f"{PREFIX}/#"])
+    wire = MqttTap(host="127.0.0.1", port=port, patterns=[f"{PREFIX}/camera", f"{PREFIX}/cloud"], split=False)
+    config = bridge_config(tmp, port)
+    bridge = subprocess.Popen([sys.executable, "-m", "swarm_bridge.nodes", "robot_bridge", "--config", str(config)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        pub = subprocess.Popen([sys.executable, "-c", PUBLISHER, str(seconds), "1", str(tmp / "photo.rgb")], env=env,
+                               stdout=subprocess.PIPE, text=True)
+        while not tap.records and pub.poll() is None:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        rss_start, first = rss_kb(bridge.pid), time.monotonic()
+        out, _ = pub.communicate(timeout=seconds + 120)
+        span = time.monotonic() - first
+        rss_end = rss_kb(bridge.pid)
+        time.sleep(2.0)
+    finally:
+        bridge.terminate()
+        log, _ = bridge.communicate(timeout=60)
+        tap.close()
+        wire.close()
+    sent = int(out.split()[0])
+    records = tap.snapshot()
+    by_stream: dict[str, list[Any]] = {"odometry": [], "camera": [], "cloud": []}
+    for record in records:
+        by_stream.setdefault(record.topic.rsplit("/", 1)[1], []).append(record)
+    envelopes = [(r, odom.decode(r.payload)) for r in by_stream["odometry"]]
+    latency = [r.arrived_ns - e.stamp_ns for r, e in envelopes]
+    large = sum(len(r.payload) for r in wire.snapshot())  # on the wire: compressed, chunk headers included
+    return {"odometry_sent": sent, "odometry_received": len({e.seq for _r, e in envelopes}),
+            "odometry_lost": sent - len({e.seq for _r, e in envelopes}),
+            "odometry_p99_ms": round(percentile(latency, 0.99) / 1e6, 3),
+            "images_whole": len(by_stream["camera"]), "images_dropped": _dropped(log, "camera"),
+            "clouds_whole": len(by_stream["cloud"]), "clouds_dropped": _dropped(log, "cloud"),
+            "large_bytes_per_s": large / max(span, 1e-9), "chunks_undone_by_tap": tap.chunks.completed,
+            "rss_start_kb": rss_start, "rss_end_kb": rss_end}
+
+
+def _dropped(log: str, stream: str) -> int:
+    """Records of `stream` the bridge counted as dropped (its stop summary)."""
+    marker = f"{PREFIX}/{stream}: dropped by reason: "
+    if marker not in log:
+        return 0
+    return sum(int(part.rsplit(": ", 1)[1]) for part in log.split(marker)[1].split("\n")[0].split(", "))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""The robot's bandwidth budget at work: routes hand their records to it instead of the outbox; records of
+control and state priorities go on at once, the others leave from the budget's lanes as its tokens allow, paced
+by a thread of their own. Drops are counted on their route; the budget's state changes are logged once each."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from swarm_bridge.codec.chunks import is_chunk
+from swarm_bridge.config.robot import BudgetConfig
+from swarm_bridge.routing import Route
+from swarm_bridge.routing.budget import Budget, Parcel
+from swarm_bridge.transport.outbox import Outbox
+
+__all__ = ["UplinkBudget"]
+
+log = logging.getLogger(__name__)
+
+_TICK_S = 0.05  # the pacer looks at least this often (expiry, a budget raised at run time)
+
+# One part as the outbox takes it: (route, key, payload, received_ns).
+_Part = tuple[Route, bytes, bytes, int]
+
+
+class UplinkBudget:
+    """A `RecordSink` (ros_to_uplink) in front of the outbox that keeps the uplink within `bytes_per_s`."""
+
+    def __init__(self, config: BudgetConfig, outbox: Outbox, *,
+                 on_drop: Callable[[str, str, int], None]) -> None:
+        """`on_drop(stream, reason, count)`: count records the budget dropped on their route."""
+        self.budget: Budget[_Part] = Budget(config.bytes_per_s, config.burst, keep_priority=config.keep_priority,
+                                            max_wait_s=config.max_wait_s, queue_bytes=config.queue_bytes)
+        self._outbox = outbox
+        self._on_drop = on_drop
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._short_logged = False
+        self._thread = threading.Thread(target=self._pace, name="uplink-budget", daemon=True)
+        self._thread.start()
+        log.info("budget: %s per second (burst %d bytes); priority %d and above never held back",
+                 _rate(config.bytes_per_s), config.burst, config.keep_priority)
+
+    def __call__(self, route: Route, key: bytes, parts: list[bytes], received_ns: int) -> None:
+        now = time.monotonic()
+        last = len(parts) - 1
+        items = [(route, key, part, received_ns if index == last else 0) for index, part in enumerate(parts)]
+        with self._lock:
+            if self.budget.keeps(route.priority):
+                self.budget.spend(sum(map(len, parts)), now)
+                for item in items:
+                    self._submit(item)
+                return
+            dropped = self.budget.offer(Parcel(route.stream, route.priority, items, [len(p) for p in parts], now),
+                                        now)
+            self._dropped(dropped)
+        self._wake.set()
+
+    def set_rate(self, bytes_per_s: float) -> None:
+        """A new budget at run time (the node's budget_bytes_per_s parameter); the bucket depth stays."""
+        with self._lock:
+            old = self.budget.bytes_per_s
+            self.budget.set_rate(bytes_per_s, now=time.monotonic())
+        log.info("budget: changed from %s to %s per second", _rate(old), _rate(bytes_per_s))
+        self._wake.set()
+
+    def close(self) -> None:
+        """Stop pacing; what still waits is handed to the outbox (spooled, not lost)."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=5)
+        with self._lock:
+            for parcel in self.budget.drain():
+                for item in parcel.parts[parcel.sent:]:
+                    self._submit(item)
+
+    def _pace(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                now = time.monotonic()
+                self._dropped(self.budget.expire(now))
+                for _parcel, item in self.budget.release(now):
+                    self._submit(item)
+                wait = min(_TICK_S, self.budget.wait_s(now))
+                self._state()
+            self._wake.wait(max(wait, 0.001))
+            self._wake.clear()
+
+    def _submit(self, item: _Part) -> None:
+        route, key, payload, received_ns = item
+        self._outbox.submit(route.stream, route.destination, key, payload, priority=route.priority,
+                            qos=route.mqtt_qos, retain=route.retain and not is_chunk(payload),
+                            received_ns=received_ns)
+
+    def _dropped(self, parcels: list[Parcel[_Part]]) -> None:
+        for parcel in parcels:
+            self._on_drop(parcel.stream, parcel.dropped or "budget", 1)
+
+    def _state(self) -> None:
+        """One log line when the budget starts dropping lower-priority records, one when it keeps up again."""
+        if self.budget.short and not self._short_logged:
+            self._short_logged = True
+            log.warning("budget: short (%s per second); lower-priority records are decimated or dropped, counted "
+                        "per route (%d bytes waiting)", _rate(self.budget.bytes_per_s), self.budget.queued)
+        elif self._short_logged and self.budget.kept_up():
+            self._short_logged = False
+            log.info("budget: keeps up again (%s per second)", _rate(self.budget.bytes_per_s))
+
+
+def _rate(bytes_per_s: float) -> str:
+    return f"{bytes_per_s / 1e6:.3g} MB ({bytes_per_s * 8 / 1e6:.3g} Mbit)"

@@ -1,0 +1,195 @@
+"""A robot's uplink bandwidth budget, pure: a token bucket over the bytes sent, shared by routes by priority.
+
+Records of routes at or above `keep_priority` (control, state) pass at once and spend tokens, the bucket going
+into debt if need be; the others wait in one lane per priority and leave part by part (a chunk at a time) while
+tokens last, the highest priority first, so a small record of a higher priority that arrives behind a large one
+leaves before the large one's remaining chunks. When the budget is short the lower priorities give way first:
+a waiting record of a stream is superseded by its stream's newer one (decimation), one that waited longer than
+`max_wait_s` is dropped, and beyond `queue_bytes` the lowest priority's oldest is dropped. A record whose first
+part left is never dropped (its reader would only count it lost). No clocks or threads of its own: callers pass
+`now` (seconds, monotonic).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from swarm_bridge.routing.errors import RouteError
+
+__all__ = ["QUEUE_FULL", "SUPERSEDED", "TOO_LATE", "Budget", "Parcel"]
+
+SUPERSEDED = "budget: superseded by a newer record"
+TOO_LATE = "budget: waited too long"
+QUEUE_FULL = "budget: queue full"
+
+P = TypeVar("P")
+
+
+@dataclass
+class Parcel(Generic[P]):
+    """One record on its way: its stream, priority, parts (one, or its chunks; `P` is what the caller sends per
+    part) and their sizes; `sent` counts the parts already released."""
+
+    stream: str
+    priority: int
+    parts: list[P]
+    sizes: list[int]
+    arrived: float
+    sent: int = 0
+    dropped: str | None = None  # the reason, once the budget dropped it
+
+    @property
+    def waiting_bytes(self) -> int:
+        return sum(self.sizes[self.sent:])
+
+
+@dataclass
+class Budget(Generic[P]):
+    """The bucket (`bytes_per_s`, depth `burst`) and the lanes below `keep_priority`; `drops` counts dropped
+    records by (stream, reason), `short` says whether the budget dropped anything since it last kept up."""
+
+    bytes_per_s: float
+    burst: int
+    keep_priority: int = 5
+    max_wait_s: float = 2.0
+    queue_bytes: int = 32 << 20
+    drops: Counter[tuple[str, str]] = field(default_factory=Counter)
+    short: bool = False
+    spent: int = 0  # bytes released since start
+    _tokens: float = -1.0
+    _at: float | None = None
+    _lanes: dict[int, list[Parcel[P]]] = field(default_factory=dict)
+    _queued: int = 0
+
+    def __post_init__(self) -> None:
+        self._check(self.bytes_per_s, self.burst)
+        self._tokens = float(self.burst)
+
+    @staticmethod
+    def _check(bytes_per_s: float, burst: int) -> None:
+        if not bytes_per_s > 0 or burst <= 0:
+            raise RouteError(f"budget bytes_per_s and burst must be > 0 (got {bytes_per_s}, {burst})",
+                             "give budget.bytes_per_s > 0 (e.g. 6250000 for 50 Mbit/s)")
+
+    def set_rate(self, bytes_per_s: float, burst: int | None = None, *, now: float) -> None:
+        """A new budget from now on (run time); tokens kept up to the new depth."""
+        self._refill(now)
+        burst = burst if burst is not None else self.burst
+        self._check(bytes_per_s, burst)
+        self.bytes_per_s, self.burst = bytes_per_s, burst
+        self._tokens = min(self._tokens, float(burst))
+
+    def keeps(self, priority: int) -> bool:
+        """Whether records of `priority` pass at once (control, state)."""
+        return priority >= self.keep_priority
+
+    def spend(self, size: int, now: float) -> None:
+        """A record that passed at once: its bytes come out of the bucket (which may go into debt)."""
+        self._refill(now)
+        self._tokens = max(self._tokens - size, -float(self.burst))
+        self.spent += size
+
+    def offer(self, parcel: Parcel[P], now: float) -> list[Parcel[P]]:
+        """Queue a record of a lower priority; returns the records dropped to make way (counted)."""
+        dropped: list[Parcel[P]] = []
+        lane = self._lanes.setdefault(parcel.priority, [])
+        for older in [p for p in lane if p.stream == parcel.stream and p.sent == 0]:
+            dropped.append(self._drop(lane, older, SUPERSEDED))  # decimation: the stream's newest waits instead
+        lane.append(parcel)
+        self._queued += parcel.waiting_bytes
+        while self._queued > self.queue_bytes:
+            victim = self._lowest_oldest(but=parcel)
+            if victim is None or victim.priority > parcel.priority:  # never a higher priority for a lower one
+                dropped.append(self._drop(lane, parcel, QUEUE_FULL))
+                break
+            dropped.append(self._drop(self._lanes[victim.priority], victim, QUEUE_FULL))
+        return dropped
+
+    def release(self, now: float) -> Iterator[tuple[Parcel[P], P]]:
+        """The parts that may leave now, one at a time, highest priority first (re-chosen after each part), while
+        tokens last; a part larger than the bucket leaves once the bucket is full, putting it into debt."""
+        self._refill(now)
+        while True:
+            parcel = self._next()
+            if parcel is None:
+                return
+            size = parcel.sizes[parcel.sent]
+            if self._tokens < min(size, self.burst):
+                return
+            self._tokens -= size
+            self.spent += size
+            self._queued -= size
+            part = parcel.parts[parcel.sent]
+            parcel.sent += 1
+            if parcel.sent == len(parcel.parts):
+                self._lanes[parcel.priority].remove(parcel)
+            yield parcel, part
+
+    def expire(self, now: float) -> list[Parcel[P]]:
+        """Drop the records not started that waited longer than `max_wait_s` (counted)."""
+        dropped = []
+        for lane in self._lanes.values():
+            for parcel in [p for p in lane if p.sent == 0 and now - p.arrived > self.max_wait_s]:
+                dropped.append(self._drop(lane, parcel, TOO_LATE))
+        return dropped
+
+    def wait_s(self, now: float) -> float:
+        """How long until the next waiting part can leave (0: now; a large value: nothing waits)."""
+        parcel = self._next()
+        if parcel is None:
+            return 3600.0
+        self._refill(now)
+        missing = min(parcel.sizes[parcel.sent], self.burst) - self._tokens
+        return max(0.0, missing / self.bytes_per_s)
+
+    def drain(self) -> list[Parcel[P]]:
+        """Every record still waiting, in priority order, taken out of the lanes (at stop: handed on, not lost)."""
+        out = [p for priority in sorted(self._lanes, reverse=True) for p in self._lanes[priority]]
+        self._lanes.clear()
+        self._queued = 0
+        return out
+
+    @property
+    def queued(self) -> int:
+        """Bytes waiting in the lanes."""
+        return self._queued
+
+    def kept_up(self) -> bool:
+        """Nothing waits: the budget carries what the routes offer (clears `short`)."""
+        idle = not any(self._lanes.values())
+        if idle:
+            self.short = False
+        return idle
+
+    def _next(self) -> Parcel[P] | None:
+        """The parcel whose next part leaves first: the highest priority; in a lane, one already started, else the
+        oldest."""
+        for priority in sorted(self._lanes, reverse=True):
+            lane = self._lanes[priority]
+            if lane:
+                return next((p for p in lane if p.sent), lane[0])
+        return None
+
+    def _lowest_oldest(self, *, but: Parcel[P]) -> Parcel[P] | None:
+        for priority in sorted(self._lanes):
+            for parcel in self._lanes[priority]:
+                if parcel.sent == 0 and parcel is not but:
+                    return parcel
+        return None
+
+    def _drop(self, lane: list[Parcel[P]], parcel: Parcel[P], reason: str) -> Parcel[P]:
+        lane.remove(parcel)
+        self._queued -= parcel.waiting_bytes
+        self.drops[(parcel.stream, reason)] += 1
+        self.short = True
+        parcel.dropped = reason
+        return parcel
+
+    def _refill(self, now: float) -> None:
+        if self._at is not None and now > self._at:
+            self._tokens = min(float(self.burst), self._tokens + (now - self._at) * self.bytes_per_s)
+        if self._at is None or now > self._at:
+            self._at = now
