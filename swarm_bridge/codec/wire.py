@@ -5,7 +5,9 @@ formats table (`codec.formats.FORMATS`, one module per format under `codec/forma
 |----------|---------------------------------------------------|----------------------------------------|
 | json     | UTF-8 JSON record, content type application/json  | the same JSON, no framing              |
 | avro     | single-object encoding: C3 01, fingerprint, body  | magic 0, schema id (registered), body  |
-| protobuf | serialized record; content type names the message | not yet (record files import others)   |
+| protobuf | serialized record; content type names the message | magic 0, schema id, message index 00, record |
+
+Protobuf on Kafka registers each .proto the record imports as a subject of its own, referenced by the record's.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from swarm_bridge.codec.envelope import Envelope
 from swarm_bridge.codec.errors import CodecError
 from swarm_bridge.codec.formats import FORMATS
 from swarm_bridge.codec.formats.avro import AVRO
+from swarm_bridge.codec.formats.base import IdLookup
 from swarm_bridge.codec.records import RecordCodec, RecordFormat, record_codec
 from swarm_bridge.codec.rostypes import RosTypes
 
 if TYPE_CHECKING:
-    from swarm_bridge.codec.registry import SchemaRegistry
+    from swarm_bridge.codec.registry import RegisteredSchema, SchemaRegistry
 
 __all__ = [
     "RegistryIds", "WireDecoder", "WireEncoder", "registry_ids", "route_subject", "stamp_reader", "wire_decoder",
@@ -51,29 +54,30 @@ class WireEncoder:
 
 
 def wire_encoder(ros_type: str, fmt: RecordFormat, transport: str, *, subject: str,
-                 register: Callable[[str, object], int] | None = None, types: RosTypes | None = None) -> WireEncoder:
+                 register: IdLookup | None = None, types: RosTypes | None = None) -> WireEncoder:
     """The encoder of a route (its format's framing on `transport`, `codec.formats.FORMATS`);
-    `register(subject, schema) -> id` is needed where the framing carries a registry id (Avro on Kafka)."""
+    `register(subject, schema) -> registration` is needed where the framing carries a registry id (on Kafka)."""
     codec = record_codec(ros_type, fmt, types)
     encoding = FORMATS[fmt].framing(transport, ros_type).encoder(ros_type, types, subject, register)
     return WireEncoder(codec, encoding.frame, encoding.content_type, encoding.user_properties)
 
 
 class RegistryIds:
-    """`(subject, schema) -> id` against the registry at `location`, registering the schema when it is new
-    (an identical schema again returns its id). One per process: opened at first use, closed by `close()`."""
+    """`(subject, schema) -> RegisteredSchema` (id, version) against the registry at `location`, registering the
+    schema when it is new (an identical schema again returns its registration). One per process: opened at first
+    use, closed by `close()`."""
 
     def __init__(self, location: str) -> None:
         self.location = location
         self._registry: SchemaRegistry | None = None
         self._lock = threading.Lock()
 
-    def __call__(self, subject: str, schema: object) -> int:
+    def __call__(self, subject: str, schema: object) -> RegisteredSchema:
         from swarm_bridge.codec.registry import Schema
 
         if not isinstance(schema, Schema):
             raise TypeError(f"expected a registry Schema, got {type(schema).__name__}")
-        return self.registry.register(subject, schema).id
+        return self.registry.register(subject, schema)
 
     @property
     def registry(self) -> SchemaRegistry:
@@ -119,8 +123,8 @@ class WireDecoder:
 
 
 def wire_decoder(ros_type: str, fmt: RecordFormat, transport: str, *, subject: str,
-                 lookup: Callable[[str, object], int] | None = None, types: RosTypes | None = None) -> WireDecoder:
-    """The decoder matching `wire_encoder`; `lookup(subject, schema) -> id` finds the registered id (Kafka)."""
+                 lookup: IdLookup | None = None, types: RosTypes | None = None) -> WireDecoder:
+    """The decoder matching `wire_encoder`; `lookup(subject, schema) -> registration` finds the id (Kafka)."""
     codec = record_codec(ros_type, fmt, types)
     return WireDecoder(codec, FORMATS[fmt].framing(transport, ros_type).decoder(ros_type, types, subject, lookup))
 

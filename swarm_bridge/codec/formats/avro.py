@@ -62,7 +62,7 @@ def _registered(ros_type: str, types: RosTypes | None, subject: str, ids: IdLook
         raise CodecError(f"{ros_type}: Avro on Kafka needs a schema registry to {what} subject {subject}")
     from swarm_bridge.codec.registry import Schema
 
-    return ids(subject, Schema.avro(_schema(ros_type, types)))
+    return ids(subject, Schema.avro(_schema(ros_type, types))).id
 
 
 def _kafka_encoder(ros_type: str, types: RosTypes | None, subject: str, register: IdLookup | None) -> Encoding:
@@ -85,8 +85,10 @@ def _kafka_decoder(ros_type: str, types: RosTypes | None, subject: str,
 
 SINGLE_OBJECT = WireShape("avro-single-object", "avro", ("mqtt",), "starts C3 01, then an 8-byte schema fingerprint",
                           lambda data, _ct: data.startswith(SINGLE_OBJECT_MAGIC))
-CONFLUENT = WireShape("avro-confluent", "avro", ("kafka",), "starts 00, then a 4-byte schema id",
-                      lambda data, _ct: data[:1] == b"\x00" and len(data) >= 5)
+# A record's Avro body starts with its robot id's length (a non-empty string: never 00); 00 there is Protobuf's
+# message index of the record (`formats.protobuf.CONFLUENT`).
+CONFLUENT = WireShape("avro-confluent", "avro", ("kafka",), "starts 00, then a 4-byte schema id, then not 00",
+                      lambda data, _ct: data[:1] == b"\x00" and len(data) >= 6 and data[5] != 0)
 
 AVRO = WireFormat("avro", _codec, CONTENT_TYPE, {
     "mqtt": Framing(SINGLE_OBJECT, _mqtt_encoder, _mqtt_decoder),

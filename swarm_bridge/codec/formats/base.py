@@ -5,19 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from swarm_bridge.codec.errors import CodecError
 
 if TYPE_CHECKING:
     from swarm_bridge.codec.records import RecordCodec
+    from swarm_bridge.codec.registry import RegisteredSchema
     from swarm_bridge.codec.rostypes import RosTypes
 
 __all__ = ["DecoderFactory", "EncoderFactory", "Encoding", "Framing", "IdLookup", "WireFormat", "WireShape",
            "content_type_is", "same"]
 
-IdLookup = Callable[[str, object], int]
-"""`(subject, schema) -> registry id`: registers (encoder side) or looks up (decoder side) a schema."""
+IdLookup = Callable[[str, Any], "RegisteredSchema"]
+"""`(subject, schema) -> its registration (id, version)`: registers (encoder side) or finds (decoder side) a schema."""
 
 
 @dataclass(frozen=True)
