@@ -21,12 +21,12 @@ from swarm_bridge.codec.envelope import Envelope
 from swarm_bridge.codec.errors import CodecError
 from swarm_bridge.codec.formats import FORMATS
 from swarm_bridge.codec.formats.avro import AVRO
-from swarm_bridge.codec.formats.base import IdLookup
+from swarm_bridge.codec.formats.base import IdLookup, SchemaLookup
 from swarm_bridge.codec.records import RecordCodec, RecordFormat, record_codec
 from swarm_bridge.codec.rostypes import RosTypes
 
 if TYPE_CHECKING:
-    from swarm_bridge.codec.registry import RegisteredSchema, SchemaRegistry
+    from swarm_bridge.codec.registry import RegisteredSchema, Schema, SchemaRegistry
 
 __all__ = [
     "RegistryIds", "WireDecoder", "WireEncoder", "registry_ids", "route_subject", "stamp_reader", "wire_decoder",
@@ -79,6 +79,14 @@ class RegistryIds:
             raise TypeError(f"expected a registry Schema, got {type(schema).__name__}")
         return self.registry.register(subject, schema)
 
+    def by_id(self, schema_id: int) -> Schema:
+        """The schema with registry id `schema_id` (a writer's, to resolve its records)."""
+        return self.registry.by_id(schema_id)
+
+    def by_fingerprint(self, fingerprint: int) -> RegisteredSchema:
+        """The Avro schema with this fingerprint (a writer's on MQTT, to resolve its records)."""
+        return self.registry.by_fingerprint(fingerprint)
+
     @property
     def registry(self) -> SchemaRegistry:
         """The registry, opened on first use."""
@@ -123,8 +131,9 @@ class WireDecoder:
 
 
 def wire_decoder(ros_type: str, fmt: RecordFormat, transport: str, *, subject: str,
-                 lookup: IdLookup | None = None, types: RosTypes | None = None) -> WireDecoder:
-    """The decoder matching `wire_encoder`; `lookup(subject, schema) -> registration` finds the id (Kafka)."""
+                 lookup: SchemaLookup | None = None, types: RosTypes | None = None) -> WireDecoder:
+    """The decoder matching `wire_encoder`; `lookup` finds the reader's id (Kafka) and the schemas of writers of
+    other versions, whose records are resolved to the reader's (Avro schema resolution)."""
     codec = record_codec(ros_type, fmt, types)
     return WireDecoder(codec, FORMATS[fmt].framing(transport, ros_type).decoder(ros_type, types, subject, lookup))
 

@@ -5,20 +5,31 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from swarm_bridge.codec.errors import CodecError
 
 if TYPE_CHECKING:
     from swarm_bridge.codec.records import RecordCodec
-    from swarm_bridge.codec.registry import RegisteredSchema
+    from swarm_bridge.codec.registry import RegisteredSchema, Schema
     from swarm_bridge.codec.rostypes import RosTypes
 
-__all__ = ["DecoderFactory", "EncoderFactory", "Encoding", "Framing", "IdLookup", "WireFormat", "WireShape",
-           "content_type_is", "same"]
+__all__ = ["DecoderFactory", "EncoderFactory", "Encoding", "Framing", "IdLookup", "SchemaLookup", "WireFormat",
+           "WireShape", "content_type_is", "same"]
 
 IdLookup = Callable[[str, Any], "RegisteredSchema"]
 """`(subject, schema) -> its registration (id, version)`: registers (encoder side) or finds (decoder side) a schema."""
+
+
+class SchemaLookup(Protocol):
+    """What a decoder asks of the registry: its own schema's registration, and a writer's schema by registry id
+    (Kafka) or Avro fingerprint (MQTT), to resolve records of another version to its own (`codec.wire.RegistryIds`)."""
+
+    def __call__(self, subject: str, schema: Any, /) -> RegisteredSchema: ...
+
+    def by_id(self, schema_id: int) -> Schema: ...
+
+    def by_fingerprint(self, fingerprint: int) -> RegisteredSchema: ...
 
 
 @dataclass(frozen=True)
@@ -61,7 +72,7 @@ class Encoding(NamedTuple):
 
 # (ros_type, types, subject, register or lookup) -> the route's framing, encoder or decoder side.
 EncoderFactory = Callable[[str, "RosTypes | None", str, "IdLookup | None"], Encoding]
-DecoderFactory = Callable[[str, "RosTypes | None", str, "IdLookup | None"], Callable[[bytes], bytes]]
+DecoderFactory = Callable[[str, "RosTypes | None", str, "SchemaLookup | None"], Callable[[bytes], bytes]]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from swarm_bridge.codec.errors import CodecError, SchemaMismatch
-from swarm_bridge.codec.formats.base import Encoding, Framing, IdLookup, WireFormat, WireShape, content_type_is, same
+from swarm_bridge.codec.formats.base import (
+    Encoding,
+    Framing,
+    IdLookup,
+    SchemaLookup,
+    WireFormat,
+    WireShape,
+    content_type_is,
+    same,
+)
 from swarm_bridge.codec.framing import (
     PROTOBUF_CONTENT_TYPE,
     frame_batch,
@@ -34,13 +43,17 @@ def _codec(ros_type: str, types: RosTypes) -> RecordCodec:
     return ProtoRecordCodec(ros_type, types)
 
 
-def _mqtt_encoder(ros_type: str, _types: RosTypes | None, _subject: str, _register: IdLookup | None) -> Encoding:
+def _mqtt_encoder(ros_type: str, types: RosTypes | None, subject: str, register: IdLookup | None) -> Encoding:
+    """With `register`, the record's schema and imports are registered first (refused at a robot's start if the
+    level forbids them), as on Kafka."""
+    if register is not None:
+        _registered(ros_type, types, subject, register, "register")
     props = proto_mqtt_properties(f"swarm_bridge.record.{ros_type.replace('/', '.')}", 1, ros_type=ros_type)
     return Encoding(same, props.content_type, tuple(props.user_properties))
 
 
 def _mqtt_decoder(_ros_type: str, _types: RosTypes | None, _subject: str,
-                  _lookup: IdLookup | None) -> Callable[[bytes], bytes]:
+                  _lookup: SchemaLookup | None) -> Callable[[bytes], bytes]:
     return same
 
 
@@ -75,14 +88,29 @@ def _kafka_encoder(ros_type: str, types: RosTypes | None, subject: str, register
 
 
 def _kafka_decoder(ros_type: str, types: RosTypes | None, subject: str,
-                   lookup: IdLookup | None) -> Callable[[bytes], bytes]:
+                   lookup: SchemaLookup | None) -> Callable[[bytes], bytes]:
+    """Records of another version of the same record message are read as they are: Protobuf readers skip fields
+    they do not know and default the ones missing (the registry's rules keep numbers and types permanent)."""
+    from swarm_bridge.codec.protobuf_schema import record_message_name
+
     schema_id = _registered(ros_type, types, subject, lookup, "look up")
+    record = record_message_name(ros_type)
+    versions = {schema_id}
 
     def confluent(payload: bytes) -> bytes:
         frame = parse_confluent(payload, message_indexes=True)
-        if frame.schema_id != schema_id or frame.message_indexes != RECORD_INDEXES:
-            raise SchemaMismatch(subject, f"schema id {schema_id}, message {RECORD_INDEXES}",
-                                 f"schema id {frame.schema_id}, message {frame.message_indexes}")
+        if frame.message_indexes != RECORD_INDEXES:
+            raise SchemaMismatch(subject, f"message {RECORD_INDEXES} of its file", f"{frame.message_indexes}")
+        if frame.schema_id not in versions:
+            assert lookup is not None  # _registered refused a decoder without one
+            writer = lookup.by_id(frame.schema_id)
+            file = writer.parsed() if writer.kind == "PROTOBUF" else None
+            name = f"{file.package}.{file.message_type[0].name}" if file is not None and file.message_type else ""
+            if name != record:
+                raise SchemaMismatch(subject, f"a version of {record}", f"schema id {frame.schema_id}: "
+                                     f"{name or writer.kind}")
+            if len(versions) < 256:
+                versions.add(frame.schema_id)
         return bytes(frame.payload)
 
     return confluent

@@ -67,11 +67,11 @@ def message_class(client: SchemaRegistryClient, schema_id: int) -> Any:
 
     def add(schema: ClientSchema, name: str) -> descriptor_pb2.FileDescriptorProto:
         for ref in schema.references or []:
-            name, subject, version = str(ref.name), str(ref.subject), int(ref.version or 0)
+            imported, subject, version = str(ref.name), str(ref.subject), int(ref.version or 0)
             try:
-                pool.FindFileByName(name)
+                pool.FindFileByName(imported)
             except KeyError:
-                add(client.get_version(subject, version).schema, name)
+                add(client.get_version(subject, version).schema, imported)
         file = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(str(schema.schema_str)))
         file.name = name
         pool.Add(file)

@@ -90,9 +90,10 @@ def _known(pool: descriptor_pool.DescriptorPool, name: str) -> bool:
     return True
 
 
-def test_a_record_of_another_schema_is_refused_naming_both(tmp_path: Path) -> None:
-    value = _encoder(tmp_path).encode(ENVELOPE)
-    other = value[:4] + bytes([value[4] + 1]) + value[5:]
+def test_a_record_of_another_message_is_refused_naming_it(tmp_path: Path) -> None:
+    _encoder(tmp_path).encode(ENVELOPE)
+    other = _encoder(tmp_path, "std_msgs/msg/String", "fleet.telemetry.s").encode(
+        Envelope("amr_1", "s", 1, 1, "std_msgs/msg/String", {"data": "x"}))
     decoder = wire_decoder(IMU, "protobuf", "kafka", subject=f"{TOPIC}-value", lookup=registry_ids(str(tmp_path)))
-    with pytest.raises(SchemaMismatch, match="schema id"):
+    with pytest.raises(SchemaMismatch, match=r"swarm_bridge\.record\.std_msgs\.msg\.String"):
         decoder.decode(other)
