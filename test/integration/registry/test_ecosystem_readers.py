@@ -25,8 +25,9 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from registry_server import apicurio
 
-from swarm_bridge.brokers import Kafka, Mosquitto, free_port
+from swarm_bridge.brokers import Kafka, Mosquitto
 from swarm_bridge.brokers.registry import SchemaRegistryServer
 from swarm_bridge.codec.envelope import Envelope
 from swarm_bridge.codec.rostypes import default_types
@@ -42,10 +43,8 @@ TASK_COMMAND = "swarm_bridge_msgs/msg/TaskCommand"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SchemaRegistryServer]:
     """A private Apicurio Registry for this module, stopped at the end."""
-    registry = SchemaRegistryServer(run_dir=tmp_path_factory.mktemp("schema-registry"), port=free_port())
-    registry.start()
-    yield registry
-    registry.stop()
+    with apicurio(tmp_path_factory) as registry:
+        yield registry
 
 
 @pytest.fixture()
