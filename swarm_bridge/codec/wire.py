@@ -54,12 +54,20 @@ class WireEncoder:
 
 
 def wire_encoder(ros_type: str, fmt: RecordFormat, transport: str, *, subject: str,
-                 register: IdLookup | None = None, types: RosTypes | None = None) -> WireEncoder:
+                 register: IdLookup | None = None, types: RosTypes | None = None,
+                 pin: RegisteredSchema | None = None) -> WireEncoder:
     """The encoder of a route (its format's framing on `transport`, `codec.formats.FORMATS`);
-    `register(subject, schema) -> registration` is needed where the framing carries a registry id (on Kafka)."""
+    `register(subject, schema) -> registration` is needed where the framing carries a registry id (on Kafka);
+    `pin`: a registered version of the subject the records are written in instead (resolved from the route's own)."""
     codec = record_codec(ros_type, fmt, types)
     encoding = FORMATS[fmt].framing(transport, ros_type).encoder(ros_type, types, subject, register)
-    return WireEncoder(codec, encoding.frame, encoding.content_type, encoding.user_properties)
+    if pin is None:
+        return WireEncoder(codec, encoding.frame, encoding.content_type, encoding.user_properties)
+    pinning = FORMATS[fmt].pin
+    if pinning is None:
+        raise CodecError(f"{ros_type}: format {fmt} cannot be pinned to a registered version (avro can)")
+    return WireEncoder(codec, pinning(ros_type, types, transport, pin), encoding.content_type,
+                       encoding.user_properties)
 
 
 class RegistryIds:
@@ -82,6 +90,10 @@ class RegistryIds:
     def by_id(self, schema_id: int) -> Schema:
         """The schema with registry id `schema_id` (a writer's, to resolve its records)."""
         return self.registry.by_id(schema_id)
+
+    def version(self, subject: str, version: int) -> RegisteredSchema:
+        """One registered version of `subject` (a route pinned to it)."""
+        return self.registry.version(subject, version)
 
     def by_fingerprint(self, fingerprint: int) -> RegisteredSchema:
         """The Avro schema with this fingerprint (a writer's on MQTT, to resolve its records)."""

@@ -86,6 +86,10 @@ class RouteConfig(Strict):
     retain: bool = Field(default=False, description="MQTT: the broker keeps the last record for late subscribers")
     priority: int = Field(default=1, ge=0, le=255, description="higher drains first and is dropped last")
     max_rate_hz: float | None = Field(default=None, gt=0, description="decimate to at most this rate (up only)")
+    schema_version: int | None = Field(default=None, ge=1, description="avro, up: pin the route to this registered "
+                                       "version of its subject (rollout/rollback): the robot's message is resolved "
+                                       "to it (fields it lacks get their defaults, fields it adds are left out); "
+                                       "set with `swarm-bridge schema pin`")
 
     @field_validator("topic")
     @classmethod
@@ -99,6 +103,9 @@ class RouteConfig(Strict):
     def _down_takes_no_rate(self) -> RouteConfig:
         if self.direction == "down" and self.max_rate_hz is not None:
             raise ConfigValueError("max_rate_hz applies to direction 'up' only (commands are never decimated)")
+        if self.schema_version is not None and (self.direction != "up" or self.format != "avro"):
+            raise ConfigValueError(f"schema_version pins an up route of format avro (this one is {self.direction}, "
+                                   f"{self.format}); remove it")
         return self
 
     @model_validator(mode="after")
@@ -197,6 +204,9 @@ class RobotBridgeConfig(Strict):
                 carried = " or ".join(fmt for fmt, kinds in ROUTE_FORMATS.items() if kind in kinds)
                 raise ConfigValueError(f"routes[{index}].format: {route.format} on a {kind} uplink is not supported "
                                        f"yet; use {carried}")
+            if route.schema_version is not None and kind == "mqtt" and self.registry is None:
+                raise ConfigValueError(f"routes[{index}].schema_version: a pinned version is read from the registry; "
+                                       "set registry (the fleet's, the one the gateway uses)")
         return self
 
     @model_validator(mode="after")

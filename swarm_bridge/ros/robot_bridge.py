@@ -16,7 +16,6 @@ from swarm_bridge.ros.discovery import RouteDiscovery
 from swarm_bridge.ros.ros_to_uplink import UplinkRoute
 from swarm_bridge.ros.uplink_to_ros import DownlinkRoute
 from swarm_bridge.routing import Route, routes_for
-from swarm_bridge.routing.naming import kafka_topic
 from swarm_bridge.spool import Spool
 from swarm_bridge.transport import Uplink
 from swarm_bridge.transport.outbox import Outbox, Outgoing
@@ -80,8 +79,12 @@ class RobotBridge:
         # Kafka records carry a registry id; on MQTT the schema is registered only with a registry configured,
         # so that a version the registry forbids is refused here, before any record leaves
         register = self.registry if route.scheme == "kafka" or self.config.registry else None
+        subject = self._subject(route)
+        pin = None if route.schema_version is None else self.registry.version(subject, route.schema_version)
         encoder = wire_encoder(route.ros_type, route.format, route.scheme,  # type: ignore[arg-type]
-                               subject=self._subject(route), register=register)
+                               subject=subject, register=register, pin=pin)
+        if pin is not None:
+            log.info("%s: pinned to version %d of %s (id %d)", route, pin.version, subject, pin.id)
         self.uplink.describe(route.destination, content_type=encoder.content_type,
                              user_properties=encoder.user_properties, retain=route.retain)
         self._batches[route.destination] = route.format
@@ -105,8 +108,7 @@ class RobotBridge:
     def _subject(self, route: Route) -> str:
         """The registry subject of the route's records (config `subject_name_strategy`): on MQTT, the one of the
         Kafka topic a gateway's default rules write them to (`fleet.<channel>.<stream>`)."""
-        topic = route.destination if route.scheme == "kafka" else kafka_topic(route.channel, route.stream)
-        return route_subject(self.config.subject_name_strategy, topic, route.ros_type)
+        return route_subject(self.config.subject_name_strategy, route.kafka_topic, route.ros_type)
 
     def flush(self, timeout_s: float) -> int:
         """Wait until every record is acknowledged upstream; returns how many are still waiting."""

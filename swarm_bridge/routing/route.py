@@ -37,6 +37,13 @@ class Route:
     direction: str = "up"
     qos_depth: int | None = None
     retain: bool = False
+    schema_version: int | None = None  # pinned registered version of the route's subject (avro, up)
+
+    @property
+    def kafka_topic(self) -> str:
+        """The Kafka topic the route's records end in: its destination on Kafka; on MQTT the one a gateway's default
+        up rules write (`fleet.<channel>.<stream>`). Its registry subject is named after it."""
+        return self.destination if self.scheme == "kafka" else kafka_topic(self.channel, self.stream)
 
     def __str__(self) -> str:
         if self.direction == "down":
@@ -113,4 +120,5 @@ def route_for(config: RobotBridgeConfig, rc: RouteConfig, topic: str, ros_type: 
         direction=rc.direction,
         qos_depth=rc.qos_depth,
         retain=rc.retain,
+        schema_version=rc.schema_version,
     )

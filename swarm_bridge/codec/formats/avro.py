@@ -24,7 +24,7 @@ from swarm_bridge.codec.framing import (
 
 if TYPE_CHECKING:
     from swarm_bridge.codec.records import RecordCodec
-    from swarm_bridge.codec.registry import Schema
+    from swarm_bridge.codec.registry import RegisteredSchema, Schema
     from swarm_bridge.codec.rostypes import RosTypes
 
 __all__ = ["AVRO", "CONTENT_TYPE"]
@@ -155,7 +155,24 @@ SINGLE_OBJECT = WireShape("avro-single-object", "avro", ("mqtt",), "starts C3 01
 CONFLUENT = WireShape("avro-confluent", "avro", ("kafka",), "starts 00, then a 4-byte schema id, then not 00",
                       lambda data, _ct: data[:1] == b"\x00" and len(data) >= 6 and data[5] != 0)
 
+def _pinned(ros_type: str, types: RosTypes | None, transport: str,
+            pinned: RegisteredSchema) -> Callable[[bytes], bytes]:
+    """Records of the route's own schema resolved to the pinned version, framed with its id (Kafka) or
+    fingerprint (MQTT): robots on a newer message keep writing the version their readers expect."""
+    from swarm_bridge.codec.registry import Schema
+
+    reader = pinned.schema.parsed() if pinned.schema.kind == "AVRO" else None
+    if not isinstance(reader, dict):
+        raise SchemaMismatch(pinned.subject, "an Avro record schema", f"version {pinned.version}: "
+                             f"{pinned.schema.kind}")
+    resolve = _resolver(reader, pinned.subject, f"pinned version {pinned.version}",
+                        Schema.avro(_schema(ros_type, types)))
+    header = {"kafka": lambda: frame_confluent(pinned.id, b""), "mqtt": lambda: frame_single_object(
+        avro_fingerprint(reader), b"")}[transport]()
+    return lambda body: header + resolve(body)
+
+
 AVRO = WireFormat("avro", _codec, CONTENT_TYPE, {
     "mqtt": Framing(SINGLE_OBJECT, _mqtt_encoder, _mqtt_decoder),
     "kafka": Framing(CONFLUENT, _kafka_encoder, _kafka_decoder),
-}, frame_batch)
+}, frame_batch, pin=_pinned)

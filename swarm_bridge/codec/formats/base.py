@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     from swarm_bridge.codec.registry import RegisteredSchema, Schema
     from swarm_bridge.codec.rostypes import RosTypes
 
-__all__ = ["DecoderFactory", "EncoderFactory", "Encoding", "Framing", "IdLookup", "SchemaLookup", "WireFormat",
-           "WireShape", "content_type_is", "same"]
+__all__ = ["DecoderFactory", "EncoderFactory", "Encoding", "Framing", "IdLookup", "PinFactory", "SchemaLookup",
+           "WireFormat", "WireShape", "content_type_is", "same"]
 
 IdLookup = Callable[[str, Any], "RegisteredSchema"]
 """`(subject, schema) -> its registration (id, version)`: registers (encoder side) or finds (decoder side) a schema."""
@@ -70,6 +70,10 @@ class Encoding(NamedTuple):
     user_properties: tuple[tuple[str, str], ...] = ()
 
 
+# (ros_type, types, transport, pinned registration) -> record bytes of the route's own schema -> wire bytes in the
+# pinned version (a route pinned for a rollout or rollback).
+PinFactory = Callable[[str, "RosTypes | None", str, "RegisteredSchema"], Callable[[bytes], bytes]]
+
 # (ros_type, types, subject, register or lookup) -> the route's framing, encoder or decoder side.
 EncoderFactory = Callable[[str, "RosTypes | None", str, "IdLookup | None"], Encoding]
 DecoderFactory = Callable[[str, "RosTypes | None", str, "SchemaLookup | None"], Callable[[bytes], bytes]]
@@ -96,6 +100,7 @@ class WireFormat:
     framings: Mapping[str, Framing]
     batch: Callable[[Sequence[bytes]], bytes]
     refusals: Mapping[str, str] = field(default_factory=dict)
+    pin: PinFactory | None = None  # how a route writes a pinned registered version; None: it cannot be pinned
 
     def framing(self, transport: str, ros_type: str) -> Framing:
         """How this format travels on `transport`; CodecError naming the reason when it does not."""

@@ -9,7 +9,7 @@ import pytest
 
 from swarm_bridge.codec.avro import avro_schema
 from swarm_bridge.codec.envelope import Envelope
-from swarm_bridge.codec.errors import IncompatibleSchema, SchemaMismatch
+from swarm_bridge.codec.errors import CodecError, IncompatibleSchema, SchemaMismatch
 from swarm_bridge.codec.registry import FileRegistry, Schema
 from swarm_bridge.codec.rostypes import RosTypes
 from swarm_bridge.codec.wire import registry_ids, wire_decoder, wire_encoder
@@ -119,3 +119,22 @@ def test_a_forbidden_change_is_refused_naming_subject_rule_and_field(tmp_path: P
     assert refused.value.subject == subject and refused.value.rule == "BACKWARD"
     assert "value" in refused.value.field, refused.value
     assert f"subject {subject}: incompatible under BACKWARD: field '" in str(refused.value)
+
+
+def test_a_route_pinned_to_an_earlier_version_writes_that_version(fleet: tuple[RosTypes, RosTypes, str]) -> None:
+    """Rollback without a software change: a v2 robot pinned to version 1 writes records framed with version 1's
+    id (Kafka) or fingerprint (MQTT), its message resolved to it; a v1 reader needs no registry for them."""
+    v1, v2, registry = fleet
+    ids = registry_ids(registry)
+    wire_encoder(READING, "avro", "kafka", subject=SUBJECT, register=ids, types=v1)
+    version1 = FileRegistry(registry).version(SUBJECT, 1)
+    kafka = wire_encoder(READING, "avro", "kafka", subject=SUBJECT, register=ids, types=v2, pin=version1)
+    record = kafka.encode(_v2(3))
+    assert int.from_bytes(record[1:5], "big") == version1.id and FileRegistry(registry).versions(SUBJECT) == [1, 2]
+    reader = wire_decoder(READING, "avro", "kafka", subject=SUBJECT, lookup=ids, types=v1)
+    assert reader.decode(record).body == {"name": "b", "mode": 2, "value": 3.5, "note": ""}
+    mqtt = wire_encoder(READING, "avro", "mqtt", subject=SUBJECT, types=v2, pin=version1).encode(_v2(4))
+    plain = wire_decoder(READING, "avro", "mqtt", subject=SUBJECT, types=v1)  # no registry: its own fingerprint
+    assert plain.decode(mqtt).body == {"name": "b", "mode": 2, "value": 3.5, "note": ""}
+    with pytest.raises(CodecError, match="format json cannot be pinned"):
+        wire_encoder(READING, "json", "mqtt", subject=SUBJECT, types=v2, pin=version1)
