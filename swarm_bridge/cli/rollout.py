@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from swarm_bridge.codec.envelope import Envelope
 from swarm_bridge.codec.errors import CodecError, IncompatibleSchema, UnknownSchema
 
 __all__ = ["check_config", "pin_route"]
@@ -91,10 +92,25 @@ def _proto_verdict(registry: Any, subject: str, ros_type: str, types: Any) -> tu
     return False, f"new versions of {', '.join(new)}" if new else "registered (every file)"
 
 
+def _resolves(route: Any, pinned: Any, types: Any) -> None:
+    """CodecError unless the route's own message resolves to the pinned version (a default message is written)."""
+    from swarm_bridge.codec.formats import FORMATS
+    from swarm_bridge.codec.records import record_codec
+    from swarm_bridge.codec.rostypes import default_types
+
+    pinning = FORMATS[route.format].pin
+    if pinning is None:
+        raise CodecError(f"{route.ros_type}: format {route.format} cannot be pinned (avro can)")
+    types = types or default_types()
+    frame = pinning(route.ros_type, types, route.scheme, pinned)
+    message = types.default_message(route.ros_type)
+    frame(record_codec(route.ros_type, route.format, types).encode(
+        Envelope("check", route.stream, 0, 0, route.ros_type, message)))
+
+
 def check_config(path: Path, location: str | None, types: Any) -> int:
     """Print, per route of the robot config at `path`, what its schema would do in the registry; 1 if any breaks."""
     from swarm_bridge.codec.registry import open_registry
-    from swarm_bridge.codec.wire import wire_encoder
     from swarm_bridge.config import default_registry
 
     config = _load(path)
@@ -109,7 +125,7 @@ def check_config(path: Path, location: str | None, types: Any) -> int:
             if route.schema_version is not None and not broken:
                 try:
                     pinned = registry.version(subject, route.schema_version)
-                    wire_encoder(route.ros_type, route.format, route.scheme, subject=subject, types=types, pin=pinned)
+                    _resolves(route, pinned, types)
                     what += f"; pinned to version {pinned.version} (id {pinned.id}): resolves"
                 except CodecError as exc:
                     broken, what = True, f"WOULD BREAK: pinned to version {route.schema_version}: {exc}"
@@ -126,7 +142,6 @@ def pin_route(path: Path, stream: str, version: int | None, *, registry: str | N
     """Pin the route of `stream` to `version` of its subject (None: unpin), after checking the robot's schema
     resolves to it; print the override, or rewrite the config with `write`."""
     from swarm_bridge.codec.registry import open_registry
-    from swarm_bridge.codec.wire import wire_encoder
     from swarm_bridge.config import RobotBridgeConfig, default_registry, validate_config
 
     config = _load(path)
@@ -143,7 +158,7 @@ def pin_route(path: Path, stream: str, version: int | None, *, registry: str | N
     if version is not None:
         try:
             pinned = open_registry(registry or config.registry or default_registry()).version(subject, version)
-            wire_encoder(route.ros_type, "avro", route.scheme, subject=subject, pin=pinned)
+            _resolves(route, pinned, None)
         except CodecError as exc:
             print(f"schema pin: {route}: {exc}", file=sys.stderr)
             return EXIT_BREAKS

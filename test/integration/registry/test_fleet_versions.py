@@ -6,12 +6,16 @@ reader's. A third version the subject's level forbids is refused with subject, r
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
+import yaml
+from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -172,3 +176,110 @@ def _publish(port: int, items: list[tuple[str, bytes, str]]) -> None:
         client.publish(topic, payload, qos=1, properties=props).wait_for_publish(timeout=10)
     client.disconnect()
     client.loop_stop()
+
+
+def _read_keys(bootstrap: str, topic: str, keys: set[bytes], count: int) -> list[Any]:
+    """The records of `topic` keyed with one of `keys` (other tests share the topic), once `count` are there."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"versions-{uuid.uuid4().hex[:6]}",
+                         "enable.auto.commit": False})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        found: list[Any] = []
+        deadline = time.monotonic() + 90
+        while len(found) < count and time.monotonic() < deadline:
+            found += [m for m in consumer.consume(100, 0.5) if m.error() is None and m.key() in keys]
+        return found
+    finally:
+        consumer.close()
+
+
+def test_a_canary_on_v2_then_its_rollback_by_pin_leaves_every_record_readable(
+        tmp_path: Path, kafka: Kafka, server: SchemaRegistryServer, capsys: pytest.CaptureFixture[str]) -> None:
+    """Robots on a Kafka uplink, as their bridges write: the fleet on v1; a dry run of the canary's software against
+    the live registry; the canary on v2; then its route pinned back to version 1 with `schema pin`. The coordinator
+    (v1) and confluent-kafka's reader read every record of the three phases."""
+    from swarm_bridge.cli import main
+    from swarm_bridge.config import RobotBridgeConfig, load_config
+
+    tag = uuid.uuid4().hex[:6]
+    topic, subject = "fleet.state.robot_state", "fleet.state.robot_state-value"
+    v2_dir = tmp_path / "v2"
+    v2 = _version(v2_dir, _v2_text())
+    fleet_robot, canary = f"amr_fleet_{tag}", f"amr_canary_{tag}"
+    route = {"topic": "/{robot_id}/robot_state", "type": ROBOT_STATE, "channel": "state", "stream": "robot_state",
+             "qos": "reliable", "format": "avro"}
+    config = tmp_path / "canary.yaml"
+    config.write_text(yaml.safe_dump({"robot_id": canary, "fleet": f"fleet_{tag}", "registry": server.url,
+                                      "uplink": {"kind": "kafka", "port": kafka.port}, "routes": [route]}))
+    ensure_kafka_topics(kafka.bootstrap, [topic])
+    producer = Producer({"bootstrap.servers": kafka.bootstrap})
+    ids = registry_ids(server.url)
+    sent: list[tuple[str, int, bool]] = []  # robot, seq, written as v2
+
+    def produce(encoder: WireEncoder, robot: str, seq: int, v2_body: bool) -> None:
+        producer.produce(topic, encoder.encode(Envelope(robot, "robot_state", seq, seq, ROBOT_STATE,
+                                                        _body(robot, seq, v2_body))), key=robot.encode())
+        sent.append((robot, seq, v2_body))
+
+    try:
+        fleet = wire_encoder(ROBOT_STATE, "avro", "kafka", subject=subject, register=ids)
+        ids.registry.set_compatibility(subject, "FULL")
+        produce(fleet, fleet_robot, 0, False)
+        # 1. dry run of the canary's software: what its start would register, nothing written
+        status = main(["schema", "check", "--config", str(config), "--msg-dir", str(v2_dir)])
+        out = capsys.readouterr().out
+        assert status == 0 and f"subject {subject}: new version 2, compatible (FULL)" in out, out
+        assert ids.registry.versions(subject) == [1]
+        # 2. the canary starts on v2: its bridge registers version 2
+        produce(wire_encoder(ROBOT_STATE, "avro", "kafka", subject=subject, register=ids, types=v2), canary, 1, True)
+        assert ids.registry.versions(subject) == [1, 2]
+        # 3. rollback without a software change: the canary's route pinned to version 1, its bridge restarted
+        status = main(["schema", "pin", "--config", str(config), "--stream", "robot_state", "--version", "1",
+                       "--write"])
+        assert status == 0, capsys.readouterr()
+        pinned_route = load_config(config, RobotBridgeConfig).routes[0]
+        assert pinned_route.schema_version == 1
+        pin = ids.version(subject, pinned_route.schema_version)
+        produce(wire_encoder(ROBOT_STATE, "avro", "kafka", subject=subject, register=ids, types=v2, pin=pin),
+                canary, 2, True)
+        produce(fleet, fleet_robot, 3, False)
+        assert producer.flush(30) == 0
+        status = main(["schema", "check", "--config", str(config), "--msg-dir", str(v2_dir)])
+        out = capsys.readouterr().out
+        assert status == 0 and f"pinned to version 1 (id {pin.id}): resolves" in out, out
+    finally:
+        ids.close()
+
+    records = sorted(_read_keys(kafka.bootstrap, topic, {fleet_robot.encode(), canary.encode()}, len(sent)),
+                     key=lambda m: int(m.timestamp()[1]))
+    assert len(records) == len(sent)
+    coordinator = FleetRecords(fmt="avro", registry=server.url, state_topic=topic, status_topic=f"{topic}.status",
+                               commands_topic=f"{topic}.commands")
+    try:
+        read = {(e.robot_id, e.seq): e for e in (coordinator.state_decoder.decode(m.value()) for m in records)}
+    finally:
+        coordinator.close()
+    assert set(read) == {(robot, seq) for robot, seq, _v2 in sent}
+    assert [read[(canary, seq)].body["charging"] for seq in (1, 2)] == [False, False]  # v2 wrote none
+    assert read[(fleet_robot, 0)].body["charging"] is True
+    canary_ids = {seq: int.from_bytes(m.value()[1:5], "big") for m in records if m.key() == canary.encode()
+                  for seq in [coordinator_seq(m)]}
+    assert canary_ids[2] == pin.id != canary_ids[1]  # after the rollback the canary writes version 1 again
+    client = SchemaRegistryClient({"url": server.url})
+    try:
+        ecosystem = [AvroDeserializer(client)(m.value(), SerializationContext(topic, MessageField.VALUE))
+                     for m in records]
+    finally:
+        client.close()
+    assert sorted((r["robot_id"], r["seq"], "battery_voltage" in r["body"]) for r in ecosystem) == sorted(
+        (robot, seq, robot == canary and seq == 1) for robot, seq, _v2 in sent)
+
+
+def coordinator_seq(message: Any) -> int:
+    """The seq of a Confluent Avro RobotState record, from its envelope head."""
+    from swarm_bridge.gateway.heads import avro_head
+
+    return avro_head(message.value()[5:]).seq
