@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from swarm_bridge.codec.errors import CodecError, RecordError, SchemaMismatch
+from swarm_bridge.codec.errors import CodecError, RecordError, SchemaMismatch, UnknownSchema
 from swarm_bridge.codec.formats.base import Encoding, Framing, IdLookup, SchemaLookup, WireFormat, WireShape
 from swarm_bridge.codec.framing import (
     SINGLE_OBJECT_MAGIC,
@@ -97,7 +97,12 @@ class _Writers:
         if resolve is None:
             if len(self._found) >= _MAX_WRITERS:
                 self._found.clear()
-            resolve = self._found[key] = _resolver(self.reader, self.subject, what, writer())
+            try:
+                schema = writer()
+            except UnknownSchema:  # no version of this record the registry knows: a record of another schema
+                raise SchemaMismatch(self.subject, f"a version of {_full_name(self.reader)}",
+                                     f"{what}, unknown to the registry") from None
+            resolve = self._found[key] = _resolver(self.reader, self.subject, what, schema)
         return resolve(body)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from swarm_bridge.codec.errors import CodecError, SchemaMismatch
+from swarm_bridge.codec.errors import CodecError, SchemaMismatch, UnknownSchema
 from swarm_bridge.codec.formats.base import (
     Encoding,
     Framing,
@@ -103,7 +103,11 @@ def _kafka_decoder(ros_type: str, types: RosTypes | None, subject: str,
             raise SchemaMismatch(subject, f"message {RECORD_INDEXES} of its file", f"{frame.message_indexes}")
         if frame.schema_id not in versions:
             assert lookup is not None  # _registered refused a decoder without one
-            writer = lookup.by_id(frame.schema_id)
+            try:
+                writer = lookup.by_id(frame.schema_id)
+            except UnknownSchema:
+                raise SchemaMismatch(subject, f"a version of {record}", f"schema id {frame.schema_id}, unknown to "
+                                     "the registry") from None
             file = writer.parsed() if writer.kind == "PROTOBUF" else None
             name = f"{file.package}.{file.message_type[0].name}" if file is not None and file.message_type else ""
             if name != record:
