@@ -50,6 +50,8 @@ def _verdict(registry: Any, subject: str, route: Any, types: Any) -> tuple[bool,
 
     if route.format == "json":
         return False, "no schema (json)"
+    if route.format == "protobuf" and route.scheme == "mqtt":
+        return False, "not registered by the robot (the gateway's protobuf_format decides what Kafka holds)"
     if route.format == "protobuf":
         return _proto_verdict(registry, subject, route.ros_type, types)
     schema = Schema.avro(avro_schema(route.ros_type, types))

@@ -188,9 +188,9 @@ class RobotBridgeConfig(Strict):
     metrics_port: int | None = Field(default=None, ge=0, le=65535, description="serve Prometheus /metrics here")
     registry: str | None = Field(default=None, description="schema registry: a directory (embedded file registry) "
                                  "or http(s)://... (Confluent API); Kafka routes register there (default "
-                                 "$SWARM_BRIDGE_REGISTRY or $XDG_STATE_HOME/swarm_bridge/registry); when set, MQTT "
-                                 "routes register too, under fleet.<channel>.<stream>'s subject, so a version the "
-                                 "registry forbids is refused at start")
+                                 "$SWARM_BRIDGE_REGISTRY or $XDG_STATE_HOME/swarm_bridge/registry); when set, avro "
+                                 "MQTT routes register too, under fleet.<channel>.<stream>'s subject, so a version "
+                                 "the registry forbids is refused at start")
     subject_name_strategy: SubjectNameStrategyName = "topic_name"
     routes: list[RouteConfig] = Field(min_length=1)
     commands: CommandsConfig = Field(default_factory=CommandsConfig, description="checks on commands coming "

@@ -76,8 +76,8 @@ class RobotBridge:
 
     def _encoder(self, route: Route) -> WireEncoder:
         """The route's wire encoder; tells the link what its records are (MQTT 5 properties)."""
-        # Kafka records carry a registry id; on MQTT the schema is registered only with a registry configured,
-        # so that a version the registry forbids is refused here, before any record leaves
+        # Kafka records carry a registry id; on MQTT an Avro route registers only with a registry configured (the
+        # gateway copies its records under that subject), so a version it forbids is refused before any record leaves
         register = self.registry if route.scheme == "kafka" or self.config.registry else None
         subject = self._subject(route)
         pin = None if route.schema_version is None else self.registry.version(subject, route.schema_version)

@@ -43,11 +43,9 @@ def _codec(ros_type: str, types: RosTypes) -> RecordCodec:
     return ProtoRecordCodec(ros_type, types)
 
 
-def _mqtt_encoder(ros_type: str, types: RosTypes | None, subject: str, register: IdLookup | None) -> Encoding:
-    """With `register`, the record's schema and imports are registered first (refused at a robot's start if the
-    level forbids them), as on Kafka."""
-    if register is not None:
-        _registered(ros_type, types, subject, register, "register")
+def _mqtt_encoder(ros_type: str, _types: RosTypes | None, _subject: str, _register: IdLookup | None) -> Encoding:
+    """Nothing is registered: what a Protobuf record becomes on Kafka is the gateway's choice (`protobuf_format`,
+    Avro by default), and the gateway registers that."""
     props = proto_mqtt_properties(f"swarm_bridge.record.{ros_type.replace('/', '.')}", 1, ros_type=ros_type)
     return Encoding(same, props.content_type, tuple(props.user_properties))
 

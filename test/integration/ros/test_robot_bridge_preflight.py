@@ -161,10 +161,11 @@ def test_a_schema_version_the_registry_forbids_stops_the_start_before_any_record
     watcher = paho.Client(CallbackAPIVersion.VERSION2, client_id="watch-forbidden", protocol=paho.MQTTv5)
     watcher.on_message = lambda _c, _u, message: seen.append(message.topic)
     watcher.connect("127.0.0.1", mosquitto.port)
-    watcher.subscribe("swarm/#", qos=1)
+    robot_id = f"amr_forbidden_{free_port()}"  # its own id: no retained presence of another test's robot
+    watcher.subscribe(f"swarm/+/{robot_id}/#", qos=1)
     watcher.loop_start()
     try:
-        path, data = _config(tmp_path, mosquitto.port, registry=str(tmp_path / "registry"))
+        path, data = _config(tmp_path, mosquitto.port, registry=str(tmp_path / "registry"), robot_id=robot_id)
         result = _run(path, data, ros_env)
     finally:
         watcher.loop_stop()
