@@ -191,3 +191,52 @@ def test_records_the_project_writes_to_kafka_are_read_by_confluents_deserializer
                                      schema_registry_client=client)(message.value(), ctx)
         got = (proto.robot_id, proto.seq, proto.body.command_id, proto.body.kind)
     assert got == ("amr_1", 3, "c1", "navigate")
+
+
+def test_a_protobuf_command_goes_down_through_the_gateway_as_the_record_naming_its_message(
+        tmp_path: Path, mosquitto: Mosquitto, kafka: Kafka, server: SchemaRegistryServer) -> None:
+    from gateway_harness import wait_for
+
+    from swarm_bridge.codec.framing import parse_proto_mqtt_properties
+    from swarm_bridge.codec.wire import wire_decoder
+
+    tag = _tag()
+    fleet, topic = f"fleet_{tag}", f"cmd_{tag}"
+    ensure_kafka_topics(kafka.bootstrap, [topic])
+    config = write_config(tmp_path / "gw.yaml", gateway_id=f"gw_{tag}", fleet=fleet, mqtt_port=mosquitto.port,
+                          bootstrap=kafka.bootstrap, registry=server.url,  # type: ignore[arg-type]
+                          kafka={"command_group": f"group_{tag}"},
+                          down=[{"kafka_topic": topic, "mqtt": "{prefix}/{fleet}/{robot_id}/command/task_command"}])
+    got: list[tuple[str, bytes, str, list[tuple[str, str]]]] = []
+    robot = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"robot-{tag}", protocol=paho.MQTTv5)
+    robot.on_message = lambda _c, _u, m: got.append((m.topic, bytes(m.payload),
+                                                     getattr(m.properties, "ContentType", ""),
+                                                     list(getattr(m.properties, "UserProperty", []))))
+    robot.connect("127.0.0.1", mosquitto.port)
+    robot.subscribe(f"swarm/{fleet}/+/command/#", qos=1)
+    robot.loop_start()
+    ids = registry_ids(server.url)
+    try:
+        encoder = wire_encoder(TASK_COMMAND, "protobuf", "kafka", subject=f"{topic}-value", register=ids)
+        body = default_types().default_message(TASK_COMMAND)
+        body.update(task_id="t9", command_id="c9", robot_id="amr_9", kind="pick")
+        producer = Producer({"bootstrap.servers": kafka.bootstrap})
+        producer.produce(topic, encoder.encode(Envelope("amr_9", "task_command", 4, 2, TASK_COMMAND, body)),
+                         key=b"amr_9")
+        assert producer.flush(30) == 0
+        gateway = GatewayThread(config)
+        try:
+            assert wait_for(lambda: len(got) >= 1, 60)
+        finally:
+            gateway.close()
+    finally:
+        ids.close()
+        robot.loop_stop()
+        robot.disconnect()
+    [(mqtt_topic, payload, content_type, props)] = got
+    assert mqtt_topic == f"swarm/{fleet}/amr_9/command/task_command"
+    meta = parse_proto_mqtt_properties(content_type, props)
+    assert (meta.full_name, meta.extra["ros_type"]) == (f"swarm_bridge.record.{TASK_COMMAND.replace('/', '.')}",
+                                                        TASK_COMMAND)
+    command = wire_decoder(TASK_COMMAND, "protobuf", "mqtt", subject="unused").decode(payload)
+    assert (command.seq, command.body["command_id"], command.body["kind"]) == (4, "c9", "pick")
