@@ -41,9 +41,14 @@ def register(sub: Any) -> None:
     show.set_defaults(run=_show)
 
     for name, run, text in (("register", _register, "register a schema (ROS type or .avsc/.proto file)"),
-                            ("check", _check, "check a schema against what the registry holds (exit 1 if not)")):
+                            ("check", _check, "check a schema, or every route of a robot config (--config: a dry "
+                             "run listing what would break), against the registry (exit 1 if any would)")):
         cmd = commands.add_parser(name, help=text)
-        cmd.add_argument("source", metavar="TYPE_OR_FILE", help="a ROS type (Avro) or a .avsc / .proto file")
+        cmd.add_argument("source", metavar="TYPE_OR_FILE", nargs="?" if name == "check" else None,
+                         help="a ROS type (Avro) or a .avsc / .proto file")
+        if name == "check":
+            cmd.add_argument("--config", type=Path, help="robot bridge YAML: check each route's schema (and pin) "
+                             "under the subject the robot registers it, writing nothing")
         cmd.add_argument("--subject", help="registry subject (default: --topic's '<topic>-value', else the "
                          "record's full name)")
         cmd.add_argument("--topic", help="Kafka topic the records go to: subject '<topic>-value'")
@@ -53,6 +58,18 @@ def register(sub: Any) -> None:
         cmd.add_argument("--registry", default=None, help=registry_help)
         cmd.add_argument("--msg-dir", action="append", default=[], help="extra .msg definitions")
         cmd.set_defaults(run=run)
+
+    pin = commands.add_parser("pin", help="pin a robot's route to a registered version of its subject (rollout, "
+                              "rollback), or unpin it")
+    pin.add_argument("--config", required=True, type=Path, help="robot bridge YAML")
+    pin.add_argument("--stream", required=True, help="the route's stream, e.g. robot_state")
+    which = pin.add_mutually_exclusive_group(required=True)
+    which.add_argument("--version", type=int, help="the registered version to write, e.g. 1")
+    which.add_argument("--unpin", action="store_true", help="write the robot's own schema again")
+    pin.add_argument("--registry", default=None, help=registry_help + " (default: the config's registry)")
+    pin.add_argument("--write", action="store_true", help="rewrite the config file with the pin (its comments are "
+                     "not kept); without it, print the override to start the robot with")
+    pin.set_defaults(run=_pin)
 
     export = commands.add_parser("export", help="write every schema a robot bridge config needs")
     export.add_argument("--config", required=True, type=Path, help="robot bridge YAML")
@@ -157,11 +174,26 @@ def _register(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    if args.config is not None:
+        from swarm_bridge.cli.rollout import check_config
+
+        return check_config(args.config, args.registry, _types(args))
+    if args.source is None:
+        print("schema check: give a TYPE_OR_FILE, or --config ROBOT.yaml", file=sys.stderr)
+        return EXIT_USAGE
+
     def check(registry: Any, subject: str, schema: Any) -> None:
         registry.check(subject, schema)
         print(f"{subject}: compatible ({registry.compatibility(subject)})")
 
     return _with_registry(args, check)
+
+
+def _pin(args: argparse.Namespace) -> int:
+    from swarm_bridge.cli.rollout import pin_route
+
+    return pin_route(args.config, args.stream, None if args.unpin else args.version, registry=args.registry,
+                     write=args.write)
 
 
 def _print_registered(registered: Any) -> None:

@@ -4,7 +4,9 @@ Record: `swarm_bridge.record.<pkg>.msg.<Name>` with the envelope fields robot_id
 (string), seq (long), stamp_ns (long), ros_type (string), schema_version (int), then `body`, the message
 as record `ros.<pkg>.msg.<Name>` (so `sensor_msgs/msg/Imu` -> `ros.sensor_msgs.msg.Imu`). Each nested
 type is defined once, where first used, and referenced by its full name afterwards; ROS records carry
-`"ros.type": "<pkg>/msg/<Name>"`. Fields keep ROS names and definition order.
+`"ros.type": "<pkg>/msg/<Name>"`. Fields keep ROS names and definition order. Every body field has its ROS
+default (zero, empty, false) as Avro default, so a field added or removed between two versions of a message
+resolves both ways (FULL compatible); defaults are not part of the fingerprint (Parsing Canonical Form).
 
 | ROS                                   | Avro                                                          |
 |---------------------------------------|---------------------------------------------------------------|
@@ -28,6 +30,7 @@ holds, `decode_cdr` also checks it against the ROS definition (array sizes, rang
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from decimal import Decimal
 from typing import Any
@@ -84,8 +87,29 @@ def _record(ros_type: str, types: RosTypes, defined: set[str]) -> dict[str, Any]
         return full
     defined.add(ros_type)
     namespace, name = full.rsplit(".", 1)
-    fields = [{"name": f.name, "type": _field(f, types, defined)} for f in types.fields(ros_type)]
+    fields = [{"name": f.name, "type": _field(f, types, defined), "default": _default(f, types)}
+              for f in types.fields(ros_type)]
     return {"type": "record", "name": name, "namespace": namespace, "ros.type": ros_type, "fields": fields}
+
+
+def _default(f: RosField, types: RosTypes) -> Any:
+    """The field's ROS default (zero, empty, false; fixed arrays filled) as an Avro default: a reader of a
+    version that added the field reads records of one without it (schema resolution), and the other way."""
+    return _json_value(f, types.default_message_field(f), types)
+
+
+def _json_value(f: RosField, value: Any, types: RosTypes) -> Any:
+    """A message value in the JSON form Avro defaults take (bytes as code points 0-255, uint64 as decimal bytes)."""
+    if f.is_bytes:
+        return bytes(value).decode("latin-1")
+    if f.kind not in ("base", "nested"):
+        item = dataclasses.replace(f, kind="base", size=0)
+        return [_json_value(item, v, types) for v in value]
+    if f.is_message:
+        return {g.name: _json_value(g, value[g.name], types) for g in types.fields(f.type)}
+    if f.type == "uint64":
+        return int(value).to_bytes(int(value).bit_length() // 8 + 1, "big").decode("latin-1")
+    return value
 
 
 def _field(f: RosField, types: RosTypes, defined: set[str]) -> Any:

@@ -1,7 +1,7 @@
 """Protobuf descriptors and `.proto` text of ROS message types, derived from the ROS definition.
 
-- One proto3 file per ROS package: `ros/<pkg>/msg.proto`, package `ros.<pkg>.msg`, holding the messages
-  of that package that the type needs (sorted by name), importing the files of the packages they use.
+- One proto3 file per ROS message: `ros/<pkg>/msg/<Name>.proto`, package `ros.<pkg>.msg`, importing the
+  files of the messages it uses (so each file is a registry subject of its own, the same for every record).
 - The record: file `swarm_bridge/record/<pkg>/msg/<Name>.proto`, message
   `swarm_bridge.record.<pkg>.msg.<Name>` with robot_id=1 (string), stream=2 (string), seq=3 (int64),
   stamp_ns=4 (int64), ros_type=5 (string), schema_version=6 (int32), body=7 (`ros.<pkg>.msg.<Name>`).
@@ -31,7 +31,8 @@ from google.protobuf import descriptor_pb2
 from swarm_bridge.codec.rosdefs import RosField
 from swarm_bridge.codec.rostypes import RosTypes, default_types
 
-__all__ = ["ENVELOPE_FIELDS", "body_message_name", "file_descriptors", "proto_text", "record_message_name"]
+__all__ = ["ENVELOPE_FIELDS", "body_message_name", "file_descriptors", "proto_file_name", "proto_text",
+           "record_file_name", "record_message_name"]
 
 _F = descriptor_pb2.FieldDescriptorProto
 _SCALAR = {
@@ -62,45 +63,46 @@ def record_message_name(ros_type: str) -> str:
 
 
 def file_descriptors(ros_type: str, types: RosTypes | None = None) -> list[descriptor_pb2.FileDescriptorProto]:
-    """The files that define records of `ros_type`, each after the files it imports; the record's file last."""
+    """The files that define records of `ros_type`, each after the files it imports; the record's file last.
+
+    One file per ROS message, so a file's text depends on that message alone: registered as its own
+    registry subject (`file_subject`), it is the same whichever record imports it."""
     types = types or default_types()
-    by_package: dict[str, list[str]] = {}
-    for name in types.closure(ros_type):
-        by_package.setdefault(name.rsplit("/", 1)[0], []).append(name)
-    imports = {
-        package: sorted({f.type.rsplit("/", 1)[0] for m in members for f in types.fields(m) if f.is_message}
-                        - {package})
-        for package, members in by_package.items()
-    }
     ordered: list[str] = []
 
-    def visit(package: str) -> None:
-        if package not in ordered:
-            for used in imports[package]:
+    def visit(name: str) -> None:
+        if name not in ordered:
+            for used in _uses(name, types):
                 visit(used)
-            ordered.append(package)
+            ordered.append(name)
 
-    for package in sorted(by_package):
-        visit(package)
-    files = [_package_file(p, sorted(by_package[p]), imports[p], types) for p in ordered]
-    return [*files, _record_file(ros_type)]
+    visit(ros_type)
+    return [*(_message_file(name, types) for name in ordered), _record_file(ros_type)]
 
 
-def _file_name(package: str) -> str:
-    return f"ros/{package}.proto"
+def proto_file_name(ros_type: str) -> str:
+    """`sensor_msgs/msg/Imu` -> `ros/sensor_msgs/msg/Imu.proto`, the file that defines its message."""
+    return f"ros/{ros_type}.proto"
 
 
-def _package_file(
-    package: str, members: list[str], imports: list[str], types: RosTypes
-) -> descriptor_pb2.FileDescriptorProto:
+def record_file_name(ros_type: str) -> str:
+    """`sensor_msgs/msg/Imu` -> `swarm_bridge/record/sensor_msgs/msg/Imu.proto`, the file of its record."""
+    return f"swarm_bridge/record/{ros_type}.proto"
+
+
+def _uses(name: str, types: RosTypes) -> list[str]:
+    return sorted({f.type for f in types.fields(name) if f.is_message} - {name})
+
+
+def _message_file(name: str, types: RosTypes) -> descriptor_pb2.FileDescriptorProto:
+    package, short = name.rsplit("/", 1)
     file = descriptor_pb2.FileDescriptorProto(
-        name=_file_name(package), package="ros." + package.replace("/", "."), syntax="proto3",
-        dependency=[_file_name(p) for p in imports],
+        name=proto_file_name(name), package="ros." + package.replace("/", "."), syntax="proto3",
+        dependency=[proto_file_name(used) for used in _uses(name, types)],
     )
-    for member in members:
-        message = file.message_type.add(name=member.rsplit("/", 1)[1])
-        for number, f in enumerate(types.fields(member), start=1):
-            message.field.append(_field(f, number))
+    message = file.message_type.add(name=short)
+    for number, f in enumerate(types.fields(name), start=1):
+        message.field.append(_field(f, number))
     return file
 
 
@@ -119,8 +121,7 @@ def _field(f: RosField, number: int) -> descriptor_pb2.FieldDescriptorProto:
 def _record_file(ros_type: str) -> descriptor_pb2.FileDescriptorProto:
     package, name = record_message_name(ros_type).rsplit(".", 1)
     file = descriptor_pb2.FileDescriptorProto(
-        name=package.replace(".", "/") + f"/{name}.proto", package=package, syntax="proto3",
-        dependency=[_file_name(ros_type.rsplit("/", 1)[0])],
+        name=record_file_name(ros_type), package=package, syntax="proto3", dependency=[proto_file_name(ros_type)],
     )
     message = file.message_type.add(name=name)
     for number, (field_name, kind) in enumerate(ENVELOPE_FIELDS, start=1):

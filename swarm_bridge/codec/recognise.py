@@ -6,7 +6,8 @@ then each format's shapes from the formats table (`codec.formats.FORMATS`, one `
 | record-batch       | (any)    | mqtt        | starts 00 53 42 01; the format is its first record's   |
 | signed             | (any)    | mqtt, kafka | starts 00 53 53 01; the format is its inner record's   |
 | avro-single-object | avro     | mqtt        | starts C3 01, then an 8-byte schema fingerprint        |
-| avro-confluent     | avro     | kafka       | starts 00, then a 4-byte schema id                     |
+| avro-confluent     | avro     | kafka       | starts 00, then a 4-byte schema id, then not 00        |
+| protobuf-confluent | protobuf | kafka       | starts 00, a 4-byte schema id, message index 00        |
 | json               | json     | mqtt, kafka | starts `{` (0x7b)                                      |
 | protobuf-mqtt      | protobuf | mqtt        | MQTT 5 content type application/x-protobuf             |
 

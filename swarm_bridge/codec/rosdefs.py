@@ -129,6 +129,16 @@ class RosDefinitions:
                                    for _ in range(count)]
         return message
 
+    def default_message_field(self, f: RosField) -> Any:
+        """The default value of one field (as in `default_message`)."""
+        if f.is_bytes:
+            return bytes(f.size if f.kind == "array" else 0)
+        one = self.default_message(f.type) if f.is_message else _ZERO.get(f.type, 0)
+        if f.kind in ("base", "nested"):
+            return one
+        return [self.default_message(f.type) if f.is_message else _ZERO.get(f.type, 0)
+                for _ in range(f.size if f.kind == "array" else 0)]
+
     def explain(self, message: Any, ros_type: str) -> RecordError:
         """The first field of `message` that does not fit `ros_type`, as a RecordError naming its path."""
         return _message_problem(self, message, ros_type, "") or RecordError(f"does not fit {ros_type}")

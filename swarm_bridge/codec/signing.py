@@ -133,9 +133,12 @@ def reframe_signed(payload: bytes, reframe: Callable[[bytes], bytes], *,
 
 def unframed_body(inner: bytes) -> bytes:
     """What the signature covers of a record: the Avro body after a single-object (C3 01 + 8) or Confluent
-    (00 + 4-byte id) header, else the whole record (JSON, Protobuf on MQTT). Too short for its header: whole."""
+    (00 + 4-byte id) header, the Protobuf record after a Confluent header and its message index 00, else the
+    whole record (JSON, Protobuf on MQTT). Too short for its header: whole."""
     if inner.startswith(SINGLE_OBJECT_MAGIC) and len(inner) >= _SINGLE_OBJECT_HEADER:
         return inner[_SINGLE_OBJECT_HEADER:]
+    if inner[:1] == b"\x00" and len(inner) > _CONFLUENT_HEADER and inner[_CONFLUENT_HEADER] == 0:
+        return inner[_CONFLUENT_HEADER + 1:]  # Protobuf: an Avro record never starts 00 (its robot id is not empty)
     if inner[:1] == b"\x00" and len(inner) >= _CONFLUENT_HEADER:
         return inner[_CONFLUENT_HEADER:]
     return inner

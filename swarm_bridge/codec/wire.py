@@ -5,7 +5,9 @@ formats table (`codec.formats.FORMATS`, one module per format under `codec/forma
 |----------|---------------------------------------------------|----------------------------------------|
 | json     | UTF-8 JSON record, content type application/json  | the same JSON, no framing              |
 | avro     | single-object encoding: C3 01, fingerprint, body  | magic 0, schema id (registered), body  |
-| protobuf | serialized record; content type names the message | not yet (record files import others)   |
+| protobuf | serialized record; content type names the message | magic 0, schema id, message index 00, record |
+
+Protobuf on Kafka registers each .proto the record imports as a subject of its own, referenced by the record's.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from swarm_bridge.codec.envelope import Envelope
 from swarm_bridge.codec.errors import CodecError
 from swarm_bridge.codec.formats import FORMATS
 from swarm_bridge.codec.formats.avro import AVRO
+from swarm_bridge.codec.formats.base import IdLookup, SchemaLookup
 from swarm_bridge.codec.records import RecordCodec, RecordFormat, record_codec
 from swarm_bridge.codec.rostypes import RosTypes
 
 if TYPE_CHECKING:
-    from swarm_bridge.codec.registry import SchemaRegistry
+    from swarm_bridge.codec.registry import RegisteredSchema, Schema, SchemaRegistry
 
 __all__ = [
     "RegistryIds", "WireDecoder", "WireEncoder", "registry_ids", "route_subject", "stamp_reader", "wire_decoder",
@@ -51,29 +54,50 @@ class WireEncoder:
 
 
 def wire_encoder(ros_type: str, fmt: RecordFormat, transport: str, *, subject: str,
-                 register: Callable[[str, object], int] | None = None, types: RosTypes | None = None) -> WireEncoder:
+                 register: IdLookup | None = None, types: RosTypes | None = None,
+                 pin: RegisteredSchema | None = None) -> WireEncoder:
     """The encoder of a route (its format's framing on `transport`, `codec.formats.FORMATS`);
-    `register(subject, schema) -> id` is needed where the framing carries a registry id (Avro on Kafka)."""
+    `register(subject, schema) -> registration` is needed where the framing carries a registry id (on Kafka);
+    `pin`: a registered version of the subject the records are written in instead (resolved from the route's own)."""
     codec = record_codec(ros_type, fmt, types)
     encoding = FORMATS[fmt].framing(transport, ros_type).encoder(ros_type, types, subject, register)
-    return WireEncoder(codec, encoding.frame, encoding.content_type, encoding.user_properties)
+    if pin is None:
+        return WireEncoder(codec, encoding.frame, encoding.content_type, encoding.user_properties)
+    pinning = FORMATS[fmt].pin
+    if pinning is None:
+        raise CodecError(f"{ros_type}: format {fmt} cannot be pinned to a registered version (avro can)")
+    return WireEncoder(codec, pinning(ros_type, types, transport, pin), encoding.content_type,
+                       encoding.user_properties)
 
 
 class RegistryIds:
-    """`(subject, schema) -> id` against the registry at `location`, registering the schema when it is new
-    (an identical schema again returns its id). One per process: opened at first use, closed by `close()`."""
+    """`(subject, schema) -> RegisteredSchema` (id, version) against the registry at `location`, registering the
+    schema when it is new (an identical schema again returns its registration). One per process: opened at first
+    use, closed by `close()`."""
 
     def __init__(self, location: str) -> None:
         self.location = location
         self._registry: SchemaRegistry | None = None
         self._lock = threading.Lock()
 
-    def __call__(self, subject: str, schema: object) -> int:
+    def __call__(self, subject: str, schema: object) -> RegisteredSchema:
         from swarm_bridge.codec.registry import Schema
 
         if not isinstance(schema, Schema):
             raise TypeError(f"expected a registry Schema, got {type(schema).__name__}")
-        return self.registry.register(subject, schema).id
+        return self.registry.register(subject, schema)
+
+    def by_id(self, schema_id: int) -> Schema:
+        """The schema with registry id `schema_id` (a writer's, to resolve its records)."""
+        return self.registry.by_id(schema_id)
+
+    def version(self, subject: str, version: int) -> RegisteredSchema:
+        """One registered version of `subject` (a route pinned to it)."""
+        return self.registry.version(subject, version)
+
+    def by_fingerprint(self, fingerprint: int) -> RegisteredSchema:
+        """The Avro schema with this fingerprint (a writer's on MQTT, to resolve its records)."""
+        return self.registry.by_fingerprint(fingerprint)
 
     @property
     def registry(self) -> SchemaRegistry:
@@ -119,8 +143,9 @@ class WireDecoder:
 
 
 def wire_decoder(ros_type: str, fmt: RecordFormat, transport: str, *, subject: str,
-                 lookup: Callable[[str, object], int] | None = None, types: RosTypes | None = None) -> WireDecoder:
-    """The decoder matching `wire_encoder`; `lookup(subject, schema) -> id` finds the registered id (Kafka)."""
+                 lookup: SchemaLookup | None = None, types: RosTypes | None = None) -> WireDecoder:
+    """The decoder matching `wire_encoder`; `lookup` finds the reader's id (Kafka) and the schemas of writers of
+    other versions, whose records are resolved to the reader's (Avro schema resolution)."""
     codec = record_codec(ros_type, fmt, types)
     return WireDecoder(codec, FORMATS[fmt].framing(transport, ros_type).decoder(ros_type, types, subject, lookup))
 

@@ -64,7 +64,7 @@ SubjectNameStrategyName = Annotated[Literal["topic_name", "record_name", "topic_
 RecordFormatName = Literal["avro", "protobuf", "json"]
 ROUTE_FORMATS: dict[str, tuple[str, ...]] = {
     "avro": ("mqtt", "kafka"),
-    "protobuf": ("mqtt",),
+    "protobuf": ("mqtt", "kafka"),
     "json": ("mqtt", "kafka"),
 }
 

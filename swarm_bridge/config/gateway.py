@@ -85,6 +85,12 @@ class UpRuleConfig(Strict):
     json_format: Literal["passthrough", "avro"] = Field(default="passthrough", description="JSON records: "
                                                         "forwarded as JSON, or transcoded to Avro (Confluent, "
                                                         "registered)")
+    avro_format: Literal["avro", "protobuf"] = Field(default="avro", description="Avro records on Kafka: kept "
+                                                     "Avro (Confluent framing), or transcoded to Protobuf (Confluent's "
+                                                     "Protobuf framing, imports registered as references)")
+    protobuf_format: Literal["avro", "protobuf"] = Field(default="avro", description="Protobuf records on Kafka: "
+                                                         "transcoded to Avro, or kept Protobuf (Confluent's Protobuf "
+                                                         "framing, imports registered as references)")
 
     @model_validator(mode="after")
     def _templates(self) -> UpRuleConfig:
@@ -110,6 +116,9 @@ class UpRuleConfig(Strict):
         if self.payload != "record" and self.json_format != "passthrough":
             raise ConfigValueError(f"json_format: avro needs payload: record (a {self.payload} rule forwards payloads "
                                    "unchanged)")
+        if self.payload != "record" and "protobuf" in (self.avro_format, self.protobuf_format):
+            raise ConfigValueError(f"avro_format/protobuf_format: protobuf needs payload: record (a {self.payload} "
+                                   "rule forwards payloads unchanged)")
         return self
 
 

@@ -100,6 +100,10 @@ class RouteConfig(Strict):
                                                         "only); sensor_msgs/CompressedImage is always sent as is")
     compression_level: int | None = Field(default=None, description="the codec's level (zstd 1-22, default 3; "
                                           "lz4 0-16, default 0); null: the codec's default")
+    schema_version: int | None = Field(default=None, ge=1, description="avro, up: pin the route to this registered "
+                                       "version of its subject (rollout/rollback): the robot's message is resolved "
+                                       "to it (fields it lacks get their defaults, fields it adds are left out); "
+                                       "set with `swarm-bridge schema pin`")
 
     @model_validator(mode="after")
     def _compression_fits(self) -> RouteConfig:
@@ -134,6 +138,9 @@ class RouteConfig(Strict):
     def _down_takes_no_rate(self) -> RouteConfig:
         if self.direction == "down" and self.max_rate_hz is not None:
             raise ConfigValueError("max_rate_hz applies to direction 'up' only (commands are never decimated)")
+        if self.schema_version is not None and (self.direction != "up" or self.format != "avro"):
+            raise ConfigValueError(f"schema_version pins an up route of format avro (this one is {self.direction}, "
+                                   f"{self.format}); remove it")
         return self
 
     @model_validator(mode="after")
@@ -234,9 +241,11 @@ class RobotBridgeConfig(Strict):
     uplink: UplinkConfig
     spool: SpoolConfig = SpoolConfig()
     metrics_port: int | None = Field(default=None, ge=0, le=65535, description="serve Prometheus /metrics here")
-    registry: str | None = Field(default=None, description="schema registry for Avro on Kafka: a directory "
-                                 "(embedded file registry) or http(s)://... (Confluent API); default "
-                                 "$SWARM_BRIDGE_REGISTRY or $XDG_STATE_HOME/swarm_bridge/registry")
+    registry: str | None = Field(default=None, description="schema registry: a directory (embedded file registry) "
+                                 "or http(s)://... (Confluent API); Kafka routes register there (default "
+                                 "$SWARM_BRIDGE_REGISTRY or $XDG_STATE_HOME/swarm_bridge/registry); when set, avro "
+                                 "MQTT routes register too, under fleet.<channel>.<stream>'s subject, so a version "
+                                 "the registry forbids is refused at start")
     subject_name_strategy: SubjectNameStrategyName = "topic_name"
     routes: list[RouteConfig] = Field(min_length=1)
     commands: CommandsConfig = Field(default_factory=CommandsConfig, description="checks on commands coming "
@@ -272,6 +281,9 @@ class RobotBridgeConfig(Strict):
                 carried = " or ".join(fmt for fmt, kinds in ROUTE_FORMATS.items() if kind in kinds)
                 raise ConfigValueError(f"routes[{index}].format: {route.format} on a {kind} uplink is not supported "
                                        f"yet; use {carried}")
+            if route.schema_version is not None and kind == "mqtt" and self.registry is None:
+                raise ConfigValueError(f"routes[{index}].schema_version: a pinned version is read from the registry; "
+                                       "set registry (the fleet's, the one the gateway uses)")
         return self
 
     @model_validator(mode="after")

@@ -6,7 +6,8 @@ and the acknowledged offsets are committed without waiting for the broker's answ
 `COMMIT_EVERY_S` (a crash re-sends that much more; the robots drop a command id seen before), and waiting for it
 when partitions are revoked or the gateway stops: a blocking commit per command held each command one Kafka
 round trip behind the one before it. Each command's format is reframed for MQTT by its
-entry in COMMANDS_DOWN: Confluent Avro becomes Avro single-object; JSON passes through. Runs in a thread of its
+entry in COMMANDS_DOWN: Confluent Avro becomes Avro single-object; Confluent Protobuf the bare record with its
+MQTT 5 content type; JSON passes through. Runs in a thread of its
 own; the MQTT client (transport/mqtt_client.py) has its network thread, which hands each PUBACK back through a queue.
 """
 
@@ -22,7 +23,9 @@ from collections.abc import Callable
 from typing import Any
 
 from swarm_bridge.codec.errors import CodecError
-from swarm_bridge.codec.framing import frame_single_object, parse_confluent
+from swarm_bridge.codec.formats.protobuf import RECORD_INDEXES
+from swarm_bridge.codec.framing import frame_single_object, parse_confluent, proto_mqtt_properties
+from swarm_bridge.codec.protobuf_schema import record_message_name
 from swarm_bridge.codec.recognise import expected_shape, recognise
 from swarm_bridge.codec.signing import is_signed, open_signed, wrap_signed
 from swarm_bridge.codec.wire import AVRO_CONTENT_TYPE
@@ -66,12 +69,24 @@ def _avro_down(value: bytes, schemas: SchemaBook) -> CommandPublish:
     return frame_single_object(fingerprint, frame.payload), AVRO_CONTENT_TYPE, props
 
 
+def _protobuf_down(value: bytes, schemas: SchemaBook) -> CommandPublish:
+    """Confluent Protobuf -> the record alone, with the content type and user properties naming its message."""
+    frame = parse_confluent(value, message_indexes=True)
+    if frame.message_indexes != RECORD_INDEXES:
+        raise CodecError(f"Protobuf command names message {frame.message_indexes} of its file; a swarm_bridge record "
+                         f"is message {RECORD_INDEXES}")
+    ros_type = schemas.proto_ros_type(frame.schema_id)
+    props = proto_mqtt_properties(record_message_name(ros_type), 1, ros_type=ros_type)
+    return frame.payload, props.content_type, list(props.user_properties)
+
+
 def _json_down(value: bytes, _schemas: SchemaBook) -> CommandPublish:
     """JSON travels the same on both transports."""
     return value, "application/json", []
 
 
-COMMANDS_DOWN: dict[str, Callable[[bytes, SchemaBook], CommandPublish]] = {"avro": _avro_down, "json": _json_down}
+COMMANDS_DOWN: dict[str, Callable[[bytes, SchemaBook], CommandPublish]] = {
+    "avro": _avro_down, "protobuf": _protobuf_down, "json": _json_down}
 """Record format of a command on Kafka (in its Kafka shape, `codec.formats`) -> how it becomes an MQTT publish; a
 format that carries commands down adds its entry here."""
 

@@ -83,6 +83,8 @@ class UpRoute:
     stream: str | None
     payload: str  # "record" | "raw"
     json_format: str  # "passthrough" | "avro"
+    avro_format: str = "avro"  # "avro" | "protobuf": what Avro records become on Kafka
+    protobuf_format: str = "avro"  # "avro" | "protobuf": what Protobuf records become on Kafka
 
     def __str__(self) -> str:
         return f"route mqtt:{self.mqtt_topic} -> kafka:{self.kafka_topic}"
@@ -100,7 +102,8 @@ class _UpRule:
             return None
         names = {**dict(self.fill), **captures}
         return UpRoute(topic, self.config.kafka_topic.format(**names), self.config.key.format(**names).encode(),
-                       captures["robot_id"], captures.get("stream"), self.config.payload, self.config.json_format)
+                       captures["robot_id"], captures.get("stream"), self.config.payload, self.config.json_format,
+                       self.config.avro_format, self.config.protobuf_format)
 
 
 class UpRules:

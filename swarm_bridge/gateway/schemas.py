@@ -3,7 +3,8 @@
 A robot on MQTT sends the Avro fingerprint and its ROS type, never a registry id. The gateway finds the
 schema (derived from the ROS type when the fingerprint matches, else looked up by fingerprint in the
 registry), registers it under the subject the config's `subject_name_strategy` names (default
-`<kafka topic>-value`) and caches the id.
+`<kafka topic>-value`) and caches the id. Protobuf records on Kafka: the record's schema derived from its ROS
+type, each imported .proto registered as its own subject and referenced (`formats.protobuf.register_proto`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any
 
 from swarm_bridge.codec.avro import avro_schema
 from swarm_bridge.codec.errors import CodecError, RegistryError, UnknownSchema
+from swarm_bridge.codec.formats.protobuf import register_proto
 from swarm_bridge.codec.framing import avro_fingerprint
+from swarm_bridge.codec.protobuf_schema import record_message_name
 from swarm_bridge.codec.records import RecordCodec, record_codec
 from swarm_bridge.codec.registry import Schema, SchemaRegistry, SubjectNameStrategy, topic_name
 from swarm_bridge.errors import SwarmBridgeError
@@ -40,6 +43,8 @@ class SchemaBook:
         self._unknown: dict[int, str] = {}
         self._down: dict[int, tuple[int, str]] = {}
         self._codecs: dict[tuple[str, str], RecordCodec] = {}
+        self._proto_ids: dict[tuple[str, str], int] = {}
+        self._proto_down: dict[int, str] = {}
 
     def kafka_id(self, kafka_topic: str, fingerprint: int, ros_type: str) -> int:
         """The registry id of the schema with `fingerprint` under its subject (`<kafka_topic>-value` by default).
@@ -59,6 +64,41 @@ class SchemaBook:
         log.info("schema %#018x (%s) is id %d under %s", fingerprint, ros_type or "?", schema_id, subject)
         self._ids[key] = schema_id
         return schema_id
+
+    def proto_id(self, kafka_topic: str, ros_type: str) -> int:
+        """The registry id of the Protobuf record schema of `ros_type` under its subject, its imports registered
+        and referenced; IncompatibleSchema when a subject refuses it; SchemaTrouble when the registry cannot answer."""
+        key = (kafka_topic, ros_type)
+        found = self._proto_ids.get(key)
+        if found is not None:
+            return found
+        subject = self._subject_name(kafka_topic, record_message_name(ros_type))
+        try:
+            schema_id = register_proto(ros_type, None, subject, self.registry.register).id
+        except RegistryError as exc:
+            raise SchemaTrouble(str(exc)) from None
+        log.info("protobuf %s is id %d under %s", ros_type, schema_id, subject)
+        self._proto_ids[key] = schema_id
+        return schema_id
+
+    def proto_ros_type(self, schema_id: int) -> str:
+        """The ROS type of the Protobuf record schema with registry id `schema_id` (commands going down)."""
+        found = self._proto_down.get(schema_id)
+        if found is not None:
+            return found
+        try:
+            schema = self.registry.by_id(schema_id)
+        except RegistryError as exc:
+            raise SchemaTrouble(str(exc)) from None
+        if schema.kind != "PROTOBUF":
+            raise UnknownSchema(f"schema id {schema_id} is {schema.kind}, not PROTOBUF")
+        file = schema.parsed()
+        full = f"{file.package}.{file.message_type[0].name}" if file.message_type else ""
+        if not full.startswith("swarm_bridge.record."):
+            raise UnknownSchema(f"schema id {schema_id} is {full or 'no message'}, not a swarm_bridge record",
+                                "send commands as swarm_bridge records")
+        found = self._proto_down[schema_id] = full.removeprefix("swarm_bridge.record.").replace(".", "/")
+        return found
 
     def _schema(self, fingerprint: int, ros_type: str) -> Any:
         schema = self._schemas.get(fingerprint)

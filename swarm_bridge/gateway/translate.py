@@ -2,13 +2,14 @@
 
 Every payload is split into its records (`split_batch`: a batch, a JSON array of records, or one record).
 Per record, by its first bytes and the MQTT 5 content type (`codec.recognise`, one table of how each format
-looks):
-  Avro single-object (C3 01 ...)  -> Confluent framing with the registry id of `<kafka topic>-value`;
-                                     the body is copied as is (no decode: only its envelope head is read).
-  Protobuf (content type)         -> decoded and re-encoded as Avro, then as above: Kafka topics hold
-                                     one format with registered schemas, whatever a robot's uplink spoke
-                                     (the Protobuf record schema imports other files, which Confluent
-                                     subjects would need as references; Avro needs none).
+looks), into the format the rule names for it (`avro_format`, `protobuf_format`, `json_format`):
+  Avro single-object (C3 01 ...)  -> Avro: Confluent framing with the registry id of `<kafka topic>-value`;
+                                     the body is copied as is (no decode: only its envelope head is read);
+                                     or Protobuf: decoded and re-encoded, then framed as below.
+  Protobuf (content type)         -> Avro (the default): decoded and re-encoded as Avro, framed as above;
+                                     or Protobuf: Confluent's Protobuf framing (00, registry id, message
+                                     index 00), the record copied as is; every .proto it imports is a
+                                     subject of its own, referenced by the record's.
   JSON ({...})                    -> forwarded as JSON (the wire convention), or as Avro when the rule asks.
 A rule's `payload` may also say the payload is not records: `raw` (forwarded unchanged) or `vda5050` (a VDA 5050
 JSON message, forwarded unchanged with a head of (key, stream, headerId run) for duplicate removal).
@@ -26,10 +27,12 @@ from swarm_bridge.codec.avro import avro_schema
 from swarm_bridge.codec.envelope import Envelope
 from swarm_bridge.codec.errors import CodecError, FramingError, IncompatibleSchema
 from swarm_bridge.codec.formats import FORMATS
+from swarm_bridge.codec.formats.protobuf import RECORD_INDEXES
 from swarm_bridge.codec.framing import (
     BATCH_MAGIC,
     JSON_BATCH_START,
     avro_fingerprint,
+    frame_confluent,
     parse_proto_mqtt_properties,
     split_batch,
 )
@@ -104,6 +107,7 @@ class Translator:
         self.schemas = schemas
         self.max_payload = max_payload
         self._prefixes: dict[int, bytes] = {}
+        self._proto_prefixes: dict[int, bytes] = {}
         self._framing: dict[tuple[str, int], bytes] = {}  # (kafka topic, fingerprint) -> Confluent header
         self._fingerprints: dict[str, int] = {}
         # What the gateway reads on MQTT, by the shape `recognise` gives a record.
@@ -174,6 +178,8 @@ class Translator:
         fingerprint = int.from_bytes(part[2:_FINGERPRINT_END], "little")
         body = part[_FINGERPRINT_END:]
         head = self._head(route, avro_head, body)
+        if route.avro_format == "protobuf":
+            return self._as_protobuf(route, head, body, "avro")
         prefix = self._framing.get((route.kafka_topic, fingerprint))
         if prefix is None:
             ros_type = head.ros_type or dict(user_properties).get("ros_type", "")
@@ -198,7 +204,30 @@ class Translator:
         envelope = self._decode(ros_type, "protobuf", part)
         head = Head(envelope.robot_id, envelope.stream, envelope.seq, envelope.ros_type)
         self._check(route, head)
+        if route.protobuf_format == "protobuf":
+            return KafkaRecord(route.kafka_topic, route.key, self._proto_header(route, ros_type) + part, head)
         return self._as_avro(route, head, part, "protobuf")
+
+    def _as_protobuf(self, route: UpRoute, head: Head, part: bytes, fmt: str) -> KafkaRecord:
+        envelope = self._decode(head.ros_type, fmt, part)
+        try:
+            body = self.schemas.codec(head.ros_type, "protobuf").encode(envelope)
+        except CodecError as exc:
+            raise _Refused("bad_record", f"{fmt} record does not fit Protobuf {head.ros_type}: {exc}") from None
+        return KafkaRecord(route.kafka_topic, route.key, self._proto_header(route, head.ros_type) + body, head)
+
+    def _proto_header(self, route: UpRoute, ros_type: str) -> bytes:
+        """Confluent's Protobuf header (magic 0, registry id big-endian, message index 00) of `ros_type`'s record."""
+        try:
+            schema_id = self.schemas.proto_id(route.kafka_topic, ros_type)
+        except IncompatibleSchema as exc:
+            raise _Refused("incompatible_schema", str(exc)) from None
+        except CodecError as exc:
+            raise _Refused("unknown_schema", str(exc)) from None
+        prefix = self._proto_prefixes.get(schema_id)
+        if prefix is None:
+            prefix = self._proto_prefixes[schema_id] = frame_confluent(schema_id, b"", message_indexes=RECORD_INDEXES)
+        return prefix
 
     def _as_avro(self, route: UpRoute, head: Head, part: bytes, fmt: str) -> KafkaRecord:
         envelope = self._decode(head.ros_type, fmt, part)

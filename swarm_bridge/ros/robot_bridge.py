@@ -121,8 +121,15 @@ class RobotBridge:
 
     def _encoder(self, route: Route) -> WireEncoder:
         """The route's wire encoder; tells the link what its records are (MQTT 5 properties)."""
+        # Kafka records carry a registry id; on MQTT an Avro route registers only with a registry configured (the
+        # gateway copies its records under that subject), so a version it forbids is refused before any record leaves
+        register = self.registry if route.scheme == "kafka" or self.config.registry else None
+        subject = self._subject(route)
+        pin = None if route.schema_version is None else self.registry.version(subject, route.schema_version)
         encoder = wire_encoder(route.ros_type, route.format, route.scheme,  # type: ignore[arg-type]
-                               subject=self._subject(route), register=self.registry)
+                               subject=subject, register=register, pin=pin)
+        if pin is not None:
+            log.info("%s: pinned to version %d of %s (id %d)", route, pin.version, subject, pin.id)
         compressed = () if route.compression == "none" else ((COMPRESSION_PROPERTY, route.compression),)
         self.uplink.describe(route.destination, content_type=encoder.content_type,
                              user_properties=(*encoder.user_properties, *compressed), retain=route.retain)
@@ -147,8 +154,9 @@ class RobotBridge:
                             subject=self._subject(route), lookup=self.registry)
 
     def _subject(self, route: Route) -> str:
-        """The registry subject of the route's records (config `subject_name_strategy`)."""
-        return route_subject(self.config.subject_name_strategy, route.destination, route.ros_type)
+        """The registry subject of the route's records (config `subject_name_strategy`): on MQTT, the one of the
+        Kafka topic a gateway's default rules write them to (`fleet.<channel>.<stream>`)."""
+        return route_subject(self.config.subject_name_strategy, route.kafka_topic, route.ros_type)
 
     def stop_tasks(self, spin: Callable[[Callable[[], bool], float], object]) -> None:
         """Before the routes stop: end the tasks carried out through actions (goals cancelled, every task's

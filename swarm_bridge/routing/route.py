@@ -39,6 +39,13 @@ class Route:
     retain: bool = False
     compression: str = "none"  # "zstd", "lz4" (each record compressed) or "none"
     compression_level: int = 0
+    schema_version: int | None = None  # pinned registered version of the route's subject (avro, up)
+
+    @property
+    def kafka_topic(self) -> str:
+        """The Kafka topic the route's records end in: its destination on Kafka; on MQTT the one a gateway's default
+        up rules write (`fleet.<channel>.<stream>`). Its registry subject is named after it."""
+        return self.destination if self.scheme == "kafka" else kafka_topic(self.channel, self.stream)
 
     def __str__(self) -> str:
         if self.direction == "down":
@@ -117,4 +124,5 @@ def route_for(config: RobotBridgeConfig, rc: RouteConfig, topic: str, ros_type: 
         retain=rc.retain,
         compression="none" if ros_type in PRECOMPRESSED_TYPES else rc.compression,  # compressed already: as is
         compression_level=rc.level,
+        schema_version=rc.schema_version,
     )

@@ -5,19 +5,31 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from swarm_bridge.codec.errors import CodecError
 
 if TYPE_CHECKING:
     from swarm_bridge.codec.records import RecordCodec
+    from swarm_bridge.codec.registry import RegisteredSchema, Schema
     from swarm_bridge.codec.rostypes import RosTypes
 
-__all__ = ["DecoderFactory", "EncoderFactory", "Encoding", "Framing", "IdLookup", "WireFormat", "WireShape",
-           "content_type_is", "same"]
+__all__ = ["DecoderFactory", "EncoderFactory", "Encoding", "Framing", "IdLookup", "PinFactory", "SchemaLookup",
+           "WireFormat", "WireShape", "content_type_is", "same"]
 
-IdLookup = Callable[[str, object], int]
-"""`(subject, schema) -> registry id`: registers (encoder side) or looks up (decoder side) a schema."""
+IdLookup = Callable[[str, Any], "RegisteredSchema"]
+"""`(subject, schema) -> its registration (id, version)`: registers (encoder side) or finds (decoder side) a schema."""
+
+
+class SchemaLookup(Protocol):
+    """What a decoder asks of the registry: its own schema's registration, and a writer's schema by registry id
+    (Kafka) or Avro fingerprint (MQTT), to resolve records of another version to its own (`codec.wire.RegistryIds`)."""
+
+    def __call__(self, subject: str, schema: Any, /) -> RegisteredSchema: ...
+
+    def by_id(self, schema_id: int) -> Schema: ...
+
+    def by_fingerprint(self, fingerprint: int) -> RegisteredSchema: ...
 
 
 @dataclass(frozen=True)
@@ -58,9 +70,13 @@ class Encoding(NamedTuple):
     user_properties: tuple[tuple[str, str], ...] = ()
 
 
+# (ros_type, types, transport, pinned registration) -> record bytes of the route's own schema -> wire bytes in the
+# pinned version (a route pinned for a rollout or rollback).
+PinFactory = Callable[[str, "RosTypes | None", str, "RegisteredSchema"], Callable[[bytes], bytes]]
+
 # (ros_type, types, subject, register or lookup) -> the route's framing, encoder or decoder side.
 EncoderFactory = Callable[[str, "RosTypes | None", str, "IdLookup | None"], Encoding]
-DecoderFactory = Callable[[str, "RosTypes | None", str, "IdLookup | None"], Callable[[bytes], bytes]]
+DecoderFactory = Callable[[str, "RosTypes | None", str, "SchemaLookup | None"], Callable[[bytes], bytes]]
 
 
 @dataclass(frozen=True)
@@ -84,6 +100,7 @@ class WireFormat:
     framings: Mapping[str, Framing]
     batch: Callable[[Sequence[bytes]], bytes]
     refusals: Mapping[str, str] = field(default_factory=dict)
+    pin: PinFactory | None = None  # how a route writes a pinned registered version; None: it cannot be pinned
 
     def framing(self, transport: str, ros_type: str) -> Framing:
         """How this format travels on `transport`; CodecError naming the reason when it does not."""

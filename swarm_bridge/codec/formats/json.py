@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from swarm_bridge.codec.formats.base import Encoding, Framing, IdLookup, WireFormat, WireShape, same
+from swarm_bridge.codec.formats.base import Encoding, Framing, IdLookup, SchemaLookup, WireFormat, WireShape, same
 from swarm_bridge.codec.framing import frame_json_batch
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ def _encoder(_ros_type: str, _types: RosTypes | None, _subject: str, _register: 
 
 
 def _decoder(_ros_type: str, _types: RosTypes | None, _subject: str,
-             _lookup: IdLookup | None) -> Callable[[bytes], bytes]:
+             _lookup: SchemaLookup | None) -> Callable[[bytes], bytes]:
     return same
 
 

@@ -205,7 +205,8 @@ class ConfluentRegistry:
             level = "the subject's level"
         try:
             history = [self.version(subject, v) for v in self.versions(subject)]
-            same_kind = [r for r in history if r.schema.kind == schema.kind and not r.schema.references]
+            same_kind = [r for r in history if r.schema.kind == schema.kind
+                         and (schema.kind == "PROTOBUF" or not r.schema.references)]
             check_compatibility(
                 subject,
                 level,

@@ -147,10 +147,12 @@ class FileRegistry:
     def _resolve(self, schema: Schema) -> Any:
         if not schema.references:
             return schema.parsed()
-        if schema.kind != "AVRO":
-            raise RegistryError(
-                _BACKEND, "Protobuf schemas with references are not supported here", "inline the imported messages"
-            )
+        if schema.kind == "PROTOBUF":
+            # each referenced file must be registered; the rules compare this file's messages, which name the
+            # imported ones by full name
+            for ref in schema.references:
+                self.version(ref.subject, ref.version)
+            return schema.parsed()
         named: dict[str, Any] = {}
         for ref in schema.references:
             named[ref.name] = self._resolved(self.version(ref.subject, ref.version).schema)

@@ -161,3 +161,39 @@ def test_a_task_action_that_does_not_fit_its_installed_type_exits_2_naming_each_
     assert (f"{path}: tasks.actions.navigate.result_reason: nav2_msgs/action/NavigateToPose result has no field "
             "error_text; its fields: error_code, error_msg") in result.stderr
     assert "mqtt://" not in result.stderr
+
+
+def test_a_schema_version_the_registry_forbids_stops_the_start_before_any_record_leaves(
+        tmp_path: Path, mosquitto: Mosquitto, ros_env: dict[str, str]) -> None:
+    """The fleet's registry holds a RobotState whose battery_percent is a string; this robot's (a float) may not
+    follow it under BACKWARD: exit 2 naming subject, rule and field, and the broker never sees the robot."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from swarm_bridge.codec.avro import avro_schema
+    from swarm_bridge.codec.registry import FileRegistry, Schema
+
+    schema = avro_schema("swarm_bridge_msgs/msg/RobotState")
+    body = schema["fields"][-1]["type"]
+    field = next(f for f in body["fields"] if f["name"] == "battery_percent")
+    field.update(type="string", default="")
+    registry = FileRegistry(tmp_path / "registry")
+    registry.register("fleet.state.robot_state-value", Schema.avro(schema))
+    seen: list[str] = []
+    watcher = paho.Client(CallbackAPIVersion.VERSION2, client_id="watch-forbidden", protocol=paho.MQTTv5)
+    watcher.on_message = lambda _c, _u, message: seen.append(message.topic)
+    watcher.connect("127.0.0.1", mosquitto.port)
+    robot_id = f"amr_forbidden_{free_port()}"  # its own id: no retained presence of another test's robot
+    watcher.subscribe(f"swarm/+/{robot_id}/#", qos=1)
+    watcher.loop_start()
+    try:
+        path, data = _config(tmp_path, mosquitto.port, registry=str(tmp_path / "registry"), robot_id=robot_id)
+        result = _run(path, data, ros_env)
+    finally:
+        watcher.loop_stop()
+        watcher.disconnect()
+    assert result.returncode == 2, result.stderr
+    assert (f"robot_bridge: {path}: subject fleet.state.robot_state-value: incompatible under BACKWARD: field "
+            "'") in result.stderr
+    assert "battery_percent" in result.stderr, result.stderr
+    assert "mqtt://" not in result.stderr and seen == []  # refused before connecting: no presence, no record

@@ -54,16 +54,17 @@ def test_ros_to_mqtt(ros_context: Any, mosquitto: Mosquitto, fmt: str) -> None:
         assert bridge.uplink.stats.acked == 2 * COUNT and bridge.uplink.stats.failed == 0
 
 
-@pytest.mark.parametrize("fmt", ["json", "avro"])
+@pytest.mark.parametrize("fmt", ["json", "avro", "protobuf"])
 def test_ros_to_kafka(ros_context: Any, kafka: Kafka, fmt: str, tmp_path: Path) -> None:
     with _run(ros_context, "drone_002", "kafka", kafka.port, fmt, registry=str(tmp_path / "registry")) as fleet:
         assert fleet.results[("drone_002", "task_status")].destination == "fleet.event.task_status"
         _check_content(fleet, "drone_002")
         records = [record for tap in fleet._taps for record in tap.snapshot()]
         assert {record.key for record in records} == {b"drone_002"}  # record key = robot id
-        if fmt == "avro":  # Confluent wire format: magic byte 0, then the registered schema id
+        if fmt != "json":  # Confluent wire format: magic byte 0, then the registered schema id
             ids = {int.from_bytes(r.payload[1:5], "big") for r in records}
             assert {r.payload[0] for r in records} == {0}
+            assert {r.payload[5] == 0 for r in records} == {fmt == "protobuf"}  # Protobuf's message index 00
             registry = FileRegistry(tmp_path / "registry")
             assert ids == {registry.latest(f"{t}-value").id for t in ("fleet.state.robot_state",
                                                                       "fleet.event.task_status")}

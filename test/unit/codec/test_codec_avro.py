@@ -93,7 +93,8 @@ def test_type_mapping_is_exact() -> None:
         "durations": {"type": "array", "items": {
             "type": "record", "name": "Duration", "namespace": "ros.builtin_interfaces.msg",
             "ros.type": "builtin_interfaces/msg/Duration",
-            "fields": [{"name": "sec", "type": "int"}, {"name": "nanosec", "type": "long"}]}},
+            "fields": [{"name": "sec", "type": "int", "default": 0},
+                       {"name": "nanosec", "type": "long", "default": 0}]}},
         "empty": {"type": "record", "name": "Empty", "namespace": "ros.std_msgs.msg",
                   "ros.type": "std_msgs/msg/Empty", "fields": []},
         "empties": {"type": "array", "items": "ros.std_msgs.msg.Empty"},
@@ -101,6 +102,12 @@ def test_type_mapping_is_exact() -> None:
     for name, avro_type in expected.items():
         assert got[name] == avro_type, name
     assert got["inner"]["name"] == "Inner"
+    defaults = {f["name"]: f["default"] for f in body["fields"]}
+    assert (defaults["b"], defaults["f64"], defaults["s"], defaults["u64"], defaults["si32"]) == (
+        False, 0.0, "", "\x00", [])
+    assert (defaults["fu8"], defaults["fu64"], defaults["durations"]) == ("\x00" * 4, ["\x00"] * 2, [])
+    assert defaults["empty"] == {} and set(defaults["inner"]) == {f.name for f in codec_types().fields(
+        "codec_test_msgs/msg/Inner")}
 
 
 @pytest.mark.parametrize("ros_type", covered_types())

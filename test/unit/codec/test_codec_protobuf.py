@@ -47,15 +47,18 @@ def test_descriptors_load_and_are_deterministic(ros_type: str) -> None:
         assert fresh == again
 
 
-def test_files_packages_and_record() -> None:
+def test_one_file_per_message_then_the_record() -> None:
     files = {f.name: f for f in file_descriptors("sensor_msgs/msg/Imu", default_types())}
-    assert list(files) == ["ros/builtin_interfaces/msg.proto", "ros/geometry_msgs/msg.proto",
-                           "ros/std_msgs/msg.proto", "ros/sensor_msgs/msg.proto",
-                           "swarm_bridge/record/sensor_msgs/msg/Imu.proto"]
-    sensor = files["ros/sensor_msgs/msg.proto"]
+    assert list(files) == ["ros/geometry_msgs/msg/Quaternion.proto", "ros/geometry_msgs/msg/Vector3.proto",
+                           "ros/builtin_interfaces/msg/Time.proto", "ros/std_msgs/msg/Header.proto",
+                           "ros/sensor_msgs/msg/Imu.proto", "swarm_bridge/record/sensor_msgs/msg/Imu.proto"]
+    sensor = files["ros/sensor_msgs/msg/Imu.proto"]
     assert (sensor.package, sensor.syntax) == ("ros.sensor_msgs.msg", "proto3")
-    assert list(sensor.dependency) == ["ros/geometry_msgs/msg.proto", "ros/std_msgs/msg.proto"]
-    assert [m.name for m in files["ros/geometry_msgs/msg.proto"].message_type] == ["Quaternion", "Vector3"]
+    assert list(sensor.dependency) == ["ros/geometry_msgs/msg/Quaternion.proto", "ros/geometry_msgs/msg/Vector3.proto",
+                                       "ros/std_msgs/msg/Header.proto"]
+    assert [m.name for m in files["ros/geometry_msgs/msg/Vector3.proto"].message_type] == ["Vector3"]
+    other = {f.name: f for f in file_descriptors("geometry_msgs/msg/PoseStamped", default_types())}
+    assert other["ros/std_msgs/msg/Header.proto"] == files["ros/std_msgs/msg/Header.proto"]  # shared as a subject
     imu = sensor.message_type[0]
     assert [(f.name, f.number) for f in imu.field][:3] == [("header", 1), ("orientation", 2),
                                                             ("orientation_covariance", 3)]

@@ -25,7 +25,9 @@ def test_every_shape_is_recognised_from_what_the_encoders_write() -> None:
     avro, js = record("avro"), record("json")
     confluent = frame_confluent(7, avro[10:])
     proto = wire_encoder(ROBOT_STATE, "protobuf", "mqtt", subject="s")
+    proto_kafka = frame_confluent(7, proto.encode(STATE), message_indexes=[0])
     cases = {
+        "protobuf-confluent": (proto_kafka, None),
         "avro-single-object": (avro, None),
         "json": (js, "application/json"),
         "avro-confluent": (confluent, None),
@@ -56,7 +58,7 @@ def test_expected_shape_per_format_and_transport() -> None:
     assert expected_shape("avro", "kafka").name == "avro-confluent"  # type: ignore[union-attr]
     assert expected_shape("avro", "mqtt").name == "avro-single-object"  # type: ignore[union-attr]
     assert expected_shape("json", "kafka").name == "json"  # type: ignore[union-attr]
-    assert expected_shape("protobuf", "kafka") is None
+    assert expected_shape("protobuf", "kafka").name == "protobuf-confluent"  # type: ignore[union-attr]
 
 
 def test_a_mismatch_is_named_at_the_first_record_then_only_counted() -> None:
@@ -68,9 +70,9 @@ def test_a_mismatch_is_named_at_the_first_record_then_only_counted() -> None:
     text = str(found[0])
     assert text.startswith("coordinator reading kafka:fleet.state.robot_state: format mismatch at the first such "
                            "record (offset 0): it is json (starts '{' (0x7b)), but robot_format (coordinator config)"
-                           " is avro (starts 00, then a 4-byte schema id). Sent by the robot bridges (format: of "
-                           "their robot_state route). Fix: set robot_format (coordinator config) to json, or make "
-                           "that side send avro.")
+                           " is avro (starts 00, then a 4-byte schema id, then not 00). Sent by the robot bridges "
+                           "(format: of their robot_state route). Fix: set robot_format (coordinator config) to json, "
+                           "or make that side send avro.")
     assert "counted" in text and "not logged" in text
 
 

@@ -37,8 +37,11 @@ def test_an_entry_gives_codec_content_type_and_batching() -> None:
     assert encoder.content_type == FORMATS["avro"].content_type
 
 
-def test_a_transport_without_framing_is_refused_with_the_reason() -> None:
-    with pytest.raises(CodecError, match="protobuf on a Kafka uplink is not supported yet"):
-        wire_encoder("std_msgs/msg/String", "protobuf", "kafka", subject="s")
+def test_an_unknown_format_is_refused_with_the_valid_ones() -> None:
     with pytest.raises(CodecError, match="Valid options are: avro, protobuf, json"):
         wire_format("xml")
+
+
+def test_a_framing_that_carries_a_registry_id_needs_a_registry() -> None:
+    with pytest.raises(CodecError, match="Protobuf on Kafka needs a schema registry to register subject s"):
+        wire_encoder("std_msgs/msg/String", "protobuf", "kafka", subject="s")

@@ -82,6 +82,17 @@ def test_down_routes_are_not_decimated() -> None:
         validate_config({**GOOD, "routes": [route]}, RobotBridgeConfig)
 
 
+def test_a_pin_takes_an_avro_up_route_and_on_mqtt_a_registry() -> None:
+    route = {**GOOD["routes"][0], "schema_version": 1}
+    with pytest.raises(ConfigError, match=r"routes\[0\]: schema_version pins an up route of format avro "):
+        validate_config({**GOOD, "routes": [route]}, RobotBridgeConfig)
+    avro = {**route, "format": "avro"}
+    with pytest.raises(ConfigError, match=r"routes\[0\].schema_version: a pinned version is read from the registry"):
+        validate_config({**GOOD, "routes": [avro]}, RobotBridgeConfig)
+    config = validate_config({**GOOD, "registry": "/tmp/registry", "routes": [avro]}, RobotBridgeConfig)
+    assert config.routes[0].schema_version == 1
+
+
 def test_qos_preset_is_required_and_named() -> None:
     route = {k: v for k, v in GOOD["routes"][0].items() if k != "qos"}
     with pytest.raises(ConfigError, match=r"routes\[0\]\.qos: Field required"):

@@ -36,10 +36,10 @@ def translator(registry: FileRegistry) -> Translator:
     return Translator(SchemaBook(registry), max_payload=4096)
 
 
-def _route(topic: str, json_format: str = "passthrough") -> UpRoute:
+def _route(topic: str, json_format: str = "passthrough", **formats: str) -> UpRoute:
     config = GatewayConfig.model_validate({"gateway_id": "gw", "fleet": "f", "up": [
         {"mqtt": "{prefix}/{fleet}/{robot_id}/{channel}/{stream}", "kafka_topic": "fleet.{channel}.{stream}",
-         "json_format": json_format}]})
+         "json_format": json_format, **formats}]})
     route = up_rules(config).route(topic)
     assert route is not None
     return route
@@ -149,6 +149,54 @@ def test_protobuf_becomes_avro(translator: Translator) -> None:
     garbage = translator.translate(_route("swarm/f/amr_1/state/battery"), b"\x08\xff\xff", encoder.content_type,
                                    encoder.user_properties)
     assert garbage.dead[0].reason == "bad_record"
+
+
+def test_protobuf_stays_protobuf_on_kafka_with_its_imports_referenced(translator: Translator,
+                                                                     registry: FileRegistry) -> None:
+    body = default_types().default_message("sensor_msgs/msg/BatteryState")
+    body["voltage"] = 24.5
+    encoder = wire_encoder("sensor_msgs/msg/BatteryState", "protobuf", "mqtt", subject="x")
+    payload = encoder.encode(Envelope("amr_1", "battery", 9, 1, "sensor_msgs/msg/BatteryState", body))
+    route = _route("swarm/f/amr_1/state/battery", protobuf_format="protobuf")
+    out = translator.translate(route, payload, encoder.content_type, encoder.user_properties)
+    assert out.dead == [] and out.records[0].head == ("amr_1", "battery", 9, "sensor_msgs/msg/BatteryState")
+    frame = parse_confluent(out.records[0].value, message_indexes=True)
+    registered = registry.latest("fleet.state.battery-value")
+    assert (frame.schema_id, frame.message_indexes, frame.payload) == (registered.id, [0], payload)
+    assert [r.subject for r in registered.schema.references] == ["ros/sensor_msgs/msg/BatteryState.proto"]
+    assert "ros/std_msgs/msg/Header.proto" in registry.subjects()
+
+
+def test_avro_becomes_protobuf_on_kafka_when_the_rule_asks(translator: Translator, registry: FileRegistry) -> None:
+    robot = SimRobot("amr_1", "f", [ODOM])
+    publish = robot.next(ODOM)
+    route = _route(publish.topic, avro_format="protobuf")
+    out = translator.translate(route, publish.payload, publish.content_type, publish.user_properties)
+    assert out.dead == []
+    frame = parse_confluent(out.records[0].value, message_indexes=True)
+    assert frame.schema_id == registry.latest("fleet.telemetry.odometry-value").id
+    decoded = record_codec("nav_msgs/msg/Odometry", "protobuf").decode(frame.payload)
+    assert (decoded.robot_id, decoded.seq) == ("amr_1", 1 << 32)
+
+
+def test_a_protobuf_command_goes_down_as_the_bare_record_naming_its_message(registry: FileRegistry,
+                                                                            tmp_path: Path) -> None:
+    from swarm_bridge.codec.framing import parse_proto_mqtt_properties
+    from swarm_bridge.codec.wire import registry_ids
+    from swarm_bridge.gateway.kafka_to_mqtt import command_publish
+
+    ros_type, topic = "swarm_bridge_msgs/msg/TaskCommand", "fleet.command.task_command"
+    kafka = wire_encoder(ros_type, "protobuf", "kafka", subject=f"{topic}-value",
+                         register=registry_ids(str(tmp_path / "registry")))
+    body = default_types().default_message(ros_type)
+    body.update(task_id="t1", command_id="c1", robot_id="amr_1", kind="navigate")
+    value = kafka.encode(Envelope("amr_1", "task_command", 7, 1, ros_type, body))
+    payload, content_type, props = command_publish(value, SchemaBook(registry))
+    meta = parse_proto_mqtt_properties(content_type, props)
+    assert (meta.full_name, meta.extra["ros_type"]) == ("swarm_bridge.record.swarm_bridge_msgs.msg.TaskCommand",
+                                                        ros_type)
+    decoded = record_codec(ros_type, "protobuf").decode(payload)
+    assert (decoded.seq, decoded.body["command_id"]) == (7, "c1")
 
 
 def test_raw_routes_forward_unchanged(translator: Translator) -> None:

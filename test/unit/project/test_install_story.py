@@ -87,15 +87,25 @@ def _closure(requirements: list[Requirement]) -> set[str]:
     return seen
 
 
+def _owners(top: str, candidates: list[str], full: list[str]) -> list[str]:
+    """The distributions of a top-level module that hold an imported module: a namespace package (`google`) is
+    shared by several (protobuf, googleapis-common-protos), of which only some are imported."""
+    if len(candidates) < 2:
+        return candidates
+    paths = {m.replace(".", "/") for m in full if m.startswith(f"{top}.")}
+    return [d for d in candidates if any(str(f).rsplit(".", 1)[0].removesuffix("/__init__") in paths
+                                         for f in md.files(d) or [])]
+
+
 def _robot_side_imports_beyond_ros() -> set[str]:
     """The distributions the robot side imports that neither ROS nor swarm_bridge itself provides."""
     probe = (f"import sys; import {', '.join(ROBOT_SIDE)}\n"
-             "print('\\n'.join(sorted({m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names))))")
-    modules = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
-                             check=True).stdout.split()
-    modules = [m for m in modules if m != "_distutils_hack"]  # setuptools' .pth hook, not an import of ours
+             "print('\\n'.join(sorted(m for m in sys.modules if m.split('.')[0] not in sys.stdlib_module_names)))")
+    full = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          check=True).stdout.split()
+    modules = sorted({m.split(".")[0] for m in full} - {"_distutils_hack"})  # setuptools' .pth hook, not ours
     owners = md.packages_distributions()
-    imported = {canonicalize_name(d) for m in modules for d in owners.get(m, [])}
+    imported = {canonicalize_name(d) for m in modules for d in _owners(m, owners.get(m, []), full)}
     ros = {d for d in imported if d.startswith("ros-")} | {canonicalize_name("swarm_bridge")}
     ros |= {canonicalize_name(m) for m in modules if (Path(sys.prefix) / "share" / m / "package.xml").is_file()}
     return {str(name) for name in imported - ros}

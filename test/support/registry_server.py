@@ -1,0 +1,22 @@
+"""A private Apicurio Registry (Confluent API) for one test module: `with apicurio(factory) as server`."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pytest
+
+from swarm_bridge.brokers import free_port
+from swarm_bridge.brokers.registry import SchemaRegistryServer
+
+
+@contextlib.contextmanager
+def apicurio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SchemaRegistryServer]:
+    """Started on a free port in a temp run dir, stopped at the end."""
+    registry = SchemaRegistryServer(run_dir=tmp_path_factory.mktemp("schema-registry"), port=free_port())
+    registry.start()
+    try:
+        yield registry
+    finally:
+        registry.stop()
