@@ -23,6 +23,7 @@ from swarm_bridge.transport.kafka_clients import (
     OFFSET_BEGINNING,
     TIMESTAMP_CREATE_TIME,
     Consumer,
+    KafkaError,
     KafkaException,
     KafkaMessage,
     TopicPartition,
@@ -31,10 +32,13 @@ from swarm_bridge.transport.kafka_clients import (
 
 __all__ = ["STREAMS", "KafkaSource"]
 
+# Consumer events that say nothing is wrong: no telemetry topic yet for the pattern, the end of a partition.
+_NOT_A_PROBLEM = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._PARTITION_EOF})
+
 log = logging.getLogger(__name__)
 
-STREAMS = r"^fleet\.(telemetry|state|event)\..+"
-"""The robots' stream topics counted per robot (the record key) and topic."""
+STREAMS = r"^fleet\.telemetry\..+"
+"""The robots' telemetry topics, counted per robot (the record key) and topic beside their state and status."""
 
 
 class KafkaSource:
@@ -77,12 +81,13 @@ class KafkaSource:
             raise FleetWebError(f"fleet page: {self.endpoint}: no topic {', '.join(missing)}; start a coordinator "
                                 "with this config first (it creates them), or fix topics: in the config")
         self._view.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in view for p in sorted(meta[t].partitions)])
-        self._streams.subscribe([self.streams])
+        self._streams.subscribe([self.topics.state, self.topics.status, self.streams])
         self._connected = True
         self.feed.apply(lambda page: page.source.update(connected=True))
         self._thread = threading.Thread(target=self._run, name="fleet-web-kafka", daemon=True)
         self._thread.start()
-        log.info("fleet page: reading %s, %s, %s and %s on %s", *view, self.streams, self.endpoint)
+        log.info("fleet page: reading %s, %s, %s (the view), %s and %s (counted) on %s", *view, self.topics.status,
+                 self.streams, self.endpoint)
         return self
 
     def refresh(self) -> None:
@@ -112,8 +117,9 @@ class KafkaSource:
     def _fold_all(self, page: FleetPage, view: list[KafkaMessage], streams: list[KafkaMessage], now: int) -> None:
         for msg in view:
             if msg.error():
-                page.drop("kafka error")
+                self._error(page, msg)
                 continue
+            page.heard(now)
             try:
                 self._fold(page, msg, now)
             except Exception as exc:  # a malformed record is counted, never fatal
@@ -121,13 +127,22 @@ class KafkaSource:
                 log.debug("fleet page: %s: %s", msg.topic(), exc)
         for msg in streams:
             if msg.error():
-                page.drop("kafka error")
+                self._error(page, msg)
                 continue
             key, value = msg.key(), msg.value()
             kind, stamp_ms = msg.timestamp()
             stamp = stamp_ms * 1_000_000 if kind == TIMESTAMP_CREATE_TIME and stamp_ms > 0 else 0
             page.on_record(key.decode("utf-8", "replace") if key else "?", str(msg.topic()), len(value or b""), now,
                            stamp_ns=stamp)
+
+    def _error(self, page: FleetPage, msg: KafkaMessage) -> None:
+        """A consumer event that is no record (a topic the pattern finds none of yet, a broker down): the source's
+        last error on the page, and the log."""
+        error = msg.error()
+        if error is None or error.code() in _NOT_A_PROBLEM:
+            return
+        page.source["last_error"] = str(error.str())
+        log.debug("fleet page: %s: %s", self.endpoint, error)
 
     def _fold(self, page: FleetPage, msg: KafkaMessage, now: int) -> None:
         """One record of the view topics, as `coordinator.kafka.view.fold` reads it (a tombstone changes nothing)."""

@@ -102,6 +102,7 @@ class FleetPage:
         self.limits = limits or PageLimits()
         self.fleet = FleetView()
         self.frames: dict[str, str] = {}
+        self.poses: dict[str, tuple[float, float, str]] = {}  # from the robot's own pose stream, when it has one
         self.drops: Counter[str] = Counter()
         self.coordinator_drops: dict[str, int] = {}
         self.coordinator_counts: dict[str, int] | None = None  # a site coordinator's own counts, when it says them
@@ -124,6 +125,11 @@ class FleetPage:
         self.fleet.on_state(body, now_ns)
         header = body.get("pose", {}).get("header", {})
         self.frames[robot_id] = str(header.get("frame_id", "")) if isinstance(header, Mapping) else ""
+
+    def on_pose(self, robot_id: str, x: float, y: float, frame: str) -> None:
+        """A pose from the robot's own pose stream (odometry): where the map puts it, in place of RobotState's."""
+        if robot_id in self.poses or len(self.poses) < self.limits.robots:
+            self.poses[robot_id] = (x, y, frame)
 
     def on_presence(self, robot_id: str, state: str, reason: str, now_ns: int) -> None:
         """A presence record (the robot's, or its Last Will)."""
@@ -235,8 +241,7 @@ class FleetPage:
 
     def on_record(self, robot_id: str, stream: str, size: int, now_ns: int, *, stamp_ns: int = 0) -> None:
         """One record of a robot's stream arrived (`stamp_ns`: when the robot stamped it, for latency)."""
-        self.records += 1
-        self.last_record_ns = now_ns
+        self.heard(now_ns)
         key = (robot_id, stream)
         entry = self._streams.get(key)
         if entry is None:
@@ -251,6 +256,11 @@ class FleetPage:
         entry.last_ns = now_ns
         if stamp_ns > 0:
             entry.latencies_ms.append(max(0.0, (now_ns - stamp_ns) / 1e6))
+
+    def heard(self, now_ns: int) -> None:
+        """A record came from the source (the page shows how many, and how long ago the last)."""
+        self.records += 1
+        self.last_record_ns = now_ns
 
     def drop(self, reason: str) -> None:
         """A record the page could not read, counted by reason."""
@@ -286,13 +296,13 @@ class FleetPage:
     def _robot(self, robot: RobotView, now_ns: int, loads: Counter[str]) -> dict[str, Any]:
         task = self.task(robot.current_task_id) if robot.current_task_id else None
         online = robot.reachable(now_ns, self.stale_after_ns)
+        x, y, frame = self.poses.get(robot.robot_id) or (robot.x, robot.y, self.frames.get(robot.robot_id, ""))
         return {
             "robot_id": robot.robot_id, "kind": robot.kind, "online": online,
             "presence": "online" if online else ("offline" if not robot.online else "silent"),
             "presence_reason": robot.presence_reason, "mode": robot.mode.name.lower(),
             "battery_percent": None if not math.isfinite(robot.battery_percent) else round(robot.battery_percent, 1),
-            "charging": robot.charging, "x": _finite(robot.x), "y": _finite(robot.y),
-            "frame": self.frames.get(robot.robot_id, ""),
+            "charging": robot.charging, "x": _finite(x), "y": _finite(y), "frame": frame,
             "last_seen_s": None if not robot.last_seen_ns else round((now_ns - robot.last_seen_ns) / 1e9, 1),
             "current_task_id": robot.current_task_id, "task_state": task.state if task else "",
             "task_progress": _finite(task.progress) if task else None, "tasks": loads.get(robot.robot_id, 0),

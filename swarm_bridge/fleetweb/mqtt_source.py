@@ -15,6 +15,7 @@ from swarm_bridge.coordinator.site.wire import SiteRecords, SiteTopics
 from swarm_bridge.fleetweb.errors import FleetWebError
 from swarm_bridge.fleetweb.feed import PageFeed
 from swarm_bridge.fleetweb.model import FleetPage
+from swarm_bridge.fleetweb.poses import PoseReader
 from swarm_bridge.routing.presence import parse_presence
 from swarm_bridge.transport.link import LinkError
 from swarm_bridge.transport.mqtt_client import Message, MqttClient
@@ -22,6 +23,9 @@ from swarm_bridge.transport.mqtt_client import Message, MqttClient
 __all__ = ["MqttSource", "stamp_ns"]
 
 log = logging.getLogger(__name__)
+
+POSE_EVERY_NS = 200_000_000  # a robot's pose is read five times a second at most, however fast its odometry
+NO_POSE_TOPICS = 100_000  # topics remembered as carrying no pose (bounded)
 
 
 def stamp_ns(body: Mapping[str, Any]) -> int:
@@ -42,6 +46,9 @@ class MqttSource:
         self.records = SiteRecords(self.topics, fmt=config.robot_format)
         self.endpoint = f"mqtt{'s' if config.mqtt.tls else ''}://{config.mqtt.host}:{config.mqtt.port}"
         self._client: MqttClient | None = None
+        self.poses = PoseReader()
+        self._pose_topic: dict[str, tuple[str, int]] = {}  # robot -> its pose topic, when last read (ns)
+        self._no_pose: set[str] = set()
         feed.apply(lambda page: page.source.update(kind="mqtt", endpoint=self.endpoint, connected=False))
 
     def start(self) -> MqttSource:
@@ -89,6 +96,26 @@ class MqttSource:
         kind = FOLDS.get((channel, stream))
         stamp = kind(self, page, robot_id, payload, now) if kind is not None else 0
         page.on_record(robot_id, f"{channel}/{stream}", len(payload), now, stamp_ns=stamp)
+        if kind is None and channel == "telemetry":
+            self._pose(page, robot_id, topic, payload, now)
+
+    def _pose(self, page: FleetPage, robot_id: str, topic: str, payload: bytes, now: int) -> None:
+        """A telemetry record that may carry the robot's pose (odometry), read at most every POSE_EVERY_NS; the
+        first topic that gives a robot's pose is its pose topic, and a topic found to carry none is not looked at
+        again (both bounded)."""
+        chosen = self._pose_topic.get(robot_id)
+        if topic in self._no_pose or (chosen is not None and chosen[0] != topic):
+            return
+        if chosen is not None and now - chosen[1] < POSE_EVERY_NS:
+            return
+        pose = self.poses.pose(payload)
+        if pose is None:
+            if len(self._no_pose) < NO_POSE_TOPICS:
+                self._no_pose.add(topic)
+            return
+        if chosen is not None or len(self._pose_topic) < NO_POSE_TOPICS:
+            self._pose_topic[robot_id] = (topic, now)
+            page.on_pose(robot_id, pose.x, pose.y, pose.frame)
 
     def _state(self, page: FleetPage, robot_id: str, payload: bytes, now: int) -> int:
         stamp = 0

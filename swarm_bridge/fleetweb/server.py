@@ -60,7 +60,7 @@ class WebSettings:
             ("period_s", self.period_s), ("max_clients", self.max_clients), ("send_timeout_s", self.send_timeout_s))
             if value <= 0]
         if not 0 <= self.port <= 65535:
-            problems.append(f"--web-port must be 0..65535 (got {self.port})")
+            problems.append(f"the page's port must be 0..65535 (got {self.port})")
         if (self.tls_cert is None) != (self.tls_key is None):
             problems.append("give --tls-cert and --tls-key together (the server's certificate chain and its key)")
         if self.token is not None and len(self.token) < 16:
@@ -272,9 +272,9 @@ class FleetWebServer:
                 if self._stopping.is_set():
                     why = "server stopped"
         except TimeoutError:
-            why = "slow client dropped"
+            why = "too slow: a send timed out"
         except (ConnectionError, RuntimeError):
-            why = "client left"
+            why = "connection lost"  # the client left, or took nothing for send_timeout_s (TCP_USER_TIMEOUT)
         finally:
             self.clients -= 1
             self.closed[why] += 1

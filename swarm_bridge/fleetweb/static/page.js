@@ -70,7 +70,9 @@ function render(doc) {
   }
   const source = doc.source || {};
   $("source").textContent = (source.endpoint || "?") + (source.connected ? "" : " (not connected)") +
-    " · " + (source.records || 0) + " records";
+    " · " + (source.records || 0) + " records" +
+    (source.last_record_age_s === null ? "" : ", last " + source.last_record_age_s.toFixed(1) + " s ago") +
+    (source.last_error ? " · last error: " + source.last_error : "");
   $("frames").textContent = "frame " + ([...new Set(doc.robots.map((r) => r.frame).filter((f) => f))].join(", ") || "?");
   fill("robots", doc.robots, (row, r) => {
     row.dataset.robot = r.robot_id; row.className = r.presence;
