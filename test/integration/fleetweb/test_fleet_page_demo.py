@@ -39,7 +39,7 @@ def test_demo_web_shows_the_fleet_move(tmp_path: Path, shared_bags: Path, ros_en
                                        if line.startswith("demo: fleet page: ")), None) or (
             demo.poll() is not None and "exited"), 180, "the demo's page")
         assert url != "exited", "\n".join(lines[-30:])
-        browser.get(url)
+        browser.get(str(url))
         wait_until(lambda: updates(browser) > 0, 60, "the page's first snapshot")
         wait_until(lambda: len(robots_shown(browser)) == 2 and text(browser, "#online-count") == "2", 120,
                    "the demo's two robots online")
