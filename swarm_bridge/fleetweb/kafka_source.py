@@ -32,6 +32,7 @@ from swarm_bridge.transport.kafka_clients import (
 
 __all__ = ["STREAMS", "KafkaSource"]
 
+HEALTH_EVERY_S = 5.0  # how often the cluster's metadata is asked for its health
 # Consumer events that say nothing is wrong: no telemetry topic yet for the pattern, the end of a partition.
 _NOT_A_PROBLEM = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._PARTITION_EOF})
 
@@ -103,8 +104,24 @@ class KafkaSource:
                 consumer.close()
         self.records.close()
 
+    def _health(self) -> None:
+        """The cluster's health as its metadata says it: brokers up, view partitions without a leader."""
+        try:
+            meta = self._view.list_topics(timeout=5)
+        except KafkaException as exc:
+            self.feed.apply(FleetPage.on_broker, "metadata", f"no answer: {exc}")
+            return
+        view = (self.topics.state, self.topics.presence, self.topics.events)
+        leaderless = sum(p.leader < 0 for t in view if t in meta.topics for p in meta.topics[t].partitions.values())
+        self.feed.apply(FleetPage.on_broker, "brokers up", str(len(meta.brokers)))
+        self.feed.apply(FleetPage.on_broker, "view partitions without a leader", str(leaderless))
+
     def _run(self) -> None:
+        checked = 0.0
         while not self._stop.is_set():
+            if time.monotonic() - checked >= HEALTH_EVERY_S:
+                checked = time.monotonic()
+                self._health()
             try:
                 view = self._view.consume(num_messages=2000, timeout=0.1)
                 streams = self._streams.consume(num_messages=2000, timeout=0 if view else 0.1)

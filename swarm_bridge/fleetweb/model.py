@@ -107,6 +107,7 @@ class FleetPage:
         self.coordinator_drops: dict[str, int] = {}
         self.coordinator_counts: dict[str, int] | None = None  # a site coordinator's own counts, when it says them
         self.source: dict[str, Any] = {}
+        self.broker: dict[str, str] = {}  # the broker's health, by the source's fixed table of facts
         self.records = 0
         self.last_record_ns = 0
         self._open: OrderedDict[str, TaskRow] = OrderedDict()
@@ -257,6 +258,10 @@ class FleetPage:
         if stamp_ns > 0:
             entry.latencies_ms.append(max(0.0, (now_ns - stamp_ns) / 1e6))
 
+    def on_broker(self, fact: str, value: str) -> None:
+        """One fact of the broker's health (clients connected, messages dropped, brokers up, ...)."""
+        self.broker[fact] = value[:200]
+
     def heard(self, now_ns: int) -> None:
         """A record came from the source (the page shows how many, and how long ago the last)."""
         self.records += 1
@@ -291,6 +296,7 @@ class FleetPage:
             "streams": [_stream(key, entry, now_ns) for key, entry in streams[: self.limits.shown_streams]],
             "stream_count": len(self._streams),
             "drops": drops,
+            "broker": dict(self.broker),
         }
 
     def _robot(self, robot: RobotView, now_ns: int, loads: Counter[str]) -> dict[str, Any]:

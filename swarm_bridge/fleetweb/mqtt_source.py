@@ -24,6 +24,15 @@ __all__ = ["MqttSource", "stamp_ns"]
 
 log = logging.getLogger(__name__)
 
+BROKER_FACTS = {
+    "$SYS/broker/version": "version",
+    "$SYS/broker/uptime": "uptime",
+    "$SYS/broker/clients/connected": "clients connected",
+    "$SYS/broker/publish/messages/dropped": "messages dropped (queue limits)",
+    "$SYS/broker/load/messages/received/1min": "messages in per min (1 min average)",
+    "$SYS/broker/load/messages/sent/1min": "messages out per min (1 min average)",
+}
+"""Mosquitto's $SYS topics the page shows as the broker's health (a broker without them shows none)."""
 POSE_EVERY_NS = 200_000_000  # a robot's pose is read five times a second at most, however fast its odometry
 NO_POSE_TOPICS = 100_000  # topics remembered as carrying no pose (bounded)
 
@@ -55,7 +64,7 @@ class MqttSource:
         """Connect and subscribe; FleetWebError naming the broker and the fix when it does not answer."""
         try:
             self._client = site_client(self.config, self._message, client_id=f"{self.config.fleet}-web")
-            self._client.subscribe([f"{self.topics.prefix}/{self.topics.fleet}/#"], qos=0,
+            self._client.subscribe([f"{self.topics.prefix}/{self.topics.fleet}/#", *BROKER_FACTS], qos=0,
                                    timeout_s=self.config.mqtt.connect_timeout_s if self.config.mqtt else 10.0)
         except (SiteUnreachable, LinkError) as exc:
             self.close()
@@ -85,6 +94,10 @@ class MqttSource:
             log.debug("fleet page: mqtt:%s: %s", topic, exc)
 
     def _fold(self, page: FleetPage, topic: str, payload: bytes, now: int) -> None:
+        fact = BROKER_FACTS.get(topic)
+        if fact is not None:
+            page.on_broker(fact, payload.decode("utf-8", "replace"))
+            return
         if topic == self.topics.status:
             if payload:
                 page.on_site_status(json.loads(payload), now)

@@ -90,6 +90,13 @@ def task_counts_shown(driver: webdriver.Chrome) -> dict[str, int]:
     return {str(state): int(count) for state, count in found}
 
 
+def broker_shown(driver: webdriver.Chrome) -> dict[str, str]:
+    """The broker's health facts the page lists: fact -> value."""
+    found = driver.execute_script("return [...document.querySelectorAll('#broker [data-fact]')]"
+                                  ".map((e) => [e.dataset.fact, e.textContent.split(': ').slice(1).join(': ')]);")
+    return {str(fact): str(value) for fact, value in found}
+
+
 def updates(driver: webdriver.Chrome) -> int:
     """How many snapshots the page has drawn."""
     return int(driver.execute_script("return Number(document.getElementById('updated').dataset.version);"))

@@ -105,6 +105,15 @@ function render(doc) {
     if (n === null) li.className = "none"; else li.dataset.reason = reason;
     drops.appendChild(li);
   }
+  const broker = $("broker");
+  broker.replaceChildren();
+  const facts = Object.entries(doc.broker || {});
+  for (const [fact, value] of facts.length ? facts : [["nothing heard", null]]) {
+    const li = document.createElement("li");
+    li.textContent = value === null ? fact : fact + ": " + value;
+    if (value === null) li.className = "none"; else li.dataset.fact = fact;
+    broker.appendChild(li);
+  }
   drawMap(doc.robots);
   const updated = $("updated");
   updated.textContent = new Date(doc.at_ns / 1e6).toLocaleTimeString();

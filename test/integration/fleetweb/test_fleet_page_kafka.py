@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from coordinator_fleet import CAPABILITIES, coordinator_doc, write_config
-from fleet_page import chromium, robots_shown, screenshot, task_counts_shown, text, updates, wait_until
+from fleet_page import broker_shown, chromium, robots_shown, screenshot, task_counts_shown, text, updates, wait_until
 
 from swarm_bridge.brokers import Kafka
 from swarm_bridge.config import CoordinatorConfig, validate_config
@@ -87,6 +87,7 @@ def test_the_page_on_kafka_shows_the_coordinators_view(kafka_site: tuple[Coordin
         wait_until(lambda: updates(browser) > 0, 60, "the page's first snapshot")
         wait_until(lambda: text(browser, "#online-count") == "8", 90, "eight robots online")
         assert text(browser, "#robot-count") == "8"
+        wait_until(lambda: broker_shown(browser).get("brokers up") == "1", 60, "the cluster's health: one broker")
         kinds = ["navigate", "pick", "fly", "inspect", "place"]
         docs = [{"task_id": f"kjob-{i:02d}", "kind": kinds[i % 5], "target": {"x": float(i % 4), "y": 1.0}}
                 for i in range(20)]

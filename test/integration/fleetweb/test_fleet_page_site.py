@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fleet_page import (
+    broker_shown,
     chromium,
     map_points,
     robots_shown,
@@ -97,6 +98,11 @@ def test_the_fleet_appears_with_its_robot_count_where_the_robots_are(site_page: 
         assert row["kind"] == robot.kind and row["position"] == f"({robot.x:.1f}, {robot.y:.1f})"
         assert row["battery"].startswith(f"{robot.battery:.0f}")
     wait_until(lambda: map_points(site.browser) == 7, 30, "seven robots on the map")
+    # The broker's health, as Mosquitto's $SYS topics say it: at least the robots, the coordinator and the page.
+    # Mosquitto says it every sys_interval (10 s).
+    health = wait_until(lambda: b if int((b := broker_shown(site.browser)).get("clients connected", 0)) >= 9
+                        else None, 60, "the broker's health")
+    assert health["version"].startswith("mosquitto")
     screenshot(site.browser, tmp_path, "fleet_page_site.png")
 
 

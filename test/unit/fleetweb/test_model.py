@@ -108,7 +108,9 @@ def test_streams_rates_latency_and_drops() -> None:
     for i in range(100):
         p.on_record("a", "telemetry/odometry", 700, NOW + i * S // 10, stamp_ns=NOW + i * S // 10 - 5_000_000)
     p.drop("malformed state/robot_state")
+    p.on_broker("clients connected", "12")
     snap = p.snapshot(NOW + 10 * S)
+    assert snap["broker"] == {"clients connected": "12"}
     stream = snap["streams"][0]
     assert (stream["robot_id"], stream["stream"], stream["total"], stream["bytes"]) == (
         "a", "telemetry/odometry", 100, 70_000)
