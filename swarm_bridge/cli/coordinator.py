@@ -109,9 +109,14 @@ def _web(args: argparse.Namespace) -> int:
     config = _config(args.config, args.set)
     if config is None:
         return EXIT_CONFIG
+    try:
+        settings = web_settings(args, args.port)
+    except FleetWebSettingError as exc:
+        print(f"fleet web: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     stop = stop_event(None, handle_signals=True)
     try:
-        web = FleetWeb(config, web_settings(args, args.port)).start()
+        web = FleetWeb(config, settings).start()
     except FleetWebSettingError as exc:
         print(f"fleet web: {exc}", file=sys.stderr)
         return EXIT_CONFIG

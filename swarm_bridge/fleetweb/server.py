@@ -144,7 +144,8 @@ class FleetWebServer:
                                        f"{self.settings.port} within {timeout_s:g} s")
         if self._failed is not None:
             raise FleetWebSettingError(f"fleet page: cannot listen on {self.settings.host}:{self.settings.port}: "
-                                       f"{self._failed}; choose another --web-port (0: any free one) or --host")
+                                       f"{self._failed}; choose another port (--port of fleet web, --web PORT "
+                                       "elsewhere; 0: any free one) or --web-host")
         log.info("fleet page on %s", self.url)
         return self
 
