@@ -24,7 +24,7 @@ README_SHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "fleet_p
 T = TypeVar("T")
 
 
-def chromium(profile: Path, *, width: int = 1500, height: int = 1100) -> webdriver.Chrome:
+def chromium(profile: Path, *, width: int = 1500, height: int = 1100, extra: tuple[str, ...] = ()) -> webdriver.Chrome:
     """A headless Chromium of its own profile; AssertionError naming the fix when the browser is not installed."""
     for path in (CHROMIUM, CHROMEDRIVER):
         assert shutil.which(path), f"{path} not found: run provision/setup (it installs chromium and chromium-driver)"
@@ -32,7 +32,7 @@ def chromium(profile: Path, *, width: int = 1500, height: int = 1100) -> webdriv
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                 "--disable-extensions", "--disable-background-networking", f"--window-size={width},{height}",
-                f"--user-data-dir={profile}"):
+                f"--user-data-dir={profile}", *extra):
         options.add_argument(arg)
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     driver.set_page_load_timeout(60)
