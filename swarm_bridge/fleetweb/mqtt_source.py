@@ -16,6 +16,7 @@ from swarm_bridge.fleetweb.errors import FleetWebError
 from swarm_bridge.fleetweb.feed import PageFeed
 from swarm_bridge.fleetweb.model import FleetPage
 from swarm_bridge.fleetweb.poses import PoseReader
+from swarm_bridge.fleetweb.stamps import record_stamp_ns
 from swarm_bridge.routing.presence import parse_presence
 from swarm_bridge.transport.link import LinkError
 from swarm_bridge.transport.mqtt_client import Message, MqttClient
@@ -107,7 +108,7 @@ class MqttSource:
             return  # task submissions and their answers: not a robot's
         channel, stream = topic.split("/")[3:5]
         kind = FOLDS.get((channel, stream))
-        stamp = kind(self, page, robot_id, payload, now) if kind is not None else 0
+        stamp = kind(self, page, robot_id, payload, now) if kind is not None else record_stamp_ns(payload)
         page.on_record(robot_id, f"{channel}/{stream}", len(payload), now, stamp_ns=stamp)
         if kind is None and channel == "telemetry":
             self._pose(page, robot_id, topic, payload, now)

@@ -162,7 +162,7 @@ def test_a_task_moves_through_its_states_on_the_page(site_page: Callable[..., Si
 @pytest.mark.integration
 def test_numbers_on_the_page_are_the_coordinators(site_page: Callable[..., SitePage], tmp_path: Path) -> None:
     robots = spread(12)
-    site = site_page(robots, work_s=1.5)
+    site = site_page(robots, work_s=3.0)  # tasks take a while: the picture catches some done, some running
     wait_until(lambda: text(site.browser, "#online-count") == "12", 60, "twelve robots online")
     kinds = ["navigate", "fly", "inspect", "pick", "place", "charge"]
     for index in range(30):

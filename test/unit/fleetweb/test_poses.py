@@ -54,3 +54,18 @@ def test_a_pose_stream_puts_the_robot_on_the_map() -> None:
     page.on_pose("r", 4.0, 2.0, "odom")
     robot = page.snapshot(S)["robots"][0]
     assert (robot["x"], robot["y"], robot["frame"]) == (4.0, 2.0, "odom")
+
+
+def test_a_records_stamp_is_read_from_its_head() -> None:
+    from swarm_bridge.fleetweb.stamps import record_stamp_ns
+
+    odom = record("nav_msgs/msg/Odometry", 0.0, 0.0)
+    assert record_stamp_ns(odom) == 0  # stamped 0: no stamp
+    encoder = wire_encoder("sensor_msgs/msg/Imu", "avro", "mqtt", subject="s")
+    imu: dict[str, Any] = default_types().default_message("sensor_msgs/msg/Imu")
+    stamped = [encoder.encode(Envelope("robot_with_a_long_name" * 4, "imu", (7 << 32) + n, 1_700_000_000_123_456_789
+                                       + n, "sensor_msgs/msg/Imu", imu)) for n in range(3)]
+    assert record_stamp_ns(stamped[0]) == 1_700_000_000_123_456_789
+    assert record_stamp_ns(frame_batch(stamped)) == 1_700_000_000_123_456_791
+    assert record_stamp_ns(b'{"stamp_ns": 5}') == 0 and record_stamp_ns(stamped[0][:14]) == 0
+    assert record_stamp_ns(b"") == 0
