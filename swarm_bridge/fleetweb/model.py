@@ -38,6 +38,7 @@ class PageLimits:
     rate_window_s: int = 10
     shown_tasks: int = 100
     shown_streams: int = 200
+    drop_reasons: int = 100
 
 
 class RateMeter:
@@ -140,7 +141,7 @@ class FleetPage:
     def _room_for(self, robot_id: str) -> bool:
         if self.fleet.get(robot_id) is not None or len(self.fleet) < self.limits.robots:
             return True
-        self.drops["robot over the page's limit"] += 1
+        self.drop("robot over the page's limit")
         return False
 
     # -- tasks ------------------------------------------------------------------------------------------
@@ -222,7 +223,7 @@ class FleetPage:
         while len(self._open) > self.limits.open_tasks:
             _old_id, old = self._open.popitem(last=False)
             self._forget(old)
-            self.drops["open task over the page's limit"] += 1
+            self.drop("open task over the page's limit")
 
     def _forget(self, row: TaskRow) -> None:
         self._forgotten[row.task_id] = (row.version, row.state)
@@ -247,7 +248,7 @@ class FleetPage:
         entry = self._streams.get(key)
         if entry is None:
             if len(self._streams) >= self.limits.streams:
-                self.drops["stream over the page's limit"] += 1
+                self.drop("stream over the page's limit")
                 return
             entry = self._streams[key] = _Stream(RateMeter(self.limits.rate_window_s),
                                                  latencies_ms=deque(maxlen=self.limits.latencies))
@@ -268,7 +269,9 @@ class FleetPage:
         self.last_record_ns = now_ns
 
     def drop(self, reason: str) -> None:
-        """A record the page could not read, counted by reason."""
+        """A record the page could not read, counted by reason (past `drop_reasons` reasons, as "other")."""
+        if reason not in self.drops and len(self.drops) >= self.limits.drop_reasons:
+            reason = "other"
         self.drops[reason] += 1
 
     # -- the page ---------------------------------------------------------------------------------------

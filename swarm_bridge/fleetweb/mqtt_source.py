@@ -148,7 +148,7 @@ class MqttSource:
                 continue
             page.on_report(robot_id=robot_id, task_id=report.task_id, state=report.state,
                            progress=report.progress, reason=report.reason, now_ns=now)
-        return 0
+        return record_stamp_ns(payload)
 
     def _presence(self, page: FleetPage, robot_id: str, payload: bytes, now: int) -> int:
         if payload:  # an empty retained payload clears presence: nothing to fold

@@ -13,7 +13,8 @@ _MAX_VARINT = 10
 
 
 def _long(data: bytes, pos: int) -> tuple[int, int]:
-    """The Avro long at `pos` and the position after it; IndexError or ValueError when it is not one."""
+    """The Avro long at `pos` and the position after it; IndexError when the data is cut off, and (0, the end) for
+    a varint too long to be one, so that the next read is cut off."""
     raw = shift = 0
     for i in range(_MAX_VARINT):
         byte = data[pos + i]
@@ -21,7 +22,7 @@ def _long(data: bytes, pos: int) -> tuple[int, int]:
         if not byte & 0x80:
             return (raw >> 1) ^ -(raw & 1), pos + i + 1
         shift += 7
-    raise ValueError(f"varint longer than {_MAX_VARINT} bytes at byte {pos}")
+    return 0, len(data)
 
 
 def record_stamp_ns(payload: bytes) -> int:
@@ -39,6 +40,6 @@ def record_stamp_ns(payload: bytes) -> int:
             pos += size
         _seq, pos = _long(record, pos)
         stamp, _ = _long(record, pos)
-    except (IndexError, ValueError):
+    except IndexError:
         return 0
     return stamp if stamp > 0 else 0

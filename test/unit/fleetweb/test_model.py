@@ -142,3 +142,11 @@ def test_feed_renders_one_shared_text_per_snapshot() -> None:
     feed.apply(FleetPage.on_state, state("a"), NOW)
     text = feed.render(NOW)
     assert feed.version == 1 and json.loads(text)["summary"]["robots"] == 1 and feed.text is text
+
+
+def test_drop_reasons_are_bounded_too() -> None:
+    p = page(drop_reasons=3)
+    for i in range(10):
+        p.drop(f"malformed telemetry/s{i}")
+    assert p.drops == {"malformed telemetry/s0": 1, "malformed telemetry/s1": 1, "malformed telemetry/s2": 1,
+                       "other": 7}

@@ -69,3 +69,10 @@ def test_a_records_stamp_is_read_from_its_head() -> None:
     assert record_stamp_ns(frame_batch(stamped)) == 1_700_000_000_123_456_791
     assert record_stamp_ns(b'{"stamp_ns": 5}') == 0 and record_stamp_ns(stamped[0][:14]) == 0
     assert record_stamp_ns(b"") == 0
+
+
+def test_a_varint_too_long_is_no_stamp() -> None:
+    from swarm_bridge.codec.framing import SINGLE_OBJECT_MAGIC
+    from swarm_bridge.fleetweb.stamps import record_stamp_ns
+
+    assert record_stamp_ns(SINGLE_OBJECT_MAGIC + bytes(8) + b"\x02a\x02b\x02" + b"\xff" * 12) == 0
