@@ -30,7 +30,7 @@ def submit_to_site(config: CoordinatorConfig, doc: dict[str, Any], *, timeout_s:
     topics = _topics(config)
     task_id = str(doc.get("task_id", ""))
     answers = _Answers()
-    client = site_client(config, answers.on_message)
+    client = _client(config, answers.on_message)
     try:
         try:
             client.subscribe([topics.result(task_id)], qos=1, timeout_s=timeout_s)
@@ -50,7 +50,7 @@ def read_site_status(config: CoordinatorConfig, *, timeout_s: float = 5.0) -> di
     """The retained fleet status the coordinator publishes: summary, robots, open tasks."""
     topics = _topics(config)
     answers = _Answers()
-    client = site_client(config, answers.on_message)
+    client = _client(config, answers.on_message)
     try:
         try:
             client.subscribe([topics.status], qos=1, timeout_s=timeout_s)
@@ -89,9 +89,15 @@ def _topics(config: CoordinatorConfig) -> SiteTopics:
 
 
 def site_client(config: CoordinatorConfig, on_message: Callable[[Message], None], *,
-                client_id: str = "cli") -> MqttClient:
-    """A connected client of the site's broker with a clean session of its own (`{fleet}-{client_id}-<random>`),
-    or SiteUnreachable naming the broker and the fix."""
+                client_id: str) -> MqttClient:
+    """A connected client of the site's broker for another reader (the fleet page), its id
+    `{fleet}-{client_id}-<random>`; SiteUnreachable naming the broker and the fix."""
+    return _client(config, on_message, client_id=client_id)
+
+
+def _client(config: CoordinatorConfig, on_message: Callable[[Message], None], *,
+            client_id: str = "cli") -> MqttClient:
+    """A connected client with a clean session of its own, or SiteUnreachable naming the broker and the fix."""
     mqtt = config.mqtt
     assert mqtt is not None
     endpoint = f"mqtt{'s' if mqtt.tls else ''}://{mqtt.host}:{mqtt.port}"
@@ -102,9 +108,9 @@ def site_client(config: CoordinatorConfig, on_message: Callable[[Message], None]
         except (OSError, ssl.SSLError) as exc:
             raise SiteUnreachable(f"{endpoint}: TLS files unusable ({exc}); check mqtt.tls ca_file/cert_file/"
                                   "key_file paths and formats") from None
-    options = MqttOptions(host=mqtt.host, port=mqtt.port,
-                          client_id=f"{config.fleet}-{client_id}-{uuid.uuid4().hex[:8]}", keepalive_s=30,
-                          username=mqtt.username, password=mqtt.password, tls=context,
+    client_id = f"{config.fleet}-{client_id}-{uuid.uuid4().hex[:8]}"
+    options = MqttOptions(host=mqtt.host, port=mqtt.port, client_id=client_id,
+                          keepalive_s=30, username=mqtt.username, password=mqtt.password, tls=context,
                           connect_timeout_s=mqtt.connect_timeout_s)
     client = MqttClient(options, on_message=on_message, auto_ack=True)
     client.start(wait=False)
