@@ -1,17 +1,19 @@
-"""`swarm-bridge coordinator`, `task submit`, `task cancel` and `fleet status`: run, feed and look at the fleet
-coordinator."""
+"""`swarm-bridge coordinator`, `task submit`, `task cancel`, `fleet status` and `fleet web`: run, feed and look at
+the fleet coordinator."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from swarm_bridge.cli.web import add_web_options, page_beside, web_settings
 from swarm_bridge.config.loader import OVERRIDE_HELP
 
 __all__ = ["register"]
@@ -28,6 +30,7 @@ def register(sub: Any) -> None:
     run.add_argument("--config", type=Path, required=True, help="coordinator YAML, e.g. config/coordinator.yaml")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=OVERRIDE_HELP)
     run.add_argument("--instance-id", help="override kafka.instance_id (unique per instance)")
+    add_web_options(run, port_flag="--web", default_port=None)
     run.set_defaults(run=_run)
 
     task = sub.add_parser("task", help="submit tasks to the coordinators")
@@ -62,6 +65,15 @@ def register(sub: Any) -> None:
     status.add_argument("--tasks", type=int, default=20, help="show at most this many unfinished tasks")
     status.add_argument("--json", action="store_true", help="print JSON instead of tables")
     status.set_defaults(run=_status)
+    web = fleet_actions.add_parser("web", help="serve a live page of the fleet (read-only), from the same sources "
+                                   "the coordinator reads", description="Robots on a map, presence, battery, tasks "
+                                   "and their states, stream rates and drops, updated live (server-sent events); "
+                                   "read from Kafka, or the site's MQTT broker in mode mqtt. Exit 2: bad config "
+                                   "or options; 3: the source is unreachable.")
+    web.add_argument("--config", type=Path, required=True, help="coordinator YAML")
+    web.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=OVERRIDE_HELP)
+    add_web_options(web, port_flag="--port", default_port=8080)
+    web.set_defaults(run=_web)
 
 
 def _config(path: Path, overrides: list[str]) -> Any:
@@ -78,7 +90,52 @@ def _run(args: argparse.Namespace) -> int:
     config = _config(args.config, args.set)
     if config is None:
         return EXIT_CONFIG
-    return MODES[config.mode].run(args, config)
+    if args.web is None:
+        return MODES[config.mode].run(args, config)
+    from swarm_bridge.fleetweb import FleetWebSettingError
+
+    try:
+        settings = web_settings(args, args.web)
+    except FleetWebSettingError as exc:
+        print(f"coordinator: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    stop = threading.Event()
+    page = page_beside(config, settings, stop)
+    try:
+        return MODES[config.mode].run(args, config)
+    finally:
+        stop.set()
+        page.join(15)
+
+
+def _web(args: argparse.Namespace) -> int:
+    """`fleet web`: the live page until SIGINT/SIGTERM."""
+    from swarm_bridge.coordinator.wiring import stop_event
+    from swarm_bridge.fleetweb import FleetWeb, FleetWebError, FleetWebSettingError
+
+    config = _config(args.config, args.set)
+    if config is None:
+        return EXIT_CONFIG
+    try:
+        settings = web_settings(args, args.port)
+    except FleetWebSettingError as exc:
+        print(f"fleet web: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    stop = stop_event(None, handle_signals=True)
+    try:
+        web = FleetWeb(config, settings).start()
+    except FleetWebSettingError as exc:
+        print(f"fleet web: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except FleetWebError as exc:
+        print(f"fleet web: {exc}", file=sys.stderr)
+        return EXIT_KAFKA
+    print(f"fleet page: {web.url}  (read-only; Ctrl-C stops it)", flush=True)
+    try:
+        stop.wait()
+    finally:
+        web.stop()
+    return 0
 
 
 def _run_kafka(args: argparse.Namespace, config: Any) -> int:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from swarm_bridge.cli.errors import UsageError
+from swarm_bridge.cli.web import add_web_options, web_settings
 
 if TYPE_CHECKING:
     from swarm_bridge.demo.pace import RateChoice
@@ -70,6 +71,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--run-dir", type=Path, default=None, help="broker logs, spools, bridge logs (default: temp)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for delivery after the replay")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_web_options(parser, port_flag="--web", default_port=None)
     parser.set_defaults(run=run)
 
 
@@ -82,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from swarm_bridge.demo.pace import machine_cores
     from swarm_bridge.demo.plan import fleet_of, task_plan
     from swarm_bridge.demo.report import fleet_report, pace_report, plot, render
+    from swarm_bridge.fleetweb import FleetWeb, FleetWebError, FleetWebSettingError
     from swarm_bridge.replay import ReplayError, ReplayTypes, find_bags
     from swarm_bridge.transport import LinkError
 
@@ -96,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
         plan = task_plan(args.tasks)
         mqtt_host, mqtt_port = mqtt_endpoint(args.mqtt)
         types = ReplayTypes(bag_distro=args.bag_distro)
-    except (ValueError, ReplayError) as exc:
+        web = None if args.web is None else web_settings(args, args.web)
+    except (ValueError, ReplayError, FleetWebSettingError) as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 2
     domain_id = args.domain_id if args.domain_id is not None else 1 + os.getpid() % 100
@@ -123,6 +127,10 @@ def run(args: argparse.Namespace) -> int:
                     work_dir=run_dir / "robots", rate=rate or 1.0, domain_id=domain_id, kafka=args.kafka,
                     types=types, executor=plan.executor) as demo:
                 demo.open()
+                if web is not None and demo.coordinator_config is not None:
+                    page = FleetWeb(demo.coordinator_config, web).start()
+                    stack.callback(page.stop)
+                    print(f"demo: fleet page: {page.url}", flush=True)
                 choice = choose_rate(demo.due_s(), rate, cores)
                 demo.rate = choice.rate
                 print(f"demo: {choice.describe()}", flush=True)
@@ -150,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         except (DemoError, ReplayError) as exc:
             print(f"demo: {exc}", file=sys.stderr)
             return 2
-        except LinkError as exc:
+        except (LinkError, FleetWebError) as exc:
             print(f"demo: {exc}", file=sys.stderr)
             return 3
         print(render(report))

@@ -69,6 +69,12 @@ class SiteFleet:
             robot.online = False
         self._clients[robot_id].close(disconnect=False)
 
+    def silence(self, robot_id: str) -> None:
+        """The robot stays connected (its presence says online) but sends nothing more: only the coordinator's
+        timeout (`robot_offline_after_s`) tells it is gone."""
+        with self._lock:
+            self.robots[robot_id].online = False
+
     def snapshot(self) -> list[Received]:
         with self._lock:
             return list(self.received)

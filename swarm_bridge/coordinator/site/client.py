@@ -17,7 +17,7 @@ from swarm_bridge.transport.link import LinkBusy, LinkError
 from swarm_bridge.transport.mqtt_client import Message, MqttClient, MqttOptions, tls_context
 from swarm_bridge.transport.mqtt_errors import MqttRefused, reason_text
 
-__all__ = ["SiteUnreachable", "cancel_at_site", "read_site_status", "submit_to_site"]
+__all__ = ["SiteUnreachable", "cancel_at_site", "read_site_status", "site_client", "submit_to_site"]
 
 
 class SiteUnreachable(CoordinatorError, ConnectionError):
@@ -100,7 +100,15 @@ def _topics(config: CoordinatorConfig) -> SiteTopics:
     return SiteTopics(config.mqtt.topic_prefix, config.fleet)
 
 
-def _client(config: CoordinatorConfig, on_message: Callable[[Message], None]) -> MqttClient:
+def site_client(config: CoordinatorConfig, on_message: Callable[[Message], None], *,
+                client_id: str) -> MqttClient:
+    """A connected client of the site's broker for another reader (the fleet page), its id
+    `{fleet}-{client_id}-<random>`; SiteUnreachable naming the broker and the fix."""
+    return _client(config, on_message, client_id=client_id)
+
+
+def _client(config: CoordinatorConfig, on_message: Callable[[Message], None], *,
+            client_id: str = "cli") -> MqttClient:
     """A connected client with a clean session of its own, or SiteUnreachable naming the broker and the fix."""
     mqtt = config.mqtt
     assert mqtt is not None
@@ -112,7 +120,8 @@ def _client(config: CoordinatorConfig, on_message: Callable[[Message], None]) ->
         except (OSError, ssl.SSLError) as exc:
             raise SiteUnreachable(f"{endpoint}: TLS files unusable ({exc}); check mqtt.tls ca_file/cert_file/"
                                   "key_file paths and formats") from None
-    options = MqttOptions(host=mqtt.host, port=mqtt.port, client_id=f"{config.fleet}-cli-{uuid.uuid4().hex[:8]}",
+    client_id = f"{config.fleet}-{client_id}-{uuid.uuid4().hex[:8]}"
+    options = MqttOptions(host=mqtt.host, port=mqtt.port, client_id=client_id,
                           keepalive_s=30, username=mqtt.username, password=mqtt.password, tls=context,
                           connect_timeout_s=mqtt.connect_timeout_s)
     client = MqttClient(options, on_message=on_message, auto_ack=True)
