@@ -85,6 +85,9 @@ def _string_constants() -> Iterator[tuple[str, str, bool]]:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         arguments = {id(a) for node in ast.walk(tree) if isinstance(node, ast.Call)
                      and getattr(node.func, "attr", "") == "add_argument" for a in node.args}
+        # an option name handed to a helper that adds it (e.g. add_web_options(parser, port_flag="--port"))
+        arguments |= {id(k.value) for node in ast.walk(tree) if isinstance(node, ast.Call)
+                      for k in node.keywords if (k.arg or "").endswith("_flag")}
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 yield f"{path.relative_to(REPO)}:{node.lineno}", node.value, id(node) in arguments
