@@ -86,13 +86,7 @@ class SchemaBook:
         found = self._proto_down.get(schema_id)
         if found is not None:
             return found
-        try:
-            schema = self.registry.by_id(schema_id)
-        except RegistryError as exc:
-            raise SchemaTrouble(str(exc)) from None
-        if schema.kind != "PROTOBUF":
-            raise UnknownSchema(f"schema id {schema_id} is {schema.kind}, not PROTOBUF")
-        file = schema.parsed()
+        file = self._down_schema(schema_id, "PROTOBUF", "send commands as Protobuf (Confluent), Avro or JSON").parsed()
         full = f"{file.package}.{file.message_type[0].name}" if file.message_type else ""
         if not full.startswith("swarm_bridge.record."):
             raise UnknownSchema(f"schema id {schema_id} is {full or 'no message'}, not a swarm_bridge record",
@@ -133,20 +127,23 @@ class SchemaBook:
         found = self._down.get(schema_id)
         if found is not None:
             return found
-        try:
-            schema = self.registry.by_id(schema_id)
-        except RegistryError as exc:
-            raise SchemaTrouble(str(exc)) from None
-        if schema.kind != "AVRO":
-            raise UnknownSchema(f"schema id {schema_id} is {schema.kind}, not AVRO",
-                                "send commands as Avro (Confluent) or JSON")
-        parsed = schema.parsed()
+        parsed = self._down_schema(schema_id, "AVRO", "send commands as Avro (Confluent) or JSON").parsed()
         full = _full_name(parsed)
         ros_type = full.removeprefix("swarm_bridge.record.").replace(".", "/") if full.startswith(
             "swarm_bridge.record.") else ""
         found = (avro_fingerprint(parsed), ros_type)
         self._down[schema_id] = found
         return found
+
+    def _down_schema(self, schema_id: int, kind: str, fix: str) -> Any:
+        """The registry's schema `schema_id` of a command going down, which must be of `kind`; `fix` if it is not."""
+        try:
+            schema = self.registry.by_id(schema_id)
+        except RegistryError as exc:
+            raise SchemaTrouble(str(exc)) from None
+        if schema.kind != kind:
+            raise UnknownSchema(f"schema id {schema_id} is {schema.kind}, not {kind}", fix)
+        return schema
 
     def codec(self, ros_type: str, fmt: str) -> RecordCodec:
         """The record codec of `ros_type` in `fmt` (avro, protobuf, json); UnknownRosType if not installed."""
