@@ -106,6 +106,7 @@ class VdaVehicle:
         self._waiting: tuple[str, dict[str, Any], _Goal, float] | None = None
         self._inbox: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
         self._online_due = threading.Event()
+        self._subscribed = False
         self._last_state = 0.0
         self._lock = threading.Lock()  # the header counter: the network thread builds nothing, but close() may race
         host, port = config.vda5050_broker()
@@ -122,11 +123,20 @@ class VdaVehicle:
     # --- MQTT ---------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Connect (the Last Will set), subscribe to order and instantActions; ONLINE and the factsheet follow."""
+        """Connect in the background (the Last Will set); once connected, the ROS thread subscribes to order and
+        instantActions, then publishes ONLINE, the factsheet and a state (`_connected`), after every reconnect."""
         self.client.start(wait=False)
-        if self.client.wait_connected(30.0):
-            self.client.subscribe([self.topics.topic(self.vehicle, "order"),
-                                   self.topics.topic(self.vehicle, "instantActions")], qos=0)
+
+    def _connected(self) -> None:
+        if not self._subscribed:
+            try:
+                self.client.subscribe([self.topics.topic(self.vehicle, "order"),
+                                       self.topics.topic(self.vehicle, "instantActions")], qos=0, timeout_s=5.0)
+            except Exception as exc:  # lost again, or refused: tried again at the next connect
+                self._drop("subscribe failed", str(exc))
+                return
+            self._subscribed = True  # the client subscribes again by itself when the broker lost the session
+        self._publish_presence()
 
     def _on_mqtt(self, message: Message) -> None:
         self._inbox.put((message.topic, message.payload))  # the ROS thread reads it (_tick)
@@ -175,7 +185,7 @@ class VdaVehicle:
     def _tick(self) -> None:
         if self._online_due.is_set():
             self._online_due.clear()
-            self._publish_presence()
+            self._connected()
         while True:
             try:
                 topic, payload = self._inbox.get_nowait()
