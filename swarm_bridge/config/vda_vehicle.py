@@ -55,7 +55,8 @@ class VdaVehicleConfig(Strict):
     @field_validator("actions")
     @classmethod
     def _action_types(cls, value: dict[str, ActionTaskConfig]) -> dict[str, ActionTaskConfig]:
-        reserved = sorted(set(value) & {"cancelOrder", "stateRequest", "factsheetRequest"})
+        reserved = sorted(set(value) & {"cancelOrder", "startPause", "stopPause", "stateRequest",
+                                        "factsheetRequest"})
         if reserved:
             raise ConfigValueError(f"{reserved[0]}: the vehicle answers this instant action itself; leave it out")
         return value

@@ -167,7 +167,7 @@ class VdaVehicle:
         vda = self.config
         actions = [{"actionType": t, "actionScopes": ["NODE", "EDGE", "INSTANT"]} for t in vda.actions]
         actions += [{"actionType": t, "actionScopes": ["INSTANT"]}
-                    for t in ("cancelOrder", "stateRequest", "factsheetRequest")]
+                    for t in ("cancelOrder", "startPause", "stopPause", "stateRequest", "factsheetRequest")]
         return Factsheet(
             **header,
             type_specification={"seriesName": vda.series_name, "agvKinematic": "DIFF", "agvClass": "CARRIER",

@@ -29,7 +29,7 @@ from swarm_bridge.vda5050.models import (
     VehicleError,
 )
 
-__all__ = ["BUILT_IN", "Drive", "Effect", "OrderBook", "Position", "Run", "Stop", "order_problems"]
+__all__ = ["BUILT_IN", "PAUSE", "Drive", "Effect", "OrderBook", "Position", "Run", "Stop", "order_problems"]
 
 DONE = frozenset({"FINISHED", "FAILED"})
 MAX_ERRORS = 20  # rejections kept in `errors` at most (the oldest go first)
@@ -142,6 +142,8 @@ class OrderBook:
     cancelled: bool = False  # the current order was cancelled (a second cancelOrder finds no order)
     last_node: Node | None = None
     busy_with: str = ""  # "drive" or an actionId: what runs on the robot now
+    paused: bool = False  # startPause: no driving until stopPause (actions go on)
+    pause_id: str = ""  # the startPause running, until the drive it stopped has ended
     changed: bool = True  # something the state shows changed since `take_changed`
 
     # --- orders ---------------------------------------------------------------------------------------------
@@ -267,6 +269,8 @@ class OrderBook:
         for action in message.actions:
             if action.action_type == "cancelOrder":
                 out += self._cancel(action)
+            elif action.action_type in PAUSE:
+                out += self._pause(action, pause=action.action_type == "startPause")
             elif action.action_type in BUILT_IN:
                 self.runs[action.action_id] = _ActionRun(action, None, "FINISHED")
             elif action.action_type in self.actions and not self.busy_with:
@@ -300,6 +304,17 @@ class OrderBook:
         self._cancel_done()
         return []
 
+    def _pause(self, action: Action, *, pause: bool) -> list[Effect]:
+        """startPause: the drive stops (FINISHED once it has), no new drive starts, running actions go on;
+        stopPause: FINISHED, and the order goes on (the drive to the node ahead starts again)."""
+        self.paused = pause
+        self.runs[action.action_id] = _ActionRun(action, None, "FINISHED")
+        if pause and self.busy_with == "drive":
+            self.runs[action.action_id].status = "RUNNING"
+            self.pause_id = action.action_id
+            return [Stop()]
+        return [] if pause else self._next()
+
     def _cancel_done(self) -> None:
         if self.cancel_id:
             self.runs[self.cancel_id].status = "FINISHED"
@@ -316,6 +331,11 @@ class OrderBook:
         if self.cancel_id:
             self._cancel_done()
             return []
+        if self.pause_id and not ok:  # stopped by startPause: the node is still ahead, no error
+            self.runs[self.pause_id].status, self.pause_id = "FINISHED", ""
+            return []
+        if self.pause_id:
+            self.runs[self.pause_id].status, self.pause_id = "FINISHED", ""
         target = self._next_node()
         if target is None:
             return []
@@ -378,7 +398,7 @@ class OrderBook:
                 if run.sequence_id == where and run.status == "WAITING":
                     run.status, self.busy_with, self.changed = "RUNNING", action_id, True
                     return [Run(run.action, self.last_node if where == at else node)]
-        if node is None or not node.released:
+        if node is None or not node.released or self.paused:
             return []
         self.driving, self.busy_with, self.changed = True, "drive", True
         return [Drive(self.order_id, node)]
@@ -416,8 +436,10 @@ class OrderBook:
                                        result_description=r.result or None) for i, r in self.runs.items()],
             battery_state=BatteryState(battery_charge=battery, charging=False), operating_mode="AUTOMATIC",
             errors=list(self.errors), safety_state=SafetyState(e_stop="NONE", field_violation=False),
-            agv_position=position, paused=False)
+            agv_position=position, paused=self.paused)
 
+
+PAUSE = frozenset({"startPause", "stopPause"})
 
 # Instant actions the vehicle answers itself (the ROS side publishes what they ask for): FINISHED at once.
 BUILT_IN = frozenset({"stateRequest", "factsheetRequest"})

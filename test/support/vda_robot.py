@@ -33,7 +33,7 @@ class VdaRobot:
     """Robot `amr_<tag>`, VDA 5050 vehicle `acme/<serial>`: the bridge process and its navigator."""
 
     def __init__(self, broker: Mosquitto, tmp_path: Path, ros_context: Any, ros_env: dict[str, str],
-                 schemas: Path, *, speed_mps: float = 2.0) -> None:
+                 schemas: Path, *, speed_mps: float = 2.0, state_period_s: float = 30.0) -> None:
         tag = uuid.uuid4().hex[:4]
         self.robot_id, self.manufacturer, self.serial = f"amr_{tag}", "acme", f"amr-{tag}"
         self.env = ros_env
@@ -41,7 +41,8 @@ class VdaRobot:
         bridge = bridge_config(DemoRobot(self.robot_id, "amr", ("navigate",), ()), [], host=broker.host,
                                port=broker.port, spool=tmp_path / "spool.db", registry=str(tmp_path / "registry"))
         bridge["vda5050"] = {"manufacturer": self.manufacturer, "serial_number": self.serial, "node": NODE_ACTION,
-                             "actions": {"wait_here": WAIT_HERE}, "schemas": str(schemas), "keepalive_s": 5}
+                             "actions": {"wait_here": WAIT_HERE}, "schemas": str(schemas), "keepalive_s": 5,
+                             "state_period_s": state_period_s}
         self.bridge_path = tmp_path / "bridge.yaml"
         self.bridge_path.write_text(yaml.safe_dump(bridge))
         self.log_path = tmp_path / "bridge.log"

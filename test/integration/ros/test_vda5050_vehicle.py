@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from site_harness import wait_for
 from vda_master import Master, action_state, errors_of, node, path
 from vda_robot import VdaRobot
 from vda_wire import SchemaCheck, WireTap
@@ -123,14 +124,24 @@ def test_an_order_update_is_stitched_and_a_lower_order_update_id_is_rejected(rig
     assert rig.wire_problems() == []
 
 
-def test_cancel_order_stops_the_drive_and_a_second_cancel_finds_no_order(rig_factory: Callable[..., Rig]) -> None:
+def test_pause_and_cancel_order_stop_the_drive_and_a_second_cancel_finds_no_order(
+        rig_factory: Callable[..., Rig]) -> None:
     rig = rig_factory(speed_mps=0.5)
     rig.online()
     rig.master.order("o3", 0, *path([node("n0", 0, 0.0, 0.0), node("far", 2, 40.0, 0.0)]))
     rig.master.wait_state(lambda s: s["driving"], "driving to the far node")
+    wait_for(lambda: bool(rig.robot.navigator.goals), 60, "the navigator running the goal")
     rig.master.order("o4", 0, *path([node("m0", 0, 0.0, 0.0), node("m1", 2, 1.0, 0.0)]))
     busy = rig.master.wait_state(lambda s: bool(errors_of(s, "orderError")), "a new order refused while busy")
     assert busy["orderId"] == "o3"
+
+    rig.master.instant("startPause", "pause-1")
+    paused = rig.master.wait_state(lambda s: action_state(s, "pause-1") == "FINISHED", "startPause FINISHED")
+    assert paused["paused"] and not paused["driving"] and [n["nodeId"] for n in paused["nodeStates"]] == ["far"]
+    assert rig.robot.navigator.goals[-1].ended == "CANCELED" and not errors_of(paused, "navigationError")
+    rig.master.instant("stopPause", "pause-2")
+    rig.master.wait_state(lambda s: s["driving"] and not s["paused"], "driving again after stopPause")
+    wait_for(lambda: len(rig.robot.navigator.goals) == 2, 60, "the navigator running the goal again")
 
     rig.master.instant("cancelOrder", "cancel-1")
     cancelled = rig.master.wait_state(lambda s: action_state(s, "cancel-1") == "FINISHED", "cancelOrder FINISHED")
@@ -180,8 +191,10 @@ def test_malformed_orders_are_rejected_with_errors_in_state_and_the_vehicle_goes
 
 
 def test_connection_online_offline_on_a_stop_and_the_last_will_on_a_kill(rig_factory: Callable[..., Rig]) -> None:
-    rig = rig_factory()
-    rig.online()
+    rig = rig_factory(state_period_s=1.0)
+    first = rig.online()
+    # nothing changes, yet a state comes every state_period_s (the spec: at least every 30 s)
+    rig.master.wait_state(lambda s: s["headerId"] >= first["headerId"] + 3, "three more states while idle")
     assert rig.robot.stop_bridge(signal.SIGTERM) == 0
     offline = rig.master.wait_connection("OFFLINE")
     assert offline["manufacturer"] == "acme" and offline["serialNumber"] == rig.robot.serial

@@ -126,3 +126,18 @@ def test_a_failed_drive_stops_the_vehicle_with_a_warning_and_instant_actions_ans
     book.instant(instant("dance", "d1"))
     assert book.runs["s1"].status == "FINISHED" and book.runs["d1"].status == "FAILED"
     assert book.take_changed() and not book.take_changed()
+
+
+def test_start_pause_stops_the_drive_and_stop_pause_drives_on() -> None:
+    book = OrderBook(actions=())
+    book.order(order("o1", 0, [node("a", 0), node("b", 2, 9.0)]))
+    assert book.instant(instant("startPause", "p1")) == [Stop()]
+    assert book.runs["p1"].status == "RUNNING" and book.state(HEADER).paused
+    assert book.arrived(False, "cancelled") == []
+    assert book.runs["p1"].status == "FINISHED" and error_types(book) == [] and book.last_node_id == "a"
+    effects = book.instant(instant("stopPause", "p2"))
+    assert isinstance(effects[0], Drive) and effects[0].node.node_id == "b" and not book.paused
+    assert book.runs["p2"].status == "FINISHED"
+    book.instant(instant("startPause", "p3"))
+    assert book.arrived(True) == [] and book.last_node_id == "b"  # reached before the stop took: traversed
+    assert book.runs["p3"].status == "FINISHED" and book.paused
