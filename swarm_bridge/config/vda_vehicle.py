@@ -37,6 +37,8 @@ class VdaVehicleConfig(Strict):
                              "how soon the broker publishes the Last Will CONNECTIONBROKEN")
     state_period_s: float = Field(default=30.0, gt=0, le=30.0, description="state at least this often (the spec: "
                                   "at least every 30 s), besides on every change")
+    visualization_hz: float | None = Field(default=None, gt=0, le=50, description="publish visualization (the "
+                                           "position) at most this often while it changes; null: not at all")
     deviation_m: float = Field(default=0.5, gt=0, description="how far from a new order's first node the robot may "
                                "stand (a node's own allowedDeviationXY counts when larger)")
     schemas: str | None = Field(default=None, description="folder of the official VDA 5050 JSON Schemas: orders and "

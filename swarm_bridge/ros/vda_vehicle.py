@@ -41,7 +41,7 @@ from swarm_bridge.vda5050 import (
     decode,
     encode,
 )
-from swarm_bridge.vda5050.models import Action
+from swarm_bridge.vda5050.models import Action, Visualization
 from swarm_bridge.vda5050.models import Node as OrderNode
 from swarm_bridge.vda5050.vehicle import Drive, Effect, OrderBook, Position, Run, Stop
 
@@ -108,6 +108,8 @@ class VdaVehicle:
         self._online_due = threading.Event()
         self._subscribed = False
         self._last_state = 0.0
+        self._last_seen: tuple[float, float, float] | None = None  # the position the last visualization showed
+        self._last_visualization = 0.0
         self._lock = threading.Lock()  # the header counter: the network thread builds nothing, but close() may race
         host, port = config.vda5050_broker()
         will = self._message("connection", lambda h: Connection(**h, connection_state="CONNECTIONBROKEN"))
@@ -197,6 +199,22 @@ class VdaVehicle:
         due = time.monotonic() - self._last_state >= self.config.state_period_s
         if (self.book.take_changed() or due) and self.client.connected:
             self._publish_state()
+        if self.config.visualization_hz is not None:
+            self._visualize(self.config.visualization_hz)
+
+    def _visualize(self, hz: float) -> None:
+        """visualization (6.13): the position, when it changed, at most `hz` a second."""
+        where = self.book.position
+        now = time.monotonic()
+        if where is None or not self.client.connected or now - self._last_visualization < 1.0 / hz:
+            return
+        seen = (where.x, where.y, where.theta)
+        if seen == self._last_seen:
+            return
+        self._last_seen, self._last_visualization = seen, now
+        position = self.book.agv_position()
+        self._publish("visualization", self._message("visualization",
+                                                      lambda h: Visualization(**h, agv_position=position)))
 
     def _receive(self, topic: str, payload: bytes) -> None:
         """An order or instantActions message: to the order book; a malformed one rejected and counted."""

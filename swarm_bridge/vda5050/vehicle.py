@@ -418,11 +418,15 @@ class OrderBook:
         changed, self.changed = self.changed, False
         return changed
 
+    def agv_position(self) -> AgvPosition | None:
+        """Where the vehicle is, as state and visualization report it (None before it knows)."""
+        where = self.position
+        return None if where is None else AgvPosition(x=where.x, y=where.y, theta=where.theta, map_id=where.map_id,
+                                                      position_initialized=True)
+
     def state(self, header: dict[str, Any], *, battery: float = 100.0) -> State:
         """The state message (6.10.6) with `header` (HeaderCounter.header of topic state)."""
-        where = self.position
-        position = None if where is None else AgvPosition(x=where.x, y=where.y, theta=where.theta,
-                                                          map_id=where.map_id, position_initialized=True)
+        position = self.agv_position()
         return State(
             **header, order_id=self.order_id, order_update_id=self.order_update_id, last_node_id=self.last_node_id,
             last_node_sequence_id=self.last_node_sequence_id,

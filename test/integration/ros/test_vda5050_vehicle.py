@@ -92,6 +92,9 @@ def test_an_order_of_three_nodes_is_driven_to_done_with_node_progress_in_state(
     assert ("connection", 1, False) in qos or ("connection", 1, True) in qos
     assert {(q, r) for n, q, r in qos if n == "state"} == {(0, False)}
     assert rig.master.factsheets and rig.master.factsheets[-1]["protocolFeatures"]["agvActions"]
+    shown = rig.tap.on("visualization")  # the position while it drove, rate-capped at 2 Hz
+    assert shown and all("agvPosition" in doc for _topic, doc in shown)
+    assert {(q, r) for n, q, r in qos if n == "visualization"} == {(0, False)}
     assert rig.wire_problems() == []
 
 
