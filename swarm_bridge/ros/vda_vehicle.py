@@ -18,7 +18,7 @@ from typing import Any
 from rclpy.action import ActionClient
 from rclpy.node import Node
 
-from swarm_bridge.actions import MappingError, TaskInput
+from swarm_bridge.actions import GoalError, MappingError, TaskInput
 from swarm_bridge.actions.mapping import yaw_of
 from swarm_bridge.config import RobotBridgeConfig
 from swarm_bridge.config.tasks import ActionTaskConfig
@@ -26,7 +26,7 @@ from swarm_bridge.ros.action_tasks import action_mapping
 from swarm_bridge.ros.convert import dict_to_message, message_to_dict
 from swarm_bridge.ros.errors import MessageFieldError
 from swarm_bridge.routing.naming import robot_topic
-from swarm_bridge.transport.mqtt_client import LastWill, Message, MqttClient, MqttOptions
+from swarm_bridge.transport.mqtt_client import LastWill, Message, MqttClient, MqttOptions, tls_context
 from swarm_bridge.vda5050 import (
     TOPICS,
     Connection,
@@ -115,7 +115,8 @@ class VdaVehicle:
         will = self._message("connection", lambda h: Connection(**h, connection_state="CONNECTIONBROKEN"))
         self.client = MqttClient(MqttOptions(
             host=host, port=port, client_id=f"vda-{uuid.uuid4().hex[:12]}", keepalive_s=vda.keepalive_s,
-            will=LastWill(self.topics.topic(self.vehicle, "connection"), will, qos=1, retain=True)),
+            will=LastWill(self.topics.topic(self.vehicle, "connection"), will, qos=1, retain=True),
+            **_login(config)),
             on_message=self._on_mqtt, auto_ack=True, on_connect=lambda _present: self._online_due.set())
         self._timer = node.create_timer(TICK_S, self._tick)
         log.info("vda5050 vehicle %s: topics %s, nodes by %s, actionTypes: %s", self.vehicle.robot_id,
@@ -281,7 +282,7 @@ class VdaVehicle:
     def _goal_out(self, kind: str, task: TaskInput, goal: _Goal) -> None:
         try:
             body = self._mappings[kind].goal(task)
-        except Exception as exc:  # a parameter missing or ill-formed: the step fails, the vehicle goes on
+        except GoalError as exc:  # a parameter missing or ill-formed: the step fails, the vehicle goes on
             self._apply(goal.ended(False, str(exc)))
             return
         self._goal = goal
@@ -400,6 +401,15 @@ class VdaVehicle:
         for client in self._clients.values():
             client.destroy()
         self._node.destroy_timer(self._timer)
+
+
+def _login(config: RobotBridgeConfig) -> dict[str, Any]:
+    """The MQTT uplink's user name, password and TLS when the VDA 5050 topics are on its broker; else none."""
+    uplink, vda = config.uplink, config.vda5050
+    if uplink.kind != "mqtt" or vda is None or vda.host is not None or vda.port is not None:
+        return {}
+    tls = None if uplink.tls is None else tls_context(uplink.tls.ca_file, uplink.tls.cert_file, uplink.tls.key_file)
+    return {"username": uplink.username, "password": uplink.password, "tls": tls}
 
 
 def _order_id(payload: bytes) -> str:
