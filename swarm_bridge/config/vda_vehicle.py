@@ -11,9 +11,33 @@ from swarm_bridge.config.common import Strict
 from swarm_bridge.config.errors import ConfigValueError
 from swarm_bridge.config.tasks import ActionTaskConfig
 
-__all__ = ["VdaVehicleConfig"]
+__all__ = ["POSE_TYPES", "PositionConfig", "VdaVehicleConfig"]
 
 LEVEL = r"^[^/+#$\s]+$"  # a topic level: no separator, wildcard, '$' or space (section 6.3)
+
+# The ROS types a position topic may have -> where in the message its geometry_msgs/Pose is.
+POSE_TYPES: dict[str, str] = {
+    "geometry_msgs/msg/PoseStamped": "pose",
+    "geometry_msgs/msg/PoseWithCovarianceStamped": "pose.pose",
+    "nav_msgs/msg/Odometry": "pose.pose",
+    "swarm_bridge_msgs/msg/RobotState": "pose.pose",
+}
+
+
+class PositionConfig(Strict):
+    """A ROS topic that tells where the robot is (agvPosition before and between drives)."""
+
+    topic: str = Field(pattern=r"^/[A-Za-z0-9_/~{}]*$", description="e.g. /{robot_id}/robot_state")
+    type: str = Field(description=f"one of {', '.join(POSE_TYPES)}")
+    map_id: str = Field(default="map", min_length=1, description="agvPosition.mapId")
+
+    @field_validator("type")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in POSE_TYPES:
+            raise ConfigValueError(f"{value!r} is not a type a position is read from; use one of "
+                                   f"{', '.join(POSE_TYPES)}")
+        return value
 
 
 class VdaVehicleConfig(Strict):
@@ -30,6 +54,8 @@ class VdaVehicleConfig(Strict):
                                    "nav2_msgs/action/NavigateToPose with pose.pose.position.x: target.x")
     actions: dict[str, ActionTaskConfig] = Field(default_factory=dict, description="actionType -> the ROS 2 "
                                                  "action it runs; orders with other actionTypes are rejected")
+    position: PositionConfig | None = Field(default=None, description="where the robot is, from a ROS topic; "
+                                            "none: from the drive action's feedback only")
     host: str | None = Field(default=None, min_length=1, description="the broker of the VDA 5050 topics; default: "
                              "the MQTT uplink's")
     port: int | None = Field(default=None, ge=1, le=65535, description="its port; default: the MQTT uplink's")

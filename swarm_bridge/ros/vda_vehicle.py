@@ -22,9 +22,12 @@ from swarm_bridge.actions import GoalError, MappingError, TaskInput
 from swarm_bridge.actions.mapping import yaw_of
 from swarm_bridge.config import RobotBridgeConfig
 from swarm_bridge.config.tasks import ActionTaskConfig
+from swarm_bridge.config.vda_vehicle import POSE_TYPES
 from swarm_bridge.ros.action_tasks import action_mapping
 from swarm_bridge.ros.convert import dict_to_message, message_to_dict
 from swarm_bridge.ros.errors import MessageFieldError
+from swarm_bridge.ros.qos import qos_preset
+from swarm_bridge.ros.types import message_class
 from swarm_bridge.routing.naming import robot_topic
 from swarm_bridge.transport.mqtt_client import LastWill, Message, MqttClient, MqttOptions, tls_context
 from swarm_bridge.vda5050 import (
@@ -119,6 +122,12 @@ class VdaVehicle:
             **_login(config)),
             on_message=self._on_mqtt, auto_ack=True, on_connect=lambda _present: self._online_due.set())
         self._timer = node.create_timer(TICK_S, self._tick)
+        self._position = None
+        if vda.position is not None:
+            self._pose_path = POSE_TYPES[vda.position.type].split(".")
+            self._position = node.create_subscription(message_class(vda.position.type),
+                                                      robot_topic(vda.position.topic, config.robot_id),
+                                                      self._on_position, qos_preset("reliable"))
         log.info("vda5050 vehicle %s: topics %s, nodes by %s, actionTypes: %s", self.vehicle.robot_id,
                  self.topics.topic(self.vehicle, "state").rsplit("/", 1)[0], self._names[NODE],
                  ", ".join(f"{k} -> {self._names[k]}" for k in vda.actions) or "none")
@@ -350,6 +359,23 @@ class VdaVehicle:
         except (KeyError, TypeError, ValueError):
             return
 
+    def _on_position(self, msg: Any) -> None:
+        """Where the robot is, from the position topic (its Pose at POSE_TYPES' path)."""
+        assert self.config.position is not None
+        try:
+            pose = msg
+            for part in self._pose_path:
+                pose = getattr(pose, part)
+            p, q = pose.position, pose.orientation
+            where = Position(float(p.x), float(p.y), yaw_of(q.x, q.y, q.z, q.w), self.config.position.map_id)
+        except (AttributeError, TypeError, ValueError) as exc:
+            self._drop("unreadable position", str(exc))
+            return
+        if all(math.isfinite(v) for v in (where.x, where.y, where.theta)):
+            moved = self.book.position is None
+            self.book.moved(where)
+            self.book.changed = self.book.changed or moved  # the first position is worth a state at once
+
     def _map_id(self) -> str:
         return self.book.position.map_id if self.book.position else "map"
 
@@ -398,6 +424,8 @@ class VdaVehicle:
 
     def close(self) -> None:
         self.client.close()
+        if self._position is not None:
+            self._node.destroy_subscription(self._position)
         for client in self._clients.values():
             client.destroy()
         self._node.destroy_timer(self._timer)

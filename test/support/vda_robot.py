@@ -42,7 +42,9 @@ class VdaRobot:
                                port=broker.port, spool=tmp_path / "spool.db", registry=str(tmp_path / "registry"))
         bridge["vda5050"] = {"manufacturer": self.manufacturer, "serial_number": self.serial, "node": NODE_ACTION,
                              "actions": {"wait_here": WAIT_HERE}, "schemas": str(schemas), "keepalive_s": 5,
-                             "state_period_s": state_period_s, "visualization_hz": 2}
+                             "state_period_s": state_period_s, "visualization_hz": 2,
+                             "position": {"topic": "/{robot_id}/robot_state",
+                                          "type": "swarm_bridge_msgs/msg/RobotState"}}
         self.bridge_path = tmp_path / "bridge.yaml"
         self.bridge_path.write_text(yaml.safe_dump(bridge))
         self.log_path = tmp_path / "bridge.log"

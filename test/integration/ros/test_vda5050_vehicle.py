@@ -64,6 +64,9 @@ def test_an_order_of_three_nodes_is_driven_to_done_with_node_progress_in_state(
     rig = rig_factory()
     first = rig.online()
     assert first["orderId"] == "" and first["nodeStates"] == [] and first["operatingMode"] == "AUTOMATIC"
+    # where it stands before any order, from the navigator's RobotState (vda5050.position)
+    here = rig.master.wait_state(lambda s: "agvPosition" in s, "agvPosition from the position topic")
+    assert here["agvPosition"]["mapId"] == "map" and abs(here["agvPosition"]["x"]) < 0.01
     wait = {"actionType": "wait_here", "actionId": "o1:wait", "blockingType": "HARD",
             "actionParameters": [{"key": "tree", "value": ""}]}
     nodes, edges = path([node("n0", 0, 0.0, 0.0), node("n1", 2, 4.0, 0.0), node("n2", 4, 4.0, 3.0, actions=[wait])])
