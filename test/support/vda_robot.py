@@ -27,13 +27,17 @@ NODE_ACTION: dict[str, Any] = {
 }
 # actionType `wait_here`: the same navigator, driven to where the vehicle stands (a parameter picks the tree).
 WAIT_HERE: dict[str, Any] = {**NODE_ACTION, "goal": {**NODE_ACTION["goal"], "behavior_tree": "param.tree"}}
+# actionType `pick` as this project's coordinator sends it (the task's parameters as actionParameters).
+PICK: dict[str, Any] = {**NODE_ACTION, "goal": {**NODE_ACTION["goal"],
+                                                "behavior_tree": {"from": "param.tree", "default": "pick"}}}
 
 
 class VdaRobot:
     """Robot `amr_<tag>`, VDA 5050 vehicle `acme/<serial>`: the bridge process and its navigator."""
 
     def __init__(self, broker: Mosquitto, tmp_path: Path, ros_context: Any, ros_env: dict[str, str],
-                 schemas: Path, *, speed_mps: float = 2.0, state_period_s: float = 30.0) -> None:
+                 schemas: Path, *, speed_mps: float = 2.0, state_period_s: float = 30.0, interface: str = "uagv",
+                 actions: dict[str, Any] | None = None) -> None:
         tag = uuid.uuid4().hex[:4]
         self.robot_id, self.manufacturer, self.serial = f"amr_{tag}", "acme", f"amr-{tag}"
         self.env = ros_env
@@ -41,7 +45,8 @@ class VdaRobot:
         bridge = bridge_config(DemoRobot(self.robot_id, "amr", ("navigate",), ()), [], host=broker.host,
                                port=broker.port, spool=tmp_path / "spool.db", registry=str(tmp_path / "registry"))
         bridge["vda5050"] = {"manufacturer": self.manufacturer, "serial_number": self.serial, "node": NODE_ACTION,
-                             "actions": {"wait_here": WAIT_HERE}, "schemas": str(schemas), "keepalive_s": 5,
+                             "actions": actions if actions is not None else {"wait_here": WAIT_HERE},
+                             "schemas": str(schemas), "keepalive_s": 5, "interface_name": interface,
                              "state_period_s": state_period_s, "visualization_hz": 2,
                              "position": {"topic": "/{robot_id}/robot_state",
                                           "type": "swarm_bridge_msgs/msg/RobotState"}}

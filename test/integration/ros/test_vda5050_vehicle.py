@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 from site_harness import wait_for
 from vda_master import Master, action_state, errors_of, node, path
-from vda_robot import VdaRobot
+from vda_robot import PICK, VdaRobot
+from vda_site import VdaSite
 from vda_wire import SchemaCheck, WireTap
 
 from swarm_bridge.brokers import Mosquitto
+from swarm_bridge.coordinator.core.tasks import TaskState
 
 
 class Rig:
@@ -217,3 +219,25 @@ def test_connection_online_offline_on_a_stop_and_the_last_will_on_a_kill(rig_fac
     finally:
         late.close()
     assert rig.wire_problems() == []
+
+
+def test_this_projects_coordinator_drives_the_ros_robot_as_a_vda5050_vehicle(
+        mosquitto: Mosquitto, tmp_path: Path, ros_context: Any, ros_env: dict[str, str],
+        vda5050_schemas: Path) -> None:
+    site = VdaSite(mosquitto, vda5050_schemas, [])
+    robot = VdaRobot(mosquitto, tmp_path / "robot", ros_context, ros_env, vda5050_schemas,
+                     interface=site.interface, actions={"pick": PICK})
+    try:
+        robot.start_bridge()
+        vehicle = f"acme/{robot.serial}"
+        wait_for(lambda: (seen := site.coordinator.dispatch.fleet.get(vehicle)) is not None and seen.online
+                 and bool(seen.kind), 60, f"{vehicle} online with its kind")
+        site.submit("pick-1", "pick", 3.0, 2.0)
+        site.wait_state("pick-1", {TaskState.DONE, TaskState.FAILED, TaskState.REJECTED}, 90)
+        assert site.state_of("pick-1") == TaskState.DONE, robot.log()
+        goals = robot.navigator.goals
+        assert len(goals) == 2 and (goals[0].x, goals[0].y) == (3.0, 2.0)  # the drive, then pick on the goal node
+        assert site.check.wire_problems(site.tap.snapshot()) == []
+    finally:
+        robot.close()
+        site.close()
