@@ -33,8 +33,9 @@ __all__ = ["BUILT_IN", "PAUSE", "Drive", "Effect", "OrderBook", "Position", "Run
 
 DONE = frozenset({"FINISHED", "FAILED"})
 MAX_ERRORS = 20  # rejections kept in `errors` at most (the oldest go first)
-REJECTIONS = frozenset({"validationError", "orderError", "orderUpdateError", "noOrderToCancel",
-                        "unsupportedInstantAction"})
+# Warnings reported until the vehicle takes an order (6.6.4): rejections, and a drive that failed.
+CLEARED_BY_ORDER = frozenset({"validationError", "orderError", "orderUpdateError", "noOrderToCancel",
+                              "unsupportedInstantAction", "navigationError"})
 
 
 @dataclass(frozen=True)
@@ -256,8 +257,8 @@ class OrderBook:
                     self.runs[action.action_id] = _ActionRun(action, part.sequence_id)
 
     def _accepted(self) -> None:
-        """An order taken: the rejections reported until now are over (6.6.4)."""
-        self.errors = [e for e in self.errors if e.error_type not in REJECTIONS]
+        """An order taken: the rejections (and a failed drive) reported until now are over (6.6.4)."""
+        self.errors = [e for e in self.errors if e.error_type not in CLEARED_BY_ORDER]
         self.changed = True
 
     # --- instant actions ------------------------------------------------------------------------------------

@@ -126,6 +126,9 @@ def test_a_failed_drive_stops_the_vehicle_with_a_warning_and_instant_actions_ans
     book.instant(instant("dance", "d1"))
     assert book.runs["s1"].status == "FINISHED" and book.runs["d1"].status == "FAILED"
     assert book.take_changed() and not book.take_changed()
+    book.instant(instant("cancelOrder", "c1"))
+    book.order(order("o2", 0, [node("a", 0), node("b", 2, 1.0)]))
+    assert book.order_id == "o2" and book.errors == []  # the failed drive's warning ends with the next order
 
 
 def test_start_pause_stops_the_drive_and_stop_pause_drives_on() -> None:
