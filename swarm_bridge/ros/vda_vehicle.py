@@ -236,6 +236,7 @@ class VdaVehicle:
             except MessageInvalid as exc:
                 self._drop("malformed order", f"{topic}: {exc}")
                 self.book.malformed(f"{exc.field or '<message>'}: {exc.problem}", _order_id(payload))
+                self._apply([])
                 return
             self._apply(self.book.order(order))
         elif name == "instantActions":
@@ -244,6 +245,7 @@ class VdaVehicle:
             except MessageInvalid as exc:
                 self._drop("malformed instantActions", f"{topic}: {exc}")
                 self.book.malformed(f"{exc.field or '<message>'}: {exc.problem}")
+                self._apply([])
                 return
             self._apply(self.book.instant(message))
             for action in message.actions:
@@ -256,6 +258,8 @@ class VdaVehicle:
                 "factsheetRequest": lambda: self._publish("factsheet", self._message("factsheet", self._factsheet))}
 
     def _apply(self, effects: list[Effect]) -> None:
+        """Carry out what the order book asks, then publish the state at once when it changed: every change is
+        a state of its own (6.10), not merged with the next within a tick."""
         for effect in effects:
             if isinstance(effect, Drive):
                 self._drive(effect)
@@ -263,6 +267,8 @@ class VdaVehicle:
                 self._run(effect)
             elif isinstance(effect, Stop):
                 self._stop_goal()
+        if self.client.connected and self.book.take_changed():
+            self._publish_state()
 
     def _drive(self, drive: Drive) -> None:
         where = drive.node.node_position
