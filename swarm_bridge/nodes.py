@@ -88,6 +88,7 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
             bridge.close()
             uplink.close()
             return EXIT_UPLINK
+        bridge.start_vehicle()
         if config.metrics_port is not None:
             port = bridge.metrics.serve(config.metrics_port)
             log.info("robot %s: metrics on http://127.0.0.1:%d/metrics", config.robot_id, port)

@@ -48,6 +48,8 @@ PATTERN_WORDS: dict[str, str] = {
                              "(e.g. /amr_007/odom)",
     r"^[^,\s]+(,[^,\s]+)*$": "host:port, or several separated by commas, with no spaces "
                               "(e.g. 10.0.0.1:9092,10.0.0.2:9092)",
+    r"^[^/+#$\s]+$": "one MQTT topic level: no '/', '+', '#', '$' or spaces (VDA 5050 section 6.3)",
+    r"^[A-Za-z0-9_.:-]+$": "letters, digits, '_', '.', ':' and '-' only (a VDA 5050 serialNumber, section 6.3)",
 }
 
 

@@ -13,6 +13,7 @@ from swarm_bridge.config.common import ROUTE_FORMATS, RecordFormatName, Strict, 
 from swarm_bridge.config.errors import ConfigValueError
 from swarm_bridge.config.tasks import TasksConfig
 from swarm_bridge.config.uplinks import UplinkConfig
+from swarm_bridge.config.vda_vehicle import VdaVehicleConfig
 
 __all__ = [
     "COMPRESSION_LEVELS",
@@ -254,6 +255,23 @@ class RobotBridgeConfig(Strict):
                                       "actions (docs/robot-bridge.md#tasks-through-ros-2-actions)")
     budget: BudgetConfig | None = Field(default=None, description="uplink bandwidth budget (token bucket); null: "
                                         "no budget, records leave as fast as the link takes them")
+    vda5050: VdaVehicleConfig | None = Field(default=None, description="the robot as a VDA 5050 2.1 vehicle "
+                                             "(docs/vda5050.md#robot-side-a-ros-robot-as-a-vda-5050-vehicle)")
+
+    @model_validator(mode="after")
+    def _vda5050_has_a_broker(self) -> RobotBridgeConfig:
+        vda = self.vda5050
+        if vda is not None and (vda.host is None or vda.port is None) and self.uplink.kind != "mqtt":
+            raise ConfigValueError(f"vda5050: on a {self.uplink.kind} uplink give vda5050.host and vda5050.port (the "
+                                   "MQTT broker of the VDA 5050 topics)")
+        return self
+
+    def vda5050_broker(self) -> tuple[str, int]:
+        """(host, port) of the VDA 5050 topics: the section's own, else the MQTT uplink's."""
+        vda = self.vda5050
+        if vda is None:
+            raise ConfigValueError("no vda5050 section")
+        return vda.host or self.uplink.host, vda.port or self.uplink.port
 
     @model_validator(mode="after")
     def _tasks_have_their_routes(self) -> RobotBridgeConfig:

@@ -39,7 +39,7 @@ from swarm_bridge.ros.qos import qos_preset
 from swarm_bridge.ros.types import RosTypeError, message_class
 from swarm_bridge.routing.naming import robot_topic
 
-__all__ = ["ActionTasks", "action_class", "check_actions", "field_types", "ledger_path"]
+__all__ = ["ActionTasks", "action_class", "action_mapping", "check_actions", "field_types", "ledger_path"]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,11 @@ def _mapping(kind: str, config: ActionTaskConfig) -> tuple[Any, GoalMapping]:
     if problems or mapping is None:
         raise MappingError(problems[0].key, problems[0].problem, also=problems[1:])
     return cls, mapping
+
+
+def action_mapping(kind: str, config: ActionTaskConfig) -> tuple[Any, GoalMapping]:
+    """The action class and goal mapping of one kind (a task kind, or a VDA 5050 node or actionType)."""
+    return _mapping(kind, config)
 
 
 def check_actions(config: RobotBridgeConfig) -> list[tuple[str, str]]:

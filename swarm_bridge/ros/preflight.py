@@ -10,6 +10,7 @@ from swarm_bridge.commands import Keyring
 from swarm_bridge.config import ConfigError, ConfigProblem, RobotBridgeConfig
 from swarm_bridge.ros.action_tasks import check_actions
 from swarm_bridge.ros.types import RosTypeError, message_class
+from swarm_bridge.ros.vda_vehicle import check_vehicle
 
 __all__ = ["check_robot_config"]
 
@@ -27,7 +28,7 @@ def check_robot_config(config: RobotBridgeConfig, source: Path | str) -> None:
             message_class(route.type)  # a generated class to subscribe or publish with
         except (CodecError, RosTypeError) as exc:
             problems.append(ConfigProblem(f"routes[{index}].type", f"route {route.topic}: {exc}"))
-    problems += [ConfigProblem(key, problem) for key, problem in check_actions(config)]
+    problems += [ConfigProblem(key, problem) for key, problem in check_actions(config) + check_vehicle(config)]
     try:
         Keyring.from_files(config.commands.key_files())
     except CodecError as exc:

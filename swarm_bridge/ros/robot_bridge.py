@@ -23,6 +23,7 @@ from swarm_bridge.ros.discovery import RouteDiscovery
 from swarm_bridge.ros.ros_to_uplink import UplinkRoute
 from swarm_bridge.ros.uplink_budget import UplinkBudget
 from swarm_bridge.ros.uplink_to_ros import DownlinkRoute
+from swarm_bridge.ros.vda_vehicle import VdaVehicle
 from swarm_bridge.routing import Route, routes_for
 from swarm_bridge.spool import Spool
 from swarm_bridge.transport import Uplink
@@ -75,6 +76,8 @@ class RobotBridge:
         self._latency = {r.route.stream: self.metrics.latency.labels(str(r.route)) for r in self.routes}
         # Tasks through ROS 2 actions: after the routes, so the task topics have their ends on this node.
         self.tasks = ActionTasks(node, config) if config.tasks is not None else None
+        # The robot as a VDA 5050 vehicle: its own MQTT session, started by `start_vehicle` after the uplink.
+        self.vehicle = VdaVehicle(node, config) if config.vda5050 is not None else None
         log.info("robot %s: commands %s, trusted keys: %s", config.robot_id,
                  "must be signed" if commands.require_signed else "may be unsigned",
                  ", ".join(sorted(verifier.keyring.keys)) or "none")
@@ -163,6 +166,13 @@ class RobotBridge:
         outcome published on ROS for the up route); `spin(done, timeout_s)` runs the node meanwhile."""
         if self.tasks is not None:
             self.tasks.stop(spin)
+        if self.vehicle is not None:
+            self.vehicle.stop(spin)
+
+    def start_vehicle(self) -> None:
+        """Connect the VDA 5050 vehicle (if configured): ONLINE, factsheet and state follow."""
+        if self.vehicle is not None:
+            self.vehicle.start()
 
     def flush(self, timeout_s: float) -> int:
         """Wait until every record is acknowledged upstream; returns how many are still waiting."""
@@ -175,6 +185,8 @@ class RobotBridge:
             downlink.close()
         if self.tasks is not None:
             self.tasks.close()
+        if self.vehicle is not None:
+            self.vehicle.close()
         if self.budget is not None:
             self.budget.close()
         self.outbox.close()

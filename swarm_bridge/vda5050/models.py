@@ -32,6 +32,7 @@ __all__ = [
     "SafetyState",
     "State",
     "VehicleError",
+    "Visualization",
 ]
 
 VERSION = "2.1.0"
@@ -230,5 +231,13 @@ class Factsheet(Message):
     load_specification: dict[str, Any]
 
 
+class Visualization(Header):
+    """Section 6.13: the position only, for visualization, more often than state."""
+
+    agv_position: AgvPosition | None = None
+    velocity: dict[str, Any] | None = None
+
+
 MESSAGES: dict[str, type[Message]] = {"order": Order, "instantActions": InstantActions, "state": State,
-                                      "connection": Connection, "factsheet": Factsheet}
+                                      "connection": Connection, "factsheet": Factsheet,
+                                      "visualization": Visualization}
