@@ -28,7 +28,7 @@ from typing import Any
 
 from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.config.robot import default_registry
-from swarm_bridge.coordinator.core.dispatch import ASSIGN, Command, Dispatch, EventRecord, Output
+from swarm_bridge.coordinator.core.dispatch import ASSIGN, Command, Dispatch, EventRecord, Forward, Output
 from swarm_bridge.coordinator.core.drops import DropLog
 from swarm_bridge.coordinator.core.events import SUBMITTED, encode_event
 from swarm_bridge.coordinator.core.tasks import TaskState
@@ -68,9 +68,9 @@ PRODUCERS = 2
 
 def coalesce(out: list[Output]) -> list[Output]:
     """One batch's records, with only the last event of each task (a task submitted, assigned and accepted
-    in one transaction is written once, as accepted); commands all kept, in order. Tombstones stay, except
-    for the partition where the task's last event goes and for a task submitted in this batch (nothing of it
-    was written before: a tombstone would only add a partition to the transaction)."""
+    in one transaction is written once, as accepted); commands and passed-on cancels all kept, in order.
+    Tombstones stay, except for the partition where the task's last event goes and for a task submitted in this
+    batch (nothing of it was written before: a tombstone would only add a partition to the transaction)."""
     last: dict[str, EventRecord] = {}
     born: set[str] = set()
     for record in out:
@@ -80,7 +80,7 @@ def coalesce(out: list[Output]) -> list[Output]:
                 born.add(record.task_id)
     kept: list[Output] = []
     for record in out:
-        if isinstance(record, Command):
+        if not isinstance(record, EventRecord):
             kept.append(record)
         elif record.event is None:
             final = last.get(record.task_id)
@@ -282,12 +282,18 @@ class CoordinatorInstance:
     def _input(self, msg: KafkaMessage, now_ns: int, read_ns: int) -> list[Output]:
         topic, value, key = msg.topic(), msg.value() or b"", (msg.key() or b"").decode("utf-8", "replace")
         if topic == self.topics.submit:
-            out = self.dispatch.submit(value, key or f"{topic}:{msg.partition()}:{msg.offset()}", now_ns)
+            name = key or f"{topic}:{msg.partition()}:{msg.offset()}"
+            out = self.dispatch.request(value, name, now_ns)
+            if out is None and self.view.catch_up():
+                out = self.dispatch.request(value, name, now_ns)
+            if out is None:  # only a cancel can name an unknown task
+                self.drops("cancel for an unknown task", f"{topic}[{msg.partition()}]@{msg.offset()}: task {key}")
+                return []
             kind, stamp_ms = msg.timestamp()
             produced = stamp_ms * 1_000_000 if kind == TIMESTAMP_CREATE_TIME else read_ns
             self._hop("submit consumed", read_ns - produced)
             for record in out:  # latency counts from when the request was produced (its record's CreateTime)
-                if isinstance(record, EventRecord) and record.event is not None and not record.event.task.terminal:
+                if isinstance(record, EventRecord) and record.event is not None and record.event.event == SUBMITTED:
                     self._requested[record.task_id] = produced
             return out
         try:
@@ -334,6 +340,8 @@ class CoordinatorInstance:
                 if isinstance(record, EventRecord):
                     value = None if record.event is None else encode_event(record.event)
                     self._produce(self.topics.events, record.shard, record.task_id.encode(), value)
+                elif isinstance(record, Forward):
+                    self._produce(self.topics.submit, record.shard, record.task_id.encode(), record.payload)
                 else:
                     self._produce(self.topics.commands, record.shard, record.robot_id.encode(),
                                   self.records.command(record, now))
@@ -440,7 +448,7 @@ class CoordinatorInstance:
                         self.metrics.latency.observe((round_.done_ns - requested) / 1e9)
                         if self.latencies_ns is not None:
                             self.latencies_ns.append(round_.done_ns - requested)
-            elif record.event is not None and record.event.task.terminal:
+            elif isinstance(record, EventRecord) and record.event is not None and record.event.task.terminal:
                 self._requested.pop(record.task_id, None)
 
     def _patiently(self, what: str, call: Callable[[float], object], within_s: float | None = None) -> None:

@@ -1,4 +1,4 @@
-"""Read the fleet as the coordinators see it, straight from Kafka (for `fleet status`), and submit tasks."""
+"""Read the fleet as the coordinators see it, straight from Kafka (for `fleet status`), submit and cancel tasks."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.config.robot import default_registry
+from swarm_bridge.coordinator.core.dispatch import cancel_doc
 from swarm_bridge.coordinator.core.events import TaskBook
 from swarm_bridge.coordinator.core.fleet import FleetView
 from swarm_bridge.coordinator.kafka.records import FleetRecords
@@ -23,7 +24,7 @@ from swarm_bridge.transport.kafka_clients import (
     produce_patiently,
 )
 
-__all__ = ["FleetSnapshot", "TaskSubmitter", "read_snapshot", "submit_tasks"]
+__all__ = ["FleetSnapshot", "TaskSubmitter", "cancel_task", "read_snapshot", "submit_tasks"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,16 @@ def submit_tasks(config: CoordinatorConfig, docs: list[dict[str, Any]], *, timeo
         key = task_id if isinstance(task_id, str) and task_id else ""
         partition = shard_of(key, config.shards) if key else 0
         produce_patiently(producer, config.topics.submit, json.dumps(doc).encode(), key.encode() or None, partition)
+    return producer.flush(timeout_s)
+
+
+def cancel_task(config: CoordinatorConfig, task_id: str, reason: str = "", *, timeout_s: float = 30.0) -> int:
+    """Send a cancel request to the submit topic (key task_id, its shard's partition, after its submission): the
+    instance owning the task cancels it or passes it on to the shard the task moved to. Returns 1 when Kafka did
+    not confirm it, else 0."""
+    producer = kafka_producer({**config.kafka.client_settings(), "enable.idempotence": True}, log)
+    produce_patiently(producer, config.topics.submit, json.dumps(cancel_doc(task_id, reason)).encode(),
+                      task_id.encode(), shard_of(task_id, config.shards))
     return producer.flush(timeout_s)
 
 

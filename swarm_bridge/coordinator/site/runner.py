@@ -355,6 +355,8 @@ class SiteCoordinator:
                     if record.event.task.state in TERMINAL:
                         self._requested.pop(record.task_id, None)
                 continue
+            if not isinstance(record, Command):
+                continue  # a cancel passed on between Kafka instances: a site has one instance, owning every shard
             protocol = "vda5050" if self.vda is not None and self.vda.knows(record.robot_id) else "swarm_bridge"
             self._senders[protocol](record, now_ns)
 
