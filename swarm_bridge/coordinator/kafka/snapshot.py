@@ -10,7 +10,7 @@ from typing import Any
 
 from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.config.robot import default_registry
-from swarm_bridge.coordinator.core.dispatch import cancel_doc
+from swarm_bridge.coordinator.core.dispatch import CANCEL_KEY, cancel_doc
 from swarm_bridge.coordinator.core.events import TaskBook
 from swarm_bridge.coordinator.core.fleet import FleetView
 from swarm_bridge.coordinator.kafka.records import FleetRecords
@@ -101,8 +101,9 @@ def cancel_task(config: CoordinatorConfig, task_id: str, reason: str = "", *, ti
 
 
 class TaskSubmitter:
-    """Forwards raw task requests (JSON bytes, as a ROS topic carries them) to the submit topic, keyed and
-    partitioned by their task id; a request without one still goes, so the coordinator rejects it with a reason."""
+    """Forwards raw task requests and cancel requests (JSON bytes, as a ROS topic carries them) to the submit topic,
+    keyed and partitioned by their task id (after the task's submission); a request without one still goes, so the
+    coordinator rejects it with a reason."""
 
     def __init__(self, config: CoordinatorConfig) -> None:
         self.config = config
@@ -113,7 +114,7 @@ class TaskSubmitter:
     def send(self, payload: bytes) -> None:
         try:
             doc = json.loads(payload)
-            task_id = doc.get("task_id") if isinstance(doc, dict) else None
+            task_id = (doc.get("task_id") or doc.get(CANCEL_KEY)) if isinstance(doc, dict) else None
         except (UnicodeDecodeError, json.JSONDecodeError):
             task_id = None
         key = task_id if isinstance(task_id, str) and task_id else ""

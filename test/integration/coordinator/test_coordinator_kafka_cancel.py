@@ -19,7 +19,7 @@ from swarm_bridge.config import CoordinatorConfig
 from swarm_bridge.coordinator.core.dispatch import ASSIGN, CANCEL
 from swarm_bridge.coordinator.core.tasks import TaskState
 from swarm_bridge.coordinator.kafka.runner import CoordinatorInstance
-from swarm_bridge.coordinator.kafka.snapshot import cancel_task, submit_tasks
+from swarm_bridge.coordinator.kafka.snapshot import TaskSubmitter, cancel_task, submit_tasks
 from swarm_bridge.routing.sharding import shard_of
 from swarm_bridge.sim.kafka_fleet import KafkaFleet
 from swarm_bridge.sim.taps import KafkaTap
@@ -89,7 +89,9 @@ def test_task_cancel_stops_the_robot_and_ends_cancelled_once_it_confirms(
         assert cli_main(["task", "cancel", "--config", str(cli_config), "--task-id", "drive-1",
                          "--reason", "aisle blocked"]) == 0
         assert "cancel of drive-1 sent" in capsys.readouterr().out
-        assert cancel_task(config, "place-1", "not needed") == 0
+        submitter = TaskSubmitter(config)  # as the ROS topic tasks/submit forwards it: raw JSON
+        submitter.send(json.dumps({"cancel": "place-1", "reason": "not needed"}).encode())
+        assert submitter.close() == 0
         assert cancel_task(config, "nobody", "never submitted") == 0
         wait_for(lambda: state_of(log, "drive-1") is TaskState.CANCELLED, 60, "drive-1 cancelled")
         wait_for(lambda: state_of(log, "place-1") is TaskState.CANCELLED, 60, "place-1 cancelled")

@@ -188,3 +188,14 @@ def test_timeouts_of_tasks_on_no_robot_send_nothing() -> None:
     d.request(request(deadline_ns=NOW + S), "t1", NOW)
     out = d.tick(NOW + 2 * S)
     assert states(out) == [TaskState.FAILED] and commands(out) == []
+
+
+def test_fleet_status_shows_a_cancel_under_way() -> None:
+    from swarm_bridge.coordinator.core.table import fleet_tables
+
+    d = dispatch(robot("r1"))
+    running(d)
+    d.request(cancel(reason="aisle blocked"), "t1", NOW + S)
+    text = fleet_tables(d.fleet, d.book, now_ns=NOW + S, stale_after_ns=1000 * S, max_tasks=5)
+    assert text.splitlines()[-1].split() == ["t1", "navigate", "running", "r1", "0", "1", "cancelling:", "aisle",
+                                             "blocked"]
