@@ -34,11 +34,13 @@ from swarm_bridge.coordinator.core.events import SUBMITTED, encode_event
 from swarm_bridge.coordinator.core.tasks import TaskState
 from swarm_bridge.coordinator.kafka.records import FleetRecords
 from swarm_bridge.coordinator.kafka.topics import ensure_topics, require_kafka
+from swarm_bridge.coordinator.kafka.vda import KafkaRecord, KafkaVda
 from swarm_bridge.coordinator.kafka.view import ViewReader
 from swarm_bridge.coordinator.metrics import HOPS, CoordinatorMetrics
 from swarm_bridge.coordinator.wiring import build_dispatch, command_signer
 from swarm_bridge.routing.sharding import shard_of
 from swarm_bridge.transport.kafka_clients import (
+    ANY_PARTITION,
     OFFSET_BEGINNING,
     TIMESTAMP_CREATE_TIME,
     Consumer,
@@ -147,7 +149,9 @@ class CoordinatorInstance:
         self._inflight: deque[tuple[_Round, Future[_Round]]] = deque()  # handed to the committer, oldest first
         self._committer = ThreadPoolExecutor(1, thread_name_prefix=f"commit-{self.instance_id}")
         self._poisoned = False  # a round failed: the committer aborts the rounds after it until the rollback
-        self.view = ViewReader(config, self.dispatch, self.records, self._malformed)
+        # VDA 5050 vehicles through the gateway: their topics read by the view, orders produced in the rounds
+        self.vda = KafkaVda(config, lambda: self.dispatch.book) if config.vda5050 is not None else None
+        self.view = ViewReader(config, self.dispatch, self.records, self._malformed, self.vda)
         session_ms = int(config.kafka.session_timeout_s * 1000)
         self._group = kafka_consumer({**common, "group.id": config.kafka.group, "client.id": self.instance_id,
                                       "enable.auto.commit": False, "isolation.level": "read_committed",
@@ -163,6 +167,7 @@ class CoordinatorInstance:
         self._last_check = 0
         self._requested: dict[str, int] = {}  # queued task id -> when its request was produced (ns)
         self._round_read = (0, 0)  # this round's records: when read (ns), how many
+        self._extra: list[KafkaRecord] = []  # this round's records for VDA 5050 vehicles beside its commands
         self.misplaced = 0  # task status records found off their robot's shard partition
         self.assigned = 0
 
@@ -258,13 +263,17 @@ class CoordinatorInstance:
             except KafkaException as exc:  # the event topic's end unknown (a stalled broker): redo the batch
                 self._rollback(f"the end of {self.topics.events} is unknown ({exc.args[0]})")
                 return 0
+        self._extra = []
         if self.dispatch.owned:
+            out += self._vehicle_reports(now)
             check = now - self._last_check >= _CHECK_EVERY_NS
             if check:
                 self._last_check = now
                 self._gauges(now)
+                if self.vda is not None:
+                    self._extra = self.vda.quiet(self.dispatch.fleet, now, self.dispatch.stale_after_ns, self._mine)
             out += self.dispatch.tick(now, check=check)
-        if not out and not consumed:
+        if not out and not consumed and not self._extra:
             return 0
         self._round_read = (read_ns, consumed)
         self._commit(out, consumed > 0)
@@ -322,6 +331,25 @@ class CoordinatorInstance:
             return []
         return result
 
+    def _mine(self, robot_id: str) -> bool:
+        """Whether this instance owns the robot's shard."""
+        return shard_of(robot_id, self.config.shards) in self.dispatch.owned
+
+    def _vehicle_reports(self, now_ns: int) -> list[Output]:
+        """The task status VDA 5050 vehicles' states said since the last round, for the tasks owned here (another
+        instance's view reads the same states for its own)."""
+        if self.vda is None or not self.vda.reports:
+            return []
+        out: list[Output] = []
+        for report in self.vda.reports:
+            task = self.dispatch.book.get(report.task_id)
+            if task is None or not self.dispatch.owns(task):
+                continue
+            out += self.dispatch.status(robot_id=report.robot_id, task_id=report.task_id, state=report.state,
+                                        reason=report.reason, progress=report.progress, now_ns=now_ns) or []
+        self.vda.reports.clear()
+        return out
+
     def _commit(self, out: list[Output], consumed: bool) -> None:
         """Begin the round's transaction on `_producer`, produce its events and commands, send its consumer
         offsets, and hand the commit to the committer thread (`_finish`), which commits it after the round before.
@@ -342,9 +370,14 @@ class CoordinatorInstance:
                     self._produce(self.topics.events, record.shard, record.task_id.encode(), value)
                 elif isinstance(record, Forward):
                     self._produce(self.topics.submit, record.shard, record.task_id.encode(), record.payload)
+                elif self.vda is not None and self.vda.knows(record.robot_id):  # an order or cancelOrder
+                    for vda_record in self.vda.command(record, now):
+                        self._produce(vda_record.topic, ANY_PARTITION, vda_record.key.encode(), vda_record.value)
                 else:
                     self._produce(self.topics.commands, record.shard, record.robot_id.encode(),
                                   self.records.command(record, now))
+            for vda_record in self._extra:  # stateRequests to silent vehicles
+                self._produce(vda_record.topic, ANY_PARTITION, vda_record.key.encode(), vda_record.value)
             if consumed:
                 positions = [tp for tp in self._group.position(self._group.assignment()) if tp.offset >= 0]
                 group = self._group.consumer_group_metadata()
@@ -427,6 +460,8 @@ class CoordinatorInstance:
     def _forget(self) -> None:
         """Forget fleet and tasks (decisions since the last commit among them); the view reads them again."""
         self.dispatch.reset()
+        if self.vda is not None:
+            self.vda.reset()
         self._requested.clear()
         self.metrics.shards_owned.set(0)
         self.view.rewind()

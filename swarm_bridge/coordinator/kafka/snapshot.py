@@ -14,7 +14,8 @@ from swarm_bridge.coordinator.core.dispatch import CANCEL_KEY, cancel_doc
 from swarm_bridge.coordinator.core.events import TaskBook
 from swarm_bridge.coordinator.core.fleet import FleetView
 from swarm_bridge.coordinator.kafka.records import FleetRecords
-from swarm_bridge.coordinator.kafka.view import fold
+from swarm_bridge.coordinator.kafka.vda import KafkaVda
+from swarm_bridge.coordinator.kafka.view import fold, sent_at
 from swarm_bridge.routing.sharding import shard_of
 from swarm_bridge.transport.kafka_clients import (
     OFFSET_BEGINNING,
@@ -30,7 +31,8 @@ log = logging.getLogger(__name__)
 
 
 class FleetSnapshot:
-    """Fleet view and task book folded from the state, presence and event topics up to their ends."""
+    """Fleet view and task book folded from the state, presence and event topics (and the VDA 5050 vehicles'
+    topics, when the config drives any) up to their ends."""
 
     def __init__(self) -> None:
         self.fleet = FleetView()
@@ -39,7 +41,7 @@ class FleetSnapshot:
 
 
 def read_snapshot(config: CoordinatorConfig, *, timeout_s: float = 30.0) -> FleetSnapshot:
-    """Read the three topics from the start to their current ends (read_committed)."""
+    """Read the view topics from the start to their current ends (read_committed)."""
     topics = config.topics
     records = FleetRecords(fmt=config.robot_format, registry=config.registry or default_registry(),
                            subject_name_strategy=config.subject_name_strategy,
@@ -48,10 +50,11 @@ def read_snapshot(config: CoordinatorConfig, *, timeout_s: float = 30.0) -> Flee
                                "group.id": f"fleet-status-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
                                "isolation.level": "read_committed"}, log)
     snap = FleetSnapshot()
+    vda = KafkaVda(config, lambda: snap.book) if config.vda5050 is not None else None
     try:
         meta = consumer.list_topics(timeout=timeout_s).topics
         ends: dict[tuple[str, int], int] = {}
-        for topic in (topics.state, topics.presence, topics.events):
+        for topic in (topics.state, topics.presence, topics.events, *(vda.up if vda is not None else ())):
             if topic not in meta or meta[topic].error:
                 continue
             for p in meta[topic].partitions:
@@ -65,7 +68,11 @@ def read_snapshot(config: CoordinatorConfig, *, timeout_s: float = 30.0) -> Flee
                 if msg.error():
                     continue
                 try:
-                    fold(snap.fleet, snap.book, topics, records, msg, time.time_ns())
+                    now = time.time_ns()
+                    if vda is not None and msg.value() and vda.fold(msg.topic() or "", msg.key(), msg.value() or b"",
+                                                                    snap.fleet, sent_at(msg, now)):
+                        continue
+                    fold(snap.fleet, snap.book, topics, records, msg, now)
                 except Exception:  # counted and shown, never fatal
                     snap.malformed += 1
             positions = consumer.position([TopicPartition(t, p) for t, p in ends])

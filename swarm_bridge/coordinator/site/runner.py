@@ -26,9 +26,9 @@ from swarm_bridge.coordinator.core.dispatch import ASSIGN, Command, Dispatch, Ev
 from swarm_bridge.coordinator.core.drops import DropLog
 from swarm_bridge.coordinator.core.errors import CoordinatorSettingError
 from swarm_bridge.coordinator.core.tasks import TERMINAL, Task, TaskRequest, TaskState
+from swarm_bridge.coordinator.core.vda import Outgoing, UnknownVehicle, VdaVehicles
 from swarm_bridge.coordinator.metrics import CoordinatorMetrics
 from swarm_bridge.coordinator.site.state_file import StateFile
-from swarm_bridge.coordinator.site.vda import Outgoing, UnknownVehicle, VdaVehicles
 from swarm_bridge.coordinator.site.wire import (
     SiteRecords,
     SiteTopics,
