@@ -88,10 +88,14 @@ class KafkaVda:
         return out
 
     def _adopt(self, robot_id: str, order_id: str) -> str | None:
-        """The active task whose order `order_id` is (orderId = command id): an order another instance sent."""
-        for task in self._book():
-            if task.command_id == order_id and task.robot_id == robot_id and task.state in ACTIVE:
+        """The active task whose order `order_id` is (orderId = command id): an order another instance sent. None
+        when no active task has it yet: asked again at the vehicle's next state (the view may not have read the
+        task's event yet, e.g. while it rebuilds after a takeover)."""
+        book = self._book()
+        for task in (book.get(task_id) for task_id in book.active):
+            if task is not None and task.command_id == order_id and task.robot_id == robot_id and task.state in ACTIVE:
                 return task.task_id
+        self.vehicles.looked_up.pop(robot_id, None)
         return None
 
     def _record(self, out: Outgoing, robot_id: str) -> KafkaRecord:
