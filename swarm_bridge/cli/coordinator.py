@@ -49,8 +49,8 @@ def register(sub: Any) -> None:
     submit.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="task parameter")
     submit.add_argument("--requested-by", default=None)
     submit.set_defaults(run=_submit)
-    cancel = actions.add_parser("cancel", help="cancel one task (mode mqtt): it ends cancelled, its robot is told "
-                                "(a VDA 5050 vehicle by cancelOrder)")
+    cancel = actions.add_parser("cancel", help="cancel one task: its robot is told (a VDA 5050 vehicle by "
+                                "cancelOrder); it ends cancelled (mode kafka: once the robot confirms)")
     cancel.add_argument("--config", type=Path, required=True, help="coordinator YAML")
     cancel.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=OVERRIDE_HELP)
     cancel.add_argument("--task-id", required=True)
@@ -251,9 +251,15 @@ def _cancel_at_site(args: argparse.Namespace, config: Any) -> int:
 
 
 def _cancel_on_kafka(args: argparse.Namespace, config: Any) -> int:
-    print(f"task cancel: {args.task_id}: mode kafka does not take cancel requests yet; cancel on a single-site "
-          "coordinator (mode: mqtt)", file=sys.stderr)
-    return EXIT_CONFIG
+    """Mode kafka: put a cancel request on the submit topic; the task's owner cancels it (its robot is told, and
+    the task ends cancelled once the robot confirms; a queued one at once). `fleet status` shows the outcome."""
+    from swarm_bridge.coordinator.kafka.snapshot import cancel_task
+
+    if cancel_task(config, args.task_id, args.reason):
+        print(f"task cancel: {args.task_id}: not confirmed by kafka://{config.kafka.servers}", file=sys.stderr)
+        return EXIT_KAFKA
+    print(f"cancel of {args.task_id} sent to {config.topics.submit}; it ends cancelled once its robot confirms")
+    return 0
 
 
 def _site_status(args: argparse.Namespace, config: Any) -> int:

@@ -39,6 +39,7 @@ PATTERN_WORDS: dict[str, str] = {
     r"^[A-Za-z0-9_-]+$": "letters, digits, '_' and '-' only (no spaces, dots or slashes)",
     r"^[A-Za-z0-9._-]+$": "letters, digits, '.', '_' and '-' only (no spaces or slashes)",
     r"^[a-z0-9_]+$": "lowercase letters, digits and '_' only",
+    r"^[A-Za-z0-9._{}-]+$": "letters, digits, '.', '_', '-' and a {placeholder} (e.g. vda5050.{stream})",
     r"^v[0-9]+$": "'v' and a major version number (e.g. v2)",
     r"^[A-Za-z0-9_]+/msg/[A-Za-z0-9_]+$": "a ROS message type package/msg/Name, each part letters, digits and '_' "
                                           "(e.g. nav_msgs/msg/Odometry)",

@@ -142,7 +142,8 @@ class PolicyConfig(Strict):
 
 
 class Vda5050Config(Strict):
-    """Plain VDA 5050 2.1 vehicles on the site's broker (mode mqtt): their topics, which robot kind each
+    """Plain VDA 5050 2.1 vehicles (mode mqtt: on the site's broker; mode kafka: through the gateway's VDA 5050
+    rules): their topics, which robot kind each
     manufacturer's vehicles are, the map orders name, and the action a task kind runs at its goal."""
 
     interface_name: str = Field(default="uagv", pattern=NAME, description="first topic level: "
@@ -159,6 +160,15 @@ class Vda5050Config(Strict):
                                 "(json_schemas/ of the 2.1 release): every order and instant action sent and every "
                                 "state and connection received is checked against them; default: the models only")
     goal_deviation_m: float = Field(default=0.5, gt=0, description="allowedDeviationXY of the goal node")
+    kafka_topic: str = Field(default="vda5050.{stream}", pattern=r"^[A-Za-z0-9._{}-]+$",
+                             description="mode kafka: the Kafka topic of each VDA 5050 topic ({stream}: state, "
+                             "connection, factsheet from the gateway's up rules; order, instantActions to its down "
+                             "rules), records keyed manufacturer/serialNumber")
+
+    def kafka_topics(self) -> dict[str, str]:
+        """VDA 5050 topic name -> its Kafka topic (mode kafka)."""
+        return {name: self.kafka_topic.replace("{stream}", name)
+                for name in ("state", "connection", "factsheet", "order", "instantActions")}
 
     @field_validator("schemas")
     @classmethod
@@ -166,6 +176,14 @@ class Vda5050Config(Strict):
         if value is not None and not (Path(value).expanduser() / "state.schema").is_file():
             raise ConfigValueError(f"{value}: no state.schema there; name the json_schemas folder of the VDA 5050 "
                                    "2.1 release")
+        return value
+
+    @field_validator("kafka_topic")
+    @classmethod
+    def _one_topic_per_stream(cls, value: str) -> str:
+        if "{stream}" not in value:
+            raise ConfigValueError(f"{value!r} has no {{stream}}: each VDA 5050 topic needs a Kafka topic of its own "
+                                   "(e.g. vda5050.{stream})")
         return value
 
     @field_validator("manufacturers")
@@ -201,7 +219,7 @@ class CoordinatorConfig(Strict):
                                 "grow sharded ones made with fewer, e.g. by a gateway started first)")
     metrics_port: int | None = Field(default=None, ge=0, le=65535, description="serve Prometheus /metrics here")
     vda5050: Vda5050Config | None = Field(default=None, description="plain VDA 5050 vehicles beside the "
-                                          "swarm_bridge robots (mode mqtt)")
+                                          "swarm_bridge robots")
     signing_key: str | None = Field(default=None, description="Ed25519 private key (PKCS8 PEM, <key_id>.pem) to "
                                     "sign every command with; robots trust <key_id>.pub.pem")
 
@@ -240,9 +258,6 @@ class CoordinatorConfig(Strict):
         vda = self.vda5050
         if vda is None:
             return self
-        if self.mode != "mqtt":
-            raise ConfigValueError("vda5050: VDA 5050 vehicles are driven by the single-site coordinator; set mode: "
-                                   "mqtt (with an mqtt: section on the vehicles' broker)")
         for manufacturer, kind in vda.manufacturers.items():
             if kind not in self.capabilities:
                 raise ConfigValueError(f"vda5050.manufacturers.{manufacturer}: robot kind {kind!r} is not a key of "

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 class KafkaFleet:
     """Many simulated robots in one thread; `received` lists every command they got (committed only). A robot
     accepts every task (`refuse`: rejects all); they run one after the other, each `work_s` long, and a task
-    whose id ends in `-fail` fails."""
+    whose id ends in `-fail` fails; a cancelled task it holds is dropped and reported cancelled."""
 
     def __init__(self, config: CoordinatorConfig, robots: list[TaskRobot], *, work_s: float = 0.0,
                  state_period_s: float = 1.0) -> None:
@@ -148,8 +148,11 @@ class KafkaFleet:
             if robot is None or not robot.online:
                 return
             self.received.append(Received(robot_id, task_id, str(body["command_id"]), int(body["action"]), key))
-            if int(body["action"]) == 1:  # CANCEL
+            if int(body["action"]) == 1:  # CANCEL: a task it holds stops, and it says so (as a robot bridge does)
+                held = any(q[0] == task_id for q in robot.queue)
                 robot.queue = deque(q for q in robot.queue if q[0] != task_id)
+                if held:
+                    self._status(robot, task_id, TaskState.CANCELLED, "cancelled by the coordinator")
                 return
             if robot.refuse:
                 self._status(robot, task_id, TaskState.REJECTED, "refusing all tasks")

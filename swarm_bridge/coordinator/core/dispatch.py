@@ -3,9 +3,11 @@ task events and commands out, for the shards this instance owns."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 from swarm_bridge.coordinator.core.assignment import AssignmentPolicy, plan
 from swarm_bridge.coordinator.core.events import TaskBook, TaskEvent, event_name, home_shard
@@ -17,6 +19,7 @@ from swarm_bridge.coordinator.core.tasks import (
     TaskRules,
     TaskState,
     assigned,
+    cancel_requested,
     cancelled,
     new_task,
     on_robot_lost,
@@ -27,9 +30,13 @@ from swarm_bridge.coordinator.core.tasks import (
 )
 from swarm_bridge.routing.sharding import shard_of
 
-__all__ = ["ASSIGN", "CANCEL", "Command", "Dispatch", "EventRecord", "Output"]
+__all__ = ["ASSIGN", "CANCEL", "CANCEL_KEY", "Command", "Dispatch", "EventRecord", "Forward", "Output", "cancel_doc"]
 
 ASSIGN, CANCEL = 0, 1  # TaskCommand.ACTION_*
+CANCEL_KEY = "cancel"
+"""A record on the submit topic whose JSON object has this key is a cancel request: {"cancel": task_id, "reason":
+str, "hops": int} (hops: how often it was passed on to the shard that owns the task)."""
+_MAX_HOPS = 8  # a cancel passed on this often (views far behind) is dropped, counted
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,22 @@ class Command:
     command_id: str
 
 
-Output = EventRecord | Command
+@dataclass(frozen=True)
+class Forward:
+    """A cancel request passed on to partition `shard` (the task's home) of the submit topic, keyed by task id:
+    the task moved to a shard another instance owns."""
+
+    shard: int
+    task_id: str
+    payload: bytes
+
+
+Output = EventRecord | Command | Forward
+
+
+def cancel_doc(task_id: str, reason: str = "", hops: int = 0) -> dict[str, Any]:
+    """The cancel request for `task_id` as it goes on the submit topic (`CANCEL_KEY`)."""
+    return {CANCEL_KEY: task_id, "reason": reason, "hops": hops}
 
 
 class Dispatch:
@@ -113,19 +135,49 @@ class Dispatch:
             return []
         return self._change(task, new)
 
-    def cancel(self, task_id: str, now_ns: int, reason: str = "cancelled by request") -> list[Output] | None:
-        """Cancel a task: it ends `cancelled`, and the robot holding it (if any) gets a cancel command; None when
-        the task is unknown here, [] when it has already ended."""
+    def cancel(self, task_id: str, now_ns: int, reason: str = "cancelled by request", *,
+               confirmed: bool = False) -> list[Output] | None:
+        """Cancel a task: the robot holding it (if any) gets a cancel command, and the task ends `cancelled` at once,
+        or with `confirmed` (mode kafka) once the robot reports it (a queued one at once); None when the task is
+        unknown here, [] when it has already ended (or a cancel is already under way)."""
         task = self.book.get(task_id)
         if task is None:
             return None
-        new = cancelled(task, now_ns, reason)
+        new = (cancel_requested if confirmed else cancelled)(task, now_ns, reason)
         if new is None:
             return []
         out = self._change(task, new)
         if task.robot_id and task.state in ACTIVE:
             out.append(self._command(task, CANCEL))
         return out
+
+    def request(self, payload: bytes, key: str, now_ns: int) -> list[Output] | None:
+        """One record of the submit topic (mode kafka): a cancel request (`CANCEL_KEY`) or a submission (`submit`).
+        A cancel of a task owned here is done, one of a task that moved to another shard is passed on there
+        (`Forward`); None when the task is unknown here (the caller may catch up and retry)."""
+        try:
+            doc = json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return self.submit(payload, key, now_ns)  # rejected with its reason
+        if not isinstance(doc, dict) or CANCEL_KEY not in doc:
+            return self.submit(payload, key, now_ns)
+        task_id, reason, hops = doc.get(CANCEL_KEY), doc.get("reason") or "", doc.get("hops", 0)
+        if not isinstance(task_id, str) or not isinstance(reason, str) or not isinstance(hops, int):
+            self.counts["malformed cancel"] += 1
+            return []
+        task = self.book.get(task_id)
+        if task is None:
+            return None
+        if self.owns(task):
+            return self.cancel(task_id, now_ns, reason or "cancelled by request", confirmed=True)
+        if task.terminal:
+            self.counts["cancel of an ended task"] += 1
+            return []
+        if hops >= _MAX_HOPS:
+            self.counts["cancel passed on too often"] += 1
+            return []
+        forward = json.dumps(cancel_doc(task_id, reason, hops + 1)).encode("utf-8")
+        return [Forward(home_shard(task, self.shards), task_id, forward)]
 
     def tick(self, now_ns: int, *, check: bool = True) -> list[Output]:
         """Timeouts and lost robots (when `check`), then assignment of the owned queued tasks."""
@@ -138,7 +190,7 @@ class Dispatch:
                 new = self._lost(task, now_ns) or overdue(task, now_ns, self.rules)
                 if new is not None:
                     out += self._change(task, new)
-                    if task.robot_id and new.robot_id != task.robot_id:
+                    if self._left_on_robot(task, new):
                         out.append(self._command(task, CANCEL))
         seen = (self.book.changes, self.fleet.changes, self.owned)
         if not check and seen == self._planned:
@@ -151,6 +203,13 @@ class Dispatch:
             out += self._change(task, new)
             out.append(self._command(new, ASSIGN))
         return out
+
+    @staticmethod
+    def _left_on_robot(old: Task, new: Task) -> bool:
+        """A timeout or a lost robot took the task from its robot (requeued, or failed): the robot may still have
+        it and must be told to stop, unless it was told already (a cancel under way)."""
+        on_robot = bool(old.robot_id) and old.state in ACTIVE and not old.cancel_reason
+        return on_robot and (new.robot_id != old.robot_id or new.terminal)
 
     def _lost(self, task: Task, now_ns: int) -> Task | None:
         if not task.robot_id:

@@ -51,7 +51,8 @@ def encode_event(event: TaskEvent) -> bytes:
                     "requested_by": r.requested_by},
         "state": t.state.value, "submitted_ns": t.submitted_ns, "updated_ns": t.updated_ns, "robot_id": t.robot_id,
         "command_id": t.command_id, "attempts": t.attempts, "excluded": t.excluded, "reason": t.reason,
-        "progress": t.progress, "version": t.version, "history": t.history}}
+        "progress": t.progress, "version": t.version, "history": t.history,
+        "cancel_reason": t.cancel_reason, "cancel_ns": t.cancel_ns}}
     return json.dumps(doc, separators=(",", ":")).encode("utf-8")
 
 
@@ -64,7 +65,7 @@ def decode_event(payload: bytes) -> TaskEvent:
                           tuple((str(k), str(v)) for k, v in req["parameters"]), req["requested_by"])
     task = Task(request, TaskState(raw["state"]), raw["submitted_ns"], raw["updated_ns"], raw["robot_id"],
                 raw["command_id"], raw["attempts"], tuple(raw["excluded"]), raw["reason"], raw["progress"],
-                raw["version"], tuple(raw["history"]))
+                raw["version"], tuple(raw["history"]), str(raw.get("cancel_reason", "")), int(raw.get("cancel_ns", 0)))
     return TaskEvent(str(doc["event"]), task)
 
 

@@ -30,7 +30,8 @@ def fleet_tables(fleet: FleetView, book: TaskBook, *, now_ns: int, stale_after_n
     counts = book.counts()
     open_tasks = sorted((t for t in book if t.state not in TERMINAL), key=queue_order)[:max_tasks]
     tasks = [(t.task_id, t.request.kind, t.state.value, t.robot_id or "-", str(t.request.priority),
-              str(t.attempts), t.reason or "-") for t in open_tasks]
+              str(t.attempts), f"cancelling: {t.cancel_reason}" if t.cancelling else t.reason or "-")
+             for t in open_tasks]
     online = sum(r[2] == "online" for r in robots)
     return "\n".join([
         f"robots: {len(robots)} ({online} online)",

@@ -27,6 +27,7 @@ __all__ = [
     "TaskRules",
     "TaskState",
     "assigned",
+    "cancel_requested",
     "cancelled",
     "new_task",
     "on_robot_lost",
@@ -112,6 +113,13 @@ class Task:
     progress: float = 0.0
     version: int = 1
     history: tuple[str, ...] = field(default=())  # robots it was assigned to, in order
+    cancel_reason: str = ""  # a cancel was asked for while the task was on a robot: it ends when the robot says
+    cancel_ns: int = 0  # when that cancel was asked for (the robot has `accept_timeout` to confirm it)
+
+    @property
+    def cancelling(self) -> bool:
+        """A cancel was asked for and its robot has not confirmed it yet."""
+        return bool(self.cancel_reason) and not self.terminal
 
     @property
     def task_id(self) -> str:
@@ -218,6 +226,9 @@ def on_status(task: Task, *, robot_id: str, state: TaskState, reason: str, progr
     """Apply a robot's report; None when it changes nothing (another robot's, stale, or after the end)."""
     if task.terminal or task.state is TaskState.QUEUED or robot_id != task.robot_id:
         return None
+    if task.cancelling and state in (TaskState.REJECTED, TaskState.CANCELLED):  # the cancel confirmed
+        why = f"{task.cancel_reason} (robot {robot_id}: {reason})" if reason else task.cancel_reason
+        return task._next(now_ns, state=TaskState.CANCELLED, reason=why)
     if state is TaskState.REJECTED:
         return _retry(task, now_ns, rules, f"rejected by {robot_id}: {reason or 'no reason given'}")
     if state in (TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED):
@@ -236,16 +247,37 @@ def cancelled(task: Task, now_ns: int, reason: str) -> Task | None:
     return task._next(now_ns, state=TaskState.CANCELLED, reason=reason)
 
 
+def cancel_requested(task: Task, now_ns: int, reason: str) -> Task | None:
+    """Ask for a cancel that the robot confirms: a queued task ends `cancelled` at once, one on a robot keeps its
+    state with `cancel_reason` set until the robot reports it (`on_status`) or does not in time (`overdue`); None
+    when it has already ended or a cancel is already asked for."""
+    if task.terminal or task.cancel_reason:
+        return None
+    if task.state is TaskState.QUEUED:
+        return task._next(now_ns, state=TaskState.CANCELLED, reason=reason)
+    return task._next(now_ns, cancel_reason=reason, cancel_ns=now_ns)
+
+
 def on_robot_lost(task: Task, now_ns: int, rules: TaskRules, why: str) -> Task | None:
-    """The task's robot went offline: back to the queue without that robot (or failed after the last attempt)."""
+    """The task's robot went offline: back to the queue without that robot (or failed after the last attempt);
+    a task being cancelled ends `cancelled` instead."""
     if task.state not in ACTIVE:
         return None
+    if task.cancel_reason:
+        return task._next(now_ns, state=TaskState.CANCELLED, reason=f"{task.cancel_reason}; robot {task.robot_id} "
+                          f"{why} before it confirmed")
     return _retry(task, now_ns, rules, f"robot {task.robot_id} {why}")
 
 
 def overdue(task: Task, now_ns: int, rules: TaskRules) -> Task | None:
     """Timeouts: a queued task past its deadline fails; an assigned one not accepted in time is retried; an
-    accepted or running one without a report for `run_timeout` fails. None when nothing is due."""
+    accepted or running one without a report for `run_timeout` fails; one being cancelled ends `cancelled` when its
+    robot has not confirmed within `accept_timeout`. None when nothing is due."""
+    if task.cancelling:
+        if now_ns - task.cancel_ns < rules.accept_timeout_ns:
+            return None
+        return task._next(now_ns, state=TaskState.CANCELLED, reason=f"{task.cancel_reason}; robot {task.robot_id} "
+                          f"did not confirm within {rules.accept_timeout_ns / 1e9:g} s")
     if task.state is TaskState.QUEUED:
         deadline = task.request.deadline_ns
         if deadline and now_ns >= deadline:

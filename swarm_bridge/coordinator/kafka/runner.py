@@ -28,17 +28,19 @@ from typing import Any
 
 from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.config.robot import default_registry
-from swarm_bridge.coordinator.core.dispatch import ASSIGN, Command, Dispatch, EventRecord, Output
+from swarm_bridge.coordinator.core.dispatch import ASSIGN, Command, Dispatch, EventRecord, Forward, Output
 from swarm_bridge.coordinator.core.drops import DropLog
 from swarm_bridge.coordinator.core.events import SUBMITTED, encode_event
 from swarm_bridge.coordinator.core.tasks import TaskState
 from swarm_bridge.coordinator.kafka.records import FleetRecords
 from swarm_bridge.coordinator.kafka.topics import ensure_topics, require_kafka
+from swarm_bridge.coordinator.kafka.vda import KafkaRecord, KafkaVda
 from swarm_bridge.coordinator.kafka.view import ViewReader
 from swarm_bridge.coordinator.metrics import HOPS, CoordinatorMetrics
 from swarm_bridge.coordinator.wiring import build_dispatch, command_signer
 from swarm_bridge.routing.sharding import shard_of
 from swarm_bridge.transport.kafka_clients import (
+    ANY_PARTITION,
     OFFSET_BEGINNING,
     TIMESTAMP_CREATE_TIME,
     Consumer,
@@ -68,9 +70,9 @@ PRODUCERS = 2
 
 def coalesce(out: list[Output]) -> list[Output]:
     """One batch's records, with only the last event of each task (a task submitted, assigned and accepted
-    in one transaction is written once, as accepted); commands all kept, in order. Tombstones stay, except
-    for the partition where the task's last event goes and for a task submitted in this batch (nothing of it
-    was written before: a tombstone would only add a partition to the transaction)."""
+    in one transaction is written once, as accepted); commands and passed-on cancels all kept, in order.
+    Tombstones stay, except for the partition where the task's last event goes and for a task submitted in this
+    batch (nothing of it was written before: a tombstone would only add a partition to the transaction)."""
     last: dict[str, EventRecord] = {}
     born: set[str] = set()
     for record in out:
@@ -80,7 +82,7 @@ def coalesce(out: list[Output]) -> list[Output]:
                 born.add(record.task_id)
     kept: list[Output] = []
     for record in out:
-        if isinstance(record, Command):
+        if not isinstance(record, EventRecord):
             kept.append(record)
         elif record.event is None:
             final = last.get(record.task_id)
@@ -147,7 +149,9 @@ class CoordinatorInstance:
         self._inflight: deque[tuple[_Round, Future[_Round]]] = deque()  # handed to the committer, oldest first
         self._committer = ThreadPoolExecutor(1, thread_name_prefix=f"commit-{self.instance_id}")
         self._poisoned = False  # a round failed: the committer aborts the rounds after it until the rollback
-        self.view = ViewReader(config, self.dispatch, self.records, self._malformed)
+        # VDA 5050 vehicles through the gateway: their topics read by the view, orders produced in the rounds
+        self.vda = KafkaVda(config, lambda: self.dispatch.book) if config.vda5050 is not None else None
+        self.view = ViewReader(config, self.dispatch, self.records, self._malformed, self.vda)
         session_ms = int(config.kafka.session_timeout_s * 1000)
         self._group = kafka_consumer({**common, "group.id": config.kafka.group, "client.id": self.instance_id,
                                       "enable.auto.commit": False, "isolation.level": "read_committed",
@@ -163,6 +167,7 @@ class CoordinatorInstance:
         self._last_check = 0
         self._requested: dict[str, int] = {}  # queued task id -> when its request was produced (ns)
         self._round_read = (0, 0)  # this round's records: when read (ns), how many
+        self._extra: list[KafkaRecord] = []  # this round's records for VDA 5050 vehicles beside its commands
         self.misplaced = 0  # task status records found off their robot's shard partition
         self.assigned = 0
 
@@ -258,13 +263,17 @@ class CoordinatorInstance:
             except KafkaException as exc:  # the event topic's end unknown (a stalled broker): redo the batch
                 self._rollback(f"the end of {self.topics.events} is unknown ({exc.args[0]})")
                 return 0
+        self._extra = []
         if self.dispatch.owned:
+            out += self._vehicle_reports(now)
             check = now - self._last_check >= _CHECK_EVERY_NS
             if check:
                 self._last_check = now
                 self._gauges(now)
+                if self.vda is not None:
+                    self._extra = self.vda.quiet(self.dispatch.fleet, now, self.dispatch.stale_after_ns, self._mine)
             out += self.dispatch.tick(now, check=check)
-        if not out and not consumed:
+        if not out and not consumed and not self._extra:
             return 0
         self._round_read = (read_ns, consumed)
         self._commit(out, consumed > 0)
@@ -282,12 +291,18 @@ class CoordinatorInstance:
     def _input(self, msg: KafkaMessage, now_ns: int, read_ns: int) -> list[Output]:
         topic, value, key = msg.topic(), msg.value() or b"", (msg.key() or b"").decode("utf-8", "replace")
         if topic == self.topics.submit:
-            out = self.dispatch.submit(value, key or f"{topic}:{msg.partition()}:{msg.offset()}", now_ns)
+            name = key or f"{topic}:{msg.partition()}:{msg.offset()}"
+            out = self.dispatch.request(value, name, now_ns)
+            if out is None and self.view.catch_up():
+                out = self.dispatch.request(value, name, now_ns)
+            if out is None:  # only a cancel can name an unknown task
+                self.drops("cancel for an unknown task", f"{topic}[{msg.partition()}]@{msg.offset()}: task {key}")
+                return []
             kind, stamp_ms = msg.timestamp()
             produced = stamp_ms * 1_000_000 if kind == TIMESTAMP_CREATE_TIME else read_ns
             self._hop("submit consumed", read_ns - produced)
             for record in out:  # latency counts from when the request was produced (its record's CreateTime)
-                if isinstance(record, EventRecord) and record.event is not None and not record.event.task.terminal:
+                if isinstance(record, EventRecord) and record.event is not None and record.event.event == SUBMITTED:
                     self._requested[record.task_id] = produced
             return out
         try:
@@ -316,6 +331,25 @@ class CoordinatorInstance:
             return []
         return result
 
+    def _mine(self, robot_id: str) -> bool:
+        """Whether this instance owns the robot's shard."""
+        return shard_of(robot_id, self.config.shards) in self.dispatch.owned
+
+    def _vehicle_reports(self, now_ns: int) -> list[Output]:
+        """The task status VDA 5050 vehicles' states said since the last round, for the tasks owned here (another
+        instance's view reads the same states for its own)."""
+        if self.vda is None or not self.vda.reports:
+            return []
+        out: list[Output] = []
+        for report in self.vda.reports:
+            task = self.dispatch.book.get(report.task_id)
+            if task is None or not self.dispatch.owns(task):
+                continue
+            out += self.dispatch.status(robot_id=report.robot_id, task_id=report.task_id, state=report.state,
+                                        reason=report.reason, progress=report.progress, now_ns=now_ns) or []
+        self.vda.reports.clear()
+        return out
+
     def _commit(self, out: list[Output], consumed: bool) -> None:
         """Begin the round's transaction on `_producer`, produce its events and commands, send its consumer
         offsets, and hand the commit to the committer thread (`_finish`), which commits it after the round before.
@@ -334,9 +368,16 @@ class CoordinatorInstance:
                 if isinstance(record, EventRecord):
                     value = None if record.event is None else encode_event(record.event)
                     self._produce(self.topics.events, record.shard, record.task_id.encode(), value)
+                elif isinstance(record, Forward):
+                    self._produce(self.topics.submit, record.shard, record.task_id.encode(), record.payload)
+                elif self.vda is not None and self.vda.knows(record.robot_id):  # an order or cancelOrder
+                    for vda_record in self.vda.command(record, now):
+                        self._produce(vda_record.topic, ANY_PARTITION, vda_record.key.encode(), vda_record.value)
                 else:
                     self._produce(self.topics.commands, record.shard, record.robot_id.encode(),
                                   self.records.command(record, now))
+            for vda_record in self._extra:  # stateRequests to silent vehicles
+                self._produce(vda_record.topic, ANY_PARTITION, vda_record.key.encode(), vda_record.value)
             if consumed:
                 positions = [tp for tp in self._group.position(self._group.assignment()) if tp.offset >= 0]
                 group = self._group.consumer_group_metadata()
@@ -419,6 +460,8 @@ class CoordinatorInstance:
     def _forget(self) -> None:
         """Forget fleet and tasks (decisions since the last commit among them); the view reads them again."""
         self.dispatch.reset()
+        if self.vda is not None:
+            self.vda.reset()
         self._requested.clear()
         self.metrics.shards_owned.set(0)
         self.view.rewind()
@@ -440,7 +483,7 @@ class CoordinatorInstance:
                         self.metrics.latency.observe((round_.done_ns - requested) / 1e9)
                         if self.latencies_ns is not None:
                             self.latencies_ns.append(round_.done_ns - requested)
-            elif record.event is not None and record.event.task.terminal:
+            elif isinstance(record, EventRecord) and record.event is not None and record.event.task.terminal:
                 self._requested.pop(record.task_id, None)
 
     def _patiently(self, what: str, call: Callable[[float], object], within_s: float | None = None) -> None:

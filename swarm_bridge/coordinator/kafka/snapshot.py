@@ -1,4 +1,4 @@
-"""Read the fleet as the coordinators see it, straight from Kafka (for `fleet status`), and submit tasks."""
+"""Read the fleet as the coordinators see it, straight from Kafka (for `fleet status`), submit and cancel tasks."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from typing import Any
 
 from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.config.robot import default_registry
+from swarm_bridge.coordinator.core.dispatch import CANCEL_KEY, cancel_doc
 from swarm_bridge.coordinator.core.events import TaskBook
 from swarm_bridge.coordinator.core.fleet import FleetView
 from swarm_bridge.coordinator.kafka.records import FleetRecords
-from swarm_bridge.coordinator.kafka.view import fold
+from swarm_bridge.coordinator.kafka.vda import KafkaVda
+from swarm_bridge.coordinator.kafka.view import fold, sent_at
 from swarm_bridge.routing.sharding import shard_of
 from swarm_bridge.transport.kafka_clients import (
     OFFSET_BEGINNING,
@@ -23,13 +25,14 @@ from swarm_bridge.transport.kafka_clients import (
     produce_patiently,
 )
 
-__all__ = ["FleetSnapshot", "TaskSubmitter", "read_snapshot", "submit_tasks"]
+__all__ = ["FleetSnapshot", "TaskSubmitter", "cancel_task", "read_snapshot", "submit_tasks"]
 
 log = logging.getLogger(__name__)
 
 
 class FleetSnapshot:
-    """Fleet view and task book folded from the state, presence and event topics up to their ends."""
+    """Fleet view and task book folded from the state, presence and event topics (and the VDA 5050 vehicles'
+    topics, when the config drives any) up to their ends."""
 
     def __init__(self) -> None:
         self.fleet = FleetView()
@@ -38,7 +41,7 @@ class FleetSnapshot:
 
 
 def read_snapshot(config: CoordinatorConfig, *, timeout_s: float = 30.0) -> FleetSnapshot:
-    """Read the three topics from the start to their current ends (read_committed)."""
+    """Read the view topics from the start to their current ends (read_committed)."""
     topics = config.topics
     records = FleetRecords(fmt=config.robot_format, registry=config.registry or default_registry(),
                            subject_name_strategy=config.subject_name_strategy,
@@ -47,10 +50,11 @@ def read_snapshot(config: CoordinatorConfig, *, timeout_s: float = 30.0) -> Flee
                                "group.id": f"fleet-status-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
                                "isolation.level": "read_committed"}, log)
     snap = FleetSnapshot()
+    vda = KafkaVda(config, lambda: snap.book) if config.vda5050 is not None else None
     try:
         meta = consumer.list_topics(timeout=timeout_s).topics
         ends: dict[tuple[str, int], int] = {}
-        for topic in (topics.state, topics.presence, topics.events):
+        for topic in (topics.state, topics.presence, topics.events, *(vda.up if vda is not None else ())):
             if topic not in meta or meta[topic].error:
                 continue
             for p in meta[topic].partitions:
@@ -64,7 +68,11 @@ def read_snapshot(config: CoordinatorConfig, *, timeout_s: float = 30.0) -> Flee
                 if msg.error():
                     continue
                 try:
-                    fold(snap.fleet, snap.book, topics, records, msg, time.time_ns())
+                    now = time.time_ns()
+                    if vda is not None and msg.value() and vda.fold(msg.topic() or "", msg.key(), msg.value() or b"",
+                                                                    snap.fleet, sent_at(msg, now)):
+                        continue
+                    fold(snap.fleet, snap.book, topics, records, msg, now)
                 except Exception:  # counted and shown, never fatal
                     snap.malformed += 1
             positions = consumer.position([TopicPartition(t, p) for t, p in ends])
@@ -89,9 +97,20 @@ def submit_tasks(config: CoordinatorConfig, docs: list[dict[str, Any]], *, timeo
     return producer.flush(timeout_s)
 
 
+def cancel_task(config: CoordinatorConfig, task_id: str, reason: str = "", *, timeout_s: float = 30.0) -> int:
+    """Send a cancel request to the submit topic (key task_id, its shard's partition, after its submission): the
+    instance owning the task cancels it or passes it on to the shard the task moved to. Returns 1 when Kafka did
+    not confirm it, else 0."""
+    producer = kafka_producer({**config.kafka.client_settings(), "enable.idempotence": True}, log)
+    produce_patiently(producer, config.topics.submit, json.dumps(cancel_doc(task_id, reason)).encode(),
+                      task_id.encode(), shard_of(task_id, config.shards))
+    return producer.flush(timeout_s)
+
+
 class TaskSubmitter:
-    """Forwards raw task requests (JSON bytes, as a ROS topic carries them) to the submit topic, keyed and
-    partitioned by their task id; a request without one still goes, so the coordinator rejects it with a reason."""
+    """Forwards raw task requests and cancel requests (JSON bytes, as a ROS topic carries them) to the submit topic,
+    keyed and partitioned by their task id (after the task's submission); a request without one still goes, so the
+    coordinator rejects it with a reason."""
 
     def __init__(self, config: CoordinatorConfig) -> None:
         self.config = config
@@ -102,7 +121,7 @@ class TaskSubmitter:
     def send(self, payload: bytes) -> None:
         try:
             doc = json.loads(payload)
-            task_id = doc.get("task_id") if isinstance(doc, dict) else None
+            task_id = (doc.get("task_id") or doc.get(CANCEL_KEY)) if isinstance(doc, dict) else None
         except (UnicodeDecodeError, json.JSONDecodeError):
             task_id = None
         key = task_id if isinstance(task_id, str) and task_id else ""

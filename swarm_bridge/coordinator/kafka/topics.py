@@ -37,12 +37,13 @@ def require_kafka(config: CoordinatorConfig) -> None:
 
 def topic_specs(config: CoordinatorConfig) -> list[TopicSpec]:
     """The coordinator's topics: sharded ones with `shards` partitions (the event log compacted), state and
-    presence with `shards` partitions too."""
+    presence with `shards` partitions too, and the VDA 5050 vehicles' topics when it drives any."""
     topics = config.topics
     compact = {"cleanup.policy": "compact"}
     return [*(TopicSpec(t, config.shards, compact if t == topics.events else {}, sharded=True)
               for t in sharded_topics(config)),
-            TopicSpec(topics.state, config.shards), TopicSpec(topics.presence, config.shards)]
+            TopicSpec(topics.state, config.shards), TopicSpec(topics.presence, config.shards),
+            *(TopicSpec(t, config.shards) for t in (config.vda5050.kafka_topics().values() if config.vda5050 else ()))]
 
 
 def ensure_topics(config: CoordinatorConfig) -> None:

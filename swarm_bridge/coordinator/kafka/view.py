@@ -13,6 +13,7 @@ from swarm_bridge.coordinator.core.dispatch import Dispatch
 from swarm_bridge.coordinator.core.events import TaskBook, decode_event
 from swarm_bridge.coordinator.core.fleet import FleetView
 from swarm_bridge.coordinator.kafka.records import FleetRecords
+from swarm_bridge.coordinator.kafka.vda import KafkaVda
 from swarm_bridge.routing.presence import parse_presence
 from swarm_bridge.transport.kafka_clients import (
     OFFSET_BEGINNING,
@@ -57,8 +58,10 @@ class ViewReader:
     start, folded into the dispatch's fleet and task book; a record that does not fold goes to `malformed`."""
 
     def __init__(self, config: CoordinatorConfig, dispatch: Dispatch, records: FleetRecords,
-                 malformed: Callable[[KafkaMessage, Exception], None]) -> None:
+                 malformed: Callable[[KafkaMessage, Exception], None], vda: KafkaVda | None = None) -> None:
+        """`vda`: VDA 5050 vehicles' state, connection and factsheet topics read too, folded by it."""
         self.topics, self.dispatch, self.records, self.malformed = config.topics, dispatch, records, malformed
+        self.vda = vda
         self.timeout_s = config.kafka.connect_timeout_s
         self._consumer = kafka_consumer({**config.kafka.client_settings(),
                                          "group.id": f"{config.kafka.group}.view.{uuid.uuid4().hex[:8]}",
@@ -67,8 +70,8 @@ class ViewReader:
         meta = self._consumer.list_topics(timeout=self.timeout_s).topics
         events = self.topics.events
         self._event_partitions = [TopicPartition(events, p) for p in sorted(meta[events].partitions)]
-        self._start = [TopicPartition(t, p, OFFSET_BEGINNING) for t in (self.topics.state, self.topics.presence, events)
-                       for p in sorted(meta[t].partitions)]
+        read = (self.topics.state, self.topics.presence, events, *(vda.up if vda is not None else ()))
+        self._start = [TopicPartition(t, p, OFFSET_BEGINNING) for t in read for p in sorted(meta[t].partitions)]
         self.rewind()
 
     def rewind(self) -> None:
@@ -119,6 +122,9 @@ class ViewReader:
         if msg.error():
             return
         try:
+            if self.vda is not None and msg.value() and self.vda.fold(msg.topic() or "", msg.key(), msg.value() or b"",
+                                                                      self.dispatch.fleet, sent_at(msg, now_ns)):
+                return
             fold(self.dispatch.fleet, self.dispatch.book, self.topics, self.records, msg, now_ns)
         except Exception as exc:  # a malformed record is counted, never fatal
             self.malformed(msg, exc)

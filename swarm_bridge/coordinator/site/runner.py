@@ -26,9 +26,9 @@ from swarm_bridge.coordinator.core.dispatch import ASSIGN, Command, Dispatch, Ev
 from swarm_bridge.coordinator.core.drops import DropLog
 from swarm_bridge.coordinator.core.errors import CoordinatorSettingError
 from swarm_bridge.coordinator.core.tasks import TERMINAL, Task, TaskRequest, TaskState
+from swarm_bridge.coordinator.core.vda import Outgoing, UnknownVehicle, VdaVehicles
 from swarm_bridge.coordinator.metrics import CoordinatorMetrics
 from swarm_bridge.coordinator.site.state_file import StateFile
-from swarm_bridge.coordinator.site.vda import Outgoing, UnknownVehicle, VdaVehicles
 from swarm_bridge.coordinator.site.wire import (
     SiteRecords,
     SiteTopics,
@@ -355,6 +355,8 @@ class SiteCoordinator:
                     if record.event.task.state in TERMINAL:
                         self._requested.pop(record.task_id, None)
                 continue
+            if not isinstance(record, Command):
+                continue  # a cancel passed on between Kafka instances: a site has one instance, owning every shard
             protocol = "vda5050" if self.vda is not None and self.vda.knows(record.robot_id) else "swarm_bridge"
             self._senders[protocol](record, now_ns)
 

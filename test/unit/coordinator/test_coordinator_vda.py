@@ -17,7 +17,7 @@ from swarm_bridge.coordinator.core.assignment import CostPolicy, plan
 from swarm_bridge.coordinator.core.dispatch import ASSIGN, CANCEL, Command, Dispatch
 from swarm_bridge.coordinator.core.fleet import FleetView, RobotMode, RobotView
 from swarm_bridge.coordinator.core.tasks import Target, TaskRequest, TaskState, assigned, new_task
-from swarm_bridge.coordinator.site.vda import UnknownVehicle, VdaVehicles
+from swarm_bridge.coordinator.core.vda import UnknownVehicle, VdaVehicles
 from swarm_bridge.coordinator.wiring import build_dispatch
 from swarm_bridge.vda5050 import MessageInvalid, OfficialSchemas
 
@@ -160,7 +160,7 @@ def test_a_cancel_by_request_ends_the_task_and_tells_its_robot() -> None:
 
 
 @pytest.mark.parametrize(("change", "text"), [
-    ({"mode": "kafka", "shards": 1, "kafka": {"port": 9092}}, "set mode: mqtt"),
+    ({"vda5050": {"manufacturers": {"acme": "agv"}, "kafka_topic": "vda5050.all"}}, "has no {stream}"),
     ({"vda5050": {"manufacturers": {"acme": "forklift"}}}, "robot kind 'forklift' is not a key of capabilities"),
     ({"vda5050": {"manufacturers": {"acme": "agv"}, "actions": {"fly": "x"}}}, "vda5050.actions.fly"),
     ({"vda5050": {"manufacturers": {"a/b": "agv"}}}, "cannot be a topic level"),

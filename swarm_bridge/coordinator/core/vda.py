@@ -1,4 +1,4 @@
-"""The single-site coordinator's VDA 5050 profile, without sockets: plain VDA 5050 2.1 vehicles (no ROS, no
+"""The coordinator's VDA 5050 profile, without sockets (both runners use it): plain VDA 5050 2.1 vehicles (no ROS, no
 swarm_bridge) as robots of the fleet.
 
 In: `state` (fleet view: position, battery, mode; the order's progress, done, failed, rejected or cancelled as task

@@ -1,0 +1,121 @@
+"""VDA 5050 vehicles driven by the Kafka coordinator through the gateway, on real Mosquitto and Kafka: the test
+vehicles (test/support/vda_vehicles.py, written from the spec) on MQTT, the gateway's `payload: vda5050` rules
+carrying their state, connection and factsheet up and the coordinator's orders and instant actions down; a task
+done, a task cancelled (cancelOrder, confirmed by the vehicle's state), every message checked against the official
+JSON Schemas."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+from coordinator_fleet import TaskLog, coordinator_config, wait_for, write_config
+from gateway_harness import GatewayThread
+from gateway_harness import write_config as gateway_config
+from vda_vehicles import VdaVehicles, VehicleSpec
+from vda_wire import SchemaCheck, WireTap
+
+from swarm_bridge.brokers import Kafka, Mosquitto
+from swarm_bridge.cli import main as cli_main
+from swarm_bridge.coordinator.core.tasks import TaskState
+from swarm_bridge.coordinator.kafka.runner import CoordinatorInstance
+from swarm_bridge.coordinator.kafka.snapshot import cancel_task, submit_tasks
+from swarm_bridge.transport import ensure_kafka_topics
+
+pytestmark = pytest.mark.integration
+
+
+class Stepping:
+    """One coordinator instance stepping in a thread of this process."""
+
+    def __init__(self, instance: CoordinatorInstance) -> None:
+        self.instance = instance
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                self.instance.step()
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=60)
+        self.instance.close()
+
+
+def test_the_kafka_coordinator_drives_vda5050_vehicles_through_the_gateway(
+        tmp_path: Path, mosquitto: Mosquitto, kafka: Kafka, vda5050_schemas: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    tag = uuid.uuid4().hex[:6]
+    interface = f"uagv{tag}"
+    config = coordinator_config(kafka, tmp_path, kafka={"instance_id": "solo"},
+                                capabilities={"agv": ["navigate", "pick"]},
+                                vda5050={"manufacturers": {"acme": "agv"}, "actions": {"pick": "pick"},
+                                         "interface_name": interface, "kafka_topic": f"vda_{tag}.{{stream}}",
+                                         "schemas": str(vda5050_schemas)})
+    coordinator = Stepping(CoordinatorInstance(config))  # makes the vda_{tag}.* topics
+    ensure_kafka_topics(kafka.bootstrap, ["fleet.dlq"])
+    gateway = GatewayThread(gateway_config(
+        tmp_path / "gw.yaml", gateway_id=f"gw_{tag}", fleet=f"fleet_{tag}", mqtt_port=mosquitto.port,
+        bootstrap=kafka.bootstrap, registry=tmp_path / "gw-registry",
+        up=[{"mqtt": f"{interface}/v2/{{manufacturer}}/{{robot_id}}/{{stream}}",
+             "where": {"stream": ["state", "connection", "factsheet"]}, "kafka_topic": f"vda_{tag}.{{stream}}",
+             "key": "{manufacturer}/{robot_id}", "payload": "vda5050"}],
+        down=[{"kafka_topic": f"vda_{tag}.{name}", "mqtt": f"{interface}/v2/{{robot_id}}/{name}",
+               "payload": "vda5050"} for name in ("order", "instantActions")]))
+    tap = WireTap(mosquitto.host, mosquitto.port, interface)
+    log = TaskLog(kafka, config)
+    vehicles = VdaVehicles([VehicleSpec("acme", "agv1", x=0.0, speed_mps=2.0)], host=mosquitto.host,
+                           port=mosquitto.port, interface=interface, state_period_s=0.5).start()
+    dispatch = coordinator.instance.dispatch
+
+    def state_of(task_id: str) -> TaskState | None:
+        event = log.last().get(task_id)
+        return None if event is None else event.task.state
+
+    try:
+        wait_for(lambda: (seen := dispatch.fleet.get("acme/agv1")) is not None and seen.online and bool(seen.kind),
+                 60, "acme/agv1 online with its kind in the coordinator's view")
+        assert submit_tasks(config, [{"task_id": "pick-1", "kind": "pick", "target": {"x": 2.0, "y": 0.0},
+                                      "parameters": {"sku": "A7"}}]) == 0
+        wait_for(lambda: state_of("pick-1") is TaskState.DONE, 90, "pick-1 done by acme/agv1")
+        assert submit_tasks(config, [{"task_id": "far", "kind": "navigate", "target": {"x": 400.0}}]) == 0
+        wait_for(lambda: state_of("far") is TaskState.RUNNING and vehicles["acme/agv1"].driving, 60,
+                 "far running, the vehicle driving")
+        assert cancel_task(config, "far", "aisle blocked") == 0
+        wait_for(lambda: state_of("far") is TaskState.CANCELLED, 60, "far cancelled")
+        wait_for(lambda: not vehicles["acme/agv1"].driving, 30, "the vehicle stopped")
+        wire = tap.snapshot()
+        cli_config = write_config(json.loads(config.model_dump_json()), tmp_path / "coordinator.yaml")
+        capsys.readouterr()
+        assert cli_main(["fleet", "status", "--config", str(cli_config), "--json"]) == 0
+        status = json.loads(capsys.readouterr().out)
+    finally:
+        vehicles.stop()
+        log.close()
+        tap.close()
+        gateway.close()
+        coordinator.close()
+    assert coordinator.error is None
+    orders = tap.on("order")
+    assert [doc["orderId"] for _t, doc in orders] == ["pick-1#1", "far#1"]
+    assert [a["actionType"] for a in orders[0][1]["nodes"][-1]["actions"]] == ["pick"]
+    cancels = [a for _t, doc in tap.on("instantActions") for a in doc["actions"] if a["actionType"] == "cancelOrder"]
+    assert [a["actionId"] for a in cancels] == ["far#1:cancel"]
+    far = log.last()["far"].task
+    assert far.reason.startswith("aisle blocked") and far.robot_id == "acme/agv1"
+    assert vehicles["acme/agv1"].x < 400.0
+    assert SchemaCheck(vda5050_schemas).wire_problems(wire) == []
+    assert set(log.terminal().values()) == {1}
+    # `fleet status` reads the vehicles from the gateway's topics as the coordinator does
+    assert [(r["robot_id"], r["kind"], r["online"]) for r in status["robots"]] == [("acme/agv1", "agv", True)]
+    assert status["tasks"]["done"] == 1 and status["tasks"]["cancelled"] == 1
