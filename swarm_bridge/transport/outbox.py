@@ -123,6 +123,7 @@ class Outbox:
         self._stop = threading.Event()
         self._wake = threading.Event()
         link.on_inflight_lost = self._lost
+        self._served = link.served  # an MQTT link's acknowledgements wake the pump themselves
         self._thread = threading.Thread(target=self._pump_loop, name="outbox-pump", daemon=True)
         self._thread.start()
 
@@ -150,8 +151,8 @@ class Outbox:
                     try:
                         self._send([(record, None)])
                         self.stats.sent_live += 1
-                        if len(self._inflight) == 1:
-                            self._wake.set()  # the pump may sleep idle; a link it must serve needs it back
+                        if self._served and len(self._inflight) == 1:
+                            self._wake.set()  # the pump may sleep idle, and only it serves this link's reports
                         return
                     except LinkBusy:
                         pass
