@@ -8,6 +8,8 @@ Measures, with a private Mosquitto:
               per step: the first step that loses anything ends the search)
   latency     at 1 kHz, header.stamp -> arrival, at the bare subscriber and at the broker via the bridge
   memory      the bridge's RSS at the start and end of a soak at 1 kHz
+  idle        the CPU of a robot bridge with the shipped config/robot_bridge.yaml and nothing to send, over 30 s
+              (% of one core; bench/idle.py; goal under 3 %)
 Prints bridge/limit and ends with one JSON line.
 
   python bench/robot_bridge.py [--quick] [--count N] [--soak-s S]
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from idle import robot_bridge_idle
 
 from swarm_bridge.brokers import Mosquitto, free_port, lease_domain
 from swarm_bridge.codec.registry import topic_name
@@ -188,6 +191,10 @@ def main() -> int:
         # a domain no test session or other benchmark on this machine holds: nobody else's /robot/odom
         env = {**os.environ, "ROS_DOMAIN_ID": str(domain.domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
         tmp = Path(tmp_dir)
+        print("idle: the shipped robot bridge config, nothing to send, 30 s ...", flush=True)
+        idle = robot_bridge_idle(broker.port, {**env, "XDG_STATE_HOME": str(tmp / "idle")}, tmp,
+                                 settle_s=8.0, window_s=30.0)
+        figures.update(idle_cpu_percent=idle["cpu_percent"], idle_goal_met=idle["cpu_percent"] < 3.0)
         print(f"throughput: {count} Odometry, as fast as the publisher goes ...", flush=True)
         # the limit is the median of three bare runs: one run on a shared machine varies by 2x
         bares = [run_bare(count, 0.0, env, timeout_s=120) for _ in range(3)]
@@ -233,6 +240,7 @@ def main() -> int:
     print(f"latency     p99 bare {figures['bare_latency_p99_ms']} ms, through the bridge to the broker "
           f"{figures['bridge_latency_p99_ms']} ms (added {figures['added_latency_p99_ms']} ms)")
     print(f"memory      RSS {figures['rss_start_kb']} kB -> {figures['rss_end_kb']} kB over {soak_s:g} s at 1 kHz")
+    print(f"idle        {figures['idle_cpu_percent']} % of a core with nothing to send (goal under 3 %)")
     print(json.dumps(figures))
     return 0
 

@@ -32,7 +32,7 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
     from swarm_bridge.ros.preflight import check_robot_config
     from swarm_bridge.ros.qos import qos_preset
     from swarm_bridge.ros.reader_limits import use_reader_limits
-    from swarm_bridge.ros.spin import make_executor, spin_until
+    from swarm_bridge.ros.spin import IDLE_SLICE_S, make_executor, spin_until
     from swarm_bridge.spool import Spool, SpoolError
     from swarm_bridge.transport import LinkError, build_uplink
 
@@ -94,7 +94,7 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
             log.info("robot %s: metrics on http://127.0.0.1:%d/metrics", config.robot_id, port)
         executor = make_executor()
         try:
-            spin_until(executor, [node])
+            spin_until(executor, [node], slice_s=IDLE_SLICE_S)
         finally:
             # Tasks through actions end first (goals cancelled, outcomes published), then the sweep takes them up.
             bridge.stop_tasks(lambda done, timeout_s: spin_until(executor, [node], done=done, timeout_s=timeout_s))

@@ -20,7 +20,7 @@ from swarm_bridge.config import RobotBridgeConfig, default_registry
 from swarm_bridge.metrics import BridgeMetrics
 from swarm_bridge.ros.action_tasks import ActionTasks
 from swarm_bridge.ros.discovery import RouteDiscovery
-from swarm_bridge.ros.ros_to_uplink import UplinkRoute
+from swarm_bridge.ros.ros_to_uplink import SWEEP_PERIOD_S, UplinkRoute
 from swarm_bridge.ros.uplink_budget import UplinkBudget
 from swarm_bridge.ros.uplink_to_ros import DownlinkRoute
 from swarm_bridge.ros.vda_vehicle import VdaVehicle
@@ -74,6 +74,8 @@ class RobotBridge:
         self.discovery = RouteDiscovery(node, config, taken={r.ros_topic for r in routes},
                                         streams={r.stream for r in routes}, on_route=self._add_route)
         self._latency = {r.route.stream: self.metrics.latency.labels(str(r.route)) for r in self.routes}
+        # One timer sweeps every up route (one each cost an idle bridge a wake-up per route and period).
+        self._sweeper = node.create_timer(SWEEP_PERIOD_S, self._sweep)
         # Tasks through ROS 2 actions: after the routes, so the task topics have their ends on this node.
         self.tasks = ActionTasks(node, config) if config.tasks is not None else None
         # The robot as a VDA 5050 vehicle: its own MQTT session, started by `start_vehicle` after the uplink.
@@ -88,6 +90,11 @@ class RobotBridge:
         """A route found in the ROS graph joins the others."""
         self.routes.append(self._uplink_route(route))
         self._latency[route.stream] = self.metrics.latency.labels(str(route))
+
+    def _sweep(self) -> None:
+        """Timer: each up route takes what its reader holds without an executor event (see UplinkRoute.sweep)."""
+        for uplink_route in self.routes:
+            uplink_route.sweep()
 
     def _uplink_route(self, route: Route) -> UplinkRoute:
         return UplinkRoute(self.node, route, robot_id=self.config.robot_id, outbox=self.outbox, metrics=self.metrics,

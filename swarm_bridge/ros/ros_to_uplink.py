@@ -31,7 +31,7 @@ __all__ = ["RecordSink", "RouteCounts", "UplinkRoute", "to_outbox"]
 
 log = logging.getLogger(__name__)
 
-SWEEP_PERIOD_S = 0.5
+SWEEP_PERIOD_S = 0.5  # how often the robot bridge sweeps its up routes (one timer for all of them)
 DRAIN_MAX = 256  # messages one executor callback takes from its reader at most, so other routes get their turn
 MISSED = "missed on ROS (bridge behind)"
 
@@ -86,13 +86,9 @@ class UplinkRoute:
         with self._subscription.handle:
             self._lost: Any = _rclpy.EventHandle(self._subscription.handle,
                                                  QoSSubscriptionEventType.RCL_SUBSCRIPTION_MESSAGE_LOST)
-        self._sweeper = node.create_timer(SWEEP_PERIOD_S, self._sweep_tick)
         log.info("%s: up (%s, qos %s, priority %d%s%s)", route, route.ros_type, route.qos, route.priority,
                  f", at most {route.max_rate_hz:g} Hz" if route.max_rate_hz else "",
                  f", {route.compression} level {route.compression_level}" if self._compress else "")
-
-    def _sweep_tick(self) -> None:
-        self.sweep()
 
     def sweep(self, limit: int = 10_000) -> int:
         """Take what waits in the DDS reader without an executor event (an overloaded EventsExecutor can

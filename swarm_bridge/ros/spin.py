@@ -12,7 +12,11 @@ from rclpy.task import Future
 
 from swarm_bridge.signals import stop_on_signals
 
-__all__ = ["make_executor", "spin_until"]
+__all__ = ["IDLE_SLICE_S", "make_executor", "spin_until"]
+
+# The slice of a spin that only a signal ends: how long a stop may wait. The executor wakes for every event
+# within a slice anyway; each slice costs a return to Python (20 a second at 0.05 s: 0.2 % of a core idle).
+IDLE_SLICE_S = 0.5
 
 
 def make_executor(context: Any = None) -> Executor:

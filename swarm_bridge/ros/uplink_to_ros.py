@@ -42,7 +42,10 @@ NOT_PUBLISHABLE = "not publishable"
 FORMAT_MISMATCH = "format mismatch"  # a record in another format than the route's: named once, then counted
 HOLD_FULL = "hold full"  # commands.hold_max were waiting for a ROS subscriber: the oldest gave way
 STOPPED_HOLDING = "no ROS subscriber before the bridge stopped"
-HOLD_POLL_S = 0.05  # how often a route holding commands looks for a matched ROS subscriber
+# How often a route holding commands looks for a matched ROS subscriber (a command arriving once one matched goes
+# out at once, with what waits before it). The timer runs also while nothing is held: at 0.05 s it cost an idle
+# robot bridge 0.25 % of a core.
+HOLD_POLL_S = 0.25
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,8 @@ class KeyedReader:
 class KafkaLink:
     """One producer; `send` queues, delivery reports count acks and failures."""
 
+    served = True  # librdkafka hands out delivery reports only from poll (service)
+
     def __init__(self, *, bootstrap: str, client_id: str, connect_timeout_s: float = 10.0,
                  delivery_timeout_s: float = 300.0, settings: Mapping[str, str] | None = None,
                  login_fix: str = "check the Kafka login settings against the cluster's users",

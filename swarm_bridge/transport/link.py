@@ -76,6 +76,7 @@ class Uplink(Protocol):
     stats: LinkStats
     endpoint: str
     on_inflight_lost: Callable[[], None] | None
+    served: bool  # True when `on_done` comes only from `service()` (records in flight need it called)
 
     @property
     def connected(self) -> bool: ...

@@ -73,6 +73,8 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
 class MqttLink:
     """One MQTT 5 session on its own network thread; `send` never blocks on the broker."""
 
+    served = False  # acknowledgements come from the client's own network thread
+
     def __init__(
         self,
         *,

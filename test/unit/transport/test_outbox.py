@@ -20,6 +20,7 @@ class ScriptedLink:
     """A link whose acknowledgements, failures and connection losses the test decides (pure logic only)."""
 
     endpoint = "scripted://"
+    served = True  # acknowledgements come when the test says (as from a Kafka link's service())
 
     def __init__(self) -> None:
         self.stats = LinkStats()
