@@ -9,7 +9,10 @@ with a 50 Mbit/s budget and 256 KiB chunks. Measures:
              the bytes/s they took on the wire against the budget (odometry shares it and is never held back)
   codecs     compression ratio and CPU ms per MB for zstd and lz4 on the same image and cloud
   raw        a bare paho client moving the same 2 MB payloads (MB/s): the link's own limit on this machine
-  memory     the bridge's RSS at the start and end of the run (a soak with --soak-s)
+  kafka      bare confluent-kafka moving the same bytes (2 MB images, 1 MiB clouds) producer -> consumer on a private
+             Kafka, once with raised limits (whole records) and once chunked under the default 1 MB limit (the
+             project's chunk layout, put together by the consumer): MB/s each and their ratio
+  memory     the bridge's RSS sampled every 5 s (flat over a soak with --soak-s: growth over the second half)
 Prints the figures and ends with one JSON line.
 
   python bench/large_messages.py [--quick] [--soak-s S]
@@ -32,11 +35,14 @@ from typing import Any
 import numpy as np
 import paho.mqtt.client as paho
 import yaml
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 from matplotlib import cbook
 from paho.mqtt.enums import CallbackAPIVersion
 from PIL import Image
 
-from swarm_bridge.brokers import Mosquitto, free_port, lease_domain
+from swarm_bridge.brokers import Kafka, Mosquitto, free_port, lease_domain
+from swarm_bridge.codec.chunks import Reassembler, joined, split_record
 from swarm_bridge.codec.compression import COMPRESSIONS
 from swarm_bridge.codec.wire import wire_decoder
 from swarm_bridge.sim.taps import MqttTap
@@ -190,6 +196,61 @@ def raw_paho(port: int, payload: bytes, count: int) -> float:
     return len(payload) * acked / seconds / 1e6
 
 
+def lidar_bytes() -> bytes:
+    """1 MiB of a lidar-like float32 cloud (32 x 2048 points, x y z intensity, range noise)."""
+    rng = np.random.default_rng(2)
+    ring = np.linspace(0, 2 * np.pi, 2048)
+    points = np.stack([np.cos(ring) * 8, np.sin(ring) * 8, np.zeros_like(ring), np.full_like(ring, 40)], -1)
+    return (points[None].repeat(32, 0) + rng.normal(0, 0.01, (32, 2048, 4))).astype(np.float32).tobytes()
+
+
+def bare_kafka(bootstrap: str, payloads: list[bytes], *, chunk_bytes: int | None) -> float:
+    """MB/s of `payloads` from a bare producer (acks=all, idempotent) to a bare consumer, end to end: whole records
+    on a topic with raised limits (`chunk_bytes` None), or chunks of `chunk_bytes` under Kafka's default limits,
+    put together by the consumer."""
+    raised = chunk_bytes is None
+    topic = f"bench.large.{'raised' if raised else 'chunked'}.{time.time_ns()}"
+    limit = 16 << 20
+    config = {"max.message.bytes": str(limit)} if raised else {}
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1, config=config)])[topic].result(30)
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 5,
+                         "compression.type": "none", **({"message.max.bytes": limit} if raised else {})})
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-large-{time.time_ns()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "fetch.max.bytes": 64 << 20, "max.partition.fetch.bytes": limit if raised else 1 << 20})
+    consumer.subscribe([topic])
+    producer.produce(topic, b"warm-up")
+    producer.flush(30)
+    while (warm := consumer.poll(1.0)) is None or warm.error():  # assigned and fetching before the clock starts
+        pass
+    reassembler: Reassembler[None] = Reassembler(max_bytes=1 << 30)
+    whole = 0
+    start = time.perf_counter()
+    for seq, payload in enumerate(payloads):
+        parts = [payload] if raised else split_record(payload, robot_id=ROBOT, stream="bench", seq=seq,
+                                                      chunk_bytes=chunk_bytes or 0)
+        for part in parts:
+            while True:
+                try:
+                    producer.produce(topic, part, key=ROBOT.encode())
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        producer.poll(0)
+    producer.flush(120)
+    deadline = time.monotonic() + 120
+    while whole < len(payloads) and time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is None or message.error():
+            continue
+        value = message.value() or b""
+        whole += 1 if raised else len(joined(reassembler.add(topic, value, None, time.monotonic())))
+    seconds = time.perf_counter() - start
+    consumer.close()
+    return sum(map(len, payloads[:whole])) / seconds / 1e6
+
+
 def bridge_config(tmp: Path, port: int) -> Path:
     path = tmp / "bridge.yaml"
     path.write_text(yaml.safe_dump({
@@ -221,6 +282,16 @@ def main() -> int:
         tmp = Path(tmp_name)
         (tmp / "photo.rgb").write_bytes(image)
         env = {**os.environ, "ROS_DOMAIN_ID": str(domain.domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+        kafka = Kafka(run_dir=tmp / "kafka", port=free_port())
+        kafka.start()
+        try:
+            same_bytes = [image, lidar_bytes()] * 30  # 90 MB: 2 MB images and 1 MiB clouds, alternating
+            raised = bare_kafka(kafka.bootstrap, same_bytes, chunk_bytes=None)
+            chunked = bare_kafka(kafka.bootstrap, same_bytes, chunk_bytes=512 * 1024)
+            figures["bare_kafka"] = {"raised_limits_mb_per_s": round(raised, 1), "chunked_mb_per_s": round(chunked, 1),
+                                     "chunked_over_raised": round(chunked / raised, 2)}
+        finally:
+            kafka.stop()
         broker = Mosquitto(run_dir=tmp / "mosquitto", port=free_port())
         broker.start()
         try:
@@ -240,6 +311,11 @@ def main() -> int:
     bridge["odometry_added_p99_ms"] = round(bridge["odometry_p99_ms"] - figures["bare"]["odometry_p99_ms"], 3)
     large_mb_s = bridge["large_bytes_per_s"] / 1e6
     print(f"raw paho, 2 MB payloads: {figures['raw_paho_mb_per_s']} MB/s; budget {BUDGET / 1e6:.2f} MB/s")
+    kafka = figures["bare_kafka"]
+    print(f"bare Kafka, the same bytes producer -> consumer: {kafka['raised_limits_mb_per_s']} MB/s whole (raised "
+          f"limits), {kafka['chunked_mb_per_s']} MB/s in 512 KiB chunks (default limits); chunked / raised "
+          f"{kafka['chunked_over_raised']}; the budget is {BUDGET / 1e6 / kafka['chunked_mb_per_s']:.3f} of chunked "
+          f"Kafka, the bridge's large streams {large_mb_s / kafka['chunked_mb_per_s']:.3f}")
     print(f"odometry: {bridge['odometry_received']} of {bridge['odometry_sent']} (lost {bridge['odometry_lost']}), "
           f"p99 {bridge['odometry_p99_ms']} ms, bare p99 {figures['bare']['odometry_p99_ms']} ms, added "
           f"{bridge['odometry_added_p99_ms']} ms (goal <= 5 ms, zero loss)")
@@ -249,7 +325,8 @@ def main() -> int:
     for name, codec in figures["codecs"].items():
         print(f"{name}: ratio {codec['ratio']}, {codec['compress_ms_per_mb']} ms/MB to compress, "
               f"{codec['decompress_ms_per_mb']} ms/MB to undo")
-    print(f"bridge RSS {bridge['rss_start_kb']} -> {bridge['rss_end_kb']} kB")
+    print(f"bridge RSS {bridge['rss_start_kb']} -> {bridge['rss_end_kb']} kB (max {bridge['rss_max_kb']}; over the "
+          f"second half {bridge['rss_second_half_growth_kb']:+d} kB; {len(bridge['rss_samples_kb'])} samples)")
     print(json.dumps(figures))
     return 0
 
@@ -268,31 +345,51 @@ def run_bridge(tmp: Path, env: dict[str, str], port: int, seconds: float) -> dic
         while not tap.records and pub.poll() is None:
             time.sleep(0.05)
         time.sleep(1.0)
-        rss_start, first = rss_kb(bridge.pid), time.monotonic()
+        seen = Seen()
+        rss, first = [rss_kb(bridge.pid)], time.monotonic()
+        while pub.poll() is None:  # read the taps in parts (a soak's images would not fit in memory) and sample RSS
+            time.sleep(min(5.0, max(0.0, first + 5.0 * len(rss) - time.monotonic())))
+            seen.read(tap, wire, odom)
+            rss.append(rss_kb(bridge.pid))
         out, _ = pub.communicate(timeout=seconds + 120)
         span = time.monotonic() - first
         rss_end = rss_kb(bridge.pid)
         time.sleep(2.0)
+        seen.read(tap, wire, odom)
     finally:
         bridge.terminate()
         log, _ = bridge.communicate(timeout=60)
         tap.close()
         wire.close()
     sent = int(out.split()[0])
-    records = tap.snapshot()
-    by_stream: dict[str, list[Any]] = {"odometry": [], "camera": [], "cloud": []}
-    for record in records:
-        by_stream.setdefault(record.topic.rsplit("/", 1)[1], []).append(record)
-    envelopes = [(r, odom.decode(r.payload)) for r in by_stream["odometry"]]
-    latency = [r.arrived_ns - e.stamp_ns for r, e in envelopes]
-    large = sum(len(r.payload) for r in wire.snapshot())  # on the wire: compressed, chunk headers included
-    return {"odometry_sent": sent, "odometry_received": len({e.seq for _r, e in envelopes}),
-            "odometry_lost": sent - len({e.seq for _r, e in envelopes}),
-            "odometry_p99_ms": round(percentile(latency, 0.99) / 1e6, 3),
-            "images_whole": len(by_stream["camera"]), "images_dropped": _dropped(log, "camera"),
-            "clouds_whole": len(by_stream["cloud"]), "clouds_dropped": _dropped(log, "cloud"),
-            "large_bytes_per_s": large / max(span, 1e-9), "chunks_undone_by_tap": tap.chunks.completed,
-            "rss_start_kb": rss_start, "rss_end_kb": rss_end}
+    return {"odometry_sent": sent, "odometry_received": len(seen.seqs), "odometry_lost": sent - len(seen.seqs),
+            "odometry_p99_ms": round(percentile(seen.latency, 0.99) / 1e6, 3),
+            "images_whole": seen.whole["camera"], "images_dropped": _dropped(log, "camera"),
+            "clouds_whole": seen.whole["cloud"], "clouds_dropped": _dropped(log, "cloud"),
+            "large_bytes_per_s": seen.wire_bytes / max(span, 1e-9), "chunks_undone_by_tap": tap.chunks.completed,
+            "rss_start_kb": rss[0], "rss_end_kb": rss_end, "rss_max_kb": max(rss),
+            "rss_second_half_growth_kb": rss_end - rss[len(rss) // 2], "rss_samples_kb": rss}
+
+
+class Seen:
+    """What the taps saw so far, kept as counts, odometry seqs and latencies (not payloads)."""
+
+    def __init__(self) -> None:
+        self.seqs: set[int] = set()
+        self.latency: list[float] = []
+        self.whole = {"camera": 0, "cloud": 0}
+        self.wire_bytes = 0  # large streams on the wire: compressed, chunk headers included
+
+    def read(self, tap: MqttTap, wire: MqttTap, odom: Any) -> None:
+        for record in tap.drain():
+            stream = record.topic.rsplit("/", 1)[1]
+            if stream == "odometry":
+                envelope = odom.decode(record.payload)
+                self.seqs.add(envelope.seq)
+                self.latency.append(record.arrived_ns - envelope.stamp_ns)
+            elif stream in self.whole:
+                self.whole[stream] += 1
+        self.wire_bytes += sum(len(r.payload) for r in wire.drain())
 
 
 def _dropped(log: str, stream: str) -> int:

@@ -100,6 +100,9 @@ class MqttUplink(UplinkBase):
     tls: TlsConfig | None = None
     session_expiry_s: int = Field(default=3600, ge=0, description="how long the broker keeps the session")
     keepalive_s: int = Field(default=30, ge=5)
+    ack_timeout_s: float = Field(default=30.0, ge=0, description="a publish the broker has not acknowledged this "
+                                 "long on a live connection (later ones were, or none came at all) makes the "
+                                 "robot resume its session and send it again; 0: wait for the next reconnect")
     hold_unsubscribed: bool = Field(default=False, description="a record the broker had no subscriber for "
                                     "(PUBACK 0x10) stays in the spool and is sent again each second until a hub "
                                     "takes it; needed with gateways in a share group (docs/gateway.md)")

@@ -61,6 +61,7 @@ class RobotBridge:
         self.budget = None if config.budget is None else UplinkBudget(config.budget, self.outbox,
                                                                        on_drop=self._budget_drop)
         if self.budget is not None:
+            self.outbox.pace_drain(self.budget)  # a drain after an outage stays within the budget too
             self._budget_parameter(self.budget)
         self.run = self.spool.start_run()
         self.registry = registry_ids(config.registry or default_registry())  # one per process, closed by close()

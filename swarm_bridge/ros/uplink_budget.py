@@ -1,6 +1,8 @@
 """The robot's bandwidth budget at work: routes hand their records to it instead of the outbox; records of
 control and state priorities go on at once, the others leave from the budget's lanes as its tokens allow, paced
-by a thread of their own. Drops are counted on their route; the budget's state changes are logged once each."""
+by a thread of their own. Drops are counted on their route; the budget's state changes are logged once each. The
+outbox's spool drains within the same budget (`DrainPace`): records are handed to the outbox outside this object's
+lock, because the outbox asks the budget with its own lock held."""
 
 from __future__ import annotations
 
@@ -49,15 +51,28 @@ class UplinkBudget:
         last = len(parts) - 1
         items = [(route, key, part, received_ns if index == last else 0) for index, part in enumerate(parts)]
         with self._lock:
-            if self.budget.keeps(route.priority):
+            keep = self.budget.keeps(route.priority)
+            if keep:
                 self.budget.spend(sum(map(len, parts)), now)
-                for item in items:
-                    self._submit(item)
-                return
-            dropped = self.budget.offer(Parcel(route.stream, route.priority, items, [len(p) for p in parts], now),
-                                        now)
-            self._dropped(dropped)
+            else:
+                self._dropped(self.budget.offer(Parcel(route.stream, route.priority, items,
+                                                       [len(p) for p in parts], now), now))
+        if keep:
+            for item in items:
+                self._submit(item)
+            return
         self._wake.set()
+
+    def allowance(self) -> tuple[float, int, int]:
+        """`DrainPace`: the tokens now, the bucket's depth and the kept priority, for the spool's drain."""
+        with self._lock:
+            budget = self.budget
+            return budget.tokens(time.monotonic()), budget.burst, budget.keep_priority
+
+    def spend_drained(self, size: int) -> None:
+        """`DrainPace`: bytes the outbox took from the spool come out of the same bucket as live records."""
+        with self._lock:
+            self.budget.spend(size, time.monotonic())
 
     def set_rate(self, bytes_per_s: float) -> None:
         """A new budget at run time (the node's budget_bytes_per_s parameter); the bucket depth stays."""
@@ -73,19 +88,20 @@ class UplinkBudget:
         self._wake.set()
         self._thread.join(timeout=5)
         with self._lock:
-            for parcel in self.budget.drain():
-                for item in parcel.parts[parcel.sent:]:
-                    self._submit(item)
+            rest = [item for parcel in self.budget.drain() for item in parcel.parts[parcel.sent:]]
+        for item in rest:
+            self._submit(item)
 
     def _pace(self) -> None:
         while not self._stop.is_set():
             with self._lock:
                 now = time.monotonic()
                 self._dropped(self.budget.expire(now))
-                for _parcel, item in self.budget.release(now):
-                    self._submit(item)
+                ready = [item for _parcel, item in self.budget.release(now)]
                 wait = min(_TICK_S, self.budget.wait_s(now))
                 self._state()
+            for item in ready:
+                self._submit(item)
             self._wake.wait(max(wait, 0.001))
             self._wake.clear()
 

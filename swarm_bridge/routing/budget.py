@@ -82,6 +82,11 @@ class Budget(Generic[P]):
         self.bytes_per_s, self.burst = bytes_per_s, burst
         self._tokens = min(self._tokens, float(burst))
 
+    def tokens(self, now: float) -> float:
+        """Bytes that may leave now (negative: the bucket is in debt)."""
+        self._refill(now)
+        return self._tokens
+
     def keeps(self, priority: int) -> bool:
         """Whether records of `priority` pass at once (control, state)."""
         return priority >= self.keep_priority

@@ -65,6 +65,12 @@ class MqttTap:
         with self._lock:
             return list(self.records)
 
+    def drain(self) -> list[TappedRecord]:
+        """What arrived since the last drain, forgotten here (a long run reads its records in parts)."""
+        with self._lock:
+            records, self.records = self.records, []
+        return records
+
     def close(self) -> None:
         self._client.close()
 

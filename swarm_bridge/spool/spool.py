@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,13 +159,28 @@ class Spool:
                 kept += 1
         return kept
 
-    def take(self, limit: int, *, stream: str | None = None) -> list[SpooledRecord]:
-        """Up to `limit` records not yet handed out, highest priority first, then oldest; marks them taken."""
+    def take(self, limit: int, *, stream: str | None = None,
+             fits: Callable[[int, int], bool] | None = None) -> list[SpooledRecord]:
+        """Up to `limit` records not yet handed out, highest priority first, then oldest; marks them taken.
+        `fits(size, priority)`, asked of each in that order before its payload is read, stops the take at the first
+        False (a bandwidth budget pacing the drain)."""
         where, args = ("AND stream = ?", (stream,)) if stream is not None else ("", ())
+        columns = "id, ord, stream, destination, key, payload, priority, enqueued_ns, qos, retain"
         with self._lock, self._transaction():
-            rows = self._db.execute(
-                f"SELECT id, ord, stream, destination, key, payload, priority, enqueued_ns, qos, retain FROM records"
-                f" WHERE taken = 0 {where} ORDER BY priority DESC, ord LIMIT ?", (*args, limit)).fetchall()
+            if fits is None:
+                rows = self._db.execute(f"SELECT {columns} FROM records WHERE taken = 0 {where} ORDER BY priority "
+                                        "DESC, ord LIMIT ?", (*args, limit)).fetchall()
+            else:
+                chosen = []
+                for record_id, size, priority in self._db.execute(
+                        f"SELECT id, size, priority FROM records WHERE taken = 0 {where} ORDER BY priority DESC, ord "
+                        "LIMIT ?", (*args, limit)):
+                    if not fits(size, priority):
+                        break
+                    chosen.append(record_id)
+                rows = [row for part in _chunks(chosen, 500) for row in self._db.execute(
+                    f"SELECT {columns} FROM records WHERE id IN ({','.join('?' * len(part))}) ORDER BY priority "
+                    "DESC, ord", part)]
             self._db.executemany("UPDATE records SET taken = 1 WHERE id = ?", [(r[0],) for r in rows])
         return [SpooledRecord(i, o, s, d, k, p, pr, e, q, None if r is None else bool(r))
                 for i, o, s, d, k, p, pr, e, q, r in rows]

@@ -88,6 +88,7 @@ class MqttLink:
         keepalive_s: int = 30,
         reconnect_min_s: float = 0.5,
         reconnect_max_s: float = 30.0,
+        ack_timeout_s: float = 30.0,
         username: str | None = None,
         password: str | None = None,
         tls: MqttTls | None = None,
@@ -97,7 +98,8 @@ class MqttLink:
     ) -> None:
         """`hold_unsubscribed`: a record the broker acknowledged with "no matching subscribers" counts as not
         delivered (`on_done(False)`), so the outbox keeps it until a hub subscribes again; `settings`: the config
-        section the errors' fixes name (`uplink` on a robot, `mqtt` for the site coordinator)."""
+        section the errors' fixes name (`uplink` on a robot, `mqtt` for the site coordinator); `ack_timeout_s`: a
+        PUBACK overdue this long on a live connection makes the client resume the session and resend (0: never)."""
         self.endpoint = f"mqtt{'s' if tls else ''}://{host}:{port}"
         self.stats = LinkStats()
         self.on_inflight_lost: Callable[[], None] | None = None  # never called: the client resends in-flight
@@ -117,7 +119,7 @@ class MqttLink:
             host=host, port=port, client_id=client_id, clean_start=False, session_expiry_s=session_expiry_s,
             keepalive_s=keepalive_s, username=username, password=password, tls=context, will=will,
             max_inflight=max_inflight, connect_timeout_s=connect_timeout_s, reconnect_min_s=reconnect_min_s,
-            reconnect_max_s=reconnect_max_s)
+            reconnect_max_s=reconnect_max_s, ack_timeout_s=ack_timeout_s)
         self._presence = presence
         self._settings = settings
         self._hold_unsubscribed = hold_unsubscribed
@@ -139,6 +141,11 @@ class MqttLink:
     @property
     def connected(self) -> bool:
         return self._client.connected
+
+    @property
+    def ack_timeouts(self) -> int:
+        """Reconnects because the broker left a publish unacknowledged on a live connection (`ack_timeout_s`)."""
+        return self._client.stats.ack_timeouts
 
     def connect(self, *, require: bool = True) -> None:
         """Connect and wait for the first attempt's CONNACK, then for the SUBACK of what `subscribe` asked

@@ -14,6 +14,11 @@ Flow control: at most min(`max_inflight`, the broker's Receive Maximum) QoS 1 PU
 report at once, never block). Received QoS 1 messages are acked by the application (`ack`, or
 `auto_ack=True`); PUBACKs leave in arrival order. After a reconnect every unacknowledged PUBLISH is sent
 again, in order, with DUP set; a lost connection is retried with exponential backoff and jitter.
+
+A PUBACK that never comes on a live connection (lost by the broker or on the way) would hold its record, and
+the sender's window, until the next reconnect: MQTT allows a resend only after a reconnect (4.4), so once the
+oldest PUBLISH has waited `ack_timeout_s` while later ones were acked, or no PUBACK came at all for that long,
+the client drops the connection and resumes the session, resending it with DUP (counted in `ack_timeouts`).
 """
 
 from __future__ import annotations
@@ -110,12 +115,15 @@ class MqttOptions:
     connect_timeout_s: float = 10.0
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
+    ack_timeout_s: float = 30.0  # a PUBACK overdue this long on a live connection: reconnect and resend (0: never)
 
     def __post_init__(self) -> None:
         problems = [f"{name} must be > 0 (got {value})" for name, value in (
             ("max_inflight", self.max_inflight), ("receive_max", self.receive_max),
             ("connect_timeout_s", self.connect_timeout_s), ("reconnect_min_s", self.reconnect_min_s))
             if value <= 0]
+        if self.ack_timeout_s < 0:
+            problems.append(f"ack_timeout_s must be >= 0 (got {self.ack_timeout_s})")
         if not 0 <= self.keepalive_s <= 65535:
             problems.append(f"keepalive_s must be 0..65535 (got {self.keepalive_s})")
         if self.receive_max > 65535:
@@ -141,6 +149,7 @@ class MqttStats:
     received: int = 0
     duplicates: int = 0
     resent: int = 0
+    ack_timeouts: int = 0  # reconnects because a PUBACK was overdue on a live connection
     too_large_out: int = 0
     malformed: int = 0
     connects: int = 0
@@ -206,6 +215,8 @@ class MqttClient:
         self._window_free = threading.Condition(self._lock)
         self._inflight = Inflight(options.max_inflight)
         self._acks = AckOrder()
+        self._acked_seq = 0  # the latest (in sending order) PUBLISH acked on this connection
+        self._last_ack = 0.0  # when the last PUBACK came (monotonic), or the connection began
         self._out: list[bytes] = []
         self._sock: socket.socket | None = None
         self._conn = 0  # connection number, so an ack of a message from an older connection is not sent
@@ -328,7 +339,7 @@ class MqttClient:
                     self.stats.dropped_qos0 += 1
                     return
             else:
-                self._inflight.add(pid, packet, sent=online, on_done=on_done)
+                self._inflight.add(pid, packet, sent=online, on_done=on_done, now=time.monotonic())
                 self.stats.max_inflight_seen = max(self.stats.max_inflight_seen, len(self._inflight))
             self.stats.sent += 1
             if online:
@@ -515,7 +526,8 @@ class MqttClient:
                     by_kind.setdefault(kind, []).append(f)
                 for (q, rap), filters in by_kind.items():
                     self._out.append(self._subscribe_packet(filters, q, rap, None))
-            for packet, was_sent in self._inflight.resend():
+            self._acked_seq, self._last_ack = 0, time.monotonic()
+            for packet, was_sent in self._inflight.resend(self._last_ack):
                 self._out.append(set_duplicate(packet) if was_sent else packet)
                 self.stats.resent += was_sent
             self._sock = sock
@@ -558,7 +570,7 @@ class MqttClient:
             self._refuse_malformed(sock, bad)
         keepalive = self._keepalive
         tick = min(1.0, keepalive / 4) if keepalive else 1.0
-        last_rx = last_tx = time.monotonic()
+        last_rx = last_tx = busy_at = time.monotonic()
         ping_out = False
         pending = b""
         selector = selectors.DefaultSelector()
@@ -588,8 +600,11 @@ class MqttClient:
                 if pending:
                     pending = self._write(sock, pending)
                     last_tx = now
+                    if pending:  # the socket takes no more now: the link is slow, not the broker
+                        busy_at = now
                 if closing and not pending:
                     return
+                self._check_acks(now, busy_at)
                 if keepalive:
                     if now - last_rx > 1.25 * keepalive:
                         raise _Broken(MqttDisconnected(self.endpoint, f"no answer from the broker for "
@@ -602,6 +617,21 @@ class MqttClient:
                     selector.modify(sock, want, "sock")
         finally:
             selector.close()
+
+    def _check_acks(self, now: float, busy_at: float) -> None:
+        """A PUBACK this connection will not bring: drop the connection (`_Broken`) so the session resumes and the
+        PUBLISH goes again with DUP, the only resend MQTT allows; counted in `stats.ack_timeouts`."""
+        with self._lock:
+            overdue = self._inflight.unanswered(now, self.options.ack_timeout_s, acked_seq=self._acked_seq,
+                                                last_ack=self._last_ack, busy_at=busy_at)
+            if overdue is None:
+                return
+            self.stats.ack_timeouts += 1
+        pid, waited, later = overdue
+        raise _Broken(MqttDisconnected(self.endpoint, f"no PUBACK for packet {pid} after {waited:.1f} s while "
+                                       f"{'later publishes were acked' if later else 'the connection is up'} "
+                                       f"(ack_timeout_s {self.options.ack_timeout_s:g}); reconnecting to send it "
+                                       f"again (DUP), {self.stats.ack_timeouts} such times since start"))
 
     def _write(self, sock: socket.socket, data: bytes) -> bytes:
         """Send as much as the socket takes now; the rest, to send when it is writable again."""
@@ -713,6 +743,7 @@ class MqttClient:
             pending = self._inflight.acked(packet.packet_id)
             if pending is None:
                 return
+            self._acked_seq, self._last_ack = max(self._acked_seq, pending.seq), time.monotonic()
             if code < 0x80:
                 self.stats.acked += 1
             else:

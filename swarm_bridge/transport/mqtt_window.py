@@ -17,11 +17,14 @@ Done = Callable[[bool, int], None]
 
 @dataclass
 class Pending:
-    """One QoS 1 PUBLISH held until its PUBACK: the encoded packet, whether it went out yet, its callback."""
+    """One QoS 1 PUBLISH held until its PUBACK: the encoded packet, whether it went out yet, its callback, its place
+    in sending order (`seq`) and when it was last handed to the connection (`queued_at`, monotonic s)."""
 
     packet: bytes
     sent: bool
     on_done: Done | None
+    seq: int = 0
+    queued_at: float = 0.0
 
 
 class Inflight:
@@ -32,6 +35,7 @@ class Inflight:
         self._pending: dict[int, Pending] = {}
         self._reserved: set[int] = set()  # ids of SUBSCRIBEs awaiting their SUBACK: the same id space
         self._next_id = 1
+        self._seq = 0
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -59,18 +63,44 @@ class Inflight:
         """The connection is gone, and with it every SUBSCRIBE awaiting a SUBACK."""
         self._reserved.clear()
 
-    def add(self, pid: int, packet: bytes, *, sent: bool, on_done: Done | None) -> None:
-        self._pending[pid] = Pending(packet, sent, on_done)
+    def add(self, pid: int, packet: bytes, *, sent: bool, on_done: Done | None, now: float = 0.0) -> None:
+        self._seq += 1
+        self._pending[pid] = Pending(packet, sent, on_done, self._seq, now)
+
+    def oldest(self) -> tuple[int, Pending] | None:
+        """The PUBLISH awaiting its PUBACK longest (first in sending order) and its packet id; None when none."""
+        for item in self._pending.items():
+            return item
+        return None
 
     def acked(self, pid: int) -> Pending | None:
         """The PUBLISH a PUBACK names, removed from the window; None for an unknown id."""
         return self._pending.pop(pid, None)
 
-    def resend(self) -> Iterator[tuple[bytes, bool]]:
+    def unanswered(self, now: float, timeout_s: float, *, acked_seq: int, last_ack: float,
+                   busy_at: float) -> tuple[int, float, bool] | None:
+        """The PUBLISH whose PUBACK this connection will not bring, with how long it waited: the oldest, sent
+        `timeout_s` ago and more (counted from when the connection last had bytes queued, `busy_at`, so a slow
+        link is not mistaken), while a later one was acked (`acked_seq`: the highest seq acked) or no PUBACK at
+        all came for `timeout_s` (`last_ack`); the third value says whether a later one was acked. None when nothing
+        is overdue (or `timeout_s` is 0: never)."""
+        oldest = self.oldest()
+        if oldest is None or not timeout_s or not oldest[1].sent:
+            return None
+        pid, pending = oldest
+        since = max(pending.queued_at, busy_at)
+        if now - since < timeout_s:
+            return None
+        overtaken = pending.seq < acked_seq
+        if overtaken or now - max(last_ack, since) >= timeout_s:
+            return pid, now - pending.queued_at, overtaken
+        return None
+
+    def resend(self, now: float = 0.0) -> Iterator[tuple[bytes, bool]]:
         """Every PUBLISH still in flight, in the order first sent, with whether it went out before (-> DUP)."""
         for pending in self._pending.values():
             yield pending.packet, pending.sent
-            pending.sent = True
+            pending.sent, pending.queued_at = True, now
 
     def drain(self) -> list[Pending]:
         """Everything in flight, removed (the client is closing for good)."""

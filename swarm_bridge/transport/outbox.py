@@ -15,6 +15,10 @@ and one publish, and one acknowledgement, carries many records.
 Overflow (when given `overflow_bytes`): while the link is up and only slow to acknowledge (the window is full),
 up to `overflow_bytes` of records wait in memory, in order, and leave as acknowledgements free the window,
 instead of a round trip through SQLite; beyond that, and whenever the link is down, records go to the spool.
+
+Pacing (when given a `DrainPace`, the robot's bandwidth budget): the drain takes from the spool, highest priority
+first, only what the budget's tokens allow (records of kept priorities always, spending tokens), so a drain
+after an outage stays within the budget instead of sending the backlog at the link's speed.
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
-from swarm_bridge.spool import Spool
+from swarm_bridge.spool import Spool, SpooledRecord
 from swarm_bridge.transport.link import LinkBusy, LinkSettingError, Uplink
 
-__all__ = ["Outbox", "OutboxStats", "Outgoing"]
+__all__ = ["DrainPace", "Outbox", "OutboxStats", "Outgoing"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,17 @@ class Outgoing:
     received_ns: int  # time.monotonic_ns() when the route got it; 0 when it came back from the spool
 
 
+class DrainPace(Protocol):
+    """A bandwidth budget as the drain sees it; both are called with the outbox's lock held, so they must not
+    call into the outbox."""
+
+    def allowance(self) -> tuple[float, int, int]:
+        """Tokens (bytes) now, the bucket's depth, and the priority from which records pass at once."""
+
+    def spend_drained(self, size: int) -> None:
+        """Bytes taken from the spool to be sent."""
+
+
 @dataclass
 class OutboxStats:
     """Counts since start: submitted, sent directly, spooled, acknowledged, failed deliveries (re-spooled),
@@ -69,6 +85,7 @@ class OutboxStats:
     acked: int = 0
     failed: int = 0
     batches: int = 0
+    paced: int = 0  # drains the budget cut short (the rest waited for tokens)
 
 
 # One send in flight: its records and, for each, its spool id (None when it was sent live).
@@ -105,6 +122,7 @@ class Outbox:
         self.overflow_bytes = overflow_bytes
         self.retry_s = retry_s
         self._hold_until = 0.0  # monotonic time before which nothing is sent (a refused delivery waits)
+        self._pace: DrainPace | None = None
         self.stats = OutboxStats()
         self._on_acked = on_acked
         self._pack = pack
@@ -158,6 +176,11 @@ class Outbox:
                         pass
             self._staged.append(record)  # the pump writes it to the spool with others, in one transaction
         self._wake.set()
+
+    def pace_drain(self, pace: DrainPace | None) -> None:
+        """From now on the spool drains within `pace` (the robot's bandwidth budget); None: at the link's speed."""
+        with self._lock:
+            self._pace = pace
 
     @property
     def inflight(self) -> int:
@@ -327,7 +350,8 @@ class Outbox:
             room = self.window - self._inflight_records
             if not self.link.connected or room <= 0 or holding:
                 return False
-            spooled = self.spool.take(min(self.batch, room))
+            wanted = min(self.batch, room)
+            spooled = self.spool.take(wanted) if self._pace is None else self._take_paced(wanted, self._pace)
             entries: _Send = [(Outgoing(s.stream, s.destination, s.key, s.payload, s.priority, s.qos, s.retain,
                                         s.order, 0), s.id) for s in spooled]
             runs = list(self._runs(entries))
@@ -339,7 +363,27 @@ class Outbox:
                     self.spool.release([spool_id for later in runs[index:] for _r, spool_id in later
                                         if spool_id is not None])
                     return False
-            return len(spooled) == min(self.batch, room)
+            return len(spooled) == wanted
+
+    def _take_paced(self, wanted: int, pace: DrainPace) -> list[SpooledRecord]:
+        """Up to `wanted` spooled records, in drain order, as far as the budget's tokens go: one of a kept priority
+        always, another while the tokens cover it (or fill the bucket, for one larger than the bucket)."""
+        tokens, burst, keep = pace.allowance()
+        held = False
+
+        def fits(size: int, priority: int) -> bool:
+            nonlocal tokens, held
+            if priority < keep and tokens < min(size, burst):
+                held = True
+                return False
+            tokens -= size
+            return True
+
+        spooled = self.spool.take(wanted, fits=fits)
+        if spooled:
+            pace.spend_drained(sum(len(s.payload) + len(s.key) for s in spooled))
+        self.stats.paced += held
+        return spooled
 
     def _report_drops(self) -> None:
         """A full spool drops records (lowest priority, oldest first): say so, at most once a second."""

@@ -35,7 +35,7 @@ def _mqtt(uplink: MqttUplink, config: RobotBridgeConfig, client_id: str) -> Upli
         host=uplink.host, port=uplink.port, client_id=client_id, connect_timeout_s=uplink.connect_timeout_s,
         max_inflight=uplink.max_inflight, session_expiry_s=uplink.session_expiry_s,
         hold_unsubscribed=uplink.hold_unsubscribed,
-        keepalive_s=uplink.keepalive_s, reconnect_min_s=uplink.reconnect_min_s,
+        keepalive_s=uplink.keepalive_s, ack_timeout_s=uplink.ack_timeout_s, reconnect_min_s=uplink.reconnect_min_s,
         reconnect_max_s=uplink.reconnect_max_s, username=uplink.username, password=uplink.password, tls=tls,
         presence=PresenceTopic(presence_topic(uplink.topic_prefix, config.fleet, config.robot_id), config.robot_id),
     )

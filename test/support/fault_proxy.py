@@ -32,6 +32,7 @@ class LinkFaults:
     blackhole: bool = False
     hold_replies: bool = False
     rewrite: Callable[[bytes], bytes | None] | None = None
+    rewrite_replies: Callable[[bytes], bytes | None] | None = None
     counts: dict[str, int] = field(default_factory=lambda: {"accepted": 0, "refused": 0, "dropped": 0, "cut": 0})
 
 
@@ -98,6 +99,11 @@ class FaultProxy:
         bytes change it (a payload corrupted on the way). None: forward as is."""
         self.faults.rewrite = rewrite
 
+    def rewrite_mqtt_replies(self, rewrite: Callable[[bytes], bytes | None] | None) -> None:
+        """From now on, each MQTT packet the broker sends is replaced by `rewrite(packet)`; None removes it, with
+        nothing in its place (a PUBACK lost on the way back: the client never hears of its publish). None: as is."""
+        self.faults.rewrite_replies = rewrite
+
     def refuse(self, on: bool) -> None:
         """Refuse (accept and close at once) new connections while `on`; open ones are not touched."""
         self.faults.refuse = on
@@ -142,6 +148,7 @@ class FaultProxy:
         """Both directions of one connection, until either side closes or a fault ends it."""
         upstream = 0
         pending = b""  # client bytes not yet forming a whole MQTT packet (while rewriting)
+        replies = b""  # the same, of the server's bytes
         limit = self.faults.cut_after
         link = id(client)
         try:
@@ -170,6 +177,10 @@ class FaultProxy:
                                 client.sendall(acks)
                         server.sendall(data)
                     else:
+                        if self.faults.rewrite_replies is not None:
+                            replies += data
+                            data, replies, _acks = _rewrite_packets(replies, self.faults.rewrite_replies,
+                                                                    ack_removed=False)
                         client.sendall(data)
         except (OSError, ValueError):
             return
@@ -199,9 +210,10 @@ class FaultProxy:
             thread.join(timeout=5)
 
 
-def _rewrite_packets(data: bytes, rewrite: Callable[[bytes], bytes | None]) -> tuple[bytes, bytes, bytes]:
+def _rewrite_packets(data: bytes, rewrite: Callable[[bytes], bytes | None], *,
+                     ack_removed: bool = True) -> tuple[bytes, bytes, bytes]:
     """The whole MQTT packets at the start of `data`, each through `rewrite`; the rest (an incomplete one); the
-    PUBACKs (MQTT 5, success) of the QoS 1 PUBLISHes removed."""
+    PUBACKs (MQTT 5, success) of the QoS 1 PUBLISHes removed (when `ack_removed`)."""
     out, acks, pos = [], [], 0
     while pos + 2 <= len(data):
         length, shift, at = 0, 0, pos + 1
@@ -219,7 +231,7 @@ def _rewrite_packets(data: bytes, rewrite: Callable[[bytes], bytes | None]) -> t
         changed = rewrite(data[pos:at + length])
         if changed is not None:
             out.append(changed)
-        elif data[pos] >> 4 == 3 and (data[pos] >> 1) & 3 == 1:  # a QoS 1 PUBLISH: topic, then packet id
+        elif ack_removed and data[pos] >> 4 == 3 and (data[pos] >> 1) & 3 == 1:  # QoS 1 PUBLISH: topic, packet id
             topic_end = at + 2 + int.from_bytes(data[at:at + 2], "big")
             acks.append(b"\x40\x02" + data[topic_end:topic_end + 2])
         pos = at + length

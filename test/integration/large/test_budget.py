@@ -1,13 +1,14 @@
 """A robot's bandwidth budget with real parts (rclpy, the robot bridge process, Mosquitto): under a budget far
 below what a camera offers, odometry (control priority) loses nothing while camera records are decimated or
 dropped, each counted and every delivered one whole; the budget raised at run time (the node's parameter) lets
-every later image through."""
+every later image through; after an outage the spool drains within the budget too, control priority first."""
 
 from __future__ import annotations
 
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 import rclpy
 import yaml
+from fault_proxy import FaultProxy
 from large_records import camera_image
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
@@ -135,3 +137,93 @@ def test_odometry_keeps_every_record_under_a_short_budget_and_a_raised_budget_ta
     assert got[delivered_short:] == wanted[SHORT:]  # after the raise: every one
     assert [decode_json(r.payload).seq for r in camera("odometry")] == list(range(sent_odom))  # none lost
     assert "budget: short" in output and "budget: changed from 1 MB (8 Mbit) to 200 MB (1.6e+03 Mbit)" in output
+
+
+def test_records_drained_from_the_spool_after_an_outage_keep_to_the_budget_and_to_priorities(
+        tmp_path: Path, mosquitto: Mosquitto, ros_context: Any, ros_env: dict[str, str]) -> None:
+    from nav_msgs.msg import Odometry
+    from sensor_msgs.msg import Image
+
+    tag = uuid.uuid4().hex[:6]
+    robot_id, fleet = f"amr_{tag}", f"drain_{tag}"
+    budget, burst = 2_000_000, 262_144
+    proxy = FaultProxy(mosquitto.port)
+    config = tmp_path / "robot.yaml"
+    config.write_text(yaml.safe_dump({
+        "robot_id": robot_id, "fleet": fleet,
+        "uplink": {"kind": "mqtt", "port": proxy.port, "reconnect_min_s": 0.2, "reconnect_max_s": 0.5},
+        "spool": {"path": str(tmp_path / "spool.db")},
+        "budget": {"bytes_per_s": budget, "burst_bytes": burst, "max_wait_s": 30.0, "keep_priority": 5},
+        "routes": [
+            {"topic": f"/{robot_id}/odom", "type": "nav_msgs/msg/Odometry", "channel": "telemetry",
+             "stream": "odometry", "qos": "reliable", "format": "json", "priority": 5},
+            {"topic": f"/{robot_id}/camera", "type": "sensor_msgs/msg/Image", "channel": "telemetry",
+             "stream": "camera", "qos": "reliable", "format": "avro", "priority": 0},
+        ],
+    }))
+    pattern = f"swarm/{fleet}/{robot_id}/telemetry/#"
+    tap = MqttTap(host="127.0.0.1", port=mosquitto.port, patterns=[pattern])
+    wire = MqttTap(host="127.0.0.1", port=mosquitto.port, patterns=[pattern], split=False)  # chunks as they came
+    proc = subprocess.Popen([*NODE, "--config", str(config)], env=ros_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    node = rclpy.create_node("drain_test", context=ros_context)
+    odom = node.create_publisher(Odometry, f"/{robot_id}/odom", qos_preset("reliable", depth=1000))
+    cameras = node.create_publisher(Image, f"/{robot_id}/camera", qos_preset("reliable"))
+    executor = make_executor(ros_context)
+    images = [camera_image(Image, 800, 800, shift=30 * i, frame=i) for i in range(5)]  # 1.9 MB each
+    sent_odom = 0
+
+    def odometry(count: int) -> None:
+        nonlocal sent_odom
+        for _ in range(count):
+            message = Odometry()
+            message.pose.pose.position.x = float(sent_odom)
+            odom.publish(message)
+            sent_odom += 1
+            spin_until(executor, [node], timeout_s=0.02)
+
+    def arrived(records: list[Any], kind: str) -> list[Any]:
+        return [r for r in records if r.topic.endswith(f"/{kind}")]
+
+    try:
+        assert spin_until(executor, [node], done=lambda: odom.get_subscription_count() > 0
+                          and cameras.get_subscription_count() > 0, timeout_s=60)
+        odometry(10)
+        assert spin_until(executor, [node], done=lambda: len(arrived(tap.snapshot(), "odometry")) >= 10,
+                          timeout_s=60)  # nothing in flight when the link goes
+        proxy.refuse(True)
+        proxy.drop()
+        spin_until(executor, [node], timeout_s=1.0)
+        for image in images:  # 9.6 MB in 5 s: within the budget, so every image reaches the spool
+            cameras.publish(image)
+            odometry(20)
+            spin_until(executor, [node], timeout_s=0.6)
+        spin_until(executor, [node], timeout_s=3.0)  # the budget's lanes empty into the spool
+        proxy.refuse(False)
+        back_ns = time.time_ns()
+        assert spin_until(executor, [node], timeout_s=120, done=lambda: len(arrived(tap.snapshot(), "camera"))
+                          >= len(images) and len(arrived(tap.snapshot(), "odometry")) >= sent_odom)
+    finally:
+        node.destroy_node()
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=60)
+        tap.close()
+        wire.close()
+        proxy.close()
+    assert proc.returncode == 0, output[-3000:]
+    assert [decode_json(r.payload).seq for r in arrived(tap.snapshot(), "odometry")] == list(range(sent_odom))
+    codec = record_codec("sensor_msgs/msg/Image", "avro")
+    got = [bytes(codec.decode(parse_single_object(r.payload, max_payload=0).payload).body["data"])
+           for r in arrived(tap.snapshot(), "camera")]
+    assert got == [bytes(i.data) for i in images]  # every image whole, none dropped
+    after = [r for r in wire.snapshot() if r.arrived_ns >= back_ns]
+    drained = arrived(after, "camera")
+    span_s = (drained[-1].arrived_ns - drained[0].arrived_ns) / 1e9
+    size = sum(len(r.payload) for r in drained)
+    assert size >= 9_000_000, size  # the images left from the spool after the outage
+    first = len(drained[0].payload)  # a part leaves once the bucket holds min(its size, burst)
+    assert (size - burst - first) / span_s <= 1.5 * budget, (size, span_s)  # paced by the budget
+    odometry_at = [i for i, r in enumerate(after) if r.topic.endswith("/odometry")]
+    camera_at = [i for i, r in enumerate(after) if r.topic.endswith("/camera")]
+    # the spooled odometry (control priority; batched, so fewer messages than records) left first, unpaced
+    assert odometry_at and odometry_at[-1] < camera_at[0], (odometry_at, camera_at[:3])

@@ -81,3 +81,21 @@ def test_good_packets_before_a_bad_one_are_kept() -> None:
 def test_reason_names() -> None:
     assert reason_name(0x86) == "BAD_USER_NAME_OR_PASSWORD" and reason_name(0x10) == "NO_MATCHING_SUBSCRIBERS"
     assert reason_name(0x01) == "GRANTED_QOS_AT_LEAST_ONCE" and reason_name(0x42) == "UNKNOWN"
+
+
+def test_a_puback_overtaken_or_missing_for_the_timeout_is_overdue_but_a_slow_link_is_not() -> None:
+    window = Inflight(limit=10)
+    window.add(1, b"a", sent=True, on_done=None, now=0.0)
+    window.add(2, b"b", sent=True, on_done=None, now=0.5)
+    second = window.acked(2)
+    assert second is not None
+    later = second.seq
+    assert window.unanswered(2.9, 3.0, acked_seq=later, last_ack=1.0, busy_at=0.0) is None  # not yet 3 s
+    assert window.unanswered(3.0, 3.0, acked_seq=later, last_ack=1.0, busy_at=0.0) == (1, 3.0, True)  # overtaken
+    assert window.unanswered(3.0, 0.0, acked_seq=later, last_ack=1.0, busy_at=0.0) is None  # 0: never
+    assert window.unanswered(3.5, 3.0, acked_seq=second.seq, last_ack=1.0, busy_at=1.0) is None  # bytes left at 1
+    assert window.unanswered(3.0, 3.0, acked_seq=0, last_ack=0.0, busy_at=0.0) == (1, 3.0, False)  # no acks 3 s
+    assert window.unanswered(3.0, 3.0, acked_seq=0, last_ack=2.0, busy_at=0.0) is None  # acks flow in order
+    window.add(3, b"c", sent=False, on_done=None)
+    window.acked(1)
+    assert window.unanswered(99.0, 3.0, acked_seq=0, last_ack=0.0, busy_at=0.0) is None  # never sent (offline)

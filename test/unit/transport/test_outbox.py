@@ -456,3 +456,44 @@ def test_what_a_killed_run_left_spooled_or_in_flight_leaves_before_the_next_runs
         assert link.ack_all() == [b"6"]  # the spool is empty: live again
     finally:
         restarted.close()
+
+
+class _Tokens:
+    """A budget as the drain sees it (`DrainPace`): tokens the test gives, spent as the drain takes records."""
+
+    def __init__(self, tokens: float, *, burst: int = 1000, keep: int = 5) -> None:
+        self.tokens, self.burst, self.keep = tokens, burst, keep
+        self.spent = 0
+
+    def allowance(self) -> tuple[float, int, int]:
+        return self.tokens, self.burst, self.keep
+
+    def spend_drained(self, size: int) -> None:
+        self.tokens -= size
+        self.spent += size
+
+
+def test_a_paced_drain_takes_what_the_budget_allows_highest_priority_first_and_kept_ones_always(
+        tmp_path: Path) -> None:
+    link = ScriptedLink()
+    link.connected = False
+    outbox = Outbox(link, Spool(tmp_path / "spool.db", max_bytes=1 << 20), window=100, batch=50)
+    pace = _Tokens(0.0)
+    outbox.pace_drain(pace)
+    _submit(outbox, *[b"i%03d" % n for n in range(6)], stream="camera", priority=1)  # 4 + 3 (key) bytes each
+    _submit(outbox, b"s0", b"s1", stream="task_status", priority=5)
+    link.connected = True
+    _settle(outbox)
+    assert [p for p, _ in link.sent] == [b"s0", b"s1"]  # no tokens: only the kept priority, into debt
+    assert pace.tokens == -10 and outbox.stats.paced >= 1
+    pace.tokens = 14.0  # two camera records' worth
+    _settle(outbox)
+    assert [p for p, _ in link.sent][2:] == [b"i000", b"i001"]
+    pace.tokens = 1000.0
+    _settle(outbox)
+    assert [p for p, _ in link.sent][4:] == [b"i002", b"i003", b"i004", b"i005"]  # the rest, in order
+    assert pace.spent == 2 * 5 + 6 * 7
+    link.ack_all()
+    _settle(outbox)
+    assert outbox.backlog() == 0
+    outbox.close()
