@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections import Counter
@@ -15,6 +16,7 @@ from swarm_bridge.brokers import Kafka
 from swarm_bridge.config import CoordinatorConfig, validate_config
 from swarm_bridge.coordinator.core.events import TaskEvent, decode_event
 from swarm_bridge.coordinator.core.tasks import TERMINAL
+from swarm_bridge.coordinator.kafka.runner import CoordinatorInstance
 from swarm_bridge.sim.taps import KafkaTap
 
 CAPABILITIES = {"amr": ["navigate", "pick", "charge"], "drone": ["fly", "inspect", "charge"], "arm": ["pick", "place"]}
@@ -77,3 +79,30 @@ def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
         time.sleep(0.2)
+
+
+class Stepping:
+    """One coordinator instance stepping in a thread of this process (its dispatch readable by the test)."""
+
+    def __init__(self, instance: CoordinatorInstance) -> None:
+        self.instance = instance
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                self.instance.step()
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    def owned(self) -> frozenset[int]:
+        return self.instance.dispatch.owned
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=60)
+        self.instance.close()

@@ -6,12 +6,11 @@ a run timeout tells the robot to stop."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from coordinator_fleet import CAPABILITIES, TaskLog, coordinator_config, wait_for, write_config
+from coordinator_fleet import CAPABILITIES, Stepping, TaskLog, coordinator_config, wait_for, write_config
 
 from swarm_bridge.brokers import Kafka
 from swarm_bridge.cli import main as cli_main
@@ -28,32 +27,6 @@ from swarm_bridge.sim.task_robots import TaskRobot
 pytestmark = pytest.mark.integration
 
 
-class Stepping:
-    """One coordinator instance stepping in a thread of this process (its dispatch readable by the test)."""
-
-    def __init__(self, config: CoordinatorConfig) -> None:
-        self.instance = CoordinatorInstance(config)
-        self.stop = threading.Event()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            while not self.stop.is_set():
-                self.instance.step()
-        except BaseException as exc:
-            self.error = exc
-            raise
-
-    def owned(self) -> frozenset[int]:
-        return self.instance.dispatch.owned
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=60)
-        self.instance.close()
-
 
 def state_of(log: TaskLog, task_id: str) -> TaskState | None:
     event = log.last().get(task_id)
@@ -64,7 +37,7 @@ def state_of(log: TaskLog, task_id: str) -> TaskState | None:
 def solo(kafka: Kafka, tmp_path: Path) -> Iterator[tuple[CoordinatorConfig, TaskLog, Stepping]]:
     config = coordinator_config(kafka, tmp_path, kafka={"instance_id": "solo"},
                                 tasks={"accept_timeout_s": 60, "run_timeout_s": 8, "robot_offline_after_s": 120})
-    running = Stepping(config)
+    running = Stepping(CoordinatorInstance(config))
     log = TaskLog(kafka, config)
     wait_for(lambda: running.owned() == frozenset(range(6)), 60, "the instance to own every shard")
     yield config, log, running
@@ -136,8 +109,10 @@ def test_a_cancel_reaching_the_instance_that_does_not_own_the_task_is_passed_on(
     config = coordinator_config(kafka, tmp_path)
     task_id = next(f"job-{i}" for i in range(100) if shard_of(f"job-{i}", 6) < 3)
     robot_id = next(f"amr_{i}" for i in range(100) if shard_of(f"amr_{i}", 6) >= 3)
-    a = Stepping(config.model_copy(update={"kafka": config.kafka.model_copy(update={"instance_id": "a"})}))
-    b = Stepping(config.model_copy(update={"kafka": config.kafka.model_copy(update={"instance_id": "b"})}))
+    a = Stepping(CoordinatorInstance(config.model_copy(update={"kafka": config.kafka.model_copy(
+        update={"instance_id": "a"})})))
+    b = Stepping(CoordinatorInstance(config.model_copy(update={"kafka": config.kafka.model_copy(
+        update={"instance_id": "b"})})))
     log = TaskLog(kafka, config)
     requests = KafkaTap(bootstrap=kafka.bootstrap, topics=[config.topics.submit], from_start=True)
     sim = KafkaFleet(config, [TaskRobot(robot_id, "amr", CAPABILITIES["amr"])], work_s=3600.0).start()

@@ -7,12 +7,11 @@ JSON Schemas."""
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from pathlib import Path
 
 import pytest
-from coordinator_fleet import TaskLog, coordinator_config, wait_for, write_config
+from coordinator_fleet import Stepping, TaskLog, coordinator_config, wait_for, write_config
 from gateway_harness import GatewayThread
 from gateway_harness import write_config as gateway_config
 from vda_vehicles import VdaVehicles, VehicleSpec
@@ -27,29 +26,6 @@ from swarm_bridge.transport import ensure_kafka_topics
 
 pytestmark = pytest.mark.integration
 
-
-class Stepping:
-    """One coordinator instance stepping in a thread of this process."""
-
-    def __init__(self, instance: CoordinatorInstance) -> None:
-        self.instance = instance
-        self.stop = threading.Event()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            while not self.stop.is_set():
-                self.instance.step()
-        except BaseException as exc:
-            self.error = exc
-            raise
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=60)
-        self.instance.close()
 
 
 def test_the_kafka_coordinator_drives_vda5050_vehicles_through_the_gateway(
