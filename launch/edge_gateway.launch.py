@@ -16,6 +16,8 @@ from launch.launch_context import LaunchContext
 from launch.substitutions import LaunchConfiguration
 from launch_ros.substitutions import ExecutableInPackage
 
+from swarm_bridge.signals import EXIT_WITH_PARENT
+
 
 def _gateway(context: LaunchContext) -> list[ExecuteProcess]:
     """The gateway process, with `--set gateway_id=` only when the launch argument names one."""
@@ -26,6 +28,7 @@ def _gateway(context: LaunchContext) -> list[ExecuteProcess]:
              "--config", LaunchConfiguration("config"), *override],
         name="edge_gateway",
         output="screen",
+        additional_env={EXIT_WITH_PARENT: "1"},  # a killed launch takes it down too (no orphan)
         sigterm_timeout="30",  # the gateway drains and acks what Kafka confirmed before it exits
     )]
 

@@ -11,6 +11,8 @@ from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from swarm_bridge.signals import EXIT_WITH_PARENT
+
 
 def generate_launch_description() -> LaunchDescription:
     default_config = os.path.join(get_package_share_directory("swarm_bridge"), "config", "coordinator.yaml")
@@ -23,5 +25,6 @@ def generate_launch_description() -> LaunchDescription:
             name="fleet_coordinator",
             arguments=["--config", LaunchConfiguration("config"), "--instance-id", LaunchConfiguration("instance_id")],
             output="screen",
+            additional_env={EXIT_WITH_PARENT: "1"},  # a killed launch takes it down too (no orphan)
         ),
     ])

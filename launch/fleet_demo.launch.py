@@ -11,6 +11,8 @@ from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.substitutions import ExecutableInPackage
 
+from swarm_bridge.signals import EXIT_WITH_PARENT
+
 ARGUMENTS = (  # (launch argument, default, demo option, description); "" leaves the demo's own default
     ("bags", "", "--bags", "folder of bags (default: $SWARM_BRIDGE_BAGS, else ../shared/data/bags)"),
     ("robots", "", "--robots", "robots in the fleet (default: one per bag)"),
@@ -29,7 +31,8 @@ def _demo(context: LaunchContext) -> list[ExecuteProcess]:
         if value:
             options += [option, value]
     return [ExecuteProcess(cmd=[ExecutableInPackage("swarm-bridge", "swarm_bridge"), "demo", "--no-progress", *options],
-                           name="fleet_demo", output="screen", sigterm_timeout="30")]
+                           name="fleet_demo", output="screen", sigterm_timeout="30",
+                           additional_env={EXIT_WITH_PARENT: "1"})]  # a killed launch takes it down too
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -14,6 +14,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from swarm_bridge.routing.naming import robot_namespace
+from swarm_bridge.signals import EXIT_WITH_PARENT
 
 
 def _bridge(context: LaunchContext) -> list[Node]:
@@ -26,6 +27,7 @@ def _bridge(context: LaunchContext) -> list[Node]:
         namespace=robot_namespace(robot_id) if robot_id else None,
         arguments=["--config", LaunchConfiguration("config"), *override],
         output="screen",
+        additional_env={EXIT_WITH_PARENT: "1"},  # a killed launch takes it down too (no orphan)
     )]
 
 

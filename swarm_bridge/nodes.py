@@ -292,6 +292,9 @@ _NODES = {"robot_bridge": robot_bridge, "task_executor": task_executor, "sim_nav
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch `python -m swarm_bridge.nodes <node> ...` to the node's entry."""
+    from swarm_bridge.signals import exit_with_parent_if_asked
+
+    exit_with_parent_if_asked()
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] not in _NODES:
         print(f"usage: python -m swarm_bridge.nodes {{{','.join(_NODES)}}} [args]", file=sys.stderr)

@@ -1,16 +1,25 @@
-"""Stop on SIGINT/SIGTERM: an Event a signal sets, the previous handlers back afterwards."""
+"""Stop on SIGINT/SIGTERM: an Event a signal sets, the previous handlers back afterwards; and stop with the launch
+that started the process."""
 
 from __future__ import annotations
 
+import ctypes
+import logging
+import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["stop_on_signals"]
+__all__ = ["EXIT_WITH_PARENT", "exit_with_parent_if_asked", "stop_on_signals"]
+
+log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+EXIT_WITH_PARENT = "SWARM_BRIDGE_EXIT_WITH_PARENT"  # set to 1 by the launch files
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @contextmanager
@@ -29,3 +38,23 @@ def stop_on_signals(stop: threading.Event | None = None) -> Iterator[threading.E
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def exit_with_parent_if_asked() -> bool:
+    """When the environment asks (the launch files do), have Linux send SIGTERM when the parent dies: `ros2 launch`
+    killed by SIGTERM or SIGKILL takes nobody down, and its bridge would run on orphaned. The variable is removed so
+    the process's own children do not inherit it (their parent may be a short-lived thread)."""
+    if os.environ.pop(EXIT_WITH_PARENT, "") != "1":
+        return False
+    if not sys.platform.startswith("linux"):
+        log.warning("%s=1 is honoured on Linux only; this process outlives its launch if the launch is killed",
+                    EXIT_WITH_PARENT)
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+        log.warning("cannot ask to stop with the launch (prctl: %s); a killed launch leaves this process running",
+                    os.strerror(ctypes.get_errno()))
+        return False
+    if os.getppid() == 1:  # the launch died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+    return True

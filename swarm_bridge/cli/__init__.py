@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from swarm_bridge import __version__
 from swarm_bridge.cli import bench, broker, coordinator, demo, gateway, keys, replay, schema, smoke
+from swarm_bridge.signals import exit_with_parent_if_asked
 
 __all__ = ["main"]
 
@@ -36,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    exit_with_parent_if_asked()
     status: int = args.run(args)
     return status
 

@@ -8,6 +8,9 @@ same launch files is in test_packaging.py.
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -203,3 +206,50 @@ def test_fleet_demo_launch_runs_the_demo(tmp_path: Path, shared_bags: Path, laun
     """The demo through launch on a real bag: every replayed message delivered once, its tasks done."""
     demo_delivers(tmp_path, shared_bags, lambda arguments: _launch("fleet_demo.launch.py", launch_env, tmp_path,
                                                                    **arguments))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_killed_robot_bridge_launch_leaves_no_orphan_bridge(
+        signum: int, tmp_path: Path, mosquitto: Mosquitto, launch_env: dict[str, str]) -> None:
+    """`ros2 launch` ends on SIGTERM (or SIGKILL) without stopping its processes; the bridge it started stops with
+    it all the same, in order: it says `offline, stopped` itself (not its Last Will) and its process is gone."""
+    robot_id = f"amr-{uuid.uuid4().hex[:6]}"
+    data = yaml.safe_load((REPO / "config/robot_bridge.yaml").read_text())
+    data["uplink"]["port"] = mosquitto.port
+    data["spool"] = {"path": str(tmp_path / "spool.db"), "max_mb": 16}
+    config = tmp_path / "robot_bridge.yaml"
+    config.write_text(yaml.safe_dump(data))
+    tap = MqttTap(host="127.0.0.1", port=mosquitto.port, patterns=[f"swarm/warehouse_a/{robot_id}/presence/status"])
+    run = _launch("robot_bridge.launch.py", launch_env, tmp_path, robot_id=robot_id, config=config)
+    bridge_pid = 0
+    try:
+        def presence() -> list[dict[str, str]]:
+            return [json.loads(record.payload) for record in tap.snapshot()]
+
+        run.wait_until(lambda: any(p["state"] == "online" for p in presence()), 120, f"{robot_id} online")
+        started = re.search(r"robot_bridge-1\]: process started with pid \[(\d+)\]", run.output)
+        assert started, run.output[-4000:]
+        bridge_pid = int(started.group(1))
+        run.proc.send_signal(signum)  # the launch process only, as `kill PID` does
+        run.proc.wait(timeout=60)
+        deadline = time.monotonic() + 120
+        while _alive(bridge_pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(bridge_pid), f"the bridge (pid {bridge_pid}) outlived its launch"
+        deadline = time.monotonic() + 30
+        while presence()[-1]["state"] != "offline" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert presence()[-1] == {"robot_id": robot_id, "state": "offline", "reason": "stopped"}, presence()
+    finally:
+        run.stop()
+        tap.close()
+        if bridge_pid and _alive(bridge_pid):  # an orphan of a failed check must not outlive the test
+            os.kill(bridge_pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie (an orphan is reaped by init, so a zombie means it ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
