@@ -203,7 +203,7 @@ def fleet_coordinator(argv: Sequence[str] | None = None) -> int:
     import threading
 
     from swarm_bridge.config import ConfigError, CoordinatorConfig, load_config
-    from swarm_bridge.config.loader import OVERRIDE_HELP
+    from swarm_bridge.config.loader import COORDINATOR_OVERRIDE_HELP
     from swarm_bridge.coordinator.kafka.service import run_coordinator
     from swarm_bridge.coordinator.kafka.snapshot import TaskSubmitter
     from swarm_bridge.coordinator.kafka.topics import TopicMismatch
@@ -217,7 +217,7 @@ def fleet_coordinator(argv: Sequence[str] | None = None) -> int:
                                      "ROS topic for task requests (ROS args after --ros-args pass through).")
     parser.add_argument("--config", required=True, help="coordinator YAML, e.g. config/coordinator.yaml")
     parser.add_argument("--instance-id", help="override kafka.instance_id (unique per instance)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=OVERRIDE_HELP)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=COORDINATOR_OVERRIDE_HELP)
     opts = parser.parse_args(without_ros_args(args))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from swarm_bridge.cli.web import add_web_options, page_beside, web_settings
-from swarm_bridge.config.loader import OVERRIDE_HELP
+from swarm_bridge.config.loader import COORDINATOR_OVERRIDE_HELP
 
 __all__ = ["register"]
 
@@ -28,7 +28,7 @@ def register(sub: Any) -> None:
                          "send sharded commands; instances in the same group split the shards. With mode: mqtt "
                          "in the config, one coordinator for a single site, straight on its MQTT broker.")
     run.add_argument("--config", type=Path, required=True, help="coordinator YAML, e.g. config/coordinator.yaml")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=OVERRIDE_HELP)
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=COORDINATOR_OVERRIDE_HELP)
     run.add_argument("--instance-id", help="override kafka.instance_id (unique per instance)")
     add_web_options(run, port_flag="--web", default_port=None)
     run.set_defaults(run=_run)
@@ -37,23 +37,23 @@ def register(sub: Any) -> None:
     actions = task.add_subparsers(dest="task_command", metavar="ACTION", required=True)
     submit = actions.add_parser("submit", help="send one task request (the task id is its idempotency key)")
     submit.add_argument("--config", type=Path, required=True, help="coordinator YAML (Kafka, topics, shards)")
-    submit.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=OVERRIDE_HELP)
+    submit.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=COORDINATOR_OVERRIDE_HELP)
     submit.add_argument("--task-id", required=True, help="idempotency key: submitting it again changes nothing")
     submit.add_argument("--kind", required=True, help="capability needed: navigate, pick, inspect, ...")
-    submit.add_argument("--x", type=float, default=0.0)
-    submit.add_argument("--y", type=float, default=0.0)
-    submit.add_argument("--z", type=float, default=0.0)
-    submit.add_argument("--frame-id", default="map")
+    submit.add_argument("--x", type=float, default=0.0, help="target position x, metres in --frame-id")
+    submit.add_argument("--y", type=float, default=0.0, help="target position y, metres in --frame-id")
+    submit.add_argument("--z", type=float, default=0.0, help="target position z, metres in --frame-id")
+    submit.add_argument("--frame-id", default="map", help="frame of the target position (default: map)")
     submit.add_argument("--priority", type=int, default=0, help="0 (lowest) .. 255")
     submit.add_argument("--deadline-in", type=float, default=None, metavar="SECONDS", help="deadline from now")
     submit.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="task parameter")
-    submit.add_argument("--requested-by", default=None)
+    submit.add_argument("--requested-by", default=None, help="who asked (kept with the task request)")
     submit.set_defaults(run=_submit)
     cancel = actions.add_parser("cancel", help="cancel one task: its robot is told (a VDA 5050 vehicle by "
                                 "cancelOrder); it ends cancelled (mode kafka: once the robot confirms)")
     cancel.add_argument("--config", type=Path, required=True, help="coordinator YAML")
-    cancel.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=OVERRIDE_HELP)
-    cancel.add_argument("--task-id", required=True)
+    cancel.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=COORDINATOR_OVERRIDE_HELP)
+    cancel.add_argument("--task-id", required=True, help="the id the task was submitted with")
     cancel.add_argument("--reason", default="", help="kept as the task's reason")
     cancel.set_defaults(run=_cancel)
 
@@ -61,7 +61,7 @@ def register(sub: Any) -> None:
     fleet_actions = fleet.add_subparsers(dest="fleet_command", metavar="ACTION", required=True)
     status = fleet_actions.add_parser("status", help="a table of robots and tasks, read from Kafka")
     status.add_argument("--config", type=Path, required=True, help="coordinator YAML")
-    status.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=OVERRIDE_HELP)
+    status.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=COORDINATOR_OVERRIDE_HELP)
     status.add_argument("--tasks", type=int, default=20, help="show at most this many unfinished tasks")
     status.add_argument("--json", action="store_true", help="print JSON instead of tables")
     status.set_defaults(run=_status)
@@ -71,7 +71,7 @@ def register(sub: Any) -> None:
                                    "read from Kafka, or the site's MQTT broker in mode mqtt. Exit 2: bad config "
                                    "or options; 3: the source is unreachable.")
     web.add_argument("--config", type=Path, required=True, help="coordinator YAML")
-    web.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=OVERRIDE_HELP)
+    web.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=COORDINATOR_OVERRIDE_HELP)
     add_web_options(web, port_flag="--port", default_port=8080)
     web.set_defaults(run=_web)
 

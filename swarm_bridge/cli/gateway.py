@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from swarm_bridge.config.loader import OVERRIDE_HELP
+from swarm_bridge.config.loader import GATEWAY_OVERRIDE_HELP
 
 __all__ = ["register"]
 
@@ -23,7 +23,7 @@ def register(sub: Any) -> None:
                             "MQTT, by the rules of the config file. Exit 2: bad config; 3: a broker is "
                             "unreachable at start.")
     parser.add_argument("--config", type=Path, required=True, help="gateway YAML (see config/edge_gateway.yaml)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=OVERRIDE_HELP)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=GATEWAY_OVERRIDE_HELP)
     parser.set_defaults(run=_run)
 
 

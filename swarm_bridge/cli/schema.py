@@ -74,7 +74,8 @@ def register(sub: Any) -> None:
     export = commands.add_parser("export", help="write every schema a robot bridge config needs")
     export.add_argument("--config", required=True, type=Path, help="robot bridge YAML")
     export.add_argument("--out", type=Path, default=Path("schemas-export"), help="directory (created)")
-    export.add_argument("--format", choices=("avro", "proto"), default="avro")
+    export.add_argument("--format", choices=("avro", "proto"), default="avro",
+                        help="avro: one .avsc per record; proto: one .proto per ROS message (default: avro)")
     export.set_defaults(run=_export)
 
 

@@ -15,10 +15,20 @@ from pydantic import BaseModel, ValidationError, create_model
 from swarm_bridge.config.common import PATTERN_WORDS
 from swarm_bridge.config.errors import ConfigError, ConfigProblem
 
-__all__ = ["OVERRIDE_HELP", "apply_overrides", "load_config", "validate_config"]
+__all__ = ["COORDINATOR_OVERRIDE_HELP", "GATEWAY_OVERRIDE_HELP", "OVERRIDE_HELP", "apply_overrides", "load_config",
+           "override_help", "validate_config"]
 
-OVERRIDE_HELP = ("override one key of the config file, e.g. --set uplink.port=1884 or --set routes.0.format=json "
-                 "(dotted path, list items by index; the value is read as YAML); repeatable, checked like the file")
+
+def override_help(*examples: str) -> str:
+    """`--set`'s help, with examples taken from the config the command reads."""
+    shown = " or ".join(f"--set {example}" for example in examples)
+    return (f"override one key of the config file, e.g. {shown} (dotted path, list items by index; the value is "
+            "read as YAML); repeatable, checked like the file")
+
+
+OVERRIDE_HELP = override_help("uplink.port=1884", "routes.0.format=json")  # a robot bridge's
+COORDINATOR_OVERRIDE_HELP = override_help("kafka.bootstrap=10.0.0.5:9092", "mode=mqtt")
+GATEWAY_OVERRIDE_HELP = override_help("mqtt.port=1884", "gateway_id=hub_b")
 
 Model = TypeVar("Model", bound=BaseModel)
 
