@@ -1,7 +1,8 @@
 """Routes found in the ROS graph: topics a `match` selects, or the type of a topic given without one.
 
 Polls the graph (rclpy has no discovery callback in Python) and hands each new concrete route to the
-bridge once; a topic already routed, of an unexpected type, or of several types is logged, not routed.
+bridge once; a topic already routed, of an unexpected type, or of several types is logged, not routed, and so is
+(once) a topic in the robot's namespace that no route takes, so a user whose topics go nowhere sees why.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from rclpy.node import Node
 
 from swarm_bridge.config import RobotBridgeConfig
 from swarm_bridge.routing import Route
+from swarm_bridge.routing.naming import robot_namespace
 from swarm_bridge.routing.route import discovered_routes, route_for, selector_for
 
 __all__ = ["RouteDiscovery"]
@@ -38,6 +40,8 @@ class RouteDiscovery:
         self._streams = streams
         self._on_route = on_route
         self._refused: set[str] = set()
+        self._namespace = f"/{robot_namespace(config.robot_id)}/"
+        self._unrouted: set[str] = set()  # topics of the robot's namespace no route takes, named once each
         self.timer = node.create_timer(period_s, self.poll) if self._pending else None
 
     def poll(self) -> None:
@@ -64,6 +68,14 @@ class RouteDiscovery:
                 log.info("%s: discovered (%s)", route, ros_type)
                 self._on_route(route)
                 break
+            else:
+                self._note_unrouted(topic, types)
+
+    def _note_unrouted(self, topic: str, types: list[str]) -> None:
+        if topic.startswith(self._namespace) and topic not in self._unrouted:
+            self._unrouted.add(topic)
+            log.info("discovery: topic %s (%s) is in the robot's namespace but no route takes it; not bridged (add "
+                     "it to a route's match.allow, or a route of its own, to bridge it)", topic, ", ".join(types))
 
     def _refuse(self, topic: str, problem: str) -> None:
         self._refused.add(topic)

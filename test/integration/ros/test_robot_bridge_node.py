@@ -281,6 +281,7 @@ def test_match_routes_discover_topics_and_their_types(tmp_path: Path, mosquitto:
         "/amr_042/sensors/temp": (Temperature, lambda i: Temperature(temperature=20.0 + i)),
         "/amr_042/sensors/status": (String, lambda i: String(data=f"ok {i}")),
         "/amr_042/sensors/camera/image": (Image, lambda i: Image(width=i)),  # denied
+        "/amr_042/fix": (String, lambda i: String(data=f"fix {i}")),  # allowed by no pattern
     }
     publishers = {topic: node.create_publisher(cls, topic, qos_preset("reliable"))
                   for topic, (cls, _) in sources.items()}
@@ -310,6 +311,9 @@ def test_match_routes_discover_topics_and_their_types(tmp_path: Path, mosquitto:
     assert {b.ros_type for b in bodies} == {"sensor_msgs/msg/Temperature"}
     discovered = [line for line in output.splitlines() if "discovered" in line]
     assert len(discovered) == 2 and not any("camera" in line for line in discovered)
+    for topic, ros_type in (("/amr_042/fix", "std_msgs/msg/String"),
+                            ("/amr_042/sensors/camera/image", "sensor_msgs/msg/Image")):  # named once, not bridged
+        assert output.count(f"topic {topic} ({ros_type}) is in the robot's namespace but no route takes it") == 1
 
 
 def test_transient_local_retain_and_qos0_routes(tmp_path: Path, mosquitto: Mosquitto, ros_context: Any,
