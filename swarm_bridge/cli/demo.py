@@ -67,7 +67,8 @@ def register(sub: Any) -> None:
     parser.add_argument("--kafka", metavar="BOOTSTRAP",
                         help="also run an edge gateway to this Kafka (host:port) and count what reaches Kafka")
     parser.add_argument("--tasks", default=None, metavar="N|actions[:N]|vda5050[:N]",
-                        help="tasks for the coordinator to assign to the fleet (default: 2 per robot); actions: "
+                        help="tasks for the coordinator to assign to the fleet (default: 2 per robot, and per VDA "
+                        "5050 vehicle); actions: "
                         "the robots' bridges carry them out through a ROS 2 action (NavigateToPose, served by a "
                         "simulated navigator) and the report shows each task's progress; vda5050: VDA 5050 "
                         "vehicles join the fleet (a ROS robot behind its bridge's VDA 5050 profile, two plain "

@@ -51,7 +51,7 @@ from swarm_bridge.ros.task_executor import TaskExecutor
 from swarm_bridge.ros.types import RosTypeError, message_class
 from swarm_bridge.routing import routes_for
 from swarm_bridge.sim.vda_fleet import SimVehicle, VdaFleet
-from swarm_bridge.vda5050 import OfficialSchemas, Vda5050Topics
+from swarm_bridge.vda5050 import OfficialSchemas, SchemasMissing, Vda5050Topics
 
 __all__ = ["DemoError", "FleetDemo", "StreamTally"]
 
@@ -170,7 +170,10 @@ class FleetDemo:
     def open(self) -> None:
         """Open every robot's bags, start its bridge and executor, tap the broker, and spin ROS in the background."""
         if self.vehicles:  # first: the tap sees every VDA 5050 message of the run
-            schemas = OfficialSchemas(self.vda_schemas) if self.vda_schemas is not None else None
+            try:
+                schemas = OfficialSchemas(self.vda_schemas) if self.vda_schemas is not None else None
+            except SchemasMissing as exc:
+                raise DemoError(f"--vda5050-schemas: {exc}") from exc
             self.vda_wire = VdaWire(host=self.mqtt_host, port=self.mqtt_port, topics=self.vda_topics, schemas=schemas)
             self._stack.callback(self.vda_wire.close)
         if self.kafka:

@@ -59,3 +59,4 @@ def test_a_message_that_is_not_json_counts_as_invalid() -> None:
     tally = VdaTally(Vda5050Topics(), schemas=None)
     tally.count("uagv/v2/acme/agv-001/state", b"{not json", 1)
     assert tally.invalid == 1 and tally.problems[0].startswith("uagv/v2/acme/agv-001/state: not JSON")
+
