@@ -19,6 +19,8 @@ ARGUMENTS = (  # (launch argument, default, demo option, description); "" leaves
     ("rate", "", "--rate", "replay speed (bag clock x rate; default: picked from the bags' peak and the cores)"),
     ("mqtt", "", "--mqtt", "MQTT broker URL (default: a private Mosquitto)"),
     ("kafka", "", "--kafka", "Kafka bootstrap host:port: adds the edge gateway and Kafka"),
+    ("tasks", "", "--tasks", "tasks: N, actions[:N] (through ROS 2 actions) or vda5050[:N] (VDA 5050 vehicles join)"),
+    ("vda5050_schemas", "", "--vda5050-schemas", "with tasks:=vda5050: the official VDA 5050 JSON Schemas folder"),
     ("report_json", "", "--report-json", "write the report's figures here"),
     ("plot", "fleet_demo.png", "--plot", "PNG of throughput and latency"),
 )

@@ -20,9 +20,10 @@ from swarm_bridge.cli.web import add_web_options, web_settings
 if TYPE_CHECKING:
     from swarm_bridge.demo.pace import RateChoice
 
-__all__ = ["choose_rate", "default_bags", "mqtt_endpoint", "register"]
+__all__ = ["choose_rate", "default_bags", "default_vda5050_schemas", "mqtt_endpoint", "register"]
 
 BAGS_ENV = "SWARM_BRIDGE_BAGS"
+VDA5050_ENV = "SWARM_BRIDGE_VDA5050"
 
 
 def default_bags() -> Path:
@@ -32,6 +33,14 @@ def default_bags() -> Path:
         return Path(value)
     repo = Path(__file__).resolve().parents[2]
     return repo.parent / "shared" / "data" / "bags"
+
+
+def default_vda5050_schemas() -> Path:
+    """json_schemas/ of $SWARM_BRIDGE_VDA5050 (the folder of the VDA 5050 2.1 release), else of the shared
+    `../shared/data/vda5050` beside the repository (as the tests read them)."""
+    value = os.environ.get(VDA5050_ENV)
+    folder = Path(value) if value else Path(__file__).resolve().parents[2].parent / "shared" / "data" / "vda5050"
+    return folder / "json_schemas"
 
 
 def register(sub: Any) -> None:
@@ -57,10 +66,18 @@ def register(sub: Any) -> None:
     parser.add_argument("--mqtt", metavar="URL", help="use this MQTT broker (mqtt://host:port), not a private one")
     parser.add_argument("--kafka", metavar="BOOTSTRAP",
                         help="also run an edge gateway to this Kafka (host:port) and count what reaches Kafka")
-    parser.add_argument("--tasks", default=None, metavar="N|actions|actions:N",
-                        help="tasks for the coordinator to assign to the fleet (default: 2 per robot); actions: "
+    parser.add_argument("--tasks", default=None, metavar="N|actions[:N]|vda5050[:N]",
+                        help="tasks for the coordinator to assign to the fleet (default: 2 per robot, and per VDA "
+                        "5050 vehicle); actions: "
                         "the robots' bridges carry them out through a ROS 2 action (NavigateToPose, served by a "
-                        "simulated navigator) and the report shows each task's progress")
+                        "simulated navigator) and the report shows each task's progress; vda5050: VDA 5050 "
+                        "vehicles join the fleet (a ROS robot behind its bridge's VDA 5050 profile, two plain "
+                        "simulated AGVs), driven by the coordinator as master control, and the report shows them, "
+                        "their tasks and their VDA 5050 messages")
+    parser.add_argument("--vda5050-schemas", type=Path, default=None, metavar="DIR",
+                        help="with --tasks vda5050: the official VDA 5050 JSON Schemas (json_schemas/ of the 2.1 "
+                        f"release) every VDA 5050 message is checked against (default ${VDA5050_ENV}/json_schemas, "
+                        "else ../shared/data/vda5050/json_schemas beside the repository; none there: not checked)")
     parser.add_argument("--report-json", type=Path, help="write the report's figures as JSON here")
     parser.add_argument("--plot", type=Path, default=Path("fleet_demo.png"),
                         help="PNG of throughput and latency over time (default ./fleet_demo.png)")
@@ -100,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
         mqtt_host, mqtt_port = mqtt_endpoint(args.mqtt)
         types = ReplayTypes(bag_distro=args.bag_distro)
         web = None if args.web is None else web_settings(args, args.web)
+        vda_schemas = _vda_schemas(args.vda5050_schemas) if plan.vehicles else None
     except (ValueError, ReplayError, FleetWebSettingError) as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 2
@@ -119,13 +137,17 @@ def run(args: argparse.Namespace) -> int:
             return 2
         use_profile(run_dir)  # before rclpy starts: DDS reads it when the participant is made
         print(f"demo: {len(fleet)} robots from {len(bags)} bags in {bags_dir}", flush=True)
+        if plan.vehicles:
+            print(f"demo: and {len(plan.vehicles)} VDA 5050 vehicles ({', '.join(v.robot_id for v in plan.vehicles)}); "
+                  + (f"their messages checked against {vda_schemas}" if vda_schemas else
+                     "their messages not checked (no official schemas: give --vda5050-schemas)"), flush=True)
         started = time.monotonic()
         cores, load_start = machine_cores(), os.getloadavg()[0]
         try:
             with ros_context(domain_id) as context, FleetDemo(
                     context, fleet, mqtt_host=mqtt_host, mqtt_port=mqtt_port, registry=str(run_dir / "registry"),
                     work_dir=run_dir / "robots", rate=rate or 1.0, domain_id=domain_id, kafka=args.kafka,
-                    types=types, executor=plan.executor) as demo:
+                    types=types, executor=plan.executor, vehicles=plan.vehicles, vda_schemas=vda_schemas) as demo:
                 demo.open()
                 if web is not None and demo.coordinator_config is not None:
                     page = FleetWeb(demo.coordinator_config, web).start()
@@ -134,12 +156,14 @@ def run(args: argparse.Namespace) -> int:
                 choice = choose_rate(demo.due_s(), rate, cores)
                 demo.rate = choice.rate
                 print(f"demo: {choice.describe()}", flush=True)
-                submitted = demo.submit_tasks(2 * len(fleet) if plan.count is None else plan.count)
+                submitted = demo.submit_tasks(2 * (len(fleet) + len(plan.vehicles)) if plan.count is None
+                                              else plan.count)
                 replay_s = demo.replay(progress=False if args.no_progress else None)
                 print(f"demo: replay done in {replay_s:.1f} s; waiting for delivery ...", flush=True)
                 demo.drain(args.timeout)
                 tasks = {"submitted": len(submitted), **demo.wait_tasks(args.timeout)} if submitted else {}
                 streams = list(demo.streams.values())
+                vda = demo.vda_report()
                 report = fleet_report(streams, replay_s=replay_s, skipped=_skipped(demo.tally.as_dict()), tasks=tasks,
                                       extra={"robots": [r.robot_id for r in fleet], "rate": choice.rate,
                                              "delivered_at": "Kafka (via the edge gateway)" if args.kafka
@@ -148,13 +172,15 @@ def run(args: argparse.Namespace) -> int:
                                              "restarts": dict(demo.restarts), "renamed": demo.renamed(),
                                              "converted": demo.converted(), "task_executor": plan.executor,
                                              "task_progress": [asdict(t) for t in sorted(
-                                                 demo.traces.values(), key=lambda t: t.task_id)]})
+                                                 demo.traces.values(), key=lambda t: t.task_id)],
+                                             **({"vda5050": vda} if vda is not None else {})})
                 report["pace"] = pace_report(
                     choice, lag_ns=demo.lag_ns, published_ns=[t for s in streams for t in s.published_ns],
                     arrived_ns=[t for s in streams for t in s.arrival_ns],
                     latency_p99_ms=report["totals"]["latency_p99_ms"], cores=cores,
                     load=(load_start, os.getloadavg()[0]))
-                picture = plot(streams, args.plot)
+                picture = plot(streams, args.plot,
+                               vda_arrivals=demo.vda_wire.tally.arrivals if demo.vda_wire is not None else None)
         except (DemoError, ReplayError) as exc:
             print(f"demo: {exc}", file=sys.stderr)
             return 2
@@ -168,7 +194,8 @@ def run(args: argparse.Namespace) -> int:
             args.report_json.write_text(json.dumps(report, indent=1) + "\n")
             print(f"report: {args.report_json}")
         tasks_ok = not report["tasks"] or report["tasks"].get("done", 0) == report["tasks"]["submitted"]
-        return 0 if report["all_delivered"] and tasks_ok else 1
+        vda_ok = "vda5050" not in report or report["vda5050"]["invalid"] == 0
+        return 0 if report["all_delivered"] and tasks_ok and vda_ok else 1
     return 1  # pragma: no cover - ExitStack does not swallow
 
 
@@ -193,6 +220,18 @@ def choose_rate(due_s: list[float], rate: float | None, cores: int) -> RateChoic
     if rate is None:
         return pick_rate(due_s, cores=cores)
     return RateChoice(rate, offered_peak(due_s, rate=rate), cores * MSGS_PER_CORE, picked=False)
+
+
+def _vda_schemas(given: Path | None) -> Path | None:
+    """The official schemas' folder: `--vda5050-schemas` (UsageError when it has no state.schema), else the
+    default when it has them, else None (the demo runs unchecked and says so)."""
+    folder = given or default_vda5050_schemas()
+    if (folder / "state.schema").is_file():
+        return folder
+    if given is not None:
+        raise UsageError(f"--vda5050-schemas {given}", "no state.schema there",
+                         "name the json_schemas folder of the VDA 5050 2.1 release (github.com/VDA5050/VDA5050)")
+    return None
 
 
 def _skipped(by_topic: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,19 @@ from swarm_bridge.config import CoordinatorConfig, RobotBridgeConfig, validate_c
 from swarm_bridge.coordinator.site.runner import SiteCoordinator
 from swarm_bridge.demo.delivery import DeliveryTap, WatchedStream, body_digest
 from swarm_bridge.demo.errors import DemoError
-from swarm_bridge.demo.plan import FLEET, KINDS, DemoRobot, action_tasks, bridge_config
+from swarm_bridge.demo.plan import (
+    FLEET,
+    KINDS,
+    VDA_ACTIONS,
+    VDA_KINDS,
+    DemoRobot,
+    DemoVehicle,
+    action_tasks,
+    bridge_config,
+    vda_vehicle_config,
+)
+from swarm_bridge.demo.vda import VdaWire, vda_figures
+from swarm_bridge.errors import SwarmBridgeError
 from swarm_bridge.replay import Bag, BagMessage, BagTopic, Due, ReplayTally, ReplayTypes, merged, schedule
 from swarm_bridge.ros.context import Context, Node, new_node
 from swarm_bridge.ros.navigator import SimNavigator
@@ -38,12 +50,15 @@ from swarm_bridge.ros.spin import make_executor, spin_until
 from swarm_bridge.ros.task_executor import TaskExecutor
 from swarm_bridge.ros.types import RosTypeError, message_class
 from swarm_bridge.routing import routes_for
+from swarm_bridge.sim.vda_fleet import SimVehicle, VdaFleet
+from swarm_bridge.vda5050 import OfficialSchemas, SchemasMissing, Vda5050Topics
 
 __all__ = ["DemoError", "FleetDemo", "StreamTally"]
 
 log = logging.getLogger(__name__)
 
 SEQ_MASK = (1 << 32) - 1  # seq = run << 32 | n
+PAUSE_S = 1.0  # how long the demo pauses a VDA 5050 vehicle (startPause ... stopPause)
 
 
 @dataclass
@@ -97,12 +112,23 @@ class TaskTrace:
 
 class FleetDemo:
     """The robots of `fleet`, each with a replay of its bags, a robot bridge and the ROS side of its tasks (a
-    reference task executor, or with `executor` "actions" a navigator its bridge drives through actions)."""
+    reference task executor, or with `executor` "actions" a navigator its bridge drives through actions); and the
+    VDA 5050 `vehicles` beside them, driven by the coordinator's VDA 5050 master control (`vda_schemas`: the
+    official JSON Schemas every VDA 5050 message is checked against, when given)."""
 
     def __init__(self, context: Context, fleet: Sequence[DemoRobot], *, mqtt_host: str, mqtt_port: int,
                  registry: str, work_dir: Path, rate: float, domain_id: int, kafka: str | None = None,
-                 types: ReplayTypes | None = None, executor: str = "reference") -> None:
+                 types: ReplayTypes | None = None, executor: str = "reference",
+                 vehicles: Sequence[DemoVehicle] = (), vda_schemas: Path | None = None) -> None:
         self.context, self.fleet = context, list(fleet)
+        self.vehicles = list(vehicles)
+        self.vda_schemas = vda_schemas
+        self.vda_topics = Vda5050Topics()
+        self.vda_wire: VdaWire | None = None
+        self.vda_fleet: VdaFleet | None = None
+        self.vehicle_bridges: dict[str, subprocess.Popen[bytes]] = {}  # robot id -> the bridge of a ROS vehicle
+        self.pauses: list[dict[str, Any]] = []  # the VDA 5050 vehicle paused and resumed (site mode)
+        self._pausing: tuple[str, str, float] | None = None  # (robot id, task id, since): paused now
         self.mqtt_host, self.mqtt_port = mqtt_host, mqtt_port
         self.registry, self.work_dir, self.rate = registry, work_dir, rate
         self.kafka = kafka
@@ -143,6 +169,13 @@ class FleetDemo:
 
     def open(self) -> None:
         """Open every robot's bags, start its bridge and executor, tap the broker, and spin ROS in the background."""
+        if self.vehicles:  # first: the tap sees every VDA 5050 message of the run
+            try:
+                schemas = OfficialSchemas(self.vda_schemas) if self.vda_schemas is not None else None
+            except SchemasMissing as exc:
+                raise DemoError(f"--vda5050-schemas: {exc}") from exc
+            self.vda_wire = VdaWire(host=self.mqtt_host, port=self.mqtt_port, topics=self.vda_topics, schemas=schemas)
+            self._stack.callback(self.vda_wire.close)
         if self.kafka:
             self._coordinator()  # first: it creates the sharded topics the gateway then writes to
             self._gateway()
@@ -165,6 +198,7 @@ class FleetDemo:
                                                       durable=True)
             executor_node = self._node(f"task_executor_{robot.robot_id}")
             self.executors.append(TASK_SIDES[self.executor](executor_node, robot))
+        self._vda_vehicles()
         watched = [WatchedStream(t.destination, t.ros_type, "avro") for t in self.streams.values()]
         self.tap = DeliveryTap(host=self.mqtt_host, port=self.mqtt_port, registry=self.registry, streams=watched,
                                kafka=self.kafka)
@@ -185,13 +219,70 @@ class FleetDemo:
                 if t.converted and not t.skip}
 
     def _coordinator_doc(self) -> dict[str, Any]:
-        """The coordinator config both modes share: the demo fleet's capabilities, short timeouts."""
-        return {
+        """The coordinator config both modes share: the demo fleet's capabilities, short timeouts; with VDA 5050
+        vehicles its vda5050 section (their manufacturers and kinds, the actionType of each task kind)."""
+        kinds = KINDS + (VDA_KINDS if self.vehicles else ())
+        doc: dict[str, Any] = {
             "fleet": FLEET, "robot_format": "avro", "registry": self.registry,
-            "capabilities": {kind: list(capabilities) for kind, capabilities in KINDS},
+            "capabilities": {kind: list(capabilities) for kind, capabilities in kinds},
             "tasks": {"accept_timeout_s": 30.0, "run_timeout_s": 120.0, "max_attempts": 3,
                       "robot_offline_after_s": 10.0},
         }
+        if self.vehicles:
+            doc["vda5050"] = {
+                "interface_name": self.vda_topics.interface_name, "major_version": self.vda_topics.major_version,
+                "manufacturers": {v.manufacturer: v.kind for v in self.vehicles},
+                "actions": {kind: action for kind, action in VDA_ACTIONS.items()
+                            if any(kind in v.capabilities for v in self.vehicles)},
+                **({"schemas": str(self.vda_schemas)} if self.vda_schemas is not None else {}),
+            }
+        return doc
+
+    def _vda_vehicles(self) -> None:
+        """Start the VDA 5050 vehicles: each ROS one a robot bridge with a vda5050 section in front of a simulated
+        navigator, the plain ones in one simulated fleet (no ROS) on the broker."""
+        plain: list[SimVehicle] = []
+        for vehicle in self.vehicles:
+            if vehicle.sim == "ros":
+                self._vda_robot(vehicle)
+            else:
+                plain.append(SimVehicle(vehicle.manufacturer, vehicle.serial,
+                                        tuple(a for k in vehicle.capabilities if (a := VDA_ACTIONS.get(k))),
+                                        x=vehicle.x, y=vehicle.y))
+        if plain:
+            self.vda_fleet = VdaFleet(plain, host=self.mqtt_host, port=self.mqtt_port,
+                                      interface=self.vda_topics.interface_name,
+                                      major_version=self.vda_topics.major_version).start()
+            self._stack.callback(self.vda_fleet.stop)
+
+    def _vda_robot(self, vehicle: DemoVehicle) -> None:
+        """A ROS robot as a VDA 5050 vehicle: its navigator here, its robot bridge (vda5050 section) a process."""
+        folder = self.work_dir / vehicle.ros_id
+        folder.mkdir(parents=True, exist_ok=True)
+        doc = vda_vehicle_config(vehicle, host=self.mqtt_host, port=self.mqtt_port, spool=folder / "spool.db",
+                                 registry=self.registry, interface=self.vda_topics.interface_name,
+                                 schemas=str(self.vda_schemas) if self.vda_schemas is not None else None)
+        validate_config(doc, RobotBridgeConfig, source=f"<demo {vehicle.ros_id}>")
+        self.executors.append(SimNavigator(self._node(f"navigator_{vehicle.ros_id}"), vehicle.ros_id,
+                                           robot_kind=vehicle.kind, capabilities=vehicle.capabilities,
+                                           speed_mps=1.5))
+        path = folder / "robot_bridge.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        log_file = (folder / "robot_bridge.log").open("w")
+        self._stack.callback(log_file.close)
+        process = subprocess.Popen([sys.executable, "-m", "swarm_bridge.nodes", "robot_bridge", "--config", str(path)],
+                                   stdout=log_file, stderr=subprocess.STDOUT, env=self.env)
+        self._stack.callback(_stop, process)
+        self.vehicle_bridges[vehicle.ros_id] = process
+
+    def vda_report(self) -> dict[str, Any] | None:
+        """The report's VDA 5050 section (demo.vda.vda_figures); None without VDA 5050 vehicles."""
+        if self.vda_wire is None:
+            return None
+        traces = [{"robot_id": t.robot_id, "state": t.state} for t in self.traces.values()]
+        return {**vda_figures(self.vda_wire.collect(), self.vehicles, traces,
+                              str(self.vda_schemas) if self.vda_schemas is not None else None),
+                "pauses": list(self.pauses)}
 
     def _site_coordinator(self) -> None:
         """A single-site coordinator in this process, straight on the MQTT broker (no Kafka)."""
@@ -244,15 +335,17 @@ class FleetDemo:
         self.services[name] = process
 
     def submit_tasks(self, count: int) -> list[str]:
-        """Submit `count` tasks, their kinds taken in turn from the robots' capabilities; returns their ids."""
+        """Submit `count` tasks, their kinds taken in turn from the capabilities of the robots, then the VDA 5050
+        vehicles; returns their ids."""
         if not count or self.coordinator_config is None:
             return []
         from swarm_bridge.coordinator.kafka.snapshot import submit_tasks
 
         docs: list[dict[str, Any]] = []
+        members = [r.capabilities for r in self.fleet] + [v.capabilities for v in self.vehicles]
         for index in range(count):
-            robot = self.fleet[index % len(self.fleet)]
-            kind = robot.capabilities[(index // len(self.fleet)) % len(robot.capabilities)]
+            capabilities = members[index % len(members)]
+            kind = capabilities[(index // len(members)) % len(capabilities)]
             docs.append({"task_id": f"demo-task-{index:04d}", "kind": kind,
                          "target": {"x": float(index % 7), "y": float(index % 5), "frame_id": "map"},
                          "priority": 1 + index % 5})
@@ -279,9 +372,37 @@ class FleetDemo:
         return {task_id: task for task_id in self.task_ids if (task := find(task_id)) is not None}
 
     def _trace_tasks(self) -> None:
-        """Poll the site coordinator's view of every submitted task until all ended: state and progress steps."""
-        while not self._stop.is_set() and not self._trace_once():
+        """Poll the site coordinator's view of every submitted task until all ended: state and progress steps;
+        on the way, pause one VDA 5050 vehicle once (`_pause_step`)."""
+        while not self._stop.is_set():
+            ended = self._trace_once()
+            self._pause_step()
+            if ended and self._pausing is None:
+                return
             self._stop.wait(0.1)
+
+    def _pause_step(self) -> None:
+        """Site mode: the first plain VDA 5050 vehicle is paused (startPause) once while a task of it runs, and
+        resumed (stopPause) PAUSE_S later; its task goes on to the end. The report lists it under `pauses`."""
+        if self.site is None or self.pauses:
+            return
+        now = time.monotonic()
+        try:
+            if self._pausing is None:
+                robot_id = next((v.robot_id for v in self.vehicles if v.sim == "plain"), None)
+                task = next((t for t in self.traces.values() if t.robot_id == robot_id
+                             and t.state in ("accepted", "running")), None)
+                if robot_id is not None and task is not None:
+                    self.site.pause(robot_id, True)
+                    self._pausing = (robot_id, task.task_id, now)
+            elif now - self._pausing[2] >= PAUSE_S:
+                robot_id, task_id, since = self._pausing
+                self.site.pause(robot_id, False)
+                self._pausing = None
+                self.pauses.append({"robot_id": robot_id, "task_id": task_id, "paused_s": round(now - since, 1)})
+        except SwarmBridgeError as exc:  # the broker gone: the demo goes on without its pause
+            log.warning("demo: pausing a VDA 5050 vehicle failed: %s", exc)
+            self.pauses.append({"failed": str(exc)})
 
     def _trace_once(self) -> bool:
         """One look at the submitted tasks, their progress steps noted; whether all ended."""
@@ -323,21 +444,39 @@ class FleetDemo:
         """Start an edge gateway (MQTT -> Kafka, commands back) as a hub runs it, and wait until it runs."""
         folder = self.work_dir / "gateway"
         folder.mkdir(parents=True, exist_ok=True)
-        config = {
-            "gateway_id": "demo_hub", "fleet": FLEET, "registry": self.registry,
-            "mqtt": {"host": self.mqtt_host, "port": self.mqtt_port},
-            "kafka": {"bootstrap": self.kafka},
-            "up": [{"mqtt": "{prefix}/{fleet}/{robot_id}/{channel}/{stream}",
-                    "where": {"channel": ["telemetry", "event", "state"]},
-                    "kafka_topic": "fleet.{channel}.{stream}", "key": "{robot_id}"},
-                   {"mqtt": "{prefix}/{fleet}/{robot_id}/presence/status", "kafka_topic": "fleet.presence.status",
-                    "payload": "raw"}],
-            "down": [{"kafka_topic": "fleet.command.task_command",
-                      "mqtt": "{prefix}/{fleet}/{robot_id}/command/task_command"}],
-        }
+        up: list[dict[str, Any]] = [
+            {"mqtt": "{prefix}/{fleet}/{robot_id}/{channel}/{stream}",
+             "where": {"channel": ["telemetry", "event", "state"]},
+             "kafka_topic": "fleet.{channel}.{stream}", "key": "{robot_id}"},
+            {"mqtt": "{prefix}/{fleet}/{robot_id}/presence/status", "kafka_topic": "fleet.presence.status",
+             "payload": "raw"}]
+        down: list[dict[str, Any]] = [{"kafka_topic": "fleet.command.task_command",
+                                       "mqtt": "{prefix}/{fleet}/{robot_id}/command/task_command"}]
+        if self.vehicles and self.coordinator_config is not None and self.coordinator_config.vda5050 is not None:
+            vda = self.coordinator_config.vda5050  # the gateway's rules use the coordinator's Kafka topics
+            up.append(self._vda_up(vda.kafka_topic))
+            down += self._vda_down(vda.kafka_topics())
+        config = {"gateway_id": "demo_hub", "fleet": FLEET, "registry": self.registry,
+                  "mqtt": {"host": self.mqtt_host, "port": self.mqtt_port}, "kafka": {"bootstrap": self.kafka},
+                  "up": up, "down": down}
         path = folder / "edge_gateway.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         self._service("gateway", ["gateway", "--config", str(path)], folder, "running", timeout_s)
+
+    def _vda_up(self, kafka_topic: str) -> dict[str, Any]:
+        """The gateway's up rule for the vehicles' state, connection and factsheet, onto the Kafka topics the
+        coordinator's vda5050.kafka_topic names (payload vda5050: the gateway's VDA 5050 format on Kafka)."""
+        return {"mqtt": f"{self.vda_topics.interface_name}/{self.vda_topics.major_version}/{{manufacturer}}/"
+                        "{robot_id}/{stream}",
+                "where": {"stream": ["state", "connection", "factsheet"]}, "kafka_topic": kafka_topic,
+                "key": "{manufacturer}/{robot_id}",
+                "payload": "vda5050"}
+
+    def _vda_down(self, kafka_topics: dict[str, str]) -> list[dict[str, Any]]:
+        """The gateway's down rules: the coordinator's orders and instant actions from Kafka to each vehicle."""
+        prefix = f"{self.vda_topics.interface_name}/{self.vda_topics.major_version}"
+        return [{"kafka_topic": kafka_topics[name], "mqtt": f"{prefix}/{{robot_id}}/{name}", "payload": "vda5050"}
+                for name in ("order", "instantActions")]
 
     def _node(self, name: str) -> Node:
         node = new_node(name, self.context)
@@ -407,11 +546,12 @@ class FleetDemo:
 
     def check_bridges(self) -> None:
         """Raise DemoError naming the robot and its log's last lines when a bridge process has exited."""
-        for robot, process in zip(self.fleet, self.bridges, strict=True):
+        every = [*zip((r.robot_id for r in self.fleet), self.bridges, strict=True), *self.vehicle_bridges.items()]
+        for robot_id, process in every:
             if process.poll() is not None:
-                log_path = self.work_dir / robot.robot_id / "robot_bridge.log"
+                log_path = self.work_dir / robot_id / "robot_bridge.log"
                 tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
-                raise DemoError(f"the robot bridge of {robot.robot_id} exited with status {process.returncode}; "
+                raise DemoError(f"the robot bridge of {robot_id} exited with status {process.returncode}; "
                                 f"{log_path}:\n{tail}")
 
     def _plan(self) -> Iterator[tuple[str, Due]]:

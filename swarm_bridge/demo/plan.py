@@ -13,8 +13,9 @@ from typing import Any
 
 from swarm_bridge.demo.errors import DemoSettingError
 
-__all__ = ["EXECUTORS", "KINDS", "DemoRobot", "TaskPlan", "action_tasks", "bridge_config", "fleet_of",
-           "stream_name", "task_plan"]
+__all__ = ["EXECUTORS", "KINDS", "TASK_MODES", "VDA_ACTIONS", "VDA_FLEET", "VDA_KINDS", "VDA_SIMS", "DemoRobot",
+           "DemoVehicle", "TaskMode", "TaskPlan", "action_tasks", "bridge_config", "fleet_of", "stream_name",
+           "task_plan", "vda_vehicle_config"]
 
 FLEET = "demo"
 
@@ -32,22 +33,84 @@ EXECUTORS = ("reference", "actions")
 
 
 @dataclass(frozen=True)
+class DemoVehicle:
+    """A VDA 5050 vehicle of the demo, driven by the coordinator's master control: its names (robot id
+    `manufacturer/serial`), kind, task kinds, where it starts, and how it is simulated (a key of VDA_SIMS)."""
+
+    manufacturer: str
+    serial: str
+    kind: str
+    capabilities: tuple[str, ...]
+    sim: str
+    x: float = 0.0
+    y: float = 0.0
+
+    @property
+    def robot_id(self) -> str:
+        return f"{self.manufacturer}/{self.serial}"
+
+    @property
+    def ros_id(self) -> str:
+        """The robot id of its robot bridge (a ROS robot behind the bridge's VDA 5050 profile)."""
+        return self.serial.replace("-", "_")
+
+
+# How a demo VDA 5050 vehicle is simulated -> what the report calls it.
+VDA_SIMS = {
+    "ros": "ROS robot: robot bridge's vda5050 profile + simulated navigator (NavigateToPose)",
+    "plain": "plain VDA 5050 vehicle, no ROS (swarm_bridge.sim.vda_fleet)",
+}
+# The VDA 5050 vehicles' kinds -> task kinds (no swarm_bridge robot of the demo does these, so the tasks go to them).
+VDA_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (("tug", ("tow",)), ("agv", ("transport", "lift")))
+# Task kind -> the VDA 5050 actionType run on the goal node (the coordinator's vda5050.actions); others only drive.
+VDA_ACTIONS = {"tow": "hitch", "lift": "lift"}
+# A mixed fleet: a ROS robot as a VDA 5050 vehicle, and two plain VDA 5050 vehicles.
+VDA_FLEET = (
+    DemoVehicle("swarm_bridge", "tug-000", "tug", ("tow",), "ros"),
+    DemoVehicle("acme", "agv-001", "agv", ("transport", "lift"), "plain", x=2.0),
+    DemoVehicle("acme", "agv-002", "agv", ("transport", "lift"), "plain", x=4.0),
+)
+
+
+@dataclass(frozen=True)
+class TaskMode:
+    """One `--tasks` mode: how the bag robots carry out their tasks (a key of EXECUTORS), and the VDA 5050
+    vehicles that join their fleet."""
+
+    executor: str
+    vehicles: tuple[DemoVehicle, ...] = ()
+
+
+# `--tasks MODE[:N]` -> its mode; a plain number N is the reference mode.
+TASK_MODES = {
+    "reference": TaskMode("reference"),
+    "actions": TaskMode("actions"),
+    "vda5050": TaskMode("reference", VDA_FLEET),
+}
+
+
+@dataclass(frozen=True)
 class TaskPlan:
-    """`--tasks`: how many tasks (None: 2 per robot) and which executor carries them out."""
+    """`--tasks`: how many tasks (None: 2 per robot or vehicle), which executor carries them out on the bag robots,
+    and the VDA 5050 vehicles beside them."""
 
     count: int | None = None
     executor: str = "reference"
+    vehicles: tuple[DemoVehicle, ...] = ()
 
 
 def task_plan(text: str | None) -> TaskPlan:
-    """`--tasks N`, `--tasks actions` or `--tasks actions:N` -> TaskPlan; DemoSettingError naming the forms."""
+    """`--tasks N`, `--tasks MODE` or `--tasks MODE:N` (MODE a key of TASK_MODES) -> TaskPlan; DemoSettingError
+    naming the forms."""
     if text is None:
         return TaskPlan()
-    executor, _, count = text.partition(":") if text.startswith(EXECUTORS) else ("reference", "", text)
-    if executor not in EXECUTORS or (count and not count.isdigit()):
-        raise DemoSettingError(f"--tasks {text!r}: expected a number of tasks, actions (2 per robot, through ROS 2 "
-                               "actions) or actions:N. Fix: e.g. --tasks 10, --tasks actions, --tasks actions:6")
-    return TaskPlan(int(count) if count else None, executor)
+    name, _, count = text.partition(":") if not text.isdigit() else ("reference", "", text)
+    mode = TASK_MODES.get(name)
+    if mode is None or (count and not count.isdigit()):
+        raise DemoSettingError(f"--tasks {text!r}: expected a number of tasks, or one of {', '.join(TASK_MODES)} "
+                               "(2 tasks per robot) optionally with :N. Fix: e.g. --tasks 10, --tasks actions, "
+                               "--tasks actions:6, --tasks vda5050")
+    return TaskPlan(int(count) if count else None, mode.executor, mode.vehicles)
 
 
 def action_tasks(robot: DemoRobot) -> dict[str, Any]:
@@ -132,3 +195,34 @@ def bridge_config(robot: DemoRobot, topics: Sequence[tuple[str, str, bool]], *, 
         "routes": routes,
     }
     return {**config, "tasks": tasks} if tasks is not None else config
+
+
+def vda_vehicle_config(vehicle: DemoVehicle, *, host: str, port: int, spool: Path, registry: str,
+                       interface: str = "uagv", schemas: str | None = None) -> dict[str, Any]:
+    """The robot bridge config of a ROS robot that is a VDA 5050 vehicle: its `vda5050` section drives it to each
+    node through NavigateToPose (the demo's navigator), runs each of its kinds' actionTypes through the same action
+    (behavior_tree: the actionType), and takes its position from the navigator's RobotState; its one route sends
+    that RobotState up as telemetry (the coordinator drives it as a VDA 5050 vehicle, not by TaskCommand)."""
+    goal = {"pose.header.frame_id": "target.frame", "pose.pose.position.x": "target.x",
+            "pose.pose.position.y": "target.y", "pose.pose.orientation": "target.yaw"}
+    node = {"action": "/{robot_id}/navigate_to_pose", "type": "nav2_msgs/action/NavigateToPose", "goal": goal,
+            "server_timeout_s": 20}
+    actions = {action: {**node, "goal": {**goal, "behavior_tree": {"value": action}}}
+               for kind in vehicle.capabilities if (action := VDA_ACTIONS.get(kind))}
+    vda: dict[str, Any] = {
+        "interface_name": interface, "manufacturer": vehicle.manufacturer, "serial_number": vehicle.serial,
+        "node": node, "actions": actions, "keepalive_s": 5, "state_period_s": 5.0, "visualization_hz": 2,
+        "speed_max_mps": 1.5, "position": {"topic": "/{robot_id}/robot_state",
+                                           "type": "swarm_bridge_msgs/msg/RobotState"},
+    }
+    if schemas is not None:
+        vda["schemas"] = schemas
+    return {
+        "robot_id": vehicle.ros_id, "fleet": FLEET, "registry": registry,
+        "uplink": {"kind": "mqtt", "host": host, "port": port},
+        "spool": {"path": str(spool), "max_mb": 64},
+        "routes": [{"topic": f"/{vehicle.ros_id}/robot_state", "type": "swarm_bridge_msgs/msg/RobotState",
+                    "channel": "telemetry", "stream": "robot_state", "qos": "reliable", "format": "avro",
+                    "priority": 5}],
+        "vda5050": vda,
+    }

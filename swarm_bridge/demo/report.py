@@ -154,20 +154,28 @@ def render(report: Mapping[str, Any]) -> str:
         tasks = report["tasks"]
         lines.append("tasks: " + ", ".join(f"{key} {value}" for key, value in tasks.items()))
     if report.get("task_progress"):
-        lines += _render_progress(report["task_progress"], report.get("task_executor", "reference"))
+        lines += _render_progress(report["task_progress"], report.get("task_executor", "reference"),
+                                  vda="vda5050" in report)
+    if report.get("vda5050"):
+        lines += _render_vda(report["vda5050"])
     lines.append("")
     lines.append("every replayed message was delivered once" if report["all_delivered"]
                  else "SOME MESSAGES WERE NOT DELIVERED (see missing)")
     return "\n".join(lines)
 
 
-def _render_progress(traces: Sequence[Mapping[str, Any]], executor: str, shown: int = 12) -> list[str]:
+def _render_progress(traces: Sequence[Mapping[str, Any]], executor: str, shown: int = 12, *,
+                     vda: bool = False) -> list[str]:
     """Each task's robot, end and the progress steps the coordinator saw (the first `shown`; then a count)."""
     how = "through ROS 2 actions" if executor == "actions" else "by the reference task executors"
+    if vda:
+        how += " and as VDA 5050 orders"
+        shown = max(shown, len(traces))  # a small mixed fleet: every task, so each vehicle's orders show
+    width = max([10, *(len(t["robot_id"] or "-") for t in traces)])
     lines = [f"task progress, {how} (as the coordinator saw it):"]
     for trace in traces[:shown]:
         steps = " ".join(f"{p:.2f}" for p in trace["progress"])
-        lines.append(f"  {trace['task_id']:<16} {trace['robot_id'] or '-':<10} {trace['state']:<9} {steps}")
+        lines.append(f"  {trace['task_id']:<16} {trace['robot_id'] or '-':<{width}} {trace['state']:<9} {steps}")
     if len(traces) > shown:
         moving = sum(any(0 < p < 1 for p in t["progress"]) for t in traces)
         lines.append(f"  ... and {len(traces) - shown} more; {moving} of {len(traces)} tasks reported progress "
@@ -175,30 +183,90 @@ def _render_progress(traces: Sequence[Mapping[str, Any]], executor: str, shown: 
     return lines
 
 
-def plot(streams: Iterable[Stream], path: Path, *, bin_s: float = 1.0) -> Path:
-    """A PNG of delivered records per second and latency p50/p99 per `bin_s` over the run."""
+# The columns of the VDA 5050 table: topic -> its heading (who sends it: the vehicle, or the master control).
+VDA_COLUMNS = (("order", "order"), ("instantActions", "instant"), ("state", "state"), ("connection", "conn"),
+               ("factsheet", "facts"), ("visualization", "visu"))
+
+
+def _render_vda(vda: Mapping[str, Any]) -> list[str]:
+    """The VDA 5050 vehicles: how each is simulated, its connection, orders and tasks, its messages per topic; the
+    totals, and whether every message kept to the official schemas."""
+    width = max(14, *(len(v["robot_id"]) for v in vda["vehicles"]))
+    head = (f"  {'vehicle':<{width}} {'kind':<5} {'connection':<11} {'orders':>6} {'tasks':<12} "
+            + " ".join(f"{title:>7}" for _name, title in VDA_COLUMNS) + "  simulated as")
+    lines = ["", f"VDA 5050 vehicles on {vda['interface']}/..., driven by the coordinator as master control:", head]
+    for v in vda["vehicles"]:
+        tasks = ", ".join(f"{state} {n}" for state, n in v["tasks"].items()) or "-"
+        lines.append(f"  {v['robot_id']:<{width}} {v['kind']:<5} {v['connection']:<11} {v['orders']:>6} {tasks:<12} "
+                     + " ".join(f"{v['messages'][name]:>7}" for name, _title in VDA_COLUMNS)
+                     + f"  {v['simulated_as']}")
+    total = vda["messages"]
+    lines.append("VDA 5050 messages: " + ", ".join(f"{name} {total[name]}" for name, _title in VDA_COLUMNS)
+                 + (f"; from vehicles not in the demo: {sum(vda['other_vehicles'].values())}"
+                    if vda["other_vehicles"] else ""))
+    for pause in vda.get("pauses", ()):
+        lines.append(f"{pause['robot_id']} paused (startPause) during {pause['task_id']} and resumed (stopPause) "
+                     f"{pause['paused_s']:g} s later" if "robot_id" in pause else f"pause failed: {pause['failed']}")
+    if vda["schemas"] is None:
+        lines.append("not checked against the official JSON Schemas (none found: give --vda5050-schemas)")
+    elif not vda["invalid"]:
+        lines.append(f"every VDA 5050 message kept to the official JSON Schemas ({vda['schemas']})")
+    else:
+        lines.append(f"{vda['invalid']} VDA 5050 MESSAGES BREAK THE OFFICIAL JSON SCHEMAS, e.g.:")
+        lines += [f"  {problem}" for problem in vda["problems"]]
+    return lines
+
+
+def plot(streams: Iterable[Stream], path: Path, *, bin_s: float = 1.0,
+         vda_arrivals: Mapping[str, Sequence[int]] | None = None) -> Path:
+    """A PNG of delivered records per second and latency p50/p99 per `bin_s` over the run; with `vda_arrivals`
+    (VDA 5050 topic -> arrival ns of each message) a third panel of VDA 5050 messages per second by topic."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     pairs = sorted(sample for s in streams for sample in s.samples)
-    start = pairs[0][0] if pairs else 0
+    firsts = ([pairs[0][0]] if pairs else []) + [min(t) for t in (vda_arrivals or {}).values() if t]
+    start = min(firsts, default=0)  # the streams' and the VDA 5050 panels share the time axis
     bins: dict[int, list[float]] = {}
     for arrived, latency in pairs:
         bins.setdefault(int((arrived - start) / 1e9 / bin_s), []).append(latency / 1e6)
     xs = sorted(bins)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    panels = 3 if vda_arrivals else 2
+    fig, axes = plt.subplots(panels, 1, figsize=(9, 3 * panels), sharex=True)
+    top, bottom = axes[0], axes[1]
     top.plot([x * bin_s for x in xs], [len(bins[x]) / bin_s for x in xs], color="tab:blue")
     top.set_ylabel("delivered records/s")
     top.set_title("swarm_bridge fleet demo: bags -> robot bridges -> MQTT")
     bottom.plot([x * bin_s for x in xs], [percentile(bins[x], 50) for x in xs], label="p50")
     bottom.plot([x * bin_s for x in xs], [percentile(bins[x], 99) for x in xs], label="p99")
     bottom.set_ylabel("latency (ms)")
-    bottom.set_xlabel("seconds since the first delivery")
     bottom.legend()
+    if vda_arrivals:
+        _plot_vda(axes[2], vda_arrivals, start, bin_s)
+    axes[-1].set_xlabel("seconds since the first delivery" + (" or VDA 5050 message" if vda_arrivals else ""))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def _plot_vda(axis: Any, arrivals: Mapping[str, Sequence[int]], start: int, bin_s: float) -> None:
+    """VDA 5050 messages per `bin_s`, stacked by topic, on the time axis of the streams' panels."""
+    every = [t for times in arrivals.values() for t in times]
+    if not every:
+        return
+    first, last = (int((t - start) / 1e9 / bin_s) for t in (min(every), max(every)))
+    xs = list(range(first, last + 1))  # every bin, empty ones as 0
+    below = [0.0] * len(xs)
+    for name, times in sorted(arrivals.items()):  # stacked: the bar's height is every message of that second
+        counts = dict.fromkeys(xs, 0)
+        for arrived in times:
+            counts[int((arrived - start) / 1e9 / bin_s)] += 1
+        heights = [counts[x] / bin_s for x in xs]
+        axis.bar([x * bin_s for x in xs], heights, width=bin_s, bottom=below, align="edge", label=name)
+        below = [b + h for b, h in zip(below, heights, strict=True)]
+    axis.set_ylabel("VDA 5050 msgs/s")
+    axis.legend(fontsize="small", ncol=3)

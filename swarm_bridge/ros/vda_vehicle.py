@@ -46,7 +46,7 @@ from swarm_bridge.vda5050 import (
 )
 from swarm_bridge.vda5050.models import Action, Visualization
 from swarm_bridge.vda5050.models import Node as OrderNode
-from swarm_bridge.vda5050.vehicle import Drive, Effect, OrderBook, Position, Run, Stop
+from swarm_bridge.vda5050.vehicle import Drive, Effect, OrderBook, Position, Run, Stop, factsheet
 
 __all__ = ["VdaVehicle", "check_vehicle"]
 
@@ -177,20 +177,9 @@ class VdaVehicle:
 
     def _factsheet(self, header: dict[str, Any]) -> Factsheet:
         vda = self.config
-        actions = [{"actionType": t, "actionScopes": ["NODE", "EDGE", "INSTANT"]} for t in vda.actions]
-        actions += [{"actionType": t, "actionScopes": ["INSTANT"]}
-                    for t in ("cancelOrder", "startPause", "stopPause", "stateRequest", "factsheetRequest")]
-        return Factsheet(
-            **header,
-            type_specification={"seriesName": vda.series_name, "agvKinematic": "DIFF", "agvClass": "CARRIER",
-                                "maxLoadMass": 0.0, "localizationTypes": ["NATURAL"],
-                                "navigationTypes": ["AUTONOMOUS"]},
-            physical_parameters={"speedMin": 0.0, "speedMax": vda.speed_max_mps, "accelerationMax": 1.0,
-                                 "decelerationMax": 1.0, "heightMax": 1.0, "width": 1.0, "length": 1.0},
-            protocol_limits={"maxStringLens": {}, "maxArrayLens": {}, "timing": {
-                "minOrderInterval": 0.1, "minStateInterval": TICK_S, "defaultStateInterval": vda.state_period_s}},
-            protocol_features={"optionalParameters": [], "agvActions": actions},
-            agv_geometry={}, load_specification={})
+        return factsheet(header, actions=list(vda.actions), series_name=vda.series_name,
+                         speed_max_mps=vda.speed_max_mps, state_period_s=vda.state_period_s,
+                         min_state_interval_s=TICK_S)
 
     # --- the ROS thread -------------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from swarm_bridge.vda5050.models import (
     Edge,
     EdgeState,
     ErrorReference,
+    Factsheet,
     InstantActions,
     Node,
     NodeState,
@@ -29,7 +30,8 @@ from swarm_bridge.vda5050.models import (
     VehicleError,
 )
 
-__all__ = ["BUILT_IN", "PAUSE", "Drive", "Effect", "OrderBook", "Position", "Run", "Stop", "order_problems"]
+__all__ = ["BUILT_IN", "INSTANT_TYPES", "PAUSE", "Drive", "Effect", "OrderBook", "Position", "Run", "Stop", "factsheet",
+           "order_problems"]
 
 DONE = frozenset({"FINISHED", "FAILED"})
 MAX_ERRORS = 20  # rejections kept in `errors` at most (the oldest go first)
@@ -448,3 +450,25 @@ PAUSE = frozenset({"startPause", "stopPause"})
 
 # Instant actions the vehicle answers itself (the ROS side publishes what they ask for): FINISHED at once.
 BUILT_IN = frozenset({"stateRequest", "factsheetRequest"})
+
+# The instant actions every vehicle on an OrderBook answers (its factsheet lists them with scope INSTANT).
+INSTANT_TYPES = ("cancelOrder", "startPause", "stopPause", "stateRequest", "factsheetRequest")
+
+
+def factsheet(header: dict[str, Any], *, actions: Collection[str], series_name: str, speed_max_mps: float,
+              state_period_s: float, min_state_interval_s: float) -> Factsheet:
+    """The factsheet (6.15) of a vehicle on an OrderBook: its actionTypes (node, edge, instant) and the instant
+    actions it answers; geometry and limits are placeholders. Shared by the ROS vehicle and the simulated one."""
+    listed = [{"actionType": t, "actionScopes": ["NODE", "EDGE", "INSTANT"]} for t in actions]
+    listed += [{"actionType": t, "actionScopes": ["INSTANT"]} for t in INSTANT_TYPES]
+    return Factsheet(
+        **header,
+        type_specification={"seriesName": series_name, "agvKinematic": "DIFF", "agvClass": "CARRIER",
+                            "maxLoadMass": 0.0, "localizationTypes": ["NATURAL"], "navigationTypes": ["AUTONOMOUS"]},
+        physical_parameters={"speedMin": 0.0, "speedMax": speed_max_mps, "accelerationMax": 1.0,
+                             "decelerationMax": 1.0, "heightMax": 1.0, "width": 1.0, "length": 1.0},
+        protocol_limits={"maxStringLens": {}, "maxArrayLens": {}, "timing": {
+            "minOrderInterval": 0.1, "minStateInterval": min_state_interval_s,
+            "defaultStateInterval": state_period_s}},
+        protocol_features={"optionalParameters": [], "agvActions": listed},
+        agv_geometry={}, load_specification={})
