@@ -223,6 +223,6 @@ def vda_vehicle_config(vehicle: DemoVehicle, *, host: str, port: int, spool: Pat
         "spool": {"path": str(spool), "max_mb": 64},
         "routes": [{"topic": f"/{vehicle.ros_id}/robot_state", "type": "swarm_bridge_msgs/msg/RobotState",
                     "channel": "telemetry", "stream": "robot_state", "qos": "reliable", "format": "avro",
-                    "priority": 5}],
+                    "priority": 5, "mqtt_qos": 0}],  # read by no hub in the demo: QoS 0, no broker drop to warn of
         "vda5050": vda,
     }
