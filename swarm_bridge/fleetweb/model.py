@@ -17,6 +17,8 @@ from typing import Any
 
 from swarm_bridge.coordinator.core.fleet import FleetView, RobotView
 from swarm_bridge.coordinator.core.tasks import ACTIVE, TERMINAL, Task, TaskState
+from swarm_bridge.fleetweb.gateways import GatewayBoard
+from swarm_bridge.routing.gateway_health import GatewayHealth
 
 __all__ = ["FleetPage", "PageLimits", "RateMeter", "TaskRow"]
 
@@ -39,6 +41,7 @@ class PageLimits:
     shown_tasks: int = 100
     shown_streams: int = 200
     drop_reasons: int = 100
+    gateways: int = 200
 
 
 class RateMeter:
@@ -109,6 +112,7 @@ class FleetPage:
         self.coordinator_counts: dict[str, int] | None = None  # a site coordinator's own counts, when it says them
         self.source: dict[str, Any] = {}
         self.broker: dict[str, str] = {}  # the broker's health, by the source's fixed table of facts
+        self.gateways = GatewayBoard(limit=self.limits.gateways)  # their health records; the source sets its note
         self.records = 0
         self.last_record_ns = 0
         self._open: OrderedDict[str, TaskRow] = OrderedDict()
@@ -263,6 +267,11 @@ class FleetPage:
         """One fact of the broker's health (clients connected, messages dropped, brokers up, ...)."""
         self.broker[fact] = value[:200]
 
+    def on_gateway(self, health: GatewayHealth, sent_ns: int) -> None:
+        """A gateway's health record, sent at `sent_ns`."""
+        if not self.gateways.on_health(health, sent_ns):
+            self.drop("gateway over the page's limit")
+
     def heard(self, now_ns: int) -> None:
         """A record came from the source (the page shows how many, and how long ago the last)."""
         self.records += 1
@@ -300,6 +309,7 @@ class FleetPage:
             "stream_count": len(self._streams),
             "drops": drops,
             "broker": dict(self.broker),
+            "gateways": {"note": self.gateways.note, "rows": self.gateways.rows(now_ns)},
         }
 
     def _robot(self, robot: RobotView, now_ns: int, loads: Counter[str]) -> dict[str, Any]:
