@@ -87,7 +87,7 @@ def test_the_health_topic_is_compacted_and_must_be_its_own() -> None:
     spec = health_topic(CONFIG.health)  # type: ignore[arg-type]
     assert (spec.name, spec.partitions, spec.config["cleanup.policy"]) == ("fleet.health.gateway", 1, "compact,delete")
     assert validate_config({"gateway_id": "g", "fleet": "f", "health": None}, GatewayConfig).health is None
-    with pytest.raises(ConfigError, match="health.topic 'fleet.dlq' is also a command or DLQ topic"):
+    with pytest.raises(ConfigError, match=r"health\.topic 'fleet\.dlq' is also a command or DLQ topic"):
         validate_config({"gateway_id": "g", "fleet": "f", "health": {"topic": "fleet.dlq"}}, GatewayConfig)
     with pytest.raises(ConfigError, match="interval_s"):
         validate_config({"gateway_id": "g", "fleet": "f", "health": {"interval_s": 0}}, GatewayConfig)
