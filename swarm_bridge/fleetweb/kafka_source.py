@@ -1,7 +1,8 @@
-"""The page's source on Kafka (mode kafka): the state, presence and task-event topics from their start, folded as
-every coordinator folds them (`coordinator.kafka.view.fold`), the gateways' health records from their start (the
-topic may appear later: looked for with the cluster's health), and the robots' stream topics from now on, counted
-per robot and topic (Kafka's CreateTime gives each record's latency)."""
+"""The page's source on Kafka (mode kafka): the state, presence and task-event topics (and the VDA 5050 vehicles'
+state, connection and factsheet topics, with a `vda5050` section) from their start, folded as every coordinator
+folds them (`coordinator.kafka.view.fold`, `coordinator.kafka.vda.KafkaVda`); the gateways' health records from
+their start (the topic may appear later: looked for with the cluster's health); the robots' stream topics from now
+on, counted per robot and topic (Kafka's CreateTime gives each record's latency)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from typing import Any
 
 from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.config.robot import default_registry
-from swarm_bridge.coordinator.core.events import decode_event
+from swarm_bridge.coordinator.core.events import TaskBook, decode_event
 from swarm_bridge.coordinator.kafka.records import FleetRecords
+from swarm_bridge.coordinator.kafka.vda import KafkaVda
 from swarm_bridge.coordinator.kafka.view import sent_at
 from swarm_bridge.fleetweb.errors import FleetWebError
 from swarm_bridge.fleetweb.feed import PageFeed
@@ -57,6 +59,10 @@ class KafkaSource:
                                     subject_name_strategy=config.subject_name_strategy,
                                     state_topic=self.topics.state, status_topic=self.topics.status,
                                     commands_topic=self.topics.commands)
+        no_orders = TaskBook()  # the page sends no orders and adopts none: the vehicles are only shown
+        self.vda = KafkaVda(config, lambda: no_orders) if config.vda5050 is not None else None
+        self.view_topics = (self.topics.state, self.topics.presence, self.topics.events,
+                            *(self.vda.up if self.vda is not None else ()))
         tag = uuid.uuid4().hex[:8]
         base = {**config.kafka.client_settings(), "enable.auto.commit": False}
         self._view: Consumer = kafka_consumer({**base, "group.id": f"{config.kafka.group}.web.{tag}",
@@ -83,7 +89,7 @@ class KafkaSource:
             self.close()
             raise FleetWebError(f"fleet page: {self.endpoint}: {exc}; start Kafka or fix kafka.port/bootstrap "
                                 "in the coordinator config") from None
-        view = (self.topics.state, self.topics.presence, self.topics.events)
+        view = self.view_topics
         missing = [t for t in view if t not in meta]
         if missing:
             self.close()
@@ -96,7 +102,7 @@ class KafkaSource:
         self.feed.apply(lambda page: page.source.update(connected=True))
         self._thread = threading.Thread(target=self._run, name="fleet-web-kafka", daemon=True)
         self._thread.start()
-        log.info("fleet page: reading %s, %s, %s (the view), %s and %s (counted) on %s", *view, self.topics.status,
+        log.info("fleet page: reading %s (the view), %s and %s (counted) on %s", ", ".join(view), self.topics.status,
                  self.streams, self.endpoint)
         return self
 
@@ -120,7 +126,7 @@ class KafkaSource:
         except KafkaException as exc:
             self.feed.apply(FleetPage.on_broker, "metadata", f"no answer: {exc}")
             return
-        view = (self.topics.state, self.topics.presence, self.topics.events)
+        view = self.view_topics
         leaderless = sum(p.leader < 0 for t in view if t in meta.topics for p in meta.topics[t].partitions.values())
         self._read_gateways(meta.topics)
         self.feed.apply(FleetPage.on_broker, "brokers up", str(len(meta.brokers)))
@@ -192,6 +198,8 @@ class KafkaSource:
             page.on_gateway(parse_gateway_health(value), sent_at(msg, now))
         elif topic == self.topics.state:
             page.on_state(self.records.state_decoder.decode(value).body, sent_at(msg, now))
+        elif self.vda is not None and self.vda.fold(str(topic), msg.key(), value, page.fleet, sent_at(msg, now)):
+            self.vda.reports.clear()  # the task status a vehicle's state says: the coordinator's to act on
         else:
             presence = parse_presence(value)
             page.on_presence(presence.robot_id, presence.state, presence.reason, sent_at(msg, now))

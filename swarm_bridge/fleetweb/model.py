@@ -289,7 +289,8 @@ class FleetPage:
         """Everything the page shows, as plain JSON-ready values."""
         loads: Counter[str] = Counter(r.robot_id for r in self._open.values()
                                       if r.robot_id and r.state in _ACTIVE_NAMES)
-        robots = [self._robot(r, now_ns, loads) for r in self.fleet]
+        doing = {r.robot_id: r for r in self._open.values() if r.robot_id and r.state in _UNDER_WAY}
+        robots = [self._robot(r, now_ns, loads, doing) for r in self.fleet]
         shown = list(reversed(self._open.values()))[: self.limits.shown_tasks]
         shown += list(reversed(self._finished.values()))[: max(0, self.limits.shown_tasks - len(shown))]
         streams = sorted(self._streams.items(), key=lambda kv: (-kv[1].rate.rate(now_ns), kv[0]))
@@ -312,8 +313,11 @@ class FleetPage:
             "gateways": {"note": self.gateways.note, "rows": self.gateways.rows(now_ns)},
         }
 
-    def _robot(self, robot: RobotView, now_ns: int, loads: Counter[str]) -> dict[str, Any]:
-        task = self.task(robot.current_task_id) if robot.current_task_id else None
+    def _robot(self, robot: RobotView, now_ns: int, loads: Counter[str],
+               doing: Mapping[str, TaskRow]) -> dict[str, Any]:
+        """A robot's row; its task is the one it reports, else the one the task log says it runs (a VDA 5050
+        vehicle reports orders, not tasks)."""
+        task = self.task(robot.current_task_id) if robot.current_task_id else doing.get(robot.robot_id)
         online = robot.reachable(now_ns, self.stale_after_ns)
         x, y, frame = self.poses.get(robot.robot_id) or (robot.x, robot.y, self.frames.get(robot.robot_id, ""))
         return {
@@ -323,13 +327,15 @@ class FleetPage:
             "battery_percent": None if not math.isfinite(robot.battery_percent) else round(robot.battery_percent, 1),
             "charging": robot.charging, "x": _finite(x), "y": _finite(y), "frame": frame,
             "last_seen_s": None if not robot.last_seen_ns else round((now_ns - robot.last_seen_ns) / 1e9, 1),
-            "current_task_id": robot.current_task_id, "task_state": task.state if task else "",
+            "current_task_id": robot.current_task_id or (task.task_id if task else ""),
+            "task_state": task.state if task else "",
             "task_progress": _finite(task.progress) if task else None, "tasks": loads.get(robot.robot_id, 0),
         }
 
 
 _TERMINAL_NAMES = frozenset(state.value for state in TERMINAL)
 _ACTIVE_NAMES = frozenset(state.value for state in ACTIVE)
+_UNDER_WAY = frozenset({TaskState.ACCEPTED.value, TaskState.RUNNING.value})
 
 
 def _finite(value: float) -> float | None:
