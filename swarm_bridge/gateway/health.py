@@ -124,9 +124,10 @@ class HealthReporter:
                         self.config.kafka.bootstrap, self.health.topic, err.str(), self.lost)
 
     def close(self, timeout_s: float = 10.0) -> None:
-        """The last record (state stopped), waited for up to `timeout_s`."""
+        """The last record (state stopped), waited for up to `timeout_s` (1 s when Kafka is known down: a stop
+        is not held up for a record that cannot arrive)."""
         self.send("stopped")
-        left = self.producer.flush(timeout_s)
+        left = self.producer.flush(timeout_s if self.counts.kafka_connected else min(timeout_s, 1.0))
         if left:
             log.warning("kafka://%s: the gateway's last health record (stopped) not confirmed within %g s",
                         self.config.kafka.bootstrap, timeout_s)
