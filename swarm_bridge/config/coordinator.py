@@ -109,6 +109,8 @@ class CoordinatorTopics(Strict):
                           "down to the robots; sharded by robot id")
     events: str = Field(default="fleet.coordinator.tasks", pattern=TOPIC, description="task events (JSON), "
                         "compacted, key task_id; sharded by home shard")
+    gateway_health: str = Field(default="fleet.health.gateway", pattern=TOPIC, description="the gateways' health "
+                                "records (JSON, key gateway_id; their health.topic), shown by the fleet page")
 
     @model_validator(mode="after")
     def _distinct(self) -> CoordinatorTopics:

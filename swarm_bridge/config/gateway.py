@@ -30,6 +30,7 @@ __all__ = [
     "GatewayConfig",
     "GatewayKafkaConfig",
     "GatewayMqttConfig",
+    "HealthConfig",
     "SplitConfig",
     "UpRuleConfig",
 ]
@@ -283,6 +284,17 @@ class ChunksConfig(Strict):
                                    "message.max.bytes is 1 MiB); raise it with Kafka's limits (README)")
 
 
+class HealthConfig(Strict):
+    """The gateway's health record on Kafka (`routing/gateway_health.py`), which the fleet page shows per gateway:
+    where it goes and how often."""
+
+    topic: str = Field(default="fleet.health.gateway", pattern=_KAFKA_TOPIC.pattern, description="Kafka topic of "
+                       "the records, key gateway_id (created with kafka.create_topics: one partition, compacted, "
+                       "so a reader finds each gateway's last word)")
+    interval_s: float = Field(default=5.0, ge=0.1, le=3600, description="a record this often, and one at an "
+                              "orderly stop; a reader calls a gateway stale after 3 intervals without one")
+
+
 class GatewayConfig(Strict):
     """Everything the edge gateway needs, validated before any socket opens."""
 
@@ -300,6 +312,8 @@ class GatewayConfig(Strict):
                              "(bytes); larger ones go to the DLQ")
     metrics_port: int | None = Field(default=None, ge=0, le=65535, description="serve Prometheus /metrics here")
     chunks: ChunksConfig = Field(default_factory=ChunksConfig, description="records robots send in chunks")
+    health: HealthConfig | None = Field(default_factory=HealthConfig, description="the gateway's health record "
+                                        "on Kafka (for the fleet page); null: none")
     split: SplitConfig | None = Field(default=None, description="several gateways per hub: the robots each "
                                       "gateway_id takes (plain subscriptions on disjoint filters); null: this "
                                       "gateway takes every robot of the fleet")
@@ -315,6 +329,12 @@ class GatewayConfig(Strict):
             filled = rule.kafka_topic.replace("{prefix}", self.mqtt.topic_prefix).replace("{fleet}", self.fleet)
             if filled in commands or filled == self.kafka.dlq_topic:
                 raise ConfigValueError(f"up[{index}].kafka_topic {rule.kafka_topic!r} is a command or DLQ topic")
+            if self.health is not None and filled == self.health.topic:
+                raise ConfigValueError(f"up[{index}].kafka_topic {rule.kafka_topic!r} is health.topic; give the "
+                                       "health records a topic of their own")
+        if self.health is not None and self.health.topic in (*commands, self.kafka.dlq_topic):
+            raise ConfigValueError(f"health.topic {self.health.topic!r} is also a command or DLQ topic; give the "
+                                   "health records a topic of their own")
         return self
 
     @model_validator(mode="after")

@@ -1,6 +1,8 @@
-"""The page's source on Kafka (mode kafka): the state, presence and task-event topics from their start, folded as
-every coordinator folds them (`coordinator.kafka.view.fold`), and the robots' stream topics from now on, counted
-per robot and topic (Kafka's CreateTime gives each record's latency)."""
+"""The page's source on Kafka (mode kafka): the state, presence and task-event topics (and the VDA 5050 vehicles'
+state, connection and factsheet topics, with a `vda5050` section) from their start, folded as every coordinator
+folds them (`coordinator.kafka.view.fold`, `coordinator.kafka.vda.KafkaVda`); the gateways' health records from
+their start (the topic may appear later: looked for with the cluster's health); the robots' stream topics from now
+on, counted per robot and topic (Kafka's CreateTime gives each record's latency)."""
 
 from __future__ import annotations
 
@@ -9,15 +11,18 @@ import logging
 import threading
 import time
 import uuid
+from typing import Any
 
 from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.config.robot import default_registry
-from swarm_bridge.coordinator.core.events import decode_event
+from swarm_bridge.coordinator.core.events import TaskBook, decode_event
 from swarm_bridge.coordinator.kafka.records import FleetRecords
+from swarm_bridge.coordinator.kafka.vda import KafkaVda
 from swarm_bridge.coordinator.kafka.view import sent_at
 from swarm_bridge.fleetweb.errors import FleetWebError
 from swarm_bridge.fleetweb.feed import PageFeed
 from swarm_bridge.fleetweb.model import FleetPage
+from swarm_bridge.routing.gateway_health import parse_gateway_health
 from swarm_bridge.routing.presence import parse_presence
 from swarm_bridge.transport.kafka_clients import (
     OFFSET_BEGINNING,
@@ -54,6 +59,10 @@ class KafkaSource:
                                     subject_name_strategy=config.subject_name_strategy,
                                     state_topic=self.topics.state, status_topic=self.topics.status,
                                     commands_topic=self.topics.commands)
+        no_orders = TaskBook()  # the page sends no orders and adopts none: the vehicles are only shown
+        self.vda = KafkaVda(config, lambda: no_orders) if config.vda5050 is not None else None
+        self.view_topics = (self.topics.state, self.topics.presence, self.topics.events,
+                            *(self.vda.up if self.vda is not None else ()))
         tag = uuid.uuid4().hex[:8]
         base = {**config.kafka.client_settings(), "enable.auto.commit": False}
         self._view: Consumer = kafka_consumer({**base, "group.id": f"{config.kafka.group}.web.{tag}",
@@ -63,7 +72,12 @@ class KafkaSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._connected = False
-        feed.apply(lambda page: page.source.update(kind="kafka", endpoint=self.endpoint, connected=False))
+        self._gateways_read = False  # the gateways' health topic is assigned (it exists)
+        feed.apply(self._begin)
+
+    def _begin(self, page: FleetPage) -> None:
+        page.source.update(kind="kafka", endpoint=self.endpoint, connected=False)
+        page.gateways.note = f"no gateway has reported on {self.topics.gateway_health} yet"
 
     def start(self) -> KafkaSource:
         """Assign the view topics from their start and subscribe the streams; FleetWebError when Kafka does not
@@ -75,19 +89,20 @@ class KafkaSource:
             self.close()
             raise FleetWebError(f"fleet page: {self.endpoint}: {exc}; start Kafka or fix kafka.port/bootstrap "
                                 "in the coordinator config") from None
-        view = (self.topics.state, self.topics.presence, self.topics.events)
+        view = self.view_topics
         missing = [t for t in view if t not in meta]
         if missing:
             self.close()
             raise FleetWebError(f"fleet page: {self.endpoint}: no topic {', '.join(missing)}; start a coordinator "
                                 "with this config first (it creates them), or fix topics: in the config")
         self._view.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in view for p in sorted(meta[t].partitions)])
+        self._read_gateways(meta)
         self._streams.subscribe([self.topics.state, self.topics.status, self.streams])
         self._connected = True
         self.feed.apply(lambda page: page.source.update(connected=True))
         self._thread = threading.Thread(target=self._run, name="fleet-web-kafka", daemon=True)
         self._thread.start()
-        log.info("fleet page: reading %s, %s, %s (the view), %s and %s (counted) on %s", *view, self.topics.status,
+        log.info("fleet page: reading %s (the view), %s and %s (counted) on %s", ", ".join(view), self.topics.status,
                  self.streams, self.endpoint)
         return self
 
@@ -111,10 +126,21 @@ class KafkaSource:
         except KafkaException as exc:
             self.feed.apply(FleetPage.on_broker, "metadata", f"no answer: {exc}")
             return
-        view = (self.topics.state, self.topics.presence, self.topics.events)
+        view = self.view_topics
         leaderless = sum(p.leader < 0 for t in view if t in meta.topics for p in meta.topics[t].partitions.values())
+        self._read_gateways(meta.topics)
         self.feed.apply(FleetPage.on_broker, "brokers up", str(len(meta.brokers)))
         self.feed.apply(FleetPage.on_broker, "view partitions without a leader", str(leaderless))
+
+    def _read_gateways(self, topics: dict[str, Any]) -> None:
+        """Read the gateways' health topic from its start, once it exists (a gateway creates it)."""
+        topic = self.topics.gateway_health
+        if self._gateways_read or topic not in topics or topics[topic].error is not None:
+            return
+        self._view.incremental_assign([TopicPartition(topic, p, OFFSET_BEGINNING)
+                                       for p in sorted(topics[topic].partitions)])
+        self._gateways_read = True
+        log.info("fleet page: reading the gateways' health from %s", topic)
 
     def _run(self) -> None:
         checked = 0.0
@@ -168,8 +194,12 @@ class KafkaSource:
             return
         if topic == self.topics.events:
             page.on_task(decode_event(value).task, now)
+        elif topic == self.topics.gateway_health:
+            page.on_gateway(parse_gateway_health(value), sent_at(msg, now))
         elif topic == self.topics.state:
             page.on_state(self.records.state_decoder.decode(value).body, sent_at(msg, now))
+        elif self.vda is not None and self.vda.fold(str(topic), msg.key(), value, page.fleet, sent_at(msg, now)):
+            self.vda.reports.clear()  # the task status a vehicle's state says: the coordinator's to act on
         else:
             presence = parse_presence(value)
             page.on_presence(presence.robot_id, presence.state, presence.reason, sent_at(msg, now))

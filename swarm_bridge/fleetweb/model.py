@@ -17,6 +17,8 @@ from typing import Any
 
 from swarm_bridge.coordinator.core.fleet import FleetView, RobotView
 from swarm_bridge.coordinator.core.tasks import ACTIVE, TERMINAL, Task, TaskState
+from swarm_bridge.fleetweb.gateways import GatewayBoard
+from swarm_bridge.routing.gateway_health import GatewayHealth
 
 __all__ = ["FleetPage", "PageLimits", "RateMeter", "TaskRow"]
 
@@ -39,6 +41,7 @@ class PageLimits:
     shown_tasks: int = 100
     shown_streams: int = 200
     drop_reasons: int = 100
+    gateways: int = 200
 
 
 class RateMeter:
@@ -109,6 +112,7 @@ class FleetPage:
         self.coordinator_counts: dict[str, int] | None = None  # a site coordinator's own counts, when it says them
         self.source: dict[str, Any] = {}
         self.broker: dict[str, str] = {}  # the broker's health, by the source's fixed table of facts
+        self.gateways = GatewayBoard(limit=self.limits.gateways)  # their health records; the source sets its note
         self.records = 0
         self.last_record_ns = 0
         self._open: OrderedDict[str, TaskRow] = OrderedDict()
@@ -263,6 +267,11 @@ class FleetPage:
         """One fact of the broker's health (clients connected, messages dropped, brokers up, ...)."""
         self.broker[fact] = value[:200]
 
+    def on_gateway(self, health: GatewayHealth, sent_ns: int) -> None:
+        """A gateway's health record, sent at `sent_ns`."""
+        if not self.gateways.on_health(health, sent_ns):
+            self.drop("gateway over the page's limit")
+
     def heard(self, now_ns: int) -> None:
         """A record came from the source (the page shows how many, and how long ago the last)."""
         self.records += 1
@@ -280,7 +289,8 @@ class FleetPage:
         """Everything the page shows, as plain JSON-ready values."""
         loads: Counter[str] = Counter(r.robot_id for r in self._open.values()
                                       if r.robot_id and r.state in _ACTIVE_NAMES)
-        robots = [self._robot(r, now_ns, loads) for r in self.fleet]
+        doing = {r.robot_id: r for r in self._open.values() if r.robot_id and r.state in _UNDER_WAY}
+        robots = [self._robot(r, now_ns, loads, doing) for r in self.fleet]
         shown = list(reversed(self._open.values()))[: self.limits.shown_tasks]
         shown += list(reversed(self._finished.values()))[: max(0, self.limits.shown_tasks - len(shown))]
         streams = sorted(self._streams.items(), key=lambda kv: (-kv[1].rate.rate(now_ns), kv[0]))
@@ -300,10 +310,14 @@ class FleetPage:
             "stream_count": len(self._streams),
             "drops": drops,
             "broker": dict(self.broker),
+            "gateways": {"note": self.gateways.note, "rows": self.gateways.rows(now_ns)},
         }
 
-    def _robot(self, robot: RobotView, now_ns: int, loads: Counter[str]) -> dict[str, Any]:
-        task = self.task(robot.current_task_id) if robot.current_task_id else None
+    def _robot(self, robot: RobotView, now_ns: int, loads: Counter[str],
+               doing: Mapping[str, TaskRow]) -> dict[str, Any]:
+        """A robot's row; its task is the one it reports, else the one the task log says it runs (a VDA 5050
+        vehicle reports orders, not tasks)."""
+        task = self.task(robot.current_task_id) if robot.current_task_id else doing.get(robot.robot_id)
         online = robot.reachable(now_ns, self.stale_after_ns)
         x, y, frame = self.poses.get(robot.robot_id) or (robot.x, robot.y, self.frames.get(robot.robot_id, ""))
         return {
@@ -313,13 +327,15 @@ class FleetPage:
             "battery_percent": None if not math.isfinite(robot.battery_percent) else round(robot.battery_percent, 1),
             "charging": robot.charging, "x": _finite(x), "y": _finite(y), "frame": frame,
             "last_seen_s": None if not robot.last_seen_ns else round((now_ns - robot.last_seen_ns) / 1e9, 1),
-            "current_task_id": robot.current_task_id, "task_state": task.state if task else "",
+            "current_task_id": robot.current_task_id or (task.task_id if task else ""),
+            "task_state": task.state if task else "",
             "task_progress": _finite(task.progress) if task else None, "tasks": loads.get(robot.robot_id, 0),
         }
 
 
 _TERMINAL_NAMES = frozenset(state.value for state in TERMINAL)
 _ACTIVE_NAMES = frozenset(state.value for state in ACTIVE)
+_UNDER_WAY = frozenset({TaskState.ACCEPTED.value, TaskState.RUNNING.value})
 
 
 def _finite(value: float) -> float | None:

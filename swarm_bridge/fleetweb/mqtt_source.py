@@ -34,6 +34,7 @@ BROKER_FACTS = {
     "$SYS/broker/load/messages/sent/1min": "messages out per min (1 min average)",
 }
 """Mosquitto's $SYS topics the page shows as the broker's health (a broker without them shows none)."""
+NO_GATEWAY = "none on a single site: the robots talk to this MQTT broker directly (its health is below)"
 POSE_EVERY_NS = 200_000_000  # a robot's pose is read five times a second at most, however fast its odometry
 NO_POSE_TOPICS = 100_000  # topics remembered as carrying no pose (bounded)
 
@@ -59,7 +60,11 @@ class MqttSource:
         self.poses = PoseReader()
         self._pose_topic: dict[str, tuple[str, int]] = {}  # robot -> its pose topic, when last read (ns)
         self._no_pose: set[str] = set()
-        feed.apply(lambda page: page.source.update(kind="mqtt", endpoint=self.endpoint, connected=False))
+        feed.apply(self._begin)
+
+    def _begin(self, page: FleetPage) -> None:
+        page.source.update(kind="mqtt", endpoint=self.endpoint, connected=False)
+        page.gateways.note = NO_GATEWAY
 
     def start(self) -> MqttSource:
         """Connect and subscribe; FleetWebError naming the broker and the fix when it does not answer."""

@@ -1,4 +1,5 @@
-"""The Kafka ACLs a gateway needs, derived from its config, pure: write its up topics, read its commands.
+"""The Kafka ACLs a gateway needs, derived from its config, pure: write its up topics (and its DLQ and health
+topics), read its commands.
 
 Up rules' topic templates become topic prefixes (`fleet.{channel}.{stream}` with channel in telemetry, event,
 state -> `fleet.telemetry.*`, `fleet.event.*`, `fleet.state.*`), so a gateway can create and write the topics
@@ -54,8 +55,8 @@ def up_topic_names(config: GatewayConfig) -> list[tuple[str, bool]]:
 
 
 def gateway_grants(config: GatewayConfig) -> list[KafkaGrant]:
-    """The least the gateway of `config` needs: create+write up topics and the DLQ, read the command topics
-    in its command group; read the up topics too when `dedup.rebuild_records` > 0."""
+    """The least the gateway of `config` needs: create+write up topics, the DLQ and its health topic, read the
+    command topics in its command group; read the up topics too when `dedup.rebuild_records` > 0."""
     grants: list[KafkaGrant] = []
     rebuild = config.dedup.rebuild_records > 0
     for name, prefixed in up_topic_names(config):
@@ -63,8 +64,8 @@ def gateway_grants(config: GatewayConfig) -> list[KafkaGrant]:
         grants += [KafkaGrant("topic", name, pattern, "write"), KafkaGrant("topic", name, pattern, "create")]
         if rebuild:
             grants.append(KafkaGrant("topic", name, pattern, "read"))
-    dlq = config.kafka.dlq_topic
-    grants += [KafkaGrant("topic", dlq, "literal", "write"), KafkaGrant("topic", dlq, "literal", "create")]
+    for own in (config.kafka.dlq_topic, *([config.health.topic] if config.health is not None else [])):
+        grants += [KafkaGrant("topic", own, "literal", "write"), KafkaGrant("topic", own, "literal", "create")]
     grants += [KafkaGrant("topic", rule.kafka_topic, "literal", "read") for rule in config.down]
     if config.down:
         grants.append(KafkaGrant("group", config.kafka.command_group, "literal", "read"))

@@ -167,6 +167,11 @@ class KafkaToMqtt:
                             "committed after the PUBACK, so each command still arrives at least once. Fix: qos: 1",
                             route)
 
+    @property
+    def pending(self) -> int:
+        """Commands published and not yet acknowledged by the MQTT broker: the down path's backlog."""
+        return self._pending
+
     def _on_message(self, message: mqtt_client.Message) -> None:
         """The client's network thread: the broker's $SYS drop count, and with a split the robots' presence."""
         if message.topic == BROKER_DROPPED_TOPIC:

@@ -78,6 +78,11 @@ def robots_shown(driver: webdriver.Chrome) -> dict[str, dict[str, str]]:
     return table_shown(driver, "#robots", "robot")
 
 
+def gateways_shown(driver: webdriver.Chrome) -> dict[str, dict[str, str]]:
+    """The gateways table: gateway id -> column -> text."""
+    return table_shown(driver, "#gateways", "gateway")
+
+
 def task_shown(driver: webdriver.Chrome, task_id: str) -> dict[str, str] | None:
     """One row of the tasks table (column -> text), None while it is not there."""
     return table_shown(driver, "#tasks", "task").get(task_id)

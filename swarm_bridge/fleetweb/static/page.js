@@ -54,6 +54,30 @@ function drawMap(robots) {
   Plotly.react("map", traces, layout, { displaylogo: false, responsive: true, staticPlot: false });
 }
 
+function link(up) { return up ? "connected" : "down"; }
+
+function drawGateways(gateways) {
+  const note = $("gateway-note");
+  note.textContent = gateways.rows.length ? "" : gateways.note || "none";
+  note.hidden = gateways.rows.length > 0;
+  $("gateways").hidden = gateways.rows.length === 0;
+  fill("gateways", gateways.rows, (row, g) => {
+    row.dataset.gateway = g.gateway_id; row.dataset.state = g.state; row.className = g.state;
+    cell(row, g.gateway_id); cell(row, g.state, "state " + g.state).title =
+      "stale: no health record for 3 × " + g.interval_s + " s";
+    cell(row, age(g.last_heard_s)); cell(row, g.up_for_s.toFixed(0) + " s", "num");
+    cell(row, link(g.mqtt_connected), g.mqtt_connected ? "up" : "down");
+    cell(row, link(g.kafka_connected), g.kafka_connected ? "up" : "down");
+    cell(row, g.records_up_per_s.toFixed(1), "num"); cell(row, g.records_up, "num");
+    cell(row, g.commands_down_per_s.toFixed(1), "num"); cell(row, g.commands_down, "num");
+    cell(row, g.duplicates, "num");
+    const reasons = Object.entries(g.drops).map(([reason, n]) => reason + " " + n).join("; ");
+    cell(row, reasons || "0");
+    cell(row, "in flight " + g.inflight + ", held " + g.held + ", commands " + g.commands_pending +
+      (g.backpressure ? " · backpressure" : ""));
+  });
+}
+
 function render(doc) {
   $("fleet").textContent = doc.fleet;
   $("robot-count").textContent = doc.summary.robots;
@@ -105,6 +129,7 @@ function render(doc) {
     if (n === null) li.className = "none"; else li.dataset.reason = reason;
     drops.appendChild(li);
   }
+  drawGateways(doc.gateways || { note: "", rows: [] });
   const broker = $("broker");
   broker.replaceChildren();
   const facts = Object.entries(doc.broker || {});

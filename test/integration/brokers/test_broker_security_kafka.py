@@ -1,8 +1,8 @@
 """The gateway through a real Kafka with SASL/SCRAM-SHA-512 and StandardAuthorizer ACLs.
 
 One Kafka for the module: users swarm_admin (super user) and swarm_gateway, whose ACLs are exactly
-`gateway_grants(config)`: create+write telemetry/state/event/presence and the DLQ, read the command topic in
-its command group. The MQTT side is the plain session Mosquitto.
+`gateway_grants(config)`: create+write telemetry/state/event/presence, the DLQ and the health topic, read the
+command topic in its command group. The MQTT side is the plain session Mosquitto.
 """
 
 from __future__ import annotations

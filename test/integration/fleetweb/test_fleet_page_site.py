@@ -12,6 +12,7 @@ import pytest
 from fleet_page import (
     broker_shown,
     chromium,
+    gateways_shown,
     map_points,
     robots_shown,
     screenshot,
@@ -103,6 +104,9 @@ def test_the_fleet_appears_with_its_robot_count_where_the_robots_are(site_page: 
     health = wait_until(lambda: b if int((b := broker_shown(site.browser)).get("clients connected", 0)) >= 9
                         else None, 60, "the broker's health")
     assert health["version"].startswith("mosquitto")
+    # A single site has no gateway: the page says so instead of an empty table.
+    assert text(site.browser, "#gateway-note").startswith("none on a single site")
+    assert not gateways_shown(site.browser)
     screenshot(site.browser, tmp_path, "fleet_page_site.png")
 
 

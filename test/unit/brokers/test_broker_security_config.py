@@ -79,6 +79,7 @@ def test_gateway_grants_are_the_rules_topics_and_nothing_more() -> None:
         "write topic:fleet.state.*", "create topic:fleet.state.*",
         "write topic:fleet.presence.status", "create topic:fleet.presence.status",
         "write topic:fleet.dlq", "create topic:fleet.dlq",
+        "write topic:fleet.health.gateway", "create topic:fleet.health.gateway",
         "read topic:fleet.command.task_command", "read group:swarm_gateway_commands",
     }
 

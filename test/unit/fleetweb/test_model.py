@@ -150,3 +150,17 @@ def test_drop_reasons_are_bounded_too() -> None:
         p.drop(f"malformed telemetry/s{i}")
     assert p.drops == {"malformed telemetry/s0": 1, "malformed telemetry/s1": 1, "malformed telemetry/s2": 1,
                        "other": 7}
+
+
+def test_a_robot_that_reports_no_task_shows_the_one_the_task_log_says_it_runs() -> None:
+    """A VDA 5050 vehicle reports orders, not tasks: its row names the task under way on it from the event log."""
+    p = page()
+    p.on_state(state("acme/agv1"), NOW)  # no current_task_id of its own
+    given = assigned(new_task(TaskRequest("far", "navigate"), NOW), "acme/agv1", NOW)
+    p.on_task(given, NOW)
+    assert p.snapshot(NOW)["robots"][0]["current_task_id"] == ""  # assigned: not yet under way
+    p.on_task(replace(given, state=TaskState.RUNNING, version=given.version + 1), NOW + S)
+    robot = p.snapshot(NOW + S)["robots"][0]
+    assert (robot["current_task_id"], robot["task_state"]) == ("far", "running")
+    p.on_task(replace(given, state=TaskState.CANCELLED, version=given.version + 2), NOW + 2 * S)
+    assert p.snapshot(NOW + 2 * S)["robots"][0]["current_task_id"] == ""
