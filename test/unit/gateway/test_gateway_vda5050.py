@@ -31,8 +31,9 @@ def translator(tmp_path: Path) -> Translator:
     return Translator(SchemaBook(FileRegistry(tmp_path / "registry")), max_payload=1 << 16)
 
 
-def route(topic: str) -> UpRoute:
-    found = up_rules(GatewayConfig.model_validate({"gateway_id": "gw", "fleet": "f", "up": [RULE]})).route(topic)
+def route(topic: str, **change: str) -> UpRoute:
+    found = up_rules(GatewayConfig.model_validate({"gateway_id": "gw", "fleet": "f", "up": [{**RULE, **change}]})
+                     ).route(topic)
     assert found is not None
     return found
 
@@ -41,16 +42,42 @@ def doc_bytes(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc).encode()
 
 
-def test_a_vda5050_message_goes_on_unchanged_keyed_by_its_vehicle(translator: Translator) -> None:
-    payload = doc_bytes(state_doc("acme", "agv1", header_id=7))
-    out = translator.translate(route("uagv/v2/acme/agv1/state"), payload)
+def test_a_vda5050_message_goes_on_as_avro_keyed_by_its_vehicle(translator: Translator) -> None:
+    doc = state_doc("acme", "agv1", header_id=7)
+    out = translator.translate(route("uagv/v2/acme/agv1/state"), doc_bytes(doc))
     assert out.dead == []
     [record] = out.records
-    assert (record.topic, record.key, record.value) == ("vda5050.state", b"acme/agv1", payload)
+    assert (record.topic, record.key) == ("vda5050.state", b"acme/agv1")
+    assert record.value[:1] == b"\x00"  # Confluent Avro, registered under vda5050.state-value
+    registry = translator.schemas.registry
+    schema_id = int.from_bytes(record.value[1:5], "big")
+    assert registry.latest("vda5050.state-value").id == schema_id
+    assert translator.schemas.vda5050.read(record.value) == ("state", doc)
     assert record.head is not None and record.head[:3] == ("acme/agv1", "state", 7)
     [connection] = translator.translate(route("uagv/v2/acme/agv1/connection"),
                                         doc_bytes(connection_doc("acme", "agv1", header_id=3))).records
     assert connection.head is not None and connection.head[:3] == ("acme/agv1", "connection", 3)
+    assert translator.schemas.vda5050.read(connection.value)[1]["connectionState"] == "ONLINE"
+
+
+def test_vda5050_format_json_forwards_the_message_unchanged(translator: Translator) -> None:
+    payload = doc_bytes(state_doc("acme", "agv1", header_id=7))
+    out = translator.translate(route("uagv/v2/acme/agv1/state", vda5050_format="json"), payload)
+    [record] = out.records
+    assert (record.topic, record.key, record.value) == ("vda5050.state", b"acme/agv1", payload)
+
+
+@pytest.mark.parametrize(("change", "reason", "text"), [
+    ({"vendorField": 1}, "vda5050_unknown_field", "vendorField: not a property"),
+    ({"driving": "yes"}, "vda5050_wrong_type", "driving: expected true or false"),
+    ({"orderUpdateId": 2**70}, "vda5050_out_of_range", "orderUpdateId"),
+    ({"agvPosition": {"x": 1.0}}, "vda5050_missing_field", "agvPosition.y: required"),
+])
+def test_a_message_that_does_not_fit_avro_is_a_dead_letter_by_reason(translator: Translator, change: dict[str, Any],
+                                                                       reason: str, text: str) -> None:
+    out = translator.translate(route("uagv/v2/acme/agv1/state"), doc_bytes({**state_doc(), **change}))
+    assert out.records == [] and [d.reason for d in out.dead] == [reason] and text in out.dead[0].detail
+    assert translator.schemas.registry.subjects() == []  # nothing registered for a message that does not fit
 
 
 @pytest.mark.parametrize(("payload", "reason", "text"), [
@@ -83,22 +110,45 @@ def test_a_counter_reset_starts_a_new_run_and_a_resend_keeps_its_seq() -> None:
     assert runs.seq("acme/agv1", "connection", 0, "x") == 0  # each topic counts on its own
 
 
-def test_a_vda5050_rule_forwards_json_unchanged_only(tmp_path: Path) -> None:
+def test_vda5050_formats_belong_to_vda5050_rules_only(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="json_format: avro needs payload: record"):
         validate_config({"gateway_id": "gw", "fleet": "f", "up": [{**RULE, "json_format": "avro"}]}, GatewayConfig)
+    with pytest.raises(ConfigError, match="vda5050_format: json needs payload: vda5050"):
+        validate_config({"gateway_id": "gw", "fleet": "f", "up": [{**RULE, "payload": "raw",
+                                                                   "vda5050_format": "json"}]}, GatewayConfig)
 
 
-def test_a_vda5050_down_rule_sends_each_message_to_its_vehicle() -> None:
+def test_a_vda5050_down_rule_sends_each_message_to_its_vehicle_as_json(translator: Translator) -> None:
     config = GatewayConfig.model_validate({"gateway_id": "gw", "fleet": "f", "down": [
         {"kafka_topic": "vda5050.order", "mqtt": "uagv/v2/{robot_id}/order", "payload": "vda5050"}]})
     [down] = down_routes(config)
-    assert down.mqtt_topic("acme/agv1") == "uagv/v2/acme/agv1/order"
+    assert down.mqtt_topic("acme/agv1") == "uagv/v2/acme/agv1/order" and down.vda5050_topic == "order"
     for key in ("agv1", "acme/agv/1", "acme/", "acme/a+b"):
         with pytest.raises(ValueError, match="is not a VDA 5050 vehicle: manufacturer/serialNumber"):
             down.mqtt_topic(key)
-    order = doc_bytes({**connection_doc("acme", "agv1"), "orderId": "o"})
-    assert DOWN_PAYLOADS["vda5050"](order, "acme/agv1", None) == (order, "application/json", [])  # type: ignore[arg-type]
-    for value, text in ((b"{", "not UTF-8 JSON"), (b"7", "expected a JSON object"),
-                        (order, "the message is for acme/agv1, its record key acme/agv2")):
+    schemas = translator.schemas
+    publish = DOWN_PAYLOADS["vda5050"]
+    order = ORDER
+    as_avro = schemas.vda5050.avro("vda5050.order", "order", order)
+    payload, content_type, props = publish(as_avro, "acme/agv1", schemas, down)
+    assert json.loads(payload) == order and (content_type, props) == ("application/json", [])
+    as_json = doc_bytes(order)
+    assert publish(as_json, "acme/agv1", schemas, down) == (as_json, "application/json", [])  # JSON as it is
+    state = schemas.vda5050.avro("vda5050.state", "state", state_doc())
+    for value, key, text in ((b"{", "acme/agv1", "not UTF-8 JSON"), (b"7", "acme/agv1", "neither Confluent Avro"),
+                             (as_avro, "acme/agv2", "the message is for acme/agv1, its record key acme/agv2"),
+                             (as_json, "acme/agv2", "the message is for acme/agv1, its record key acme/agv2"),
+                             (state, "acme/agv1", "record of vda5050.v2.State where a order is expected"),
+                             (b"\x00\x00\x00\x03\x99", "acme/agv1", "unknown schema")):
         with pytest.raises(ValueError, match=text):
-            DOWN_PAYLOADS["vda5050"](value, "acme/agv2" if value is order else "acme/agv1", None)  # type: ignore[arg-type]
+            publish(value, key, schemas, down)
+
+
+ORDER: dict[str, Any] = {
+    "headerId": 0, "timestamp": "2026-12-06T10:00:00.00Z", "version": "2.1.0", "manufacturer": "acme",
+    "serialNumber": "agv1", "orderId": "o1", "orderUpdateId": 0,
+    "nodes": [{"nodeId": "a", "sequenceId": 0, "released": True, "nodePosition": {"x": 0.0, "y": 0.0, "mapId": "m"},
+               "actions": [{"actionId": "p", "actionType": "pick", "blockingType": "HARD",
+                            "actionParameters": [{"key": "sku", "value": "A7"}, {"key": "n", "value": 3},
+                                                 {"key": "slots", "value": [1, "b"]}]}]}],
+    "edges": []}
