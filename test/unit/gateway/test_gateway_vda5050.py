@@ -98,7 +98,10 @@ def test_a_counter_reset_starts_a_new_run_and_a_resend_keeps_its_seq() -> None:
     runs, dedup = HeaderRuns(), Dedup(window=64)
 
     def admit(header_id: int, stamp: str) -> int:
-        return dedup.admit("acme/agv1", "state", runs.seq("acme/agv1", "state", header_id, stamp))
+        return admit_on("state", header_id, stamp)
+
+    def admit_on(topic: str, header_id: int, stamp: str) -> int:
+        return dedup.admit("acme/agv1", topic, runs.seq("acme/agv1", topic, header_id, stamp))
 
     assert [admit(i, f"2026-12-06T10:00:0{i}.00Z") for i in range(3)] == [NEW] * 3
     assert admit(1, "2026-12-06T10:00:01.00Z") == DUPLICATE  # sent again: the same headerId and timestamp
@@ -108,6 +111,11 @@ def test_a_counter_reset_starts_a_new_run_and_a_resend_keeps_its_seq() -> None:
     assert runs.seq("acme/agv1", "state", 2**32 - 1, "2026-12-06T10:00:07.00Z") == (1 << 32) + 2**32 - 1
     assert runs.seq("acme/agv1", "state", 0, "2026-12-06T10:00:08.00Z") == 2 << 32  # the uint32 wrapped
     assert runs.seq("acme/agv1", "connection", 0, "x") == 0  # each topic counts on its own
+    # a topic that only ever sent headerId 0 (factsheet, retained) before the vehicle restarted
+    assert admit_on("factsheet", 0, "2026-12-06T10:00:00.00Z") == NEW
+    assert admit_on("factsheet", 0, "2026-12-06T10:00:00.00Z") == DUPLICATE  # the same message again
+    assert admit_on("factsheet", 0, "2026-12-06T10:05:00.00Z") == NEW  # restarted: headerId 0, later
+    assert admit_on("factsheet", 0, "2026-12-06T10:00:00.00Z") == DUPLICATE  # the first one, late
 
 
 def test_vda5050_formats_belong_to_vda5050_rules_only(tmp_path: Path) -> None:
