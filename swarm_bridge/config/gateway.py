@@ -87,7 +87,7 @@ class UpRuleConfig(Strict):
         default="avro", description="payload: vda5050 only: avro: Confluent-framed Avro of the record derived from "
         "the official JSON Schema (swarm_bridge/vda5050/avro/<stream>.avsc), registered under the subject "
         "subject_name_strategy names (<kafka topic>-value); a message that does not fit it goes to the DLQ, "
-        "counted by reason (vda5050_unknown_field, ...); json: the JSON message unchanged")
+        "counted by reason (vda5050_wrong_type, ...); json: the JSON message unchanged")
     json_format: Literal["passthrough", "avro"] = Field(default="passthrough", description="JSON records: "
                                                         "forwarded as JSON, or transcoded to Avro (Confluent, "
                                                         "registered)")

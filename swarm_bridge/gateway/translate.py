@@ -276,7 +276,7 @@ class Translator:
 
     def _vda5050_avro(self, route: UpRoute, stream: str, doc: dict[str, object]) -> bytes:
         """A VDA 5050 message as Confluent Avro of its record; a message that does not fit is refused by its
-        reason (`vda5050_unknown_field`, ...: UNFIT_REASONS), a subject refusing the schema as incompatible."""
+        reason (`vda5050_wrong_type`, ...: UNFIT_REASONS), a subject refusing the schema as incompatible."""
         try:
             return self.schemas.vda5050.avro(route.kafka_topic, stream, doc)
         except MessageUnfit as exc:

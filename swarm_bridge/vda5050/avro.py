@@ -1,12 +1,13 @@
 """VDA 5050 JSON messages <-> Avro bodies of the records the package ships (`avro_schemas`), exactly both ways.
 
 JSON -> Avro: each property becomes its field (`jsonName` fields by their JSON name); an optional property that
-is absent becomes null; a free-form value goes to the union branch of its JSON type: true/false -> boolean, an
-integral number -> long (one beyond 64 bits -> Json), any other number -> double, a string -> string, an array
-or an object -> the record `vda5050.v2.Json` holding its compact JSON text. Avro -> JSON reverses it: null fields
-are left out, Json is parsed back. A message that does not fit (a property its schema lacks, a required one
-missing, an explicit null, a value of another type, an integer beyond 64 bits) is a MessageUnfit naming the field
-and its reason (`UNFIT_REASONS`); numbers of `number` fields come back as doubles (2 -> 2.0, equal as JSON).
+is absent becomes null; properties the schema does not name go, as one JSON object's text, to the record's `_extra`;
+a free-form value goes to the union branch of its JSON type: true/false -> boolean, an integral number -> long (one
+beyond 64 bits -> Json), any other number -> double, a string -> string, an array or an object -> the record
+`vda5050.v2.Json` holding its compact JSON text. Avro -> JSON reverses it: null fields are left out, `_extra`'s
+properties put back, Json parsed back. A message that does not fit (a required property missing, an explicit null,
+a value of another type, an integer beyond 64 bits) is a MessageUnfit naming the field and its reason
+(`UNFIT_REASONS`); numbers of `number` fields come back as doubles (2 -> 2.0, equal as JSON).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from swarm_bridge.vda5050.avro_schemas import JSON_NAME, JSON_RECORD, NAMESPACE, RECORD_NAMES, packaged
+from swarm_bridge.vda5050.avro_schemas import EXTRA, JSON_NAME, JSON_RECORD, NAMESPACE, RECORD_NAMES, packaged
 from swarm_bridge.vda5050.errors import MessageInvalid, MessageUnfit
 
 __all__ = ["VdaAvro", "full_name"]
@@ -42,6 +43,7 @@ class _Field:
 class _Record:
     fields: tuple[_Field, ...]
     by_json: Mapping[str, _Field]
+    extra: bool  # has the `_extra` field
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,13 @@ def _compile(node: Any, named: dict[str, Any]) -> Any:
         named[full] = free = _Free(frozenset({JSON_RECORD}))
         return free
     fields: list[_Field] = []
-    record = _Record((), {})
+    record = _Record((), {}, False)
     named[full] = record  # (no VDA 5050 record contains itself)
+    extra = False
     for field in node["fields"]:
+        if field["name"] == EXTRA:
+            extra = True
+            continue
         kind = field["type"]
         optional = isinstance(kind, list) and "null" in kind and "default" in field and field["default"] is None
         if optional:
@@ -87,7 +93,7 @@ def _compile(node: Any, named: dict[str, Any]) -> Any:
             kind = rest[0] if len(rest) == 1 else rest
         shape = _compile(kind, named)
         fields.append(_Field(field["name"], field.get(JSON_NAME, field["name"]), shape, optional))
-    found = _Record(tuple(fields), {f.json_name: f for f in fields})
+    found = _Record(tuple(fields), {f.json_name: f for f in fields}, extra)
     named[full] = found
     return found
 
@@ -156,11 +162,12 @@ def _to_datum(topic: str, shape: Any, value: Any, path: str) -> Any:
     if isinstance(shape, _Record):
         if not isinstance(value, Mapping):
             raise _unfit(topic, path, "wrong_type", f"expected an object, got {_kind(value)}")
-        extra = [k for k in value if k not in shape.by_json]
-        if extra:
-            raise _unfit(topic, _join(path, str(extra[0])), "unknown_field", "not a property of the VDA 5050 2.1 "
-                         "schema here; Avro carries only the schema's properties")
         out: dict[str, Any] = {}
+        extra = {k: v for k, v in value.items() if k not in shape.by_json}
+        if extra and not shape.extra:
+            raise _unfit(topic, _join(path, str(next(iter(extra)))), "wrong_type", "not a property of this record")
+        if shape.extra:
+            out[EXTRA] = _json_text(topic, extra, path) if extra else None
         for field in shape.fields:
             where = _join(path, field.json_name)
             if field.json_name not in value:
@@ -203,7 +210,6 @@ def _scalar(topic: str, kind: str, value: Any, path: str) -> Any:
 def _free(topic: str, shape: _Free, value: Any, path: str) -> Any:
     """A free-form value as (union branch, value): fastavro's tuple notation picks the branch, not a guess."""
     allowed = shape.branches
-    text = None
     if value is None and "null" in allowed:
         return None
     if isinstance(value, bool):
@@ -224,9 +230,17 @@ def _free(topic: str, shape: _Free, value: Any, path: str) -> Any:
         raise _unfit(topic, path, "wrong_type", f"{_kind(value)} is not one of the value's types "
                      f"({', '.join(sorted(b.rsplit('.', 1)[-1] for b in allowed))})")
     if branch == JSON_RECORD:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = _json_text(topic, value, path)
         return {"json": text} if allowed == {JSON_RECORD} else (JSON_RECORD, {"json": text})
     return value if len(allowed) == 1 else (branch, value)
+
+
+def _json_text(topic: str, value: Any, path: str) -> str:
+    """Compact JSON text of a free-form value; MessageUnfit for what JSON cannot hold (NaN, Infinity)."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:
+        raise _unfit(topic, path, "wrong_type", f"not JSON: {exc}") from None
 
 
 def _to_json(topic: str, shape: Any, datum: Any, path: str) -> Any:
@@ -237,6 +251,16 @@ def _to_json(topic: str, shape: Any, datum: Any, path: str) -> Any:
             if item is None and field.optional:
                 continue
             out[field.json_name] = _to_json(topic, field.shape, item, _join(path, field.json_name))
+        text = datum.get(EXTRA)
+        if text is not None:
+            try:
+                extra = json.loads(text)
+            except (TypeError, json.JSONDecodeError) as exc:
+                raise MessageInvalid(topic, _join(path, EXTRA), f"holds no JSON text: {exc}") from None
+            if not isinstance(extra, dict):
+                raise MessageInvalid(topic, _join(path, EXTRA), "holds no JSON object")
+            for key, value in extra.items():
+                out.setdefault(key, value)
         return out
     if isinstance(shape, _Array):
         return [_to_json(topic, shape.items, item, path) for item in datum]

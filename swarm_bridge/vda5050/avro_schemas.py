@@ -11,6 +11,8 @@ The rules, one table (`_TYPES`) and three cases:
                              whose enum lacks a symbol a newer writer uses (2.0 -> 2.1 added some) fails on the
                              record, while a string reads whatever a later minor version adds;
   optional (not in `required`) -> ["null", T] with default null (absent in JSON, null in Avro);
+  properties the schema does not name (JSON Schema allows them) -> the record's last field `_extra`, the JSON
+                             text of an object of them, null when there are none (`EXTRA`);
   free-form values (a type list such as actionParameters' value, an object without properties) -> a union of
                              the scalars the list allows (boolean, long for integral numbers, double, string) and
                              the record `vda5050.v2.Json` whose one field `json` is the compact JSON text of an
@@ -37,6 +39,7 @@ from swarm_bridge.vda5050.errors import DerivationError, SchemasMissing
 from swarm_bridge.vda5050.topics import TOPICS
 
 __all__ = [
+    "EXTRA",
     "JSON_NAME",
     "JSON_RECORD",
     "NAMESPACE",
@@ -55,6 +58,12 @@ RECORD_NAMES = {"order": "Order", "instantActions": "InstantActions", "state": "
                 "visualization": "Visualization", "connection": "Connection", "factsheet": "Factsheet"}
 """VDA 5050 topic -> the name of its Avro record (full name `vda5050.v2.<name>`)."""
 JSON_RECORD = f"{NAMESPACE}.Json"
+EXTRA = "_extra"
+"""The last field of every record: the properties of the JSON object its schema does not name (JSON Schema allows
+them; vehicles send them, e.g. an order's nodePosition.allowedDeviationXY copied into a state's nodeStates), as the
+compact JSON text of an object of them; null when there are none."""
+_EXTRA_DOC = ("Properties of this JSON object that the VDA 5050 2.1 schema does not name, as the compact JSON text of "
+              "an object of them; null when there are none")
 JSON_NAME = "jsonName"
 """A field's attribute naming its JSON property when that is no Avro name (`order.nodes` -> field `order_nodes`)."""
 PACKAGED = Path(__file__).resolve().parent / "avro"
@@ -101,6 +110,10 @@ class _Derivation:
                 field["type"] = ["null", *kind] if isinstance(kind, list) else ["null", kind]
                 field["default"] = None
             fields.append(field)
+        if EXTRA in taken:
+            raise DerivationError(self.source, f"{path}.{EXTRA}", f"a property named {EXTRA}, the field that carries "
+                                  "the properties a schema does not name")
+        fields.append({"name": EXTRA, "doc": _EXTRA_DOC, "type": ["null", "string"], "default": None})
         unknown = sorted(set(required) - set(node["properties"]))
         if unknown:
             raise DerivationError(self.source, path, f"required {unknown} are not among its properties")

@@ -40,9 +40,9 @@ class MessageUnfit(MessageInvalid):
         super().__init__(topic, field, problem)
 
 
-UNFIT_REASONS = ("unknown_field", "missing_field", "wrong_type", "out_of_range")
-"""Why a message does not fit its Avro record: a field its schema does not have (Avro carries only the schema's
-fields), a required field missing, a value of another type, an integer beyond 64 bits."""
+UNFIT_REASONS = ("missing_field", "wrong_type", "out_of_range")
+"""Why a message does not fit its Avro record: a required property missing, a value of another type (an explicit
+null included), an integer beyond 64 bits. (Properties the schema does not name fit: they travel in `_extra`.)"""
 
 
 class DerivationError(Vda5050Error, ValueError):

@@ -68,7 +68,7 @@ def test_vda5050_format_json_forwards_the_message_unchanged(translator: Translat
 
 
 @pytest.mark.parametrize(("change", "reason", "text"), [
-    ({"vendorField": 1}, "vda5050_unknown_field", "vendorField: not a property"),
+    ({"lastNodeSequenceId": "3"}, "vda5050_wrong_type", "lastNodeSequenceId: expected an integer"),
     ({"driving": "yes"}, "vda5050_wrong_type", "driving: expected true or false"),
     ({"orderUpdateId": 2**70}, "vda5050_out_of_range", "orderUpdateId"),
     ({"agvPosition": {"x": 1.0}}, "vda5050_missing_field", "agvPosition.y: required"),
