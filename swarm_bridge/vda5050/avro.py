@@ -6,8 +6,9 @@ a free-form value goes to the union branch of its JSON type: true/false -> boole
 beyond 64 bits -> Json), any other number -> double, a string -> string, an array or an object -> the record
 `vda5050.v2.Json` holding its compact JSON text. Avro -> JSON reverses it: null fields are left out, `_extra`'s
 properties put back, Json parsed back. A message that does not fit (a required property missing, an explicit null,
-a value of another type, an integer beyond 64 bits) is a MessageUnfit naming the field and its reason
-(`UNFIT_REASONS`); numbers of `number` fields come back as doubles (2 -> 2.0, equal as JSON).
+a value of another type, an integer beyond 64 bits, or one a double cannot hold exactly in a `number` field) is
+a MessageUnfit naming the field and its reason (`UNFIT_REASONS`); numbers of `number` fields come back as doubles
+(2 -> 2.0, equal as JSON).
 """
 
 from __future__ import annotations
@@ -121,8 +122,12 @@ class VdaAvro:
 
     def encode(self, topic: str, doc: Mapping[str, Any]) -> bytes:
         """The Avro binary body of `doc`; MessageUnfit when it does not fit."""
+        datum = self.datum(topic, doc)
         out = io.BytesIO()
-        self._fastavro.schemaless_writer(out, self._parsed[topic], self.datum(topic, doc))
+        try:
+            self._fastavro.schemaless_writer(out, self._parsed[topic], datum)
+        except Exception as exc:  # what the datum check lets pass and Avro cannot write (a lone UTF-16 surrogate)
+            raise _unfit(topic, "", "wrong_type", f"Avro cannot write it: {type(exc).__name__}: {exc}") from None
         return out.getvalue()
 
     def decode(self, topic: str, body: bytes, writer: Any = None) -> dict[str, Any]:
@@ -195,6 +200,8 @@ def _scalar(topic: str, kind: str, value: Any, path: str) -> Any:
     if kind == "boolean" and isinstance(value, bool):
         return value
     if kind == "double" and isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, int) and float(value) != value:
+            raise _unfit(topic, path, "out_of_range", f"{value} has no exact double (beyond 2**53)")
         return float(value)
     if kind == "long" and not isinstance(value, bool):
         if isinstance(value, float) and value.is_integer():

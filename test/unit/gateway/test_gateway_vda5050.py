@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from vda_docs import connection_doc, state_doc
 
 from swarm_bridge.codec.registry import FileRegistry
@@ -20,7 +22,7 @@ from swarm_bridge.gateway.kafka_to_mqtt import DOWN_PAYLOADS
 from swarm_bridge.gateway.rules import UpRoute, down_routes, up_rules
 from swarm_bridge.gateway.schemas import SchemaBook
 from swarm_bridge.gateway.translate import Translator
-from swarm_bridge.vda5050 import HeaderRuns
+from swarm_bridge.vda5050 import UNFIT_REASONS, HeaderRuns
 
 RULE = {"mqtt": "uagv/v2/{manufacturer}/{robot_id}/{stream}", "where": {"stream": ["state", "connection"]},
         "kafka_topic": "vda5050.{stream}", "key": "{manufacturer}/{robot_id}", "payload": "vda5050"}
@@ -160,3 +162,33 @@ ORDER: dict[str, Any] = {
                             "actionParameters": [{"key": "sku", "value": "A7"}, {"key": "n", "value": 3},
                                                  {"key": "slots", "value": [1, "b"]}]}]}],
     "edges": []}
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+                     | st.floats(allow_nan=False) | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                   max_size=3), max_leaves=8)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.lists(st.sampled_from(["agvPosition", "x", "nodeStates", 0, "actionStates", "errors", "batteryState",
+                                      "loads", "sequenceId", "zz"]), max_size=3),
+       value=_JSON | st.just("\ud800"))
+def test_any_change_to_a_state_gives_a_record_or_a_dead_letter(translator: Translator, path: list[Any],
+                                                               value: Any) -> None:
+    """A valid state with one value anywhere replaced by any JSON value (a lone surrogate too): a record that reads
+    back as the message, or a dead letter with a reason; never an exception."""
+    doc: Any = state_doc(nodes=[("n", 2)], actions=[("a", "pick", "RUNNING")])
+    target = doc
+    for step in path[:-1]:
+        target = target.get(step) if isinstance(target, dict) else (
+            target[step] if isinstance(target, list) and isinstance(step, int) and step < len(target) else None)
+    if isinstance(target, dict) and path:
+        target[path[-1]] = value
+    payload = json.dumps(doc).encode("utf-8", "surrogatepass")
+    out = translator.translate(route("uagv/v2/acme/agv1/state"), payload)
+    assert len(out.records) + len(out.dead) == 1
+    if out.records:
+        assert translator.schemas.vda5050.read(out.records[0].value)[1] == json.loads(payload)
+    else:
+        assert out.dead[0].reason in {"bad_record", "envelope_mismatch", *(f"vda5050_{r}" for r in UNFIT_REASONS)}

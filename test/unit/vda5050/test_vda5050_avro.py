@@ -134,6 +134,8 @@ def test_a_number_field_given_an_integer_comes_back_equal(codec: VdaAvro, vda505
     (lambda d: d.update(orderUpdateId=True), "orderUpdateId", "wrong_type"),
     (lambda d: d.update(zoneSetId=None), "zoneSetId", "wrong_type"),
     (lambda d: d.update(headerId=2**64), "headerId", "out_of_range"),
+    (lambda d: d["nodes"][0]["nodePosition"].update(x=2**60 + 1), "nodes[0].nodePosition.x", "out_of_range"),
+    (lambda d: d["nodes"][0].update(nodeId="\ud800"), "", "wrong_type"),  # a lone surrogate: no UTF-8
     (lambda d: d["nodes"][0]["actions"][0]["actionParameters"][0].update(value=None),
      "nodes[0].actions[0].actionParameters[0].value", "wrong_type"),
     (lambda d: d.update(nodes={}), "nodes", "wrong_type"),
