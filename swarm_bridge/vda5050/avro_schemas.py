@@ -16,7 +16,8 @@ The rules, one table (`_TYPES`) and three cases:
   free-form values (a type list such as actionParameters' value, an object without properties) -> a union of
                              the scalars the list allows (boolean, long for integral numbers, double, string) and
                              the record `vda5050.v2.Json` whose one field `json` is the compact JSON text of an
-                             array or object: every JSON value comes back exactly (`swarm_bridge.vda5050.avro`).
+                             array, an object or an integer beyond 64 bits: every JSON value comes back exactly
+                             (`swarm_bridge.vda5050.avro`).
 Records of topic `t` live in namespace `vda5050.v2.t`, the topic's own record is `vda5050.v2.<Topic>`
 (`RECORD_NAMES`); a named type seen again with the same shape is referenced by name.
 
@@ -67,8 +68,8 @@ _EXTRA_DOC = ("Properties of this JSON object that the VDA 5050 2.1 schema does 
 JSON_NAME = "jsonName"
 """A field's attribute naming its JSON property when that is no Avro name (`order.nodes` -> field `order_nodes`)."""
 PACKAGED = Path(__file__).resolve().parent / "avro"
-_JSON_DOC = ("A free-form JSON value that is an array or an object, as its compact JSON text (UTF-8); scalars of a "
-             "free-form value are the union's other branches")
+_JSON_DOC = ("A free-form JSON value the union's other branches cannot carry exactly (an array, an object, an "
+             "integer beyond 64 bits), as its compact JSON text (UTF-8)")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # JSON Schema scalar type -> its Avro type.
 _TYPES = {"string": "string", "number": "double", "integer": "long", "boolean": "boolean"}
