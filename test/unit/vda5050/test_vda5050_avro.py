@@ -5,6 +5,7 @@ field and reason."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ import jsonschema
 import pytest
 from vda_full_docs import FREE_VALUES, full_document, required_only
 
-from swarm_bridge.vda5050 import MessageUnfit
+from swarm_bridge.codec.registry import FileRegistry, Schema
+from swarm_bridge.vda5050 import MessageInvalid, MessageUnfit
 from swarm_bridge.vda5050.avro import VdaAvro, full_name
 from swarm_bridge.vda5050.avro_schemas import (
     JSON_RECORD,
@@ -28,6 +30,7 @@ from swarm_bridge.vda5050.avro_schemas import (
     write_packaged,
 )
 from swarm_bridge.vda5050.errors import DerivationError
+from swarm_bridge.vda5050.kafka import VdaKafka
 
 TOPICS = list(RECORD_NAMES)
 # The one place the official schemas contradict themselves: factsheet's blockingTypes is an array with a string
@@ -170,3 +173,24 @@ def test_a_body_that_does_not_read_is_refused(codec: VdaAvro) -> None:
     with pytest.raises(ValueError, match="does not read"):
         codec.decode("state", b"\x02\xff")
     assert full_name("order") == "vda5050.v2.Order"
+
+
+def test_a_record_of_a_later_schema_version_reads_as_the_packaged_one(tmp_path: Path) -> None:
+    """A writer whose connection record has a field more (a later minor version) and a record of no VDA 5050
+    schema: the first reads by Avro's resolution, the second is refused naming the schema."""
+    registry = FileRegistry(tmp_path / "registry")
+    records = VdaKafka(register=registry.register, by_id=registry.by_id)
+    later = packaged("connection")
+    later["fields"] = [*later["fields"], {"name": "newField", "type": ["null", "string"], "default": None}]
+    later_id = registry.register("vda5050.connection-value", Schema.avro(later)).id
+    doc = {"headerId": 3, "timestamp": "2026-12-06T10:00:00.00Z", "version": "2.2.0", "manufacturer": "acme",
+           "serialNumber": "agv1", "connectionState": "ONLINE"}
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(later), {**VdaAvro().datum("connection", doc),
+                                                                     "newField": "x"})
+    value = b"\x00" + later_id.to_bytes(4, "big") + body.getvalue()
+    assert records.read(value) == ("connection", doc)
+    assert records.read(records.avro("vda5050.connection", "connection", doc)) == ("connection", doc)
+    other = registry.register("other-value", Schema.avro({"type": "record", "name": "X", "fields": []})).id
+    with pytest.raises(MessageInvalid, match="is X, not a VDA 5050 record"):
+        records.read(b"\x00" + other.to_bytes(4, "big"))
