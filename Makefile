@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: provision demo test lint unit clean
+.PHONY: provision demo test lint unit clean vda5050-avro
 
 provision:
 	provision/setup
@@ -20,6 +20,11 @@ test: lint
 
 unit: provision
 	$(PY) -m pytest -q test/unit
+
+# The Avro records of VDA 5050 (swarm_bridge/vda5050/avro/*.avsc) derived again from the official JSON Schemas:
+# VDA5050=<folder holding json_schemas/> (default $SWARM_BRIDGE_VDA5050, else ../shared/data/vda5050).
+vda5050-avro:
+	$(PY) -m swarm_bridge.vda5050.avro_schemas $(if $(VDA5050),$(VDA5050)/json_schemas)
 
 clean:
 	rm -rf .run build install log .pytest_cache .mypy_cache .ruff_cache

@@ -166,6 +166,11 @@ class Vda5050Config(Strict):
                              description="mode kafka: the Kafka topic of each VDA 5050 topic ({stream}: state, "
                              "connection, factsheet from the gateway's up rules; order, instantActions to its down "
                              "rules), records keyed manufacturer/serialNumber")
+    kafka_format: Literal["avro", "json"] = Field(
+        default="avro", description="mode kafka: orders and instantActions written as Confluent-framed Avro of the "
+        "records derived from the official JSON Schemas (registered in `registry` under subject_name_strategy's "
+        "subject, as the gateway's vda5050_format: avro writes the vehicles' messages), or as JSON; the vehicles' "
+        "records are read in either format")
 
     def kafka_topics(self) -> dict[str, str]:
         """VDA 5050 topic name -> its Kafka topic (mode kafka)."""

@@ -81,8 +81,14 @@ class UpRuleConfig(Strict):
     payload: Literal["record", "raw", "vda5050"] = Field(
         default="record", description="record: an envelope record (Avro, Protobuf or JSON), checked, transcoded "
         "and deduplicated; raw: forwarded unchanged (presence documents); vda5050: a VDA 5050 JSON message "
-        "(uagv/v2/{manufacturer}/{robot_id}/{stream}, robot_id capturing the serialNumber), forwarded unchanged "
-        "and deduplicated by (key, stream, headerId), a vehicle's counter reset told by its timestamp")
+        "(uagv/v2/{manufacturer}/{robot_id}/{stream}, robot_id capturing the serialNumber, stream the VDA 5050 "
+        "topic), written as `vda5050_format` says and deduplicated by (key, stream, headerId), a vehicle's counter "
+        "reset told by its timestamp")
+    vda5050_format: Literal["avro", "json"] = Field(
+        default="avro", description="payload: vda5050 only: avro: Confluent-framed Avro of the record derived from "
+        "the official JSON Schema (swarm_bridge/vda5050/avro/<stream>.avsc), registered under the subject "
+        "subject_name_strategy names (<kafka topic>-value); a message that does not fit it goes to the DLQ, "
+        "counted by reason (vda5050_wrong_type, ...); json: the JSON message unchanged")
     json_format: Literal["passthrough", "avro"] = Field(default="passthrough", description="JSON records: "
                                                         "forwarded as JSON, or transcoded to Avro (Confluent, "
                                                         "registered)")
@@ -117,6 +123,9 @@ class UpRuleConfig(Strict):
         if self.payload != "record" and self.json_format != "passthrough":
             raise ConfigValueError(f"json_format: avro needs payload: record (a {self.payload} rule forwards payloads "
                                    "unchanged)")
+        if self.payload != "vda5050" and self.vda5050_format != "avro":
+            raise ConfigValueError(f"vda5050_format: {self.vda5050_format} needs payload: vda5050 (a {self.payload} "
+                                   "rule carries no VDA 5050 messages)")
         if self.payload != "record" and "protobuf" in (self.avro_format, self.protobuf_format):
             raise ConfigValueError(f"avro_format/protobuf_format: protobuf needs payload: record (a {self.payload} "
                                    "rule forwards payloads unchanged)")
@@ -131,8 +140,9 @@ class DownRuleConfig(Strict):
     qos: Literal[1, 2] = Field(default=1, description="MQTT QoS of the publish (the offset commits after its ack)")
     payload: Literal["command", "vda5050"] = Field(
         default="command", description="command: a fleet command record (Avro, JSON), keyed by robot id; vda5050: "
-        "a VDA 5050 JSON message (order, instantActions) keyed manufacturer/serialNumber, which {robot_id} "
-        "becomes (e.g. uagv/v2/{robot_id}/order), checked to name that vehicle and forwarded unchanged")
+        "a VDA 5050 message (order, instantActions) keyed manufacturer/serialNumber, which {robot_id} becomes "
+        "(e.g. uagv/v2/{robot_id}/order): Confluent Avro of its VDA 5050 record (the writer's schema from the "
+        "registry) sent as its JSON, or a JSON message forwarded unchanged; checked to name that vehicle")
 
     @field_validator("mqtt")
     @classmethod

@@ -7,13 +7,13 @@ and the acknowledged offsets are committed without waiting for the broker's answ
 when partitions are revoked or the gateway stops: a blocking commit per command held each command one Kafka
 round trip behind the one before it. Each command's format is reframed for MQTT by its
 entry in COMMANDS_DOWN: Confluent Avro becomes Avro single-object; Confluent Protobuf the bare record with its
-MQTT 5 content type; JSON passes through. Runs in a thread of its
+MQTT 5 content type; JSON passes through. A VDA 5050 down rule's records (Confluent Avro of the VDA 5050 records,
+or JSON) go out as the JSON the spec wants (`vda5050_publish`). Runs in a thread of its
 own; the MQTT client (transport/mqtt_client.py) has its network thread, which hands each PUBACK back through a queue.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from swarm_bridge.codec.errors import CodecError
+from swarm_bridge.codec.errors import CodecError, UnknownSchema
 from swarm_bridge.codec.formats.protobuf import RECORD_INDEXES
 from swarm_bridge.codec.framing import frame_single_object, parse_confluent, proto_mqtt_properties
 from swarm_bridge.codec.protobuf_schema import record_message_name
@@ -46,6 +46,7 @@ from swarm_bridge.transport.kafka_clients import (
 )
 from swarm_bridge.transport.mqtt_errors import InflightFull, MqttDisconnected, PacketTooLarge, SubscribeRefused
 from swarm_bridge.vda5050.errors import MessageInvalid
+from swarm_bridge.vda5050.kafka import json_value
 
 __all__ = ["KafkaToMqtt", "command_publish"]
 
@@ -91,19 +92,19 @@ COMMANDS_DOWN: dict[str, Callable[[bytes, SchemaBook], CommandPublish]] = {
 format that carries commands down adds its entry here."""
 
 
-def vda5050_publish(value: bytes, vehicle: str) -> CommandPublish:
-    """A VDA 5050 message (order, instantActions) as it is, after checking it is a JSON object for `vehicle`
-    (manufacturer/serialNumber, the record key); MessageInvalid (a ValueError) otherwise."""
+def vda5050_publish(value: bytes, vehicle: str, schemas: SchemaBook, topic: str | None = None) -> CommandPublish:
+    """A VDA 5050 message (order, instantActions) for `vehicle` (manufacturer/serialNumber, the record key) as JSON:
+    Confluent Avro of its VDA 5050 record (the writer's schema from the registry) as the message's JSON, a JSON
+    message unchanged; `topic`: the VDA 5050 topic the rule publishes on (an Avro record of another is refused).
+    MessageInvalid (a ValueError) when it does not read or names another vehicle; SchemaTrouble to retry."""
     try:
-        doc = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MessageInvalid("down", "", f"not UTF-8 JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise MessageInvalid("down", "", f"expected a JSON object, got {type(doc).__name__}")
+        _topic, doc = schemas.vda5050.read(value, topic)
+    except UnknownSchema as exc:
+        raise MessageInvalid(topic or "down", "", str(exc)) from None
     named = f"{doc.get('manufacturer')}/{doc.get('serialNumber')}"
     if named != vehicle:
-        raise MessageInvalid("down", "serialNumber", f"the message is for {named}, its record key {vehicle}")
-    return value, "application/json", []
+        raise MessageInvalid(topic or "down", "serialNumber", f"the message is for {named}, its record key {vehicle}")
+    return (value if value[:1] == b"{" else json_value(doc)), "application/json", []
 
 
 def command_publish(value: bytes, schemas: SchemaBook) -> CommandPublish:
@@ -123,9 +124,9 @@ def command_publish(value: bytes, schemas: SchemaBook) -> CommandPublish:
     raise CodecError(f"command record: {what}; on Kafka the gateway reads {readable}")
 
 
-DOWN_PAYLOADS: dict[str, Callable[[bytes, str, SchemaBook], CommandPublish]] = {
-    "command": lambda value, _key, schemas: command_publish(value, schemas),
-    "vda5050": lambda value, key, _schemas: vda5050_publish(value, key),
+DOWN_PAYLOADS: dict[str, Callable[[bytes, str, SchemaBook, DownRoute], CommandPublish]] = {
+    "command": lambda value, _key, schemas, _route: command_publish(value, schemas),
+    "vda5050": lambda value, key, schemas, route: vda5050_publish(value, key, schemas, route.vda5050_topic),
 }
 """A down rule's `payload` -> how one record (value, key) becomes an MQTT publish."""
 
@@ -301,7 +302,7 @@ class KafkaToMqtt:
             try:
                 key = (msg.key() or b"").decode("utf-8")
                 topic = route.mqtt_topic(key)
-                payload, content_type, user_props = DOWN_PAYLOADS[route.payload](value, key, self.schemas)
+                payload, content_type, user_props = DOWN_PAYLOADS[route.payload](value, key, self.schemas, route)
                 break
             except SchemaTrouble as exc:
                 log.warning("kafka -> mqtt: schema registry unavailable (%s); retrying", exc)

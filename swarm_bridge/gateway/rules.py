@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from swarm_bridge.config.gateway import GatewayConfig, UpRuleConfig
 from swarm_bridge.routing.errors import RouteError
 from swarm_bridge.routing.naming import is_topic_level
+from swarm_bridge.vda5050.topics import TOPICS
 
 __all__ = ["DownRoute", "TopicPattern", "UpRoute", "UpRules", "down_routes", "up_rules"]
 
@@ -85,6 +86,7 @@ class UpRoute:
     json_format: str  # "passthrough" | "avro"
     avro_format: str = "avro"  # "avro" | "protobuf": what Avro records become on Kafka
     protobuf_format: str = "avro"  # "avro" | "protobuf": what Protobuf records become on Kafka
+    vda5050_format: str = "avro"  # "avro" | "json": what VDA 5050 messages become on Kafka
 
     def __str__(self) -> str:
         return f"route mqtt:{self.mqtt_topic} -> kafka:{self.kafka_topic}"
@@ -103,7 +105,7 @@ class _UpRule:
         names = {**dict(self.fill), **captures}
         return UpRoute(topic, self.config.kafka_topic.format(**names), self.config.key.format(**names).encode(),
                        captures["robot_id"], captures.get("stream"), self.config.payload, self.config.json_format,
-                       self.config.avro_format, self.config.protobuf_format)
+                       self.config.avro_format, self.config.protobuf_format, self.config.vda5050_format)
 
 
 class UpRules:
@@ -120,9 +122,10 @@ class UpRules:
         return list(dict.fromkeys(f for rule in self._rules for f in rule.pattern.subscriptions(narrow)))
 
     def kafka_topic_patterns(self) -> list[TopicPattern]:
-        """Each rule's Kafka topic as a pattern over dot-separated parts (to find the topics it writes)."""
+        """Each record rule's Kafka topic as a pattern over dot-separated parts (to find the topics it writes whose
+        records carry a head; raw and VDA 5050 records carry none the dedup's tail reads)."""
         return [TopicPattern.parse(rule.config.kafka_topic.replace(".", "/"), dict(rule.fill))
-                for rule in self._rules]
+                for rule in self._rules if rule.config.payload == "record"]
 
     def route(self, topic: str) -> UpRoute | None:
         """The route of `topic` by the first matching rule, None when no rule takes it (unroutable)."""
@@ -166,6 +169,12 @@ class DownRoute:
             raise RouteError(f"kafka:{self.kafka_topic}: record key {robot_id!r} is not {what}",
                              f"key each record by {what}")
         return self.mqtt_template.format(robot_id=robot_id)
+
+    @property
+    def vda5050_topic(self) -> str | None:
+        """The VDA 5050 topic a vda5050 rule publishes on (its MQTT topic's last level, when it is one)."""
+        last = self.mqtt_template.rsplit("/", 1)[-1]
+        return last if self.payload == "vda5050" and last in TOPICS else None
 
     def __str__(self) -> str:
         return f"route kafka:{self.kafka_topic} -> mqtt:{self.mqtt_template.format(robot_id='<key>')}"

@@ -5,6 +5,8 @@ schema (derived from the ROS type when the fingerprint matches, else looked up b
 registry), registers it under the subject the config's `subject_name_strategy` names (default
 `<kafka topic>-value`) and caches the id. Protobuf records on Kafka: the record's schema derived from its ROS
 type, each imported .proto registered as its own subject and referenced (`formats.protobuf.register_proto`).
+VDA 5050 messages: the packaged records of `swarm_bridge.vda5050.avro_schemas`, under the same subject naming
+(`vda5050`, a `swarm_bridge.vda5050.kafka.VdaKafka`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from swarm_bridge.codec.formats.protobuf import register_proto
 from swarm_bridge.codec.framing import avro_fingerprint
 from swarm_bridge.codec.protobuf_schema import record_message_name
 from swarm_bridge.codec.records import RecordCodec, record_codec
-from swarm_bridge.codec.registry import Schema, SchemaRegistry, SubjectNameStrategy, topic_name
+from swarm_bridge.codec.registry import RegisteredSchema, Schema, SchemaRegistry, SubjectNameStrategy, topic_name
 from swarm_bridge.errors import SwarmBridgeError
+from swarm_bridge.vda5050.kafka import VdaKafka
 
 __all__ = ["SchemaBook", "SchemaTrouble"]
 
@@ -45,6 +48,27 @@ class SchemaBook:
         self._codecs: dict[tuple[str, str], RecordCodec] = {}
         self._proto_ids: dict[tuple[str, str], int] = {}
         self._proto_down: dict[int, str] = {}
+        self._vda5050: VdaKafka | None = None
+
+    @property
+    def vda5050(self) -> VdaKafka:
+        """VDA 5050 messages as Kafka records (Confluent Avro registered here, or JSON); made at first use. A
+        registry that cannot answer raises SchemaTrouble; UnknownSchema and IncompatibleSchema pass through."""
+        if self._vda5050 is None:
+            self._vda5050 = VdaKafka(register=self._register, by_id=self._by_id, subject_name=self._subject_name)
+        return self._vda5050
+
+    def _register(self, subject: str, schema: Schema) -> RegisteredSchema:
+        try:
+            return self.registry.register(subject, schema)
+        except RegistryError as exc:
+            raise SchemaTrouble(str(exc)) from None
+
+    def _by_id(self, schema_id: int) -> Schema:
+        try:
+            return self.registry.by_id(schema_id)
+        except RegistryError as exc:
+            raise SchemaTrouble(str(exc)) from None
 
     def kafka_id(self, kafka_topic: str, fingerprint: int, ros_type: str) -> int:
         """The registry id of the schema with `fingerprint` under its subject (`<kafka_topic>-value` by default).

@@ -12,7 +12,8 @@ looks), into the format the rule names for it (`avro_format`, `protobuf_format`,
                                      subject of its own, referenced by the record's.
   JSON ({...})                    -> forwarded as JSON (the wire convention), or as Avro when the rule asks.
 A rule's `payload` may also say the payload is not records: `raw` (forwarded unchanged) or `vda5050` (a VDA 5050
-JSON message, forwarded unchanged with a head of (key, stream, headerId run) for duplicate removal).
+JSON message, with a head of (key, stream, headerId run) for duplicate removal, written as Confluent Avro of its
+record derived from the official JSON Schema, or unchanged with `vda5050_format: json`).
 The head (robot_id, stream, seq) must match the MQTT topic's robot and stream; anything that does not
 decode, match or resolve becomes a `DeadLetter` with a reason, never an exception.
 """
@@ -40,6 +41,8 @@ from swarm_bridge.codec.recognise import expected_shape, recognise
 from swarm_bridge.gateway.heads import Head, avro_head, json_head
 from swarm_bridge.gateway.rules import UpRoute
 from swarm_bridge.gateway.schemas import SchemaBook
+from swarm_bridge.vda5050.avro_schemas import RECORD_NAMES
+from swarm_bridge.vda5050.errors import MessageUnfit
 from swarm_bridge.vda5050.headers import HeaderRuns
 from swarm_bridge.vda5050.models import UINT32
 
@@ -261,8 +264,27 @@ class Translator:
                            f"{route.robot_id!r}")
         vehicle = route.key.decode()
         stream = route.stream or route.mqtt_topic.rsplit("/", 1)[-1]
+        if route.vda5050_format == "json":
+            value = payload
+        elif stream not in RECORD_NAMES:
+            raise _Refused("bad_record", f"VDA 5050 message on topic {stream!r}, which has no Avro record; topics: "
+                           f"{', '.join(RECORD_NAMES)} (or vda5050_format: json)")
+        else:
+            value = self._vda5050_avro(route, stream, doc)
         head = Head(vehicle, stream, self._runs.seq(vehicle, stream, header_id, stamp), f"vda5050/{stream}")
-        return KafkaRecord(route.kafka_topic, route.key, payload, head)
+        return KafkaRecord(route.kafka_topic, route.key, value, head)
+
+    def _vda5050_avro(self, route: UpRoute, stream: str, doc: dict[str, object]) -> bytes:
+        """A VDA 5050 message as Confluent Avro of its record; a message that does not fit is refused by its
+        reason (`vda5050_wrong_type`, ...: UNFIT_REASONS), a subject refusing the schema as incompatible."""
+        try:
+            return self.schemas.vda5050.avro(route.kafka_topic, stream, doc)
+        except MessageUnfit as exc:
+            raise _Refused(f"vda5050_{exc.reason}", str(exc)) from None
+        except IncompatibleSchema as exc:
+            raise _Refused("incompatible_schema", str(exc)) from None
+        except CodecError as exc:
+            raise _Refused("unknown_schema", str(exc)) from None
 
     def _decode(self, ros_type: str, fmt: str, part: bytes) -> Envelope:
         try:

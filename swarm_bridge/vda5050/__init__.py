@@ -1,10 +1,20 @@
 """VDA 5050 2.1 without sockets: topics (`topics`), the messages as models (`models`), headers counted per topic
 (`headers`), orders built from a path (`orders`), instant actions (`instant`), an order's outcome and a vehicle's
 presence read from `state` and `connection` (`progress`), JSON in and out (`codec`), and the official JSON Schemas
-read from a folder the caller names (`schemas`). The coordinator's VDA 5050 profile is built on it."""
+read from a folder the caller names (`schemas`); the Avro records derived from them (`avro_schemas`, the
+packaged `avro/*.avsc`), messages to and from them (`avro`) and as Confluent-framed records on Kafka
+(`kafka`). The coordinator's VDA 5050 profile is built on it."""
 
 from swarm_bridge.vda5050.codec import decode, encode
-from swarm_bridge.vda5050.errors import MessageInvalid, SchemasMissing, TopicInvalid, Vda5050Error
+from swarm_bridge.vda5050.errors import (
+    UNFIT_REASONS,
+    DerivationError,
+    MessageInvalid,
+    MessageUnfit,
+    SchemasMissing,
+    TopicInvalid,
+    Vda5050Error,
+)
 from swarm_bridge.vda5050.headers import HeaderCounter, HeaderRuns, timestamp
 from swarm_bridge.vda5050.instant import INSTANT, instant_action
 from swarm_bridge.vda5050.models import (
@@ -26,14 +36,17 @@ __all__ = [
     "MESSAGES",
     "ORDER_ERRORS",
     "TOPICS",
+    "UNFIT_REASONS",
     "VERSION",
     "Connection",
+    "DerivationError",
     "Factsheet",
     "GoalAction",
     "HeaderCounter",
     "HeaderRuns",
     "InstantActions",
     "MessageInvalid",
+    "MessageUnfit",
     "OfficialSchemas",
     "Order",
     "OrderOutcome",

@@ -4,7 +4,7 @@ is a MessageInvalid naming the topic and the field."""
 from __future__ import annotations
 
 import json
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -12,7 +12,7 @@ from swarm_bridge.vda5050.errors import MessageInvalid
 from swarm_bridge.vda5050.models import Message
 from swarm_bridge.vda5050.schemas import OfficialSchemas
 
-__all__ = ["decode", "encode"]
+__all__ = ["decode", "decode_object", "encode"]
 
 M = TypeVar("M", bound=Message)
 
@@ -22,14 +22,20 @@ def encode(message: Message) -> bytes:
     return json.dumps(message.wire(), separators=(",", ":")).encode()
 
 
-def decode(topic: str, payload: bytes, model: type[M], schemas: OfficialSchemas | None = None) -> M:
-    """One payload of `topic` as `model`; checked against the official schema first when `schemas` is given."""
+def decode_object(topic: str, payload: bytes) -> dict[str, Any]:
+    """One payload of `topic` as its JSON object; MessageInvalid when it is not UTF-8 JSON or no object."""
     try:
         doc = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MessageInvalid(topic, "", f"not UTF-8 JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise MessageInvalid(topic, "", f"expected a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+def decode(topic: str, payload: bytes, model: type[M], schemas: OfficialSchemas | None = None) -> M:
+    """One payload of `topic` as `model`; checked against the official schema first when `schemas` is given."""
+    doc = decode_object(topic, payload)
     if schemas is not None:
         schemas.check(topic, doc)
     try:

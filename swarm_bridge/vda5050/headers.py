@@ -40,8 +40,9 @@ class HeaderCounter:
 
 class HeaderRuns:
     """Sequence numbers from headerIds that survive a sender's counter reset (a vehicle restarted, or its uint32
-    wrapped): per (sender, topic), a headerId lower than the last one with a timestamp not older starts a new run,
-    so `seq = run << 32 | headerId` only grows; a resent message (same headerId, same timestamp) keeps its seq.
+    wrapped): per (sender, topic), a headerId lower than the last one with a timestamp not older, or the last one
+    again with a later timestamp, starts a new run, so `seq = run << 32 | headerId` only grows; a resent message
+    (same headerId, same timestamp) keeps its seq.
     A restart within the timestamps' resolution counts as one too: when in doubt a message passes (at least
     once), it is not lost.
     Bounded: at most `max_streams` (sender, topic) pairs, the one seen first forgotten beyond it."""
@@ -60,9 +61,11 @@ class HeaderRuns:
             run = 0
         else:
             run, last_id, last_stamp = last
-            if header_id < last_id and not _later(last_stamp, stamp):
+            lower = header_id < last_id and not _later(last_stamp, stamp)
+            same_later = header_id == last_id and _later(stamp, last_stamp)  # e.g. a factsheet's 0 after 0
+            if lower or same_later:
                 run += 1
-            elif header_id < last_id:
+            elif header_id <= last_id:
                 return run << RUN_SHIFT | header_id  # an older message of this run, late or again: not the newest
         self._last[key] = (run, header_id, stamp)
         return run << RUN_SHIFT | header_id

@@ -150,7 +150,8 @@ class CoordinatorInstance:
         self._committer = ThreadPoolExecutor(1, thread_name_prefix=f"commit-{self.instance_id}")
         self._poisoned = False  # a round failed: the committer aborts the rounds after it until the rollback
         # VDA 5050 vehicles through the gateway: their topics read by the view, orders produced in the rounds
-        self.vda = KafkaVda(config, lambda: self.dispatch.book) if config.vda5050 is not None else None
+        self.vda = KafkaVda(config, lambda: self.dispatch.book, registry=self.records.registry) \
+            if config.vda5050 is not None else None
         self.view = ViewReader(config, self.dispatch, self.records, self._malformed, self.vda)
         session_ms = int(config.kafka.session_timeout_s * 1000)
         self._group = kafka_consumer({**common, "group.id": config.kafka.group, "client.id": self.instance_id,

@@ -50,7 +50,7 @@ def read_snapshot(config: CoordinatorConfig, *, timeout_s: float = 30.0) -> Flee
                                "group.id": f"fleet-status-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
                                "isolation.level": "read_committed"}, log)
     snap = FleetSnapshot()
-    vda = KafkaVda(config, lambda: snap.book) if config.vda5050 is not None else None
+    vda = KafkaVda(config, lambda: snap.book, registry=records.registry) if config.vda5050 is not None else None
     try:
         meta = consumer.list_topics(timeout=timeout_s).topics
         ends: dict[tuple[str, int], int] = {}

@@ -1,6 +1,7 @@
 """VDA 5050 vehicles for the Kafka coordinator: their `state`, `connection` and `factsheet` as the gateway's
-`payload: vda5050` up rules write them (JSON, key manufacturer/serialNumber) folded by every instance's view, and
-orders and instant actions as records for the gateway's down rules, produced in the owner's transaction."""
+`payload: vda5050` up rules write them (Confluent Avro of the records derived from the official JSON Schemas, or
+JSON; key manufacturer/serialNumber) folded by every instance's view, and orders and instant actions as records
+for the gateway's down rules (in `vda5050.kafka_format`, Avro by default), produced in the owner's transaction."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
+from swarm_bridge.codec.registry import subject_name_strategy
+from swarm_bridge.codec.wire import RegistryIds, registry_ids
 from swarm_bridge.config.coordinator import CoordinatorConfig
+from swarm_bridge.config.robot import default_registry
 from swarm_bridge.coordinator.core.dispatch import Command
 from swarm_bridge.coordinator.core.errors import CoordinatorSettingError
 from swarm_bridge.coordinator.core.events import TaskBook
@@ -17,6 +21,8 @@ from swarm_bridge.coordinator.core.records import StatusReport
 from swarm_bridge.coordinator.core.tasks import ACTIVE
 from swarm_bridge.coordinator.core.vda import Outgoing, VdaVehicles
 from swarm_bridge.vda5050 import MessageInvalid, VehicleId
+from swarm_bridge.vda5050.codec import decode_object
+from swarm_bridge.vda5050.kafka import VdaKafka, json_value
 from swarm_bridge.vda5050.topics import TopicName
 
 __all__ = ["KafkaRecord", "KafkaVda"]
@@ -26,7 +32,8 @@ UP = ("state", "connection", "factsheet")
 
 @dataclass(frozen=True)
 class KafkaRecord:
-    """An order or instant action for the gateway: Kafka topic, key manufacturer/serialNumber, JSON value."""
+    """An order or instant action for the gateway: Kafka topic, key manufacturer/serialNumber, value (Confluent
+    Avro or JSON, as `vda5050.kafka_format` says)."""
 
     topic: str
     key: str
@@ -36,10 +43,18 @@ class KafkaRecord:
 class KafkaVda:
     """The vehicles seen on Kafka; `reports` collects the task status their states say, for the next round."""
 
-    def __init__(self, config: CoordinatorConfig, book: Callable[[], TaskBook]) -> None:
+    def __init__(self, config: CoordinatorConfig, book: Callable[[], TaskBook], *,
+                 registry: RegistryIds | None = None) -> None:
+        """`registry`: where the Avro records' schemas are registered and looked up (the runner's); default one of
+        the config's `registry`, opened at first use and closed by `close()`."""
         vda = config.vda5050
         if vda is None:
             raise CoordinatorSettingError("vda5050: KafkaVda needs this section of the coordinator config")
+        self.format = vda.kafka_format
+        self._owned = registry is None
+        self.registry = registry if registry is not None else registry_ids(config.registry or default_registry())
+        self.records = VdaKafka(register=self.registry, by_id=self.registry.by_id,
+                                subject_name=subject_name_strategy(config.subject_name_strategy))
         grace = int(config.tasks.robot_offline_after_s * 1e9)
         self._new = lambda: VdaVehicles(vda, config.capabilities, offline_grace_ns=grace)
         self.vehicles = self._new()
@@ -57,6 +72,11 @@ class KafkaVda:
     def knows(self, robot_id: str) -> bool:
         return self.vehicles.knows(robot_id)
 
+    def close(self) -> None:
+        """Close the registry client if this made it."""
+        if self._owned:
+            self.registry.close()
+
     def fold(self, topic: str, key: bytes | None, value: bytes, fleet: FleetView, now_ns: int) -> bool:
         """Fold one record of a VDA 5050 up topic; False when `topic` is none. Raises MessageInvalid or
         UnknownVehicle for a record that does not fold (the caller counts it)."""
@@ -65,6 +85,8 @@ class KafkaVda:
             return False
         vehicle = _vehicle(key, topic)
         mqtt_topic = self.vehicles.topics.topic(vehicle, cast(TopicName, name))
+        if value[:1] != b"{":  # Confluent Avro: the message as the JSON the profile reads
+            value = json_value(self.records.read(value, name)[1])
         if name == "state":
             self.reports += self.vehicles.on_state(mqtt_topic, value, fleet, now_ns, self._adopt)
         elif name == "connection":
@@ -99,7 +121,12 @@ class KafkaVda:
         return None
 
     def _record(self, out: Outgoing, robot_id: str) -> KafkaRecord:
-        return KafkaRecord(self.kafka_topics[out.topic.rsplit("/", 1)[-1]], robot_id, out.payload)
+        name = out.topic.rsplit("/", 1)[-1]
+        kafka_topic = self.kafka_topics[name]
+        if self.format == "json":
+            return KafkaRecord(kafka_topic, robot_id, out.payload)
+        doc = decode_object(name, out.payload)
+        return KafkaRecord(kafka_topic, robot_id, self.records.write(self.format, kafka_topic, name, doc))
 
     def _robot_of(self, mqtt_topic: str) -> str:
         parsed = self.vehicles.topics.parse(mqtt_topic)
