@@ -113,7 +113,8 @@ class VdaKafka:
         topic = self._names.get(name)
         if topic is None:
             raise MessageInvalid("", "", f"schema id {schema_id} is {name or 'no record'}, not a VDA 5050 record "
-                                 f"({', '.join(self._names)})")
+                                 f"({', '.join(self._names)}); if the writer registered it elsewhere, point the "
+                                 "gateway and the coordinator at the same schema registry (key registry)")
         same = avro_fingerprint(parsed) == self._packaged[topic]
         found = self._writers[schema_id] = (topic, None if same else self.codec.parse_writer(parsed))
         return found

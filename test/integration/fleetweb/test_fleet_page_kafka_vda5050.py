@@ -47,7 +47,8 @@ def test_the_page_on_kafka_shows_vda5050_vehicles_and_a_cancelled_task(tmp_path:
     gateway_id = f"gw_{tag}"
     gateway = GatewayThread(gateway_config(
         tmp_path / "gw.yaml", gateway_id=gateway_id, fleet=f"fleet_{tag}", mqtt_port=mosquitto.port,
-        bootstrap=kafka.bootstrap, registry=tmp_path / "gw-registry", kafka={"dlq_topic": f"dlq_{tag}"},
+        bootstrap=kafka.bootstrap, registry=tmp_path / "registry",  # the coordinator's
+        kafka={"dlq_topic": f"dlq_{tag}"},
         health={"topic": f"t{tag}.health", "interval_s": 1.0},
         up=[{"mqtt": f"{interface}/v2/{{manufacturer}}/{{robot_id}}/{{stream}}",
              "where": {"stream": ["state", "connection", "factsheet"]}, "kafka_topic": f"vda_{tag}.{{stream}}",
