@@ -44,6 +44,7 @@ _NOT_A_PROBLEM = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._PARTIT
 log = logging.getLogger(__name__)
 
 STREAMS = r"^fleet\.telemetry\..+"
+STREAMS_REFRESH_MS = 10_000  # how soon a new stream topic joins the page
 """The robots' telemetry topics, counted per robot (the record key) and topic beside their state and status."""
 
 
@@ -68,7 +69,10 @@ class KafkaSource:
         self._view: Consumer = kafka_consumer({**base, "group.id": f"{config.kafka.group}.web.{tag}",
                                                "isolation.level": "read_committed"}, log)
         self._streams: Consumer = kafka_consumer({**base, "group.id": f"{config.kafka.group}.web-streams.{tag}",
-                                                  "auto.offset.reset": "latest"}, log)
+                                                  "auto.offset.reset": "latest",
+                                                  # a stream topic made after the page opened is matched by the
+                                                  # pattern at the next refresh (librdkafka's default: 5 min)
+                                                  "topic.metadata.refresh.interval.ms": STREAMS_REFRESH_MS}, log)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._connected = False
