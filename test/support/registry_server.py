@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Iterator
 
 import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from swarm_bridge.brokers import free_port
 from swarm_bridge.brokers.registry import SchemaRegistryServer
@@ -20,3 +21,18 @@ def apicurio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SchemaRegistr
         yield registry
     finally:
         registry.stop()
+
+
+@pytest.fixture(scope="module", name="server")
+def module_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SchemaRegistryServer]:
+    """Fixture `server`: a private Apicurio Registry for the importing module, stopped at its end."""
+    with apicurio(tmp_path_factory) as registry:
+        yield registry
+
+
+@pytest.fixture(name="client")
+def registry_client(server: SchemaRegistryServer) -> Iterator[SchemaRegistryClient]:
+    """Fixture `client`: confluent-kafka's own registry client on `server`, the independent reader's."""
+    found = SchemaRegistryClient({"url": server.url})
+    yield found
+    found.close()

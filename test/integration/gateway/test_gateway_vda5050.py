@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 from gateway_harness import GatewayThread, read_topic, wait_for, write_config
 from paho.mqtt.enums import CallbackAPIVersion
-from registry_server import apicurio
+from registry_server import module_registry, registry_client  # noqa: F401  (fixtures server, client)
 from vda_vehicles import VdaVehicles, VehicleSpec
 from vda_wire import SchemaCheck, WireTap
 
@@ -34,21 +33,6 @@ from swarm_bridge.vda5050.avro import VdaAvro
 from swarm_bridge.vda5050.avro_schemas import packaged
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SchemaRegistryServer]:
-    """A private Apicurio Registry for this module, stopped at the end."""
-    with apicurio(tmp_path_factory) as registry:
-        yield registry
-
-
-@pytest.fixture()
-def client(server: SchemaRegistryServer) -> Iterator[SchemaRegistryClient]:
-    """confluent-kafka's own registry client: the independent reader's."""
-    found = SchemaRegistryClient({"url": server.url})
-    yield found
-    found.close()
 
 
 def plain(datum: Any) -> Any:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from registry_server import apicurio
+from registry_server import module_registry, registry_client  # noqa: F401  (fixtures server, client)
 
 from swarm_bridge.brokers import Kafka, Mosquitto
 from swarm_bridge.brokers.registry import SchemaRegistryServer
@@ -38,21 +37,6 @@ pytestmark = pytest.mark.integration
 
 BATTERY = "sensor_msgs/msg/BatteryState"
 TASK_COMMAND = "swarm_bridge_msgs/msg/TaskCommand"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SchemaRegistryServer]:
-    """A private Apicurio Registry for this module, stopped at the end."""
-    with apicurio(tmp_path_factory) as registry:
-        yield registry
-
-
-@pytest.fixture()
-def client(server: SchemaRegistryServer) -> Iterator[SchemaRegistryClient]:
-    """confluent-kafka's own registry client: the independent reader's."""
-    found = SchemaRegistryClient({"url": server.url})
-    yield found
-    found.close()
 
 
 def _tag() -> str:
