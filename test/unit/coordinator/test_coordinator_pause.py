@@ -1,7 +1,7 @@
 """Pause and resume of VDA 5050 vehicles without a broker: the request read and checked, why a robot cannot be
 paused (named, by kind), the Kafka record for the gateway's down rule (schema-valid startPause/stopPause), the
 request on the submit topic's shard of the robot, `state.paused` in the fleet view and `fleet status`, and the CLI's
-refusal from the config alone."""
+refusal from the config alone; the fleet page row."""
 
 from __future__ import annotations
 
@@ -25,8 +25,11 @@ from swarm_bridge.coordinator.core.pause import (
     pause_refusal,
 )
 from swarm_bridge.coordinator.core.table import fleet_tables
+from swarm_bridge.coordinator.kafka import snapshot
 from swarm_bridge.coordinator.kafka.vda import KafkaVda
 from swarm_bridge.coordinator.site.wire import SiteTopics
+from swarm_bridge.fleetweb.model import FleetPage, PageLimits
+from swarm_bridge.routing.sharding import shard_of
 from swarm_bridge.vda5050 import OfficialSchemas
 
 MANUFACTURERS = {"acme": "agv"}
@@ -140,3 +143,37 @@ def test_every_pause_option_has_help(capsys: pytest.CaptureFixture[str]) -> None
         for option in ("--config", "--set", "--robot-id", "--reason"):
             assert option in text
         assert "startPause" in text if name == "pause" else "stopPause" in text
+
+
+def test_the_fleet_page_row_says_paused() -> None:
+    page = FleetPage(fleet="f", stale_after_ns=10**10, limits=PageLimits())
+    page.fleet.put(RobotView("acme/agv1", kind="agv", paused=True, last_seen_ns=1))
+    page.fleet.put(RobotView("amr_1", kind="amr", last_seen_ns=1))
+    assert {r["robot_id"]: r["paused"] for r in page.snapshot(2)["robots"]} == {"acme/agv1": True, "amr_1": False}
+
+
+class _Producer:
+    """Stands in for the Kafka producer: keeps what was produced."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, bytes | None, bytes | None, int]] = []
+
+    def produce(self, topic: str, value: bytes | None, key: bytes | None, partition: int) -> None:
+        self.records.append((topic, value, key, partition))
+
+    def flush(self, _timeout_s: float) -> int:
+        return 0
+
+
+def test_a_pause_goes_to_the_submit_partition_of_the_robots_shard(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    producer = _Producer()
+    monkeypatch.setattr(snapshot, "kafka_producer", lambda _settings, _log: producer)
+    config = kafka_config(tmp_path)
+    for robot_id in ("acme/agv1", "acme/agv2", "acme/agv3"):
+        assert snapshot.pause_vehicle(config, robot_id, robot_id != "acme/agv2", "why") == 0
+    assert [(t, k, p) for t, _v, k, p in producer.records] == [
+        (config.topics.submit, r.encode(), shard_of(r, 4)) for r in ("acme/agv1", "acme/agv2", "acme/agv3")]
+    assert [parse_pause(v or b"") for _t, v, _k, _p in producer.records] == [
+        PauseRequest("acme/agv1", True, "why"), PauseRequest("acme/agv2", False, "why"),
+        PauseRequest("acme/agv3", True, "why")]
