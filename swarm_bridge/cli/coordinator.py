@@ -1,5 +1,5 @@
-"""`swarm-bridge coordinator`, `task submit`, `task cancel`, `fleet status` and `fleet web`: run, feed and look at
-the fleet coordinator."""
+"""`swarm-bridge coordinator`, `task submit`, `task cancel`, `fleet status`, `fleet pause`/`resume` and `fleet web`:
+run, feed and look at the fleet coordinator."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def register(sub: Any) -> None:
     cancel.add_argument("--reason", default="", help="kept as the task's reason")
     cancel.set_defaults(run=_cancel)
 
-    fleet = sub.add_parser("fleet", help="look at the fleet")
+    fleet = sub.add_parser("fleet", help="look at the fleet; pause and resume VDA 5050 vehicles")
     fleet_actions = fleet.add_subparsers(dest="fleet_command", metavar="ACTION", required=True)
     status = fleet_actions.add_parser("status", help="a table of robots and tasks, read from Kafka")
     status.add_argument("--config", type=Path, required=True, help="coordinator YAML")
@@ -65,6 +65,21 @@ def register(sub: Any) -> None:
     status.add_argument("--tasks", type=int, default=20, help="show at most this many unfinished tasks")
     status.add_argument("--json", action="store_true", help="print JSON instead of tables")
     status.set_defaults(run=_status)
+    for name, paused in (("pause", True), ("resume", False)):
+        action = "startPause" if paused else "stopPause"
+        pause = fleet_actions.add_parser(name, help=f"{name} one VDA 5050 vehicle (instantActions {action})",
+                                         description=f"Send a VDA 5050 vehicle instantActions {action} through its "
+                                         "coordinator (mode kafka: the instance owning the vehicle's shard, via the "
+                                         "gateway's down rule; mode mqtt: the site coordinator). `fleet status` shows "
+                                         "it paused once the vehicle reports it. Exit 1: refused (a swarm_bridge "
+                                         "robot, no such vehicle seen); 2: bad config (no vda5050: section); 3: "
+                                         "unreachable.")
+        pause.add_argument("--config", type=Path, required=True, help="coordinator YAML (with a vda5050: section)")
+        pause.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=COORDINATOR_OVERRIDE_HELP)
+        pause.add_argument("--robot-id", required=True, metavar="MANUFACTURER/SERIAL",
+                           help="the vehicle, as `fleet status` lists it (manufacturer/serialNumber, e.g. acme/agv1)")
+        pause.add_argument("--reason", default="", help="why (logged by the coordinator)")
+        pause.set_defaults(run=_pause, paused=paused)
     web = fleet_actions.add_parser("web", help="serve a live page of the fleet (read-only), from the same sources "
                                    "the coordinator reads", description="Robots on a map, presence, battery, tasks "
                                    "and their states, stream rates and drops, updated live (server-sent events); "
@@ -262,6 +277,69 @@ def _cancel_on_kafka(args: argparse.Namespace, config: Any) -> int:
     return 0
 
 
+def _pause(args: argparse.Namespace) -> int:
+    """`fleet pause` / `fleet resume`: refused at once when the config drives no VDA 5050 vehicles, else sent by
+    mode (the coordinator's fleet says whether the robot is one of its vehicles)."""
+    from swarm_bridge.coordinator.core.pause import config_refusal
+
+    config = _config(args.config, args.set)
+    if config is None:
+        return EXIT_CONFIG
+    why = config_refusal(args.robot_id, None) if config.vda5050 is None else None
+    if why is not None:
+        print(f"fleet {_verb(args)}: {why}", file=sys.stderr)
+        return EXIT_CONFIG
+    return MODES[config.mode].pause(args, config)
+
+
+def _verb(args: argparse.Namespace) -> str:
+    return "pause" if args.paused else "resume"
+
+
+def _pause_at_site(args: argparse.Namespace, config: Any) -> int:
+    """Mode mqtt: ask the site coordinator; exit 1 when it refused (not a vehicle it has seen)."""
+    from swarm_bridge.coordinator.site.client import SiteUnreachable, pause_at_site
+
+    try:
+        answer = pause_at_site(config, args.robot_id, args.paused, args.reason)
+    except SiteUnreachable as exc:
+        print(f"fleet {_verb(args)}: {args.robot_id}: {exc}", file=sys.stderr)
+        return EXIT_KAFKA
+    if not answer.get("accepted"):
+        print(f"fleet {_verb(args)}: refused: {answer.get('reason')}", file=sys.stderr)
+        return 1
+    print(f"{answer['action']} sent to {args.robot_id}; `fleet status` shows it paused once the vehicle reports it"
+          if args.paused else f"{answer['action']} sent to {args.robot_id}")
+    return 0
+
+
+def _pause_on_kafka(args: argparse.Namespace, config: Any) -> int:
+    """Mode kafka: check the vehicle is one the coordinators have seen (read from Kafka as `fleet status` does), then
+    put the request on the submit topic, on the vehicle's shard: its owner sends the instant action."""
+    from swarm_bridge.coordinator.core.pause import pause_refusal
+    from swarm_bridge.coordinator.kafka.snapshot import pause_vehicle, read_snapshot
+    from swarm_bridge.routing.sharding import shard_of
+    from swarm_bridge.transport.kafka_clients import KafkaException
+
+    robot_id = args.robot_id
+    try:
+        snap = read_snapshot(config)
+    except KafkaException as exc:
+        print(f"fleet {_verb(args)}: kafka://{config.kafka.servers}: {exc}", file=sys.stderr)
+        return EXIT_KAFKA
+    why = pause_refusal(robot_id, config.vda5050.manufacturers, snap.vehicles, snap.fleet)
+    if why is not None:
+        print(f"fleet {_verb(args)}: refused: {why}", file=sys.stderr)
+        return 1
+    if pause_vehicle(config, robot_id, args.paused, args.reason):
+        print(f"fleet {_verb(args)}: {robot_id}: not confirmed by kafka://{config.kafka.servers}", file=sys.stderr)
+        return EXIT_KAFKA
+    action = "startPause" if args.paused else "stopPause"
+    print(f"{action} for {robot_id} sent to {config.topics.submit} (shard {shard_of(robot_id, config.shards)}); "
+          "`fleet status` shows the vehicle's paused flag once it reports it")
+    return 0
+
+
 def _site_status(args: argparse.Namespace, config: Any) -> int:
     """Mode mqtt: the fleet status the site coordinator keeps retained on its broker."""
     from swarm_bridge.coordinator.core.table import table
@@ -278,7 +356,8 @@ def _site_status(args: argparse.Namespace, config: Any) -> int:
     robots = doc["robots"]
     print(f"robots: {len(robots)} ({sum(r['online'] for r in robots)} online)")
     print(table(("robot", "kind", "presence", "mode", "battery", "position", "tasks", "current", "capabilities"),
-                [(r["robot_id"], r["kind"], "online" if r["online"] else "OFFLINE", r["mode"].lower(),
+                [(r["robot_id"], r["kind"], "online" if r["online"] else "OFFLINE",
+                  r["mode"].lower() + (", paused" if r.get("paused") else ""),
                   "?" if r["battery_percent"] is None else f"{r['battery_percent']:.0f}%",
                   f"({r['x']:.1f}, {r['y']:.1f})", str(r["tasks"]), r["current_task_id"] or "-",
                   ",".join(r["capabilities"])) for r in robots]))
@@ -307,7 +386,7 @@ def _kafka_status(args: argparse.Namespace, config: Any) -> int:
     stale = int(config.tasks.robot_offline_after_s * 1e9)
     if args.json:
         robots = [{"robot_id": r.robot_id, "kind": r.kind, "online": r.reachable(now, stale), "mode": r.mode.name,
-                   "battery_percent": r.battery_percent, "x": r.x, "y": r.y,
+                   "battery_percent": r.battery_percent, "x": r.x, "y": r.y, "paused": r.paused,
                    "tasks": snap.book.loads.get(r.robot_id, 0)} for r in snap.fleet]
         print(json.dumps({"robots": robots, "tasks": snap.book.counts(), "malformed": snap.malformed}))
         return 0
@@ -325,10 +404,14 @@ class Mode:
     submit: Callable[[Any, dict[str, Any]], int]
     status: Callable[[argparse.Namespace, Any], int]
     cancel: Callable[[argparse.Namespace, Any], int]
+    pause: Callable[[argparse.Namespace, Any], int]
 
 
 MODES: dict[str, Mode] = {
-    "kafka": Mode(run=_run_kafka, submit=_submit_to_kafka, status=_kafka_status, cancel=_cancel_on_kafka),
-    "mqtt": Mode(run=_run_site, submit=_submit_to_site, status=_site_status, cancel=_cancel_at_site),
+    "kafka": Mode(run=_run_kafka, submit=_submit_to_kafka, status=_kafka_status, cancel=_cancel_on_kafka,
+                  pause=_pause_on_kafka),
+    "mqtt": Mode(run=_run_site, submit=_submit_to_site, status=_site_status, cancel=_cancel_at_site,
+                 pause=_pause_at_site),
 }
-"""Coordinator mode -> the runner, task submission and fleet status of that mode; a new mode adds a row."""
+"""Coordinator mode -> the runner, task submission, cancel, pause and fleet status of that mode; a new mode adds a
+row."""

@@ -323,7 +323,7 @@ class FleetPage:
         return {
             "robot_id": robot.robot_id, "kind": robot.kind, "online": online,
             "presence": "online" if online else ("offline" if not robot.online else "silent"),
-            "presence_reason": robot.presence_reason, "mode": robot.mode.name.lower(),
+            "presence_reason": robot.presence_reason, "mode": robot.mode.name.lower(), "paused": robot.paused,
             "battery_percent": None if not math.isfinite(robot.battery_percent) else round(robot.battery_percent, 1),
             "charging": robot.charging, "x": _finite(x), "y": _finite(y), "frame": frame,
             "last_seen_s": None if not robot.last_seen_ns else round((now_ns - robot.last_seen_ns) / 1e9, 1),

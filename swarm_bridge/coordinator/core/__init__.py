@@ -2,7 +2,8 @@
 
 `tasks` (request, lifecycle), `fleet` (robots as seen), `assignment` (policies), `events` (the task event log),
 `dispatch` (what a round decides), `records` (the records read and written, as dicts), `drops` (counted
-drops), `table` (plain-text tables), `vda` (VDA 5050 vehicles as robots), `errors`.
+drops), `table` (plain-text tables), `vda` (VDA 5050 vehicles as robots), `pause` (pause/resume requests for
+them), `errors`.
 """
 
 from swarm_bridge.coordinator.core.assignment import POLICIES, AssignmentPolicy, CostPolicy, plan

@@ -29,7 +29,7 @@ WORKING_MODES = frozenset({RobotMode.IDLE, RobotMode.AUTONOMOUS, RobotMode.CHARG
 
 @dataclass(frozen=True)
 class RobotView:
-    """One robot: kind, capabilities, mode, position, battery, current task, when last heard, presence."""
+    """One robot: kind, capabilities, mode, position, battery, current task, when last heard, presence, paused."""
 
     robot_id: str
     kind: str = ""
@@ -47,6 +47,7 @@ class RobotView:
     capacity: int = 0  # tasks it holds at once (a VDA 5050 vehicle: 1 order); 0: the policy's max_queue
     offline_grace_ns: int = 0  # how long after it was last heard it keeps its tasks while offline (a VDA 5050
     # vehicle whose connection broke drives its order on, section 6.2); 0: its tasks move at once
+    paused: bool = False  # a VDA 5050 vehicle's `state.paused` (startPause): it holds its order, no driving
 
     def full(self, load: int, max_queue: int) -> bool:
         """Whether it holds as many tasks as it may (its own capacity, else the policy's max_queue)."""

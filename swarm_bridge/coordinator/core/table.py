@@ -24,7 +24,8 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def fleet_tables(fleet: FleetView, book: TaskBook, *, now_ns: int, stale_after_ns: int, max_tasks: int) -> str:
     """Robots (one row each), tasks per state, and the most urgent unfinished tasks."""
     robots = [(r.robot_id, r.kind, "online" if r.reachable(now_ns, stale_after_ns) else "OFFLINE",
-               r.mode.name.lower(), "?" if r.battery_percent != r.battery_percent else f"{r.battery_percent:.0f}%",
+               r.mode.name.lower() + (", paused" if r.paused else ""),
+               "?" if r.battery_percent != r.battery_percent else f"{r.battery_percent:.0f}%",
                f"({r.x:.1f}, {r.y:.1f})", str(book.loads.get(r.robot_id, 0)), r.current_task_id or "-",
                ",".join(sorted(r.capabilities))) for r in fleet]
     counts = book.counts()

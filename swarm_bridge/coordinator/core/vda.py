@@ -1,9 +1,9 @@
 """The coordinator's VDA 5050 profile, without sockets (both runners use it): plain VDA 5050 2.1 vehicles (no ROS, no
 swarm_bridge) as robots of the fleet.
 
-In: `state` (fleet view: position, battery, mode; the order's progress, done, failed, rejected or cancelled as task
-status), `connection` (presence; CONNECTIONBROKEN is the vehicle's Last Will) and `factsheet` (the actions it can
-do: a task kind whose action it does not list is not offered to it). Out: an `order` per assignment
+In: `state` (fleet view: position, battery, mode, paused; the order's progress, done, failed, rejected or cancelled
+as task status), `connection` (presence; CONNECTIONBROKEN is the vehicle's Last Will) and `factsheet` (the actions it
+can do: a task kind whose action it does not list is not offered to it). Out: an `order` per assignment
 (the vehicle's position, the task's target, the kind's action there), `instantActions` cancelOrder for a cancel,
 startPause/stopPause on request. A vehicle's robot id is `manufacturer/serialNumber`."""
 
@@ -280,7 +280,7 @@ class VdaVehicles:
                        capacity=ORDERS_AT_ONCE, offline_grace_ns=self.offline_grace_ns, mode=mode,
                        x=position.x if position else base.x, y=position.y if position else base.y,
                        battery_percent=battery.battery_charge, charging=battery.charging, current_task_id=current,
-                       last_seen_ns=max(base.last_seen_ns, now_ns))
+                       paused=bool(state.paused), last_seen_ns=max(base.last_seen_ns, now_ns))
 
     def _here(self, vehicle: VehicleId, order_id: str) -> Waypoint:
         """The order's first node: where the vehicle stands (its last node id, at its reported position)."""

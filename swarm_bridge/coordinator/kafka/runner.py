@@ -31,6 +31,7 @@ from swarm_bridge.config.robot import default_registry
 from swarm_bridge.coordinator.core.dispatch import ASSIGN, Command, Dispatch, EventRecord, Forward, Output
 from swarm_bridge.coordinator.core.drops import DropLog
 from swarm_bridge.coordinator.core.events import SUBMITTED, encode_event
+from swarm_bridge.coordinator.core.pause import MalformedPause, PauseRefusal, PauseRequest, parse_pause, pause_refusal
 from swarm_bridge.coordinator.core.tasks import TaskState
 from swarm_bridge.coordinator.kafka.records import FleetRecords
 from swarm_bridge.coordinator.kafka.topics import ensure_topics, require_kafka
@@ -54,6 +55,7 @@ from swarm_bridge.transport.kafka_clients import (
     produce_patiently,
     worth_retrying,
 )
+from swarm_bridge.vda5050 import MessageInvalid
 
 __all__ = ["PRODUCERS", "WINDOW_S", "CoordinatorInstance", "coalesce"]
 
@@ -252,6 +254,7 @@ class CoordinatorInstance:
         now = time.time_ns()
         out: list[Output] = []
         consumed = 0
+        self._extra = []
         for msg in msgs:
             error = msg.error()
             if error is not None:
@@ -264,7 +267,6 @@ class CoordinatorInstance:
             except KafkaException as exc:  # the event topic's end unknown (a stalled broker): redo the batch
                 self._rollback(f"the end of {self.topics.events} is unknown ({exc.args[0]})")
                 return 0
-        self._extra = []
         if self.dispatch.owned:
             out += self._vehicle_reports(now)
             check = now - self._last_check >= _CHECK_EVERY_NS
@@ -272,7 +274,7 @@ class CoordinatorInstance:
                 self._last_check = now
                 self._gauges(now)
                 if self.vda is not None:
-                    self._extra = self.vda.quiet(self.dispatch.fleet, now, self.dispatch.stale_after_ns, self._mine)
+                    self._extra += self.vda.quiet(self.dispatch.fleet, now, self.dispatch.stale_after_ns, self._mine)
             out += self.dispatch.tick(now, check=check)
         if not out and not consumed and not self._extra:
             return 0
@@ -292,6 +294,15 @@ class CoordinatorInstance:
     def _input(self, msg: KafkaMessage, now_ns: int, read_ns: int) -> list[Output]:
         topic, value, key = msg.topic(), msg.value() or b"", (msg.key() or b"").decode("utf-8", "replace")
         if topic == self.topics.submit:
+            where = f"{topic}[{msg.partition()}]@{msg.offset()}"
+            try:
+                pause = parse_pause(value)
+            except MalformedPause as exc:
+                self.drops("malformed pause", f"{where}: {exc}")
+                return []
+            if pause is not None:
+                self._pause(pause, now_ns, where)
+                return []
             name = key or f"{topic}:{msg.partition()}:{msg.offset()}"
             out = self.dispatch.request(value, name, now_ns)
             if out is None and self.view.catch_up():
@@ -331,6 +342,30 @@ class CoordinatorInstance:
             self.drops("status for an unknown task", f"{report.robot_id}: task {report.task_id}")
             return []
         return result
+
+    def _pause(self, request: PauseRequest, now_ns: int, where: str) -> None:
+        """An operator's pause or resume (on the robot's shard partition, so here): startPause/stopPause for the
+        gateway's down rule, in this round; a robot that is no VDA 5050 vehicle seen here is refused, counted."""
+        vda, robot_id = self.vda, request.robot_id
+        manufacturers = None if self.config.vda5050 is None else self.config.vda5050.manufacturers
+
+        def refusal() -> PauseRefusal | None:
+            known = vda.vehicles.states if vda is not None else ()
+            return pause_refusal(robot_id, manufacturers, known, self.dispatch.fleet)
+
+        why = refusal()
+        if why is not None and why.kind == "unknown vehicle" and self.view.catch_up():
+            why = refusal()  # its first state may have come since the view's last read
+        if why is not None or vda is None:
+            self.drops(f"pause refused: {why.kind if why else 'no vda5050 section'}", f"{where}: {why}")
+            return
+        try:
+            self._extra.append(vda.pause(robot_id, request.paused, now_ns))
+        except MessageInvalid as exc:  # a bug: what we built breaks the official schema; never sent
+            self.drops("vda5050 message breaks its schema", f"{where}: {robot_id}: {exc}")
+            return
+        log.info("instance %s: %s to %s%s", self.instance_id, request.action, robot_id,
+                 f" ({request.reason})" if request.reason else "")
 
     def _mine(self, robot_id: str) -> bool:
         """Whether this instance owns the robot's shard."""
@@ -377,7 +412,7 @@ class CoordinatorInstance:
                 else:
                     self._produce(self.topics.commands, record.shard, record.robot_id.encode(),
                                   self.records.command(record, now))
-            for vda_record in self._extra:  # stateRequests to silent vehicles
+            for vda_record in self._extra:  # pauses asked for, stateRequests to silent vehicles
                 self._produce(vda_record.topic, ANY_PARTITION, vda_record.key.encode(), vda_record.value)
             if consumed:
                 positions = [tp for tp in self._group.position(self._group.assignment()) if tp.offset >= 0]

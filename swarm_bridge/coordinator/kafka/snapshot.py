@@ -1,4 +1,5 @@
-"""Read the fleet as the coordinators see it, straight from Kafka (for `fleet status`), submit and cancel tasks."""
+"""Read the fleet as the coordinators see it, straight from Kafka (for `fleet status`), submit and cancel tasks,
+pause and resume VDA 5050 vehicles."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from swarm_bridge.config.robot import default_registry
 from swarm_bridge.coordinator.core.dispatch import CANCEL_KEY, cancel_doc
 from swarm_bridge.coordinator.core.events import TaskBook
 from swarm_bridge.coordinator.core.fleet import FleetView
+from swarm_bridge.coordinator.core.pause import pause_doc
 from swarm_bridge.coordinator.kafka.records import FleetRecords
 from swarm_bridge.coordinator.kafka.vda import KafkaVda
 from swarm_bridge.coordinator.kafka.view import fold, sent_at
@@ -25,7 +27,7 @@ from swarm_bridge.transport.kafka_clients import (
     produce_patiently,
 )
 
-__all__ = ["FleetSnapshot", "TaskSubmitter", "cancel_task", "read_snapshot", "submit_tasks"]
+__all__ = ["FleetSnapshot", "TaskSubmitter", "cancel_task", "pause_vehicle", "read_snapshot", "submit_tasks"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ class FleetSnapshot:
         self.fleet = FleetView()
         self.book = TaskBook()
         self.malformed = 0
+        self.vehicles: frozenset[str] = frozenset()  # robot ids of the VDA 5050 vehicles whose state was read
 
 
 def read_snapshot(config: CoordinatorConfig, *, timeout_s: float = 30.0) -> FleetSnapshot:
@@ -79,6 +82,8 @@ def read_snapshot(config: CoordinatorConfig, *, timeout_s: float = 30.0) -> Flee
             for tp in positions:
                 if tp.offset >= ends[(tp.topic, tp.partition)]:
                     ends.pop((tp.topic, tp.partition))
+        if vda is not None:
+            snap.vehicles = frozenset(vda.vehicles.states)
     finally:
         consumer.close()
         records.close()
@@ -104,6 +109,17 @@ def cancel_task(config: CoordinatorConfig, task_id: str, reason: str = "", *, ti
     producer = kafka_producer({**config.kafka.client_settings(), "enable.idempotence": True}, log)
     produce_patiently(producer, config.topics.submit, json.dumps(cancel_doc(task_id, reason)).encode(),
                       task_id.encode(), shard_of(task_id, config.shards))
+    return producer.flush(timeout_s)
+
+
+def pause_vehicle(config: CoordinatorConfig, robot_id: str, paused: bool, reason: str = "", *,
+                  timeout_s: float = 30.0) -> int:
+    """Send a pause (or, `paused` false, resume) request to the submit topic (key robot id, its shard's partition):
+    the instance owning the robot's shard sends the vehicle startPause (stopPause). Returns 1 when Kafka did not
+    confirm it, else 0."""
+    producer = kafka_producer({**config.kafka.client_settings(), "enable.idempotence": True}, log)
+    produce_patiently(producer, config.topics.submit, json.dumps(pause_doc(robot_id, paused, reason)).encode(),
+                      robot_id.encode(), shard_of(robot_id, config.shards))
     return producer.flush(timeout_s)
 
 

@@ -1,7 +1,8 @@
 """VDA 5050 vehicles for the Kafka coordinator: their `state`, `connection` and `factsheet` as the gateway's
 `payload: vda5050` up rules write them (Confluent Avro of the records derived from the official JSON Schemas, or
-JSON; key manufacturer/serialNumber) folded by every instance's view, and orders and instant actions as records
-for the gateway's down rules (in `vda5050.kafka_format`, Avro by default), produced in the owner's transaction."""
+JSON; key manufacturer/serialNumber) folded by every instance's view, and orders and instant actions (startPause/
+stopPause on an operator's request among them, `coordinator.core.pause`) as records for the gateway's down rules
+(in `vda5050.kafka_format`, Avro by default), produced in the owner's transaction."""
 
 from __future__ import annotations
 
@@ -98,6 +99,11 @@ class KafkaVda:
     def command(self, command: Command, now_ns: int) -> list[KafkaRecord]:
         """An assignment as an order, a cancel as cancelOrder, as records for the gateway's down rules."""
         return [self._record(out, command.robot_id) for out in self.vehicles.command(command, now_ns)]
+
+    def pause(self, robot_id: str, paused: bool, now_ns: int) -> KafkaRecord:
+        """startPause (or stopPause) for a vehicle whose state was seen, as a record for the gateway's down rule;
+        UnknownVehicle otherwise."""
+        return self._record(self.vehicles.pause(robot_id, paused, now_ns), robot_id)
 
     def quiet(self, fleet: FleetView, now_ns: int, stale_after_ns: int,
               mine: Callable[[str], bool]) -> list[KafkaRecord]:

@@ -1,5 +1,6 @@
-"""Talk to a single-site coordinator over its MQTT broker: submit a task and get its answer, read the fleet
-status it keeps retained (for `swarm-bridge task submit` and `fleet status` in mode mqtt)."""
+"""Talk to a single-site coordinator over its MQTT broker: submit or cancel a task, pause or resume a VDA 5050
+vehicle, and get its answer; read the fleet status it keeps retained (for `swarm-bridge task submit`, `task
+cancel`, `fleet pause`/`resume` and `fleet status` in mode mqtt)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ from typing import Any
 
 from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.coordinator.core.errors import CoordinatorError, CoordinatorSettingError
+from swarm_bridge.coordinator.core.pause import pause_doc
 from swarm_bridge.coordinator.site.wire import SiteTopics
 from swarm_bridge.transport.link import LinkBusy, LinkError
 from swarm_bridge.transport.mqtt_client import Message, MqttClient, MqttOptions, tls_context
 from swarm_bridge.transport.mqtt_errors import MqttRefused, reason_text
 
-__all__ = ["SiteUnreachable", "cancel_at_site", "read_site_status", "site_client", "submit_to_site"]
+__all__ = ["SiteUnreachable", "cancel_at_site", "pause_at_site", "read_site_status", "site_client", "submit_to_site"]
 
 
 class SiteUnreachable(CoordinatorError, ConnectionError):
@@ -28,30 +30,41 @@ def submit_to_site(config: CoordinatorConfig, doc: dict[str, Any], *, timeout_s:
     """Publish one task request and wait for the coordinator's answer {task_id, accepted, state, reason,
     duplicate} on the task's result topic."""
     topics = _topics(config)
-    return _ask(config, topics.submit, str(doc.get("task_id", "")), doc, timeout_s)
+    return _ask(config, topics.submit, topics.result(str(doc.get("task_id", ""))), doc, timeout_s)
 
 
 def cancel_at_site(config: CoordinatorConfig, task_id: str, reason: str = "", *,
                    timeout_s: float = 10.0) -> dict[str, Any]:
     """Ask the coordinator to cancel a task and wait for its answer {task_id, accepted, state, reason}: accepted
     when it was cancelled now, else why not (no such task, already ended)."""
-    return _ask(config, _topics(config).cancel, task_id, {"task_id": task_id, "reason": reason or None}, timeout_s)
-
-
-def _ask(config: CoordinatorConfig, topic: str, task_id: str, doc: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-    """Publish `doc` on `topic` and wait for the answer on the task's result topic."""
     topics = _topics(config)
+    return _ask(config, topics.cancel, topics.result(task_id), {"task_id": task_id, "reason": reason or None},
+                timeout_s)
+
+
+def pause_at_site(config: CoordinatorConfig, robot_id: str, paused: bool, reason: str = "", *,
+                  timeout_s: float = 10.0) -> dict[str, Any]:
+    """Ask the coordinator to pause (or, `paused` false, resume) a VDA 5050 vehicle and wait for its answer
+    {robot_id, accepted, action, reason}: accepted when startPause/stopPause went out, else why not."""
+    topics = _topics(config)
+    reply = uuid.uuid4().hex
+    return _ask(config, topics.pause, topics.pause_result(reply), pause_doc(robot_id, paused, reason, reply),
+                timeout_s)
+
+
+def _ask(config: CoordinatorConfig, topic: str, answer: str, doc: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    """Publish `doc` on `topic` and wait for the answer on topic `answer`."""
     answers = _Answers()
     client = _client(config, answers.on_message)
     try:
         try:
-            client.subscribe([topics.result(task_id)], qos=1, timeout_s=timeout_s)
+            client.subscribe([answer], qos=1, timeout_s=timeout_s)
             client.publish(topic, json.dumps(doc).encode(), qos=1, content_type="application/json",
                            timeout_s=timeout_s)
         except (LinkError, LinkBusy) as exc:
             raise SiteUnreachable(str(exc)) from None
         if not answers.got.wait(timeout_s):
-            raise SiteUnreachable(f"{client.endpoint}: no answer on {topics.result(task_id)} within {timeout_s:g} "
+            raise SiteUnreachable(f"{client.endpoint}: no answer on {answer} within {timeout_s:g} "
                                   f"s; is `swarm-bridge coordinator` running with mode mqtt for fleet {config.fleet}?")
         return answers.docs[0]
     finally:

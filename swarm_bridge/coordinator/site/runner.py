@@ -25,6 +25,14 @@ from swarm_bridge.config.coordinator import CoordinatorConfig
 from swarm_bridge.coordinator.core.dispatch import ASSIGN, Command, Dispatch, EventRecord, Output
 from swarm_bridge.coordinator.core.drops import DropLog
 from swarm_bridge.coordinator.core.errors import CoordinatorSettingError
+from swarm_bridge.coordinator.core.pause import (
+    PAUSE_KEY,
+    MalformedPause,
+    PauseRefusal,
+    PauseRequest,
+    parse_pause,
+    pause_refusal,
+)
 from swarm_bridge.coordinator.core.tasks import TERMINAL, Task, TaskRequest, TaskState
 from swarm_bridge.coordinator.core.vda import Outgoing, UnknownVehicle, VdaVehicles
 from swarm_bridge.coordinator.metrics import CoordinatorMetrics
@@ -32,6 +40,7 @@ from swarm_bridge.coordinator.site.state_file import StateFile
 from swarm_bridge.coordinator.site.wire import (
     SiteRecords,
     SiteTopics,
+    pause_payload,
     result_payload,
     result_topic_level,
 )
@@ -108,7 +117,7 @@ class SiteCoordinator:
             config.vda5050, config.capabilities, offline_grace_ns=self.dispatch.stale_after_ns)
         self._inputs: dict[str, Callable[[str, bytes, int], list[Output]]] = {
             "vda_state": self._vda_state, "vda_connection": self._vda_connection,
-            "vda_factsheet": self._vda_factsheet, "cancel": self._cancel_request}
+            "vda_factsheet": self._vda_factsheet, "cancel": self._cancel_request, "pause": self._pause_request}
         self._senders: dict[str, Callable[[Command, int], None]] = {
             "swarm_bridge": self._swarm_command, "vda5050": self._vda_command}
 
@@ -184,12 +193,12 @@ class SiteCoordinator:
             return True
 
     def pause(self, robot_id: str, paused: bool = True) -> None:
-        """Pause (startPause) or resume (stopPause) a VDA 5050 vehicle; UnknownVehicle when there is none by that id."""
+        """Pause (startPause) or resume (stopPause) a VDA 5050 vehicle; UnknownVehicle naming the robot and why when
+        it is none (a swarm_bridge robot, no vehicle of that id seen, no vda5050 section)."""
         with self._lock:
-            if self.vda is None:
-                raise UnknownVehicle(f"{robot_id}: this coordinator drives no VDA 5050 vehicles (no vda5050: section "
-                                     "in its config)")
-            self._publish(self.vda.pause(robot_id, paused, time.time_ns()))
+            why = self._pause(PauseRequest(robot_id, paused), time.time_ns())
+        if why is not None:
+            raise UnknownVehicle(why.detail)
 
     def task(self, task_id: str) -> Task | None:
         with self._lock:
@@ -411,6 +420,38 @@ class SiteCoordinator:
                                                                duplicate=False))
         return out or []
 
+    def _pause_request(self, topic: str, payload: bytes, now_ns: int) -> list[Output]:
+        """A pause or resume request from MQTT: startPause/stopPause published to the vehicle, or refused (counted);
+        the answer goes on the request's result topic. A request that is no such JSON is counted."""
+        try:
+            request = parse_pause(payload)
+            if request is None:
+                raise MalformedPause(PAUSE_KEY, f"missing; expected {{{PAUSE_KEY}: robot_id, paused: bool, ...}}")
+            if request.reply and not result_topic_level(request.reply):
+                raise MalformedPause("reply", f"{request.reply!r:.80} cannot be a topic level (no / + # or NUL)")
+        except MalformedPause as exc:
+            self.drops("malformed pause", f"mqtt:{topic}: {exc}")
+            return []
+        why = self._pause(request, now_ns)
+        if request.reply:
+            self._send(self.topics.pause_result(request.reply), pause_payload(
+                request.robot_id, accepted=why is None, action=request.action, reason="" if why is None else str(why)))
+        return []
+
+    def _pause(self, request: PauseRequest, now_ns: int) -> PauseRefusal | None:
+        """startPause/stopPause published to a vehicle whose state was seen; else the refusal, counted."""
+        vda = self.vda
+        manufacturers = None if self.config.vda5050 is None else self.config.vda5050.manufacturers
+        why = pause_refusal(request.robot_id, manufacturers, vda.states if vda is not None else (),
+                            self.dispatch.fleet)
+        if why is not None or vda is None:
+            self.drops(f"pause refused: {why.kind if why else 'no vda5050 section'}", str(why))
+            return why
+        self._publish(vda.pause(request.robot_id, request.paused, now_ns))
+        log.info("site coordinator %s: %s to %s%s", self.client_id, request.action, request.robot_id,
+                 f" ({request.reason})" if request.reason else "")
+        return None
+
     def _order_of(self, robot_id: str, order_id: str) -> str | None:
         """The active task of `robot_id` whose command (attempt) is `order_id` (orderId = command id)."""
         task_id = order_id.rpartition("#")[0]
@@ -493,7 +534,7 @@ class SiteCoordinator:
         robots = [{"robot_id": r.robot_id, "kind": r.kind, "online": r.reachable(now_ns, stale), "mode": r.mode.name,
                    "battery_percent": None if r.battery_percent != r.battery_percent else r.battery_percent,
                    "x": r.x, "y": r.y, "tasks": self.dispatch.book.loads.get(r.robot_id, 0),
-                   "current_task_id": r.current_task_id, "capabilities": sorted(r.capabilities)}
+                   "current_task_id": r.current_task_id, "capabilities": sorted(r.capabilities), "paused": r.paused}
                   for r in self.dispatch.fleet]
         open_tasks = [{"task_id": t.task_id, "kind": t.request.kind, "state": t.state.value, "robot_id": t.robot_id,
                        "priority": t.request.priority, "attempts": t.attempts, "reason": t.reason}

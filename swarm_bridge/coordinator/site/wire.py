@@ -5,7 +5,9 @@ Robots publish `{prefix}/{fleet}/{robot_id}/state/robot_state` (RobotState), `..
 sends `.../command/task_command` (TaskCommand). Records are Avro single-object (`C3 01`) or JSON, told
 apart by their first bytes (`codec.recognise`), and may come several to a payload (a record batch). Task
 requests are JSON on `{prefix}/{fleet}/coordinator/tasks/submit`, cancels (`{task_id, reason}`) on
-`.../coordinator/tasks/cancel`; each answer goes to `.../coordinator/tasks/result/{task_id}`.
+`.../coordinator/tasks/cancel`; each answer goes to `.../coordinator/tasks/result/{task_id}`. Pause and resume
+requests for VDA 5050 vehicles (`coordinator.core.pause`) come on `.../coordinator/vehicles/pause`, answered on
+`.../coordinator/vehicles/result/{reply}`.
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ from swarm_bridge.coordinator.core.records import (
 )
 from swarm_bridge.routing.naming import mqtt_topic, presence_topic
 
-__all__ = ["FORMATS", "SiteRecords", "SiteTopics", "TopicKind", "codec_for", "result_payload", "result_topic_level"]
+__all__ = ["FORMATS", "SiteRecords", "SiteTopics", "TopicKind", "codec_for", "pause_payload", "result_payload",
+           "result_topic_level"]
 
-TopicKind = Literal["state", "status", "presence", "submit", "cancel"]
+TopicKind = Literal["state", "status", "presence", "submit", "cancel", "pause"]
 FORMATS: tuple[CoordinatorRecordFormat, ...] = get_args(CoordinatorRecordFormat)  # what robots may send on MQTT
 
 
@@ -50,7 +53,8 @@ class SiteTopics:
     def subscriptions(self) -> dict[str, TopicKind]:
         """Topic filters the coordinator subscribes to, with what arrives on each."""
         return {self.every_robot("state", "robot_state"): "state", self.every_robot("event", "task_status"): "status",
-                self.every_robot("presence", "status"): "presence", self.submit: "submit", self.cancel: "cancel"}
+                self.every_robot("presence", "status"): "presence", self.submit: "submit", self.cancel: "cancel",
+                self.pause: "pause"}
 
     @property
     def submit(self) -> str:
@@ -60,6 +64,14 @@ class SiteTopics:
     def cancel(self) -> str:
         """Cancel requests (JSON {task_id, reason}), answered on the task's result topic."""
         return f"{self.prefix}/{self.fleet}/coordinator/tasks/cancel"
+
+    @property
+    def pause(self) -> str:
+        """Pause and resume requests (JSON, `coordinator.core.pause.pause_doc`), answered on `pause_result`."""
+        return f"{self.prefix}/{self.fleet}/coordinator/vehicles/pause"
+
+    def pause_result(self, reply: str) -> str:
+        return f"{self.prefix}/{self.fleet}/coordinator/vehicles/result/{reply}"
 
     @property
     def status(self) -> str:
@@ -166,3 +178,8 @@ def result_payload(task_id: str, *, accepted: bool, state: str, reason: str, dup
     """The answer to one submission, as JSON."""
     return json.dumps({"task_id": task_id, "accepted": accepted, "state": state, "reason": reason,
                        "duplicate": duplicate}).encode()
+
+
+def pause_payload(robot_id: str, *, accepted: bool, action: str, reason: str) -> bytes:
+    """The answer to one pause request, as JSON: the instant action sent, or why not."""
+    return json.dumps({"robot_id": robot_id, "accepted": accepted, "action": action, "reason": reason}).encode()

@@ -102,7 +102,7 @@ function render(doc) {
     row.dataset.robot = r.robot_id; row.className = r.presence;
     cell(row, r.robot_id); cell(row, r.kind);
     cell(row, r.presence, "presence " + r.presence).title = r.presence_reason || "";
-    cell(row, age(r.last_seen_s)); cell(row, r.mode);
+    cell(row, age(r.last_seen_s)); cell(row, r.mode + (r.paused ? " · paused" : ""));
     cell(row, r.battery_percent === null ? null : r.battery_percent + "%" + (r.charging ? " ⚡" : ""), "num");
     cell(row, r.x === null ? null : "(" + r.x.toFixed(1) + ", " + r.y.toFixed(1) + ")");
     cell(row, r.current_task_id ? r.current_task_id + (r.task_state ? " · " + r.task_state : "") : null);
