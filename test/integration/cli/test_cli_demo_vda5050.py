@@ -155,6 +155,6 @@ def test_demo_drives_the_vda5050_vehicles_through_the_gateway_and_kafka(tmp_path
     assert sum(len(o) for o in orders.values()) == vda["messages"]["order"] == on_kafka["vda5050.order"] == 6
     assert all(on_kafka[f"vda5050.{n}"] > 0 for n in ("state", "connection", "factsheet")), on_kafka
     assert SchemaCheck(vda5050_schemas).wire_problems(wire) == [] and vda["invalid"] == 0
-    assert vda["pauses"] == []  # the Kafka coordinator has no pause
+    assert vda["pauses"] == []  # the demo pauses a vehicle in single-site mode only
     gateway = (tmp_path / "run" / "robots" / "gateway" / "edge_gateway.yaml").read_text()
     assert "payload: vda5050" in gateway and "vda5050.{stream}" in gateway
