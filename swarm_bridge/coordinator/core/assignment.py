@@ -229,8 +229,8 @@ def _pool(fleet: FleetView, kind: str, loads: Mapping[str, int], policy: Assignm
     robots = []
     for robot_id in fleet.capable(kind):
         robot = fleet.get(robot_id)
-        if (robot is not None and robot.mode in WORKING_MODES and robot.reachable(now_ns, stale_after_ns)
-                and not robot.full(loads.get(robot_id, 0), max_queue)):
+        if (robot is not None and robot.mode in WORKING_MODES and not robot.paused  # paused: would not drive
+                and robot.reachable(now_ns, stale_after_ns) and not robot.full(loads.get(robot_id, 0), max_queue)):
             robots.append(robot)
     floor = getattr(policy, "floor", None)
     return RobotPool(robots, None if floor is None else lambda r: float(floor(r, loads.get(r.robot_id, 0))))

@@ -6,6 +6,7 @@ import json
 import math
 import random
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -109,6 +110,15 @@ def test_cost_policy_prefers_near_charged_unloaded_capable() -> None:
     assert plan([task], fleet, {"near": 3}, policy, now_ns=NOW, stale_after_ns=10 * S) == [(task, "far")]
     urgent = new_task(parse_request(request(deadline_ns=NOW + 5 * S), kinds=KINDS, now_ns=NOW), NOW)
     assert plan([urgent], fleet, {"near": 3}, policy, now_ns=NOW, stale_after_ns=10 * S) == []
+
+
+def test_a_paused_vehicle_gets_no_new_task_until_it_resumes() -> None:
+    near = replace(robot("near", 1.0), paused=True)
+    fleet = fleet_of(near, robot("far", 50.0))
+    task = new_task(parse_request(request(), kinds=KINDS, now_ns=NOW), NOW)
+    assert plan([task], fleet, {}, CostPolicy(), now_ns=NOW, stale_after_ns=10 * S) == [(task, "far")]
+    fleet.put(replace(near, paused=False))
+    assert plan([task], fleet, {}, CostPolicy(), now_ns=NOW, stale_after_ns=10 * S) == [(task, "near")]
 
 
 def test_plan_is_deterministic_and_honours_priority() -> None:
