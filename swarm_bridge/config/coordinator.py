@@ -45,6 +45,9 @@ class CoordinatorKafkaConfig(Strict):
     session_timeout_s: float = Field(default=6.0, ge=1, description="an instance silent this long loses its shards")
     transaction_timeout_s: float = Field(default=10.0, ge=1, description="a dead instance's open transaction is "
                                          "aborted after this long; takeover waits for it")
+    round_window_ms: float = Field(default=10.0, gt=0, le=1000, description="a round reads this long before it "
+                                   "decides: longer means fewer, larger transactions (less Kafka CPU), shorter a "
+                                   "lower latency (docs/fleet-scale.md)")
     connect_timeout_s: float = Field(default=10.0, gt=0)
     security: KafkaSecurity = Field(default_factory=KafkaSecurity, description="SASL/SCRAM and TLS to the "
                                     "cluster (docs/broker-security.md); default PLAINTEXT")

@@ -77,6 +77,8 @@ class BenchOptions:
     task_rate_per_robot: float = 0.05
     task_rate_per_s: float | None = None  # task requests per second in every step; None: task_rate_per_robot each
     shards: int = 4
+    up_partitions: int = 1  # partitions of each telemetry topic (odometry, imu, battery): Kafka's cost is per request
+    round_window_ms: float | None = None  # the coordinator's kafka.round_window_ms; None: its default
     mqtt_port: int | None = None
     kafka_port: int | None = None
     quick: bool = False
@@ -98,12 +100,14 @@ class _Hub:
     coordinator: HubProcess | None = None
 
 
-def _create_data_topics(bootstrap: str, namespace: str, partitions: int) -> list[str]:
-    """The robots' record topics; telemetry and battery with LogAppendTime, so the broker stamps arrival
-    (robot_state keeps CreateTime: the coordinator reads a robot's last-seen from it)."""
+def _create_data_topics(bootstrap: str, namespace: str, *, up_partitions: int, shards: int) -> list[str]:
+    """The robots' record topics: telemetry and battery with `up_partitions` partitions and LogAppendTime, so the
+    broker stamps arrival; robot_state with one partition per shard (as the coordinator makes it) and CreateTime
+    (the coordinator reads a robot's last-seen from it)."""
     topics = [f"{namespace}.{s.channel}.{s.name}" for s in DEFAULT_MIX]
-    ensure_kafka_topics(bootstrap, [TopicSpec(t, partitions, {} if t.endswith("robot_state") else
-                                              {"message.timestamp.type": "LogAppendTime"}) for t in topics])
+    ensure_kafka_topics(bootstrap, [TopicSpec(t, shards, {}) if t.endswith("robot_state") else
+                                    TopicSpec(t, up_partitions, {"message.timestamp.type": "LogAppendTime"})
+                                    for t in topics])
     return topics
 
 
@@ -114,6 +118,8 @@ def _start_hub(hub: _Hub, opts: BenchOptions, run_dir: Path, stack: ExitStack) -
                             shards=opts.shards, capabilities=CAPABILITIES)
     coord["kafka"]["group"] = f"{tag}-coordinator"
     coord["kafka"]["instance_id"] = f"{tag}-coord"  # its transactional id: unique per run on a shared Kafka
+    if opts.round_window_ms is not None:
+        coord["kafka"]["round_window_ms"] = opts.round_window_ms
     coord["topics"] = {"submit": f"{ns}.tasks.submit", "state": f"{ns}.state.robot_state",
                        "status": f"{ns}.event.task_status", "presence": f"{ns}.presence.status",
                        "commands": f"{ns}.command.task_command", "events": f"{ns}.coordinator.tasks"}
@@ -347,7 +353,8 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:6]
     figures: dict[str, Any] = {"quick": opts.quick, "steps_planned": list(opts.steps), "duration_s": opts.duration_s,
                                "workers": opts.workers, "robots_per_worker": ROBOTS_PER_WORKER, "mix_hz": MIX_HZ,
-                               "cores": os.cpu_count()}
+                               "cores": os.cpu_count(), "shards": opts.shards, "up_partitions": opts.up_partitions,
+                               "round_window_ms": opts.round_window_ms}
     with tempfile.TemporaryDirectory(prefix="fleet-scale-") as tmp, ExitStack() as stack:
         run_dir = Path(tmp)
         roots: dict[str, list[int]] = {}
@@ -357,7 +364,9 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
         kafka_port = opts.kafka_port if opts.kafka_port is not None else _start_private(
             stack, roots, "kafka", Kafka(run_dir=run_dir / "kafka", port=free_port()))
         hub = _Hub(mqtt_port, f"127.0.0.1:{kafka_port}", kafka_port, f"fb{tag}", f"fb{tag}", roots)
-        topics = _create_data_topics(hub.bootstrap, hub.namespace, opts.shards)
+        figures["namespace"] = hub.namespace  # the run's own Kafka topics are <namespace>.<channel>.<stream>
+        topics = _create_data_topics(hub.bootstrap, hub.namespace, up_partitions=opts.up_partitions,
+                                     shards=opts.shards)
         run = 1
         if opts.baselines:
             figures["baselines"] = _baselines(hub, opts, run)
@@ -423,6 +432,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup-robots", type=int, default=50, help="fleet size of the warm-up (default 50)")
     parser.add_argument("--task-rate", type=float, default=None,
                         help="task requests per second in every step (default 0.05 per robot, at least 1)")
+    parser.add_argument("--shards", type=int, default=4,
+                        help="the coordinator's shards: partitions of its task topics and robot_state (default 4)")
+    parser.add_argument("--up-partitions", type=int, default=1,
+                        help="partitions of each telemetry topic, odometry, imu, battery (default 1: librdkafka sends "
+                             "one produce request per partition, and the broker's cost is per request)")
+    parser.add_argument("--round-window-ms", type=float, default=None,
+                        help="the coordinator's kafka.round_window_ms: each round is one Kafka transaction (default: "
+                             "the coordinator's own, 10)")
     parser.add_argument("--no-baselines", action="store_true", help="skip the bare subscriber/Kafka/Mosquitto runs")
     parser.add_argument("--mqtt-port", type=int, default=None, help="use this Mosquitto (default: a private one)")
     parser.add_argument("--kafka-port", type=int, default=None, help="use this Kafka (default: a private one)")
@@ -436,11 +453,15 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         raise BenchSettingError(f"--warmup {warmup:g} --warmup-robots {args.warmup_robots}",
                                 "the warm-up needs >= 0 s (0: none) and >= 1 robot",
                                 "e.g. --warmup 15 --warmup-robots 50, or --warmup 0 for none")
+    if args.shards < 1 or args.up_partitions < 1:
+        raise BenchSettingError(f"--shards {args.shards} --up-partitions {args.up_partitions}",
+                                "every topic needs at least one partition", "e.g. --shards 4 --up-partitions 1")
     return BenchOptions(steps=steps, duration_s=duration, workers=args.workers, out=args.out,
                         baselines=not args.no_baselines, baseline_robots=100 if args.quick else 300,
                         baseline_records=15_000 if args.quick else 30_000, drain_s=60.0 if args.quick else 120.0,
                         mqtt_port=args.mqtt_port, kafka_port=args.kafka_port, quick=args.quick,
-                        warmup_s=warmup, warmup_robots=args.warmup_robots, task_rate_per_s=args.task_rate)
+                        warmup_s=warmup, warmup_robots=args.warmup_robots, task_rate_per_s=args.task_rate,
+                        shards=args.shards, up_partitions=args.up_partitions, round_window_ms=args.round_window_ms)
 
 
 def run_from_args(args: argparse.Namespace) -> int:

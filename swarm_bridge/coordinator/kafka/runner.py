@@ -57,14 +57,14 @@ from swarm_bridge.transport.kafka_clients import (
 )
 from swarm_bridge.vda5050 import MessageInvalid
 
-__all__ = ["PRODUCERS", "WINDOW_S", "CoordinatorInstance", "coalesce"]
+__all__ = ["PRODUCERS", "CoordinatorInstance", "coalesce"]
 
 log = logging.getLogger(__name__)
 _CHECK_EVERY_NS = 500_000_000
 _BATCH = 1000  # records consumed in one round at most
-WINDOW_S = 0.01
-"""How long a round reads before it decides. With two producers, 10 ms against 20 ms halved the latency's p50
-on a quiet machine (bench/coordinator.py); no window (a round per record) made it worse on a busy one."""
+# How long a round reads before it decides: `kafka.round_window_ms`. With two producers, 10 ms against 20 ms halved
+# the latency's p50 on a quiet machine (bench/coordinator.py); no window (a round per record) made it worse on a
+# busy one; and each round is a transaction, Kafka's largest cost in the hub at 200 tasks/s (docs/fleet-scale.md).
 PRODUCERS = 2
 """Transactional producers per instance, used in turn: while one round commits, the next is built on another
 (its records and offsets already on their way); one producer made every round wait for the last one's commit."""
@@ -236,7 +236,7 @@ class CoordinatorInstance:
 
     # -- one round ------------------------------------------------------------------------------------------
 
-    def step(self, timeout_s: float = WINDOW_S) -> int:
+    def step(self, timeout_s: float | None = None) -> int:
         """Consume a batch, decide, and commit events, commands and offsets in one transaction (committed by the
         committer thread, after the rounds before it); returns how many records were produced."""
         # The next round's producer free first (its last round committed, or failed): what arrives meanwhile
@@ -246,8 +246,9 @@ class CoordinatorInstance:
             self._rollback(why)
             return 0
         # A window of `timeout_s` (consume returns early only for a full batch): a round per record costs more
-        # transactions than it saves waiting (`WINDOW_S`).
-        msgs = self._group.consume(num_messages=_BATCH, timeout=timeout_s)
+        # transactions than it saves waiting (`kafka.round_window_ms`, the default of `timeout_s`).
+        window_s = self.config.kafka.round_window_ms / 1000 if timeout_s is None else timeout_s
+        msgs = self._group.consume(num_messages=_BATCH, timeout=window_s)
         read_ns = time.time_ns()
         self.view.drain()
         self._check_ready()

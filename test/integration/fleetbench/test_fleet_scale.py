@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient
 
 from swarm_bridge.brokers import Kafka, Mosquitto
 from swarm_bridge.cli import main as cli_main
@@ -18,7 +19,8 @@ def test_tiny_fleet_through_the_hub_is_counted_exactly(mosquitto: Mosquitto, kaf
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "report"
     status = cli_main(["bench", "fleet", "--steps", "5", "--duration", "4", "--workers", "1", "--no-baselines",
-                       "--warmup", "2", "--warmup-robots", "3",
+                       "--warmup", "2", "--warmup-robots", "3", "--shards", "3", "--up-partitions", "2",
+                       "--round-window-ms", "20",
                        "--mqtt-port", str(mosquitto.port), "--kafka-port", str(kafka.port), "--out", str(out)])
     assert status == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
@@ -44,3 +46,10 @@ def test_tiny_fleet_through_the_hub_is_counted_exactly(mosquitto: Mosquitto, kaf
         assert (out / name).stat().st_size > 0
     assert json.loads((out / "figures.json").read_text())["steps"][0]["sent"] == step["sent"]
     assert "Warm-up before the steps (not a step, not judged): 3 robots for 2 s" in (out / "report.md").read_text()
+    # telemetry topics with --up-partitions, robot_state one partition per shard (as the coordinator makes it)
+    assert (figures["shards"], figures["up_partitions"], figures["round_window_ms"]) == (3, 2, 20.0)
+    meta = AdminClient({"bootstrap.servers": kafka.bootstrap}).list_topics(timeout=10).topics
+    partitions = {name.split(".", 1)[1]: len(topic.partitions) for name, topic in meta.items()
+                  if name.startswith(figures["namespace"] + ".")}
+    assert partitions["telemetry.odometry"] == partitions["telemetry.imu"] == partitions["state.battery"] == 2
+    assert partitions["state.robot_state"] == partitions["tasks.submit"] == 3

@@ -18,6 +18,7 @@ def test_example_config_loads_with_every_section() -> None:
     assert config.shards == 12 and config.kafka.group == "swarm-coordinator"
     assert config.kinds == {"navigate", "pick", "charge", "fly", "inspect", "place"}
     assert config.topics.commands == "fleet.command.task_command" and config.policy.name == "cost"
+    assert config.kafka.round_window_ms == 10.0  # each round is one transaction: Kafka's cost against latency
 
 
 def write(tmp_path: Path, **changes: object) -> Path:
@@ -41,6 +42,7 @@ def write(tmp_path: Path, **changes: object) -> Path:
     ({"capabilities__drone": []}, "capabilities.drone: list at least one capability"),
     ({"kafka__bootstrap": "10.0.0.1:9092,10.0.0.2:9092"}, "give kafka.port (with kafka.host) for one broker, or "
                                                           "kafka.bootstrap (host:port,host:port)"),
+    ({"kafka__round_window_ms": 0}, "kafka.round_window_ms: Input should be greater than 0 (got 0)"),
     ({"kafka__port": None}, "give kafka.port (with kafka.host) for one broker, or kafka.bootstrap"),
     ({"kafka__port": None, "kafka__bootstrap": "10.0.0.1:9092, 10.0.0.2:9092"},
      "kafka.bootstrap: must be host:port, or several separated by commas, with no spaces"),

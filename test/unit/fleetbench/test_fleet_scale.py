@@ -71,6 +71,17 @@ def test_warmup_options() -> None:
         options_from(parser.parse_args(["--warmup", "-1"]))
 
 
+def test_partition_options() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    opts = options_from(parser.parse_args([]))
+    assert (opts.shards, opts.up_partitions) == (4, 1)  # one produce request per partition: few, fuller ones
+    opts = options_from(parser.parse_args(["--shards", "2", "--up-partitions", "4"]))
+    assert (opts.shards, opts.up_partitions) == (2, 4)
+    with pytest.raises(ValueError, match="--shards 4 --up-partitions 0: every topic needs at least one partition"):
+        options_from(parser.parse_args(["--up-partitions", "0"]))
+
+
 def test_worker_count_fills_workers_before_adding_one() -> None:
     assert [worker_count(n, 2) for n in (1, 10, ROBOTS_PER_WORKER, ROBOTS_PER_WORKER + 1, 1000)] == [1, 1, 1, 2, 2]
     assert worker_count(1000, 4) == 4
