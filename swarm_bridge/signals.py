@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["EXIT_WITH_PARENT", "exit_with_parent_if_asked", "stop_on_signals"]
+__all__ = ["EXIT_WITH_PARENT", "exit_with_parent_if_asked", "stop_on_signals", "terminate_as_interrupt"]
 
 log = logging.getLogger(__name__)
 
@@ -58,3 +58,21 @@ def exit_with_parent_if_asked() -> bool:
     if os.getppid() == 1:  # the launch died before the request took effect
         os.kill(os.getpid(), signal.SIGTERM)
     return True
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt while inside, as Ctrl-C does: a long job (a benchmark) that cleans up on
+    Ctrl-C cleans up when killed politely too, instead of leaving its brokers and children running."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

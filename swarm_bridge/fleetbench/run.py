@@ -36,6 +36,7 @@ from swarm_bridge.fleetbench.probe import KafkaProbe, TaskFeed
 from swarm_bridge.fleetbench.procstat import JIT, ProcSampler
 from swarm_bridge.fleetbench.report import write_report
 from swarm_bridge.fleetbench.workers import WorkerPool
+from swarm_bridge.signals import terminate_as_interrupt
 from swarm_bridge.sim.records import StreamTemplate
 from swarm_bridge.sim.robots import DEFAULT_MIX
 from swarm_bridge.sim.session_fleet import CAPABILITIES, MIX_HZ, RobotPlan, robot_ids
@@ -472,7 +473,12 @@ def run_from_args(args: argparse.Namespace) -> int:
     except BenchSettingError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
-    figures = run_bench(options)
+    try:
+        with terminate_as_interrupt():  # SIGTERM stops the brokers and processes it started, as Ctrl-C does
+            figures = run_bench(options)
+    except KeyboardInterrupt:
+        print("bench: interrupted; what it started is stopped", file=sys.stderr)
+        return 130
     print(f"report: {args.out / 'report.md'}; the machine is shared (2 cores): figures are noisy")
     print(json.dumps(figures))
     return 0
