@@ -24,6 +24,7 @@ from typing import Any
 from fastavro import schemaless_reader, schemaless_writer
 
 from swarm_bridge.codec import AvroRecordCodec, Envelope, ProtoRecordCodec, RosTypes
+from swarm_bridge.signals import terminate_as_interrupt
 
 TYPES = ("nav_msgs/msg/Odometry", "sensor_msgs/msg/Imu")
 GOAL = 2.0
@@ -130,4 +131,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with terminate_as_interrupt():  # SIGTERM cleans up as Ctrl-C does
+        main()

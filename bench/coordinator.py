@@ -46,6 +46,7 @@ from swarm_bridge.coordinator.kafka.snapshot import submit_tasks
 from swarm_bridge.coordinator.kafka.topics import ensure_topics
 from swarm_bridge.routing.presence import presence_payload
 from swarm_bridge.routing.sharding import shard_of
+from swarm_bridge.signals import terminate_as_interrupt
 from swarm_bridge.sim.records import KafkaRobotRecords, robot_state_body
 
 CAPABILITIES = {"amr": ["navigate", "pick"], "drone": ["fly", "inspect"], "arm": ["pick", "place"]}
@@ -291,4 +292,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with terminate_as_interrupt():  # SIGTERM cleans up as Ctrl-C does
+        main()

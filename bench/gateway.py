@@ -46,6 +46,7 @@ from paho.mqtt.properties import Properties
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
 from swarm_bridge.brokers.process import ServiceProcess
 from swarm_bridge.gateway.heads import avro_head
+from swarm_bridge.signals import terminate_as_interrupt
 from swarm_bridge.sim import DEFAULT_MIX, Publish, SimRobot
 from swarm_bridge.transport import ensure_kafka_topics
 
@@ -392,4 +393,5 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--bare-mqtt5-subscriber":
         bare_mqtt5_subscriber(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5] == "ready")
         sys.exit(0)
-    sys.exit(main())
+    with terminate_as_interrupt():  # SIGTERM cleans up as Ctrl-C does
+        sys.exit(main())

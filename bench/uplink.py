@@ -26,6 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
 from swarm_bridge.codec import Envelope, encode_json
+from swarm_bridge.signals import terminate_as_interrupt
 from swarm_bridge.transport import KafkaLink, LinkBusy, MqttLink, ensure_kafka_topics
 from swarm_bridge.transport.mqtt_client import MqttClient, MqttOptions
 
@@ -188,4 +189,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with terminate_as_interrupt():  # SIGTERM cleans up as Ctrl-C does
+        sys.exit(main())

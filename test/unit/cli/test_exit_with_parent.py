@@ -33,8 +33,9 @@ def test_the_request_is_honoured_only_when_set_to_1_and_never_inherited(value: s
 def test_sigterm_inside_terminate_as_interrupt_runs_the_cleanup(tmp_path: Path) -> None:
     """A benchmark killed with SIGTERM cleans up as after Ctrl-C (its `finally` blocks run)."""
     marker = tmp_path / "cleaned"
-    code = ("import sys, time\nfrom swarm_bridge.signals import terminate_as_interrupt\n"
-            "try:\n    with terminate_as_interrupt():\n        print('ready', flush=True)\n        time.sleep(60)\n"
+    code = ("import sys, threading\nfrom swarm_bridge.signals import terminate_as_interrupt\n"
+            "try:\n    with terminate_as_interrupt():\n        print('ready', flush=True)\n"
+            "        threading.Event().wait(60)\n"
             f"except KeyboardInterrupt:\n    open({str(marker)!r}, 'w').write('yes')\n    sys.exit(130)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"

@@ -32,6 +32,8 @@ ALLOWED: dict[tuple[str, str, str], tuple[int, str]] = {
     ("codec/transcode.py", "field_pieces", "NotImplementedError"): (1, "abstract method of the transcoder base"),
     ("codec/framing.py", "__getattr__", "AttributeError"): (1, "module __getattr__ must raise AttributeError"),
     ("codec/wire.py", "__call__", "TypeError"): (1, "type guard of an internal callback; callers pass a Schema"),
+    ("signals.py", "_interrupt", "KeyboardInterrupt"): (1, "SIGTERM taken as Ctrl-C: must pass every `except "
+                                                        "Exception` as Ctrl-C does"),
 }
 # Exception classes that are not SwarmBridgeErrors, each with why no user sees one: private signals, raised and
 # caught inside their own module.
