@@ -123,11 +123,11 @@ class RobotBridge:
         self.node.add_on_set_parameters_callback(changed)
 
     def _budget_drop(self, stream: str, reason: str, count: int) -> None:
-        """A record the budget dropped counts on its route: dropped, and no longer sent (received = sent + dropped)."""
+        """A record the budget dropped counts on its route as dropped; it was never made, so never counted as sent
+        (received = sent + dropped)."""
         for route in self.routes:
             if route.route.stream == stream:
                 route.counts.dropped[reason] += count
-                route.counts.sent -= count
                 return
 
     def _encoder(self, route: Route) -> WireEncoder:
