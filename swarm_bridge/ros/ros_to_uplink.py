@@ -143,15 +143,23 @@ class UplinkRoute:
         if not self._decimator.admit(received_ns):
             self._drop("rate limit")
             return
+        seq = self._seq
+        self._seq += 1
+        size = len(raw)
+        first = min(size, self._chunk_bytes) if self._chunk_bytes else size
+        self._sink(self.route, self._key, Taken(lambda: self._make(raw, seq), size, first, received_ns))
+
+    def _make(self, raw: bytes, seq: int) -> list[bytes] | None:
+        """The record of one message as it leaves: encoded, compressed, split into chunks when larger than
+        chunk_bytes; None (counted) when it cannot be encoded."""
+        route, counts = self.route, self.counts
         try:
-            payload = self._encoder.encode_cdr(raw, robot_id=self._robot_id, stream=self.route.stream, seq=self._seq,
+            payload = self._encoder.encode_cdr(raw, robot_id=self._robot_id, stream=route.stream, seq=seq,
                                                stamp_ns=self._stamp(raw) or time.time_ns())
         except CodecError as exc:
             self._drop("cannot encode")
-            log.warning("%s: dropped 1 (cannot encode: %s)", self.route, exc)
-            return
-        seq, route, counts = self._seq, self.route, self.counts
-        self._seq += 1
+            log.warning("%s: dropped 1 (cannot encode: %s)", route, exc)
+            return None
         counts.bytes_encoded += len(payload)
         if self._compress is not None:
             payload = self._compress(payload)
