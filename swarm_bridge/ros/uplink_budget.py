@@ -78,6 +78,11 @@ class UplinkBudget:
         with self._lock:
             self.budget.spend(size, time.monotonic())
 
+    def refund(self, size: int) -> None:
+        """`DrainPace`: live records the outbox spooled instead of sending are charged when drained, not twice."""
+        with self._lock:
+            self.budget.refund(size, time.monotonic())
+
     def set_rate(self, bytes_per_s: float) -> None:
         """A new budget at run time (the node's budget_bytes_per_s parameter); the bucket depth stays."""
         with self._lock:

@@ -107,6 +107,13 @@ class Budget(Generic[P]):
         self._tokens = max(self._tokens - size, -float(self.burst))
         self.spent += size
 
+    def refund(self, size: int, now: float) -> None:
+        """Bytes charged for records that did not leave after all (they will be charged when they do): back into
+        the bucket, up to its depth."""
+        self._refill(now)
+        self._tokens = min(self._tokens + size, float(self.burst))
+        self.spent -= size
+
     def offer(self, parcel: Parcel[P], now: float) -> list[Parcel[P]]:
         """Queue a record of a lower priority; returns the records dropped to make way (counted)."""
         dropped: list[Parcel[P]] = []

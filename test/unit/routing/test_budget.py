@@ -174,3 +174,12 @@ def test_an_unmade_record_waits_for_tokens_covering_its_estimated_first_part() -
     budget.offer(_unmade("camera", 0, [500, 1500], [400, 400, 400, 400, 400]), 0.0)
     assert budget.to_make(0.45) is None and budget.wait_s(0.45) == pytest.approx(0.05)
     assert budget.to_make(0.5) is not None
+
+
+def test_bytes_given_back_return_to_the_bucket_up_to_its_depth() -> None:
+    budget: Budget[str] = Budget(1000.0, 1000)
+    budget.spend(1500, 0.0)
+    budget.refund(1200, 0.0)
+    assert budget.tokens(0.0) == 700 and budget.spent == 300
+    budget.refund(5000, 0.0)
+    assert budget.tokens(0.0) == 1000  # never above the depth
