@@ -74,6 +74,8 @@ class RobotBridge:
                           for route in routes if route.direction == "down"]
         self.discovery = RouteDiscovery(node, config, taken={r.ros_topic for r in routes},
                                         streams={r.stream for r in routes}, on_route=self._add_route)
+        # Links that have no such thing (Kafka) count none.
+        self.metrics.watch_uplink(lambda: {"ack_timeouts": getattr(uplink, "ack_timeouts", 0)})
         self._latency = {r.route.stream: self.metrics.latency.labels(str(r.route)) for r in self.routes}
         # One timer sweeps every up route (one each cost an idle bridge a wake-up per route and period).
         self._sweeper = node.create_timer(SWEEP_PERIOD_S, self._sweep)
