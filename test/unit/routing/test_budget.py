@@ -183,3 +183,32 @@ def test_bytes_given_back_return_to_the_bucket_up_to_its_depth() -> None:
     assert budget.tokens(0.0) == 700 and budget.spent == 300
     budget.refund(5000, 0.0)
     assert budget.tokens(0.0) == 1000  # never above the depth
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 3), st.lists(st.integers(1, 3000), min_size=1,
+                                                                              max_size=5), st.booleans()),
+                max_size=30))
+def test_unmade_records_are_made_at_most_once_and_only_those_that_leave(
+        offers: list[tuple[str, int, list[int], bool]]) -> None:
+    budget: Budget[str] = Budget(2000.0, 4000, max_wait_s=1.0, queue_bytes=10_000)
+    parcels, sent, made = [], [], []
+    for index, (stream, priority, sizes, lazy) in enumerate(offers):
+        if lazy:
+            parcel = _unmade(f"{stream}{index}", priority, [sizes[0], sum(sizes[1:])], sizes, at=index * 0.05,
+                             calls=made)
+            parcel.sizes = [s for s in parcel.sizes if s] or [1]
+        else:
+            parcel = _parcel(f"{stream}{index}", priority, sizes, at=index * 0.05)
+        parcels.append((parcel, f"{stream}{index}", lazy, len(sizes)))
+        parcel.stream = stream
+        budget.offer(parcel, index * 0.05)
+        sent += _run_making(budget, index * 0.05, start=index * 0.05)
+    end = len(offers) * 0.05 + 60
+    sent += _run_making(budget, end, step=0.1, start=len(offers) * 0.05)
+    for parcel, name, lazy, count in parcels:
+        mine = [part for part in sent if part.split(":")[0] == name]
+        assert mine == ([] if parcel.dropped else [f"{name}:{i}" for i in range(count)]), parcel
+        assert made.count(name) == (1 if lazy and not parcel.dropped else 0)  # dropped ones never made
+    assert sum(budget.drops.values()) == sum(p.dropped is not None for p, *_ in parcels)
+    assert budget.queued == 0
