@@ -192,7 +192,9 @@ def test_bytes_given_back_return_to_the_bucket_up_to_its_depth() -> None:
 def test_unmade_records_are_made_at_most_once_and_only_those_that_leave(
         offers: list[tuple[str, int, list[int], bool]]) -> None:
     budget: Budget[str] = Budget(2000.0, 4000, max_wait_s=1.0, queue_bytes=10_000)
-    parcels, sent, made = [], [], []
+    parcels: list[tuple[Parcel[str], str, bool, int]] = []
+    sent: list[str] = []
+    made: list[str] = []
     for index, (stream, priority, sizes, lazy) in enumerate(offers):
         if lazy:
             parcel = _unmade(f"{stream}{index}", priority, [sizes[0], sum(sizes[1:])], sizes, at=index * 0.05,
