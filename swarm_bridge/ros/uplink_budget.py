@@ -25,6 +25,9 @@ __all__ = ["UplinkBudget"]
 log = logging.getLogger(__name__)
 
 _TICK_S = 0.05  # the pacer looks at least this often (expiry, a budget raised at run time)
+# The budget counts as keeping up again only after this long without a drop: under a steady overload the lanes
+# empty between two images, and a line each time flooded the log (two a second, 80 KB in a 10-minute soak).
+CALM_S = 10.0
 
 # One part as the outbox takes it: (route, key, payload, received_ns).
 _Part = tuple[Route, bytes, bytes, int]
@@ -44,6 +47,7 @@ class UplinkBudget:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._short_logged = False
+        self._short_at = 0.0  # monotonic time of the last drop
         self._thread = threading.Thread(target=self._pace, name="uplink-budget", daemon=True)
         self._thread.start()
         log.info("budget: %s per second (burst %d bytes); priority %d and above never held back",
@@ -111,7 +115,7 @@ class UplinkBudget:
                 ready = [item for _parcel, item in self.budget.release(now)]
                 making = self.budget.to_make(now)
                 wait = min(_TICK_S, self.budget.wait_s(now))
-                self._state()
+                self._state(now)
             for item in ready:
                 self._submit(item)
             if making is not None and making.make is not None:
@@ -132,13 +136,18 @@ class UplinkBudget:
         for parcel in parcels:
             self._on_drop(parcel.stream, parcel.dropped or "budget", 1)
 
-    def _state(self) -> None:
-        """One log line when the budget starts dropping lower-priority records, one when it keeps up again."""
-        if self.budget.short and not self._short_logged:
-            self._short_logged = True
-            log.warning("budget: short (%s per second); lower-priority records are decimated or dropped, counted "
-                        "per route (%d bytes waiting)", _rate(self.budget.bytes_per_s), self.budget.queued)
-        elif self._short_logged and self.budget.kept_up():
+    def _state(self, now: float) -> None:
+        """One log line when the budget starts dropping lower-priority records, one when it keeps up again: nothing
+        waits and nothing was dropped for CALM_S."""
+        if self.budget.short:
+            self.budget.short = False
+            self._short_at = now
+            if not self._short_logged:
+                self._short_logged = True
+                log.warning("budget: short (%s per second); lower-priority records are decimated or dropped, "
+                            "counted per route (%d bytes waiting)", _rate(self.budget.bytes_per_s),
+                            self.budget.queued)
+        elif self._short_logged and now - self._short_at >= CALM_S and self.budget.kept_up():
             self._short_logged = False
             log.info("budget: keeps up again (%s per second)", _rate(self.budget.bytes_per_s))
 
