@@ -26,8 +26,8 @@ def test_short_is_logged_once_and_keeps_up_only_after_a_calm_spell(caplog: pytes
     budget = paced.budget
 
     def drop(now: float) -> None:
-        budget.offer(Parcel("camera", 0, ["a"], [10], now), now)
-        budget.offer(Parcel("camera", 0, ["b"], [10], now), now)  # supersedes the first: a drop
+        budget.offer(Parcel("camera", 0, [], [10], now), now)
+        budget.offer(Parcel("camera", 0, [], [10], now), now)  # supersedes the first: a drop
         budget.drain()  # the lanes empty again, as between two images
 
     caplog.set_level(logging.INFO, logger="swarm_bridge.ros.uplink_budget")
