@@ -12,10 +12,15 @@ with a 50 Mbit/s budget and 256 KiB chunks. Measures:
   kafka      bare confluent-kafka moving the same bytes (2 MB images, 1 MiB clouds) producer -> consumer on a private
              Kafka, once with raised limits (whole records) and once chunked under the default 1 MB limit (the
              project's chunk layout, put together by the consumer): MB/s each and their ratio
-  memory     the bridge's RSS sampled every 5 s (flat over a soak with --soak-s: growth over the second half)
-Prints the figures and ends with one JSON line.
+  memory     the bridge's RSS sampled every 5 s (flat over a soak with --soak-s: growth over the second half), and the
+             bare subscriber's the same way (what rclpy and DDS hold by themselves with the same QoS)
+The camera and cloud routes read with the `sensor_data` QoS (best effort, keep 5), the bare subscriber too: a reliable
+reader of 2 MB samples holds every sample behind a lost fragment until the writer repairs it, and on a busy machine
+that is seconds of images (hundreds of MB that its pools keep) and the odometry behind them (late, then lost).
+`--large-qos reliable` reads them with the `reliable` preset on both sides instead, to see that.
+Prints the figures (with the load average, the machine being shared) and ends with one JSON line.
 
-  python bench/large_messages.py [--quick] [--soak-s S]
+  python bench/large_messages.py [--quick] [--soak-s S] [--large-qos sensor_data|reliable]
 """
 
 from __future__ import annotations
@@ -104,9 +109,9 @@ BARE = textwrap.dedent('''
     import sys, time, rclpy, json
     from nav_msgs.msg import Odometry
     from sensor_msgs.msg import Image, PointCloud2
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from rclpy.experimental import EventsExecutor
-    seconds = float(sys.argv[1])
+    seconds, large_qos = float(sys.argv[1]), sys.argv[2]
     rclpy.init()
     node = rclpy.create_node("bench_large_bare")
     lat, counts = [], {"odom": 0, "camera": 0, "cloud": 0}
@@ -118,11 +123,11 @@ BARE = textwrap.dedent('''
         def on(raw):
             counts[name] += 1
         return on
-    qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-    deep = QoSProfile(depth=10000, reliability=ReliabilityPolicy.RELIABLE)
+    deep = QoSProfile(depth=10000, reliability=ReliabilityPolicy.RELIABLE)  # the bridge's presets, as its routes
+    large = qos_profile_sensor_data if large_qos == "sensor_data" else deep
     node.create_subscription(Odometry, "/amr_l/odom", on_odom, deep, raw=True)
-    node.create_subscription(Image, "/amr_l/camera", counter("camera"), qos, raw=True)
-    node.create_subscription(PointCloud2, "/amr_l/cloud", counter("cloud"), qos, raw=True)
+    node.create_subscription(Image, "/amr_l/camera", counter("camera"), large, raw=True)
+    node.create_subscription(PointCloud2, "/amr_l/cloud", counter("cloud"), large, raw=True)
     ex = EventsExecutor(); ex.add_node(node)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -251,7 +256,7 @@ def bare_kafka(bootstrap: str, payloads: list[bytes], *, chunk_bytes: int | None
     return sum(map(len, payloads[:whole])) / seconds / 1e6
 
 
-def bridge_config(tmp: Path, port: int) -> Path:
+def bridge_config(tmp: Path, port: int, large_qos: str = "sensor_data") -> Path:
     path = tmp / "bridge.yaml"
     path.write_text(yaml.safe_dump({
         "robot_id": ROBOT, "fleet": "bench",
@@ -262,9 +267,9 @@ def bridge_config(tmp: Path, port: int) -> Path:
             {"topic": f"/{ROBOT}/odom", "type": "nav_msgs/msg/Odometry", "channel": "telemetry",
              "stream": "odometry", "qos": "reliable", "format": "avro", "priority": 5},
             {"topic": f"/{ROBOT}/camera", "type": "sensor_msgs/msg/Image", "channel": "telemetry",
-             "stream": "camera", "qos": "reliable", "format": "avro", "priority": 1, "compression": "lz4"},
+             "stream": "camera", "qos": large_qos, "format": "avro", "priority": 1, "compression": "lz4"},
             {"topic": f"/{ROBOT}/cloud", "type": "sensor_msgs/msg/PointCloud2", "channel": "telemetry",
-             "stream": "cloud", "qos": "reliable", "format": "avro", "priority": 0, "compression": "zstd"},
+             "stream": "cloud", "qos": large_qos, "format": "avro", "priority": 0, "compression": "zstd"},
         ],
     }))
     return path
@@ -274,10 +279,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a 6 s run instead of 30 s")
     parser.add_argument("--soak-s", type=float, default=None, help="run this long instead (RSS over a soak)")
+    parser.add_argument("--large-qos", choices=("sensor_data", "reliable"), default="sensor_data",
+                        help="the QoS preset the camera and cloud are read with (bridge and bare alike)")
     opts = parser.parse_args()
     seconds = opts.soak_s or (6.0 if opts.quick else 30.0)
     image = photo(816, 816)  # 2.0 MB
-    figures: dict[str, Any] = {"seconds": seconds, "budget_bytes_per_s": BUDGET, "codecs": codecs(image)}
+    figures: dict[str, Any] = {"seconds": seconds, "budget_bytes_per_s": BUDGET, "large_qos": opts.large_qos,
+                               "load_average_start": os.getloadavg()[0], "codecs": codecs(image)}
     with tempfile.TemporaryDirectory() as tmp_name, lease_domain() as domain:
         tmp = Path(tmp_name)
         (tmp / "photo.rgb").write_bytes(image)
@@ -296,17 +304,11 @@ def main() -> int:
         broker.start()
         try:
             figures["raw_paho_mb_per_s"] = round(raw_paho(broker.port, image, 40), 1)
-            bare = subprocess.Popen([sys.executable, "-c", BARE, str(seconds + 15)], env=env, stdout=subprocess.PIPE,
-                                    text=True)
-            pub = subprocess.run([sys.executable, "-c", PUBLISHER, str(seconds), "1", str(tmp / "photo.rgb")],
-                                 env=env, capture_output=True, text=True, timeout=seconds + 120, check=True)
-            bare_out = json.loads(bare.communicate(timeout=seconds + 60)[0])
-            bare_sent = int(pub.stdout.split()[0])
-            figures["bare"] = {"odometry_sent": bare_sent, "received": bare_out["counts"],
-                               "odometry_p99_ms": round(percentile(bare_out["latency_ns"], 0.99) / 1e6, 3)}
-            figures["bridge"] = run_bridge(tmp, env, broker.port, seconds)
+            figures["bare"] = run_bare(tmp, env, seconds, opts.large_qos)
+            figures["bridge"] = run_bridge(tmp, env, broker.port, seconds, opts.large_qos)
         finally:
             broker.stop()
+    figures["load_average_end"] = os.getloadavg()[0]
     bridge = figures["bridge"]
     bridge["odometry_added_p99_ms"] = round(bridge["odometry_p99_ms"] - figures["bare"]["odometry_p99_ms"], 3)
     large_mb_s = bridge["large_bytes_per_s"] / 1e6
@@ -316,29 +318,64 @@ def main() -> int:
           f"limits), {kafka['chunked_mb_per_s']} MB/s in 512 KiB chunks (default limits); chunked / raised "
           f"{kafka['chunked_over_raised']}; the budget is {BUDGET / 1e6 / kafka['chunked_mb_per_s']:.3f} of chunked "
           f"Kafka, the bridge's large streams {large_mb_s / kafka['chunked_mb_per_s']:.3f}")
-    print(f"odometry: {bridge['odometry_received']} of {bridge['odometry_sent']} (lost {bridge['odometry_lost']}), "
-          f"p99 {bridge['odometry_p99_ms']} ms, bare p99 {figures['bare']['odometry_p99_ms']} ms, added "
+    bare = figures["bare"]
+    print(f"odometry: {bridge['odometry_received']} of {bridge['odometry_sent']} (lost {bridge['odometry_lost']}; "
+          f"the bridge took {bridge['odometry_taken_by_bridge']} from ROS, its drops by reason "
+          f"{bridge['drops']['odometry'] or 'none'}), p99 {bridge['odometry_p99_ms']} ms, "
+          f"bare p99 {bare['odometry_p99_ms']} ms ({bare['received']['odom']} of {bare['odometry_sent']}), added "
           f"{bridge['odometry_added_p99_ms']} ms (goal <= 5 ms, zero loss)")
-    print(f"images: {bridge['images_whole']} whole, {bridge['images_dropped']} dropped (counted); clouds: "
-          f"{bridge['clouds_whole']} whole, {bridge['clouds_dropped']} dropped; large streams took {large_mb_s:.2f} "
+    print(f"images: {bridge['images_whole']} whole, {bridge['images_dropped']} dropped (counted: "
+          f"{bridge['drops']['camera']}); clouds: {bridge['clouds_whole']} whole, {bridge['clouds_dropped']} dropped "
+          f"({bridge['drops']['cloud']}); bare rclpy received {bare['received']['camera']} images and "
+          f"{bare['received']['cloud']} clouds; large streams took {large_mb_s:.2f} "
           f"MB/s on the wire of the budget's {BUDGET / 1e6:.2f} ({large_mb_s / (BUDGET / 1e6):.2f})")
     for name, codec in figures["codecs"].items():
         print(f"{name}: ratio {codec['ratio']}, {codec['compress_ms_per_mb']} ms/MB to compress, "
               f"{codec['decompress_ms_per_mb']} ms/MB to undo")
-    print(f"bridge RSS {bridge['rss_start_kb']} -> {bridge['rss_end_kb']} kB (max {bridge['rss_max_kb']}; over the "
-          f"second half {bridge['rss_second_half_growth_kb']:+d} kB; {len(bridge['rss_samples_kb'])} samples)")
+    for name, side in (("bridge", bridge), ("bare rclpy", bare)):
+        print(f"{name} RSS {side['rss_start_kb']} -> {side['rss_end_kb']} kB (max {side['rss_max_kb']}; over the "
+              f"second half {side['rss_second_half_growth_kb']:+d} kB; {len(side['rss_samples_kb'])} samples)")
+    print(f"camera and cloud read with {opts.large_qos}; load average {figures['load_average_start']:.1f} at the "
+          f"start, {figures['load_average_end']:.1f} at the end (2 cores)")
     print(json.dumps(figures))
     return 0
 
 
-def run_bridge(tmp: Path, env: dict[str, str], port: int, seconds: float) -> dict[str, Any]:
+def run_bare(tmp: Path, env: dict[str, str], seconds: float, large_qos: str) -> dict[str, Any]:
+    """The same streams into a bare rclpy subscriber with the bridge's QoS: what it got, how late, its RSS."""
+    bare = subprocess.Popen([sys.executable, "-c", BARE, str(seconds + 15), large_qos], env=env,
+                            stdout=subprocess.PIPE, text=True)
+    pub = subprocess.Popen([sys.executable, "-c", PUBLISHER, str(seconds), "1", str(tmp / "photo.rgb")], env=env,
+                           stdout=subprocess.PIPE, text=True)
+    rss: list[int] = []
+    while pub.poll() is None:  # every 5 s from the first 5 s on (started and subscribed by then), as the bridge's
+        time.sleep(5.0)
+        rss.append(rss_kb(bare.pid))
+    out, _ = pub.communicate(timeout=seconds + 120)
+    rss = rss or [rss_kb(bare.pid)]
+    bare_out = json.loads(bare.communicate(timeout=seconds + 60)[0])
+    return {"odometry_sent": int(out.split()[0]), "received": bare_out["counts"],
+            "odometry_p99_ms": round(percentile(bare_out["latency_ns"], 0.99) / 1e6, 3), **_rss_figures(rss)}
+
+
+def _rss_figures(rss: list[int]) -> dict[str, Any]:
+    return {"rss_start_kb": rss[0], "rss_end_kb": rss[-1], "rss_max_kb": max(rss),
+            "rss_second_half_growth_kb": rss[-1] - rss[len(rss) // 2], "rss_samples_kb": rss}
+
+
+def run_bridge(tmp: Path, env: dict[str, str], port: int, seconds: float, large_qos: str) -> dict[str, Any]:
     """The streams through a robot_bridge process under the budget; what reached the broker, whole."""
     odom = wire_decoder("nav_msgs/msg/Odometry", "avro", "mqtt", subject="-")
     tap = MqttTap(host="127.0.0.1", port=port, patterns=[f"{PREFIX}/#"])
     wire = MqttTap(host="127.0.0.1", port=port, patterns=[f"{PREFIX}/camera", f"{PREFIX}/cloud"], split=False)
-    config = bridge_config(tmp, port)
+    config = bridge_config(tmp, port, large_qos)
+    # Its log to a file: a pipe no one reads while it runs fills up (64 KiB: a soak's budget lines) and then blocks
+    # the bridge on its next log line, its readers overflowing meanwhile (the last session's soak lost the
+    # odometry of its last seconds so).
+    log_path = tmp / "bridge.log"
+    log_file = log_path.open("w")
     bridge = subprocess.Popen([sys.executable, "-m", "swarm_bridge.nodes", "robot_bridge", "--config", str(config)],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True)
     try:
         pub = subprocess.Popen([sys.executable, "-c", PUBLISHER, str(seconds), "1", str(tmp / "photo.rgb")], env=env,
                                stdout=subprocess.PIPE, text=True)
@@ -353,22 +390,31 @@ def run_bridge(tmp: Path, env: dict[str, str], port: int, seconds: float) -> dic
             rss.append(rss_kb(bridge.pid))
         out, _ = pub.communicate(timeout=seconds + 120)
         span = time.monotonic() - first
-        rss_end = rss_kb(bridge.pid)
-        time.sleep(2.0)
-        seen.read(tap, wire, odom)
+        rss.append(rss_kb(bridge.pid))
+        sent = int(out.split()[0])
+        last, quiet_since = -1, time.monotonic()
+        while len(seen.seqs) < sent and time.monotonic() - quiet_since < 10.0:  # the end edge: until all arrived,
+            time.sleep(1.0)  # or nothing more for 10 s
+            seen.read(tap, wire, odom)
+            if len(seen.seqs) != last:
+                last, quiet_since = len(seen.seqs), time.monotonic()
     finally:
         bridge.terminate()
-        log, _ = bridge.communicate(timeout=60)
+        bridge.wait(timeout=60)
+        log_file.close()
         tap.close()
         wire.close()
-    sent = int(out.split()[0])
+    log = log_path.read_text()
+    drops = {stream: _drops(log, stream) for stream in ("odometry", "camera", "cloud")}
+    summary = f"{PREFIX}/odometry: received "
+    taken = log.split(summary)[1].split(",")[0] if summary in log else "?"
     return {"odometry_sent": sent, "odometry_received": len(seen.seqs), "odometry_lost": sent - len(seen.seqs),
+            "odometry_taken_by_bridge": int(taken) if taken.isdigit() else None,
             "odometry_p99_ms": round(percentile(seen.latency, 0.99) / 1e6, 3),
-            "images_whole": seen.whole["camera"], "images_dropped": _dropped(log, "camera"),
-            "clouds_whole": seen.whole["cloud"], "clouds_dropped": _dropped(log, "cloud"),
+            "images_whole": seen.whole["camera"], "images_dropped": sum(drops["camera"].values()),
+            "clouds_whole": seen.whole["cloud"], "clouds_dropped": sum(drops["cloud"].values()), "drops": drops,
             "large_bytes_per_s": seen.wire_bytes / max(span, 1e-9), "chunks_undone_by_tap": tap.chunks.completed,
-            "rss_start_kb": rss[0], "rss_end_kb": rss_end, "rss_max_kb": max(rss),
-            "rss_second_half_growth_kb": rss_end - rss[len(rss) // 2], "rss_samples_kb": rss}
+            **_rss_figures(rss)}
 
 
 class Seen:
@@ -392,12 +438,13 @@ class Seen:
         self.wire_bytes += sum(len(r.payload) for r in wire.drain())
 
 
-def _dropped(log: str, stream: str) -> int:
-    """Records of `stream` the bridge counted as dropped (its stop summary)."""
+def _drops(log: str, stream: str) -> dict[str, int]:
+    """Records of `stream` the bridge counted as dropped, by reason (its stop summary)."""
     marker = f"{PREFIX}/{stream}: dropped by reason: "
     if marker not in log:
-        return 0
-    return sum(int(part.rsplit(": ", 1)[1]) for part in log.split(marker)[1].split("\n")[0].split(", "))
+        return {}
+    parts = log.split(marker)[1].split("\n")[0].split(", ")
+    return {reason: int(n) for reason, n in (part.rsplit(": ", 1) for part in parts)}
 
 
 if __name__ == "__main__":

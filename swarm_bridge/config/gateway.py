@@ -281,7 +281,7 @@ class SplitConfig(Strict):
 
 class ChunksConfig(Strict):
     """Records that robots send in chunks (docs/wire.md#chunks): how the gateway puts them together, and how it
-    splits records too large for Kafka's default limits."""
+    splits records too large for Kafka's default limits and commands too large for one MQTT publish."""
 
     max_record_mb: float = Field(default=64.0, gt=0, description="a chunked record announced larger is dropped "
                                  "(counted, 'record too large')")
@@ -292,6 +292,9 @@ class ChunksConfig(Strict):
     kafka_chunk_bytes: int = Field(default=900_000, ge=4096, description="a Kafka record larger than this is "
                                    "written as chunks of at most this many bytes (Kafka's default "
                                    "message.max.bytes is 1 MiB); raise it with Kafka's limits (README)")
+    command_chunk_bytes: int = Field(default=262_144, ge=4096, description="a command (payload: command) larger "
+                                     "than this goes to its robot as chunks of at most this many bytes, which the "
+                                     "robot puts together; VDA 5050 orders always go whole")
 
 
 class HealthConfig(Strict):

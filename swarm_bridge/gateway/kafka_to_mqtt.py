@@ -8,7 +8,9 @@ when partitions are revoked or the gateway stops: a blocking commit per command 
 round trip behind the one before it. Each command's format is reframed for MQTT by its
 entry in COMMANDS_DOWN: Confluent Avro becomes Avro single-object; Confluent Protobuf the bare record with its
 MQTT 5 content type; JSON passes through. A VDA 5050 down rule's records (Confluent Avro of the VDA 5050 records,
-or JSON) go out as the JSON the spec wants (`vda5050_publish`). Runs in a thread of its
+or JSON) go out as the JSON the spec wants (`vda5050_publish`). A command larger than `chunks.command_chunk_bytes`
+goes as chunks (docs/wire.md#chunks; seq: its Kafka offset), put together by the robot, its offset committed once
+every chunk is acknowledged; VDA 5050 orders go whole (their vehicles do not know chunks). Runs in a thread of its
 own; the MQTT client (transport/mqtt_client.py) has its network thread, which hands each PUBACK back through a queue.
 """
 
@@ -22,6 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from swarm_bridge.codec.chunks import split_record
 from swarm_bridge.codec.errors import CodecError, UnknownSchema
 from swarm_bridge.codec.formats.protobuf import RECORD_INDEXES
 from swarm_bridge.codec.framing import frame_single_object, parse_confluent, proto_mqtt_properties
@@ -129,6 +132,10 @@ DOWN_PAYLOADS: dict[str, Callable[[bytes, str, SchemaBook, DownRoute], CommandPu
     "vda5050": lambda value, key, schemas, route: vda5050_publish(value, key, schemas, route.vda5050_topic),
 }
 """A down rule's `payload` -> how one record (value, key) becomes an MQTT publish."""
+
+CHUNKED_DOWN = {"command": True, "vda5050": False}
+"""A down rule's `payload` -> whether a command too large for one publish may go as chunks (its reader puts them
+together: a robot bridge's command route does, a VDA 5050 vehicle does not)."""
 
 
 class _Partition:
@@ -303,6 +310,7 @@ class KafkaToMqtt:
                 key = (msg.key() or b"").decode("utf-8")
                 topic = route.mqtt_topic(key)
                 payload, content_type, user_props = DOWN_PAYLOADS[route.payload](value, key, self.schemas, route)
+                parts = self._parts(payload, route, topic, key, msg.offset() or 0)
                 break
             except SchemaTrouble as exc:
                 log.warning("kafka -> mqtt: schema registry unavailable (%s); retrying", exc)
@@ -313,31 +321,48 @@ class KafkaToMqtt:
                 return
         else:
             return
-        self._publish(msg, route, topic, payload, content_type, user_props, slot)
+        self._publish(msg, route, topic, parts, content_type, user_props, slot)
 
-    def _publish(self, msg: KafkaMessage, route: DownRoute, topic: str, payload: bytes, content_type: str,
+    def _parts(self, payload: bytes, route: DownRoute, topic: str, robot_id: str, offset: int) -> list[bytes]:
+        """The command whole, or its chunks when it is larger than `chunks.command_chunk_bytes` and its reader puts
+        chunks together (seq: its Kafka offset; stream: the topic's last level). FramingError: it cannot be split."""
+        limit = self.config.chunks.command_chunk_bytes
+        if len(payload) <= limit or not CHUNKED_DOWN[route.payload]:
+            return [payload]
+        return split_record(payload, robot_id=robot_id, stream=topic.rsplit("/", 1)[-1], seq=offset,
+                            chunk_bytes=limit)
+
+    def _publish(self, msg: KafkaMessage, route: DownRoute, topic: str, parts: list[bytes], content_type: str,
                  user_props: list[tuple[str, str]], slot: list[int]) -> None:
-        """Publish at QoS 1 (`slot` is done at its PUBACK); waits while the in-flight window is full."""
+        """Publish the command (or its chunks, in order) at QoS 1; `slot` is done at the PUBACK of the last of them
+        to be acknowledged. Waits while the in-flight window is full."""
         assert self.client is not None
+        left = len(parts)
 
         def acked(_delivered: bool, _reason: int) -> None:  # network thread; a refusal is logged by the client
-            slot[3] = time.time_ns()
-            self._acks.put(slot)
+            nonlocal left
+            left -= 1
+            if left == 0:
+                slot[3] = time.time_ns()
+                self._acks.put(slot)
 
-        while not self._stop.is_set():
-            try:
-                self.client.publish(topic, payload, qos=1, content_type=content_type,
-                                    user_properties=user_props or None, on_done=acked, timeout_s=1.0)
-            except InflightFull:
-                continue  # the broker's Receive Maximum: wait for PUBACKs
-            except PacketTooLarge as exc:
-                self._dead_letter(msg, route, str(exc))
-                slot[1] = 1
-                return
-            except MqttDisconnected:
-                return  # closing: the offset stays uncommitted, the command comes again
-            self._pending += 1
-            return
+        for part in parts:
+            while True:
+                if self._stop.is_set():
+                    return  # closing: the offset stays uncommitted, the command comes again
+                try:
+                    self.client.publish(topic, part, qos=1, content_type=content_type,
+                                        user_properties=user_props or None, on_done=acked, timeout_s=1.0)
+                    break
+                except InflightFull:
+                    continue  # the broker's Receive Maximum: wait for PUBACKs
+                except PacketTooLarge as exc:
+                    self._dead_letter(msg, route, str(exc))
+                    slot[1] = 1
+                    return
+                except MqttDisconnected:
+                    return  # closing: the offset stays uncommitted, the command comes again
+        self._pending += 1
 
     def _dead_letter(self, msg: KafkaMessage, route: DownRoute, detail: str) -> None:
         log.warning("%s: command at %s[%d]@%d to the DLQ: %s", route, msg.topic(), msg.partition(), msg.offset(),

@@ -35,6 +35,8 @@ class BridgeMetrics(MetricsEndpoint):
                                  registry=self.registry)
         self.budget_queued = Gauge("swarm_bridge_budget_queued_bytes", "Lower-priority bytes waiting for the "
                                    "budget's tokens", registry=self.registry)
+        self._link_counts: list[Callable[[], Mapping[str, int]]] = []
+        self.registry.register(_LinkCounts(self._link_counts))
         self.latency = Histogram("swarm_bridge_uplink_latency_seconds",
                                  "ROS receive to broker acknowledgement", ["route"],
                                  buckets=LATENCY_BUCKETS_S, registry=self.registry)
@@ -49,6 +51,28 @@ class BridgeMetrics(MetricsEndpoint):
         """Serve a route's byte counts by stage (encoded: before compression; sent: on the wire), read when
         scraped: rate() of them is bytes/s per route, sent / encoded the compression ratio."""
         self._volumes.append((route, volume))
+
+
+    def watch_uplink(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        """Serve the uplink's own counts by event, read when scraped (e.g. ack_timeouts: reconnects because the
+        broker left a publish unacknowledged on a live connection)."""
+        self._link_counts.append(counts)
+
+
+class _LinkCounts(Collector):
+    """swarm_bridge_uplink_events_total{event}: what the uplink's client counted (ack_timeouts, ...)."""
+
+    def __init__(self, sources: list[Callable[[], Mapping[str, int]]]) -> None:
+        self._sources = sources
+
+    def collect(self) -> Iterator[Any]:
+        family = CounterMetricFamily("swarm_bridge_uplink_events", "Events of the uplink's client: ack_timeouts "
+                                     "(a publish left unacknowledged on a live connection: session resumed, resent)",
+                                     labels=["event"])
+        for counts in list(self._sources):
+            for event, value in counts().items():
+                family.add_metric([event], value)
+        yield family
 
 
 class _RouteCounts(Collector):

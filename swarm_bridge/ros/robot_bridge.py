@@ -74,6 +74,8 @@ class RobotBridge:
                           for route in routes if route.direction == "down"]
         self.discovery = RouteDiscovery(node, config, taken={r.ros_topic for r in routes},
                                         streams={r.stream for r in routes}, on_route=self._add_route)
+        # Links that have no such thing (Kafka) count none.
+        self.metrics.watch_uplink(lambda: {"ack_timeouts": getattr(uplink, "ack_timeouts", 0)})
         self._latency = {r.route.stream: self.metrics.latency.labels(str(r.route)) for r in self.routes}
         # One timer sweeps every up route (one each cost an idle bridge a wake-up per route and period).
         self._sweeper = node.create_timer(SWEEP_PERIOD_S, self._sweep)
@@ -123,11 +125,11 @@ class RobotBridge:
         self.node.add_on_set_parameters_callback(changed)
 
     def _budget_drop(self, stream: str, reason: str, count: int) -> None:
-        """A record the budget dropped counts on its route: dropped, and no longer sent (received = sent + dropped)."""
+        """A record the budget dropped counts on its route as dropped; it was never made, so never counted as sent
+        (received = sent + dropped)."""
         for route in self.routes:
             if route.route.stream == stream:
                 route.counts.dropped[reason] += count
-                route.counts.sent -= count
                 return
 
     def _encoder(self, route: Route) -> WireEncoder:

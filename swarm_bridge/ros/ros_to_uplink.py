@@ -1,6 +1,8 @@
 """Up direction: one raw (CDR) ROS subscription per route; each message decimated, transcoded straight from
 CDR to the route's record format and framing, handed to the outbox. No rclpy message objects are built.
-Samples the middleware reports lost to the route's reader are counted as dropped, reason MISSED."""
+A message goes to its sink as a `Taken`: encoded when the sink makes it, so one the bandwidth budget drops
+(superseded by a newer image) costs its take only and the reader keeps up. Samples the middleware reports lost
+to the route's reader are counted as dropped, reason MISSED."""
 
 from __future__ import annotations
 
@@ -27,13 +29,17 @@ from swarm_bridge.routing import Route, kafka_key
 from swarm_bridge.routing.rate import Decimator
 from swarm_bridge.transport.outbox import Outbox
 
-__all__ = ["RecordSink", "RouteCounts", "UplinkRoute", "to_outbox"]
+__all__ = ["RecordSink", "RouteCounts", "Taken", "UplinkRoute", "to_outbox"]
 
 log = logging.getLogger(__name__)
 
 SWEEP_PERIOD_S = 0.5  # how often the robot bridge sweeps its up routes (one timer for all of them)
 DRAIN_MAX = 256  # messages one executor callback takes from its reader at most, so other routes get their turn
 MISSED = "missed on ROS (bridge behind)"
+# Types whose messages run to megabytes: read reliably, a sample behind a lost fragment waits for its repair, and so
+# does every one after it (seconds of images in memory on a busy robot, the small topics behind them late).
+LARGE_TYPES = frozenset({"sensor_msgs/msg/Image", "sensor_msgs/msg/PointCloud2", "sensor_msgs/msg/PointCloud",
+                         "sensor_msgs/msg/CompressedImage"})
 
 
 @dataclass
@@ -89,6 +95,10 @@ class UplinkRoute:
         log.info("%s: up (%s, qos %s, priority %d%s%s)", route, route.ros_type, route.qos, route.priority,
                  f", at most {route.max_rate_hz:g} Hz" if route.max_rate_hz else "",
                  f", {route.compression} level {route.compression_level}" if self._compress else "")
+        if route.ros_type in LARGE_TYPES and route.qos != "sensor_data":
+            log.warning("%s: %s read with qos %s: when the robot is busy a lost fragment holds this reader's later "
+                        "samples in memory until it is repaired; qos sensor_data drops that one sample instead "
+                        "(counted: %s)", route, route.ros_type, route.qos, MISSED)
 
     def sweep(self, limit: int = 10_000) -> int:
         """Take what waits in the DDS reader without an executor event (an overloaded EventsExecutor can
@@ -133,15 +143,23 @@ class UplinkRoute:
         if not self._decimator.admit(received_ns):
             self._drop("rate limit")
             return
+        seq = self._seq
+        self._seq += 1
+        size = len(raw)
+        first = min(size, self._chunk_bytes) if self._chunk_bytes else size
+        self._sink(self.route, self._key, Taken(lambda: self._make(raw, seq), size, first, received_ns))
+
+    def _make(self, raw: bytes, seq: int) -> list[bytes] | None:
+        """The record of one message as it leaves: encoded, compressed, split into chunks when larger than
+        chunk_bytes; None (counted) when it cannot be encoded."""
+        route, counts = self.route, self.counts
         try:
-            payload = self._encoder.encode_cdr(raw, robot_id=self._robot_id, stream=self.route.stream, seq=self._seq,
+            payload = self._encoder.encode_cdr(raw, robot_id=self._robot_id, stream=route.stream, seq=seq,
                                                stamp_ns=self._stamp(raw) or time.time_ns())
         except CodecError as exc:
             self._drop("cannot encode")
-            log.warning("%s: dropped 1 (cannot encode: %s)", self.route, exc)
-            return
-        seq, route, counts = self._seq, self.route, self.counts
-        self._seq += 1
+            log.warning("%s: dropped 1 (cannot encode: %s)", route, exc)
+            return None
         counts.bytes_encoded += len(payload)
         if self._compress is not None:
             payload = self._compress(payload)
@@ -152,20 +170,36 @@ class UplinkRoute:
                                  chunk_bytes=self._chunk_bytes)
             counts.chunks += len(parts)
         counts.bytes_sent += sum(map(len, parts))
-        self._sink(route, self._key, parts, received_ns)
+        return parts
 
     def _drop(self, reason: str, count: int = 1) -> None:
         self.counts.dropped[reason] += count
 
 
-RecordSink = Callable[[Route, bytes, list[bytes], int], None]
-"""Where a route hands each record: (route, key, parts: the record or its chunks in order, received_ns)."""
+@dataclass(slots=True)
+class Taken:
+    """A message taken from ROS, its record not made yet: `make()` gives the record or its chunks in order (None:
+    it could not be encoded, counted on its route); `size` is the message's bytes and `first` an estimate of the
+    first part's, for a budget to reckon with before the record is made."""
+
+    make: Callable[[], list[bytes] | None]
+    size: int
+    first: int
+    received_ns: int
+
+
+RecordSink = Callable[[Route, bytes, Taken], None]
+"""Where a route hands each message: (route, key, taken)."""
 
 
 def to_outbox(outbox: Outbox) -> RecordSink:
-    """Records straight to the outbox; a chunked record's latency is measured on its last chunk (whole then)."""
+    """Records made at once, straight to the outbox; a chunked record's latency is measured on its last chunk (whole
+    then)."""
 
-    def sink(route: Route, key: bytes, parts: list[bytes], received_ns: int) -> None:
+    def sink(route: Route, key: bytes, taken: Taken) -> None:
+        parts, received_ns = taken.make(), taken.received_ns
+        if parts is None:
+            return
         last = len(parts) - 1
         for index, part in enumerate(parts):
             outbox.submit(route.stream, route.destination, key, part, priority=route.priority, qos=route.mqtt_qos,

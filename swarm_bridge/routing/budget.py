@@ -6,14 +6,16 @@ tokens last, the highest priority first, so a small record of a higher priority 
 leaves before the large one's remaining chunks. When the budget is short the lower priorities give way first:
 a waiting record of a stream is superseded by its stream's newer one (decimation), one that waited longer than
 `max_wait_s` is dropped, and beyond `queue_bytes` the lowest priority's oldest is dropped. A record whose first
-part left is never dropped (its reader would only count it lost). No clocks or threads of its own: callers pass
-`now` (seconds, monotonic).
+part left is never dropped (its reader would only count it lost). A record may wait unmade (`Parcel.make`: its
+sizes are estimates): it is made (encoded, compressed, split) only when it is next to leave and the tokens cover its
+estimated first part, so the records the budget drops cost nothing but their wait. No clocks or threads of its own:
+callers pass `now` (seconds, monotonic).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -31,7 +33,8 @@ P = TypeVar("P")
 @dataclass
 class Parcel(Generic[P]):
     """One record on its way: its stream, priority, parts (one, or its chunks; `P` is what the caller sends per
-    part) and their sizes; `sent` counts the parts already released."""
+    part) and their sizes; `sent` counts the parts already released. With `make`, the record is not made yet:
+    `parts` is empty and `sizes` are estimates (the first part's, then the rest) until `Budget.made`."""
 
     stream: str
     priority: int
@@ -40,10 +43,17 @@ class Parcel(Generic[P]):
     arrived: float
     sent: int = 0
     dropped: str | None = None  # the reason, once the budget dropped it
+    make: Callable[[], tuple[list[P], list[int]] | None] | None = None  # (parts, sizes); None: could not be made
+    making: bool = False  # handed out to be made: never dropped from then on
 
     @property
     def waiting_bytes(self) -> int:
         return sum(self.sizes[self.sent:])
+
+    @property
+    def droppable(self) -> bool:
+        """Nothing of it left and no work spent on it: superseding, expiry and a full queue may drop it."""
+        return self.sent == 0 and not self.making
 
 
 @dataclass
@@ -97,11 +107,18 @@ class Budget(Generic[P]):
         self._tokens = max(self._tokens - size, -float(self.burst))
         self.spent += size
 
+    def refund(self, size: int, now: float) -> None:
+        """Bytes charged for records that did not leave after all (they will be charged when they do): back into
+        the bucket, up to its depth."""
+        self._refill(now)
+        self._tokens = min(self._tokens + size, float(self.burst))
+        self.spent -= size
+
     def offer(self, parcel: Parcel[P], now: float) -> list[Parcel[P]]:
         """Queue a record of a lower priority; returns the records dropped to make way (counted)."""
         dropped: list[Parcel[P]] = []
         lane = self._lanes.setdefault(parcel.priority, [])
-        for older in [p for p in lane if p.stream == parcel.stream and p.sent == 0]:
+        for older in [p for p in lane if p.stream == parcel.stream and p.droppable]:
             dropped.append(self._drop(lane, older, SUPERSEDED))  # decimation: the stream's newest waits instead
         lane.append(parcel)
         self._queued += parcel.waiting_bytes
@@ -115,11 +132,12 @@ class Budget(Generic[P]):
 
     def release(self, now: float) -> Iterator[tuple[Parcel[P], P]]:
         """The parts that may leave now, one at a time, highest priority first (re-chosen after each part), while
-        tokens last; a part larger than the bucket leaves once the bucket is full, putting it into debt."""
+        tokens last; a part larger than the bucket leaves once the bucket is full, putting it into debt. Stops at a
+        record not made yet (`to_make`)."""
         self._refill(now)
         while True:
             parcel = self._next()
-            if parcel is None:
+            if parcel is None or parcel.make is not None:
                 return
             size = parcel.sizes[parcel.sent]
             if self._tokens < min(size, self.burst):
@@ -133,11 +151,40 @@ class Budget(Generic[P]):
                 self._lanes[parcel.priority].remove(parcel)
             yield parcel, part
 
+    def to_make(self, now: float) -> Parcel[P] | None:
+        """The record not made yet that leaves next, once the tokens cover its estimated first part; from now on it
+        is the caller's to make (outside any lock) and hand back through `made`, and it is never dropped."""
+        parcel = self._next()
+        if parcel is None or parcel.make is None or parcel.making:
+            return None
+        self._refill(now)
+        if self._tokens < min(parcel.sizes[0], self.burst):
+            return None
+        parcel.making = True
+        return parcel
+
+    def made(self, parcel: Parcel[P], made: tuple[list[P], list[int]] | None) -> None:
+        """`parcel` made: its parts and their sizes replace the estimates; None: its maker could not make it (and
+        counted why), it leaves the lanes."""
+        self._queued -= parcel.waiting_bytes
+        parcel.make = None
+        lane = self._lanes.get(parcel.priority, [])
+        if made is None:
+            if parcel in lane:
+                lane.remove(parcel)
+            return
+        parcel.parts, parcel.sizes = made
+        if not parcel.parts:  # nothing to send
+            if parcel in lane:
+                lane.remove(parcel)
+            return
+        self._queued += parcel.waiting_bytes
+
     def expire(self, now: float) -> list[Parcel[P]]:
         """Drop the records not started that waited longer than `max_wait_s` (counted)."""
         dropped = []
         for lane in self._lanes.values():
-            for parcel in [p for p in lane if p.sent == 0 and now - p.arrived > self.max_wait_s]:
+            for parcel in [p for p in lane if p.droppable and now - p.arrived > self.max_wait_s]:
                 dropped.append(self._drop(lane, parcel, TOO_LATE))
         return dropped
 
@@ -151,7 +198,8 @@ class Budget(Generic[P]):
         return max(0.0, missing / self.bytes_per_s)
 
     def drain(self) -> list[Parcel[P]]:
-        """Every record still waiting, in priority order, taken out of the lanes (at stop: handed on, not lost)."""
+        """Every record still waiting, in priority order, taken out of the lanes (at stop: handed on, not lost; one
+        not made yet is still to be made by the caller)."""
         out = [p for priority in sorted(self._lanes, reverse=True) for p in self._lanes[priority]]
         self._lanes.clear()
         self._queued = 0
@@ -170,18 +218,18 @@ class Budget(Generic[P]):
         return idle
 
     def _next(self) -> Parcel[P] | None:
-        """The parcel whose next part leaves first: the highest priority; in a lane, one already started, else the
-        oldest."""
+        """The parcel whose next part leaves first: the highest priority; in a lane, one already started (or being
+        made), else the oldest."""
         for priority in sorted(self._lanes, reverse=True):
             lane = self._lanes[priority]
             if lane:
-                return next((p for p in lane if p.sent), lane[0])
+                return next((p for p in lane if not p.droppable), lane[0])
         return None
 
     def _lowest_oldest(self, *, but: Parcel[P]) -> Parcel[P] | None:
         for priority in sorted(self._lanes):
             for parcel in self._lanes[priority]:
-                if parcel.sent == 0 and parcel is not but:
+                if parcel.droppable and parcel is not but:
                     return parcel
         return None
 

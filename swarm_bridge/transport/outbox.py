@@ -18,7 +18,9 @@ instead of a round trip through SQLite; beyond that, and whenever the link is do
 
 Pacing (when given a `DrainPace`, the robot's bandwidth budget): the drain takes from the spool, highest priority
 first, only what the budget's tokens allow (records of kept priorities always, spending tokens), so a drain
-after an outage stays within the budget instead of sending the backlog at the link's speed.
+after an outage stays within the budget instead of sending the backlog at the link's speed. A live record (charged
+by the budget when it was handed over) that goes to the spool without having left is given back to the budget, so
+it is charged once, when it leaves from the spool.
 """
 
 from __future__ import annotations
@@ -71,6 +73,10 @@ class DrainPace(Protocol):
 
     def spend_drained(self, size: int) -> None:
         """Bytes taken from the spool to be sent."""
+
+    def refund(self, size: int) -> None:
+        """Bytes of live records, charged when they were handed over, that went to the spool without leaving: they
+        are charged again when drained."""
 
 
 @dataclass
@@ -294,6 +300,8 @@ class Outbox:
 
     def _write_staged(self) -> None:
         if self._staged:
+            if self._pace is not None:  # live records that never left: charged again when they are drained
+                self._pace.refund(sum(len(r.payload) for r in self._staged))
             self.stats.spooled += self.spool.put_many(
                 (r.stream, r.destination, r.key, r.payload, r.priority, r.order, r.qos, r.retain) for r in self._staged)
             self._staged.clear()

@@ -11,14 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from fault_proxy import FaultProxy
 from gateway_harness import GatewayThread, wait_for, write_config
 from robot_outage import OdomSource, odom_config
 from robot_outage import start_node as _start_node
 from robot_outage import stop_node as _stop
 
-from swarm_bridge.brokers import Kafka, Mosquitto
+from swarm_bridge.brokers import Kafka, Mosquitto, free_port
 from swarm_bridge.codec import decode_json
+from swarm_bridge.fleetbench.hub import scrape
 from swarm_bridge.sim.taps import KafkaTap
 from swarm_bridge.transport import ensure_kafka_topics
 from swarm_bridge.transport.mqtt_client import MqttClient, MqttOptions
@@ -85,14 +87,17 @@ def test_robot_bridge_with_a_lost_puback_delivers_every_record_once_without_wait
     proxy.rewrite_mqtt_replies(lose)
     # 30 records at 10 Hz: fewer than a batch (batch_max_records 64), so before the fix every record after the
     # unacknowledged one waited in memory for its PUBACK, i.e. for the next reconnect
-    proc = _start_node(odom_config(tmp_path, port=proxy.port, robot_id=robot, fleet=fleet,
-                                   uplink={"ack_timeout_s": 2.0}), ros_env)
+    config = odom_config(tmp_path, port=proxy.port, robot_id=robot, fleet=fleet, uplink={"ack_timeout_s": 2.0})
+    metrics_port = free_port()
+    config.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), "metrics_port": metrics_port}))
+    proc = _start_node(config, ros_env)
     source = OdomSource(ros_context)
     try:
         source.wait_for_bridge()
         source.run(3.0, 10.0)
         assert wait_for(lambda: len(_seqs(tap)) >= source.sent, 90), (len(_seqs(tap)), source.sent)
         assert wait_for(lambda: gateway.counts.duplicates >= 1, 30), gateway.counts  # the resend reached it
+        ack_timeouts = scrape(metrics_port).get("swarm_bridge_uplink_events_total{event=ack_timeouts}")
         output = _stop(proc)
     finally:
         source.close()
@@ -105,6 +110,7 @@ def test_robot_bridge_with_a_lost_puback_delivers_every_record_once_without_wait
     assert lose.removed == 1
     assert sorted(seqs) == list(range(source.sent)) and len(seqs) == source.sent  # all, each once in Kafka
     assert output.count("no PUBACK for packet") == 1, output[-3000:]  # counted and logged once
+    assert ack_timeouts == 1  # and served as a metric
     assert f"received {source.sent}, sent {source.sent}, dropped 0" in output
 
 

@@ -12,6 +12,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from gateway_harness import GatewayThread, read_topic, wait_for, write_config
 
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
+from swarm_bridge.codec.chunks import is_chunk
 from swarm_bridge.codec.envelope import Envelope
 from swarm_bridge.codec.rostypes import default_types
 from swarm_bridge.codec.wire import registry_ids, wire_decoder, wire_encoder
@@ -79,3 +80,43 @@ def test_commands_reach_their_robots_and_offsets_commit_after_puback(tmp_path: P
     assert [dict(m.headers())["reason"] for m in dead] == [b"bad_command", b"bad_command"]
     assert b"not a robot id" in dict(dead[0].headers())["detail"]
     assert gateway.counts.commands == 3 and gateway.counts.commands_dead == 2
+
+
+def test_a_command_larger_than_command_chunk_bytes_goes_as_chunks_and_is_put_together(
+        tmp_path: Path, kafka: Kafka, mosquitto: Mosquitto) -> None:
+    import base64
+
+    from large_records import photo_rgb
+
+    tag = uuid.uuid4().hex[:6]
+    fleet, topic, group = f"fleet_{tag}", f"cmd_{tag}", f"group_{tag}"
+    limit = 64 * 1024
+    config = write_config(tmp_path / "gw.yaml", gateway_id=f"gw_{tag}", fleet=fleet, mqtt_port=mosquitto.port,
+                          bootstrap=kafka.bootstrap, registry=tmp_path / "registry",
+                          kafka={"dlq_topic": f"dlq_{tag}", "command_group": group},
+                          chunks={"command_chunk_bytes": limit},
+                          down=[{"kafka_topic": topic, "mqtt": "{prefix}/{fleet}/{robot_id}/command/map_update"}])
+    ensure_kafka_topics(kafka.bootstrap, [topic])
+    # a map patch of real content (a photograph, base64), ~400 KB: seven chunks; then a small command, whole
+    large = json.dumps({"robot_id": "r1", "stream": "map_update", "seq": 1,
+                        "patch": base64.b64encode(photo_rgb(200, 200)).decode()}).encode()
+    small = json.dumps({"robot_id": "r1", "stream": "map_update", "seq": 2, "patch": ""}).encode()
+    pattern = f"swarm/{fleet}/r1/command/#"
+    whole = MqttTap(host="127.0.0.1", port=mosquitto.port, patterns=[pattern], client_id=f"whole_{tag}")
+    wire = MqttTap(host="127.0.0.1", port=mosquitto.port, patterns=[pattern], client_id=f"wire_{tag}", split=False)
+    producer = Producer({"bootstrap.servers": kafka.bootstrap})
+    producer.produce(topic, large, b"r1")
+    producer.produce(topic, small, b"r1")
+    producer.flush(10)
+    gateway = GatewayThread(config)
+    try:
+        assert wait_for(lambda: len(whole.snapshot()) >= 2, 60), (len(whole.snapshot()), len(wire.snapshot()))
+        assert wait_for(lambda: _committed(kafka.bootstrap, group, topic) == 2, 30)  # every chunk acknowledged
+    finally:
+        gateway.close()
+        whole.close()
+        wire.close()
+    assert [r.payload for r in whole.snapshot()] == [large, small]  # put together as a robot does: equal
+    chunks = [r.payload for r in wire.snapshot()][:-1]
+    assert len(chunks) > 1 and all(len(c) <= limit for c in chunks) and all(is_chunk(c) for c in chunks)
+    assert wire.snapshot()[-1].payload == small and not whole.chunks.drops

@@ -5,6 +5,7 @@ every later image through; after an outage the spool drains within the budget to
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -128,6 +129,10 @@ def test_odometry_keeps_every_record_under_a_short_budget_and_a_raised_budget_ta
     dropped = sum(int(reason.rsplit(": ", 1)[1]) for reason in reasons)
     assert all(reason.startswith("budget: ") for reason in reasons), reasons
     assert f"{route}: received {SHORT + LATER}, sent {SHORT + LATER - dropped}, dropped {dropped}" in output
+    made = re.search(re.escape(route) + r": (\d+) bytes encoded", output)
+    encoded = int(made.group(1)) if made else -1
+    # only the images that left were made (encoded, chunked): one the budget dropped cost its take, no encoding
+    assert 0 < encoded <= (SHORT + LATER - dropped) * (SIDE * SIDE * 3 + 1000), (encoded, dropped)
     codec = record_codec("sensor_msgs/msg/Image", "avro")
     got = [bytes(codec.decode(parse_single_object(r.payload, max_payload=0).payload).body["data"])
            for r in camera("camera")]

@@ -104,3 +104,113 @@ def test_every_record_is_sent_whole_or_dropped_counted_and_the_rate_holds(
         assert mine == (parcel.parts if parcel.dropped is None else []), parcel
     assert sum(budget.drops.values()) == sum(p.dropped is not None for p in parcels)
     assert budget.spent <= 4000 + 2000 * end + 3000  # the bucket's depth, the rate, one part of debt
+
+
+def _unmade(stream: str, priority: int, estimate: list[int], made: list[int] | None, at: float = 0.0,
+            calls: list[str] | None = None) -> Parcel[str]:
+    """A record waiting unmade: `estimate` its sizes until made; `made` the sizes it has once made (None: its maker
+    cannot make it); `calls` records each making."""
+
+    def make() -> tuple[list[str], list[int]] | None:
+        if calls is not None:
+            calls.append(stream)
+        return None if made is None else ([f"{stream}:{i}" for i in range(len(made))], made)
+
+    return Parcel(stream, priority, [], estimate, at, make=make)
+
+
+def _run_making(budget: Budget[str], until: float, step: float = 0.01, start: float = 0.0) -> list[str]:
+    """As the pacer does: release what may leave; the record to make next is made, then released."""
+    out, now = [], start
+    while now <= until:
+        budget.expire(now)
+        out += [part for _p, part in budget.release(now)]
+        while (parcel := budget.to_make(now)) is not None:
+            assert parcel.make is not None
+            budget.made(parcel, parcel.make())
+            out += [part for _p, part in budget.release(now)]
+        now += step
+    return out
+
+
+def test_records_the_budget_drops_are_never_made_and_the_one_it_sends_is_made_once() -> None:
+    budget: Budget[str] = Budget(1000.0, 1000, max_wait_s=100)
+    budget.spend(1000, 0.0)  # no tokens for 1 s
+    calls: list[str] = []
+    images = [_unmade("camera", 0, [800], [600], at=i * 0.1, calls=calls) for i in range(5)]
+    for index, image in enumerate(images):
+        budget.offer(image, index * 0.1)
+    assert budget.queued == 800  # the newest only, at its estimate
+    out = _run_making(budget, 2.0, start=0.4)
+    assert out == ["camera:0"] and calls == ["camera"]  # four superseded, never made; the newest made once
+    assert images[-1].dropped is None and budget.drops == {("camera", SUPERSEDED): 4}
+    assert budget.queued == 0 and budget.spent == 1600
+
+
+def test_a_record_being_made_is_never_dropped_and_its_real_sizes_replace_the_estimate() -> None:
+    budget: Budget[str] = Budget(1000.0, 1000, max_wait_s=0.5)
+    cloud = _unmade("cloud", 0, [300, 700], [250, 250, 250])
+    budget.offer(cloud, 0.0)
+    assert budget.to_make(0.0) is cloud and budget.to_make(0.0) is None  # handed out once
+    newer = _unmade("cloud", 0, [300, 700], [100], at=0.1)
+    assert budget.offer(newer, 0.1) == [] and budget.expire(5.0) == [newer]  # the one being made stays
+    budget.made(cloud, cloud.make() if cloud.make else None)
+    assert budget.queued == 750
+    assert [part for _p, part in budget.release(5.0)] == ["cloud:0", "cloud:1", "cloud:2"]
+
+
+def test_a_record_its_maker_cannot_make_leaves_the_lanes_and_the_next_one_goes() -> None:
+    budget: Budget[str] = Budget(1000.0, 1000)
+    broken, fine = _unmade("a", 1, [100], None), _unmade("b", 0, [100], [100])
+    budget.offer(broken, 0.0)
+    budget.offer(fine, 0.0)
+    assert _run_making(budget, 0.1) == ["b:0"]
+    assert budget.queued == 0 and not budget.drops  # the maker counts why it could not make it
+
+
+def test_an_unmade_record_waits_for_tokens_covering_its_estimated_first_part() -> None:
+    budget: Budget[str] = Budget(1000.0, 1000)
+    budget.spend(1000, 0.0)
+    budget.offer(_unmade("camera", 0, [500, 1500], [400, 400, 400, 400, 400]), 0.0)
+    assert budget.to_make(0.45) is None and budget.wait_s(0.45) == pytest.approx(0.05)
+    assert budget.to_make(0.5) is not None
+
+
+def test_bytes_given_back_return_to_the_bucket_up_to_its_depth() -> None:
+    budget: Budget[str] = Budget(1000.0, 1000)
+    budget.spend(1500, 0.0)
+    budget.refund(1200, 0.0)
+    assert budget.tokens(0.0) == 700 and budget.spent == 300
+    budget.refund(5000, 0.0)
+    assert budget.tokens(0.0) == 1000  # never above the depth
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 3), st.lists(st.integers(1, 3000), min_size=1,
+                                                                              max_size=5), st.booleans()),
+                max_size=30))
+def test_unmade_records_are_made_at_most_once_and_only_those_that_leave(
+        offers: list[tuple[str, int, list[int], bool]]) -> None:
+    budget: Budget[str] = Budget(2000.0, 4000, max_wait_s=1.0, queue_bytes=10_000)
+    parcels: list[tuple[Parcel[str], str, bool, int]] = []
+    sent: list[str] = []
+    made: list[str] = []
+    for index, (stream, priority, sizes, lazy) in enumerate(offers):
+        if lazy:
+            parcel = _unmade(f"{stream}{index}", priority, [sizes[0], sum(sizes[1:])], sizes, at=index * 0.05,
+                             calls=made)
+            parcel.sizes = [s for s in parcel.sizes if s] or [1]
+        else:
+            parcel = _parcel(f"{stream}{index}", priority, sizes, at=index * 0.05)
+        parcels.append((parcel, f"{stream}{index}", lazy, len(sizes)))
+        parcel.stream = stream
+        budget.offer(parcel, index * 0.05)
+        sent += _run_making(budget, index * 0.05, start=index * 0.05)
+    end = len(offers) * 0.05 + 60
+    sent += _run_making(budget, end, step=0.1, start=len(offers) * 0.05)
+    for parcel, name, lazy, count in parcels:
+        mine = [part for part in sent if part.split(":")[0] == name]
+        assert mine == ([] if parcel.dropped else [f"{name}:{i}" for i in range(count)]), parcel
+        assert made.count(name) == (1 if lazy and not parcel.dropped else 0)  # dropped ones never made
+    assert sum(budget.drops.values()) == sum(p.dropped is not None for p, *_ in parcels)
+    assert budget.queued == 0

@@ -459,11 +459,12 @@ def test_what_a_killed_run_left_spooled_or_in_flight_leaves_before_the_next_runs
 
 
 class _Tokens:
-    """A budget as the drain sees it (`DrainPace`): tokens the test gives, spent as the drain takes records."""
+    """A budget as the drain sees it (`DrainPace`): tokens the test gives, spent as the drain takes records; what
+    the outbox gives back is only noted (the test sets the tokens)."""
 
     def __init__(self, tokens: float, *, burst: int = 1000, keep: int = 5) -> None:
         self.tokens, self.burst, self.keep = tokens, burst, keep
-        self.spent = 0
+        self.spent = self.refunded = 0
 
     def allowance(self) -> tuple[float, int, int]:
         return self.tokens, self.burst, self.keep
@@ -471,6 +472,28 @@ class _Tokens:
     def spend_drained(self, size: int) -> None:
         self.tokens -= size
         self.spent += size
+
+    def refund(self, size: int) -> None:
+        self.refunded += size
+
+
+def test_live_records_spooled_without_leaving_are_given_back_to_the_budget_and_sent_ones_are_not(
+        tmp_path: Path) -> None:
+    link = ScriptedLink()
+    outbox = Outbox(link, Spool(tmp_path / "spool.db", max_bytes=1 << 20), window=100, batch=50)
+    pace = _Tokens(1000.0)
+    outbox.pace_drain(pace)
+    _submit(outbox, b"live")  # left at once: charged once, nothing given back
+    _settle(outbox)
+    assert pace.refunded == 0
+    link.connected = False
+    _submit(outbox, b"held1", b"held22")  # to the spool: given back, charged when drained
+    _settle(outbox)
+    assert pace.refunded == 11 and pace.spent == 0
+    link.connected = True
+    _settle(outbox)
+    assert [p for p, _ in link.sent] == [b"live", b"held1", b"held22"] and pace.spent == 11 + 2 * 3  # and keys
+    outbox.close()
 
 
 def test_a_paced_drain_takes_what_the_budget_allows_highest_priority_first_and_kept_ones_always(
@@ -493,6 +516,7 @@ def test_a_paced_drain_takes_what_the_budget_allows_highest_priority_first_and_k
     _settle(outbox)
     assert [p for p, _ in link.sent][4:] == [b"i002", b"i003", b"i004", b"i005"]  # the rest, in order
     assert pace.spent == 2 * 5 + 6 * 7
+    assert pace.refunded == 2 * 2 + 6 * 4  # their payloads, charged when handed over: given back, charged once drained
     link.ack_all()
     _settle(outbox)
     assert outbox.backlog() == 0
