@@ -557,19 +557,24 @@ def test_a_burst_goes_to_the_spool_while_the_link_is_down_and_drains_in_order_af
     outbox.close()
 
 
-def test_a_failed_send_of_a_burst_is_handled_by_the_pump_and_goes_again_in_order(tmp_path: Path) -> None:
+def test_a_failed_send_of_a_burst_is_left_to_the_pump_and_goes_again_in_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(outbox_module, "time", clock)
     link = MqttLikeLink()
     outbox = Outbox(link, Spool(tmp_path / "spool.db", max_bytes=1 << 20), window=100, batch=50, pack=_pack,
-                    max_batch=64, retry_s=0.0)
+                    max_batch=64, retry_s=0.5)
+    _without_pump(outbox)
     _burst(outbox, b"a", b"b")
     assert link.ack_all(ok=False) == [b"[a,b]"]  # refused by the broker: to the spool (SQLite: the pump's work)
-    deadline = time.monotonic() + 30
-    while not link.sent and time.monotonic() < deadline:
-        time.sleep(0.01)  # the failure woke the pump; it spools and drains them again
-    assert [p for p, _ in link.sent] == [b"[a,b]"]
+    _burst(outbox, b"c")  # the submitting thread leaves the failure alone: c waits behind a and b
+    assert not link.sent and outbox.inflight == 2
+    _settle(outbox)  # the pump's turn: a and b spooled, c behind them; a refusal holds sending for retry_s
+    assert not link.sent and outbox.spool.depth() == 3
+    clock.now += 0.6
+    _settle(outbox)
+    assert [p for p, _ in link.sent] == [b"[a,b,c]"]
     link.ack_all()
-    deadline = time.monotonic() + 30
-    while outbox.backlog() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert outbox.backlog() == 0 and outbox.stats.failed == 2
+    _settle(outbox)
+    assert outbox.backlog() == 0 and outbox.stats.failed == 2 and outbox.stats.acked == 3
     outbox.close()
