@@ -22,6 +22,7 @@ from swarm_bridge.ros.action_tasks import ActionTasks
 from swarm_bridge.ros.discovery import RouteDiscovery
 from swarm_bridge.ros.ros_to_uplink import SWEEP_PERIOD_S, UplinkRoute
 from swarm_bridge.ros.uplink_budget import UplinkBudget
+from swarm_bridge.ros.uplink_reader import UplinkReader
 from swarm_bridge.ros.uplink_to_ros import DownlinkRoute
 from swarm_bridge.ros.vda_vehicle import VdaVehicle
 from swarm_bridge.routing import Route, routes_for
@@ -66,6 +67,7 @@ class RobotBridge:
         self.run = self.spool.start_run()
         self.registry = registry_ids(config.registry or default_registry())  # one per process, closed by close()
         routes = routes_for(config)
+        self.reader = UplinkReader(node.context)  # one thread reads every up route's DDS reader, not the executor
         self.routes = [self._uplink_route(route) for route in routes if route.direction == "up"]
         self.downlinks = [DownlinkRoute(node, route, robot_id=config.robot_id, uplink=uplink, metrics=self.metrics,
                                         decoder=self._decoder(route), verifier=verifier,
@@ -83,6 +85,7 @@ class RobotBridge:
         self.tasks = ActionTasks(node, config) if config.tasks is not None else None
         # The robot as a VDA 5050 vehicle: its own MQTT session, started by `start_vehicle` after the uplink.
         self.vehicle = VdaVehicle(node, config) if config.vda5050 is not None else None
+        self.reader.start()  # last: a start that fails leaves no thread waiting in rcl after the context is gone
         log.info("robot %s: commands %s, trusted keys: %s", config.robot_id,
                  "must be signed" if commands.require_signed else "may be unsigned",
                  ", ".join(sorted(verifier.keyring.keys)) or "none")
@@ -97,12 +100,12 @@ class RobotBridge:
     def _sweep(self) -> None:
         """Timer: each up route takes what its reader holds without an executor event (see UplinkRoute.sweep)."""
         for uplink_route in self.routes:
-            uplink_route.sweep()
+            uplink_route.sweep(wait=False)  # the reader thread is taking: nothing left behind
 
     def _uplink_route(self, route: Route) -> UplinkRoute:
         return UplinkRoute(self.node, route, robot_id=self.config.robot_id, outbox=self.outbox, metrics=self.metrics,
                            encoder=self._encoder(route), run=self.run, chunk_bytes=self.config.uplink.chunk_bytes,
-                           sink=self.budget)
+                           sink=self.budget, reader=self.reader)
 
     def _budget_parameter(self, budget: UplinkBudget) -> None:
         """The node's `budget_bytes_per_s` parameter: the budget, changed at run time
@@ -189,8 +192,13 @@ class RobotBridge:
         return self.outbox.flush(timeout_s)
 
     def close(self) -> None:
-        """Stop the down routes (commands still waiting for a ROS subscriber are dropped, counted), the outbox
-        (unconfirmed records stay spooled for the next start), the spool and the registry."""
+        """Stop the reader thread (what its readers still hold is taken once more), the down routes (commands still
+        waiting for a ROS subscriber are dropped, counted), the outbox (unconfirmed records stay spooled for the next
+        start), the spool and the registry."""
+        self.reader.close()
+        for uplink_route in self.routes:
+            uplink_route.sweep()
+            uplink_route.close()
         for downlink in self.downlinks:
             downlink.close()
         if self.tasks is not None:

@@ -1,12 +1,13 @@
 """Up direction: one raw (CDR) ROS subscription per route; each message decimated, transcoded straight from
 CDR to the route's record format and framing, handed to the outbox. No rclpy message objects are built.
-A message goes to its sink as a `Taken`: encoded when the sink makes it, so one the bandwidth budget drops
-(superseded by a newer image) costs its take only and the reader keeps up. Samples the middleware reports lost
-to the route's reader are counted as dropped, reason MISSED."""
+Without a budget a burst goes to the outbox in one call; with one, a message goes to its sink as a `Taken`: encoded
+when the sink makes it, so one the bandwidth budget drops (superseded by a newer image) costs its take only and the
+reader keeps up. Samples the middleware reports lost to the route's reader are counted as dropped, reason MISSED."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Any
 from rclpy.event_handler import QoSSubscriptionEventType
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
+from rclpy.type_support import check_is_valid_msg_type
 
 from swarm_bridge.codec import CodecError
 from swarm_bridge.codec.chunks import split_record
@@ -25,6 +27,7 @@ from swarm_bridge.codec.wire import WireEncoder, stamp_reader
 from swarm_bridge.metrics import BridgeMetrics
 from swarm_bridge.ros.qos import qos_preset
 from swarm_bridge.ros.types import message_class
+from swarm_bridge.ros.uplink_reader import UplinkReader
 from swarm_bridge.routing import Route, kafka_key
 from swarm_bridge.routing.rate import Decimator
 from swarm_bridge.transport.outbox import Outbox
@@ -63,14 +66,17 @@ class UplinkRoute:
     drop duplicates by (robot_id, stream, seq) and see a restart where the high bits change."""
 
     def __init__(self, node: Node, route: Route, *, robot_id: str, outbox: Outbox, metrics: BridgeMetrics,
-                 encoder: WireEncoder, run: int = 0, chunk_bytes: int = 0, sink: RecordSink | None = None) -> None:
+                 encoder: WireEncoder, run: int = 0, chunk_bytes: int = 0, sink: RecordSink | None = None,
+                 reader: UplinkReader | None = None) -> None:
         """`chunk_bytes`: records larger than this go as chunks (0: never); `sink`: where records go (default
-        straight to the outbox; the budget's lanes when the robot has a budget)."""
+        straight to the outbox; the budget's lanes when the robot has a budget); `reader`: the thread that reads
+        the route's DDS reader (None: the node's executor calls the route per message)."""
         self.route = route
         self.counts = RouteCounts()
         self._robot_id = robot_id
         self._key = kafka_key(robot_id)
         self._sink: RecordSink = sink or to_outbox(outbox)
+        self._outbox = outbox if sink is None else None  # bursts go straight to it (Outbox.submit_many)
         self._chunk_bytes = chunk_bytes
         self._compress = _compressor(route)
         self._decimator = Decimator(route.max_rate_hz)
@@ -81,16 +87,23 @@ class UplinkRoute:
         metrics.watch_route(str(route), lambda: {"received": counts.received, "sent": counts.sent,
                                                  "chunks": counts.chunks}, lambda: counts.dropped)
         metrics.watch_bytes(str(route), lambda: {"encoded": counts.bytes_encoded, "sent": counts.bytes_sent})
-        self._subscription = node.create_subscription(
-            message_class(route.ros_type), route.ros_topic, self._on_message,
-            qos_preset(route.qos, depth=route.qos_depth), raw=True,
-        )
+        msg_class, qos = message_class(route.ros_type), qos_preset(route.qos, depth=route.qos_depth)
+        self._taking = threading.Lock()  # one taker at a time (the reader thread, the sweep): records keep order
+        self._owned: Any = None
+        if reader is None:
+            subscription = node.create_subscription(msg_class, route.ros_topic, self._on_message, qos, raw=True)
+            self._sub_handle: Any = subscription.handle
+        else:  # not the node's: the executor never sees it, the reader thread waits on it
+            check_is_valid_msg_type(msg_class)  # imports the type support, as create_subscription does
+            with node.handle:
+                self._owned = _rclpy.Subscription(node.handle, msg_class, route.ros_topic, qos.get_c_qos_profile())
+            self._sub_handle = self._owned
         # Polled, not an executor callback: with the EventsExecutor a message-lost callback deadlocked the
         # bridge under load (the middleware's receive thread and the executor waited on each other).
-        self._take = self._subscription.handle.take_message
-        self._msg_type = self._subscription.msg_type
-        with self._subscription.handle:
-            self._lost: Any = _rclpy.EventHandle(self._subscription.handle,
+        self._take = self._sub_handle.take_message
+        self._msg_type = msg_class
+        with self._sub_handle:
+            self._lost: Any = _rclpy.EventHandle(self._sub_handle,
                                                  QoSSubscriptionEventType.RCL_SUBSCRIPTION_MESSAGE_LOST)
         log.info("%s: up (%s, qos %s, priority %d%s%s)", route, route.ros_type, route.qos, route.priority,
                  f", at most {route.max_rate_hz:g} Hz" if route.max_rate_hz else "",
@@ -99,19 +112,50 @@ class UplinkRoute:
             log.warning("%s: %s read with qos %s: when the robot is busy a lost fragment holds this reader's later "
                         "samples in memory until it is repaired; qos sensor_data drops that one sample instead "
                         "(counted: %s)", route, route.ros_type, route.qos, MISSED)
+        if reader is not None:
+            reader.add(self)
 
-    def sweep(self, limit: int = 10_000) -> int:
-        """Take what waits in the DDS reader without an executor event (an overloaded EventsExecutor can
-        lose "new data" events: those messages would sit in the reader for ever); returns how many."""
+    def __str__(self) -> str:
+        return str(self.route)
+
+    @property
+    def subscription_handle(self) -> Any:
+        """The rclpy handle of the route's subscription (what the reader thread waits on)."""
+        return self._sub_handle
+
+    def close(self) -> None:
+        """Give the subscription back (one the route made itself; the node's own go with the node)."""
+        if self._owned is not None:
+            with self._taking:
+                self._owned.destroy_when_not_in_use()
+                self._owned = None
+
+    def drain(self) -> int:
+        """The reader thread's turn: everything the DDS reader holds, in bursts; returns how many were taken."""
         taken = 0
-        handle = self._subscription.handle
-        while taken < limit:
-            with handle:
-                got = handle.take_message(self._subscription.msg_type, True)
-            if got is None:
-                break
-            taken += 1
-            self._handle(got[0])
+        with self._taking, self._sub_handle:
+            take, msg_type = self._take, self._msg_type
+            while (got := take(msg_type, True)) is not None:
+                taken += self._burst(got[0])
+        return taken
+
+    def sweep(self, limit: int = 10_000, *, wait: bool = True) -> int:
+        """Take what waits in the DDS reader without an executor event (an overloaded EventsExecutor can
+        lose "new data" events: those messages would sit in the reader for ever); returns how many.
+        `wait=False`: none while another thread is taking (it takes them)."""
+        taken = 0
+        handle = self._sub_handle
+        if self._taking.acquire(blocking=wait):
+            try:
+                while taken < limit:
+                    with handle:
+                        got = handle.take_message(self._msg_type, True)
+                    if got is None:
+                        break
+                    taken += 1
+                    self._handle(got[0])
+            finally:
+                self._taking.release()
         if taken:
             self.counts.swept += taken
             log.debug("%s: took %d messages the executor had not delivered", self.route, taken)
@@ -129,19 +173,58 @@ class UplinkRoute:
         """The executor's callback: this message, then what else waits in the reader (up to DRAIN_MAX), so a
         burst costs one executor wake-up instead of one each; the executor's later events find the reader
         empty and call nothing."""
-        self._handle(raw)
-        take, msg_type, handle = self._take, self._msg_type, self._handle
-        for _ in range(DRAIN_MAX):
-            got = take(msg_type, True)
-            if got is None:
-                return
-            handle(got[0])
+        with self._taking:
+            self._burst(raw)
+
+    def _burst(self, raw: bytes) -> int:
+        """`raw`, then what else waits in the reader, up to DRAIN_MAX more; straight to the outbox the burst goes in
+        one `submit_many`. Returns how many messages were taken."""
+        take, msg_type = self._take, self._msg_type
+        if self._outbox is None:  # a budget between the route and the outbox: record by record
+            handle = self._handle
+            handle(raw)
+            for taken in range(1, DRAIN_MAX + 1):
+                one = take(msg_type, True)
+                if one is None:
+                    return taken
+                handle(one[0])
+            return DRAIN_MAX + 1
+        encode, now = self._encode, time.monotonic_ns
+        payloads: list[bytes] = []
+        received: list[int] = []
+        got: Any = (raw,)
+        taken = 0
+        while got is not None:
+            taken += 1
+            received_ns = now()
+            payload = encode(got[0], received_ns)
+            if payload is not None:
+                if self._chunk_bytes and len(payload) > self._chunk_bytes:
+                    self._flush(payloads, received)  # what came before it leaves first: order holds
+                    self._sink(self.route, self._key, Taken(lambda p=payload, q=self._seq - 1: self._chunked(p, q),
+                                                            len(payload), self._chunk_bytes, received_ns))
+                else:
+                    payloads.append(payload)
+                    received.append(received_ns)
+            got = take(msg_type, True) if taken <= DRAIN_MAX else None
+        self._flush(payloads, received)
+        return taken
+
+    def _flush(self, payloads: list[bytes], received: list[int]) -> None:
+        """A burst's records to the outbox, in one call."""
+        if payloads:
+            route, outbox = self.route, self._outbox
+            assert outbox is not None
+            self.counts.bytes_sent += sum(map(len, payloads))
+            outbox.submit_many(route.stream, route.destination, self._key, payloads, received,
+                               priority=route.priority, qos=route.mqtt_qos, retain=route.retain)
+            payloads.clear()
+            received.clear()
 
     def _handle(self, raw: bytes) -> None:
+        """One message to the sink as a `Taken` (its record made when the sink takes it)."""
         received_ns = time.monotonic_ns()
-        self.counts.received += 1
-        if not self._decimator.admit(received_ns):
-            self._drop("rate limit")
+        if not self._admit(received_ns):
             return
         seq = self._seq
         self._seq += 1
@@ -149,27 +232,56 @@ class UplinkRoute:
         first = min(size, self._chunk_bytes) if self._chunk_bytes else size
         self._sink(self.route, self._key, Taken(lambda: self._make(raw, seq), size, first, received_ns))
 
-    def _make(self, raw: bytes, seq: int) -> list[bytes] | None:
-        """The record of one message as it leaves: encoded, compressed, split into chunks when larger than
-        chunk_bytes; None (counted) when it cannot be encoded."""
-        route, counts = self.route, self.counts
+    def _admit(self, received_ns: int) -> bool:
+        """Counted as received; False (counted) when the route's rate limit drops it."""
+        self.counts.received += 1
+        if self._decimator.period_ns and not self._decimator.admit(received_ns):
+            self._drop("rate limit")
+            return False
+        return True
+
+    def _encode(self, raw: bytes, received_ns: int) -> bytes | None:
+        """The fast path's record of one message (numbered on arrival), compressed when the route says so, counted;
+        None when dropped (counted)."""
+        if not self._admit(received_ns):
+            return None
+        seq = self._seq
+        self._seq += 1
+        return self._record(raw, seq)
+
+    def _record(self, raw: bytes, seq: int) -> bytes | None:
+        """Encoded and compressed, counted as sent; None (counted) when it cannot be encoded."""
+        counts = self.counts
         try:
-            payload = self._encoder.encode_cdr(raw, robot_id=self._robot_id, stream=route.stream, seq=seq,
+            payload = self._encoder.encode_cdr(raw, robot_id=self._robot_id, stream=self.route.stream, seq=seq,
                                                stamp_ns=self._stamp(raw) or time.time_ns())
         except CodecError as exc:
             self._drop("cannot encode")
-            log.warning("%s: dropped 1 (cannot encode: %s)", route, exc)
+            log.warning("%s: dropped 1 (cannot encode: %s)", self.route, exc)
             return None
         counts.bytes_encoded += len(payload)
         if self._compress is not None:
             payload = self._compress(payload)
         counts.sent += 1
-        parts = [payload]
+        return payload
+
+    def _make(self, raw: bytes, seq: int) -> list[bytes] | None:
+        """The record of one message as it leaves: encoded, compressed, split into chunks when larger than
+        chunk_bytes; None (counted) when it cannot be encoded."""
+        payload = self._record(raw, seq)
+        if payload is None:
+            return None
         if self._chunk_bytes and len(payload) > self._chunk_bytes:
-            parts = split_record(payload, robot_id=self._robot_id, stream=route.stream, seq=seq,
-                                 chunk_bytes=self._chunk_bytes)
-            counts.chunks += len(parts)
-        counts.bytes_sent += sum(map(len, parts))
+            return self._chunked(payload, seq)
+        self.counts.bytes_sent += len(payload)
+        return [payload]
+
+    def _chunked(self, payload: bytes, seq: int) -> list[bytes]:
+        """A record larger than the uplink's chunk_bytes, as its chunks, in order (counted)."""
+        parts = split_record(payload, robot_id=self._robot_id, stream=self.route.stream, seq=seq,
+                             chunk_bytes=self._chunk_bytes)
+        self.counts.chunks += len(parts)
+        self.counts.bytes_sent += sum(map(len, parts))
         return parts
 
     def _drop(self, reason: str, count: int = 1) -> None:

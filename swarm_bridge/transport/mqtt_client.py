@@ -6,8 +6,10 @@ Lifecycle: `MqttClient(options, on_message=...)` -> `start()` (first CONNACK or 
 
 The network thread owns the socket (non-blocking, TCP_NODELAY, TLS through `ssl.SSLContext`): it reads up to
 1 MiB per call and decodes every packet in it, calls `on_message` in arrival order, and writes whatever the
-other threads queued (PUBLISHes, PUBACKs) joined into one send. Other threads never touch the socket: they
-append to the outgoing buffer and wake the thread through a pipe (once per batch, not per packet).
+other threads queued (PUBLISHes, PUBACKs) joined into one send. Other threads append to the outgoing buffer and
+wake the thread through a pipe (once per batch, not per packet); on a plain TCP socket with nothing queued, a
+PUBLISH is written by the publishing thread itself, under the client's lock like every write, so a busy sender costs
+the network thread no wake-up per publish (it still reads the PUBACKs).
 
 Flow control: at most min(`max_inflight`, the broker's Receive Maximum) QoS 1 PUBLISHes await a PUBACK;
 `publish` blocks while the window is full, up to its `timeout_s`, then raises `InflightFull` (timeout_s=0:
@@ -218,6 +220,8 @@ class MqttClient:
         self._acked_seq = 0  # the latest (in sending order) PUBLISH acked on this connection
         self._last_ack = 0.0  # when the last PUBACK came (monotonic), or the connection began
         self._out: list[bytes] = []
+        self._unsent = False  # the network thread holds bytes the socket did not take yet
+        self._direct = False  # publishers may write to the socket themselves (plain TCP: no TLS state to share)
         self._sock: socket.socket | None = None
         self._conn = 0  # connection number, so an ack of a message from an older connection is not sent
         self._broker_max_packet: int | None = None
@@ -343,6 +347,10 @@ class MqttClient:
                 self.stats.max_inflight_seen = max(self.stats.max_inflight_seen, len(self._inflight))
             self.stats.sent += 1
             if online:
+                if self._direct and not self._out and not self._unsent:
+                    packet = self._send_now(packet)
+                    if not packet:
+                        return
                 self._out.append(packet)
                 kick = not self._kicked
                 self._kicked = True
@@ -350,6 +358,18 @@ class MqttClient:
                 kick = False
         if kick:
             self._kick()
+
+    def _send_now(self, packet: bytes) -> bytes:
+        """With the lock, nothing queued before it, on a plain TCP socket: write `packet` from the caller's thread
+        (no wake-up of the network thread per publish); what the socket did not take, for the network thread."""
+        assert self._sock is not None
+        try:
+            sent = self._sock.send(packet)
+        except (BlockingIOError, InterruptedError):
+            return packet
+        except OSError:  # the connection is going: the network thread sees it; the PUBLISH is resent after reconnect
+            return b""
+        return packet[sent:]
 
     def ack(self, message: Message) -> None:
         """Acknowledge a received QoS 1 message; its PUBACK leaves once every earlier message is acked too."""
@@ -530,7 +550,8 @@ class MqttClient:
             for packet, was_sent in self._inflight.resend(self._last_ack):
                 self._out.append(set_duplicate(packet) if was_sent else packet)
                 self.stats.resent += was_sent
-            self._sock = sock
+            self._sock, self._unsent = sock, bool(self._out)
+            self._direct = not isinstance(sock, ssl.SSLSocket)
             self._connected.set()  # with _sock, under the lock: a publish sees both or neither
             self.stats.connects += 1
             self._window_free.notify_all()
@@ -591,17 +612,18 @@ class MqttClient:
                             pass
                     elif self._read(sock):
                         last_rx, ping_out = now, False
-                with self._lock:
+                with self._lock:  # writes hold the lock: publishers write to the socket too (_send_now)
                     self._kicked = False
                     if self._out:
                         pending += b"".join(self._out)
                         self._out.clear()
                     closing = self._closing.is_set()
-                if pending:
-                    pending = self._write(sock, pending)
-                    last_tx = now
-                    if pending:  # the socket takes no more now: the link is slow, not the broker
-                        busy_at = now
+                    if pending:
+                        pending = self._write(sock, pending)
+                        self._unsent = bool(pending)
+                        last_tx = now
+                        if pending:  # the socket takes no more now: the link is slow, not the broker
+                            busy_at = now
                 if closing and not pending:
                     return
                 self._check_acks(now, busy_at)
@@ -610,7 +632,9 @@ class MqttClient:
                         raise _Broken(MqttDisconnected(self.endpoint, f"no answer from the broker for "
                                                        f"{now - last_rx:.1f} s (keep-alive {keepalive} s)"))
                     if not ping_out and (now - last_rx >= keepalive / 2 or now - last_tx >= keepalive / 2):
-                        pending = self._write(sock, pending + _PINGREQ)
+                        with self._lock:
+                            pending = self._write(sock, pending + _PINGREQ)
+                            self._unsent = bool(pending)
                         last_tx, ping_out = now, True
                 want = selectors.EVENT_READ | (selectors.EVENT_WRITE if pending else 0)
                 if selector.get_key(sock).events != want:

@@ -16,6 +16,12 @@ Overflow (when given `overflow_bytes`): while the link is up and only slow to ac
 up to `overflow_bytes` of records wait in memory, in order, and leave as acknowledgements free the window,
 instead of a round trip through SQLite; beyond that, and whenever the link is down, records go to the spool.
 
+Bursts (`submit_many`): a route hands over every record it took from its reader at once; the route's thread first
+settles the acknowledgements that came meanwhile (live sends only: no SQLite on it), then sends what waits if the
+link may take it, so under load the pump thread is not woken per send. An MQTT acknowledgement wakes the pump only
+when the send failed; records left waiting leave with the next burst or at the pump's next look (every
+`PENDING_WAIT_S` while any wait).
+
 Pacing (when given a `DrainPace`, the robot's bandwidth budget): the drain takes from the spool, highest priority
 first, only what the budget's tokens allow (records of kept priorities always, spending tokens), so a drain
 after an outage stays within the budget instead of sending the backlog at the link's speed. A live record (charged
@@ -26,9 +32,9 @@ it is charged once, when it leaves from the spool.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -41,11 +47,12 @@ __all__ = ["DrainPace", "Outbox", "OutboxStats", "Outgoing"]
 log = logging.getLogger(__name__)
 
 # How long the pump sleeps between looks while there is work it must poll for (records in flight: a Kafka link
-# reports deliveries only when served; spooled records to drain), and while there is none: then every change
-# (a submit, an acknowledgement, a lost connection, flush, close) wakes it, and the long wait only serves a
-# link's own errors. Measured: a 10 ms look while idle cost an idle robot bridge about 1 % of a core.
+# reports deliveries only when served; MQTT acknowledgements to settle; spooled records to drain), and while there
+# is none: then every change (a submit, a failed delivery, a lost connection, flush, close) wakes it, and the long
+# wait only serves a link's own errors. Measured: a 10 ms look while idle cost an idle robot bridge about 1 % of a core.
 BUSY_WAIT_S = 0.01
 IDLE_WAIT_S = 1.0
+PENDING_WAIT_S = 0.001  # the pump's look while live records wait in memory for an acknowledgement
 
 
 @dataclass(slots=True)
@@ -143,7 +150,8 @@ class Outbox:
         self._staged: list[Outgoing] = []  # on their way to the spool; the ROS thread never waits on SQLite
         self._token = 0
         self._drops_reported, self._drops_next_report = 0, 0.0
-        self._events: queue.SimpleQueue[tuple[str, int, bool, int]] = queue.SimpleQueue()
+        # (kind, token, ok, when_ns) from the link's thread; appended without the lock, taken with it
+        self._events: deque[tuple[str, int, bool, int]] = deque()
         self._stop = threading.Event()
         self._wake = threading.Event()
         link.on_inflight_lost = self._lost
@@ -156,6 +164,7 @@ class Outbox:
         """Take one record: straight to the link when nothing is queued before it, else to the spool.
         `qos` and `retain` (MQTT) go with it, through the spool too."""
         with self._lock:
+            self._settle_live()
             record = Outgoing(stream, destination, key, payload, priority, qos, retain, self._order, received_ns)
             self._order += 1
             self.stats.submitted += 1
@@ -182,6 +191,51 @@ class Outbox:
                         pass
             self._staged.append(record)  # the pump writes it to the spool with others, in one transaction
         self._wake.set()
+
+    def submit_many(self, stream: str, destination: str, key: bytes, payloads: list[bytes], received: list[int], *,
+                    priority: int, qos: int, retain: bool = False) -> None:
+        """Take the records of one burst of one stream (`received`: each one's `received_ns`), in order, under one
+        lock: acknowledgements that came meanwhile are settled first, then the records leave at once while fewer than
+        `eager` sends are unacknowledged (packed by `pack`), else they wait in memory for an acknowledgement, or go to
+        the spool as `submit` would send them there."""
+        with self._lock:
+            self._settle_live()
+            order = self._order
+            self._order += len(payloads)
+            self.stats.submitted += len(payloads)
+            records = [Outgoing(stream, destination, key, payload, priority, qos, retain, order + index, received_ns)
+                       for index, (payload, received_ns) in enumerate(zip(payloads, received, strict=True))]
+            size, waiting = sum(map(len, payloads)), bool(self._pending)
+            if (self.link.connected and not self._staged and self.spool.depth() == 0
+                    and time.monotonic() >= self._hold_until
+                    and (self._inflight_records + len(self._pending) + len(records) <= self.window
+                         or self._pending_bytes + size <= self.overflow_bytes)):
+                self._pending.extend(records)
+                self._pending_bytes += size
+                if (len(self._inflight) < self.eager or len(self._pending) >= self.max_batch) \
+                        and self._inflight_records < self.window:
+                    self._send_pending()
+                if waiting or not self._pending:
+                    return  # the pump looks every PENDING_WAIT_S while records wait: no need to wake it
+            else:
+                self._staged.extend(records)
+        self._wake.set()
+
+    def _settle_live(self) -> None:
+        """With the lock, on a route's thread: the acknowledgements of live sends that came so far; the first event
+        that needs the spool (a failure, a lost connection, a send from the spool) and all after it are the pump's."""
+        events, inflight = self._events, self._inflight
+        while events:
+            kind, token, ok, when_ns = events[0]
+            entries = inflight.get(token) if kind == "done" and ok else ()
+            if entries is None:
+                events.popleft()  # given back to the spool already (a lost connection): it goes again from there
+                continue
+            if not entries or any(spool_id is not None for _record, spool_id in entries):
+                self._wake.set()
+                return
+            events.popleft()
+            self._done(token, ok, when_ns, [])
 
     def pace_drain(self, pace: DrainPace | None) -> None:
         """From now on the spool drains within `pace` (the robot's bandwidth budget); None: at the link's speed."""
@@ -224,8 +278,9 @@ class Outbox:
         events, wake = self._events, self._wake
 
         def done(ok: bool) -> None:
-            events.put(("done", token, ok, time.monotonic_ns()))
-            wake.set()
+            events.append(("done", token, ok, time.monotonic_ns()))
+            if not ok or self._served:
+                wake.set()  # a failure to handle; acks are settled by the next burst or the pump's next look
 
         first = entries[0][0]
         if len(entries) == 1:
@@ -308,7 +363,7 @@ class Outbox:
 
     def _lost(self) -> None:
         """Link callback: the connection dropped with records in flight (handled by the pump, woken for it)."""
-        self._events.put(("lost", 0, False, 0))
+        self._events.append(("lost", 0, False, 0))
         self._wake.set()
 
     def _idle(self) -> bool:
@@ -317,7 +372,7 @@ class Outbox:
 
     def _pump_loop(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(0.001 if self._pending else IDLE_WAIT_S if self._idle() else BUSY_WAIT_S)
+            self._wake.wait(PENDING_WAIT_S if self._pending else IDLE_WAIT_S if self._idle() else BUSY_WAIT_S)
             self._wake.clear()
             try:
                 busy = self.pump()
@@ -334,11 +389,9 @@ class Outbox:
         with self._lock:
             self.link.service()
             acked: list[int] = []
-            while True:
-                try:
-                    kind, token, ok, when_ns = self._events.get_nowait()
-                except queue.Empty:
-                    break
+            events = self._events
+            while events:
+                kind, token, ok, when_ns = events.popleft()
                 if kind == "lost":
                     self._forget(acked)
                     self._respool_inflight()

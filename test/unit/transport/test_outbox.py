@@ -521,3 +521,84 @@ def test_a_paced_drain_takes_what_the_budget_allows_highest_priority_first_and_k
     _settle(outbox)
     assert outbox.backlog() == 0
     outbox.close()
+
+
+class MqttLikeLink(ScriptedLink):
+    """Acknowledgements from the link's own thread (as MQTT's): they wake nobody unless a send failed."""
+
+    served = False
+
+
+def _without_pump(outbox: Outbox) -> None:
+    """Stop the pump thread (the outbox stays usable): what happens next is the submitting thread's doing alone."""
+    outbox._stop.set()
+    outbox._wake.set()
+    outbox._thread.join(5)
+    assert not outbox._thread.is_alive()
+
+
+def _burst(outbox: Outbox, *payloads: bytes) -> None:
+    outbox.submit_many("odometry", "dest", b"amr", list(payloads), [time.monotonic_ns()] * len(payloads),
+                       priority=1, qos=1)
+
+
+def test_a_burst_leaves_packed_at_once_and_the_next_burst_settles_the_acknowledgement(tmp_path: Path) -> None:
+    link = MqttLikeLink()
+    outbox = Outbox(link, Spool(tmp_path / "spool.db", max_bytes=1 << 20), window=100, pack=_pack, max_batch=64)
+    _without_pump(outbox)
+    _burst(outbox, b"a", b"b", b"c")
+    assert [p for p, _ in link.sent] == [b"[a,b,c]"]  # idle link: out at once, one send
+    _burst(outbox, b"d", b"e")  # one send unacknowledged (eager 1): they wait in memory
+    assert [p for p, _ in link.sent] == [b"[a,b,c]"]
+    assert link.ack_all() == [b"[a,b,c]"]  # the ack only queues an event: no pump to handle it
+    assert outbox.inflight == 3
+    _burst(outbox, b"f")  # settles the ack first, then everything waiting leaves together, in order
+    assert [p for p, _ in link.sent] == [b"[d,e,f]"]
+    link.ack_all()
+    _burst(outbox)  # an empty burst settles too
+    assert outbox.inflight == 0 and outbox.backlog() == 0
+    assert (outbox.stats.submitted, outbox.stats.acked, outbox.stats.spooled) == (6, 6, 0)
+    outbox.close()
+
+
+def test_a_burst_goes_to_the_spool_while_the_link_is_down_and_drains_in_order_after_earlier_records(
+        tmp_path: Path) -> None:
+    link = MqttLikeLink()
+    outbox = Outbox(link, Spool(tmp_path / "spool.db", max_bytes=1 << 20), window=100, batch=50, pack=_pack,
+                    max_batch=64)
+    link.connected = False
+    _submit(outbox, b"0")
+    _burst(outbox, b"1", b"2", b"3")
+    _settle(outbox)
+    assert outbox.spool.depth() == 4 and not link.sent
+    link.connected = True
+    _burst(outbox, b"4")  # spooled records are older: this one waits behind them, through the spool
+    _settle(outbox)
+    assert [p for p, _ in link.sent] == [b"[0,1,2,3,4]"]
+    link.ack_all()
+    _settle(outbox)
+    assert outbox.backlog() == 0 and outbox.stats.acked == 5
+    outbox.close()
+
+
+def test_a_failed_send_of_a_burst_is_left_to_the_pump_and_goes_again_in_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(outbox_module, "time", clock)
+    link = MqttLikeLink()
+    outbox = Outbox(link, Spool(tmp_path / "spool.db", max_bytes=1 << 20), window=100, batch=50, pack=_pack,
+                    max_batch=64, retry_s=0.5)
+    _without_pump(outbox)
+    _burst(outbox, b"a", b"b")
+    assert link.ack_all(ok=False) == [b"[a,b]"]  # refused by the broker: to the spool (SQLite: the pump's work)
+    _burst(outbox, b"c")  # the submitting thread leaves the failure alone: c waits behind a and b
+    assert not link.sent and outbox.inflight == 2
+    _settle(outbox)  # the pump's turn: a and b spooled, c behind them; a refusal holds sending for retry_s
+    assert not link.sent and outbox.spool.depth() == 3
+    clock.now += 0.6
+    _settle(outbox)
+    assert [p for p, _ in link.sent] == [b"[a,b,c]"]
+    link.ack_all()
+    _settle(outbox)
+    assert outbox.backlog() == 0 and outbox.stats.failed == 2 and outbox.stats.acked == 3
+    outbox.close()
