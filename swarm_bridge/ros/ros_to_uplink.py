@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from rclpy.event_handler import QoSSubscriptionEventType
@@ -201,7 +202,7 @@ class UplinkRoute:
             if payload is not None:
                 if self._chunk_bytes and len(payload) > self._chunk_bytes:
                     self._flush(payloads, received)  # what came before it leaves first: order holds
-                    self._sink(self.route, self._key, Taken(lambda p=payload, q=self._seq - 1: self._chunked(p, q),
+                    self._sink(self.route, self._key, Taken(partial(self._chunked, payload, self._seq - 1),
                                                             len(payload), self._chunk_bytes, received_ns))
                 else:
                     payloads.append(payload)
