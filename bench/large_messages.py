@@ -50,6 +50,7 @@ from swarm_bridge.brokers import Kafka, Mosquitto, free_port, lease_domain
 from swarm_bridge.codec.chunks import Reassembler, joined, split_record
 from swarm_bridge.codec.compression import COMPRESSIONS
 from swarm_bridge.codec.wire import wire_decoder
+from swarm_bridge.signals import terminate_as_interrupt
 from swarm_bridge.sim.taps import MqttTap
 
 BUDGET = 50e6 / 8  # 50 Mbit/s in bytes/s
@@ -448,4 +449,5 @@ def _drops(log: str, stream: str) -> dict[str, int]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with terminate_as_interrupt():  # SIGTERM cleans up as Ctrl-C does
+        sys.exit(main())

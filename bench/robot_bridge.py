@@ -35,6 +35,7 @@ from idle import robot_bridge_idle
 from swarm_bridge.brokers import Mosquitto, free_port, lease_domain
 from swarm_bridge.codec.registry import topic_name
 from swarm_bridge.codec.wire import wire_decoder
+from swarm_bridge.signals import terminate_as_interrupt
 from swarm_bridge.sim.taps import MqttTap
 
 TOPIC = "/bench/odom"
@@ -254,4 +255,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with terminate_as_interrupt():  # SIGTERM cleans up as Ctrl-C does
+        sys.exit(main())
