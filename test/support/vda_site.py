@@ -5,9 +5,12 @@ share a broker keep their retained messages apart)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+from gateway_harness import write_config as gateway_config
 from site_harness import site_doc, wait_for
 from vda_vehicles import VdaVehicles, VehicleSpec
 from vda_wire import SchemaCheck, WireTap
@@ -69,3 +72,36 @@ class VdaSite:
         self.vehicles.stop()
         self.coordinator.stop()
         self.tap.close()
+
+
+@pytest.fixture(name="vda_site")
+def vda_site_fixture(mosquitto: Mosquitto, vda5050_schemas: Path) -> Iterator[Callable[..., VdaSite]]:
+    """Fixture `vda_site`: makes VdaSites on the test's Mosquitto (vehicles, robots, a site coordinator), all
+    closed at the end."""
+    sites: list[VdaSite] = []
+
+    def make(specs: list[VehicleSpec], robots: list[TaskRobot] | None = None, **options: Any) -> VdaSite:
+        site = VdaSite(mosquitto, vda5050_schemas, specs, robots, **options)
+        sites.append(site)
+        return site
+
+    yield make
+    for site in sites:
+        site.close()
+
+
+def vda_gateway_config(path: Path, tag: str, interface: str, *, mosquitto: Mosquitto, bootstrap: str,
+                       registry: Path, fmt: str | None = None, **extra: Any) -> Path:
+    """A gateway between VDA 5050 vehicles on `interface` and the coordinator's Kafka topics `vda_{tag}.*`: state,
+    connection and factsheet up (format `fmt`, default the gateway's), order and instantActions down; `registry`
+    must be the coordinator's (the Avro records' ids are looked up there)."""
+    up: dict[str, Any] = {"mqtt": f"{interface}/v2/{{manufacturer}}/{{robot_id}}/{{stream}}",
+                          "where": {"stream": ["state", "connection", "factsheet"]},
+                          "kafka_topic": f"vda_{tag}.{{stream}}", "key": "{manufacturer}/{robot_id}",
+                          "payload": "vda5050"}
+    if fmt is not None:
+        up["vda5050_format"] = fmt
+    down = [{"kafka_topic": f"vda_{tag}.{name}", "mqtt": f"{interface}/v2/{{robot_id}}/{name}", "payload": "vda5050"}
+            for name in ("order", "instantActions")]
+    return gateway_config(path, gateway_id=f"gw_{tag}", fleet=f"fleet_{tag}", mqtt_port=mosquitto.port,
+                          bootstrap=bootstrap, registry=registry, up=[up], down=down, **extra)

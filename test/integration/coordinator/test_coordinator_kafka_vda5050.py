@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from coordinator_fleet import Stepping, TaskLog, coordinator_config, wait_for, write_config
 from gateway_harness import GatewayThread, read_topic
-from gateway_harness import write_config as gateway_config
+from vda_site import vda_gateway_config
 from vda_vehicles import VdaVehicles, VehicleSpec
 from vda_wire import SchemaCheck, WireTap
 
@@ -43,14 +43,8 @@ def test_the_kafka_coordinator_drives_vda5050_vehicles_through_the_gateway(
                                          "schemas": str(vda5050_schemas), "kafka_format": fmt})
     coordinator = Stepping(CoordinatorInstance(config))  # makes the vda_{tag}.* topics
     ensure_kafka_topics(kafka.bootstrap, ["fleet.dlq"])
-    gateway = GatewayThread(gateway_config(
-        tmp_path / "gw.yaml", gateway_id=f"gw_{tag}", fleet=f"fleet_{tag}", mqtt_port=mosquitto.port,
-        bootstrap=kafka.bootstrap, registry=tmp_path / "registry",  # the coordinator's: one registry
-        up=[{"mqtt": f"{interface}/v2/{{manufacturer}}/{{robot_id}}/{{stream}}",
-             "where": {"stream": ["state", "connection", "factsheet"]}, "kafka_topic": f"vda_{tag}.{{stream}}",
-             "key": "{manufacturer}/{robot_id}", "payload": "vda5050", "vda5050_format": fmt}],
-        down=[{"kafka_topic": f"vda_{tag}.{name}", "mqtt": f"{interface}/v2/{{robot_id}}/{name}",
-               "payload": "vda5050"} for name in ("order", "instantActions")]))
+    gateway = GatewayThread(vda_gateway_config(tmp_path / "gw.yaml", tag, interface, mosquitto=mosquitto,
+                                               bootstrap=kafka.bootstrap, registry=tmp_path / "registry", fmt=fmt))
     tap = WireTap(mosquitto.host, mosquitto.port, interface)
     log = TaskLog(kafka, config)
     vehicles = VdaVehicles([VehicleSpec("acme", "agv1", x=0.0, speed_mps=2.0)], host=mosquitto.host,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 from site_harness import wait_for
-from vda_site import CAPABILITIES, VdaSite
+from vda_site import CAPABILITIES, VdaSite, vda_site_fixture  # noqa: F401  (fixture vda_site)
 from vda_vehicles import VdaVehicles, VehicleSpec
 from vda_wire import SchemaCheck, WireTap
 
@@ -27,20 +27,6 @@ from swarm_bridge.cli import main as cli_main
 from swarm_bridge.coordinator.core.tasks import TERMINAL, TaskState
 from swarm_bridge.coordinator.site.runner import SiteCoordinator
 from swarm_bridge.sim.task_robots import TaskRobot
-
-
-@pytest.fixture()
-def vda_site(mosquitto: Mosquitto, vda5050_schemas: Path) -> Iterator[Callable[..., VdaSite]]:
-    sites: list[VdaSite] = []
-
-    def make(specs: list[VehicleSpec], robots: list[TaskRobot] | None = None, **options: Any) -> VdaSite:
-        site = VdaSite(mosquitto, vda5050_schemas, specs, robots, **options)
-        sites.append(site)
-        return site
-
-    yield make
-    for site in sites:
-        site.close()
 
 
 def header_ids_rise(tap: WireTap) -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,8 @@ import pytest
 import yaml
 from coordinator_fleet import Stepping, TaskLog, coordinator_config, write_config
 from gateway_harness import GatewayThread
-from gateway_harness import write_config as gateway_config
 from site_harness import wait_for
-from vda_site import CAPABILITIES, VdaSite
+from vda_site import CAPABILITIES, VdaSite, vda_gateway_config, vda_site_fixture  # noqa: F401  (fixture vda_site)
 from vda_vehicles import VdaVehicles, VehicleSpec
 from vda_wire import SchemaCheck, WireTap
 
@@ -51,20 +50,6 @@ def status_robot(capsys: pytest.CaptureFixture[str], config: Path, robot_id: str
     code, out, err = cli(capsys, "fleet", "status", "--config", str(config), "--json")
     assert code == 0, err
     return next(r for r in json.loads(out)["robots"] if r["robot_id"] == robot_id)
-
-
-@pytest.fixture()
-def vda_site(mosquitto: Mosquitto, vda5050_schemas: Path) -> Iterator[Callable[..., VdaSite]]:
-    sites: list[VdaSite] = []
-
-    def make(specs: list[VehicleSpec], robots: list[TaskRobot] | None = None, **options: Any) -> VdaSite:
-        site = VdaSite(mosquitto, vda5050_schemas, specs, robots, **options)
-        sites.append(site)
-        return site
-
-    yield make
-    for site in sites:
-        site.close()
 
 
 def test_fleet_pause_and_resume_a_vehicle_of_the_site_coordinator(
@@ -113,14 +98,8 @@ def test_fleet_pause_and_resume_a_vehicle_of_the_kafka_coordinator_through_the_g
     assert config.vda5050 is not None and config.vda5050.kafka_format == "avro"  # the default
     coordinator = Stepping(CoordinatorInstance(config))  # makes the vda_{tag}.* topics
     ensure_kafka_topics(kafka.bootstrap, ["fleet.dlq"])
-    gateway = GatewayThread(gateway_config(
-        tmp_path / "gw.yaml", gateway_id=f"gw_{tag}", fleet=f"fleet_{tag}", mqtt_port=mosquitto.port,
-        bootstrap=kafka.bootstrap, registry=tmp_path / "registry",  # the coordinator's: one registry
-        up=[{"mqtt": f"{interface}/v2/{{manufacturer}}/{{robot_id}}/{{stream}}",
-             "where": {"stream": ["state", "connection", "factsheet"]}, "kafka_topic": f"vda_{tag}.{{stream}}",
-             "key": "{manufacturer}/{robot_id}", "payload": "vda5050"}],
-        down=[{"kafka_topic": f"vda_{tag}.{name}", "mqtt": f"{interface}/v2/{{robot_id}}/{name}",
-               "payload": "vda5050"} for name in ("order", "instantActions")]))
+    gateway = GatewayThread(vda_gateway_config(tmp_path / "gw.yaml", tag, interface, mosquitto=mosquitto,
+                                               bootstrap=kafka.bootstrap, registry=tmp_path / "registry"))
     tap = WireTap(mosquitto.host, mosquitto.port, interface)
     log = TaskLog(kafka, config)
     vehicles = VdaVehicles([VehicleSpec("acme", "agv1", x=0.0, speed_mps=1.0)], host=mosquitto.host,

@@ -22,7 +22,7 @@ from fleet_page import (
     wait_until,
 )
 from gateway_harness import GatewayThread
-from gateway_harness import write_config as gateway_config
+from vda_site import vda_gateway_config
 from vda_vehicles import VdaVehicles, VehicleSpec
 
 from swarm_bridge.brokers import Kafka, Mosquitto
@@ -45,16 +45,10 @@ def test_the_page_on_kafka_shows_vda5050_vehicles_and_a_cancelled_task(tmp_path:
                                          "kafka_topic": f"vda_{tag}.{{stream}}"})
     coordinator = Stepping(CoordinatorInstance(config))  # makes its topics, the vda_{tag}.* ones too
     gateway_id = f"gw_{tag}"
-    gateway = GatewayThread(gateway_config(
-        tmp_path / "gw.yaml", gateway_id=gateway_id, fleet=f"fleet_{tag}", mqtt_port=mosquitto.port,
-        bootstrap=kafka.bootstrap, registry=tmp_path / "registry",  # the coordinator's
-        kafka={"dlq_topic": f"dlq_{tag}"},
-        health={"topic": f"t{tag}.health", "interval_s": 1.0},
-        up=[{"mqtt": f"{interface}/v2/{{manufacturer}}/{{robot_id}}/{{stream}}",
-             "where": {"stream": ["state", "connection", "factsheet"]}, "kafka_topic": f"vda_{tag}.{{stream}}",
-             "key": "{manufacturer}/{robot_id}", "payload": "vda5050"}],
-        down=[{"kafka_topic": f"vda_{tag}.{name}", "mqtt": f"{interface}/v2/{{robot_id}}/{name}",
-               "payload": "vda5050"} for name in ("order", "instantActions")]))
+    gateway = GatewayThread(vda_gateway_config(
+        tmp_path / "gw.yaml", tag, interface, mosquitto=mosquitto, bootstrap=kafka.bootstrap,
+        registry=tmp_path / "registry", kafka={"dlq_topic": f"dlq_{tag}"},
+        health={"topic": f"t{tag}.health", "interval_s": 1.0}))
     vehicles = VdaVehicles([VehicleSpec("acme", "agv1", x=1.0, y=2.0, speed_mps=2.0)], host=mosquitto.host,
                            port=mosquitto.port, interface=interface, state_period_s=0.5).start()
     web = FleetWeb(config, WebSettings(port=0, period_s=0.5)).start()
