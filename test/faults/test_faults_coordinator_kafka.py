@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaException
 from coordinator_fleet import CAPABILITIES, TaskLog, coordinator_config, coordinator_doc, wait_for, write_config
 
 from swarm_bridge.brokers import Kafka, free_port
@@ -247,3 +248,24 @@ def _run_tasks(kafka: Kafka, config: CoordinatorConfig, instance: CoordinatorIns
         instance.close()
         log.close()
     return docs, ends
+
+
+def test_an_instance_fenced_by_its_twin_closes_without_raising(kafka: Kafka, tmp_path: Path) -> None:
+    """A second instance with the same id fences the first's producers (as a restarted process does); the fenced
+    one's commit fails fatally, and closing it afterwards logs and returns (a CI run died in `close()`'s flush)."""
+    config = coordinator_config(kafka, tmp_path, kafka={"instance_id": "twin"})
+    first = CoordinatorInstance(config)
+    second = None
+    try:
+        producer = first._producers[0]
+        producer.begin_transaction()
+        producer.produce(first.topics.events, b"x", key=b"fenced", partition=0)
+        assert producer.flush(30) == 0
+        second = CoordinatorInstance(config)  # the same transactional ids: the first's producers are fenced
+        with pytest.raises(KafkaException) as raised:
+            producer.commit_transaction(30)
+        assert raised.value.args[0].fatal(), raised.value
+    finally:
+        first.close()
+        if second is not None:
+            second.close()

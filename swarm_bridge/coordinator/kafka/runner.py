@@ -609,5 +609,9 @@ class CoordinatorInstance:
             self._committer.shutdown(wait=True)
             self.view.close()
             for producer in self._producers:
-                producer.flush(self.config.kafka.connect_timeout_s)
+                try:
+                    producer.flush(self.config.kafka.connect_timeout_s)
+                except KafkaException as exc:  # fenced: its transaction is aborted, the new owner redoes it
+                    log.warning("instance %s: a producer ended fenced (%s); the next owner of its shards redoes "
+                                "what it had not committed", self.instance_id, exc)
             self.records.close()
