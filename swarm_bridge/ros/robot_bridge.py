@@ -76,6 +76,10 @@ class RobotBridge:
                           for route in routes if route.direction == "down"]
         self.discovery = RouteDiscovery(node, config, taken={r.ros_topic for r in routes},
                                         streams={r.stream for r in routes}, on_route=self._add_route)
+        # Read when scraped: the spool's depth and the link's state cost the hot path nothing.
+        self.metrics.spool_records.set_function(self.spool.depth)
+        self.metrics.spool_bytes.set_function(lambda: self.spool.bytes_used)
+        self.metrics.uplink_connected.labels(uplink.endpoint).set_function(lambda: float(uplink.connected))
         # Links that have no such thing (Kafka) count none.
         self.metrics.watch_uplink(lambda: {"ack_timeouts": getattr(uplink, "ack_timeouts", 0)})
         self._latency = {r.route.stream: self.metrics.latency.labels(str(r.route)) for r in self.routes}

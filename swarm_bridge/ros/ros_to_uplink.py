@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 SWEEP_PERIOD_S = 0.5  # how often the robot bridge sweeps its up routes (one timer for all of them)
 DRAIN_MAX = 256  # messages one executor callback takes from its reader at most, so other routes get their turn
-MISSED = "missed on ROS (bridge behind)"
+MISSED = "lost on ROS before the bridge took it"  # DDS says so: best-effort loss, a lost fragment, a full reader
 # Types whose messages run to megabytes: read reliably, a sample behind a lost fragment waits for its repair, and so
 # does every one after it (seconds of images in memory on a busy robot, the small topics behind them late).
 LARGE_TYPES = frozenset({"sensor_msgs/msg/Image", "sensor_msgs/msg/PointCloud2", "sensor_msgs/msg/PointCloud",

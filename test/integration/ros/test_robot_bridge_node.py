@@ -133,27 +133,63 @@ def _stop(proc: subprocess.Popen[str]) -> str:
 
 def test_node_starts_without_its_broker_and_drains_the_spool_when_it_comes(
         tmp_path: Path, ros_context: Any, ros_env: dict[str, str]) -> None:
-    port = free_port()
-    config = _config(tmp_path, port)
+    """Spooled while the broker is away (the spool and uplink gauges say so), drained in order once it comes. The
+    tap's session is made before (persistent, kept by the broker across its restart), so it cannot miss a record
+    the bridge drains before the tap is back."""
+    port, metrics_port = free_port(), free_port()
+    config = _config(tmp_path, port, metrics_port=metrics_port)
     data = yaml.safe_load(config.read_text())
     data["uplink"].update(require_at_start=False, connect_timeout_s=1, reconnect_min_s=2, reconnect_max_s=2)
     config.write_text(yaml.safe_dump(data))
+    pattern = ["swarm/warehouse_a/amr_042/event/#"]
+    broker = Mosquitto(run_dir=tmp_path / "late-broker", port=port)
+    broker.start()
+    MqttTap(host="127.0.0.1", port=port, patterns=pattern, client_id="spool-tap", session_expiry_s=600).close()
+    broker.stop()
     proc = subprocess.Popen([*NODE, "--config", str(config), "--robot-id", "amr_042"], env=ros_env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    broker = Mosquitto(run_dir=tmp_path / "late-broker", port=port)
+    tap = None
     try:
         _publish_status(ros_context, 10)  # no broker yet: all spooled
+        assert _wait_metric(metrics_port, "swarm_bridge_spool_records", lambda v: v == 10), "10 records spooled"
+        text = _metrics(metrics_port)
+        assert _sample(text, f'swarm_bridge_uplink_connected{{uplink="mqtt://127.0.0.1:{port}"}}') == 0, text
+        assert _sample(text, "swarm_bridge_spool_bytes") > 0, text
         broker.start()
-        tap = MqttTap(host="127.0.0.1", port=port, patterns=["swarm/warehouse_a/amr_042/event/#"])
+        tap = MqttTap(host="127.0.0.1", port=port, patterns=pattern, client_id="spool-tap", session_expiry_s=600)
         deadline = time.monotonic() + 30
         while len(tap.snapshot()) < 10 and time.monotonic() < deadline:
             time.sleep(0.1)
-        tap.close()
+        assert _wait_metric(metrics_port, "swarm_bridge_spool_records", lambda v: v == 0), "the spool drained"
+        assert _sample(_metrics(metrics_port),
+                       f'swarm_bridge_uplink_connected{{uplink="mqtt://127.0.0.1:{port}"}}') == 1
     finally:
+        if tap is not None:
+            tap.close()
         output = _stop(proc)
         broker.stop()
     assert [_status_record(r.payload).seq for r in tap.snapshot()] == list(range(10)), output
     assert "not reachable" in output or "spooling until it answers" in output
+
+
+def _metrics(port: int) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return str(response.read().decode())
+
+
+def _wait_metric(port: int, name: str, ok: Any, timeout_s: float = 30.0) -> bool:
+    """Scrape until the sample `name` satisfies `ok` (bounded); False when it never did."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if ok(_sample(_metrics(port), name)):
+                return True
+        except (OSError, AssertionError):
+            pass  # not serving yet, or the sample not there yet
+        time.sleep(0.2)
+    return False
 
 
 def test_rate_limit_drops_are_counted_in_metrics(tmp_path: Path, mosquitto: Mosquitto, ros_context: Any,
