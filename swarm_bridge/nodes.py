@@ -49,6 +49,7 @@ def robot_bridge(argv: Sequence[str] | None = None) -> int:
     # the default 5 ms hand-over starves it (a convoy) and the DDS reader queue overflows at 1 kHz.
     sys.setswitchinterval(0.0005)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _fix_allocator()  # before rclpy and the first image: megabyte buffers must not fragment glibc's arenas
 
     try:
         config = load_config(opts.config, RobotBridgeConfig, opts.set)
@@ -284,6 +285,18 @@ def _site_coordinator(config: CoordinatorConfig, args: list[str]) -> int:
             logging.getLogger("swarm_bridge.fleet_coordinator").info(
                 "fleet_coordinator: %d task requests from ROS; %s", ros_end.received, site.summary())
     return 0
+
+
+def _fix_allocator() -> None:
+    """Before any image flows: glibc's mmap threshold fixed, so megabyte buffers do not fragment its heap arenas."""
+    from swarm_bridge.allocator import fix_mmap_threshold
+
+    settings = fix_mmap_threshold()
+    if settings.mmap_threshold is not None:
+        log.info("allocator: glibc's mmap threshold fixed at %d bytes (large buffers are mappings of their own, "
+                 "given back when freed)", settings.mmap_threshold)
+    else:
+        log.info("allocator: malloc left as it is: %s", settings.reason)
 
 
 _NODES = {"robot_bridge": robot_bridge, "task_executor": task_executor, "sim_navigator": sim_navigator,

@@ -10,7 +10,8 @@ to the spool under their original order numbers and drain before anything newer.
 Batching (when given `pack`): a record goes out alone while the link is idle (lowest latency); while
 `eager` sends are unacknowledged, new records wait in memory and leave together, consecutive records of one
 destination packed into one send, as soon as an acknowledgement frees the link. So batches grow with load
-and one publish, and one acknowledgement, carries many records.
+and one publish, and one acknowledgement, carries many records. A chunk's send (`alone`) does not count: its
+acknowledgement comes after its whole transmission, and a small record must not wait behind a large one.
 
 Overflow (when given `overflow_bytes`): while the link is up and only slow to acknowledge (the window is full),
 up to `overflow_bytes` of records wait in memory, in order, and leave as acknowledgements free the window,
@@ -144,6 +145,7 @@ class Outbox:
         self._order = spool.next_order
         self._lock = threading.Lock()
         self._inflight: dict[int, _Send] = {}  # token -> the records of one send
+        self._alone_inflight: set[int] = set()  # the tokens of sends of a chunk: batching does not wait for those
         self._inflight_records = 0
         self._pending: list[Outgoing] = []  # live records waiting for the link to free up, to leave together
         self._pending_bytes = 0  # their payload bytes
@@ -171,7 +173,7 @@ class Outbox:
             if (self.link.connected and not self._staged and self.spool.depth() == 0
                     and time.monotonic() >= self._hold_until):
                 room = self._inflight_records + len(self._pending) < self.window
-                if self._pending or not room or (self._pack is not None and len(self._inflight) >= self.eager):
+                if self._pending or not room or (self._pack is not None and self._awaited() >= self.eager):
                     if room or self._pending_bytes + len(payload) <= self.overflow_bytes:
                         self._pending.append(record)
                         self._pending_bytes += len(payload)
@@ -212,7 +214,7 @@ class Outbox:
                          or self._pending_bytes + size <= self.overflow_bytes)):
                 self._pending.extend(records)
                 self._pending_bytes += size
-                if (len(self._inflight) < self.eager or len(self._pending) >= self.max_batch) \
+                if (self._awaited() < self.eager or len(self._pending) >= self.max_batch) \
                         and self._inflight_records < self.window:
                     self._send_pending()
                 if waiting or not self._pending:
@@ -269,12 +271,20 @@ class Outbox:
             self._write_staged()
             self._respool_inflight()
 
+    def _awaited(self) -> int:
+        """Sends in flight that new records wait behind to leave together (`eager`): not a chunk's, whose
+        acknowledgement comes only after its whole transmission, so a small record of another stream would wait
+        behind a large record's chunks by a link's round trip each."""
+        return len(self._inflight) - len(self._alone_inflight)
+
     def _send(self, entries: _Send) -> None:
         """One send of one record, or of several records of one destination packed together."""
         self._token += 1
         token = self._token
         self._inflight[token] = entries
         self._inflight_records += len(entries)
+        if len(entries) == 1 and self._alone(entries[0][0].payload):
+            self._alone_inflight.add(token)
         events, wake = self._events, self._wake
 
         def done(ok: bool) -> None:
@@ -292,6 +302,7 @@ class Outbox:
             self.link.send(first.destination, first.key, payload, qos=first.qos, retain=first.retain, on_done=done)
         except BaseException:
             del self._inflight[token]
+            self._alone_inflight.discard(token)
             self._inflight_records -= len(entries)
             raise
         if len(entries) > 1:
@@ -402,7 +413,7 @@ class Outbox:
             if self._pending:
                 if not self.link.connected or holding:
                     self._stage_pending()
-                elif len(self._inflight) < self.eager or len(self._pending) >= self.max_batch:
+                elif self._awaited() < self.eager or len(self._pending) >= self.max_batch:
                     self._send_pending()
             self._write_staged()
             self._report_drops()
@@ -465,6 +476,7 @@ class Outbox:
         entries = self._inflight.pop(token, None)
         if entries is None:
             return  # already given back to the spool after a lost connection: it will be sent again
+        self._alone_inflight.discard(token)
         self._inflight_records -= len(entries)
         if ok:
             self.stats.acked += len(entries)
@@ -494,4 +506,5 @@ class Outbox:
         log.info("%s: connection lost with %d records in flight; they go out again from the spool",
                  getattr(self.link, "endpoint", "uplink"), len(entries))
         self._inflight.clear()
+        self._alone_inflight.clear()
         self._inflight_records = 0

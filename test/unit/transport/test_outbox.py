@@ -608,3 +608,26 @@ def test_a_failed_send_of_a_burst_is_left_to_the_pump_and_goes_again_in_order(
     _settle(outbox)
     assert outbox.backlog() == 0 and outbox.stats.failed == 2 and outbox.stats.acked == 3
     outbox.close()
+
+
+def test_a_chunk_in_flight_does_not_hold_back_a_small_record_behind_it(tmp_path: Path) -> None:
+    """Issue 19: a large record never blocks a small one of another stream that arrives after it. Batching waits
+    for the acknowledgement of a send in flight; a chunk's comes only after its whole transmission (a 256 KiB chunk
+    on a 50 Mbit/s link: 42 ms), so records do not wait for chunks', only for small sends'."""
+    link = ScriptedLink()
+    outbox = Outbox(link, Spool(tmp_path / "spool.db", max_bytes=1 << 20), window=100, batch=50, pack=_pack,
+                    max_batch=10, alone=lambda payload: payload.startswith(b"C"))
+    try:
+        _submit(outbox, b"C0", b"C1", stream="camera", destination="camera")
+        _submit(outbox, b"o0", stream="odometry")
+        assert [p for p, _ in link.sent] == [b"C0", b"C1", b"o0"]  # chunks in flight, unacknowledged: o0 left
+        _submit(outbox, b"o1", b"o2", stream="odometry")
+        assert [p for p, _ in link.sent] == [b"C0", b"C1", b"o0"]  # o0 (small) in flight: these wait to go together
+        link.ack_all()
+        _settle(outbox)
+        assert [p for p, _ in link.sent] == [b"[o1,o2]"]
+        link.ack_all()
+        _settle(outbox)
+        assert outbox.backlog() == 0
+    finally:
+        outbox.close()
