@@ -2,17 +2,19 @@
 
 Measures, with a private Mosquitto:
   publisher   one process publishes Odometry serialized once, each message that CDR with its own stamp and
-              pose.position.x put in, through rclpy's raw publish: it offers more than either subscriber takes (the
-              old one, building and serializing a Python message each time, offered about 22k/s and was the ceiling
-              of both figures); its offered rate and the share of the time its thread was busy are printed
-  throughput  the publisher sends N Odometry as fast as it can; the bare limit is a raw rclpy subscriber
-              (EventsExecutor) doing nothing else, with the bridge's reader limits (10,000 deep; behind, it replaces
-              its oldest unread sample rather than pushing back on the publisher): what it takes per second while
-              offered more (median of three runs); the bridge is a robot_bridge process whose records are counted
-              at the broker
-  sustained   steps at 0.3, 0.4, 0.5, 0.55, ... 1.0 of the bare limit: the highest rate the bridge carries with
-              nothing lost (one try per step: the first step that loses anything ends the search); the rate counted
-              is the one the publisher actually offered in that step; ratio_sustained_to_bare is the goal's figure
+              pose.position.x put in, through rclpy's raw publish, paced: it reaches past what either subscriber takes
+              (the old one, building and serializing a Python message each time, offered about 22k/s and was the
+              ceiling of both figures); its offered rate and the share of the time its thread was busy are printed
+              at each step
+  bare limit  a raw rclpy subscriber (EventsExecutor) doing nothing else, with the bridge's reader limits (10,000
+              deep; behind, it replaces its oldest unread sample): the highest paced rate it takes with nothing
+              lost, in steps of 10k/s from 10k/s to the first loss, then of 2.5k/s below it
+  sustained   the bridge at 0.3, 0.4, 0.5, 0.55, ... 1.0 of the bare limit: the highest rate it carries with
+              nothing lost (records counted at the broker; the first step that loses anything ends the search);
+              the rate counted is the one the publisher actually offered; ratio_sustained_to_bare is the goal's
+              figure. Both are found the same way: offered more than it takes, a reliable reader is overrun and
+              Fast DDS repairs and replaces samples, publisher and subscriber both slowing down, so a rate "as fast
+              as it goes" measured Fast DDS's overload, not the subscriber
   latency     at 1 kHz, header.stamp (set as the message leaves) -> arrival, at the bare subscriber and at the
               broker via the bridge
   memory      the bridge's RSS at the start and end of a soak at 1 kHz
@@ -20,7 +22,7 @@ Measures, with a private Mosquitto:
               (% of one core; bench/idle.py; goal under 3 %)
 Prints bridge/limit and ends with one JSON line.
 
-  python bench/robot_bridge.py [--quick] [--ratio-only] [--count N] [--soak-s S]
+  python bench/robot_bridge.py [--quick] [--ratio-only] [--soak-s S]
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ from swarm_bridge.sim.taps import MqttTap
 TOPIC = "/bench/odom"
 # The sustained steps, as shares of the bare limit measured in the same run: the ratio the goal names (>= 0.6), to 0.05
 STEPS = (0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)
+# The bare limit's steps (msgs/s): from BARE_FIRST by BARE_COARSE to the first loss, then by BARE_FINE up to it
+BARE_FIRST, BARE_COARSE, BARE_FINE, BARE_LAST = 10_000, 10_000, 2_500, 200_000
 DESTINATION = "swarm/bench/amr_b/telemetry/odometry"
 QOS_DEPTH = 10000  # the history of the bridge's route (qos reliable) and of the bare subscriber's reader
 
@@ -132,10 +136,10 @@ def python() -> str:
 
 
 def run_bare(count: int, rate: float, env: dict[str, str], timeout_s: float) -> dict[str, Any]:
-    """Publish `count` Odometry to a bare rclpy subscriber: what it received, over which span, and latencies. Its
-    reader has the bridge's reader limits (`bare_env`): when it is behind it replaces its oldest unread sample, as the
-    bridge's does, instead of pushing back on the publisher (reliable QoS would then pace the publisher to it, and
-    Fast DDS repairs refused samples only at its heartbeats: the limit swung 17k-44k/s between quiet runs)."""
+    """Publish `count` Odometry at `rate` to a bare rclpy subscriber: what it received, over which span, latencies.
+    Its reader has the bridge's reader limits (`bare_env`): when it is behind it replaces its oldest unread sample, as
+    the bridge's does, instead of refusing samples (Fast DDS repairs those only at its heartbeats: with the default
+    limits, the old bench's limit swung 17k-44k/s between quiet runs)."""
     sub = subprocess.Popen([python(), "-c", BARE, str(count), str(timeout_s)], env=env, stdout=subprocess.PIPE,
                            text=True)
     pub = subprocess.Popen([python(), "-c", PUBLISHER, str(count), str(rate), "1"], env=env,
@@ -225,25 +229,21 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def print_ratio(figures: dict[str, Any]) -> None:
-    print(f"throughput  bare rclpy raw {figures['bare_per_s']:>7}/s  bridge {figures['bridge_per_s']:>7}/s  "
-          f"bridge/limit {figures['ratio_bridge_to_bare']}  lost {figures['bridge_lost']} (offered at full speed: "
-          f"{figures['bridge_offered_per_s']}/s)")
-    print(f"sustained   highest loss-free step {figures['bridge_sustained_step']}/s, offered "
-          f"{figures['bridge_sustained_per_s']}/s  bridge/limit {figures['ratio_sustained_to_bare']}")
+    print(f"sustained   highest loss-free rate: bare rclpy raw {figures['bare_per_s']}/s, bridge "
+          f"{figures['bridge_sustained_per_s']}/s (step {figures['bridge_sustained_step']}/s)  "
+          f"bridge/limit {figures['ratio_sustained_to_bare']}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a short run (about a minute)")
-    parser.add_argument("--count", type=int, help="messages in the throughput run")
     parser.add_argument("--soak-s", type=float, help="seconds of the 1 kHz soak (default 600, quick 10)")
     parser.add_argument("--ratio-only", action="store_true",
-                        help="only the bare limit, the throughput and the sustained steps (no idle, latency, soak)")
+                        help="only the bare limit and the bridge's sustained steps (no idle, latency, soak)")
     args = parser.parse_args()
-    count = args.count or (100_000 if args.quick else 300_000)
     soak_s = args.soak_s if args.soak_s is not None else (10.0 if args.quick else 600.0)
     latency_n = 3_000 if args.quick else 10_000
-    figures: dict[str, Any] = {"bench": "robot_bridge", "quick": args.quick, "count": count}
+    figures: dict[str, Any] = {"bench": "robot_bridge", "quick": args.quick}
     with lease_domain() as domain, tempfile.TemporaryDirectory(prefix="swarm-bench-") as tmp_dir, \
             Mosquitto(run_dir=Path(tmp_dir) / "mosquitto", port=free_port()) as broker:
         # a domain no test session or other benchmark on this machine holds: nobody else's /robot/odom
@@ -260,29 +260,49 @@ def main() -> int:
             idle = robot_bridge_idle(broker.port, {**env, "XDG_STATE_HOME": str(tmp / "idle")}, tmp,
                                      settle_s=8.0, window_s=30.0)
             figures.update(idle_cpu_percent=idle["cpu_percent"], idle_goal_met=idle["cpu_percent"] < 3.0)
-        print(f"throughput: {count} Odometry, as fast as the publisher goes ...", flush=True)
-        # the limit is the median of three bare runs: one run on a shared machine varies by 2x
-        bares = [run_bare(count, 0.0, bare_env, timeout_s=120) for _ in range(3)]
-        for run in bares:
-            print(f"  bare rclpy {run['received'] / run['span_s']:>8.0f}/s  (publisher offered "
-                  f"{run['offered_per_s']:.0f}/s, its thread busy {run['publisher_busy']:.2f} of the time; "
-                  f"{count - run['received']} overtaken)", flush=True)
-        bares.sort(key=lambda b: b["received"] / b["span_s"])
-        bare_rates = [b["received"] / b["span_s"] for b in bares]
-        bare, bare_rate = bares[1], bare_rates[1]
-        figures["bare_runs_per_s"] = [round(rate) for rate in bare_rates]
-        figures["bare_publisher_busy"] = [round(b["publisher_busy"], 2) for b in bares]
-        bridged = run_bridge(count, 0.0, env, broker.port, bridge_config(tmp / "throughput", broker.port), 300)
-        bridge_rate = bridged["arrived"] / bridged["span_s"]
-        print(f"  bridge     {bridge_rate:>8.0f}/s  (publisher offered {bridged['offered_per_s']:.0f}/s, "
-              f"lost {count - bridged['arrived']})", flush=True)
-        figures.update(bare_received=bare["received"], bare_per_s=round(bare_rate),
-                       bridge_arrived=bridged["arrived"], bridge_lost=count - bridged["arrived"],
-                       bridge_in_order=bridged["in_order"], bridge_per_s=round(bridge_rate),
-                       bridge_offered_per_s=round(bridged["offered_per_s"]),
-                       ratio_bridge_to_bare=round(bridge_rate / bare_rate, 3))
-
         step_s = 3.0 if args.quick else 10.0
+        # The bare limit: the highest paced rate a bare subscriber takes with nothing lost, found as the bridge's is
+        # (offered more than it takes, a reliable reader is overrun and Fast DDS repairs and replaces samples: both
+        # the publisher and the subscriber then ran at half speed, so "as fast as it goes" measured that, not it).
+        bare_rate, bare_steps = 0.0, []
+        good, bad = 0, 0
+        rate = BARE_FIRST
+        while rate <= BARE_LAST:
+            print(f"bare: {rate}/s for {step_s:g} s ...", end=" ", flush=True)
+            run = run_bare(int(rate * step_s), float(rate), bare_env, timeout_s=step_s + 30)
+            lost = int(rate * step_s) - run["received"]
+            bare_steps.append({"step_per_s": rate, "offered_per_s": round(run["offered_per_s"]), "lost": lost,
+                               "publisher_busy": round(run["publisher_busy"], 2)})
+            print(f"offered {run['offered_per_s']:.0f}/s (publisher busy {run['publisher_busy']:.2f}), lost {lost}",
+                  flush=True)
+            if lost:
+                bad = rate
+                break
+            good, bare_rate = rate, min(float(rate), run["offered_per_s"])
+            rate += BARE_COARSE
+        fine = good + BARE_FINE
+        while bad and fine < bad:  # between the last step it held and the first it lost, finer
+            print(f"bare: {fine}/s for {step_s:g} s ...", end=" ", flush=True)
+            run = run_bare(int(fine * step_s), float(fine), bare_env, timeout_s=step_s + 30)
+            lost = int(fine * step_s) - run["received"]
+            bare_steps.append({"step_per_s": fine, "offered_per_s": round(run["offered_per_s"]), "lost": lost,
+                               "publisher_busy": round(run["publisher_busy"], 2)})
+            print(f"offered {run['offered_per_s']:.0f}/s (publisher busy {run['publisher_busy']:.2f}), lost {lost}",
+                  flush=True)
+            if lost:
+                break
+            bare_rate = min(float(fine), run["offered_per_s"])
+            fine += BARE_FINE
+        held = [step for step in bare_steps if not step["lost"]]
+        # the publisher's ceiling, not the subscriber's, when it fell short of the highest step the subscriber held
+        publisher_bound = bool(held) and held[-1]["offered_per_s"] < 0.95 * held[-1]["step_per_s"]
+        figures.update(bare_steps=bare_steps, bare_per_s=round(bare_rate), bare_publisher_bound=publisher_bound)
+        if publisher_bound:
+            print("  (the bare limit is the publisher's: it fell short of the step)", flush=True)
+        if not bare_rate:
+            print(json.dumps(figures))
+            return 1
+
         sustained, sustained_step = 0.0, 0
         steps: list[dict[str, Any]] = []
         for share in STEPS:  # up to the first step that loses anything
