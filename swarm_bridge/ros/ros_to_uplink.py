@@ -90,6 +90,7 @@ class UplinkRoute:
         metrics.watch_bytes(str(route), lambda: {"encoded": counts.bytes_encoded, "sent": counts.bytes_sent})
         msg_class, qos = message_class(route.ros_type), qos_preset(route.qos, depth=route.qos_depth)
         self._taking = threading.Lock()  # one taker at a time (the reader thread, the sweep): records keep order
+        self._reader = reader
         self._owned: Any = None
         if reader is None:
             subscription = node.create_subscription(msg_class, route.ros_topic, self._on_message, qos, raw=True)
@@ -143,9 +144,13 @@ class UplinkRoute:
     def sweep(self, limit: int = 10_000, *, wait: bool = True) -> int:
         """Take what waits in the DDS reader without an executor event (an overloaded EventsExecutor can
         lose "new data" events: those messages would sit in the reader for ever); returns how many.
-        `wait=False`: none while another thread is taking (it takes them)."""
+        `wait=False` (the sweep timer): none while the route's reader thread is reading (they are its own) or another
+        thread is taking (it takes them); the reader's lost samples are counted either way."""
         taken = 0
         handle = self._sub_handle
+        if not wait and self._reader is not None and self._reader.reading:
+            self._take_lost()
+            return 0
         if self._taking.acquire(blocking=wait):
             try:
                 while taken < limit:
@@ -190,24 +195,48 @@ class UplinkRoute:
                     return taken
                 handle(one[0])
             return DRAIN_MAX + 1
-        encode, now = self._encode, time.monotonic_ns
+        # The fast path, with _admit and _record inlined: this loop, on the reader thread, is the bridge's ceiling.
+        counts, route, now, clock = self.counts, self.route, time.monotonic_ns, time.time_ns
+        robot_id, stream, stamp, encode_cdr = self._robot_id, route.stream, self._stamp, self._encoder.encode_cdr
+        decimator = self._decimator if self._decimator.period_ns else None
+        compress, chunk_bytes = self._compress, self._chunk_bytes
         payloads: list[bytes] = []
         received: list[int] = []
+        encoded = 0  # record bytes before compression
         got: Any = (raw,)
         taken = 0
-        while got is not None:
-            taken += 1
-            received_ns = now()
-            payload = encode(got[0], received_ns)
-            if payload is not None:
-                if self._chunk_bytes and len(payload) > self._chunk_bytes:
+        try:
+            while got is not None:
+                taken += 1
+                received_ns = now()
+                data = got[0]
+                got = take(msg_type, True) if taken <= DRAIN_MAX else None
+                if decimator is not None and not decimator.admit(received_ns):
+                    self._drop("rate limit")
+                    continue
+                seq = self._seq
+                self._seq = seq + 1
+                try:
+                    payload = encode_cdr(data, robot_id=robot_id, stream=stream, seq=seq,
+                                         stamp_ns=stamp(data) or clock())
+                except CodecError as exc:
+                    self._drop("cannot encode")
+                    log.warning("%s: dropped 1 (cannot encode: %s)", route, exc)
+                    continue
+                encoded += len(payload)
+                if compress is not None:
+                    payload = compress(payload)
+                counts.sent += 1
+                if chunk_bytes and len(payload) > chunk_bytes:
                     self._flush(payloads, received)  # what came before it leaves first: order holds
-                    self._sink(self.route, self._key, Taken(partial(self._chunked, payload, self._seq - 1),
-                                                            len(payload), self._chunk_bytes, received_ns))
+                    self._sink(route, self._key, Taken(partial(self._chunked, payload, seq), len(payload), chunk_bytes,
+                                                       received_ns))
                 else:
                     payloads.append(payload)
                     received.append(received_ns)
-            got = take(msg_type, True) if taken <= DRAIN_MAX else None
+        finally:
+            counts.received += taken
+            counts.bytes_encoded += encoded
         self._flush(payloads, received)
         return taken
 
@@ -240,15 +269,6 @@ class UplinkRoute:
             self._drop("rate limit")
             return False
         return True
-
-    def _encode(self, raw: bytes, received_ns: int) -> bytes | None:
-        """The fast path's record of one message (numbered on arrival), compressed when the route says so, counted;
-        None when dropped (counted)."""
-        if not self._admit(received_ns):
-            return None
-        seq = self._seq
-        self._seq += 1
-        return self._record(raw, seq)
 
     def _record(self, raw: bytes, seq: int) -> bytes | None:
         """Encoded and compressed, counted as sent; None (counted) when it cannot be encoded."""

@@ -312,19 +312,21 @@ class Outbox:
         """Consecutive records of one destination, QoS and retain flag, at most `max_batch` each: what one send
         may carry; made as they are taken, so a caller that stops early pays only for what it took."""
         run: _Send = []
-        alone, size, max_bytes = self._alone, 0, self._max_batch_bytes
+        alone, size, max_bytes, max_batch = self._alone, 0, self._max_batch_bytes, self.max_batch
+        first: Outgoing | None = None
+        joins = False  # whether the run's first record may be packed with others (asked once per run)
         for entry in entries:
-            record, first = entry[0], run[0][0] if run else None
-            if (first is not None and len(run) < self.max_batch and first.destination == record.destination
+            record = entry[0]
+            if (joins and first is not None and len(run) < max_batch and first.destination == record.destination
                     and first.qos == record.qos and first.retain == record.retain
-                    and size + len(record.payload) <= max_bytes
-                    and not alone(record.payload) and not alone(first.payload)):
+                    and size + len(record.payload) <= max_bytes and not alone(record.payload)):
                 run.append(entry)
                 size += len(record.payload)
             else:
                 if run:
                     yield run
-                run, size = [entry], len(record.payload)
+                run, size, first = [entry], len(record.payload), record
+                joins = max_batch > 1 and not alone(record.payload)
         if run:
             yield run
 
