@@ -37,7 +37,7 @@ from swarm_bridge.gateway.mqtt_session import gateway_client, start_session
 from swarm_bridge.gateway.rules import UpRoute, UpRules
 from swarm_bridge.gateway.schemas import SchemaTrouble
 from swarm_bridge.gateway.split import division
-from swarm_bridge.gateway.translate import DeadLetter, Translation, Translator, unroutable
+from swarm_bridge.gateway.translate import DeadLetter, KafkaRecord, Translation, Translator, unroutable
 from swarm_bridge.transport.kafka_clients import (
     ANY_PARTITION,
     ErrorSink,
@@ -240,8 +240,14 @@ class MqttToKafka:
             self._take_chunk(msg, message)
             return
         route = self.rules.route(topic)
+        properties: list[tuple[str, str]] | None = packet.user_properties
+        if route is not None and compression_of(properties) is None:
+            record = self.translator.avro_record(route, payload)  # the common case, or None
+            if record is not None and len(record.value) <= self._kafka_chunk:
+                self._emit_record(message, record)
+                return
         content_type: str | None = packet.content_type
-        translation = self._translate(route, topic, payload, content_type, packet.user_properties, None)
+        translation = self._translate(route, topic, payload, content_type, properties, None)
         self._emit([message], route, topic, content_type, translation)
 
     def _translate(self, route: UpRoute | None, topic: str, payload: bytes, content_type: str | None,
@@ -362,6 +368,29 @@ class MqttToKafka:
         for message in messages:
             if ledger.seal(message):
                 self._to_ack.append(message)
+
+    def _emit_record(self, message: MqttMessage, record: KafkaRecord) -> None:
+        """`_emit` of the common case: one message, one record with a head, not split for Kafka."""
+        counts, dedup, ledger = self.counts, self.dedup, self.ledger
+        counts.records += 1
+        head = record.head
+        assert head is not None  # Translator.avro_record gives records with their head
+        ident = (head.robot_id, head.stream, head.seq)
+        if self.look_up is not None and not dedup.placed(*ident):  # from another hub? what it wrote is known
+            self.look_up(message.received_ns, record.topic)
+        verdict = dedup.admit(*ident)
+        if verdict == NEW:
+            counts.bytes_out += len(record.value)
+            entry = InFlight(record.topic, record.key, record.value, None, ident, self._delivered)
+            entry.order = next(self._order)
+            ledger.expect(message, entry)
+            self._send(entry)
+        else:
+            counts.duplicates += 1
+            counts.below_window += verdict == BELOW_WINDOW
+            ledger.join(message, ident)
+        if ledger.seal(message):
+            self._to_ack.append(message)
 
     def _send(self, entry: InFlight) -> None:
         if self._held or self._barrier or self.counts.inflight >= self._limit:
