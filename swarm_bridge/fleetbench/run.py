@@ -86,6 +86,7 @@ class BenchOptions:
     shards: int = 4
     up_partitions: int = 1  # partitions of each telemetry topic (odometry, imu, battery): Kafka's cost is per request
     round_window_ms: float | None = None  # the coordinator's kafka.round_window_ms; None: its default
+    linger_ms: float | None = None  # the gateway's kafka.linger_ms; None: the bench's gateway config (10)
     mqtt_port: int | None = None
     kafka_port: int | None = None
     quick: bool = False
@@ -136,6 +137,8 @@ def _start_hub(hub: _Hub, opts: BenchOptions, run_dir: Path, stack: ExitStack) -
     gw = gateway_doc(fleet=hub.fleet, mqtt_port=hub.mqtt_port, bootstrap=hub.bootstrap, registry=registry,
                      metrics_port=free_port())
     namespace_gateway(gw, ns, tag)
+    if opts.linger_ms is not None:
+        gw["kafka"]["linger_ms"] = opts.linger_ms
     gw["mqtt"]["share_group"] = f"{tag}_gw"
     hub.gateway = HubProcess("gateway", "gateway", gw, run_dir, ": running")
     stack.callback(hub.gateway.stop)
@@ -361,7 +364,7 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
     figures: dict[str, Any] = {"quick": opts.quick, "steps_planned": list(opts.steps), "duration_s": opts.duration_s,
                                "workers": opts.workers, "robots_per_worker": ROBOTS_PER_WORKER, "mix_hz": MIX_HZ,
                                "cores": os.cpu_count(), "shards": opts.shards, "up_partitions": opts.up_partitions,
-                               "round_window_ms": opts.round_window_ms}
+                               "round_window_ms": opts.round_window_ms, "linger_ms": opts.linger_ms}
     with tempfile.TemporaryDirectory(prefix="fleet-scale-") as tmp, ExitStack() as stack:
         run_dir = Path(tmp)
         roots: dict[str, list[int]] = {}
@@ -450,6 +453,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--up-partitions", type=int, default=1,
                         help="partitions of each telemetry topic, odometry, imu, battery (default 1: librdkafka sends "
                              "one produce request per partition, and the broker's cost is per request)")
+    parser.add_argument("--linger-ms", type=float, default=None,
+                        help="the gateway's kafka.linger_ms: how long its producer fills a batch (default 10, as the "
+                             "gateway's own default); Kafka's cost is per produce request")
     parser.add_argument("--round-window-ms", type=float, default=None,
                         help="the coordinator's kafka.round_window_ms: each round is one Kafka transaction (default: "
                              "the coordinator's own, 10)")
@@ -475,7 +481,8 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
                         baseline_records=15_000 if args.quick else 30_000, drain_s=60.0 if args.quick else 120.0,
                         mqtt_port=args.mqtt_port, kafka_port=args.kafka_port, quick=args.quick,
                         warmup_s=warmup, warmup_robots=warmup_robots, task_rate_per_s=args.task_rate,
-                        shards=args.shards, up_partitions=args.up_partitions, round_window_ms=args.round_window_ms)
+                        shards=args.shards, up_partitions=args.up_partitions, round_window_ms=args.round_window_ms,
+                        linger_ms=args.linger_ms)
 
 
 def run_from_args(args: argparse.Namespace) -> int:

@@ -89,6 +89,8 @@ def test_partition_options() -> None:
     assert (opts.shards, opts.up_partitions) == (4, 1)  # one produce request per partition: few, fuller ones
     opts = options_from(parser.parse_args(["--shards", "2", "--up-partitions", "4"]))
     assert (opts.shards, opts.up_partitions) == (2, 4)
+    assert options_from(parser.parse_args([])).linger_ms is None  # the bench's gateway config: 10 ms
+    assert options_from(parser.parse_args(["--linger-ms", "20"])).linger_ms == 20.0
     with pytest.raises(ValueError, match="--shards 4 --up-partitions 0: every topic needs at least one partition"):
         options_from(parser.parse_args(["--up-partitions", "0"]))
 
