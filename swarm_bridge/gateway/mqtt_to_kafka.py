@@ -1,6 +1,7 @@
 """The up direction: MQTT (our MQTT 5 client; plain, split or shared subscriptions; manual ack) -> Kafka (acks=all).
 
-Two threads: the MQTT client's network thread reads (many packets per socket read) and queues each message;
+Two threads: the MQTT client's network thread reads (many packets per socket read, at most one read per 1 ms
+while messages flow) and queues each message;
 the gateway's thread takes the queued messages in batches, produces their records and serves the producer's
 delivery callbacks, which complete a message once Kafka confirmed all its records; the completed ones are acked
 together after the callbacks (`MqttClient.ack_all`: PUBACKs leave in arrival order, one wake-up of the network
@@ -57,7 +58,9 @@ log = logging.getLogger(__name__)
 _BURST = 1024  # MQTT messages taken per loop turn before the producer's delivery callbacks are served
 # While records are in flight, a turn starts at most this long after the last one began: messages arriving in
 # between are taken together (one wake-up, one ack batch, one wake-up of the network thread for their PUBACKs)
-# instead of a turn per few messages. At most this much latency is added.
+# instead of a turn per few messages. At most this much latency is added. The MQTT client's network thread reads
+# the same way (`read_gather_s`): Mosquitto writes each PUBLISH on its own, and a read per few messages cost
+# ~16 us of CPU per message at 20,000/s against ~8.5 with 1 ms between reads (in process, a paced writer).
 _GATHER_S = 0.001
 _RETRY_S = 1.0  # wait before asking the registry (or producing a refused dead letter) again
 _DLQ_VALUE_MAX = 512 * 1024  # a record Kafka refused goes to the DLQ cut to this (header truncated=true)
@@ -137,7 +140,7 @@ class MqttToKafka:
         self._filters = list(self.division.take)
         self.producer = kafka_producer(config, suffix="up", error_cb=self._kafka_error)
         self.client = gateway_client(config, "up", on_message=self._queue, on_connect=self._queue_connect,
-                                     receive_max=config.mqtt.receive_maximum)
+                                     receive_max=config.mqtt.receive_maximum, read_gather_s=_GATHER_S)
 
     # --- MQTT ------------------------------------------------------------------------------------
 
