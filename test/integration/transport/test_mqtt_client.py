@@ -173,7 +173,11 @@ def test_read_gather_takes_a_stream_in_fewer_reads_every_message_once_in_order(b
             acked.extend(new)
             return len(acked) == 300
 
-        sender = threading.Thread(target=lambda: [peer.publish("gather/t", b"g%d" % i) for i in range(300)])
+        def send() -> None:
+            for i in range(300):
+                peer.publish("gather/t", b"g%d" % i)
+
+        sender = threading.Thread(target=send)
         sender.start()
         assert wait_for(ack_what_came, WAIT), len(acked)
         sender.join(WAIT)
