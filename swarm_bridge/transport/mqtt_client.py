@@ -386,13 +386,13 @@ class MqttClient:
         """Acknowledge several received messages at once: one lock, at most one wake-up of the network thread."""
         pack, head = _PUBACK.pack, _PUBACK_HEAD
         with self._lock:
-            conn, ack, out = self._conn, self._acks.ack, self._out
-            before = len(out)
-            for message in messages:
-                # a message from an older connection: the broker redelivers it, its ack has no meaning now
-                if message._ticket is not None and message._conn == conn:
-                    out.extend([pack(head, pid) for pid in ack(message._ticket)])
-            if len(out) == before or self._kicked:
+            conn = self._conn
+            # a message from an older connection: the broker redelivers it, its ack has no meaning now
+            ready = self._acks.ack_many([m._ticket for m in messages if m._ticket is not None and m._conn == conn])
+            if not ready:
+                return
+            self._out.append(b"".join([pack(head, pid) for pid in ready]))
+            if self._kicked:
                 return
             self._kicked = True
         self._kick()
