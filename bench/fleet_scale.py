@@ -5,7 +5,8 @@ Simulated robots at the MQTT level (no ROS; each one MQTT connection, a worker p
 presence) with the mix odometry 20 Hz, imu 50 Hz, battery 1 Hz, state 1 Hz -> Mosquitto -> one
 `swarm-bridge gateway` -> Kafka -> one `swarm-bridge coordinator`; tasks are submitted, go down to the
 robots as TaskCommands and the robots answer ACCEPTED, RUNNING, DONE. A
-warm-up (--warmup S at --warmup-robots, default 25 s at 50; not a step) warms Kafka's JIT first. Steps of
+warm-up (--warmup S at --warmup-robots, default 25 s at the largest step, at most 300; not a step) warms
+Kafka's JIT first. Steps of
 10, 50, 100, 200, 300, 1,000 robots (--quick: 10, 50, 100), stopping when a step fails badly. Per step: offered
 and delivered msgs/s, robot send -> Kafka latency p50/p99, loss and duplicates per (robot, stream) seq,
 CPU and RSS per process, tasks and their round trip. Baselines in the same run: Mosquitto's own QoS 1

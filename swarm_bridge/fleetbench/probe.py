@@ -116,7 +116,7 @@ class KafkaProbe:
                         self._event(msg.value() or b"", now_ns)
                         continue
                     try:
-                        head = read_head((msg.value() or b"")[5:])
+                        head = read_head(msg.value() or b"", 5)  # after the Confluent framing, not copied
                     except Exception:
                         self.bad += 1
                         continue

@@ -15,9 +15,10 @@ __all__ = ["gateway_client", "start_session"]
 
 def gateway_client(config: GatewayConfig, direction: str, *, on_message: Callable[[Message], None],
                    on_connect: Callable[[bool], None] | None = None, receive_max: int = 1000,
-                   max_inflight: int = 1000) -> MqttClient:
+                   max_inflight: int = 1000, read_gather_s: float = 0.0) -> MqttClient:
     """An MQTT 5 client `<gateway_id>-<direction>` with the config's credentials, TLS and persistent session
-    (clean_start false, `session_expiry_s`); LinkError naming the TLS files when they are unusable."""
+    (clean_start false, `session_expiry_s`); LinkError naming the TLS files when they are unusable.
+    `read_gather_s`: see `MqttOptions` (the up direction reads its stream of PUBLISHes in fewer, larger reads)."""
     mqtt = config.mqtt
     tls = None
     if mqtt.tls is not None:
@@ -31,7 +32,7 @@ def gateway_client(config: GatewayConfig, direction: str, *, on_message: Callabl
         session_expiry_s=mqtt.session_expiry_s, keepalive_s=mqtt.keepalive_s, username=mqtt.username,
         password=mqtt.password, tls=tls, receive_max=receive_max, max_inflight=max_inflight,
         connect_timeout_s=mqtt.connect_timeout_s, reconnect_min_s=mqtt.reconnect_min_s,
-        reconnect_max_s=mqtt.reconnect_max_s)
+        reconnect_max_s=mqtt.reconnect_max_s, read_gather_s=read_gather_s)
     return MqttClient(options, on_message=on_message, on_connect=on_connect)
 
 

@@ -159,6 +159,25 @@ class Translator:
                                            index if batch else None))
         return out
 
+    def avro_record(self, route: UpRoute, payload: bytes) -> KafkaRecord | None:
+        """The common case in one step: a payload that is one Avro single-object record, on a record route that
+        keeps Avro, of a schema this topic already registered, whose head matches the topic. None for anything
+        else, refused or not: `translate` then handles it (and names what is wrong)."""
+        if payload[:2] != _AVRO_MAGIC or route.payload != "record" or route.avro_format != "avro" \
+                or not _FINGERPRINT_END < len(payload) <= self.max_payload:
+            return None
+        prefix = self._framing.get((route.kafka_topic, int.from_bytes(payload[2:_FINGERPRINT_END], "little")))
+        if prefix is None:
+            return None  # its schema's first record on this topic: registered by `translate`
+        body = payload[_FINGERPRINT_END:]
+        try:
+            head = avro_head(body)
+        except CodecError:
+            return None
+        if head.robot_id != route.robot_id or (route.stream is not None and head.stream != route.stream):
+            return None
+        return KafkaRecord(route.kafka_topic, route.key, prefix + body, head)
+
     def _record(self, route: UpRoute, part: bytes, content_type: str | None,
                 user_properties: Sequence[tuple[str, str]], limit: int) -> KafkaRecord:
         if len(part) > limit:

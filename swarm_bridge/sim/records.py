@@ -10,9 +10,9 @@ site's broker send them `SiteRobotRecords`, on Kafka `KafkaRobotRecords`), and `
 
 from __future__ import annotations
 
+import re
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from swarm_bridge.codec.envelope import Envelope
 from swarm_bridge.codec.errors import RecordError
@@ -38,8 +38,7 @@ def _avro_string(text: str) -> bytes:
     return avro_long(len(data)) + data
 
 
-@dataclass(frozen=True)
-class RecordHead:
+class RecordHead(NamedTuple):
     """The envelope head of a record: robot, stream, seq and the robot's send stamp (ns)."""
 
     robot_id: str
@@ -61,8 +60,39 @@ def _long_at(data: bytes, pos: int) -> tuple[int, int]:
     raise RecordError(f"bad varint at byte {pos}")
 
 
-def read_head(body: bytes) -> RecordHead:
-    """The head of an Avro record body (no framing); RecordError if it is cut off."""
+_TWO_VARINTS = re.compile(rb"([\x80-\xff]{0,9}[\x00-\x7f])([\x80-\xff]{0,9}[\x00-\x7f])")  # seq, stamp_ns
+
+
+def _varint(data: bytes, start: int, end: int) -> int:
+    """The zigzag varint in data[start:end] (a whole one, as `_TWO_VARINTS` found it)."""
+    raw = shift = 0
+    for byte in data[start:end]:
+        raw |= (byte & 0x7F) << shift
+        shift += 7
+    return (raw >> 1) ^ -(raw & 1)
+
+
+def read_head(body: bytes, start: int = 0) -> RecordHead:
+    """The head of the Avro record body at `start` of `body` (no framing: e.g. 5 for a Confluent-framed value);
+    RecordError if it is cut off. Robot ids and stream names under 64 bytes (one-byte lengths) are read in one
+    pass, as the probe reads every record of a run; anything else field by field."""
+    try:
+        size = body[start]
+        if not size & 0x81:
+            robot_end = start + 1 + (size >> 1)
+            size = body[robot_end]
+            if not size & 0x81:
+                seq_at = robot_end + 1 + (size >> 1)
+                longs = _TWO_VARINTS.match(body, seq_at)
+                if longs is not None:
+                    return RecordHead(body[start + 1:robot_end].decode(), body[robot_end + 1:seq_at].decode(),
+                                      _varint(body, seq_at, longs.end(1)), _varint(body, longs.end(1), longs.end()))
+    except (IndexError, UnicodeDecodeError):
+        pass
+    return _read_head(body[start:] if start else body)
+
+
+def _read_head(body: bytes) -> RecordHead:
     size, pos = _long_at(body, 0)
     robot_id = body[pos:pos + size].decode()
     size, pos = _long_at(body, pos + size)

@@ -5,7 +5,8 @@ Lifecycle: `MqttClient(options, on_message=...)` -> `start()` (first CONNACK or 
 `close()`.
 
 The network thread owns the socket (non-blocking, TCP_NODELAY, TLS through `ssl.SSLContext`): it reads up to
-1 MiB per call and decodes every packet in it, calls `on_message` in arrival order, and writes whatever the
+1 MiB per call (with `read_gather_s`, at most one read per that interval while bytes keep coming) and decodes
+every packet in it, calls `on_message` in arrival order, and writes whatever the
 other threads queued (PUBLISHes, PUBACKs) joined into one send. Other threads append to the outgoing buffer and
 wake the thread through a pipe (once per batch, not per packet); on a plain TCP socket with nothing queued, a
 PUBLISH is written by the publishing thread itself, under the client's lock like every write, so a busy sender costs
@@ -118,12 +119,18 @@ class MqttOptions:
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
     ack_timeout_s: float = 30.0  # a PUBACK overdue this long on a live connection: reconnect and resend (0: never)
+    # After a read that brought bytes, the network thread waits this long before it reads again, so a busy
+    # subscription is read in fewer, larger reads (a broker writes each PUBLISH on its own: one wake-up of the
+    # thread per message otherwise); adds at most this to a message's latency and a PUBACK's. 0: read at once.
+    read_gather_s: float = 0.0
 
     def __post_init__(self) -> None:
         problems = [f"{name} must be > 0 (got {value})" for name, value in (
             ("max_inflight", self.max_inflight), ("receive_max", self.receive_max),
             ("connect_timeout_s", self.connect_timeout_s), ("reconnect_min_s", self.reconnect_min_s))
             if value <= 0]
+        if not 0 <= self.read_gather_s <= 0.1:
+            problems.append(f"read_gather_s must be 0..0.1 s (got {self.read_gather_s})")
         if self.ack_timeout_s < 0:
             problems.append(f"ack_timeout_s must be >= 0 (got {self.ack_timeout_s})")
         if not 0 <= self.keepalive_s <= 65535:
@@ -379,13 +386,13 @@ class MqttClient:
         """Acknowledge several received messages at once: one lock, at most one wake-up of the network thread."""
         pack, head = _PUBACK.pack, _PUBACK_HEAD
         with self._lock:
-            conn, ack, out = self._conn, self._acks.ack, self._out
-            before = len(out)
-            for message in messages:
-                # a message from an older connection: the broker redelivers it, its ack has no meaning now
-                if message._ticket is not None and message._conn == conn:
-                    out.extend([pack(head, pid) for pid in ack(message._ticket)])
-            if len(out) == before or self._kicked:
+            conn = self._conn
+            # a message from an older connection: the broker redelivers it, its ack has no meaning now
+            ready = self._acks.ack_many([m._ticket for m in messages if m._ticket is not None and m._conn == conn])
+            if not ready:
+                return
+            self._out.append(b"".join([pack(head, pid) for pid in ready]))
+            if self._kicked:
                 return
             self._kicked = True
         self._kick()
@@ -598,11 +605,13 @@ class MqttClient:
         selector.register(sock, selectors.EVENT_READ, "sock")
         selector.register(self._wake_r, selectors.EVENT_READ, "wake")
         wait = 0.0  # first round: send the resends and re-subscriptions queued by _accepted at once
+        gather = self.options.read_gather_s
         try:
             while True:
                 events = selector.select(wait)
                 wait = tick
                 now = time.monotonic()
+                read = False
                 for key, _mask in events:
                     if key.data == "wake":
                         try:
@@ -611,7 +620,7 @@ class MqttClient:
                         except BlockingIOError:
                             pass
                     elif self._read(sock):
-                        last_rx, ping_out = now, False
+                        last_rx, ping_out, read = now, False, True
                 with self._lock:  # writes hold the lock: publishers write to the socket too (_send_now)
                     self._kicked = False
                     if self._out:
@@ -639,6 +648,8 @@ class MqttClient:
                 want = selectors.EVENT_READ | (selectors.EVENT_WRITE if pending else 0)
                 if selector.get_key(sock).events != want:
                     selector.modify(sock, want, "sock")
+                if read and gather:
+                    time.sleep(gather)  # what arrives meanwhile is read in one go
         finally:
             selector.close()
 

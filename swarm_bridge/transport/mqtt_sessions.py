@@ -62,7 +62,7 @@ class _Broken(Exception):
 class MqttSession:
     """One MQTT connection of an `MqttSessions`; `index` is its place in the order `open` was called."""
 
-    __slots__ = ("_backlog", "_connect_by", "_delay", "_frames", "_inflight", "_keepalive", "_last_rx",
+    __slots__ = ("_backlog", "_connect_by", "_delay", "_events", "_frames", "_inflight", "_keepalive", "_last_rx",
                  "_last_tx", "_max_packet", "_out", "_pending", "_ping_out", "_retry_at", "_sock", "connected",
                  "connects", "endpoint", "index", "options")
 
@@ -73,6 +73,7 @@ class MqttSession:
         self._sock: socket.socket | None = None
         self._out: list[bytes] = []  # packets queued since the last write
         self._pending = b""  # bytes the socket did not take yet
+        self._events = 0  # what the selector waits for on the socket (read, and write while bytes are pending)
         self._frames = Frames(options.max_packet_size)
         self._inflight = Inflight(options.max_inflight)
         self._backlog: deque[tuple[str, bytes, bool, str | None, list[tuple[str, str]] | None, Done | None]] = deque()
@@ -264,8 +265,9 @@ class MqttSessions:
                 session._pending = data[sent:]
                 session._last_tx = time.monotonic()
             want = selectors.EVENT_READ | (selectors.EVENT_WRITE if session._pending else 0)
-            if self._selector.get_key(sock).events != want:
+            if session._events != want:  # kept here: the selector's own lookup cost as much as the send
                 self._selector.modify(sock, want, session)
+                session._events = want
 
     # --- connecting -----------------------------------------------------------------------------------
 
@@ -303,6 +305,7 @@ class MqttSessions:
         session._out.clear()
         session._connect_by = time.monotonic() + opts.connect_timeout_s
         self._selector.register(sock, selectors.EVENT_READ, session)
+        session._events = selectors.EVENT_READ
 
     def _retry_later(self, session: MqttSession, error: Exception) -> None:
         self._note_error(error, warn=session.connects > 0 or session._retry_at == 0.0)

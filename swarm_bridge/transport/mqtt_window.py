@@ -137,6 +137,16 @@ class AckOrder:
             ready.append(queue.popleft()[0])
         return ready
 
+    def ack_many(self, tickets: list[list[int]]) -> list[int]:
+        """`ack` of several messages at once: the packet ids whose PUBACK may now be sent, in order."""
+        for ticket in tickets:
+            ticket[1] = 1
+        ready = []
+        queue = self._queue
+        while queue and queue[0][1]:
+            ready.append(queue.popleft()[0])
+        return ready
+
     def clear(self) -> None:
         """A new connection: the broker redelivers whatever was not acked, with new tickets."""
         self._queue.clear()

@@ -59,6 +59,35 @@ def test_mosquitto_delivers_a_qos1_message(own_mosquitto: Mosquitto) -> None:
 
 
 @pytest.mark.integration
+def test_a_subscriber_holds_as_many_unacked_messages_as_its_receive_maximum(own_mosquitto: Mosquitto) -> None:
+    """The gateway acks a message only once Kafka confirmed it, so what Mosquitto lets it hold unacked bounds its
+    rate (~window / round trip). Mosquitto caps that at max_inflight_messages even for an MQTT 5 client that asks
+    for more: the tooling's broker lets a Receive Maximum of 65535 hold 3,000 (it was 1,000; Mosquitto's own
+    default is 20)."""
+    from swarm_bridge.transport.mqtt_client import Message, MqttClient, MqttOptions
+
+    got: list[Message] = []
+    sub = MqttClient(MqttOptions(host="127.0.0.1", port=own_mosquitto.port, client_id=f"sub-{uuid.uuid4().hex[:8]}",
+                                 receive_max=65535), on_message=got.append)
+    pub = MqttClient(MqttOptions(host="127.0.0.1", port=own_mosquitto.port, client_id=f"pub-{uuid.uuid4().hex[:8]}",
+                                 max_inflight=5000), auto_ack=True)
+    sub.start()
+    pub.start()
+    try:
+        sub.subscribe(["window/#"])
+        for i in range(3000):
+            pub.publish("window/x", b"%d" % i)
+        deadline = time.monotonic() + 30
+        while len(got) < 3000 and time.monotonic() < deadline:  # none of them acked
+            time.sleep(0.05)
+        assert len(got) == 3000, f"{len(got)} of 3000 arrived unacked"
+        assert [m.payload for m in got] == [b"%d" % i for i in range(3000)]
+    finally:
+        pub.close()
+        sub.close()
+
+
+@pytest.mark.integration
 def test_mosquitto_stop_frees_the_port_and_removes_the_pidfile(own_mosquitto: Mosquitto) -> None:
     pid_path = own_mosquitto.run_dir / "mosquitto.pid"
     assert pid_path.read_text().strip() == str(own_mosquitto.pid)

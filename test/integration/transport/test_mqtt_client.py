@@ -156,6 +156,39 @@ def test_qos1_round_trip_both_ways(broker: Mosquitto) -> None:
         peer.close()
 
 
+def test_read_gather_takes_a_stream_in_fewer_reads_every_message_once_in_order(broker: Mosquitto) -> None:
+    """`read_gather_s` (the gateway's up client): between reads the network thread waits, so a broker writing each
+    PUBLISH on its own is read a batch at a time; every message still arrives once, in order, and is acked (paho's
+    publish returns only on its PUBACK, our acks go to the broker in the same read turns)."""
+    peer = Peer(broker.port)
+    client, inbox = ours(options(broker.port, read_gather_s=0.005), auto_ack=False)
+    try:
+        client.subscribe(["gather/#"])
+        acked: list[Message] = []
+
+        def ack_what_came() -> bool:
+            with inbox.lock:
+                new = inbox.messages[len(acked):]
+            client.ack_all(new)
+            acked.extend(new)
+            return len(acked) == 300
+
+        def send() -> None:
+            for i in range(300):
+                peer.publish("gather/t", b"g%d" % i)
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        assert wait_for(ack_what_came, WAIT), len(acked)
+        sender.join(WAIT)
+        assert inbox.payloads() == [b"g%d" % i for i in range(300)]
+        assert not any(m.duplicate for m in inbox.messages)
+        barrier(client)  # every PUBACK reached the broker: nothing is redelivered after a cut
+    finally:
+        client.close()
+        peer.close()
+
+
 def test_manual_acks_leave_in_arrival_order(broker: Mosquitto) -> None:
     """An ack of a later message does not send its PUBACK before the earlier ones are acked: after a cut the
     broker redelivers (DUP) exactly the messages from the first unacked one on."""

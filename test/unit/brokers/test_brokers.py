@@ -28,6 +28,18 @@ def taken_port() -> Iterator[int]:
 # --- Mosquitto -----------------------------------------------------------------------------------
 
 
+def test_mosquitto_leaves_the_in_flight_window_to_each_clients_receive_maximum(tmp_path: Path) -> None:
+    """Mosquitto caps the unacked QoS 1 it sends an MQTT 5 client at max_inflight_messages whatever Receive
+    Maximum the client asked for (default 20): the tooling's config and the shipped one both set MQTT's largest."""
+    from swarm_bridge.brokers.mosquitto import MAX_INFLIGHT_MESSAGES
+
+    assert MAX_INFLIGHT_MESSAGES == 65535
+    written = Mosquitto(run_dir=tmp_path / "m", port=free_port())._config(tmp_path / "data").splitlines()
+    shipped = (Path(__file__).resolve().parents[3] / "docker/mosquitto/mosquitto.conf").read_text().splitlines()
+    for lines in (written, shipped):
+        assert [line for line in lines if line.startswith("max_inflight_messages")] == ["max_inflight_messages 65535"]
+
+
 def test_mosquitto_refuses_a_taken_port_before_spawning(tmp_path: Path, taken_port: int) -> None:
     broker = Mosquitto(run_dir=tmp_path, port=taken_port)
     with pytest.raises(BrokerError, match=f"port {taken_port} on 127.0.0.1 is already in use") as caught:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from swarm_bridge.codec.errors import RecordError
 from swarm_bridge.fleetbench.figures import (
     EMQX_MSGS_PER_CORE,
     StepFigures,
@@ -67,6 +68,16 @@ def test_warmup_options() -> None:
     assert options_from(parser.parse_args(["--quick"])).warmup_s == 15.0
     opts = options_from(parser.parse_args(["--warmup", "0", "--warmup-robots", "7"]))
     assert (opts.warmup_s, opts.warmup_robots) == (0.0, 7)
+
+
+def test_the_warmup_runs_at_the_largest_step_up_to_the_goal() -> None:
+    """Kafka's JIT compiles again when the load grows: the warm-up's fleet is the one judged (at most 300)."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert options_from(parser.parse_args(["--quick"])).warmup_robots == 100
+    assert options_from(parser.parse_args(["--steps", "300"])).warmup_robots == 300
+    assert options_from(parser.parse_args([])).warmup_robots == 300  # steps up to 1,000
+    assert options_from(parser.parse_args(["--steps", "10,20"])).warmup_robots == 20
     with pytest.raises(ValueError, match="--warmup -1"):
         options_from(parser.parse_args(["--warmup", "-1"]))
 
@@ -78,6 +89,8 @@ def test_partition_options() -> None:
     assert (opts.shards, opts.up_partitions) == (4, 1)  # one produce request per partition: few, fuller ones
     opts = options_from(parser.parse_args(["--shards", "2", "--up-partitions", "4"]))
     assert (opts.shards, opts.up_partitions) == (2, 4)
+    assert options_from(parser.parse_args([])).linger_ms is None  # the bench's gateway config: 10 ms
+    assert options_from(parser.parse_args(["--linger-ms", "20"])).linger_ms == 20.0
     with pytest.raises(ValueError, match="--shards 4 --up-partitions 0: every topic needs at least one partition"):
         options_from(parser.parse_args(["--up-partitions", "0"]))
 
@@ -100,6 +113,18 @@ def test_avro_long_round_trips_through_the_head_reader(value: int) -> None:
     body = avro_long(2) + b"r1" + avro_long(3) + b"imu" + avro_long(value) + avro_long(value + 1)
     head = read_head(body)
     assert (head.robot_id, head.stream, head.seq, head.stamp_ns) == ("r1", "imu", value, value + 1)
+
+
+def test_the_head_is_read_in_place_after_the_framing_and_the_same_either_way() -> None:
+    """The probe reads the head at byte 5 of a Confluent-framed value (no copy); short names go the one-pass way,
+    a robot id of 64 bytes or more the field-by-field way, a cut-off record fails as before."""
+    for robot_id in ("robot_00042", "r" * 70):
+        body = (avro_long(len(robot_id)) + robot_id.encode() + avro_long(3) + b"imu" + avro_long(5 << 32 | 9)
+                + avro_long(1_795_711_250_222_517_843) + avro_long(4) + b"type")
+        framed = b"\x00\x00\x00\x00\x07" + body
+        assert read_head(framed, 5) == read_head(body) == (robot_id, "imu", 5 << 32 | 9, 1_795_711_250_222_517_843)
+        with pytest.raises(RecordError):
+            read_head(framed[:len(robot_id) + 9], 5)  # cut inside the seq
 
 
 @pytest.mark.parametrize("spec", DEFAULT_MIX[:3], ids=lambda s: s.name)

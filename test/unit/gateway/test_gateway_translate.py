@@ -63,6 +63,28 @@ def test_avro_single_object_becomes_confluent_with_the_registered_id(translator:
     assert decoded.seq == 1 << 32 and decoded.robot_id == "amr_1"
 
 
+def test_the_common_case_in_one_step_gives_what_translate_gives(translator: Translator) -> None:
+    """`avro_record` (the up path's one-step case: one Avro record on a records route of a schema the topic has
+    registered) gives the same record as `translate`; for anything else it gives None, and `translate` decides."""
+    robot = SimRobot("amr_1", "f", [ODOM])
+    first = robot.next(ODOM)
+    route = _route(first.topic)
+    assert translator.avro_record(route, first.payload) is None  # the schema's first record registers it
+    assert translator.translate(route, first.payload, first.content_type, first.user_properties).dead == []
+    publish = robot.next(ODOM)
+    quick = translator.avro_record(route, publish.payload)
+    assert quick is not None
+    assert [quick] == translator.translate(route, publish.payload, publish.content_type,
+                                           publish.user_properties).records
+    other = SimRobot("amr_2", "f", [ODOM]).next(ODOM)  # another robot's record on amr_1's topic
+    raw = UpRoute(route.mqtt_topic, route.kafka_topic, route.key, "amr_1", "odometry", "raw", "passthrough")
+    for payload, on in ((other.payload, route), (publish.payload, raw),
+                        (publish.payload, _route(first.topic, avro_format="protobuf")),
+                        (publish.payload[:10], route), (b'{"robot_id": "amr_1"}', route),
+                        (publish.payload + bytes(5000), route)):  # over max_payload
+        assert translator.avro_record(on, payload) is None
+
+
 def test_avro_head_reads_long_names_and_never_a_cut_off_head() -> None:
     """The head reader's quick path (names under 64 bytes) and its field-by-field one agree: long names are
     read right, and a body cut anywhere inside the head is an error naming the field, never a wrong head."""

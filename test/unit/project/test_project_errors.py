@@ -210,6 +210,8 @@ def test_transport_gateway_and_bench_refusals_name_the_value_and_the_fix() -> No
         check_publish_qos("mqtt://h:1", 2)
     with pytest.raises(LinkSettingError, match=r"MqttOptions for h:1: keepalive_s must be 0\.\.65535 .*\. Fix: "):
         MqttOptions(host="h", port=1, client_id="c", keepalive_s=-1)
+    with pytest.raises(LinkSettingError, match=r"MqttOptions for h:1: read_gather_s must be 0\.\.0\.1 s \(got 1\)"):
+        MqttOptions(host="h", port=1, client_id="c", read_gather_s=1)
     with pytest.raises(ReplicationError, match=r"replication_factor 3 needs 3 brokers .*Fix: lower replication"):
         replication_plan(1, replication_factor=3)
     with pytest.raises(GatewaySettingError, match=r"dedup\.window 0, .*must be >= 1\. Fix: set dedup\.window"):

@@ -23,6 +23,17 @@ def test_acks_in_any_order_leave_in_arrival_order() -> None:
     assert len(order) == 0
 
 
+def test_acks_of_many_at_once_leave_in_arrival_order() -> None:
+    """`ack_many` (the gateway acks a turn's messages together) frees the same ids as one `ack` each."""
+    order = AckOrder()
+    tickets = [order.received(pid) for pid in (7, 3, 9, 4, 5)]
+    assert order.ack_many([tickets[1], tickets[3]]) == []  # 3 and 4 wait for 7
+    assert order.ack_many([]) == []
+    assert order.ack_many([tickets[2], tickets[0]]) == [7, 3, 9, 4]  # 5 is not acked
+    assert order.ack_many([tickets[4]]) == [5]
+    assert len(order) == 0
+
+
 def test_packet_ids_skip_those_in_use_and_wrap() -> None:
     window = Inflight(limit=3)
     window.add(1, b"a", sent=True, on_done=None)
