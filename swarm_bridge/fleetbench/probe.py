@@ -168,17 +168,23 @@ class TaskFeed:
     """Submits `rate_per_s` navigate tasks (JSON, key task_id, its shard's partition) from a thread."""
 
     def __init__(self, bootstrap: str, topic: str, shards: int, probe: KafkaProbe, *, rate_per_s: float,
-                 prefix: str, seed: int = 0) -> None:
+                 prefix: str, seed: int = 0, ready_topic: str | None = None) -> None:
         self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "enable.idempotence": True,
                                   "logger": log})
         self.topic, self.shards, self.probe, self.rate, self.prefix = topic, shards, probe, rate_per_s, prefix
+        self.ready_topic = ready_topic
         self.rng = random.Random(seed)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="task-feed", daemon=True)
 
     def start(self) -> TaskFeed:
-        """Connect and learn the topic first (its start-up is no task's round trip), then submit."""
+        """Connect and learn the topic first (its start-up is no task's round trip), then submit. With `ready_topic`
+        (a topic of the bench's own), one record there first: a new producer's first records also wait for its
+        producer id and its connection to the partitions' leader (the first 60 ms of tasks waited ~0.5 s)."""
         self.producer.list_topics(self.topic, timeout=30)
+        if self.ready_topic is not None:
+            self.producer.produce(self.ready_topic, value=b"ready")
+            self.producer.flush(30)
         self._thread.start()
         return self
 

@@ -113,6 +113,11 @@ def _create_data_topics(bootstrap: str, namespace: str, *, up_partitions: int, s
     return topics
 
 
+def _feed_ready_topic(namespace: str) -> str:
+    """Where the task feed's producer sends one record before its clock starts (no process of the hub reads it)."""
+    return f"{namespace}.bench.feed_ready"
+
+
 def _start_hub(hub: _Hub, opts: BenchOptions, run_dir: Path, stack: ExitStack) -> None:
     ns, tag = hub.namespace, hub.fleet
     registry = run_dir / "registry"
@@ -214,7 +219,8 @@ def _step(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, robots: int, run: in
         sampler.start()
         task_rate = opts.task_rate_per_s or max(1.0, robots * opts.task_rate_per_robot)
         feed = TaskFeed(hub.bootstrap, f"{hub.namespace}.tasks.submit", opts.shards, probe,
-                        rate_per_s=task_rate, prefix=f"{hub.fleet}-r{run}", seed=run).start()
+                        rate_per_s=task_rate, prefix=f"{hub.fleet}-r{run}", seed=run,
+                        ready_topic=_feed_ready_topic(hub.namespace)).start()
         sent, summaries = pool.sent(duration_s + 300)
         feed.stop()
         usage = sampler.stop()
@@ -373,6 +379,7 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
         figures["namespace"] = hub.namespace  # the run's own Kafka topics are <namespace>.<channel>.<stream>
         topics = _create_data_topics(hub.bootstrap, hub.namespace, up_partitions=opts.up_partitions,
                                      shards=opts.shards)
+        ensure_kafka_topics(hub.bootstrap, [TopicSpec(_feed_ready_topic(hub.namespace), 1, {})])
         run = 1
         if opts.baselines:
             figures["baselines"] = _baselines(hub, opts, run)
