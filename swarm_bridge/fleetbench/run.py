@@ -60,6 +60,9 @@ TASK_HOPS = (  # a task round trip, hop by hop: (name in the figures, process, h
     ("status sent -> consumed", "coordinator", COORDINATOR_HOPS, "status consumed"),
 )
 ROBOTS_PER_WORKER = 150  # one simulator process sends ~10,800 msgs/s at under a core
+# Tasks start this long after the step's robots: a task submitted as they come online waits for the coordinator to
+# see them (the first 30 ms of tasks were 6 of a step's slowest 1%), which is the fleet's start, not a round trip.
+TASKS_AFTER_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -217,6 +220,7 @@ def _step(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, robots: int, run: in
         pool.go(start, duration_s)
         time.sleep(max(0.0, start - time.time()))
         sampler.start()
+        time.sleep(TASKS_AFTER_S)
         task_rate = opts.task_rate_per_s or max(1.0, robots * opts.task_rate_per_robot)
         feed = TaskFeed(hub.bootstrap, f"{hub.namespace}.tasks.submit", opts.shards, probe,
                         rate_per_s=task_rate, prefix=f"{hub.fleet}-r{run}", seed=run,
