@@ -229,20 +229,23 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=None, help="tasks per fleet size")
     parser.add_argument("--kafka", metavar="HOST:PORT", help="use this Kafka instead of a private one")
     parser.add_argument("--rate", type=float, default=200.0, help="open-loop request rate for latency (default 200/s)")
+    parser.add_argument("--kafka-setting", action="append", default=[], metavar="KEY=VALUE",
+                        help="a server.properties key of the private Kafka over the project's own (repeatable)")
     parser.add_argument("--robots", default="100,1000,10000", help="fleet sizes, comma-separated (default "
                         "100,1000,10000)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     tasks = args.tasks or (2000 if args.quick else 10_000)
     paced_tasks = 300 if args.quick else 2000
-    results: dict[str, Any] = {"tasks_per_size": tasks, "shards": SHARDS}
+    results: dict[str, Any] = {"tasks_per_size": tasks, "shards": SHARDS, "kafka_settings": args.kafka_setting}
     with tempfile.TemporaryDirectory(prefix="bench-coordinator-") as tmp:
         kafka = None
         if args.kafka:
             host, _, port = args.kafka.rpartition(":")
             bootstrap, kafka_host, kafka_port = args.kafka, host, int(port)
         else:
-            kafka = Kafka(run_dir=Path(tmp) / "kafka", port=free_port())
+            settings = dict(item.partition("=")[::2] for item in args.kafka_setting)
+            kafka = Kafka(run_dir=Path(tmp) / "kafka", port=free_port(), settings=settings)
             kafka.start()
             bootstrap, kafka_host, kafka_port = kafka.bootstrap, "127.0.0.1", kafka.port
         try:

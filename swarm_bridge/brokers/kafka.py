@@ -127,6 +127,7 @@ class Kafka(BrokerService):
         node_id: int = 1,
         quorum: Mapping[int, int] | None = None,
         cluster_id: str | None = None,
+        settings: Mapping[str, str] | None = None,
     ) -> None:
         """`security`: a SASL/SCRAM client listener (and ACLs) instead of PLAINTEXT; the controller
         listener stays PLAINTEXT on loopback. `advertised_port`: the port clients are told to connect to after
@@ -134,7 +135,8 @@ class Kafka(BrokerService):
         second client listener with TLS (SSL, or SASL_SSL with `security`), client certificates required when
         `tls.require_client_cert`; the first listener stays as it is (and carries the broker's own traffic).
         `node_id`, `quorum` (node id -> controller port of every voter) and `cluster_id`: one node of a
-        cluster (`KafkaCluster`); default a cluster of this node alone."""
+        cluster (`KafkaCluster`); default a cluster of this node alone. `settings`: server.properties keys
+        written over the project's own (benchmarks try broker settings with it)."""
         super().__init__(run_dir=run_dir, host=host)
         if (tls_port is None) != (tls is None):
             raise BrokerSettingError("kafka", "tls_port and tls go together",
@@ -153,6 +155,7 @@ class Kafka(BrokerService):
         self.node_id = node_id
         self.quorum = dict(quorum) if quorum is not None else {node_id: self.controller_port}
         self.cluster_id = cluster_id
+        self.settings = dict(settings or {})
 
     @property
     def bootstrap(self) -> str:
@@ -254,6 +257,7 @@ class Kafka(BrokerService):
             settings |= self._security_config(self.security)
         if self.tls is not None:
             settings |= self._tls_config(settings, self.tls)
+        settings |= self.settings
         lines = ["# Written by swarm_bridge.brokers.Kafka; rewritten at every start."]
         lines += [f"{key}={value}" for key, value in settings.items()]
         return "\n".join(lines) + "\n"

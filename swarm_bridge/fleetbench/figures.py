@@ -52,6 +52,7 @@ class StepFigures:
     coordinator_status_off_shard: float = 0.0
     task_rate_per_s: float = 0.0  # task requests submitted per second during the step
     task_seen_p99_ms: float = 0.0  # submit -> the done event read by the bench's probe (adds the probe's fetch wait)
+    task_slowest_at_s: list[float] = field(default_factory=list)  # when the slowest 1% were submitted (s into the step)
     # each hop of a task round trip: {hop: {"p50_ms", "p99_ms"}} (from the coordinator's and the gateway's
     # histograms: the bucket's upper bound; the robot's from its own clock readings)
     task_hops: dict[str, dict[str, float]] = field(default_factory=dict)

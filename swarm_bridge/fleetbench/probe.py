@@ -35,6 +35,15 @@ class TaskTally:
     other_end: int = 0
     round_trip_ms: list[float] = field(default_factory=list)
     seen_ms: list[float] = field(default_factory=list)
+    sent_ns: list[int] = field(default_factory=list)  # when each task of `round_trip_ms` was submitted
+    first_sent_ns: int = 0  # the step's first submission
+
+    def slowest_at_s(self, share: float = 0.01) -> list[float]:
+        """When the slowest `share` of the round trips were submitted, s after the step's first submission (in order):
+        clustered means one stall (e.g. at the start), spread means the tail is steady."""
+        count = max(1, int(len(self.round_trip_ms) * share)) if self.round_trip_ms else 0
+        worst = sorted(range(len(self.round_trip_ms)), key=self.round_trip_ms.__getitem__)[-count:] if count else []
+        return sorted(round((self.sent_ns[i] - self.first_sent_ns) / 1e9, 2) for i in worst)
 
 
 class KafkaProbe:
@@ -84,6 +93,7 @@ class KafkaProbe:
         with self._lock:
             self.submitted[task_id] = now_ns
             self.tasks.submitted += 1
+            self.tasks.first_sent_ns = self.tasks.first_sent_ns or now_ns
 
     def delivery(self, sent: Mapping[tuple[str, str], int]) -> Delivery:
         """What arrived so far of what the robots sent (this step)."""
@@ -95,7 +105,8 @@ class KafkaProbe:
         with self._lock:
             return ([v / 1000 for v in self.append_us], [v / 1000 for v in self.consume_us], self.last,
                     TaskTally(self.tasks.submitted, self.tasks.done, self.tasks.other_end,
-                              list(self.tasks.round_trip_ms), list(self.tasks.seen_ms)))
+                              list(self.tasks.round_trip_ms), list(self.tasks.seen_ms), list(self.tasks.sent_ns),
+                              self.tasks.first_sent_ns))
 
     def open_tasks(self) -> int:
         with self._lock:
@@ -142,6 +153,7 @@ class KafkaProbe:
         if event.task.state is TaskState.DONE:
             self.tasks.done += 1
             self.tasks.round_trip_ms.append((event.task.updated_ns - sent) / 1e6)
+            self.tasks.sent_ns.append(sent)
             self.tasks.seen_ms.append((now_ns - sent) / 1e6)
         else:
             self.tasks.other_end += 1
@@ -156,17 +168,23 @@ class TaskFeed:
     """Submits `rate_per_s` navigate tasks (JSON, key task_id, its shard's partition) from a thread."""
 
     def __init__(self, bootstrap: str, topic: str, shards: int, probe: KafkaProbe, *, rate_per_s: float,
-                 prefix: str, seed: int = 0) -> None:
+                 prefix: str, seed: int = 0, ready_topic: str | None = None) -> None:
         self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "enable.idempotence": True,
                                   "logger": log})
         self.topic, self.shards, self.probe, self.rate, self.prefix = topic, shards, probe, rate_per_s, prefix
+        self.ready_topic = ready_topic
         self.rng = random.Random(seed)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="task-feed", daemon=True)
 
     def start(self) -> TaskFeed:
-        """Connect and learn the topic first (its start-up is no task's round trip), then submit."""
+        """Connect and learn the topic first (its start-up is no task's round trip), then submit. With `ready_topic`
+        (a topic of the bench's own), one record there first: a new producer's first records also wait for its
+        producer id and its connection to the partitions' leader (the first 60 ms of tasks waited ~0.5 s)."""
         self.producer.list_topics(self.topic, timeout=30)
+        if self.ready_topic is not None:
+            self.producer.produce(self.ready_topic, value=b"ready")
+            self.producer.flush(30)
         self._thread.start()
         return self
 

@@ -66,6 +66,9 @@ TASK_HOPS = (  # a task round trip, hop by hop: (name in the figures, process, h
     ("status sent -> consumed", "coordinator", COORDINATOR_HOPS, "status consumed"),
 )
 ROBOTS_PER_WORKER = 150  # one simulator process sends ~10,800 msgs/s at under a core
+# Tasks start this long after the step's robots: a task submitted as they come online waits for the coordinator to
+# see them (the first 30 ms of tasks were 6 of a step's slowest 1%), which is the fleet's start, not a round trip.
+TASKS_AFTER_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class BenchOptions:
     up_partitions: int = 1  # partitions of each telemetry topic (odometry, imu, battery): Kafka's cost is per request
     round_window_ms: float | None = None  # the coordinator's kafka.round_window_ms; None: its default
     linger_ms: float | None = None  # the gateway's kafka.linger_ms; None: the bench's gateway config (10)
+    kafka_settings: tuple[tuple[str, str], ...] = ()  # server.properties keys of the private Kafka, over the project's
     mqtt_port: int | None = None
     kafka_port: int | None = None
     quick: bool = False
@@ -117,6 +121,11 @@ def _create_data_topics(bootstrap: str, namespace: str, *, up_partitions: int, s
                                     TopicSpec(t, up_partitions, {"message.timestamp.type": "LogAppendTime"})
                                     for t in topics])
     return topics
+
+
+def _feed_ready_topic(namespace: str) -> str:
+    """Where the task feed's producer sends one record before its clock starts (no process of the hub reads it)."""
+    return f"{namespace}.bench.feed_ready"
 
 
 def _start_hub(hub: _Hub, opts: BenchOptions, run_dir: Path, stack: ExitStack) -> None:
@@ -220,9 +229,11 @@ def _step(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, robots: int, run: in
         pool.go(start, duration_s)
         time.sleep(max(0.0, start - time.time()))
         sampler.start()
+        time.sleep(TASKS_AFTER_S)
         task_rate = opts.task_rate_per_s or max(1.0, robots * opts.task_rate_per_robot)
         feed = TaskFeed(hub.bootstrap, f"{hub.namespace}.tasks.submit", opts.shards, probe,
-                        rate_per_s=task_rate, prefix=f"{hub.fleet}-r{run}", seed=run).start()
+                        rate_per_s=task_rate, prefix=f"{hub.fleet}-r{run}", seed=run,
+                        ready_topic=_feed_ready_topic(hub.namespace)).start()
         sent, summaries = pool.sent(duration_s + 300)
         feed.stop()
         usage = sampler.stop()
@@ -249,6 +260,7 @@ def _step(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, robots: int, run: in
         tasks_other_end=tasks.other_end, task_p50_ms=round(percentile(tasks.round_trip_ms, 0.5), 1),
         task_p99_ms=round(percentile(tasks.round_trip_ms, 0.99), 1), task_rate_per_s=task_rate,
         task_seen_p99_ms=round(percentile(tasks.seen_ms, 0.99), 1), task_hops=hops,
+        task_slowest_at_s=tasks.slowest_at_s(),
         sim_max_lag_ms=round(1000 * max(s["max_lag_s"] for s in summaries), 1), connect_s=round(connect_s, 1),
         drain_s=round(drained_s, 1),
         gateway_p50_ms=1000 * bucket_quantile(_buckets(gw_before, GW_LATENCY), _buckets(gw_after, GW_LATENCY), 0.5),
@@ -346,7 +358,8 @@ def _print_step(step: StepFigures) -> None:
           f"{step.hub_records_per_core:,.0f} records/s per hub core; µs per process: {per}", flush=True)
     hops = ", ".join(f"{hop} {v['p50_ms']:g}/{v['p99_ms']:g}" for hop, v in step.task_hops.items())
     print(f"       tasks at {step.task_rate_per_s:g}/s: round trip p50 {step.task_p50_ms} ms p99 {step.task_p99_ms} ms "
-          f"(seen by the probe p99 {step.task_seen_p99_ms} ms); hops p50/p99 ms: {hops}", flush=True)
+          f"(seen by the probe p99 {step.task_seen_p99_ms} ms); hops p50/p99 ms: {hops}\n"
+          f"       the slowest 1% submitted at (s into the step): {step.task_slowest_at_s}", flush=True)
 
 
 def _start_private(stack: ExitStack, roots: dict[str, list[int]], name: str, broker: Mosquitto | Kafka) -> int:
@@ -364,7 +377,8 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
     figures: dict[str, Any] = {"quick": opts.quick, "steps_planned": list(opts.steps), "duration_s": opts.duration_s,
                                "workers": opts.workers, "robots_per_worker": ROBOTS_PER_WORKER, "mix_hz": MIX_HZ,
                                "cores": os.cpu_count(), "shards": opts.shards, "up_partitions": opts.up_partitions,
-                               "round_window_ms": opts.round_window_ms, "linger_ms": opts.linger_ms}
+                               "round_window_ms": opts.round_window_ms, "linger_ms": opts.linger_ms,
+                               "kafka_settings": dict(opts.kafka_settings)}
     with tempfile.TemporaryDirectory(prefix="fleet-scale-") as tmp, ExitStack() as stack:
         run_dir = Path(tmp)
         roots: dict[str, list[int]] = {}
@@ -372,11 +386,13 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
         mqtt_port = opts.mqtt_port if opts.mqtt_port is not None else _start_private(
             stack, roots, "mosquitto", Mosquitto(run_dir=run_dir / "mosquitto", port=free_port(), sys_interval_s=1))
         kafka_port = opts.kafka_port if opts.kafka_port is not None else _start_private(
-            stack, roots, "kafka", Kafka(run_dir=run_dir / "kafka", port=free_port()))
+            stack, roots, "kafka", Kafka(run_dir=run_dir / "kafka", port=free_port(),
+                                         settings=dict(opts.kafka_settings)))
         hub = _Hub(mqtt_port, f"127.0.0.1:{kafka_port}", kafka_port, f"fb{tag}", f"fb{tag}", roots)
         figures["namespace"] = hub.namespace  # the run's own Kafka topics are <namespace>.<channel>.<stream>
         topics = _create_data_topics(hub.bootstrap, hub.namespace, up_partitions=opts.up_partitions,
                                      shards=opts.shards)
+        ensure_kafka_topics(hub.bootstrap, [TopicSpec(_feed_ready_topic(hub.namespace), 1, {})])
         run = 1
         if opts.baselines:
             figures["baselines"] = _baselines(hub, opts, run)
@@ -459,6 +475,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--round-window-ms", type=float, default=None,
                         help="the coordinator's kafka.round_window_ms: each round is one Kafka transaction (default: "
                              "the coordinator's own, 10)")
+    parser.add_argument("--kafka-setting", action="append", default=[], metavar="KEY=VALUE",
+                        help="a server.properties key of the private Kafka over the project's own (repeatable), e.g. "
+                             "transaction.partition.verification.enable=false")
     parser.add_argument("--no-baselines", action="store_true", help="skip the bare subscriber/Kafka/Mosquitto runs")
     parser.add_argument("--mqtt-port", type=int, default=None, help="use this Mosquitto (default: a private one)")
     parser.add_argument("--kafka-port", type=int, default=None, help="use this Kafka (default: a private one)")
@@ -476,13 +495,17 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
     if args.shards < 1 or args.up_partitions < 1:
         raise BenchSettingError(f"--shards {args.shards} --up-partitions {args.up_partitions}",
                                 "every topic needs at least one partition", "e.g. --shards 4 --up-partitions 1")
+    pairs = [item.partition("=") for item in args.kafka_setting]
+    if any(not key or not sep for key, sep, _ in pairs):
+        raise BenchSettingError(f"--kafka-setting {' '.join(args.kafka_setting)}", "each is KEY=VALUE",
+                                "e.g. --kafka-setting transaction.partition.verification.enable=false")
     return BenchOptions(steps=steps, duration_s=duration, workers=args.workers, out=args.out,
                         baselines=not args.no_baselines, baseline_robots=100 if args.quick else 300,
                         baseline_records=15_000 if args.quick else 30_000, drain_s=60.0 if args.quick else 120.0,
                         mqtt_port=args.mqtt_port, kafka_port=args.kafka_port, quick=args.quick,
                         warmup_s=warmup, warmup_robots=warmup_robots, task_rate_per_s=args.task_rate,
                         shards=args.shards, up_partitions=args.up_partitions, round_window_ms=args.round_window_ms,
-                        linger_ms=args.linger_ms)
+                        linger_ms=args.linger_ms, kafka_settings=tuple((key, value) for key, _, value in pairs))
 
 
 def run_from_args(args: argparse.Namespace) -> int:

@@ -118,6 +118,14 @@ def test_kafkas_own_topics_are_replicated_as_the_cluster_allows(tmp_path: Path, 
     assert settings["controller.quorum.voters"].count("@") == nodes
 
 
+def test_given_settings_are_written_over_the_projects_own(tmp_path: Path) -> None:
+    """A benchmark tries a broker setting: given keys replace the project's and new ones are added."""
+    settings = _settings(Kafka(run_dir=tmp_path, port=19092, settings={
+        "num.partitions": "3", "transaction.partition.verification.enable": "false"}))
+    assert (settings["num.partitions"], settings["transaction.partition.verification.enable"]) == ("3", "false")
+    assert settings["auto.create.topics.enable"] == "true"
+
+
 def test_a_cluster_on_a_taken_port_refuses_before_any_node_starts(tmp_path: Path, taken_port: int) -> None:
     cluster = KafkaCluster(run_dir=tmp_path, size=3, port=taken_port)
     assert [node.port for node in cluster.nodes] == [taken_port, taken_port + 1, taken_port + 2]

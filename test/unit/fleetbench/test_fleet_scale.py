@@ -21,6 +21,7 @@ from swarm_bridge.fleetbench.figures import (
     hub_cost,
 )
 from swarm_bridge.fleetbench.ledger import SeqLedger, percentile
+from swarm_bridge.fleetbench.probe import TaskTally
 from swarm_bridge.fleetbench.report import markdown, sim_us_per_msg
 from swarm_bridge.fleetbench.run import ROBOTS_PER_WORKER, add_arguments, options_from, worker_count
 from swarm_bridge.sim import DEFAULT_MIX, SimRobot
@@ -93,6 +94,26 @@ def test_partition_options() -> None:
     assert options_from(parser.parse_args(["--linger-ms", "20"])).linger_ms == 20.0
     with pytest.raises(ValueError, match="--shards 4 --up-partitions 0: every topic needs at least one partition"):
         options_from(parser.parse_args(["--up-partitions", "0"]))
+
+
+def test_kafka_setting_options() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert options_from(parser.parse_args([])).kafka_settings == ()
+    opts = options_from(parser.parse_args(["--kafka-setting", "transaction.partition.verification.enable=false",
+                                           "--kafka-setting", "a.b=x=y"]))
+    assert opts.kafka_settings == (("transaction.partition.verification.enable", "false"), ("a.b", "x=y"))
+    with pytest.raises(ValueError, match=re.escape("--kafka-setting a.b: each is KEY=VALUE")):
+        options_from(parser.parse_args(["--kafka-setting", "a.b"]))
+
+
+def test_slowest_tasks_say_when_they_were_submitted() -> None:
+    round_trips = [5.0] * 200
+    round_trips[7], round_trips[150] = 900.0, 800.0  # 1% of 200: these two, submitted 10 ms apart from 1 s on
+    tally = TaskTally(round_trip_ms=round_trips, sent_ns=[2_000_000_000 + i * 10_000_000 for i in range(200)],
+                      first_sent_ns=1_000_000_000)
+    assert tally.slowest_at_s() == [1.07, 2.5]
+    assert TaskTally().slowest_at_s() == []
 
 
 def test_worker_count_fills_workers_before_adding_one() -> None:
