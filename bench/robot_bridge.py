@@ -265,9 +265,9 @@ def main() -> int:
         # (offered more than it takes, a reliable reader is overrun and Fast DDS repairs and replaces samples: both
         # the publisher and the subscriber then ran at half speed, so "as fast as it goes" measured that, not it).
         bare_rate, bare_steps = 0.0, []
-        good, bad = 0, 0
-        rate = BARE_FIRST
-        while rate <= BARE_LAST:
+
+        def bare_step(rate: int) -> tuple[int, float]:
+            """One paced step of the bare subscriber: what it lost, and the rate the publisher really offered."""
             print(f"bare: {rate}/s for {step_s:g} s ...", end=" ", flush=True)
             run = run_bare(int(rate * step_s), float(rate), bare_env, timeout_s=step_s + 30)
             lost = int(rate * step_s) - run["received"]
@@ -275,23 +275,23 @@ def main() -> int:
                                "publisher_busy": round(run["publisher_busy"], 2)})
             print(f"offered {run['offered_per_s']:.0f}/s (publisher busy {run['publisher_busy']:.2f}), lost {lost}",
                   flush=True)
+            return lost, float(run["offered_per_s"])
+
+        good, bad = 0, 0
+        rate = BARE_FIRST
+        while rate <= BARE_LAST:
+            lost, offered = bare_step(rate)
             if lost:
                 bad = rate
                 break
-            good, bare_rate = rate, min(float(rate), run["offered_per_s"])
+            good, bare_rate = rate, min(float(rate), offered)
             rate += BARE_COARSE
         fine = good + BARE_FINE
         while bad and fine < bad:  # between the last step it held and the first it lost, finer
-            print(f"bare: {fine}/s for {step_s:g} s ...", end=" ", flush=True)
-            run = run_bare(int(fine * step_s), float(fine), bare_env, timeout_s=step_s + 30)
-            lost = int(fine * step_s) - run["received"]
-            bare_steps.append({"step_per_s": fine, "offered_per_s": round(run["offered_per_s"]), "lost": lost,
-                               "publisher_busy": round(run["publisher_busy"], 2)})
-            print(f"offered {run['offered_per_s']:.0f}/s (publisher busy {run['publisher_busy']:.2f}), lost {lost}",
-                  flush=True)
+            lost, offered = bare_step(fine)
             if lost:
                 break
-            bare_rate = min(float(fine), run["offered_per_s"])
+            bare_rate = min(float(fine), offered)
             fine += BARE_FINE
         held = [step for step in bare_steps if not step["lost"]]
         # the publisher's ceiling, not the subscriber's, when it fell short of the highest step the subscriber held

@@ -131,16 +131,16 @@ class AckOrder:
     def ack(self, ticket: list[int]) -> list[int]:
         """Mark one message acked; the packet ids whose PUBACK may now be sent, in order."""
         ticket[1] = 1
-        ready = []
-        queue = self._queue
-        while queue and queue[0][1]:
-            ready.append(queue.popleft()[0])
-        return ready
+        return self._ready()
 
     def ack_many(self, tickets: list[list[int]]) -> list[int]:
         """`ack` of several messages at once: the packet ids whose PUBACK may now be sent, in order."""
         for ticket in tickets:
             ticket[1] = 1
+        return self._ready()
+
+    def _ready(self) -> list[int]:
+        """The acked messages at the head of the arrival order, taken off it: their packet ids."""
         ready = []
         queue = self._queue
         while queue and queue[0][1]:
