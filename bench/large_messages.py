@@ -26,9 +26,12 @@ The camera and cloud routes read with the `sensor_data` QoS (best effort, keep 5
 reader of 2 MB samples holds every sample behind a lost fragment until the writer repairs it, and on a busy machine
 that is seconds of images (hundreds of MB that its pools keep) and the odometry behind them (late, then lost).
 `--large-qos reliable` reads them with the `reliable` preset on both sides instead, to see that.
+`--bridge-odometry-only` gives the bridge the Odometry route alone (the images and clouds are still published, and read
+by bare rclpy): what the large routes cost the bridge's Odometry, the machine's load otherwise the same.
 Prints the figures (with the load average, the machine being shared) and ends with one JSON line.
 
   python bench/large_messages.py [--quick] [--soak-s S] [--large-qos sensor_data|reliable] [--skip-links]
+                                 [--bridge-odometry-only]
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ PUBLISHER = textwrap.dedent('''
     from nav_msgs.msg import Odometry
     from sensor_msgs.msg import Image, PointCloud2, PointField
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-    seconds, expect, photo_file = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    seconds, expect, photo_file, expect_large = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     rclpy.init()
     node = rclpy.create_node("bench_large_source")
     qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
@@ -78,7 +81,8 @@ PUBLISHER = textwrap.dedent('''
     odom = node.create_publisher(Odometry, "/amr_l/odom", deep)
     cam = node.create_publisher(Image, "/amr_l/camera", qos)
     lidar = node.create_publisher(PointCloud2, "/amr_l/cloud", qos)
-    while min(p.get_subscription_count() for p in (odom, cam, lidar)) < expect:
+    wanted = ((odom, expect), (cam, expect_large), (lidar, expect_large))
+    while any(p.get_subscription_count() < n for p, n in wanted):
         rclpy.spin_once(node, timeout_sec=0.05)
     time.sleep(1.0)
     image = Image(height=816, width=816, encoding="rgb8", step=816 * 3)
@@ -392,7 +396,8 @@ def bare_kafka(bootstrap: str, payloads: list[bytes], *, chunk_bytes: int | None
     return sum(map(len, payloads[:whole])) / seconds / 1e6
 
 
-def bridge_config(tmp: Path, port: int, large_qos: str = "sensor_data", *, metrics_port: int | None = None) -> Path:
+def bridge_config(tmp: Path, port: int, large_qos: str = "sensor_data", *, metrics_port: int | None = None,
+                  odometry_only: bool = False) -> Path:
     path = tmp / "bridge.yaml"
     path.write_text(yaml.safe_dump({
         "robot_id": ROBOT, "fleet": "bench", "metrics_port": metrics_port,
@@ -406,7 +411,7 @@ def bridge_config(tmp: Path, port: int, large_qos: str = "sensor_data", *, metri
              "stream": "camera", "qos": large_qos, "format": "avro", "priority": 1, "compression": "lz4"},
             {"topic": f"/{ROBOT}/cloud", "type": "sensor_msgs/msg/PointCloud2", "channel": "telemetry",
              "stream": "cloud", "qos": large_qos, "format": "avro", "priority": 0, "compression": "zstd"},
-        ],
+        ][:1 if odometry_only else 3],
     }))
     return path
 
@@ -427,10 +432,14 @@ def main() -> int:
                         help="the QoS preset the camera and cloud are read with (bridge and bare alike)")
     parser.add_argument("--skip-links", action="store_true",
                         help="leave out the bare Kafka and paho figures (repeated soaks: only the bridge's run)")
+    parser.add_argument("--bridge-odometry-only", action="store_true",
+                        help="the bridge carries Odometry only (images and clouds still published, and read by bare "
+                             "rclpy): what the large routes cost its Odometry")
     opts = parser.parse_args()
     seconds = opts.soak_s or (6.0 if opts.quick else 30.0)
     image = photo(816, 816)  # 2.0 MB
     figures: dict[str, Any] = {"seconds": seconds, "budget_bytes_per_s": BUDGET, "large_qos": opts.large_qos,
+                               "bridge_odometry_only": opts.bridge_odometry_only,
                                "load_average_start": os.getloadavg()[0], "codecs": codecs(image)}
     with tempfile.TemporaryDirectory() as tmp_name, lease_domain() as domain:
         tmp = Path(tmp_name)
@@ -453,7 +462,8 @@ def main() -> int:
         try:
             if not opts.skip_links:
                 figures["raw_paho_mb_per_s"] = round(raw_paho(broker.port, image, 40), 1)
-            figures["bare"], figures["bridge"] = run(tmp, env, broker.port, seconds, opts.large_qos)
+            figures["bare"], figures["bridge"] = run(tmp, env, broker.port, seconds, opts.large_qos,
+                                                     odometry_only=opts.bridge_odometry_only)
         finally:
             broker.stop()
     figures["load_average_end"] = os.getloadavg()[0]
@@ -524,8 +534,8 @@ def _rss_figures(rss: list[int], every_s: float) -> dict[str, Any]:
 RSS_EVERY_S = 5.0
 
 
-def run(tmp: Path, env: dict[str, str], port: int, seconds: float,
-        large_qos: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def run(tmp: Path, env: dict[str, str], port: int, seconds: float, large_qos: str, *,
+        odometry_only: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """The streams, at once, into a bare rclpy subscriber (the bridge's QoS) and through a robot_bridge process under
     the budget: what each got and how late, their RSS; the bridge's Odometry as it reached the broker, the large
     records put together whole. Both sides see the same messages in the same minutes, so their p99s compare."""
@@ -537,7 +547,8 @@ def run(tmp: Path, env: dict[str, str], port: int, seconds: float,
                                 env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert odometry.stdout is not None
     odometry.stdout.readline()  # subscribed
-    config = bridge_config(tmp, port, large_qos, metrics_port=(metrics_port := free_port()))
+    config = bridge_config(tmp, port, large_qos, metrics_port=(metrics_port := free_port()),
+                           odometry_only=odometry_only)
     # Its log to a file: a pipe no one reads while it runs fills up (64 KiB: a soak's budget lines) and then blocks
     # the bridge on its next log line, its readers overflowing meanwhile (the last session's soak lost the
     # odometry of its last seconds so).
@@ -550,7 +561,8 @@ def run(tmp: Path, env: dict[str, str], port: int, seconds: float,
                             stdout=subprocess.PIPE, text=True)
     pub: subprocess.Popen[str] | None = None
     try:
-        pub = subprocess.Popen([sys.executable, "-c", PUBLISHER, str(seconds), "2", str(tmp / "photo.rgb")], env=env,
+        pub = subprocess.Popen([sys.executable, "-c", PUBLISHER, str(seconds), "2", str(tmp / "photo.rgb"),
+                                "1" if odometry_only else "2"], env=env,
                                stdout=subprocess.PIPE, text=True)
         while progress.read_text() in ("", "0") and pub.poll() is None:  # the first Odometry through the bridge
             time.sleep(0.05)
