@@ -5,7 +5,12 @@ photograph at 30 Hz (lz4) and 1 MB PointCloud2 of a lidar sweep at 10 Hz (zstd),
 with a 50 Mbit/s budget and 256 KiB chunks. Measures:
   odometry   loss, and added p99 latency: header.stamp -> at the broker via the bridge (a tap in a process of its
              own), minus header.stamp -> a bare rclpy subscriber of the same streams, both in the same minutes
-             (the publisher serves both at once); and the bridge's own share (taken -> PUBACK, its /metrics)
+             (the publisher serves both at once); and the bridge's own share (taken -> PUBACK, its /metrics);
+  hops       where the bridge's Odometry spends that time, per record: header.stamp -> its DDS reader had it
+             (rmw's received_timestamp) -> the bridge took it -> its outbox handed it to the MQTT client -> its
+             PUBLISH was on the socket -> at the tap (p50, p99, and the mean of each hop over the slowest 1 % end to
+             end: which hop the late ones were late in); the bridge runs with hooks that stamp these (bench only), and
+             its garbage collector's passes are counted
   large      images and clouds delivered whole (put together by the tap) and dropped (counted by the bridge), and
              the bytes/s they took on the wire against the budget (odometry shares it and is never held back)
   codecs     compression ratio and CPU ms per MB for zstd and lz4 on the same image and cloud
@@ -21,9 +26,12 @@ The camera and cloud routes read with the `sensor_data` QoS (best effort, keep 5
 reader of 2 MB samples holds every sample behind a lost fragment until the writer repairs it, and on a busy machine
 that is seconds of images (hundreds of MB that its pools keep) and the odometry behind them (late, then lost).
 `--large-qos reliable` reads them with the `reliable` preset on both sides instead, to see that.
+`--bridge-odometry-only` gives the bridge the Odometry route alone (the images and clouds are still published, and read
+by bare rclpy): what the large routes cost the bridge's Odometry, the machine's load otherwise the same.
 Prints the figures (with the load average, the machine being shared) and ends with one JSON line.
 
   python bench/large_messages.py [--quick] [--soak-s S] [--large-qos sensor_data|reliable] [--skip-links]
+                                 [--bridge-odometry-only]
 """
 
 from __future__ import annotations
@@ -65,7 +73,7 @@ PUBLISHER = textwrap.dedent('''
     from nav_msgs.msg import Odometry
     from sensor_msgs.msg import Image, PointCloud2, PointField
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-    seconds, expect, photo_file = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    seconds, expect, photo_file, expect_large = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     rclpy.init()
     node = rclpy.create_node("bench_large_source")
     qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
@@ -73,7 +81,8 @@ PUBLISHER = textwrap.dedent('''
     odom = node.create_publisher(Odometry, "/amr_l/odom", deep)
     cam = node.create_publisher(Image, "/amr_l/camera", qos)
     lidar = node.create_publisher(PointCloud2, "/amr_l/cloud", qos)
-    while min(p.get_subscription_count() for p in (odom, cam, lidar)) < expect:
+    wanted = ((odom, expect), (cam, expect_large), (lidar, expect_large))
+    while any(p.get_subscription_count() < n for p, n in wanted):
         rclpy.spin_once(node, timeout_sec=0.05)
     time.sleep(1.0)
     image = Image(height=816, width=816, encoding="rgb8", step=816 * 3)
@@ -152,6 +161,7 @@ ODOMETRY_TAP = textwrap.dedent('''
     odom = wire_decoder("nav_msgs/msg/Odometry", "avro", "mqtt", subject="-")
     tap = MqttTap(host="127.0.0.1", port=port, patterns=[topic])
     seqs, lat = set(), array.array("q")
+    numbers, stamps, arrivals = array.array("q"), array.array("q"), array.array("q")  # per record, for the hops
     stop = threading.Event()
     threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()  # until stdin closes
     print("ready", flush=True)
@@ -161,12 +171,102 @@ ODOMETRY_TAP = textwrap.dedent('''
             envelope = odom.decode(record.payload)
             seqs.add(envelope.seq)
             lat.append(record.arrived_ns - envelope.stamp_ns)
+            numbers.append(envelope.seq & 0xFFFFFFFF)
+            stamps.append(envelope.stamp_ns)
+            arrivals.append(record.arrived_ns)
         with open(progress, "w") as out:
             out.write(str(len(seqs)))
         if done:
             break
     tap.close()
-    print(json.dumps({"received": len(seqs), "latency_ns": lat.tolist()}))
+    print(json.dumps({"received": len(seqs), "latency_ns": lat.tolist(), "numbers": numbers.tolist(),
+                      "stamps_ns": stamps.tolist(), "arrivals_ns": arrivals.tolist()}))
+''')
+
+
+# The robot bridge as `python -m swarm_bridge.nodes robot_bridge` runs it, with hop stamps for the bench's Odometry
+# (bench only; the product has no such code): for each Odometry record the outbox hands to the link, its take from
+# ROS (`Outgoing.received_ns`), when the outbox handed it to the link, and when its PUBLISH was on the socket (at
+# once when the client wrote it from the handing thread, else when the client's network thread had written all it
+# held), and DDS's reception time of it (rmw's received_timestamp: when the bridge's DDS reader had it). Written to a
+# file in blocks (what is kept in memory would count in the bridge's RSS), as (received, take, handed, socket) int64
+# rows in sending order, received in time.time_ns(), the others in time.monotonic_ns(); the first line of the file is
+# the offset of time.time_ns() from time.monotonic_ns().
+BRIDGE_WITH_HOPS = textwrap.dedent('''
+    import array, collections, gc, json, sys, time
+    from swarm_bridge import nodes
+    from swarm_bridge.ros import ros_to_uplink
+    from swarm_bridge.transport import mqtt_client, outbox
+    path, stream, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+    out = open(path, "wb")
+    out.write(b"%d\\n" % (time.time_ns() - time.monotonic_ns()))
+    rows, waiting = array.array("q"), []  # waiting: indices into rows whose PUBLISH waits in the client's queue
+    received = collections.deque()  # DDS's reception time of each message taken, in the order taken
+    send, write, init = outbox.Outbox._send, mqtt_client.MqttClient._write, ros_to_uplink.UplinkRoute.__init__
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        if self.route.stream == stream:
+            take = self._take
+            def taken(msg_type, raw):
+                got = take(msg_type, raw)
+                if got is not None:
+                    received.append(got[1]["received_timestamp"])
+                return got
+            self._take = taken
+    def _send(self, entries):
+        handed = time.monotonic_ns()
+        send(self, entries)
+        takes = [record.received_ns for record, _id in entries if record.stream == stream and record.received_ns]
+        if not takes:
+            return
+        client = self.link._client
+        with client._lock:
+            queued = bool(client._out or client._unsent)
+            now = time.monotonic_ns()
+            for take in takes:
+                if queued:
+                    waiting.append(len(rows) + 3)
+                rows.extend((received.popleft() if received else 0, take, handed, 0 if queued else now))
+            if not waiting and len(rows) >= 4 * 1024:
+                rows.tofile(out)
+                del rows[:]
+    def _write(self, sock, data):
+        rest = write(self, sock, data)
+        if not rest and waiting:  # under the client's lock: everything queued before is on the socket now
+            now = time.monotonic_ns()
+            for index in waiting:
+                rows[index] = now
+            waiting.clear()
+        return rest
+    pauses = {}  # the garbage collector's passes by generation: [count, total ns, max ns, over 5 ms]
+    began = [0]
+    def collected(phase, info):
+        if phase == "start":
+            began[0] = time.perf_counter_ns()
+            return
+        took, kept = time.perf_counter_ns() - began[0], pauses.setdefault(info["generation"], [0, 0, 0, 0])
+        kept[0], kept[1], kept[2], kept[3] = kept[0] + 1, kept[1] + took, max(kept[2], took), kept[3] + (took > 5e6)
+    gc.callbacks.append(collected)
+    drains = collections.Counter()  # the reader thread's drains per stream, and those that took nothing
+    drain = ros_to_uplink.UplinkRoute.drain
+    def _drain(self):
+        taken = drain(self)
+        drains[self.route.stream] += 1
+        drains[self.route.stream + " (took nothing)"] += not taken
+        return taken
+    ros_to_uplink.UplinkRoute.drain = _drain
+    outbox.Outbox._send, mqtt_client.MqttClient._write = _send, _write
+    ros_to_uplink.UplinkRoute.__init__ = __init__
+    try:
+        code = nodes.main(["robot_bridge", *argv])
+    finally:
+        rows.tofile(out)
+        out.close()
+        with open(path + ".gc.json", "w") as gc_out:
+            json.dump({"drains": dict(drains), **{
+                f"gen{gen}": {"passes": n, "total_ms": round(total / 1e6, 1), "max_ms": round(most / 1e6, 2),
+                              "over_5_ms": over} for gen, (n, total, most, over) in sorted(pauses.items())}}, gc_out)
+    sys.exit(code)
 ''')
 
 
@@ -296,7 +396,8 @@ def bare_kafka(bootstrap: str, payloads: list[bytes], *, chunk_bytes: int | None
     return sum(map(len, payloads[:whole])) / seconds / 1e6
 
 
-def bridge_config(tmp: Path, port: int, large_qos: str = "sensor_data", *, metrics_port: int | None = None) -> Path:
+def bridge_config(tmp: Path, port: int, large_qos: str = "sensor_data", *, metrics_port: int | None = None,
+                  odometry_only: bool = False) -> Path:
     path = tmp / "bridge.yaml"
     path.write_text(yaml.safe_dump({
         "robot_id": ROBOT, "fleet": "bench", "metrics_port": metrics_port,
@@ -310,7 +411,7 @@ def bridge_config(tmp: Path, port: int, large_qos: str = "sensor_data", *, metri
              "stream": "camera", "qos": large_qos, "format": "avro", "priority": 1, "compression": "lz4"},
             {"topic": f"/{ROBOT}/cloud", "type": "sensor_msgs/msg/PointCloud2", "channel": "telemetry",
              "stream": "cloud", "qos": large_qos, "format": "avro", "priority": 0, "compression": "zstd"},
-        ],
+        ][:1 if odometry_only else 3],
     }))
     return path
 
@@ -331,10 +432,14 @@ def main() -> int:
                         help="the QoS preset the camera and cloud are read with (bridge and bare alike)")
     parser.add_argument("--skip-links", action="store_true",
                         help="leave out the bare Kafka and paho figures (repeated soaks: only the bridge's run)")
+    parser.add_argument("--bridge-odometry-only", action="store_true",
+                        help="the bridge carries Odometry only (images and clouds still published, and read by bare "
+                             "rclpy): what the large routes cost its Odometry")
     opts = parser.parse_args()
     seconds = opts.soak_s or (6.0 if opts.quick else 30.0)
     image = photo(816, 816)  # 2.0 MB
     figures: dict[str, Any] = {"seconds": seconds, "budget_bytes_per_s": BUDGET, "large_qos": opts.large_qos,
+                               "bridge_odometry_only": opts.bridge_odometry_only,
                                "load_average_start": os.getloadavg()[0], "codecs": codecs(image)}
     with tempfile.TemporaryDirectory() as tmp_name, lease_domain() as domain:
         tmp = Path(tmp_name)
@@ -357,7 +462,8 @@ def main() -> int:
         try:
             if not opts.skip_links:
                 figures["raw_paho_mb_per_s"] = round(raw_paho(broker.port, image, 40), 1)
-            figures["bare"], figures["bridge"] = run(tmp, env, broker.port, seconds, opts.large_qos)
+            figures["bare"], figures["bridge"] = run(tmp, env, broker.port, seconds, opts.large_qos,
+                                                     odometry_only=opts.bridge_odometry_only)
         finally:
             broker.stop()
     figures["load_average_end"] = os.getloadavg()[0]
@@ -382,6 +488,12 @@ def main() -> int:
           f"in the same minutes ({bare['received']['odom']} of {bare['odometry_sent']}), added "
           f"{bridge['odometry_added_p99_ms']} ms (goal <= {ADDED_P99_GOAL_MS:g} ms "
           f"{_mark(goals['odometry_added_p99_le_5_ms'])}, zero loss {_mark(goals['odometry_zero_loss'])})")
+    hops = bridge["odometry_hops"]
+    if "stamp_to_tap" in hops:
+        print("odometry hops (p50 / p99 / mean in the slowest 1 % end to end, ms): " + ", ".join(
+            f"{name} {hops[name]['p50_ms']} / {hops[name]['p99_ms']} / {hops[name]['mean_in_slowest_1pct_ms']}"
+            for name, _start, _end in HOPS) + f"; bare rclpy stamp -> subscriber p99 {bare['odometry_p99_ms']}")
+    print(f"the bridge's garbage collector while it ran: {bridge['gc_passes']}")
     print(f"images: {bridge['images_whole']} whole, {bridge['images_dropped']} dropped (counted: "
           f"{bridge['drops']['camera']}); clouds: {bridge['clouds_whole']} whole, {bridge['clouds_dropped']} dropped "
           f"({bridge['drops']['cloud']}); bare rclpy received {bare['received']['camera']} images and "
@@ -422,8 +534,8 @@ def _rss_figures(rss: list[int], every_s: float) -> dict[str, Any]:
 RSS_EVERY_S = 5.0
 
 
-def run(tmp: Path, env: dict[str, str], port: int, seconds: float,
-        large_qos: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def run(tmp: Path, env: dict[str, str], port: int, seconds: float, large_qos: str, *,
+        odometry_only: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """The streams, at once, into a bare rclpy subscriber (the bridge's QoS) and through a robot_bridge process under
     the budget: what each got and how late, their RSS; the bridge's Odometry as it reached the broker, the large
     records put together whole. Both sides see the same messages in the same minutes, so their p99s compare."""
@@ -435,19 +547,22 @@ def run(tmp: Path, env: dict[str, str], port: int, seconds: float,
                                 env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert odometry.stdout is not None
     odometry.stdout.readline()  # subscribed
-    config = bridge_config(tmp, port, large_qos, metrics_port=(metrics_port := free_port()))
+    config = bridge_config(tmp, port, large_qos, metrics_port=(metrics_port := free_port()),
+                           odometry_only=odometry_only)
     # Its log to a file: a pipe no one reads while it runs fills up (64 KiB: a soak's budget lines) and then blocks
     # the bridge on its next log line, its readers overflowing meanwhile (the last session's soak lost the
     # odometry of its last seconds so).
     log_path = tmp / "bridge.log"
     log_file = log_path.open("w")
-    bridge = subprocess.Popen([sys.executable, "-m", "swarm_bridge.nodes", "robot_bridge", "--config", str(config)],
-                              env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True)
+    hops_path = tmp / "odometry_hops.bin"
+    bridge = subprocess.Popen([sys.executable, "-c", BRIDGE_WITH_HOPS, str(hops_path), "odometry", "--config",
+                               str(config)], env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True)
     bare = subprocess.Popen([sys.executable, "-c", BARE, large_qos], env=env, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     pub: subprocess.Popen[str] | None = None
     try:
-        pub = subprocess.Popen([sys.executable, "-c", PUBLISHER, str(seconds), "2", str(tmp / "photo.rgb")], env=env,
+        pub = subprocess.Popen([sys.executable, "-c", PUBLISHER, str(seconds), "2", str(tmp / "photo.rgb"),
+                                "1" if odometry_only else "2"], env=env,
                                stdout=subprocess.PIPE, text=True)
         while progress.read_text() in ("", "0") and pub.poll() is None:  # the first Odometry through the bridge
             time.sleep(0.05)
@@ -499,11 +614,55 @@ def run(tmp: Path, env: dict[str, str], port: int, seconds: float,
         "odometry_taken_by_bridge": int(taken) if taken.isdigit() else None,
         "odometry_p99_ms": round(percentile(odometry_out["latency_ns"], 0.99) / 1e6, 3),
         "odometry_in_bridge_p99_ms": None if in_bridge is None else round(in_bridge * 1e3, 3),
+        "odometry_hops": _hops(hops_path, odometry_out),
+        "gc_passes": json.loads(gc_path.read_text()) if (gc_path := hops_path.with_suffix(".bin.gc.json")).exists()
+        else None,
         "images_whole": seen.whole["camera"], "images_dropped": sum(drops["camera"].values()),
         "clouds_whole": seen.whole["cloud"], "clouds_dropped": sum(drops["cloud"].values()), "drops": drops,
         "large_bytes_per_s": seen.wire_bytes / max(span, 1e-9), "chunks_undone_by_tap": tap.chunks.completed,
         "cpu_percent": round(100 * cpu / span, 1), **_rss_figures(rss, RSS_EVERY_S)}
     return bare_figures, bridge_figures
+
+
+# The hops of an Odometry record, between the stamps the bench has of it: header.stamp (the publisher), received by
+# the bridge's DDS reader, taken from it by the bridge, handed by its outbox to the MQTT client, on the socket, at the
+# tap (another process: after the broker).
+HOPS = (("dds_to_reader", "stamp", "received"), ("reader_to_take", "received", "take"),
+        ("ros_to_take", "stamp", "take"), ("take_to_handed", "take", "handed"),
+        ("handed_to_socket", "handed", "socket"), ("socket_to_tap", "socket", "tap"),
+        ("stamp_to_socket", "stamp", "socket"), ("stamp_to_tap", "stamp", "tap"))
+
+
+def _hops(path: Path, tap: dict[str, Any]) -> dict[str, Any]:
+    """Per hop of the bridge's Odometry: p50, p99 and max (ms), and what each hop took on average in the records that
+    were the slowest 1 % end to end (which hop the late ones were late in). Records are matched by their number in
+    the run (seq's low 32 bits = the order the bridge took them, which is the order its outbox sent them)."""
+    if not path.exists():
+        return {"error": "no hop file"}
+    head, _, body = path.read_bytes().partition(b"\n")
+    offset = int(head)
+    rows = np.frombuffer(body[:len(body) // 32 * 32], dtype=np.int64).reshape(-1, 4)
+    numbers = np.asarray(tap["numbers"], dtype=np.int64)
+    keep = numbers < len(rows)
+    numbers = numbers[keep]
+    stamps = {"stamp": np.asarray(tap["stamps_ns"], dtype=np.int64)[keep],
+              "tap": np.asarray(tap["arrivals_ns"], dtype=np.int64)[keep],
+              "received": rows[numbers, 0],
+              **{name: rows[numbers, column] + offset for column, name in enumerate(("take", "handed", "socket"), 1)}}
+    written = rows[numbers, 3] > 0
+    stamps = {name: values[written] for name, values in stamps.items()}
+    out: dict[str, Any] = {"records": int(written.sum()), "stamped_by_bridge": len(rows),
+                           "not_on_socket_at_stop": int((~written).sum())}
+    if not written.any():
+        return out
+    total = stamps["tap"] - stamps["stamp"]
+    slowest = total >= np.quantile(total, 0.99)
+    for name, start, end in HOPS:
+        ms = (stamps[end] - stamps[start]) / 1e6
+        out[name] = {"p50_ms": round(float(np.quantile(ms, 0.5)), 3),
+                     "p99_ms": round(float(np.quantile(ms, 0.99)), 3), "max_ms": round(float(ms.max()), 3),
+                     "mean_in_slowest_1pct_ms": round(float(ms[slowest].mean()), 3)}
+    return out
 
 
 def _odometry_in_bridge_p99_s(port: int) -> float | None:

@@ -11,7 +11,8 @@ Batching (when given `pack`): a record goes out alone while the link is idle (lo
 `eager` sends are unacknowledged, new records wait in memory and leave together, consecutive records of one
 destination packed into one send, as soon as an acknowledgement frees the link. So batches grow with load
 and one publish, and one acknowledgement, carries many records. A chunk's send (`alone`) does not count: its
-acknowledgement comes after its whole transmission, and a small record must not wait behind a large one.
+acknowledgement comes after its whole transmission, and a small record must not wait behind a large one; nor does a
+send made while a chunk (or a send behind one) was in flight, whose acknowledgement comes after that chunk's.
 
 Overflow (when given `overflow_bytes`): while the link is up and only slow to acknowledge (the window is full),
 up to `overflow_bytes` of records wait in memory, in order, and leave as acknowledgements free the window,
@@ -145,7 +146,8 @@ class Outbox:
         self._order = spool.next_order
         self._lock = threading.Lock()
         self._inflight: dict[int, _Send] = {}  # token -> the records of one send
-        self._alone_inflight: set[int] = set()  # the tokens of sends of a chunk: batching does not wait for those
+        # The tokens of sends batching does not wait for: a chunk's, and any made while such a send was in flight.
+        self._unawaited: set[int] = set()
         self._inflight_records = 0
         self._pending: list[Outgoing] = []  # live records waiting for the link to free up, to leave together
         self._pending_bytes = 0  # their payload bytes
@@ -273,9 +275,9 @@ class Outbox:
 
     def _awaited(self) -> int:
         """Sends in flight that new records wait behind to leave together (`eager`): not a chunk's, whose
-        acknowledgement comes only after its whole transmission, so a small record of another stream would wait
-        behind a large record's chunks by a link's round trip each."""
-        return len(self._inflight) - len(self._alone_inflight)
+        acknowledgement comes only after its whole transmission, nor one made behind it, whose acknowledgement comes
+        after the chunk's: a small record of another stream would wait for a large record's transmission."""
+        return len(self._inflight) - len(self._unawaited)
 
     def _send(self, entries: _Send) -> None:
         """One send of one record, or of several records of one destination packed together."""
@@ -283,8 +285,8 @@ class Outbox:
         token = self._token
         self._inflight[token] = entries
         self._inflight_records += len(entries)
-        if len(entries) == 1 and self._alone(entries[0][0].payload):
-            self._alone_inflight.add(token)
+        if self._unawaited or (len(entries) == 1 and self._alone(entries[0][0].payload)):
+            self._unawaited.add(token)
         events, wake = self._events, self._wake
 
         def done(ok: bool) -> None:
@@ -302,7 +304,7 @@ class Outbox:
             self.link.send(first.destination, first.key, payload, qos=first.qos, retain=first.retain, on_done=done)
         except BaseException:
             del self._inflight[token]
-            self._alone_inflight.discard(token)
+            self._unawaited.discard(token)
             self._inflight_records -= len(entries)
             raise
         if len(entries) > 1:
@@ -422,8 +424,8 @@ class Outbox:
             if self._pending:
                 return False  # older than anything spooled: they leave first, when an acknowledgement comes
             room = self.window - self._inflight_records
-            if not self.link.connected or room <= 0 or holding:
-                return False
+            if not self.link.connected or room <= 0 or holding or not self.spool.depth():
+                return False  # an empty spool costs no SQLite transaction (the pump looks up to 1,000 times a second)
             wanted = min(self.batch, room)
             spooled = self.spool.take(wanted) if self._pace is None else self._take_paced(wanted, self._pace)
             entries: _Send = [(Outgoing(s.stream, s.destination, s.key, s.payload, s.priority, s.qos, s.retain,
@@ -478,7 +480,7 @@ class Outbox:
         entries = self._inflight.pop(token, None)
         if entries is None:
             return  # already given back to the spool after a lost connection: it will be sent again
-        self._alone_inflight.discard(token)
+        self._unawaited.discard(token)
         self._inflight_records -= len(entries)
         if ok:
             self.stats.acked += len(entries)
@@ -508,5 +510,5 @@ class Outbox:
         log.info("%s: connection lost with %d records in flight; they go out again from the spool",
                  getattr(self.link, "endpoint", "uplink"), len(entries))
         self._inflight.clear()
-        self._alone_inflight.clear()
+        self._unawaited.clear()
         self._inflight_records = 0

@@ -613,7 +613,8 @@ def test_a_failed_send_of_a_burst_is_left_to_the_pump_and_goes_again_in_order(
 def test_a_chunk_in_flight_does_not_hold_back_a_small_record_behind_it(tmp_path: Path) -> None:
     """Issue 19: a large record never blocks a small one of another stream that arrives after it. Batching waits
     for the acknowledgement of a send in flight; a chunk's comes only after its whole transmission (a 256 KiB chunk
-    on a 50 Mbit/s link: 42 ms), so records do not wait for chunks', only for small sends'."""
+    on a 50 Mbit/s link: 42 ms), and so does that of a small send made behind it: records wait for neither. Once
+    the chunks are acknowledged, small records wait for each other's acknowledgements again, to leave together."""
     link = ScriptedLink()
     outbox = Outbox(link, Spool(tmp_path / "spool.db", max_bytes=1 << 20), window=100, batch=50, pack=_pack,
                     max_batch=10, alone=lambda payload: payload.startswith(b"C"))
@@ -622,10 +623,50 @@ def test_a_chunk_in_flight_does_not_hold_back_a_small_record_behind_it(tmp_path:
         _submit(outbox, b"o0", stream="odometry")
         assert [p for p, _ in link.sent] == [b"C0", b"C1", b"o0"]  # chunks in flight, unacknowledged: o0 left
         _submit(outbox, b"o1", b"o2", stream="odometry")
-        assert [p for p, _ in link.sent] == [b"C0", b"C1", b"o0"]  # o0 (small) in flight: these wait to go together
+        assert [p for p, _ in link.sent] == [b"C0", b"C1", b"o0", b"o1", b"o2"]  # o0 is behind the chunks: no wait
         link.ack_all()
         _settle(outbox)
-        assert [p for p, _ in link.sent] == [b"[o1,o2]"]
+        _submit(outbox, b"o3", stream="odometry")
+        _submit(outbox, b"o4", b"o5", stream="odometry")
+        assert [p for p, _ in link.sent] == [b"o3"]  # no chunk in flight: o4 and o5 wait for o3's acknowledgement
+        link.ack_all()
+        _settle(outbox)
+        assert [p for p, _ in link.sent] == [b"[o4,o5]"]
+        link.ack_all()
+        _settle(outbox)
+        assert outbox.backlog() == 0
+    finally:
+        outbox.close()
+
+
+def test_the_pump_asks_an_empty_spool_nothing(tmp_path: Path) -> None:
+    """The pump looks up to 1,000 times a second while records wait for an acknowledgement; each look used to run a
+    SQLite transaction on an empty spool, holding the outbox's lock (and the GIL between statements) that the robot's
+    reader thread needs for its next record. Records that went to the spool are still taken from it."""
+    link = ScriptedLink()
+    spool = Spool(tmp_path / "spool.db", max_bytes=1 << 20)
+    takes: list[int] = []
+    take = spool.take
+
+    def counted(limit: int, **kwargs: Any) -> list[Any]:
+        takes.append(limit)
+        return take(limit, **kwargs)
+
+    spool.take = counted  # type: ignore[method-assign]
+    outbox = Outbox(link, spool, window=100, batch=50)
+    try:
+        _submit(outbox, b"r0", b"r1")
+        _settle(outbox)
+        link.ack_all()
+        _settle(outbox)
+        assert outbox.backlog() == 0 and takes == []
+        link.connected = False
+        _submit(outbox, b"r2")
+        _settle(outbox)  # to the spool while the link is down
+        assert spool.depth() == 1
+        link.connected = True
+        _settle(outbox)
+        assert takes and [p for p, _ in link.sent] == [b"r2"]
         link.ack_all()
         _settle(outbox)
         assert outbox.backlog() == 0
