@@ -435,6 +435,11 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
         figures["gateway_warnings"] = hub.gateway.warnings
         figures["coordinator_warnings"] = hub.coordinator.warnings
         figures["coordinator_log_tail"] = [line for line in hub.coordinator.lines if "WARNING" in line][-3:]
+        # what the gateway says at stop: its counts, and how often records new to it (each step's robots start a
+        # new run) made it read the up topics back (dedup.from_other_hubs), with the records and seconds it took
+        hub.gateway.stop()
+        figures["gateway_stop_log"] = [line for line in hub.gateway.lines if "dedup: the up topics" in line
+                                       or " stopped: " in line][-2:]
     figures["steps"] = [s.as_dict() for s in steps]
     figures["headline_robots"] = headline(steps)
     held = [s for s in steps if s.robots == figures["headline_robots"]]
