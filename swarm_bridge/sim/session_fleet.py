@@ -20,7 +20,7 @@ from swarm_bridge.coordinator.core.dispatch import ASSIGN
 from swarm_bridge.coordinator.core.tasks import TaskState
 from swarm_bridge.routing.naming import mqtt_topic, presence_topic
 from swarm_bridge.routing.presence import presence_payload
-from swarm_bridge.sim.records import RobotRecords, StreamTemplate, avro_long
+from swarm_bridge.sim.records import RobotRecords, StreamTemplate
 from swarm_bridge.sim.robots import DEFAULT_MIX, StreamSpec
 from swarm_bridge.transport.mqtt_client import LastWill, Message, MqttOptions
 from swarm_bridge.transport.mqtt_sessions import MqttSession, MqttSessions
@@ -33,9 +33,6 @@ MIX_HZ = {"odometry": 20.0, "imu": 50.0, "battery": 1.0, "robot_state": 1.0}  # 
 CAPABILITIES = {"amr": ["navigate", "pick", "charge"]}
 _TASK_STATES = (TaskState.ACCEPTED, TaskState.RUNNING, TaskState.DONE)
 _CONTENT_TYPE = "avro/binary; encoding=single-object"
-# The sending loop wakes this often: every record due by then is made and written (one socket write per robot),
-# PUBACKs and commands read. Commands wait for it at most this long; the records are stamped when made.
-TICK_S = 0.002
 
 
 def robot_ids(count: int) -> list[str]:
@@ -153,63 +150,42 @@ class SimWorker:
 
     def run_sends(self, start: float, duration_s: float) -> dict[tuple[str, str], int]:
         """Send every robot's mix from wall time `start` for `duration_s` (each stream at its rate, phases
-        spread at random); returns the records sent per (robot_id, stream).
-
-        The worker wakes every TICK_S: reads the clock once, builds every record due by then (stamped with that
-        reading: the moment it is made and written), writes each robot's in one socket write, reads the
-        PUBACKs and commands that came since, and sleeps to the next tick. A wake-up per record (a wait for the
-        next one) cost a selector wait and two passes over the sessions per record."""
+        spread at random); returns the records sent per (robot_id, stream)."""
         rng = random.Random(self.plan.seed + 1)
         mix = self.plan.mix
-        periods = [1.0 / self.rates[spec.name] for spec in mix]
-        due: list[tuple[float, int, int]] = []  # (wall time, robot, stream)
+        due: list[tuple[float, int, int, int]] = []  # (wall time, robot, stream, k)
         for r in range(len(self.robots)):
-            for s, period in enumerate(periods):
-                due.append((start + rng.uniform(0, period), r, s))
+            for s, spec in enumerate(mix):
+                period = 1.0 / self.rates[spec.name]
+                due.append((start + rng.uniform(0, period), r, s, 0))
         heapq.heapify(due)
         end = start + duration_s
         run = self.plan.run
-        publish, props, robots, stats = self.sessions.publish, self._props, self.robots, self.stats
-        pop, push = heapq.heappop, heapq.heappush
         while time.time() < start:
             self.pump(min(0.01, max(0.0, start - time.time())))
-        stats.send_start = time.time()
-        max_lag, sent = 0.0, 0
+        self.stats.send_start = time.time()
         while due:
-            stamp_ns = time.time_ns()
-            now = stamp_ns / 1e9
-            tick_end = now + TICK_S
-            stamp = avro_long(stamp_ns)
-            if due[0][0] <= now:
-                max_lag = max(max_lag, now - due[0][0])
+            now = time.time()
             while due and due[0][0] <= now:
-                when, r, s = pop(due)
-                robot = robots[r]
+                when, r, s, k = heapq.heappop(due)
+                self.stats.max_lag_s = max(self.stats.max_lag_s, now - when)
+                robot = self.robots[r]
                 n = robot.sent[s]
                 template = robot.templates[s]
+                seq = run << 32 | n
                 if template is None:
-                    payload = self.records.state_record(robot.robot_id, seq=run << 32 | n, x=robot.x, y=robot.y,
-                                                        battery=90.0, stamp_ns=stamp_ns)
+                    payload = self.records.state_record(robot.robot_id, seq=seq, x=robot.x, y=robot.y, battery=90.0)
                 else:
-                    payload = template.record_stamped(run << 32 | n, stamp)
-                publish(robot.session, robot.topics[s], payload, qos=self.plan.qos, content_type=_CONTENT_TYPE,
-                        user_properties=props[s])
+                    payload = template.record(seq, time.time_ns())
+                self._publish(robot.session, robot.topics[s], payload, self._props[s])
                 robot.sent[s] = n + 1
-                sent += 1
-                following = when + periods[s]
+                following = when + 1.0 / self.rates[mix[s].name]
                 if following < end:
-                    push(due, (following, r, s))
-            self.pump(0.0)
-            if due:
-                rest = tick_end - time.time()
-                if rest > 0:
-                    time.sleep(rest)
-                wait = due[0][0] - time.time()
-                if wait > 0:  # a small fleet: wait for its next record, answering commands meanwhile
-                    self.pump(min(wait, 0.005))
-        stats.published += sent
-        stats.max_lag_s = max(stats.max_lag_s, max_lag)
-        stats.send_end = time.time()
+                    heapq.heappush(due, (following, r, s, k + 1))
+                now = time.time()
+            wait = (due[0][0] - now) if due else 0.0
+            self.pump(min(0.005, max(0.0, wait)))
+        self.stats.send_end = time.time()
         return {(robot.robot_id, spec.name): robot.sent[s] for robot in self.robots for s, spec in enumerate(mix)}
 
     # --- commands --------------------------------------------------------------------------------------
