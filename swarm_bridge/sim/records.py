@@ -123,10 +123,6 @@ class StreamTemplate:
     def record(self, seq: int, stamp_ns: int) -> bytes:
         return b"".join((self._frame, self._who, avro_long(seq), avro_long(stamp_ns), self._tail))
 
-    def record_stamped(self, seq: int, stamp: bytes) -> bytes:
-        """`record` with the stamp already encoded (`avro_long(stamp_ns)`): records made together share it."""
-        return b"".join((self._frame, self._who, avro_long(seq), stamp, self._tail))
-
 
 class RobotRecords:
     """A robot's records built from dicts (RobotState, TaskStatus) and its command decoder, MQTT framing."""
