@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from swarm_bridge.fleetbench.ledger import percentile
+
 __all__ = ["EMQX_MSGS_PER_CORE", "HUB", "JIT_SETTLED_PERCENT", "P99_GOAL_MS", "WARMUP_ROUNDS", "StepFigures",
-           "bucket_quantile", "fails_badly", "headline", "holds", "hub_cost"]
+           "bucket_quantile", "fails_badly", "headline", "holds", "hub_cost", "p99_by_second"]
 
 P99_GOAL_MS = 50.0
 KEPT_UP = 0.95  # the simulator must offer this share of the mix's rate for the step to count
@@ -53,6 +55,9 @@ class StepFigures:
     task_rate_per_s: float = 0.0  # task requests submitted per second during the step
     task_seen_p99_ms: float = 0.0  # submit -> the done event read by the bench's probe (adds the probe's fetch wait)
     task_slowest_at_s: list[float] = field(default_factory=list)  # when the slowest 1% were submitted (s into the step)
+    # p99 (ms) of each second's worth of records in the order the probe read them: a stall at the step's start
+    # (e.g. the gateway busy with something once) shows as a high first value, a hub falling behind as a rising row
+    p99_ms_by_second: list[float] = field(default_factory=list)
     # each hop of a task round trip: {hop: {"p50_ms", "p99_ms"}} (from the coordinator's and the gateway's
     # histograms: the bucket's upper bound; the robot's from its own clock readings)
     task_hops: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -104,3 +109,9 @@ def hub_cost(cpu_percent: dict[str, float], delivered_per_s: float) -> tuple[dic
     per = {name: round(1e4 * pct / delivered_per_s, 1) for name, pct in cpu_percent.items()}
     hub = 1e4 * sum(cpu_percent.get(name, 0.0) for name in HUB) / delivered_per_s
     return per, round(hub, 1), round(1e6 / hub) if hub > 0 else 0.0
+
+
+def p99_by_second(latencies_ms: list[float], per_s: float) -> list[float]:
+    """The p99 (ms) of each run of `per_s` latencies (a second's worth of records, in the order they were read)."""
+    size = max(1, round(per_s))
+    return [round(percentile(latencies_ms[i:i + size], 0.99), 1) for i in range(0, len(latencies_ms), size)]

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
 from swarm_bridge.fleetbench import baselines
 from swarm_bridge.fleetbench.errors import BenchSettingError
@@ -30,6 +32,7 @@ from swarm_bridge.fleetbench.figures import (
     headline,
     holds,
     hub_cost,
+    p99_by_second,
 )
 from swarm_bridge.fleetbench.hub import HubProcess, coordinator_doc, gateway_doc, namespace_gateway, wait_metric
 from swarm_bridge.fleetbench.ledger import percentile
@@ -91,6 +94,7 @@ class BenchOptions:
     round_window_ms: float | None = None  # the coordinator's kafka.round_window_ms; None: its default
     linger_ms: float | None = None  # the gateway's kafka.linger_ms; None: the bench's gateway config (10)
     kafka_settings: tuple[tuple[str, str], ...] = ()  # server.properties keys of the private Kafka, over the project's
+    gateway_settings: tuple[tuple[str, Any], ...] = ()  # gateway config keys (dotted paths) over the bench's own
     mqtt_port: int | None = None
     kafka_port: int | None = None
     quick: bool = False
@@ -148,6 +152,12 @@ def _start_hub(hub: _Hub, opts: BenchOptions, run_dir: Path, stack: ExitStack) -
     namespace_gateway(gw, ns, tag)
     if opts.linger_ms is not None:
         gw["kafka"]["linger_ms"] = opts.linger_ms
+    for path, value in opts.gateway_settings:
+        *parents, leaf = path.split(".")
+        node = gw
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
     gw["mqtt"]["share_group"] = f"{tag}_gw"
     hub.gateway = HubProcess("gateway", "gateway", gw, run_dir, ": running")
     stack.callback(hub.gateway.stop)
@@ -250,6 +260,7 @@ def _step(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, robots: int, run: in
     send_end = max(s["send_end"] for s in summaries)
     window = max(1e-6, send_end - send_start)
     latencies = append or consume
+    by_second = p99_by_second(latencies, delivery.delivered / window)
     step = StepFigures(
         robots=robots, target_msgs_per_s=robots * MIX_RATE, offered_msgs_per_s=round(delivery.sent / window, 1),
         delivered_msgs_per_s=round(delivery.delivered / max(window, (last or send_end) - send_start), 1),
@@ -260,7 +271,7 @@ def _step(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, robots: int, run: in
         tasks_other_end=tasks.other_end, task_p50_ms=round(percentile(tasks.round_trip_ms, 0.5), 1),
         task_p99_ms=round(percentile(tasks.round_trip_ms, 0.99), 1), task_rate_per_s=task_rate,
         task_seen_p99_ms=round(percentile(tasks.seen_ms, 0.99), 1), task_hops=hops,
-        task_slowest_at_s=tasks.slowest_at_s(),
+        task_slowest_at_s=tasks.slowest_at_s(), p99_ms_by_second=by_second,
         sim_max_lag_ms=round(1000 * max(s["max_lag_s"] for s in summaries), 1), connect_s=round(connect_s, 1),
         drain_s=round(drained_s, 1),
         gateway_p50_ms=1000 * bucket_quantile(_buckets(gw_before, GW_LATENCY), _buckets(gw_after, GW_LATENCY), 0.5),
@@ -353,6 +364,7 @@ def _print_step(step: StepFigures) -> None:
           f"{f' (broker dropped {step.broker_dropped:,.0f})' if step.broker_dropped else ''}, dup {step.duplicates}, "
           f"p50 {step.p50_ms} ms p99 {step.p99_ms} ms; tasks {step.tasks_done}/{step.tasks_submitted} done "
           f"(p99 {step.task_p99_ms} ms); {'HOLDS' if holds(step) else 'does not hold'} | CPU {cpu}", flush=True)
+    print(f"       p99 ms of each second's records (in the order read): {step.p99_ms_by_second}", flush=True)
     per = ", ".join(f"{k} {v:g}" for k, v in step.us_per_record.items())
     print(f"       CPU per record: hub (gateway + mosquitto + kafka) {step.hub_us_per_record:g} µs = "
           f"{step.hub_records_per_core:,.0f} records/s per hub core; µs per process: {per}", flush=True)
@@ -378,7 +390,8 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
                                "workers": opts.workers, "robots_per_worker": ROBOTS_PER_WORKER, "mix_hz": MIX_HZ,
                                "cores": os.cpu_count(), "shards": opts.shards, "up_partitions": opts.up_partitions,
                                "round_window_ms": opts.round_window_ms, "linger_ms": opts.linger_ms,
-                               "kafka_settings": dict(opts.kafka_settings)}
+                               "kafka_settings": dict(opts.kafka_settings),
+                               "gateway_settings": dict(opts.gateway_settings)}
     with tempfile.TemporaryDirectory(prefix="fleet-scale-") as tmp, ExitStack() as stack:
         run_dir = Path(tmp)
         roots: dict[str, list[int]] = {}
@@ -422,6 +435,11 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
         figures["gateway_warnings"] = hub.gateway.warnings
         figures["coordinator_warnings"] = hub.coordinator.warnings
         figures["coordinator_log_tail"] = [line for line in hub.coordinator.lines if "WARNING" in line][-3:]
+        # what the gateway says at stop: its counts, and how often records new to it (each step's robots start a
+        # new run) made it read the up topics back (dedup.from_other_hubs), with the records and seconds it took
+        hub.gateway.stop()
+        figures["gateway_stop_log"] = [line for line in hub.gateway.lines if "dedup: the up topics" in line
+                                       or " stopped: " in line][-2:]
     figures["steps"] = [s.as_dict() for s in steps]
     figures["headline_robots"] = headline(steps)
     held = [s for s in steps if s.robots == figures["headline_robots"]]
@@ -478,6 +496,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kafka-setting", action="append", default=[], metavar="KEY=VALUE",
                         help="a server.properties key of the private Kafka over the project's own (repeatable), e.g. "
                              "transaction.partition.verification.enable=false")
+    parser.add_argument("--gateway-setting", action="append", default=[], metavar="KEY=VALUE",
+                        help="a key of the gateway's config over the bench's own (repeatable; dotted path, the value "
+                             "read as YAML), e.g. kafka.compression=zstd or dedup.from_other_hubs=true")
     parser.add_argument("--no-baselines", action="store_true", help="skip the bare subscriber/Kafka/Mosquitto runs")
     parser.add_argument("--mqtt-port", type=int, default=None, help="use this Mosquitto (default: a private one)")
     parser.add_argument("--kafka-port", type=int, default=None, help="use this Kafka (default: a private one)")
@@ -499,13 +520,18 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
     if any(not key or not sep for key, sep, _ in pairs):
         raise BenchSettingError(f"--kafka-setting {' '.join(args.kafka_setting)}", "each is KEY=VALUE",
                                 "e.g. --kafka-setting transaction.partition.verification.enable=false")
+    gateway = [item.partition("=") for item in args.gateway_setting]
+    if any(not key or not sep or not all(key.split(".")) for key, sep, _ in gateway):
+        raise BenchSettingError(f"--gateway-setting {' '.join(args.gateway_setting)}", "each is KEY=VALUE, KEY a "
+                                "dotted path into the gateway's config", "e.g. --gateway-setting kafka.linger_ms=20")
     return BenchOptions(steps=steps, duration_s=duration, workers=args.workers, out=args.out,
                         baselines=not args.no_baselines, baseline_robots=100 if args.quick else 300,
                         baseline_records=15_000 if args.quick else 30_000, drain_s=60.0 if args.quick else 120.0,
                         mqtt_port=args.mqtt_port, kafka_port=args.kafka_port, quick=args.quick,
                         warmup_s=warmup, warmup_robots=warmup_robots, task_rate_per_s=args.task_rate,
                         shards=args.shards, up_partitions=args.up_partitions, round_window_ms=args.round_window_ms,
-                        linger_ms=args.linger_ms, kafka_settings=tuple((key, value) for key, _, value in pairs))
+                        linger_ms=args.linger_ms, kafka_settings=tuple((key, value) for key, _, value in pairs),
+                        gateway_settings=tuple((key, yaml.safe_load(value)) for key, _, value in gateway))
 
 
 def run_from_args(args: argparse.Namespace) -> int:

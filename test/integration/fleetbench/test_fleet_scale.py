@@ -42,6 +42,9 @@ def test_tiny_fleet_through_the_hub_is_counted_exactly(mosquitto: Mosquitto, kaf
     assert set(step["cpu_percent"]) >= {"gateway", "coordinator", "simulator"}
     assert step["us_per_record"]["gateway"] > 0 and step["hub_us_per_record"] >= step["us_per_record"]["gateway"]
     assert step["hub_records_per_core"] > 0
+    assert step["p99_ms_by_second"] and max(step["p99_ms_by_second"]) >= step["p50_ms"]  # each second's p99
+    # the gateway's own summary at stop, and its read-backs of the up topics for robots that began a new run
+    assert any(" stopped: " in line for line in figures["gateway_stop_log"]), figures["gateway_stop_log"]
     for name in ("report.md", "figures.json", "throughput.png", "latency.png", "cpu.png"):
         assert (out / name).stat().st_size > 0
     assert json.loads((out / "figures.json").read_text())["steps"][0]["sent"] == step["sent"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from swarm_bridge.codec.errors import RecordError
+from swarm_bridge.fleetbench.errors import BenchSettingError
 from swarm_bridge.fleetbench.figures import (
     EMQX_MSGS_PER_CORE,
     StepFigures,
@@ -19,6 +20,7 @@ from swarm_bridge.fleetbench.figures import (
     headline,
     holds,
     hub_cost,
+    p99_by_second,
 )
 from swarm_bridge.fleetbench.ledger import SeqLedger, percentile
 from swarm_bridge.fleetbench.probe import TaskTally
@@ -107,6 +109,20 @@ def test_kafka_setting_options() -> None:
         options_from(parser.parse_args(["--kafka-setting", "a.b"]))
 
 
+def test_gateway_setting_options_are_dotted_paths_with_yaml_values() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert options_from(parser.parse_args([])).gateway_settings == ()
+    opts = options_from(parser.parse_args(["--gateway-setting", "dedup.from_other_hubs=false",
+                                           "--gateway-setting", "kafka.linger_ms=20", "--gateway-setting",
+                                           "kafka.compression=zstd"]))
+    assert opts.gateway_settings == (("dedup.from_other_hubs", False), ("kafka.linger_ms", 20),
+                                     ("kafka.compression", "zstd"))
+    for bad in ("kafka.linger_ms", "=3", "kafka..linger_ms=3"):
+        with pytest.raises(BenchSettingError, match="dotted path"):
+            options_from(parser.parse_args(["--gateway-setting", bad]))
+
+
 def test_slowest_tasks_say_when_they_were_submitted() -> None:
     round_trips = [5.0] * 200
     round_trips[7], round_trips[150] = 900.0, 800.0  # 1% of 200: these two, submitted 10 ms apart from 1 s on
@@ -183,6 +199,12 @@ def test_bucket_quantile_reads_the_window_between_scrapes() -> None:
     assert bucket_quantile(before, after, 0.5) == 0.01
     assert bucket_quantile(before, after, 0.99) == 0.1
     assert bucket_quantile(after, after, 0.5) == 0.0
+
+
+def test_p99_by_second_shows_a_stall_at_the_start() -> None:
+    latencies = [900.0] * 10 + [5.0] * 190 + [7.0] * 50
+    assert p99_by_second(latencies, 100.0) == [900.0, 5.0, 7.0]
+    assert p99_by_second([], 100.0) == []
 
 
 def test_hub_cost_per_record_and_per_core() -> None:
