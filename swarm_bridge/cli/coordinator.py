@@ -4,6 +4,7 @@ run, feed and look at the fleet coordinator."""
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import threading
@@ -163,6 +164,10 @@ def _run_kafka(args: argparse.Namespace, config: Any) -> int:
     if args.instance_id:
         config = config.model_validate({**config.model_dump(), "kafka": {**config.kafka.model_dump(),
                                                                          "instance_id": args.instance_id}})
+    # What the imports built lives as long as the process: out of the garbage collector's sight, a full collection
+    # walks only what the rounds keep (it walked ~75,000 objects, ~50 ms between two rounds, on a 2-core hub).
+    gc.collect()
+    gc.freeze()
     try:
         run_coordinator(config)
     except TopicMismatch as exc:

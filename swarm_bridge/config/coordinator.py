@@ -132,6 +132,9 @@ class TaskRulesConfig(Strict):
     max_attempts: int = Field(default=3, ge=1, description="robots tried before the task fails")
     robot_offline_after_s: float = Field(default=10.0, gt=0, description="no RobotState for this long counts as "
                                          "offline (like a Last Will): its tasks are reassigned")
+    keep_ended_s: float = Field(default=10.0, gt=0, description="mode kafka: an ended task is held whole this "
+                                "long, then only its id (a resubmission stays a duplicate, a late status stale): "
+                                "the book no longer grows by a whole task per task ever run")
 
 
 class PolicyConfig(Strict):

@@ -210,6 +210,11 @@ class GatewayKafkaConfig(Strict):
     compression: Literal["lz4", "zstd", "gzip", "snappy", "none"] = "lz4"
     linger_ms: float = Field(default=10.0, ge=0, le=900_000, description="wait this long to fill a batch (each "
                              "batch is one produce request per partition: fewer, larger ones cut Kafka's CPU)")
+    prompt_topics: list[str] = Field(default_factory=lambda: ["fleet.event.*"], description="Kafka topics (shell "
+                                     "patterns, e.g. fleet.event.*) whose records a reader waits for (task status): "
+                                     "sent by a producer of their own after prompt_linger_ms, while telemetry keeps "
+                                     "its linger_ms batches; [] : every record by linger_ms")
+    prompt_linger_ms: float = Field(default=1.0, ge=0, le=1000, description="linger of the prompt_topics' producer")
     batch_bytes: int = Field(default=1_000_000, ge=1024, description="largest producer batch per partition")
     delivery_timeout_s: float = Field(default=300.0, gt=0, description="librdkafka gives a record up after "
                                       "this; the gateway then produces it again (it is never acked unwritten)")

@@ -36,6 +36,7 @@ def namespace_gateway(doc: dict[str, Any], ns: str, tag: str) -> dict[str, Any]:
     runs on one Kafka never read each other's records."""
     doc["gateway_id"] = f"{tag}_gw"
     doc["kafka"]["dlq_topic"] = f"{ns}.dlq"
+    doc["kafka"]["prompt_topics"] = [f"{ns}.event.*"]  # the default's fleet.event.*: task status
     doc["up"] = [
         {"mqtt": "{prefix}/{fleet}/{robot_id}/{channel}/{stream}", "kafka_topic": ns + ".{channel}.{stream}",
          "where": {"channel": ["telemetry", "event", "state"]}, "key": "{robot_id}", "payload": "record"},

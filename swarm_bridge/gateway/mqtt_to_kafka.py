@@ -7,7 +7,8 @@ delivery callbacks, which complete a message once Kafka confirmed all its record
 together after the callbacks (`MqttClient.ack_all`: PUBACKs leave in arrival order, one wake-up of the network
 thread). Flow control is MQTT 5's Receive Maximum: the broker stops sending once that many messages are
 unacked, so while Kafka is down or slow the gateway holds at most that many and the rest wait in the
-broker's session. Above `max_inflight_records` unconfirmed records new records are held, not produced.
+broker's session. Above `max_inflight_records` unconfirmed records new records are held, not produced. Records of
+`kafka.prompt_topics` (task status) go by a second producer with a short linger; telemetry's batches wait longer.
 
 Order: when librdkafka gives a record up, newer records must not reach Kafka before it is produced again. So the
 gateway closes a barrier: it produces nothing new, takes back what librdkafka still queues (purge, never what is
@@ -25,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any
 
 from swarm_bridge.codec.chunks import CHUNK_MAGIC, Reassembler, split_record
@@ -63,6 +65,7 @@ _BURST = 1024  # MQTT messages taken per loop turn before the producer's deliver
 # ~16 us of CPU per message at 20,000/s against ~8.5 with 1 ms between reads (in process, a paced writer).
 _GATHER_S = 0.001
 _RETRY_S = 1.0  # wait before asking the registry (or producing a refused dead letter) again
+_MAX_TOPICS = 10_000  # Kafka topics whose producer is remembered; the memory restarts beyond
 _DLQ_VALUE_MAX = 512 * 1024  # a record Kafka refused goes to the DLQ cut to this (header truncated=true)
 # delivery errors after which a record is produced again (behind the order barrier) rather than refused
 _GIVEN_BACK = (KafkaError._MSG_TIMED_OUT, KafkaError._PURGE_QUEUE)
@@ -84,12 +87,14 @@ class _Whole:
     properties: list[tuple[str, str]] | None
 
 
-def kafka_producer(config: GatewayConfig, *, suffix: str, error_cb: ErrorSink | None = None) -> Producer:
-    """An idempotent, acks=all producer with the config's batching and compression."""
+def kafka_producer(config: GatewayConfig, *, suffix: str, error_cb: ErrorSink | None = None,
+                   linger_ms: float | None = None) -> Producer:
+    """An idempotent, acks=all producer with the config's batching (`linger_ms`: another linger) and compression."""
     kafka = config.kafka
     return keyed_producer(
         bootstrap=kafka.bootstrap, client_id=f"{config.gateway_id}-{suffix}", logger=log,
-        delivery_timeout_s=kafka.delivery_timeout_s, linger_ms=kafka.linger_ms, compression=kafka.compression,
+        delivery_timeout_s=kafka.delivery_timeout_s, linger_ms=kafka.linger_ms if linger_ms is None else linger_ms,
+        compression=kafka.compression,
         security=kafka.security.client_settings(), on_error=error_cb,  # librdkafka's lines once each, then counted
         tuning={
             "batch.size": kafka.batch_bytes,
@@ -139,6 +144,13 @@ class MqttToKafka:
         self.division = division(config, rules)
         self._filters = list(self.division.take)
         self.producer = kafka_producer(config, suffix="up", error_cb=self._kafka_error)
+        # Records a reader waits for (`kafka.prompt_topics`: task status) go on a producer of their own with a short
+        # linger; the rest wait up to `linger_ms` to fill batches. A topic always goes by the same one (order kept).
+        self._prompt_topics = tuple(config.kafka.prompt_topics)
+        prompt = kafka_producer(config, suffix="up-prompt", error_cb=self._kafka_error,
+                                linger_ms=config.kafka.prompt_linger_ms) if self._prompt_topics else None
+        self._producers = [self.producer] if prompt is None else [self.producer, prompt]
+        self._producer_of: dict[str, Producer] = {}  # Kafka topic -> the producer its records go by
         self.client = gateway_client(config, "up", on_message=self._queue, on_connect=self._queue_connect,
                                      receive_max=config.mqtt.receive_maximum, read_gather_s=_GATHER_S)
 
@@ -403,13 +415,24 @@ class MqttToKafka:
             return
         self._produce(entry)
 
+    def _producer_for(self, topic: str) -> Producer:
+        """The producer of a Kafka topic's records: the prompt one for `kafka.prompt_topics`, else the batching one."""
+        producer = self._producers[-1] if any(fnmatchcase(topic, p) for p in self._prompt_topics) else self.producer
+        if len(self._producer_of) >= _MAX_TOPICS:
+            self._producer_of.clear()
+        self._producer_of[topic] = producer
+        return producer
+
     def _produce(self, entry: InFlight) -> bool:
+        producer = self._producer_of.get(entry.topic)
+        if producer is None:
+            producer = self._producer_for(entry.topic)
         try:
             # positional arguments (topic, value, key, partition, on_delivery): parsing keywords costs as much again
             if entry.headers is None:
-                self.producer.produce(entry.topic, entry.value, entry.key, ANY_PARTITION, entry)
+                producer.produce(entry.topic, entry.value, entry.key, ANY_PARTITION, entry)
             else:
-                self.producer.produce(entry.topic, entry.value, entry.key, ANY_PARTITION, entry, headers=entry.headers)
+                producer.produce(entry.topic, entry.value, entry.key, ANY_PARTITION, entry, headers=entry.headers)
         except BufferError:
             self._held.appendleft(entry)
             self.counts.held = len(self._held)
@@ -533,11 +556,13 @@ class MqttToKafka:
         # While records wait for Kafka, wait for MQTT messages briefly (2 ms) instead of spinning: a loop that
         # never blocks burnt most of a core at 700 msgs/s; Kafka's confirmations are served at most 2 ms late.
         self._pump(min(timeout, 0.002) if self.counts.inflight else timeout)
-        self.producer.poll(0.0)
+        for producer in self._producers:
+            producer.poll(0.0)
         if self._purge:
             self._purge = False
-            self.producer.purge(in_queue=True, in_flight=False, blocking=False)  # reported as _PURGE_QUEUE
-            self.producer.poll(0.0)
+            for producer in self._producers:
+                producer.purge(in_queue=True, in_flight=False, blocking=False)  # reported as _PURGE_QUEUE
+                producer.poll(0.0)
         if self._to_ack:
             self._send_acks()
         if self._barrier and not self.counts.inflight:
@@ -574,7 +599,11 @@ class MqttToKafka:
         deadline = time.monotonic() + timeout_s
         while (self.counts.inflight or self._held or self._barrier) and time.monotonic() < deadline:
             self.run_once(0.01)
-        self.producer.flush(max(0.0, deadline - time.monotonic()))
+            if not self._held and not self._barrier:
+                for producer in self._producers:  # what still lingers in a batch leaves now (a flush skips linger)
+                    producer.flush(min(0.1, max(0.0, deadline - time.monotonic())))
+        for producer in self._producers:
+            producer.flush(max(0.0, deadline - time.monotonic()))
         left = self.counts.inflight + len(self._held) + len(self._given_back)
         if left:
             log.warning("%d records not confirmed by Kafka at stop; their MQTT messages stay unacked", left)

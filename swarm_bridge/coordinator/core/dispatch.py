@@ -9,7 +9,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from swarm_bridge.coordinator.core.assignment import AssignmentPolicy, plan
+from swarm_bridge.coordinator.core.assignment import AssignmentPolicy, PlanPools, plan
 from swarm_bridge.coordinator.core.events import TaskBook, TaskEvent, event_name, home_shard
 from swarm_bridge.coordinator.core.fleet import FleetView
 from swarm_bridge.coordinator.core.tasks import (
@@ -93,6 +93,7 @@ class Dispatch:
         self.owned: frozenset[int] = frozenset()
         self.counts: Counter[str] = Counter()  # every refusal and drop, by reason
         self._planned: tuple[int, int, frozenset[int]] | None = None
+        self._pools = PlanPools()  # kept between rounds while the fleet stands still
 
     def reset(self) -> None:
         """Forget every robot and task and the owned shards (a round Kafka aborted): the caller folds them in
@@ -101,6 +102,7 @@ class Dispatch:
         self.book = TaskBook()
         self.owned = frozenset()
         self._planned = None
+        self._pools = PlanPools()
 
     def owns(self, task: Task) -> bool:
         return home_shard(task, self.shards) in self.owned
@@ -126,6 +128,9 @@ class Dispatch:
         """A robot's report on a task; None when the task is unknown here (the caller may catch up and retry)."""
         task = self.book.get(task_id)
         if task is None:
+            if self.book.forgotten(task_id):  # ended long ago: as any status of an ended task
+                self.counts["stale status"] += 1
+                return []
             return None
         new = on_status(task, robot_id=robot_id, state=state, reason=reason, progress=progress, now_ns=now_ns,
                         rules=self.rules)
@@ -139,10 +144,10 @@ class Dispatch:
                confirmed: bool = False) -> list[Output] | None:
         """Cancel a task: the robot holding it (if any) gets a cancel command, and the task ends `cancelled` at once,
         or with `confirmed` (mode kafka) once the robot reports it (a queued one at once); None when the task is
-        unknown here, [] when it has already ended (or a cancel is already under way)."""
+        unknown here, [] when it has already ended (also long ago: forgotten) or a cancel is already under way."""
         task = self.book.get(task_id)
         if task is None:
-            return None
+            return [] if self.book.forgotten(task_id) else None
         new = (cancel_requested if confirmed else cancelled)(task, now_ns, reason)
         if new is None:
             return []
@@ -167,6 +172,9 @@ class Dispatch:
             return []
         task = self.book.get(task_id)
         if task is None:
+            if self.book.forgotten(task_id):
+                self.counts["cancel of an ended task"] += 1
+                return []
             return None
         if self.owns(task):
             return self.cancel(task_id, now_ns, reason or "cancelled by request", confirmed=True)
@@ -198,7 +206,7 @@ class Dispatch:
         self._planned = seen
         queued = [t for t in (self.book.get(i) for i in self.book.queued) if t is not None and self.owns(t)]
         for task, robot_id in plan(queued, self.fleet, self.book.loads, self.policy, now_ns=now_ns,
-                                   stale_after_ns=self.stale_after_ns, limit=self.assign_limit):
+                                   stale_after_ns=self.stale_after_ns, limit=self.assign_limit, kept=self._pools):
             new = assigned(task, robot_id, now_ns)
             out += self._change(task, new)
             out.append(self._command(new, ASSIGN))

@@ -9,6 +9,7 @@ the old partition gets a tombstone (null value) so compaction forgets it there.
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -70,7 +71,12 @@ def decode_event(payload: bytes) -> TaskEvent:
 
 
 class TaskBook:
-    """Every task by id (latest version), with the queued and active ones indexed and each robot's load."""
+    """Every task by id (latest version), with the queued and active ones indexed, each robot's load and the
+    count per state kept as tasks change (a gauge reads them without walking the book).
+
+    Ended tasks may be forgotten (`forget_ended`): only their id stays (about 100 bytes each, out of the garbage
+    collector's way), so a resubmission is still a duplicate and an event of them read again (a
+    replay) still changes nothing; `get` no longer finds them, `forgotten` says which they were."""
 
     def __init__(self) -> None:
         self._tasks: dict[str, Task] = {}
@@ -78,33 +84,47 @@ class TaskBook:
         self.active: set[str] = set()
         self.loads: dict[str, int] = {}
         self.changes = 0  # counts applied versions
+        self._counts = dict.fromkeys(TaskState, 0)  # tasks per state, the forgotten ones in their last state
+        self._forgotten: set[str] = set()  # ended tasks forgotten: their ids
+        self._ended: deque[tuple[int, str]] = deque()  # (ended at ns, task id), in the order they ended here
 
     def __len__(self) -> int:
-        return len(self._tasks)
+        return len(self._tasks) + len(self._forgotten)
 
     def __contains__(self, task_id: object) -> bool:
-        return task_id in self._tasks
+        return task_id in self._tasks or task_id in self._forgotten
 
     def __iter__(self) -> Iterator[Task]:
+        """The tasks held whole (not the forgotten ones)."""
         return iter(self._tasks.values())
 
     def get(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
+
+    def forgotten(self, task_id: str) -> bool:
+        """Whether `task_id` is an ended task this book forgot (`forget_ended`)."""
+        return task_id in self._forgotten
 
     def apply(self, task: Task) -> bool:
         """Take `task` if it is newer than what the book holds; False for an old or repeated version."""
         old = self._tasks.get(task.task_id)
         if old is not None and old.version >= task.version:
             return False
+        if old is None and task.task_id in self._forgotten:
+            return False  # it ended for good (an ended task never changes): an event of it read again
         if old is not None:
             self._unindex(old)
+            self._counts[old.state] -= 1
         self.changes += 1
         self._tasks[task.task_id] = task
+        self._counts[task.state] += 1
         if task.state is TaskState.QUEUED:
             self.queued.add(task.task_id)
         elif task.state in ACTIVE:
             self.active.add(task.task_id)
             self.loads[task.robot_id] = self.loads.get(task.robot_id, 0) + 1
+        elif task.terminal:
+            self._ended.append((task.updated_ns, task.task_id))
         return True
 
     def fold(self, events: Iterable[TaskEvent]) -> int:
@@ -112,11 +132,24 @@ class TaskBook:
         return sum(self.apply(e.task) for e in events)
 
     def counts(self) -> dict[str, int]:
-        """Tasks per state (every state listed)."""
-        out = {state.value: 0 for state in TaskState}
-        for task in self._tasks.values():
-            out[task.state.value] += 1
-        return out
+        """Tasks per state (every state listed), the forgotten ones in the state they ended in."""
+        return {state.value: count for state, count in self._counts.items()}
+
+    def forget_ended(self, before_ns: int) -> int:
+        """Forget the tasks that ended before `before_ns` (their `updated_ns`), keeping only their ids; returns how
+        many. An event of a forgotten task read later changes nothing, so call it only once every event of them was
+        read (a view caught up, as an instance owning shards is)."""
+        done = 0
+        ended = self._ended
+        while ended and ended[0][0] < before_ns:
+            _at, task_id = ended.popleft()
+            task = self._tasks.get(task_id)
+            if task is None or not task.terminal or task.updated_ns >= before_ns:
+                continue  # forgotten already, or changed since (a later entry stands for it)
+            del self._tasks[task_id]
+            self._forgotten.add(task_id)
+            done += 1
+        return done
 
     def on_robot(self, robot_id: str) -> list[Task]:
         """Active tasks of one robot."""

@@ -65,6 +65,7 @@ class FleetView:
         self._robots: dict[str, RobotView] = {}
         self._by_capability: dict[str, list[str]] = {}
         self.changes = 0  # counts changes that can make a robot newly able to take a task
+        self.version = 0  # counts every change (position, battery, pause too): what planning pools were built from
 
     def __len__(self) -> int:
         return len(self._robots)
@@ -83,6 +84,7 @@ class FleetView:
         """Add or replace a robot, keeping the capability index."""
         old = self._robots.get(robot.robot_id)
         self._robots[robot.robot_id] = robot
+        self.version += 1
         if old is None or (old.online, old.mode, old.capabilities) != (robot.online, robot.mode, robot.capabilities):
             self.changes += 1
         if old is not None and old.capabilities == robot.capabilities:

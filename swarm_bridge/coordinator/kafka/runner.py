@@ -172,6 +172,7 @@ class CoordinatorInstance:
         self._round_read = (0, 0)  # this round's records: when read (ns), how many
         self._extra: list[KafkaRecord] = []  # this round's records for VDA 5050 vehicles beside its commands
         self.misplaced = 0  # task status records found off their robot's shard partition
+        self._keep_ended_ns = int(config.tasks.keep_ended_s * 1e9)
         self.assigned = 0
 
     def _transactional(self, common: dict[str, Any], transactional_id: str) -> Any:
@@ -273,6 +274,7 @@ class CoordinatorInstance:
             check = now - self._last_check >= _CHECK_EVERY_NS
             if check:
                 self._last_check = now
+                self.dispatch.book.forget_ended(now - self._keep_ended_ns)  # owned: the view has caught up
                 self._gauges(now)
                 if self.vda is not None:
                     self._extra += self.vda.quiet(self.dispatch.fleet, now, self.dispatch.stale_after_ns, self._mine)

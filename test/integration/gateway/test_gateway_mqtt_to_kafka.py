@@ -1,5 +1,5 @@
 """MQTT -> Kafka through the gateway, real Mosquitto and Kafka: a fleet of 100, dead letters, a shared
-subscription over two gateway processes, a Mosquitto restart."""
+subscription over two gateway processes, a Mosquitto restart, task status sent ahead of telemetry's batches."""
 
 from __future__ import annotations
 
@@ -28,8 +28,10 @@ from paho.mqtt.properties import Properties
 
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
 from swarm_bridge.codec.framing import frame_batch, frame_single_object
+from swarm_bridge.gateway.heads import avro_head
 from swarm_bridge.sim import DEFAULT_MIX, SimRobot
 from swarm_bridge.sim.mqtt_fleet import MqttFleet
+from swarm_bridge.sim.robots import StreamSpec
 from swarm_bridge.sim.taps import KafkaTap
 from swarm_bridge.transport import ensure_kafka_topics
 
@@ -245,3 +247,42 @@ def test_a_record_kafka_refuses_becomes_a_dead_letter_and_the_stream_goes_on(
     assert headers["kafka_topic"] == b"fleet.telemetry.blob" and len(dead[0].value()) == 512 * 1024
     assert set(kafka_heads(tap.snapshot())) == sent_heads([robot])
     assert gateway.counts.acked == gateway.counts.messages
+
+
+def test_task_status_is_sent_at_once_while_telemetry_fills_its_batch(tmp_path: Path, mosquitto: Mosquitto,
+                                                                     kafka: Kafka) -> None:
+    """Records of `kafka.prompt_topics` go by a producer of their own: a task status is in Kafka while the
+    telemetry sent before it still waits out its batch's linger; the gateway's stop flushes that too."""
+    tag = _tag()
+    status, odometry = f"t{tag}.event.task_status", f"t{tag}.telemetry.odometry"
+    ensure_kafka_topics(kafka.bootstrap, [status, odometry])
+    tap = KafkaTap(bootstrap=kafka.bootstrap, topics=[status, odometry])
+    config = write_config(
+        tmp_path / "gw.yaml", gateway_id=f"gw_{tag}", fleet=f"fleet_{tag}", mqtt_port=mosquitto.port,
+        bootstrap=kafka.bootstrap, registry=tmp_path / "registry",
+        kafka={"linger_ms": 120_000, "prompt_topics": [f"t{tag}.event.*"], "prompt_linger_ms": 0},
+        up=[{"mqtt": "{prefix}/{fleet}/{robot_id}/{channel}/{stream}", "kafka_topic": f"t{tag}" + ".{channel}.{stream}",
+             "where": {"channel": ["telemetry", "event"]}}])
+    streams = (DEFAULT_MIX[0], StreamSpec("task_status", "event", "swarm_bridge_msgs/msg/TaskStatus"))
+    robot = SimRobot(f"r_{tag}", f"fleet_{tag}", streams=streams)
+    gateway = GatewayThread(config)
+    fleet = MqttFleet([robot], port=mosquitto.port)
+    try:
+        fleet.publish(robot, robot.next(streams[0]))  # telemetry first
+        for _ in range(3):
+            fleet.publish(robot, robot.next(streams[1]))
+        assert fleet.wait(60)
+        assert wait_for(lambda: sum(r.topic == status for r in tap.snapshot()) == 3, 60), tap.snapshot()
+        assert not [r for r in tap.snapshot() if r.topic == odometry]  # it waits for its batch (120 s)
+    finally:
+        fleet.close()
+        gateway.close()  # flushes both producers
+    try:
+        assert wait_for(lambda: any(r.topic == odometry for r in tap.snapshot()), 30)
+        heads = kafka_heads(tap.snapshot())
+        assert heads == {(robot.robot_id, "task_status", robot.seq(n)): 1 for n in range(3)} | {
+            (robot.robot_id, "odometry", robot.seq(0)): 1}
+        in_order = [h.seq for h in (avro_head(r.payload[5:]) for r in tap.snapshot() if r.topic == status)]
+        assert in_order == sorted(in_order)
+    finally:
+        tap.close()

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from swarm_bridge.coordinator.core.assignment import CostPolicy, RobotPool, plan
+from swarm_bridge.coordinator.core.assignment import CostPolicy, PlanPools, RobotPool, plan
 from swarm_bridge.coordinator.core.dispatch import ASSIGN, CANCEL, Command, Dispatch, EventRecord, Output
 from swarm_bridge.coordinator.core.events import TaskBook, TaskEvent, decode_event, encode_event, home_shard
 from swarm_bridge.coordinator.core.fleet import FleetView, RobotMode, RobotView
@@ -144,6 +144,56 @@ def test_events_round_trip_and_fold_by_version() -> None:
     assert book.get("t1") == moved and book.loads == {"r1": 1} and book.active == {"t1"}
 
 
+def test_ended_tasks_forgotten_stay_known_by_id_and_counted() -> None:
+    d = dispatch(robot("r1"))
+    for name in ("t1", "t2", "t3"):
+        d.submit(request(name), name, NOW)
+    d.tick(NOW)
+    events: dict[str, list[TaskEvent]] = {}
+    for name in ("t1", "t2"):
+        for state in (TaskState.ACCEPTED, TaskState.RUNNING, TaskState.DONE):
+            out, _ = outputs_of(d.status(robot_id="r1", task_id=name, state=state, reason="", progress=0.0,
+                                         now_ns=NOW + S) or [])
+            events.setdefault(name, []).extend(o.event for o in out if o.event is not None)
+    book = d.book
+    before = book.counts()
+    assert before["done"] == 2 and before["assigned"] == 1
+    assert book.forget_ended(NOW + S) == 0  # ended at NOW + S: not before it
+    assert book.forget_ended(NOW + 2 * S) == 2
+    assert book.counts() == before  # the forgotten ones still count where they ended
+    assert book.get("t1") is None and book.forgotten("t1") and "t1" in book and len(book) == 3
+    assert [t.task_id for t in book] == ["t3"]
+    # an event of a forgotten task read again (a replay) changes nothing, not even an older one
+    assert book.fold(events["t1"]) == 0 and book.get("t1") is None
+    # a resubmission is still a duplicate; a late status is stale; a cancel finds it ended
+    assert d.submit(request("t1"), "t1", NOW + 3 * S) == []
+    assert d.status(robot_id="r1", task_id="t2", state=TaskState.DONE, reason="", progress=1.0,
+                    now_ns=NOW + 3 * S) == []
+    assert d.request(json.dumps({"cancel": "t2"}).encode(), "t2", NOW + 3 * S) == []
+    assert d.cancel("t2", NOW + 3 * S) == []
+    assert d.counts["duplicate submission"] == 1 and d.counts["stale status"] == 1
+    assert d.counts["cancel of an ended task"] == 1
+    assert d.status(robot_id="r1", task_id="never", state=TaskState.DONE, reason="", progress=1.0,
+                    now_ns=NOW) is None  # unknown: the runner catches up and asks again
+
+
+def test_task_counts_follow_every_change_without_walking_the_book() -> None:
+    rng = random.Random(7)
+    d = dispatch(robot("r1"), robot("r2", 5.0))
+    for i in range(60):
+        d.submit(request(f"t{i}"), f"t{i}", NOW + i)
+        d.tick(NOW + i)
+        for task in list(d.book):
+            if task.robot_id and not task.terminal and rng.random() < 0.5:
+                state = rng.choice([TaskState.ACCEPTED, TaskState.RUNNING, TaskState.DONE, TaskState.FAILED])
+                d.status(robot_id=task.robot_id, task_id=task.task_id, state=state, reason="x", progress=0.5,
+                         now_ns=NOW + i)
+        walked = {state.value: 0 for state in TaskState}
+        for task in d.book:
+            walked[task.state.value] += 1
+        assert d.book.counts() == walked
+
+
 def outputs_of(out: list[Output]) -> tuple[list[EventRecord], list[Command]]:
     return [o for o in out if isinstance(o, EventRecord)], [o for o in out if isinstance(o, Command)]
 
@@ -243,6 +293,46 @@ def test_grid_search_picks_what_a_full_scan_picks() -> None:
     assert [(t.task_id, r) for t, r in fast] == [(t.task_id, r) for t, r in slow]
     room = sum(4 - loads[r.robot_id] for r in robots if r.battery_percent >= 20)
     assert room < 1000 and len(fast) == room  # every free slot of a charged robot is used, no more
+
+
+def test_pools_kept_between_rounds_pick_what_fresh_pools_pick() -> None:
+    """Rounds of a few tasks while loads rise and fall, robots report, pause, go offline and go stale: the pools
+    kept from round to round give the same pairs as pools built anew each round, and are reused while the fleet
+    stands still."""
+    rng = random.Random(11)
+    kinds = sorted(KINDS)
+    fleet = fleet_of(*(replace(robot(f"r{i:03d}", rng.uniform(0, 100), caps=tuple(rng.sample(kinds, 2)),
+                                     battery=rng.uniform(10, 100)), y=rng.uniform(0, 100),
+                               capacity=rng.choice([0, 0, 1])) for i in range(120)))
+    policy = CostPolicy(max_queue=2)
+    kept = PlanPools()
+    loads: dict[str, int] = {}
+    reused = 0
+    for round_ in range(300):
+        now = NOW + round_ * S // 10
+        change = rng.random()
+        if change < 0.1:  # a robot reports from elsewhere
+            moved = fleet.get(f"r{rng.randrange(120):03d}")
+            assert moved is not None
+            fleet.put(replace(moved, x=rng.uniform(0, 100), last_seen_ns=now, paused=rng.random() < 0.2))
+        elif change < 0.15:
+            fleet.on_presence(f"r{rng.randrange(120):03d}", rng.choice(["online", "offline"]), "", now)
+        for robot_id in [r for r in loads if rng.random() < 0.3]:  # tasks end
+            loads[robot_id] -= 1
+            if not loads[robot_id]:
+                del loads[robot_id]
+        tasks = [new_task(parse_request(request(f"t{round_}-{j}", kind=rng.choice(kinds), priority=rng.randrange(3),
+                                                target={"x": rng.uniform(0, 100), "y": rng.uniform(0, 100)}),
+                                        kinds=KINDS, now_ns=now), now) for j in range(rng.randrange(1, 4))]
+        stale = 20 * S  # from round 200 on, the robots not heard from since the start go stale
+        pools_before = dict(kept.pools)
+        fresh = plan(tasks, fleet, loads, policy, now_ns=now, stale_after_ns=stale)
+        again = plan(tasks, fleet, loads, policy, now_ns=now, stale_after_ns=stale, kept=kept)
+        assert [(t.task_id, r) for t, r in again] == [(t.task_id, r) for t, r in fresh], round_
+        reused += any(kept.pools.get(k) is v for k, v in pools_before.items())
+        for _task, robot_id in fresh:  # the dispatch books each pick
+            loads[robot_id] = loads.get(robot_id, 0) + 1
+    assert reused > 100
 
 
 def test_a_batch_writes_each_task_once_at_its_last_home() -> None:
