@@ -98,7 +98,9 @@ def ensure_kafka_topics(bootstrap: str, topics: Sequence[str | TopicSpec], *, pa
     # Only the missing ones: a principal may lack the right to create a topic it may read (ACLs).
     missing = [s for s in specs if s.name not in meta.topics or meta.topics[s.name].error is not None]
     if missing and create:
-        _create(admin, endpoint, missing, plan, timeout_s)
+        raced = _create(admin, endpoint, missing, plan, timeout_s)
+        if raced:  # made meanwhile by another service (a gateway: 1 partition): look again before growing
+            meta = _wait_ready(admin, endpoint, [s for s in specs if s.name in raced], {}, timeout_s)
     short = {s.name: s.partitions for s in specs if s.sharded and s.name in meta.topics
              and meta.topics[s.name].error is None and len(meta.topics[s.name].partitions) < s.partitions}
     if short and create:
@@ -127,7 +129,9 @@ def _metadata(admin: AdminClient, endpoint: str, timeout_s: float) -> Any:
 
 
 def _create(admin: AdminClient, endpoint: str, specs: Sequence[TopicSpec], plan: ReplicationPlan,
-            timeout_s: float) -> None:
+            timeout_s: float) -> set[str]:
+    """Create `specs`; returns the names another service created between our look and our request."""
+    raced: set[str] = set()
     new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=plan.replication_factor,
                     config={"min.insync.replicas": str(plan.min_insync_replicas), **s.config}) for s in specs]
     for topic, future in admin.create_topics(new, operation_timeout=timeout_s).items():
@@ -137,12 +141,14 @@ def _create(admin: AdminClient, endpoint: str, specs: Sequence[TopicSpec], plan:
             raise LinkError(endpoint, f"no answer creating topic {topic} in {timeout_s:g} s",
                             "check Kafka is up (its controller too)") from None
         except KafkaException as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):  # another service made it meanwhile: checked below
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise TopicError(endpoint, f"cannot create topic {topic} ({exc})",
                                  "check the topic name and that this login may create topics") from None
+            raced.add(topic)  # another service made it meanwhile: its partitions are checked by the caller
         else:
             log.info("%s: created topic %s (replication %d, min.insync.replicas %d)", endpoint, topic,
                      plan.replication_factor, plan.min_insync_replicas)
+    return raced
 
 
 def _grow(admin: AdminClient, endpoint: str, meta: Any, short: Mapping[str, int], timeout_s: float) -> None:

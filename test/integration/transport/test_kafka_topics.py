@@ -104,6 +104,32 @@ def test_a_sharded_topic_made_smaller_is_grown_and_one_made_larger_is_refused(ka
 
 
 @pytest.mark.integration
+def test_a_sharded_topic_another_service_makes_between_the_look_and_the_create_is_grown(
+        kafka: Kafka, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gateway and a coordinator started together: the gateway makes the command topic (1 partition) after the
+    coordinator looked (not there) and before it asked to create it (already exists); the coordinator grows it."""
+    import swarm_bridge.transport.topics as topics
+
+    name = f"t{uuid.uuid4().hex[:6]}.commands"
+    looks = 0
+    real_metadata = topics._metadata
+
+    def look_then_a_gateway_makes_it(admin: Any, endpoint: str, timeout_s: float) -> Any:
+        nonlocal looks
+        meta = real_metadata(admin, endpoint, timeout_s)
+        looks += 1
+        if looks == 1:
+            monkeypatch.setattr(topics, "_metadata", real_metadata)
+            ensure_kafka_topics(kafka.bootstrap, [name])  # the gateway's way: a plain topic, 1 partition
+        return meta
+
+    monkeypatch.setattr(topics, "_metadata", look_then_a_gateway_makes_it)
+    ensure_kafka_topics(kafka.bootstrap, [TopicSpec(name, 12, sharded=True)])
+    meta = AdminClient({"bootstrap.servers": kafka.bootstrap}).list_topics(timeout=30).topics
+    assert len(meta[name].partitions) == 12
+
+
+@pytest.mark.integration
 def test_on_three_brokers_the_task_log_gets_three_replicas_two_in_sync(kafka_cluster: KafkaCluster,
                                                                        tmp_path: Path) -> None:
     """The default asks the cluster: three brokers give every coordinator topic three replicas and
