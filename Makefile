@@ -15,8 +15,11 @@ lint: provision
 	$(VENV)/bin/ruff check swarm_bridge test bench launch setup.py
 	$(VENV)/bin/mypy
 
+# Two workers (pytest-xdist), a test file each at a time: the integration tests mostly wait on brokers and processes.
+TEST_WORKERS ?= 2
+
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 unit: provision
 	$(PY) -m pytest -q test/unit
