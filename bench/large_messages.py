@@ -28,10 +28,13 @@ that is seconds of images (hundreds of MB that its pools keep) and the odometry 
 `--large-qos reliable` reads them with the `reliable` preset on both sides instead, to see that.
 `--bridge-odometry-only` gives the bridge the Odometry route alone (the images and clouds are still published, and read
 by bare rclpy): what the large routes cost the bridge's Odometry, the machine's load otherwise the same.
+The camera publisher runs with a 64 MB Fast DDS shared-memory segment (`--publisher-shm-mb`, 0: Fast DDS's default
+512 KB, with which every local reader loses samples at these rates). `SWARM_BRIDGE_HOPS_OUT=FILE.npz` keeps every
+Odometry record's stamps (a timeline of the late ones).
 Prints the figures (with the load average, the machine being shared) and ends with one JSON line.
 
   python bench/large_messages.py [--quick] [--soak-s S] [--large-qos sensor_data|reliable] [--skip-links]
-                                 [--bridge-odometry-only]
+                                 [--bridge-odometry-only] [--publisher-shm-mb MB]
 """
 
 from __future__ import annotations
@@ -422,6 +425,32 @@ def bridge_config(tmp: Path, port: int, large_qos: str = "sensor_data", *, metri
 # flat process (DDS pools refilled, SQLite pages, a last burst of chunks in flight) stays well under it.
 RSS_FLAT_KB = 5 * 1024
 ADDED_P99_GOAL_MS = 5.0
+# The camera's own Fast DDS shared-memory segment (MB). Fast DDS's default, 512 KB, holds a quarter of one image: the
+# publisher's later sends fail while readers still hold its fragments, and every local reader loses samples (the bare
+# subscriber ~90 % of the images) and waits ~150 ms for each lost Odometry sample's repair, holding the ones behind it.
+PUBLISHER_SHM_MB = 64
+_SHM_PROFILE = """<?xml version="1.0" encoding="UTF-8"?>
+<dds xmlns="http://www.eprosima.com"><profiles>
+  <transport_descriptors>
+    <transport_descriptor><transport_id>shm</transport_id><type>SHM</type>
+      <segment_size>{segment}</segment_size></transport_descriptor>
+    <transport_descriptor><transport_id>udp</transport_id><type>UDPv4</type></transport_descriptor>
+  </transport_descriptors>
+  <participant profile_name="camera_publisher" is_default_profile="true"><rtps>
+    <userTransports><transport_id>shm</transport_id><transport_id>udp</transport_id></userTransports>
+    <useBuiltinTransports>false</useBuiltinTransports>
+  </rtps></participant>
+</profiles></dds>
+"""
+
+
+def publisher_env(env: dict[str, str], tmp: Path, shm_mb: int) -> dict[str, str]:
+    """The publisher's environment: its participant's shared-memory segment `shm_mb` MB (0: Fast DDS's default)."""
+    if not shm_mb:
+        return env
+    profile = tmp / "publisher_fastdds.xml"
+    profile.write_text(_SHM_PROFILE.format(segment=shm_mb << 20))
+    return {**env, "FASTDDS_DEFAULT_PROFILES_FILE": str(profile)}
 
 
 def main() -> int:
@@ -435,11 +464,15 @@ def main() -> int:
     parser.add_argument("--bridge-odometry-only", action="store_true",
                         help="the bridge carries Odometry only (images and clouds still published, and read by bare "
                              "rclpy): what the large routes cost its Odometry")
+    parser.add_argument("--publisher-shm-mb", type=int, default=PUBLISHER_SHM_MB,
+                        help="the publisher's Fast DDS shared-memory segment in MB (0: Fast DDS's default, 512 KB, "
+                             "which loses samples to every local reader at these rates)")
     opts = parser.parse_args()
     seconds = opts.soak_s or (6.0 if opts.quick else 30.0)
     image = photo(816, 816)  # 2.0 MB
     figures: dict[str, Any] = {"seconds": seconds, "budget_bytes_per_s": BUDGET, "large_qos": opts.large_qos,
                                "bridge_odometry_only": opts.bridge_odometry_only,
+                               "publisher_shm_mb": opts.publisher_shm_mb,
                                "load_average_start": os.getloadavg()[0], "codecs": codecs(image)}
     with tempfile.TemporaryDirectory() as tmp_name, lease_domain() as domain:
         tmp = Path(tmp_name)
@@ -463,7 +496,8 @@ def main() -> int:
             if not opts.skip_links:
                 figures["raw_paho_mb_per_s"] = round(raw_paho(broker.port, image, 40), 1)
             figures["bare"], figures["bridge"] = run(tmp, env, broker.port, seconds, opts.large_qos,
-                                                     odometry_only=opts.bridge_odometry_only)
+                                                     odometry_only=opts.bridge_odometry_only,
+                                                     publisher_shm_mb=opts.publisher_shm_mb)
         finally:
             broker.stop()
     figures["load_average_end"] = os.getloadavg()[0]
@@ -535,7 +569,7 @@ RSS_EVERY_S = 5.0
 
 
 def run(tmp: Path, env: dict[str, str], port: int, seconds: float, large_qos: str, *,
-        odometry_only: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+        odometry_only: bool = False, publisher_shm_mb: int = PUBLISHER_SHM_MB) -> tuple[dict[str, Any], dict[str, Any]]:
     """The streams, at once, into a bare rclpy subscriber (the bridge's QoS) and through a robot_bridge process under
     the budget: what each got and how late, their RSS; the bridge's Odometry as it reached the broker, the large
     records put together whole. Both sides see the same messages in the same minutes, so their p99s compare."""
@@ -562,7 +596,7 @@ def run(tmp: Path, env: dict[str, str], port: int, seconds: float, large_qos: st
     pub: subprocess.Popen[str] | None = None
     try:
         pub = subprocess.Popen([sys.executable, "-c", PUBLISHER, str(seconds), "2", str(tmp / "photo.rgb"),
-                                "1" if odometry_only else "2"], env=env,
+                                "1" if odometry_only else "2"], env=publisher_env(env, tmp, publisher_shm_mb),
                                stdout=subprocess.PIPE, text=True)
         while progress.read_text() in ("", "0") and pub.poll() is None:  # the first Odometry through the bridge
             time.sleep(0.05)
@@ -655,6 +689,8 @@ def _hops(path: Path, tap: dict[str, Any]) -> dict[str, Any]:
                            "not_on_socket_at_stop": int((~written).sum())}
     if not written.any():
         return out
+    if dump := os.environ.get("SWARM_BRIDGE_HOPS_OUT"):  # the per-record stamps, for a timeline of the late ones
+        np.savez(dump, **stamps)
     total = stamps["tap"] - stamps["stamp"]
     slowest = total >= np.quantile(total, 0.99)
     for name, start, end in HOPS:
