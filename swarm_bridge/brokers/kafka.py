@@ -14,6 +14,7 @@ from pathlib import Path
 
 from swarm_bridge.brokers.errors import BrokerError, BrokerSettingError
 from swarm_bridge.brokers.executables import find_java
+from swarm_bridge.brokers.jvm import COLLECTOR_OPTION
 from swarm_bridge.brokers.mosquitto import BrokerTls
 from swarm_bridge.brokers.ports import free_port
 from swarm_bridge.brokers.process import at_once
@@ -128,6 +129,7 @@ class Kafka(BrokerService):
         quorum: Mapping[int, int] | None = None,
         cluster_id: str | None = None,
         settings: Mapping[str, str] | None = None,
+        jvm_options: Sequence[str] = (),
     ) -> None:
         """`security`: a SASL/SCRAM client listener (and ACLs) instead of PLAINTEXT; the controller
         listener stays PLAINTEXT on loopback. `advertised_port`: the port clients are told to connect to after
@@ -136,7 +138,9 @@ class Kafka(BrokerService):
         `tls.require_client_cert`; the first listener stays as it is (and carries the broker's own traffic).
         `node_id`, `quorum` (node id -> controller port of every voter) and `cluster_id`: one node of a
         cluster (`KafkaCluster`); default a cluster of this node alone. `settings`: server.properties keys
-        written over the project's own (benchmarks try broker settings with it)."""
+        written over the project's own (benchmarks try broker settings with it). `jvm_options`: JVM flags after the
+        project's own (one naming a collector, `-XX:+Use...GC`, replaces G1). Every stop-the-world pause is logged
+        to `pause_log` (safepoints, epoch milliseconds; `jvm.pauses_in` reads it), as Kafka's own scripts log GC."""
         super().__init__(run_dir=run_dir, host=host)
         if (tls_port is None) != (tls is None):
             raise BrokerSettingError("kafka", "tls_port and tls go together",
@@ -156,6 +160,12 @@ class Kafka(BrokerService):
         self.quorum = dict(quorum) if quorum is not None else {node_id: self.controller_port}
         self.cluster_id = cluster_id
         self.settings = dict(settings or {})
+        self.jvm_options = tuple(jvm_options)
+
+    @property
+    def pause_log(self) -> Path:
+        """The JVM's log of its stop-the-world pauses (`-Xlog:safepoint`)."""
+        return self.run_dir / "jvm-pauses.log"
 
     @property
     def bootstrap(self) -> str:
@@ -206,9 +216,7 @@ class Kafka(BrokerService):
         self._format_storage(java, classpath, log4j)
         return [
             java,
-            f"-Xmx{self.heap}",
-            f"-Xms{self.heap}",
-            "-XX:+UseG1GC",
+            *self.jvm_flags(),
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={log4j}",
             "-cp",
@@ -216,6 +224,12 @@ class Kafka(BrokerService):
             "kafka.Kafka",
             str(self.config_path),
         ]
+
+    def jvm_flags(self) -> list[str]:
+        """Heap, collector (G1 unless `jvm_options` names another), the pause log, then `jvm_options`."""
+        collector = () if any(COLLECTOR_OPTION.fullmatch(o) for o in self.jvm_options) else ("-XX:+UseG1GC",)
+        return [f"-Xmx{self.heap}", f"-Xms{self.heap}", *collector,
+                f"-Xlog:safepoint:file={self.pause_log}:timemillis:filecount=2,filesize=20m", *self.jvm_options]
 
 
     def _server_config(self) -> str:

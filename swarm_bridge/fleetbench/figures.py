@@ -58,6 +58,7 @@ class StepFigures:
     # p99 (ms) of each second's worth of records in the order the probe read them: a stall at the step's start
     # (e.g. the gateway busy with something once) shows as a high first value, a hub falling behind as a rising row
     p99_ms_by_second: list[float] = field(default_factory=list)
+    kafka_pauses: dict[str, Any] = field(default_factory=dict)  # the private Kafka's stop-the-world pauses, sending
     # each hop of a task round trip: {hop: {"p50_ms", "p99_ms"}} (from the coordinator's and the gateway's
     # histograms: the bucket's upper bound; the robot's from its own clock readings)
     task_hops: dict[str, dict[str, float]] = field(default_factory=dict)

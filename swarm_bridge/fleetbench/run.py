@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
+from swarm_bridge.brokers.jvm import pauses_in
 from swarm_bridge.fleetbench import baselines
 from swarm_bridge.fleetbench.errors import BenchSettingError
 from swarm_bridge.fleetbench.figures import (
@@ -94,6 +95,7 @@ class BenchOptions:
     round_window_ms: float | None = None  # the coordinator's kafka.round_window_ms; None: its default
     linger_ms: float | None = None  # the gateway's kafka.linger_ms; None: the bench's gateway config (10)
     kafka_settings: tuple[tuple[str, str], ...] = ()  # server.properties keys of the private Kafka, over the project's
+    kafka_jvm: tuple[str, ...] = ()  # JVM flags of the private Kafka after the project's own (e.g. another collector)
     gateway_settings: tuple[tuple[str, Any], ...] = ()  # gateway config keys (dotted paths) over the bench's own
     mqtt_port: int | None = None
     kafka_port: int | None = None
@@ -114,6 +116,7 @@ class _Hub:
     roots: dict[str, list[int]]
     gateway: HubProcess | None = None
     coordinator: HubProcess | None = None
+    kafka_pause_log: Path | None = None  # the private Kafka's stop-the-world pauses (none for a given Kafka)
 
 
 def _create_data_topics(bootstrap: str, namespace: str, *, up_partitions: int, shards: int) -> list[str]:
@@ -286,6 +289,9 @@ def _step(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, robots: int, run: in
         - _metric_sum(co_before, "swarm_coordinator_dropped_total{reason=status off"),
         cpu_percent={k: v.cpu_percent for k, v in usage.items()}, rss_mb={k: v.rss_mb for k, v in usage.items()},
     )
+    if hub.kafka_pause_log is not None and hub.kafka_pause_log.exists():
+        step.kafka_pauses = pauses_in(hub.kafka_pause_log.read_text(errors="replace"), 1000 * send_start,
+                                      1000 * send_end).as_dict()
     step.us_per_record, step.hub_us_per_record, step.hub_records_per_core = hub_cost(step.cpu_percent,
                                                                                     step.delivered_msgs_per_s)
     return step
@@ -372,6 +378,8 @@ def _print_step(step: StepFigures) -> None:
     print(f"       tasks at {step.task_rate_per_s:g}/s: round trip p50 {step.task_p50_ms} ms p99 {step.task_p99_ms} ms "
           f"(seen by the probe p99 {step.task_seen_p99_ms} ms); hops p50/p99 ms: {hops}\n"
           f"       the slowest 1% submitted at (s into the step): {step.task_slowest_at_s}", flush=True)
+    if step.kafka_pauses:
+        print(f"       Kafka's stop-the-world pauses while sending: {step.kafka_pauses}", flush=True)
 
 
 def _start_private(stack: ExitStack, roots: dict[str, list[int]], name: str, broker: Mosquitto | Kafka) -> int:
@@ -390,7 +398,7 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
                                "workers": opts.workers, "robots_per_worker": ROBOTS_PER_WORKER, "mix_hz": MIX_HZ,
                                "cores": os.cpu_count(), "shards": opts.shards, "up_partitions": opts.up_partitions,
                                "round_window_ms": opts.round_window_ms, "linger_ms": opts.linger_ms,
-                               "kafka_settings": dict(opts.kafka_settings),
+                               "kafka_settings": dict(opts.kafka_settings), "kafka_jvm": list(opts.kafka_jvm),
                                "gateway_settings": dict(opts.gateway_settings)}
     with tempfile.TemporaryDirectory(prefix="fleet-scale-") as tmp, ExitStack() as stack:
         run_dir = Path(tmp)
@@ -398,10 +406,12 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
         # $SYS every second: the broker's drop count (via the gateway) is current when a step is read
         mqtt_port = opts.mqtt_port if opts.mqtt_port is not None else _start_private(
             stack, roots, "mosquitto", Mosquitto(run_dir=run_dir / "mosquitto", port=free_port(), sys_interval_s=1))
-        kafka_port = opts.kafka_port if opts.kafka_port is not None else _start_private(
-            stack, roots, "kafka", Kafka(run_dir=run_dir / "kafka", port=free_port(),
-                                         settings=dict(opts.kafka_settings)))
-        hub = _Hub(mqtt_port, f"127.0.0.1:{kafka_port}", kafka_port, f"fb{tag}", f"fb{tag}", roots)
+        kafka = None if opts.kafka_port is not None else Kafka(
+            run_dir=run_dir / "kafka", port=free_port(), settings=dict(opts.kafka_settings), jvm_options=opts.kafka_jvm)
+        kafka_port = _start_private(stack, roots, "kafka", kafka) if kafka is not None else opts.kafka_port
+        assert kafka_port is not None
+        hub = _Hub(mqtt_port, f"127.0.0.1:{kafka_port}", kafka_port, f"fb{tag}", f"fb{tag}", roots,
+                   kafka_pause_log=None if kafka is None else kafka.pause_log)
         figures["namespace"] = hub.namespace  # the run's own Kafka topics are <namespace>.<channel>.<stream>
         topics = _create_data_topics(hub.bootstrap, hub.namespace, up_partitions=opts.up_partitions,
                                      shards=opts.shards)
@@ -496,6 +506,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kafka-setting", action="append", default=[], metavar="KEY=VALUE",
                         help="a server.properties key of the private Kafka over the project's own (repeatable), e.g. "
                              "transaction.partition.verification.enable=false")
+    parser.add_argument("--kafka-jvm", action="append", default=[], metavar="FLAG",
+                        help="a JVM flag of the private Kafka after the project's own (repeatable; one naming a "
+                             "collector replaces G1), e.g. --kafka-jvm=-XX:+UseZGC; each step reports Kafka's pauses")
     parser.add_argument("--gateway-setting", action="append", default=[], metavar="KEY=VALUE",
                         help="a key of the gateway's config over the bench's own (repeatable; dotted path, the value "
                              "read as YAML), e.g. kafka.compression=zstd or dedup.from_other_hubs=true")
@@ -531,6 +544,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
                         warmup_s=warmup, warmup_robots=warmup_robots, task_rate_per_s=args.task_rate,
                         shards=args.shards, up_partitions=args.up_partitions, round_window_ms=args.round_window_ms,
                         linger_ms=args.linger_ms, kafka_settings=tuple((key, value) for key, _, value in pairs),
+                        kafka_jvm=tuple(args.kafka_jvm),
                         gateway_settings=tuple((key, yaml.safe_load(value)) for key, _, value in gateway))
 
 

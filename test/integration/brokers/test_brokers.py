@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from swarm_bridge.brokers import BrokerError, Kafka, Mosquitto, free_port, port_in_use
+from swarm_bridge.brokers.jvm import pauses_in
 from swarm_bridge.brokers.mosquitto import mqtt_connack
 from swarm_bridge.brokers.ports import wait_for_port
 from swarm_bridge.brokers.process import ServiceProcess, service_status, stop_service
@@ -213,6 +214,16 @@ def _consume_first(bootstrap: str, topic: str, timeout: float = 30.0) -> bytes:
         raise AssertionError(f"nothing consumed from {topic} within {timeout:.0f} s")
     finally:
         consumer.close()
+
+
+@pytest.mark.integration
+def test_kafka_logs_its_pauses_where_the_fleet_bench_reads_them(kafka: Kafka) -> None:
+    """The session's Kafka has paused at least once since it started (start-up alone makes safepoints), each pause
+    read with its operation and length."""
+    _produce(kafka.bootstrap, f"pauses-{uuid.uuid4().hex[:8]}", b"x")
+    pauses = pauses_in(kafka.pause_log.read_text(), 0, time.time() * 1000)
+    assert pauses.count >= 1 and pauses.longest and 0 < pauses.max_ms <= pauses.total_ms
+    assert pauses_in(kafka.pause_log.read_text(), time.time() * 1000 + 60_000, time.time() * 1000 + 120_000).count == 0
 
 
 @pytest.mark.integration
