@@ -119,7 +119,11 @@ def test_launch_file_runs_the_gateway_command_with_a_config_argument() -> None:
     assert (REPO.joinpath(*joined)).is_file()  # installed to share/swarm_bridge/config/ by setup.py
     scripts = configparser.ConfigParser()
     scripts.read(REPO / "setup.cfg")
-    assert "swarm-bridge = swarm_bridge.cli:main" in scripts["options.entry_points"]["console_scripts"]
+    console = scripts["options.entry_points"]["console_scripts"]
+    assert "swarm-bridge = swarm_bridge.cli:main" in console
+    # a pip install runs the robot side of the shipped configs too: the bridge and the reference task executor
+    assert {"robot_bridge = swarm_bridge.nodes:robot_bridge", "task_executor = swarm_bridge.nodes:task_executor"} <= {
+        line.strip() for line in console.splitlines()}
 
 
 def test_docs_show_the_complete_example_config() -> None:
