@@ -68,13 +68,22 @@ def _alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
+_EMPTY_ARGV_TRIES = 50  # x 10 ms: how long an empty /proc/<pid>/cmdline is read again
+
+
 def _started_from(pid: int, run_dir: Path) -> bool:
-    """True unless /proc shows `pid` is some other program (pid reuse): its argv must name run_dir."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return True
-    return os.fsencode(str(run_dir)) in cmdline
+    """True unless /proc shows `pid` is some other program (pid reuse): its argv must name run_dir. An empty argv is
+    read again for a moment: a process just spawned has none until its exec has laid out the new one (Popen returns
+    before that; seen on a busy machine)."""
+    for _ in range(_EMPTY_ARGV_TRIES):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return True
+        if cmdline:
+            return os.fsencode(str(run_dir)) in cmdline
+        time.sleep(0.01)
+    return False
 
 
 def _signal(pid: int, sig: int) -> None:

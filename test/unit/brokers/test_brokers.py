@@ -68,6 +68,14 @@ def test_a_stale_pidfile_reads_as_stopped(tmp_path: Path) -> None:
     assert not (tmp_path / "ghost.pid").exists()
 
 
+def test_a_pidfile_naming_a_process_without_argv_reads_as_stopped(tmp_path: Path) -> None:
+    """A just-spawned service has an empty argv for a moment (read again); one that stays empty (here kthreadd, a
+    kernel thread: what a reused pid may name) is not the service."""
+    assert Path("/proc/2/cmdline").read_bytes() == b""
+    (tmp_path / "kernel.pid").write_text("2\n")
+    assert not service_status(tmp_path, "kernel").running
+
+
 # --- Kafka -----------------------------------------------------------------------------------------
 
 
