@@ -18,11 +18,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,6 +154,11 @@ class CoordinatorInstance:
         self._inflight: deque[tuple[_Round, Future[_Round]]] = deque()  # handed to the committer, oldest first
         self._committer = ThreadPoolExecutor(1, thread_name_prefix=f"commit-{self.instance_id}")
         self._poisoned = False  # a round failed: the committer aborts the rounds after it until the rollback
+        # The longest a round may take in the committer (flush, commit and abort, each bounded by its own timeout)
+        # before this instance counts Kafka as stuck and ends like a fenced one (the service starts a new one).
+        kafka = config.kafka
+        self._stuck_s = 6 * kafka.transaction_timeout_s + 2 * kafka.connect_timeout_s
+        self._stuck = False  # the committer outlived _stuck_s: closing does not wait for it
         # VDA 5050 vehicles through the gateway: their topics read by the view, orders produced in the rounds
         self.vda = KafkaVda(config, lambda: self.dispatch.book, registry=self.records.registry) \
             if config.vda5050 is not None else None
@@ -398,8 +406,11 @@ class CoordinatorInstance:
         producer = self._producer
         if self._inflight:  # the round before it in its partitions first (it may still be committing)
             before, finished = self._inflight[-1]
+            deadline = time.monotonic() + self._stuck_s
             while not before.delivered.wait(0.05) and not finished.done():
-                pass
+                if time.monotonic() > deadline:
+                    self._stuck = True
+                    raise committer_stuck(self._stuck_s, f"commit-{self.instance_id}")
         now = time.time_ns()
         try:
             producer.begin_transaction()
@@ -480,10 +491,19 @@ class CoordinatorInstance:
                 break
             self._inflight.popleft()
             taken += 1
-            round_ = future.result()
+            try:
+                round_ = round_result(future, self._stuck_s, f"commit-{self.instance_id}")
+            except KafkaException:
+                self._stuck = True
+                self._inflight.clear()
+                raise
             if round_.fatal is not None:
                 for _, later in self._inflight:  # aborted by the committer, or failing the same way
-                    later.result()
+                    try:
+                        round_result(later, self._stuck_s, f"commit-{self.instance_id}")
+                    except KafkaException:
+                        self._stuck = True
+                        break
                 self._inflight.clear()
                 raise round_.fatal
             if round_.failed is not None:
@@ -608,7 +628,7 @@ class CoordinatorInstance:
                 log.warning("instance %s: %s; the next owner of its shards redoes it", self.instance_id, why)
             self._group.close()
         finally:
-            self._committer.shutdown(wait=True)
+            self._committer.shutdown(wait=not self._stuck, cancel_futures=self._stuck)  # a stuck one is left behind
             self.view.close()
             for producer in self._producers:
                 try:
@@ -617,3 +637,23 @@ class CoordinatorInstance:
                     log.warning("instance %s: a producer ended fenced (%s); the next owner of its shards redoes "
                                 "what it had not committed", self.instance_id, exc)
             self.records.close()
+
+
+def round_result(future: Future[Any], within_s: float, committer: str) -> Any:
+    """The committer's result for a round, waited for at most `within_s`; past it a fatal KafkaException (logged with
+    where the committer thread stands): a Kafka call that outlived its own timeout must not stop the coordinator."""
+    try:
+        return future.result(timeout=within_s)
+    except FutureTimeout:
+        raise committer_stuck(within_s, committer) from None
+
+
+def committer_stuck(within_s: float, committer: str) -> KafkaException:
+    """The fatal error of a committer thread (named `committer...`) that has not finished a round in `within_s`; its
+    stack is logged, to show which Kafka call held it."""
+    frames = sys._current_frames()
+    stacks = ["".join(traceback.format_stack(frames[t.ident])) for t in threading.enumerate()
+              if t.name.startswith(committer) and t.ident in frames]
+    log.error("%s: no round finished in %g s; its stack:\n%s", committer, within_s, "\n".join(stacks) or "(gone)")
+    return KafkaException(KafkaError(KafkaError._TIMED_OUT, f"the committer thread {committer} did not finish a round "
+                                     f"in {within_s:g} s (a Kafka call outlived its timeout)", fatal=True))
