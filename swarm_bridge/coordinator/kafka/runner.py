@@ -152,7 +152,8 @@ class CoordinatorInstance:
                            for i in range(PRODUCERS)]
         self._producer = self._producers[0]  # the producer of the next round (free: its last round finished)
         self._inflight: deque[tuple[_Round, Future[_Round]]] = deque()  # handed to the committer, oldest first
-        self._committer = ThreadPoolExecutor(1, thread_name_prefix=f"commit-{self.instance_id}")
+        self._committer_name = f"commit-{self.instance_id}"
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix=self._committer_name)
         self._poisoned = False  # a round failed: the committer aborts the rounds after it until the rollback
         # The longest a round may take in the committer (flush, commit and abort, each bounded by its own timeout)
         # before this instance counts Kafka as stuck and ends like a fenced one (the service starts a new one).
@@ -410,7 +411,7 @@ class CoordinatorInstance:
             while not before.delivered.wait(0.05) and not finished.done():
                 if time.monotonic() > deadline:
                     self._stuck = True
-                    raise committer_stuck(self._stuck_s, f"commit-{self.instance_id}")
+                    raise committer_stuck(self._stuck_s, self._committer_name)
         now = time.time_ns()
         try:
             producer.begin_transaction()
@@ -492,17 +493,15 @@ class CoordinatorInstance:
             self._inflight.popleft()
             taken += 1
             try:
-                round_ = round_result(future, self._stuck_s, f"commit-{self.instance_id}")
+                round_ = self._round_result(future)
             except KafkaException:
-                self._stuck = True
                 self._inflight.clear()
                 raise
             if round_.fatal is not None:
                 for _, later in self._inflight:  # aborted by the committer, or failing the same way
                     try:
-                        round_result(later, self._stuck_s, f"commit-{self.instance_id}")
+                        self._round_result(later)
                     except KafkaException:
-                        self._stuck = True
                         break
                 self._inflight.clear()
                 raise round_.fatal
@@ -511,6 +510,14 @@ class CoordinatorInstance:
             else:
                 self._committed(round_)
         return why
+
+    def _round_result(self, future: Future[_Round]) -> _Round:
+        """A round's end from the committer, waited for at most `_stuck_s` (then `_stuck`, and a fatal error)."""
+        try:
+            return round_result(future, self._stuck_s, self._committer_name)
+        except KafkaException:
+            self._stuck = True
+            raise
 
     def _drain(self) -> str | None:
         """Wait for every round in flight; why one failed, if one did (`_settle`)."""
