@@ -18,14 +18,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sys
 import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +33,7 @@ from swarm_bridge.coordinator.core.drops import DropLog
 from swarm_bridge.coordinator.core.events import SUBMITTED, encode_event
 from swarm_bridge.coordinator.core.pause import MalformedPause, PauseRefusal, PauseRequest, parse_pause, pause_refusal
 from swarm_bridge.coordinator.core.tasks import TaskState
+from swarm_bridge.coordinator.kafka.calls import CallThread, stuck_error
 from swarm_bridge.coordinator.kafka.records import FleetRecords
 from swarm_bridge.coordinator.kafka.topics import ensure_topics, require_kafka
 from swarm_bridge.coordinator.kafka.vda import KafkaRecord, KafkaVda
@@ -152,14 +150,17 @@ class CoordinatorInstance:
                            for i in range(PRODUCERS)]
         self._producer = self._producers[0]  # the producer of the next round (free: its last round finished)
         self._inflight: deque[tuple[_Round, Future[_Round]]] = deque()  # handed to the committer, oldest first
-        self._committer_name = f"commit-{self.instance_id}"
-        self._committer = ThreadPoolExecutor(1, thread_name_prefix=self._committer_name)
+        self._committer = CallThread(f"commit-{self.instance_id}")
+        # The round's consumer offsets are sent from a thread of their own: librdkafka can block that call forever
+        # after the group coordinator's node came back (`calls`); the main thread waits for it with a bound.
+        self._offsets = CallThread(f"offsets-{self.instance_id}")
         self._poisoned = False  # a round failed: the committer aborts the rounds after it until the rollback
         # The longest a round may take in the committer (flush, commit and abort, each bounded by its own timeout)
-        # before this instance counts Kafka as stuck and ends like a fenced one (the service starts a new one).
+        # and the offsets may take to be sent (retried for a transaction timeout), before this instance counts
+        # Kafka as stuck and ends like a fenced one (the service starts a new one with new clients).
         kafka = config.kafka
         self._stuck_s = 6 * kafka.transaction_timeout_s + 2 * kafka.connect_timeout_s
-        self._stuck = False  # the committer outlived _stuck_s: closing does not wait for it
+        self._offsets_s = kafka.transaction_timeout_s + 2 * kafka.connect_timeout_s
         # VDA 5050 vehicles through the gateway: their topics read by the view, orders produced in the rounds
         self.vda = KafkaVda(config, lambda: self.dispatch.book, registry=self.records.registry) \
             if config.vda5050 is not None else None
@@ -410,8 +411,8 @@ class CoordinatorInstance:
             deadline = time.monotonic() + self._stuck_s
             while not before.delivered.wait(0.05) and not finished.done():
                 if time.monotonic() > deadline:
-                    self._stuck = True
-                    raise committer_stuck(self._stuck_s, self._committer_name)
+                    self._committer.stuck = True
+                    raise stuck_error(self._stuck_s, self._committer.name)
         now = time.time_ns()
         try:
             producer.begin_transaction()
@@ -432,8 +433,8 @@ class CoordinatorInstance:
             if consumed:
                 positions = [tp for tp in self._group.position(self._group.assignment()) if tp.offset >= 0]
                 group = self._group.consumer_group_metadata()
-                self._patiently("take the round's offsets",
-                                lambda timeout: producer.send_offsets_to_transaction(positions, group, timeout))
+                self._offsets.call(self._offsets_s, self._patiently, "take the round's offsets",
+                                   lambda timeout: producer.send_offsets_to_transaction(positions, group, timeout))
         except KafkaException as exc:
             self._refused(producer, exc)
             return
@@ -512,12 +513,8 @@ class CoordinatorInstance:
         return why
 
     def _round_result(self, future: Future[_Round]) -> _Round:
-        """A round's end from the committer, waited for at most `_stuck_s` (then `_stuck`, and a fatal error)."""
-        try:
-            return round_result(future, self._stuck_s, self._committer_name)
-        except KafkaException:
-            self._stuck = True
-            raise
+        """A round's end from the committer, waited for at most `_stuck_s` (then a fatal error)."""
+        return self._committer.result(future, self._stuck_s)
 
     def _drain(self) -> str | None:
         """Wait for every round in flight; why one failed, if one did (`_settle`)."""
@@ -635,7 +632,8 @@ class CoordinatorInstance:
                 log.warning("instance %s: %s; the next owner of its shards redoes it", self.instance_id, why)
             self._group.close()
         finally:
-            self._committer.shutdown(wait=not self._stuck, cancel_futures=self._stuck)  # a stuck one is left behind
+            self._committer.shutdown()  # a stuck one is left behind
+            self._offsets.shutdown()
             self.view.close()
             for producer in self._producers:
                 try:
@@ -645,22 +643,3 @@ class CoordinatorInstance:
                                 "what it had not committed", self.instance_id, exc)
             self.records.close()
 
-
-def round_result(future: Future[Any], within_s: float, committer: str) -> Any:
-    """The committer's result for a round, waited for at most `within_s`; past it a fatal KafkaException (logged with
-    where the committer thread stands): a Kafka call that outlived its own timeout must not stop the coordinator."""
-    try:
-        return future.result(timeout=within_s)
-    except FutureTimeout:
-        raise committer_stuck(within_s, committer) from None
-
-
-def committer_stuck(within_s: float, committer: str) -> KafkaException:
-    """The fatal error of a committer thread (named `committer...`) that has not finished a round in `within_s`; its
-    stack is logged, to show which Kafka call held it."""
-    frames = sys._current_frames()
-    stacks = ["".join(traceback.format_stack(frames[t.ident])) for t in threading.enumerate()
-              if t.name.startswith(committer) and t.ident in frames]
-    log.error("%s: no round finished in %g s; its stack:\n%s", committer, within_s, "\n".join(stacks) or "(gone)")
-    return KafkaException(KafkaError(KafkaError._TIMED_OUT, f"the committer thread {committer} did not finish a round "
-                                     f"in {within_s:g} s (a Kafka call outlived its timeout)", fatal=True))
