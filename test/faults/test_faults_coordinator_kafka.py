@@ -269,3 +269,64 @@ def test_an_instance_fenced_by_its_twin_closes_without_raising(kafka: Kafka, tmp
         first.close()
         if second is not None:
             second.close()
+
+
+class HeldOffsetsInstance(CoordinatorInstance):
+    """A coordinator whose first round's offsets Kafka never takes: the call stands until the test releases it, as
+    librdkafka's send_offsets_to_transaction did in CI after the group coordinator's node came back."""
+
+    def __init__(self, config: CoordinatorConfig, release: threading.Event) -> None:
+        super().__init__(config)
+        self.release = release
+        self.held = 0
+
+    def _patiently(self, what: str, call: Any, within_s: float | None = None) -> None:
+        if what == "take the round's offsets" and not self.held:
+            self.held += 1
+            self.release.wait()  # never returns while the instance waits for it
+        super()._patiently(what, call, within_s)
+
+
+def test_offsets_held_by_kafka_end_the_instance_and_a_new_one_assigns_every_task_once(
+        kafka: Kafka, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A Kafka call past its own timeout ends the instance with a fatal error after the bound (transaction timeout +
+    2 connect timeouts) instead of stopping it; closing it does not wait for the held thread; the instance the
+    service starts next (same id: it fences the held one's open transaction) ends every task exactly once."""
+    config = coordinator_config(kafka, tmp_path, kafka={"instance_id": "held", "transaction_timeout_s": 2,
+                                                        "connect_timeout_s": 1})
+    release = threading.Event()
+    held = HeldOffsetsInstance(config, release)
+    log = TaskLog(kafka, config)
+    sim = KafkaFleet(config, [TaskRobot(f"amr_{i:02d}", "amr", CAPABILITIES["amr"], x=float(i)) for i in range(8)],
+                     work_s=0.05).start()
+    docs = [{"task_id": f"held-{i:03d}", "kind": "navigate", "target": {"x": float(i % 8)}} for i in range(60)]
+    after: CoordinatorInstance | None = None
+    try:
+        assert submit_tasks(config, docs) == 0
+        deadline = time.monotonic() + 120
+        with caplog.at_level("ERROR"), pytest.raises(KafkaException) as ended:
+            while time.monotonic() < deadline:
+                held.step()
+        error = ended.value.args[0]
+        assert error.fatal() and "offsets-held did not finish a Kafka call in 4 s" in error.str(), error
+        assert "_patiently" in caplog.text  # the held thread's stack is logged
+        assert held.held == 1
+        closing = threading.Thread(target=held.close, daemon=True)
+        closing.start()
+        closing.join(timeout=60)
+        assert not closing.is_alive(), "closing the instance waited for the held offsets thread"
+
+        after = CoordinatorInstance(config)
+        deadline = time.monotonic() + 120
+        while len(log.terminal()) < len(docs) and time.monotonic() < deadline:
+            after.step()
+        time.sleep(1.0)  # a second end of some task would show now
+        ends = log.terminal()
+    finally:
+        release.set()
+        sim.stop()
+        if after is not None:
+            after.close()
+        log.close()
+    assert set(ends) == {d["task_id"] for d in docs}, f"{len(docs) - len(ends)} tasks never ended"
+    assert set(ends.values()) == {1}, {task: n for task, n in ends.items() if n > 1}
