@@ -238,16 +238,21 @@ def _run_tasks(kafka: Kafka, config: CoordinatorConfig, instance: CoordinatorIns
     docs = [{"task_id": f"{prefix}-{i:03d}", "kind": "navigate", "target": {"x": float(i % 8)}} for i in range(120)]
     try:
         assert submit_tasks(config, docs) == 0
-        deadline = time.monotonic() + 120
-        while len(log.terminal()) < len(docs) and time.monotonic() < deadline:
-            instance.step()
-        time.sleep(1.0)  # a second end of some task would show now
-        ends = log.terminal()
+        ends = _step_until_ended(instance, log, len(docs))
     finally:
         sim.stop()
         instance.close()
         log.close()
     return docs, ends
+
+
+def _step_until_ended(instance: CoordinatorInstance, log: TaskLog, tasks: int) -> dict[str, int]:
+    """Step `instance` until `tasks` tasks ended (at most 120 s); how many times each ended, a second later."""
+    deadline = time.monotonic() + 120
+    while len(log.terminal()) < tasks and time.monotonic() < deadline:
+        instance.step()
+    time.sleep(1.0)  # a second end of some task would show now
+    return log.terminal()
 
 
 def test_an_instance_fenced_by_its_twin_closes_without_raising(kafka: Kafka, tmp_path: Path) -> None:
@@ -317,11 +322,7 @@ def test_offsets_held_by_kafka_end_the_instance_and_a_new_one_assigns_every_task
         assert not closing.is_alive(), "closing the instance waited for the held offsets thread"
 
         after = CoordinatorInstance(config)
-        deadline = time.monotonic() + 120
-        while len(log.terminal()) < len(docs) and time.monotonic() < deadline:
-            after.step()
-        time.sleep(1.0)  # a second end of some task would show now
-        ends = log.terminal()
+        ends = _step_until_ended(after, log, len(docs))
     finally:
         release.set()
         sim.stop()
