@@ -295,7 +295,7 @@ class HeldOffsetsInstance(CoordinatorInstance):
 def test_offsets_held_by_kafka_end_the_instance_and_a_new_one_assigns_every_task_once(
         kafka: Kafka, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A Kafka call past its own timeout ends the instance with a fatal error after the bound (transaction timeout +
-    2 connect timeouts) instead of stopping it; closing it does not wait for the held thread; the instance the
+    connect timeout) instead of stopping it; closing it does not wait for the held thread; the instance the
     service starts next (same id: it fences the held one's open transaction) ends every task exactly once."""
     config = coordinator_config(kafka, tmp_path, kafka={"instance_id": "held", "transaction_timeout_s": 2,
                                                         "connect_timeout_s": 1})
@@ -313,7 +313,7 @@ def test_offsets_held_by_kafka_end_the_instance_and_a_new_one_assigns_every_task
             while time.monotonic() < deadline:
                 held.step()
         error = ended.value.args[0]
-        assert error.fatal() and "offsets-held did not finish a Kafka call in 4 s" in error.str(), error
+        assert error.fatal() and "offsets-held did not finish a Kafka call in 3 s" in error.str(), error
         assert "_patiently" in caplog.text  # the held thread's stack is logged
         assert held.held == 1
         closing = threading.Thread(target=held.close, daemon=True)

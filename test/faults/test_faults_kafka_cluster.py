@@ -243,8 +243,9 @@ def hub(kafka_cluster: KafkaCluster, mosquitto: Mosquitto, tmp_path: Path) -> It
     coord["kafka"] |= {"group": f"{tag}-coordinator", "instance_id": f"{tag}-coord", "port": None,
                        "bootstrap": kafka_cluster.bootstrap}  # every node: any one answering will do
     # a robot whose state partition lost its leader is silent until the new leader takes over (seconds): it is
-    # not offline for that; tasks stay assigned to it
-    coord["tasks"] = {"accept_timeout_s": 90, "run_timeout_s": 180, "robot_offline_after_s": 45}
+    # not offline for that; tasks stay assigned to it. The robots' state stops with their sends (SEND_S), and an
+    # instance that met librdkafka's send_offsets hang starts again ~20 s later: they stay online past that.
+    coord["tasks"] = {"accept_timeout_s": 90, "run_timeout_s": 180, "robot_offline_after_s": 90}
     coord["topics"] = {"submit": f"{ns}.tasks.submit", "state": f"{ns}.state.robot_state",
                        "status": f"{ns}.event.task_status", "presence": f"{ns}.presence.status",
                        "commands": f"{ns}.command.task_command", "events": f"{ns}.coordinator.tasks"}

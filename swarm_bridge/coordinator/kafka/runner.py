@@ -160,7 +160,7 @@ class CoordinatorInstance:
         # Kafka as stuck and ends like a fenced one (the service starts a new one with new clients).
         kafka = config.kafka
         self._stuck_s = 6 * kafka.transaction_timeout_s + 2 * kafka.connect_timeout_s
-        self._offsets_s = kafka.transaction_timeout_s + 2 * kafka.connect_timeout_s
+        self._offsets_s = kafka.transaction_timeout_s + kafka.connect_timeout_s  # its retries end by the first
         # VDA 5050 vehicles through the gateway: their topics read by the view, orders produced in the rounds
         self.vda = KafkaVda(config, lambda: self.dispatch.book, registry=self.records.registry) \
             if config.vda5050 is not None else None
