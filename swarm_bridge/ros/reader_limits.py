@@ -5,6 +5,10 @@ new samples once that many wait unread, and does not acknowledge them: the robot
 keeps them, waits and fails ("RCLError: Failed to publish: cannot publish data"; measured in every run with
 the `reliable` preset, 10,000 deep, and the bridge behind at 10,000+ msgs/s, in none with these limits).
 With room for the whole history a reader that is behind replaces its oldest unread samples instead.
+
+The same profile turns Fast DDS's type propagation off for the bridge's participant (`fastdds.type_propagation`:
+`disabled`): ROS 2 matches types by its own names and hashes, and Fast DDS 3.2's TypeLookup reply thread crashed a
+bridge (general protection fault) among robots running two definitions, v1 and v2, of one message type.
 """
 
 from __future__ import annotations
@@ -20,6 +24,18 @@ DEFAULT_MAX_SAMPLES = 5000  # Fast DDS's own default for a reader
 _PROFILE = """<?xml version="1.0" encoding="UTF-8"?>
 <dds xmlns="http://www.eprosima.com">
   <profiles>
+    <participant profile_name="swarm_bridge_participant" is_default_profile="true">
+      <rtps>
+        <propertiesPolicy>
+          <properties>
+            <property>
+              <name>fastdds.type_propagation</name>
+              <value>disabled</value>
+            </property>
+          </properties>
+        </propertiesPolicy>
+      </rtps>
+    </participant>
     <data_reader profile_name="swarm_bridge_reader_limits" is_default_profile="true">
       <topic>
         <resourceLimitsQos>
