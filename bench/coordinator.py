@@ -131,6 +131,13 @@ def percentile(values: list[int], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))] / 1e6
 
 
+def kafka_sampler(kafka_pid: int | None) -> ProcSampler:
+    """CPU of the private Kafka (its JIT apart) from now on; samples nothing for a Kafka of someone else's."""
+    sampler = ProcSampler(lambda: {"kafka": [kafka_pid]} if kafka_pid else {})
+    sampler.start()
+    return sampler
+
+
 def run_coordinator(config: CoordinatorConfig, robots: int, tasks: int, paced_tasks: int,
                     rate_per_s: float, kafka_pid: int | None) -> dict[str, Any]:
     announce(config, robots)
@@ -143,8 +150,7 @@ def run_coordinator(config: CoordinatorConfig, robots: int, tasks: int, paced_ta
     # most WARMUP_ROUNDS; also the clients' connections and metadata. A private Kafka only (its pid is known).
     jit: list[float] = []
     for round_ in range(WARMUP_ROUNDS):
-        sampler = ProcSampler(lambda: {"kafka": [kafka_pid]} if kafka_pid else {})
-        sampler.start()
+        sampler = kafka_sampler(kafka_pid)
         warmup = paced(config, task_docs(paced_tasks // 2, robots + 2 + round_ * 1000), rate_per_s)
         goal = instance.assigned + paced_tasks // 2
         deadline = time.monotonic() + 120
@@ -155,8 +161,7 @@ def run_coordinator(config: CoordinatorConfig, robots: int, tasks: int, paced_ta
         if kafka_pid is None or jit[-1] < JIT_SETTLED_PERCENT:
             break
     warmed = instance.assigned
-    sampler = ProcSampler(lambda: {"kafka": [kafka_pid]} if kafka_pid else {})
-    sampler.start()
+    sampler = kafka_sampler(kafka_pid)
     instance.latencies_ns = []
     # Open loop below saturation: latency of single requests, request produced -> command committed, and its hops.
     assert instance.hops_ns is not None  # keep_latencies

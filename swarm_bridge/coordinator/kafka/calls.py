@@ -52,8 +52,12 @@ class CallThread:
         try:
             return future.result(timeout=within_s)
         except FutureTimeout:
-            self.stuck = True
-            raise stuck_error(within_s, self.name) from None
+            raise self.given_up(within_s) from None
+
+    def given_up(self, within_s: float) -> KafkaException:
+        """This thread counted as stuck after `within_s` (shutting down leaves it behind): the fatal error to raise."""
+        self.stuck = True
+        return stuck_error(within_s, self.name)
 
     def shutdown(self) -> None:
         """No more calls; the ones submitted finish first, unless the thread is stuck (then it is left behind)."""

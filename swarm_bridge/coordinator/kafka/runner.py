@@ -33,7 +33,7 @@ from swarm_bridge.coordinator.core.drops import DropLog
 from swarm_bridge.coordinator.core.events import SUBMITTED, encode_event
 from swarm_bridge.coordinator.core.pause import MalformedPause, PauseRefusal, PauseRequest, parse_pause, pause_refusal
 from swarm_bridge.coordinator.core.tasks import TaskState
-from swarm_bridge.coordinator.kafka.calls import CallThread, stuck_error
+from swarm_bridge.coordinator.kafka.calls import CallThread
 from swarm_bridge.coordinator.kafka.records import FleetRecords
 from swarm_bridge.coordinator.kafka.topics import ensure_topics, require_kafka
 from swarm_bridge.coordinator.kafka.vda import KafkaRecord, KafkaVda
@@ -411,8 +411,7 @@ class CoordinatorInstance:
             deadline = time.monotonic() + self._stuck_s
             while not before.delivered.wait(0.05) and not finished.done():
                 if time.monotonic() > deadline:
-                    self._committer.stuck = True
-                    raise stuck_error(self._stuck_s, self._committer.name)
+                    raise self._committer.given_up(self._stuck_s)
         now = time.time_ns()
         try:
             producer.begin_transaction()
