@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +30,18 @@ REPO = Path(__file__).resolve().parents[2]
 VENV = Path(sys.prefix)
 DEMO_BAG = "polymath_cmd_vel_mcap"  # a small real bag: the demo's whole chain in well under a minute
 PYVER = f"python{sys.version_info.major}.{sys.version_info.minor}"
+
+
+# what a build makes or a run leaves in the working tree: never copied into a build's own source tree
+_NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", ".run", "build", "install", "log", "*.egg-info", "__pycache__",
+                                     ".mypy_cache", ".ruff_cache", ".pytest_cache")
+
+
+def source_copy(dest: Path) -> Path:
+    """This repository's sources copied to `dest`: pip and colcon build in their source tree, and two test files
+    building in one tree at once (two xdist workers) break each other's build/ and egg-info."""
+    shutil.copytree(REPO, dest, ignore=_NOT_SOURCE, symlinks=True)
+    return dest
 
 
 def launch_path(tmp: Path, ros2: Path) -> str:

@@ -24,7 +24,15 @@ import rclpy
 import yaml
 from confluent_kafka.admin import AdminClient
 from coordinator_fleet import CAPABILITIES, TaskLog, coordinator_doc, write_config
-from launch_harness import LaunchRun, demo_delivers, ended_cleanly, gateway_forwards, launch_path, pip_prefix_env
+from launch_harness import (
+    LaunchRun,
+    demo_delivers,
+    ended_cleanly,
+    gateway_forwards,
+    launch_path,
+    pip_prefix_env,
+    source_copy,
+)
 
 from swarm_bridge.brokers import Kafka, Mosquitto
 from swarm_bridge.codec import Envelope
@@ -50,10 +58,12 @@ REPO = Path(__file__).resolve().parents[3]
 def pip_prefix(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """swarm_bridge installed as `pip install --prefix PREFIX .` installs it (node shims, launch files, index)."""
     prefix = tmp_path_factory.mktemp("pip-prefix")
+    source = source_copy(tmp_path_factory.mktemp("pip-source") / "swarm_bridge")
     # --ignore-installed: without it pip uninstalls the venv's editable swarm_bridge first
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--ignore-installed", "--disable-pip-version-check", "--prefix", str(prefix), str(REPO)],
-                   check=True, capture_output=True, timeout=900)
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                           "--ignore-installed", "--disable-pip-version-check", "--prefix", str(prefix), str(source)],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"pip install --prefix failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return prefix
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from launch_harness import LaunchRun, colcon_command, demo_delivers, gateway_forwards, launch_path
+from launch_harness import LaunchRun, colcon_command, demo_delivers, gateway_forwards, launch_path, source_copy
 
 from swarm_bridge.brokers import Kafka, Mosquitto
 
@@ -57,7 +57,7 @@ def test_pip_install_puts_nodes_where_ros2_launch_finds_them(tmp_path: Path) -> 
     prefix = tmp_path / "prefix"
     # --ignore-installed: without it pip uninstalls the venv's editable swarm_bridge first
     _run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--ignore-installed",
-          "--disable-pip-version-check", "--prefix", str(prefix), str(REPO)])
+          "--disable-pip-version-check", "--prefix", str(prefix), str(source_copy(tmp_path / "source"))])
     site = Path(sysconfig.get_path("purelib", vars={"base": str(prefix)}))
     assert (site / "swarm_bridge/nodes.py").is_file()
     assert (site / "swarm_bridge/codec/_generated/task_command/v2_pb2.py").is_file()  # protoc ran at build time
@@ -70,7 +70,7 @@ def colcon_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A colcon workspace with this repository in src/, built with the venv (ROS wheels) as underlay."""
     workspace = tmp_path_factory.mktemp("colcon") / "ws"
     (workspace / "src").mkdir(parents=True)
-    (workspace / "src/swarm_bridge").symlink_to(REPO)
+    source_copy(workspace / "src/swarm_bridge")
     env = {**os.environ, "PATH": f"{VENV / 'bin'}:{os.environ['PATH']}",
            "AMENT_PREFIX_PATH": str(VENV), "CMAKE_PREFIX_PATH": str(VENV)}
     _run(["colcon", "build", "--cmake-args", "-DBUILD_TESTING=OFF", f"-DPython3_EXECUTABLE={sys.executable}"],
