@@ -62,9 +62,10 @@ class RouteCounts:
 class UplinkRoute:
     """ROS topic -> uplink destination for one route.
 
-    Records are numbered per stream: seq = run << 32 | n, where run counts the bridge's starts (kept in its
-    spool) and n counts from 0 in this run; so seq only grows, across restarts too, and receivers can
-    drop duplicates by (robot_id, stream, seq) and see a restart where the high bits change."""
+    Records are numbered per stream: seq = run << 32 | n, where run grows at each bridge start (`Spool.start_run`:
+    above the spool's last run and at least the clock's seconds) and n counts from 0 in this run; so seq only
+    grows, across restarts and a lost spool too, and receivers can drop duplicates by (robot_id, stream, seq) and
+    see a restart where the high bits change."""
 
     def __init__(self, node: Node, route: Route, *, robot_id: str, outbox: Outbox, metrics: BridgeMetrics,
                  encoder: WireEncoder, run: int = 0, chunk_bytes: int = 0, sink: RecordSink | None = None,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from swarm_bridge.errors import SwarmBridgeError
 
-__all__ = ["FORMAT", "Entry", "Spool", "SpoolError", "SpoolLimitError", "SpooledRecord"]
+__all__ = ["FORMAT", "RUN_EPOCH", "Entry", "Spool", "SpoolError", "SpoolLimitError", "SpooledRecord"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -51,6 +51,11 @@ CREATE TABLE IF NOT EXISTS drops (
 """
 
 FULL = "spool full"
+
+# Runs count seconds from here (2024-01-01 UTC) at the least; a run must stay below 2**31 (seq is a signed
+# 64-bit long holding run << 32), which seconds from this epoch do until 2092.
+RUN_EPOCH = 1_704_067_200
+MAX_RUN = 1 << 31
 
 # Spool file format (SQLite user_version). 0: before qos/retain were kept per record; such files gain the two
 # columns on open, their records draining at QoS 1 (what that version sent) and retained as the destination
@@ -214,15 +219,20 @@ class Spool:
             (count,) = self._db.execute("SELECT COUNT(*) FROM records WHERE stream = ?", (stream,)).fetchone()
         return int(count)
 
-    def start_run(self) -> int:
-        """Count one more start of the process that owns this spool; returns its run number (0, 1, ...).
+    def start_run(self, now_s: float | None = None) -> int:
+        """Count one more start of the process that owns this spool; returns its run number.
 
-        Sequence numbers built on it stay unique and increasing across restarts, even after a SIGKILL."""
+        The run is above every earlier one in this spool and at least the clock's seconds since RUN_EPOCH, so
+        `seq = run << 32 | n` stays unique and increasing across restarts (even after a SIGKILL) and also when the
+        spool itself is lost (a re-imaged robot): a fresh spool does not start again at a run already in Kafka."""
+        clock = int((time.time() if now_s is None else now_s) - RUN_EPOCH)
         with self._lock, self._transaction():
-            self._db.execute("INSERT INTO meta (name, value) VALUES ('runs', 1) ON CONFLICT (name)"
-                             " DO UPDATE SET value = value + 1")
-            (runs,) = self._db.execute("SELECT value FROM meta WHERE name = 'runs'").fetchone()
-        return int(runs) - 1
+            row = self._db.execute("SELECT value FROM meta WHERE name = 'runs'").fetchone()
+            run = max(int(row[0]) if row else 0, clock if 0 <= clock < MAX_RUN else 0)
+            # 'runs' holds one above the last run: what format 1 counted, so an older version continues above too
+            self._db.execute("INSERT INTO meta (name, value) VALUES ('runs', ?) ON CONFLICT (name)"
+                             " DO UPDATE SET value = excluded.value", (run + 1,))
+        return run
 
     @property
     def next_order(self) -> int:

@@ -26,6 +26,7 @@ from robot_outage import arrived_seqs as _seqs
 from robot_outage import start_node as _start_node
 from robot_outage import stop_node as _stop
 from robot_outage import wait_for_seqs as _wait_for
+from runs import one_run
 
 from swarm_bridge.brokers import Mosquitto, free_port
 from swarm_bridge.codec import decode_json
@@ -103,7 +104,7 @@ def test_link_delayed_dropped_and_cut_by_a_proxy_delivers_everything_once_in_ord
     counts = proxy.counts
     _figures("robot bridge via proxy: delay 200 ms, drops, cuts mid-stream, refusals", sent=source.sent,
              arrived=len(seqs), duplicates_removed=len(arrivals) - len(seqs), dropped=0, proxy=counts)
-    assert seqs == list(range(source.sent)), f"{len(seqs)} of {source.sent}"
+    assert one_run(seqs) == list(range(source.sent)), f"{len(seqs)} of {source.sent}"
     assert counts["dropped"] + counts["cut"] >= 3 and counts["cut"] >= 1 and counts["refused"] >= 1, counts
     assert f"received {source.sent}, sent {source.sent}, dropped 0" in output
     assert "connection lost" in output or "disconnected" in output
@@ -160,7 +161,7 @@ def test_sigkilled_at_random_points_and_restarted_loses_nothing_it_spooled(
                          f"another process on ROS domain {ros_env['ROS_DOMAIN_ID']}; their x are not ours")
     last_run = int(re.search(r"run (\d+), \d+ routes up", output).group(1))  # type: ignore[union-attr]
     # a run killed before it subscribed sends nothing
-    assert runs[-1] == last_run and last_run <= len(kills), (runs, output[-3000:])
+    assert runs[-1] == last_run and len(runs) <= len(kills) + 1, (runs, output[-3000:])
     for run, numbers in per_run.items():
         assert numbers == list(range(len(numbers))), f"run {run}: a hole or reorder (seed {SEED})"
     assert first_xs == sorted(first_xs), _inversion(records, first_xs)  # across restarts: in publication order
@@ -201,7 +202,7 @@ def test_tiny_spool_under_an_outage_drops_oldest_and_counts_every_drop(
              dropped_spool_full=dropped)
     assert re.search(r"spool .* full: \d+ records dropped since start", output), output[-2000:]
     assert dropped > 0 and received == len(seqs) + dropped, (received, len(seqs), dropped)
-    assert seqs == list(range(received - len(seqs), received))  # the oldest went first; the rest in order
+    assert one_run(seqs) == list(range(received - len(seqs), received))  # the oldest went first; the rest in order
     assert f"{dropped} records dropped by the spool" in second  # kept across restarts
 
 
@@ -235,7 +236,7 @@ def test_skewed_robot_clock_stamps_are_data_and_seq_orders(
     records = [decode_json(r.payload) for r in tap.snapshot()]
     stamps = {int(r.body["pose"]["pose"]["position"]["x"]): r.stamp_ns for r in records}
     _figures("robot clock skewed +10 years / epoch / +-1 h", sent=source.sent, arrived=len(seqs), dropped=0)
-    assert seqs == list(range(source.sent)), output[-2000:]
+    assert one_run(seqs) == list(range(source.sent)), output[-2000:]
     assert max(stamps.values()) > time.time_ns() + 9 * year  # the future stamp kept as data
     assert min(stamps.values()) < 10**9 * 3600 * 24  # and the one near the epoch
 

@@ -30,6 +30,7 @@ from fault_proxy import FaultProxy
 from gateway_harness import GatewayProcess, wait_for, write_config
 from robot_outage import NODE, OdomSource, odom_config
 from robot_outage import stop_node as _stop
+from runs import runs_in_order
 
 from swarm_bridge.brokers import Kafka, Mosquitto, free_port
 from swarm_bridge.codec import decode_json
@@ -40,7 +41,6 @@ from swarm_bridge.transport import ensure_kafka_topics
 pytestmark = pytest.mark.integration
 
 TOPIC = "fleet.telemetry.odometry"
-RUN = 1 << 32
 RATE_HZ = 200.0
 # the gateways carry telemetry only, so what each one produced is the robot's odometry (presence is not counted)
 TELEMETRY = {"mqtt": "{prefix}/{fleet}/{robot_id}/telemetry/{stream}", "kafka_topic": "fleet.telemetry.{stream}"}
@@ -128,8 +128,10 @@ def _check(records: list[Any], robot: Robot, source: OdomSource) -> dict[str, An
     seqs = [r.seq for r in records]
     counts = collections.Counter(seqs)
     duplicated = {seq: n for seq, n in counts.items() if n > 1}
-    expected = [run * RUN + n for run, count in enumerate(robot.received) for n in range(count)]
     first = list(dict.fromkeys(seqs))
+    runs = runs_in_order(first)
+    assert len(runs) == len(robot.received) and runs == sorted(runs), f"runs {runs}, bridge starts {robot.received}"
+    expected = [run << 32 | n for run, count in zip(runs, robot.received, strict=True) for n in range(count)]
     assert duplicated == {}, f"{len(duplicated)} records twice in Kafka: {sorted(duplicated)[:5]} (run << 32 | n)"
     assert sorted(first) == expected, f"{len(first)} of {len(expected)} records; missing " \
                                       f"{sorted(set(expected) - set(first))[:5]}"

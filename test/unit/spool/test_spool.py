@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from swarm_bridge.spool import Spool, SpoolError
-from swarm_bridge.spool.spool import FORMAT
+from swarm_bridge.spool.spool import FORMAT, RUN_EPOCH
 
 
 def _spool(tmp_path: Path, **limits: int) -> Spool:
@@ -176,11 +176,40 @@ def test_explicit_order_puts_a_record_back_where_it_was(tmp_path: Path) -> None:
     assert _spool(tmp_path).next_order == 7
 
 
-def test_runs_are_counted_across_reopening(tmp_path: Path) -> None:
+def test_runs_grow_across_reopening_even_when_the_clock_stands_still(tmp_path: Path) -> None:
+    now = RUN_EPOCH + 1_000
     spool = _spool(tmp_path)
-    assert [spool.start_run(), spool.start_run()] == [0, 1]
+    assert [spool.start_run(now), spool.start_run(now)] == [1_000, 1_001]
     spool.close()
-    assert _spool(tmp_path).start_run() == 2
+    assert _spool(tmp_path).start_run(now) == 1_002
+    assert _spool(tmp_path).start_run(now + 5_000) == 6_000  # the clock ahead of the count: the clock
+
+
+def test_a_lost_spool_starts_above_the_runs_it_had(tmp_path: Path) -> None:
+    """A re-imaged robot's fresh spool: its first run is past the old spool's, by the clock, so its records'
+    (robot, stream, seq) are not taken for ones already delivered."""
+    old = _spool(tmp_path / "old")
+    runs = [old.start_run(RUN_EPOCH + t) for t in (100, 100, 101)]
+    fresh = _spool(tmp_path / "new")
+    assert fresh.start_run(RUN_EPOCH + 160) > max(runs)  # a minute later: re-imaging takes longer
+
+
+@pytest.mark.parametrize("now", [0.0, RUN_EPOCH - 1, RUN_EPOCH + (1 << 31)])
+def test_a_clock_out_of_range_falls_back_to_counting(tmp_path: Path, now: float) -> None:
+    """A robot booted without a clock (1970), or one far in the future: the run stays a valid 31-bit count."""
+    spool = _spool(tmp_path)
+    assert [spool.start_run(now), spool.start_run(now)] == [0, 1]
+
+
+def test_a_spool_counted_by_the_older_version_continues_above_its_runs(tmp_path: Path) -> None:
+    """Format 1 counted starts in meta 'runs' (runs 0, 1, ...): the next run is above them."""
+    spool = _spool(tmp_path)
+    spool.close()
+    db = sqlite3.connect(tmp_path / "spool.db")
+    db.execute("INSERT INTO meta (name, value) VALUES ('runs', 7)")  # seven starts by the older version: runs 0-6
+    db.commit()
+    db.close()
+    assert _spool(tmp_path).start_run(0.0) == 7
 
 
 def test_replace_file_keeps_the_old_content_when_writing_fails(tmp_path: Path) -> None:
