@@ -62,6 +62,8 @@ class StepFigures:
     # each hop of a task round trip: {hop: {"p50_ms", "p99_ms"}} (from the coordinator's and the gateway's
     # histograms: the bucket's upper bound; the robot's from its own clock readings)
     task_hops: dict[str, dict[str, float]] = field(default_factory=dict)
+    # each task's own round trip cut into legs by its clock readings, the slowest 1% against all (task_legs.py)
+    task_slowest_legs: dict[str, Any] = field(default_factory=dict)
     cpu_percent: dict[str, float] = field(default_factory=dict)
     rss_mb: dict[str, float] = field(default_factory=dict)
     # CPU per delivered record (µs) of each process and of the hub (HUB summed); records/s per busy hub core

@@ -37,6 +37,7 @@ class TaskTally:
     seen_ms: list[float] = field(default_factory=list)
     sent_ns: list[int] = field(default_factory=list)  # when each task of `round_trip_ms` was submitted
     first_sent_ns: int = 0  # the step's first submission
+    done_at: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # task -> (submitted, done, seen) ns
 
     def slowest_at_s(self, share: float = 0.01) -> list[float]:
         """When the slowest `share` of the round trips were submitted, s after the step's first submission (in order):
@@ -106,7 +107,7 @@ class KafkaProbe:
             return ([v / 1000 for v in self.append_us], [v / 1000 for v in self.consume_us], self.last,
                     TaskTally(self.tasks.submitted, self.tasks.done, self.tasks.other_end,
                               list(self.tasks.round_trip_ms), list(self.tasks.seen_ms), list(self.tasks.sent_ns),
-                              self.tasks.first_sent_ns))
+                              self.tasks.first_sent_ns, dict(self.tasks.done_at)))
 
     def open_tasks(self) -> int:
         with self._lock:
@@ -155,6 +156,7 @@ class KafkaProbe:
             self.tasks.round_trip_ms.append((event.task.updated_ns - sent) / 1e6)
             self.tasks.sent_ns.append(sent)
             self.tasks.seen_ms.append((now_ns - sent) / 1e6)
+            self.tasks.done_at[event.task.task_id] = (sent, event.task.updated_ns, now_ns)
         else:
             self.tasks.other_end += 1
 

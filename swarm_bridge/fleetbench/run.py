@@ -40,6 +40,7 @@ from swarm_bridge.fleetbench.ledger import percentile
 from swarm_bridge.fleetbench.probe import KafkaProbe, TaskFeed
 from swarm_bridge.fleetbench.procstat import JIT, ProcSampler
 from swarm_bridge.fleetbench.report import write_report
+from swarm_bridge.fleetbench.task_legs import TaskTimes, slowest_legs
 from swarm_bridge.fleetbench.workers import WorkerPool
 from swarm_bridge.signals import terminate_as_interrupt
 from swarm_bridge.sim.records import StreamTemplate
@@ -254,7 +255,9 @@ def _step(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, robots: int, run: in
         gw_after, co_after = hub.gateway.metrics(), hub.coordinator.metrics()
     finally:
         final = pool.close()
-    command_ms = [ms for s in (final if len(final) == len(summaries) else summaries) for ms in s["command_ms"]]
+    reports = final if len(final) == len(summaries) else summaries
+    command_ms = [ms for s in reports for ms in s["command_ms"]]
+    assigned = {task: at for s in reports for task, at in s.get("assigned", {}).items()}
     hops = _hop_quantiles({"coordinator": co_before, "gateway": gw_before},
                           {"coordinator": co_after, "gateway": gw_after}, command_ms)
     delivery = probe.delivery(sent)
@@ -275,6 +278,8 @@ def _step(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, robots: int, run: in
         task_p99_ms=round(percentile(tasks.round_trip_ms, 0.99), 1), task_rate_per_s=task_rate,
         task_seen_p99_ms=round(percentile(tasks.seen_ms, 0.99), 1), task_hops=hops,
         task_slowest_at_s=tasks.slowest_at_s(), p99_ms_by_second=by_second,
+        task_slowest_legs=slowest_legs({task: TaskTimes(sent, done, seen, *assigned.get(task, (None, None)))
+                                        for task, (sent, done, seen) in tasks.done_at.items()}),
         sim_max_lag_ms=round(1000 * max(s["max_lag_s"] for s in summaries), 1), connect_s=round(connect_s, 1),
         drain_s=round(drained_s, 1),
         gateway_p50_ms=1000 * bucket_quantile(_buckets(gw_before, GW_LATENCY), _buckets(gw_after, GW_LATENCY), 0.5),
@@ -378,6 +383,12 @@ def _print_step(step: StepFigures) -> None:
     print(f"       tasks at {step.task_rate_per_s:g}/s: round trip p50 {step.task_p50_ms} ms p99 {step.task_p99_ms} ms "
           f"(seen by the probe p99 {step.task_seen_p99_ms} ms); hops p50/p99 ms: {hops}\n"
           f"       the slowest 1% submitted at (s into the step): {step.task_slowest_at_s}", flush=True)
+    legs = step.task_slowest_legs
+    if legs.get("slowest_median_ms"):
+        both = ", ".join(f"{leg} {legs['all_median_ms'][leg]:g}/{ms:g}"
+                         for leg, ms in legs["slowest_median_ms"].items())
+        print(f"       legs of each task, median ms of all / of the slowest {legs['slowest_count']}: {both}",
+              flush=True)
     if step.kafka_pauses:
         print(f"       Kafka's stop-the-world pauses while sending: {step.kafka_pauses}", flush=True)
 

@@ -83,6 +83,7 @@ class WorkerStats:
     send_start: float = 0.0
     send_end: float = 0.0
     command_ms: list[float] = field(default_factory=list)  # each new command: its stamp -> received here
+    assigned: dict[str, tuple[int, int]] = field(default_factory=dict)  # task -> its assign's (stamp, received) ns
 
 
 class SimWorker:
@@ -208,6 +209,7 @@ class SimWorker:
         self.stats.command_ms.append((received_ns - command.stamp_ns) / 1e6)  # stamped as its round's commit began
         if action != ASSIGN:
             return
+        self.stats.assigned[task_id] = (command.stamp_ns, received_ns)
         topic = mqtt_topic(self.plan.prefix, self.plan.fleet, robot.robot_id, "event", "task_status")
         for state in _TASK_STATES:  # the simulated work takes no time: round trips measure the system
             robot.status_seq += 1
@@ -241,7 +243,8 @@ class SimWorker:
         return {"published": stats.published, "acked": stats.acked, "commands": stats.commands,
                 "duplicate_commands": stats.duplicate_commands, "bad_commands": stats.bad_commands,
                 "statuses": stats.statuses, "reconnects": stats.reconnects, "max_lag_s": stats.max_lag_s,
-                "send_start": stats.send_start, "send_end": stats.send_end, "command_ms": list(stats.command_ms)}
+                "send_start": stats.send_start, "send_end": stats.send_end, "command_ms": list(stats.command_ms),
+                "assigned": dict(stats.assigned)}
 
 
 def merge_counts(parts: list[dict[tuple[str, str], int]]) -> Counter[tuple[str, str]]:
