@@ -8,17 +8,33 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["GoalLedger", "HeldTask"]
+from swarm_bridge.actions.outcome import FAILED, REJECTED
+from swarm_bridge.actions.work import Report
+
+__all__ = ["GoalLedger", "HeldTask", "left_report"]
 
 
 @dataclass(frozen=True)
 class HeldTask:
-    """A task the bridge took: its kind, the action, and the goal id once a goal was sent (hex; empty before)."""
+    """A task the bridge took: its kind, the action, the goal id once a goal was sent (hex; empty before) and the
+    command that assigned it (a ledger written before it was kept has none)."""
 
     task_id: str
     kind: str
     action: str
     goal_id: str = ""
+    command_id: str = ""
+
+
+def left_report(task: HeldTask) -> Report:
+    """What a restarted bridge reports of a task its dead run held: rejected when no goal was sent (the robot never
+    started it: the coordinator gives it out again), failed when one was (the robot may have moved; its end is
+    unknown)."""
+    if not task.goal_id:
+        return Report(task.task_id, REJECTED, "bridge restarted: the last run stopped before this task's goal was "
+                      "sent; the robot never started it")
+    return Report(task.task_id, FAILED, "bridge restarted: the last run stopped without reporting this task's end "
+                  "(its goal was cancelled where the action server still had it)")
 
 
 class GoalLedger:

@@ -27,10 +27,11 @@ from swarm_bridge.actions import (
     MappingError,
     Report,
     SendGoal,
+    left_report,
     outcome,
     task_input,
 )
-from swarm_bridge.actions.outcome import FAILED, RUNNING
+from swarm_bridge.actions.outcome import RUNNING
 from swarm_bridge.config import RobotBridgeConfig
 from swarm_bridge.config.tasks import ActionTaskConfig
 from swarm_bridge.ros.convert import dict_to_message, message_to_dict
@@ -157,6 +158,7 @@ class ActionTasks:
         self.dropped: Counter[str] = Counter()
         self._handles: dict[str, ClientGoalHandle] = {}
         self._goal_ids: dict[str, bytes] = {}
+        self._command_ids: dict[str, str] = {}  # task -> the command that assigned it (kept on the ledger)
         self._waiting: dict[str, tuple[SendGoal, float]] = {}  # goals whose server has not answered yet
         self._orphans: list[tuple[str, bytes, float]] = []  # goals a dead run left: cancelled once a server answers
         # What each effect of the task logic (swarm_bridge.actions.work) is, on ROS.
@@ -172,7 +174,11 @@ class ActionTasks:
         # until then.
         self._left: list[tuple[HeldTask, Report]] = []
         self._started = time.monotonic()
-        self._left_behind(self.ledger.load())
+        left = self.ledger.load()
+        # the commands of the tasks reported as left: redelivered after the crash (at least once), they are not
+        # taken again; the coordinator's next assignment of such a task comes with a new command id
+        self._spent = {task.command_id for task in left if task.command_id}
+        self._left_behind(left)
         self._sync_ledger()
         log.info("robot %s: tasks through actions: %s", config.robot_id,
                  ", ".join(f"{kind} -> {self._actions[kind]} ({a.type})" for kind, a in tasks.actions.items()))
@@ -191,6 +197,11 @@ class ActionTasks:
             self._drop("for another robot", str(body["robot_id"]))
             return
         if action == msg.ACTION_ASSIGN:
+            command_id = str(body.get("command_id") or "")
+            if command_id and command_id in self._spent:
+                self._drop("a command the last run held, reported at the restart", f"{task.task_id} ({command_id})")
+                return
+            self._command_ids[task.task_id] = command_id
             self._apply(self.work.assign(task))
         elif action == msg.ACTION_CANCEL:
             self._apply(self.work.cancel(task.task_id))
@@ -311,27 +322,33 @@ class ActionTasks:
         matched = self._status.get_subscription_count() > 0
         if force or matched or time.monotonic() - self._started > LEFT_WAIT_S:
             left, self._left = self._left, []
-            for _task, report in left:
+            taken = {task.task_id for task in self.work.held}
+            for task, report in left:
+                if task.task_id in taken:  # assigned again meanwhile (a new command): the coordinator knows the
+                    self._drop("left task assigned again", task.task_id)  # old attempt ended; a report would end
+                    continue  # the new one (reports name the task, not the attempt)
                 self._publish(report)
             self._sync_ledger()  # reported: off the ledger
 
     # --- the ledger: held tasks survive a crash of the bridge ---------------------------------------------
 
     def _sync_ledger(self) -> None:
+        held = {t.task_id for t in self.work.held}
+        if len(self._command_ids) > len(held):  # the ended tasks' commands: not kept past their end
+            self._command_ids = {task: command for task, command in self._command_ids.items() if task in held}
         try:
             self.ledger.sync([*(held for held, _report in self._left),
                               *(HeldTask(t.task_id, t.kind, self._actions.get(t.kind, ""),
-                                         self._goal_ids.get(t.task_id, b"").hex()) for t in self.work.held)])
+                                         self._goal_ids.get(t.task_id, b"").hex(), self._command_ids.get(t.task_id, ""))
+                                for t in self.work.held)])
         except OSError as exc:  # the ledger is a safety net for a crash: its loss must not stop the tasks
             self._drop("ledger not written", f"{self.ledger.path}: {exc}")
 
     def _left_behind(self, left: list[HeldTask]) -> None:
-        """Tasks a run that died held: each reported failed (its goal's end is unknown), its goal cancelled."""
+        """Tasks a run that died held: each reported (`left_report`: rejected if never started, failed if its goal
+        was sent), and a goal it sent cancelled."""
         for task in left:
-            why = "its goal was cancelled" if task.goal_id else "its goal was never sent"
-            self._left.append((task, Report(task.task_id, FAILED, f"bridge restarted: the last run stopped "
-                                            f"without reporting this task's end ({why} where the action server "
-                                            "still had it)")))
+            self._left.append((task, left_report(task)))
             if task.goal_id and task.kind in self._clients:
                 self._orphans.append((task.kind, bytes.fromhex(task.goal_id), time.monotonic()))
 

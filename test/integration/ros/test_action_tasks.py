@@ -141,3 +141,26 @@ def test_a_goal_left_by_a_killed_bridge_is_reported_and_cancelled_at_its_restart
     # The restart's report reached the coordinator: it ended the task, or came after the offline robot's end.
     wait_for(lambda: "bridge restarted" in robot.task("kill-1").reason
              or robot.coordinator.summary()["dropped"].get("stale status", 0) >= 1, 30, "the restart's report")
+
+
+def test_tasks_a_killed_bridge_held_run_again_under_their_new_commands_and_old_reports_do_not_end_them(
+        robot_factory: Callable[..., ActionRobot]) -> None:
+    """The robot's Last Will tells the coordinator at once; it gives both tasks out again (this robot being the only
+    one) under new commands, which the restarted bridge takes. Its reports on the dead run's attempts would end the
+    new ones (a report names the task, not the attempt), so they are left out; the dead run's goal is cancelled."""
+    robot = robot_factory(speed_mps=1.0)
+    robot.submit("held-1", target={"x": 4.0})
+    wait_for(lambda: robot.task("held-1").state is TaskState.RUNNING, 60, "held-1 running")
+    robot.submit("held-2", target={"x": 1.0})
+    wait_for(lambda: "task held-2 -> accepted (queued behind task held-1)" in robot.log(), 30, "held-2 queued")
+    robot.stop_bridge(signal.SIGKILL)
+    robot.start_bridge()
+    _ended(robot, "held-1", 90)
+    _ended(robot, "held-2", 60)
+    log = robot.log()
+    for task_id in ("held-1", "held-2"):
+        task = robot.task(task_id)
+        assert task.state is TaskState.DONE and task.attempts == 2, (task, log[-3000:])
+    assert "bridge restarted" not in log, log[-3000:]
+    first_goal = robot.navigator.goals[0]  # the dead run's: cancelled by the restart, or preempted by the new goal
+    assert first_goal.ended in ("CANCELED", "ABORTED"), log[-3000:]  # never driven to its end

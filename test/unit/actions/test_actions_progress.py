@@ -40,3 +40,22 @@ def test_the_ledger_keeps_what_the_bridge_holds_across_runs(tmp_path: Path) -> N
     assert GoalLedger(path).load() == []
     path.write_text(json.dumps({"held": [{"task_id": "a"}]}))
     assert GoalLedger(path).load() == []
+
+
+def test_a_restarted_bridge_rejects_what_its_dead_run_never_started_and_fails_what_it_did() -> None:
+    from swarm_bridge.actions import left_report
+    from swarm_bridge.actions.outcome import FAILED, REJECTED
+
+    never_sent = left_report(HeldTask("q", "navigate", "/amr/nav", command_id="q#1"))
+    running = left_report(HeldTask("r", "navigate", "/amr/nav", "00ff", "r#1"))
+    assert (never_sent.task_id, never_sent.state) == ("q", REJECTED)  # the coordinator gives it out again
+    assert (running.task_id, running.state) == ("r", FAILED)  # the robot may have moved: its end is unknown
+    assert never_sent.reason.startswith("bridge restarted") and running.reason.startswith("bridge restarted")
+
+
+def test_the_ledger_keeps_each_tasks_command_and_reads_a_ledger_written_without_them(tmp_path: Path) -> None:
+    ledger = GoalLedger(tmp_path / "tasks.json")
+    ledger.sync([HeldTask("a", "navigate", "/amr/nav", "00ff", "a#2")])
+    assert GoalLedger(tmp_path / "tasks.json").load() == [HeldTask("a", "navigate", "/amr/nav", "00ff", "a#2")]
+    (tmp_path / "old.json").write_text('{"held": [{"task_id": "b", "kind": "navigate", "action": "/amr/nav"}]}')
+    assert GoalLedger(tmp_path / "old.json").load() == [HeldTask("b", "navigate", "/amr/nav")]
