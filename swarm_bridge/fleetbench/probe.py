@@ -33,18 +33,29 @@ class TaskTally:
     submitted: int = 0
     done: int = 0
     other_end: int = 0
-    round_trip_ms: list[float] = field(default_factory=list)
-    seen_ms: list[float] = field(default_factory=list)
-    sent_ns: list[int] = field(default_factory=list)  # when each task of `round_trip_ms` was submitted
     first_sent_ns: int = 0  # the step's first submission
     done_at: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # task -> (submitted, done, seen) ns
+
+    @property
+    def round_trip_ms(self) -> list[float]:
+        return [(done - sent) / 1e6 for sent, done, _seen in self.done_at.values()]
+
+    @property
+    def seen_ms(self) -> list[float]:
+        return [(seen - sent) / 1e6 for sent, _done, seen in self.done_at.values()]
+
+    @property
+    def sent_ns(self) -> list[int]:
+        """When each task of `round_trip_ms` was submitted."""
+        return [sent for sent, _done, _seen in self.done_at.values()]
 
     def slowest_at_s(self, share: float = 0.01) -> list[float]:
         """When the slowest `share` of the round trips were submitted, s after the step's first submission (in order):
         clustered means one stall (e.g. at the start), spread means the tail is steady."""
-        count = max(1, int(len(self.round_trip_ms) * share)) if self.round_trip_ms else 0
-        worst = sorted(range(len(self.round_trip_ms)), key=self.round_trip_ms.__getitem__)[-count:] if count else []
-        return sorted(round((self.sent_ns[i] - self.first_sent_ns) / 1e9, 2) for i in worst)
+        round_trip_ms, sent_ns = self.round_trip_ms, self.sent_ns
+        count = max(1, int(len(round_trip_ms) * share)) if round_trip_ms else 0
+        worst = sorted(range(len(round_trip_ms)), key=round_trip_ms.__getitem__)[-count:] if count else []
+        return sorted(round((sent_ns[i] - self.first_sent_ns) / 1e9, 2) for i in worst)
 
 
 class KafkaProbe:
@@ -105,9 +116,8 @@ class KafkaProbe:
         """This step's latencies (ms): to Kafka append, to this consumer; last arrival (wall time); tasks."""
         with self._lock:
             return ([v / 1000 for v in self.append_us], [v / 1000 for v in self.consume_us], self.last,
-                    TaskTally(self.tasks.submitted, self.tasks.done, self.tasks.other_end,
-                              list(self.tasks.round_trip_ms), list(self.tasks.seen_ms), list(self.tasks.sent_ns),
-                              self.tasks.first_sent_ns, dict(self.tasks.done_at)))
+                    TaskTally(self.tasks.submitted, self.tasks.done, self.tasks.other_end, self.tasks.first_sent_ns,
+                              dict(self.tasks.done_at)))
 
     def open_tasks(self) -> int:
         with self._lock:
@@ -153,9 +163,6 @@ class KafkaProbe:
             return
         if event.task.state is TaskState.DONE:
             self.tasks.done += 1
-            self.tasks.round_trip_ms.append((event.task.updated_ns - sent) / 1e6)
-            self.tasks.sent_ns.append(sent)
-            self.tasks.seen_ms.append((now_ns - sent) / 1e6)
             self.tasks.done_at[event.task.task_id] = (sent, event.task.updated_ns, now_ns)
         else:
             self.tasks.other_end += 1

@@ -126,8 +126,10 @@ def test_gateway_setting_options_are_dotted_paths_with_yaml_values() -> None:
 def test_slowest_tasks_say_when_they_were_submitted() -> None:
     round_trips = [5.0] * 200
     round_trips[7], round_trips[150] = 900.0, 800.0  # 1% of 200: these two, submitted 10 ms apart from 1 s on
-    tally = TaskTally(round_trip_ms=round_trips, sent_ns=[2_000_000_000 + i * 10_000_000 for i in range(200)],
-                      first_sent_ns=1_000_000_000)
+    sent = [2_000_000_000 + i * 10_000_000 for i in range(200)]
+    tally = TaskTally(first_sent_ns=1_000_000_000,
+                      done_at={f"t{i}": (at, at + int(ms * 1e6), at + int(ms * 1e6)) for i, (at, ms)
+                               in enumerate(zip(sent, round_trips, strict=True))})
     assert tally.slowest_at_s() == [1.07, 2.5]
     assert TaskTally().slowest_at_s() == []
 
