@@ -24,6 +24,7 @@ import yaml
 
 from swarm_bridge.brokers.errors import BrokerError
 from swarm_bridge.brokers.process import ServiceProcess
+from swarm_bridge.codec.envelope import SEQ_MASK
 from swarm_bridge.codec.records import RecordCodec, record_codec
 from swarm_bridge.config import CoordinatorConfig, RobotBridgeConfig, validate_config
 from swarm_bridge.coordinator.site.runner import SiteCoordinator
@@ -57,7 +58,6 @@ __all__ = ["DemoError", "FleetDemo", "StreamTally"]
 
 log = logging.getLogger(__name__)
 
-SEQ_MASK = (1 << 32) - 1  # seq = run << 32 | n
 PAUSE_S = 1.0  # how long the demo pauses a VDA 5050 vehicle (startPause ... stopPause)
 
 

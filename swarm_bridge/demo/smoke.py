@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from swarm_bridge.codec import Envelope
+from swarm_bridge.codec.envelope import RUN_SHIFT
 from swarm_bridge.codec.wire import WireDecoder, route_subject, wire_decoder
 from swarm_bridge.config import RobotBridgeConfig, validate_config
 from swarm_bridge.ros import RobotBridge
@@ -53,8 +54,8 @@ class StreamResult:
     def complete(self) -> bool:
         """Every message published arrived once, numbered 0.. in one run of the bridge (seq = run << 32 | n)."""
         seqs = sorted(e.seq for e in self.arrived)
-        run = seqs[0] >> 32 if seqs else 0
-        return self.published > 0 and seqs == [run << 32 | n for n in range(self.published)]
+        run = seqs[0] >> RUN_SHIFT if seqs else 0
+        return self.published > 0 and seqs == [run << RUN_SHIFT | n for n in range(self.published)]
 
 
 def robot_config(robot_id: str, *, uplink: str, host: str, port: int, fmt: str = "json",

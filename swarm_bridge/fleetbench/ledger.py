@@ -11,9 +11,9 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["Delivery", "SeqLedger", "percentile"]
+from swarm_bridge.codec.envelope import RUN_SHIFT, SEQ_MASK
 
-_MASK = (1 << 32) - 1
+__all__ = ["Delivery", "SeqLedger", "percentile"]
 
 
 @dataclass
@@ -45,10 +45,10 @@ class SeqLedger:
 
     def add(self, robot_id: str, stream: str, seq: int) -> None:
         """Count one record that arrived."""
-        if seq >> 32 != self.run:
+        if seq >> RUN_SHIFT != self.run:
             self.foreign += 1
             return
-        n = seq & _MASK
+        n = seq & SEQ_MASK
         state = self.streams.get((robot_id, stream))
         if state is None:
             state = self.streams[(robot_id, stream)] = _Stream()

@@ -11,6 +11,7 @@ written it.
 
 from __future__ import annotations
 
+from swarm_bridge.codec.envelope import RUN_SHIFT
 from swarm_bridge.gateway.errors import GatewaySettingError
 
 __all__ = ["BELOW_WINDOW", "DUPLICATE", "NEW", "RUN_SHIFT", "Dedup"]
@@ -18,7 +19,6 @@ __all__ = ["BELOW_WINDOW", "DUPLICATE", "NEW", "RUN_SHIFT", "Dedup"]
 NEW = 0
 DUPLICATE = 1
 BELOW_WINDOW = 2
-RUN_SHIFT = 32  # seq = run << RUN_SHIFT | n
 
 
 class Dedup:

@@ -23,6 +23,7 @@ from rclpy.type_support import check_is_valid_msg_type
 from swarm_bridge.codec import CodecError
 from swarm_bridge.codec.chunks import split_record
 from swarm_bridge.codec.compression import COMPRESSIONS
+from swarm_bridge.codec.envelope import RUN_SHIFT
 from swarm_bridge.codec.rostypes import default_types
 from swarm_bridge.codec.wire import WireEncoder, stamp_reader
 from swarm_bridge.metrics import BridgeMetrics
@@ -84,7 +85,7 @@ class UplinkRoute:
         self._decimator = Decimator(route.max_rate_hz)
         self._encoder = encoder
         self._stamp = stamp_reader(route.ros_type, default_types())
-        self._seq = run << 32
+        self._seq = run << RUN_SHIFT
         counts = self.counts
         metrics.watch_route(str(route), lambda: {"received": counts.received, "sent": counts.sent,
                                                  "chunks": counts.chunks}, lambda: counts.dropped)

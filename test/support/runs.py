@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-RUN_SHIFT = 32
-N_MASK = (1 << RUN_SHIFT) - 1
+from swarm_bridge.codec.envelope import RUN_SHIFT, SEQ_MASK
 
 
 def one_run(seqs: Iterable[int]) -> list[int]:
@@ -13,7 +12,7 @@ def one_run(seqs: Iterable[int]) -> list[int]:
     seqs = list(seqs)
     runs = sorted({seq >> RUN_SHIFT for seq in seqs})
     assert len(runs) <= 1, f"seqs of {len(runs)} runs ({runs[:4]}), expected one"
-    return [seq & N_MASK for seq in seqs]
+    return [seq & SEQ_MASK for seq in seqs]
 
 
 def runs_in_order(seqs: Iterable[int]) -> list[int]:
