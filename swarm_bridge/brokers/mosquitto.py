@@ -68,13 +68,15 @@ class Mosquitto(BrokerService):
         tls: BrokerTls | None = None, users: Mapping[str, str] | None = None,
         acl_file: Path | None = None, identity_port: int | None = None, identity_tls: BrokerTls | None = None,
         password_file: Path | None = None, max_queued_messages: int = 100_000, sys_interval_s: int = 10,
+        unix_socket: Path | None = None,
     ) -> None:
         """`tls`: listen with TLS (mTLS when it requires client certificates); `users`: user -> password,
         and anonymous clients are refused; `acl_file`: a Mosquitto ACL file (e.g. docker/mosquitto/acl)
         deciding who may publish and subscribe where; `identity_port` + `identity_tls`: a second, mTLS
         listener where the client certificate's CN is the user name (no password); `password_file`: a file
         made with mosquitto_passwd, instead of `users`; `max_queued_messages`: per client, beyond it the broker
-        drops (counted in $SYS/broker/publish/messages/dropped, published every `sys_interval_s`)."""
+        drops (counted in $SYS/broker/publish/messages/dropped, published every `sys_interval_s`); `unix_socket`:
+        a second listener on this Unix-domain socket path for clients on the same machine (a hub's gateway)."""
         super().__init__(run_dir=run_dir, host=host)
         self.port = port
         self.binary = binary
@@ -91,6 +93,10 @@ class Mosquitto(BrokerService):
         self.identity_port = identity_port
         self.identity_tls = identity_tls
         self.max_queued_messages, self.sys_interval_s = max_queued_messages, sys_interval_s
+        if unix_socket is not None and len(os.fsencode(Path(unix_socket).resolve())) > 107:
+            raise BrokerSettingError("mosquitto", f"unix_socket {unix_socket} is longer than the 107 bytes a "
+                                     "Unix-domain socket path may have", "give a shorter path, e.g. under /tmp or /run")
+        self.unix_socket = None if unix_socket is None else Path(unix_socket).resolve()
 
     @property
     def url(self) -> str:
@@ -126,6 +132,10 @@ class Mosquitto(BrokerService):
         )
         data_dir = self.run_dir / "mosquitto-data"
         data_dir.mkdir(parents=True, exist_ok=True)
+        if self.unix_socket is not None:
+            self.unix_socket.parent.mkdir(parents=True, exist_ok=True)
+            if self.unix_socket.is_socket():  # left by a broker that was killed: binding would fail
+                self.unix_socket.unlink()
         if self.users:
             self._write_passwords(binary)
         for path, what in ((self.acl_file, "ACL file"), (self.password_file, "password file")):
@@ -161,6 +171,8 @@ class Mosquitto(BrokerService):
                 f"max_queued_messages {self.max_queued_messages}",
                 f"sys_interval {self.sys_interval_s}",
                 "max_queued_bytes 0",
+                # last: options written after a listener line belong to that listener
+                *([] if self.unix_socket is None else [f"listener 0 {self.unix_socket}"]),
                 "",
             ]
         )

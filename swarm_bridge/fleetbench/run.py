@@ -100,6 +100,7 @@ class BenchOptions:
     gateway_settings: tuple[tuple[str, Any], ...] = ()  # gateway config keys (dotted paths) over the bench's own
     mqtt_port: int | None = None
     kafka_port: int | None = None
+    gateway_link: str = "tcp"  # the gateway to its private Mosquitto: "tcp" (loopback) or "unix" (its Unix socket)
     quick: bool = False
     warmup_s: float = 0.0  # traffic through the whole hub before the steps (not a step); 0: none
     warmup_robots: int = 50  # options_from: the largest step, at most WARMUP_ROBOTS_MAX, unless given
@@ -118,6 +119,7 @@ class _Hub:
     gateway: HubProcess | None = None
     coordinator: HubProcess | None = None
     kafka_pause_log: Path | None = None  # the private Kafka's stop-the-world pauses (none for a given Kafka)
+    mqtt_socket: Path | None = None  # the gateway's way to Mosquitto when it takes the broker's Unix socket
 
 
 def _create_data_topics(bootstrap: str, namespace: str, *, up_partitions: int, shards: int) -> list[str]:
@@ -163,6 +165,8 @@ def _start_hub(hub: _Hub, opts: BenchOptions, run_dir: Path, stack: ExitStack) -
             node = node.setdefault(part, {})
         node[leaf] = value
     gw["mqtt"]["share_group"] = f"{tag}_gw"
+    if hub.mqtt_socket is not None:
+        gw["mqtt"]["unix_socket"] = str(hub.mqtt_socket)
     hub.gateway = HubProcess("gateway", "gateway", gw, run_dir, ": running")
     stack.callback(hub.gateway.stop)
     hub.roots["gateway"] = [hub.gateway.pid]
@@ -410,19 +414,21 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
                                "cores": os.cpu_count(), "shards": opts.shards, "up_partitions": opts.up_partitions,
                                "round_window_ms": opts.round_window_ms, "linger_ms": opts.linger_ms,
                                "kafka_settings": dict(opts.kafka_settings), "kafka_jvm": list(opts.kafka_jvm),
-                               "gateway_settings": dict(opts.gateway_settings)}
+                               "gateway_settings": dict(opts.gateway_settings), "gateway_link": opts.gateway_link}
     with tempfile.TemporaryDirectory(prefix="fleet-scale-") as tmp, ExitStack() as stack:
         run_dir = Path(tmp)
         roots: dict[str, list[int]] = {}
         # $SYS every second: the broker's drop count (via the gateway) is current when a step is read
+        socket_path = run_dir / "broker_socket" if opts.mqtt_port is None and opts.gateway_link == "unix" else None
         mqtt_port = opts.mqtt_port if opts.mqtt_port is not None else _start_private(
-            stack, roots, "mosquitto", Mosquitto(run_dir=run_dir / "mosquitto", port=free_port(), sys_interval_s=1))
+            stack, roots, "mosquitto", Mosquitto(run_dir=run_dir / "mosquitto", port=free_port(), sys_interval_s=1,
+                                                 unix_socket=socket_path))
         kafka = None if opts.kafka_port is not None else Kafka(
             run_dir=run_dir / "kafka", port=free_port(), settings=dict(opts.kafka_settings), jvm_options=opts.kafka_jvm)
         kafka_port = _start_private(stack, roots, "kafka", kafka) if kafka is not None else opts.kafka_port
         assert kafka_port is not None
         hub = _Hub(mqtt_port, f"127.0.0.1:{kafka_port}", kafka_port, f"fb{tag}", f"fb{tag}", roots,
-                   kafka_pause_log=None if kafka is None else kafka.pause_log)
+                   kafka_pause_log=None if kafka is None else kafka.pause_log, mqtt_socket=socket_path)
         figures["namespace"] = hub.namespace  # the run's own Kafka topics are <namespace>.<channel>.<stream>
         topics = _create_data_topics(hub.bootstrap, hub.namespace, up_partitions=opts.up_partitions,
                                      shards=opts.shards)
@@ -520,6 +526,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kafka-jvm", action="append", default=[], metavar="FLAG",
                         help="a JVM flag of the private Kafka after the project's own (repeatable; one naming a "
                              "collector replaces G1), e.g. --kafka-jvm=-XX:+UseZGC; each step reports Kafka's pauses")
+    parser.add_argument("--gateway-link", choices=("tcp", "unix"), default="tcp",
+                        help="how the gateway reaches the private Mosquitto: loopback TCP (default, as in earlier "
+                             "runs) or the broker's Unix-domain socket (mqtt.unix_socket, a gateway beside its broker)")
     parser.add_argument("--gateway-setting", action="append", default=[], metavar="KEY=VALUE",
                         help="a key of the gateway's config over the bench's own (repeatable; dotted path, the value "
                              "read as YAML), e.g. kafka.compression=zstd or dedup.from_other_hubs=true")
@@ -556,7 +565,8 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
                         shards=args.shards, up_partitions=args.up_partitions, round_window_ms=args.round_window_ms,
                         linger_ms=args.linger_ms, kafka_settings=tuple((key, value) for key, _, value in pairs),
                         kafka_jvm=tuple(args.kafka_jvm),
-                        gateway_settings=tuple((key, yaml.safe_load(value)) for key, _, value in gateway))
+                        gateway_settings=tuple((key, yaml.safe_load(value)) for key, _, value in gateway),
+                        gateway_link=args.gateway_link)
 
 
 def run_from_args(args: argparse.Namespace) -> int:

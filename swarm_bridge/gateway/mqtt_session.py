@@ -32,7 +32,7 @@ def gateway_client(config: GatewayConfig, direction: str, *, on_message: Callabl
         session_expiry_s=mqtt.session_expiry_s, keepalive_s=mqtt.keepalive_s, username=mqtt.username,
         password=mqtt.password, tls=tls, receive_max=receive_max, max_inflight=max_inflight,
         connect_timeout_s=mqtt.connect_timeout_s, reconnect_min_s=mqtt.reconnect_min_s,
-        reconnect_max_s=mqtt.reconnect_max_s, read_gather_s=read_gather_s)
+        reconnect_max_s=mqtt.reconnect_max_s, read_gather_s=read_gather_s, unix_socket=mqtt.unix_socket)
     return MqttClient(options, on_message=on_message, on_connect=on_connect)
 
 
@@ -43,4 +43,4 @@ def start_session(client: MqttClient) -> None:
         client.start()
     except MqttUnreachable as exc:
         raise LinkError(exc.endpoint, f"cannot connect ({exc.problem})",
-                        "start the broker or fix mqtt.host/port") from None
+                        "start the broker or fix mqtt.host/port (mqtt.unix_socket when set)") from None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import tempfile
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -204,6 +205,45 @@ def test_gateway_reconnects_after_a_mosquitto_restart(tmp_path: Path, kafka: Kaf
         assert fleet.wait(30)
         fleet.close(clean=False)
         assert wait_for(lambda: len(kafka_heads(tap.snapshot())) >= sent, 30)
+    finally:
+        gateway.close()
+        broker.stop()
+    heads = kafka_heads(tap.snapshot())
+    assert set(heads) == sent_heads(first) | sent_heads(second) and max(heads.values()) == 1
+
+
+def test_a_gateway_beside_its_broker_takes_the_unix_socket_across_a_broker_restart(
+        tmp_path: Path, kafka: Kafka, tap: KafkaTap) -> None:
+    """mqtt.unix_socket: the gateway reaches Mosquitto through its Unix-domain socket (the TCP port it is given has
+    no listener), robots publish over TCP; after the broker restarts on the same socket every record is in Kafka
+    once."""
+    tag = _tag()
+    sockets = Path(tempfile.mkdtemp(prefix="sb-sock-", dir="/tmp"))  # a socket path has at most 107 bytes
+    broker = Mosquitto(run_dir=tmp_path / "mosquitto", port=free_port(), unix_socket=sockets / "mqtt.sock")
+    broker.start()
+    config = write_config(tmp_path / "gw.yaml", gateway_id=f"gw_{tag}", fleet=f"fleet_{tag}", mqtt_port=free_port(),
+                          bootstrap=kafka.bootstrap, registry=tmp_path / "registry",
+                          mqtt={"unix_socket": str(sockets / "mqtt.sock")})
+    gateway = GatewayThread(config)
+    first = [SimRobot(f"r{i}_{tag}", f"fleet_{tag}", DEFAULT_MIX[:2]) for i in range(5)]
+    second = [SimRobot(f"r{i}_{tag}", f"fleet_{tag}", DEFAULT_MIX[:2], run=2) for i in range(5)]
+    try:
+        assert gateway.counts.mqtt_connected
+        fleet = MqttFleet(first, port=broker.port)
+        sent = fleet.send(20)
+        assert fleet.wait(30)
+        fleet.close(clean=False)
+        assert wait_for(lambda: len(kafka_heads(tap.snapshot())) >= sent, 30)
+        broker.stop()
+        assert wait_for(lambda: not gateway.counts.mqtt_connected, 30)
+        broker.start()
+        assert wait_for(lambda: gateway.counts.mqtt_connected, 30)
+        fleet = MqttFleet(second, port=broker.port)
+        sent += fleet.send(20)
+        assert fleet.wait(30)
+        fleet.close(clean=False)
+        assert wait_for(lambda: len(kafka_heads(tap.snapshot())) >= sent, 30)
+        assert (sockets / "mqtt.sock").is_socket()
     finally:
         gateway.close()
         broker.stop()

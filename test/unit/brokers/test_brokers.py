@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from swarm_bridge.brokers import BrokerError, Kafka, KafkaCluster, Mosquitto, free_port
+from swarm_bridge.brokers.errors import BrokerSettingError
 from swarm_bridge.brokers.process import service_status, stop_service
 from swarm_bridge.cli import broker as broker_cli
 
@@ -38,6 +39,14 @@ def test_mosquitto_leaves_the_in_flight_window_to_each_clients_receive_maximum(t
     shipped = (Path(__file__).resolve().parents[3] / "docker/mosquitto/mosquitto.conf").read_text().splitlines()
     for lines in (written, shipped):
         assert [line for line in lines if line.startswith("max_inflight_messages")] == ["max_inflight_messages 65535"]
+
+
+def test_mosquitto_unix_socket_is_its_last_listener_and_a_too_long_path_is_refused(tmp_path: Path) -> None:
+    written = Mosquitto(run_dir=tmp_path / "m", port=free_port(), unix_socket=Path("/tmp/sb/mqtt.sock"))._config(
+        tmp_path / "data").splitlines()
+    assert [line for line in written if line][-1] == "listener 0 /tmp/sb/mqtt.sock"  # nothing after binds to it
+    with pytest.raises(BrokerSettingError, match="longer than the 107 bytes"):
+        Mosquitto(run_dir=tmp_path, port=free_port(), unix_socket=Path("/tmp/" + "s" * 120))
 
 
 def test_mosquitto_refuses_a_taken_port_before_spawning(tmp_path: Path, taken_port: int) -> None:

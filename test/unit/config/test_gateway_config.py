@@ -133,3 +133,12 @@ def test_docs_show_the_complete_example_config() -> None:
     example = EXAMPLE.read_text()
     assert block.strip() in example and example.index(block.strip()) < 400  # only the header comes before
     assert validate_config(yaml.safe_load(block), GatewayConfig) == load_config(EXAMPLE, GatewayConfig)
+
+
+def test_a_unix_socket_with_tls_is_refused_naming_both(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("a CA")
+    message = _problems({**BASE, "mqtt": {"unix_socket": "/run/mosquitto/mqtt.sock",
+                                          "tls": {"ca_file": str(tmp_path / "ca.pem")}}})
+    assert "gw.yaml: mqtt:" in message and "unix_socket ('/run/mosquitto/mqtt.sock') and tls both set" in message
+    assert validate_config({**BASE, "mqtt": {"unix_socket": "/run/m.sock"}}, GatewayConfig).mqtt.unix_socket \
+        == "/run/m.sock"
