@@ -42,6 +42,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     start.add_argument("--mqtt-acl", type=Path, help="Mosquitto ACL file (e.g. docker/mosquitto/acl); refuses "
                        "anonymous clients (docs/broker-security.md)")
     start.add_argument("--mqtt-password-file", type=Path, help="Mosquitto password file made with mosquitto_passwd")
+    start.add_argument("--mqtt-socket", type=Path, help="also listen on this Unix-domain socket, for a gateway on "
+                       "this machine (its mqtt.unix_socket; docs/gateway.md)")
     start.set_defaults(run=_start)
 
     stop = actions.add_parser("stop", help="stop brokers started with `broker start`")
@@ -67,7 +69,8 @@ def _names(choice: str) -> list[str]:
 def _build(name: str, args: argparse.Namespace) -> BrokerService | KafkaCluster:
     if name == "mosquitto":
         return Mosquitto(run_dir=args.run_dir, port=args.mqtt_port, acl_file=getattr(args, "mqtt_acl", None),
-                         password_file=getattr(args, "mqtt_password_file", None))
+                         password_file=getattr(args, "mqtt_password_file", None),
+                         unix_socket=getattr(args, "mqtt_socket", None))
     size, controller = args.kafka_brokers, args.kafka_controller_port
     if size > 1:  # controller ports right after the client ports unless given
         return KafkaCluster(run_dir=args.run_dir / _CLUSTER_DIR, size=size, port=args.kafka_port,

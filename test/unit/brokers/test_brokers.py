@@ -205,6 +205,13 @@ def test_cli_kafka_brokers_lays_the_nodes_on_ports_next_to_the_first(tmp_path: P
     assert isinstance(single, Kafka) and (single.port, single.controller_port) == (9092, 9093)
 
 
+def test_cli_mqtt_socket_gives_mosquitto_a_unix_listener(tmp_path: Path) -> None:
+    broker = broker_cli._build("mosquitto", _parse("start", "mosquitto", "--mqtt-socket", "/tmp/sb-x/mqtt.sock",
+                                                   "--run-dir", str(tmp_path)))
+    assert isinstance(broker, Mosquitto) and broker.unix_socket == Path("/tmp/sb-x/mqtt.sock")
+    assert "listener 0 /tmp/sb-x/mqtt.sock" in broker._config(tmp_path / "data")
+
+
 def test_cli_kafka_brokers_below_one_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = _parse("start", "kafka", "--kafka-brokers", "0", "--run-dir", str(tmp_path))
     assert args.run(args) == 2
