@@ -9,7 +9,7 @@ import re
 import tempfile
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -181,74 +181,54 @@ def test_two_gateway_processes_share_the_load(tmp_path: Path, mosquitto: Mosquit
     assert sum(produced) >= sent
 
 
-def test_gateway_reconnects_after_a_mosquitto_restart(tmp_path: Path, kafka: Kafka, tap: KafkaTap) -> None:
+def _two_runs_across_a_broker_restart(tmp_path: Path, kafka: Kafka, tap: KafkaTap, broker: Mosquitto,
+                                      **mqtt: object) -> None:
+    """Five robots publish a run over TCP, the broker restarts, they publish a second run: the gateway (its
+    `mqtt` keys over the test's) reconnects and every record of both runs is in Kafka once."""
     tag = _tag()
-    broker = Mosquitto(run_dir=tmp_path / "mosquitto", port=free_port())
     broker.start()
     config = write_config(tmp_path / "gw.yaml", gateway_id=f"gw_{tag}", fleet=f"fleet_{tag}", mqtt_port=broker.port,
-                          bootstrap=kafka.bootstrap, registry=tmp_path / "registry")
+                          bootstrap=kafka.bootstrap, registry=tmp_path / "registry", mqtt=mqtt)
     gateway = GatewayThread(config)
     first = [SimRobot(f"r{i}_{tag}", f"fleet_{tag}", DEFAULT_MIX[:2]) for i in range(5)]
     second = [SimRobot(f"r{i}_{tag}", f"fleet_{tag}", DEFAULT_MIX[:2], run=2) for i in range(5)]
+
+    def arrived(n: int) -> Callable[[], bool]:
+        return lambda: len(kafka_heads(tap.snapshot())) >= n
+
     try:
-        fleet = MqttFleet(first, port=broker.port)
-        sent = fleet.send(20)
-        assert fleet.wait(30)
-        fleet.close(clean=False)
-        assert wait_for(lambda: len(kafka_heads(tap.snapshot())) >= sent, 30)
-        broker.stop()
-        assert wait_for(lambda: not gateway.counts.mqtt_connected, 30)
-        broker.start()
-        assert wait_for(lambda: gateway.counts.mqtt_connected, 30)
-        fleet = MqttFleet(second, port=broker.port)
-        sent += fleet.send(20)
-        assert fleet.wait(30)
-        fleet.close(clean=False)
-        assert wait_for(lambda: len(kafka_heads(tap.snapshot())) >= sent, 30)
+        sent = 0
+        for robots in (first, second):
+            if robots is second:
+                broker.stop()
+                assert wait_for(lambda: not gateway.counts.mqtt_connected, 30)
+                broker.start()
+            assert wait_for(lambda: gateway.counts.mqtt_connected, 30)
+            fleet = MqttFleet(robots, port=broker.port)
+            sent += fleet.send(20)
+            assert fleet.wait(30)
+            fleet.close(clean=False)
+            assert wait_for(arrived(sent), 30)
     finally:
         gateway.close()
         broker.stop()
     heads = kafka_heads(tap.snapshot())
     assert set(heads) == sent_heads(first) | sent_heads(second) and max(heads.values()) == 1
+
+
+def test_gateway_reconnects_after_a_mosquitto_restart(tmp_path: Path, kafka: Kafka, tap: KafkaTap) -> None:
+    _two_runs_across_a_broker_restart(tmp_path, kafka, tap, Mosquitto(run_dir=tmp_path / "mosquitto",
+                                                                      port=free_port()))
 
 
 def test_a_gateway_beside_its_broker_takes_the_unix_socket_across_a_broker_restart(
         tmp_path: Path, kafka: Kafka, tap: KafkaTap) -> None:
     """mqtt.unix_socket: the gateway reaches Mosquitto through its Unix-domain socket (the TCP port it is given has
-    no listener), robots publish over TCP; after the broker restarts on the same socket every record is in Kafka
-    once."""
-    tag = _tag()
+    no listener), the robots over TCP; across a broker restart on the same socket every record is in Kafka once."""
     sockets = Path(tempfile.mkdtemp(prefix="sb-sock-", dir="/tmp"))  # a socket path has at most 107 bytes
     broker = Mosquitto(run_dir=tmp_path / "mosquitto", port=free_port(), unix_socket=sockets / "mqtt.sock")
-    broker.start()
-    config = write_config(tmp_path / "gw.yaml", gateway_id=f"gw_{tag}", fleet=f"fleet_{tag}", mqtt_port=free_port(),
-                          bootstrap=kafka.bootstrap, registry=tmp_path / "registry",
-                          mqtt={"unix_socket": str(sockets / "mqtt.sock")})
-    gateway = GatewayThread(config)
-    first = [SimRobot(f"r{i}_{tag}", f"fleet_{tag}", DEFAULT_MIX[:2]) for i in range(5)]
-    second = [SimRobot(f"r{i}_{tag}", f"fleet_{tag}", DEFAULT_MIX[:2], run=2) for i in range(5)]
-    try:
-        assert gateway.counts.mqtt_connected
-        fleet = MqttFleet(first, port=broker.port)
-        sent = fleet.send(20)
-        assert fleet.wait(30)
-        fleet.close(clean=False)
-        assert wait_for(lambda: len(kafka_heads(tap.snapshot())) >= sent, 30)
-        broker.stop()
-        assert wait_for(lambda: not gateway.counts.mqtt_connected, 30)
-        broker.start()
-        assert wait_for(lambda: gateway.counts.mqtt_connected, 30)
-        fleet = MqttFleet(second, port=broker.port)
-        sent += fleet.send(20)
-        assert fleet.wait(30)
-        fleet.close(clean=False)
-        assert wait_for(lambda: len(kafka_heads(tap.snapshot())) >= sent, 30)
-        assert (sockets / "mqtt.sock").is_socket()
-    finally:
-        gateway.close()
-        broker.stop()
-    heads = kafka_heads(tap.snapshot())
-    assert set(heads) == sent_heads(first) | sent_heads(second) and max(heads.values()) == 1
+    _two_runs_across_a_broker_restart(tmp_path, kafka, tap, broker, unix_socket=str(sockets / "mqtt.sock"),
+                                      port=free_port())
 
 
 def test_a_record_kafka_refuses_becomes_a_dead_letter_and_the_stream_goes_on(
