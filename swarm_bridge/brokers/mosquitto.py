@@ -93,10 +93,10 @@ class Mosquitto(BrokerService):
         self.identity_port = identity_port
         self.identity_tls = identity_tls
         self.max_queued_messages, self.sys_interval_s = max_queued_messages, sys_interval_s
-        if unix_socket is not None and len(os.fsencode(Path(unix_socket).resolve())) > 107:
+        self.unix_socket = None if unix_socket is None else Path(unix_socket).resolve()
+        if self.unix_socket is not None and len(os.fsencode(self.unix_socket)) > 107:
             raise BrokerSettingError("mosquitto", f"unix_socket {unix_socket} is longer than the 107 bytes a "
                                      "Unix-domain socket path may have", "give a shorter path, e.g. under /tmp or /run")
-        self.unix_socket = None if unix_socket is None else Path(unix_socket).resolve()
 
     @property
     def url(self) -> str:

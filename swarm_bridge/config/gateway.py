@@ -190,11 +190,11 @@ class GatewayMqttConfig(Strict):
     tls: TlsConfig | None = None
     unix_socket: str | None = Field(default=None, min_length=1, max_length=107, description="path of the "
                                     "broker's Unix-domain socket on this hub (Mosquitto: `listener 0 <path>`); "
-                                    "when set the gateway connects there instead of host:port, for a fraction of "
-                                    "loopback TCP's kernel time per message (docs/gateway.md); not with tls")
+                                    "when set the gateway connects there instead of host:port (no port to expose, "
+                                    "less kernel time per message than loopback TCP: docs/gateway.md); not with tls")
 
     @model_validator(mode="after")
-    def _backoff_order(self) -> GatewayMqttConfig:
+    def _consistent(self) -> GatewayMqttConfig:
         if self.unix_socket is not None and self.tls is not None:
             raise ConfigValueError(f"unix_socket ({self.unix_socket!r}) and tls both set: a Unix-domain socket "
                                    "never leaves the hub, so it takes no TLS; set one of them to null")
