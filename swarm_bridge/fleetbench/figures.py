@@ -52,6 +52,8 @@ class StepFigures:
     gateway_deduplicated: float = 0.0
     broker_dropped: float = 0.0  # messages Mosquitto dropped in the step (queue limits), as the gateway reports it
     coordinator_status_off_shard: float = 0.0
+    coordinator_transactions_per_s: float = 0.0  # its rounds committed, between the step's two scrapes (Kafka's
+    # largest cost at high task rates is per transaction)
     task_rate_per_s: float = 0.0  # task requests submitted per second during the step
     task_seen_p99_ms: float = 0.0  # submit -> the done event read by the bench's probe (adds the probe's fetch wait)
     task_slowest_at_s: list[float] = field(default_factory=list)  # when the slowest 1% were submitted (s into the step)

@@ -87,11 +87,11 @@ def markdown(figures: dict[str, Any]) -> str:
                      + f" | {s.hub_us_per_record:g} | {s.hub_records_per_core:,.0f} | "
                      f"{s.hub_records_per_core / EMQX_MSGS_PER_CORE:.1f}x |")
     lines += ["", "## Tasks (submitted -> assigned -> robot ACCEPTED, RUNNING, DONE -> event done)", "",
-              "| robots | submitted | done | ended otherwise | round trip p50 ms | p99 ms | status off shard |",
-              "|---:|---:|---:|---:|---:|---:|---:|"]
+              "| robots | submitted | done | ended otherwise | round trip p50 ms | p99 ms | status off shard "
+              "| coordinator transactions/s |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in steps:
         lines.append(f"| {s.robots} | {s.tasks_submitted} | {s.tasks_done} | {s.tasks_other_end} | {s.task_p50_ms} | "
-                     f"{s.task_p99_ms} | {s.coordinator_status_off_shard:.0f} |")
+                     f"{s.task_p99_ms} | {s.coordinator_status_off_shard:.0f} | {s.coordinator_transactions_per_s:g} |")
     base = figures.get("baselines")
     if base:
         sub = base["bare_subscriber"]

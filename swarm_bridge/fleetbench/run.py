@@ -242,6 +242,7 @@ def _step(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, robots: int, run: in
         roots = {**hub.roots, "simulator": pool.pids, "bench probe": [os.getpid()]}
         sampler = ProcSampler(lambda: roots)
         gw_before, co_before = hub.gateway.metrics(), hub.coordinator.metrics()
+        scraped = time.monotonic()
         probe.begin(run)
         start = time.time() + 1.0
         pool.go(start, duration_s)
@@ -257,6 +258,7 @@ def _step(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, robots: int, run: in
         usage = sampler.stop()
         drained_s = _drain(probe, sent, opts.drain_s)
         gw_after, co_after = hub.gateway.metrics(), hub.coordinator.metrics()
+        scraped = time.monotonic() - scraped
     finally:
         final = pool.close()
     reports = final if len(final) == len(summaries) else summaries
@@ -296,6 +298,9 @@ def _step(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, robots: int, run: in
         - _metric_sum(gw_before, "swarm_gateway_broker_dropped_messages"),
         coordinator_status_off_shard=_metric_sum(co_after, "swarm_coordinator_dropped_total{reason=status off")
         - _metric_sum(co_before, "swarm_coordinator_dropped_total{reason=status off"),
+        coordinator_transactions_per_s=round((_metric_sum(co_after, "swarm_coordinator_transactions_total")
+                                              - _metric_sum(co_before, "swarm_coordinator_transactions_total"))
+                                             / max(scraped, 1e-6), 1),
         cpu_percent={k: v.cpu_percent for k, v in usage.items()}, rss_mb={k: v.rss_mb for k, v in usage.items()},
     )
     if hub.kafka_pause_log is not None and hub.kafka_pause_log.exists():

@@ -36,6 +36,7 @@ def test_tiny_fleet_through_the_hub_is_counted_exactly(mosquitto: Mosquitto, kaf
     assert step["gateway_dead_letters"] == 0
     assert step["tasks_submitted"] > 0
     assert step["tasks_done"] == step["tasks_submitted"]  # every task went down and came back done
+    assert step["coordinator_transactions_per_s"] > 0  # the rounds that assigned them, from its metrics
     # every hop of the round trip was timed (the coordinator's and gateway's histograms, the robots' readings)
     assert set(step["task_hops"]) == {name for name, *_ in TASK_HOPS} | {"command stamped -> robot received"}
     assert all(hop["count"] > 0 for hop in step["task_hops"].values()), step["task_hops"]
