@@ -58,12 +58,12 @@ __all__ = ["MqttToKafka", "kafka_producer"]
 log = logging.getLogger(__name__)
 
 _BURST = 1024  # MQTT messages taken per loop turn before the producer's delivery callbacks are served
-# While records are in flight, a turn starts at most this long after the last one began: messages arriving in
-# between are taken together (one wake-up, one ack batch, one wake-up of the network thread for their PUBACKs)
-# instead of a turn per few messages. At most this much latency is added. The MQTT client's network thread reads
-# the same way (`read_gather_s`): Mosquitto writes each PUBLISH on its own, and a read per few messages cost
-# ~16 us of CPU per message at 20,000/s against ~8.5 with 1 ms between reads (in process, a paced writer).
-_GATHER_S = 0.001
+# While records are in flight, a turn starts at most `mqtt.gather_ms` after the last one began (config; default 3):
+# messages arriving in between are taken together (one wake-up, one ack batch, one wake-up of the network thread for
+# their PUBACKs) instead of a turn per few messages. At most this much latency is added. The MQTT client's network
+# thread reads the same way (`read_gather_s`): Mosquitto writes each PUBLISH on its own, and a read per few messages
+# cost ~16 us of CPU per message at 20,000/s against ~8.5 with 1 ms between reads (in process, a paced writer);
+# 3 ms against 1 took another ~10 % off the gateway's CPU per record at 7,200 msgs/s (docs/fleet-scale.md).
 _RETRY_S = 1.0  # wait before asking the registry (or producing a refused dead letter) again
 _MAX_TOPICS = 10_000  # Kafka topics whose producer is remembered; the memory restarts beyond
 _DLQ_VALUE_MAX = 512 * 1024  # a record Kafka refused goes to the DLQ cut to this (header truncated=true)
@@ -147,12 +147,13 @@ class MqttToKafka:
         # Records a reader waits for (`kafka.prompt_topics`: task status) go on a producer of their own with a short
         # linger; the rest wait up to `linger_ms` to fill batches. A topic always goes by the same one (order kept).
         self._prompt_topics = tuple(config.kafka.prompt_topics)
+        self._gather_s = config.mqtt.gather_ms / 1000
         prompt = kafka_producer(config, suffix="up-prompt", error_cb=self._kafka_error,
                                 linger_ms=config.kafka.prompt_linger_ms) if self._prompt_topics else None
         self._producers = [self.producer] if prompt is None else [self.producer, prompt]
         self._producer_of: dict[str, Producer] = {}  # Kafka topic -> the producer its records go by
         self.client = gateway_client(config, "up", on_message=self._queue, on_connect=self._queue_connect,
-                                     receive_max=config.mqtt.receive_maximum, read_gather_s=_GATHER_S)
+                                     receive_max=config.mqtt.receive_maximum, read_gather_s=self._gather_s)
 
     # --- MQTT ------------------------------------------------------------------------------------
 
@@ -192,7 +193,7 @@ class MqttToKafka:
         if not inbox:
             self._arrived.wait(timeout)
         if inbox and len(inbox) < _BURST and self.counts.inflight:
-            rest = self._turn_at + _GATHER_S - time.monotonic()
+            rest = self._turn_at + self._gather_s - time.monotonic()
             if rest > 0:
                 time.sleep(rest)
         self._turn_at = time.monotonic()

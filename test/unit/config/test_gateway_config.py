@@ -142,3 +142,11 @@ def test_a_unix_socket_with_tls_is_refused_naming_both(tmp_path: Path) -> None:
     assert "gw.yaml: mqtt:" in message and "unix_socket ('/run/mosquitto/mqtt.sock') and tls both set" in message
     assert validate_config({**BASE, "mqtt": {"unix_socket": "/run/m.sock"}}, GatewayConfig).mqtt.unix_socket \
         == "/run/m.sock"
+
+
+@pytest.mark.parametrize(("value", "expected"), [(-1, "greater than or equal to 0"),
+                                                  (250, "less than or equal to 100")])
+def test_a_gather_interval_out_of_range_is_refused_naming_the_key(value: float, expected: str) -> None:
+    message = _problems({**BASE, "mqtt": {"gather_ms": value}})
+    assert "gw.yaml: mqtt.gather_ms" in message and expected in message
+
