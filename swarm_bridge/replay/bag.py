@@ -4,7 +4,8 @@ Formats (rosbags): a rosbag2 folder (metadata.yaml + .db3/.mcap), a single .mcap
 .bag. Every message comes out as CDR of the installed definition of its type (ReplayTypes.typestore()):
 - ROS 1 messages become CDR of the ROS 2 type of the same name, the way `rosbags-convert` does it:
   byte-level conversion when the layouts agree (the ROS 1 header's `seq` is dropped), else deserialize,
-  migrate field by field and serialize; `tf/msg/tfMessage` is renamed to `tf2_msgs/msg/TFMessage`.
+  migrate field by field and serialize; `tf/msg/tfMessage` is renamed to `tf2_msgs/msg/TFMessage`, and
+  `rosgraph_msgs/msg/Log` (/rosout) becomes ROS 2's `rcl_interfaces/msg/Log`, as ros1_bridge pairs them.
 - ROS 2 messages are read with the bag's own definitions, or, when it carries none, with those of the
   distribution that wrote it (distro.py); passed on as recorded when that layout is the installed one,
   else migrated the same way (new fields at their defaults; BagTopic.converted says what changed). A field
@@ -37,7 +38,7 @@ from rosbags.typesys import get_types_from_msg
 from rosbags.typesys.store import Typestore
 
 from swarm_bridge.replay.distro import BagDistro, bag_distro
-from swarm_bridge.replay.errors import ReplayError
+from swarm_bridge.replay.errors import ReplayError, UnconvertibleMessage
 from swarm_bridge.replay.names import ros2_topic
 from swarm_bridge.replay.types import ReplayTypes
 
@@ -183,7 +184,7 @@ class Bag:
         for recorded, connections in sorted(by_topic.items(), key=lambda item: (ros2_topic(item[0]) != item[0],
                                                                                   item[0])):
             name = ros2_topic(recorded)
-            names = {STATIC_MSGTYPE_RENAMES.get(c.msgtype, c.msgtype) for c in connections}
+            names = {_ros2_type(c) for c in connections}
             ros_type = sorted(names)[0]
             count = sum(c.msgcount for c in connections)
             notes: set[str] = set()
@@ -236,6 +237,10 @@ class Bag:
                 self._probe(connection, convert, target, f"ROS 2 {sources.name}'s definition ({distro})")
             return convert, note
         source = self._reader.typestore
+        counterpart = ROS1_COUNTERPARTS.get(connection.msgtype)
+        if counterpart is not None:
+            _check_definition(target, counterpart.ros_type)
+            return partial(counterpart.convert, source, target), counterpart.note
         ros_type = STATIC_MSGTYPE_RENAMES.get(connection.msgtype, connection.msgtype)
         _add_missing(source, target, connection.msgtype, ros_type)
         _check_definition(target, ros_type)
@@ -349,6 +354,46 @@ def _check_definition(store: Typestore, ros_type: str) -> None:
     except Exception as exc:  # an incomplete definition, e.g. a nested type missing
         raise _Unreplayable(f"incomplete definition of {ros_type} ({type(exc).__name__}: {exc}; pass --msg-dir "
                             "with the missing .msg files)") from None
+
+
+_ROS1_LOG_LEVELS = {1: 10, 2: 20, 4: 30, 8: 40, 16: 50}  # rosgraph_msgs/Log DEBUG..FATAL -> rcl_interfaces/Log's
+
+
+def _log_to_ros2(source: Typestore, target: Typestore, raw: bytes) -> bytes:
+    """A ROS 1 rosgraph_msgs/Log as ROS 2's rcl_interfaces/msg/Log: the header's stamp, the level on ROS 2's scale
+    (INFO 2 -> 20), name, msg, file, function and line as they are; the topics it went to dropped."""
+    msg: Any = source.deserialize_ros1(raw, "rosgraph_msgs/msg/Log")  # a generated dataclass of the bag's type
+    level = _ROS1_LOG_LEVELS.get(msg.level)
+    if level is None:
+        raise UnconvertibleMessage(f"log level {msg.level} is none of ROS 1's (1, 2, 4, 8, 16)")
+    stamp = target.types["builtin_interfaces/msg/Time"](sec=msg.header.stamp.sec, nanosec=msg.header.stamp.nanosec)
+    out = target.types["rcl_interfaces/msg/Log"](stamp=stamp, level=level, name=msg.name, msg=msg.msg,
+                                                 file=msg.file, function=msg.function, line=msg.line)
+    return bytes(target.serialize_cdr(out, "rcl_interfaces/msg/Log"))
+
+
+@dataclass(frozen=True)
+class Counterpart:
+    """A ROS 1 type whose ROS 2 counterpart has another name and layout: the ROS 2 type, how a message becomes
+    one (source typestore, target typestore, ROS 1 bytes -> CDR), and what the conversion changes."""
+
+    ros_type: str
+    convert: Callable[[Typestore, Typestore, bytes], bytes]
+    note: str
+
+
+ROS1_COUNTERPARTS = {
+    "rosgraph_msgs/msg/Log": Counterpart("rcl_interfaces/msg/Log", _log_to_ros2, "converted from ROS 1 "
+                                         "rosgraph_msgs/msg/Log: header -> stamp, level 1/2/4/8/16 -> "
+                                         "10/20/30/40/50, topics dropped"),
+}
+
+
+def _ros2_type(connection: Connection) -> str:
+    """The ROS 2 type a connection's messages are replayed as."""
+    if isinstance(connection.ext, ConnectionExtRosbag1) and connection.msgtype in ROS1_COUNTERPARTS:
+        return ROS1_COUNTERPARTS[connection.msgtype].ros_type
+    return STATIC_MSGTYPE_RENAMES.get(connection.msgtype, connection.msgtype)
 
 
 def _ros1_to_cdr(store: Typestore, ros_type: str, raw: bytes) -> bytes:

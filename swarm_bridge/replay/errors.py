@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from swarm_bridge.errors import SwarmBridgeError
 
-__all__ = ["ReplayError"]
+__all__ = ["ReplayError", "UnconvertibleMessage"]
 
 
 class ReplayError(SwarmBridgeError):
@@ -15,3 +15,8 @@ class ReplayError(SwarmBridgeError):
         self.problem = problem
         self.fix = fix
         super().__init__(f"{subject}: {problem}. Fix: {fix}")
+
+
+class UnconvertibleMessage(SwarmBridgeError, ValueError):
+    """One recorded message that cannot become its ROS 2 type (counted and skipped, the replay goes on)."""
+

@@ -6,12 +6,15 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pytest
 from rosbags.convert.converter import STATIC_MSGTYPE_RENAMES, migrate_bytes
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from swarm_bridge.replay import Bag, ReplayTypes, find_bags
+from swarm_bridge.replay.bag import ROS1_COUNTERPARTS
 
 REPO = Path(__file__).resolve().parents[3]
 MSG_EXTRA = REPO / "msg_extra"
@@ -108,7 +111,7 @@ def test_ros1_messages_become_the_cdr_rosbags_makes(shared_bags: Path) -> None:
                 message = next(ours)
                 assert message.topic == connection.topic and not message.skip
                 per_topic[message.topic] += 1
-                if per_topic[message.topic] > 200:
+                if per_topic[message.topic] > 200 or connection.msgtype in ROS1_COUNTERPARTS:  # compared below
                     continue
                 target = STATIC_MSGTYPE_RENAMES.get(connection.msgtype, connection.msgtype)
                 reference = migrate_bytes(reader.typestore, kilted, connection.msgtype, target, {}, raw,
@@ -127,3 +130,47 @@ def test_latched_topics_are_marked(shared_bags: Path) -> None:
         assert bag.topics["/tf_static"].latched and not bag.topics["/tf"].latched
     with Bag(shared_bags / "srs_joy_teleop_diagnostics_ros1/robot_bag.bag", types) as bag:
         assert bag.topics["/tf_static"].latched and not bag.topics["/joy"].latched
+
+
+def test_ros1_rosout_becomes_ros2_log_records_field_by_field(shared_bags: Path) -> None:
+    """/rosout (rosgraph_msgs/Log, ROS 1 only) is replayed as rcl_interfaces/msg/Log, as ros1_bridge pairs them."""
+    types = ReplayTypes(installed=False)
+    store = types.typestore()
+    levels = {1: 10, 2: 20, 4: 30, 8: 40, 16: 50}
+    checked = 0
+    for name in ("srs_joy_teleop_diagnostics_ros1/robot_bag.bag", "webviz_turtlesim_two_turtles_ros1/example.bag"):
+        path = shared_bags / name
+        with Bag(path, types) as bag, AnyReader([path]) as reader:
+            topic = bag.topics["/rosout"]
+            assert (topic.ros_type, topic.skip) == ("rcl_interfaces/msg/Log", "")
+            assert "header -> stamp" in topic.converted and "topics dropped" in topic.converted
+            ours = list(bag.messages(["/rosout"]))
+            theirs: list[Any] = [reader.deserialize(raw, c.msgtype) for c, _, raw in
+                      reader.messages([c for c in reader.connections if c.topic == "/rosout"])]
+            assert len(ours) == len(theirs) == topic.count > 0
+            for message, ros1 in zip(ours, theirs, strict=True):
+                log: Any = store.deserialize_cdr(message.cdr, "rcl_interfaces/msg/Log")
+                assert (log.stamp.sec, log.stamp.nanosec) == (ros1.header.stamp.sec, ros1.header.stamp.nanosec)
+                assert log.level == levels[ros1.level]
+                assert (log.name, log.msg, log.file, log.function, log.line) == (
+                    ros1.name, ros1.msg, ros1.file, ros1.function, ros1.line)
+                checked += 1
+    assert checked == 13 + 10
+
+
+def test_a_ros1_log_level_outside_ros1s_scale_is_refused_naming_it() -> None:
+    ros1 = get_typestore(Stores.ROS1_NOETIC)
+    kilted = get_typestore(Stores.ROS2_KILTED)
+    log_type = ros1.types["rosgraph_msgs/msg/Log"]
+    header = ros1.types["std_msgs/msg/Header"](seq=1, stamp=ros1.types["builtin_interfaces/msg/Time"](sec=5, nanosec=6),
+                                               frame_id="")
+    convert = ROS1_COUNTERPARTS["rosgraph_msgs/msg/Log"].convert
+    good = ros1.serialize_ros1(log_type(header=header, level=4, name="n", msg="m", file="f", function="g", line=7,
+                                        topics=["/x"]), "rosgraph_msgs/msg/Log")
+    converted: Any = kilted.deserialize_cdr(convert(ros1, kilted, bytes(good)), "rcl_interfaces/msg/Log")
+    assert converted.level == 30
+    bad = ros1.serialize_ros1(log_type(header=header, level=3, name="n", msg="m", file="f", function="g", line=7,
+                                       topics=[]), "rosgraph_msgs/msg/Log")
+    with pytest.raises(ValueError, match="log level 3 is none of ROS 1's"):
+        convert(ros1, kilted, bytes(bad))
+
