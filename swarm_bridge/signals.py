@@ -9,17 +9,36 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["EXIT_WITH_PARENT", "exit_with_parent_if_asked", "stop_on_signals", "terminate_as_interrupt"]
+__all__ = ["EXIT_WITH_PARENT", "exit_with_parent_if_asked", "setter_for_signals", "stop_on_signals",
+           "terminate_as_interrupt"]
 
 log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 EXIT_WITH_PARENT = "SWARM_BRIDGE_EXIT_WITH_PARENT"  # set to 1 by the launch files
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def setter_for_signals(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
+    """A signal handler that sets `stop`, once. A handler runs in the main thread between any two bytecodes, also
+    inside itself: a signal arriving while an earlier one's handler is inside `stop.set()` (which holds the Event's
+    lock) would wait forever for that lock if it set `stop` again. Stops come as bursts (ros2 launch sends SIGINT,
+    later SIGTERM; a killed launch adds SIGTERM by PR_SET_PDEATHSIG, a `timeout` its own to the whole group), and a
+    gateway so hung never stopped; so later signals return at once."""
+    requested = False
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal requested
+        if requested:
+            return
+        requested = True
+        stop.set()
+
+    return _stop
 
 
 @contextmanager
@@ -29,10 +48,8 @@ def stop_on_signals(stop: threading.Event | None = None) -> Iterator[threading.E
     stop = stop or threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():
-        def _stop(_signum: int, _frame: FrameType | None) -> None:
-            stop.set()
-
-        previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS}
+        setter = setter_for_signals(stop)
+        previous = {sig: signal.signal(sig, setter) for sig in STOP_SIGNALS}
     try:
         yield stop
     finally:

@@ -13,6 +13,7 @@ from swarm_bridge.coordinator.core.assignment import POLICIES
 from swarm_bridge.coordinator.core.dispatch import Dispatch
 from swarm_bridge.coordinator.core.tasks import TaskRules
 from swarm_bridge.coordinator.metrics import CoordinatorMetrics
+from swarm_bridge.signals import setter_for_signals
 
 __all__ = ["build_dispatch", "command_signer", "serve_metrics", "stop_event"]
 
@@ -39,8 +40,9 @@ def stop_event(stop: threading.Event | None, *, handle_signals: bool) -> threadi
     """What a coordinator process runs until: `stop` (or a new event), set by SIGINT/SIGTERM if `handle_signals`."""
     stop = stop or threading.Event()
     if handle_signals:
+        handler = setter_for_signals(stop)
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
+            signal.signal(sig, handler)
     return stop
 
 
