@@ -42,7 +42,8 @@ from swarm_bridge.replay.errors import ReplayError, UnconvertibleMessage
 from swarm_bridge.replay.names import ros2_topic
 from swarm_bridge.replay.types import ReplayTypes
 
-__all__ = ["FORMATS", "Bag", "BagMessage", "BagTopic", "bag_format", "find_bags", "open_bags"]
+__all__ = ["FORMATS", "ROS1_COUNTERPARTS", "Bag", "BagMessage", "BagTopic", "Counterpart", "bag_format", "find_bags",
+           "open_bags"]
 
 log = logging.getLogger(__name__)
 

@@ -19,4 +19,3 @@ class ReplayError(SwarmBridgeError):
 
 class UnconvertibleMessage(SwarmBridgeError, ValueError):
     """One recorded message that cannot become its ROS 2 type (counted and skipped, the replay goes on)."""
-

@@ -149,4 +149,3 @@ def test_a_unix_socket_with_tls_is_refused_naming_both(tmp_path: Path) -> None:
 def test_a_gather_interval_out_of_range_is_refused_naming_the_key(value: float, expected: str) -> None:
     message = _problems({**BASE, "mqtt": {"gather_ms": value}})
     assert "gw.yaml: mqtt.gather_ms" in message and expected in message
-

@@ -173,4 +173,3 @@ def test_a_ros1_log_level_outside_ros1s_scale_is_refused_naming_it() -> None:
                                        topics=[]), "rosgraph_msgs/msg/Log")
     with pytest.raises(ValueError, match="log level 3 is none of ROS 1's"):
         convert(ros1, kilted, bytes(bad))
-
