@@ -189,6 +189,11 @@ def _metric_sum(metrics: dict[str, float], prefix: str) -> float:
     return sum(v for k, v in metrics.items() if k.startswith(prefix))
 
 
+def _grown(before: dict[str, float], after: dict[str, float], prefix: str) -> float:
+    """How much the counters under `prefix` grew between two scrapes of one process."""
+    return _metric_sum(after, prefix) - _metric_sum(before, prefix)
+
+
 def _drain(probe: KafkaProbe, sent: Counter[tuple[str, str]], cap_s: float) -> float:
     """After sending: wait until every record and task arrived, or nothing more came for 5 s, or `cap_s`
     passed; returns the seconds waited. What is missing then counts as lost."""
@@ -242,7 +247,7 @@ def _step(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, robots: int, run: in
         roots = {**hub.roots, "simulator": pool.pids, "bench probe": [os.getpid()]}
         sampler = ProcSampler(lambda: roots)
         gw_before, co_before = hub.gateway.metrics(), hub.coordinator.metrics()
-        scraped = time.monotonic()
+        scraped_at = time.monotonic()
         probe.begin(run)
         start = time.time() + 1.0
         pool.go(start, duration_s)
@@ -258,7 +263,7 @@ def _step(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, robots: int, run: in
         usage = sampler.stop()
         drained_s = _drain(probe, sent, opts.drain_s)
         gw_after, co_after = hub.gateway.metrics(), hub.coordinator.metrics()
-        scraped = time.monotonic() - scraped
+        between_scrapes_s = time.monotonic() - scraped_at
     finally:
         final = pool.close()
     reports = final if len(final) == len(summaries) else summaries
@@ -290,17 +295,12 @@ def _step(hub: _Hub, probe: KafkaProbe, opts: BenchOptions, robots: int, run: in
         drain_s=round(drained_s, 1),
         gateway_p50_ms=1000 * bucket_quantile(_buckets(gw_before, GW_LATENCY), _buckets(gw_after, GW_LATENCY), 0.5),
         gateway_p99_ms=1000 * bucket_quantile(_buckets(gw_before, GW_LATENCY), _buckets(gw_after, GW_LATENCY), 0.99),
-        gateway_dead_letters=_metric_sum(gw_after, "swarm_gateway_dead_letters")
-        - _metric_sum(gw_before, "swarm_gateway_dead_letters"),
-        gateway_deduplicated=_metric_sum(gw_after, "swarm_gateway_records_deduplicated")
-        - _metric_sum(gw_before, "swarm_gateway_records_deduplicated"),
-        broker_dropped=_metric_sum(gw_after, "swarm_gateway_broker_dropped_messages")
-        - _metric_sum(gw_before, "swarm_gateway_broker_dropped_messages"),
-        coordinator_status_off_shard=_metric_sum(co_after, "swarm_coordinator_dropped_total{reason=status off")
-        - _metric_sum(co_before, "swarm_coordinator_dropped_total{reason=status off"),
-        coordinator_transactions_per_s=round((_metric_sum(co_after, "swarm_coordinator_transactions_total")
-                                              - _metric_sum(co_before, "swarm_coordinator_transactions_total"))
-                                             / max(scraped, 1e-6), 1),
+        gateway_dead_letters=_grown(gw_before, gw_after, "swarm_gateway_dead_letters"),
+        gateway_deduplicated=_grown(gw_before, gw_after, "swarm_gateway_records_deduplicated"),
+        broker_dropped=_grown(gw_before, gw_after, "swarm_gateway_broker_dropped_messages"),
+        coordinator_status_off_shard=_grown(co_before, co_after, "swarm_coordinator_dropped_total{reason=status off"),
+        coordinator_transactions_per_s=round(_grown(co_before, co_after, "swarm_coordinator_transactions_total")
+                                             / max(between_scrapes_s, 1e-6), 1),
         cpu_percent={k: v.cpu_percent for k, v in usage.items()}, rss_mb={k: v.rss_mb for k, v in usage.items()},
     )
     if hub.kafka_pause_log is not None and hub.kafka_pause_log.exists():
