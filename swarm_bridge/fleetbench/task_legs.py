@@ -55,4 +55,5 @@ def slowest_legs(tasks: Mapping[str, TaskTimes], share: float = 0.01, listed: in
     return {"tasks": len(tasks), "cut": len(cut), "all_median_ms": medians(order),
             "slowest_median_ms": medians(slow), "slowest_count": len(slow),
             "slowest": [{"task_id": i, "round_trip_ms": round(tasks[i].round_trip_ms, 1),
+                         "submitted_s": round(tasks[i].submitted_ns / 1e9, 3),
                          **{leg: round(ms, 1) for leg, ms in cut[i].items()}} for i in reversed(slow[-listed:])]}

@@ -277,13 +277,15 @@ def test_the_slowest_tasks_legs_show_the_leg_that_held_them() -> None:
     ms = 1_000_000
     tasks = {f"t{i}": TaskTimes(submitted_ns=0, stamped_ns=10 * ms, received_ns=15 * ms, done_ns=25 * ms,
                                 seen_ns=30 * ms) for i in range(99)}
-    tasks["slow"] = TaskTimes(submitted_ns=0, stamped_ns=10 * ms, received_ns=115 * ms, done_ns=125 * ms,
-                              seen_ns=130 * ms)  # held 100 ms between the coordinator and the robot
+    at = 1_796_650_000_123_456_789  # when it was submitted, to set beside other logs (GC, broker)
+    tasks["slow"] = TaskTimes(submitted_ns=at, stamped_ns=at + 10 * ms, received_ns=at + 115 * ms,
+                              done_ns=at + 125 * ms, seen_ns=at + 130 * ms)  # held 100 ms between coordinator and robot
     tasks["unheard"] = TaskTimes(submitted_ns=0, done_ns=500 * ms, seen_ns=501 * ms)  # its command not reported
     legs = slowest_legs(tasks)
     assert (legs["tasks"], legs["cut"], legs["slowest_count"]) == (101, 100, 1)
     assert legs["all_median_ms"] == {LEGS[0][0]: 10.0, LEGS[1][0]: 5.0, LEGS[2][0]: 10.0, LEGS[3][0]: 5.0}
     assert legs["slowest_median_ms"][LEGS[1][0]] == 105.0
     assert legs["slowest"][0]["task_id"] == "slow" and legs["slowest"][0]["round_trip_ms"] == 125.0
+    assert legs["slowest"][0]["submitted_s"] == 1_796_650_000.123
     assert slowest_legs({}) == {"tasks": 0, "cut": 0, "all_median_ms": {}, "slowest_median_ms": {},
                                 "slowest_count": 0, "slowest": []}
