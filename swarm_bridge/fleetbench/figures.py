@@ -7,10 +7,13 @@ from typing import Any
 
 from swarm_bridge.fleetbench.ledger import percentile
 
-__all__ = ["EMQX_MSGS_PER_CORE", "HUB", "JIT_SETTLED_PERCENT", "P99_GOAL_MS", "WARMUP_ROUNDS", "StepFigures",
-           "bucket_quantile", "fails_badly", "headline", "holds", "hub_cost", "p99_by_second"]
+__all__ = ["EMQX_MSGS_PER_CORE", "HUB", "JIT_SETTLED_PERCENT", "P99_GOAL_MS", "TASK_GOAL", "WARMUP_ROUNDS",
+           "StepFigures", "bucket_quantile", "fails_badly", "headline", "holds", "hub_cost", "p99_by_second",
+           "task_goal"]
 
 P99_GOAL_MS = 50.0
+# The task round trip's goal: p99 (ms) at this fleet size and task rate (submissions/s), every task done
+TASK_GOAL = {"robots": 100, "task_rate_per_s": 200.0, "p99_ms": 100.0}
 KEPT_UP = 0.95  # the simulator must offer this share of the mix's rate for the step to count
 # The warm-up goes on (rounds of --warmup seconds) while Kafka's JIT compiling takes this much of a core or more:
 # after 15 s at 50 robots on a busy machine it still took 14-23% during the steps, CPU the steps' hub lacked.
@@ -93,6 +96,18 @@ def fails_badly(step: StepFigures) -> bool:
 def headline(steps: list[StepFigures]) -> int:
     """The largest fleet that holds (0 when none does)."""
     return max((s.robots for s in steps if holds(s)), default=0)
+
+
+def task_goal(steps: list[StepFigures]) -> dict[str, Any] | None:
+    """The task round trip's verdict on the step run at TASK_GOAL's fleet and task rate (None when none was): its
+    p99 over how many tasks, and whether every task was done within the goal."""
+    step = next((s for s in steps if s.robots == TASK_GOAL["robots"]
+                 and s.task_rate_per_s >= TASK_GOAL["task_rate_per_s"]), None)
+    if step is None:
+        return None
+    met = 0 < step.tasks_done == step.tasks_submitted and step.task_p99_ms <= TASK_GOAL["p99_ms"]
+    return {**TASK_GOAL, "tasks": step.tasks_submitted, "done": step.tasks_done, "task_p99_ms": step.task_p99_ms,
+            "met": met}
 
 
 def bucket_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:

@@ -15,7 +15,7 @@ from swarm_bridge.fleetbench.figures import (
     holds,
 )
 
-__all__ = ["markdown", "sim_us_per_msg", "write_report"]
+__all__ = ["markdown", "sim_us_per_msg", "task_goal_line", "write_report"]
 
 
 def _steps(figures: dict[str, Any]) -> list[StepFigures]:
@@ -43,6 +43,13 @@ def _warmup_line(warmup: dict[str, Any] | None) -> str:
             f"{w['lost']} lost, CPU " + ", ".join(f"{k} {v:.0f}%" for k, v in w["cpu_percent"].items()) + ".")
 
 
+def task_goal_line(goal: dict[str, Any], step_s: float) -> str:
+    """The task round trip's verdict in one line (figures.task_goal)."""
+    return (f"task round trip at {goal['robots']} robots, {goal['task_rate_per_s']:g} tasks/s: p99 "
+            f"{goal['task_p99_ms']} ms over {goal['tasks']:,} tasks of a {step_s:g} s step, {goal['done']:,} done; "
+            f"goal <= {goal['p99_ms']:g} ms, every task done: {'met' if goal['met'] else 'NOT met'}")
+
+
 def markdown(figures: dict[str, Any]) -> str:
     """The report as markdown: headline, steps, CPU/RSS per process, tasks, baselines and ratios."""
     steps = _steps(figures)
@@ -56,6 +63,8 @@ def markdown(figures: dict[str, Any]) -> str:
              f"**Headline: {figures['headline_robots']} robots held** (zero loss, no duplicates, p99 robot send -> "
              f"Kafka <= {P99_GOAL_MS:g} ms, the simulator offering >= 95% of the mix's rate); goal >= "
              f"{figures['goal_robots']} robots: {'met' if figures['goal_met'] else 'NOT met'}.", "",
+             *([f"**The {task_goal_line(figures['task_goal'], figures['duration_s'])}.**", ""]
+               if figures.get("task_goal") else []),
              "## Steps", "",
              "| robots | target msgs/s | offered msgs/s | delivered msgs/s | sent | lost | of which broker dropped | "
              "dup | p50 ms | p99 ms | max ms | gateway p99 ms | sim lag ms | holds |",

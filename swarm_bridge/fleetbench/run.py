@@ -34,12 +34,13 @@ from swarm_bridge.fleetbench.figures import (
     holds,
     hub_cost,
     p99_by_second,
+    task_goal,
 )
 from swarm_bridge.fleetbench.hub import HubProcess, coordinator_doc, gateway_doc, namespace_gateway, wait_metric
 from swarm_bridge.fleetbench.ledger import percentile
 from swarm_bridge.fleetbench.probe import KafkaProbe, TaskFeed
 from swarm_bridge.fleetbench.procstat import JIT, ProcSampler
-from swarm_bridge.fleetbench.report import write_report
+from swarm_bridge.fleetbench.report import task_goal_line, write_report
 from swarm_bridge.fleetbench.task_legs import TaskTimes, slowest_legs
 from swarm_bridge.fleetbench.workers import WorkerPool
 from swarm_bridge.signals import terminate_as_interrupt
@@ -478,6 +479,9 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
     figures["headline_msgs_per_s"] = held[0].delivered_msgs_per_s if held else 0.0
     figures["goal_robots"] = 300
     figures["goal_met"] = figures["headline_robots"] >= 300
+    figures["task_goal"] = task_goal(steps)
+    if figures["task_goal"] is not None:
+        print(task_goal_line(figures["task_goal"], figures["duration_s"]), flush=True)
     _ratios(figures, steps)
     write_report(figures, opts.out)
     return figures

@@ -21,6 +21,7 @@ from swarm_bridge.fleetbench.figures import (
     holds,
     hub_cost,
     p99_by_second,
+    task_goal,
 )
 from swarm_bridge.fleetbench.ledger import SeqLedger, percentile
 from swarm_bridge.fleetbench.probe import TaskTally
@@ -193,6 +194,22 @@ def test_verdicts_and_headline() -> None:
     assert not fails_badly(slow)
     assert fails_badly(_step(lost=100))
     assert fails_badly(_step(delivered_msgs_per_s=300.0))
+
+
+def test_task_round_trip_goal_is_judged_on_its_fleet_and_rate() -> None:
+    tasks = {"robots": 100, "task_rate_per_s": 200.0, "tasks_submitted": 3789, "tasks_done": 3789}
+    assert task_goal([_step()]) is None  # no step at 100 robots and 200 tasks/s
+    assert task_goal([_step(robots=100, task_rate_per_s=5.0)]) is None
+    met = task_goal([_step(), _step(**tasks, task_p99_ms=92.5)])
+    assert met == {"robots": 100, "task_rate_per_s": 200.0, "p99_ms": 100.0, "tasks": 3789, "done": 3789,
+                   "task_p99_ms": 92.5, "met": True}
+    assert not task_goal([_step(**tasks, task_p99_ms=100.1)])["met"]  # type: ignore[index]
+    assert not task_goal([_step(**{**tasks, "tasks_done": 3788}, task_p99_ms=50.0)])["met"]  # type: ignore[index]
+    assert not task_goal([_step(**{**tasks, "tasks_submitted": 0, "tasks_done": 0}, task_p99_ms=0.0)])["met"]  # type: ignore[index]
+    figures = {"mix_hz": {"imu": 50.0}, "cores": 2, "duration_s": 20.0, "workers": 1, "headline_robots": 100,
+               "goal_robots": 300, "goal_met": False, "steps": [], "task_goal": met}
+    assert ("**The task round trip at 100 robots, 200 tasks/s: p99 92.5 ms over 3,789 tasks of a 20 s step, 3,789 "
+            "done; goal <= 100 ms, every task done: met.**") in markdown(figures)
 
 
 def test_bucket_quantile_reads_the_window_between_scrapes() -> None:
