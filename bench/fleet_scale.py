@@ -7,7 +7,7 @@ presence) with the mix odometry 20 Hz, imu 50 Hz, battery 1 Hz, state 1 Hz -> Mo
 robots as TaskCommands and the robots answer ACCEPTED, RUNNING, DONE. A
 warm-up (--warmup S at --warmup-robots, default 25 s at the largest step, at most 300; not a step) warms
 Kafka's JIT first. Steps of
-10, 50, 100, 200, 300, 1,000 robots (--quick: 10, 50, 100), stopping when a step fails badly. Per step: offered
+10, 50, 100, 200, 300, 500, 1,000 robots (--quick: 10, 50, 100), stopping when a step fails badly. Per step: offered
 and delivered msgs/s, robot send -> Kafka latency p50/p99, loss and duplicates per (robot, stream) seq,
 CPU and RSS per process, tasks and their round trip. Baselines in the same run: Mosquitto's own QoS 1
 delivery rate, a bare subscriber on the project's MQTT client (`MqttClient`, the gateway's) taking the same
