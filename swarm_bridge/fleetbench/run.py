@@ -58,6 +58,7 @@ FULL_STEPS = (10, 50, 100, 200, 300, 500, 1000)  # issue 17: 300 held, and 500 a
 # compiled again at 300 robots (14% of a core during the step, 2026-12-06): a warm-up at the load judged moves
 # that compiling out of the step.
 WARMUP_ROBOTS_MAX = 300
+WARMUP_S = 25.0  # seconds of a warm-up round
 _GC_THRESHOLDS = (10_000, 20, 10)  # the probe's process, as the gateway's (cli/gateway.py)
 QUICK_STEPS = (10, 50, 100)
 MIX_RATE = sum(MIX_HZ.values())  # msgs/s per robot
@@ -503,7 +504,7 @@ def _ratios(figures: dict[str, Any], steps: list[StepFigures]) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="short steps of 10, 50, 100 robots (~2 min)")
+    parser.add_argument("--quick", action="store_true", help="short steps of 10, 50, 100 robots (~3 min)")
     parser.add_argument("--steps", help="fleet sizes, comma-separated (default 10,50,100,200,300,500,1000)")
     parser.add_argument("--duration", type=float, default=None, help="seconds of sending per step (20; quick 8)")
     parser.add_argument("--workers", type=int, default=2,
@@ -511,8 +512,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("fleet_scale_report"), help="report directory")
     parser.add_argument("--warmup", type=float, default=None,
                         help="seconds of traffic through the whole hub before the steps, not reported as a step "
-                             "(default 25; quick 15; 0: none); repeated while Kafka's JIT is busy, up to "
-                             f"{WARMUP_ROUNDS} rounds")
+                             f"(default {WARMUP_S:g}, --quick too; 0: none); repeated while Kafka's JIT is busy, "
+                             f"up to {WARMUP_ROUNDS} rounds")
     parser.add_argument("--warmup-robots", type=int, default=None,
                         help=f"fleet size of the warm-up (default: the largest step, at most {WARMUP_ROBOTS_MAX}, "
                              "so Kafka's JIT compiles at the load judged)")
@@ -549,7 +550,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def options_from(args: argparse.Namespace) -> BenchOptions:
     steps = tuple(int(s) for s in args.steps.split(",")) if args.steps else (QUICK_STEPS if args.quick else FULL_STEPS)
     duration = args.duration or (8.0 if args.quick else 20.0)
-    warmup = (15.0 if args.quick else 25.0) if args.warmup is None else args.warmup
+    # 25 s rounds for --quick too: after 15 s rounds Kafka's JIT still took 7-9 % of a core in the 8 s step (1.6-2.5 %
+    # after 25 s rounds), and the task round trip's p99 was 79-193 ms against 58-69 (2026-12-07, alternated)
+    warmup = WARMUP_S if args.warmup is None else args.warmup
     warmup_robots = min(max(steps), WARMUP_ROBOTS_MAX) if args.warmup_robots is None else args.warmup_robots
     if warmup < 0 or warmup_robots < 1:
         raise BenchSettingError(f"--warmup {warmup:g} --warmup-robots {warmup_robots}",
