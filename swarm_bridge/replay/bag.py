@@ -42,8 +42,8 @@ from swarm_bridge.replay.errors import ReplayError, UnconvertibleMessage
 from swarm_bridge.replay.names import ros2_topic
 from swarm_bridge.replay.types import ReplayTypes
 
-__all__ = ["FORMATS", "ROS1_COUNTERPARTS", "Bag", "BagMessage", "BagTopic", "Counterpart", "bag_format", "find_bags",
-           "open_bags"]
+__all__ = ["FORMATS", "ROS1_COUNTERPARTS", "ROS1_RENAMES", "Bag", "BagMessage", "BagTopic", "Counterpart",
+           "bag_format", "find_bags", "open_bags"]
 
 log = logging.getLogger(__name__)
 
@@ -242,12 +242,13 @@ class Bag:
         if counterpart is not None:
             _check_definition(target, counterpart.ros_type)
             return partial(counterpart.convert, source, target), counterpart.note
-        ros_type = STATIC_MSGTYPE_RENAMES.get(connection.msgtype, connection.msgtype)
+        ros_type = ROS1_RENAMES.get(connection.msgtype, connection.msgtype)
         _add_missing(source, target, connection.msgtype, ros_type)
         _check_definition(target, ros_type)
+        note = f"ROS 1 {connection.msgtype} under its ROS 2 name, same fields" if ros_type != connection.msgtype else ""
         if is_same_wireformat(source, target, connection.msgtype, ros_type):
-            return partial(_ros1_to_cdr, target, ros_type), ""
-        return partial(_migrate, source, target, connection.msgtype, ros_type, {}), ""
+            return partial(_ros1_to_cdr, target, ros_type), note
+        return partial(_migrate, source, target, connection.msgtype, ros_type, {}), note
 
     def _probe(self, connection: Connection, convert: Convert, target: Typestore, layout: str) -> None:
         """_Unreplayable when the connection's first message, read as `layout`, is not a message of the
@@ -390,11 +391,19 @@ ROS1_COUNTERPARTS = {
 }
 
 
+# ROS 1 types that ROS 2 keeps with the same fields under another name (rosbags' own table, and turtlesim's
+# messages, moved to turtlesim_msgs in ROS 2; msg_extra/turtlesim_msgs builds them).
+ROS1_RENAMES = {**STATIC_MSGTYPE_RENAMES, "turtlesim/msg/Color": "turtlesim_msgs/msg/Color",
+                "turtlesim/msg/Pose": "turtlesim_msgs/msg/Pose"}
+
+
 def _ros2_type(connection: Connection) -> str:
     """The ROS 2 type a connection's messages are replayed as."""
-    if isinstance(connection.ext, ConnectionExtRosbag1) and connection.msgtype in ROS1_COUNTERPARTS:
+    if not isinstance(connection.ext, ConnectionExtRosbag1):
+        return connection.msgtype
+    if connection.msgtype in ROS1_COUNTERPARTS:
         return ROS1_COUNTERPARTS[connection.msgtype].ros_type
-    return STATIC_MSGTYPE_RENAMES.get(connection.msgtype, connection.msgtype)
+    return ROS1_RENAMES.get(connection.msgtype, connection.msgtype)
 
 
 def _ros1_to_cdr(store: Typestore, ros_type: str, raw: bytes) -> bytes:

@@ -58,15 +58,15 @@ def test_two_robots_receive_every_message_byte_equal(shared_bags: Path, tmp_path
 def test_unpublishable_topics_are_counted_not_dropped(ros_context: Any) -> None:
     node = rclpy.create_node("replay_source", context=ros_context)
     tally = ReplayTally()
-    topics = [BagTopic("/mode", "std_msgs/msg/String", 1), BagTopic("/pose", "turtlesim/msg/Pose", 2),
+    topics = [BagTopic("/mode", "std_msgs/msg/String", 1), BagTopic("/pose", "vendor_robot_msgs/msg/Pose", 2),
               BagTopic("/drive", "ackermann_msgs/msg/Unknown", 1, skip="unknown type ackermann_msgs/msg/Unknown")]
     try:
         replay = RosReplay(node, topics, robot_ids(3, "amr"), tally)
         assert replay.published_topics == ["/amr_000/mode", "/amr_001/mode", "/amr_002/mode"]
         cdr = bytes([0, 1, 0, 0, 5, 0, 0, 0]) + b"auto\x00"
         for message in [BagMessage("/mode", "std_msgs/msg/String", 0, cdr),
-                        BagMessage("/pose", "turtlesim/msg/Pose", 1, b"\x00\x01\x00\x00" + bytes(20)),
-                        BagMessage("/pose", "turtlesim/msg/Pose", 2, b"\x00\x01\x00\x00" + bytes(20)),
+                        BagMessage("/pose", "vendor_robot_msgs/msg/Pose", 1, b"\x00\x01\x00\x00" + bytes(20)),
+                        BagMessage("/pose", "vendor_robot_msgs/msg/Pose", 2, b"\x00\x01\x00\x00" + bytes(20)),
                         BagMessage("/drive", "ackermann_msgs/msg/Unknown", 3, b"", "unknown type x")]:
             replay.publish(message)
         assert replay.run([], stop=threading.Event(), progress=False)

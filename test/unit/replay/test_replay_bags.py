@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rosbags.convert.converter import STATIC_MSGTYPE_RENAMES, migrate_bytes
+from rosbags.convert.converter import migrate_bytes
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from swarm_bridge.replay import Bag, ReplayTypes, find_bags
-from swarm_bridge.replay.bag import ROS1_COUNTERPARTS
+from swarm_bridge.replay.bag import ROS1_COUNTERPARTS, ROS1_RENAMES
 
 REPO = Path(__file__).resolve().parents[3]
 MSG_EXTRA = REPO / "msg_extra"
@@ -101,7 +101,7 @@ def test_ros1_messages_become_the_cdr_rosbags_makes(shared_bags: Path) -> None:
         kilted = get_typestore(Stores.ROS2_KILTED)
         with Bag(path, types) as bag, AnyReader([path]) as reader:
             for connection in reader.connections:
-                target = STATIC_MSGTYPE_RENAMES.get(connection.msgtype, connection.msgtype)
+                target = ROS1_RENAMES.get(connection.msgtype, connection.msgtype)
                 if target not in kilted.fielddefs:  # as rosbags-convert does: ROS 1 definition minus the header
                     added = get_types_from_msg(reader.typestore.generate_msgdef(connection.msgtype, 2)[0], target)
                     kilted.register({k: v for k, v in added.items() if k not in kilted.fielddefs})
@@ -113,7 +113,7 @@ def test_ros1_messages_become_the_cdr_rosbags_makes(shared_bags: Path) -> None:
                 per_topic[message.topic] += 1
                 if per_topic[message.topic] > 200 or connection.msgtype in ROS1_COUNTERPARTS:  # compared below
                     continue
-                target = STATIC_MSGTYPE_RENAMES.get(connection.msgtype, connection.msgtype)
+                target = ROS1_RENAMES.get(connection.msgtype, connection.msgtype)
                 reference = migrate_bytes(reader.typestore, kilted, connection.msgtype, target, {}, raw,
                                           src_is2=False, dst_is2=True)
                 assert message.ros_type == target
@@ -156,6 +156,31 @@ def test_ros1_rosout_becomes_ros2_log_records_field_by_field(shared_bags: Path) 
                     ros1.name, ros1.msg, ros1.file, ros1.function, ros1.line)
                 checked += 1
     assert checked == 13 + 10
+
+
+def test_ros1_turtlesim_messages_replay_as_ros2_turtlesim_msgs_field_by_field(shared_bags: Path) -> None:
+    """ROS 1 turtlesim/Color and turtlesim/Pose are published as ROS 2's turtlesim_msgs types (same fields)."""
+    path = shared_bags / "webviz_turtlesim_two_turtles_ros1/example.bag"
+    types = ReplayTypes(msg_dirs=[MSG_EXTRA], installed=False)  # turtlesim_msgs as msg_extra/ defines it
+    store = types.typestore()
+    fields = {"turtlesim_msgs/msg/Color": ("r", "g", "b"),
+              "turtlesim_msgs/msg/Pose": ("x", "y", "theta", "linear_velocity", "angular_velocity")}
+    checked = 0
+    with Bag(path, types) as bag, AnyReader([path]) as reader:
+        for name, ros_type in {"/turtle1/color_sensor": "turtlesim_msgs/msg/Color",
+                               "/turtle2/pose": "turtlesim_msgs/msg/Pose"}.items():
+            topic = bag.topics[name]
+            assert (topic.ros_type, topic.skip) == (ros_type, "")
+            assert topic.converted == f"ROS 1 {ros_type.replace('_msgs', '')} under its ROS 2 name, same fields"
+            ours = list(bag.messages([name]))
+            theirs: list[Any] = [reader.deserialize(raw, c.msgtype) for c, _, raw in
+                                 reader.messages([c for c in reader.connections if c.topic == name])]
+            assert len(ours) == len(theirs) == topic.count > 1000
+            for message, ros1 in zip(ours, theirs, strict=True):
+                ros2: Any = store.deserialize_cdr(message.cdr, ros_type)
+                assert [getattr(ros2, f) for f in fields[ros_type]] == [getattr(ros1, f) for f in fields[ros_type]]
+                checked += 1
+    assert checked == 1351 + 1344
 
 
 def test_a_ros1_log_level_outside_ros1s_scale_is_refused_naming_it() -> None:
