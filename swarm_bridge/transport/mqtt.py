@@ -183,7 +183,7 @@ class MqttLink:
             self._client.publish(destination, payload, qos=qos,
                                  retain=destination in self._retained if retain is None else retain,
                                  content_type=content_type, user_properties=user_properties, timeout_s=0,
-                                 on_done=self._settler(done) if qos else None)
+                                 on_done=self._settler(done, destination) if qos else None)
         except LinkBusy:
             self.stats.add(sent=-1)
             if not self._busy:
@@ -317,21 +317,22 @@ class MqttLink:
             self.inbound_errors += 1
             log.exception("%s: handling a message on %s failed", self.endpoint, topic)
 
-    def _settler(self, done: Done) -> Callable[[bool, int], None]:
+    def _settler(self, done: Done, destination: str) -> Callable[[bool, int], None]:
         def settle(ok: bool, code: int) -> None:
             if code == NO_MATCHING_SUBSCRIBERS:
-                self._count_unsubscribed()
+                self._count_unsubscribed(destination)
                 ok = ok and not self._hold_unsubscribed
             self.stats.add(acked=1) if ok else self.stats.add(failed=1)
             done(ok)
 
         return settle
 
-    def _count_unsubscribed(self) -> None:
+    def _count_unsubscribed(self, destination: str) -> None:
         self.unsubscribed += 1
         if self.unsubscribed == 1 or self.unsubscribed % 1000 == 0:
-            log.warning("%s: the broker had no subscriber for %d of this robot's records so far (no hub "
-                        "subscribed, e.g. after a broker restart); %s", self.endpoint, self.unsubscribed,
+            log.warning("%s: the broker had no subscriber for %d of this robot's records so far (this one on %s; "
+                        "no hub subscribed, e.g. after a broker restart); %s", self.endpoint, self.unsubscribed,
+                        destination,
                         "holding them in the spool" if self._hold_unsubscribed else
                         "the broker dropped them (uplink.hold_unsubscribed: true keeps them)")
 

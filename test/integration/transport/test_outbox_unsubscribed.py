@@ -66,8 +66,8 @@ def test_records_nobody_subscribed_to_wait_for_the_hub_when_held(tmp_path: Path,
 
 
 @pytest.mark.parametrize("hold", [True, False])
-def test_the_robot_config_key_decides_whether_unsubscribed_records_count_as_delivered(mosquitto: Mosquitto,
-                                                                                     hold: bool) -> None:
+def test_the_robot_config_key_decides_whether_unsubscribed_records_count_as_delivered(
+        mosquitto: Mosquitto, hold: bool, caplog: pytest.LogCaptureFixture) -> None:
     config = validate_config({
         "robot_id": f"amr_8_{hold}", "fleet": "unsub",
         "uplink": {"kind": "mqtt", "port": mosquitto.port, "hold_unsubscribed": hold},
@@ -85,3 +85,7 @@ def test_the_robot_config_key_decides_whether_unsubscribed_records_count_as_deli
         link.close()
     assert outcomes == [not hold]
     assert isinstance(link, MqttLink) and link.unsubscribed == 1
+    # the warning names the topic nobody subscribed to, and what became of the record
+    assert f"no subscriber for 1 of this robot's records so far (this one on swarm/unsub/amr_8_{hold}/event/x" \
+        in caplog.text
+    assert ("holding them in the spool" if hold else "the broker dropped them") in caplog.text
