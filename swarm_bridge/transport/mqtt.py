@@ -179,11 +179,11 @@ class MqttLink:
             done(False)
             return
         self.stats.add(sent=1)
+        retained = destination in self._retained if retain is None else retain
+        settle = (self._retained_settler(done) if retained else self._settler(done, destination)) if qos else None
         try:
-            self._client.publish(destination, payload, qos=qos,
-                                 retain=destination in self._retained if retain is None else retain,
-                                 content_type=content_type, user_properties=user_properties, timeout_s=0,
-                                 on_done=self._settler(done, destination) if qos else None)
+            self._client.publish(destination, payload, qos=qos, retain=retained, content_type=content_type,
+                                 user_properties=user_properties, timeout_s=0, on_done=settle)
         except LinkBusy:
             self.stats.add(sent=-1)
             if not self._busy:
@@ -322,6 +322,14 @@ class MqttLink:
             if code == NO_MATCHING_SUBSCRIBERS:
                 self._count_unsubscribed(destination)
                 ok = ok and not self._hold_unsubscribed
+            self.stats.add(acked=1) if ok else self.stats.add(failed=1)
+            done(ok)
+
+        return settle
+
+    def _retained_settler(self, done: Done) -> Callable[[bool, int], None]:
+        """A retained message's PUBACK: 0x10 (no subscriber now) still means the broker kept it for later ones."""
+        def settle(ok: bool, _code: int) -> None:
             self.stats.add(acked=1) if ok else self.stats.add(failed=1)
             done(ok)
 

@@ -2,7 +2,8 @@
 
 Mosquitto acknowledges a QoS 1 publish nobody is subscribed to with reason 0x10 (no matching subscribers) and
 drops it; with `hold_unsubscribed` the robot keeps such records in its spool. This closes the gap of shared
-subscriptions, which Mosquitto 2.0 does not restore after its own restart.
+subscriptions, which Mosquitto 2.0 does not restore after its own restart. A retained message answered 0x10 is
+kept by the broker all the same: neither held nor counted.
 """
 
 from __future__ import annotations
@@ -89,3 +90,30 @@ def test_the_robot_config_key_decides_whether_unsubscribed_records_count_as_deli
     assert f"no subscriber for 1 of this robot's records so far (this one on swarm/unsub/amr_8_{hold}/event/x" \
         in caplog.text
     assert ("holding them in the spool" if hold else "the broker dropped them") in caplog.text
+
+
+def test_a_retained_message_nobody_subscribed_to_is_kept_by_the_broker_not_counted_as_dropped(
+        mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture) -> None:
+    """0x10 on a retained publish (e.g. the site coordinator's fleet status) is no loss: the broker
+    keeps it for the next subscriber, so it is not held, counted or warned about as dropped."""
+    topic = "swarm/unsub/coordinator/status"
+    link = MqttLink(host="127.0.0.1", port=mosquitto.port, client_id="retained_9", hold_unsubscribed=True)
+    link.connect()
+    outcomes: list[bool] = []
+    try:
+        link.send(topic, b"", b'{"open": 0}', qos=1, retain=True, on_done=outcomes.append)
+        deadline = time.monotonic() + 10
+        while not outcomes and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        link.close()
+    assert outcomes == [True] and link.unsubscribed == 0
+    assert "no subscriber" not in caplog.text
+    tap = MqttTap(host="127.0.0.1", port=mosquitto.port, patterns=[topic])  # subscribes after: gets it retained
+    try:
+        deadline = time.monotonic() + 10
+        while not tap.snapshot() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [r.payload for r in tap.snapshot()] == [b'{"open": 0}']
+    finally:
+        tap.close()
