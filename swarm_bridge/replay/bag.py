@@ -242,7 +242,7 @@ class Bag:
         if counterpart is not None:
             _check_definition(target, counterpart.ros_type)
             return partial(counterpart.convert, source, target), counterpart.note
-        ros_type = ROS1_RENAMES.get(connection.msgtype, connection.msgtype)
+        ros_type = _ros2_type(connection)
         _add_missing(source, target, connection.msgtype, ros_type)
         _check_definition(target, ros_type)
         note = f"ROS 1 {connection.msgtype} under its ROS 2 name, same fields" if ros_type != connection.msgtype else ""

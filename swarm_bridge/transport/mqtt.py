@@ -180,7 +180,7 @@ class MqttLink:
             return
         self.stats.add(sent=1)
         retained = destination in self._retained if retain is None else retain
-        settle = (self._retained_settler(done) if retained else self._settler(done, destination)) if qos else None
+        settle = self._settler(done, destination, retained) if qos else None
         try:
             self._client.publish(destination, payload, qos=qos, retain=retained, content_type=content_type,
                                  user_properties=user_properties, timeout_s=0, on_done=settle)
@@ -317,19 +317,13 @@ class MqttLink:
             self.inbound_errors += 1
             log.exception("%s: handling a message on %s failed", self.endpoint, topic)
 
-    def _settler(self, done: Done, destination: str) -> Callable[[bool, int], None]:
+    def _settler(self, done: Done, destination: str, retained: bool) -> Callable[[bool, int], None]:
+        """A QoS 1 publish's PUBACK: 0x10 (no subscriber now) is counted, or held, unless the message is retained
+        (the broker keeps it for later subscribers)."""
         def settle(ok: bool, code: int) -> None:
-            if code == NO_MATCHING_SUBSCRIBERS:
+            if code == NO_MATCHING_SUBSCRIBERS and not retained:
                 self._count_unsubscribed(destination)
                 ok = ok and not self._hold_unsubscribed
-            self.stats.add(acked=1) if ok else self.stats.add(failed=1)
-            done(ok)
-
-        return settle
-
-    def _retained_settler(self, done: Done) -> Callable[[bool, int], None]:
-        """A retained message's PUBACK: 0x10 (no subscriber now) still means the broker kept it for later ones."""
-        def settle(ok: bool, _code: int) -> None:
             self.stats.add(acked=1) if ok else self.stats.add(failed=1)
             done(ok)
 
