@@ -21,6 +21,7 @@ from swarm_bridge.coordinator.core.tasks import (
     assigned,
     cancel_requested,
     cancelled,
+    due_ns,
     new_task,
     on_robot_lost,
     on_status,
@@ -89,20 +90,25 @@ class Dispatch:
         self.stale_after_ns = stale_after_ns
         self.assign_limit = assign_limit
         self.fleet = FleetView()
-        self.book = TaskBook()
+        self.book = self._new_book()
         self.owned: frozenset[int] = frozenset()
         self.counts: Counter[str] = Counter()  # every refusal and drop, by reason
         self._planned: tuple[int, int, frozenset[int]] | None = None
         self._pools = PlanPools()  # kept between rounds while the fleet stands still
+        self._swept: frozenset[int] | None = None  # the shards whose every open task the last check looked at
+
+    def _new_book(self) -> TaskBook:
+        return TaskBook(due=lambda task: due_ns(task, self.rules))
 
     def reset(self) -> None:
         """Forget every robot and task and the owned shards (a round Kafka aborted): the caller folds them in
         again from the event log."""
         self.fleet = FleetView()
-        self.book = TaskBook()
+        self.book = self._new_book()
         self.owned = frozenset()
         self._planned = None
         self._pools = PlanPools()
+        self._swept = None
 
     def owns(self, task: Task) -> bool:
         return home_shard(task, self.shards) in self.owned
@@ -191,7 +197,7 @@ class Dispatch:
         """Timeouts and lost robots (when `check`), then assignment of the owned queued tasks."""
         out: list[Output] = []
         if check:
-            for task_id in sorted(self.book.active | self.book.queued):
+            for task_id in sorted(self._to_check(now_ns)):
                 task = self.book.get(task_id)
                 if task is None or not self.owns(task):
                     continue
@@ -211,6 +217,17 @@ class Dispatch:
             out += self._change(task, new)
             out.append(self._command(new, ASSIGN))
         return out
+
+    def _to_check(self, now_ns: int) -> set[str]:
+        """The open tasks a check looks at: those fallen due and those on unknown or unreachable robots; every
+        open task when the owned shards changed (tasks of new shards, due while another instance owned them)."""
+        due = self.book.falling_due(now_ns)
+        if self.owned != self._swept:
+            self._swept = self.owned
+            return self.book.active | self.book.queued
+        holding = self.book.robots_holding()
+        lost = (holding - self.fleet.ids()) | (self.fleet.unreachable(now_ns, self.stale_after_ns) & holding)
+        return {*due, *(t.task_id for robot_id in lost for t in self.book.on_robot(robot_id))}
 
     @staticmethod
     def _left_on_robot(old: Task, new: Task) -> bool:

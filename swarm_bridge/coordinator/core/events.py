@@ -8,9 +8,10 @@ the old partition gets a tombstone (null value) so compaction forgets it there.
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -78,11 +79,16 @@ class TaskBook:
     collector's way), so a resubmission is still a duplicate and an event of them read again (a
     replay) still changes nothing; `get` no longer finds them, `forgotten` says which they were."""
 
-    def __init__(self) -> None:
+    def __init__(self, due: Callable[[Task], int | None] | None = None) -> None:
+        """`due`: when a version of a task falls due (`due_ns`); with it, `falling_due` says which tasks
+        to look at, without walking the book."""
         self._tasks: dict[str, Task] = {}
         self.queued: set[str] = set()
         self.active: set[str] = set()
         self.loads: dict[str, int] = {}
+        self._on_robot: dict[str, set[str]] = {}  # robot id -> its active task ids
+        self._due_of = due
+        self._due: list[tuple[int, int, str]] = []  # heap of (due at ns, version, task id); stale entries skipped
         self.changes = 0  # counts applied versions
         self._counts = dict.fromkeys(TaskState, 0)  # tasks per state, the forgotten ones in their last state
         self._forgotten: set[str] = set()  # ended tasks forgotten: their ids
@@ -123,9 +129,29 @@ class TaskBook:
         elif task.state in ACTIVE:
             self.active.add(task.task_id)
             self.loads[task.robot_id] = self.loads.get(task.robot_id, 0) + 1
+            self._on_robot.setdefault(task.robot_id, set()).add(task.task_id)
         elif task.terminal:
             self._ended.append((task.updated_ns, task.task_id))
+        if self._due_of is not None:
+            due = self._due_of(task)
+            if due is not None:
+                heapq.heappush(self._due, (due, task.version, task.task_id))
         return True
+
+    def falling_due(self, now_ns: int) -> list[str]:
+        """The tasks whose current version fell due by `now_ns` (each once: taken off the due list); the heap is
+        rebuilt when versions that changed since outnumber the open tasks, so it stays as small as the book."""
+        due, taken = self._due, []
+        while due and due[0][0] <= now_ns:
+            _at, version, task_id = heapq.heappop(due)
+            task = self._tasks.get(task_id)
+            if task is not None and task.version == version:
+                taken.append(task_id)
+        if len(due) > 2 * (len(self.active) + len(self.queued)) + 1024 and self._due_of is not None:
+            self._due = [(at, t.version, t.task_id) for t in (self._tasks[i] for i in self.active | self.queued)
+                         if (at := self._due_of(t)) is not None and at > now_ns]
+            heapq.heapify(self._due)
+        return taken
 
     def fold(self, events: Iterable[TaskEvent]) -> int:
         """Apply many events; how many changed the book."""
@@ -153,7 +179,11 @@ class TaskBook:
 
     def on_robot(self, robot_id: str) -> list[Task]:
         """Active tasks of one robot."""
-        return [t for t in (self._tasks[i] for i in self.active) if t.robot_id == robot_id]
+        return [self._tasks[i] for i in sorted(self._on_robot.get(robot_id, ()))]
+
+    def robots_holding(self) -> Iterable[str]:
+        """Ids of the robots holding active tasks (a live view)."""
+        return self._on_robot.keys()
 
     def _unindex(self, task: Task) -> None:
         self.queued.discard(task.task_id)
@@ -162,8 +192,10 @@ class TaskBook:
             left = self.loads.get(task.robot_id, 0) - 1
             if left > 0:
                 self.loads[task.robot_id] = left
+                self._on_robot[task.robot_id].discard(task.task_id)
             else:
                 self.loads.pop(task.robot_id, None)
+                self._on_robot.pop(task.robot_id, None)
 
 
 def event_name(old: Task | None, new: Task) -> str:

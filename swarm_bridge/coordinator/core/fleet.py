@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Any
@@ -58,12 +58,18 @@ class RobotView:
         return self.online and now_ns - self.last_seen_ns < stale_after_ns
 
 
+_SECOND_NS = 1_000_000_000  # robots are filed by the second they were last heard in
+
+
 class FleetView:
-    """Robots by id, and by capability (ids sorted, so every scan is in the same order)."""
+    """Robots by id, by capability (ids sorted, so every scan is in the same order), and by when they were last
+    heard and whether they are offline, so the unreachable ones are found without walking the fleet."""
 
     def __init__(self) -> None:
         self._robots: dict[str, RobotView] = {}
         self._by_capability: dict[str, list[str]] = {}
+        self._heard: dict[int, set[str]] = {}  # second last heard in -> robot ids
+        self._offline: set[str] = set()
         self.changes = 0  # counts changes that can make a robot newly able to take a task
         self.version = 0  # counts every change (position, battery, pause too): what planning pools were built from
 
@@ -80,11 +86,46 @@ class FleetView:
         """Ids of the robots with `capability`, sorted."""
         return self._by_capability.get(capability, [])
 
+    def ids(self) -> Iterable[str]:
+        """Every robot's id (a live view)."""
+        return self._robots.keys()
+
+    def unreachable(self, now_ns: int, stale_after_ns: int) -> set[str]:
+        """Ids of the robots not `reachable` now: offline, or not heard from within `stale_after_ns`. Looks only
+        at the offline ones and those last heard in a second before the cut, not at the whole fleet."""
+        cut = now_ns - stale_after_ns
+        found = set(self._offline)
+        for second, ids in self._heard.items():
+            if second * _SECOND_NS > cut:
+                continue  # everyone in it was heard after the cut
+            if (second + 1) * _SECOND_NS <= cut:
+                found |= ids
+            else:
+                found.update(i for i in ids if self._robots[i].last_seen_ns <= cut)
+        return found
+
+    def reachable_count(self, now_ns: int, stale_after_ns: int) -> int:
+        """How many robots are `reachable` now."""
+        return len(self._robots) - len(self.unreachable(now_ns, stale_after_ns))
+
     def put(self, robot: RobotView) -> None:
-        """Add or replace a robot, keeping the capability index."""
-        old = self._robots.get(robot.robot_id)
-        self._robots[robot.robot_id] = robot
+        """Add or replace a robot, keeping the capability, last-heard and offline indexes."""
+        robot_id = robot.robot_id
+        old = self._robots.get(robot_id)
+        self._robots[robot_id] = robot
         self.version += 1
+        second = robot.last_seen_ns // _SECOND_NS
+        if old is None or old.last_seen_ns // _SECOND_NS != second:
+            if old is not None:
+                was = old.last_seen_ns // _SECOND_NS
+                self._heard[was].discard(robot_id)
+                if not self._heard[was]:
+                    del self._heard[was]
+            self._heard.setdefault(second, set()).add(robot_id)
+        if not robot.online:
+            self._offline.add(robot_id)
+        elif old is not None and not old.online:
+            self._offline.discard(robot_id)
         if old is None or (old.online, old.mode, old.capabilities) != (robot.online, robot.mode, robot.capabilities):
             self.changes += 1
         if old is not None and old.capabilities == robot.capabilities:

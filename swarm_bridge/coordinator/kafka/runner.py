@@ -611,7 +611,7 @@ class CoordinatorInstance:
         for state, count in self.dispatch.book.counts().items():
             self.metrics.tasks.labels(state).set(count)
         stale = self.dispatch.stale_after_ns
-        self.metrics.robots_online.set(sum(r.reachable(now_ns, stale) for r in self.dispatch.fleet))
+        self.metrics.robots_online.set(self.dispatch.fleet.reachable_count(now_ns, stale))
 
     def summary(self) -> dict[str, Any]:
         """Tasks per state, robots known, shards owned, drops by reason."""

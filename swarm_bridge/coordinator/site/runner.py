@@ -219,7 +219,7 @@ class SiteCoordinator:
                 "mode": "mqtt", "fleet": self.config.fleet, "broker": self.endpoint,
                 "tasks": self.dispatch.book.counts(), "assigned": self.assigned,
                 "robots": len(self.dispatch.fleet),
-                "robots_online": sum(r.reachable(now, stale) for r in self.dispatch.fleet),
+                "robots_online": self.dispatch.fleet.reachable_count(now, stale),
                 "assignment_latency_s": {"count": len(latencies), "p50": _quantile(latencies, 0.5),
                                          "p99": _quantile(latencies, 0.99)},
                 "events": dict(self.events), "received": dict(self.received),
