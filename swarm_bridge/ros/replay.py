@@ -47,6 +47,10 @@ class RosReplay:
         self._publishers: dict[str, list[Publisher]] = {}
         self._skip: dict[str, str] = {}
         for topic in topics:
+            if topic.count == 0:  # nothing to publish, nothing to skip: no publisher waiting for a subscriber
+                self._skip[topic.name] = "no messages"
+                log.info("replay %s (%s): no messages in the bag; not published", topic.name, topic.ros_type)
+                continue
             self._skip[topic.name] = topic.skip or self._add(topic)
             if self._skip[topic.name]:
                 log.warning("replay %s (%s): skipped: %s", topic.name, topic.ros_type, self._skip[topic.name])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import threading
@@ -55,14 +56,18 @@ def test_two_robots_receive_every_message_byte_equal(shared_bags: Path, tmp_path
     assert "total: 102 published, 0 skipped" in output
 
 
-def test_unpublishable_topics_are_counted_not_dropped(ros_context: Any) -> None:
+def test_unpublishable_topics_are_counted_not_dropped(ros_context: Any, caplog: pytest.LogCaptureFixture) -> None:
     node = rclpy.create_node("replay_source", context=ros_context)
     tally = ReplayTally()
     topics = [BagTopic("/mode", "std_msgs/msg/String", 1), BagTopic("/pose", "vendor_robot_msgs/msg/Pose", 2),
-              BagTopic("/drive", "ackermann_msgs/msg/Unknown", 1, skip="unknown type ackermann_msgs/msg/Unknown")]
+              BagTopic("/drive", "ackermann_msgs/msg/Unknown", 1, skip="unknown type ackermann_msgs/msg/Unknown"),
+              BagTopic("/events/write_split", "rosbag2_interfaces/msg/WriteSplitEvent", 0)]
     try:
-        replay = RosReplay(node, topics, robot_ids(3, "amr"), tally)
+        with caplog.at_level(logging.INFO, logger="swarm_bridge.ros.replay"):
+            replay = RosReplay(node, topics, robot_ids(3, "amr"), tally)
         assert replay.published_topics == ["/amr_000/mode", "/amr_001/mode", "/amr_002/mode"]
+        warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert [w.split(" ")[1] for w in warned] == ["/pose", "/drive"]  # an empty topic is no warning's business
         cdr = bytes([0, 1, 0, 0, 5, 0, 0, 0]) + b"auto\x00"
         for message in [BagMessage("/mode", "std_msgs/msg/String", 0, cdr),
                         BagMessage("/pose", "vendor_robot_msgs/msg/Pose", 1, b"\x00\x01\x00\x00" + bytes(20)),
