@@ -11,6 +11,8 @@ the TaskCommands and the consumer offsets in one Kafka transaction. Measured:
                (request produced -> read by the instance, read -> transaction begins, transaction begins ->
                committed), Kafka's CPU and JIT during it, and for the backlog (there it is mostly waiting in line)
   policy       the pure assignment policy alone over the same fleet and tasks (plan())
+  check        the periodic check (timeouts, lost robots; every 500 ms, inside a round) alone over the same
+               fleet with one open task per robot; and the garbage collector's pauses in the open loop
   kafka        bare confluent-kafka: M pre-encoded command records in transactions of 1,000 (rate), and
                transactions touching every commands and events partition, as a coordinator round does,
                one after another for as long as the open loop runs (latency: the floor under the coordinator's)
@@ -24,6 +26,7 @@ figures are noisy. Last line: one JSON object.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import math
@@ -45,6 +48,7 @@ from swarm_bridge.coordinator.core.tasks import Target, TaskRequest, new_task
 from swarm_bridge.coordinator.kafka.runner import CoordinatorInstance
 from swarm_bridge.coordinator.kafka.snapshot import submit_tasks
 from swarm_bridge.coordinator.kafka.topics import ensure_topics
+from swarm_bridge.coordinator.wiring import build_dispatch
 from swarm_bridge.fleetbench.figures import JIT_SETTLED_PERCENT
 from swarm_bridge.fleetbench.procstat import JIT, ProcSampler, Usage
 from swarm_bridge.routing.presence import presence_payload
@@ -131,6 +135,45 @@ def paced(config: CoordinatorConfig, docs: list[dict[str, Any]], rate_per_s: flo
     return thread
 
 
+class GcPauses:
+    """The garbage collector's pauses in this process (the coordinator's), per generation, while started."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[int, list[int]] = {0: [], 1: [], 2: []}
+        self._began = 0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter_ns()
+        else:
+            self.pauses[info["generation"]].append(time.perf_counter_ns() - self._began)
+
+    def stop(self) -> dict[str, Any]:
+        gc.callbacks.remove(self._callback)
+        return {f"gen{g}": {"count": len(p), "max_ms": round(max(p, default=0) / 1e6, 2),
+                            "total_ms": round(sum(p) / 1e6, 1)} for g, p in self.pauses.items()}
+
+
+def check_ms(config: CoordinatorConfig, fleet: Any, now_ns: int) -> dict[str, Any]:
+    """The coordinator's periodic check (timeouts, lost robots) alone, over this fleet with one open task per
+    robot, as a fleet at work has: median and slowest of 20 checks (ms). It runs every 500 ms inside a round."""
+    probe = build_dispatch(config)
+    probe.fleet, probe.owned = fleet, frozenset(range(SHARDS))
+    for doc in task_docs(len(fleet), 99):
+        probe.request(json.dumps(doc).encode(), doc["task_id"], now_ns)
+    for _ in range(len(fleet) // probe.assign_limit + 2):  # assign them (the first check also walks every task)
+        probe.tick(now_ns)
+    samples = []
+    for i in range(20):
+        start = time.perf_counter_ns()
+        probe.tick(now_ns + i, check=True)
+        samples.append(time.perf_counter_ns() - start)
+    samples.sort()
+    return {"check_ms": samples[10] / 1e6, "check_max_ms": samples[-1] / 1e6,
+            "check_open_tasks": len(probe.book.active)}
+
+
 def percentile(values: list[int], q: float) -> float:
     ordered = sorted(values) or [0]
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))] / 1e6
@@ -174,12 +217,14 @@ def run_coordinator(config: CoordinatorConfig, robots: int, tasks: int, paced_ta
     assert instance.hops_ns is not None  # keep_latencies
     for kept in instance.hops_ns.values():
         kept.clear()
+    pauses = GcPauses()
     sender = paced(config, task_docs(paced_tasks, robots + 1), rate_per_s)
     deadline = time.monotonic() + 120
     while instance.assigned < warmed + paced_tasks and time.monotonic() < deadline:
         instance.step()
     sender.join(timeout=30)
     usage = sampler.stop()
+    gc_pauses = pauses.stop()
     open_loop = list(instance.latencies_ns or [])
     hops = {hop: {"p50_ms": percentile(values, 0.5), "p99_ms": percentile(values, 0.99), "count": len(values)}
             for hop, values in instance.hops_ns.items() if values}
@@ -201,6 +246,7 @@ def run_coordinator(config: CoordinatorConfig, robots: int, tasks: int, paced_ta
     t0 = time.perf_counter()
     planned = plan(requests, fleet, {}, policy, now_ns=now, stale_after_ns=instance.dispatch.stale_after_ns)
     policy_s = time.perf_counter() - t0
+    check = check_ms(config, fleet, now)
     sample = Command(SHARDS - 1, "amr_00000", ASSIGN, requests[0], "x#1")
     payload = instance.records.command(sample, now)
     assigned = instance.assigned - paced_tasks - warmed
@@ -208,6 +254,7 @@ def run_coordinator(config: CoordinatorConfig, robots: int, tasks: int, paced_ta
     return {"assigned": assigned, "assign_per_s": assigned / elapsed,
             "p50_ms": percentile(open_loop, 0.5), "p99_ms": percentile(open_loop, 0.99),
             "open_loop_rate_per_s": rate_per_s, "open_loop_tasks": len(open_loop), "open_loop_hops": hops,
+            "open_loop_gc": gc_pauses, **check,
             "warmup_kafka_jit_percent": jit,
             "open_loop_kafka_percent": usage["kafka"].cpu_percent if "kafka" in usage else None,
             "open_loop_kafka_jit_percent": usage["kafka" + JIT].cpu_percent if "kafka" + JIT in usage else 0.0,
@@ -275,6 +322,9 @@ def main() -> None:
                         "100,1000,10000)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    # as the coordinator's command does: what the imports built is out of the garbage collector's sight
+    gc.collect()
+    gc.freeze()
     tasks = args.tasks or (2000 if args.quick else 10_000)
     paced_tasks = 1000 if args.quick else 2000  # the open loop (5 s at 200/s: its p99 is the 10th slowest)
     open_loop_s = paced_tasks / args.rate  # the bare transactions run as long, before and after it
@@ -328,7 +378,9 @@ def main() -> None:
                       f"<= 2)\n        hops p50/p99 ms: {hops}; Kafka during it "
                       f"{figures['open_loop_kafka_percent']}% of a core + JIT "
                       f"{figures['open_loop_kafka_jit_percent']}% "
-                      f"(warm-up rounds' JIT: {figures['warmup_kafka_jit_percent']})", flush=True)
+                      f"(warm-up rounds' JIT: {figures['warmup_kafka_jit_percent']}); this process's collections "
+                      f"{figures['open_loop_gc']}; periodic check over {figures['check_open_tasks']} open tasks "
+                      f"{figures['check_ms']:.2f} ms (slowest {figures['check_max_ms']:.2f})", flush=True)
             results["sizes"] = sizes
             first = next(iter(sizes.values()))["assign_per_s"]
             results["growth_vs_first"] = {k: v["assign_per_s"] / first for k, v in sizes.items()}
