@@ -65,12 +65,14 @@ SIDE_M = 200.0
 
 
 def config_for(host: str, port: int, registry: Path, robots: int, tasks: int,
-               round_window_ms: float | None = None) -> CoordinatorConfig:
+               round_window_ms: float | None = None, round_pacing: str | None = None) -> CoordinatorConfig:
     tag = uuid.uuid4().hex[:6]
-    window = {} if round_window_ms is None else {"round_window_ms": round_window_ms}
+    rounds: dict[str, Any] = {} if round_window_ms is None else {"round_window_ms": round_window_ms}
+    if round_pacing is not None:
+        rounds["round_pacing"] = round_pacing
     return validate_config({
         "fleet": "bench", "shards": SHARDS,
-        "kafka": {"host": host, "port": port, "group": f"bench-{tag}", "instance_id": f"bench-{tag}", **window},
+        "kafka": {"host": host, "port": port, "group": f"bench-{tag}", "instance_id": f"bench-{tag}", **rounds},
         "topics": {n: f"b{tag}.{n}" for n in ("submit", "state", "status", "presence", "commands", "events")},
         "registry": str(registry), "capabilities": CAPABILITIES,
         # no robot here accepts a task: none may time out and be assigned again (30 s by default; with a long
@@ -318,6 +320,9 @@ def main() -> None:
     parser.add_argument("--round-window-ms", type=float, default=None,
                         help="the coordinator's kafka.round_window_ms (default: its own, 10): how long a round reads "
                         "before it decides; each round is one Kafka transaction")
+    parser.add_argument("--round-pacing", choices=("window", "commit"), default=None,
+                        help="the coordinator's kafka.round_pacing (default: its own, window): commit reads while "
+                        "the round before commits and begins an idle round at the first request")
     parser.add_argument("--robots", default="100,1000,10000", help="fleet sizes, comma-separated (default "
                         "100,1000,10000)")
     args = parser.parse_args()
@@ -329,7 +334,7 @@ def main() -> None:
     paced_tasks = 1000 if args.quick else 2000  # the open loop (5 s at 200/s: its p99 is the 10th slowest)
     open_loop_s = paced_tasks / args.rate  # the bare transactions run as long, before and after it
     results: dict[str, Any] = {"tasks_per_size": tasks, "shards": SHARDS, "kafka_settings": args.kafka_setting,
-                               "round_window_ms": args.round_window_ms}
+                               "round_window_ms": args.round_window_ms, "round_pacing": args.round_pacing}
     with tempfile.TemporaryDirectory(prefix="bench-coordinator-") as tmp:
         kafka = None
         if args.kafka:
@@ -346,7 +351,7 @@ def main() -> None:
                 # every task the instance may see (warm-up, open loop, backlog) fits in the robots' queues
                 seen = tasks + paced_tasks + WARMUP_ROUNDS * (paced_tasks // 2)
                 config = config_for(kafka_host, kafka_port, Path(tmp) / "registry", robots, seen,
-                                    args.round_window_ms)
+                                    args.round_window_ms, args.round_pacing)
                 ensure_topics(config)
                 # the bare transactions go to topics shaped as the coordinator's (as many partitions), not to
                 # its own: its view would read their records as malformed task events

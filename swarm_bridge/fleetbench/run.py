@@ -96,6 +96,7 @@ class BenchOptions:
     shards: int = 4
     up_partitions: int = 1  # partitions of each telemetry topic (odometry, imu, battery): Kafka's cost is per request
     round_window_ms: float | None = None  # the coordinator's kafka.round_window_ms; None: its default
+    round_pacing: str | None = None  # the coordinator's kafka.round_pacing; None: its default (window)
     linger_ms: float | None = None  # the gateway's kafka.linger_ms; None: the bench's gateway config (10)
     kafka_settings: tuple[tuple[str, str], ...] = ()  # server.properties keys of the private Kafka, over the project's
     kafka_jvm: tuple[str, ...] = ()  # JVM flags of the private Kafka after the project's own (e.g. another collector)
@@ -149,6 +150,8 @@ def _start_hub(hub: _Hub, opts: BenchOptions, run_dir: Path, stack: ExitStack) -
     coord["kafka"]["instance_id"] = f"{tag}-coord"  # its transactional id: unique per run on a shared Kafka
     if opts.round_window_ms is not None:
         coord["kafka"]["round_window_ms"] = opts.round_window_ms
+    if opts.round_pacing is not None:
+        coord["kafka"]["round_pacing"] = opts.round_pacing
     coord["topics"] = {"submit": f"{ns}.tasks.submit", "state": f"{ns}.state.robot_state",
                        "status": f"{ns}.event.task_status", "presence": f"{ns}.presence.status",
                        "commands": f"{ns}.command.task_command", "events": f"{ns}.coordinator.tasks"}
@@ -419,7 +422,8 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
     figures: dict[str, Any] = {"quick": opts.quick, "steps_planned": list(opts.steps), "duration_s": opts.duration_s,
                                "workers": opts.workers, "robots_per_worker": ROBOTS_PER_WORKER, "mix_hz": MIX_HZ,
                                "cores": os.cpu_count(), "shards": opts.shards, "up_partitions": opts.up_partitions,
-                               "round_window_ms": opts.round_window_ms, "linger_ms": opts.linger_ms,
+                               "round_window_ms": opts.round_window_ms, "round_pacing": opts.round_pacing,
+                               "linger_ms": opts.linger_ms,
                                "kafka_settings": dict(opts.kafka_settings), "kafka_jvm": list(opts.kafka_jvm),
                                "gateway_settings": dict(opts.gateway_settings), "gateway_link": opts.gateway_link}
     with tempfile.TemporaryDirectory(prefix="fleet-scale-") as tmp, ExitStack() as stack:
@@ -530,6 +534,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--round-window-ms", type=float, default=None,
                         help="the coordinator's kafka.round_window_ms: each round is one Kafka transaction (default: "
                              "the coordinator's own, 10)")
+    parser.add_argument("--round-pacing", choices=("window", "commit"), default=None,
+                        help="the coordinator's kafka.round_pacing (default: its own, window): commit reads while "
+                             "the round before commits (lower latency, more transactions)")
     parser.add_argument("--kafka-setting", action="append", default=[], metavar="KEY=VALUE",
                         help="a server.properties key of the private Kafka over the project's own (repeatable), e.g. "
                              "transaction.partition.verification.enable=false")
@@ -575,7 +582,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
                         mqtt_port=args.mqtt_port, kafka_port=args.kafka_port, quick=args.quick,
                         warmup_s=warmup, warmup_robots=warmup_robots, task_rate_per_s=args.task_rate,
                         shards=args.shards, up_partitions=args.up_partitions, round_window_ms=args.round_window_ms,
-                        linger_ms=args.linger_ms, kafka_settings=tuple((key, value) for key, _, value in pairs),
+                        round_pacing=args.round_pacing, linger_ms=args.linger_ms, kafka_settings=tuple((key, value) for key, _, value in pairs),
                         kafka_jvm=tuple(args.kafka_jvm),
                         gateway_settings=tuple((key, yaml.safe_load(value)) for key, _, value in gateway),
                         gateway_link=args.gateway_link)

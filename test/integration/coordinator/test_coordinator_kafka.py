@@ -56,8 +56,9 @@ class Running:
 
 
 @pytest.fixture()
-def stack(kafka: Kafka, tmp_path: Path) -> Iterator[tuple[CoordinatorConfig, TaskLog]]:
-    config = coordinator_config(kafka, tmp_path, kafka={"instance_id": "solo"})
+def stack(kafka: Kafka, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[CoordinatorConfig, TaskLog]]:
+    pacing = getattr(request, "param", "window")  # kafka.round_pacing
+    config = coordinator_config(kafka, tmp_path, kafka={"instance_id": "solo", "round_pacing": pacing})
     running = Running(config)
     wait_for(lambda: config.topics.events in kafka_topics(kafka), 30, "the coordinator's topics")
     log = TaskLog(kafka, config)
@@ -72,6 +73,7 @@ def kafka_topics(kafka: Kafka) -> set[str]:
     return set(AdminClient({"bootstrap.servers": kafka.bootstrap}).list_topics(timeout=10).topics)
 
 
+@pytest.mark.parametrize("stack", ["window", "commit"], indirect=True)
 def test_200_robots_5000_tasks_each_end_exactly_once(stack: tuple[CoordinatorConfig, TaskLog]) -> None:
     config, log = stack
     sim = KafkaFleet(config, fleet_of(200), work_s=0.0).start()

@@ -19,6 +19,7 @@ def test_example_config_loads_with_every_section() -> None:
     assert config.kinds == {"navigate", "pick", "charge", "fly", "inspect", "place"}
     assert config.topics.commands == "fleet.command.task_command" and config.policy.name == "cost"
     assert config.kafka.round_window_ms == 10.0  # each round is one transaction: Kafka's cost against latency
+    assert config.kafka.round_pacing == "window"  # fewest transactions: the 2-core hub's choice
 
 
 def write(tmp_path: Path, **changes: object) -> Path:
@@ -43,6 +44,7 @@ def write(tmp_path: Path, **changes: object) -> Path:
     ({"kafka__bootstrap": "10.0.0.1:9092,10.0.0.2:9092"}, "give kafka.port (with kafka.host) for one broker, or "
                                                           "kafka.bootstrap (host:port,host:port)"),
     ({"kafka__round_window_ms": 0}, "kafka.round_window_ms: Input should be greater than 0 (got 0)"),
+    ({"kafka__round_pacing": "commits"}, "kafka.round_pacing: Input should be 'window' or 'commit'"),
     ({"kafka__port": None}, "give kafka.port (with kafka.host) for one broker, or kafka.bootstrap"),
     ({"kafka__port": None, "kafka__bootstrap": "10.0.0.1:9092, 10.0.0.2:9092"},
      "kafka.bootstrap: must be host:port, or several separated by commas, with no spaces"),
