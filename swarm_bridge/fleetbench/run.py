@@ -582,7 +582,8 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
                         mqtt_port=args.mqtt_port, kafka_port=args.kafka_port, quick=args.quick,
                         warmup_s=warmup, warmup_robots=warmup_robots, task_rate_per_s=args.task_rate,
                         shards=args.shards, up_partitions=args.up_partitions, round_window_ms=args.round_window_ms,
-                        round_pacing=args.round_pacing, linger_ms=args.linger_ms, kafka_settings=tuple((key, value) for key, _, value in pairs),
+                        round_pacing=args.round_pacing, linger_ms=args.linger_ms,
+                        kafka_settings=tuple((key, value) for key, _, value in pairs),
                         kafka_jvm=tuple(args.kafka_jvm),
                         gateway_settings=tuple((key, yaml.safe_load(value)) for key, _, value in gateway),
                         gateway_link=args.gateway_link)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import json
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, KeysView
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -181,7 +181,7 @@ class TaskBook:
         """Active tasks of one robot."""
         return [self._tasks[i] for i in sorted(self._on_robot.get(robot_id, ()))]
 
-    def robots_holding(self) -> Iterable[str]:
+    def robots_holding(self) -> KeysView[str]:
         """Ids of the robots holding active tasks (a live view)."""
         return self._on_robot.keys()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, KeysView, Mapping
 from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Any
@@ -86,7 +86,7 @@ class FleetView:
         """Ids of the robots with `capability`, sorted."""
         return self._by_capability.get(capability, [])
 
-    def ids(self) -> Iterable[str]:
+    def ids(self) -> KeysView[str]:
         """Every robot's id (a live view)."""
         return self._robots.keys()
 

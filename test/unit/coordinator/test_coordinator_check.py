@@ -137,9 +137,9 @@ def test_a_check_decides_what_a_walk_over_every_open_task_decides() -> None:
             for d in (fast, walking):
                 d.status(robot_id=task.robot_id, task_id=task_id, state=state, reason="", progress=0.5, now_ns=now)
         elif event < 0.85:
-            robot_id, state = rng.choice(robots), rng.choice(["online", "offline"])
+            robot_id, presence = rng.choice(robots), rng.choice(["online", "offline"])
             for d in (fast, walking):
-                d.fleet.on_presence(robot_id, state, "test", now)
+                d.fleet.on_presence(robot_id, presence, "test", now)
         elif event < 0.9 and walking.book.active:
             task_id = rng.choice(sorted(walking.book.active))
             for d in (fast, walking):
