@@ -148,8 +148,9 @@ class GcPauses:
     def _callback(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._began = time.perf_counter_ns()
-        else:
+        elif self._began:  # not a collection that began before this was started
             self.pauses[info["generation"]].append(time.perf_counter_ns() - self._began)
+            self._began = 0
 
     def stop(self) -> dict[str, Any]:
         gc.callbacks.remove(self._callback)
