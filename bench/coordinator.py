@@ -51,6 +51,7 @@ from swarm_bridge.coordinator.kafka.topics import ensure_topics
 from swarm_bridge.coordinator.wiring import build_dispatch
 from swarm_bridge.fleetbench.figures import JIT_SETTLED_PERCENT
 from swarm_bridge.fleetbench.procstat import JIT, ProcSampler, Usage
+from swarm_bridge.fleetbench.rounds import add_round_options, round_settings
 from swarm_bridge.routing.presence import presence_payload
 from swarm_bridge.routing.sharding import shard_of
 from swarm_bridge.signals import terminate_as_interrupt
@@ -67,9 +68,7 @@ SIDE_M = 200.0
 def config_for(host: str, port: int, registry: Path, robots: int, tasks: int,
                round_window_ms: float | None = None, round_pacing: str | None = None) -> CoordinatorConfig:
     tag = uuid.uuid4().hex[:6]
-    rounds: dict[str, Any] = {} if round_window_ms is None else {"round_window_ms": round_window_ms}
-    if round_pacing is not None:
-        rounds["round_pacing"] = round_pacing
+    rounds = round_settings(round_window_ms, round_pacing)
     return validate_config({
         "fleet": "bench", "shards": SHARDS,
         "kafka": {"host": host, "port": port, "group": f"bench-{tag}", "instance_id": f"bench-{tag}", **rounds},
@@ -318,12 +317,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="open-loop request rate for latency (default 200/s)")
     parser.add_argument("--kafka-setting", action="append", default=[], metavar="KEY=VALUE",
                         help="a server.properties key of the private Kafka over the project's own (repeatable)")
-    parser.add_argument("--round-window-ms", type=float, default=None,
-                        help="the coordinator's kafka.round_window_ms (default: its own, 10): how long a round reads "
-                        "before it decides; each round is one Kafka transaction")
-    parser.add_argument("--round-pacing", choices=("window", "commit"), default=None,
-                        help="the coordinator's kafka.round_pacing (default: its own, window): commit reads while "
-                        "the round before commits and begins an idle round at the first request")
+    add_round_options(parser)
     parser.add_argument("--robots", default="100,1000,10000", help="fleet sizes, comma-separated (default "
                         "100,1000,10000)")
     args = parser.parse_args()

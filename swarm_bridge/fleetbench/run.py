@@ -41,6 +41,7 @@ from swarm_bridge.fleetbench.ledger import percentile
 from swarm_bridge.fleetbench.probe import KafkaProbe, TaskFeed
 from swarm_bridge.fleetbench.procstat import JIT, ProcSampler
 from swarm_bridge.fleetbench.report import task_goal_line, write_report
+from swarm_bridge.fleetbench.rounds import add_round_options, round_settings
 from swarm_bridge.fleetbench.task_legs import TaskTimes, slowest_legs
 from swarm_bridge.fleetbench.workers import WorkerPool
 from swarm_bridge.signals import terminate_as_interrupt
@@ -148,10 +149,7 @@ def _start_hub(hub: _Hub, opts: BenchOptions, run_dir: Path, stack: ExitStack) -
                             shards=opts.shards, capabilities=CAPABILITIES)
     coord["kafka"]["group"] = f"{tag}-coordinator"
     coord["kafka"]["instance_id"] = f"{tag}-coord"  # its transactional id: unique per run on a shared Kafka
-    if opts.round_window_ms is not None:
-        coord["kafka"]["round_window_ms"] = opts.round_window_ms
-    if opts.round_pacing is not None:
-        coord["kafka"]["round_pacing"] = opts.round_pacing
+    coord["kafka"].update(round_settings(opts.round_window_ms, opts.round_pacing))
     coord["topics"] = {"submit": f"{ns}.tasks.submit", "state": f"{ns}.state.robot_state",
                        "status": f"{ns}.event.task_status", "presence": f"{ns}.presence.status",
                        "commands": f"{ns}.command.task_command", "events": f"{ns}.coordinator.tasks"}
@@ -531,12 +529,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--linger-ms", type=float, default=None,
                         help="the gateway's kafka.linger_ms: how long its producer fills a batch (default 10, as the "
                              "gateway's own default); Kafka's cost is per produce request")
-    parser.add_argument("--round-window-ms", type=float, default=None,
-                        help="the coordinator's kafka.round_window_ms: each round is one Kafka transaction (default: "
-                             "the coordinator's own, 10)")
-    parser.add_argument("--round-pacing", choices=("window", "commit"), default=None,
-                        help="the coordinator's kafka.round_pacing (default: its own, window): commit reads while "
-                             "the round before commits (lower latency, more transactions)")
+    add_round_options(parser)
     parser.add_argument("--kafka-setting", action="append", default=[], metavar="KEY=VALUE",
                         help="a server.properties key of the private Kafka over the project's own (repeatable), e.g. "
                              "transaction.partition.verification.enable=false")

@@ -20,7 +20,7 @@ def test_tiny_fleet_through_the_hub_is_counted_exactly(mosquitto: Mosquitto, kaf
     out = tmp_path / "report"
     status = cli_main(["bench", "fleet", "--steps", "5", "--duration", "4", "--workers", "1", "--no-baselines",
                        "--warmup", "2", "--warmup-robots", "3", "--shards", "3", "--up-partitions", "2",
-                       "--round-window-ms", "20",
+                       "--round-window-ms", "20", "--round-pacing", "commit",
                        "--mqtt-port", str(mosquitto.port), "--kafka-port", str(kafka.port), "--out", str(out)])
     assert status == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
@@ -52,6 +52,7 @@ def test_tiny_fleet_through_the_hub_is_counted_exactly(mosquitto: Mosquitto, kaf
     assert "Warm-up before the steps (not a step, not judged): 3 robots for 2 s" in (out / "report.md").read_text()
     # telemetry topics with --up-partitions, robot_state one partition per shard (as the coordinator makes it)
     assert (figures["shards"], figures["up_partitions"], figures["round_window_ms"]) == (3, 2, 20.0)
+    assert figures["round_pacing"] == "commit"  # the coordinator paced by commits through the hub, every task done
     meta = AdminClient({"bootstrap.servers": kafka.bootstrap}).list_topics(timeout=10).topics
     partitions = {name.split(".", 1)[1]: len(topic.partitions) for name, topic in meta.items()
                   if name.startswith(figures["namespace"] + ".")}
