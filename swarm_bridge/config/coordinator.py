@@ -24,6 +24,7 @@ __all__ = ["CoordinatorConfig", "CoordinatorKafkaConfig", "CoordinatorMqttConfig
            "CoordinatorTopics", "PolicyConfig", "TaskRulesConfig", "Vda5050Config"]
 
 CoordinatorRecordFormat = Literal["avro", "json"]
+RoundPacing = Literal["window", "commit"]  # kafka.round_pacing: how a coordinator round decides it has read enough
 """Record formats the coordinator reads and writes (robots' state, task status, commands); a format the coordinator
 should speak is added here."""
 
@@ -48,12 +49,11 @@ class CoordinatorKafkaConfig(Strict):
     round_window_ms: float = Field(default=10.0, gt=0, le=1000, description="a round reads this long before it "
                                    "decides: longer means fewer, larger transactions (less Kafka CPU), shorter a "
                                    "lower latency (docs/fleet-scale.md)")
-    round_pacing: Literal["window", "commit"] = Field(default="window", description="window: a round reads for "
-                                                      "round_window_ms (fewest transactions: a hub whose cores are "
-                                                      "busy); commit: a round reads while the round before it "
-                                                      "commits, and an idle instance begins one at the first record "
-                                                      "(lowest latency: a coordinator beside a cluster with CPU to "
-                                                      "spare; more transactions)")
+    round_pacing: RoundPacing = Field(default="window", description="window: a round reads for round_window_ms "
+                                      "(fewest transactions: a hub whose cores are busy); commit: a round reads "
+                                      "while the round before it commits, and an idle instance begins one at the "
+                                      "first record (lowest latency: a coordinator beside a cluster with CPU to "
+                                      "spare; more transactions)")
     connect_timeout_s: float = Field(default=10.0, gt=0)
     security: KafkaSecurity = Field(default_factory=KafkaSecurity, description="SASL/SCRAM and TLS to the "
                                     "cluster (docs/broker-security.md); default PLAINTEXT")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, get_args
+
+from swarm_bridge.config.coordinator import RoundPacing
 
 __all__ = ["add_round_options", "round_settings"]
 
@@ -13,7 +15,7 @@ def add_round_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--round-window-ms", type=float, default=None,
                         help="the coordinator's kafka.round_window_ms (default: its own, 10): how long a round reads "
                              "before it decides; each round is one Kafka transaction")
-    parser.add_argument("--round-pacing", choices=("window", "commit"), default=None,
+    parser.add_argument("--round-pacing", choices=get_args(RoundPacing), default=None,
                         help="the coordinator's kafka.round_pacing (default: its own, window): commit reads while "
                              "the round before commits and begins an idle round at the first request (lower "
                              "latency, more transactions)")
